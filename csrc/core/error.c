@@ -1,0 +1,34 @@
+/* error.c -- lob_strerror and lob_error_set. */
+#include "lob.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+const char *
+lob_strerror(int code)
+{
+    switch (code) {
+    case LOB_OK: return "no error";
+    case LOB_E_NOMEM: return "out of memory";
+    case LOB_E_IO: return "I/O error";
+    case LOB_E_FORMAT: return "malformed input";
+    case LOB_E_RANGE: return "value out of range";
+    case LOB_E_CORRUPT: return "corrupt compressed data";
+    case LOB_E_ARG: return "invalid argument";
+    case LOB_E_BUSY: return "object is in use by another thread";
+    default: return "unknown error";
+    }
+}
+
+int
+lob_error_set(lob_error *err, int code, const char *fmt, ...)
+{
+    if (err != NULL) {
+        va_list ap;
+        err->code = code;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}

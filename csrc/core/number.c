@@ -1,0 +1,182 @@
+/* number.c -- exact decimal and integer parsing. */
+#include "number.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define LOB_MAX_FAST_DIGITS 19 /* 10^19 - 1 fits uint64 */
+#define LOB_MAX_DIGITS 40      /* beyond this a price or size is not plausible */
+
+static const double lob_pow10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                     1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                     1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+static int
+is_digit(char c)
+{
+    return (unsigned)(c - '0') < 10u;
+}
+
+/* Slow path: rebuild "DIGITSe<exp>" (no decimal point, so no locale) and use strtod. */
+static int
+decimal_slow(const char *first, const char *mant_end, int64_t exp10, double *out)
+{
+    char buf[LOB_MAX_DIGITS + 32];
+    size_t k = 0;
+    const char *p = first;
+    if (*p == '-' || *p == '+') {
+        buf[k++] = *p++;
+    }
+    int seen_nonzero = 0;
+    for (; p < mant_end; p++) {
+        if (*p == '.') {
+            continue;
+        }
+        if (*p == '0' && !seen_nonzero) {
+            continue; /* leading zeros do not count towards the digit limit */
+        }
+        seen_nonzero = 1;
+        if (k >= LOB_MAX_DIGITS + 1) {
+            return LOB_E_RANGE;
+        }
+        buf[k++] = *p;
+    }
+    if (!seen_nonzero) {
+        buf[k++] = '0';
+    }
+    snprintf(buf + k, sizeof buf - k, "e%lld", (long long)exp10);
+    char *endp = NULL;
+    double v = strtod(buf, &endp);
+    if (!isfinite(v)) {
+        return LOB_E_RANGE;
+    }
+    *out = v;
+    return LOB_OK;
+}
+
+const char *
+lob_parse_decimal(const char *first, const char *last, double *out, int *rc)
+{
+    const char *p = first;
+    int neg = 0;
+    if (p < last && (*p == '-' || *p == '+')) {
+        neg = *p == '-';
+        p++;
+    }
+    uint64_t m = 0;
+    int nd = 0;        /* significant digits held in m */
+    int ndigits = 0;   /* all digits seen */
+    int inexact = 0;   /* a nonzero digit did not fit in m */
+    int64_t exp10 = 0; /* value = m * 10^exp10 */
+    int64_t frac = 0;  /* digits after the point that went into the slow-path text */
+    for (; p < last && is_digit(*p); p++, ndigits++) {
+        if (nd < LOB_MAX_FAST_DIGITS) {
+            m = m * 10 + (uint64_t)(*p - '0');
+            nd += m != 0;
+        }
+        else {
+            exp10++;
+            inexact |= *p != '0';
+        }
+    }
+    if (p < last && *p == '.') {
+        p++;
+        for (; p < last && is_digit(*p); p++, ndigits++, frac++) {
+            if (nd < LOB_MAX_FAST_DIGITS) {
+                m = m * 10 + (uint64_t)(*p - '0');
+                nd += m != 0;
+                exp10--;
+            }
+            else {
+                inexact |= *p != '0'; /* trailing zeros beyond 19 digits are exact */
+            }
+        }
+    }
+    if (ndigits == 0) {
+        *rc = LOB_E_FORMAT;
+        return NULL;
+    }
+    const char *mant_end = p;
+    int64_t e = 0;
+    if (p < last && (*p == 'e' || *p == 'E')) {
+        p++;
+        int eneg = 0;
+        if (p < last && (*p == '-' || *p == '+')) {
+            eneg = *p == '-';
+            p++;
+        }
+        if (p == last || !is_digit(*p)) {
+            *rc = LOB_E_FORMAT;
+            return NULL;
+        }
+        for (; p < last && is_digit(*p); p++) {
+            if (e < 100000) {
+                e = e * 10 + (*p - '0');
+            }
+        }
+        e = eneg ? -e : e;
+    }
+    exp10 += e;
+    double v;
+    if (m == 0 && !inexact) {
+        v = 0.0;
+    }
+    else if (!inexact && m <= ((uint64_t)1 << 53) && exp10 >= -22 && exp10 <= 22) {
+        /* both operands exact, so one IEEE operation rounds correctly */
+        v = exp10 < 0 ? (double)m / lob_pow10[-exp10] : (double)m * lob_pow10[exp10];
+    }
+    else {
+        int r = decimal_slow(first + (neg || *first == '+'), mant_end, e - frac, &v);
+        if (r < 0) {
+            *rc = r;
+            return NULL;
+        }
+    }
+    *out = neg ? -v : v;
+    return p;
+}
+
+const char *
+lob_parse_int64(const char *first, const char *last, int64_t *out, int *rc)
+{
+    const char *p = first;
+    int neg = 0;
+    if (p < last && *p == '-') {
+        neg = 1;
+        p++;
+    }
+    const char *d0 = p;
+    uint64_t v = 0;
+    uint64_t limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+    for (; p < last && is_digit(*p); p++) {
+        uint64_t d = (uint64_t)(*p - '0');
+        if (v > (limit - d) / 10) {
+            *rc = LOB_E_RANGE;
+            return NULL;
+        }
+        v = v * 10 + d;
+    }
+    if (p == d0) {
+        *rc = LOB_E_FORMAT;
+        return NULL;
+    }
+    *out = neg ? (int64_t)(0 - v) : (int64_t)v;
+    return p;
+}
+
+int64_t
+lob_epoch_to_ns(int64_t t)
+{
+    int64_t a = t < 0 ? -t : t;
+    if (a < 10000000000LL) { /* < 1e10: seconds */
+        return t * 1000000000LL;
+    }
+    if (a < 10000000000000LL) { /* < 1e13: milliseconds */
+        return t * 1000000LL;
+    }
+    if (a < 10000000000000000LL) { /* < 1e16: microseconds */
+        return t * 1000LL;
+    }
+    return t;
+}

@@ -1,0 +1,28 @@
+/* number.h -- exact, locale-free number parsing in the shape of std::from_chars.
+ *
+ * Prices and sizes arrive as decimal text.  They are parsed to the correctly rounded
+ * float64 (the same string always gives the same double, so a double is a stable book
+ * key) without going through atof/strtod on the common path.
+ */
+#ifndef LOB_NUMBER_H
+#define LOB_NUMBER_H
+
+#include "lob.h"
+
+/*! lob_parse_decimal() : parse `[+-]digits[.digits][(e|E)[+-]digits]` at [first, last).
+ *  Up to 19 significant digits with a decimal exponent within 1e-22..1e22 take an exact
+ *  fast path (Clinger: one correctly rounded multiply or divide); other values go through
+ *  strtod on a point-free copy "DIGITSe<exp>", which is locale independent.
+ *  @return pointer past the number, or NULL with *rc = LOB_E_FORMAT (no digits) or
+ *  LOB_E_RANGE (more than 40 significant digits, or not finite as a double). */
+const char *lob_parse_decimal(const char *first, const char *last, double *out, int *rc);
+
+/*! lob_parse_int64() : parse `[-]digits` at [first, last) into an int64.
+ *  @return pointer past the number, or NULL with *rc = LOB_E_FORMAT / LOB_E_RANGE. */
+const char *lob_parse_int64(const char *first, const char *last, int64_t *out, int *rc);
+
+/*! lob_epoch_to_ns() : an epoch time in s, ms, us or ns, told apart by magnitude
+ *  (valid for dates 1973..2286), to ns.  @return the time in ns. */
+int64_t lob_epoch_to_ns(int64_t t);
+
+#endif /* LOB_NUMBER_H */

@@ -1,0 +1,19 @@
+/* schema.c -- column layouts of the containers. */
+#include "schema.h"
+
+const lob_column lob_depth_schema[LOB_D_NCOL] = {
+    {"ts", LOB_I64, 8, 1},    {"local_ts", LOB_I64, 8, 1}, {"side", LOB_I8, 1, 1},
+    {"price", LOB_F64, 8, 1}, {"qty", LOB_F64, 8, 1},      {"update_id", LOB_I64, 8, 1},
+    {"flags", LOB_U8, 1, 1},
+};
+
+const lob_column lob_trades_schema[LOB_T_NCOL] = {
+    {"ts", LOB_I64, 8, 1},  {"local_ts", LOB_I64, 8, 1}, {"price", LOB_F64, 8, 1},
+    {"qty", LOB_F64, 8, 1}, {"side", LOB_I8, 1, 1},      {"trade_id", LOB_I64, 8, 1},
+};
+
+const lob_column lob_quotes_schema[LOB_Q_NCOL] = {
+    {"ts", LOB_I64, 8, 1},      {"local_ts", LOB_I64, 8, 1}, {"update_id", LOB_I64, 8, 1},
+    {"bid_px", LOB_F64, 8, 1},  {"bid_qty", LOB_F64, 8, 1},  {"ask_px", LOB_F64, 8, 1},
+    {"ask_qty", LOB_F64, 8, 1},
+};

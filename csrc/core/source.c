@@ -1,0 +1,220 @@
+/* source.c -- plain / gzip (zlib) / zstd file decompression in chunks. */
+#include "source.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#define LOB_IN_CHUNK ((size_t)1 << 18) /* compressed bytes per read() */
+
+struct lob_source_s {
+    FILE *f;              /* the open file */
+    lob_compression kind; /* detected from the magic bytes */
+    unsigned char *in;    /* compressed input buffer */
+    size_t in_len;        /* valid bytes in `in` */
+    size_t in_pos;        /* bytes of `in` consumed */
+    int eof;              /* the file has no more bytes */
+    int done;             /* no more output */
+    int in_member;        /* gzip: inside a member; zstd: inside a frame */
+    int64_t pending;      /* compressed bytes fed into the current member/frame */
+    int64_t truncated;    /* compressed bytes of an incomplete last member/frame */
+    z_stream z;           /* gzip state */
+    int z_init;           /* z was initialised */
+    ZSTD_DStream *zs;     /* zstd state */
+};
+
+static int
+fill(lob_source *s, lob_error *err)
+{
+    if (s->in_pos < s->in_len || s->eof) {
+        return LOB_OK;
+    }
+    s->in_len = fread(s->in, 1, LOB_IN_CHUNK, s->f);
+    s->in_pos = 0;
+    if (s->in_len < LOB_IN_CHUNK) {
+        if (ferror(s->f)) {
+            return lob_error_set(err, LOB_E_IO, "read failed: %s", strerror(errno));
+        }
+        s->eof = 1;
+    }
+    return LOB_OK;
+}
+
+int
+lob_source_open(lob_source **out, const char *path, lob_error *err)
+{
+    *out = NULL;
+    lob_source *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        return lob_error_set(err, LOB_E_NOMEM, "no memory for a file reader");
+    }
+    s->f = fopen(path, "rb");
+    if (s->f == NULL) {
+        int e = errno;
+        free(s);
+        return lob_error_set(err, LOB_E_IO, "cannot open: %s", strerror(e));
+    }
+    s->in = malloc(LOB_IN_CHUNK);
+    if (s->in == NULL) {
+        lob_source_free(s);
+        return lob_error_set(err, LOB_E_NOMEM, "no memory for a file reader");
+    }
+    int rc = fill(s, err);
+    if (rc < 0) {
+        lob_source_free(s);
+        return rc;
+    }
+    const unsigned char *m = s->in;
+    if (s->in_len >= 2 && m[0] == 0x1f && m[1] == 0x8b) {
+        s->kind = LOB_GZIP;
+        /* 15 + 32: zlib or gzip header, detected automatically */
+        if (inflateInit2(&s->z, 15 + 32) != Z_OK) {
+            lob_source_free(s);
+            return lob_error_set(err, LOB_E_NOMEM, "cannot initialise zlib");
+        }
+        s->z_init = 1;
+    }
+    else if (s->in_len >= 4 && m[0] == 0x28 && m[1] == 0xb5 && m[2] == 0x2f && m[3] == 0xfd) {
+        s->kind = LOB_ZSTD;
+        s->zs = ZSTD_createDStream();
+        if (s->zs == NULL) {
+            lob_source_free(s);
+            return lob_error_set(err, LOB_E_NOMEM, "cannot initialise zstd");
+        }
+    }
+    *out = s;
+    return LOB_OK;
+}
+
+static ptrdiff_t
+read_plain(lob_source *s, char *dst, size_t cap, lob_error *err)
+{
+    size_t n = 0;
+    while (n < cap) {
+        LOB_FORWARD_IF_ERROR(fill(s, err));
+        if (s->in_pos == s->in_len) {
+            break;
+        }
+        size_t k = s->in_len - s->in_pos;
+        k = k < cap - n ? k : cap - n;
+        memcpy(dst + n, s->in + s->in_pos, k);
+        s->in_pos += k;
+        n += k;
+    }
+    return (ptrdiff_t)n;
+}
+
+static ptrdiff_t
+read_gzip(lob_source *s, char *dst, size_t cap, lob_error *err)
+{
+    s->z.next_out = (Bytef *)dst;
+    s->z.avail_out = (uInt)(cap > UINT32_MAX ? UINT32_MAX : cap);
+    while (s->z.avail_out > 0) {
+        LOB_FORWARD_IF_ERROR(fill(s, err));
+        if (s->in_pos == s->in_len) {
+            if (s->in_member) {
+                s->truncated = s->pending; /* the file ends inside a member */
+            }
+            break;
+        }
+        s->z.next_in = s->in + s->in_pos;
+        s->z.avail_in = (uInt)(s->in_len - s->in_pos);
+        int zr = inflate(&s->z, Z_NO_FLUSH);
+        size_t used = (s->in_len - s->in_pos) - s->z.avail_in;
+        s->in_pos += used;
+        s->pending += (int64_t)used;
+        s->in_member = 1;
+        if (zr == Z_STREAM_END) {
+            /* concatenated members (gzip -c a >> f) continue as one stream */
+            inflateReset(&s->z);
+            s->in_member = 0;
+            s->pending = 0;
+        }
+        else if (zr == Z_DATA_ERROR || zr == Z_NEED_DICT) {
+            return lob_error_set(err, LOB_E_CORRUPT, "gzip data is corrupt: %s",
+                                 s->z.msg ? s->z.msg : "inflate failed");
+        }
+        else if (zr == Z_MEM_ERROR) {
+            return lob_error_set(err, LOB_E_NOMEM, "zlib is out of memory");
+        }
+    }
+    return (ptrdiff_t)((char *)s->z.next_out - dst);
+}
+
+static ptrdiff_t
+read_zstd(lob_source *s, char *dst, size_t cap, lob_error *err)
+{
+    ZSTD_outBuffer out = {dst, cap, 0};
+    while (out.pos < out.size) {
+        LOB_FORWARD_IF_ERROR(fill(s, err));
+        if (s->in_pos == s->in_len) {
+            if (s->in_member) {
+                s->truncated = s->pending; /* the file ends inside a frame */
+            }
+            break;
+        }
+        ZSTD_inBuffer in = {s->in, s->in_len, s->in_pos};
+        size_t zr = ZSTD_decompressStream(s->zs, &out, &in);
+        if (ZSTD_isError(zr)) {
+            return lob_error_set(err, LOB_E_CORRUPT, "zstd data is corrupt: %s",
+                                 ZSTD_getErrorName(zr));
+        }
+        s->pending += (int64_t)(in.pos - s->in_pos);
+        s->in_pos = in.pos;
+        s->in_member = zr != 0; /* 0: a frame has just been completed and flushed */
+        if (zr == 0) {
+            s->pending = 0;
+        }
+    }
+    return (ptrdiff_t)out.pos;
+}
+
+ptrdiff_t
+lob_source_read(lob_source *s, char *dst, size_t cap, lob_error *err)
+{
+    if (s->done || cap == 0) {
+        return 0;
+    }
+    ptrdiff_t n;
+    switch (s->kind) {
+    case LOB_GZIP: n = read_gzip(s, dst, cap, err); break;
+    case LOB_ZSTD: n = read_zstd(s, dst, cap, err); break;
+    default: n = read_plain(s, dst, cap, err); break;
+    }
+    if (n == 0) {
+        s->done = 1;
+    }
+    return n;
+}
+
+int64_t
+lob_source_truncated(const lob_source *s)
+{
+    return s->truncated;
+}
+
+lob_compression
+lob_source_compression(const lob_source *s)
+{
+    return s->kind;
+}
+
+void
+lob_source_free(lob_source *s)
+{
+    if (s == NULL) {
+        return;
+    }
+    if (s->f != NULL) {
+        fclose(s->f);
+    }
+    if (s->z_init) {
+        inflateEnd(&s->z);
+    }
+    ZSTD_freeDStream(s->zs);
+    free(s->in);
+    free(s);
+}

@@ -1,0 +1,63 @@
+/* table.h -- growable column tables: the output of every reader.
+ *
+ * A table is a fixed schema of typed columns that grow together.  Each column is its own
+ * malloc'd buffer so the binding can hand it to NumPy without copying (one capsule per
+ * column) and then detach it from the table.
+ */
+#ifndef LOB_TABLE_H
+#define LOB_TABLE_H
+
+#include "lob.h"
+
+#define LOB_MAX_COLS 12
+
+/* Element types, named by their NumPy type characters. */
+typedef enum {
+    LOB_I8 = 'b',  /* int8 */
+    LOB_U8 = 'B',  /* uint8 */
+    LOB_I64 = 'q', /* int64 */
+    LOB_F64 = 'd', /* float64 */
+} lob_type;
+
+typedef struct lob_column_s {
+    const char *name; /* column name as the Python containers spell it */
+    char type;        /* lob_type */
+    uint8_t size;     /* bytes per element */
+    uint16_t width;   /* elements per row: 1, or L for (N, L) book columns */
+} lob_column;
+
+typedef struct lob_table_s {
+    const lob_column *schema; /* ncol column descriptions */
+    int ncol;                 /* number of columns */
+    size_t n;                 /* rows filled */
+    size_t cap;               /* rows allocated in every column */
+    void *col[LOB_MAX_COLS];  /* one buffer per column, cap * size * width bytes */
+} lob_table;
+
+/* Typed pointer to column i of table t. */
+#define LOB_COL(t, i, T) ((T *)(t)->col[(i)])
+
+/*! lob_table_init() : empty table over `schema` (no allocation). */
+void lob_table_init(lob_table *t, const lob_column *schema, int ncol);
+
+/*! lob_table_reserve() : make room for `extra` more rows in every column.
+ *  Grows by doubling below 1 Mi rows and by 1 Mi rows above, so memory stays within
+ *  ~2x of the rows kept for small tables and within a few % for huge ones.
+ *  @return 0 or LOB_E_NOMEM / LOB_E_RANGE (size_t overflow). */
+int lob_table_reserve(lob_table *t, size_t extra);
+
+/*! lob_table_detach() : give up ownership of every column buffer (shrunk to n rows)
+ *  into `out[ncol]` and reset the table to empty.  Buffers are freed with free().
+ *  Empty tables yield NULL pointers.  @return 0 or LOB_E_NOMEM. */
+int lob_table_detach(lob_table *t, void **out);
+
+/*! lob_table_append() : append rows [from, from + n) of `src` (same schema). */
+int lob_table_append(lob_table *t, const lob_table *src, size_t from, size_t n);
+
+/*! lob_table_drop_front() : remove the first `n` rows, keeping capacity. */
+void lob_table_drop_front(lob_table *t, size_t n);
+
+/*! lob_table_free() : free every column buffer; the table becomes empty. NULL-safe. */
+void lob_table_free(lob_table *t);
+
+#endif /* LOB_TABLE_H */

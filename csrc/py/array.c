@@ -1,0 +1,113 @@
+/* array.c -- C-grown buffers to NumPy without copying, in one audited place. */
+#include "binding.h"
+
+#define NO_IMPORT_ARRAY
+#define PY_ARRAY_UNIQUE_SYMBOL lobfast_ARRAY_API
+#include <numpy/arrayobject.h>
+
+#include <stdlib.h>
+
+#define LOB_CAPSULE_NAME "lobfast.buffer"
+
+static void
+capsule_free(PyObject *capsule)
+{
+    void *p = PyCapsule_GetPointer(capsule, LOB_CAPSULE_NAME);
+    if (p == NULL) {
+        PyErr_WriteUnraisable(capsule); /* destructors must not raise */
+        return;
+    }
+    free(p); /* the core allocated it with malloc/realloc */
+}
+
+static int
+typenum_of(char type)
+{
+    switch (type) {
+    case LOB_I8: return NPY_INT8;
+    case LOB_U8: return NPY_UINT8;
+    case LOB_I64: return NPY_INT64;
+    default: return NPY_FLOAT64;
+    }
+}
+
+PyObject *
+lob_array_from_owned(void *buf, Py_ssize_t n, Py_ssize_t width, char type)
+{
+    int nd = width > 1 ? 2 : 1;
+    npy_intp dims[2] = {n, width};
+    int typenum = typenum_of(type);
+    if (buf == NULL || n == 0) {
+        free(buf);
+        return PyArray_EMPTY(nd, dims, typenum, 0);
+    }
+    PyArray_Descr *descr = PyArray_DescrFromType(typenum); /* stolen below */
+    PyObject *arr =
+        PyArray_NewFromDescr(&PyArray_Type, descr, nd, dims, NULL, buf, NPY_ARRAY_CARRAY, NULL);
+    if (arr == NULL) {
+        free(buf);
+        return NULL;
+    }
+    PyObject *cap = PyCapsule_New(buf, LOB_CAPSULE_NAME, capsule_free);
+    if (cap == NULL) {
+        Py_DECREF(arr); /* the array does not own buf */
+        free(buf);
+        return NULL;
+    }
+    /* SetBaseObject steals `cap` even when it fails; then the capsule frees buf */
+    if (PyArray_SetBaseObject((PyArrayObject *)arr, cap) < 0) {
+        Py_DECREF(arr);
+        return NULL;
+    }
+    return arr;
+}
+
+PyObject *
+lob_table_to_dict(lob_table *t)
+{
+    void *bufs[LOB_MAX_COLS];
+    Py_ssize_t n = (Py_ssize_t)t->n;
+    lob_table_detach(t, bufs);
+    PyObject *d = PyDict_New();
+    int i = 0;
+    if (d == NULL) {
+        goto fail;
+    }
+    for (; i < t->ncol; i++) {
+        const lob_column *c = &t->schema[i];
+        PyObject *a = lob_array_from_owned(bufs[i], n, c->width, c->type);
+        bufs[i] = NULL;
+        if (a == NULL || PyDict_SetItemString(d, c->name, a) < 0) {
+            Py_XDECREF(a);
+            i++;
+            goto fail;
+        }
+        Py_DECREF(a);
+    }
+    return d;
+fail:
+    for (; i < t->ncol; i++) {
+        free(bufs[i]);
+    }
+    Py_XDECREF(d);
+    return NULL;
+}
+
+PyObject *
+lob_schema_list(const lob_column *schema, int ncol)
+{
+    PyObject *l = PyList_New(ncol);
+    if (l == NULL) {
+        return NULL;
+    }
+    for (int i = 0; i < ncol; i++) {
+        PyObject *item =
+            Py_BuildValue("(sCi)", schema[i].name, (int)schema[i].type, (int)schema[i].width);
+        if (item == NULL) {
+            Py_DECREF(l);
+            return NULL;
+        }
+        PyList_SET_ITEM(l, i, item);
+    }
+    return l;
+}

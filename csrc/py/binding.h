@@ -1,0 +1,40 @@
+/* binding.h -- shared declarations of the Python binding (the only C that sees Python.h). */
+#ifndef LOB_BINDING_H
+#define LOB_BINDING_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "core/lob.h"
+#include "core/table.h"
+
+/* Per-module state (multi-phase init: no process globals). */
+typedef struct {
+    PyObject *LobError;   /* lobfast.LobError(ValueError) */
+    PyObject *ReaderType; /* lobfast._core.Reader */
+} lob_state;
+
+/*! lob_get_state() : state of the module `m`.  Borrowed. */
+lob_state *lob_get_state(PyObject *m);
+
+/*! lob_raise() : set a Python exception for core code `rc`.  `where` (may be NULL) names
+ *  the file; err supplies the message and line/offset.  LobError instances get `path`,
+ *  `line` and `offset` attributes.  Always returns NULL. */
+PyObject *lob_raise(lob_state *st, int rc, const lob_error *err, PyObject *where);
+
+/*! lob_array_from_owned() : an ndarray over `buf` (malloc'd, n rows x width elements of
+ *  `typenum`), owning it through a capsule base; 2-D when width > 1.  Frees buf on failure.
+ *  Returns a new reference, or NULL with an exception set. */
+PyObject *lob_array_from_owned(void *buf, Py_ssize_t n, Py_ssize_t width, char type);
+
+/*! lob_table_to_dict() : detach every column of `t` into {name: ndarray}.  The table is
+ *  left empty.  Returns a new reference or NULL. */
+PyObject *lob_table_to_dict(lob_table *t);
+
+/*! lob_schema_list() : [(name, type char, width), ...] for a schema.  New reference. */
+PyObject *lob_schema_list(const lob_column *schema, int ncol);
+
+/*! lob_reader_type_spec : the Reader heap type. */
+extern PyType_Spec lob_reader_type_spec;
+
+#endif /* LOB_BINDING_H */

@@ -1,0 +1,190 @@
+/* module.c -- lobfast._core: module state, errors, and small entry points.
+ *
+ * Multi-phase init with per-module state (no process-wide Python objects).  NumPy's C API
+ * is imported once in the exec slot.
+ */
+#include "binding.h"
+
+#define PY_ARRAY_UNIQUE_SYMBOL lobfast_ARRAY_API
+#include <numpy/arrayobject.h>
+
+#include "core/number.h"
+#include "core/schema.h"
+
+#include <string.h>
+
+lob_state *
+lob_get_state(PyObject *m)
+{
+    return (lob_state *)PyModule_GetState(m);
+}
+
+static int
+set_int_attr(PyObject *o, const char *name, long long v)
+{
+    PyObject *x = PyLong_FromLongLong(v);
+    int rc = x == NULL ? -1 : PyObject_SetAttrString(o, name, x);
+    Py_XDECREF(x);
+    return rc;
+}
+
+PyObject *
+lob_raise(lob_state *st, int rc, const lob_error *err, PyObject *where)
+{
+    const char *msg = err != NULL && err->msg[0] ? err->msg : lob_strerror(rc);
+    if (rc == LOB_E_NOMEM) {
+        return PyErr_NoMemory();
+    }
+    PyObject *exc_type = rc == LOB_E_IO ? PyExc_OSError : st->LobError;
+    PyObject *text;
+    if (where != NULL && err != NULL && err->line > 0) {
+        text = PyUnicode_FromFormat("%S, line %lld (byte %lld): %s", where, (long long)err->line,
+                                    (long long)err->offset, msg);
+    }
+    else if (where != NULL) {
+        text = PyUnicode_FromFormat("%S: %s", where, msg);
+    }
+    else {
+        text = PyUnicode_FromString(msg);
+    }
+    if (text == NULL) {
+        return NULL;
+    }
+    PyObject *exc = PyObject_CallOneArg(exc_type, text);
+    Py_DECREF(text);
+    if (exc == NULL) {
+        return NULL;
+    }
+    if (exc_type == st->LobError) {
+        if (PyObject_SetAttrString(exc, "path", where ? where : Py_None) < 0 ||
+            set_int_attr(exc, "line", err ? err->line : 0) < 0 ||
+            set_int_attr(exc, "offset", err ? err->offset : 0) < 0) {
+            Py_DECREF(exc);
+            return NULL;
+        }
+    }
+    PyErr_SetObject(exc_type, exc);
+    Py_DECREF(exc);
+    return NULL;
+}
+
+/* parse_decimal(text: bytes) -> float: the core's exact decimal parser (for tests). */
+static PyObject *
+py_parse_decimal(PyObject *module, PyObject *arg)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_CONTIG_RO) < 0) {
+        return NULL;
+    }
+    const char *s = view.buf;
+    double v = 0;
+    int rc = LOB_OK;
+    const char *end = lob_parse_decimal(s, s + view.len, &v, &rc);
+    int whole = end == s + view.len;
+    PyBuffer_Release(&view);
+    if (end == NULL || !whole) {
+        return PyErr_Format(
+            lob_get_state(module)->LobError,
+            rc == LOB_E_RANGE ? "decimal out of range: %R" : "not a decimal number: %R", arg);
+    }
+    return PyFloat_FromDouble(v);
+}
+
+static PyObject *
+py_schemas(PyObject *module, PyObject *Py_UNUSED(ignored))
+{
+    (void)module;
+    return Py_BuildValue("{sNsNsN}", "depth", lob_schema_list(lob_depth_schema, LOB_D_NCOL),
+                         "trades", lob_schema_list(lob_trades_schema, LOB_T_NCOL), "quotes",
+                         lob_schema_list(lob_quotes_schema, LOB_Q_NCOL));
+}
+
+static PyMethodDef module_methods[] = {
+    {"parse_decimal", py_parse_decimal, METH_O,
+     "parse_decimal(text: bytes) -> float: exact decimal parsing as the readers do it."},
+    {"schemas", py_schemas, METH_NOARGS,
+     "schemas() -> {name: [(column, type char, width)]}: the C containers' columns."},
+    {NULL, NULL, 0, NULL},
+};
+
+static int
+module_exec(PyObject *m)
+{
+    if (PyArray_ImportNumPyAPI() < 0) {
+        return -1;
+    }
+    lob_state *st = lob_get_state(m);
+    st->LobError = PyErr_NewExceptionWithDoc(
+        "lobfast.LobError",
+        "Input that lobfast cannot read: says what was expected and where (path, line, offset).",
+        PyExc_ValueError, NULL);
+    if (st->LobError == NULL || PyModule_AddObjectRef(m, "LobError", st->LobError) < 0) {
+        return -1;
+    }
+    st->ReaderType = PyType_FromModuleAndSpec(m, &lob_reader_type_spec, NULL);
+    if (st->ReaderType == NULL || PyModule_AddObjectRef(m, "Reader", st->ReaderType) < 0) {
+        return -1;
+    }
+    if (PyModule_AddIntConstant(m, "FLAG_SNAPSHOT", LOB_F_SNAPSHOT) < 0 ||
+        PyModule_AddIntConstant(m, "FLAG_RESET", LOB_F_RESET) < 0 ||
+        PyModule_AddIntConstant(m, "FLAG_GAP", LOB_F_GAP) < 0 ||
+        PyModule_AddIntConstant(m, "FLAG_END_OF_MESSAGE", LOB_F_END_OF_MESSAGE) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+static int
+module_traverse(PyObject *m, visitproc visit, void *arg)
+{
+    lob_state *st = lob_get_state(m);
+    Py_VISIT(st->LobError);
+    Py_VISIT(st->ReaderType);
+    return 0;
+}
+
+static int
+module_clear(PyObject *m)
+{
+    lob_state *st = lob_get_state(m);
+    Py_CLEAR(st->LobError);
+    Py_CLEAR(st->ReaderType);
+    return 0;
+}
+
+static void
+module_free(void *m)
+{
+    module_clear((PyObject *)m);
+}
+
+static PyModuleDef_Slot module_slots[] = {
+    {Py_mod_exec, module_exec},
+#ifdef Py_mod_multiple_interpreters
+    /* NumPy itself supports a single interpreter only */
+    {Py_mod_multiple_interpreters, Py_MOD_MULTIPLE_INTERPRETERS_NOT_SUPPORTED},
+#endif
+#ifdef Py_mod_gil
+    /* readers keep per-object state guarded by a busy flag, which assumes the GIL */
+    {Py_mod_gil, Py_MOD_GIL_USED},
+#endif
+    {0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT,
+    "lobfast._core",
+    "lobfast's C core: readers returning zero-copy NumPy arrays.",
+    sizeof(lob_state),
+    module_methods,
+    module_slots,
+    module_traverse,
+    module_clear,
+    module_free,
+};
+
+PyMODINIT_FUNC
+PyInit__core(void)
+{
+    return PyModuleDef_Init(&module_def);
+}

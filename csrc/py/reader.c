@@ -1,0 +1,243 @@
+/* reader.c -- lobfast._core.Reader: one Python type for every line format.
+ *
+ * Reader(format, symbol=None, on_error="raise", start=None, end=None)
+ *   .open(path)            start a file (format state carries over from the last one)
+ *   .pump(max_rows=0)      parse until the file ends (-> True) or about max_rows rows
+ *   .finish()              end of all input
+ *   .take()                {table: {column: ndarray}}, zero-copy; the reader starts afresh
+ *   .stats()               {name: int | str}
+ * pump() releases the GIL for the whole read; a busy flag refuses concurrent use.
+ */
+#include "binding.h"
+
+#include "core/reader.h"
+
+#include <string.h>
+
+typedef struct {
+    PyObject_HEAD lob_reader *r; /* the core reader */
+    PyObject *path;              /* file being read (str), for error messages; new reference */
+    int busy;                    /* a pump() is running with the GIL released */
+} ReaderObject;
+
+static const lob_format *const formats[] = {&lob_format_binance};
+
+static lob_state *
+state_of(PyObject *self)
+{
+    return (lob_state *)PyType_GetModuleState(Py_TYPE(self));
+}
+
+static int
+check_idle(ReaderObject *self)
+{
+    if (self->busy) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "this Reader is in use by another thread; use one Reader per thread");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+Reader_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"format", "symbol", "on_error", "start", "end", NULL};
+    const char *fmt_name = NULL, *symbol = NULL, *on_error = "raise";
+    long long start = INT64_MIN, end = INT64_MAX;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "s|$zsLL:Reader", kwlist, &fmt_name, &symbol,
+                                     &on_error, &start, &end)) {
+        return NULL;
+    }
+    const lob_format *fmt = NULL;
+    for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++) {
+        if (strcmp(formats[i]->name, fmt_name) == 0) {
+            fmt = formats[i];
+        }
+    }
+    if (fmt == NULL) {
+        return PyErr_Format(PyExc_ValueError,
+                            "format must be 'binance', 'tardis' or 'vision', not '%s'", fmt_name);
+    }
+    int skip;
+    if (strcmp(on_error, "raise") == 0) {
+        skip = 0;
+    }
+    else if (strcmp(on_error, "skip") == 0) {
+        skip = 1;
+    }
+    else {
+        return PyErr_Format(PyExc_ValueError, "on_error must be 'raise' or 'skip', not '%s'",
+                            on_error);
+    }
+    lob_opts opts;
+    memset(&opts, 0, sizeof opts);
+    if (symbol != NULL) {
+        if (strlen(symbol) >= sizeof opts.symbol || symbol[0] == '\0') {
+            return PyErr_Format(PyExc_ValueError, "symbol must be 1 to %d characters, not '%s'",
+                                (int)sizeof opts.symbol - 1, symbol);
+        }
+        strcpy(opts.symbol, symbol);
+    }
+    if (start >= end) {
+        return PyErr_Format(PyExc_ValueError, "start (=%lld) must be before end (=%lld)", start,
+                            end);
+    }
+    opts.start_ns = start;
+    opts.end_ns = end;
+    ReaderObject *self = (ReaderObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    lob_error err = {0};
+    int rc = lob_reader_new(&self->r, fmt, &opts, skip, &err);
+    if (rc < 0) {
+        Py_DECREF(self);
+        return lob_raise(PyType_GetModuleState(type), rc, &err, NULL);
+    }
+    return (PyObject *)self;
+}
+
+static void
+Reader_dealloc(ReaderObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    lob_reader_free(self->r);
+    Py_XDECREF(self->path);
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+static PyObject *
+Reader_open(ReaderObject *self, PyObject *arg)
+{
+    PyObject *bytes = NULL;
+    if (check_idle(self) < 0 || !PyUnicode_FSConverter(arg, &bytes)) {
+        return NULL;
+    }
+    lob_error err = {0};
+    int rc = lob_reader_open(self->r, PyBytes_AS_STRING(bytes), &err);
+    Py_DECREF(bytes);
+    PyObject *path = PyOS_FSPath(arg);
+    if (path == NULL) {
+        return NULL;
+    }
+    Py_XSETREF(self->path, path);
+    if (rc < 0) {
+        return lob_raise(state_of((PyObject *)self), rc, &err, self->path);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Reader_pump(ReaderObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"max_rows", NULL};
+    Py_ssize_t max_rows = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|n:pump", kwlist, &max_rows)) {
+        return NULL;
+    }
+    if (max_rows < 0) {
+        return PyErr_Format(PyExc_ValueError, "max_rows (=%zd) must be >= 0", max_rows);
+    }
+    if (check_idle(self) < 0) {
+        return NULL;
+    }
+    lob_error err = {0};
+    int eof = 0, rc;
+    self->busy = 1;
+    /* decompress + parse is pure C over memory the reader owns: no Python calls inside */
+    Py_BEGIN_ALLOW_THREADS rc = lob_reader_pump(self->r, (size_t)max_rows, &eof, &err);
+    Py_END_ALLOW_THREADS self->busy = 0;
+    if (rc < 0) {
+        return lob_raise(state_of((PyObject *)self), rc, &err, self->path);
+    }
+    return PyBool_FromLong(eof);
+}
+
+static PyObject *
+Reader_finish(ReaderObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (check_idle(self) < 0) {
+        return NULL;
+    }
+    lob_error err = {0};
+    int rc = lob_reader_finish(self->r, &err);
+    if (rc < 0) {
+        return lob_raise(state_of((PyObject *)self), rc, &err, self->path);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Reader_take(ReaderObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (check_idle(self) < 0) {
+        return NULL;
+    }
+    const lob_format *fmt = lob_reader_format(self->r);
+    PyObject *out = PyDict_New();
+    if (out == NULL) {
+        return NULL;
+    }
+    for (int i = 0; i < fmt->ntables; i++) {
+        PyObject *d = lob_table_to_dict(lob_reader_table(self->r, i));
+        if (d == NULL || PyDict_SetItemString(out, fmt->table_names[i], d) < 0) {
+            Py_XDECREF(d);
+            Py_DECREF(out);
+            return NULL;
+        }
+        Py_DECREF(d);
+    }
+    return out;
+}
+
+static PyObject *
+Reader_stats(ReaderObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (check_idle(self) < 0) {
+        return NULL;
+    }
+    lob_stat st[LOB_MAX_STATS];
+    int n = lob_reader_stats(self->r, st, LOB_MAX_STATS);
+    PyObject *d = PyDict_New();
+    if (d == NULL) {
+        return NULL;
+    }
+    for (int i = 0; i < n; i++) {
+        PyObject *v =
+            st[i].text ? PyUnicode_DecodeUTF8(st[i].text, (Py_ssize_t)strlen(st[i].text), "replace")
+                       : PyLong_FromLongLong(st[i].value);
+        if (v == NULL || PyDict_SetItemString(d, st[i].name, v) < 0) {
+            Py_XDECREF(v);
+            Py_DECREF(d);
+            return NULL;
+        }
+        Py_DECREF(v);
+    }
+    return d;
+}
+
+static PyMethodDef Reader_methods[] = {
+    {"open", (PyCFunction)Reader_open, METH_O, "open(path): start reading a file."},
+    {"pump", (PyCFunction)(void (*)(void))Reader_pump, METH_VARARGS | METH_KEYWORDS,
+     "pump(max_rows=0) -> bool: parse until the file ends (True) or max_rows rows."},
+    {"finish", (PyCFunction)Reader_finish, METH_NOARGS, "finish(): end of all input."},
+    {"take", (PyCFunction)Reader_take, METH_NOARGS,
+     "take() -> {table: {column: ndarray}}: hand over the rows parsed so far."},
+    {"stats", (PyCFunction)Reader_stats, METH_NOARGS, "stats() -> dict of counters."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot Reader_slots[] = {
+    {Py_tp_new, Reader_new},
+    {Py_tp_dealloc, Reader_dealloc},
+    {Py_tp_methods, Reader_methods},
+    {Py_tp_doc, "Reader(format, *, symbol=None, on_error='raise', start, end): a line-format "
+                "reader over plain, gzip or zstd files."},
+    {0, NULL},
+};
+
+PyType_Spec lob_reader_type_spec = {
+    "lobfast._core.Reader", sizeof(ReaderObject), 0, Py_TPFLAGS_DEFAULT, Reader_slots,
+};
