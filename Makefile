@@ -3,7 +3,7 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := pkg-config libzstd-dev zlib1g-dev libwebsockets-dev
+APT_PACKAGES := pkg-config libzstd-dev zlib1g-dev libwebsockets-dev zstd
 SETUP_STAMP := $(VENV)/.lobfast-setup
 CSRC := $(wildcard csrc/*/*.c csrc/*/*.h)
 SO_STAMP := lobfast/.built

@@ -99,7 +99,7 @@ typedef struct {
     /* counters */
     int64_t n_depth, n_trade, n_agg, n_quote, n_snapshot, n_partial, n_collector, n_unknown,
         n_other_symbol, n_outside, n_blank, n_gaps, n_resets, n_dropped, n_stale, n_snap_rejected,
-        n_snap_unused, n_nonmarket, n_overflow;
+        n_snap_unused, n_snap_ambiguous, n_nonmarket, n_overflow;
 } lob_binance;
 
 /* ------------------------------------------------------------------ errors */
@@ -565,12 +565,20 @@ on_diff(lob_binance *b, const msg *m, int64_t local, lob_error *err)
 }
 
 static int
-on_snapshot(lob_binance *b, const msg *m, int64_t local)
+on_snapshot(lob_binance *b, const msg *m, int64_t local, int bare)
 {
     b->n_snapshot++;
     if (b->state == SYNCED) {
         /* the book is continuous, so the snapshot adds nothing the diffs have not */
         b->n_snap_unused++;
+        return LOB_OK;
+    }
+    /* A REST body names no symbol.  Once other symbols have been met it could be theirs:
+     * take it only if its id falls inside the buffered diffs' range, as this symbol's
+     * snapshot would (another symbol's ids are unrelated), so it cannot wipe the buffer. */
+    if (bare && b->nseen > 0 &&
+        !(b->npend > 0 && b->pend[0].U - 1 <= m->luid && m->luid <= b->pend[b->npend - 1].u)) {
+        b->n_snap_ambiguous++;
         return LOB_OK;
     }
     if (b->has_snap) {
@@ -730,7 +738,7 @@ binance_line(void *ctx, const char *s, size_t n, lob_error *err)
         return LOB_OK;
     }
     if (snapshot) {
-        return on_snapshot(b, &m, local);
+        return on_snapshot(b, &m, local, sym == NULL);
     }
     if (event_is(&m, "depthUpdate")) {
         return on_diff(b, &m, local, err);
@@ -838,6 +846,7 @@ binance_stats(void *ctx, lob_stat *out, int cap)
         {"stale_diffs", b->n_stale, NULL},
         {"snapshots_rejected", b->n_snap_rejected, NULL},
         {"snapshots_unused", b->n_snap_unused, NULL},
+        {"snapshots_ambiguous", b->n_snap_ambiguous, NULL},
         {"nonmarket_trades", b->n_nonmarket, NULL},
         {"buffer_overflow_drops", b->n_overflow, NULL},
         {"synced", b->state == SYNCED, NULL},

@@ -37,7 +37,7 @@ decimal_slow(const char *first, const char *mant_end, int64_t exp10, double *out
             continue; /* leading zeros do not count towards the digit limit */
         }
         seen_nonzero = 1;
-        if (k >= LOB_MAX_DIGITS + 1) {
+        if (k >= LOB_MAX_DIGITS) {
             return LOB_E_RANGE;
         }
         buf[k++] = *p;
