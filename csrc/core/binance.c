@@ -79,6 +79,7 @@ typedef struct {
 typedef struct {
     lob_table out[T_N];                     /* depth, trades, agg_trades, quotes */
     char symbol[LOB_SYMBOL_MAX];            /* selected symbol (upper case), "" until the first */
+    size_t symbol_len;                      /* strlen(symbol) */
     int64_t start_ns, end_ns;               /* receive-time window */
     int market;                             /* MARKET_*, from the first diff */
     int state;                              /* WAIT_SNAPSHOT or SYNCED */
@@ -177,11 +178,8 @@ parse_levels(lob_json *j, lob_table *t, size_t *count, int side)
     return lob_json_eat(j, ']') ? LOB_OK : lob_json_fail(j, "',' or ']'", LOB_E_FORMAT);
 }
 
-static int
-key_is(const char *k, size_t n, const char *name)
-{
-    return strlen(name) == n && memcmp(k, name, n) == 0;
-}
+/* A key (or string value) equals an ASCII literal; sizeof keeps the length a constant. */
+#define KEY_IS(k, n, lit) ((n) == sizeof(lit) - 1 && memcmp((k), (lit), sizeof(lit) - 1) == 0)
 
 #define GET(fn, dst, bit)                                                                          \
     do {                                                                                           \
@@ -246,28 +244,28 @@ parse_fields(lob_binance *b, lob_json *j, msg *m, int nest)
             default: break;
             }
         }
-        else if (key_is(k, kn, "pu")) {
+        else if (KEY_IS(k, kn, "pu")) {
             GET(lob_json_int64, &m->pu, H_pu);
             continue;
         }
-        else if (key_is(k, kn, "lastUpdateId")) {
+        else if (KEY_IS(k, kn, "lastUpdateId")) {
             GET(lob_json_int64, &m->luid, H_luid);
             continue;
         }
-        else if ((key_is(k, kn, "bids") || key_is(k, kn, "asks")) && c == '[') {
+        else if ((KEY_IS(k, kn, "bids") || KEY_IS(k, kn, "asks")) && c == '[') {
             LOB_FORWARD_IF_ERROR(parse_levels(j, &b->snap_new, &m->nsnap, k[0] == 'b' ? 1 : -1));
             m->have |= H_snap;
             continue;
         }
-        else if (nest == 0 && key_is(k, kn, "stream") && c == '"') {
+        else if (nest == 0 && KEY_IS(k, kn, "stream") && c == '"') {
             GET_STR(stream, streamlen, H_stream);
             continue;
         }
-        else if (nest == 0 && key_is(k, kn, "data") && c == '{') {
+        else if (nest == 0 && KEY_IS(k, kn, "data") && c == '{') {
             LOB_FORWARD_IF_ERROR(parse_fields(b, j, m, 1));
             continue;
         }
-        else if (nest == 0 && key_is(k, kn, "lobfast")) {
+        else if (nest == 0 && KEY_IS(k, kn, "lobfast")) {
             m->have |= H_lobfast;
         }
         LOB_FORWARD_IF_ERROR(lob_json_skip(j, nest + 1));
@@ -288,6 +286,9 @@ symbol_selected(lob_binance *b, const char *s, size_t n)
     if (s == NULL || n == 0) {
         return 1; /* bare REST snapshot: belongs to the file's symbol */
     }
+    if (n == b->symbol_len && memcmp(s, b->symbol, n) == 0) {
+        return 1; /* the usual case: "s" is already upper case */
+    }
     char up[LOB_SYMBOL_MAX];
     if (n >= sizeof up) {
         n = sizeof up - 1;
@@ -299,6 +300,7 @@ symbol_selected(lob_binance *b, const char *s, size_t n)
     up[n] = '\0';
     if (b->symbol[0] == '\0') {
         memcpy(b->symbol, up, n + 1);
+        b->symbol_len = n;
         return 1;
     }
     if (strcmp(b->symbol, up) == 0) {
@@ -666,11 +668,7 @@ on_quote(lob_binance *b, const msg *m, int64_t local, lob_error *err)
 
 /* ------------------------------------------------------------------ the format */
 
-static int
-event_is(const msg *m, const char *name)
-{
-    return (m->have & H_e) && key_is(m->e, m->elen, name);
-}
+#define EVENT_IS(m, lit) (((m)->have & H_e) && KEY_IS((m)->e, (m)->elen, lit))
 
 static int
 binance_line(void *ctx, const char *s, size_t n, lob_error *err)
@@ -721,14 +719,14 @@ binance_line(void *ctx, const char *s, size_t n, lob_error *err)
     const char *sym;
     size_t symlen;
     message_symbol(&m, &sym, &symlen);
-    int depth_like = (m.have & H_snap) || event_is(&m, "depthUpdate");
+    int depth_like = (m.have & H_snap) || EVENT_IS(&m, "depthUpdate");
     if (depth_like && is_partial_depth(&m)) {
         b->n_partial++;
         return LOB_OK;
     }
-    int quote = event_is(&m, "bookTicker") ||
+    int quote = EVENT_IS(&m, "bookTicker") ||
                 (!(m.have & H_e) && (m.have & H_u) && (m.have & (H_bpx | H_apx)));
-    int trade = event_is(&m, "trade"), agg = event_is(&m, "aggTrade");
+    int trade = EVENT_IS(&m, "trade"), agg = EVENT_IS(&m, "aggTrade");
     int snapshot = (m.have & H_snap) && (m.have & H_luid) && !(m.have & H_e);
     if (!(depth_like || quote || trade || agg || snapshot)) {
         b->n_unknown++;
@@ -740,7 +738,7 @@ binance_line(void *ctx, const char *s, size_t n, lob_error *err)
     if (snapshot) {
         return on_snapshot(b, &m, local, sym == NULL);
     }
-    if (event_is(&m, "depthUpdate")) {
+    if (EVENT_IS(&m, "depthUpdate")) {
         return on_diff(b, &m, local, err);
     }
     if (trade || agg) {
@@ -771,6 +769,7 @@ binance_create(void **ctx, const lob_opts *o)
         char c = o->symbol[i];
         b->symbol[i] = (c >= 'a' && c <= 'z') ? (char)(c - 32) : c;
     }
+    b->symbol_len = strlen(b->symbol);
     b->start_ns = o->start_ns;
     b->end_ns = o->end_ns;
     b->snap_ts = -1;

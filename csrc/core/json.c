@@ -4,12 +4,9 @@
 #include <string.h>
 
 int
-lob_json_string(lob_json *j, const char **s, size_t *n)
+lob_json_string_slow(lob_json *j, const char *start, const char **s, size_t *n)
 {
-    if (!lob_json_eat(j, '"')) {
-        return lob_json_fail(j, "a string", LOB_E_FORMAT);
-    }
-    const char *p = j->p;
+    const char *p = start;
     for (;;) {
         if (p >= j->end) {
             j->p = p;
@@ -25,15 +22,15 @@ lob_json_string(lob_json *j, const char **s, size_t *n)
         }
         if (c == '\\') {
             p++;
-            if (p >= j->end || strchr("\"\\/bfnrtu", *p) == NULL || *p == '\0') {
+            if (p >= j->end || *p == '\0' || strchr("\"\\/bfnrtu", *p) == NULL) {
                 j->p = p;
                 return lob_json_fail(j, "a valid escape", LOB_E_FORMAT);
             }
         }
         p++;
     }
-    *s = j->p;
-    *n = (size_t)(p - j->p);
+    *s = start;
+    *n = (size_t)(p - start);
     j->p = p + 1;
     return LOB_OK;
 }
@@ -154,23 +151,4 @@ lob_json_bool(lob_json *j, int *v)
         return LOB_OK;
     }
     return lob_json_fail(j, "true or false", LOB_E_FORMAT);
-}
-
-int
-lob_json_next_member(lob_json *j, int *first, const char **key, size_t *klen)
-{
-    if (*first) {
-        *first = 0;
-        if (lob_json_eat(j, '}')) {
-            return 0;
-        }
-    }
-    else if (!lob_json_eat(j, ',')) {
-        return lob_json_eat(j, '}') ? 0 : lob_json_fail(j, "',' or '}'", LOB_E_FORMAT);
-    }
-    LOB_FORWARD_IF_ERROR(lob_json_string(j, key, klen));
-    if (!lob_json_eat(j, ':')) {
-        return lob_json_fail(j, "':'", LOB_E_FORMAT);
-    }
-    return 1;
 }

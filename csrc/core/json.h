@@ -46,8 +46,32 @@ lob_json_eat(lob_json *j, char c)
     return 0;
 }
 
-/*! lob_json_string() : a string's raw contents (escapes validated, not decoded). */
-int lob_json_string(lob_json *j, const char **s, size_t *n);
+/* Out-of-line rest of lob_json_string() for strings with escapes or bad bytes. */
+int lob_json_string_slow(lob_json *j, const char *start, const char **s, size_t *n);
+
+/*! lob_json_string() : a string's raw contents (escapes validated, not decoded).
+ *  Inline because every key goes through it; escapes are rare and handled out of line. */
+static inline int
+lob_json_string(lob_json *j, const char **s, size_t *n)
+{
+    if (lob_json_peek(j) != '"') {
+        return lob_json_fail(j, "a string", LOB_E_FORMAT);
+    }
+    const char *start = j->p + 1;
+    for (const char *p = start; p < j->end; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '"') {
+            *s = start;
+            *n = (size_t)(p - start);
+            j->p = p + 1;
+            return LOB_OK;
+        }
+        if (c == '\\' || c < 0x20) {
+            break;
+        }
+    }
+    return lob_json_string_slow(j, start, s, n);
+}
 
 /*! lob_json_skip() : validate and skip any value. */
 int lob_json_skip(lob_json *j, int depth);
@@ -63,6 +87,23 @@ int lob_json_bool(lob_json *j, int *v);
 
 /*! lob_json_next_member() : after '{' or a member, read `,"key":` or the closing '}'.
  *  @return 1 with key set, 0 at '}', or a negative error.  `*first` must start at 1. */
-int lob_json_next_member(lob_json *j, int *first, const char **key, size_t *klen);
+static inline int
+lob_json_next_member(lob_json *j, int *first, const char **key, size_t *klen)
+{
+    if (*first) {
+        *first = 0;
+        if (lob_json_eat(j, '}')) {
+            return 0;
+        }
+    }
+    else if (!lob_json_eat(j, ',')) {
+        return lob_json_eat(j, '}') ? 0 : lob_json_fail(j, "',' or '}'", LOB_E_FORMAT);
+    }
+    LOB_FORWARD_IF_ERROR(lob_json_string(j, key, klen));
+    if (!lob_json_eat(j, ':')) {
+        return lob_json_fail(j, "':'", LOB_E_FORMAT);
+    }
+    return 1;
+}
 
 #endif /* LOB_JSON_H */

@@ -55,8 +55,9 @@ decimal_slow(const char *first, const char *mant_end, int64_t exp10, double *out
     return LOB_OK;
 }
 
-const char *
-lob_parse_decimal(const char *first, const char *last, double *out, int *rc)
+/* Digit by digit with the 19-digit limit checked on every digit: for long inputs. */
+static const char *
+parse_decimal_careful(const char *first, const char *last, double *out, int *rc)
 {
     const char *p = first;
     int neg = 0;
@@ -137,28 +138,64 @@ lob_parse_decimal(const char *first, const char *last, double *out, int *rc)
     return p;
 }
 
+/* The common case, prices and sizes of at most 19 digits, without a branch per digit:
+ * 19 decimal digits always fit in uint64, so the limit is checked once at the end. */
+const char *
+lob_parse_decimal(const char *first, const char *last, double *out, int *rc)
+{
+    const char *p = first;
+    int neg = 0;
+    if (p < last && (*p == '-' || *p == '+')) {
+        neg = *p == '-';
+        p++;
+    }
+    const char *d0 = p;
+    uint64_t m = 0;
+    for (; p < last && is_digit(*p); p++) {
+        m = m * 10 + (uint64_t)(*p - '0');
+    }
+    ptrdiff_t ndigits = p - d0, nfrac = 0;
+    if (p < last && *p == '.') {
+        const char *f0 = ++p;
+        for (; p < last && is_digit(*p); p++) {
+            m = m * 10 + (uint64_t)(*p - '0');
+        }
+        nfrac = p - f0;
+        ndigits += nfrac;
+    }
+    if (ndigits == 0 || ndigits > LOB_MAX_FAST_DIGITS || (p < last && (*p == 'e' || *p == 'E'))) {
+        return parse_decimal_careful(first, last, out, rc);
+    }
+    if (m <= ((uint64_t)1 << 53) && nfrac <= 22) {
+        double v = (double)m / lob_pow10[nfrac]; /* both exact: one correct rounding */
+        *out = neg ? -v : v;
+        return p;
+    }
+    return parse_decimal_careful(first, last, out, rc);
+}
+
 const char *
 lob_parse_int64(const char *first, const char *last, int64_t *out, int *rc)
 {
     const char *p = first;
-    int neg = 0;
-    if (p < last && *p == '-') {
-        neg = 1;
-        p++;
-    }
+    int neg = p < last && *p == '-';
+    p += neg;
     const char *d0 = p;
+    while (p < last && *p == '0') {
+        p++; /* leading zeros do not count towards the 19-digit limit */
+    }
+    const char *s0 = p;
     uint64_t v = 0;
-    uint64_t limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
     for (; p < last && is_digit(*p); p++) {
-        uint64_t d = (uint64_t)(*p - '0');
-        if (v > (limit - d) / 10) {
-            *rc = LOB_E_RANGE;
-            return NULL;
-        }
-        v = v * 10 + d;
+        v = v * 10 + (uint64_t)(*p - '0'); /* 19 digits never wrap uint64; more are refused */
     }
     if (p == d0) {
         *rc = LOB_E_FORMAT;
+        return NULL;
+    }
+    uint64_t limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+    if (p - s0 > 19 || v > limit) {
+        *rc = LOB_E_RANGE;
         return NULL;
     }
     *out = neg ? (int64_t)(0 - v) : (int64_t)v;
