@@ -34,7 +34,7 @@ $(SETUP_STAMP): pyproject.toml setup.py
 build: $(SO_STAMP)
 
 $(SO_STAMP): $(SETUP_STAMP) $(CSRC) setup.py
-	$(PY) setup.py -q build_ext --inplace
+	$(PY) setup.py -q build_ext --inplace --force
 	touch $@
 
 # --- the README's commands --------------------------------------------------------------
@@ -49,13 +49,19 @@ bench: build
 	$(PY) benchmarks/run.py
 
 # ASan/UBSan build of the same suite (the interpreter itself is not instrumented, so
-# libasan is preloaded; leaks in CPython/NumPy are not ours and are not reported).
+# libasan is preloaded; leaks in CPython/NumPy are not ours and are not reported).  The
+# normal build is restored afterwards, whatever the result.
+ASAN_ENV := LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	PYTHONMALLOC=malloc
+
 test-asan: $(SETUP_STAMP)
-	rm -rf build/asan && LOBFAST_SANITIZE=1 $(PY) setup.py -q build_ext --inplace -b build/asan -t build/asan/tmp
-	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
-	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  PYTHONMALLOC=malloc $(PY) -m pytest -q -x tests -p no:cacheprovider
-	rm -f $(SO_STAMP) && $(MAKE) build
+	rm -f lobfast/_core*.so $(SO_STAMP)
+	LOBFAST_SANITIZE=1 $(PY) setup.py -q build_ext --inplace --force -b build/asan -t build/asan/tmp
+	ldd lobfast/_core*.so | grep -q libasan || { echo "error: not an ASan build"; exit 1; }
+	$(ASAN_ENV) $(PY) -m pytest -q -x tests -p no:cacheprovider; status=$$?; \
+	  rm -f lobfast/_core*.so; $(PY) setup.py -q build_ext --inplace --force && touch $(SO_STAMP); \
+	  exit $$status
 
 lint: $(SETUP_STAMP)
 	$(VENV)/bin/ruff check lobfast tests benchmarks
