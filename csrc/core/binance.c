@@ -122,10 +122,11 @@ static int
 fail_at(lob_error *err, int code, const char *line, const lob_json *j)
 {
     size_t col = (size_t)(j->p - line);
-    size_t left = (size_t)(j->end - j->p);
-    return lob_error_set(err, code, "column %zu: expected %s, found '%.24s'%s", col + 1,
-                         j->expected ? j->expected : "valid JSON", left ? j->p : "end of line",
-                         left > 24 ? "..." : "");
+    size_t left = (size_t)(j->end - j->p); /* the line is not NUL-terminated */
+    int show = left < 24 ? (int)left : 24;
+    return lob_error_set(err, code, "column %zu: expected %s, found '%.*s'%s", col + 1,
+                         j->expected ? j->expected : "valid JSON", show, j->p,
+                         left > 24 ? "..." : (left ? "" : "(end of line)"));
 }
 
 /* ------------------------------------------------------------------ parsing */
@@ -688,8 +689,8 @@ binance_line(void *ctx, const char *s, size_t n, lob_error *err)
                                  "expected (is this the right file?)");
         }
         return lob_error_set(err, LOB_E_FORMAT,
-                             "expected '<receive time in ns> <JSON message>', found '%.32s'%s", s,
-                             n > 32 ? "..." : "");
+                             "expected '<receive time in ns> <JSON message>', found '%.*s'%s",
+                             n < 32 ? (int)n : 32, s, n > 32 ? "..." : "");
     }
     if (local < b->start_ns || local >= b->end_ns) {
         b->n_outside++;
