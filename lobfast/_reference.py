@@ -263,3 +263,422 @@ def best_quotes_from_depth(depth: dict[str, np.ndarray]) -> dict[int, tuple[floa
             bb, ba = max(bids), min(asks)
             out[uid] = (bb, bids[bb], ba, asks[ba])
     return out
+
+
+# --------------------------------------------------------------------------- CSV archives
+# References for the Tardis.dev and data.binance.vision readers: the csv module splits the
+# lines, Decimal parses the numbers, and every rule of csrc/core/tardis.c and vision.c is
+# restated row by row.  Lines are decoded as latin-1 so any byte string reads, as in C.
+
+import csv as _csv  # noqa: E402
+import re as _re  # noqa: E402
+
+_DECIMAL_RE = _re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\Z")
+_INT_RE = _re.compile(r"-?\d+\Z")
+_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+class RowError(ValueError):
+    """A line the C reader refuses (LOB_E_FORMAT / LOB_E_RANGE)."""
+
+
+def csv_lines(path) -> list[str]:
+    """A file's lines as the C reader splits them: at '\\n', one trailing '\\r' dropped, a
+    last line without '\\n' kept; gzip recognised by its magic bytes."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    lines = data.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    return [(ln[:-1] if ln.endswith(b"\r") else ln).decode("latin-1") for ln in lines]
+
+
+def csv_cells(line: str) -> list[str]:
+    """Cells of an unquoted CSV line (the csv module with quoting off, as C splits at ',')."""
+    # the csv module ends a record at a lone '\r'; C keeps it inside the cell
+    hidden = line.replace("\r", "\ue000")
+    cells = next(_csv.reader([hidden], delimiter=",", quoting=_csv.QUOTE_NONE, escapechar=None))
+    return [c.replace("\ue000", "\r") for c in cells]
+
+
+def csv_decimal(text: str) -> float:
+    """A decimal cell as lob_parse_decimal reads it: correctly rounded, finite."""
+    if not _DECIMAL_RE.match(text):
+        raise RowError(f"expected a decimal number, found {text!r}")
+    mant = _re.split("[eE]", text)[0].lstrip("+-").replace(".", "").lstrip("0")
+    if len(mant) > 40:
+        raise RowError(f"too many digits: {text!r}")
+    v = float(Decimal(text))
+    if math.isinf(v):
+        raise RowError(f"out of float64 range: {text!r}")
+    return v
+
+
+def csv_int(text: str) -> int:
+    """An integer cell as lob_parse_int64 reads it."""
+    if not _INT_RE.match(text):
+        raise RowError(f"expected an integer, found {text!r}")
+    v = int(text)
+    if not -(2**63) <= v < 2**63:
+        raise RowError(f"out of int64 range: {text!r}")
+    return v
+
+
+def csv_time(text: str) -> int:
+    """A time cell in s, ms or us (by magnitude) to ns; negative or past int64 ns refused."""
+    t = csv_int(text)
+    ns = epoch_to_ns(t)
+    if t < 0 or ns >= 2**63:
+        raise RowError(f"time out of range: {text!r}")
+    return ns
+
+
+def csv_bool(text: str) -> int | None:
+    """True/False in any ASCII case, or None."""
+    low = text.translate(_LOWER)
+    return {"true": 1, "false": 0}.get(low)
+
+
+def _strip_bom(line: str) -> str:
+    return line[3:] if line.startswith("\xef\xbb\xbf") else line
+
+
+class TardisReference:
+    """Tardis.dev CSV lines -> the columns lobfast.read_tardis returns."""
+
+    COMMON = ["exchange", "symbol", "timestamp", "local_timestamp"]
+    FIXED = {
+        ("is_snapshot", "side", "price", "amount"): "incremental_book_L2",
+        ("id", "side", "price", "amount"): "trades",
+        ("ask_amount", "ask_price", "bid_price", "bid_amount"): "quotes",
+    }
+
+    def __init__(self, symbol=None, start=None, end=None, on_error="raise") -> None:
+        self.symbol = symbol.translate(_UPPER) if symbol else None
+        self.start = -(2**63) if start is None else start
+        self.end = 2**63 - 1 if end is None else end
+        self.skip = on_error == "skip"
+        self.kind: str | None = None
+        self.levels = 0
+        self.rejected = False
+        self.prev_snapshot = False
+        self.synced = False
+        self.out: list[tuple] = []
+        self.symbols: list[str] = []
+        self.counts = dict.fromkeys(
+            (
+                "headers",
+                "rows",
+                "other_symbol_rows",
+                "outside_window",
+                "skipped_before_snapshot",
+                "snapshots",
+                "non_integer_trade_ids",
+                "blank_lines",
+                "bad_lines",
+            ),
+            0,
+        )
+
+    def line(self, line: str) -> None:
+        try:
+            self._line(line)
+        except RowError:
+            if not self.skip:
+                raise
+            self.counts["bad_lines"] += 1
+
+    def _header(self, cells: list[str]) -> None:
+        self.rejected = True
+        if cells[:4] != self.COMMON:
+            raise RowError(f"header does not start with {self.COMMON}")
+        kind, levels = self.FIXED.get(tuple(cells[4:])), 0
+        if kind is None and len(cells) > 4 and cells[4] == "asks[0].price":
+            if (len(cells) - 4) % 4 or len(cells) > 4 + 4 * 1000:
+                raise RowError("bad book_snapshot header width")
+            levels = (len(cells) - 4) // 4
+            names = [
+                f"{s}[{i}].{f}"
+                for i in range(levels)
+                for s, f in (("asks", "price"), ("asks", "amount"), ("bids", "price"), ("bids", "amount"))
+            ]
+            if cells[4:] != names:
+                raise RowError("bad book_snapshot header")
+            kind = f"book_snapshot_{levels}"
+        if kind is None:
+            raise RowError("header not recognised")
+        if self.kind is not None and self.kind != kind:
+            raise RowError(f"header for {kind} after {self.kind}")
+        self.kind, self.levels, self.rejected = kind, levels, False
+        self.counts["headers"] += 1
+
+    @staticmethod
+    def _time(text: str) -> int:
+        us = csv_int(text)
+        if abs(us) > (2**63 - 1) // 1000:
+            raise RowError("time out of range")
+        return us * 1000
+
+    def _line(self, line: str) -> None:
+        if not line:
+            self.counts["blank_lines"] += 1
+            return
+        line = _strip_bom(line)
+        cells = csv_cells(line)
+        if cells[0] == "exchange":
+            self._header(cells)
+            return
+        if self.kind is None or self.rejected:
+            raise RowError("row before a valid header")
+        if len(cells) != 4 + (4 * self.levels if self.levels else 4):
+            raise RowError("wrong column count")
+        exchange, sym = cells[0], cells[1]
+        if not 1 <= len(sym) < 32 or any(not "!" <= ch <= "~" for ch in sym):
+            raise RowError("a symbol is 1 to 31 printable ASCII characters")
+        local = self._time(cells[3])
+        ts = self._time(cells[2]) if cells[2] else local
+        kind = self.kind
+        if kind == "incremental_book_L2":
+            snap = csv_bool(cells[4])
+            side = {"bid": 1, "ask": -1}.get(cells[5])
+            if snap is None or side is None:
+                raise RowError("bad is_snapshot or side")
+            px, qty = csv_decimal(cells[6]), csv_decimal(cells[7])
+            if not px > 0 or not qty >= 0:
+                raise RowError("price <= 0 or amount < 0")
+            row = (snap, side, px, qty)
+        elif kind == "trades":
+            side = {"buy": 1, "sell": -1, "unknown": 0, "": 0}.get(cells[5])
+            if side is None:
+                raise RowError("bad side")
+            px, qty = csv_decimal(cells[6]), csv_decimal(cells[7])
+            try:
+                tid, nonint = csv_int(cells[4]), 0
+            except RowError:
+                tid, nonint = -1, 1  # text ids (some exchanges) become -1
+            row = (px, qty, side, tid, nonint)
+        elif kind == "quotes":
+            ask_qty, ask_px, bid_px, bid_qty = (csv_decimal(c) if c else math.nan for c in cells[4:8])
+            row = (bid_px, bid_qty, ask_px, ask_qty)
+        else:
+            levels = [(csv_decimal(c) if c else math.nan) for c in cells[4:]]
+            asks_px, asks_sz = levels[0::4], [0.0 if math.isnan(x) else x for x in levels[1::4]]
+            bids_px, bids_sz = levels[2::4], [0.0 if math.isnan(x) else x for x in levels[3::4]]
+            row = (bids_px, bids_sz, asks_px, asks_sz)
+        self.counts["rows"] += 1
+        up = sym.translate(_UPPER)
+        if self.symbol is None:
+            self.symbol = up
+        if up != self.symbol:
+            self.counts["other_symbol_rows"] += 1
+            if up not in self.symbols:
+                self.symbols.append(up)
+            return
+        del exchange
+        inside = self.start <= local < self.end
+        if kind == "incremental_book_L2":
+            snap = row[0]
+            run_start = snap and not self.prev_snapshot
+            self.prev_snapshot = bool(snap)
+            if not inside:
+                self.counts["outside_window"] += 1
+                return
+            if not self.synced:
+                if not run_start:
+                    self.counts["skipped_before_snapshot"] += 1
+                    return
+                self.synced = True
+            self.counts["snapshots"] += bool(run_start)
+            flags = (SNAPSHOT | (RESET if run_start else 0)) if snap else 0
+            self.out.append((ts, local, row[1], row[2], row[3], -1, flags))
+            return
+        if kind == "trades":
+            self.counts["non_integer_trade_ids"] += row[4]
+        if not inside:
+            self.counts["outside_window"] += 1
+            return
+        if kind == "trades":
+            self.out.append((ts, local, row[0], row[1], row[2], row[3]))
+        elif kind == "quotes":
+            self.out.append((ts, local, -1, *row))
+        else:
+            self.out.append((ts, -1, *row, True))
+
+    def finish(self) -> tuple[str | None, dict[str, np.ndarray], dict[str, int]]:
+        kind, rows = self.kind, self.out
+        if kind == "incremental_book_L2":
+            # END_OF_MESSAGE: last row of each run sharing local_timestamp
+            rows = [
+                (*r[:6], r[6] | (END_OF_MESSAGE if i + 1 == len(rows) or rows[i + 1][1] != r[1] else 0))
+                for i, r in enumerate(rows)
+            ]
+            names = ("ts", "local_ts", "side", "price", "qty", "update_id", "flags")
+            types = "i8 i8 i1 f8 f8 i8 u1"
+        elif kind == "trades":
+            names, types = ("ts", "local_ts", "price", "qty", "side", "trade_id"), "i8 i8 f8 f8 i1 i8"
+        elif kind == "quotes":
+            names = ("ts", "local_ts", "update_id", "bid_px", "bid_qty", "ask_px", "ask_qty")
+            types = "i8 i8 i8 f8 f8 f8 f8"
+        elif kind is not None:
+            names = ("ts", "update_id", "bid_px", "bid_sz", "ask_px", "ask_sz", "valid")
+            types = "i8 i8 f8 f8 f8 f8 ?"
+        else:
+            return None, {}, dict(self.counts)
+        cols = {}
+        for j, (name, t) in enumerate(zip(names, types.split(), strict=True)):
+            a = np.array([r[j] for r in rows], dtype=t)
+            if kind.startswith("book_snapshot") and name in ("bid_px", "bid_sz", "ask_px", "ask_sz"):
+                a = a.reshape(len(rows), self.levels)
+            cols[name] = a
+        counts = dict(self.counts, symbols=[self.symbol, *self.symbols] if self.symbol else [])
+        return kind, cols, counts
+
+
+def _feed(ref, paths) -> None:
+    """Every line of every file to `ref`; a RowError gets the file and 1-based line."""
+    for p in [paths] if isinstance(paths, str) or hasattr(paths, "__fspath__") else paths:
+        for i, line in enumerate(csv_lines(p), 1):
+            try:
+                ref.line(line)
+            except RowError as e:
+                e.path, e.line = p, i
+                raise
+
+
+def read_tardis(paths, symbol=None, start=None, end=None, on_error="raise"):
+    """Reference of lobfast.read_tardis: (data type, {column: array}, counters)."""
+    ref = TardisReference(symbol, start, end, on_error)
+    _feed(ref, paths)
+    return ref.finish()
+
+
+class VisionReference:
+    """data.binance.vision CSV lines -> the columns lobfast.read_binance_vision returns."""
+
+    # name -> (data type, cells, normalised header, kind)
+    LAYOUTS = {
+        "spot trades": ("trades", 7, "id,price,qty,quoteqty,time,isbuyermaker,isbestmatch", "trades"),
+        "spot aggTrades": (
+            "aggTrades",
+            8,
+            "aggtradeid,price,quantity,firsttradeid,lasttradeid,transacttime,isbuyermaker,isbestmatch",
+            "agg",
+        ),
+        "UM trades": ("trades", 6, "id,price,qty,quoteqty,time,isbuyermaker", "trades"),
+        "UM aggTrades": (
+            "aggTrades",
+            7,
+            "aggtradeid,price,quantity,firsttradeid,lasttradeid,transacttime,isbuyermaker",
+            "agg",
+        ),
+        "UM bookTicker": (
+            "bookTicker",
+            7,
+            "updateid,bestbidprice,bestbidqty,bestaskprice,bestaskqty,transactiontime,eventtime",
+            "book",
+        ),
+    }
+
+    def __init__(self, on_error="raise") -> None:
+        self.skip = on_error == "skip"
+        self.layout: str | None = None
+        self.rejected = False
+        self.trades: list[tuple] = []
+        self.quotes: list[tuple] = []
+        self.counts = dict.fromkeys(("headers", "rows", "blank_lines", "bad_lines"), 0)
+
+    def line(self, line: str) -> None:
+        try:
+            self._line(line)
+        except RowError:
+            if not self.skip:
+                raise
+            self.counts["bad_lines"] += 1
+
+    def _line(self, line: str) -> None:
+        if not line:
+            self.counts["blank_lines"] += 1
+            return
+        line = _strip_bom(line)
+        if any(c == "\0" or (c < " " and c != "\t") for c in line[:64]):
+            raise RowError("binary data")
+        if line[0].isascii() and line[0].isalpha():
+            norm = line.translate(_LOWER).replace("_", "").replace(" ", "")[:159]
+            names = [n for n, lay in self.LAYOUTS.items() if lay[2] == norm]
+            # a known header of another layout refuses the rows after it; an unknown one
+            # does so only before any layout is known (later it is one damaged line)
+            self.rejected = self.rejected or bool(names) or self.layout is None
+            if not names:
+                raise RowError("header not recognised")
+            if self.layout is not None and self.layout != names[0]:
+                raise RowError("header of another layout")
+            self.layout, self.rejected = names[0], False
+            self.counts["headers"] += 1
+            return
+        if self.rejected:
+            raise RowError("row after a refused header")
+        cells = csv_cells(line)
+        layout = self.layout
+        if layout is None:
+            n = len(cells)
+            if n == 6:
+                layout = "UM trades"
+            elif n == 8:
+                layout = "spot aggTrades"
+            elif n == 7:
+                if csv_bool(cells[5]) is not None:
+                    layout = "spot trades"
+                else:
+                    layout = "UM aggTrades" if csv_bool(cells[6]) is not None else "UM bookTicker"
+            else:
+                raise RowError("expected 6, 7 or 8 columns")
+        _, ncol, _, kind = self.LAYOUTS[layout]
+        if len(cells) != ncol:
+            raise RowError("wrong column count")
+        if kind == "book":
+            uid = csv_int(cells[0])
+            bid_px, bid_qty, ask_px, ask_qty = (csv_decimal(c) for c in cells[1:5])
+            tt, et = csv_time(cells[5]), csv_time(cells[6])
+            self.quotes.append((tt, et, uid, bid_px, bid_qty, ask_px, ask_qty))
+        else:
+            tid, px, qty = csv_int(cells[0]), csv_decimal(cells[1]), csv_decimal(cells[2])
+            if kind == "agg":
+                csv_int(cells[3]), csv_int(cells[4])
+                t = 5
+            else:
+                csv_decimal(cells[3])
+                t = 4
+            ts = csv_time(cells[t])
+            flags = [csv_bool(c) for c in cells[t + 1 :]]
+            if None in flags:
+                raise RowError("expected True or False")
+            self.trades.append((ts, ts, px, qty, -1 if flags[0] else 1, tid))
+        self.layout = layout
+        self.counts["rows"] += 1
+
+    def finish(self) -> tuple[str | None, dict[str, np.ndarray], dict[str, int]]:
+        if self.layout is None:
+            return None, {}, dict(self.counts)
+        data_type = self.LAYOUTS[self.layout][0]
+        if data_type == "bookTicker":
+            # the archive's rows may be out of order: by (event_time, update_id), stable
+            rows = sorted(self.quotes, key=lambda r: (r[1], r[2]))
+            names = ("ts", "local_ts", "update_id", "bid_px", "bid_qty", "ask_px", "ask_qty")
+            types = ("i8", "i8", "i8", "f8", "f8", "f8", "f8")
+        else:
+            rows = self.trades
+            names = ("ts", "local_ts", "price", "qty", "side", "trade_id")
+            types = ("i8", "i8", "f8", "f8", "i1", "i8")
+        pairs = enumerate(zip(names, types, strict=True))
+        cols = {n: np.array([r[j] for r in rows], dtype=t) for j, (n, t) in pairs}
+        return data_type, cols, dict(self.counts, market="spot" if self.layout.startswith("spot") else "usdm")
+
+
+def read_binance_vision(paths, on_error="raise"):
+    """Reference of lobfast.read_binance_vision: (data type, {column: array}, counters)."""
+    ref = VisionReference(on_error)
+    _feed(ref, paths)
+    return ref.finish()

@@ -17,7 +17,7 @@ from typing import Any, Union
 import numpy as np
 
 from . import _core
-from .containers import DepthEvents, MarketData, Quotes, Trades
+from .containers import BookSnapshots, DepthEvents, MarketData, Quotes, Trades
 
 LobError = _core.LobError
 PathLike = Union[str, "os.PathLike[str]"]
@@ -196,3 +196,200 @@ def iter_binance(
         check.done()
     r.finish()
     yield _market_data(r.take(), r.stats())
+
+
+# --------------------------------------------------------------------------- CSV archives
+
+
+class _CsvFileCheck(_FileCheck):
+    """:class:`_FileCheck` plus what a CSV file must satisfy: a header where the format
+    requires one, and at least one readable row when ``on_error="skip"`` skipped lines
+    (a whole file of bad lines means the wrong kind of file, not a few damaged rows)."""
+
+    def __init__(self, reader: _core.Reader, symbol, on_error: str, *, header_required: bool) -> None:
+        super().__init__(reader, symbol, on_error)
+        self.header_required = header_required
+
+    def done(self) -> None:
+        before = self.before
+        super().done()
+        now = self.reader.stats()
+        delta = {k: now[k] - before[k] for k in ("lines", "headers", "rows", "bad_lines")}
+        if delta["lines"] == 0:
+            return
+        if delta["bad_lines"] and not delta["rows"]:
+            why = now["header_error"] or now["last_error"]
+            raise LobError(
+                f"{self.path}: no row of this file could be read ({delta['bad_lines']} bad lines): {why}"
+            )
+        if self.header_required and not delta["headers"]:
+            raise LobError(
+                f"{self.path}: the file has no Tardis CSV header line "
+                "('exchange,symbol,timestamp,local_timestamp,...'), so its columns are unknown"
+            )
+
+
+def _read_csv(fmt: str, files: list[str], symbol, on_error: str, start, end, header_required: bool):
+    r = _reader(fmt, symbol, on_error, start, end)
+    check = _CsvFileCheck(r, symbol, on_error, header_required=header_required)
+    for path in files:
+        check.start(path)
+        r.open(path)
+        r.pump()
+        check.done()
+    r.finish()
+    return r.take(), r.stats()
+
+
+def read_tardis(
+    paths: Paths,
+    *,
+    symbol: str | None = None,
+    start=None,
+    end=None,
+    on_error: str = "raise",
+    stats: dict[str, Any] | None = None,
+) -> DepthEvents | Trades | Quotes | BookSnapshots:
+    """Read Tardis.dev CSV files (``.csv`` or ``.csv.gz``) into the container of their data type.
+
+    The header line says what a file holds:
+
+    ========================== ======================================================
+    ``incremental_book_L2``    :class:`DepthEvents` (``update_id`` -1: Tardis has none)
+    ``trades``                 :class:`Trades` (side ``buy`` +1, ``sell`` -1, ``unknown`` 0)
+    ``quotes``/``book_ticker`` :class:`Quotes` (``update_id`` -1; empty cells are NaN)
+    ``book_snapshot_N``        :class:`BookSnapshots` with N levels; ``ts`` is ``timestamp``;
+                               empty levels are NaN prices and 0 sizes
+    ========================== ======================================================
+
+    ``ts`` is Tardis' ``timestamp`` (exchange time; when empty, ``local_timestamp``) and
+    ``local_ts`` its ``local_timestamp`` (arrival time), microseconds turned into int64 ns.
+    Trade ids that are not integers (some exchanges use text ids) become -1 and are counted
+    in ``stats['non_integer_trade_ids']``.
+
+    Depth follows Tardis' snapshot rules: rows before the first ``is_snapshot=true`` row are
+    skipped (``stats['skipped_before_snapshot']``); the first snapshot row after a
+    non-snapshot row gets ``RESET | SNAPSHOT`` and the rest of its run ``SNAPSHOT``; the last
+    row of each run of rows sharing ``local_timestamp`` (one exchange message) gets
+    ``END_OF_MESSAGE``.
+
+    Parameters
+    ----------
+    paths : a file, a list of files, or a glob; plain, gzip or zstd.  All files must hold
+        the same data type (and, for book snapshots, the same N); they are read as one
+        stream in the order given.
+    symbol : keep this symbol's rows (any case).  Without it the data must hold one symbol.
+    start, end : keep rows whose ``local_timestamp`` is in ``[start, end)`` (int ns, ISO
+        string, datetime); depth then starts at the first snapshot inside the window.
+    on_error : ``"raise"`` (default) stops at the first malformed row with a
+        :class:`LobError` naming file, line, byte offset, column and what was expected;
+        ``"skip"`` counts such rows in ``stats['bad_lines']`` and goes on.  A file none of
+        whose rows can be read, or without a header line, raises either way; an empty file
+        (Tardis publishes empty files for days without data) warns instead of raising.
+    stats : a dict to receive the reader's counters (rows, other-symbol rows, rows outside
+        the window, skipped rows, snapshots, bad lines, ...).
+
+    Returns
+    -------
+    DepthEvents, Trades, Quotes or BookSnapshots
+
+    Examples
+    --------
+    >>> import gzip, os, tempfile, lobfast
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "binance_trades_2024-08-08_BTCUSDT.csv.gz")
+    ...     with gzip.open(path, "wt") as f:
+    ...         _ = f.write(
+    ...             "exchange,symbol,timestamp,local_timestamp,id,side,price,amount\\n"
+    ...             "binance,BTCUSDT,1723161256322000,1723161256322871,5266583935,buy,61800.30,0.006\\n"
+    ...             "binance,BTCUSDT,1723161256344000,1723161256344902,5266583936,sell,61800.20,0.199\\n"
+    ...         )
+    ...     trades = lobfast.read_tardis(path)
+    >>> trades.price, trades.side
+    (array([61800.3, 61800.2]), array([ 1, -1], dtype=int8))
+    """
+    files = expand_paths(paths)
+    tables, st = _read_csv("tardis", files, symbol, on_error, start, end, header_required=True)
+    if stats is not None:
+        stats.update(st)
+    kind = st["data_type"]
+    if kind == "incremental_book_L2":
+        return DepthEvents(**tables["depth"])
+    if kind == "trades":
+        return Trades(**tables["trades"])
+    if kind == "quotes":
+        return Quotes(**tables["quotes"])
+    if kind.startswith("book_snapshot_"):
+        b, levels = tables["book"], st["levels"]
+        # a single level comes back 1-D; (N, L) views either way, and uint8 0/1 views as bool
+        wide = {k: b[k].reshape(-1, levels) for k in ("bid_px", "bid_sz", "ask_px", "ask_sz")}
+        return BookSnapshots(ts=b["ts"], update_id=b["update_id"], valid=b["valid"].view(np.bool_), **wide)
+    raise LobError(f"no Tardis data in {', '.join(files)}: every file is empty, so the data type is unknown")
+
+
+def read_binance_vision(
+    paths: Paths, *, on_error: str = "raise", stats: dict[str, Any] | None = None
+) -> Trades | Quotes:
+    """Read data.binance.vision CSV files: trades and aggTrades -> :class:`Trades`,
+    USD-M bookTicker -> :class:`Quotes`.
+
+    Recognised layouts (a header is optional; without one the row's shape decides):
+    spot ``trades`` (``id,price,qty,quoteQty,time,isBuyerMaker,isBestMatch``), spot
+    ``aggTrades`` (``aggId,price,qty,firstId,lastId,time,isBuyerMaker,isBestMatch``), USD-M
+    ``trades`` (``id,price,qty,quote_qty,time,is_buyer_maker``), USD-M ``aggTrades``
+    (``agg_trade_id,...,transact_time,is_buyer_maker``) and USD-M ``bookTicker``
+    (``update_id,best_bid_price,best_bid_qty,best_ask_price,best_ask_qty,transaction_time,event_time``).
+    Times in ms or µs (spot from 2025) are told apart by magnitude; booleans may be
+    ``True``/``False`` or ``true``/``false``.
+
+    Trades: ``ts`` = ``local_ts`` = the trade time (the archive has no receive time);
+    ``side`` = -1 when the buyer was the maker (the taker sold), else +1; ``trade_id`` is the
+    trade id or, for aggTrades, the aggregate id.  bookTicker: ``ts`` = ``transaction_time``,
+    ``local_ts`` = ``event_time``, ``update_id`` = ``update_id``; its rows are sometimes out
+    of order in the archive, so they are sorted (stably) by ``(event_time, update_id)`` when
+    they are not already (``stats['out_of_order_rows']`` counts the breaks).
+
+    Parameters
+    ----------
+    paths : a file, a list of files, or a glob: ``.csv``, gzip or zstd.  The archive's
+        ``.zip`` files must be extracted first.  All files must have the same layout.
+    on_error : ``"raise"`` (default) or ``"skip"``, as in :func:`read_tardis`.
+    stats : a dict to receive the reader's counters (``data_type``, ``market``, rows, ...).
+
+    Returns
+    -------
+    Trades or Quotes
+
+    Examples
+    --------
+    >>> import os, tempfile, lobfast
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "BTCUSDT-trades-2025-01-01.csv")
+    ...     with open(path, "w") as f:
+    ...         _ = f.write(
+    ...             "4346437545,93576.00000000,0.00014000,13.10064000,1735689600010866,True,True\\n"
+    ...             "4346437546,93576.01000000,0.00300000,280.72803000,1735689600016342,False,True\\n"
+    ...         )
+    ...     trades = lobfast.read_binance_vision(path)
+    >>> trades.side, trades.ts.view("datetime64[ns]")[0]
+    (array([-1,  1], dtype=int8), np.datetime64('2025-01-01T00:00:00.010866000'))
+    """
+    files = expand_paths(paths)
+    tables, st = _read_csv("vision", files, None, on_error, None, None, header_required=False)
+    kind = st["data_type"]
+    if kind == "bookTicker":
+        q = tables["quotes"]
+        lt, uid = q["local_ts"], q["update_id"]
+        breaks = (lt[1:] < lt[:-1]) | ((lt[1:] == lt[:-1]) & (uid[1:] < uid[:-1]))
+        st["out_of_order_rows"] = int(np.count_nonzero(breaks))
+        if st["out_of_order_rows"]:
+            order = np.lexsort((uid, lt))  # stable: equal keys keep the file's order
+            q = {k: v[order] for k, v in q.items()}
+        out: Trades | Quotes = Quotes(**q)
+    elif kind in ("trades", "aggTrades"):
+        out = Trades(**tables["trades"])
+    else:
+        raise LobError(f"no data.binance.vision data in {', '.join(files)}: every file is empty")
+    if stats is not None:
+        stats.update(st)
+    return out

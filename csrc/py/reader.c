@@ -20,7 +20,8 @@ typedef struct {
     int busy;                    /* a pump() is running with the GIL released */
 } ReaderObject;
 
-static const lob_format *const formats[] = {&lob_format_binance};
+static const lob_format *const formats[] = {&lob_format_binance, &lob_format_tardis,
+                                            &lob_format_vision};
 
 static lob_state *
 state_of(PyObject *self)

@@ -1,0 +1,791 @@
+/* tardis.c -- Tardis.dev CSV -> depth, trades, quotes or book snapshots.
+ *
+ * Which table a file fills is decided by its header line, which every Tardis CSV has:
+ *   incremental_book_L2            -> "depth"  (DepthEvents)
+ *   trades                         -> "trades" (Trades)
+ *   quotes, book_ticker            -> "quotes" (Quotes; one header for both)
+ *   book_snapshot_N (any N)        -> "book"   (BookSnapshots, N levels a side)
+ * All files of one reader must hold the same data type: a header of another type is
+ * refused, because the rows after it would otherwise be read with the wrong layout.
+ *
+ * Conventions shared by every data type:
+ *  - timestamps are microseconds since the epoch; ts = `timestamp` (exchange time) and
+ *    local_ts = `local_timestamp` (arrival time), both x1000 to ns.  An empty `timestamp`
+ *    means the exchange gave none; Tardis then documents it as the local time, and so do we.
+ *  - rows of other symbols are counted and skipped (the first symbol is kept when none
+ *    was chosen); the [start, end) window applies to local_timestamp, as Tardis orders
+ *    its files by it.
+ *  - update_id is -1: Tardis CSVs carry no exchange sequence numbers.
+ *
+ * Depth flags follow Tardis' rules for incremental_book_L2: the first is_snapshot=true row
+ * after a non-snapshot row starts a new book (RESET|SNAPSHOT); rows before the first
+ * snapshot describe an unknown book and are skipped (counted); the last row of each run of
+ * rows sharing local_timestamp (one exchange message) gets END_OF_MESSAGE.  That needs one
+ * row of lookahead, so the newest depth row waits in `pend` until the next row or finish().
+ */
+#include "number.h"
+#include "reader.h"
+#include "schema.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { T_DEPTH, T_TRADES, T_QUOTES, T_BOOK, T_N };
+static const char *const table_names[T_N] = {"depth", "trades", "quotes", "book"};
+
+/* Data types, by the table they fill; KIND_NONE until a header is accepted. */
+enum { KIND_NONE = -1 };
+
+/* BookSnapshots columns; their width is the header's level count. */
+enum { B_TS, B_UPDATE_ID, B_BID_PX, B_BID_SZ, B_ASK_PX, B_ASK_SZ, B_VALID, B_NCOL };
+
+#define NCOMMON 4       /* exchange,symbol,timestamp,local_timestamp */
+#define MAX_LEVELS 1000 /* book_snapshot_N: Tardis publishes N <= 25; refuse absurd headers */
+#define MAX_CELLS (NCOMMON + 4 * MAX_LEVELS)
+#define MAX_SYMBOLS 64 /* distinct symbols remembered for the mixed-symbol error */
+#define SHOW 24        /* bytes of a bad cell quoted in messages */
+
+static const char *const common_names[NCOMMON] = {"exchange", "symbol", "timestamp",
+                                                  "local_timestamp"};
+static const char *const depth_names[4] = {"is_snapshot", "side", "price", "amount"};
+static const char *const trade_names[4] = {"id", "side", "price", "amount"};
+static const char *const quote_names[4] = {"ask_amount", "ask_price", "bid_price", "bid_amount"};
+
+typedef struct {
+    const char *p; /* first byte */
+    size_t n;      /* bytes */
+} cell;
+
+/* The newest depth row, held back until we know whether its message ended. */
+typedef struct {
+    int64_t ts, local; /* ns */
+    int side;          /* +1 bid, -1 ask */
+    double price, qty; /* level and its new absolute size */
+    unsigned flags;    /* LOB_F_* without END_OF_MESSAGE yet */
+} depth_row;
+
+typedef struct {
+    lob_table out[T_N];                     /* depth, trades, quotes, book */
+    lob_column book_schema[B_NCOL];         /* the book table's columns (width = levels) */
+    int kind;                               /* T_* of the accepted header, or KIND_NONE */
+    int levels;                             /* book_snapshot_N: N */
+    int header_rejected;                    /* the latest header was refused: rows are not read */
+    char symbol[LOB_SYMBOL_MAX];            /* selected symbol (upper case), "" until the first */
+    char exchange[LOB_SYMBOL_MAX];          /* exchange of the first row, for stats */
+    int64_t start_ns, end_ns;               /* local-time window */
+    int prev_snapshot;                      /* the previous row of the symbol had is_snapshot */
+    int synced;                             /* a snapshot start has been emitted */
+    depth_row pend;                         /* held-back depth row */
+    int has_pend;                           /* pend holds a row */
+    cell *cells;                            /* MAX_CELLS cells of the current line */
+    char seen[MAX_SYMBOLS][LOB_SYMBOL_MAX]; /* other symbols met */
+    int nseen;                              /* entries in seen */
+    char symbols_text[MAX_SYMBOLS * (LOB_SYMBOL_MAX + 1)]; /* for stats() */
+    char type_text[32];                                    /* data_type stat */
+    char last_error[256];                                  /* last_error stat */
+    char header_error[256]; /* why the latest header was refused, "" once one is accepted */
+    /* counters */
+    int64_t n_headers, n_rows, n_other_symbol, n_outside, n_before_snapshot, n_snapshots,
+        n_nonint_ids, n_blank;
+} lob_tardis;
+
+/* ------------------------------------------------------------------ errors */
+
+static int fail(lob_tardis *t, lob_error *err, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+
+/* Keep the message for the last_error stat too: with on_error="skip" it tells the Python
+ * side why a whole file could not be read. */
+static int
+fail(lob_tardis *t, lob_error *err, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(t->last_error, sizeof t->last_error, fmt, ap);
+    va_end(ap);
+    return lob_error_set(err, code, "%s", t->last_error);
+}
+
+static int
+looks_binary(const char *s, size_t n)
+{
+    size_t k = n < 64 ? n : 64;
+    for (size_t i = 0; i < k; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == 0 || (c < 0x20 && c != '\t')) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static const char *
+col_name(const lob_tardis *t, int col, char *buf, size_t size)
+{
+    static const char *const fields[4] = {"price", "amount", "price", "amount"};
+    if (col < NCOMMON) {
+        return common_names[col];
+    }
+    int k = (col - NCOMMON) % 4;
+    switch (t->kind) {
+    case T_DEPTH: return depth_names[k];
+    case T_TRADES: return trade_names[k];
+    case T_QUOTES: return quote_names[k];
+    default:
+        snprintf(buf, size, "%s[%d].%s", k < 2 ? "asks" : "bids", (col - NCOMMON) / 4, fields[k]);
+        return buf;
+    }
+}
+
+/* "column 7 (price): expected a decimal number, found 'abc'" */
+static int
+bad_cell(lob_tardis *t, lob_error *err, int code, int col, const cell *c, const char *expected)
+{
+    char name[40];
+    const char *nm = col_name(t, col, name, sizeof name);
+    if (c->n == 0) {
+        return fail(t, err, code, "column %d (%s): expected %s, found an empty cell", col + 1, nm,
+                    expected);
+    }
+    return fail(t, err, code, "column %d (%s): expected %s, found '%.*s'%s", col + 1, nm, expected,
+                (int)(c->n < SHOW ? c->n : SHOW), c->p, c->n > SHOW ? "..." : "");
+}
+
+/* ------------------------------------------------------------------ cells */
+
+/* Split at commas (Tardis never quotes).  @return the number of cells, which may exceed
+ * `cap`: only the first `cap` are stored, the rest only counted for the error message. */
+static int
+split(const char *s, size_t n, cell *c, int cap)
+{
+    int k = 0;
+    const char *end = s + n;
+    for (;;) {
+        const char *comma = memchr(s, ',', (size_t)(end - s));
+        const char *stop = comma ? comma : end;
+        if (k < cap) {
+            c[k].p = s;
+            c[k].n = (size_t)(stop - s);
+        }
+        k++;
+        if (comma == NULL) {
+            return k;
+        }
+        s = comma + 1;
+    }
+}
+
+static int
+cell_is(const cell *c, const char *text)
+{
+    size_t n = strlen(text);
+    return c->n == n && memcmp(c->p, text, n) == 0;
+}
+
+static int
+cell_is_nocase(const cell *c, const char *lower)
+{
+    size_t n = strlen(lower);
+    if (c->n != n) {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char ch = c->p[i];
+        if ((ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch) != lower[i]) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int
+cell_decimal(lob_tardis *t, const cell *c, int col, double *out, lob_error *err)
+{
+    int rc = LOB_E_FORMAT;
+    const char *e = lob_parse_decimal(c->p, c->p + c->n, out, &rc);
+    if (e == NULL || e != c->p + c->n) {
+        rc = e == NULL ? rc : LOB_E_FORMAT;
+        return bad_cell(t, err, rc, col, c,
+                        rc == LOB_E_RANGE ? "a decimal number within float64 range"
+                                          : "a decimal number");
+    }
+    return LOB_OK;
+}
+
+/* An empty cell is "no value": NaN. */
+static int
+cell_decimal_or_nan(lob_tardis *t, const cell *c, int col, double *out, lob_error *err)
+{
+    if (c->n == 0) {
+        *out = NAN;
+        return LOB_OK;
+    }
+    return cell_decimal(t, c, col, out, err);
+}
+
+/* Microseconds to ns, refusing what does not fit int64 ns (years beyond 2262). */
+static int
+cell_time(lob_tardis *t, const cell *c, int col, int64_t *out, lob_error *err)
+{
+    int rc = LOB_E_FORMAT;
+    int64_t us = 0;
+    const char *e = lob_parse_int64(c->p, c->p + c->n, &us, &rc);
+    if (e == NULL || e != c->p + c->n) {
+        rc = e == NULL ? rc : LOB_E_FORMAT;
+        return bad_cell(t, err, rc, col, c, "an integer time in microseconds since the epoch");
+    }
+    if (us > INT64_MAX / 1000 || us < INT64_MIN / 1000) {
+        return bad_cell(t, err, LOB_E_RANGE, col, c, "a time in microseconds before year 2262");
+    }
+    *out = us * 1000;
+    return LOB_OK;
+}
+
+/* ------------------------------------------------------------------ header */
+
+static void
+set_book_width(lob_tardis *t, int levels)
+{
+    for (int i = B_BID_PX; i <= B_ASK_SZ; i++) {
+        t->book_schema[i].width = (uint16_t)levels;
+    }
+}
+
+static int
+header(lob_tardis *t, cell *c, int nc, lob_error *err)
+{
+    int kind = KIND_NONE, levels = 0;
+    t->header_rejected = 1; /* until accepted below */
+    for (int i = 0; i < NCOMMON; i++) {
+        if (i >= nc || !cell_is(&c[i], common_names[i])) {
+            return fail(t, err, LOB_E_FORMAT,
+                        "header column %d: expected '%s' (Tardis CSV headers start with "
+                        "'exchange,symbol,timestamp,local_timestamp'), found '%.*s'",
+                        i + 1, common_names[i], i < nc ? (int)(c[i].n < SHOW ? c[i].n : SHOW) : 0,
+                        i < nc ? c[i].p : "");
+        }
+    }
+    static const char *const *const fixed[3] = {depth_names, trade_names, quote_names};
+    static const int fixed_kind[3] = {T_DEPTH, T_TRADES, T_QUOTES};
+    for (int k = 0; k < 3 && nc == NCOMMON + 4; k++) {
+        int ok = 1;
+        for (int i = 0; i < 4 && ok; i++) {
+            ok = cell_is(&c[NCOMMON + i], fixed[k][i]);
+        }
+        if (ok) {
+            kind = fixed_kind[k];
+        }
+    }
+    if (kind == KIND_NONE && nc > NCOMMON && cell_is(&c[NCOMMON], "asks[0].price")) {
+        if ((nc - NCOMMON) % 4 != 0 || nc > MAX_CELLS) {
+            return fail(t, err, LOB_E_FORMAT,
+                        "book_snapshot header with %d columns: expected 4 + 4 x N columns with N "
+                        "<= %d",
+                        nc, MAX_LEVELS);
+        }
+        levels = (nc - NCOMMON) / 4;
+        for (int i = 0; i < levels; i++) {
+            char want[4][40];
+            snprintf(want[0], sizeof want[0], "asks[%d].price", i);
+            snprintf(want[1], sizeof want[1], "asks[%d].amount", i);
+            snprintf(want[2], sizeof want[2], "bids[%d].price", i);
+            snprintf(want[3], sizeof want[3], "bids[%d].amount", i);
+            for (int j = 0; j < 4; j++) {
+                const cell *h = &c[NCOMMON + 4 * i + j];
+                if (!cell_is(h, want[j])) {
+                    return fail(t, err, LOB_E_FORMAT,
+                                "book_snapshot header column %d: expected '%s', found '%.*s'",
+                                NCOMMON + 4 * i + j + 1, want[j], (int)(h->n < SHOW ? h->n : SHOW),
+                                h->p);
+                }
+            }
+        }
+        kind = T_BOOK;
+    }
+    if (kind == KIND_NONE) {
+        const cell *h = nc > NCOMMON ? &c[NCOMMON] : NULL;
+        return fail(t, err, LOB_E_FORMAT,
+                    "Tardis header not recognised (%d columns, column 5 '%.*s'): expected the "
+                    "incremental_book_L2, trades, quotes/book_ticker or book_snapshot_N columns "
+                    "after 'exchange,symbol,timestamp,local_timestamp'",
+                    nc, h ? (int)(h->n < SHOW ? h->n : SHOW) : 0, h ? h->p : "");
+    }
+    char text[sizeof t->type_text];
+    static const char *const kind_text[T_N] = {"incremental_book_L2", "trades", "quotes", ""};
+    if (kind == T_BOOK) {
+        snprintf(text, sizeof text, "book_snapshot_%d", levels);
+    }
+    else {
+        snprintf(text, sizeof text, "%s", kind_text[kind]);
+    }
+    if (t->kind != KIND_NONE && (t->kind != kind || t->levels != levels)) {
+        return fail(t, err, LOB_E_FORMAT,
+                    "the header is for %s but earlier data was %s: read each Tardis data type "
+                    "in its own call",
+                    text, t->type_text);
+    }
+    if (kind == T_BOOK && t->kind == KIND_NONE) {
+        set_book_width(t, levels);
+    }
+    memcpy(t->type_text, text, sizeof text);
+    t->kind = kind;
+    t->levels = levels;
+    t->header_rejected = 0;
+    t->n_headers++;
+    return LOB_OK;
+}
+
+/* ------------------------------------------------------------------ symbols */
+
+static void
+upper(char *dst, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        dst[i] = (ch >= 'a' && ch <= 'z') ? (char)(ch - 32) : ch;
+    }
+    dst[n] = '\0';
+}
+
+/* Symbols are compared as C strings, so a NUL (or any control byte) in one would make two
+ * different cells look equal; exchanges use printable ASCII only. */
+static int
+valid_symbol(const cell *c)
+{
+    if (c->n == 0 || c->n >= LOB_SYMBOL_MAX) {
+        return 0;
+    }
+    for (size_t i = 0; i < c->n; i++) {
+        unsigned char ch = (unsigned char)c->p[i];
+        if (ch <= ' ' || ch > '~') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Is this row for the selected symbol?  Adopts the first symbol seen; remembers the others
+ * so a mixed file can be reported with every symbol it holds. */
+static int
+symbol_selected(lob_tardis *t, const char *up)
+{
+    if (t->symbol[0] == '\0') {
+        strcpy(t->symbol, up);
+        return 1;
+    }
+    if (strcmp(t->symbol, up) == 0) {
+        return 1;
+    }
+    t->n_other_symbol++;
+    for (int i = 0; i < t->nseen; i++) {
+        if (strcmp(t->seen[i], up) == 0) {
+            return 0;
+        }
+    }
+    if (t->nseen < MAX_SYMBOLS) {
+        strcpy(t->seen[t->nseen++], up);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ rows */
+
+static inline int
+reserve(lob_tardis *t, lob_table *tb, size_t rows, lob_error *err)
+{
+    if (tb->cap - tb->n >= rows) {
+        return LOB_OK;
+    }
+    int rc = lob_table_reserve(tb, rows);
+    return rc < 0 ? fail(t, err, LOB_E_NOMEM, "no memory for %zu more rows", rows) : LOB_OK;
+}
+
+static int
+in_window(lob_tardis *t, int64_t local)
+{
+    if (local < t->start_ns || local >= t->end_ns) {
+        t->n_outside++;
+        return 0;
+    }
+    return 1;
+}
+
+static void
+push_pending(lob_tardis *t)
+{
+    lob_table *d = &t->out[T_DEPTH];
+    const depth_row *r = &t->pend;
+    lob_depth_set(d, d->n++, r->ts, r->local, r->side, r->price, r->qty, -1, r->flags);
+    t->has_pend = 0;
+}
+
+/* The typed columns of one data row, parsed before anything is changed. */
+typedef struct {
+    int snap;    /* depth: is_snapshot */
+    int side;    /* depth +1 bid / -1 ask; trades +1 buy / -1 sell / 0 unknown */
+    double v[4]; /* depth, trades: price, amount; quotes: the four cells in file order */
+    int64_t id;  /* trades: id, or -1 when it is not an int64 */
+    int nonint;  /* trades: the id was not an int64 */
+} row;
+
+static int
+depth_parse(lob_tardis *t, const cell *c, row *r, lob_error *err)
+{
+    if (cell_is_nocase(&c[4], "true")) {
+        r->snap = 1;
+    }
+    else if (cell_is_nocase(&c[4], "false")) {
+        r->snap = 0;
+    }
+    else {
+        return bad_cell(t, err, LOB_E_FORMAT, 4, &c[4], "'true' or 'false'");
+    }
+    if (cell_is(&c[5], "bid")) {
+        r->side = 1;
+    }
+    else if (cell_is(&c[5], "ask")) {
+        r->side = -1;
+    }
+    else {
+        return bad_cell(t, err, LOB_E_FORMAT, 5, &c[5], "'bid' or 'ask'");
+    }
+    LOB_FORWARD_IF_ERROR(cell_decimal(t, &c[6], 6, &r->v[0], err));
+    LOB_FORWARD_IF_ERROR(cell_decimal(t, &c[7], 7, &r->v[1], err));
+    /* prices key the book, so a non-positive one is corrupt data, not a level */
+    if (!(r->v[0] > 0)) {
+        return bad_cell(t, err, LOB_E_RANGE, 6, &c[6], "a positive price");
+    }
+    if (!(r->v[1] >= 0)) {
+        return bad_cell(t, err, LOB_E_RANGE, 7, &c[7], "a non-negative amount");
+    }
+    return LOB_OK;
+}
+
+static int
+trade_parse(lob_tardis *t, const cell *c, row *r, lob_error *err)
+{
+    if (cell_is(&c[5], "buy")) {
+        r->side = 1;
+    }
+    else if (cell_is(&c[5], "sell")) {
+        r->side = -1;
+    }
+    else if (cell_is(&c[5], "unknown") || c[5].n == 0) {
+        r->side = 0;
+    }
+    else {
+        return bad_cell(t, err, LOB_E_FORMAT, 5, &c[5], "'buy', 'sell' or 'unknown'");
+    }
+    LOB_FORWARD_IF_ERROR(cell_decimal(t, &c[6], 6, &r->v[0], err));
+    LOB_FORWARD_IF_ERROR(cell_decimal(t, &c[7], 7, &r->v[1], err));
+    /* ids are integers on most exchanges but text (or empty) on some; trade_id is int64, so
+     * those become -1 and are counted rather than refusing the file */
+    int rc = LOB_OK;
+    const char *e = lob_parse_int64(c[4].p, c[4].p + c[4].n, &r->id, &rc);
+    r->nonint = e == NULL || e != c[4].p + c[4].n;
+    if (r->nonint) {
+        r->id = -1;
+    }
+    return LOB_OK;
+}
+
+static int
+quote_parse(lob_tardis *t, const cell *c, row *r, lob_error *err)
+{
+    for (int i = 0; i < 4; i++) {
+        LOB_FORWARD_IF_ERROR(cell_decimal_or_nan(t, &c[4 + i], 4 + i, &r->v[i], err));
+    }
+    return LOB_OK;
+}
+
+/* Levels go straight into the next (uncommitted) row of the book table. */
+static int
+book_parse(lob_tardis *t, const cell *c, lob_error *err)
+{
+    lob_table *tb = &t->out[T_BOOK];
+    LOB_FORWARD_IF_ERROR(reserve(t, tb, 1, err));
+    size_t L = (size_t)t->levels, i = tb->n;
+    double *bpx = LOB_COL(tb, B_BID_PX, double) + i * L;
+    double *bsz = LOB_COL(tb, B_BID_SZ, double) + i * L;
+    double *apx = LOB_COL(tb, B_ASK_PX, double) + i * L;
+    double *asz = LOB_COL(tb, B_ASK_SZ, double) + i * L;
+    for (size_t k = 0; k < L; k++) {
+        int col = NCOMMON + 4 * (int)k;
+        LOB_FORWARD_IF_ERROR(cell_decimal_or_nan(t, &c[col], col, &apx[k], err));
+        LOB_FORWARD_IF_ERROR(cell_decimal_or_nan(t, &c[col + 1], col + 1, &asz[k], err));
+        LOB_FORWARD_IF_ERROR(cell_decimal_or_nan(t, &c[col + 2], col + 2, &bpx[k], err));
+        LOB_FORWARD_IF_ERROR(cell_decimal_or_nan(t, &c[col + 3], col + 3, &bsz[k], err));
+        /* BookSnapshots: an empty level has size 0, not NaN */
+        asz[k] = isnan(asz[k]) ? 0.0 : asz[k];
+        bsz[k] = isnan(bsz[k]) ? 0.0 : bsz[k];
+    }
+    return LOB_OK;
+}
+
+static void
+depth_apply(lob_tardis *t, const row *r, int64_t ts, int64_t local)
+{
+    /* Tardis: a snapshot starts where is_snapshot turns true.  Rows outside the window still
+     * move this state, so a snapshot cut by `start` is not mistaken for a whole one. */
+    int run_start = r->snap && !t->prev_snapshot;
+    t->prev_snapshot = r->snap;
+    if (!in_window(t, local)) {
+        return;
+    }
+    if (!t->synced) {
+        if (!run_start) {
+            t->n_before_snapshot++; /* the book is unknown until the first snapshot */
+            return;
+        }
+        t->synced = 1;
+    }
+    if (run_start) {
+        t->n_snapshots++;
+    }
+    if (t->has_pend) {
+        if (t->pend.local != local) {
+            t->pend.flags |= LOB_F_END_OF_MESSAGE;
+        }
+        push_pending(t); /* room was reserved by the caller */
+    }
+    unsigned flags = r->snap ? LOB_F_SNAPSHOT | (run_start ? (unsigned)LOB_F_RESET : 0u) : 0u;
+    depth_row d = {ts, local, r->side, r->v[0], r->v[1], flags};
+    t->pend = d;
+    t->has_pend = 1;
+}
+
+static void
+trade_apply(lob_tardis *t, const row *r, int64_t ts, int64_t local)
+{
+    t->n_nonint_ids += r->nonint;
+    if (!in_window(t, local)) {
+        return;
+    }
+    lob_table *tb = &t->out[T_TRADES];
+    size_t i = tb->n++;
+    LOB_COL(tb, LOB_T_TS, int64_t)[i] = ts;
+    LOB_COL(tb, LOB_T_LOCAL_TS, int64_t)[i] = local;
+    LOB_COL(tb, LOB_T_PRICE, double)[i] = r->v[0];
+    LOB_COL(tb, LOB_T_QTY, double)[i] = r->v[1];
+    LOB_COL(tb, LOB_T_SIDE, int8_t)[i] = (int8_t)r->side;
+    LOB_COL(tb, LOB_T_TRADE_ID, int64_t)[i] = r->id;
+}
+
+static void
+quote_apply(lob_tardis *t, const row *r, int64_t ts, int64_t local)
+{
+    if (!in_window(t, local)) {
+        return;
+    }
+    lob_table *tb = &t->out[T_QUOTES];
+    size_t i = tb->n++;
+    LOB_COL(tb, LOB_Q_TS, int64_t)[i] = ts;
+    LOB_COL(tb, LOB_Q_LOCAL_TS, int64_t)[i] = local;
+    LOB_COL(tb, LOB_Q_UPDATE_ID, int64_t)[i] = -1;
+    LOB_COL(tb, LOB_Q_BID_PX, double)[i] = r->v[2];  /* file order: ask_amount, ask_price, */
+    LOB_COL(tb, LOB_Q_BID_QTY, double)[i] = r->v[3]; /* bid_price, bid_amount */
+    LOB_COL(tb, LOB_Q_ASK_PX, double)[i] = r->v[1];
+    LOB_COL(tb, LOB_Q_ASK_QTY, double)[i] = r->v[0];
+}
+
+static void
+book_apply(lob_tardis *t, int64_t ts, int64_t local)
+{
+    if (!in_window(t, local)) {
+        return;
+    }
+    lob_table *tb = &t->out[T_BOOK];
+    size_t i = tb->n++;
+    LOB_COL(tb, B_TS, int64_t)[i] = ts;
+    LOB_COL(tb, B_UPDATE_ID, int64_t)[i] = -1;
+    LOB_COL(tb, B_VALID, uint8_t)[i] = 1;
+}
+
+/* ------------------------------------------------------------------ the format */
+
+static int
+tardis_line(void *ctx, const char *s, size_t n, lob_error *err)
+{
+    lob_tardis *t = ctx;
+    if (n == 0) {
+        t->n_blank++;
+        return LOB_OK;
+    }
+    if (n >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) {
+        s += 3; /* a UTF-8 byte-order mark from tools that re-save the CSV */
+        n -= 3;
+    }
+    cell *c = t->cells;
+    int nc = split(s, n, c, MAX_CELLS);
+    if (cell_is(&c[0], "exchange")) {
+        int rc = header(t, c, nc, err);
+        memcpy(t->header_error, rc < 0 ? t->last_error : "", rc < 0 ? sizeof t->header_error : 1);
+        return rc;
+    }
+    if (t->kind == KIND_NONE || t->header_rejected) {
+        if (looks_binary(s, n)) {
+            return fail(t, err, LOB_E_FORMAT,
+                        "binary data where Tardis CSV text was expected (is this the right "
+                        "file?)");
+        }
+        if (t->header_rejected) {
+            return fail(t, err, LOB_E_FORMAT, "row after a refused header line (%.200s)",
+                        t->header_error);
+        }
+        return fail(t, err, LOB_E_FORMAT,
+                    "expected the Tardis CSV header line "
+                    "'exchange,symbol,timestamp,local_timestamp,...' before the data, found "
+                    "'%.*s'%s",
+                    (int)(n < 32 ? n : 32), s, n > 32 ? "..." : "");
+    }
+    int want = NCOMMON + (t->kind == T_BOOK ? 4 * t->levels : 4);
+    if (nc != want) {
+        return fail(t, err, LOB_E_FORMAT, "expected %d columns (%s, as the header says), found %d",
+                    want, t->type_text, nc);
+    }
+    if (!valid_symbol(&c[1])) {
+        return bad_cell(t, err, LOB_E_FORMAT, 1, &c[1],
+                        "a symbol of 1 to 31 printable ASCII characters");
+    }
+    int64_t ts = 0, local = 0;
+    LOB_FORWARD_IF_ERROR(cell_time(t, &c[3], 3, &local, err));
+    if (c[2].n == 0) {
+        ts = local; /* Tardis: the exchange gave no time */
+    }
+    else {
+        LOB_FORWARD_IF_ERROR(cell_time(t, &c[2], 2, &ts, err));
+    }
+    /* Every row is checked whole before the symbol filter, so a broken file is an error
+     * whichever symbol was asked for.  Appends are reserved here: nothing below can fail. */
+    row r = {0};
+    lob_table *tb = &t->out[t->kind];
+    switch (t->kind) {
+    case T_DEPTH: LOB_FORWARD_IF_ERROR(depth_parse(t, c, &r, err)); break;
+    case T_TRADES: LOB_FORWARD_IF_ERROR(trade_parse(t, c, &r, err)); break;
+    case T_QUOTES: LOB_FORWARD_IF_ERROR(quote_parse(t, c, &r, err)); break;
+    default: LOB_FORWARD_IF_ERROR(book_parse(t, c, err)); break;
+    }
+    LOB_FORWARD_IF_ERROR(reserve(t, tb, 1, err));
+    t->n_rows++;
+    char sym[LOB_SYMBOL_MAX];
+    upper(sym, c[1].p, c[1].n);
+    if (!symbol_selected(t, sym)) {
+        return LOB_OK;
+    }
+    if (t->exchange[0] == '\0') {
+        size_t k = c[0].n < LOB_SYMBOL_MAX ? c[0].n : LOB_SYMBOL_MAX - 1;
+        memcpy(t->exchange, c[0].p, k);
+        t->exchange[k] = '\0';
+    }
+    switch (t->kind) {
+    case T_DEPTH: depth_apply(t, &r, ts, local); break;
+    case T_TRADES: trade_apply(t, &r, ts, local); break;
+    case T_QUOTES: quote_apply(t, &r, ts, local); break;
+    default: book_apply(t, ts, local); break;
+    }
+    return LOB_OK;
+}
+
+static int
+tardis_create(void **ctx, const lob_opts *o)
+{
+    lob_tardis *t = calloc(1, sizeof *t);
+    cell *cells = malloc(MAX_CELLS * sizeof *cells);
+    if (t == NULL || cells == NULL) {
+        free(t);
+        free(cells);
+        return LOB_E_NOMEM;
+    }
+    t->cells = cells;
+    static const lob_column book[B_NCOL] = {
+        {"ts", LOB_I64, 8, 1},     {"update_id", LOB_I64, 8, 1}, {"bid_px", LOB_F64, 8, 1},
+        {"bid_sz", LOB_F64, 8, 1}, {"ask_px", LOB_F64, 8, 1},    {"ask_sz", LOB_F64, 8, 1},
+        {"valid", LOB_U8, 1, 1},
+    };
+    memcpy(t->book_schema, book, sizeof book);
+    lob_table_init(&t->out[T_DEPTH], lob_depth_schema, LOB_D_NCOL);
+    lob_table_init(&t->out[T_TRADES], lob_trades_schema, LOB_T_NCOL);
+    lob_table_init(&t->out[T_QUOTES], lob_quotes_schema, LOB_Q_NCOL);
+    lob_table_init(&t->out[T_BOOK], t->book_schema, B_NCOL);
+    size_t k = strlen(o->symbol);
+    upper(t->symbol, o->symbol, k < LOB_SYMBOL_MAX ? k : LOB_SYMBOL_MAX - 1);
+    t->kind = KIND_NONE;
+    t->start_ns = o->start_ns;
+    t->end_ns = o->end_ns;
+    *ctx = t;
+    return LOB_OK;
+}
+
+static void
+tardis_destroy(void *ctx)
+{
+    lob_tardis *t = ctx;
+    for (int i = 0; i < T_N; i++) {
+        lob_table_free(&t->out[i]);
+    }
+    free(t->cells);
+    free(t);
+}
+
+static int
+tardis_finish(void *ctx, lob_error *err)
+{
+    lob_tardis *t = ctx;
+    if (t->has_pend) {
+        LOB_FORWARD_IF_ERROR(reserve(t, &t->out[T_DEPTH], 1, err));
+        t->pend.flags |= LOB_F_END_OF_MESSAGE; /* nothing follows the last message */
+        push_pending(t);
+    }
+    return LOB_OK;
+}
+
+static lob_table *
+tardis_table(void *ctx, int i)
+{
+    return &((lob_tardis *)ctx)->out[i];
+}
+
+static int
+tardis_stats(void *ctx, lob_stat *out, int cap)
+{
+    lob_tardis *t = ctx;
+    char *w = t->symbols_text;
+    size_t left = sizeof t->symbols_text;
+    int k = snprintf(w, left, "%s", t->symbol);
+    for (int i = 0; i < t->nseen && k > 0 && (size_t)k < left; i++) {
+        k += snprintf(w + k, left - (size_t)k, ",%s", t->seen[i]);
+    }
+    const lob_stat all[] = {
+        {"data_type", 0, t->type_text},
+        {"levels", t->levels, NULL},
+        {"exchange", 0, t->exchange},
+        {"symbol", 0, t->symbol},
+        {"symbols", 0, t->symbols_text},
+        {"headers", t->n_headers, NULL},
+        {"rows", t->n_rows, NULL},
+        {"other_symbol_rows", t->n_other_symbol, NULL},
+        {"outside_window", t->n_outside, NULL},
+        {"skipped_before_snapshot", t->n_before_snapshot, NULL},
+        {"snapshots", t->n_snapshots, NULL},
+        {"non_integer_trade_ids", t->n_nonint_ids, NULL},
+        {"blank_lines", t->n_blank, NULL},
+        {"last_error", 0, t->last_error},
+        {"header_error", 0, t->header_error},
+    };
+    int n = 0;
+    for (size_t i = 0; i < sizeof all / sizeof all[0] && n < cap; i++) {
+        out[n++] = all[i];
+    }
+    return n;
+}
+
+const lob_format lob_format_tardis = {
+    "tardis",    T_N,           table_names,  tardis_create, tardis_destroy,
+    tardis_line, tardis_finish, tardis_table, tardis_stats,
+};

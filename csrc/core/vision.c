@@ -1,0 +1,501 @@
+/* vision.c -- data.binance.vision CSV (trades, aggTrades, UM bookTicker) -> trades or quotes.
+ *
+ * Binance's public archive has five layouts, told apart by the header where there is one
+ * and otherwise by the row itself:
+ *   spot trades      id,price,qty,quoteQty,time,isBuyerMaker,isBestMatch          (7, no header)
+ *   spot aggTrades   aggId,price,qty,firstId,lastId,time,isBuyerMaker,isBestMatch (8, no header)
+ *   UM trades        id,price,qty,quote_qty,time,is_buyer_maker                   (6)
+ *   UM aggTrades     agg_trade_id,price,quantity,first_trade_id,last_trade_id,
+ *                    transact_time,is_buyer_maker                                 (7)
+ *   UM bookTicker    update_id,best_bid_price,best_bid_qty,best_ask_price,best_ask_qty,
+ *                    transaction_time,event_time                                  (7)
+ * Futures files gained headers in 2022 but older ones were not regenerated, so a header is
+ * optional everywhere.  Headers are compared case-insensitively with '_' and ' ' ignored,
+ * so the spot layouts are recognised should they ever get headers.  A headerless 7-column
+ * row is spot trades when its 6th cell is a boolean, UM aggTrades when its 7th is, and UM
+ * bookTicker otherwise.  The first line fixes the layout for the reader: files of another
+ * layout are refused rather than misread.
+ *
+ * Times are ms (futures, spot before 2025) or us (spot from 2025), told apart by magnitude.
+ * Trades: ts = local_ts = the trade time (the archive has no receive time); side is the
+ * taker's, -1 when the buyer was the maker.  bookTicker: ts = transaction_time,
+ * local_ts = event_time (the closest thing to a publication time the archive has).
+ */
+#include "number.h"
+#include "reader.h"
+#include "schema.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { T_TRADES, T_QUOTES, T_N };
+static const char *const table_names[T_N] = {"trades", "quotes"};
+
+enum { L_NONE = -1, L_SPOT_TRADES, L_SPOT_AGG, L_UM_TRADES, L_UM_AGG, L_UM_BOOK, L_N };
+enum { K_TRADES, K_AGG, K_BOOK };
+
+#define MAX_COLS 8
+#define SHOW 24 /* bytes of a bad cell quoted in messages */
+
+typedef struct {
+    const char *data_type;             /* stat: trades, aggTrades, bookTicker */
+    const char *market;                /* stat: spot, usdm */
+    const char *title;                 /* for messages */
+    int kind;                          /* K_* */
+    int ncol;                          /* cells per row */
+    const char *header;                /* lower case, '_' and ' ' removed */
+    const char *const names[MAX_COLS]; /* column names as Binance documents them */
+} layout;
+
+static const layout layouts[L_N] = {
+    {"trades",
+     "spot",
+     "spot trades",
+     K_TRADES,
+     7,
+     "id,price,qty,quoteqty,time,isbuyermaker,isbestmatch",
+     {"id", "price", "qty", "quoteQty", "time", "isBuyerMaker", "isBestMatch"}},
+    {"aggTrades",
+     "spot",
+     "spot aggTrades",
+     K_AGG,
+     8,
+     "aggtradeid,price,quantity,firsttradeid,lasttradeid,transacttime,isbuyermaker,isbestmatch",
+     {"aggId", "price", "qty", "firstId", "lastId", "time", "isBuyerMaker", "isBestMatch"}},
+    {"trades",
+     "usdm",
+     "UM trades",
+     K_TRADES,
+     6,
+     "id,price,qty,quoteqty,time,isbuyermaker",
+     {"id", "price", "qty", "quote_qty", "time", "is_buyer_maker"}},
+    {"aggTrades",
+     "usdm",
+     "UM aggTrades",
+     K_AGG,
+     7,
+     "aggtradeid,price,quantity,firsttradeid,lasttradeid,transacttime,isbuyermaker",
+     {"agg_trade_id", "price", "quantity", "first_trade_id", "last_trade_id", "transact_time",
+      "is_buyer_maker"}},
+    {"bookTicker",
+     "usdm",
+     "UM bookTicker",
+     K_BOOK,
+     7,
+     "updateid,bestbidprice,bestbidqty,bestaskprice,bestaskqty,transactiontime,eventtime",
+     {"update_id", "best_bid_price", "best_bid_qty", "best_ask_price", "best_ask_qty",
+      "transaction_time", "event_time"}},
+};
+
+typedef struct {
+    const char *p; /* first byte */
+    size_t n;      /* bytes */
+} cell;
+
+typedef struct {
+    lob_table out[T_N];     /* trades, quotes */
+    int layout;             /* L_*, fixed by the first good line; L_NONE before */
+    int header_rejected;    /* the latest header was refused: rows are not read */
+    char last_error[256];   /* last_error stat */
+    char header_error[256]; /* why the latest header was refused, "" once one is accepted */
+    /* counters */
+    int64_t n_headers, n_rows, n_blank;
+} lob_vision;
+
+/* ------------------------------------------------------------------ errors */
+
+static int fail(lob_vision *v, lob_error *err, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+
+/* Keep the message for the last_error stat too: with on_error="skip" it tells the Python
+ * side why a whole file could not be read. */
+static int
+fail(lob_vision *v, lob_error *err, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(v->last_error, sizeof v->last_error, fmt, ap);
+    va_end(ap);
+    return lob_error_set(err, code, "%s", v->last_error);
+}
+
+static int
+looks_binary(const char *s, size_t n)
+{
+    size_t k = n < 64 ? n : 64;
+    for (size_t i = 0; i < k; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == 0 || (c < 0x20 && c != '\t')) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int
+bad_cell(lob_vision *v, lob_error *err, int code, int lay, int col, const cell *c,
+         const char *expected)
+{
+    const char *nm = layouts[lay].names[col];
+    if (c->n == 0) {
+        return fail(v, err, code, "column %d (%s): expected %s, found an empty cell", col + 1, nm,
+                    expected);
+    }
+    return fail(v, err, code, "column %d (%s): expected %s, found '%.*s'%s", col + 1, nm, expected,
+                (int)(c->n < SHOW ? c->n : SHOW), c->p, c->n > SHOW ? "..." : "");
+}
+
+/* ------------------------------------------------------------------ cells */
+
+/* Split at commas (the archive never quotes).  @return the number of cells, which may
+ * exceed `cap`: only the first `cap` are stored. */
+static int
+split(const char *s, size_t n, cell *c, int cap)
+{
+    int k = 0;
+    const char *end = s + n;
+    for (;;) {
+        const char *comma = memchr(s, ',', (size_t)(end - s));
+        const char *stop = comma ? comma : end;
+        if (k < cap) {
+            c[k].p = s;
+            c[k].n = (size_t)(stop - s);
+        }
+        k++;
+        if (comma == NULL) {
+            return k;
+        }
+        s = comma + 1;
+    }
+}
+
+/* True/False (spot) or true/false (futures); any case.  @return 1, 0, or -1 if neither. */
+static int
+cell_bool(const cell *c)
+{
+    static const char *const words[2] = {"false", "true"};
+    for (int w = 0; w < 2; w++) {
+        size_t n = strlen(words[w]);
+        int same = c->n == n;
+        for (size_t i = 0; same && i < n; i++) {
+            char ch = c->p[i];
+            same = (ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch) == words[w][i];
+        }
+        if (same) {
+            return w;
+        }
+    }
+    return -1;
+}
+
+static int
+cell_int(lob_vision *v, int lay, const cell *c, int col, int64_t *out, lob_error *err)
+{
+    int rc = LOB_E_FORMAT;
+    const char *e = lob_parse_int64(c->p, c->p + c->n, out, &rc);
+    if (e == NULL || e != c->p + c->n) {
+        rc = e == NULL ? rc : LOB_E_FORMAT;
+        return bad_cell(v, err, rc, lay, col, c,
+                        rc == LOB_E_RANGE ? "an integer within int64 range" : "an integer");
+    }
+    return LOB_OK;
+}
+
+/* A time in s, ms or us (by magnitude) to ns.  lob_epoch_to_ns is only defined where the
+ * product fits int64, so larger (and negative) values are refused here. */
+static int
+cell_time(lob_vision *v, int lay, const cell *c, int col, int64_t *out, lob_error *err)
+{
+    int64_t t;
+    LOB_FORWARD_IF_ERROR(cell_int(v, lay, c, col, &t, err));
+    int64_t unit = t < 10000000000LL         ? 1000000000
+                   : t < 10000000000000LL    ? 1000000
+                   : t < 10000000000000000LL ? 1000
+                                             : 1;
+    if (t < 0 || t > INT64_MAX / unit) {
+        return bad_cell(v, err, LOB_E_RANGE, lay, col, c,
+                        "a time in ms or us since 1970 before year 2262");
+    }
+    *out = lob_epoch_to_ns(t);
+    return LOB_OK;
+}
+
+static int
+cell_decimal(lob_vision *v, int lay, const cell *c, int col, double *out, lob_error *err)
+{
+    int rc = LOB_E_FORMAT;
+    const char *e = lob_parse_decimal(c->p, c->p + c->n, out, &rc);
+    if (e == NULL || e != c->p + c->n) {
+        rc = e == NULL ? rc : LOB_E_FORMAT;
+        return bad_cell(v, err, rc, lay, col, c,
+                        rc == LOB_E_RANGE ? "a decimal number within float64 range"
+                                          : "a decimal number");
+    }
+    return LOB_OK;
+}
+
+static int
+cell_flag(lob_vision *v, int lay, const cell *c, int col, int *out, lob_error *err)
+{
+    *out = cell_bool(c);
+    return *out < 0 ? bad_cell(v, err, LOB_E_FORMAT, lay, col, c, "True or False") : LOB_OK;
+}
+
+/* ------------------------------------------------------------------ header */
+
+static int
+header(lob_vision *v, const char *s, size_t n, lob_error *err)
+{
+    char norm[160];
+    size_t k = 0;
+    for (size_t i = 0; i < n && k < sizeof norm - 1; i++) {
+        char ch = s[i];
+        if (ch != '_' && ch != ' ') {
+            norm[k++] = ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch;
+        }
+    }
+    norm[k] = '\0';
+    int lay = L_NONE;
+    for (int i = 0; i < L_N; i++) {
+        /* length first: a NUL inside the line must not end the comparison early */
+        if (k == strlen(layouts[i].header) && memcmp(norm, layouts[i].header, k) == 0) {
+            lay = i;
+        }
+    }
+    /* Rows after a header of another layout belong to it, so they are refused with it.  An
+     * unknown "header" inside data of a known layout is more likely one damaged row (any
+     * line starting with a letter looks like a header): refuse that line only. */
+    v->header_rejected |= lay != L_NONE || v->layout == L_NONE;
+    if (lay == L_NONE) {
+        return fail(v, err, LOB_E_FORMAT,
+                    "header not recognised: expected a data.binance.vision trades, aggTrades or "
+                    "bookTicker header such as 'id,price,qty,quote_qty,time,is_buyer_maker', "
+                    "found '%.*s'%s",
+                    (int)(n < 60 ? n : 60), s, n > 60 ? "..." : "");
+    }
+    if (v->layout != L_NONE && v->layout != lay) {
+        return fail(v, err, LOB_E_FORMAT,
+                    "the header is for %s but earlier data was %s: read each data type in its "
+                    "own call",
+                    layouts[lay].title, layouts[v->layout].title);
+    }
+    v->layout = lay;
+    v->header_rejected = 0;
+    v->n_headers++;
+    return LOB_OK;
+}
+
+/* The layout of a headerless row, from its shape. */
+static int
+guess_layout(const cell *c, int nc)
+{
+    switch (nc) {
+    case 6: return L_UM_TRADES;
+    case 8: return L_SPOT_AGG;
+    case 7:
+        if (cell_bool(&c[5]) >= 0) {
+            return L_SPOT_TRADES;
+        }
+        return cell_bool(&c[6]) >= 0 ? L_UM_AGG : L_UM_BOOK;
+    default: return L_NONE;
+    }
+}
+
+/* ------------------------------------------------------------------ rows */
+
+static int
+reserve(lob_vision *v, lob_table *t, lob_error *err)
+{
+    if (t->cap > t->n) {
+        return LOB_OK;
+    }
+    return lob_table_reserve(t, 1) < 0 ? fail(v, err, LOB_E_NOMEM, "no memory for more rows")
+                                       : LOB_OK;
+}
+
+static int
+trade_row(lob_vision *v, int lay, const cell *c, lob_error *err)
+{
+    int agg = layouts[lay].kind == K_AGG;
+    int ncol = layouts[lay].ncol;
+    int64_t id, ts, first, last;
+    double px, qty, quote;
+    int maker, best;
+    int tcol = agg ? 5 : 4; /* the time column; aggTrades have first/last ids before it */
+    LOB_FORWARD_IF_ERROR(cell_int(v, lay, &c[0], 0, &id, err));
+    LOB_FORWARD_IF_ERROR(cell_decimal(v, lay, &c[1], 1, &px, err));
+    LOB_FORWARD_IF_ERROR(cell_decimal(v, lay, &c[2], 2, &qty, err));
+    if (agg) {
+        LOB_FORWARD_IF_ERROR(cell_int(v, lay, &c[3], 3, &first, err));
+        LOB_FORWARD_IF_ERROR(cell_int(v, lay, &c[4], 4, &last, err));
+    }
+    else {
+        LOB_FORWARD_IF_ERROR(cell_decimal(v, lay, &c[3], 3, &quote, err));
+    }
+    LOB_FORWARD_IF_ERROR(cell_time(v, lay, &c[tcol], tcol, &ts, err));
+    LOB_FORWARD_IF_ERROR(cell_flag(v, lay, &c[tcol + 1], tcol + 1, &maker, err));
+    if (tcol + 2 < ncol) {
+        LOB_FORWARD_IF_ERROR(cell_flag(v, lay, &c[tcol + 2], tcol + 2, &best, err));
+    }
+    lob_table *t = &v->out[T_TRADES];
+    LOB_FORWARD_IF_ERROR(reserve(v, t, err));
+    size_t i = t->n++;
+    LOB_COL(t, LOB_T_TS, int64_t)[i] = ts;
+    LOB_COL(t, LOB_T_LOCAL_TS, int64_t)[i] = ts;
+    LOB_COL(t, LOB_T_PRICE, double)[i] = px;
+    LOB_COL(t, LOB_T_QTY, double)[i] = qty;
+    LOB_COL(t, LOB_T_SIDE, int8_t)[i] = maker ? -1 : 1; /* maker buyer => taker sold */
+    LOB_COL(t, LOB_T_TRADE_ID, int64_t)[i] = id;
+    return LOB_OK;
+}
+
+static int
+book_row(lob_vision *v, const cell *c, lob_error *err)
+{
+    int64_t uid, tt, et;
+    double x[4];
+    LOB_FORWARD_IF_ERROR(cell_int(v, L_UM_BOOK, &c[0], 0, &uid, err));
+    for (int i = 0; i < 4; i++) {
+        LOB_FORWARD_IF_ERROR(cell_decimal(v, L_UM_BOOK, &c[1 + i], 1 + i, &x[i], err));
+    }
+    LOB_FORWARD_IF_ERROR(cell_time(v, L_UM_BOOK, &c[5], 5, &tt, err));
+    LOB_FORWARD_IF_ERROR(cell_time(v, L_UM_BOOK, &c[6], 6, &et, err));
+    lob_table *t = &v->out[T_QUOTES];
+    LOB_FORWARD_IF_ERROR(reserve(v, t, err));
+    size_t i = t->n++;
+    LOB_COL(t, LOB_Q_TS, int64_t)[i] = tt;
+    LOB_COL(t, LOB_Q_LOCAL_TS, int64_t)[i] = et;
+    LOB_COL(t, LOB_Q_UPDATE_ID, int64_t)[i] = uid;
+    LOB_COL(t, LOB_Q_BID_PX, double)[i] = x[0];
+    LOB_COL(t, LOB_Q_BID_QTY, double)[i] = x[1];
+    LOB_COL(t, LOB_Q_ASK_PX, double)[i] = x[2];
+    LOB_COL(t, LOB_Q_ASK_QTY, double)[i] = x[3];
+    return LOB_OK;
+}
+
+/* ------------------------------------------------------------------ the format */
+
+static int
+vision_line(void *ctx, const char *s, size_t n, lob_error *err)
+{
+    lob_vision *v = ctx;
+    if (n == 0) {
+        v->n_blank++;
+        return LOB_OK;
+    }
+    if (n >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) {
+        s += 3; /* a UTF-8 byte-order mark from tools that re-save the CSV */
+        n -= 3;
+    }
+    if (looks_binary(s, n)) {
+        return fail(v, err, LOB_E_FORMAT,
+                    "binary data where CSV text was expected (data.binance.vision ships .zip "
+                    "archives: extract the .csv first)");
+    }
+    char c0 = n ? s[0] : '\0';
+    if ((c0 >= 'a' && c0 <= 'z') || (c0 >= 'A' && c0 <= 'Z')) {
+        int rc = header(v, s, n, err); /* data rows start with a digit */
+        if (rc == LOB_OK || v->header_rejected) {
+            memcpy(v->header_error, rc < 0 ? v->last_error : "",
+                   rc < 0 ? sizeof v->header_error : 1);
+        }
+        return rc;
+    }
+    if (v->header_rejected) {
+        return fail(v, err, LOB_E_FORMAT, "row after a refused header line (%.200s)",
+                    v->header_error);
+    }
+    cell c[MAX_COLS];
+    int nc = split(s, n, c, MAX_COLS);
+    int lay = v->layout;
+    if (lay == L_NONE) {
+        lay = guess_layout(c, nc);
+        if (lay == L_NONE) {
+            return fail(v, err, LOB_E_FORMAT,
+                        "expected 6, 7 or 8 columns (a data.binance.vision trades, aggTrades or "
+                        "bookTicker CSV), found %d",
+                        nc);
+        }
+    }
+    else if (nc != layouts[lay].ncol) {
+        return fail(v, err, LOB_E_FORMAT, "expected %d columns (%s), found %d", layouts[lay].ncol,
+                    layouts[lay].title, nc);
+    }
+    int rc = layouts[lay].kind == K_BOOK ? book_row(v, c, err) : trade_row(v, lay, c, err);
+    if (rc < 0) {
+        return rc;
+    }
+    v->layout = lay; /* only a row that parsed decides the layout */
+    v->n_rows++;
+    return LOB_OK;
+}
+
+static int
+vision_create(void **ctx, const lob_opts *o)
+{
+    (void)o; /* the archive holds one symbol per file and no receive times to window on */
+    lob_vision *v = calloc(1, sizeof *v);
+    if (v == NULL) {
+        return LOB_E_NOMEM;
+    }
+    lob_table_init(&v->out[T_TRADES], lob_trades_schema, LOB_T_NCOL);
+    lob_table_init(&v->out[T_QUOTES], lob_quotes_schema, LOB_Q_NCOL);
+    v->layout = L_NONE;
+    *ctx = v;
+    return LOB_OK;
+}
+
+static void
+vision_destroy(void *ctx)
+{
+    lob_vision *v = ctx;
+    for (int i = 0; i < T_N; i++) {
+        lob_table_free(&v->out[i]);
+    }
+    free(v);
+}
+
+static int
+vision_finish(void *ctx, lob_error *err)
+{
+    (void)ctx;
+    (void)err;
+    return LOB_OK;
+}
+
+static lob_table *
+vision_table(void *ctx, int i)
+{
+    return &((lob_vision *)ctx)->out[i];
+}
+
+static int
+vision_stats(void *ctx, lob_stat *out, int cap)
+{
+    lob_vision *v = ctx;
+    int lay = v->layout;
+    const lob_stat all[] = {
+        {"data_type", 0, lay == L_NONE ? "" : layouts[lay].data_type},
+        {"market", 0, lay == L_NONE ? "unknown" : layouts[lay].market},
+        {"headers", v->n_headers, NULL},
+        {"rows", v->n_rows, NULL},
+        {"blank_lines", v->n_blank, NULL},
+        {"last_error", 0, v->last_error},
+        {"header_error", 0, v->header_error},
+    };
+    int n = 0;
+    for (size_t i = 0; i < sizeof all / sizeof all[0] && n < cap; i++) {
+        out[n++] = all[i];
+    }
+    return n;
+}
+
+const lob_format lob_format_vision = {
+    "vision",    T_N,           table_names,  vision_create, vision_destroy,
+    vision_line, vision_finish, vision_table, vision_stats,
+};
