@@ -13,6 +13,7 @@
 #include "json.h"
 #include "reader.h"
 #include "schema.h"
+#include "text.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -29,7 +30,6 @@ enum { SEQ_OK, SEQ_STALE, SEQ_GAP };
 /* Buffered diff rows kept while waiting for a snapshot.  A snapshot can only bridge recent
  * diffs, so beyond this the oldest half is dropped (and counted) instead of growing. */
 #define PEND_MAX_ROWS ((size_t)1 << 22)
-#define MAX_SYMBOLS 64 /* distinct symbols remembered for the mixed-symbol error */
 
 /* A diff message buffered while no snapshot has bridged the stream. */
 typedef struct {
@@ -77,46 +77,29 @@ typedef struct {
 } msg;
 
 typedef struct {
-    lob_table out[T_N];                     /* depth, trades, agg_trades, quotes */
-    char symbol[LOB_SYMBOL_MAX];            /* selected symbol (upper case), "" until the first */
-    size_t symbol_len;                      /* strlen(symbol) */
-    int64_t start_ns, end_ns;               /* receive-time window */
-    int market;                             /* MARKET_*, from the first diff */
-    int state;                              /* WAIT_SNAPSHOT or SYNCED */
-    int64_t last_u;                         /* final update id applied (SYNCED) */
-    int64_t last_ts;                        /* exchange time of the last depth row emitted */
-    lob_table pend_rows;                    /* rows of buffered diffs */
-    pend_msg *pend;                         /* buffered diffs */
-    size_t npend, pend_cap;                 /* count and capacity of pend */
-    lob_table snap;                         /* the snapshot waiting for a bridging diff */
-    lob_table snap_new;                     /* the snapshot being parsed */
-    int has_snap;                           /* snap holds a snapshot */
-    int64_t snap_id;                        /* its lastUpdateId */
-    int64_t snap_ts;                        /* its exchange time (ns), or -1 when it has none */
-    int64_t snap_local;                     /* its receive time */
-    char seen[MAX_SYMBOLS][LOB_SYMBOL_MAX]; /* other symbols met */
-    int nseen;                              /* entries in seen */
-    char symbols_text[MAX_SYMBOLS * (LOB_SYMBOL_MAX + 1)]; /* for stats() */
+    lob_table out[T_N];       /* depth, trades, agg_trades, quotes */
+    lob_symbols syms;         /* the selected symbol and the others met */
+    int64_t start_ns, end_ns; /* receive-time window */
+    int market;               /* MARKET_*, from the first diff */
+    int state;                /* WAIT_SNAPSHOT or SYNCED */
+    int64_t last_u;           /* final update id applied (SYNCED) */
+    int64_t last_ts;          /* exchange time of the last depth row emitted */
+    lob_table pend_rows;      /* rows of buffered diffs */
+    pend_msg *pend;           /* buffered diffs */
+    size_t npend, pend_cap;   /* count and capacity of pend */
+    lob_table snap;           /* the snapshot waiting for a bridging diff */
+    lob_table snap_new;       /* the snapshot being parsed */
+    int has_snap;             /* snap holds a snapshot */
+    int64_t snap_id;          /* its lastUpdateId */
+    int64_t snap_ts;          /* its exchange time (ns), or -1 when it has none */
+    int64_t snap_local;       /* its receive time */
     /* counters */
     int64_t n_depth, n_trade, n_agg, n_quote, n_snapshot, n_partial, n_collector, n_unknown,
-        n_other_symbol, n_outside, n_blank, n_gaps, n_resets, n_dropped, n_stale, n_snap_rejected,
-        n_snap_unused, n_snap_ambiguous, n_nonmarket, n_overflow;
+        n_outside, n_blank, n_gaps, n_resets, n_dropped, n_stale, n_snap_rejected, n_snap_unused,
+        n_snap_ambiguous, n_nonmarket, n_overflow;
 } lob_binance;
 
 /* ------------------------------------------------------------------ errors */
-
-static int
-looks_binary(const char *s, size_t n)
-{
-    size_t k = n < 64 ? n : 64;
-    for (size_t i = 0; i < k; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == 0 || (c < 0x20 && c != '\t')) {
-            return 1;
-        }
-    }
-    return 0;
-}
 
 static int
 fail_at(lob_error *err, int code, const char *line, const lob_json *j)
@@ -130,12 +113,6 @@ fail_at(lob_error *err, int code, const char *line, const lob_json *j)
 }
 
 /* ------------------------------------------------------------------ parsing */
-
-static inline int
-reserve(lob_table *t, size_t rows)
-{
-    return t->cap - t->n >= rows ? LOB_OK : lob_table_reserve(t, rows);
-}
 
 /* [[price, qty, ...], ...] into rows t->n + *count ... (not committed). */
 static int
@@ -168,7 +145,7 @@ parse_levels(lob_json *j, lob_table *t, size_t *count, int side)
         if (!lob_json_eat(j, ']')) {
             return lob_json_fail(j, "']' closing a level", LOB_E_FORMAT);
         }
-        if (reserve(t, *count + 1) < 0) {
+        if (lob_table_room(t, *count + 1) < 0) {
             return lob_json_fail(j, "memory for the levels", LOB_E_NOMEM);
         }
         size_t i = t->n + (*count)++;
@@ -279,46 +256,6 @@ parse_fields(lob_binance *b, lob_json *j, msg *m, int nest)
 
 /* ------------------------------------------------------------------ symbols */
 
-/* Is this message for the selected symbol?  Adopts the first symbol seen; remembers the
- * others so a mixed file can be reported with every symbol it holds. */
-static int
-symbol_selected(lob_binance *b, const char *s, size_t n)
-{
-    if (s == NULL || n == 0) {
-        return 1; /* bare REST snapshot: belongs to the file's symbol */
-    }
-    if (n == b->symbol_len && memcmp(s, b->symbol, n) == 0) {
-        return 1; /* the usual case: "s" is already upper case */
-    }
-    char up[LOB_SYMBOL_MAX];
-    if (n >= sizeof up) {
-        n = sizeof up - 1;
-    }
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        up[i] = (c >= 'a' && c <= 'z') ? (char)(c - 32) : c;
-    }
-    up[n] = '\0';
-    if (b->symbol[0] == '\0') {
-        memcpy(b->symbol, up, n + 1);
-        b->symbol_len = n;
-        return 1;
-    }
-    if (strcmp(b->symbol, up) == 0) {
-        return 1;
-    }
-    b->n_other_symbol++;
-    for (int i = 0; i < b->nseen; i++) {
-        if (strcmp(b->seen[i], up) == 0) {
-            return 0;
-        }
-    }
-    if (b->nseen < MAX_SYMBOLS) {
-        memcpy(b->seen[b->nseen++], up, n + 1);
-    }
-    return 0;
-}
-
 /* The symbol a message is for: its "s" field, else the stream name before '@'. */
 static void
 message_symbol(const msg *m, const char **s, size_t *n)
@@ -372,7 +309,7 @@ static int
 emit_marker(lob_binance *b, int64_t ts, int64_t local, int64_t update_id, unsigned flags)
 {
     lob_table *t = &b->out[T_DEPTH];
-    LOB_FORWARD_IF_ERROR(reserve(t, 1));
+    LOB_FORWARD_IF_ERROR(lob_table_room(t, 1));
     lob_depth_set(t, t->n++, ts, local, 0, NAN, NAN, update_id, flags);
     return LOB_OK;
 }
@@ -503,7 +440,7 @@ try_sync(lob_binance *b)
                                          LOB_F_SNAPSHOT | LOB_F_RESET | LOB_F_END_OF_MESSAGE));
     }
     else {
-        LOB_FORWARD_IF_ERROR(reserve(depth, k));
+        LOB_FORWARD_IF_ERROR(lob_table_room(depth, k));
         const lob_table *s = &b->snap;
         for (size_t r = 0; r < k; r++) {
             unsigned fl = LOB_F_SNAPSHOT | (r == 0 ? LOB_F_RESET : 0) |
@@ -579,7 +516,7 @@ on_snapshot(lob_binance *b, const msg *m, int64_t local, int bare)
     /* A REST body names no symbol.  Once other symbols have been met it could be theirs:
      * take it only if its id falls inside the buffered diffs' range, as this symbol's
      * snapshot would (another symbol's ids are unrelated), so it cannot wipe the buffer. */
-    if (bare && b->nseen > 0 &&
+    if (bare && b->syms.nseen > 0 &&
         !(b->npend > 0 && b->pend[0].U - 1 <= m->luid && m->luid <= b->pend[b->npend - 1].u)) {
         b->n_snap_ambiguous++;
         return LOB_OK;
@@ -632,7 +569,7 @@ on_trade(lob_binance *b, const msg *m, int64_t local, int agg, lob_error *err)
         return LOB_OK;
     }
     lob_table *t = &b->out[agg ? T_AGG : T_TRADES];
-    LOB_FORWARD_IF_ERROR(reserve(t, 1));
+    LOB_FORWARD_IF_ERROR(lob_table_room(t, 1));
     size_t i = t->n++;
     LOB_COL(t, LOB_T_TS, int64_t)[i] = exchange_ts(m, local);
     LOB_COL(t, LOB_T_LOCAL_TS, int64_t)[i] = local;
@@ -655,7 +592,7 @@ on_quote(lob_binance *b, const msg *m, int64_t local, lob_error *err)
     }
     b->n_quote++;
     lob_table *t = &b->out[T_QUOTES];
-    LOB_FORWARD_IF_ERROR(reserve(t, 1));
+    LOB_FORWARD_IF_ERROR(lob_table_room(t, 1));
     size_t i = t->n++;
     LOB_COL(t, LOB_Q_TS, int64_t)[i] = exchange_ts(m, local);
     LOB_COL(t, LOB_Q_LOCAL_TS, int64_t)[i] = local;
@@ -683,7 +620,7 @@ binance_line(void *ctx, const char *s, size_t n, lob_error *err)
     int rc = LOB_OK;
     const char *p = lob_parse_int64(s, s + n, &local, &rc);
     if (p == NULL || p == s + n || *p != ' ' || local <= 0) {
-        if (looks_binary(s, n)) {
+        if (lob_looks_binary(s, n)) {
             return lob_error_set(err, LOB_E_FORMAT,
                                  "binary data where '<receive time ns> <JSON>' text was "
                                  "expected (is this the right file?)");
@@ -733,8 +670,16 @@ binance_line(void *ctx, const char *s, size_t n, lob_error *err)
         b->n_unknown++;
         return LOB_OK;
     }
-    if (!symbol_selected(b, sym, symlen)) {
-        return LOB_OK;
+    if (sym != NULL) {
+        int keep = lob_symbols_select(&b->syms, sym, symlen);
+        if (keep < 0) {
+            return lob_error_set(err, LOB_E_FORMAT,
+                                 "symbol '%.*s' is not 1 to 31 printable ASCII characters",
+                                 symlen < 40 ? (int)symlen : 40, sym);
+        }
+        if (!keep) {
+            return LOB_OK;
+        }
     }
     if (snapshot) {
         return on_snapshot(b, &m, local, sym == NULL);
@@ -766,11 +711,7 @@ binance_create(void **ctx, const lob_opts *o)
     lob_table_init(&b->pend_rows, lob_depth_schema, LOB_D_NCOL);
     lob_table_init(&b->snap, lob_depth_schema, LOB_D_NCOL);
     lob_table_init(&b->snap_new, lob_depth_schema, LOB_D_NCOL);
-    for (size_t i = 0; i < sizeof b->symbol - 1 && o->symbol[i]; i++) {
-        char c = o->symbol[i];
-        b->symbol[i] = (c >= 'a' && c <= 'z') ? (char)(c - 32) : c;
-    }
-    b->symbol_len = strlen(b->symbol);
+    lob_symbols_init(&b->syms, o->symbol);
     b->start_ns = o->start_ns;
     b->end_ns = o->end_ns;
     b->snap_ts = -1;
@@ -819,16 +760,10 @@ binance_stats(void *ctx, lob_stat *out, int cap)
 {
     lob_binance *b = ctx;
     static const char *const markets[] = {"unknown", "spot", "usdm"};
-    char *w = b->symbols_text;
-    size_t left = sizeof b->symbols_text;
-    int k = snprintf(w, left, "%s", b->symbol);
-    for (int i = 0; i < b->nseen && k > 0 && (size_t)k < left; i++) {
-        k += snprintf(w + k, left - (size_t)k, ",%s", b->seen[i]);
-    }
     const lob_stat all[] = {
         {"market", 0, markets[b->market]},
-        {"symbol", 0, b->symbol},
-        {"symbols", 0, b->symbols_text},
+        {"symbol", 0, b->syms.selected},
+        {"symbols", 0, lob_symbols_text(&b->syms)},
         {"depth_messages", b->n_depth, NULL},
         {"trade_messages", b->n_trade, NULL},
         {"agg_trade_messages", b->n_agg, NULL},
@@ -837,7 +772,7 @@ binance_stats(void *ctx, lob_stat *out, int cap)
         {"partial_depth_messages", b->n_partial, NULL},
         {"collector_events", b->n_collector, NULL},
         {"unknown_messages", b->n_unknown, NULL},
-        {"other_symbol_messages", b->n_other_symbol, NULL},
+        {"other_symbol_messages", b->syms.n_other, NULL},
         {"outside_window", b->n_outside, NULL},
         {"blank_lines", b->n_blank, NULL},
         {"gaps", b->n_gaps, NULL},

@@ -28,6 +28,7 @@ struct lob_reader_s {
     int64_t truncated_bytes;    /* compressed bytes lost at those cuts */
     int64_t partial_line_bytes; /* text of an unterminated last line dropped at a cut */
     char first_error[256];      /* first skipped error, for the summary */
+    char last_error[256];       /* most recent error (raised or skipped) */
 };
 
 int
@@ -112,6 +113,8 @@ parse_line(lob_reader *r, const char *s, size_t n, lob_error *err)
     if (rc == LOB_E_FORMAT || rc == LOB_E_RANGE) {
         err->line = r->line;
         err->offset = r->offset;
+        snprintf(r->last_error, sizeof r->last_error, "line %lld: %.200s", (long long)r->line,
+                 err->msg);
         if (r->skip_errors) {
             if (r->bad_lines++ == 0) {
                 snprintf(r->first_error, sizeof r->first_error, "line %lld: %.200s",
@@ -189,6 +192,7 @@ lob_reader_stats(lob_reader *r, lob_stat *out, int cap)
         {"bytes", r->bytes, NULL},
         {"bad_lines", r->bad_lines, NULL},
         {"first_bad_line", 0, r->bad_lines ? r->first_error : NULL},
+        {"last_error", 0, r->last_error},
         {"truncated_files", r->truncated_files, NULL},
         {"truncated_bytes", r->truncated_bytes, NULL},
         {"partial_line_bytes", r->partial_line_bytes, NULL},

@@ -46,6 +46,13 @@ void lob_table_init(lob_table *t, const lob_column *schema, int ncol);
  *  @return 0 or LOB_E_NOMEM / LOB_E_RANGE (size_t overflow). */
 int lob_table_reserve(lob_table *t, size_t extra);
 
+/*! lob_table_room() : lob_table_reserve() with the usual "there is room" case inline. */
+static inline int
+lob_table_room(lob_table *t, size_t extra)
+{
+    return t->cap - t->n >= extra ? LOB_OK : lob_table_reserve(t, extra);
+}
+
 /*! lob_table_detach() : give up ownership of every column buffer (shrunk to n rows)
  *  into `out[ncol]` and reset the table to empty.  Buffers are freed with free().
  *  Empty tables yield NULL pointers.  @return 0 or LOB_E_NOMEM. */

@@ -26,6 +26,7 @@
 #include "number.h"
 #include "reader.h"
 #include "schema.h"
+#include "text.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -45,19 +46,13 @@ enum { B_TS, B_UPDATE_ID, B_BID_PX, B_BID_SZ, B_ASK_PX, B_ASK_SZ, B_VALID, B_NCO
 #define NCOMMON 4       /* exchange,symbol,timestamp,local_timestamp */
 #define MAX_LEVELS 1000 /* book_snapshot_N: Tardis publishes N <= 25; refuse absurd headers */
 #define MAX_CELLS (NCOMMON + 4 * MAX_LEVELS)
-#define MAX_SYMBOLS 64 /* distinct symbols remembered for the mixed-symbol error */
-#define SHOW 24        /* bytes of a bad cell quoted in messages */
+#define SHOW 24 /* bytes of a bad lob_cell quoted in messages */
 
 static const char *const common_names[NCOMMON] = {"exchange", "symbol", "timestamp",
                                                   "local_timestamp"};
 static const char *const depth_names[4] = {"is_snapshot", "side", "price", "amount"};
 static const char *const trade_names[4] = {"id", "side", "price", "amount"};
 static const char *const quote_names[4] = {"ask_amount", "ask_price", "bid_price", "bid_amount"};
-
-typedef struct {
-    const char *p; /* first byte */
-    size_t n;      /* bytes */
-} cell;
 
 /* The newest depth row, held back until we know whether its message ended. */
 typedef struct {
@@ -68,62 +63,26 @@ typedef struct {
 } depth_row;
 
 typedef struct {
-    lob_table out[T_N];                     /* depth, trades, quotes, book */
-    lob_column book_schema[B_NCOL];         /* the book table's columns (width = levels) */
-    int kind;                               /* T_* of the accepted header, or KIND_NONE */
-    int levels;                             /* book_snapshot_N: N */
-    int header_rejected;                    /* the latest header was refused: rows are not read */
-    char symbol[LOB_SYMBOL_MAX];            /* selected symbol (upper case), "" until the first */
-    char exchange[LOB_SYMBOL_MAX];          /* exchange of the first row, for stats */
-    int64_t start_ns, end_ns;               /* local-time window */
-    int prev_snapshot;                      /* the previous row of the symbol had is_snapshot */
-    int synced;                             /* a snapshot start has been emitted */
-    depth_row pend;                         /* held-back depth row */
-    int has_pend;                           /* pend holds a row */
-    cell *cells;                            /* MAX_CELLS cells of the current line */
-    char seen[MAX_SYMBOLS][LOB_SYMBOL_MAX]; /* other symbols met */
-    int nseen;                              /* entries in seen */
-    char symbols_text[MAX_SYMBOLS * (LOB_SYMBOL_MAX + 1)]; /* for stats() */
-    char type_text[32];                                    /* data_type stat */
-    char last_error[256];                                  /* last_error stat */
-    char header_error[256]; /* why the latest header was refused, "" once one is accepted */
+    lob_table out[T_N];             /* depth, trades, quotes, book */
+    lob_column book_schema[B_NCOL]; /* the book table's columns (width = levels) */
+    int kind;                       /* T_* of the accepted header, or KIND_NONE */
+    int levels;                     /* book_snapshot_N: N */
+    int header_rejected;            /* the latest header was refused: rows are not read */
+    lob_symbols syms;               /* the selected symbol and the others met */
+    char exchange[LOB_SYMBOL_MAX];  /* exchange of the first row, for stats */
+    int64_t start_ns, end_ns;       /* local-time window */
+    int prev_snapshot;              /* the previous row of the symbol had is_snapshot */
+    int synced;                     /* a snapshot start has been emitted */
+    depth_row pend;                 /* held-back depth row */
+    int has_pend;                   /* pend holds a row */
+    lob_cell *cells;                /* MAX_CELLS cells of the current line */
+    char type_text[32];             /* data_type stat */
+    char header_error[256];         /* why the latest header was refused, "" once one is accepted */
     /* counters */
-    int64_t n_headers, n_rows, n_other_symbol, n_outside, n_before_snapshot, n_snapshots,
-        n_nonint_ids, n_blank;
+    int64_t n_headers, n_rows, n_outside, n_before_snapshot, n_snapshots, n_nonint_ids, n_blank;
 } lob_tardis;
 
 /* ------------------------------------------------------------------ errors */
-
-static int fail(lob_tardis *t, lob_error *err, int code, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 4, 5)))
-#endif
-    ;
-
-/* Keep the message for the last_error stat too: with on_error="skip" it tells the Python
- * side why a whole file could not be read. */
-static int
-fail(lob_tardis *t, lob_error *err, int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(t->last_error, sizeof t->last_error, fmt, ap);
-    va_end(ap);
-    return lob_error_set(err, code, "%s", t->last_error);
-}
-
-static int
-looks_binary(const char *s, size_t n)
-{
-    size_t k = n < 64 ? n : 64;
-    for (size_t i = 0; i < k; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == 0 || (c < 0x20 && c != '\t')) {
-            return 1;
-        }
-    }
-    return 0;
-}
 
 static const char *
 col_name(const lob_tardis *t, int col, char *buf, size_t size)
@@ -145,67 +104,24 @@ col_name(const lob_tardis *t, int col, char *buf, size_t size)
 
 /* "column 7 (price): expected a decimal number, found 'abc'" */
 static int
-bad_cell(lob_tardis *t, lob_error *err, int code, int col, const cell *c, const char *expected)
+bad_cell(const lob_tardis *t, lob_error *err, int code, int col, const lob_cell *c,
+         const char *expected)
 {
     char name[40];
     const char *nm = col_name(t, col, name, sizeof name);
     if (c->n == 0) {
-        return fail(t, err, code, "column %d (%s): expected %s, found an empty cell", col + 1, nm,
-                    expected);
+        return lob_error_set(err, code, "column %d (%s): expected %s, found an empty cell", col + 1,
+                             nm, expected);
     }
-    return fail(t, err, code, "column %d (%s): expected %s, found '%.*s'%s", col + 1, nm, expected,
-                (int)(c->n < SHOW ? c->n : SHOW), c->p, c->n > SHOW ? "..." : "");
+    return lob_error_set(err, code, "column %d (%s): expected %s, found '%.*s'%s", col + 1, nm,
+                         expected, (int)(c->n < SHOW ? c->n : SHOW), c->p,
+                         c->n > SHOW ? "..." : "");
 }
 
 /* ------------------------------------------------------------------ cells */
 
-/* Split at commas (Tardis never quotes).  @return the number of cells, which may exceed
- * `cap`: only the first `cap` are stored, the rest only counted for the error message. */
 static int
-split(const char *s, size_t n, cell *c, int cap)
-{
-    int k = 0;
-    const char *end = s + n;
-    for (;;) {
-        const char *comma = memchr(s, ',', (size_t)(end - s));
-        const char *stop = comma ? comma : end;
-        if (k < cap) {
-            c[k].p = s;
-            c[k].n = (size_t)(stop - s);
-        }
-        k++;
-        if (comma == NULL) {
-            return k;
-        }
-        s = comma + 1;
-    }
-}
-
-static int
-cell_is(const cell *c, const char *text)
-{
-    size_t n = strlen(text);
-    return c->n == n && memcmp(c->p, text, n) == 0;
-}
-
-static int
-cell_is_nocase(const cell *c, const char *lower)
-{
-    size_t n = strlen(lower);
-    if (c->n != n) {
-        return 0;
-    }
-    for (size_t i = 0; i < n; i++) {
-        char ch = c->p[i];
-        if ((ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch) != lower[i]) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-static int
-cell_decimal(lob_tardis *t, const cell *c, int col, double *out, lob_error *err)
+cell_decimal(lob_tardis *t, const lob_cell *c, int col, double *out, lob_error *err)
 {
     int rc = LOB_E_FORMAT;
     const char *e = lob_parse_decimal(c->p, c->p + c->n, out, &rc);
@@ -218,9 +134,9 @@ cell_decimal(lob_tardis *t, const cell *c, int col, double *out, lob_error *err)
     return LOB_OK;
 }
 
-/* An empty cell is "no value": NaN. */
+/* An empty lob_cell is "no value": NaN. */
 static int
-cell_decimal_or_nan(lob_tardis *t, const cell *c, int col, double *out, lob_error *err)
+cell_decimal_or_nan(lob_tardis *t, const lob_cell *c, int col, double *out, lob_error *err)
 {
     if (c->n == 0) {
         *out = NAN;
@@ -231,7 +147,7 @@ cell_decimal_or_nan(lob_tardis *t, const cell *c, int col, double *out, lob_erro
 
 /* Microseconds to ns, refusing what does not fit int64 ns (years beyond 2262). */
 static int
-cell_time(lob_tardis *t, const cell *c, int col, int64_t *out, lob_error *err)
+cell_time(lob_tardis *t, const lob_cell *c, int col, int64_t *out, lob_error *err)
 {
     int rc = LOB_E_FORMAT;
     int64_t us = 0;
@@ -258,17 +174,18 @@ set_book_width(lob_tardis *t, int levels)
 }
 
 static int
-header(lob_tardis *t, cell *c, int nc, lob_error *err)
+header(lob_tardis *t, lob_cell *c, int nc, lob_error *err)
 {
     int kind = KIND_NONE, levels = 0;
     t->header_rejected = 1; /* until accepted below */
     for (int i = 0; i < NCOMMON; i++) {
-        if (i >= nc || !cell_is(&c[i], common_names[i])) {
-            return fail(t, err, LOB_E_FORMAT,
-                        "header column %d: expected '%s' (Tardis CSV headers start with "
-                        "'exchange,symbol,timestamp,local_timestamp'), found '%.*s'",
-                        i + 1, common_names[i], i < nc ? (int)(c[i].n < SHOW ? c[i].n : SHOW) : 0,
-                        i < nc ? c[i].p : "");
+        if (i >= nc || !lob_cell_is(&c[i], common_names[i])) {
+            return lob_error_set(err, LOB_E_FORMAT,
+                                 "header column %d: expected '%s' (Tardis CSV headers start with "
+                                 "'exchange,symbol,timestamp,local_timestamp'), found '%.*s'",
+                                 i + 1, common_names[i],
+                                 i < nc ? (int)(c[i].n < SHOW ? c[i].n : SHOW) : 0,
+                                 i < nc ? c[i].p : "");
         }
     }
     static const char *const *const fixed[3] = {depth_names, trade_names, quote_names};
@@ -276,18 +193,19 @@ header(lob_tardis *t, cell *c, int nc, lob_error *err)
     for (int k = 0; k < 3 && nc == NCOMMON + 4; k++) {
         int ok = 1;
         for (int i = 0; i < 4 && ok; i++) {
-            ok = cell_is(&c[NCOMMON + i], fixed[k][i]);
+            ok = lob_cell_is(&c[NCOMMON + i], fixed[k][i]);
         }
         if (ok) {
             kind = fixed_kind[k];
         }
     }
-    if (kind == KIND_NONE && nc > NCOMMON && cell_is(&c[NCOMMON], "asks[0].price")) {
+    if (kind == KIND_NONE && nc > NCOMMON && lob_cell_is(&c[NCOMMON], "asks[0].price")) {
         if ((nc - NCOMMON) % 4 != 0 || nc > MAX_CELLS) {
-            return fail(t, err, LOB_E_FORMAT,
-                        "book_snapshot header with %d columns: expected 4 + 4 x N columns with N "
-                        "<= %d",
-                        nc, MAX_LEVELS);
+            return lob_error_set(
+                err, LOB_E_FORMAT,
+                "book_snapshot header with %d columns: expected 4 + 4 x N columns with N "
+                "<= %d",
+                nc, MAX_LEVELS);
         }
         levels = (nc - NCOMMON) / 4;
         for (int i = 0; i < levels; i++) {
@@ -297,24 +215,25 @@ header(lob_tardis *t, cell *c, int nc, lob_error *err)
             snprintf(want[2], sizeof want[2], "bids[%d].price", i);
             snprintf(want[3], sizeof want[3], "bids[%d].amount", i);
             for (int j = 0; j < 4; j++) {
-                const cell *h = &c[NCOMMON + 4 * i + j];
-                if (!cell_is(h, want[j])) {
-                    return fail(t, err, LOB_E_FORMAT,
-                                "book_snapshot header column %d: expected '%s', found '%.*s'",
-                                NCOMMON + 4 * i + j + 1, want[j], (int)(h->n < SHOW ? h->n : SHOW),
-                                h->p);
+                const lob_cell *h = &c[NCOMMON + 4 * i + j];
+                if (!lob_cell_is(h, want[j])) {
+                    return lob_error_set(
+                        err, LOB_E_FORMAT,
+                        "book_snapshot header column %d: expected '%s', found '%.*s'",
+                        NCOMMON + 4 * i + j + 1, want[j], (int)(h->n < SHOW ? h->n : SHOW), h->p);
                 }
             }
         }
         kind = T_BOOK;
     }
     if (kind == KIND_NONE) {
-        const cell *h = nc > NCOMMON ? &c[NCOMMON] : NULL;
-        return fail(t, err, LOB_E_FORMAT,
-                    "Tardis header not recognised (%d columns, column 5 '%.*s'): expected the "
-                    "incremental_book_L2, trades, quotes/book_ticker or book_snapshot_N columns "
-                    "after 'exchange,symbol,timestamp,local_timestamp'",
-                    nc, h ? (int)(h->n < SHOW ? h->n : SHOW) : 0, h ? h->p : "");
+        const lob_cell *h = nc > NCOMMON ? &c[NCOMMON] : NULL;
+        return lob_error_set(
+            err, LOB_E_FORMAT,
+            "Tardis header not recognised (%d columns, column 5 '%.*s'): expected the "
+            "incremental_book_L2, trades, quotes/book_ticker or book_snapshot_N columns "
+            "after 'exchange,symbol,timestamp,local_timestamp'",
+            nc, h ? (int)(h->n < SHOW ? h->n : SHOW) : 0, h ? h->p : "");
     }
     char text[sizeof t->type_text];
     static const char *const kind_text[T_N] = {"incremental_book_L2", "trades", "quotes", ""};
@@ -325,10 +244,11 @@ header(lob_tardis *t, cell *c, int nc, lob_error *err)
         snprintf(text, sizeof text, "%s", kind_text[kind]);
     }
     if (t->kind != KIND_NONE && (t->kind != kind || t->levels != levels)) {
-        return fail(t, err, LOB_E_FORMAT,
-                    "the header is for %s but earlier data was %s: read each Tardis data type "
-                    "in its own call",
-                    text, t->type_text);
+        return lob_error_set(
+            err, LOB_E_FORMAT,
+            "the header is for %s but earlier data was %s: read each Tardis data type "
+            "in its own call",
+            text, t->type_text);
     }
     if (kind == T_BOOK && t->kind == KIND_NONE) {
         set_book_width(t, levels);
@@ -343,68 +263,7 @@ header(lob_tardis *t, cell *c, int nc, lob_error *err)
 
 /* ------------------------------------------------------------------ symbols */
 
-static void
-upper(char *dst, const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-        dst[i] = (ch >= 'a' && ch <= 'z') ? (char)(ch - 32) : ch;
-    }
-    dst[n] = '\0';
-}
-
-/* Symbols are compared as C strings, so a NUL (or any control byte) in one would make two
- * different cells look equal; exchanges use printable ASCII only. */
-static int
-valid_symbol(const cell *c)
-{
-    if (c->n == 0 || c->n >= LOB_SYMBOL_MAX) {
-        return 0;
-    }
-    for (size_t i = 0; i < c->n; i++) {
-        unsigned char ch = (unsigned char)c->p[i];
-        if (ch <= ' ' || ch > '~') {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-/* Is this row for the selected symbol?  Adopts the first symbol seen; remembers the others
- * so a mixed file can be reported with every symbol it holds. */
-static int
-symbol_selected(lob_tardis *t, const char *up)
-{
-    if (t->symbol[0] == '\0') {
-        strcpy(t->symbol, up);
-        return 1;
-    }
-    if (strcmp(t->symbol, up) == 0) {
-        return 1;
-    }
-    t->n_other_symbol++;
-    for (int i = 0; i < t->nseen; i++) {
-        if (strcmp(t->seen[i], up) == 0) {
-            return 0;
-        }
-    }
-    if (t->nseen < MAX_SYMBOLS) {
-        strcpy(t->seen[t->nseen++], up);
-    }
-    return 0;
-}
-
 /* ------------------------------------------------------------------ rows */
-
-static inline int
-reserve(lob_tardis *t, lob_table *tb, size_t rows, lob_error *err)
-{
-    if (tb->cap - tb->n >= rows) {
-        return LOB_OK;
-    }
-    int rc = lob_table_reserve(tb, rows);
-    return rc < 0 ? fail(t, err, LOB_E_NOMEM, "no memory for %zu more rows", rows) : LOB_OK;
-}
 
 static int
 in_window(lob_tardis *t, int64_t local)
@@ -435,21 +294,21 @@ typedef struct {
 } row;
 
 static int
-depth_parse(lob_tardis *t, const cell *c, row *r, lob_error *err)
+depth_parse(lob_tardis *t, const lob_cell *c, row *r, lob_error *err)
 {
-    if (cell_is_nocase(&c[4], "true")) {
+    if (lob_cell_is_nocase(&c[4], "true")) {
         r->snap = 1;
     }
-    else if (cell_is_nocase(&c[4], "false")) {
+    else if (lob_cell_is_nocase(&c[4], "false")) {
         r->snap = 0;
     }
     else {
         return bad_cell(t, err, LOB_E_FORMAT, 4, &c[4], "'true' or 'false'");
     }
-    if (cell_is(&c[5], "bid")) {
+    if (lob_cell_is(&c[5], "bid")) {
         r->side = 1;
     }
-    else if (cell_is(&c[5], "ask")) {
+    else if (lob_cell_is(&c[5], "ask")) {
         r->side = -1;
     }
     else {
@@ -468,15 +327,15 @@ depth_parse(lob_tardis *t, const cell *c, row *r, lob_error *err)
 }
 
 static int
-trade_parse(lob_tardis *t, const cell *c, row *r, lob_error *err)
+trade_parse(lob_tardis *t, const lob_cell *c, row *r, lob_error *err)
 {
-    if (cell_is(&c[5], "buy")) {
+    if (lob_cell_is(&c[5], "buy")) {
         r->side = 1;
     }
-    else if (cell_is(&c[5], "sell")) {
+    else if (lob_cell_is(&c[5], "sell")) {
         r->side = -1;
     }
-    else if (cell_is(&c[5], "unknown") || c[5].n == 0) {
+    else if (lob_cell_is(&c[5], "unknown") || c[5].n == 0) {
         r->side = 0;
     }
     else {
@@ -496,7 +355,7 @@ trade_parse(lob_tardis *t, const cell *c, row *r, lob_error *err)
 }
 
 static int
-quote_parse(lob_tardis *t, const cell *c, row *r, lob_error *err)
+quote_parse(lob_tardis *t, const lob_cell *c, row *r, lob_error *err)
 {
     for (int i = 0; i < 4; i++) {
         LOB_FORWARD_IF_ERROR(cell_decimal_or_nan(t, &c[4 + i], 4 + i, &r->v[i], err));
@@ -506,10 +365,10 @@ quote_parse(lob_tardis *t, const cell *c, row *r, lob_error *err)
 
 /* Levels go straight into the next (uncommitted) row of the book table. */
 static int
-book_parse(lob_tardis *t, const cell *c, lob_error *err)
+book_parse(lob_tardis *t, const lob_cell *c, lob_error *err)
 {
     lob_table *tb = &t->out[T_BOOK];
-    LOB_FORWARD_IF_ERROR(reserve(t, tb, 1, err));
+    LOB_FORWARD_IF_ERROR(lob_table_room(tb, 1));
     size_t L = (size_t)t->levels, i = tb->n;
     double *bpx = LOB_COL(tb, B_BID_PX, double) + i * L;
     double *bsz = LOB_COL(tb, B_BID_SZ, double) + i * L;
@@ -621,35 +480,38 @@ tardis_line(void *ctx, const char *s, size_t n, lob_error *err)
         s += 3; /* a UTF-8 byte-order mark from tools that re-save the CSV */
         n -= 3;
     }
-    cell *c = t->cells;
-    int nc = split(s, n, c, MAX_CELLS);
-    if (cell_is(&c[0], "exchange")) {
+    lob_cell *c = t->cells;
+    int nc = lob_csv_split(s, n, c, MAX_CELLS);
+    if (lob_cell_is(&c[0], "exchange")) {
         int rc = header(t, c, nc, err);
-        memcpy(t->header_error, rc < 0 ? t->last_error : "", rc < 0 ? sizeof t->header_error : 1);
+        memcpy(t->header_error, rc < 0 ? err->msg : "", rc < 0 ? sizeof t->header_error : 1);
         return rc;
     }
     if (t->kind == KIND_NONE || t->header_rejected) {
-        if (looks_binary(s, n)) {
-            return fail(t, err, LOB_E_FORMAT,
-                        "binary data where Tardis CSV text was expected (is this the right "
-                        "file?)");
+        if (lob_looks_binary(s, n)) {
+            return lob_error_set(
+                err, LOB_E_FORMAT,
+                "binary data where Tardis CSV text was expected (is this the right "
+                "file?)");
         }
         if (t->header_rejected) {
-            return fail(t, err, LOB_E_FORMAT, "row after a refused header line (%.200s)",
-                        t->header_error);
+            return lob_error_set(err, LOB_E_FORMAT, "row after a refused header line (%.200s)",
+                                 t->header_error);
         }
-        return fail(t, err, LOB_E_FORMAT,
-                    "expected the Tardis CSV header line "
-                    "'exchange,symbol,timestamp,local_timestamp,...' before the data, found "
-                    "'%.*s'%s",
-                    (int)(n < 32 ? n : 32), s, n > 32 ? "..." : "");
+        return lob_error_set(
+            err, LOB_E_FORMAT,
+            "expected the Tardis CSV header line "
+            "'exchange,symbol,timestamp,local_timestamp,...' before the data, found "
+            "'%.*s'%s",
+            (int)(n < 32 ? n : 32), s, n > 32 ? "..." : "");
     }
     int want = NCOMMON + (t->kind == T_BOOK ? 4 * t->levels : 4);
     if (nc != want) {
-        return fail(t, err, LOB_E_FORMAT, "expected %d columns (%s, as the header says), found %d",
-                    want, t->type_text, nc);
+        return lob_error_set(err, LOB_E_FORMAT,
+                             "expected %d columns (%s, as the header says), found %d", want,
+                             t->type_text, nc);
     }
-    if (!valid_symbol(&c[1])) {
+    if (!lob_symbol_valid(c[1].p, c[1].n)) {
         return bad_cell(t, err, LOB_E_FORMAT, 1, &c[1],
                         "a symbol of 1 to 31 printable ASCII characters");
     }
@@ -671,12 +533,10 @@ tardis_line(void *ctx, const char *s, size_t n, lob_error *err)
     case T_QUOTES: LOB_FORWARD_IF_ERROR(quote_parse(t, c, &r, err)); break;
     default: LOB_FORWARD_IF_ERROR(book_parse(t, c, err)); break;
     }
-    LOB_FORWARD_IF_ERROR(reserve(t, tb, 1, err));
+    LOB_FORWARD_IF_ERROR(lob_table_room(tb, 1));
     t->n_rows++;
-    char sym[LOB_SYMBOL_MAX];
-    upper(sym, c[1].p, c[1].n);
-    if (!symbol_selected(t, sym)) {
-        return LOB_OK;
+    if (lob_symbols_select(&t->syms, c[1].p, c[1].n) != 1) {
+        return LOB_OK; /* another symbol (validity was checked above) */
     }
     if (t->exchange[0] == '\0') {
         size_t k = c[0].n < LOB_SYMBOL_MAX ? c[0].n : LOB_SYMBOL_MAX - 1;
@@ -696,7 +556,7 @@ static int
 tardis_create(void **ctx, const lob_opts *o)
 {
     lob_tardis *t = calloc(1, sizeof *t);
-    cell *cells = malloc(MAX_CELLS * sizeof *cells);
+    lob_cell *cells = malloc(MAX_CELLS * sizeof *cells);
     if (t == NULL || cells == NULL) {
         free(t);
         free(cells);
@@ -713,8 +573,7 @@ tardis_create(void **ctx, const lob_opts *o)
     lob_table_init(&t->out[T_TRADES], lob_trades_schema, LOB_T_NCOL);
     lob_table_init(&t->out[T_QUOTES], lob_quotes_schema, LOB_Q_NCOL);
     lob_table_init(&t->out[T_BOOK], t->book_schema, B_NCOL);
-    size_t k = strlen(o->symbol);
-    upper(t->symbol, o->symbol, k < LOB_SYMBOL_MAX ? k : LOB_SYMBOL_MAX - 1);
+    lob_symbols_init(&t->syms, o->symbol);
     t->kind = KIND_NONE;
     t->start_ns = o->start_ns;
     t->end_ns = o->end_ns;
@@ -736,9 +595,10 @@ tardis_destroy(void *ctx)
 static int
 tardis_finish(void *ctx, lob_error *err)
 {
+    (void)err; /* finishing cannot fail */
     lob_tardis *t = ctx;
     if (t->has_pend) {
-        LOB_FORWARD_IF_ERROR(reserve(t, &t->out[T_DEPTH], 1, err));
+        LOB_FORWARD_IF_ERROR(lob_table_room(&t->out[T_DEPTH], 1));
         t->pend.flags |= LOB_F_END_OF_MESSAGE; /* nothing follows the last message */
         push_pending(t);
     }
@@ -755,27 +615,20 @@ static int
 tardis_stats(void *ctx, lob_stat *out, int cap)
 {
     lob_tardis *t = ctx;
-    char *w = t->symbols_text;
-    size_t left = sizeof t->symbols_text;
-    int k = snprintf(w, left, "%s", t->symbol);
-    for (int i = 0; i < t->nseen && k > 0 && (size_t)k < left; i++) {
-        k += snprintf(w + k, left - (size_t)k, ",%s", t->seen[i]);
-    }
     const lob_stat all[] = {
         {"data_type", 0, t->type_text},
         {"levels", t->levels, NULL},
         {"exchange", 0, t->exchange},
-        {"symbol", 0, t->symbol},
-        {"symbols", 0, t->symbols_text},
+        {"symbol", 0, t->syms.selected},
+        {"symbols", 0, lob_symbols_text(&t->syms)},
         {"headers", t->n_headers, NULL},
         {"rows", t->n_rows, NULL},
-        {"other_symbol_rows", t->n_other_symbol, NULL},
+        {"other_symbol_rows", t->syms.n_other, NULL},
         {"outside_window", t->n_outside, NULL},
         {"skipped_before_snapshot", t->n_before_snapshot, NULL},
         {"snapshots", t->n_snapshots, NULL},
         {"non_integer_trade_ids", t->n_nonint_ids, NULL},
         {"blank_lines", t->n_blank, NULL},
-        {"last_error", 0, t->last_error},
         {"header_error", 0, t->header_error},
     };
     int n = 0;

@@ -12,7 +12,7 @@
  * Futures files gained headers in 2022 but older ones were not regenerated, so a header is
  * optional everywhere.  Headers are compared case-insensitively with '_' and ' ' ignored,
  * so the spot layouts are recognised should they ever get headers.  A headerless 7-column
- * row is spot trades when its 6th cell is a boolean, UM aggTrades when its 7th is, and UM
+ * row is spot trades when its 6th lob_cell is a boolean, UM aggTrades when its 7th is, and UM
  * bookTicker otherwise.  The first line fixes the layout for the reader: files of another
  * layout are refused rather than misread.
  *
@@ -24,6 +24,7 @@
 #include "number.h"
 #include "reader.h"
 #include "schema.h"
+#include "text.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -37,7 +38,7 @@ enum { L_NONE = -1, L_SPOT_TRADES, L_SPOT_AGG, L_UM_TRADES, L_UM_AGG, L_UM_BOOK,
 enum { K_TRADES, K_AGG, K_BOOK };
 
 #define MAX_COLS 8
-#define SHOW 24 /* bytes of a bad cell quoted in messages */
+#define SHOW 24 /* bytes of a bad lob_cell quoted in messages */
 
 typedef struct {
     const char *data_type;             /* stat: trades, aggTrades, bookTicker */
@@ -90,15 +91,9 @@ static const layout layouts[L_N] = {
 };
 
 typedef struct {
-    const char *p; /* first byte */
-    size_t n;      /* bytes */
-} cell;
-
-typedef struct {
     lob_table out[T_N];     /* trades, quotes */
     int layout;             /* L_*, fixed by the first good line; L_NONE before */
     int header_rejected;    /* the latest header was refused: rows are not read */
-    char last_error[256];   /* last_error stat */
     char header_error[256]; /* why the latest header was refused, "" once one is accepted */
     /* counters */
     int64_t n_headers, n_rows, n_blank;
@@ -106,77 +101,24 @@ typedef struct {
 
 /* ------------------------------------------------------------------ errors */
 
-static int fail(lob_vision *v, lob_error *err, int code, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 4, 5)))
-#endif
-    ;
-
-/* Keep the message for the last_error stat too: with on_error="skip" it tells the Python
- * side why a whole file could not be read. */
 static int
-fail(lob_vision *v, lob_error *err, int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(v->last_error, sizeof v->last_error, fmt, ap);
-    va_end(ap);
-    return lob_error_set(err, code, "%s", v->last_error);
-}
-
-static int
-looks_binary(const char *s, size_t n)
-{
-    size_t k = n < 64 ? n : 64;
-    for (size_t i = 0; i < k; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == 0 || (c < 0x20 && c != '\t')) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
-static int
-bad_cell(lob_vision *v, lob_error *err, int code, int lay, int col, const cell *c,
-         const char *expected)
+bad_cell(lob_error *err, int code, int lay, int col, const lob_cell *c, const char *expected)
 {
     const char *nm = layouts[lay].names[col];
     if (c->n == 0) {
-        return fail(v, err, code, "column %d (%s): expected %s, found an empty cell", col + 1, nm,
-                    expected);
+        return lob_error_set(err, code, "column %d (%s): expected %s, found an empty cell", col + 1,
+                             nm, expected);
     }
-    return fail(v, err, code, "column %d (%s): expected %s, found '%.*s'%s", col + 1, nm, expected,
-                (int)(c->n < SHOW ? c->n : SHOW), c->p, c->n > SHOW ? "..." : "");
+    return lob_error_set(err, code, "column %d (%s): expected %s, found '%.*s'%s", col + 1, nm,
+                         expected, (int)(c->n < SHOW ? c->n : SHOW), c->p,
+                         c->n > SHOW ? "..." : "");
 }
 
 /* ------------------------------------------------------------------ cells */
 
-/* Split at commas (the archive never quotes).  @return the number of cells, which may
- * exceed `cap`: only the first `cap` are stored. */
-static int
-split(const char *s, size_t n, cell *c, int cap)
-{
-    int k = 0;
-    const char *end = s + n;
-    for (;;) {
-        const char *comma = memchr(s, ',', (size_t)(end - s));
-        const char *stop = comma ? comma : end;
-        if (k < cap) {
-            c[k].p = s;
-            c[k].n = (size_t)(stop - s);
-        }
-        k++;
-        if (comma == NULL) {
-            return k;
-        }
-        s = comma + 1;
-    }
-}
-
 /* True/False (spot) or true/false (futures); any case.  @return 1, 0, or -1 if neither. */
 static int
-cell_bool(const cell *c)
+cell_bool(const lob_cell *c)
 {
     static const char *const words[2] = {"false", "true"};
     for (int w = 0; w < 2; w++) {
@@ -194,13 +136,13 @@ cell_bool(const cell *c)
 }
 
 static int
-cell_int(lob_vision *v, int lay, const cell *c, int col, int64_t *out, lob_error *err)
+cell_int(int lay, const lob_cell *c, int col, int64_t *out, lob_error *err)
 {
     int rc = LOB_E_FORMAT;
     const char *e = lob_parse_int64(c->p, c->p + c->n, out, &rc);
     if (e == NULL || e != c->p + c->n) {
         rc = e == NULL ? rc : LOB_E_FORMAT;
-        return bad_cell(v, err, rc, lay, col, c,
+        return bad_cell(err, rc, lay, col, c,
                         rc == LOB_E_RANGE ? "an integer within int64 range" : "an integer");
     }
     return LOB_OK;
@@ -209,16 +151,16 @@ cell_int(lob_vision *v, int lay, const cell *c, int col, int64_t *out, lob_error
 /* A time in s, ms or us (by magnitude) to ns.  lob_epoch_to_ns is only defined where the
  * product fits int64, so larger (and negative) values are refused here. */
 static int
-cell_time(lob_vision *v, int lay, const cell *c, int col, int64_t *out, lob_error *err)
+cell_time(int lay, const lob_cell *c, int col, int64_t *out, lob_error *err)
 {
     int64_t t;
-    LOB_FORWARD_IF_ERROR(cell_int(v, lay, c, col, &t, err));
+    LOB_FORWARD_IF_ERROR(cell_int(lay, c, col, &t, err));
     int64_t unit = t < 10000000000LL         ? 1000000000
                    : t < 10000000000000LL    ? 1000000
                    : t < 10000000000000000LL ? 1000
                                              : 1;
     if (t < 0 || t > INT64_MAX / unit) {
-        return bad_cell(v, err, LOB_E_RANGE, lay, col, c,
+        return bad_cell(err, LOB_E_RANGE, lay, col, c,
                         "a time in ms or us since 1970 before year 2262");
     }
     *out = lob_epoch_to_ns(t);
@@ -226,13 +168,13 @@ cell_time(lob_vision *v, int lay, const cell *c, int col, int64_t *out, lob_erro
 }
 
 static int
-cell_decimal(lob_vision *v, int lay, const cell *c, int col, double *out, lob_error *err)
+cell_decimal(int lay, const lob_cell *c, int col, double *out, lob_error *err)
 {
     int rc = LOB_E_FORMAT;
     const char *e = lob_parse_decimal(c->p, c->p + c->n, out, &rc);
     if (e == NULL || e != c->p + c->n) {
         rc = e == NULL ? rc : LOB_E_FORMAT;
-        return bad_cell(v, err, rc, lay, col, c,
+        return bad_cell(err, rc, lay, col, c,
                         rc == LOB_E_RANGE ? "a decimal number within float64 range"
                                           : "a decimal number");
     }
@@ -240,10 +182,10 @@ cell_decimal(lob_vision *v, int lay, const cell *c, int col, double *out, lob_er
 }
 
 static int
-cell_flag(lob_vision *v, int lay, const cell *c, int col, int *out, lob_error *err)
+cell_flag(int lay, const lob_cell *c, int col, int *out, lob_error *err)
 {
     *out = cell_bool(c);
-    return *out < 0 ? bad_cell(v, err, LOB_E_FORMAT, lay, col, c, "True or False") : LOB_OK;
+    return *out < 0 ? bad_cell(err, LOB_E_FORMAT, lay, col, c, "True or False") : LOB_OK;
 }
 
 /* ------------------------------------------------------------------ header */
@@ -272,17 +214,19 @@ header(lob_vision *v, const char *s, size_t n, lob_error *err)
      * line starting with a letter looks like a header): refuse that line only. */
     v->header_rejected |= lay != L_NONE || v->layout == L_NONE;
     if (lay == L_NONE) {
-        return fail(v, err, LOB_E_FORMAT,
-                    "header not recognised: expected a data.binance.vision trades, aggTrades or "
-                    "bookTicker header such as 'id,price,qty,quote_qty,time,is_buyer_maker', "
-                    "found '%.*s'%s",
-                    (int)(n < 60 ? n : 60), s, n > 60 ? "..." : "");
+        return lob_error_set(
+            err, LOB_E_FORMAT,
+            "header not recognised: expected a data.binance.vision trades, aggTrades or "
+            "bookTicker header such as 'id,price,qty,quote_qty,time,is_buyer_maker', "
+            "found '%.*s'%s",
+            (int)(n < 60 ? n : 60), s, n > 60 ? "..." : "");
     }
     if (v->layout != L_NONE && v->layout != lay) {
-        return fail(v, err, LOB_E_FORMAT,
-                    "the header is for %s but earlier data was %s: read each data type in its "
-                    "own call",
-                    layouts[lay].title, layouts[v->layout].title);
+        return lob_error_set(
+            err, LOB_E_FORMAT,
+            "the header is for %s but earlier data was %s: read each data type in its "
+            "own call",
+            layouts[lay].title, layouts[v->layout].title);
     }
     v->layout = lay;
     v->header_rejected = 0;
@@ -292,7 +236,7 @@ header(lob_vision *v, const char *s, size_t n, lob_error *err)
 
 /* The layout of a headerless row, from its shape. */
 static int
-guess_layout(const cell *c, int nc)
+guess_layout(const lob_cell *c, int nc)
 {
     switch (nc) {
     case 6: return L_UM_TRADES;
@@ -309,17 +253,7 @@ guess_layout(const cell *c, int nc)
 /* ------------------------------------------------------------------ rows */
 
 static int
-reserve(lob_vision *v, lob_table *t, lob_error *err)
-{
-    if (t->cap > t->n) {
-        return LOB_OK;
-    }
-    return lob_table_reserve(t, 1) < 0 ? fail(v, err, LOB_E_NOMEM, "no memory for more rows")
-                                       : LOB_OK;
-}
-
-static int
-trade_row(lob_vision *v, int lay, const cell *c, lob_error *err)
+trade_row(lob_vision *v, int lay, const lob_cell *c, lob_error *err)
 {
     int agg = layouts[lay].kind == K_AGG;
     int ncol = layouts[lay].ncol;
@@ -327,23 +261,23 @@ trade_row(lob_vision *v, int lay, const cell *c, lob_error *err)
     double px, qty, quote;
     int maker, best;
     int tcol = agg ? 5 : 4; /* the time column; aggTrades have first/last ids before it */
-    LOB_FORWARD_IF_ERROR(cell_int(v, lay, &c[0], 0, &id, err));
-    LOB_FORWARD_IF_ERROR(cell_decimal(v, lay, &c[1], 1, &px, err));
-    LOB_FORWARD_IF_ERROR(cell_decimal(v, lay, &c[2], 2, &qty, err));
+    LOB_FORWARD_IF_ERROR(cell_int(lay, &c[0], 0, &id, err));
+    LOB_FORWARD_IF_ERROR(cell_decimal(lay, &c[1], 1, &px, err));
+    LOB_FORWARD_IF_ERROR(cell_decimal(lay, &c[2], 2, &qty, err));
     if (agg) {
-        LOB_FORWARD_IF_ERROR(cell_int(v, lay, &c[3], 3, &first, err));
-        LOB_FORWARD_IF_ERROR(cell_int(v, lay, &c[4], 4, &last, err));
+        LOB_FORWARD_IF_ERROR(cell_int(lay, &c[3], 3, &first, err));
+        LOB_FORWARD_IF_ERROR(cell_int(lay, &c[4], 4, &last, err));
     }
     else {
-        LOB_FORWARD_IF_ERROR(cell_decimal(v, lay, &c[3], 3, &quote, err));
+        LOB_FORWARD_IF_ERROR(cell_decimal(lay, &c[3], 3, &quote, err));
     }
-    LOB_FORWARD_IF_ERROR(cell_time(v, lay, &c[tcol], tcol, &ts, err));
-    LOB_FORWARD_IF_ERROR(cell_flag(v, lay, &c[tcol + 1], tcol + 1, &maker, err));
+    LOB_FORWARD_IF_ERROR(cell_time(lay, &c[tcol], tcol, &ts, err));
+    LOB_FORWARD_IF_ERROR(cell_flag(lay, &c[tcol + 1], tcol + 1, &maker, err));
     if (tcol + 2 < ncol) {
-        LOB_FORWARD_IF_ERROR(cell_flag(v, lay, &c[tcol + 2], tcol + 2, &best, err));
+        LOB_FORWARD_IF_ERROR(cell_flag(lay, &c[tcol + 2], tcol + 2, &best, err));
     }
     lob_table *t = &v->out[T_TRADES];
-    LOB_FORWARD_IF_ERROR(reserve(v, t, err));
+    LOB_FORWARD_IF_ERROR(lob_table_room(t, 1));
     size_t i = t->n++;
     LOB_COL(t, LOB_T_TS, int64_t)[i] = ts;
     LOB_COL(t, LOB_T_LOCAL_TS, int64_t)[i] = ts;
@@ -355,18 +289,18 @@ trade_row(lob_vision *v, int lay, const cell *c, lob_error *err)
 }
 
 static int
-book_row(lob_vision *v, const cell *c, lob_error *err)
+book_row(lob_vision *v, const lob_cell *c, lob_error *err)
 {
     int64_t uid, tt, et;
     double x[4];
-    LOB_FORWARD_IF_ERROR(cell_int(v, L_UM_BOOK, &c[0], 0, &uid, err));
+    LOB_FORWARD_IF_ERROR(cell_int(L_UM_BOOK, &c[0], 0, &uid, err));
     for (int i = 0; i < 4; i++) {
-        LOB_FORWARD_IF_ERROR(cell_decimal(v, L_UM_BOOK, &c[1 + i], 1 + i, &x[i], err));
+        LOB_FORWARD_IF_ERROR(cell_decimal(L_UM_BOOK, &c[1 + i], 1 + i, &x[i], err));
     }
-    LOB_FORWARD_IF_ERROR(cell_time(v, L_UM_BOOK, &c[5], 5, &tt, err));
-    LOB_FORWARD_IF_ERROR(cell_time(v, L_UM_BOOK, &c[6], 6, &et, err));
+    LOB_FORWARD_IF_ERROR(cell_time(L_UM_BOOK, &c[5], 5, &tt, err));
+    LOB_FORWARD_IF_ERROR(cell_time(L_UM_BOOK, &c[6], 6, &et, err));
     lob_table *t = &v->out[T_QUOTES];
-    LOB_FORWARD_IF_ERROR(reserve(v, t, err));
+    LOB_FORWARD_IF_ERROR(lob_table_room(t, 1));
     size_t i = t->n++;
     LOB_COL(t, LOB_Q_TS, int64_t)[i] = tt;
     LOB_COL(t, LOB_Q_LOCAL_TS, int64_t)[i] = et;
@@ -392,39 +326,40 @@ vision_line(void *ctx, const char *s, size_t n, lob_error *err)
         s += 3; /* a UTF-8 byte-order mark from tools that re-save the CSV */
         n -= 3;
     }
-    if (looks_binary(s, n)) {
-        return fail(v, err, LOB_E_FORMAT,
-                    "binary data where CSV text was expected (data.binance.vision ships .zip "
-                    "archives: extract the .csv first)");
+    if (lob_looks_binary(s, n)) {
+        return lob_error_set(
+            err, LOB_E_FORMAT,
+            "binary data where CSV text was expected (data.binance.vision ships .zip "
+            "archives: extract the .csv first)");
     }
     char c0 = n ? s[0] : '\0';
     if ((c0 >= 'a' && c0 <= 'z') || (c0 >= 'A' && c0 <= 'Z')) {
         int rc = header(v, s, n, err); /* data rows start with a digit */
         if (rc == LOB_OK || v->header_rejected) {
-            memcpy(v->header_error, rc < 0 ? v->last_error : "",
-                   rc < 0 ? sizeof v->header_error : 1);
+            memcpy(v->header_error, rc < 0 ? err->msg : "", rc < 0 ? sizeof v->header_error : 1);
         }
         return rc;
     }
     if (v->header_rejected) {
-        return fail(v, err, LOB_E_FORMAT, "row after a refused header line (%.200s)",
-                    v->header_error);
+        return lob_error_set(err, LOB_E_FORMAT, "row after a refused header line (%.200s)",
+                             v->header_error);
     }
-    cell c[MAX_COLS];
-    int nc = split(s, n, c, MAX_COLS);
+    lob_cell c[MAX_COLS];
+    int nc = lob_csv_split(s, n, c, MAX_COLS);
     int lay = v->layout;
     if (lay == L_NONE) {
         lay = guess_layout(c, nc);
         if (lay == L_NONE) {
-            return fail(v, err, LOB_E_FORMAT,
-                        "expected 6, 7 or 8 columns (a data.binance.vision trades, aggTrades or "
-                        "bookTicker CSV), found %d",
-                        nc);
+            return lob_error_set(
+                err, LOB_E_FORMAT,
+                "expected 6, 7 or 8 columns (a data.binance.vision trades, aggTrades or "
+                "bookTicker CSV), found %d",
+                nc);
         }
     }
     else if (nc != layouts[lay].ncol) {
-        return fail(v, err, LOB_E_FORMAT, "expected %d columns (%s), found %d", layouts[lay].ncol,
-                    layouts[lay].title, nc);
+        return lob_error_set(err, LOB_E_FORMAT, "expected %d columns (%s), found %d",
+                             layouts[lay].ncol, layouts[lay].title, nc);
     }
     int rc = layouts[lay].kind == K_BOOK ? book_row(v, c, err) : trade_row(v, lay, c, err);
     if (rc < 0) {
@@ -485,7 +420,6 @@ vision_stats(void *ctx, lob_stat *out, int cap)
         {"headers", v->n_headers, NULL},
         {"rows", v->n_rows, NULL},
         {"blank_lines", v->n_blank, NULL},
-        {"last_error", 0, v->last_error},
         {"header_error", 0, v->header_error},
     };
     int n = 0;

@@ -1,0 +1,54 @@
+/* text.h -- helpers every line format shares: binary sniffing, CSV cells, symbol selection.
+ */
+#ifndef LOB_TEXT_H
+#define LOB_TEXT_H
+
+#include "reader.h"
+
+#define LOB_MAX_SYMBOLS 64 /* distinct symbols remembered for the mixed-symbol error */
+
+/*! lob_looks_binary() : the first 64 bytes hold a NUL or control character (not a tab):
+ *  the file is not text, which makes a better error than "expected ...". */
+int lob_looks_binary(const char *s, size_t n);
+
+/* A cell of a CSV line: a slice of the line, not NUL-terminated. */
+typedef struct lob_cell_s {
+    const char *p; /* first byte */
+    size_t n;      /* bytes */
+} lob_cell;
+
+/*! lob_csv_split() : split at commas (the archives handled here never quote).
+ *  @return the number of cells, which may exceed `cap`: only the first `cap` are stored. */
+int lob_csv_split(const char *s, size_t n, lob_cell *cells, int cap);
+
+/*! lob_cell_is() : the cell is exactly `text`.  lob_cell_is_nocase() : ASCII case aside
+ *  (`lower` is lower case). */
+int lob_cell_is(const lob_cell *c, const char *text);
+int lob_cell_is_nocase(const lob_cell *c, const char *lower);
+
+/* The symbol a reader keeps: the one asked for, or the first one met.  Others are counted
+ * and remembered, so a file with several symbols can be reported with all of them. */
+typedef struct lob_symbols_s {
+    char selected[LOB_SYMBOL_MAX];                     /* upper case; "" until chosen */
+    size_t len;                                        /* strlen(selected) */
+    char seen[LOB_MAX_SYMBOLS][LOB_SYMBOL_MAX];        /* other symbols met */
+    int nseen;                                         /* entries in seen */
+    int64_t n_other;                                   /* rows/messages of other symbols */
+    char text[LOB_MAX_SYMBOLS * (LOB_SYMBOL_MAX + 1)]; /* "SELECTED,OTHER,..." */
+} lob_symbols;
+
+/*! lob_symbol_valid() : 1 to LOB_SYMBOL_MAX - 1 printable ASCII characters.  Symbols are
+ *  compared by name, so control bytes could make two different symbols look alike. */
+int lob_symbol_valid(const char *name, size_t n);
+
+/*! lob_symbols_init() : `selected` may be "" (adopt the first symbol met). */
+void lob_symbols_init(lob_symbols *sy, const char *selected);
+
+/*! lob_symbols_select() : is `name` (any case) the selected symbol?
+ *  @return 1 keep, 0 another symbol, LOB_E_FORMAT if !lob_symbol_valid(name). */
+int lob_symbols_select(lob_symbols *sy, const char *name, size_t n);
+
+/*! lob_symbols_text() : "SELECTED,OTHER1,..." for the stats.  Borrowed from sy. */
+const char *lob_symbols_text(lob_symbols *sy);
+
+#endif /* LOB_TEXT_H */
