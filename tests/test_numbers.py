@@ -27,7 +27,8 @@ def test_fixed_point_strings(mantissa, scale, trailing_zeros):
 @settings(max_examples=3000, deadline=None)
 def test_random_decimals(d):
     text = str(d)  # may use exponents, e.g. 1E-7
-    if len(Decimal(text).as_tuple().digits) > 40:
+    significant = "".join(map(str, Decimal(text).as_tuple().digits)).strip("0")
+    if len(significant) > 40:
         with pytest.raises(LobError, match="out of range"):
             _core.parse_decimal(text.encode())
     else:
@@ -66,7 +67,13 @@ def test_not_a_number(text):
         _core.parse_decimal(text.encode())
 
 
-@pytest.mark.parametrize("text", ["1e400", "-1e400", "1" * 41])
+def test_zeros_do_not_count_towards_the_digit_limit():
+    assert _core.parse_decimal(b"0.1" + b"0" * 45) == 0.1
+    assert _core.parse_decimal(b"0." + b"0" * 45 + b"1") == 1e-46
+    assert _core.parse_decimal(b"1" + b"0" * 45) == 1e45
+
+
+@pytest.mark.parametrize("text", ["1e400", "-1e400", "1" * 41, "1" + "0" * 40 + "1"])
 def test_out_of_range(text):
     with pytest.raises(LobError, match="out of range"):
         _core.parse_decimal(text.encode())

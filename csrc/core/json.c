@@ -1,6 +1,7 @@
 /* json.c -- the validating JSON cursor. */
 #include "json.h"
 
+#include <ctype.h>
 #include <string.h>
 
 int
@@ -25,6 +26,15 @@ lob_json_string_slow(lob_json *j, const char *start, const char **s, size_t *n)
             if (p >= j->end || *p == '\0' || strchr("\"\\/bfnrtu", *p) == NULL) {
                 j->p = p;
                 return lob_json_fail(j, "a valid escape", LOB_E_FORMAT);
+            }
+            if (*p == 'u') { /* \uXXXX: exactly four hex digits */
+                for (int i = 1; i <= 4; i++) {
+                    if (p + i >= j->end || !isxdigit((unsigned char)p[i])) {
+                        j->p = p + i;
+                        return lob_json_fail(j, "four hex digits after \\u", LOB_E_FORMAT);
+                    }
+                }
+                p += 4;
             }
         }
         p++;

@@ -28,20 +28,28 @@ decimal_slow(const char *first, const char *mant_end, int64_t exp10, double *out
     if (*p == '-' || *p == '+') {
         buf[k++] = *p++;
     }
+    /* Leading and trailing zeros do not count towards the digit limit: zeros are held back
+     * until a nonzero digit follows, and those at the end move into the exponent. */
     int seen_nonzero = 0;
+    int64_t zeros = 0;
     for (; p < mant_end; p++) {
-        if (*p == '.') {
+        if (*p == '.' || (*p == '0' && !seen_nonzero)) {
             continue;
         }
-        if (*p == '0' && !seen_nonzero) {
-            continue; /* leading zeros do not count towards the digit limit */
+        if (*p == '0') {
+            zeros++;
+            continue;
         }
         seen_nonzero = 1;
-        if (k >= LOB_MAX_DIGITS) {
+        if (k + (size_t)zeros >= LOB_MAX_DIGITS) {
             return LOB_E_RANGE;
+        }
+        for (; zeros > 0; zeros--) {
+            buf[k++] = '0';
         }
         buf[k++] = *p;
     }
+    exp10 += zeros;
     if (!seen_nonzero) {
         buf[k++] = '0';
     }
