@@ -3,7 +3,7 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := pkg-config libzstd-dev zlib1g-dev libwebsockets-dev zstd
+APT_PACKAGES := pkg-config libzstd-dev zlib1g-dev libwebsockets-dev zstd clang
 SETUP_STAMP := $(VENV)/.lobfast-setup
 CSRC := $(wildcard csrc/*/*.c csrc/*/*.h)
 SO_STAMP := lobfast/.built
@@ -73,3 +73,45 @@ format: $(SETUP_STAMP)
 
 clean:
 	rm -rf build lobfast/*.so $(SO_STAMP) .pytest_cache
+
+# --- fuzzing: `make fuzz` (FUZZ_SECONDS=600 for a longer run) --------------------------------
+# libFuzzer harnesses over the pure-C core (tests/fuzz), built with clang under ASan + UBSan
+# where any report is a crash.  Seeds come from the first lines of tests/data/binance/*.gz;
+# corpora grow under build/fuzz between runs, and a crashing input is saved there as
+# crash-<sha1> (replay it with `build/fuzz/fuzz_binance build/fuzz/crash-...`).
+FUZZ_SECONDS ?= 60
+FUZZ_CC ?= clang
+FUZZ_DIR := build/fuzz
+FUZZ_APT := clang pkg-config libzstd-dev zlib1g-dev
+FUZZ_CFLAGS := -std=c11 -g -O1 -fno-omit-frame-pointer -Icsrc -Wall -Wextra \
+  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_RUN := -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/
+
+.PHONY: fuzz fuzz-build
+fuzz: fuzz-build $(FUZZ_DIR)/seeds.stamp
+	@mkdir -p $(FUZZ_DIR)/corpus_binance $(FUZZ_DIR)/corpus_decimal
+	@status=0; \
+	$(FUZZ_DIR)/fuzz_binance $(FUZZ_RUN) -max_len=8192 -dict=tests/fuzz/binance.dict \
+	  $(FUZZ_DIR)/corpus_binance $(FUZZ_DIR)/seeds_binance || status=1; \
+	$(FUZZ_DIR)/fuzz_decimal $(FUZZ_RUN) -max_len=512 \
+	  $(FUZZ_DIR)/corpus_decimal $(FUZZ_DIR)/seeds_decimal || status=1; \
+	exit $$status
+
+fuzz-build: $(FUZZ_DIR)/fuzz_binance $(FUZZ_DIR)/fuzz_decimal
+
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard csrc/core/*.c csrc/core/*.h)
+	@missing=""; for p in $(FUZZ_APT); do \
+	  [ $$p = clang ] && command -v $(FUZZ_CC) >/dev/null && continue; \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+	@mkdir -p $(FUZZ_DIR)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $< $(wildcard csrc/core/*.c) $$(pkg-config --cflags --libs libzstd zlib) -lm -o $@
+
+$(FUZZ_DIR)/seeds.stamp: tests/fuzz/make_seeds.py $(wildcard tests/data/binance/*.gz)
+	rm -rf $(FUZZ_DIR)/seeds_binance $(FUZZ_DIR)/seeds_decimal
+	$(PYTHON) tests/fuzz/make_seeds.py $(FUZZ_DIR)/seeds_binance $(FUZZ_DIR)/seeds_decimal
+	@mkdir -p $(FUZZ_DIR) && touch $@

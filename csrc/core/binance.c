@@ -291,16 +291,22 @@ is_partial_depth(const msg *m)
     return 0;
 }
 
-static int64_t
-exchange_ts(const msg *m, int64_t local)
+/* Exchange time in ns: USD-M T, else E; spot bookTicker and snapshots carry none, so the
+ * receive time stands in. */
+static int
+exchange_ts(const msg *m, int64_t local, int64_t *ts, lob_error *err)
 {
-    if (m->have & H_T) {
-        return lob_epoch_to_ns(m->T);
+    if (!(m->have & (H_T | H_E))) {
+        *ts = local;
+        return LOB_OK;
     }
-    if (m->have & H_E) {
-        return lob_epoch_to_ns(m->E);
+    int64_t t = (m->have & H_T) ? m->T : m->E;
+    if (lob_epoch_to_ns(t, ts) < 0) {
+        return lob_error_set(err, LOB_E_RANGE,
+                             "exchange time %s=%lld is not a time since 1970 before year 2262",
+                             (m->have & H_T) ? "T" : "E", (long long)t);
     }
-    return local; /* spot bookTicker and snapshots carry no exchange time */
+    return LOB_OK;
 }
 
 /* ------------------------------------------------------------------ depth sync */
@@ -466,12 +472,13 @@ on_diff(lob_binance *b, const msg *m, int64_t local, lob_error *err)
         return lob_error_set(err, LOB_E_FORMAT, "depthUpdate without %s",
                              (m->have & H_U) ? "'u'" : "'U'");
     }
+    int64_t ts;
+    LOB_FORWARD_IF_ERROR(exchange_ts(m, local, &ts, err));
     b->n_depth++;
     int64_t pu = (m->have & H_pu) ? m->pu : 0;
     if (b->market == MARKET_UNKNOWN) {
         b->market = (m->have & H_pu) ? MARKET_USDM : MARKET_SPOT;
     }
-    int64_t ts = exchange_ts(m, local);
     lob_table *depth = &b->out[T_DEPTH];
     size_t k = m->nlevels;
     for (size_t r = 0; r < k; r++) {
@@ -505,8 +512,10 @@ on_diff(lob_binance *b, const msg *m, int64_t local, lob_error *err)
 }
 
 static int
-on_snapshot(lob_binance *b, const msg *m, int64_t local, int bare)
+on_snapshot(lob_binance *b, const msg *m, int64_t local, int bare, lob_error *err)
 {
+    int64_t ts;
+    LOB_FORWARD_IF_ERROR(exchange_ts(m, local, &ts, err));
     b->n_snapshot++;
     if (b->state == SYNCED) {
         /* the book is continuous, so the snapshot adds nothing the diffs have not */
@@ -530,7 +539,7 @@ on_snapshot(lob_binance *b, const msg *m, int64_t local, int bare)
     b->snap.n = m->nsnap;
     b->has_snap = 1;
     b->snap_id = m->luid;
-    b->snap_ts = (m->have & (H_T | H_E)) ? exchange_ts(m, local) : -1;
+    b->snap_ts = (m->have & (H_T | H_E)) ? ts : -1;
     b->snap_local = local;
     if (b->market == MARKET_UNKNOWN && (m->have & (H_T | H_E))) {
         b->market = MARKET_USDM; /* only USD-M snapshots carry E/T */
@@ -557,6 +566,8 @@ on_trade(lob_binance *b, const msg *m, int64_t local, int agg, lob_error *err)
             return missing(err, what, names[i]);
         }
     }
+    int64_t ts;
+    LOB_FORWARD_IF_ERROR(exchange_ts(m, local, &ts, err));
     if (agg) {
         b->n_agg++;
     }
@@ -571,7 +582,7 @@ on_trade(lob_binance *b, const msg *m, int64_t local, int agg, lob_error *err)
     lob_table *t = &b->out[agg ? T_AGG : T_TRADES];
     LOB_FORWARD_IF_ERROR(lob_table_room(t, 1));
     size_t i = t->n++;
-    LOB_COL(t, LOB_T_TS, int64_t)[i] = exchange_ts(m, local);
+    LOB_COL(t, LOB_T_TS, int64_t)[i] = ts;
     LOB_COL(t, LOB_T_LOCAL_TS, int64_t)[i] = local;
     LOB_COL(t, LOB_T_PRICE, double)[i] = m->p;
     LOB_COL(t, LOB_T_QTY, double)[i] = m->q;
@@ -590,11 +601,13 @@ on_quote(lob_binance *b, const msg *m, int64_t local, lob_error *err)
             return missing(err, "bookTicker", names[i]);
         }
     }
+    int64_t ts;
+    LOB_FORWARD_IF_ERROR(exchange_ts(m, local, &ts, err));
     b->n_quote++;
     lob_table *t = &b->out[T_QUOTES];
     LOB_FORWARD_IF_ERROR(lob_table_room(t, 1));
     size_t i = t->n++;
-    LOB_COL(t, LOB_Q_TS, int64_t)[i] = exchange_ts(m, local);
+    LOB_COL(t, LOB_Q_TS, int64_t)[i] = ts;
     LOB_COL(t, LOB_Q_LOCAL_TS, int64_t)[i] = local;
     LOB_COL(t, LOB_Q_UPDATE_ID, int64_t)[i] = m->u;
     LOB_COL(t, LOB_Q_BID_PX, double)[i] = m->bpx;
@@ -682,7 +695,7 @@ binance_line(void *ctx, const char *s, size_t n, lob_error *err)
         }
     }
     if (snapshot) {
-        return on_snapshot(b, &m, local, sym == NULL);
+        return on_snapshot(b, &m, local, sym == NULL, err);
     }
     if (EVENT_IS(&m, "depthUpdate")) {
         return on_diff(b, &m, local, err);

@@ -210,18 +210,16 @@ lob_parse_int64(const char *first, const char *last, int64_t *out, int *rc)
     return p;
 }
 
-int64_t
-lob_epoch_to_ns(int64_t t)
+int
+lob_epoch_to_ns(int64_t t, int64_t *ns)
 {
-    int64_t a = t < 0 ? -t : t;
-    if (a < 10000000000LL) { /* < 1e10: seconds */
-        return t * 1000000000LL;
+    int64_t unit = t < 10000000000LL         ? 1000000000 /* < 1e10: seconds */
+                   : t < 10000000000000LL    ? 1000000    /* < 1e13: milliseconds */
+                   : t < 10000000000000000LL ? 1000       /* < 1e16: microseconds */
+                                             : 1;
+    if (t < 0 || t > INT64_MAX / unit) {
+        return LOB_E_RANGE; /* the product would overflow: refuse rather than wrap */
     }
-    if (a < 10000000000000LL) { /* < 1e13: milliseconds */
-        return t * 1000000LL;
-    }
-    if (a < 10000000000000000LL) { /* < 1e16: microseconds */
-        return t * 1000LL;
-    }
-    return t;
+    *ns = t * unit;
+    return LOB_OK;
 }

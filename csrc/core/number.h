@@ -21,8 +21,9 @@ const char *lob_parse_decimal(const char *first, const char *last, double *out, 
  *  @return pointer past the number, or NULL with *rc = LOB_E_FORMAT / LOB_E_RANGE. */
 const char *lob_parse_int64(const char *first, const char *last, int64_t *out, int *rc);
 
-/*! lob_epoch_to_ns() : an epoch time in s, ms, us or ns, told apart by magnitude
- *  (valid for dates 1973..2286), to ns.  @return the time in ns. */
-int64_t lob_epoch_to_ns(int64_t t);
+/*! lob_epoch_to_ns() : an epoch time in s, ms, us or ns, told apart by magnitude, to ns
+ *  (unambiguous for dates 1973..2262, the end of int64 ns).
+ *  @return 0, or LOB_E_RANGE for a negative time or one past int64 ns. */
+int lob_epoch_to_ns(int64_t t, int64_t *ns);
 
 #endif /* LOB_NUMBER_H */

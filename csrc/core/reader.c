@@ -138,8 +138,9 @@ lob_reader_pump(lob_reader *r, size_t max_rows, int *eof, lob_error *err)
         if (max_rows > 0 && rows(r) >= max_rows) {
             return LOB_OK;
         }
-        char *s = r->buf + r->pos;
-        char *nl = r->len > r->pos ? memchr(s, '\n', r->len - r->pos) : NULL;
+        size_t avail = r->len - r->pos;
+        char *s = avail > 0 ? r->buf + r->pos : NULL; /* buf is NULL before the first read */
+        char *nl = avail > 0 ? memchr(s, '\n', avail) : NULL;
         if (nl != NULL) {
             size_t n = (size_t)(nl - s);
             LOB_FORWARD_IF_ERROR(parse_line(r, s, n, err));

@@ -75,6 +75,9 @@ lob_table_detach(lob_table *t, void **out)
 int
 lob_table_append(lob_table *t, const lob_table *src, size_t from, size_t n)
 {
+    if (n == 0) {
+        return LOB_OK; /* the columns may not exist yet: memcpy(NULL, NULL, 0) is undefined */
+    }
     LOB_FORWARD_IF_ERROR(lob_table_reserve(t, n));
     for (int i = 0; i < t->ncol; i++) {
         size_t rb = row_bytes(&t->schema[i]);

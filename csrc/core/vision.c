@@ -148,22 +148,16 @@ cell_int(int lay, const lob_cell *c, int col, int64_t *out, lob_error *err)
     return LOB_OK;
 }
 
-/* A time in s, ms or us (by magnitude) to ns.  lob_epoch_to_ns is only defined where the
- * product fits int64, so larger (and negative) values are refused here. */
+/* A time in s, ms or us (by magnitude) to ns. */
 static int
 cell_time(int lay, const lob_cell *c, int col, int64_t *out, lob_error *err)
 {
     int64_t t;
     LOB_FORWARD_IF_ERROR(cell_int(lay, c, col, &t, err));
-    int64_t unit = t < 10000000000LL         ? 1000000000
-                   : t < 10000000000000LL    ? 1000000
-                   : t < 10000000000000000LL ? 1000
-                                             : 1;
-    if (t < 0 || t > INT64_MAX / unit) {
+    if (lob_epoch_to_ns(t, out) < 0) {
         return bad_cell(err, LOB_E_RANGE, lay, col, c,
                         "a time in ms or us since 1970 before year 2262");
     }
-    *out = lob_epoch_to_ns(t);
     return LOB_OK;
 }
 
