@@ -151,7 +151,8 @@ def read_binance(paths: Paths, *, symbol: str | None = None, start=None, end=Non
     Examples
     --------
     >>> import lobfast
-    >>> md = lobfast.read_binance("tests/data/binance/spot_btcusdt_2024080*.gz")
+    >>> from lobfast import datasets
+    >>> md = lobfast.read_binance([datasets.path("spot_btcusdt_20240808"), datasets.path("spot_btcusdt_20240809")])
     >>> md.stats["gaps"], len(md.trades)
     (0, 19904)
     """

@@ -155,3 +155,12 @@ def test_arrays_are_zero_copy_and_owned():
     assert type(a.base).__name__ == "PyCapsule"
     df = md.depth.to_pandas()
     assert np.shares_memory(df["price"].to_numpy(), a)
+
+
+def test_docstring_example_runs():
+    import doctest
+
+    runner = doctest.DocTestRunner()
+    for test in doctest.DocTestFinder().find(lobfast.read_binance, "read_binance", globs={}):
+        runner.run(test)
+    assert runner.failures == 0 and runner.tries > 0
