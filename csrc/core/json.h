@@ -29,6 +29,9 @@ lob_json_fail(lob_json *j, const char *expected, int code)
 static inline int
 lob_json_peek(lob_json *j)
 {
+    if (j->p < j->end && (unsigned char)*j->p > ' ') {
+        return (unsigned char)*j->p; /* the usual case: exchanges send compact JSON */
+    }
     while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\r' || *j->p == '\n')) {
         j->p++;
     }

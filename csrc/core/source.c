@@ -89,19 +89,23 @@ lob_source_open(lob_source **out, const char *path, lob_error *err)
     return LOB_OK;
 }
 
+/* Plain files are read straight into the caller's buffer: only the bytes read to sniff the
+ * magic number go through the staging buffer. */
 static ptrdiff_t
 read_plain(lob_source *s, char *dst, size_t cap, lob_error *err)
 {
-    size_t n = 0;
-    while (n < cap) {
-        LOB_FORWARD_IF_ERROR(fill(s, err));
-        if (s->in_pos == s->in_len) {
-            break;
+    size_t n = s->in_len - s->in_pos;
+    n = n < cap ? n : cap;
+    memcpy(dst, s->in + s->in_pos, n);
+    s->in_pos += n;
+    if (n < cap && !s->eof) {
+        size_t k = fread(dst + n, 1, cap - n, s->f);
+        if (k < cap - n) {
+            if (ferror(s->f)) {
+                return lob_error_set(err, LOB_E_IO, "read failed: %s", strerror(errno));
+            }
+            s->eof = 1;
         }
-        size_t k = s->in_len - s->in_pos;
-        k = k < cap - n ? k : cap - n;
-        memcpy(dst + n, s->in + s->in_pos, k);
-        s->in_pos += k;
         n += k;
     }
     return (ptrdiff_t)n;
