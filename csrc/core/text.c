@@ -17,52 +17,45 @@ lob_looks_binary(const char *s, size_t n)
     return 0;
 }
 
+/* The first ',' in [p, end), or end.  Eight bytes at a time: x = bytes ^ ',' has a zero
+ * byte where a comma is; (x - 0x01..) & ~x & 0x80.. flags it.  Only the lowest flag is
+ * exact (a borrow can flag a higher byte too), and only the lowest is used. */
+static inline const char *
+find_comma(const char *p, const char *end)
+{
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    for (; end - p >= 8; p += 8) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        uint64_t x = v ^ 0x2C2C2C2C2C2C2C2CULL;
+        uint64_t t = (x - 0x0101010101010101ULL) & ~x & 0x8080808080808080ULL;
+        if (t != 0) {
+            return p + (__builtin_ctzll(t) >> 3);
+        }
+    }
+#endif
+    for (; p < end && *p != ','; p++) {
+    }
+    return p;
+}
+
 int
 lob_csv_split(const char *s, size_t n, lob_cell *cells, int cap)
 {
     int k = 0;
     const char *end = s + n;
     for (;;) {
-        const char *comma = memchr(s, ',', (size_t)(end - s));
-        const char *stop = comma ? comma : end;
+        const char *stop = find_comma(s, end);
         if (k < cap) {
             cells[k].p = s;
             cells[k].n = (size_t)(stop - s);
         }
         k++;
-        if (comma == NULL) {
+        if (stop == end) {
             return k;
         }
-        s = comma + 1;
+        s = stop + 1;
     }
-}
-
-static char
-lower(char c)
-{
-    return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
-}
-
-int
-lob_cell_is(const lob_cell *c, const char *text)
-{
-    size_t n = strlen(text);
-    return c->n == n && memcmp(c->p, text, n) == 0;
-}
-
-int
-lob_cell_is_nocase(const lob_cell *c, const char *lower_text)
-{
-    size_t n = strlen(lower_text);
-    if (c->n != n) {
-        return 0;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (lower(c->p[i]) != lower_text[i]) {
-            return 0;
-        }
-    }
-    return 1;
 }
 
 int

@@ -5,6 +5,8 @@
 
 #include "reader.h"
 
+#include <string.h>
+
 #define LOB_MAX_SYMBOLS 64 /* distinct symbols remembered for the mixed-symbol error */
 
 /*! lob_looks_binary() : the first 64 bytes hold a NUL or control character (not a tab):
@@ -21,10 +23,31 @@ typedef struct lob_cell_s {
  *  @return the number of cells, which may exceed `cap`: only the first `cap` are stored. */
 int lob_csv_split(const char *s, size_t n, lob_cell *cells, int cap);
 
-/*! lob_cell_is() : the cell is exactly `text`.  lob_cell_is_nocase() : ASCII case aside
- *  (`lower` is lower case). */
-int lob_cell_is(const lob_cell *c, const char *text);
-int lob_cell_is_nocase(const lob_cell *c, const char *lower);
+/*! lob_cell_is() : the cell is exactly `text`.  Inline so strlen of a literal folds away
+ *  (it runs on every row). */
+static inline int
+lob_cell_is(const lob_cell *c, const char *text)
+{
+    size_t n = strlen(text);
+    return c->n == n && memcmp(c->p, text, n) == 0;
+}
+
+/*! lob_cell_is_nocase() : the same, ASCII case aside (`lower` is lower case). */
+static inline int
+lob_cell_is_nocase(const lob_cell *c, const char *lower)
+{
+    size_t n = strlen(lower);
+    if (c->n != n) {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char ch = c->p[i];
+        if ((ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch) != lower[i]) {
+            return 0;
+        }
+    }
+    return 1;
+}
 
 /* The symbol a reader keeps: the one asked for, or the first one met.  Others are counted
  * and remembered, so a file with several symbols can be reported with all of them. */
