@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LOB_GROW_STEP ((size_t)1 << 20) /* rows: doubling stops here */
+#define LOB_GROW_STEP ((size_t)1 << 20) /* rows: doubling gives way to x1.5 here */
 
 static size_t
 row_bytes(const lob_column *c)
@@ -32,7 +32,7 @@ lob_table_reserve(lob_table *t, size_t extra)
     size_t need = t->n + extra;
     size_t cap = t->cap < 256 ? 256 : t->cap;
     while (cap < need) {
-        cap = cap < LOB_GROW_STEP ? cap * 2 : cap + LOB_GROW_STEP;
+        cap = cap < LOB_GROW_STEP ? cap * 2 : cap + cap / 2;
     }
     for (int i = 0; i < t->ncol; i++) {
         size_t rb = row_bytes(&t->schema[i]);

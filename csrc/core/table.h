@@ -41,8 +41,9 @@ typedef struct lob_table_s {
 void lob_table_init(lob_table *t, const lob_column *schema, int ncol);
 
 /*! lob_table_reserve() : make room for `extra` more rows in every column.
- *  Grows by doubling below 1 Mi rows and by 1 Mi rows above, so memory stays within
- *  ~2x of the rows kept for small tables and within a few % for huge ones.
+ *  Grows geometrically (x2 below 1 Mi rows, x1.5 above), so the realloc copies of a table
+ *  that grows to N rows add up to O(N) even for months of data; capacity not yet written
+ *  is address space only (pages are not touched), and detach() shrinks it away.
  *  @return 0 or LOB_E_NOMEM / LOB_E_RANGE (size_t overflow). */
 int lob_table_reserve(lob_table *t, size_t extra);
 
