@@ -1,10 +1,42 @@
 /* table.c -- growable column tables. */
+#define _GNU_SOURCE /* madvise */
 #include "table.h"
 
 #include <stdlib.h>
 #include <string.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #define LOB_GROW_STEP ((size_t)1 << 20) /* rows: doubling gives way to x1.5 here */
+
+#define LOB_HUGE_BYTES ((size_t)4 << 20) /* columns this large ask for 2 MiB pages */
+#define LOB_HUGE_ALIGN ((size_t)2 << 20)
+
+/* Grow one column (`used` bytes filled) to `bytes`.  Output columns are written once, so a
+ * read is dominated by page faults on fresh memory: a large column moves to a 2 MiB-aligned
+ * block the kernel is asked to back with huge pages (Linux transparent huge pages in
+ * "madvise" mode: ~500x fewer faults).  Elsewhere, or below the size, plain realloc. */
+static void *
+grow(void *old, size_t used, size_t bytes)
+{
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    if (bytes >= LOB_HUGE_BYTES) {
+        void *p = NULL;
+        if (posix_memalign(&p, LOB_HUGE_ALIGN, bytes) != 0) {
+            return NULL;
+        }
+        (void)madvise(p, bytes & ~(LOB_HUGE_ALIGN - 1), MADV_HUGEPAGE); /* a hint only */
+        if (used > 0) {
+            memcpy(p, old, used);
+        }
+        free(old);
+        return p;
+    }
+#endif
+    (void)used;
+    return realloc(old, bytes);
+}
 
 static size_t
 row_bytes(const lob_column *c)
@@ -34,12 +66,15 @@ lob_table_reserve(lob_table *t, size_t extra)
     while (cap < need) {
         cap = cap < LOB_GROW_STEP ? cap * 2 : cap + cap / 2;
     }
+    /* rows past n that the caller wrote into earlier room (a message parsed before it is
+     * committed) are kept: up to n + extra, never beyond what was allocated */
+    size_t keep = t->n + extra < t->cap ? t->n + extra : t->cap;
     for (int i = 0; i < t->ncol; i++) {
         size_t rb = row_bytes(&t->schema[i]);
         if (cap > SIZE_MAX / rb) {
             return LOB_E_RANGE;
         }
-        void *p = realloc(t->col[i], cap * rb);
+        void *p = grow(t->col[i], keep * rb, cap * rb);
         if (p == NULL) {
             return LOB_E_NOMEM; /* columns already grown keep their larger size */
         }

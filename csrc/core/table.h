@@ -44,7 +44,8 @@ void lob_table_init(lob_table *t, const lob_column *schema, int ncol);
  *  Grows geometrically (x2 below 1 Mi rows, x1.5 above), so the realloc copies of a table
  *  that grows to N rows add up to O(N) even for months of data; capacity not yet written
  *  is address space only (pages are not touched), and detach() shrinks it away.
- *  @return 0 or LOB_E_NOMEM / LOB_E_RANGE (size_t overflow). */
+ *  Rows the caller wrote past n into room reserved earlier (uncommitted rows) survive, up
+ *  to row n + extra.  @return 0 or LOB_E_NOMEM / LOB_E_RANGE (size_t overflow). */
 int lob_table_reserve(lob_table *t, size_t extra);
 
 /*! lob_table_room() : lob_table_reserve() with the usual "there is room" case inline. */

@@ -684,6 +684,22 @@ test_table(void)
     test_cond("table: append zero rows between empty tables", rc == LOB_OK && t.n == 0);
     lob_table_free(&t);
 
+    /* Formats write a message's rows past n before committing them (parse_levels); growth
+     * must keep them, also when a large column moves to a huge-page-aligned block. */
+    static const lob_column f64_schema[] = {{"x", LOB_F64, 8, 1}};
+    lob_table_init(&t, f64_schema, 1);
+    size_t pending = 700000; /* 5.6 MB: crosses the 4 MiB huge-page threshold */
+    int kept = 1;
+    for (size_t k = 0; k < pending && kept; k++) {
+        kept = lob_table_reserve(&t, k + 1) == LOB_OK;
+        LOB_COL(&t, 0, double)[t.n + k] = (double)k;
+    }
+    for (size_t k = 0; k < pending && kept; k++) {
+        kept = LOB_COL(&t, 0, double)[k] == (double)k;
+    }
+    test_cond("table: uncommitted rows past n survive growth (huge-page move included)", kept);
+    lob_table_free(&t);
+
     /* Past 1 Mi rows growth turns from x2 to x1.5; 3.1 M one-byte rows keep this quick. */
     static const lob_column bytes_schema[] = {{"b", LOB_U8, 1, 1}};
     lob_table_init(&t, bytes_schema, 1);
