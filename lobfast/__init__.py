@@ -2,10 +2,12 @@
 
 Readers parse recorded exchange data in C and return columnar NumPy containers without
 copying; see :func:`read_binance`, :func:`iter_binance`, :func:`read_tardis`,
-:func:`read_binance_vision`.
+:func:`read_binance_vision`; the C order book rebuilds Level-2 books from them
+(:func:`reconstruct`, :class:`BookBuilder`, :func:`book_at`, :func:`check_against_quotes`).
 """
 
 from ._core import LobError
+from .book import BookBuilder, QuoteCheck, book_at, check_against_quotes, parse_duration, reconstruct
 from .containers import BookSnapshots, Columns, DepthEvents, MarketData, Quotes, Trades
 from .flags import Flags
 from .readers import (
@@ -21,6 +23,7 @@ from .readers import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "BookBuilder",
     "BookSnapshots",
     "Columns",
     "DepthEvents",
@@ -29,11 +32,16 @@ __all__ = [
     "LobWarning",
     "MarketData",
     "Quotes",
+    "QuoteCheck",
     "Trades",
+    "book_at",
+    "check_against_quotes",
     "expand_paths",
     "iter_binance",
+    "parse_duration",
     "read_binance",
     "read_binance_vision",
     "read_tardis",
+    "reconstruct",
     "to_ns",
 ]

@@ -12,6 +12,7 @@
 typedef struct {
     PyObject *LobError;   /* lobfast.LobError(ValueError) */
     PyObject *ReaderType; /* lobfast._core.Reader */
+    PyObject *BookType;   /* lobfast._core.Book */
 } lob_state;
 
 /*! lob_get_state() : state of the module `m`.  Borrowed. */
@@ -34,7 +35,8 @@ PyObject *lob_table_to_dict(lob_table *t);
 /*! lob_schema_list() : [(name, type char, width), ...] for a schema.  New reference. */
 PyObject *lob_schema_list(const lob_column *schema, int ncol);
 
-/*! lob_reader_type_spec : the Reader heap type. */
+/*! lob_reader_type_spec, lob_book_type_spec : the heap types. */
 extern PyType_Spec lob_reader_type_spec;
+extern PyType_Spec lob_book_type_spec;
 
 #endif /* LOB_BINDING_H */

@@ -125,6 +125,10 @@ module_exec(PyObject *m)
     if (st->ReaderType == NULL || PyModule_AddObjectRef(m, "Reader", st->ReaderType) < 0) {
         return -1;
     }
+    st->BookType = PyType_FromModuleAndSpec(m, &lob_book_type_spec, NULL);
+    if (st->BookType == NULL || PyModule_AddObjectRef(m, "Book", st->BookType) < 0) {
+        return -1;
+    }
     if (PyModule_AddIntConstant(m, "FLAG_SNAPSHOT", LOB_F_SNAPSHOT) < 0 ||
         PyModule_AddIntConstant(m, "FLAG_RESET", LOB_F_RESET) < 0 ||
         PyModule_AddIntConstant(m, "FLAG_GAP", LOB_F_GAP) < 0 ||
@@ -140,6 +144,7 @@ module_traverse(PyObject *m, visitproc visit, void *arg)
     lob_state *st = lob_get_state(m);
     Py_VISIT(st->LobError);
     Py_VISIT(st->ReaderType);
+    Py_VISIT(st->BookType);
     return 0;
 }
 
@@ -149,6 +154,7 @@ module_clear(PyObject *m)
     lob_state *st = lob_get_state(m);
     Py_CLEAR(st->LobError);
     Py_CLEAR(st->ReaderType);
+    Py_CLEAR(st->BookType);
     return 0;
 }
 

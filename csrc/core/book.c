@@ -1,0 +1,508 @@
+/* book.c -- Level-2 book reconstruction from DepthEvents rows (see book.h for the layout). */
+#include "book.h"
+
+#include "schema.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_DECIMALS 12
+#define TOP_SCAN 8 /* entries scanned linearly from the top before binary search */
+#define NO_BOUND INT64_MIN
+
+static const double pow10_exact[MAX_DECIMALS + 1] = {1e0, 1e1, 1e2, 1e3,  1e4,  1e5, 1e6,
+                                                     1e7, 1e8, 1e9, 1e10, 1e11, 1e12};
+
+/* One side.  key = dir * tick, sorted ascending, so the best level is always the last one
+ * for both sides (bids: highest tick; asks: lowest tick). */
+typedef struct {
+    int64_t *key;    /* dir * tick, ascending */
+    double *qty;     /* size at each level (> 0) */
+    size_t n, cap;   /* levels held, allocated */
+    int dir;         /* +1 bids, -1 asks */
+    int64_t bound;   /* lowest key of the last snapshot (its deepest level), or NO_BOUND */
+    int64_t changed; /* message number of the last change to this side (crossed repair) */
+} book_side;
+
+struct lob_book_s {
+    lob_book_opts o;               /* options */
+    book_side bid, ask;            /* the two sides */
+    int decimals;                  /* ticks = price * 10^decimals */
+    int known;                     /* a RESET was applied and no GAP since */
+    int in_snapshot;               /* inside a run of SNAPSHOT rows */
+    int at_boundary;               /* the last row ended a message (or nothing fed yet) */
+    int fed;                       /* any row fed */
+    int broken;                    /* a batch failed half-applied: refuse more */
+    int64_t last_ts;               /* ts of the last row (sortedness) */
+    int64_t last_msg_ts;           /* ts of the last message (staleness) */
+    int64_t last_uid;              /* update id of the last message */
+    int64_t next_grid;             /* next grid time to emit (every_ns > 0) */
+    int64_t rows;                  /* rows fed so far (error positions) */
+    int64_t msg;                   /* messages completed */
+    lob_column schema[LOB_B_NCOL]; /* output columns (width = levels) */
+    lob_table out;                 /* BookSnapshots rows */
+    /* counters */
+    int64_t n_crossed, n_repairs, n_orphans, n_pruned, n_unknown_deletes, n_gaps, n_resets,
+        n_invalid, n_stale;
+};
+
+static const lob_column book_schema[LOB_B_NCOL] = {
+    {"ts", LOB_I64, 8, 1},     {"update_id", LOB_I64, 8, 1}, {"bid_px", LOB_F64, 8, 1},
+    {"bid_sz", LOB_F64, 8, 1}, {"ask_px", LOB_F64, 8, 1},    {"ask_sz", LOB_F64, 8, 1},
+    {"valid", LOB_U8, 1, 1},
+};
+
+/* ------------------------------------------------------------------ sides */
+
+/* Index of `key`, or where it would be inserted (*found = 0).  Exchange updates cluster at
+ * the top, so the last TOP_SCAN entries are scanned first; the tail is binary-searched. */
+static size_t
+side_find(const book_side *s, int64_t key, int *found)
+{
+    size_t i = s->n;
+    size_t stop = s->n > TOP_SCAN ? s->n - TOP_SCAN : 0;
+    for (; i > stop; i--) {
+        int64_t k = s->key[i - 1];
+        if (k <= key) {
+            *found = k == key;
+            return *found ? i - 1 : i;
+        }
+    }
+    size_t lo = 0, hi = stop; /* every entry from stop up is above key */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->key[mid] < key) {
+            lo = mid + 1;
+        }
+        else {
+            hi = mid;
+        }
+    }
+    *found = lo < stop && s->key[lo] == key;
+    return lo;
+}
+
+static int
+side_reserve(book_side *s)
+{
+    if (s->n < s->cap) {
+        return LOB_OK;
+    }
+    size_t cap = s->cap ? s->cap * 2 : 1024;
+    int64_t *k = realloc(s->key, cap * sizeof *k);
+    if (k == NULL) {
+        return LOB_E_NOMEM;
+    }
+    s->key = k;
+    double *q = realloc(s->qty, cap * sizeof *q);
+    if (q == NULL) {
+        return LOB_E_NOMEM;
+    }
+    s->qty = q;
+    s->cap = cap;
+    return LOB_OK;
+}
+
+/* Set the level at `key` to qty (0 deletes).  @return 1 if the book changed. */
+static int
+side_set(lob_book *b, book_side *s, int64_t key, double qty, int *rc)
+{
+    int found;
+    size_t i = side_find(s, key, &found);
+    if (qty == 0) {
+        if (!found) {
+            b->n_unknown_deletes++; /* normal on Binance: levels outside the snapshot */
+            return 0;
+        }
+        memmove(s->key + i, s->key + i + 1, (s->n - i - 1) * sizeof *s->key);
+        memmove(s->qty + i, s->qty + i + 1, (s->n - i - 1) * sizeof *s->qty);
+        s->n--;
+        return 1;
+    }
+    if (found) {
+        s->qty[i] = qty;
+        return 1;
+    }
+    if ((*rc = side_reserve(s)) < 0) {
+        return 0;
+    }
+    memmove(s->key + i + 1, s->key + i, (s->n - i) * sizeof *s->key);
+    memmove(s->qty + i + 1, s->qty + i, (s->n - i) * sizeof *s->qty);
+    s->key[i] = key;
+    s->qty[i] = qty;
+    s->n++;
+    return 1;
+}
+
+/* ------------------------------------------------------------------ prices */
+
+/* Ticks of `px` at the book's decimals, adding decimals (and rescaling the book) when the
+ * price needs more.  A price is on the grid when px * 10^d is within 2 ulp of an integer:
+ * exact parsing puts a d-decimal price within 1.5 ulp, while one with more decimals (up to
+ * the 15 significant digits a double holds) is at least 10^-j away. */
+static int
+price_ticks(lob_book *b, double px, int64_t *tick)
+{
+    for (;;) {
+        double x = px * pow10_exact[b->decimals];
+        if (!(x < 4503599627370496.0)) { /* 2^52: beyond this ticks are not exact */
+            return LOB_E_RANGE;
+        }
+        double r = rint(x);
+        if (fabs(x - r) <= x * 0x1p-51) {
+            *tick = (int64_t)r;
+            return LOB_OK;
+        }
+        if (b->decimals == MAX_DECIMALS) {
+            return LOB_E_RANGE;
+        }
+        /* rescale what the book holds (rare: the first prices fix the grid) */
+        for (int s = 0; s < 2; s++) {
+            book_side *sd = s ? &b->ask : &b->bid;
+            for (size_t i = 0; i < sd->n; i++) {
+                sd->key[i] *= 10;
+            }
+            if (sd->bound != NO_BOUND) {
+                sd->bound *= 10;
+            }
+        }
+        b->decimals++;
+    }
+}
+
+static double
+tick_price(const lob_book *b, int64_t tick)
+{
+    return (double)tick / pow10_exact[b->decimals]; /* both exact: the parsed double again */
+}
+
+/* ------------------------------------------------------------------ output */
+
+static int
+crossed(const lob_book *b)
+{
+    return b->bid.n > 0 && b->ask.n > 0 && b->bid.key[b->bid.n - 1] >= -b->ask.key[b->ask.n - 1];
+}
+
+static int
+emit(lob_book *b, int64_t ts)
+{
+    lob_table *t = &b->out;
+    LOB_FORWARD_IF_ERROR(lob_table_room(t, 1));
+    size_t r = t->n++;
+    int L = b->o.levels;
+    LOB_COL(t, LOB_B_TS, int64_t)[r] = ts;
+    LOB_COL(t, LOB_B_UPDATE_ID, int64_t)[r] = b->last_uid;
+    const book_side *sides[2] = {&b->bid, &b->ask};
+    for (int s = 0; s < 2; s++) {
+        const book_side *sd = sides[s];
+        double *px = LOB_COL(t, s ? LOB_B_ASK_PX : LOB_B_BID_PX, double) + r * (size_t)L;
+        double *sz = LOB_COL(t, s ? LOB_B_ASK_SZ : LOB_B_BID_SZ, double) + r * (size_t)L;
+        for (int k = 0; k < L; k++) {
+            if ((size_t)k < sd->n) {
+                size_t i = sd->n - 1 - (size_t)k;
+                px[k] = tick_price(b, sd->dir * sd->key[i]);
+                sz[k] = sd->qty[i];
+            }
+            else {
+                px[k] = NAN;
+                sz[k] = 0;
+            }
+        }
+    }
+    int stale = b->o.max_stale_ns > 0 && ts - b->last_msg_ts > b->o.max_stale_ns;
+    int valid = b->known && !crossed(b) && !stale;
+    b->n_stale += stale;
+    b->n_invalid += !valid;
+    LOB_COL(t, LOB_B_VALID, uint8_t)[r] = (uint8_t)valid;
+    return LOB_OK;
+}
+
+/* Grid rows for every multiple of every_ns before `ts` (the book after all events <= it). */
+static int
+emit_grid_until(lob_book *b, int64_t ts, int inclusive)
+{
+    while (inclusive ? b->next_grid <= ts : b->next_grid < ts) {
+        LOB_FORWARD_IF_ERROR(emit(b, b->next_grid));
+        b->next_grid += b->o.every_ns;
+    }
+    return LOB_OK;
+}
+
+/* ------------------------------------------------------------------ messages */
+
+static int
+end_message(lob_book *b, int64_t ts, int64_t uid, lob_error *err)
+{
+    b->msg++;
+    b->last_msg_ts = ts;
+    b->last_uid = uid;
+    if (b->in_snapshot) {
+        b->in_snapshot = 0;
+    }
+    if (crossed(b)) {
+        b->n_crossed++;
+        if (b->o.crossed == LOB_CROSSED_RAISE) {
+            return lob_error_set(err, LOB_E_FORMAT,
+                                 "row %lld: the book is crossed after this message (best bid "
+                                 "%.12g >= best ask %.12g)",
+                                 (long long)(b->rows - 1), tick_price(b, b->bid.key[b->bid.n - 1]),
+                                 tick_price(b, -b->ask.key[b->ask.n - 1]));
+        }
+        if (b->o.crossed == LOB_CROSSED_REPAIR) {
+            /* the side changed least recently holds the stale levels: drop its crossing ones */
+            book_side *stale = b->bid.changed < b->ask.changed ? &b->bid : &b->ask;
+            while (crossed(b)) {
+                stale->n--;
+                b->n_repairs++;
+            }
+        }
+    }
+    if (b->o.every_ns == 0) {
+        return emit(b, ts);
+    }
+    return LOB_OK;
+}
+
+static int
+apply_row(lob_book *b, int64_t ts, int side, double px, double qty, unsigned flags, lob_error *err)
+{
+    if (flags & LOB_F_GAP) {
+        b->known = 0;
+        b->n_gaps++;
+    }
+    if (flags & LOB_F_RESET) {
+        b->bid.n = b->ask.n = 0;
+        b->bid.bound = b->ask.bound = NO_BOUND;
+        b->known = 1;
+        b->in_snapshot = 1;
+        b->n_resets++;
+    }
+    if (side == 0) {
+        return LOB_OK; /* a marker row: flags only */
+    }
+    int64_t tick;
+    int rc = price_ticks(b, px, &tick);
+    if (rc < 0) {
+        return lob_error_set(err, rc,
+                             "row %lld: price %.17g is not on a decimal grid of at most %d places "
+                             "(or is too large to key exactly)",
+                             (long long)b->rows, px, MAX_DECIMALS);
+    }
+    book_side *s = side > 0 ? &b->bid : &b->ask;
+    int64_t key = s->dir * tick;
+    if ((flags & LOB_F_SNAPSHOT) && b->in_snapshot) {
+        if (s->bound == NO_BOUND || key < s->bound) {
+            s->bound = key; /* deepest snapshot level so far */
+        }
+    }
+    else if (s->bound != NO_BOUND && key < s->bound) {
+        /* deeper than the snapshot reached: the level is real but its neighbours are not
+         * known, and nothing will ever delete what the snapshot did not list */
+        if (qty > 0) {
+            b->n_orphans++;
+        }
+        if (b->o.prune_orphans) {
+            b->n_pruned++;
+            return LOB_OK;
+        }
+    }
+    if (side_set(b, s, key, qty, &rc)) {
+        s->changed = b->msg + 1;
+    }
+    (void)ts;
+    return rc < 0 ? lob_error_set(err, rc, "out of memory for the book") : LOB_OK;
+}
+
+static int feed_rows(lob_book *b, const lob_depth_view *v, lob_error *err);
+
+/* Check a batch before applying any of it, so bad input leaves the book as it was. */
+static int
+validate(const lob_book *b, const lob_depth_view *v, lob_error *err)
+{
+    int64_t prev = b->last_ts;
+    for (size_t i = 0; i < v->n; i++) {
+        long long row = (long long)(b->rows + (int64_t)i);
+        int64_t ts = v->ts[i];
+        int side = v->side[i];
+        double px = v->price[i], qty = v->qty[i];
+        unsigned flags = v->flags[i];
+        if ((b->fed || i > 0) && ts < prev) {
+            return lob_error_set(err, LOB_E_FORMAT,
+                                 "row %lld: ts %lld is before the previous row's %lld (rows must "
+                                 "be sorted by ts)",
+                                 row, (long long)ts, (long long)prev);
+        }
+        prev = ts;
+        if (side != 1 && side != -1 && !(side == 0 && (flags & (LOB_F_GAP | LOB_F_RESET)))) {
+            return lob_error_set(err, LOB_E_FORMAT,
+                                 "row %lld: side must be +1 (bid) or -1 (ask), not %d "
+                                 "(0 only on GAP or RESET marker rows)",
+                                 row, side);
+        }
+        if (side != 0 && !(px > 0 && isfinite(px))) {
+            return lob_error_set(err, LOB_E_FORMAT,
+                                 "row %lld: price must be positive and finite, not %.17g", row, px);
+        }
+        if (side != 0 && !(qty >= 0 && isfinite(qty))) {
+            return lob_error_set(err, LOB_E_FORMAT,
+                                 "row %lld: qty must be >= 0 and finite, not %.17g", row, qty);
+        }
+    }
+    return LOB_OK;
+}
+
+int
+lob_book_feed(lob_book *b, const lob_depth_view *v, lob_error *err)
+{
+    if (b->broken) {
+        return lob_error_set(err, LOB_E_ARG,
+                             "this book stopped at an error in an earlier batch; start a new one");
+    }
+    LOB_FORWARD_IF_ERROR(validate(b, v, err));
+    int rc = feed_rows(b, v, err);
+    b->broken = rc < 0; /* a failure while applying leaves a half-applied message */
+    return rc;
+}
+
+static int
+feed_rows(lob_book *b, const lob_depth_view *v, lob_error *err)
+{
+    for (size_t i = 0; i < v->n; i++, b->rows++) {
+        int64_t ts = v->ts[i];
+        int side = v->side[i];
+        double px = v->price[i], qty = v->qty[i];
+        unsigned flags = v->flags[i];
+        if (b->o.every_ns > 0) {
+            if (!b->fed) {
+                /* first grid point: the first multiple of every_ns at or after the first row */
+                int64_t e = b->o.every_ns;
+                b->next_grid = ts >= 0 ? ((ts + e - 1) / e) * e : (ts / e) * e;
+            }
+            if (b->at_boundary) {
+                LOB_FORWARD_IF_ERROR(emit_grid_until(b, ts, 0));
+            }
+        }
+        b->fed = 1;
+        b->last_ts = ts;
+        LOB_FORWARD_IF_ERROR(apply_row(b, ts, side, px, qty, flags, err));
+        b->at_boundary = (flags & LOB_F_END_OF_MESSAGE) != 0;
+        if (b->at_boundary) {
+            LOB_FORWARD_IF_ERROR(end_message(b, ts, v->update_id[i], err));
+        }
+    }
+    return LOB_OK;
+}
+
+int
+lob_book_finish(lob_book *b, lob_error *err)
+{
+    (void)err;
+    if (b->o.every_ns > 0 && b->fed) {
+        return emit_grid_until(b, b->last_ts, 1);
+    }
+    return LOB_OK;
+}
+
+/* ------------------------------------------------------------------ lifecycle, queries */
+
+int
+lob_book_new(lob_book **out, const lob_book_opts *o, lob_error *err)
+{
+    *out = NULL;
+    if (o->levels < 1 || o->levels > 65535) {
+        return lob_error_set(err, LOB_E_ARG, "levels must be between 1 and 65535, not %d",
+                             o->levels);
+    }
+    if (o->every_ns < 0 || o->max_stale_ns < 0) {
+        return lob_error_set(err, LOB_E_ARG, "every and max_stale must not be negative");
+    }
+    lob_book *b = calloc(1, sizeof *b);
+    if (b == NULL) {
+        return lob_error_set(err, LOB_E_NOMEM, "no memory for a book");
+    }
+    b->o = *o;
+    b->bid.dir = 1;
+    b->ask.dir = -1;
+    b->bid.bound = b->ask.bound = NO_BOUND;
+    b->at_boundary = 1;
+    b->last_uid = -1;
+    memcpy(b->schema, book_schema, sizeof book_schema);
+    for (int i = LOB_B_BID_PX; i <= LOB_B_ASK_SZ; i++) {
+        b->schema[i].width = (uint16_t)o->levels;
+    }
+    lob_table_init(&b->out, b->schema, LOB_B_NCOL);
+    *out = b;
+    return LOB_OK;
+}
+
+void
+lob_book_free(lob_book *b)
+{
+    if (b == NULL) {
+        return;
+    }
+    free(b->bid.key);
+    free(b->bid.qty);
+    free(b->ask.key);
+    free(b->ask.qty);
+    lob_table_free(&b->out);
+    free(b);
+}
+
+lob_table *
+lob_book_output(lob_book *b)
+{
+    return &b->out;
+}
+
+size_t
+lob_book_side_size(const lob_book *b, int side)
+{
+    return side > 0 ? b->bid.n : b->ask.n;
+}
+
+size_t
+lob_book_side(const lob_book *b, int side, double *px, double *qty)
+{
+    const book_side *s = side > 0 ? &b->bid : &b->ask;
+    for (size_t k = 0; k < s->n; k++) {
+        size_t i = s->n - 1 - k;
+        px[k] = tick_price(b, s->dir * s->key[i]);
+        qty[k] = s->qty[i];
+    }
+    return s->n;
+}
+
+int
+lob_book_stats(const lob_book *b, const char **names, int64_t *values, int cap)
+{
+    const char *n[] = {"rows",          "messages",       "resets",
+                       "gaps",          "crossed",        "repairs",
+                       "orphan_levels", "orphans_pruned", "unknown_deletes",
+                       "invalid_rows",  "stale_rows",     "decimals",
+                       "bid_levels",    "ask_levels",     "known"};
+    int64_t v[] = {b->rows,
+                   b->msg,
+                   b->n_resets,
+                   b->n_gaps,
+                   b->n_crossed,
+                   b->n_repairs,
+                   b->n_orphans,
+                   b->n_pruned,
+                   b->n_unknown_deletes,
+                   b->n_invalid,
+                   b->n_stale,
+                   b->decimals,
+                   (int64_t)b->bid.n,
+                   (int64_t)b->ask.n,
+                   b->known};
+    int k = 0;
+    for (size_t i = 0; i < sizeof v / sizeof v[0] && k < cap; i++, k++) {
+        names[k] = n[i];
+        values[k] = v[i];
+    }
+    return k;
+}

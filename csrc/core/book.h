@@ -1,0 +1,80 @@
+/* book.h -- a Level-2 order book rebuilt from DepthEvents rows, emitting top-N snapshots.
+ *
+ * Levels are keyed by integer ticks: price * 10^decimals, where `decimals` is the fewest
+ * decimal places that hold every price seen (found as prices arrive, at most 12).  Prices
+ * come from exact decimal parsing, so the same price string always hits the same level, and
+ * a price that is not on such a grid is refused instead of being keyed approximately.
+ *
+ * Each side is a sorted array with the best level at the END: exchange updates land mostly
+ * within a few levels of the top, where inserting or deleting moves only the few entries
+ * after it, and the top N are the last N entries (no sorting, no tree walking).  Lookups scan
+ * the top entries linearly, then binary-search the long thin tail.
+ */
+#ifndef LOB_BOOK_H
+#define LOB_BOOK_H
+
+#include "table.h"
+
+typedef struct lob_book_s lob_book;
+
+enum { LOB_CROSSED_FLAG = 0, LOB_CROSSED_RAISE = 1, LOB_CROSSED_REPAIR = 2 };
+
+typedef struct lob_book_opts_s {
+    int levels;           /* top-N levels per side in each output row (>= 1) */
+    int64_t every_ns;     /* 0: one row per message; > 0: rows on multiples of this interval */
+    int crossed;          /* LOB_CROSSED_*: what a crossed book does */
+    int prune_orphans;    /* drop levels beyond the last snapshot's depth */
+    int64_t max_stale_ns; /* rows more than this after the last update are not valid; 0: off */
+} lob_book_opts;
+
+/* BookSnapshots columns; the four level columns have width = levels. */
+enum {
+    LOB_B_TS,
+    LOB_B_UPDATE_ID,
+    LOB_B_BID_PX,
+    LOB_B_BID_SZ,
+    LOB_B_ASK_PX,
+    LOB_B_ASK_SZ,
+    LOB_B_VALID,
+    LOB_B_NCOL
+};
+
+/* One batch of DepthEvents columns (borrowed). */
+typedef struct lob_depth_view_s {
+    const int64_t *ts;
+    const int8_t *side;
+    const double *price;
+    const double *qty;
+    const int64_t *update_id;
+    const uint8_t *flags;
+    size_t n;
+} lob_depth_view;
+
+/*! lob_book_new() : an empty book.  @return 0, LOB_E_ARG (bad options) or LOB_E_NOMEM. */
+int lob_book_new(lob_book **out, const lob_book_opts *opts, lob_error *err);
+
+/*! lob_book_free() : NULL-safe. */
+void lob_book_free(lob_book *b);
+
+/*! lob_book_output() : the table rows are appended to (BookSnapshots schema). */
+lob_table *lob_book_output(lob_book *b);
+
+/*! lob_book_feed() : apply rows in order, appending output rows.  Rows must be sorted by
+ *  ts (within and across batches).  On error nothing after the offending row is applied and
+ *  err names its index (counted from the first row ever fed).
+ *  @return 0, LOB_E_FORMAT (bad row), LOB_E_RANGE (price off any decimal grid),
+ *  LOB_E_NOMEM. */
+int lob_book_feed(lob_book *b, const lob_depth_view *rows, lob_error *err);
+
+/*! lob_book_finish() : end of input: grid rows up to the last event's time. */
+int lob_book_finish(lob_book *b, lob_error *err);
+
+/*! lob_book_side() : levels on one side (+1 bids, -1 asks), best first, into px/qty (each
+ *  room for lob_book_side_size()).  @return the number of levels written. */
+size_t lob_book_side(const lob_book *b, int side, double *px, double *qty);
+size_t lob_book_side_size(const lob_book *b, int side);
+
+/*! lob_book_stats() : counters (crossed rows, repairs, orphans, ...). @return count. */
+int lob_book_stats(const lob_book *b, const char **names, int64_t *values, int cap);
+
+#endif /* LOB_BOOK_H */

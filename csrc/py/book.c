@@ -1,0 +1,236 @@
+/* book.c -- lobfast._core.Book: the C order book, fed DepthEvents columns.
+ *
+ * Book(levels=10, every=0, crossed="flag", prune_orphans=False, max_stale=0)
+ *   .feed(ts, side, price, qty, update_id, flags) -> {column: ndarray}  rows this batch made
+ *   .finish()                                     -> {column: ndarray}  remaining grid rows
+ *   .side(+1 | -1)                                -> (price, qty)       whole side, best first
+ *   .stats()                                      -> {name: int}
+ * Inputs are read in place: they must already have the exact dtype, be C-contiguous,
+ * aligned and in native byte order (the containers guarantee it); nothing is cast silently.
+ */
+#include "binding.h"
+
+#define NO_IMPORT_ARRAY
+#define PY_ARRAY_UNIQUE_SYMBOL lobfast_ARRAY_API
+#include <numpy/arrayobject.h>
+
+#include "core/book.h"
+
+#include <string.h>
+
+typedef struct {
+    PyObject_HEAD lob_book *b; /* the core book */
+    int busy;                  /* a feed is running with the GIL released */
+} BookObject;
+
+static lob_state *
+state_of(PyObject *self)
+{
+    return (lob_state *)PyType_GetModuleState(Py_TYPE(self));
+}
+
+static PyObject *
+Book_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"levels", "every", "crossed", "prune_orphans", "max_stale", NULL};
+    int levels = 10, prune = 0;
+    long long every = 0, max_stale = 0;
+    const char *crossed = "flag";
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$iLspL:Book", kwlist, &levels, &every, &crossed,
+                                     &prune, &max_stale)) {
+        return NULL;
+    }
+    lob_book_opts o = {levels, every, 0, prune, max_stale};
+    if (strcmp(crossed, "flag") == 0) {
+        o.crossed = LOB_CROSSED_FLAG;
+    }
+    else if (strcmp(crossed, "raise") == 0) {
+        o.crossed = LOB_CROSSED_RAISE;
+    }
+    else if (strcmp(crossed, "repair") == 0) {
+        o.crossed = LOB_CROSSED_REPAIR;
+    }
+    else {
+        return PyErr_Format(PyExc_ValueError,
+                            "crossed must be 'flag', 'raise' or 'repair', not '%s'", crossed);
+    }
+    lob_error err = {0};
+    lob_book *b = NULL;
+    int rc = lob_book_new(&b, &o, &err);
+    if (rc < 0) {
+        if (rc == LOB_E_ARG) {
+            return PyErr_Format(PyExc_ValueError, "%s", err.msg);
+        }
+        return lob_raise(PyType_GetModuleState(type), rc, &err, NULL);
+    }
+    BookObject *self = (BookObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        lob_book_free(b);
+        return NULL;
+    }
+    self->b = b;
+    return (PyObject *)self;
+}
+
+static void
+Book_dealloc(BookObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    lob_book_free(self->b);
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+/* A column the book reads in place.  Returns a borrowed pointer to its data, or NULL with
+ * TypeError/ValueError naming the argument and what is expected. */
+static const void *
+column(PyObject *o, int typenum, const char *name, npy_intp *n)
+{
+    if (!PyArray_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a NumPy array, not %s", name,
+                     Py_TYPE(o)->tp_name);
+        return NULL;
+    }
+    PyArrayObject *a = (PyArrayObject *)o;
+    if (PyArray_TYPE(a) != typenum || PyArray_NDIM(a) != 1 || !PyArray_IS_C_CONTIGUOUS(a) ||
+        !PyArray_ISALIGNED(a) || PyArray_ISBYTESWAPPED(a)) {
+        PyArray_Descr *want = PyArray_DescrFromType(typenum);
+        PyErr_Format(PyExc_TypeError,
+                     "%s must be a 1-D C-contiguous aligned native %S array (got %S, %d-D%s); "
+                     "use np.ascontiguousarray(%s, dtype=...)",
+                     name, (PyObject *)want, (PyObject *)PyArray_DESCR(a), PyArray_NDIM(a),
+                     PyArray_IS_C_CONTIGUOUS(a) ? "" : ", not contiguous", name);
+        Py_XDECREF(want);
+        return NULL;
+    }
+    if (*n >= 0 && PyArray_DIM(a, 0) != *n) {
+        PyErr_Format(PyExc_ValueError, "%s has %zd rows, the other columns %zd", name,
+                     (Py_ssize_t)PyArray_DIM(a, 0), (Py_ssize_t)*n);
+        return NULL;
+    }
+    *n = PyArray_DIM(a, 0);
+    return PyArray_DATA(a);
+}
+
+static int
+check_idle(BookObject *self)
+{
+    if (self->busy) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "this Book is in use by another thread; use one Book per thread");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+Book_feed(BookObject *self, PyObject *args)
+{
+    PyObject *ts, *side, *price, *qty, *uid, *flags;
+    if (!PyArg_ParseTuple(args, "OOOOOO:feed", &ts, &side, &price, &qty, &uid, &flags) ||
+        check_idle(self) < 0) {
+        return NULL;
+    }
+    npy_intp n = -1;
+    lob_depth_view v;
+    if ((v.ts = column(ts, NPY_INT64, "ts", &n)) == NULL ||
+        (v.side = column(side, NPY_INT8, "side", &n)) == NULL ||
+        (v.price = column(price, NPY_FLOAT64, "price", &n)) == NULL ||
+        (v.qty = column(qty, NPY_FLOAT64, "qty", &n)) == NULL ||
+        (v.update_id = column(uid, NPY_INT64, "update_id", &n)) == NULL ||
+        (v.flags = column(flags, NPY_UINT8, "flags", &n)) == NULL) {
+        return NULL;
+    }
+    v.n = (size_t)n;
+    lob_error err = {0};
+    int rc;
+    self->busy = 1;
+    /* pure C over arrays the caller's arguments keep alive for the whole call */
+    Py_BEGIN_ALLOW_THREADS rc = lob_book_feed(self->b, &v, &err);
+    Py_END_ALLOW_THREADS self->busy = 0;
+    if (rc < 0) {
+        return lob_raise(state_of((PyObject *)self), rc, &err, NULL);
+    }
+    return lob_table_to_dict(lob_book_output(self->b));
+}
+
+static PyObject *
+Book_finish(BookObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (check_idle(self) < 0) {
+        return NULL;
+    }
+    lob_error err = {0};
+    int rc = lob_book_finish(self->b, &err);
+    if (rc < 0) {
+        return lob_raise(state_of((PyObject *)self), rc, &err, NULL);
+    }
+    return lob_table_to_dict(lob_book_output(self->b));
+}
+
+static PyObject *
+Book_side(BookObject *self, PyObject *arg)
+{
+    long side = PyLong_AsLong(arg);
+    if (side == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if ((side != 1 && side != -1) || check_idle(self) < 0) {
+        return side == 1 || side == -1
+                   ? NULL
+                   : PyErr_Format(PyExc_ValueError, "side must be +1 (bids) or -1 (asks), not %ld",
+                                  side);
+    }
+    npy_intp n = (npy_intp)lob_book_side_size(self->b, (int)side);
+    PyObject *px = PyArray_EMPTY(1, &n, NPY_FLOAT64, 0);
+    PyObject *qty = PyArray_EMPTY(1, &n, NPY_FLOAT64, 0);
+    if (px == NULL || qty == NULL) {
+        Py_XDECREF(px);
+        Py_XDECREF(qty);
+        return NULL;
+    }
+    lob_book_side(self->b, (int)side, PyArray_DATA((PyArrayObject *)px),
+                  PyArray_DATA((PyArrayObject *)qty));
+    return Py_BuildValue("(NN)", px, qty);
+}
+
+static PyObject *
+Book_stats(BookObject *self, PyObject *Py_UNUSED(ignored))
+{
+    const char *names[32];
+    int64_t values[32];
+    int n = lob_book_stats(self->b, names, values, 32);
+    PyObject *d = PyDict_New();
+    for (int i = 0; d != NULL && i < n; i++) {
+        PyObject *v = PyLong_FromLongLong(values[i]);
+        if (v == NULL || PyDict_SetItemString(d, names[i], v) < 0) {
+            Py_XDECREF(v);
+            Py_CLEAR(d);
+            break;
+        }
+        Py_DECREF(v);
+    }
+    return d;
+}
+
+static PyMethodDef Book_methods[] = {
+    {"feed", (PyCFunction)Book_feed, METH_VARARGS,
+     "feed(ts, side, price, qty, update_id, flags) -> dict: apply rows, return new rows."},
+    {"finish", (PyCFunction)Book_finish, METH_NOARGS, "finish() -> dict: remaining grid rows."},
+    {"side", (PyCFunction)Book_side, METH_O, "side(+1|-1) -> (price, qty): a side, best first."},
+    {"stats", (PyCFunction)Book_stats, METH_NOARGS, "stats() -> dict of counters."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot Book_slots[] = {
+    {Py_tp_new, Book_new},
+    {Py_tp_dealloc, Book_dealloc},
+    {Py_tp_methods, Book_methods},
+    {Py_tp_doc, "Book(*, levels=10, every=0, crossed='flag', prune_orphans=False, max_stale=0): "
+                "a Level-2 book fed DepthEvents columns."},
+    {0, NULL},
+};
+
+PyType_Spec lob_book_type_spec = {
+    "lobfast._core.Book", sizeof(BookObject), 0, Py_TPFLAGS_DEFAULT, Book_slots,
+};
