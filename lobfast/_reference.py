@@ -682,3 +682,109 @@ def read_binance_vision(paths, on_error="raise"):
     ref = VisionReference(on_error)
     _feed(ref, paths)
     return ref.finish()
+
+
+# --------------------------------------------------------------------------- the order book
+
+
+def reference_book(
+    depth: dict[str, np.ndarray],
+    levels: int = 10,
+    every: int | None = None,
+    crossed: str = "flag",
+    prune_orphans: bool = False,
+    max_stale: int = 0,
+) -> dict[str, np.ndarray]:
+    """The rows lobfast.reconstruct returns, from a dict book sorted on every output row.
+
+    Rules (the C book's): GAP -> unknown until RESET; RESET clears both sides; snapshot rows
+    set each side's orphan bound (its deepest level); later levels deeper than the bound are
+    orphans (skipped when pruned); END_OF_MESSAGE completes a message (crossed check, then a
+    row per message, or grid rows at multiples of `every` before the next message).
+    """
+    book = {1: {}, -1: {}}
+    bound: dict[int, float | None] = {1: None, -1: None}
+    changed = {1: 0, -1: 0}
+    known = in_snapshot = False
+    msg = 0
+    last_msg_ts = 0
+    last_uid = -1
+    at_boundary = True
+    next_grid = None
+    out: dict[str, list] = {k: [] for k in ("ts", "update_id", "bid_px", "bid_sz", "ask_px", "ask_sz", "valid")}
+
+    def deeper(side, px, b):
+        return px < b if side > 0 else px > b
+
+    def is_crossed():
+        return bool(book[1]) and bool(book[-1]) and max(book[1]) >= min(book[-1])
+
+    def emit(t):
+        bids = sorted(book[1].items(), reverse=True)[:levels]
+        asks = sorted(book[-1].items())[:levels]
+        pad = [(math.nan, 0.0)] * levels
+        bids, asks = (bids + pad)[:levels], (asks + pad)[:levels]
+        stale = max_stale > 0 and t - last_msg_ts > max_stale
+        out["ts"].append(t)
+        out["update_id"].append(last_uid)
+        out["bid_px"].append([p for p, _ in bids])
+        out["bid_sz"].append([q for _, q in bids])
+        out["ask_px"].append([p for p, _ in asks])
+        out["ask_sz"].append([q for _, q in asks])
+        out["valid"].append(known and not is_crossed() and not stale)
+
+    cols = zip(*(depth[k].tolist() for k in ("ts", "side", "price", "qty", "update_id", "flags")))
+    last_ts = None
+    for ts, side, px, qty, uid, fl in cols:
+        if every:
+            if next_grid is None:
+                next_grid = -(-ts // every) * every
+            if at_boundary:
+                while next_grid < ts:
+                    emit(next_grid)
+                    next_grid += every
+        last_ts = ts
+        if fl & GAP:
+            known = False
+        if fl & RESET:
+            book = {1: {}, -1: {}}
+            bound = {1: None, -1: None}
+            known = in_snapshot = True
+        if side:
+            skip = False
+            if fl & SNAPSHOT and in_snapshot:
+                if bound[side] is None or deeper(side, px, bound[side]):
+                    bound[side] = px
+            elif bound[side] is not None and deeper(side, px, bound[side]):
+                skip = prune_orphans
+            if not skip:
+                levels_of = book[side]
+                if qty == 0:
+                    if px in levels_of:
+                        del levels_of[px]
+                        changed[side] = msg + 1
+                else:
+                    levels_of[px] = qty
+                    changed[side] = msg + 1
+        at_boundary = bool(fl & END_OF_MESSAGE)
+        if at_boundary:
+            msg += 1
+            last_msg_ts, last_uid = ts, uid
+            in_snapshot = False
+            if crossed == "repair":
+                stale_side = 1 if changed[1] < changed[-1] else -1
+                while is_crossed():
+                    lv = book[stale_side]
+                    del lv[max(lv) if stale_side > 0 else min(lv)]
+            if not every:
+                emit(ts)
+    if every and last_ts is not None:
+        while next_grid <= last_ts:
+            emit(next_grid)
+            next_grid += every
+    return {
+        "ts": np.array(out["ts"], np.int64),
+        "update_id": np.array(out["update_id"], np.int64),
+        **{k: np.array(out[k], np.float64).reshape(-1, levels) for k in ("bid_px", "bid_sz", "ask_px", "ask_sz")},
+        "valid": np.array(out["valid"], bool),
+    }

@@ -33,7 +33,7 @@ def parse_duration(value: Any, name: str = "every") -> int:
     if isinstance(value, (int, np.integer)):
         ns = int(value)
     elif isinstance(value, np.timedelta64):
-        ns = int(value.astype("timedelta64[ns]").astype(np.int64))
+        ns = int(value // np.timedelta64(1, "ns"))
     elif isinstance(value, _dt.timedelta):
         ns = (value.days * 86400 + value.seconds) * 10**9 + value.microseconds * 1000
     elif isinstance(value, str):

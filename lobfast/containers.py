@@ -34,7 +34,14 @@ def _column(name: str, value: Any, dtype: np.dtype, ndim: int) -> np.ndarray:
     if arr.ndim != ndim:
         raise ValueError(f"column '{name}' must be {ndim}-D, got shape {arr.shape}")
     if arr.dtype != dtype:
-        if not np.can_cast(arr.dtype, dtype, casting="same_kind") or (
+        if dtype.kind in "iu" and arr.dtype.kind in "iub":
+            # integers narrow only when every value fits (Python lists arrive as int64)
+            info = np.iinfo(dtype)
+            if arr.size and (arr.min() < info.min or arr.max() > info.max):
+                raise ValueError(
+                    f"column '{name}' holds values outside {dtype} ({arr.min()}..{arr.max()})"
+                )
+        elif not np.can_cast(arr.dtype, dtype, casting="same_kind") or (
             dtype.kind in "iu" and arr.dtype.kind == "f"
         ):
             raise TypeError(f"column '{name}' must be {dtype}, got {arr.dtype}")

@@ -26,6 +26,8 @@ def test_build_by_keyword_and_validate():
         Trades(ts=[1, 2], local_ts=[1], price=[1.0], qty=[1.0], side=[1], trade_id=[1])
     with pytest.raises(TypeError, match="column 'ts' must be int64, got float64"):
         Trades(ts=[1.5], local_ts=[1], price=[1.0], qty=[1.0], side=[1], trade_id=[1])
+    with pytest.raises(ValueError, match=r"column 'side' holds values outside int8 \(-1..300\)"):
+        Trades(ts=[1, 2], local_ts=[1, 2], price=[1.0, 1.0], qty=[1.0, 1.0], side=[-1, 300], trade_id=[1, 2])
     with pytest.raises(ValueError, match="must be 1-D"):
         Trades(ts=[[1]], local_ts=[1], price=[1.0], qty=[1.0], side=[1], trade_id=[1])
     # datetime64 times become int64 ns

@@ -139,9 +139,10 @@ side_set(lob_book *b, book_side *s, int64_t key, double qty, int *rc)
 /* ------------------------------------------------------------------ prices */
 
 /* Ticks of `px` at the book's decimals, adding decimals (and rescaling the book) when the
- * price needs more.  A price is on the grid when px * 10^d is within 2 ulp of an integer:
- * exact parsing puts a d-decimal price within 1.5 ulp, while one with more decimals (up to
- * the 15 significant digits a double holds) is at least 10^-j away. */
+ * price needs more.  The test is a round trip: the tick must give back exactly the same
+ * double.  Exact parsing makes that true of every price written with at most `decimals`
+ * places (the parser computes the same tick / 10^decimals), and false of any other double,
+ * so a price is never keyed to a level it only approximates (0.1 + 0.2 is not 0.3). */
 static int
 price_ticks(lob_book *b, double px, int64_t *tick)
 {
@@ -151,7 +152,7 @@ price_ticks(lob_book *b, double px, int64_t *tick)
             return LOB_E_RANGE;
         }
         double r = rint(x);
-        if (fabs(x - r) <= x * 0x1p-51) {
+        if (r / pow10_exact[b->decimals] == px) {
             *tick = (int64_t)r;
             return LOB_OK;
         }
@@ -248,16 +249,22 @@ end_message(lob_book *b, int64_t ts, int64_t uid, lob_error *err)
             return lob_error_set(err, LOB_E_FORMAT,
                                  "row %lld: the book is crossed after this message (best bid "
                                  "%.12g >= best ask %.12g)",
-                                 (long long)(b->rows - 1), tick_price(b, b->bid.key[b->bid.n - 1]),
+                                 (long long)b->rows, tick_price(b, b->bid.key[b->bid.n - 1]),
                                  tick_price(b, -b->ask.key[b->ask.n - 1]));
         }
         if (b->o.crossed == LOB_CROSSED_REPAIR) {
-            /* the side changed least recently holds the stale levels: drop its crossing ones */
-            book_side *stale = b->bid.changed < b->ask.changed ? &b->bid : &b->ask;
-            while (crossed(b)) {
-                stale->n--;
-                b->n_repairs++;
+            /* the side changed least recently holds the stale levels: drop those of its
+             * levels that cross the other side's best (keys: dir * tick, best last) */
+            int bid_stale = b->bid.changed < b->ask.changed;
+            book_side *stale = bid_stale ? &b->bid : &b->ask;
+            const book_side *fresh = bid_stale ? &b->ask : &b->bid;
+            int64_t limit = -fresh->key[fresh->n - 1]; /* the fresh best, as a stale-side key */
+            size_t n = stale->n;
+            while (n > 0 && stale->key[n - 1] >= limit) {
+                n--;
             }
+            b->n_repairs += (int64_t)(stale->n - n);
+            stale->n = n;
         }
     }
     if (b->o.every_ns == 0) {
