@@ -30,10 +30,10 @@ def parse_duration(value: Any, name: str = "every") -> int:
     ``numpy.timedelta64`` or ``datetime.timedelta``."""
     if isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{name} must be a duration, not {value!r}")
-    if isinstance(value, (int, np.integer)):
-        ns = int(value)
-    elif isinstance(value, np.timedelta64):
+    if isinstance(value, np.timedelta64):  # before np.integer: timedelta64 subclasses it
         ns = int(value // np.timedelta64(1, "ns"))
+    elif isinstance(value, (int, np.integer)):
+        ns = int(value)
     elif isinstance(value, _dt.timedelta):
         ns = (value.days * 86400 + value.seconds) * 10**9 + value.microseconds * 1000
     elif isinstance(value, str):
