@@ -17,6 +17,11 @@ LINES = raw_lines(SPOT_BTC_0808)
 TRADE = next(line for line in LINES if b"@trade" in line)
 
 
+def restamp(line: bytes, ref: bytes) -> bytes:
+    """`line`'s message with `ref`'s receive time, so a spliced line keeps the file in order."""
+    return ref.split(b" ", 1)[0] + b" " + line.split(b" ", 1)[1]
+
+
 def write(tmp_path, name: str, data: bytes):
     p = tmp_path / name
     p.write_bytes(data)
@@ -51,7 +56,7 @@ def test_binary_file(tmp_path):
 
 def test_malformed_json_names_file_and_line(tmp_path):
     bad = TRADE.replace(b'"p":"', b'"p":', 1)  # an unquoted-then-quoted mess
-    data = b"".join(LINES[:10]) + bad + b"".join(LINES[10:20])
+    data = b"".join(LINES[:10]) + restamp(bad, LINES[9]) + b"".join(LINES[10:20])
     p = write(tmp_path, "bad.txt", data)
     offset = len(b"".join(LINES[:10]))
     with pytest.raises(LobError, match=rf"bad\.txt, line 11 \(byte {offset}\): column \d+: expected") as e:
@@ -81,6 +86,8 @@ def test_malformed_json_names_file_and_line(tmp_path):
     ],
 )
 def test_bad_line(tmp_path, line, message):
+    if line[:1].isdigit() and not line.startswith(b"-"):
+        line = restamp(line, LINES[4])
     p = write(tmp_path, "one.txt", b"".join(LINES[:5]) + line + b"".join(LINES[5:8]))
     with pytest.raises(LobError, match=r"one\.txt, line 6 \(byte \d+\): .*" + __import__("re").escape(message)):
         lobfast.read_binance(p)
@@ -158,10 +165,10 @@ def test_corrupt_gzip(tmp_path):
 def test_crlf_blank_lines_and_unknown_messages(tmp_path):
     extra = [
         b"\n",
-        b'1723161253937085768 {"result":null,"id":1}\n',
-        b'1723161253937085769 {"stream":"btcusdt@markPrice","data":{"e":"markPriceUpdate","E":1,"s":"BTCUSDT"}}\n',
-        b'1723161253937085770 {"lobfast":{"event":"connect","url":"wss://x"}}\n',
-        b'1723161253937085771 {"stream":"btcusdt@depth5@100ms","data":{"lastUpdateId":1,"bids":[],"asks":[]}}\n',
+        b'1723161253937085760 {"result":null,"id":1}\n',
+        b'1723161253937085761 {"stream":"btcusdt@markPrice","data":{"e":"markPriceUpdate","E":1,"s":"BTCUSDT"}}\n',
+        b'1723161253937085762 {"lobfast":{"event":"connect","url":"wss://x"}}\n',
+        b'1723161253937085763 {"stream":"btcusdt@depth5@100ms","data":{"lastUpdateId":1,"bids":[],"asks":[]}}\n',
     ]
     body = [line.replace(b"\n", b"\r\n") for line in LINES[:50]]
     md = lobfast.read_binance(write(tmp_path, "misc.txt", b"".join(extra + body)))
@@ -184,3 +191,53 @@ def test_bad_arguments():
         lobfast.read_binance(SPOT_BTC_0808, symbol="X" * 40)
     with pytest.raises(ValueError, match="format must be"):
         lobfast._core.Reader("csv")
+
+
+def test_files_out_of_order(tmp_path):
+    """A recording is in receive order; files given in the wrong order are an error, not a
+    silently broken sequence."""
+    from conftest import SPOT_BTC_0809
+
+    with pytest.raises(LobError, match=r"0808.gz, line 1 \(byte 0\): receive time \d+ is before the previous "
+                                       r"line's \d+ \(files out of order\?\)"):
+        lobfast.read_binance([SPOT_BTC_0809, SPOT_BTC_0808])
+    swapped = write(tmp_path, "swapped.txt", b"".join([LINES[1], LINES[0]] + LINES[2:50]))
+    md = lobfast.read_binance(swapped, on_error="skip")
+    assert md.stats["bad_lines"] == 1 and "before the previous line" in md.stats["first_bad_line"]
+
+
+def test_empty_diff_before_a_snapshot_then_a_gap(tmp_path):
+    """A buffered diff without levels that breaks the sequence: the GAP row takes that
+    diff's own receive time (it has no level row to read it from)."""
+    lines = (
+        b'1000000000000000001 {"e":"depthUpdate","E":1723161255208,"s":"BTCUSDT","U":100,"u":105,"b":[],"a":[]}\n'
+        b'1000000000000000002 {"e":"depthUpdate","E":1723161255308,"s":"BTCUSDT","U":200,"u":205,"b":[],"a":[]}\n'
+        b'1000000000000000003 {"lastUpdateId":101,"bids":[["1.0","2.0"]],"asks":[["2.0","1.0"]]}\n'
+    )
+    md = lobfast.read_binance(write(tmp_path, "empty.txt", lines))
+    d = md.depth
+    assert d.flags.tolist() == [3, 9, 12] and d.update_id.tolist() == [101, 101, 205]
+    assert d.local_ts[2] == 1000000000000000002 and md.stats["gaps"] == 1
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ('"U":-5,"u":5', "depthUpdate ids out of range"),
+        ('"U":9,"u":5', "depthUpdate ids out of range"),
+        ('"U":1,"u":9223372036854775807', "depthUpdate ids out of range"),
+    ],
+)
+def test_update_ids_out_of_range(tmp_path, fields, message):
+    line = b'1 {"e":"depthUpdate","E":1723161255208,"s":"BTCUSDT",' + fields.encode() + b',"b":[],"a":[]}\n'
+    with pytest.raises(LobError, match=message):
+        lobfast.read_binance(write(tmp_path, "ids.txt", line))
+
+
+def test_error_after_skipped_lines_has_its_own_location(tmp_path):
+    body = b"not a line\n" + b"".join(LINES[1:2000])
+    data = bytearray(gzip.compress(body))
+    data[-2000:-1000] = b"\x00" * 1000
+    with pytest.raises(LobError) as e:
+        lobfast.read_binance(write(tmp_path, "late.gz", bytes(data)), on_error="skip")
+    assert e.value.line == 0 and "gzip data is corrupt" in str(e.value) and "(after line" in str(e.value)

@@ -35,6 +35,7 @@ enum { SEQ_OK, SEQ_STALE, SEQ_GAP };
 typedef struct {
     int64_t U, u, pu; /* first, final, previous-final (USD-M) update id */
     int64_t ts;       /* exchange time, ns */
+    int64_t local;    /* receive time, ns (a diff without levels has no row to hold it) */
     size_t row0;      /* first row in pend_rows */
     size_t nrows;     /* rows in pend_rows */
 } pend_msg;
@@ -80,6 +81,7 @@ typedef struct {
     lob_table out[T_N];       /* depth, trades, agg_trades, quotes */
     lob_symbols syms;         /* the selected symbol and the others met */
     int64_t start_ns, end_ns; /* receive-time window */
+    int64_t last_local;       /* receive time of the previous line (must not go back) */
     int market;               /* MARKET_*, from the first diff */
     int state;                /* WAIT_SNAPSHOT or SYNCED */
     int64_t last_u;           /* final update id applied (SYNCED) */
@@ -387,10 +389,8 @@ replay_pending(lob_binance *b)
         case SEQ_STALE: b->n_stale++; break;
         case SEQ_GAP: {
             b->n_gaps++;
-            const lob_table *pr = &b->pend_rows;
-            LOB_FORWARD_IF_ERROR(emit_marker(b, h->ts,
-                                             LOB_COL(pr, LOB_D_LOCAL_TS, int64_t)[h->row0], h->u,
-                                             LOB_F_GAP | LOB_F_END_OF_MESSAGE));
+            LOB_FORWARD_IF_ERROR(
+                emit_marker(b, h->ts, h->local, h->u, LOB_F_GAP | LOB_F_END_OF_MESSAGE));
             b->state = WAIT_SNAPSHOT;
             pend_drop_front(b, i);
             return LOB_OK;
@@ -472,6 +472,12 @@ on_diff(lob_binance *b, const msg *m, int64_t local, lob_error *err)
         return lob_error_set(err, LOB_E_FORMAT, "depthUpdate without %s",
                              (m->have & H_U) ? "'u'" : "'U'");
     }
+    if (m->U < 0 || m->u < m->U || m->u == INT64_MAX || ((m->have & H_pu) && m->pu < -1)) {
+        return lob_error_set(err, LOB_E_RANGE,
+                             "depthUpdate ids out of range (U=%lld, u=%lld): expected "
+                             "0 <= U <= u < 2^63-1",
+                             (long long)m->U, (long long)m->u);
+    }
     int64_t ts;
     LOB_FORWARD_IF_ERROR(exchange_ts(m, local, &ts, err));
     b->n_depth++;
@@ -499,14 +505,14 @@ on_diff(lob_binance *b, const msg *m, int64_t local, lob_error *err)
         default: break;
         }
         /* gap: buffer this diff (it may bridge the next snapshot), then mark the break */
-        pend_msg h = {m->U, m->u, pu, ts, 0, k};
+        pend_msg h = {m->U, m->u, pu, ts, local, 0, k};
         b->n_gaps++;
         b->state = WAIT_SNAPSHOT;
         pend_drop_front(b, b->npend);
         LOB_FORWARD_IF_ERROR(pend_push(b, &h));
         return emit_marker(b, ts, local, m->u, LOB_F_GAP | LOB_F_END_OF_MESSAGE);
     }
-    pend_msg h = {m->U, m->u, pu, ts, 0, k};
+    pend_msg h = {m->U, m->u, pu, ts, local, 0, k};
     LOB_FORWARD_IF_ERROR(pend_push(b, &h));
     return b->has_snap ? try_sync(b) : LOB_OK;
 }
@@ -514,6 +520,10 @@ on_diff(lob_binance *b, const msg *m, int64_t local, lob_error *err)
 static int
 on_snapshot(lob_binance *b, const msg *m, int64_t local, int bare, lob_error *err)
 {
+    if (m->luid < 0 || m->luid == INT64_MAX) {
+        return lob_error_set(err, LOB_E_RANGE, "snapshot lastUpdateId %lld out of range",
+                             (long long)m->luid);
+    }
     int64_t ts;
     LOB_FORWARD_IF_ERROR(exchange_ts(m, local, &ts, err));
     b->n_snapshot++;
@@ -642,6 +652,15 @@ binance_line(void *ctx, const char *s, size_t n, lob_error *err)
                              "expected '<receive time in ns> <JSON message>', found '%.*s'%s",
                              n < 32 ? (int)n : 32, s, n > 32 ? "..." : "");
     }
+    if (local < b->last_local) {
+        /* a recording is written in receive order: going back means files given out of
+         * order (or a damaged file), which would silently break the sequence checks */
+        return lob_error_set(err, LOB_E_FORMAT,
+                             "receive time %lld is before the previous line's %lld (files out of "
+                             "order?)",
+                             (long long)local, (long long)b->last_local);
+    }
+    b->last_local = local;
     if (local < b->start_ns || local >= b->end_ns) {
         b->n_outside++;
         return LOB_OK;

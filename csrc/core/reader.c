@@ -120,6 +120,7 @@ parse_line(lob_reader *r, const char *s, size_t n, lob_error *err)
                 snprintf(r->first_error, sizeof r->first_error, "line %lld: %.200s",
                          (long long)r->line, err->msg);
             }
+            err->line = err->offset = 0; /* a later, unrelated error must not inherit it */
             return LOB_OK;
         }
     }
@@ -149,7 +150,14 @@ lob_reader_pump(lob_reader *r, size_t max_rows, int *eof, lob_error *err)
             continue;
         }
         if (!r->src_done) {
-            LOB_FORWARD_IF_ERROR(refill(r, err));
+            int rc = refill(r, err);
+            if (rc < 0) {
+                size_t k = strlen(err->msg);
+                snprintf(err->msg + k, sizeof err->msg - k, " (after line %lld, byte %lld)",
+                         (long long)r->line, (long long)r->offset);
+                err->line = err->offset = 0;
+                return rc;
+            }
             continue;
         }
         /* end of file: a last line without '\n' is complete unless the file was cut */
