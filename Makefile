@@ -3,7 +3,7 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := pkg-config libzstd-dev zlib1g-dev libwebsockets-dev zstd clang
+APT_PACKAGES := build-essential pkg-config libzstd-dev zlib1g-dev libwebsockets-dev zstd clang clang-format
 SETUP_STAMP := $(VENV)/.lobfast-setup
 CSRC := $(wildcard csrc/*/*.c csrc/*/*.h)
 SO_STAMP := lobfast/.built
@@ -20,11 +20,15 @@ $(SETUP_STAMP): pyproject.toml setup.py
 	@missing=""; for p in $(APT_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
 	done; \
+	$(PYTHON) -c "import ensurepip" 2>/dev/null || missing="$$missing python3-venv"; \
+	$(PYTHON) -c "import os, sysconfig; assert os.path.exists(sysconfig.get_paths()['include'] + '/Python.h')" \
+	  2>/dev/null || missing="$$missing python3-dev"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	# a venv left half-made by an earlier failure (no pip) is made again
+	$(PY) -m pip --version >/dev/null 2>&1 || { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
 	# exactly this torch: an unpinned one would pull gigabytes of CUDA packages
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[dev]'

@@ -69,8 +69,8 @@ core = Extension(
         # built against NumPy 2, runs on NumPy >= 1.25's ABI
         ("NPY_TARGET_VERSION", "NPY_1_25_API_VERSION"),
     ],
-    extra_compile_args=compile_args + [f for f in system_flags if not f.startswith("-l")],
-    extra_link_args=link_args + [f for f in system_flags if f.startswith("-l")],
+    extra_compile_args=compile_args + [f for f in system_flags if not f.startswith(("-l", "-L"))],
+    extra_link_args=link_args + [f for f in system_flags if f.startswith(("-l", "-L"))],
 )
 
 setup(ext_modules=[core])

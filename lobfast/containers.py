@@ -29,7 +29,7 @@ def _require(module: str, extra: str):
 
 def _column(name: str, value: Any, dtype: np.dtype, ndim: int) -> np.ndarray:
     arr = np.asarray(value)
-    if arr.dtype.kind == "M" and dtype == np.int64:
+    if arr.dtype.kind == "M" and name in _TIME_COLUMNS:
         arr = arr.astype("datetime64[ns]").view(np.int64)
     if arr.ndim != ndim:
         raise ValueError(f"column '{name}' must be {ndim}-D, got shape {arr.shape}")
@@ -92,6 +92,11 @@ class Columns:
         """Rows by slice (views), boolean mask or index array (copies)."""
         if isinstance(key, str):
             return self._cols[key]
+        if isinstance(key, (int, np.integer)):
+            raise TypeError(
+                f"{type(self).__name__} rows are taken by slice, mask or index array; "
+                f"for one row use [{key}:{key + 1}], for one column .{next(iter(self._cols))}"
+            )
         return type(self)(**{n: a[key] for n, a in self._cols.items()})
 
     def between(self, start, end) -> Columns:

@@ -24,6 +24,13 @@ PathLike = Union[str, "os.PathLike[str]"]
 Paths = Union[PathLike, Sequence[PathLike]]
 
 
+def lob_error(message: str, path: str | None = None) -> LobError:
+    """A LobError with the ``path``/``line``/``offset`` attributes the C errors carry."""
+    e = LobError(message)
+    e.path, e.line, e.offset = path, 0, 0
+    return e
+
+
 class LobWarning(UserWarning):
     """Data was lost or looks suspicious, but reading went on (e.g. a truncated file)."""
 
@@ -92,7 +99,7 @@ class _FileCheck:
         if delta["lines"] == 0 and delta["truncated_files"] == 0:
             msg = f"{self.path}: the file is empty (no lines)"
             if self.on_error == "raise":
-                raise LobError(msg)
+                raise lob_error(msg, self.path)
             warnings.warn(msg, LobWarning, stacklevel=4)
         if delta["truncated_files"]:
             warnings.warn(
@@ -107,9 +114,19 @@ class _FileCheck:
     def check_symbols(self, stats: dict[str, Any]) -> None:
         syms = [s for s in str(stats.get("symbols", "")).split(",") if s]
         if self.symbol is None and len(syms) > 1:
-            raise LobError(
+            raise lob_error(
                 f"{self.path}: the data holds several symbols ({', '.join(sorted(syms))}); "
-                "choose one with symbol=..."
+                "choose one with symbol=...",
+                self.path,
+            )
+
+    def check_found(self, stats: dict[str, Any], rows: int) -> None:
+        """A symbol asked for that never appeared, while others did: a typo, not empty data."""
+        syms = [s for s in str(stats.get("symbols", "")).split(",") if s]
+        if self.symbol is not None and rows == 0 and len(syms) > 1:
+            raise lob_error(
+                f"symbol {self.symbol!r} is not in the data, which holds {', '.join(sorted(syms[1:]))}",
+                getattr(self, "path", None),
             )
 
 
@@ -165,7 +182,9 @@ def read_binance(paths: Paths, *, symbol: str | None = None, start=None, end=Non
         r.pump()
         check.done()
     r.finish()
-    return _market_data(r.take(), r.stats())
+    md = _market_data(r.take(), r.stats())
+    check.check_found(md.stats, len(md.depth) + len(md.trades) + len(md.agg_trades) + len(md.quotes))
+    return md
 
 
 def iter_binance(
@@ -187,16 +206,21 @@ def iter_binance(
     files = expand_paths(paths)
     r = _reader("binance", symbol, on_error, start, end)
     check = _FileCheck(r, symbol, on_error)
+    rows = 0
     for path in files:
         check.start(path)
         r.open(path)
         while not r.pump(int(chunk_rows)):
             stats = r.stats()
             check.check_symbols(stats)
-            yield _market_data(r.take(), stats)
+            chunk = _market_data(r.take(), stats)
+            rows += len(chunk.depth) + len(chunk.trades) + len(chunk.agg_trades) + len(chunk.quotes)
+            yield chunk
         check.done()
     r.finish()
-    yield _market_data(r.take(), r.stats())
+    last = _market_data(r.take(), r.stats())
+    check.check_found(last.stats, rows + len(last.depth) + len(last.trades) + len(last.agg_trades) + len(last.quotes))
+    yield last
 
 
 # --------------------------------------------------------------------------- CSV archives
@@ -220,11 +244,11 @@ class _CsvFileCheck(_FileCheck):
             return
         if delta["bad_lines"] and not delta["rows"]:
             why = now["header_error"] or now["last_error"]
-            raise LobError(
+            raise lob_error(
                 f"{self.path}: no row of this file could be read ({delta['bad_lines']} bad lines): {why}"
             )
         if self.header_required and not delta["headers"]:
-            raise LobError(
+            raise lob_error(
                 f"{self.path}: the file has no Tardis CSV header line "
                 "('exchange,symbol,timestamp,local_timestamp,...'), so its columns are unknown"
             )
@@ -239,7 +263,9 @@ def _read_csv(fmt: str, files: list[str], symbol, on_error: str, start, end, hea
         r.pump()
         check.done()
     r.finish()
-    return r.take(), r.stats()
+    tables, stats = r.take(), r.stats()
+    check.check_found(stats, sum(len(next(iter(t.values()))) for t in tables.values()))
+    return tables, stats
 
 
 def read_tardis(
@@ -285,8 +311,9 @@ def read_tardis(
     on_error : ``"raise"`` (default) stops at the first malformed row with a
         :class:`LobError` naming file, line, byte offset, column and what was expected;
         ``"skip"`` counts such rows in ``stats['bad_lines']`` and goes on.  A file none of
-        whose rows can be read, or without a header line, raises either way; an empty file
-        (Tardis publishes empty files for days without data) warns instead of raising.
+        whose rows can be read, or without a header line, raises either way.  An empty file
+        (Tardis publishes empty files for days without data) raises with ``"raise"`` and
+        only warns with ``"skip"``.
     stats : a dict to receive the reader's counters (rows, other-symbol rows, rows outside
         the window, skipped rows, snapshots, bad lines, ...).
 
@@ -325,7 +352,7 @@ def read_tardis(
         # a single level comes back 1-D; (N, L) views either way, and uint8 0/1 views as bool
         wide = {k: b[k].reshape(-1, levels) for k in ("bid_px", "bid_sz", "ask_px", "ask_sz")}
         return BookSnapshots(ts=b["ts"], update_id=b["update_id"], valid=b["valid"].view(np.bool_), **wide)
-    raise LobError(f"no Tardis data in {', '.join(files)}: every file is empty, so the data type is unknown")
+    raise lob_error(f"no Tardis data in {', '.join(files)}: every file is empty, so the data type is unknown")
 
 
 def read_binance_vision(
@@ -390,7 +417,7 @@ def read_binance_vision(
     elif kind in ("trades", "aggTrades"):
         out = Trades(**tables["trades"])
     else:
-        raise LobError(f"no data.binance.vision data in {', '.join(files)}: every file is empty")
+        raise lob_error(f"no data.binance.vision data in {', '.join(files)}: every file is empty")
     if stats is not None:
         stats.update(st)
     return out

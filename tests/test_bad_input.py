@@ -241,3 +241,18 @@ def test_error_after_skipped_lines_has_its_own_location(tmp_path):
     with pytest.raises(LobError) as e:
         lobfast.read_binance(write(tmp_path, "late.gz", bytes(data)), on_error="skip")
     assert e.value.line == 0 and "gzip data is corrupt" in str(e.value) and "(after line" in str(e.value)
+
+
+def test_a_symbol_that_is_not_there():
+    with pytest.raises(LobError, match=r"symbol 'BTCUSDX' is not in the data, which holds BTCUSDT") as e:
+        lobfast.read_binance(SPOT_BTC_0808, symbol="BTCUSDX")
+    assert e.value.line == 0 and e.value.offset == 0
+    with pytest.raises(LobError, match="is not in the data"):
+        list(lobfast.iter_binance(SPOT_BTC_0808, symbol="btcusdx", chunk_rows=50_000))
+
+
+def test_python_raised_errors_carry_the_c_attributes(tmp_path):
+    p = write(tmp_path, "empty.gz", gzip.compress(b""))
+    with pytest.raises(LobError) as e:
+        lobfast.read_binance(p)
+    assert (e.value.path, e.value.line, e.value.offset) == (str(p), 0, 0)

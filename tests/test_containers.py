@@ -36,6 +36,14 @@ def test_build_by_keyword_and_validate():
     assert t.ts[0] == 1723075200 * 10**9
 
 
+def test_times_only_in_time_columns_and_rows_by_slice(md):
+    with pytest.raises(TypeError, match="column 'trade_id' must be int64, got datetime64"):
+        Trades(ts=[1], local_ts=[1], price=[1.0], qty=[1.0], side=[1], trade_id=np.array([1], "datetime64[s]"))
+    with pytest.raises(TypeError, match=r"for one row use \[0:1\]"):
+        md.trades[0]
+    assert len(md.trades[0:1]) == 1
+
+
 def test_exact_dtypes_are_not_copied(md):
     d = DepthEvents(**md.depth.columns)
     for name, a in md.depth.columns.items():
