@@ -10,6 +10,7 @@ from ._core import LobError
 from .book import BookBuilder, QuoteCheck, book_at, check_against_quotes, parse_duration, reconstruct
 from .containers import BookSnapshots, Columns, DepthEvents, MarketData, Quotes, Trades
 from .flags import Flags
+from .quality import QualityReport, quality_report
 from .readers import (
     LobWarning,
     expand_paths,
@@ -32,6 +33,7 @@ __all__ = [
     "LobWarning",
     "MarketData",
     "Quotes",
+    "QualityReport",
     "QuoteCheck",
     "Trades",
     "book_at",
@@ -39,6 +41,7 @@ __all__ = [
     "expand_paths",
     "iter_binance",
     "parse_duration",
+    "quality_report",
     "read_binance",
     "read_binance_vision",
     "read_tardis",

@@ -9,7 +9,9 @@ import time
 import numpy as np
 
 from . import datasets
+from .book import check_against_quotes, reconstruct
 from .containers import MarketData
+from .quality import quality_report
 from .readers import expand_paths, read_binance
 
 
@@ -69,7 +71,19 @@ def summarize(md: MarketData, seconds: float, nbytes: int) -> str:
 def _read_and_summarize(paths, symbol=None) -> str:
     t = time.perf_counter()
     md = read_binance(paths, symbol=symbol)
-    return summarize(md, time.perf_counter() - t, md.stats["bytes"])
+    text = summarize(md, time.perf_counter() - t, md.stats["bytes"])
+    t = time.perf_counter()
+    snaps = reconstruct(md.depth, levels=10, every="100ms")
+    dt = time.perf_counter() - t
+    check = check_against_quotes(md.depth, md.quotes)
+    level_rows = int(np.count_nonzero(md.depth.side))
+    text += (
+        f"\n  book         {len(snaps):,} rows of 10 levels on a 100 ms grid in {dt * 1e3:,.1f} ms "
+        f"({level_rows / max(dt, 1e-9) / 1e6:,.1f} M level updates/s), {int(snaps.valid.sum()):,} valid"
+        f"\n  oracle       rebuilt best bid/ask = exchange bookTicker in {check.matched:,} of {check.compared:,} "
+        "shared updates"
+    )
+    return text + "\n" + str(quality_report(md))
 
 
 def demo(argv: list[str]) -> int:
