@@ -32,3 +32,26 @@ class Reader:
 
 def parse_decimal(text: bytes) -> float: ...
 def schemas() -> dict[str, list[tuple[str, str, int]]]: ...
+
+class Book:
+    def __init__(
+        self,
+        *,
+        levels: int = ...,
+        every: int = ...,
+        crossed: str = ...,
+        prune_orphans: bool = ...,
+        max_stale: int = ...,
+    ) -> None: ...
+    def feed(
+        self,
+        ts: np.ndarray,
+        side: np.ndarray,
+        price: np.ndarray,
+        qty: np.ndarray,
+        update_id: np.ndarray,
+        flags: np.ndarray,
+    ) -> dict[str, np.ndarray]: ...
+    def finish(self) -> dict[str, np.ndarray]: ...
+    def side(self, side: int) -> tuple[np.ndarray, np.ndarray]: ...
+    def stats(self) -> dict[str, int]: ...
