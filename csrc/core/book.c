@@ -9,7 +9,6 @@
 #include <string.h>
 
 #define MAX_DECIMALS 12
-#define TOP_SCAN 8 /* entries scanned linearly from the top before binary search */
 #define NO_BOUND INT64_MIN
 
 static const double pow10_exact[MAX_DECIMALS + 1] = {1e0, 1e1, 1e2, 1e3,  1e4,  1e5, 1e6,
@@ -56,32 +55,34 @@ static const lob_column book_schema[LOB_B_NCOL] = {
 
 /* ------------------------------------------------------------------ sides */
 
-/* Index of `key`, or where it would be inserted (*found = 0).  Exchange updates cluster at
- * the top, so the last TOP_SCAN entries are scanned first; the tail is binary-searched. */
+/* Index of `key`, or where it would be inserted (*found = 0).  Measured on Binance streams,
+ * updates land mostly tens to hundreds of levels below the top, so the search gallops down
+ * from the top (1, 2, 4, ... levels) to bracket the key, then finishes with a branch-free
+ * lower bound: the comparisons are data-dependent and mispredict when they branch. */
 static size_t
 side_find(const book_side *s, int64_t key, int *found)
 {
-    size_t i = s->n;
-    size_t stop = s->n > TOP_SCAN ? s->n - TOP_SCAN : 0;
-    for (; i > stop; i--) {
-        int64_t k = s->key[i - 1];
-        if (k <= key) {
-            *found = k == key;
-            return *found ? i - 1 : i;
-        }
+    const int64_t *a = s->key;
+    size_t hi = s->n; /* a[hi..n) >= key */
+    size_t step = 1;
+    while (step <= hi && a[hi - step] >= key) {
+        hi -= step;
+        step <<= 1;
     }
-    size_t lo = 0, hi = stop; /* every entry from stop up is above key */
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (s->key[mid] < key) {
-            lo = mid + 1;
+    size_t lo = step <= hi ? hi - step + 1 : 0; /* a[0..lo) < key */
+    const int64_t *base = a + lo;
+    size_t len = hi - lo;
+    size_t i = lo;
+    if (len > 0) {
+        while (len > 1) {
+            size_t half = len / 2;
+            base += (size_t)(base[half] < key) * half; /* a multiply, not a branch */
+            len -= half;
         }
-        else {
-            hi = mid;
-        }
+        i = (size_t)(base - a) + (*base < key);
     }
-    *found = lo < stop && s->key[lo] == key;
-    return lo;
+    *found = i < s->n && a[i] == key;
+    return i;
 }
 
 static int
@@ -369,6 +370,23 @@ lob_book_feed(lob_book *b, const lob_depth_view *v, lob_error *err)
                              "this book stopped at an error in an earlier batch; start a new one");
     }
     LOB_FORWARD_IF_ERROR(validate(b, v, err));
+    /* size the output once: growing it row by row would copy it as it grows */
+    size_t rows_out = 0;
+    if (b->o.every_ns > 0) {
+        if (v->n > 0) {
+            int64_t first = b->fed ? b->next_grid : v->ts[0];
+            int64_t span = v->ts[v->n - 1] - first;
+            rows_out = span >= 0 ? (size_t)(span / b->o.every_ns) + 2 : 0;
+        }
+    }
+    else {
+        for (size_t i = 0; i < v->n; i++) {
+            rows_out += (v->flags[i] & LOB_F_END_OF_MESSAGE) != 0;
+        }
+    }
+    if (lob_table_room(&b->out, rows_out) < 0) {
+        return lob_error_set(err, LOB_E_NOMEM, "no memory for %zu output rows", rows_out);
+    }
     int rc = feed_rows(b, v, err);
     b->broken = rc < 0; /* a failure while applying leaves a half-applied message */
     return rc;
