@@ -280,3 +280,25 @@ def test_random_streams_equal_the_reference(rows, levels, every, crossed, prune)
     got = reconstruct(d, levels=levels, every=every, crossed=crossed, orphans="prune" if prune else "keep")
     want = _reference.reference_book(d.columns, levels, every, crossed, prune)
     assert_same(got, want, f"levels={levels} every={every} crossed={crossed} prune={prune}")
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_large_random_book_splits_and_merges_blocks(seed):
+    """Thousands of levels per side, inserted and deleted all over the book: exercises the
+    blocked sides (splits of full blocks, empty blocks removed) against the reference."""
+    rng = np.random.default_rng(seed)
+    n = 30_000
+    side = rng.choice(np.array([1, -1], np.int8), n)
+    tick = np.where(side > 0, rng.integers(1, 4000, n), rng.integers(4001, 8000, n))
+    qty = np.where(rng.random(n) < 0.35, 0.0, rng.integers(1, 9, n).astype(float))
+    flags = np.where(rng.random(n) < 0.2, EOM, 0).astype(np.uint8)
+    flags[0] |= RESET | SNAP
+    flags[-1] |= EOM
+    d = DepthEvents(ts=np.arange(n) // 7, local_ts=np.arange(n), side=side, price=tick / 100, qty=qty,
+                    update_id=np.arange(n), flags=flags)
+    b = BookBuilder(25)
+    got = b.feed(d)
+    assert_same(got, _reference.reference_book(d.columns, 25), f"seed {seed}")
+    bid_px, bid_sz, ask_px, ask_sz = b.book()
+    assert b.stats["bid_levels"] == len(bid_px) > 1000 and np.all(np.diff(bid_px) < 0)
+    assert np.all(np.diff(ask_px) > 0) and np.all(bid_sz > 0) and np.all(ask_sz > 0)

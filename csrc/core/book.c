@@ -2,6 +2,7 @@
 #include "book.h"
 
 #include "schema.h"
+#include "side.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -14,12 +15,10 @@
 static const double pow10_exact[MAX_DECIMALS + 1] = {1e0, 1e1, 1e2, 1e3,  1e4,  1e5, 1e6,
                                                      1e7, 1e8, 1e9, 1e10, 1e11, 1e12};
 
-/* One side.  key = dir * tick, sorted ascending, so the best level is always the last one
- * for both sides (bids: highest tick; asks: lowest tick). */
+/* One side: levels keyed by dir * tick (side.h keeps them ascending, best last), so the
+ * same code serves bids (highest tick best) and asks (lowest tick best). */
 typedef struct {
-    int64_t *key;    /* dir * tick, ascending */
-    double *qty;     /* size at each level (> 0) */
-    size_t n, cap;   /* levels held, allocated */
+    lob_side lv;     /* the levels */
     int dir;         /* +1 bids, -1 asks */
     int64_t bound;   /* lowest key of the last snapshot (its deepest level), or NO_BOUND */
     int64_t changed; /* message number of the last change to this side (crossed repair) */
@@ -41,6 +40,8 @@ struct lob_book_s {
     int64_t rows;                  /* rows fed so far (error positions) */
     int64_t msg;                   /* messages completed */
     lob_column schema[LOB_B_NCOL]; /* output columns (width = levels) */
+    int64_t *top_key;              /* scratch: `levels` keys of one side, best first */
+    double *top_qty;               /* scratch: their sizes */
     lob_table out;                 /* BookSnapshots rows */
     /* counters */
     int64_t n_crossed, n_repairs, n_orphans, n_pruned, n_unknown_deletes, n_gaps, n_resets,
@@ -55,86 +56,16 @@ static const lob_column book_schema[LOB_B_NCOL] = {
 
 /* ------------------------------------------------------------------ sides */
 
-/* Index of `key`, or where it would be inserted (*found = 0).  Measured on Binance streams,
- * updates land mostly tens to hundreds of levels below the top, so the search gallops down
- * from the top (1, 2, 4, ... levels) to bracket the key, then finishes with a branch-free
- * lower bound: the comparisons are data-dependent and mispredict when they branch. */
-static size_t
-side_find(const book_side *s, int64_t key, int *found)
-{
-    const int64_t *a = s->key;
-    size_t hi = s->n; /* a[hi..n) >= key */
-    size_t step = 1;
-    while (step <= hi && a[hi - step] >= key) {
-        hi -= step;
-        step <<= 1;
-    }
-    size_t lo = step <= hi ? hi - step + 1 : 0; /* a[0..lo) < key */
-    const int64_t *base = a + lo;
-    size_t len = hi - lo;
-    size_t i = lo;
-    if (len > 0) {
-        while (len > 1) {
-            size_t half = len / 2;
-            base += (size_t)(base[half] < key) * half; /* a multiply, not a branch */
-            len -= half;
-        }
-        i = (size_t)(base - a) + (*base < key);
-    }
-    *found = i < s->n && a[i] == key;
-    return i;
-}
-
+/* Set the level at `key` to qty (0 deletes).  @return 1 if the side changed, 0, or
+ * LOB_E_NOMEM. */
 static int
-side_reserve(book_side *s)
+side_set(lob_book *b, book_side *s, int64_t key, double qty)
 {
-    if (s->n < s->cap) {
-        return LOB_OK;
+    int rc = lob_side_set(&s->lv, key, qty);
+    if (rc == 0 && qty == 0) {
+        b->n_unknown_deletes++; /* normal on Binance: levels outside the snapshot */
     }
-    size_t cap = s->cap ? s->cap * 2 : 1024;
-    int64_t *k = realloc(s->key, cap * sizeof *k);
-    if (k == NULL) {
-        return LOB_E_NOMEM;
-    }
-    s->key = k;
-    double *q = realloc(s->qty, cap * sizeof *q);
-    if (q == NULL) {
-        return LOB_E_NOMEM;
-    }
-    s->qty = q;
-    s->cap = cap;
-    return LOB_OK;
-}
-
-/* Set the level at `key` to qty (0 deletes).  @return 1 if the book changed. */
-static int
-side_set(lob_book *b, book_side *s, int64_t key, double qty, int *rc)
-{
-    int found;
-    size_t i = side_find(s, key, &found);
-    if (qty == 0) {
-        if (!found) {
-            b->n_unknown_deletes++; /* normal on Binance: levels outside the snapshot */
-            return 0;
-        }
-        memmove(s->key + i, s->key + i + 1, (s->n - i - 1) * sizeof *s->key);
-        memmove(s->qty + i, s->qty + i + 1, (s->n - i - 1) * sizeof *s->qty);
-        s->n--;
-        return 1;
-    }
-    if (found) {
-        s->qty[i] = qty;
-        return 1;
-    }
-    if ((*rc = side_reserve(s)) < 0) {
-        return 0;
-    }
-    memmove(s->key + i + 1, s->key + i, (s->n - i) * sizeof *s->key);
-    memmove(s->qty + i + 1, s->qty + i, (s->n - i) * sizeof *s->qty);
-    s->key[i] = key;
-    s->qty[i] = qty;
-    s->n++;
-    return 1;
+    return rc;
 }
 
 /* ------------------------------------------------------------------ prices */
@@ -163,9 +94,7 @@ price_ticks(lob_book *b, double px, int64_t *tick)
         /* rescale what the book holds (rare: the first prices fix the grid) */
         for (int s = 0; s < 2; s++) {
             book_side *sd = s ? &b->ask : &b->bid;
-            for (size_t i = 0; i < sd->n; i++) {
-                sd->key[i] *= 10;
-            }
+            lob_side_scale(&sd->lv, 10);
             if (sd->bound != NO_BOUND) {
                 sd->bound *= 10;
             }
@@ -185,7 +114,8 @@ tick_price(const lob_book *b, int64_t tick)
 static int
 crossed(const lob_book *b)
 {
-    return b->bid.n > 0 && b->ask.n > 0 && b->bid.key[b->bid.n - 1] >= -b->ask.key[b->ask.n - 1];
+    return b->bid.lv.n > 0 && b->ask.lv.n > 0 &&
+           lob_side_best(&b->bid.lv) >= -lob_side_best(&b->ask.lv);
 }
 
 static int
@@ -202,16 +132,10 @@ emit(lob_book *b, int64_t ts)
         const book_side *sd = sides[s];
         double *px = LOB_COL(t, s ? LOB_B_ASK_PX : LOB_B_BID_PX, double) + r * (size_t)L;
         double *sz = LOB_COL(t, s ? LOB_B_ASK_SZ : LOB_B_BID_SZ, double) + r * (size_t)L;
-        for (int k = 0; k < L; k++) {
-            if ((size_t)k < sd->n) {
-                size_t i = sd->n - 1 - (size_t)k;
-                px[k] = tick_price(b, sd->dir * sd->key[i]);
-                sz[k] = sd->qty[i];
-            }
-            else {
-                px[k] = NAN;
-                sz[k] = 0;
-            }
+        size_t got = lob_side_top(&sd->lv, (size_t)L, b->top_key, b->top_qty);
+        for (size_t k = 0; k < (size_t)L; k++) {
+            px[k] = k < got ? tick_price(b, sd->dir * b->top_key[k]) : NAN;
+            sz[k] = k < got ? b->top_qty[k] : 0;
         }
     }
     int stale = b->o.max_stale_ns > 0 && ts - b->last_msg_ts > b->o.max_stale_ns;
@@ -250,8 +174,8 @@ end_message(lob_book *b, int64_t ts, int64_t uid, lob_error *err)
             return lob_error_set(err, LOB_E_FORMAT,
                                  "row %lld: the book is crossed after this message (best bid "
                                  "%.12g >= best ask %.12g)",
-                                 (long long)b->rows, tick_price(b, b->bid.key[b->bid.n - 1]),
-                                 tick_price(b, -b->ask.key[b->ask.n - 1]));
+                                 (long long)b->rows, tick_price(b, lob_side_best(&b->bid.lv)),
+                                 tick_price(b, -lob_side_best(&b->ask.lv)));
         }
         if (b->o.crossed == LOB_CROSSED_REPAIR) {
             /* the side changed least recently holds the stale levels: drop those of its
@@ -259,13 +183,11 @@ end_message(lob_book *b, int64_t ts, int64_t uid, lob_error *err)
             int bid_stale = b->bid.changed < b->ask.changed;
             book_side *stale = bid_stale ? &b->bid : &b->ask;
             const book_side *fresh = bid_stale ? &b->ask : &b->bid;
-            int64_t limit = -fresh->key[fresh->n - 1]; /* the fresh best, as a stale-side key */
-            size_t n = stale->n;
-            while (n > 0 && stale->key[n - 1] >= limit) {
-                n--;
+            int64_t limit = -lob_side_best(&fresh->lv); /* the fresh best, as a stale key */
+            while (stale->lv.n > 0 && lob_side_best(&stale->lv) >= limit) {
+                lob_side_pop_best(&stale->lv);
+                b->n_repairs++;
             }
-            b->n_repairs += (int64_t)(stale->n - n);
-            stale->n = n;
         }
     }
     if (b->o.every_ns == 0) {
@@ -282,7 +204,8 @@ apply_row(lob_book *b, int64_t ts, int side, double px, double qty, unsigned fla
         b->n_gaps++;
     }
     if (flags & LOB_F_RESET) {
-        b->bid.n = b->ask.n = 0;
+        lob_side_clear(&b->bid.lv);
+        lob_side_clear(&b->ask.lv);
         b->bid.bound = b->ask.bound = NO_BOUND;
         b->known = 1;
         b->in_snapshot = 1;
@@ -317,11 +240,15 @@ apply_row(lob_book *b, int64_t ts, int side, double px, double qty, unsigned fla
             return LOB_OK;
         }
     }
-    if (side_set(b, s, key, qty, &rc)) {
+    rc = side_set(b, s, key, qty);
+    if (rc < 0) {
+        return lob_error_set(err, rc, "out of memory for the book");
+    }
+    if (rc > 0) {
         s->changed = b->msg + 1;
     }
     (void)ts;
-    return rc < 0 ? lob_error_set(err, rc, "out of memory for the book") : LOB_OK;
+    return LOB_OK;
 }
 
 static int feed_rows(lob_book *b, const lob_depth_view *v, lob_error *err);
@@ -459,6 +386,12 @@ lob_book_new(lob_book **out, const lob_book_opts *o, lob_error *err)
         b->schema[i].width = (uint16_t)o->levels;
     }
     lob_table_init(&b->out, b->schema, LOB_B_NCOL);
+    b->top_key = malloc((size_t)o->levels * sizeof *b->top_key);
+    b->top_qty = malloc((size_t)o->levels * sizeof *b->top_qty);
+    if (b->top_key == NULL || b->top_qty == NULL) {
+        lob_book_free(b);
+        return lob_error_set(err, LOB_E_NOMEM, "no memory for a book");
+    }
     *out = b;
     return LOB_OK;
 }
@@ -469,10 +402,10 @@ lob_book_free(lob_book *b)
     if (b == NULL) {
         return;
     }
-    free(b->bid.key);
-    free(b->bid.qty);
-    free(b->ask.key);
-    free(b->ask.qty);
+    lob_side_free(&b->bid.lv);
+    lob_side_free(&b->ask.lv);
+    free(b->top_key);
+    free(b->top_qty);
     lob_table_free(&b->out);
     free(b);
 }
@@ -486,19 +419,23 @@ lob_book_output(lob_book *b)
 size_t
 lob_book_side_size(const lob_book *b, int side)
 {
-    return side > 0 ? b->bid.n : b->ask.n;
+    return side > 0 ? b->bid.lv.n : b->ask.lv.n;
 }
 
 size_t
 lob_book_side(const lob_book *b, int side, double *px, double *qty)
 {
     const book_side *s = side > 0 ? &b->bid : &b->ask;
-    for (size_t k = 0; k < s->n; k++) {
-        size_t i = s->n - 1 - k;
-        px[k] = tick_price(b, s->dir * s->key[i]);
-        qty[k] = s->qty[i];
+    int64_t *keys = malloc((s->lv.n ? s->lv.n : 1) * sizeof *keys);
+    if (keys == NULL) {
+        return 0;
     }
-    return s->n;
+    size_t n = lob_side_top(&s->lv, s->lv.n, keys, qty);
+    for (size_t k = 0; k < n; k++) {
+        px[k] = tick_price(b, s->dir * keys[k]);
+    }
+    free(keys);
+    return n;
 }
 
 int
@@ -521,8 +458,8 @@ lob_book_stats(const lob_book *b, const char **names, int64_t *values, int cap)
                    b->n_invalid,
                    b->n_stale,
                    b->decimals,
-                   (int64_t)b->bid.n,
-                   (int64_t)b->ask.n,
+                   (int64_t)b->bid.lv.n,
+                   (int64_t)b->ask.lv.n,
                    b->known};
     int k = 0;
     for (size_t i = 0; i < sizeof v / sizeof v[0] && k < cap; i++, k++) {

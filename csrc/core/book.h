@@ -5,10 +5,9 @@
  * come from exact decimal parsing, so the same price string always hits the same level, and
  * a price that is not on such a grid is refused instead of being keyed approximately.
  *
- * Each side is a sorted array with the best level at the END: exchange updates land mostly
- * within a few levels of the top, where inserting or deleting moves only the few entries
- * after it, and the top N are the last N entries (no sorting, no tree walking).  Lookups scan
- * the top entries linearly, then binary-search the long thin tail.
+ * Each side keeps its levels sorted with the best one last (side.h: sorted blocks of at most
+ * 128 levels), so the top N are read off the end without sorting, and an insert or delete
+ * shifts at most one block.  Lookups gallop down from the top, then bisect without branches.
  */
 #ifndef LOB_BOOK_H
 #define LOB_BOOK_H
@@ -70,7 +69,8 @@ int lob_book_feed(lob_book *b, const lob_depth_view *rows, lob_error *err);
 int lob_book_finish(lob_book *b, lob_error *err);
 
 /*! lob_book_side() : levels on one side (+1 bids, -1 asks), best first, into px/qty (each
- *  room for lob_book_side_size()).  @return the number of levels written. */
+ *  room for lob_book_side_size()).  @return the number of levels written (0 also when out
+ *  of memory for its scratch keys). */
 size_t lob_book_side(const lob_book *b, int side, double *px, double *qty);
 size_t lob_book_side_size(const lob_book *b, int side);
 
