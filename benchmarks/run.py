@@ -19,11 +19,16 @@ BENCH = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH.parent), str(BENCH)]
 
 import bench_binance as bb  # noqa: E402
+import bench_book as bk  # noqa: E402
 import bench_memory as bm  # noqa: E402
 import bench_tardis as bt  # noqa: E402
 from common import machine, md_table  # noqa: E402
 
 TARGET_LOOP, TARGET_FAST, TARGET_PANDAS, TARGET_MEM = 20.0, 3.0, 5.0, 1.5
+# order book: lobfast M level updates/s on one core; lobfast's speed-up over each Python book
+TARGET_BOOK_UPS, TARGET_BOOK_RATIO = 20.0, {bk.ORDERBOOK: 10.0, bk.SORTEDDICT: 50.0}
+BOOK_ROUNDS = 3  # the order-book loop takes ~30 s a call: 3 rounds keep `make bench` near 3 minutes
+FLAT_MIB = 1.0  # "output + a constant": peak - output may move this much across sizes
 
 
 def loadavg() -> float:
@@ -196,6 +201,191 @@ def tardis_section(results: list[dict]) -> str:
     )
 
 
+def book_speed_section(r: dict) -> tuple[str, list[str]]:
+    med, spr = r["median_s"], r["spread"]
+    base = med[bk.LOBFAST]
+    rows, summary = [], []
+    for tool in (bk.LOBFAST, bk.ORDERBOOK, bk.SORTEDDICT):
+        ups = r["updates"] / med[tool] / 1e6
+        ratio = med[tool] / base
+        if tool == bk.LOBFAST:
+            target = f">= {TARGET_BOOK_UPS:.0f} M/s: {ok(ups >= TARGET_BOOK_UPS)}"
+        else:
+            goal = TARGET_BOOK_RATIO[tool]
+            target = f"lobfast >= {goal:.0f}x: {ok(ratio >= goal)}"
+            summary.append(
+                f"- lobfast vs {tool}: **{ratio:.1f}x** (target >= {goal:.0f}x: {ok(ratio >= goal)})"
+            )
+        rows.append(
+            [
+                tool,
+                f"{med[tool]:,.3f}",
+                f"±{spr[tool] * 100:.0f}%",
+                f"{r['calls'][tool]}",
+                f"{ups:,.2f}",
+                f"{ratio:.1f}x",
+                target,
+            ]
+        )
+    lob_ups = r["updates"] / base / 1e6
+    summary.insert(
+        0,
+        f"- lobfast.reconstruct: **{lob_ups:.1f} M level updates/s** on one core "
+        f"(target >= {TARGET_BOOK_UPS:.0f}: {ok(lob_ups >= TARGET_BOOK_UPS)})",
+    )
+    table = md_table(
+        ["tool", "median s", "spread", "calls", "M level updates/s", "time / lobfast's", "target"], rows
+    )
+    return table, summary
+
+
+def book_memory_section(probes: list[dict]) -> tuple[str, list[str], str]:
+    rows, over = [], {}
+    for p in probes:
+        if not p["mode"].startswith("reconstruct"):
+            continue
+        out, extra = p["output_bytes"], p["peak_extra"]
+        over.setdefault(p["mode"], []).append(extra - out)
+        rows.append(
+            [
+                p["mode"],
+                f"{p['replays']}x",
+                f"{p['input_bytes'] / 1e6:,.0f}",
+                f"{p['rows']:,}",
+                f"{out / 1e6:.1f}",
+                f"{extra / 1e6:.1f}",
+                f"{(extra - out) / 1e6:+.1f}",
+                f"{extra / out:.2f}",
+            ]
+        )
+    t1 = md_table(
+        [
+            "probe",
+            "replays",
+            "input in memory MB",
+            "output rows",
+            "output MB",
+            "peak extra RSS MB",
+            "peak - output MB",
+            "peak / output",
+        ],
+        rows,
+    )
+    checks = []
+    for mode, xs in over.items():
+        moved = max(xs) - min(xs)
+        flat = moved <= FLAT_MIB * 2**20
+        checks.append(
+            f"- `{mode}`: peak - output = {', '.join(f'{x / 1e6:+.1f}' for x in xs)} MB at "
+            f"{', '.join(f'{r}x' for r in bk.RECONSTRUCT_REPLAYS)}: moves by {moved / 1e6:.1f} MB; "
+            f"target (output + a constant, i.e. flat within {FLAT_MIB:g} MiB) {ok(flat)}"
+        )
+    rows = []
+    for p in probes:
+        if p["mode"].startswith("reconstruct"):
+            continue
+        rows.append(
+            [
+                p["mode"],
+                f"{p['replays']}x",
+                f"{p['input_bytes'] / 1e6:,.0f}",
+                f"{p['chunks']}",
+                f"{p['output_bytes'] / 1e6:.1f}",
+                f"{p['largest_chunk_bytes'] / 1e6:.2f}",
+                f"{p['peak_extra'] / 1e6:.1f}",
+            ]
+        )
+    t2 = md_table(
+        [
+            "probe",
+            "replays",
+            "input in memory MB",
+            f"chunks (chunk_rows={bk.CHUNK_ROWS:,})",
+            "all output MB",
+            "largest chunk's output MB",
+            "peak extra RSS MB",
+        ],
+        rows,
+    )
+    return t1, checks, t2
+
+
+def book_lines(book: dict, book_mem: list[dict]) -> list[str]:
+    table, summary = book_speed_section(book)
+    v = book["versions"]
+    per_copy = book["messages"] // book["replays"]
+    out = [
+        "",
+        "## Order book: `lobfast.reconstruct` vs Python-driven books",
+        "",
+        f"- Workload: the {book['dataset']} depth rows ({book['base_rows']:,} rows, {per_copy:,} "
+        f"messages, one snapshot of {book['snapshot_levels'][0]:,} bid + {book['snapshot_levels'][1]:,} "
+        f"ask levels) replayed **{book['replays']}x** "
+        "end to end (`benchmarks/bench_book.py`: `ts` shifted by whole seconds past the previous "
+        "copy, each copy starting with its RESET snapshot rows): "
+        f"**{book['updates']:,} level updates**, {book['messages']:,} output rows of the top 10 "
+        "levels per side, one per message (`levels=10, every=None`).",
+        "- lobfast: `lobfast.reconstruct(depth, levels=10)` (the C book, csrc/core/book.c).",
+        f"- order-book {v['order-book']} (`from order_book import OrderBook`, the C extension "
+        "cryptofeed uses), driven from Python (`benchmarks/book_python.py`): "
+        "`OrderBook(max_depth=10)`, `side[price] = qty`, `del side[price]` when qty == 0 (KeyError "
+        "ignored), a new book on RESET, `side.to_list()` per side at every END_OF_MESSAGE (its "
+        "fastest documented top-N read; `index(i)` per level measured the same).  It re-sorts all "
+        "of a side's keys whenever a level was added or removed since the last read (~3,400 levels "
+        "a side here).  order-book >= 0.7 needs Python 3.12 and 1.0 adds an incremental key "
+        "cache: the ratio is this version's.",
+        f"- sortedcontainers {v['sortedcontainers']}: a `SortedDict` per side (bids keyed by "
+        "-price), `pop(key, None)`, `clear()` on RESET, `items()[:10]` at every END_OF_MESSAGE.",
+        "- Both Python loops walk `zip()` over the columns' `.tolist()` with the GC paused and end "
+        "with the same (N, 10) NumPy arrays as lobfast (empty levels NaN / 0); all of it is timed.",
+        "- Before timing, the top-10 prices and sizes at every message of both are checked "
+        "**equal** to lobfast's (NaN == NaN); a difference stops the run.",
+        f"- {book['rounds']} interleaved rounds (lobfast 5 calls a round), medians; M level "
+        "updates/s = level-update rows / median seconds, one core.",
+        "",
+        table,
+        "",
+    ]
+    out += summary
+    if book_mem:
+        t1, checks, t2 = book_memory_section(book_mem)
+        out += [
+            "",
+            '### Peak memory of `reconstruct(depth, every="100ms")`',
+            "",
+            "Fresh interpreter per probe (`python benchmarks/bench_book.py probe MODE REPLAYS`): "
+            "the replayed DepthEvents are built first (in the baseline, not in the peak), then the "
+            "peak RSS (VmHWM, reset as in memprobe.py) minus the RSS before the call, against the "
+            "bytes of the BookSnapshots arrays.  `reconstruct-pinned` is the same call with glibc's "
+            "mmap threshold fixed at 128 KiB and transparent huge pages off for the process: what "
+            "is left there is lobfast's own; the rest comes from how the output table grows "
+            "(a copying `realloc` on the heap once glibc has raised its mmap threshold after big "
+            "arrays were freed; 2 MiB pages and a copy for columns of 4 MiB and more in "
+            "csrc/core/table.c).",
+            "",
+            t1,
+            "",
+        ]
+        out += checks
+        out += [
+            "",
+            "### Bounded memory with `BookBuilder` fed in chunks",
+            "",
+            "Each chunk's rows are dropped after use (a consumer that keeps summaries).  `builder`: "
+            "slices of the replayed DepthEvents held in memory; `builder-iter`: `iter_binance` "
+            "chunks of the .gz file, replayed with shifted `ts` (the input is never held whole).  "
+            "The peak stays flat as the output triples.",
+            "",
+            t2,
+        ]
+    out += [
+        "",
+        "Where the C book's time goes and what to change in csrc/core/book.c: "
+        "`benchmarks/PROFILE.md` (from `benchmarks/profile_book.c`).",
+    ]
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=7, help="interleaved rounds per comparison (default 7)")
@@ -221,6 +411,14 @@ def main() -> None:
             per_tool.append(bm.peak_per_tool(name))
         log("memory: iter_binance")
         bounded = bm.bounded()
+    book_replays = 2 if args.quick else bk.REPLAYS
+    book_rounds = min(rounds, BOOK_ROUNDS)
+    log(f"order book: {bk.DATASET[0]} x{book_replays} ({book_rounds} rounds; order-book takes ~30 s a call)")
+    book = bk.speed(book_rounds, book_replays)
+    book_mem = []
+    if not args.quick:
+        log("order book: memory probes")
+        book_mem = bk.memory()
     tardis = []
     if bt.available():
         for name in bt.DATASETS:
@@ -297,6 +495,7 @@ def main() -> None:
             "",
             t2,
         ]
+    out += book_lines(book, book_mem)
     out += ["", "## Tardis CSV (`incremental_book_L2`)", ""]
     if tardis:
         out += [
