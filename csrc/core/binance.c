@@ -819,11 +819,7 @@ binance_stats(void *ctx, lob_stat *out, int cap)
         {"synced", b->state == SYNCED, NULL},
         {"last_update_id", b->state == SYNCED ? b->last_u : -1, NULL},
     };
-    int n = 0;
-    for (size_t i = 0; i < sizeof all / sizeof all[0] && n < cap; i++) {
-        out[n++] = all[i];
-    }
-    return n;
+    return lob_stats_copy(out, cap, all, sizeof all / sizeof all[0]);
 }
 
 const lob_format lob_format_binance = {

@@ -216,6 +216,16 @@ lob_reader_stats(lob_reader *r, lob_stat *out, int cap)
     return k + r->fmt->stats(r->ctx, out + k, cap - k);
 }
 
+int
+lob_stats_copy(lob_stat *out, int cap, const lob_stat *all, size_t n)
+{
+    int k = 0;
+    for (size_t i = 0; i < n && k < cap; i++) {
+        out[k++] = all[i];
+    }
+    return k;
+}
+
 const lob_format *
 lob_reader_format(const lob_reader *r)
 {

@@ -74,6 +74,10 @@ lob_table *lob_reader_table(lob_reader *r, int i);
 /*! lob_reader_stats() : the reader's counters followed by the format's. @return count. */
 int lob_reader_stats(lob_reader *r, lob_stat *out, int cap);
 
+/*! lob_stats_copy() : copy up to `cap` of the n stats in `all` into `out`: what a
+ *  format's stats() does with its table of counters.  @return how many were copied. */
+int lob_stats_copy(lob_stat *out, int cap, const lob_stat *all, size_t n);
+
 /*! lob_reader_format() : the format this reader parses. */
 const lob_format *lob_reader_format(const lob_reader *r);
 

@@ -631,11 +631,7 @@ tardis_stats(void *ctx, lob_stat *out, int cap)
         {"blank_lines", t->n_blank, NULL},
         {"header_error", 0, t->header_error},
     };
-    int n = 0;
-    for (size_t i = 0; i < sizeof all / sizeof all[0] && n < cap; i++) {
-        out[n++] = all[i];
-    }
-    return n;
+    return lob_stats_copy(out, cap, all, sizeof all / sizeof all[0]);
 }
 
 const lob_format lob_format_tardis = {

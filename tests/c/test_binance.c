@@ -693,8 +693,8 @@ test_files(void)
     rc = rc ? rc : lob_reader_open(r, lob_test_path("bad.txt"), &err);
     rc = rc ? rc : lob_reader_pump(r, 0, &eof, &err);
     test_cond("files: a second file keeps counting files, restarts line numbers",
-              rc == LOB_E_FORMAT && err.line == 2 && err.offset == 23 && stat_int(r, "files") == 2 &&
-                  lob_reader_table(r, T_TRADES)->n == 400);
+              rc == LOB_E_FORMAT && err.line == 2 && err.offset == 23 &&
+                  stat_int(r, "files") == 2 && lob_reader_table(r, T_TRADES)->n == 400);
     lob_reader_free(r);
 
     r = NULL;
