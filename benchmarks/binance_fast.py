@@ -116,10 +116,7 @@ class FastSink(BinanceSync):
     def finish(self) -> dict[str, dict[str, np.ndarray]]:
         self.end()
         s = {k: np.frombuffer(v, np.int64) if len(v) else np.empty(0, np.int64) for k, v in self.seg.items()}
-        f = {
-            k: np.frombuffer(v, np.uint8) if len(v) else np.empty(0, np.uint8)
-            for k, v in self.seg_flags.items()
-        }
+        f = {k: np.frombuffer(v, np.uint8) if len(v) else np.empty(0, np.uint8) for k, v in self.seg_flags.items()}
         counts = np.stack([s["nb"], s["na"], s["n0"]], axis=1)
         n = counts.sum(axis=1)
         side = np.repeat(np.tile(np.array([1, -1, 0], np.int8), len(n)), counts.ravel())
@@ -297,13 +294,7 @@ def read_msgspec(path: str, opener=open) -> dict[str, dict[str, np.ndarray]]:
                                 symbol = r.symbol
                             t = d.T if d.T is not None else d.E
                             if kind == "bookTicker":
-                                q_ts(
-                                    local
-                                    if t is None
-                                    else t * 1_000_000
-                                    if MS_LO <= t < MS_HI
-                                    else epoch_to_ns(t)
-                                )
+                                q_ts(local if t is None else t * 1_000_000 if MS_LO <= t < MS_HI else epoch_to_ns(t))
                                 q_local(local)
                                 q_uid(d.u)
                                 q_bp(d.b)
@@ -386,13 +377,7 @@ def read_orjson(path: str, opener=open) -> dict[str, dict[str, np.ndarray]]:
                             symbol = r.symbol
                         t = d.get("T", d.get("E"))
                         if kind == "bookTicker":
-                            q_ts(
-                                local
-                                if t is None
-                                else t * 1_000_000
-                                if MS_LO <= t < MS_HI
-                                else epoch_to_ns(t)
-                            )
+                            q_ts(local if t is None else t * 1_000_000 if MS_LO <= t < MS_HI else epoch_to_ns(t))
                             q_local(local)
                             q_uid(d["u"])
                             q_bp(float(d["b"]))

@@ -73,11 +73,7 @@ def speed_section(results: list[dict]) -> tuple[str, list[str]]:
         usdm = r["dataset"].startswith("USD-M")
         summary.append(
             f"| {r['dataset']} | {mbps(r['bytes'], base)} | {ra:.1f}x | {rb:.1f}x ({r['best_b']}) | "
-            + (
-                f"{ok(ra >= TARGET_LOOP)} / {ok(rb >= TARGET_FAST)} |"
-                if usdm
-                else "(targets are set on USD-M) |"
-            )
+            + (f"{ok(ra >= TARGET_LOOP)} / {ok(rb >= TARGET_FAST)} |" if usdm else "(targets are set on USD-M) |")
         )
     table = md_table(["data", "text MB", "tool", "median ms", "spread", "MB/s", "time / lobfast's"], rows)
     head = [
@@ -103,9 +99,7 @@ def gz_section(results: list[dict]) -> str:
                     f"{med[tool] / med[bb.LOBFAST]:.1f}x",
                 ]
             )
-    return md_table(
-        ["data", "gz MB -> text MB", "tool", "median ms", "spread", "text MB/s", "time / lobfast's"], rows
-    )
+    return md_table(["data", "gz MB -> text MB", "tool", "median ms", "spread", "text MB/s", "time / lobfast's"], rows)
 
 
 def memory_section(per_tool: list[dict], bounded: list[dict]) -> tuple[str, str]:
@@ -213,9 +207,7 @@ def book_speed_section(r: dict) -> tuple[str, list[str]]:
         else:
             goal = TARGET_BOOK_RATIO[tool]
             target = f"lobfast >= {goal:.0f}x: {ok(ratio >= goal)}"
-            summary.append(
-                f"- lobfast vs {tool}: **{ratio:.1f}x** (target >= {goal:.0f}x: {ok(ratio >= goal)})"
-            )
+            summary.append(f"- lobfast vs {tool}: **{ratio:.1f}x** (target >= {goal:.0f}x: {ok(ratio >= goal)})")
         rows.append(
             [
                 tool,
@@ -233,9 +225,7 @@ def book_speed_section(r: dict) -> tuple[str, list[str]]:
         f"- lobfast.reconstruct: **{lob_ups:.1f} M level updates/s** on one core "
         f"(target >= {TARGET_BOOK_UPS:.0f}: {ok(lob_ups >= TARGET_BOOK_UPS)})",
     )
-    table = md_table(
-        ["tool", "median s", "spread", "calls", "M level updates/s", "time / lobfast's", "target"], rows
-    )
+    table = md_table(["tool", "median s", "spread", "calls", "M level updates/s", "time / lobfast's", "target"], rows)
     return table, summary
 
 

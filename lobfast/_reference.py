@@ -152,7 +152,12 @@ class BinanceReference:
         t = d.get("T", d.get("E"))
         if self.market is None and t is not None:
             self.market = "usdm"
-        self.snapshot = {"L": d["lastUpdateId"], "ts": None if t is None else epoch_to_ns(t), "local": local, "rows": rows}
+        self.snapshot = {
+            "L": d["lastUpdateId"],
+            "ts": None if t is None else epoch_to_ns(t),
+            "local": local,
+            "rows": rows,
+        }
         self._try_sync()
 
     def line(self, line: str) -> None:
@@ -216,7 +221,14 @@ class BinanceReference:
         if not self.synced:
             self.dropped += len(self.pending)
             self.pending = []
-        types = {"ts": "i8", "local_ts": "i8", "side": "i1", "update_id": "i8", "flags": "u1", "trade_id": "i8"}
+        types = {
+            "ts": "i8",
+            "local_ts": "i8",
+            "side": "i1",
+            "update_id": "i8",
+            "flags": "u1",
+            "trade_id": "i8",
+        }
         out = {}
         for name in ("depth", "trades", "agg_trades", "quotes"):
             cols = getattr(self, name)
@@ -244,7 +256,10 @@ def best_quotes_from_depth(depth: dict[str, np.ndarray]) -> dict[int, tuple[floa
     known = False
     out = {}
     for side, px, qty, uid, fl in zip(
-        depth["side"].tolist(), depth["price"].tolist(), depth["qty"].tolist(), depth["update_id"].tolist(),
+        depth["side"].tolist(),
+        depth["price"].tolist(),
+        depth["qty"].tolist(),
+        depth["update_id"].tolist(),
         depth["flags"].tolist(),
     ):
         if fl & GAP:

@@ -21,8 +21,17 @@ from .containers import BookSnapshots, DepthEvents, MarketData, Quotes
 from .flags import Flags
 from .readers import to_ns
 
-_UNITS = {"ns": 1, "us": 10**3, "µs": 10**3, "ms": 10**6, "s": 10**9, "min": 60 * 10**9, "m": 60 * 10**9,
-          "h": 3600 * 10**9, "d": 86400 * 10**9}
+_UNITS = {
+    "ns": 1,
+    "us": 10**3,
+    "µs": 10**3,
+    "ms": 10**6,
+    "s": 10**9,
+    "min": 60 * 10**9,
+    "m": 60 * 10**9,
+    "h": 3600 * 10**9,
+    "d": 86400 * 10**9,
+}
 
 
 def parse_duration(value: Any, name: str = "every") -> int:
@@ -131,8 +140,15 @@ class BookBuilder:
         return self._book.stats()
 
 
-def reconstruct(depth: DepthEvents, *, levels: int = 10, every=None, crossed: str = "flag", orphans: str = "keep",
-                max_stale=None) -> BookSnapshots:
+def reconstruct(
+    depth: DepthEvents,
+    *,
+    levels: int = 10,
+    every=None,
+    crossed: str = "flag",
+    orphans: str = "keep",
+    max_stale=None,
+) -> BookSnapshots:
     """Rebuild the book from DepthEvents: :class:`BookBuilder` fed one chunk.
 
     Examples
@@ -174,8 +190,15 @@ def book_at(source: DepthEvents | MarketData, t, *, levels: int = 10) -> BookSna
 
     crossed = len(bid_px) and len(ask_px) and bid_px[0] >= ask_px[0]
     uid = int(part.update_id[-1]) if len(part) else -1
-    return BookSnapshots(ts=[t_ns], update_id=[uid], bid_px=top(bid_px, np.nan), bid_sz=top(bid_sz, 0.0),
-                         ask_px=top(ask_px, np.nan), ask_sz=top(ask_sz, 0.0), valid=[known and not crossed])
+    return BookSnapshots(
+        ts=[t_ns],
+        update_id=[uid],
+        bid_px=top(bid_px, np.nan),
+        bid_sz=top(bid_sz, 0.0),
+        ask_px=top(ask_px, np.nan),
+        ask_sz=top(ask_sz, 0.0),
+        valid=[known and not crossed],
+    )
 
 
 @dataclass
@@ -208,8 +231,11 @@ def check_against_quotes(depth: DepthEvents, quotes: Quotes, *, max_mismatches: 
     uid_sorted = uid[order]
     pos = np.searchsorted(uid_sorted, quotes.update_id)
     pos_c = np.minimum(pos, max(len(uid_sorted) - 1, 0))
-    hit = (pos < len(uid_sorted)) & (uid_sorted[pos_c] == quotes.update_id) if len(uid_sorted) else np.zeros(
-        len(quotes), bool)
+    hit = (
+        (pos < len(uid_sorted)) & (uid_sorted[pos_c] == quotes.update_id)
+        if len(uid_sorted)
+        else np.zeros(len(quotes), bool)
+    )
     qi = np.flatnonzero(hit)
     # the last row of a message with that update id (rows are per message: ids are unique per stream)
     row = np.flatnonzero(ok)[order[pos_c[qi]]]
@@ -218,8 +244,12 @@ def check_against_quotes(depth: DepthEvents, quotes: Quotes, *, max_mismatches: 
     same = np.all(got == want, axis=1)
     bad = np.flatnonzero(~same)
     mismatches = [
-        {"quote_index": int(qi[i]), "update_id": int(quotes.update_id[qi[i]]), "book": tuple(got[i]),
-         "quote": tuple(want[i])}
+        {
+            "quote_index": int(qi[i]),
+            "update_id": int(quotes.update_id[qi[i]]),
+            "book": tuple(got[i]),
+            "quote": tuple(want[i]),
+        }
         for i in bad[:max_mismatches]
     ]
     return QuoteCheck(compared=len(qi), matched=int(same.sum()), mismatches=mismatches)

@@ -33,8 +33,12 @@ def summarize(md: MarketData, seconds: float, nbytes: int) -> str:
         span = 0.0
     lines.append(
         "  messages     depth {:,}  trade {:,}  aggTrade {:,}  bookTicker {:,}  snapshots {}  unknown {:,}".format(
-            s["depth_messages"], s["trade_messages"], s["agg_trade_messages"], s["book_ticker_messages"],
-            s["snapshots"], s["unknown_messages"],
+            s["depth_messages"],
+            s["trade_messages"],
+            s["agg_trade_messages"],
+            s["book_ticker_messages"],
+            s["snapshots"],
+            s["unknown_messages"],
         )
     )
     d = md.depth
@@ -55,7 +59,10 @@ def summarize(md: MarketData, seconds: float, nbytes: int) -> str:
     if len(md.quotes):
         q = md.quotes
         spread = q.ask_px - q.bid_px
-        lines.append(f"  quotes       {len(q):,}: median spread {np.median(spread):.6g}, last {q.bid_px[-1]:,} / {q.ask_px[-1]:,}")
+        lines.append(
+            f"  quotes       {len(q):,}: median spread {np.median(spread):.6g}, "
+            f"last {q.bid_px[-1]:,} / {q.ask_px[-1]:,}"
+        )
     if span:
         lines.append(
             f"  rates        {s['lines'] / span:,.0f} msg/s, {n_levels / span:,.0f} level changes/s, "

@@ -38,12 +38,8 @@ def _column(name: str, value: Any, dtype: np.dtype, ndim: int) -> np.ndarray:
             # integers narrow only when every value fits (Python lists arrive as int64)
             info = np.iinfo(dtype)
             if arr.size and (arr.min() < info.min or arr.max() > info.max):
-                raise ValueError(
-                    f"column '{name}' holds values outside {dtype} ({arr.min()}..{arr.max()})"
-                )
-        elif not np.can_cast(arr.dtype, dtype, casting="same_kind") or (
-            dtype.kind in "iu" and arr.dtype.kind == "f"
-        ):
+                raise ValueError(f"column '{name}' holds values outside {dtype} ({arr.min()}..{arr.max()})")
+        elif not np.can_cast(arr.dtype, dtype, casting="same_kind") or (dtype.kind in "iu" and arr.dtype.kind == "f"):
             raise TypeError(f"column '{name}' must be {dtype}, got {arr.dtype}")
         arr = arr.astype(dtype)
     return arr
@@ -60,8 +56,7 @@ class Columns:
         extra = [c for c in columns if c not in self._schema]
         if missing or extra:
             raise TypeError(
-                f"{type(self).__name__} takes columns {list(self._schema)}; "
-                f"missing {missing}, unexpected {extra}"
+                f"{type(self).__name__} takes columns {list(self._schema)}; missing {missing}, unexpected {extra}"
             )
         cols = {name: _column(name, columns[name], dt, nd) for name, (dt, nd) in self._schema.items()}
         lengths = {name: len(a) for name, a in cols.items()}
@@ -190,7 +185,15 @@ class DepthEvents(Columns):
     """
 
     _schema = _schema(
-        {"ts": "i8", "local_ts": "i8", "side": "i1", "price": "f8", "qty": "f8", "update_id": "i8", "flags": "u1"}
+        {
+            "ts": "i8",
+            "local_ts": "i8",
+            "side": "i1",
+            "price": "f8",
+            "qty": "f8",
+            "update_id": "i8",
+            "flags": "u1",
+        }
     )
     __slots__ = ()
 
@@ -209,7 +212,15 @@ class Quotes(Columns):
     """
 
     _schema = _schema(
-        {"ts": "i8", "local_ts": "i8", "update_id": "i8", "bid_px": "f8", "bid_qty": "f8", "ask_px": "f8", "ask_qty": "f8"}
+        {
+            "ts": "i8",
+            "local_ts": "i8",
+            "update_id": "i8",
+            "bid_px": "f8",
+            "bid_qty": "f8",
+            "ask_px": "f8",
+            "ask_qty": "f8",
+        }
     )
     __slots__ = ()
 

@@ -13,7 +13,10 @@ SAMPLES = {
 }
 
 DEMO_SETS = [
-    ("Binance spot BTCUSDT, two files read as one stream", ["spot_btcusdt_20240808", "spot_btcusdt_20240809"]),
+    (
+        "Binance spot BTCUSDT, two files read as one stream",
+        ["spot_btcusdt_20240808", "spot_btcusdt_20240809"],
+    ),
     ("Binance USD-M futures BTCUSDT", ["usdm_btcusdt_20240808"]),
 ]
 

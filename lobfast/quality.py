@@ -72,8 +72,10 @@ class QualityReport:
         axes[1].step(secs, per_s, where="post")
         axes[1].set_ylabel("level updates / s")
         axes[1].set_xlabel("seconds from the first row")
-        axes[0].set_title(f"{self.symbol} {self.market}: gaps {self.counts.get('gaps', 0)}, "
-                          f"crossed {self.counts.get('crossed_books', 0)}")
+        axes[0].set_title(
+            f"{self.symbol} {self.market}: gaps {self.counts.get('gaps', 0)}, "
+            f"crossed {self.counts.get('crossed_books', 0)}"
+        )
         return axes
 
     def __str__(self) -> str:
@@ -89,8 +91,10 @@ class QualityReport:
         ]
         for name, d in self.latency_ms.items():
             if d:
-                lines.append(f"  latency {name:<8} p50 {d['p50']:,.1f} ms, p99 {d['p99']:,.1f} ms, max {d['max']:,.1f} ms "
-                             "(receive - exchange clock: includes any clock offset)")
+                lines.append(
+                    f"  latency {name:<8} p50 {d['p50']:,.1f} ms, p99 {d['p99']:,.1f} ms, max {d['max']:,.1f} ms "
+                    "(receive - exchange clock: includes any clock offset)"
+                )
         return "\n".join(lines)
 
 

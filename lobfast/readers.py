@@ -12,7 +12,7 @@ import glob as _glob
 import os
 import warnings
 from collections.abc import Iterator, Sequence
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
@@ -20,8 +20,8 @@ from . import _core
 from .containers import BookSnapshots, DepthEvents, MarketData, Quotes, Trades
 
 LobError = _core.LobError
-PathLike = Union[str, "os.PathLike[str]"]
-Paths = Union[PathLike, Sequence[PathLike]]
+PathLike = str | os.PathLike
+Paths = PathLike | Sequence[PathLike]
 
 
 def lob_error(message: str, path: str | None = None) -> LobError:
@@ -95,7 +95,9 @@ class _FileCheck:
 
     def done(self) -> None:
         now = self.reader.stats()
-        delta = {k: now[k] - self.before[k] for k in ("lines", "truncated_files", "truncated_bytes", "partial_line_bytes")}
+        delta = {
+            k: now[k] - self.before[k] for k in ("lines", "truncated_files", "truncated_bytes", "partial_line_bytes")
+        }
         if delta["lines"] == 0 and delta["truncated_files"] == 0:
             msg = f"{self.path}: the file is empty (no lines)"
             if self.on_error == "raise":
@@ -115,8 +117,7 @@ class _FileCheck:
         syms = [s for s in str(stats.get("symbols", "")).split(",") if s]
         if self.symbol is None and len(syms) > 1:
             raise lob_error(
-                f"{self.path}: the data holds several symbols ({', '.join(sorted(syms))}); "
-                "choose one with symbol=...",
+                f"{self.path}: the data holds several symbols ({', '.join(sorted(syms))}); choose one with symbol=...",
                 self.path,
             )
 
@@ -140,7 +141,9 @@ def _market_data(tables: dict[str, dict[str, np.ndarray]], stats: dict[str, Any]
     )
 
 
-def read_binance(paths: Paths, *, symbol: str | None = None, start=None, end=None, on_error: str = "raise") -> MarketData:
+def read_binance(
+    paths: Paths, *, symbol: str | None = None, start=None, end=None, on_error: str = "raise"
+) -> MarketData:
     """Read Binance spot or USD-M raw recordings into :class:`MarketData`.
 
     Each line is ``<local receive time ns> <message>`` (lobfast's and hftbacktest's
@@ -244,9 +247,7 @@ class _CsvFileCheck(_FileCheck):
             return
         if delta["bad_lines"] and not delta["rows"]:
             why = now["header_error"] or now["last_error"]
-            raise lob_error(
-                f"{self.path}: no row of this file could be read ({delta['bad_lines']} bad lines): {why}"
-            )
+            raise lob_error(f"{self.path}: no row of this file could be read ({delta['bad_lines']} bad lines): {why}")
         if self.header_required and not delta["headers"]:
             raise lob_error(
                 f"{self.path}: the file has no Tardis CSV header line "

@@ -116,13 +116,9 @@ def tardis_depth(
 
     def row(ts_us, local_us, snap, side, px, qty, flags=None):
         side_s = "bid" if side > 0 else "ask"
-        lines.append(
-            f"{exchange},{symbol},{ts_us},{local_us},{'true' if snap else 'false'},{side_s},{px},{qty}"
-        )
+        lines.append(f"{exchange},{symbol},{ts_us},{local_us},{'true' if snap else 'false'},{side_s},{px},{qty}")
         if flags is not None:
-            for k, v in zip(
-                exp, (ts_us * 1000, local_us * 1000, side, float(px), float(qty), flags), strict=True
-            ):
+            for k, v in zip(exp, (ts_us * 1000, local_us * 1000, side, float(px), float(qty), flags), strict=True):
                 exp[k].append(v)
 
     lead = 0
@@ -170,9 +166,7 @@ def tardis_trades(path: Path, symbol: str, exchange: str = "binance"):
     for local, m in messages(path):
         if m.get("e") == "trade":
             side = "sell" if m["m"] else "buy"
-            lines.append(
-                f"{exchange},{symbol},{m['T'] * 1000},{local // 1000},{m['t']},{side},{m['p']},{m['q']}"
-            )
+            lines.append(f"{exchange},{symbol},{m['T'] * 1000},{local // 1000},{m['t']},{side},{m['p']},{m['q']}")
     return lines
 
 
@@ -186,9 +180,7 @@ def tardis_book_ticker(path: Path, symbol: str, exchange: str = "binance"):
             local_us = local // 1000
             ts_us = m["T"] * 1000 if "T" in m else local_us
             lines.append(f"{exchange},{symbol},{ts_us},{local_us},{m['A']},{m['a']},{m['b']},{m['B']}")
-            for k, v in zip(
-                exp, (ts_us * 1000, local_us * 1000, m["b"], m["B"], m["a"], m["A"]), strict=True
-            ):
+            for k, v in zip(exp, (ts_us * 1000, local_us * 1000, m["b"], m["B"], m["a"], m["A"]), strict=True):
                 exp[k].append(float(v) if isinstance(v, str) else v)
     return lines, {k: np.array(v) for k, v in exp.items()}
 
@@ -253,9 +245,7 @@ def vision_trades(path: Path, *, spot: bool, micros: bool = False):
         if spot:
             row.append("True")
         lines.append(",".join(row))
-        for k, v in zip(
-            exp, (m["T"] * 10**6, float(m["p"]), float(m["q"]), -1 if m["m"] else 1, m["t"]), strict=True
-        ):
+        for k, v in zip(exp, (m["T"] * 10**6, float(m["p"]), float(m["q"]), -1 if m["m"] else 1, m["t"]), strict=True):
             exp[k].append(v)
     return lines, {k: np.array(v) for k, v in exp.items()}
 
@@ -282,9 +272,7 @@ def vision_agg_trades(path: Path, *, spot: bool, micros: bool = False):
         if spot:
             row.append("True")
         lines.append(",".join(row))
-        for k, v in zip(
-            exp, (m["T"] * 10**6, float(m["p"]), float(qty), -1 if m["m"] else 1, agg_id), strict=True
-        ):
+        for k, v in zip(exp, (m["T"] * 10**6, float(m["p"]), float(qty), -1 if m["m"] else 1, agg_id), strict=True):
             exp[k].append(v)
     return lines, {k: np.array(v) for k, v in exp.items()}
 
@@ -318,6 +306,5 @@ def vision_book_ticker(path: Path, *, shuffle_seed: int | None = None):
 VISION_HEADERS = {
     "um_trades": "id,price,qty,quote_qty,time,is_buyer_maker",
     "um_agg": "agg_trade_id,price,quantity,first_trade_id,last_trade_id,transact_time,is_buyer_maker",
-    "um_book": "update_id,best_bid_price,best_bid_qty,best_ask_price,best_ask_qty,"
-    "transaction_time,event_time",
+    "um_book": "update_id,best_bid_price,best_bid_qty,best_ask_price,best_ask_qty,transaction_time,event_time",
 }

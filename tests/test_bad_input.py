@@ -131,7 +131,9 @@ def test_truncated_compressed_tail(tmp_path, kind):
         if shutil.which("zstd") is None:
             pytest.skip("the zstd command is needed to write the fixture (make test installs it)")
         src = write(tmp_path, "whole.txt", b"".join(LINES))
-        subprocess.run(["zstd", "-q", "-f", "--block-size=64KB", str(src), "-o", str(tmp_path / "whole.zst")], check=True)
+        subprocess.run(
+            ["zstd", "-q", "-f", "--block-size=64KB", str(src), "-o", str(tmp_path / "whole.zst")], check=True
+        )
         data = (tmp_path / "whole.zst").read_bytes()
         p = write(tmp_path, "cut.zst", data[: int(len(data) * 0.6)])
     with pytest.warns(LobWarning, match=r"truncated: \d+ bytes .* \d+ bytes of an incomplete last line"):
@@ -173,7 +175,12 @@ def test_crlf_blank_lines_and_unknown_messages(tmp_path):
     body = [line.replace(b"\n", b"\r\n") for line in LINES[:50]]
     md = lobfast.read_binance(write(tmp_path, "misc.txt", b"".join(extra + body)))
     s = md.stats
-    assert (s["blank_lines"], s["unknown_messages"], s["collector_events"], s["partial_depth_messages"]) == (1, 2, 1, 1)
+    assert (s["blank_lines"], s["unknown_messages"], s["collector_events"], s["partial_depth_messages"]) == (
+        1,
+        2,
+        1,
+        1,
+    )
     ref = lobfast.read_binance(write(tmp_path, "plain.txt", b"".join(LINES[:50])))
     assert np.array_equal(md.quotes.bid_px, ref.quotes.bid_px)
 
@@ -198,8 +205,11 @@ def test_files_out_of_order(tmp_path):
     silently broken sequence."""
     from conftest import SPOT_BTC_0809
 
-    with pytest.raises(LobError, match=r"0808.gz, line 1 \(byte 0\): receive time \d+ is before the previous "
-                                       r"line's \d+ \(files out of order\?\)"):
+    with pytest.raises(
+        LobError,
+        match=r"0808.gz, line 1 \(byte 0\): receive time \d+ is before the previous "
+        r"line's \d+ \(files out of order\?\)",
+    ):
         lobfast.read_binance([SPOT_BTC_0809, SPOT_BTC_0808])
     swapped = write(tmp_path, "swapped.txt", b"".join([LINES[1], LINES[0]] + LINES[2:50]))
     md = lobfast.read_binance(swapped, on_error="skip")

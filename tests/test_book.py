@@ -31,8 +31,14 @@ def assert_same(got: lobfast.BookSnapshots, want: dict, what: str = "") -> None:
         g = got.columns[k]
         assert g.shape == w.shape, f"{what}: {k} shape {g.shape} != {w.shape}"
         if not np.array_equal(g, w, equal_nan=True):
-            bad = np.flatnonzero(~np.all(np.atleast_2d((g == w) | (np.isnan(g) & np.isnan(w)) if g.dtype.kind == "f"
-                                                       else g == w).reshape(len(g), -1), axis=1))
+            bad = np.flatnonzero(
+                ~np.all(
+                    np.atleast_2d((g == w) | (np.isnan(g) & np.isnan(w)) if g.dtype.kind == "f" else g == w).reshape(
+                        len(g), -1
+                    ),
+                    axis=1,
+                )
+            )
             i = int(bad[0])
             raise AssertionError(f"{what}: {k} differs first at row {i}: {g[i]} != {w[i]}")
 
@@ -46,8 +52,11 @@ def test_every_message_equals_the_reference(path):
 def test_grid_equals_the_reference(usdm):
     cols = usdm.depth.columns
     for every in (10**9, 250 * 10**6):
-        assert_same(reconstruct(usdm.depth, levels=5, every=every), _reference.reference_book(cols, 5, every),
-                    f"every={every}")
+        assert_same(
+            reconstruct(usdm.depth, levels=5, every=every),
+            _reference.reference_book(cols, 5, every),
+            f"every={every}",
+        )
 
 
 @pytest.mark.parametrize("orphans", ["keep", "prune"])
@@ -57,8 +66,9 @@ def test_orphans_equal_the_reference(usdm, orphans):
     assert_same(got, want, orphans)
 
 
-@pytest.mark.parametrize("paths, pairs", [([SPOT_BTC_0808, SPOT_BTC_0809], 1072), ([SPOT_ETH_0808], 577),
-                                          ([USDM_BTC_0808], 629)])
+@pytest.mark.parametrize(
+    "paths, pairs", [([SPOT_BTC_0808, SPOT_BTC_0809], 1072), ([SPOT_ETH_0808], 577), ([USDM_BTC_0808], 629)]
+)
 def test_book_ticker_oracle_is_exact(paths, pairs):
     md = lobfast.read_binance(paths)
     report = lobfast.check_against_quotes(md.depth, md.quotes)
@@ -104,11 +114,13 @@ def test_book_at_matches_the_full_replay(usdm):
 
 def test_gap_invalidates_until_the_next_reset():
     rows = [  # ts, side, price, qty, uid, flags
-        (1, 1, 100.0, 1.0, 10, RESET | SNAP), (1, -1, 101.0, 1.0, 10, SNAP | EOM),
+        (1, 1, 100.0, 1.0, 10, RESET | SNAP),
+        (1, -1, 101.0, 1.0, 10, SNAP | EOM),
         (2, 1, 100.5, 2.0, 11, EOM),
         (3, 0, np.nan, np.nan, 13, GAP | EOM),
         (4, 1, 100.0, 5.0, 14, EOM),  # applied, but the book is unknown
-        (5, 1, 99.0, 1.0, 15, RESET | SNAP), (5, -1, 100.0, 1.0, 15, SNAP | EOM),
+        (5, 1, 99.0, 1.0, 15, RESET | SNAP),
+        (5, -1, 100.0, 1.0, 15, SNAP | EOM),
     ]
     d = depth_of(rows)
     s = reconstruct(d, levels=2)
@@ -120,7 +132,9 @@ def test_gap_invalidates_until_the_next_reset():
 
 def test_crossed_book_flag_raise_repair():
     rows = [
-        (1, 1, 100.0, 1.0, 1, RESET | SNAP), (1, 1, 99.0, 1.0, 1, SNAP), (1, -1, 101.0, 1.0, 1, SNAP),
+        (1, 1, 100.0, 1.0, 1, RESET | SNAP),
+        (1, 1, 99.0, 1.0, 1, SNAP),
+        (1, -1, 101.0, 1.0, 1, SNAP),
         (1, -1, 102.0, 1.0, 1, SNAP | EOM),
         (2, 1, 101.5, 3.0, 2, EOM),  # a bid through the stale 101 ask
     ]
@@ -138,7 +152,11 @@ def test_crossed_book_flag_raise_repair():
 
 
 def test_max_stale_and_rows_before_a_reset():
-    rows = [(1, 1, 100.0, 1.0, 1, EOM), (10, 1, 100.0, 1.0, 2, RESET | SNAP), (10, -1, 101.0, 1.0, 2, SNAP | EOM)]
+    rows = [
+        (1, 1, 100.0, 1.0, 1, EOM),
+        (10, 1, 100.0, 1.0, 2, RESET | SNAP),
+        (10, -1, 101.0, 1.0, 2, SNAP | EOM),
+    ]
     d = depth_of(rows)
     s = reconstruct(d, levels=1, every=5, max_stale=6)
     assert s.ts.tolist() == [5, 10] and s.valid.tolist() == [False, True]  # 5: no RESET yet
@@ -148,8 +166,11 @@ def test_max_stale_and_rows_before_a_reset():
 
 
 def test_prices_are_keyed_exactly():
-    rows = [(1, 1, 0.1, 1.0, 1, RESET | SNAP), (1, -1, 0.3, 1.0, 1, SNAP | EOM),
-            (2, 1, 0.1 + 0.2, 1.0, 2, EOM)]  # 0.30000000000000004 is on no grid of <= 12 places
+    rows = [
+        (1, 1, 0.1, 1.0, 1, RESET | SNAP),
+        (1, -1, 0.3, 1.0, 1, SNAP | EOM),
+        (2, 1, 0.1 + 0.2, 1.0, 2, EOM),
+    ]  # 0.30000000000000004 is on no grid of <= 12 places
     with pytest.raises(LobError, match=r"row 2: price 0.30000000000000004 is not on a decimal grid"):
         reconstruct(depth_of(rows))
     rows[2] = (2, 1, 0.25, 1.0, 2, EOM)  # more decimals than seen so far: the book rescales
@@ -206,8 +227,13 @@ def test_bad_arguments(kwargs, error):
 def test_zero_copy_inputs_are_checked():
     b = lobfast._core.Book(levels=1)
     ts = np.array([1], np.int64)
-    good = dict(side=np.array([1], np.int8), price=np.array([1.0]), qty=np.array([1.0]),
-                uid=np.array([1], np.int64), flags=np.array([EOM], np.uint8))
+    good = dict(
+        side=np.array([1], np.int8),
+        price=np.array([1.0]),
+        qty=np.array([1.0]),
+        uid=np.array([1], np.int64),
+        flags=np.array([EOM], np.uint8),
+    )
     with pytest.raises(TypeError, match=r"ts must be a 1-D C-contiguous aligned native int64 array"):
         b.feed(ts.astype(np.int32), *good.values())
     with pytest.raises(TypeError, match="not contiguous"):
@@ -231,8 +257,15 @@ def test_durations():
 
 def depth_of(rows) -> DepthEvents:
     ts, side, price, qty, uid, flags = zip(*rows)
-    return DepthEvents(ts=list(ts), local_ts=list(ts), side=list(side), price=list(price), qty=list(qty),
-                       update_id=list(uid), flags=list(flags))
+    return DepthEvents(
+        ts=list(ts),
+        local_ts=list(ts),
+        side=list(side),
+        price=list(price),
+        qty=list(qty),
+        update_id=list(uid),
+        flags=list(flags),
+    )
 
 
 # --------------------------------------------------------------------------- random streams
@@ -272,8 +305,13 @@ def streams(draw):
     return rows
 
 
-@given(streams(), st.sampled_from([1, 3]), st.sampled_from([None, 2]), st.sampled_from(["flag", "repair"]),
-       st.booleans())
+@given(
+    streams(),
+    st.sampled_from([1, 3]),
+    st.sampled_from([None, 2]),
+    st.sampled_from(["flag", "repair"]),
+    st.booleans(),
+)
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_random_streams_equal_the_reference(rows, levels, every, crossed, prune):
     d = depth_of(rows)
@@ -294,8 +332,15 @@ def test_large_random_book_splits_and_merges_blocks(seed):
     flags = np.where(rng.random(n) < 0.2, EOM, 0).astype(np.uint8)
     flags[0] |= RESET | SNAP
     flags[-1] |= EOM
-    d = DepthEvents(ts=np.arange(n) // 7, local_ts=np.arange(n), side=side, price=tick / 100, qty=qty,
-                    update_id=np.arange(n), flags=flags)
+    d = DepthEvents(
+        ts=np.arange(n) // 7,
+        local_ts=np.arange(n),
+        side=side,
+        price=tick / 100,
+        qty=qty,
+        update_id=np.arange(n),
+        flags=flags,
+    )
     b = BookBuilder(25)
     got = b.feed(d)
     assert_same(got, _reference.reference_book(d.columns, 25), f"seed {seed}")

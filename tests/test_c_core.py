@@ -37,9 +37,7 @@ def sanitizer_env() -> dict[str, str]:
 def pkg_config_flags() -> list[str]:
     if shutil.which("pkg-config") is None:
         pytest.fail("pkg-config is needed to find libzstd and zlib (Debian: apt-get install pkg-config)")
-    proc = subprocess.run(
-        ["pkg-config", "--cflags", "--libs", "libzstd", "zlib"], capture_output=True, text=True
-    )
+    proc = subprocess.run(["pkg-config", "--cflags", "--libs", "libzstd", "zlib"], capture_output=True, text=True)
     if proc.returncode != 0:
         pytest.fail(f"pkg-config cannot find libzstd/zlib: {proc.stderr.strip()}")
     return shlex.split(proc.stdout)
@@ -69,9 +67,7 @@ def test_c_core(tmp_path, cc):
 
     fixtures = tmp_path / "fixtures"
     fixtures.mkdir()
-    run = subprocess.run(
-        [str(exe), str(fixtures)], cwd=ROOT, capture_output=True, text=True, env=env, timeout=120
-    )
+    run = subprocess.run([str(exe), str(fixtures)], cwd=ROOT, capture_output=True, text=True, env=env, timeout=120)
     out = run.stdout.splitlines()
     failed = [line for line in out if not line.endswith(": PASSED")]
     report = "\n".join(failed) + "\n" + run.stderr[-8000:]

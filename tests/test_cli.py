@@ -27,5 +27,7 @@ def test_info_and_usage(capsys):
 
 
 def test_console_script_entry_point():
-    r = subprocess.run([sys.executable, "-m", "lobfast.cli", "info", str(SPOT_ETH_0808)], capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "lobfast.cli", "info", str(SPOT_ETH_0808)], capture_output=True, text=True
+    )
     assert r.returncode == 0 and "ETHUSDT" in r.stdout

@@ -31,8 +31,14 @@ def test_build_by_keyword_and_validate():
     with pytest.raises(ValueError, match="must be 1-D"):
         Trades(ts=[[1]], local_ts=[1], price=[1.0], qty=[1.0], side=[1], trade_id=[1])
     # datetime64 times become int64 ns
-    t = Trades(ts=np.array(["2024-08-08T00:00:00"], "datetime64[ms]"), local_ts=[0], price=[1.0], qty=[1.0],
-               side=[1], trade_id=[1])
+    t = Trades(
+        ts=np.array(["2024-08-08T00:00:00"], "datetime64[ms]"),
+        local_ts=[0],
+        price=[1.0],
+        qty=[1.0],
+        side=[1],
+        trade_id=[1],
+    )
     assert t.ts[0] == 1723075200 * 10**9
 
 
@@ -101,8 +107,15 @@ def test_book_snapshots_deeplob_order():
         np.testing.assert_array_equal(x[:, 4 * lvl + 2], b.bid_px[:, lvl].astype(np.float32))
         np.testing.assert_array_equal(x[:, 4 * lvl + 3], b.bid_sz[:, lvl].astype(np.float32))
     with pytest.raises(ValueError, match="different shapes"):
-        BookSnapshots(ts=[0], update_id=[0], bid_px=np.zeros((1, 2)), bid_sz=np.zeros((1, 3)),
-                      ask_px=np.zeros((1, 2)), ask_sz=np.zeros((1, 2)), valid=[True])
+        BookSnapshots(
+            ts=[0],
+            update_id=[0],
+            bid_px=np.zeros((1, 2)),
+            bid_sz=np.zeros((1, 3)),
+            ask_px=np.zeros((1, 2)),
+            ask_sz=np.zeros((1, 2)),
+            valid=[True],
+        )
     df = b.to_pandas()
     assert "ask_px_2" in df.columns
 

@@ -159,9 +159,7 @@ def test_depth_snapshot_cut_by_start_is_not_a_reset(tmp_path):
 @pytest.fixture(scope="module")
 def btc_trades(tmp_path_factory):
     lines = tardis_trades(SPOT_BTC, "BTCUSDT")
-    return write_lines(
-        tmp_path_factory.mktemp("tardis") / "trades.csv.gz", [TARDIS_HEADERS["trades"], *lines]
-    )
+    return write_lines(tmp_path_factory.mktemp("tardis") / "trades.csv.gz", [TARDIS_HEADERS["trades"], *lines])
 
 
 def test_trades_equal_binance(btc_trades):
@@ -255,9 +253,7 @@ def btc_eth_trades(tmp_path_factory):
         return [(int(line.split(",")[3]), line) for line in tardis_trades(path, sym)]
 
     merged = [line for _, line in heapq.merge(rows(SPOT_BTC, "BTCUSDT"), rows(SPOT_ETH, "ETHUSDT"))]
-    return write_lines(
-        tmp_path_factory.mktemp("tardis") / "mixed.csv.gz", [TARDIS_HEADERS["trades"], *merged]
-    )
+    return write_lines(tmp_path_factory.mktemp("tardis") / "mixed.csv.gz", [TARDIS_HEADERS["trades"], *merged])
 
 
 def test_mixed_symbols_raise(btc_eth_trades):
@@ -367,9 +363,7 @@ def test_bad_row(tmp_path, row, match):
 
 def test_bad_trade_and_quote_rows(tmp_path):
     p = write(tmp_path, "t.csv", H_TRADES, "binance,BTCUSDT,1,2,7,long,100,1")
-    with pytest.raises(
-        LobError, match=r"column 6 \(side\): expected 'buy', 'sell' or 'unknown', found 'long'"
-    ):
+    with pytest.raises(LobError, match=r"column 6 \(side\): expected 'buy', 'sell' or 'unknown', found 'long'"):
         lobfast.read_tardis(p)
     p = write(tmp_path, "q.csv", TARDIS_HEADERS["quotes"], "binance,BTCUSDT,1,2,1,x,3,4")
     with pytest.raises(LobError, match=r"column 6 \(ask_price\): expected a decimal number, found 'x'"):

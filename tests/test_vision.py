@@ -253,9 +253,7 @@ def test_bad_first_rows(tmp_path):
     p = write(tmp_path, "h.csv", "id,price,qty,quote_qty,time,is_buyer_maker,extra", "1,2,3,4,5,true")
     with pytest.raises(LobError, match=r"line 1 .*header not recognised"):
         lobfast.read_binance_vision(p)
-    with pytest.raises(
-        LobError, match=r"no row of this file could be read \(2 bad lines\): header not recognised"
-    ):
+    with pytest.raises(LobError, match=r"no row of this file could be read \(2 bad lines\): header not recognised"):
         lobfast.read_binance_vision(p, on_error="skip")
 
 
