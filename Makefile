@@ -99,9 +99,11 @@ fuzz: fuzz-build $(FUZZ_DIR)/seeds.stamp
 	  $(FUZZ_DIR)/corpus_binance $(FUZZ_DIR)/seeds_binance || status=1; \
 	$(FUZZ_DIR)/fuzz_decimal $(FUZZ_RUN) -max_len=512 \
 	  $(FUZZ_DIR)/corpus_decimal $(FUZZ_DIR)/seeds_decimal || status=1; \
+	mkdir -p $(FUZZ_DIR)/corpus_book; \
+	$(FUZZ_DIR)/fuzz_book $(FUZZ_RUN) -max_len=16388 $(FUZZ_DIR)/corpus_book || status=1; \
 	exit $$status
 
-fuzz-build: $(FUZZ_DIR)/fuzz_binance $(FUZZ_DIR)/fuzz_decimal
+fuzz-build: $(FUZZ_DIR)/fuzz_binance $(FUZZ_DIR)/fuzz_decimal $(FUZZ_DIR)/fuzz_book
 
 $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard csrc/core/*.c csrc/core/*.h)
 	@missing=""; for p in $(FUZZ_APT); do \
