@@ -748,14 +748,20 @@ def reference_book(
         out["ask_sz"].append([q for _, q in asks])
         out["valid"].append(known and not is_crossed() and not stale)
 
+    # a message takes effect at its last row's time: the ts of the next END_OF_MESSAGE row
+    all_ts, all_fl = depth["ts"].tolist(), depth["flags"].tolist()
+    msg_end = list(all_ts)
+    for i in range(len(all_ts) - 2, -1, -1):
+        if not all_fl[i] & END_OF_MESSAGE:
+            msg_end[i] = msg_end[i + 1]
     cols = zip(*(depth[k].tolist() for k in ("ts", "side", "price", "qty", "update_id", "flags")))
     last_ts = None
-    for ts, side, px, qty, uid, fl in cols:
+    for row, (ts, side, px, qty, uid, fl) in enumerate(cols):
         if every:
             if next_grid is None:
                 next_grid = -(-ts // every) * every
             if at_boundary:
-                while next_grid < ts:
+                while next_grid < msg_end[row]:
                     emit(next_grid)
                     next_grid += every
         last_ts = ts

@@ -54,6 +54,8 @@ def parse_duration(value: Any, name: str = "every") -> int:
         raise ValueError(f"{name} must be a duration (str, int ns, timedelta), not {type(value).__name__}")
     if ns <= 0:
         raise ValueError(f"{name} must be a positive duration, not {value!r}")
+    if ns > 2**62:
+        raise ValueError(f"{name}={value!r} is longer than 2^62 ns (146 years)")
     return ns
 
 
@@ -222,23 +224,25 @@ def check_against_quotes(depth: DepthEvents, quotes: Quotes, *, max_mismatches: 
 
     For every quote whose ``update_id`` equals a depth message's final update id (Binance
     ``bookTicker`` ``u``), the rebuilt best bid/ask price and quantity must be exactly the
-    exchange's.  Only rows where the book is valid are compared.
+    exchange's.  Only rows where the book is valid are compared; sources without update
+    ids (``-1``, e.g. Tardis) compare nothing.  Should an id repeat (a resync that replays
+    ids), the last valid book row with that id is used.
     """
     snaps = reconstruct(depth, levels=1)
-    ok = snaps.valid
-    uid = snaps.update_id[ok]
+    rows = np.flatnonzero(snaps.valid & (snaps.update_id >= 0))
+    uid = snaps.update_id[rows]
     order = np.argsort(uid, kind="stable")
-    uid_sorted = uid[order]
-    pos = np.searchsorted(uid_sorted, quotes.update_id)
-    pos_c = np.minimum(pos, max(len(uid_sorted) - 1, 0))
+    uid_sorted, rows_sorted = uid[order], rows[order]
+    q_ok = np.flatnonzero(quotes.update_id >= 0)
+    # the last row with each id: searchsorted from the right, one back
+    pos = np.searchsorted(uid_sorted, quotes.update_id[q_ok], side="right") - 1
     hit = (
-        (pos < len(uid_sorted)) & (uid_sorted[pos_c] == quotes.update_id)
+        (pos >= 0) & (uid_sorted[np.maximum(pos, 0)] == quotes.update_id[q_ok])
         if len(uid_sorted)
-        else np.zeros(len(quotes), bool)
+        else (np.zeros(len(q_ok), bool))
     )
-    qi = np.flatnonzero(hit)
-    # the last row of a message with that update id (rows are per message: ids are unique per stream)
-    row = np.flatnonzero(ok)[order[pos_c[qi]]]
+    qi = q_ok[hit]
+    row = rows_sorted[pos[hit]]
     got = np.column_stack([snaps.bid_px[row, 0], snaps.bid_sz[row, 0], snaps.ask_px[row, 0], snaps.ask_sz[row, 0]])
     want = np.column_stack([quotes.bid_px[qi], quotes.bid_qty[qi], quotes.ask_px[qi], quotes.ask_qty[qi]])
     same = np.all(got == want, axis=1)

@@ -120,7 +120,8 @@ def quality_report(md: MarketData) -> QualityReport:
     t1 = max(int(t[-1]) for t in times) if times else 0
     span = max((t1 - t0) / 1e9, 1e-9) if times else 0.0
     level_rows = d.side != 0
-    updates = d.ts[level_rows & ((d.flags & Flags.SNAPSHOT) == 0)]
+    # rates and the busiest second on the receive clock, the one the span is measured on
+    updates = d.local_ts[level_rows & ((d.flags & Flags.SNAPSHOT) == 0)]
     counts = {
         "depth_messages": s.get("depth_messages", 0),
         "trade_messages": s.get("trade_messages", 0) + s.get("agg_trade_messages", 0),

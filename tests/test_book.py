@@ -347,3 +347,81 @@ def test_large_random_book_splits_and_merges_blocks(seed):
     bid_px, bid_sz, ask_px, ask_sz = b.book()
     assert b.stats["bid_levels"] == len(bid_px) > 1000 and np.all(np.diff(bid_px) < 0)
     assert np.all(np.diff(ask_px) > 0) and np.all(bid_sz > 0) and np.all(ask_sz > 0)
+
+
+# --------------------------------------------------------------------------- review regressions
+
+
+def test_rescaling_never_leaves_the_exact_tick_range():
+    rows = [(1, -1, 20000000.0, 1.0, 1, RESET | SNAP), (1, 1, 1e-12, 1.0, 1, SNAP | EOM)]
+    with pytest.raises(LobError, match="not on a decimal grid of at most 12 places .or is too large"):
+        reconstruct(depth_of(rows))
+
+
+def test_quote_check_ignores_missing_ids_and_uses_the_last_row_of_a_repeated_id():
+    rows = [
+        (10, 1, 100.0, 1.0, -1, RESET | SNAP),
+        (10, -1, 101.0, 1.0, -1, SNAP | EOM),
+        (20, 1, 100.5, 2.0, -1, EOM),
+    ]
+    q = lobfast.Quotes(
+        ts=[20], local_ts=[20], update_id=[-1], bid_px=[100.5], bid_qty=[2.0], ask_px=[101.0], ask_qty=[1.0]
+    )
+    assert lobfast.check_against_quotes(depth_of(rows), q).compared == 0
+    rows = [
+        (1, 1, 100.0, 1.0, 5, RESET | SNAP),
+        (1, -1, 101.0, 1.0, 5, SNAP | EOM),
+        (2, -1, 101.0, 0.0, 7, EOM),
+        (3, 0, np.nan, np.nan, 8, GAP | EOM),
+        (4, 1, 99.0, 3.0, 7, RESET | SNAP),
+        (4, -1, 102.0, 3.0, 7, SNAP | EOM),  # a resync that repeats id 7
+    ]
+    q = lobfast.Quotes(ts=[4], local_ts=[4], update_id=[7], bid_px=[99.0], bid_qty=[3.0], ask_px=[102.0], ask_qty=[3.0])
+    check = lobfast.check_against_quotes(depth_of(rows), q)
+    assert (check.compared, check.matched) == (1, 1)
+
+
+def test_quality_report_with_a_receive_clock_ahead_of_the_exchange():
+    d = DepthEvents(
+        ts=[100 * 10**9] * 2,
+        local_ts=[102 * 10**9] * 2,
+        side=[1, -1],
+        price=[1.0, 2.0],
+        qty=[1.0, 1.0],
+        update_id=[1, 1],
+        flags=[RESET | SNAP, SNAP | EOM],
+    )
+    r = lobfast.quality_report(lobfast.MarketData(depth=d))
+    assert r.counts["resets"] == 0 and r.latency_ms["depth"]["p50"] == pytest.approx(2000.0)
+
+
+def test_grid_arithmetic_at_the_ends_of_int64():
+    rows = [(5, 1, 1.0, 1.0, 1, RESET | SNAP | EOM)]
+    s = reconstruct(depth_of(rows), levels=1, every=2**62)
+    assert len(s) == 0  # the first grid time (2^62) is after the data
+    rows = [(2**62 + 1, 1, 1.0, 1.0, 1, RESET | SNAP | EOM), (2**63 - 10, 1, 1.0, 2.0, 2, EOM)]
+    s = reconstruct(depth_of(rows), levels=1, every=2**62)
+    assert s.ts.tolist() == []  # the first grid time would be 2 * 2^62: past the end of int64
+    with pytest.raises(ValueError, match="longer than 2\\^62 ns"):
+        BookBuilder(every=2**63)
+
+
+def test_finish_after_a_failed_feed_is_refused():
+    b = BookBuilder(1, every=10)
+    b.feed(depth_of([(0, 1, 1.0, 1.0, 1, RESET | SNAP | EOM)]))
+    with pytest.raises(LobError, match="not on a decimal grid"):
+        b.feed(depth_of([(25, 1, 2.0, 1.0, 2, 0), (25, 1, 0.1 + 0.2, 1.0, 2, EOM)]))
+    with pytest.raises(LobError, match="stopped at an error in an earlier batch"):
+        b.finish()
+
+
+def test_a_message_spanning_a_grid_time_takes_effect_at_its_end():
+    rows = [
+        (0, 1, 100.0, 1.0, 1, RESET | SNAP),
+        (0, -1, 101.0, 1.0, 1, SNAP | EOM),
+        (5, 1, 100.5, 1.0, 2, 0),
+        (15, 1, 100.7, 1.0, 2, EOM),  # one message, rows at 5 and 15
+    ]
+    s = reconstruct(depth_of(rows), levels=1, every=10)
+    assert s.ts.tolist() == [0, 10] and s.bid_px[:, 0].tolist() == [100.0, 100.0]
+    assert_same(s, _reference.reference_book(depth_of(rows).columns, 1, 10))

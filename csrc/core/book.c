@@ -33,6 +33,10 @@ struct lob_book_s {
     int at_boundary;               /* the last row ended a message (or nothing fed yet) */
     int fed;                       /* any row fed */
     int broken;                    /* a batch failed half-applied: refuse more */
+    int grid_done;                 /* no grid time is left before the end of int64 ns */
+    lob_table held;                /* a batch's trailing message, until its last row arrives */
+    int64_t seen;                  /* rows validated so far (error positions) */
+    int64_t seen_ts;               /* ts of the last row validated (sortedness) */
     int64_t last_ts;               /* ts of the last row (sortedness) */
     int64_t last_msg_ts;           /* ts of the last message (staleness) */
     int64_t last_uid;              /* update id of the last message */
@@ -91,7 +95,20 @@ price_ticks(lob_book *b, double px, int64_t *tick)
         if (b->decimals == MAX_DECIMALS) {
             return LOB_E_RANGE;
         }
-        /* rescale what the book holds (rare: the first prices fix the grid) */
+        /* rescale what the book holds (rare: the first prices fix the grid), unless a key
+         * would leave the range where ticks are exact */
+        for (int s = 0; s < 2; s++) {
+            const book_side *sd = s ? &b->ask : &b->bid;
+            int64_t big = sd->bound != NO_BOUND ? llabs(sd->bound) : 0;
+            if (sd->lv.n > 0) {
+                int64_t lo = llabs(lob_side_worst(&sd->lv)), hi = llabs(lob_side_best(&sd->lv));
+                big = lo > big ? lo : big;
+                big = hi > big ? hi : big;
+            }
+            if (big >= 450359962737049LL) { /* 2^52 / 10 */
+                return LOB_E_RANGE;
+            }
+        }
         for (int s = 0; s < 2; s++) {
             book_side *sd = s ? &b->ask : &b->bid;
             lob_side_scale(&sd->lv, 10);
@@ -150,9 +167,11 @@ emit(lob_book *b, int64_t ts)
 static int
 emit_grid_until(lob_book *b, int64_t ts, int inclusive)
 {
-    while (inclusive ? b->next_grid <= ts : b->next_grid < ts) {
+    while (!b->grid_done && (inclusive ? b->next_grid <= ts : b->next_grid < ts)) {
         LOB_FORWARD_IF_ERROR(emit(b, b->next_grid));
-        b->next_grid += b->o.every_ns;
+        if (__builtin_add_overflow(b->next_grid, b->o.every_ns, &b->next_grid)) {
+            b->grid_done = 1; /* the next grid time is past the end of int64 ns */
+        }
     }
     return LOB_OK;
 }
@@ -257,14 +276,14 @@ static int feed_rows(lob_book *b, const lob_depth_view *v, lob_error *err);
 static int
 validate(const lob_book *b, const lob_depth_view *v, lob_error *err)
 {
-    int64_t prev = b->last_ts;
+    int64_t prev = b->seen_ts;
     for (size_t i = 0; i < v->n; i++) {
-        long long row = (long long)(b->rows + (int64_t)i);
+        long long row = (long long)(b->seen + (int64_t)i);
         int64_t ts = v->ts[i];
         int side = v->side[i];
         double px = v->price[i], qty = v->qty[i];
         unsigned flags = v->flags[i];
-        if ((b->fed || i > 0) && ts < prev) {
+        if ((b->seen > 0 || i > 0) && ts < prev) {
             return lob_error_set(err, LOB_E_FORMAT,
                                  "row %lld: ts %lld is before the previous row's %lld (rows must "
                                  "be sorted by ts)",
@@ -289,20 +308,15 @@ validate(const lob_book *b, const lob_depth_view *v, lob_error *err)
     return LOB_OK;
 }
 
-int
-lob_book_feed(lob_book *b, const lob_depth_view *v, lob_error *err)
+/* Apply whole messages: reserve the output once, then the rows. */
+static int
+apply_view(lob_book *b, const lob_depth_view *v, lob_error *err)
 {
-    if (b->broken) {
-        return lob_error_set(err, LOB_E_ARG,
-                             "this book stopped at an error in an earlier batch; start a new one");
-    }
-    LOB_FORWARD_IF_ERROR(validate(b, v, err));
     /* size the output once: growing it row by row would copy it as it grows */
     size_t rows_out = 0;
     if (b->o.every_ns > 0) {
-        if (v->n > 0) {
-            int64_t first = b->fed ? b->next_grid : v->ts[0];
-            int64_t span = v->ts[v->n - 1] - first;
+        int64_t first = b->fed ? b->next_grid : (v->n ? v->ts[0] : 0), span;
+        if (v->n > 0 && !b->grid_done && !__builtin_sub_overflow(v->ts[v->n - 1], first, &span)) {
             rows_out = span >= 0 ? (size_t)(span / b->o.every_ns) + 2 : 0;
         }
     }
@@ -319,6 +333,87 @@ lob_book_feed(lob_book *b, const lob_depth_view *v, lob_error *err)
     return rc;
 }
 
+/* Rows [from, to) of v join the held-back message. */
+static int
+hold(lob_book *b, const lob_depth_view *v, size_t from, size_t to)
+{
+    size_t k = to - from;
+    lob_table *t = &b->held;
+    if (k == 0) {
+        return LOB_OK;
+    }
+    LOB_FORWARD_IF_ERROR(lob_table_room(t, k));
+    memcpy(LOB_COL(t, LOB_D_TS, int64_t) + t->n, v->ts + from, k * sizeof *v->ts);
+    memcpy(LOB_COL(t, LOB_D_LOCAL_TS, int64_t) + t->n, v->ts + from, k * sizeof *v->ts);
+    memcpy(LOB_COL(t, LOB_D_SIDE, int8_t) + t->n, v->side + from, k * sizeof *v->side);
+    memcpy(LOB_COL(t, LOB_D_PRICE, double) + t->n, v->price + from, k * sizeof *v->price);
+    memcpy(LOB_COL(t, LOB_D_QTY, double) + t->n, v->qty + from, k * sizeof *v->qty);
+    memcpy(LOB_COL(t, LOB_D_UPDATE_ID, int64_t) + t->n, v->update_id + from,
+           k * sizeof *v->update_id);
+    memcpy(LOB_COL(t, LOB_D_FLAGS, uint8_t) + t->n, v->flags + from, k * sizeof *v->flags);
+    t->n += k;
+    return LOB_OK;
+}
+
+/* Apply the held-back rows and forget them. */
+static int
+apply_held(lob_book *b, lob_error *err)
+{
+    lob_table *t = &b->held;
+    lob_depth_view h = {LOB_COL(t, LOB_D_TS, int64_t),
+                        LOB_COL(t, LOB_D_SIDE, int8_t),
+                        LOB_COL(t, LOB_D_PRICE, double),
+                        LOB_COL(t, LOB_D_QTY, double),
+                        LOB_COL(t, LOB_D_UPDATE_ID, int64_t),
+                        LOB_COL(t, LOB_D_FLAGS, uint8_t),
+                        t->n};
+    int rc = h.n ? apply_view(b, &h, err) : LOB_OK;
+    t->n = 0;
+    return rc;
+}
+
+int
+lob_book_feed(lob_book *b, const lob_depth_view *v, lob_error *err)
+{
+    if (b->broken) {
+        return lob_error_set(err, LOB_E_ARG,
+                             "this book stopped at an error in an earlier batch; start a new one");
+    }
+    LOB_FORWARD_IF_ERROR(validate(b, v, err));
+    b->seen += (int64_t)v->n;
+    if (v->n > 0) {
+        b->seen_ts = v->ts[v->n - 1];
+    }
+    /* A message is applied whole, once its last row (and so its time) is known: a batch's
+     * trailing message waits for the next batch, so where batches are cut never matters. */
+    size_t start = 0;
+    if (b->held.n > 0) {
+        size_t e = 0;
+        while (e < v->n && !(v->flags[e] & LOB_F_END_OF_MESSAGE)) {
+            e++;
+        }
+        start = e < v->n ? e + 1 : v->n;
+        if (hold(b, v, 0, start) < 0) {
+            return lob_error_set(err, LOB_E_NOMEM, "no memory for a held-back message");
+        }
+        if (e == v->n) {
+            return LOB_OK; /* the message goes on in the next batch */
+        }
+        LOB_FORWARD_IF_ERROR(apply_held(b, err));
+    }
+    size_t cut = v->n;
+    while (cut > start && !(v->flags[cut - 1] & LOB_F_END_OF_MESSAGE)) {
+        cut--;
+    }
+    lob_depth_view body = {v->ts + start,        v->side + start,  v->price + start, v->qty + start,
+                           v->update_id + start, v->flags + start, cut - start};
+    LOB_FORWARD_IF_ERROR(apply_view(b, &body, err));
+    if (hold(b, v, cut, v->n) < 0) {
+        return lob_error_set(err, LOB_E_NOMEM, "no memory for a held-back message");
+    }
+    return LOB_OK;
+}
+
 static int
 feed_rows(lob_book *b, const lob_depth_view *v, lob_error *err)
 {
@@ -331,10 +426,17 @@ feed_rows(lob_book *b, const lob_depth_view *v, lob_error *err)
             if (!b->fed) {
                 /* first grid point: the first multiple of every_ns at or after the first row */
                 int64_t e = b->o.every_ns;
-                b->next_grid = ts >= 0 ? ((ts + e - 1) / e) * e : (ts / e) * e;
+                int64_t q = ts / e + (ts % e > 0);
+                b->grid_done = __builtin_mul_overflow(q, e, &b->next_grid);
             }
             if (b->at_boundary) {
-                LOB_FORWARD_IF_ERROR(emit_grid_until(b, ts, 0));
+                /* a message takes effect at its last row's time: grid points before that
+                 * show the book as it was, never part of a message that ends later */
+                size_t j = i;
+                while (j + 1 < v->n && !(v->flags[j] & LOB_F_END_OF_MESSAGE)) {
+                    j++;
+                }
+                LOB_FORWARD_IF_ERROR(emit_grid_until(b, v->ts[j], 0));
             }
         }
         b->fed = 1;
@@ -351,7 +453,11 @@ feed_rows(lob_book *b, const lob_depth_view *v, lob_error *err)
 int
 lob_book_finish(lob_book *b, lob_error *err)
 {
-    (void)err;
+    if (b->broken) {
+        return lob_error_set(err, LOB_E_ARG,
+                             "this book stopped at an error in an earlier batch; start a new one");
+    }
+    LOB_FORWARD_IF_ERROR(apply_held(b, err)); /* an unterminated last message */
     if (b->o.every_ns > 0 && b->fed) {
         return emit_grid_until(b, b->last_ts, 1);
     }
@@ -368,8 +474,9 @@ lob_book_new(lob_book **out, const lob_book_opts *o, lob_error *err)
         return lob_error_set(err, LOB_E_ARG, "levels must be between 1 and 65535, not %d",
                              o->levels);
     }
-    if (o->every_ns < 0 || o->max_stale_ns < 0) {
-        return lob_error_set(err, LOB_E_ARG, "every and max_stale must not be negative");
+    if (o->every_ns < 0 || o->max_stale_ns < 0 || o->every_ns > ((int64_t)1 << 62)) {
+        return lob_error_set(err, LOB_E_ARG,
+                             "every and max_stale must be between 0 and 2^62 ns (146 years)");
     }
     lob_book *b = calloc(1, sizeof *b);
     if (b == NULL) {
@@ -386,6 +493,7 @@ lob_book_new(lob_book **out, const lob_book_opts *o, lob_error *err)
         b->schema[i].width = (uint16_t)o->levels;
     }
     lob_table_init(&b->out, b->schema, LOB_B_NCOL);
+    lob_table_init(&b->held, lob_depth_schema, LOB_D_NCOL);
     b->top_key = malloc((size_t)o->levels * sizeof *b->top_key);
     b->top_qty = malloc((size_t)o->levels * sizeof *b->top_qty);
     if (b->top_key == NULL || b->top_qty == NULL) {
@@ -407,6 +515,7 @@ lob_book_free(lob_book *b)
     free(b->top_key);
     free(b->top_qty);
     lob_table_free(&b->out);
+    lob_table_free(&b->held);
     free(b);
 }
 
@@ -422,20 +531,20 @@ lob_book_side_size(const lob_book *b, int side)
     return side > 0 ? b->bid.lv.n : b->ask.lv.n;
 }
 
-size_t
-lob_book_side(const lob_book *b, int side, double *px, double *qty)
+int
+lob_book_side(const lob_book *b, int side, double *px, double *qty, size_t *n)
 {
     const book_side *s = side > 0 ? &b->bid : &b->ask;
     int64_t *keys = malloc((s->lv.n ? s->lv.n : 1) * sizeof *keys);
     if (keys == NULL) {
-        return 0;
+        return LOB_E_NOMEM;
     }
-    size_t n = lob_side_top(&s->lv, s->lv.n, keys, qty);
-    for (size_t k = 0; k < n; k++) {
+    *n = lob_side_top(&s->lv, s->lv.n, keys, qty);
+    for (size_t k = 0; k < *n; k++) {
         px[k] = tick_price(b, s->dir * keys[k]);
     }
     free(keys);
-    return n;
+    return LOB_OK;
 }
 
 int

@@ -69,9 +69,8 @@ int lob_book_feed(lob_book *b, const lob_depth_view *rows, lob_error *err);
 int lob_book_finish(lob_book *b, lob_error *err);
 
 /*! lob_book_side() : levels on one side (+1 bids, -1 asks), best first, into px/qty (each
- *  room for lob_book_side_size()).  @return the number of levels written (0 also when out
- *  of memory for its scratch keys). */
-size_t lob_book_side(const lob_book *b, int side, double *px, double *qty);
+ *  room for lob_book_side_size()); *n gets the count.  @return 0 or LOB_E_NOMEM. */
+int lob_book_side(const lob_book *b, int side, double *px, double *qty, size_t *n);
 size_t lob_book_side_size(const lob_book *b, int side);
 
 /*! lob_book_stats() : counters (crossed rows, repairs, orphans, ...). @return count. */

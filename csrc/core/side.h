@@ -42,6 +42,13 @@ lob_side_best(const lob_side *s)
     return b->key[b->n - 1];
 }
 
+/*! lob_side_worst() : the worst (smallest) key; the side must not be empty. */
+static inline int64_t
+lob_side_worst(const lob_side *s)
+{
+    return s->blk[0]->key[0];
+}
+
 /*! lob_side_pop_best() : remove the best level (the side must not be empty). */
 void lob_side_pop_best(lob_side *s);
 

@@ -189,8 +189,13 @@ Book_side(BookObject *self, PyObject *arg)
         Py_XDECREF(qty);
         return NULL;
     }
-    lob_book_side(self->b, (int)side, PyArray_DATA((PyArrayObject *)px),
-                  PyArray_DATA((PyArrayObject *)qty));
+    size_t got = 0;
+    if (lob_book_side(self->b, (int)side, PyArray_DATA((PyArrayObject *)px),
+                      PyArray_DATA((PyArrayObject *)qty), &got) < 0) {
+        Py_DECREF(px);
+        Py_DECREF(qty);
+        return PyErr_NoMemory();
+    }
     return Py_BuildValue("(NN)", px, qty);
 }
 

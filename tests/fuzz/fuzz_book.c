@@ -140,7 +140,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             /* the whole book equals the reference, level by level */
             static double px[NTICK], qty[NTICK];
             for (int s = 1; s >= -1; s -= 2) {
-                size_t m = lob_book_side(a, s, px, qty);
+                size_t m = 0;
+                CHECK(lob_book_side(a, s, px, qty, &m) == 0, "side");
                 size_t want = 0;
                 for (int t = 0; t < NTICK; t++) {
                     want += (s > 0 ? bid : ask)[t] > 0;
