@@ -46,7 +46,7 @@ enum { B_TS, B_UPDATE_ID, B_BID_PX, B_BID_SZ, B_ASK_PX, B_ASK_SZ, B_VALID, B_NCO
 #define NCOMMON 4       /* exchange,symbol,timestamp,local_timestamp */
 #define MAX_LEVELS 1000 /* book_snapshot_N: Tardis publishes N <= 25; refuse absurd headers */
 #define MAX_CELLS (NCOMMON + 4 * MAX_LEVELS)
-#define SHOW 24 /* bytes of a bad lob_cell quoted in messages */
+#define SHOW 24 /* bytes of a bad cell quoted in messages */
 
 static const char *const common_names[NCOMMON] = {"exchange", "symbol", "timestamp",
                                                   "local_timestamp"};
@@ -123,10 +123,8 @@ bad_cell(const lob_tardis *t, lob_error *err, int code, int col, const lob_cell 
 static int
 cell_decimal(lob_tardis *t, const lob_cell *c, int col, double *out, lob_error *err)
 {
-    int rc = LOB_E_FORMAT;
-    const char *e = lob_parse_decimal(c->p, c->p + c->n, out, &rc);
-    if (e == NULL || e != c->p + c->n) {
-        rc = e == NULL ? rc : LOB_E_FORMAT;
+    int rc = lob_cell_decimal(c, out);
+    if (rc < 0) {
         return bad_cell(t, err, rc, col, c,
                         rc == LOB_E_RANGE ? "a decimal number within float64 range"
                                           : "a decimal number");
@@ -134,7 +132,7 @@ cell_decimal(lob_tardis *t, const lob_cell *c, int col, double *out, lob_error *
     return LOB_OK;
 }
 
-/* An empty lob_cell is "no value": NaN. */
+/* An empty cell is "no value": NaN. */
 static int
 cell_decimal_or_nan(lob_tardis *t, const lob_cell *c, int col, double *out, lob_error *err)
 {
@@ -149,11 +147,9 @@ cell_decimal_or_nan(lob_tardis *t, const lob_cell *c, int col, double *out, lob_
 static int
 cell_time(lob_tardis *t, const lob_cell *c, int col, int64_t *out, lob_error *err)
 {
-    int rc = LOB_E_FORMAT;
     int64_t us = 0;
-    const char *e = lob_parse_int64(c->p, c->p + c->n, &us, &rc);
-    if (e == NULL || e != c->p + c->n) {
-        rc = e == NULL ? rc : LOB_E_FORMAT;
+    int rc = lob_cell_int64(c, &us);
+    if (rc < 0) {
         return bad_cell(t, err, rc, col, c, "an integer time in microseconds since the epoch");
     }
     if (us > INT64_MAX / 1000 || us < INT64_MIN / 1000) {

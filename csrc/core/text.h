@@ -23,6 +23,11 @@ typedef struct lob_cell_s {
  *  @return the number of cells, which may exceed `cap`: only the first `cap` are stored. */
 int lob_csv_split(const char *s, size_t n, lob_cell *cells, int cap);
 
+/*! lob_cell_decimal(), lob_cell_int64() : the whole cell as a number.
+ *  @return 0, LOB_E_FORMAT (not a number, or text after it) or LOB_E_RANGE. */
+int lob_cell_decimal(const lob_cell *c, double *out);
+int lob_cell_int64(const lob_cell *c, int64_t *out);
+
 /*! lob_cell_is() : the cell is exactly `text`.  Inline so strlen of a literal folds away
  *  (it runs on every row). */
 static inline int

@@ -12,7 +12,7 @@
  * Futures files gained headers in 2022 but older ones were not regenerated, so a header is
  * optional everywhere.  Headers are compared case-insensitively with '_' and ' ' ignored,
  * so the spot layouts are recognised should they ever get headers.  A headerless 7-column
- * row is spot trades when its 6th lob_cell is a boolean, UM aggTrades when its 7th is, and UM
+ * row is spot trades when its 6th cell is a boolean, UM aggTrades when its 7th is, and UM
  * bookTicker otherwise.  The first line fixes the layout for the reader: files of another
  * layout are refused rather than misread.
  *
@@ -38,7 +38,7 @@ enum { L_NONE = -1, L_SPOT_TRADES, L_SPOT_AGG, L_UM_TRADES, L_UM_AGG, L_UM_BOOK,
 enum { K_TRADES, K_AGG, K_BOOK };
 
 #define MAX_COLS 8
-#define SHOW 24 /* bytes of a bad lob_cell quoted in messages */
+#define SHOW 24 /* bytes of a bad cell quoted in messages */
 
 typedef struct {
     const char *data_type;             /* stat: trades, aggTrades, bookTicker */
@@ -138,10 +138,8 @@ cell_bool(const lob_cell *c)
 static int
 cell_int(int lay, const lob_cell *c, int col, int64_t *out, lob_error *err)
 {
-    int rc = LOB_E_FORMAT;
-    const char *e = lob_parse_int64(c->p, c->p + c->n, out, &rc);
-    if (e == NULL || e != c->p + c->n) {
-        rc = e == NULL ? rc : LOB_E_FORMAT;
+    int rc = lob_cell_int64(c, out);
+    if (rc < 0) {
         return bad_cell(err, rc, lay, col, c,
                         rc == LOB_E_RANGE ? "an integer within int64 range" : "an integer");
     }
@@ -164,10 +162,8 @@ cell_time(int lay, const lob_cell *c, int col, int64_t *out, lob_error *err)
 static int
 cell_decimal(int lay, const lob_cell *c, int col, double *out, lob_error *err)
 {
-    int rc = LOB_E_FORMAT;
-    const char *e = lob_parse_decimal(c->p, c->p + c->n, out, &rc);
-    if (e == NULL || e != c->p + c->n) {
-        rc = e == NULL ? rc : LOB_E_FORMAT;
+    int rc = lob_cell_decimal(c, out);
+    if (rc < 0) {
         return bad_cell(err, rc, lay, col, c,
                         rc == LOB_E_RANGE ? "a decimal number within float64 range"
                                           : "a decimal number");
