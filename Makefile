@@ -87,7 +87,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_CC ?= clang
 FUZZ_DIR := build/fuzz
 FUZZ_APT := clang pkg-config libzstd-dev zlib1g-dev
-FUZZ_CFLAGS := -std=c11 -g -O1 -fno-omit-frame-pointer -Icsrc -Wall -Wextra \
+FUZZ_CFLAGS := -std=c11 -g -O1 -fno-omit-frame-pointer -Icsrc -Wall -Wextra -Wno-missing-field-initializers \
   -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_RUN := -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/
 

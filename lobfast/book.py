@@ -59,14 +59,6 @@ def parse_duration(value: Any, name: str = "every") -> int:
     return ns
 
 
-def _snapshots(cols: dict[str, np.ndarray], levels: int) -> BookSnapshots:
-    cols = dict(cols)
-    cols["valid"] = cols["valid"].view(np.bool_)  # uint8 0/1 from C, viewed without a copy
-    for k in ("bid_px", "bid_sz", "ask_px", "ask_sz"):
-        cols[k] = cols[k].reshape(-1, levels)  # one level comes back 1-D; a view either way
-    return BookSnapshots(**cols)
-
-
 def _concat(parts: list[BookSnapshots]) -> BookSnapshots:
     parts = [p for p in parts if len(p)] or parts[:1]
     if len(parts) == 1:
@@ -123,12 +115,11 @@ class BookBuilder:
         if not isinstance(depth, DepthEvents):
             raise TypeError(f"feed() takes DepthEvents, not {type(depth).__name__}")
         c = depth.columns
-        out = self._book.feed(c["ts"], c["side"], c["price"], c["qty"], c["update_id"], c["flags"])
-        return _snapshots(out, self.levels)
+        return BookSnapshots(**self._book.feed(c["ts"], c["side"], c["price"], c["qty"], c["update_id"], c["flags"]))
 
     def finish(self) -> BookSnapshots:
         """End of input: the grid rows up to the last event's time (none per message)."""
-        return _snapshots(self._book.finish(), self.levels)
+        return BookSnapshots(**self._book.finish())
 
     def book(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The whole current book: ``(bid_px, bid_sz, ask_px, ask_sz)``, best level first."""

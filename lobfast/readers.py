@@ -349,10 +349,7 @@ def read_tardis(
     if kind == "quotes":
         return Quotes(**tables["quotes"])
     if kind.startswith("book_snapshot_"):
-        b, levels = tables["book"], st["levels"]
-        # a single level comes back 1-D; (N, L) views either way, and uint8 0/1 views as bool
-        wide = {k: b[k].reshape(-1, levels) for k in ("bid_px", "bid_sz", "ask_px", "ask_sz")}
-        return BookSnapshots(ts=b["ts"], update_id=b["update_id"], valid=b["valid"].view(np.bool_), **wide)
+        return BookSnapshots(**tables["book"])
     raise lob_error(f"no Tardis data in {', '.join(files)}: every file is empty, so the data type is unknown")
 
 

@@ -52,12 +52,6 @@ struct lob_book_s {
         n_invalid, n_stale;
 };
 
-static const lob_column book_schema[LOB_B_NCOL] = {
-    {"ts", LOB_I64, 8, 1},     {"update_id", LOB_I64, 8, 1}, {"bid_px", LOB_F64, 8, 1},
-    {"bid_sz", LOB_F64, 8, 1}, {"ask_px", LOB_F64, 8, 1},    {"ask_sz", LOB_F64, 8, 1},
-    {"valid", LOB_U8, 1, 1},
-};
-
 /* ------------------------------------------------------------------ sides */
 
 /* Set the level at `key` to qty (0 deletes).  @return 1 if the side changed, 0, or
@@ -488,10 +482,7 @@ lob_book_new(lob_book **out, const lob_book_opts *o, lob_error *err)
     b->bid.bound = b->ask.bound = NO_BOUND;
     b->at_boundary = 1;
     b->last_uid = -1;
-    memcpy(b->schema, book_schema, sizeof book_schema);
-    for (int i = LOB_B_BID_PX; i <= LOB_B_ASK_SZ; i++) {
-        b->schema[i].width = (uint16_t)o->levels;
-    }
+    lob_book_schema_levels(b->schema, o->levels);
     lob_table_init(&b->out, b->schema, LOB_B_NCOL);
     lob_table_init(&b->held, lob_depth_schema, LOB_D_NCOL);
     b->top_key = malloc((size_t)o->levels * sizeof *b->top_key);

@@ -12,7 +12,7 @@
 #ifndef LOB_BOOK_H
 #define LOB_BOOK_H
 
-#include "table.h"
+#include "schema.h"
 
 typedef struct lob_book_s lob_book;
 
@@ -25,18 +25,6 @@ typedef struct lob_book_opts_s {
     int prune_orphans;    /* drop levels beyond the last snapshot's depth */
     int64_t max_stale_ns; /* rows more than this after the last update are not valid; 0: off */
 } lob_book_opts;
-
-/* BookSnapshots columns; the four level columns have width = levels. */
-enum {
-    LOB_B_TS,
-    LOB_B_UPDATE_ID,
-    LOB_B_BID_PX,
-    LOB_B_BID_SZ,
-    LOB_B_ASK_PX,
-    LOB_B_ASK_SZ,
-    LOB_B_VALID,
-    LOB_B_NCOL
-};
 
 /* One batch of DepthEvents columns (borrowed). */
 typedef struct lob_depth_view_s {

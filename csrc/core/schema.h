@@ -47,6 +47,23 @@ enum {
 };
 extern const lob_column lob_quotes_schema[LOB_Q_NCOL];
 
+/* BookSnapshots: ts, update_id, four (N, L) level columns (set `width` to L in a copy of
+ * this schema) and valid. */
+enum {
+    LOB_B_TS,
+    LOB_B_UPDATE_ID,
+    LOB_B_BID_PX,
+    LOB_B_BID_SZ,
+    LOB_B_ASK_PX,
+    LOB_B_ASK_SZ,
+    LOB_B_VALID,
+    LOB_B_NCOL
+};
+extern const lob_column lob_book_schema[LOB_B_NCOL];
+
+/*! lob_book_schema_levels() : a copy of lob_book_schema whose level columns hold L levels. */
+void lob_book_schema_levels(lob_column *dst, int levels);
+
 /*! lob_depth_push() : append one depth row (reserve first).  No checks: hot path. */
 static inline void
 lob_depth_set(lob_table *t, size_t i, int64_t ts, int64_t local_ts, int side, double price,

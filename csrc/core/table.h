@@ -13,10 +13,11 @@
 
 /* Element types, named by their NumPy type characters. */
 typedef enum {
-    LOB_I8 = 'b',  /* int8 */
-    LOB_U8 = 'B',  /* uint8 */
-    LOB_I64 = 'q', /* int64 */
-    LOB_F64 = 'd', /* float64 */
+    LOB_I8 = 'b',   /* int8 */
+    LOB_U8 = 'B',   /* uint8 */
+    LOB_I64 = 'q',  /* int64 */
+    LOB_F64 = 'd',  /* float64 */
+    LOB_BOOL = '?', /* bool, one byte holding 0 or 1 */
 } lob_type;
 
 typedef struct lob_column_s {
@@ -24,6 +25,7 @@ typedef struct lob_column_s {
     char type;        /* lob_type */
     uint8_t size;     /* bytes per element */
     uint16_t width;   /* elements per row: 1, or L for (N, L) book columns */
+    uint8_t matrix;   /* 1: an (N, width) array even when width is 1 (book levels) */
 } lob_column;
 
 typedef struct lob_table_s {

@@ -41,7 +41,6 @@ static const char *const table_names[T_N] = {"depth", "trades", "quotes", "book"
 enum { KIND_NONE = -1 };
 
 /* BookSnapshots columns; their width is the header's level count. */
-enum { B_TS, B_UPDATE_ID, B_BID_PX, B_BID_SZ, B_ASK_PX, B_ASK_SZ, B_VALID, B_NCOL };
 
 #define NCOMMON 4       /* exchange,symbol,timestamp,local_timestamp */
 #define MAX_LEVELS 1000 /* book_snapshot_N: Tardis publishes N <= 25; refuse absurd headers */
@@ -63,21 +62,21 @@ typedef struct {
 } depth_row;
 
 typedef struct {
-    lob_table out[T_N];             /* depth, trades, quotes, book */
-    lob_column book_schema[B_NCOL]; /* the book table's columns (width = levels) */
-    int kind;                       /* T_* of the accepted header, or KIND_NONE */
-    int levels;                     /* book_snapshot_N: N */
-    int header_rejected;            /* the latest header was refused: rows are not read */
-    lob_symbols syms;               /* the selected symbol and the others met */
-    char exchange[LOB_SYMBOL_MAX];  /* exchange of the first row, for stats */
-    int64_t start_ns, end_ns;       /* local-time window */
-    int prev_snapshot;              /* the previous row of the symbol had is_snapshot */
-    int synced;                     /* a snapshot start has been emitted */
-    depth_row pend;                 /* held-back depth row */
-    int has_pend;                   /* pend holds a row */
-    lob_cell *cells;                /* MAX_CELLS cells of the current line */
-    char type_text[32];             /* data_type stat */
-    char header_error[256];         /* why the latest header was refused, "" once one is accepted */
+    lob_table out[T_N];                 /* depth, trades, quotes, book */
+    lob_column book_schema[LOB_B_NCOL]; /* the book table's columns (width = levels) */
+    int kind;                           /* T_* of the accepted header, or KIND_NONE */
+    int levels;                         /* book_snapshot_N: N */
+    int header_rejected;                /* the latest header was refused: rows are not read */
+    lob_symbols syms;                   /* the selected symbol and the others met */
+    char exchange[LOB_SYMBOL_MAX];      /* exchange of the first row, for stats */
+    int64_t start_ns, end_ns;           /* local-time window */
+    int prev_snapshot;                  /* the previous row of the symbol had is_snapshot */
+    int synced;                         /* a snapshot start has been emitted */
+    depth_row pend;                     /* held-back depth row */
+    int has_pend;                       /* pend holds a row */
+    lob_cell *cells;                    /* MAX_CELLS cells of the current line */
+    char type_text[32];                 /* data_type stat */
+    char header_error[256]; /* why the latest header was refused, "" once one is accepted */
     /* counters */
     int64_t n_headers, n_rows, n_outside, n_before_snapshot, n_snapshots, n_nonint_ids, n_blank;
 } lob_tardis;
@@ -161,14 +160,6 @@ cell_time(lob_tardis *t, const lob_cell *c, int col, int64_t *out, lob_error *er
 
 /* ------------------------------------------------------------------ header */
 
-static void
-set_book_width(lob_tardis *t, int levels)
-{
-    for (int i = B_BID_PX; i <= B_ASK_SZ; i++) {
-        t->book_schema[i].width = (uint16_t)levels;
-    }
-}
-
 static int
 header(lob_tardis *t, lob_cell *c, int nc, lob_error *err)
 {
@@ -247,7 +238,7 @@ header(lob_tardis *t, lob_cell *c, int nc, lob_error *err)
             text, t->type_text);
     }
     if (kind == T_BOOK && t->kind == KIND_NONE) {
-        set_book_width(t, levels);
+        lob_book_schema_levels(t->book_schema, levels);
     }
     memcpy(t->type_text, text, sizeof text);
     t->kind = kind;
@@ -366,10 +357,10 @@ book_parse(lob_tardis *t, const lob_cell *c, lob_error *err)
     lob_table *tb = &t->out[T_BOOK];
     LOB_FORWARD_IF_ERROR(lob_table_room(tb, 1));
     size_t L = (size_t)t->levels, i = tb->n;
-    double *bpx = LOB_COL(tb, B_BID_PX, double) + i * L;
-    double *bsz = LOB_COL(tb, B_BID_SZ, double) + i * L;
-    double *apx = LOB_COL(tb, B_ASK_PX, double) + i * L;
-    double *asz = LOB_COL(tb, B_ASK_SZ, double) + i * L;
+    double *bpx = LOB_COL(tb, LOB_B_BID_PX, double) + i * L;
+    double *bsz = LOB_COL(tb, LOB_B_BID_SZ, double) + i * L;
+    double *apx = LOB_COL(tb, LOB_B_ASK_PX, double) + i * L;
+    double *asz = LOB_COL(tb, LOB_B_ASK_SZ, double) + i * L;
     for (size_t k = 0; k < L; k++) {
         int col = NCOMMON + 4 * (int)k;
         LOB_FORWARD_IF_ERROR(cell_decimal_or_nan(t, &c[col], col, &apx[k], err));
@@ -457,9 +448,9 @@ book_apply(lob_tardis *t, int64_t ts, int64_t local)
     }
     lob_table *tb = &t->out[T_BOOK];
     size_t i = tb->n++;
-    LOB_COL(tb, B_TS, int64_t)[i] = ts;
-    LOB_COL(tb, B_UPDATE_ID, int64_t)[i] = -1;
-    LOB_COL(tb, B_VALID, uint8_t)[i] = 1;
+    LOB_COL(tb, LOB_B_TS, int64_t)[i] = ts;
+    LOB_COL(tb, LOB_B_UPDATE_ID, int64_t)[i] = -1;
+    LOB_COL(tb, LOB_B_VALID, uint8_t)[i] = 1;
 }
 
 /* ------------------------------------------------------------------ the format */
@@ -559,16 +550,11 @@ tardis_create(void **ctx, const lob_opts *o)
         return LOB_E_NOMEM;
     }
     t->cells = cells;
-    static const lob_column book[B_NCOL] = {
-        {"ts", LOB_I64, 8, 1},     {"update_id", LOB_I64, 8, 1}, {"bid_px", LOB_F64, 8, 1},
-        {"bid_sz", LOB_F64, 8, 1}, {"ask_px", LOB_F64, 8, 1},    {"ask_sz", LOB_F64, 8, 1},
-        {"valid", LOB_U8, 1, 1},
-    };
-    memcpy(t->book_schema, book, sizeof book);
+    lob_book_schema_levels(t->book_schema, 1);
     lob_table_init(&t->out[T_DEPTH], lob_depth_schema, LOB_D_NCOL);
     lob_table_init(&t->out[T_TRADES], lob_trades_schema, LOB_T_NCOL);
     lob_table_init(&t->out[T_QUOTES], lob_quotes_schema, LOB_Q_NCOL);
-    lob_table_init(&t->out[T_BOOK], t->book_schema, B_NCOL);
+    lob_table_init(&t->out[T_BOOK], t->book_schema, LOB_B_NCOL);
     lob_symbols_init(&t->syms, o->symbol);
     t->kind = KIND_NONE;
     t->start_ns = o->start_ns;

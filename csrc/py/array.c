@@ -27,14 +27,15 @@ typenum_of(char type)
     case LOB_I8: return NPY_INT8;
     case LOB_U8: return NPY_UINT8;
     case LOB_I64: return NPY_INT64;
+    case LOB_BOOL: return NPY_BOOL;
     default: return NPY_FLOAT64;
     }
 }
 
 PyObject *
-lob_array_from_owned(void *buf, Py_ssize_t n, Py_ssize_t width, char type)
+lob_array_from_owned(void *buf, Py_ssize_t n, Py_ssize_t width, int matrix, char type)
 {
-    int nd = width > 1 ? 2 : 1;
+    int nd = matrix || width > 1 ? 2 : 1;
     npy_intp dims[2] = {n, width};
     int typenum = typenum_of(type);
     if (buf == NULL || n == 0) {
@@ -75,7 +76,7 @@ lob_table_to_dict(lob_table *t)
     }
     for (; i < t->ncol; i++) {
         const lob_column *c = &t->schema[i];
-        PyObject *a = lob_array_from_owned(bufs[i], n, c->width, c->type);
+        PyObject *a = lob_array_from_owned(bufs[i], n, c->width, c->matrix, c->type);
         bufs[i] = NULL;
         if (a == NULL || PyDict_SetItemString(d, c->name, a) < 0) {
             Py_XDECREF(a);

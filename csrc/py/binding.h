@@ -24,9 +24,10 @@ lob_state *lob_get_state(PyObject *m);
 PyObject *lob_raise(lob_state *st, int rc, const lob_error *err, PyObject *where);
 
 /*! lob_array_from_owned() : an ndarray over `buf` (malloc'd, n rows x width elements of
- *  `typenum`), owning it through a capsule base; 2-D when width > 1.  Frees buf on failure.
+ *  `type`), owning it through a capsule base; (n, width) when `matrix` or width > 1, else
+ *  (n,).  Frees buf on failure.
  *  Returns a new reference, or NULL with an exception set. */
-PyObject *lob_array_from_owned(void *buf, Py_ssize_t n, Py_ssize_t width, char type);
+PyObject *lob_array_from_owned(void *buf, Py_ssize_t n, Py_ssize_t width, int matrix, char type);
 
 /*! lob_table_to_dict() : detach every column of `t` into {name: ndarray}.  The table is
  *  left empty.  Returns a new reference or NULL. */
