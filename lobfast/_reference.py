@@ -361,7 +361,22 @@ def _strip_bom(line: str) -> str:
     return line[3:] if line.startswith("\xef\xbb\xbf") else line
 
 
-class TardisReference:
+class _CsvReference:
+    """A line of a CSV reference: a bad row raises, or with on_error="skip" is counted."""
+
+    skip: bool
+    counts: dict[str, int]
+
+    def line(self, line: str) -> None:
+        try:
+            self._line(line)
+        except RowError:
+            if not self.skip:
+                raise
+            self.counts["bad_lines"] += 1
+
+
+class TardisReference(_CsvReference):
     """Tardis.dev CSV lines -> the columns lobfast.read_tardis returns."""
 
     COMMON = ["exchange", "symbol", "timestamp", "local_timestamp"]
@@ -397,14 +412,6 @@ class TardisReference:
             ),
             0,
         )
-
-    def line(self, line: str) -> None:
-        try:
-            self._line(line)
-        except RowError:
-            if not self.skip:
-                raise
-            self.counts["bad_lines"] += 1
 
     def _header(self, cells: list[str]) -> None:
         self.rejected = True
@@ -570,7 +577,7 @@ def read_tardis(paths, symbol=None, start=None, end=None, on_error="raise"):
     return ref.finish()
 
 
-class VisionReference:
+class VisionReference(_CsvReference):
     """data.binance.vision CSV lines -> the columns lobfast.read_binance_vision returns."""
 
     # name -> (data type, cells, normalised header, kind)
@@ -604,14 +611,6 @@ class VisionReference:
         self.trades: list[tuple] = []
         self.quotes: list[tuple] = []
         self.counts = dict.fromkeys(("headers", "rows", "blank_lines", "bad_lines"), 0)
-
-    def line(self, line: str) -> None:
-        try:
-            self._line(line)
-        except RowError:
-            if not self.skip:
-                raise
-            self.counts["bad_lines"] += 1
 
     def _line(self, line: str) -> None:
         if not line:

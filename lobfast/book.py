@@ -168,13 +168,11 @@ def book_at(source: DepthEvents | MarketData, t, *, levels: int = 10) -> BookSna
     end = int(np.searchsorted(depth.ts, t_ns, side="right"))
     resets = np.flatnonzero(depth.flags[:end] & Flags.RESET)
     start = int(resets[-1]) if len(resets) else 0
-    b = _core.Book(levels=int(levels))
+    builder = BookBuilder(levels)
     part = depth[start:end]
-    c = part.columns
-    b.feed(c["ts"], c["side"], c["price"], c["qty"], c["update_id"], c["flags"])
-    bid_px, bid_sz = b.side(1)
-    ask_px, ask_sz = b.side(-1)
-    known = bool(b.stats()["known"]) and len(resets) > 0
+    builder.feed(part)
+    bid_px, bid_sz, ask_px, ask_sz = builder.book()
+    known = bool(builder.stats["known"]) and len(resets) > 0
 
     def top(a, fill):
         out = np.full((1, levels), fill, np.float64)

@@ -131,6 +131,19 @@ class _FileCheck:
             )
 
 
+def _read_all(r: _core.Reader, check: _FileCheck, files: list[str]) -> tuple[dict, dict[str, Any]]:
+    """Every file as one stream, checked file by file: (tables, stats)."""
+    for path in files:
+        check.start(path)
+        r.open(path)
+        r.pump()
+        check.done()
+    r.finish()
+    tables, stats = r.take(), r.stats()
+    check.check_found(stats, sum(len(next(iter(t.values()))) for t in tables.values()))
+    return tables, stats
+
+
 def _market_data(tables: dict[str, dict[str, np.ndarray]], stats: dict[str, Any]) -> MarketData:
     return MarketData(
         depth=DepthEvents(**tables["depth"]),
@@ -176,18 +189,8 @@ def read_binance(
     >>> md.stats["gaps"], len(md.trades)
     (0, 19904)
     """
-    files = expand_paths(paths)
     r = _reader("binance", symbol, on_error, start, end)
-    check = _FileCheck(r, symbol, on_error)
-    for path in files:
-        check.start(path)
-        r.open(path)
-        r.pump()
-        check.done()
-    r.finish()
-    md = _market_data(r.take(), r.stats())
-    check.check_found(md.stats, len(md.depth) + len(md.trades) + len(md.agg_trades) + len(md.quotes))
-    return md
+    return _market_data(*_read_all(r, _FileCheck(r, symbol, on_error), expand_paths(paths)))
 
 
 def iter_binance(
@@ -257,16 +260,7 @@ class _CsvFileCheck(_FileCheck):
 
 def _read_csv(fmt: str, files: list[str], symbol, on_error: str, start, end, header_required: bool):
     r = _reader(fmt, symbol, on_error, start, end)
-    check = _CsvFileCheck(r, symbol, on_error, header_required=header_required)
-    for path in files:
-        check.start(path)
-        r.open(path)
-        r.pump()
-        check.done()
-    r.finish()
-    tables, stats = r.take(), r.stats()
-    check.check_found(stats, sum(len(next(iter(t.values()))) for t in tables.values()))
-    return tables, stats
+    return _read_all(r, _CsvFileCheck(r, symbol, on_error, header_required=header_required), files)
 
 
 def read_tardis(
