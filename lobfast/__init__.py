@@ -6,10 +6,15 @@ copying; see :func:`read_binance`, :func:`iter_binance`, :func:`read_tardis`,
 (:func:`reconstruct`, :class:`BookBuilder`, :func:`book_at`, :func:`check_against_quotes`).
 """
 
+from . import labels
 from ._core import LobError
+from .aggregation import aggregate
 from .book import BookBuilder, QuoteCheck, book_at, check_against_quotes, parse_duration, reconstruct
 from .containers import BookSnapshots, Columns, DepthEvents, MarketData, Quotes, Trades
 from .flags import Flags
+from .frame import FeatureFrame, Frame, LabelFrame
+from .leakage import leakage_report
+from .microstructure import features
 from .quality import QualityReport, quality_report
 from .readers import (
     LobWarning,
@@ -28,7 +33,10 @@ __all__ = [
     "BookSnapshots",
     "Columns",
     "DepthEvents",
+    "FeatureFrame",
     "Flags",
+    "Frame",
+    "LabelFrame",
     "LobError",
     "LobWarning",
     "MarketData",
@@ -36,10 +44,14 @@ __all__ = [
     "QualityReport",
     "QuoteCheck",
     "Trades",
+    "aggregate",
     "book_at",
     "check_against_quotes",
     "expand_paths",
+    "features",
     "iter_binance",
+    "labels",
+    "leakage_report",
     "parse_duration",
     "quality_report",
     "read_binance",

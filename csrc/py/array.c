@@ -112,3 +112,46 @@ lob_schema_list(const lob_column *schema, int ncol)
     }
     return l;
 }
+
+PyObject *
+lob_in(PyObject *obj, int typenum, int ndim, Py_ssize_t n, const char *name)
+{
+    PyArray_Descr *want = PyArray_DescrFromType(typenum);
+    if (want == NULL) {
+        return NULL;
+    }
+    PyObject *arr = PyArray_FromAny(obj, want, 0, 0, NPY_ARRAY_IN_ARRAY, NULL); /* steals want */
+    if (arr == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_TypeError) || PyErr_ExceptionMatches(PyExc_ValueError)) {
+            PyObject *type, *value, *tb;
+            PyErr_Fetch(&type, &value, &tb);
+            PyErr_Format(PyExc_TypeError, "%s must be an array of %s: %S", name,
+                         typenum == NPY_INT64 ? "int64" : typenum == NPY_BOOL ? "bool" : "float64",
+                         value ? value : Py_None);
+            Py_XDECREF(type);
+            Py_XDECREF(value);
+            Py_XDECREF(tb);
+        }
+        return NULL;
+    }
+    PyArrayObject *a = (PyArrayObject *)arr;
+    if (PyArray_NDIM(a) != ndim) {
+        PyErr_Format(PyExc_ValueError, "%s must be %d-D, got %d-D", name, ndim, PyArray_NDIM(a));
+        Py_DECREF(arr);
+        return NULL;
+    }
+    if (n >= 0 && PyArray_DIM(a, 0) != n) {
+        PyErr_Format(PyExc_ValueError, "%s has %zd rows, expected %zd", name,
+                     (Py_ssize_t)PyArray_DIM(a, 0), n);
+        Py_DECREF(arr);
+        return NULL;
+    }
+    return arr;
+}
+
+PyObject *
+lob_out(Py_ssize_t n, Py_ssize_t width, int typenum)
+{
+    npy_intp dims[2] = {n, width};
+    return PyArray_EMPTY(width > 0 ? 2 : 1, dims, typenum, 0);
+}

@@ -36,6 +36,22 @@ PyObject *lob_table_to_dict(lob_table *t);
 /*! lob_schema_list() : [(name, type char, width), ...] for a schema.  New reference. */
 PyObject *lob_schema_list(const lob_column *schema, int ncol);
 
+/*! lob_in() : `obj` as a C-contiguous, aligned, native-order array of NumPy type `typenum`
+ *  with `ndim` dimensions and, when `n` >= 0, `n` rows: the caller's array itself when it
+ *  already is one, else a converted copy (safe casts only).  The caller's data are never
+ *  written.  `name` names the argument in errors.  New reference, or NULL with TypeError /
+ *  ValueError set. */
+PyObject *lob_in(PyObject *obj, int typenum, int ndim, Py_ssize_t n, const char *name);
+
+/*! lob_out() : a new C-contiguous array of `typenum`, shape (n,) or (n, width) when
+ *  width > 0.  New reference or NULL. */
+PyObject *lob_out(Py_ssize_t n, Py_ssize_t width, int typenum);
+
+/*! Kernel functions, one table per binding file (features.c, labels.c, aggregate.c). */
+extern PyMethodDef lob_feature_methods[];
+extern PyMethodDef lob_label_methods[];
+extern PyMethodDef lob_aggregate_methods[];
+
 /*! lob_reader_type_spec, lob_book_type_spec : the heap types. */
 extern PyType_Spec lob_reader_type_spec;
 extern PyType_Spec lob_book_type_spec;

@@ -129,6 +129,11 @@ module_exec(PyObject *m)
     if (st->BookType == NULL || PyModule_AddObjectRef(m, "Book", st->BookType) < 0) {
         return -1;
     }
+    if (PyModule_AddFunctions(m, lob_feature_methods) < 0 ||
+        PyModule_AddFunctions(m, lob_label_methods) < 0 ||
+        PyModule_AddFunctions(m, lob_aggregate_methods) < 0) {
+        return -1;
+    }
     if (PyModule_AddIntConstant(m, "FLAG_SNAPSHOT", LOB_F_SNAPSHOT) < 0 ||
         PyModule_AddIntConstant(m, "FLAG_RESET", LOB_F_RESET) < 0 ||
         PyModule_AddIntConstant(m, "FLAG_GAP", LOB_F_GAP) < 0 ||

@@ -1,0 +1,1 @@
+"""Labels: forward returns, DeepLOB smoothed labels, EMA returns, triple barrier (C kernels)."""
