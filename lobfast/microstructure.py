@@ -1,5 +1,186 @@
-"""Microstructure features from the book and trades in one C pass (see :func:`features`)."""
+"""Microstructure features from the book and trades (see :func:`features`).
+
+The book-level features come from one C pass over the snapshots; rolling windows are C
+kernels over those columns (:mod:`lobfast.rolling`). Python only parses the spec.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from . import _core
+from .book import parse_duration
+from .containers import BookSnapshots, Quotes, Trades
+from .frame import FeatureFrame, LabelFrame
+from .rolling import rolling_std, rolling_sum
+
+TRADE_COLUMNS = ("buy_volume", "sell_volume", "signed_volume", "trade_count")
+_DURATION = r"\d+(?:\.\d+)?(?:ns|us|ms|s|min|h|d)"
+_SIMPLE = {"mid", "microprice", "spread", "spread_bps", "ret"}
+_TOP_K = ("wmid", "imbalance", "bid_depth", "ask_depth")  # name_k: over the top k levels
 
 
-def features(*args, **kwargs):
-    raise NotImplementedError
+def default_spec(levels: int = 10, trades: bool = True) -> list[str]:
+    """The default feature names for a book of ``levels`` levels (see :func:`features`)."""
+    tops = [k for k in (1, 5, 10) if k <= levels]
+    spec = ["mid", "microprice", f"wmid_{min(5, levels)}", "spread", "spread_bps"]
+    spec += [f"imbalance_{k}" for k in tops]
+    spec += [f"{side}_depth_{k}" for side in ("bid", "ask") for k in tops]
+    spec += ["ofi", *(f"ofi_{i}" for i in range(1, levels + 1)), "ofi_w10", "ofi_w100", "ofi_1s", "ofi_10s"]
+    spec += ["ofi_cum", "ret", "vol_20", "vol_100", "vol_10s", "vol_60s", "intensity_1s", "intensity_10s"]
+    return spec + list(TRADE_COLUMNS) if trades else spec
+
+
+def _parse(name: Any, levels: int) -> tuple[str, Any]:
+    """A feature name -> (what, parameter); ValueError for names that mean nothing."""
+    if not isinstance(name, str):
+        raise TypeError(f"feature names are strings, got {name!r}")
+    if name in _SIMPLE or name in TRADE_COLUMNS:
+        return name, None
+    if name == "ofi":
+        return "ofi_level", 1
+    if name == "ofi_cum":
+        return "ofi_cum", None
+    m = re.fullmatch(r"(wmid|imbalance|bid_depth|ask_depth|ofi)_(\d+)", name)
+    if m:
+        what, k = m.group(1), int(m.group(2))
+        if not 1 <= k <= levels:
+            raise ValueError(f"feature {name!r} needs level {k}, the book has levels 1..{levels}")
+        return ("ofi_level" if what == "ofi" else what), k
+    m = re.fullmatch(rf"(ofi_w|vol_)(\d+)", name)
+    if m:
+        rows = int(m.group(2))
+        if rows <= 0 or (m.group(1) == "vol_" and rows < 2):
+            raise ValueError(f"feature {name!r}: the window must be at least {1 if m.group(1) == 'ofi_w' else 2} rows")
+        return ("ofi_sum" if m.group(1) == "ofi_w" else "vol"), rows
+    m = re.fullmatch(rf"(ofi|vol|intensity)_({_DURATION})", name)
+    if m:
+        what = {"ofi": "ofi_sum", "vol": "vol", "intensity": "intensity"}[m.group(1)]
+        return what, m.group(2)
+    raise ValueError(
+        f"unknown feature {name!r}; features are {sorted(_SIMPLE | {'ofi', 'ofi_cum'})}, "
+        f"{', '.join(f'{p}_K' for p in _TOP_K)} (top K levels), ofi_L (level L), ofi_wN / ofi_<span> "
+        f"(rolling OFI over N rows or a span such as 10s), vol_N / vol_<span>, intensity_<span>, "
+        f"and with trades {', '.join(TRADE_COLUMNS)}"
+    )
+
+
+def _as_book(book: Any) -> BookSnapshots:
+    if isinstance(book, BookSnapshots):
+        return book
+    if isinstance(book, Quotes):  # the exchange's BBO as a one-level book
+        col = lambda a: np.ascontiguousarray(a, np.float64).reshape(-1, 1)  # noqa: E731
+        valid = ~(np.isnan(book.bid_px) | np.isnan(book.ask_px))
+        return BookSnapshots(
+            ts=book.ts,
+            update_id=book.update_id,
+            bid_px=col(book.bid_px),
+            bid_sz=col(book.bid_qty),
+            ask_px=col(book.ask_px),
+            ask_sz=col(book.ask_qty),
+            valid=valid,
+        )
+    raise TypeError(f"features are computed from BookSnapshots or Quotes, not {type(book).__name__}")
+
+
+def features(
+    book: BookSnapshots | Quotes, trades: Trades | None = None, *, spec: Sequence[str] | None = None
+) -> FeatureFrame:
+    """Microstructure features, one row per book snapshot, as a :class:`FeatureFrame`.
+
+    ``spec`` lists the columns wanted (default: :func:`default_spec`); names are short and
+    stable, and parametric names carry their parameter:
+
+    - ``mid``; ``microprice`` = (bid1 ask_sz1 + ask1 bid_sz1) / (bid_sz1 + ask_sz1);
+      ``wmid_K`` = mean of the size-weighted bid and ask prices over the top K levels;
+      ``spread`` = ask1 - bid1; ``spread_bps`` = spread / mid * 1e4;
+    - ``imbalance_K`` = (B - A) / (B + A) with B, A the sizes over the top K levels;
+      ``bid_depth_K``, ``ask_depth_K`` the sizes themselves;
+    - ``ofi`` = order-flow imbalance at the best level (Cont, Kukanov, Stoikov 2014: a better
+      bid adds its whole size, a worse one removes the old size, symmetrically for asks);
+      ``ofi_L`` the same at level L (multi-level OFI; ``ofi_1`` equals ``ofi``); an empty level is
+      a bid at -inf / an ask at +inf, so a level that appears or empties counts its size;
+      ``ofi_wN`` the sum over the last N rows; ``ofi_10s`` (any span: ``500ms``, ``1min``) the sum
+      over rows in (t - span, t]; ``ofi_cum`` the running sum since the book was last invalid;
+    - ``ret`` = log(mid / previous mid); ``vol_N`` / ``vol_<span>`` = rolling standard
+      deviation of ``ret`` (ddof=1) over N rows or a span;
+    - ``intensity_<span>`` = book updates per second over the span (rows whose update_id
+      changed: with grid snapshots, ``reconstruct(every=...)``, several updates between two
+      rows count once; reconstruct with ``every=0`` for message rates);
+    - with ``trades``: ``buy_volume``, ``sell_volume`` (taker side), ``signed_volume`` (buy -
+      sell), ``trade_count``, of the trades with ts in (previous row's ts, this row's ts] —
+      what is known when the row is seen. Trades of unknown side count in ``trade_count`` only.
+
+    Rows where ``valid`` is False give NaN in every column; OFI, returns and trade flow are
+    NaN on the first row after one, and rolling windows never reach across them: a window's
+    value appears once it is full (N values, or a span of data) since the book became valid.
+    Default spans: ``ofi_1s``, ``ofi_10s``, ``vol_10s``, ``vol_60s``, ``intensity_1s``, ``intensity_10s``;
+    default windows ``ofi_w10``, ``ofi_w100``, ``vol_20``, ``vol_100``.
+
+    ``book`` is a :class:`BookSnapshots` (or :class:`Quotes`, read as a one-level book). Label
+    frames are refused: targets are never inputs. Inputs are never modified.
+    """
+    for arg in (book, trades):
+        if isinstance(arg, LabelFrame):
+            raise TypeError("labels are targets, never feature inputs: pass the BookSnapshots (and Trades)")
+    book = _as_book(book)
+    if trades is not None and not isinstance(trades, Trades):
+        raise TypeError(f"trades must be lobfast.Trades, not {type(trades).__name__}")
+    levels = book.levels
+    if len(book) and levels == 0:
+        raise ValueError("the book has no levels")
+    names = default_spec(max(levels, 1), trades is not None) if spec is None else list(spec)
+    if isinstance(spec, str):
+        raise TypeError("spec is a list of feature names, not one string")
+    if len(set(names)) != len(names):
+        raise ValueError(f"spec names a feature twice: {sorted({n for n in names if names.count(n) > 1})}")
+    parsed = [_parse(n, max(levels, 1)) for n in names]
+    if trades is None and any(n in TRADE_COLUMNS for n in names):
+        raise ValueError(f"{[n for n in names if n in TRADE_COLUMNS]} need trades: features(book, trades)")
+
+    # the book pass: every per-row quantity, each once
+    base: dict[tuple[str, int], int] = {}
+    for what, p in parsed:
+        key = {
+            "ofi_sum": ("ofi", 1),
+            "ofi_cum": ("ofi", 1),
+            "ofi_level": ("ofi", p),
+            "vol": ("ret", 0),
+            "intensity": ("changed", 0),
+        }.get(what, (what, p or 0))
+        if key[0] not in TRADE_COLUMNS:
+            base.setdefault(key, len(base))
+    c = book.columns
+    if levels == 0:  # an empty container: nothing to compute but the names
+        arrays = [np.empty(0) for _ in base]
+    else:
+        arrays = _core.features(
+            c["ts"], c["valid"], c["update_id"], c["bid_px"], c["bid_sz"], c["ask_px"], c["ask_sz"], list(base)
+        )
+    got = dict(zip(base, arrays))
+    flow = None
+    if trades is not None and any(n in TRADE_COLUMNS for n in names):
+        flow = dict(zip(TRADE_COLUMNS, _core.trade_flow(c["ts"], c["valid"], trades.ts, trades.qty, trades.side)))
+
+    ts = c["ts"]
+    out: dict[str, np.ndarray] = {}
+    for name, (what, p) in zip(names, parsed):
+        if what in TRADE_COLUMNS:
+            out[name] = flow[what]
+        elif what == "ofi_level":
+            out[name] = got[("ofi", p)]
+        elif what == "ofi_sum":
+            out[name] = rolling_sum(got[("ofi", 1)], p, ts=ts)
+        elif what == "ofi_cum":
+            out[name] = _core.rolling_sum(got[("ofi", 1)])
+        elif what == "vol":
+            out[name] = rolling_std(got[("ret", 0)], p, ts=ts)
+        elif what == "intensity":
+            out[name] = rolling_sum(got[("changed", 0)], p, ts=ts) / (parse_duration(p) / 1e9)
+        else:
+            out[name] = got[(what, p or 0)]
+    return FeatureFrame(ts, out)

@@ -1,6 +1,229 @@
-/* features.c -- lobfast._core feature and rolling-window kernels. */
+/* features.c -- lobfast._core feature and rolling-window kernels.
+ *
+ * features(ts, valid, update_id, bid_px, bid_sz, ask_px, ask_sz, requests) -> [ndarray]
+ *     requests: [(name, k)], name one of the core's feature kinds ("mid", "ofi", ...)
+ * trade_flow(ts, valid, trade_ts, qty, side) -> (buy, sell, signed, count)
+ * rolling_sum(x, rows=0, span=0, ts=None) -> ndarray
+ * rolling_std(x, rows=0, span=0, ts=None, ddof=1) -> ndarray
+ * Inputs are read in place when they already are contiguous arrays of the right dtype and
+ * converted (copied) otherwise; they are never written.  The GIL is released in the loops.
+ */
 #include "binding.h"
 
+#define NO_IMPORT_ARRAY
+#define PY_ARRAY_UNIQUE_SYMBOL lobfast_ARRAY_API
+#include <numpy/arrayobject.h>
+
+#include "core/features.h"
+#include "core/rolling.h"
+
+#include <string.h>
+
+#define DATA(a) PyArray_DATA((PyArrayObject *)(a))
+#define ROWS(a) ((Py_ssize_t)PyArray_DIM((PyArrayObject *)(a), 0))
+
+static const struct {
+    const char *name;
+    int kind;
+} KINDS[] = {
+    {"mid", LOB_FT_MID},
+    {"microprice", LOB_FT_MICROPRICE},
+    {"wmid", LOB_FT_WMID},
+    {"spread", LOB_FT_SPREAD},
+    {"spread_bps", LOB_FT_SPREAD_BPS},
+    {"imbalance", LOB_FT_IMBALANCE},
+    {"bid_depth", LOB_FT_BID_DEPTH},
+    {"ask_depth", LOB_FT_ASK_DEPTH},
+    {"ofi", LOB_FT_OFI},
+    {"ret", LOB_FT_RET},
+    {"changed", LOB_FT_CHANGED},
+};
+
+static int
+kind_of(PyObject *name)
+{
+    const char *s = PyUnicode_Check(name) ? PyUnicode_AsUTF8(name) : NULL;
+    for (size_t i = 0; s != NULL && i < sizeof KINDS / sizeof KINDS[0]; i++) {
+        if (strcmp(s, KINDS[i].name) == 0) {
+            return KINDS[i].kind;
+        }
+    }
+    if (!PyErr_Occurred()) {
+        PyErr_Format(PyExc_ValueError, "unknown feature kernel %R", name);
+    }
+    return -1;
+}
+
+static void
+release(PyObject **a, int n)
+{
+    for (int i = 0; i < n; i++) {
+        Py_XDECREF(a[i]);
+    }
+}
+
+static PyObject *
+py_features(PyObject *module, PyObject *args)
+{
+    PyObject *o[7], *requests;
+    if (!PyArg_ParseTuple(args, "OOOOOOOO:features", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5],
+                          &o[6], &requests)) {
+        return NULL;
+    }
+    PyObject *in[7] = {NULL};
+    PyObject *seq = NULL, *outs = NULL;
+    lob_feature *req = NULL;
+    in[0] = lob_in(o[0], NPY_INT64, 1, -1, "ts");
+    Py_ssize_t n = in[0] ? ROWS(in[0]) : 0;
+    if (in[0] == NULL || (in[1] = lob_in(o[1], NPY_BOOL, 1, n, "valid")) == NULL ||
+        (in[2] = lob_in(o[2], NPY_INT64, 1, n, "update_id")) == NULL) {
+        goto done;
+    }
+    static const char *const level_names[] = {"bid_px", "bid_sz", "ask_px", "ask_sz"};
+    for (int i = 0; i < 4; i++) {
+        if ((in[3 + i] = lob_in(o[3 + i], NPY_FLOAT64, 2, n, level_names[i])) == NULL) {
+            goto done;
+        }
+        if (PyArray_DIM((PyArrayObject *)in[3 + i], 1) != PyArray_DIM((PyArrayObject *)in[3], 1)) {
+            PyErr_SetString(PyExc_ValueError, "the level arrays have different shapes");
+            goto done;
+        }
+    }
+    if ((seq = PySequence_Fast(requests, "requests must be a sequence of (name, k)")) == NULL) {
+        goto done;
+    }
+    Py_ssize_t nf = PySequence_Fast_GET_SIZE(seq);
+    if ((outs = PyList_New(nf)) == NULL || (req = PyMem_Calloc(nf + 1, sizeof *req)) == NULL) {
+        goto done;
+    }
+    for (Py_ssize_t j = 0; j < nf; j++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, j), *name;
+        if (!PyArg_ParseTuple(item, "Oi:request", &name, &req[j].k) ||
+            (req[j].kind = kind_of(name)) < 0) {
+            goto done;
+        }
+        PyObject *a = lob_out(n, 0, NPY_FLOAT64);
+        if (a == NULL) {
+            goto done;
+        }
+        PyList_SET_ITEM(outs, j, a);
+        req[j].out = DATA(a);
+    }
+    lob_book_view b = {n,           PyArray_DIM((PyArrayObject *)in[3], 1),
+                       DATA(in[0]), DATA(in[1]),
+                       DATA(in[3]), DATA(in[4]),
+                       DATA(in[5]), DATA(in[6])};
+    lob_error err = {0};
+    int rc;
+    Py_BEGIN_ALLOW_THREADS rc = lob_features(&b, DATA(in[2]), req, (int)nf, &err);
+    Py_END_ALLOW_THREADS if (rc < 0)
+    {
+        lob_raise(lob_get_state(module), rc, &err, NULL);
+        Py_CLEAR(outs);
+    }
+done:
+    if (PyErr_Occurred()) {
+        Py_CLEAR(outs);
+    }
+    PyMem_Free(req);
+    Py_XDECREF(seq);
+    release(in, 7);
+    return outs;
+}
+
+static PyObject *
+py_trade_flow(PyObject *module, PyObject *args)
+{
+    PyObject *o[5], *in[5] = {NULL}, *out[4] = {NULL}, *result = NULL;
+    if (!PyArg_ParseTuple(args, "OOOOO:trade_flow", &o[0], &o[1], &o[2], &o[3], &o[4])) {
+        return NULL;
+    }
+    if ((in[0] = lob_in(o[0], NPY_INT64, 1, -1, "ts")) == NULL ||
+        (in[1] = lob_in(o[1], NPY_BOOL, 1, ROWS(in[0]), "valid")) == NULL ||
+        (in[2] = lob_in(o[2], NPY_INT64, 1, -1, "trade ts")) == NULL ||
+        (in[3] = lob_in(o[3], NPY_FLOAT64, 1, ROWS(in[2]), "trade qty")) == NULL ||
+        (in[4] = lob_in(o[4], NPY_INT8, 1, ROWS(in[2]), "trade side")) == NULL) {
+        goto done;
+    }
+    Py_ssize_t n = ROWS(in[0]), m = ROWS(in[2]);
+    for (int i = 0; i < 4; i++) {
+        if ((out[i] = lob_out(n, 0, NPY_FLOAT64)) == NULL) {
+            goto done;
+        }
+    }
+    lob_error err = {0};
+    int rc;
+    Py_BEGIN_ALLOW_THREADS rc =
+        lob_trade_flow(DATA(in[0]), DATA(in[1]), n, DATA(in[2]), DATA(in[3]), DATA(in[4]), m,
+                       DATA(out[0]), DATA(out[1]), DATA(out[2]), DATA(out[3]), &err);
+    Py_END_ALLOW_THREADS if (rc < 0)
+    {
+        lob_raise(lob_get_state(module), rc, &err, NULL);
+        goto done;
+    }
+    result = PyTuple_Pack(4, out[0], out[1], out[2], out[3]);
+done:
+    release(in, 5);
+    release(out, 4);
+    return result;
+}
+
+/* rolling_sum / rolling_std share the argument handling; ddof < 0 selects the sum. */
+static PyObject *
+rolling(PyObject *module, PyObject *args, PyObject *kwds, int with_ddof)
+{
+    static char *kwlist[] = {"x", "rows", "span", "ts", "ddof", NULL};
+    static char *sum_kwlist[] = {"x", "rows", "span", "ts", NULL};
+    PyObject *xo, *tso = Py_None, *x = NULL, *ts = NULL, *out = NULL;
+    long long rows = 0, span = 0;
+    int ddof = 1;
+    if (!PyArg_ParseTupleAndKeywords(
+            args, kwds, with_ddof ? "O|$LLOi:rolling_std" : "O|$LLO:rolling_sum",
+            with_ddof ? kwlist : sum_kwlist, &xo, &rows, &span, &tso, &ddof)) {
+        return NULL;
+    }
+    if ((x = lob_in(xo, NPY_FLOAT64, 1, -1, "x")) == NULL ||
+        (tso != Py_None && (ts = lob_in(tso, NPY_INT64, 1, ROWS(x), "ts")) == NULL) ||
+        (out = lob_out(ROWS(x), 0, NPY_FLOAT64)) == NULL) {
+        goto done;
+    }
+    lob_window w = {rows, span, ts ? DATA(ts) : NULL};
+    lob_error err = {0};
+    int rc;
+    Py_BEGIN_ALLOW_THREADS rc = with_ddof
+                                    ? lob_rolling_std(DATA(x), ROWS(x), &w, ddof, DATA(out), &err)
+                                    : lob_rolling_sum(DATA(x), ROWS(x), &w, DATA(out), &err);
+    Py_END_ALLOW_THREADS if (rc < 0)
+    {
+        lob_raise(lob_get_state(module), rc, &err, NULL);
+        Py_CLEAR(out);
+    }
+done:
+    Py_XDECREF(x);
+    Py_XDECREF(ts);
+    return out;
+}
+
+static PyObject *
+py_rolling_sum(PyObject *module, PyObject *args, PyObject *kwds)
+{
+    return rolling(module, args, kwds, 0);
+}
+
+static PyObject *
+py_rolling_std(PyObject *module, PyObject *args, PyObject *kwds)
+{
+    return rolling(module, args, kwds, 1);
+}
+
 PyMethodDef lob_feature_methods[] = {
+    {"features", py_features, METH_VARARGS,
+     "features(ts, valid, update_id, bid_px, bid_sz, ask_px, ask_sz, requests) -> [ndarray]"},
+    {"trade_flow", py_trade_flow, METH_VARARGS,
+     "trade_flow(ts, valid, trade_ts, qty, side) -> (buy, sell, signed, count)"},
+    {"rolling_sum", (PyCFunction)(void (*)(void))py_rolling_sum, METH_VARARGS | METH_KEYWORDS,
+     "rolling_sum(x, *, rows=0, span=0, ts=None) -> ndarray"},
+    {"rolling_std", (PyCFunction)(void (*)(void))py_rolling_std, METH_VARARGS | METH_KEYWORDS,
+     "rolling_std(x, *, rows=0, span=0, ts=None, ddof=1) -> ndarray"},
     {NULL, NULL, 0, NULL},
 };

@@ -1,0 +1,385 @@
+"""lobfast.features and lobfast.rolling against plain NumPy references, on real and random books."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from conftest import SPOT_BTC_0808, USDM_BTC_0808
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import lobfast
+from lobfast import _core
+from lobfast.microstructure import default_spec
+from lobfast.rolling import rolling_std, rolling_sum
+
+# --- references: the definitions, written the obvious way ------------------------------------
+
+
+def ref_rolling(x, *, rows=0, span=0, ts=None, std=None):
+    """Loop over rows; the window restarts after NaN and counts only once full."""
+    out = np.full(len(x), np.nan)
+    start = 0
+    for i, v in enumerate(x):
+        if np.isnan(v):
+            start = i + 1
+            continue
+        if rows:
+            if i - start + 1 < rows:
+                continue
+            w = x[i - rows + 1 : i + 1]
+        elif span:
+            if ts[i] - ts[start] < span:
+                continue
+            j = start
+            while ts[j] <= ts[i] - span:
+                j += 1
+            w = x[j : i + 1]
+        else:
+            w = x[start : i + 1]
+        if std is None:
+            out[i] = w.sum()
+        elif len(w) >= 2 and len(w) > std:
+            out[i] = np.std(w, ddof=std)
+    return out
+
+
+def ref_ofi(bp, bs, ap, as_, valid):
+    bp = np.where(np.isnan(bp), -np.inf, bp)
+    ap = np.where(np.isnan(ap), np.inf, ap)
+    e = np.full(bp.shape, np.nan)
+    e[1:] = (
+        np.where(bp[1:] >= bp[:-1], bs[1:], 0.0)
+        - np.where(bp[1:] <= bp[:-1], bs[:-1], 0.0)
+        - np.where(ap[1:] <= ap[:-1], as_[1:], 0.0)
+        + np.where(ap[1:] >= ap[:-1], as_[:-1], 0.0)
+    )
+    both = np.zeros(len(valid), bool)
+    both[1:] = valid[1:] & valid[:-1]
+    e[~both] = np.nan
+    return e
+
+
+def ref_trade_flow(ts, valid, trades):
+    n = len(ts)
+    out = {k: np.full(n, np.nan) for k in ("buy_volume", "sell_volume", "signed_volume", "trade_count")}
+    for i in range(1, n):
+        if not valid[i]:
+            continue
+        sel = (trades.ts > ts[i - 1]) & (trades.ts <= ts[i])
+        q, s = trades.qty[sel], trades.side[sel]
+        out["buy_volume"][i] = q[s > 0].sum()
+        out["sell_volume"][i] = q[s < 0].sum()
+        out["signed_volume"][i] = q[s > 0].sum() - q[s < 0].sum()
+        out["trade_count"][i] = sel.sum()
+    return out
+
+
+def ref_features(book, trades, names):
+    c = book.columns
+    bp, bs, ap, as_ = c["bid_px"], c["bid_sz"], c["ask_px"], c["ask_sz"]
+    valid, ts = c["valid"], c["ts"]
+    with np.errstate(all="ignore"):
+        mid = (bp[:, 0] + ap[:, 0]) / 2
+        ret = np.full(len(ts), np.nan)
+        ret[1:] = np.log(mid[1:] / mid[:-1])
+        ret[1:][~(valid[1:] & valid[:-1])] = np.nan
+        ofi = ref_ofi(bp, bs, ap, as_, valid)
+        changed = np.ones(len(ts))
+        changed[1:] = np.where(valid[:-1] & (c["update_id"][1:] == c["update_id"][:-1]), 0.0, 1.0)
+        out = {}
+        for name in names:
+            k = int(name.rsplit("_", 1)[1]) if re.search(r"_\d+$", name) else None
+            if name == "mid":
+                v = mid
+            elif name == "microprice":
+                v = (bp[:, 0] * as_[:, 0] + ap[:, 0] * bs[:, 0]) / (bs[:, 0] + as_[:, 0])
+            elif name.startswith("wmid_"):
+                bn = np.where(bs[:, :k] > 0, bp[:, :k] * bs[:, :k], 0).sum(1)
+                an = np.where(as_[:, :k] > 0, ap[:, :k] * as_[:, :k], 0).sum(1)
+                v = (bn / bs[:, :k].sum(1) + an / as_[:, :k].sum(1)) / 2
+            elif name == "spread":
+                v = ap[:, 0] - bp[:, 0]
+            elif name == "spread_bps":
+                v = (ap[:, 0] - bp[:, 0]) / mid * 1e4
+            elif name.startswith("imbalance_"):
+                b, a = bs[:, :k].sum(1), as_[:, :k].sum(1)
+                v = (b - a) / (b + a)
+            elif name.startswith("bid_depth_"):
+                v = bs[:, :k].sum(1)
+            elif name.startswith("ask_depth_"):
+                v = as_[:, :k].sum(1)
+            elif name == "ofi":
+                v = ofi[:, 0]
+            elif name.startswith("ofi_w"):
+                v = ref_rolling(ofi[:, 0], rows=int(name[5:]))
+            elif name == "ofi_cum":
+                v = ref_rolling(ofi[:, 0])
+            elif re.fullmatch(r"ofi_\d+", name):
+                v = ofi[:, k - 1]
+            elif name.startswith("ofi_"):
+                v = ref_rolling(ofi[:, 0], span=lobfast.parse_duration(name[4:]), ts=ts)
+            elif name == "ret":
+                v = ret
+            elif re.fullmatch(r"vol_\d+", name):
+                v = ref_rolling(ret, rows=k, std=1)
+            elif name.startswith("vol_"):
+                v = ref_rolling(ret, span=lobfast.parse_duration(name[4:]), ts=ts, std=1)
+            elif name.startswith("intensity_"):
+                span = lobfast.parse_duration(name[10:])
+                ch = np.where(valid, changed, np.nan)
+                v = ref_rolling(ch, span=span, ts=ts) / (span / 1e9)
+            else:
+                v = ref_trade_flow(ts, valid, trades)[name]
+            v = np.array(v, float)
+            v[~valid] = np.nan
+            out[name] = v
+    return out
+
+
+def assert_frame_matches(got, want, rtol=1e-9):
+    assert list(got.keys()) == list(want)
+    for name, w in want.items():
+        g = got[name]
+        scale = np.nanmax(np.abs(w)) if np.isfinite(w).any() else 1.0
+        np.testing.assert_allclose(g, w, rtol=rtol, atol=1e-12 * max(scale, 1.0), equal_nan=True, err_msg=name)
+
+
+# --- real data ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def usdm():
+    md = lobfast.read_binance(USDM_BTC_0808)
+    return md, lobfast.reconstruct(md.depth, levels=10)
+
+
+def test_default_features_equal_reference_on_real_book(usdm):
+    md, book = usdm
+    f = lobfast.features(book, md.trades)
+    assert isinstance(f, lobfast.FeatureFrame) and len(f) == len(book)
+    assert list(f.keys()) == default_spec(10, True)
+    assert np.array_equal(f.ts, book.ts)
+    assert_frame_matches(f, ref_features(book, md.trades, list(f.keys())))
+
+
+def test_grid_book_with_gaps_and_quotes(usdm):
+    md, _ = usdm
+    book = lobfast.reconstruct(md.depth, levels=5, every="100ms")
+    # knock out a stretch: every feature NaN there, windows restart after it
+    valid = book.valid.copy()
+    valid[1000:1040] = False
+    cols = book.columns | {"valid": valid}
+    gapped = lobfast.BookSnapshots(**cols)
+    spec = [*default_spec(5, True), "ofi_w3", "vol_500ms", "intensity_250ms", "wmid_2", "ofi_250ms"]
+    f = lobfast.features(gapped, md.trades, spec=spec)
+    assert_frame_matches(f, ref_features(gapped, md.trades, spec))
+    assert np.isnan(f.to_numpy()[1000:1040]).all()
+    assert np.isnan(f["vol_20"][1040 : 1040 + 20]).all() and np.isfinite(f["vol_20"][1061])
+    q = lobfast.features(md.quotes, spec=["mid", "microprice", "spread", "imbalance_1", "ofi", "vol_20"])
+    assert len(q) == len(md.quotes)
+    one = lobfast.BookSnapshots(
+        ts=md.quotes.ts,
+        update_id=md.quotes.update_id,
+        bid_px=md.quotes.bid_px[:, None],
+        bid_sz=md.quotes.bid_qty[:, None],
+        ask_px=md.quotes.ask_px[:, None],
+        ask_sz=md.quotes.ask_qty[:, None],
+        valid=np.ones(len(md.quotes), bool),
+    )
+    assert_frame_matches(q, ref_features(one, None, list(q.keys())))
+
+
+def test_spot_book_and_conversions(tmp_path):
+    md = lobfast.read_binance(SPOT_BTC_0808)
+    book = lobfast.reconstruct(md.depth, levels=10)
+    f = lobfast.features(book, md.trades, spec=["mid", "ofi", "imbalance_5", "trade_count"])
+    assert_frame_matches(f, ref_features(book, md.trades, ["mid", "ofi", "imbalance_5", "trade_count"]))
+    pdf = f.to_pandas()
+    assert list(pdf.columns) == list(f.keys()) and np.shares_memory(pdf["mid"].to_numpy(), f["mid"])
+    assert f.to_polars().columns == ["ts", *f.keys()]
+    f.to_parquet(tmp_path / "f.parquet")
+    back = lobfast.FeatureFrame.read_parquet(tmp_path / "f.parquet")
+    assert type(back) is lobfast.FeatureFrame
+    assert_frame_matches(back, {k: f[k] for k in f.keys()}, rtol=0)
+    # the trades of the whole book are all counted once, except those at or before row 0
+    assert np.nansum(f["trade_count"]) == np.sum((md.trades.ts > book.ts[0]) & (md.trades.ts <= book.ts[-1]))
+
+
+# --- random books -----------------------------------------------------------------------------
+
+
+@st.composite
+def books(draw):
+    n = draw(st.integers(0, 60))
+    levels = draw(st.integers(1, 4))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    ts = np.cumsum(rng.choice([0, 1, 5, 100, 10**9], n)).astype(np.int64)
+    mid = 100 + np.cumsum(rng.choice([-0.5, 0, 0.5], n))
+    ticks = np.arange(levels) * 0.5
+    bp = mid[:, None] - 0.25 - ticks
+    ap = mid[:, None] + 0.25 + ticks
+    bs = rng.choice([0.0, 0.5, 1.0, 3.0], (n, levels))
+    as_ = rng.choice([0.0, 0.5, 1.0, 3.0], (n, levels))
+    bp[bs == 0] = np.nan  # empty levels: NaN price and 0 size
+    ap[as_ == 0] = np.nan
+    valid = rng.random(n) > 0.15
+    uid = np.cumsum(rng.integers(0, 2, n))
+    book = lobfast.BookSnapshots(ts=ts, update_id=uid, bid_px=bp, bid_sz=bs, ask_px=ap, ask_sz=as_, valid=valid)
+    m = draw(st.integers(0, 40))
+    tts = np.sort(rng.integers(ts[0] - 10 if n else 0, (ts[-1] + 10) if n else 10, m)).astype(np.int64)
+    trades = lobfast.Trades(
+        ts=tts,
+        local_ts=tts,
+        price=np.full(m, 100.0),
+        qty=rng.choice([0.1, 1.0, 2.5], m),
+        side=rng.choice([-1, 0, 1], m).astype(np.int8),
+        trade_id=np.arange(m),
+    )
+    return book, trades
+
+
+SPEC_RANDOM = [
+    "mid", "microprice", "wmid_1", "spread", "spread_bps", "imbalance_1", "bid_depth_1", "ask_depth_1", "ofi",
+    "ofi_1", "ofi_w3", "ofi_cum", "ofi_1s", "ret", "vol_2", "vol_5", "vol_1s", "intensity_1s", *lobfast.microstructure.TRADE_COLUMNS,
+]  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None)
+@given(books())
+def test_random_books_equal_reference(bt):
+    book, trades = bt
+    spec = list(dict.fromkeys(SPEC_RANDOM + [f"ofi_{book.levels}", f"imbalance_{book.levels}", f"wmid_{book.levels}"]))
+    before = {k: v.copy() for k, v in book.columns.items()}
+    f = lobfast.features(book, trades, spec=spec)
+    assert_frame_matches(f, ref_features(book, trades, spec))
+    for k, v in book.columns.items():  # inputs are never modified
+        assert np.array_equal(v, before[k], equal_nan=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.one_of(st.floats(-1e6, 1e6), st.just(float("nan"))), max_size=80),
+    st.integers(1, 9),
+    st.integers(0, 2),
+    st.integers(1, 50),
+)
+def test_rolling_kernels_equal_reference(values, rows, ddof, span):
+    x = np.array(values, float)
+    ts = np.cumsum(np.arange(len(x)) % 4).astype(np.int64)
+    dur = f"{span}ns"  # an int window is rows; a span is a duration
+    np.testing.assert_allclose(rolling_sum(x, rows), ref_rolling(x, rows=rows), rtol=1e-9, atol=1e-6)
+    np.testing.assert_allclose(
+        rolling_std(x, rows, ddof=ddof), ref_rolling(x, rows=rows, std=ddof), rtol=1e-7, atol=1e-6
+    )
+    np.testing.assert_allclose(rolling_sum(x, dur, ts=ts), ref_rolling(x, span=span, ts=ts), rtol=1e-9, atol=1e-6)
+    np.testing.assert_allclose(
+        rolling_std(x, dur, ts=ts, ddof=ddof), ref_rolling(x, span=span, ts=ts, std=ddof), rtol=1e-7, atol=1e-6
+    )
+
+
+def test_rolling_matches_bottleneck_and_does_not_drift():
+    bn = pytest.importorskip("bottleneck")
+    rng = np.random.default_rng(7)
+    x = rng.normal(0, 1e-4, 200_000) + 50.0  # a large mean stresses the variance update
+    np.testing.assert_allclose(rolling_std(x, 100, ddof=0), bn.move_std(x, 100), rtol=1e-6)
+    s = rolling_sum(x, 1000)
+    np.testing.assert_allclose(s[-5:], [x[i - 999 : i + 1].sum() for i in range(len(x) - 5, len(x))], rtol=1e-14)
+
+
+# --- bad input --------------------------------------------------------------------------------
+
+
+def _book(n=5, **over):
+    cols = dict(
+        ts=np.arange(n, dtype=np.int64),
+        update_id=np.arange(n),
+        bid_px=np.full((n, 2), 99.0),
+        bid_sz=np.ones((n, 2)),
+        ask_px=np.full((n, 2), 101.0),
+        ask_sz=np.ones((n, 2)),
+        valid=np.ones(n, bool),
+    )
+    cols.update(over)
+    return lobfast.BookSnapshots(**cols)
+
+
+def test_bad_input_errors():
+    with pytest.raises(ValueError, match=r"ts must be sorted.*row 2"):
+        lobfast.features(_book(ts=np.array([0, 5, 3, 6, 7])))
+    px = np.full((5, 2), 99.0)
+    px[3, 1] = np.nan
+    with pytest.raises(ValueError, match="row 3 level 2 holds a NaN price"):
+        lobfast.features(_book(bid_px=px))
+    sz = np.ones((5, 2))
+    sz[1, 0] = -1
+    with pytest.raises(ValueError, match="row 1 level 1"):
+        lobfast.features(_book(ask_sz=sz))
+    with pytest.raises(ValueError, match="unknown feature 'midd'"):
+        lobfast.features(_book(), spec=["mid", "midd"])
+    with pytest.raises(ValueError, match="imbalance_3.*levels 1..2"):
+        lobfast.features(_book(), spec=["imbalance_3"])
+    with pytest.raises(ValueError, match="twice"):
+        lobfast.features(_book(), spec=["mid", "mid"])
+    with pytest.raises(ValueError, match="need trades"):
+        lobfast.features(_book(), spec=["buy_volume"])
+    with pytest.raises(ValueError, match="at least 2 rows"):
+        lobfast.features(_book(), spec=["vol_1"])
+    with pytest.raises(ValueError, match="positive duration"):
+        lobfast.features(_book(), spec=["vol_0s"])
+    with pytest.raises(TypeError, match="list of feature names"):
+        lobfast.features(_book(), spec="mid")
+    with pytest.raises(TypeError, match="BookSnapshots or Quotes"):
+        lobfast.features(np.zeros((5, 4)))
+    labels = lobfast.LabelFrame(np.arange(5), {"ret_10": np.zeros(5)})
+    with pytest.raises(TypeError, match="labels are targets"):
+        lobfast.features(labels)
+    with pytest.raises(TypeError, match="labels are targets"):
+        lobfast.features(_book(), labels)
+    bad_trades = lobfast.Trades(
+        ts=np.array([3, 1]), local_ts=np.array([3, 1]), price=np.ones(2), qty=np.ones(2), side=np.ones(2, np.int8),
+        trade_id=np.arange(2),
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="trade ts must be sorted"):
+        lobfast.features(_book(), bad_trades, spec=["trade_count"])
+    nan_trades = lobfast.Trades(
+        ts=np.array([1, 3]), local_ts=np.array([1, 3]), price=np.ones(2), qty=np.array([1.0, np.nan]),
+        side=np.ones(2, np.int8), trade_id=np.arange(2),
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="trade row 1 has qty nan"):
+        lobfast.features(_book(), nan_trades, spec=["trade_count"])
+
+
+def test_kernel_argument_errors():
+    x = np.arange(5.0)
+    with pytest.raises(ValueError, match="rows, expected 5"):
+        _core.rolling_sum(x, span=3, ts=np.arange(4))
+    with pytest.raises(ValueError, match="needs ts"):
+        rolling_sum(x, "1s")
+    with pytest.raises(ValueError, match="positive number of rows"):
+        rolling_std(x, 0)
+    with pytest.raises(ValueError, match="ts must be sorted"):
+        rolling_sum(x, "3ns", ts=np.array([0, 2, 1, 3, 4]))
+    with pytest.raises(ValueError, match="ddof"):
+        rolling_std(x, 3, ddof=-1)
+    with pytest.raises(TypeError, match="x must be an array of float64"):
+        rolling_sum(np.array(["a", "b"]), 1)
+    with pytest.raises(ValueError, match="1-D"):
+        rolling_sum(np.zeros((2, 2)), 1)
+    with pytest.raises(ValueError, match="unknown feature kernel"):
+        _core.features(
+            *(_book().columns[k] for k in ("ts", "valid", "update_id", "bid_px", "bid_sz", "ask_px", "ask_sz")),
+            [("nope", 0)],
+        )
+
+
+def test_empty_and_edge_books():
+    empty = lobfast.features(lobfast.BookSnapshots.empty())
+    assert len(empty) == 0 and "mid" in empty
+    one = lobfast.features(_book(1), spec=["mid", "ofi", "vol_20", "ofi_cum"])
+    assert one["mid"][0] == 100.0 and np.isnan(one["ofi"][0]) and np.isnan(one["vol_20"][0])
+    # a window longer than the data is all NaN, never an error
+    assert np.isnan(lobfast.features(_book(5), spec=["vol_100", "ofi_1h"]).to_numpy()).all()
