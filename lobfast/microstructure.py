@@ -51,7 +51,7 @@ def _parse(name: Any, levels: int) -> tuple[str, Any]:
         if not 1 <= k <= levels:
             raise ValueError(f"feature {name!r} needs level {k}, the book has levels 1..{levels}")
         return ("ofi_level" if what == "ofi" else what), k
-    m = re.fullmatch(rf"(ofi_w|vol_)(\d+)", name)
+    m = re.fullmatch(r"(ofi_w|vol_)(\d+)", name)
     if m:
         rows = int(m.group(2))
         if rows <= 0 or (m.group(1) == "vol_" and rows < 2):

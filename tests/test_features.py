@@ -244,7 +244,8 @@ def books(draw):
 
 SPEC_RANDOM = [
     "mid", "microprice", "wmid_1", "spread", "spread_bps", "imbalance_1", "bid_depth_1", "ask_depth_1", "ofi",
-    "ofi_1", "ofi_w3", "ofi_cum", "ofi_1s", "ret", "vol_2", "vol_5", "vol_1s", "intensity_1s", *lobfast.microstructure.TRADE_COLUMNS,
+    "ofi_1", "ofi_w3", "ofi_cum", "ofi_1s", "ret", "vol_2", "vol_5", "vol_1s", "intensity_1s",
+    *lobfast.microstructure.TRADE_COLUMNS,
 ]  # fmt: skip
 
 
