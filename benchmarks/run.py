@@ -20,6 +20,7 @@ sys.path[:0] = [str(BENCH.parent), str(BENCH)]
 
 import bench_binance as bb  # noqa: E402
 import bench_book as bk  # noqa: E402
+import bench_labels as bl  # noqa: E402
 import bench_memory as bm  # noqa: E402
 import bench_tardis as bt  # noqa: E402
 from common import machine, md_table  # noqa: E402
@@ -414,6 +415,8 @@ def main() -> None:
         for name in bt.DATASETS:
             log(f"tardis: {bt.DATASETS[name][0]}")
             tardis.append(bt.speed(name, rounds))
+    log(f"labels: {bl.ROWS:,} rows ({min(rounds, 5)} rounds)")
+    labels = bl.speed(min(rounds, 5))
     elapsed = time.perf_counter() - t0
     info["load average (1 min) at start / end"] = f"{load0:.2f} / {loadavg():.2f}"
 
@@ -503,6 +506,7 @@ def main() -> None:
             "Not run: `lobfast.read_tardis` does not exist in this build.  The hook is ready in "
             "`benchmarks/bench_tardis.py` and runs as soon as it does."
         ]
+    out += bl.lines(labels)
     out += [
         "",
         "Where lobfast's time goes and what to change in csrc/core: `benchmarks/PROFILE.md` (hand-written, "

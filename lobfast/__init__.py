@@ -25,6 +25,7 @@ from .readers import (
     read_tardis,
     to_ns,
 )
+from .rolling import rolling_std, rolling_sum
 
 __version__ = "0.1.0"
 
@@ -58,5 +59,7 @@ __all__ = [
     "read_binance_vision",
     "read_tardis",
     "reconstruct",
+    "rolling_std",
+    "rolling_sum",
     "to_ns",
 ]

@@ -55,3 +55,41 @@ class Book:
     def finish(self) -> dict[str, np.ndarray]: ...
     def side(self, side: int) -> tuple[np.ndarray, np.ndarray]: ...
     def stats(self) -> dict[str, int]: ...
+
+# label kernels (csrc/py/labels.c); `valid` is a bool array or None (finite mids usable)
+def label_return(
+    mid: np.ndarray, ts: np.ndarray, valid: np.ndarray | None, rows: int, ns: int
+) -> tuple[np.ndarray, np.ndarray]: ...
+def label_smooth(
+    mid: np.ndarray, ts: np.ndarray, valid: np.ndarray | None, k: int, against_mean: bool
+) -> tuple[np.ndarray, np.ndarray]: ...
+def label_ema(f: np.ndarray, alpha: float) -> np.ndarray: ...
+def label_classify(x: np.ndarray, alpha: float) -> np.ndarray: ...
+def label_barrier(
+    mid: np.ndarray,
+    ts: np.ndarray,
+    valid: np.ndarray | None,
+    upper: np.ndarray,
+    lower: np.ndarray,
+    rows: int,
+    ns: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+
+# feature kernels (csrc/py/features.c)
+def features(
+    ts: np.ndarray,
+    valid: np.ndarray,
+    update_id: np.ndarray,
+    bid_px: np.ndarray,
+    bid_sz: np.ndarray,
+    ask_px: np.ndarray,
+    ask_sz: np.ndarray,
+    requests: list[tuple[str, int]],
+) -> list[np.ndarray]: ...
+def trade_flow(
+    ts: np.ndarray, valid: np.ndarray, trade_ts: np.ndarray, qty: np.ndarray, side: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]: ...
+def rolling_sum(x: np.ndarray, *, rows: int = 0, span: int = 0, ts: np.ndarray | None = None) -> np.ndarray: ...
+def rolling_std(
+    x: np.ndarray, *, rows: int = 0, span: int = 0, ts: np.ndarray | None = None, ddof: int = 1
+) -> np.ndarray: ...

@@ -43,24 +43,134 @@ ask_key(double p)
     return isnan(p) ? INFINITY : p;
 }
 
-static inline double
-ofi_at(const lob_book_view *b, int64_t r, int64_t l)
-{
-    const int64_t now = r * b->levels + l, before = now - b->levels;
-    double pb = bid_key(b->bid_px[now]), pb0 = bid_key(b->bid_px[before]);
-    double pa = ask_key(b->ask_px[now]), pa0 = ask_key(b->ask_px[before]);
-    double e = 0.0;
-    e += pb >= pb0 ? b->bid_sz[now] : 0.0;
-    e -= pb <= pb0 ? b->bid_sz[before] : 0.0;
-    e -= pa <= pa0 ? b->ask_sz[now] : 0.0;
-    e += pa >= pa0 ? b->ask_sz[before] : 0.0;
-    return e;
-}
+/* Rows are processed in blocks that stay in L1/L2: each feature is one tight loop over
+ * the block (vectorisable, no per-row dispatch), yet the snapshots are read from memory
+ * once.  Invalid rows are masked by adding NaN, not by branching. */
+#define BLOCK 256
+
+typedef struct {
+    double now[BLOCK];  /* 0 where the row is valid, NaN where not */
+    double pair[BLOCK]; /* 0 where the row and the one before are valid */
+    int64_t stride;     /* kmax + 1: the top-k sums of one row, side by side */
+} masks;
 
 static inline double
-mid_at(const lob_book_view *b, int64_t r)
+ofi_of(double pb, double pb0, double qb, double qb0, double pa, double pa0, double qa, double qa0)
 {
-    return 0.5 * (b->bid_px[r * b->levels] + b->ask_px[r * b->levels]);
+    pb = bid_key(pb), pb0 = bid_key(pb0), pa = ask_key(pa), pa0 = ask_key(pa0);
+    return (pb >= pb0 ? qb : 0.0) - (pb <= pb0 ? qb0 : 0.0) - (pa <= pa0 ? qa : 0.0) +
+           (pa >= pa0 ? qa0 : 0.0);
+}
+
+static int
+check_rows(const lob_book_view *b, int64_t r0, int64_t r1, lob_error *err)
+{
+    const int64_t L = b->levels;
+    for (int64_t r = r0; r < r1; r++) {
+        if (!b->valid[r]) {
+            continue;
+        }
+        for (int64_t l = 0; l < L; l++) {
+            const double bp = b->bid_px[r * L + l], bs = b->bid_sz[r * L + l];
+            const double ap = b->ask_px[r * L + l], as = b->ask_sz[r * L + l];
+            /* an empty level is NaN price and 0 size; anything else is a broken book */
+            if (!(bs >= 0.0) || !(as >= 0.0) || (isnan(bp) && bs != 0.0) ||
+                (isnan(ap) && as != 0.0)) {
+                return lob_error_set(err, LOB_E_ARG,
+                                     "row %lld level %lld holds a NaN price with a size or a "
+                                     "negative or NaN size (bid %g x %g, ask %g x %g)",
+                                     (long long)r, (long long)l + 1, bp, bs, ap, as);
+            }
+        }
+    }
+    return LOB_OK;
+}
+
+/* One feature over rows [r0, r1) of a block; `cum` holds the top-level sums of the block. */
+static void
+feature_block(const lob_book_view *b, const int64_t *uid, const lob_feature *f, int64_t r0,
+              int64_t r1, const double *const cum[4], const masks *m)
+{
+    const int64_t L = b->levels, nb = r1 - r0;
+    const double *bp = b->bid_px, *bs = b->bid_sz, *ap = b->ask_px, *as = b->ask_sz;
+    /* top-k sums of row i are at [i * stride + k] */
+    const int64_t stride = m->stride;
+    const double *bsz = cum[0] + f->k, *asz = cum[1] + f->k, *bn = cum[2] + f->k,
+                 *an = cum[3] + f->k;
+    double *out = f->out + r0;
+    switch (f->kind) {
+    case LOB_FT_MID:
+        for (int64_t i = 0; i < nb; i++) {
+            out[i] = 0.5 * (bp[(r0 + i) * L] + ap[(r0 + i) * L]) + m->now[i];
+        }
+        break;
+    case LOB_FT_MICROPRICE:
+        for (int64_t i = 0; i < nb; i++) {
+            const int64_t o = (r0 + i) * L;
+            out[i] = (bp[o] * as[o] + ap[o] * bs[o]) / (bs[o] + as[o]) + m->now[i];
+        }
+        break;
+    case LOB_FT_WMID:
+        for (int64_t i = 0; i < nb; i++) {
+            out[i] = 0.5 * (bn[i * stride] / bsz[i * stride] + an[i * stride] / asz[i * stride]) +
+                     m->now[i];
+        }
+        break;
+    case LOB_FT_SPREAD:
+        for (int64_t i = 0; i < nb; i++) {
+            out[i] = ap[(r0 + i) * L] - bp[(r0 + i) * L] + m->now[i];
+        }
+        break;
+    case LOB_FT_SPREAD_BPS:
+        for (int64_t i = 0; i < nb; i++) {
+            const double a = ap[(r0 + i) * L], bb = bp[(r0 + i) * L];
+            out[i] = (a - bb) / (0.5 * (bb + a)) * 1e4 + m->now[i];
+        }
+        break;
+    case LOB_FT_IMBALANCE:
+        for (int64_t i = 0; i < nb; i++) {
+            out[i] = (bsz[i * stride] - asz[i * stride]) / (bsz[i * stride] + asz[i * stride]) +
+                     m->now[i];
+        }
+        break;
+    case LOB_FT_BID_DEPTH:
+        for (int64_t i = 0; i < nb; i++) {
+            out[i] = bsz[i * stride] + m->now[i];
+        }
+        break;
+    case LOB_FT_ASK_DEPTH:
+        for (int64_t i = 0; i < nb; i++) {
+            out[i] = asz[i * stride] + m->now[i];
+        }
+        break;
+    case LOB_FT_OFI: {
+        const int64_t l = f->k - 1;
+        for (int64_t i = r0 == 0; i < nb; i++) {
+            const int64_t o = (r0 + i) * L + l, p = o - L;
+            out[i] = ofi_of(bp[o], bp[p], bs[o], bs[p], ap[o], ap[p], as[o], as[p]) + m->pair[i];
+        }
+        break;
+    }
+    case LOB_FT_RET:
+        for (int64_t i = r0 == 0; i < nb; i++) {
+            const int64_t o = (r0 + i) * L, p = o - L;
+            out[i] = log((bp[o] + ap[o]) / (bp[p] + ap[p])) + m->pair[i];
+        }
+        break;
+    case LOB_FT_CHANGED:
+        for (int64_t i = r0 == 0; i < nb; i++) {
+            const double first = isnan(m->pair[i]) ? 1.0 : 0.0; /* first row after a gap */
+            out[i] = (uid[r0 + i] != uid[r0 + i - 1] ? 1.0 : first) + m->now[i];
+        }
+        break;
+    default: break;
+    }
+    if (r0 == 0 && nb > 0 && (f->kind == LOB_FT_OFI || f->kind == LOB_FT_RET)) {
+        out[0] = NAN; /* nothing before the first row */
+    }
+    if (r0 == 0 && nb > 0 && f->kind == LOB_FT_CHANGED) {
+        out[0] = 1.0 + m->now[0];
+    }
 }
 
 int
@@ -78,60 +188,53 @@ lob_features(const lob_book_view *b, const int64_t *update_id, const lob_feature
             kmax = f[j].k;
         }
     }
-    /* running sums over the top levels of one row: sizes and price x size per side */
-    double *cum = malloc(sizeof(double) * 4 * (size_t)(kmax + 1));
-    if (cum == NULL) {
+    /* per block: sizes and price x size summed over the top 0..kmax levels, per side,
+     * laid out [quantity][row][k]: one row's sums are written side by side */
+    const size_t plane = (size_t)(kmax + 1) * BLOCK;
+    double *scratch = malloc(sizeof(double) * 4 * plane + sizeof(masks));
+    if (scratch == NULL) {
         return lob_error_set(err, LOB_E_NOMEM, "out of memory");
     }
-    double *bsz = cum, *asz = cum + kmax + 1, *bnot = asz + kmax + 1, *anot = bnot + kmax + 1;
-    bsz[0] = asz[0] = bnot[0] = anot[0] = 0.0;
+    const double *const cum[4] = {scratch, scratch + plane, scratch + 2 * plane,
+                                  scratch + 3 * plane};
+    double *bsz = scratch, *asz = scratch + plane, *bn = scratch + 2 * plane,
+           *an = scratch + 3 * plane;
+    masks *m = (masks *)(scratch + 4 * plane);
+    m->stride = kmax + 1;
     const int64_t L = b->levels;
-    for (int64_t r = 0; r < b->n; r++) {
-        const int ok = b->valid[r] != 0, prev_ok = ok && r > 0 && b->valid[r - 1] != 0;
-        const double *bp = b->bid_px + r * L, *bs = b->bid_sz + r * L;
-        const double *ap = b->ask_px + r * L, *as = b->ask_sz + r * L;
-        if (ok) {
-            for (int64_t l = 0; l < L; l++) {
-                /* an empty level is NaN price and 0 size; anything else is a broken book */
-                if (!(bs[l] >= 0.0) || !(as[l] >= 0.0) || (isnan(bp[l]) && bs[l] != 0.0) ||
-                    (isnan(ap[l]) && as[l] != 0.0)) {
-                    free(cum);
-                    return lob_error_set(err, LOB_E_ARG,
-                                         "row %lld level %lld holds a NaN price with a size or a "
-                                         "negative or NaN size (bid %g x %g, ask %g x %g)",
-                                         (long long)r, (long long)l + 1, bp[l], bs[l], ap[l],
-                                         as[l]);
+    int rc = LOB_OK;
+    for (int64_t r0 = 0; r0 < b->n; r0 += BLOCK) {
+        const int64_t r1 = r0 + BLOCK < b->n ? r0 + BLOCK : b->n;
+        if ((rc = check_rows(b, r0, r1, err)) < 0) {
+            break;
+        }
+        for (int64_t r = r0; r < r1; r++) {
+            m->now[r - r0] = b->valid[r] ? 0.0 : NAN;
+            m->pair[r - r0] = b->valid[r] && r > 0 && b->valid[r - 1] ? 0.0 : NAN;
+        }
+        if (kmax > 0) {
+            for (int64_t r = r0; r < r1; r++) {
+                const int64_t i = r - r0, o = r * L;
+                double sb = 0.0, sa = 0.0, nbid = 0.0, nask = 0.0;
+                double *rb = bsz + i * (kmax + 1), *ra = asz + i * (kmax + 1);
+                double *rbn = bn + i * (kmax + 1), *ran = an + i * (kmax + 1);
+                rb[0] = ra[0] = rbn[0] = ran[0] = 0.0;
+                for (int l = 0; l < kmax; l++) {
+                    const double qb = b->bid_sz[o + l], qa = b->ask_sz[o + l];
+                    sb += qb;
+                    sa += qa;
+                    nbid += qb > 0.0 ? b->bid_px[o + l] * qb : 0.0; /* an empty level adds 0 */
+                    nask += qa > 0.0 ? b->ask_px[o + l] * qa : 0.0;
+                    rb[l + 1] = sb, ra[l + 1] = sa, rbn[l + 1] = nbid, ran[l + 1] = nask;
                 }
-            }
-            for (int l = 0; l < kmax; l++) {
-                bsz[l + 1] = bsz[l] + bs[l];
-                asz[l + 1] = asz[l] + as[l];
-                bnot[l + 1] = bnot[l] + (bs[l] > 0.0 ? bp[l] * bs[l] : 0.0);
-                anot[l + 1] = anot[l] + (as[l] > 0.0 ? ap[l] * as[l] : 0.0);
             }
         }
         for (int j = 0; j < nf; j++) {
-            const int k = f[j].k;
-            double v = NAN;
-            switch (ok ? f[j].kind : -1) {
-            case LOB_FT_MID: v = 0.5 * (bp[0] + ap[0]); break;
-            case LOB_FT_MICROPRICE: v = (bp[0] * as[0] + ap[0] * bs[0]) / (bs[0] + as[0]); break;
-            case LOB_FT_WMID: v = 0.5 * (bnot[k] / bsz[k] + anot[k] / asz[k]); break;
-            case LOB_FT_SPREAD: v = ap[0] - bp[0]; break;
-            case LOB_FT_SPREAD_BPS: v = (ap[0] - bp[0]) / (0.5 * (bp[0] + ap[0])) * 1e4; break;
-            case LOB_FT_IMBALANCE: v = (bsz[k] - asz[k]) / (bsz[k] + asz[k]); break;
-            case LOB_FT_BID_DEPTH: v = bsz[k]; break;
-            case LOB_FT_ASK_DEPTH: v = asz[k]; break;
-            case LOB_FT_OFI: v = prev_ok ? ofi_at(b, r, k - 1) : NAN; break;
-            case LOB_FT_RET: v = prev_ok ? log(mid_at(b, r) / mid_at(b, r - 1)) : NAN; break;
-            case LOB_FT_CHANGED: v = !prev_ok || update_id[r] != update_id[r - 1]; break;
-            default: break; /* invalid row */
-            }
-            f[j].out[r] = v;
+            feature_block(b, update_id, &f[j], r0, r1, cum, m);
         }
     }
-    free(cum);
-    return LOB_OK;
+    free(scratch);
+    return rc;
 }
 
 int

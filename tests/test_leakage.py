@@ -1,0 +1,130 @@
+"""lobfast.leakage_report: horizons across split boundaries and look-ahead features."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import USDM_BTC_0808
+
+import lobfast
+from lobfast import labels as L
+
+SEC = 10**9
+
+
+@pytest.fixture(scope="module")
+def book():
+    md = lobfast.read_binance(str(USDM_BTC_0808))
+    return lobfast.reconstruct(md.depth, levels=10, every="100ms")
+
+
+def ref_crossings(ts, known, bounds):
+    rows = [i for i in range(len(ts)) if known[i] >= 0 and any(ts[i] < b <= known[i] for b in bounds)]
+    return len(rows), (rows[0] if rows else None)
+
+
+def test_real_book_flags_shifted_return_not_real_feature(book):
+    mid = (book.bid_px[:, 0] + book.ask_px[:, 0]) / 2
+    # 5 s horizons: at 1 s, level-1 imbalance really does predict the next ticks (|r| ~ 0.37)
+    labels = L.combine(
+        L.forward_return(book, [50, "5s"]), L.smoothed(book, 50), L.triple_barrier(book, "5s", upper=5e-4)
+    )
+    past = np.r_[np.full(50, np.nan), np.log(mid[50:] / mid[:-50])]  # known at t
+    bid1, ask1 = book.bid_sz[:, 0], book.ask_sz[:, 0]
+    feats = lobfast.FeatureFrame(
+        book.ts,
+        past_ret_50=past,
+        imbalance=(bid1 - ask1) / (bid1 + ask1),
+        leak=np.r_[past[50:], np.full(50, np.nan)],  # the future return, shifted back
+    )
+    mid_t = int(book.ts[len(book.ts) // 2])
+    splits = [np.datetime64(mid_t, "ns"), str(np.datetime64(mid_t + 60 * SEC, "ns"))]
+    r = lobfast.leakage_report(feats, labels, splits)
+    assert not r.ok
+    flagged = {f for f, _, _ in r.suspicious}
+    assert flagged == {"leak"}, r
+    assert r.correlations[("leak", "ret_50")] > 0.99
+    assert abs(r.correlations[("past_ret_50", "ret_50")]) < 0.3
+    assert ("leak", "tb_time_5s") not in r.correlations  # times are not returns
+    bounds = np.array([mid_t, mid_t + 60 * SEC])
+    np.testing.assert_array_equal(r.boundaries, bounds)
+    purge = np.zeros(len(book.ts), bool)
+    for name in labels:
+        count, first = ref_crossings(book.ts, labels.known_at[name], bounds)
+        c = r.crossings[name]
+        assert (c.rows, c.first_row) == (count, first), name
+        assert book.ts[first] < c.boundary <= labels.known_at[name][first]
+        purge |= (labels.known_at[name] >= 0) & np.any(
+            (book.ts[:, None] < bounds) & (bounds <= labels.known_at[name][:, None]), axis=1
+        )
+    np.testing.assert_array_equal(r.purge, purge)
+    assert r.crossings["ret_5s"].rows == 2 * 50  # 5 s of 100 ms rows before each boundary
+    text = str(r)
+    assert "ret_5s" in text and "leak ~ ret_50" in text and "rows to purge" in text
+    assert repr(r) == text
+
+
+def test_pearson_and_threshold_and_ok():
+    rng = np.random.default_rng(0)
+    n = 2000
+    ts = np.arange(n) * SEC
+    mid = 100 * np.exp(np.cumsum(rng.normal(0, 1e-3, n)))
+    labels = L.forward_return((mid, ts), 1)
+    noise = lobfast.FeatureFrame(ts, noise=rng.normal(size=n))
+    r = lobfast.leakage_report(noise, labels, [])
+    assert r.ok and not r.crossings and r.purge.sum() == 0
+    assert "ok" in str(r)
+    f = labels["ret_1"] + rng.normal(0, 2 * np.nanstd(labels["ret_1"]), n)  # corr ~ 0.45
+    weak = lobfast.FeatureFrame(ts, weak=f)
+    for method in ("pearson", "spearman"):
+        assert not lobfast.leakage_report(weak, labels, [], method=method).ok
+        assert lobfast.leakage_report(weak, labels, [], method=method, threshold=0.6).ok
+    # pearson matches numpy on the rows where both are finite
+    r = lobfast.leakage_report(weak, labels, [], method="pearson")
+    both = np.isfinite(f) & np.isfinite(labels["ret_1"])
+    assert r.correlations[("weak", "ret_1")] == pytest.approx(np.corrcoef(f[both], labels["ret_1"][both])[0, 1])
+    r = lobfast.leakage_report(weak, labels, [])
+    ranks = [pd.Series(a[both]).rank() for a in (f, labels["ret_1"])]  # average ranks for ties
+    expected = ranks[0].corr(ranks[1])
+    assert r.correlations[("weak", "ret_1")] == pytest.approx(expected)
+
+
+def test_hand_made_crossings_and_time_forms():
+    ts = np.arange(10) * SEC
+    known = np.array([2, 3, 4, 5, 6, 7, 8, 9, -1, -1]) * SEC
+    known[known < 0] = -1
+    labels = lobfast.LabelFrame(ts, {"y": np.arange(10.0), "z": np.ones(10)}, known_at={"y": known})
+    for b in (4 * SEC, "1970-01-01T00:00:04", dt.datetime(1970, 1, 1, 0, 0, 4), pd.Timestamp(4 * SEC, tz="UTC")):
+        r = lobfast.leakage_report(None, labels, [b])
+        # ts < 4 s <= known_at: rows 2 (known 4 s) and 3 (5 s)
+        assert r.crossings["y"].rows == 2 and r.crossings["y"].first_row == 2
+        assert r.crossings["y"].boundary == 4 * SEC
+        assert r.unchecked == ["z"] and "z" in str(r)
+        assert r.purge.tolist() == [False, False, True, True] + [False] * 6
+    r = lobfast.leakage_report(None, labels, [9 * SEC, 0])  # unsorted, one before all rows
+    assert r.crossings["y"].rows == 1 and r.crossings["y"].first_row == 7  # only row 7 reaches 9 s
+    assert r.boundaries.tolist() == [0, 9 * SEC]
+
+
+def test_bad_input():
+    ts = np.arange(5) * SEC
+    labels = L.forward_return((np.arange(1.0, 6.0), ts), 1)
+    with pytest.raises(ValueError, match="features have 4 rows, labels 5"):
+        lobfast.leakage_report(lobfast.FeatureFrame(ts[:4], a=np.ones(4)), labels, [])
+    with pytest.raises(ValueError, match="ts differs first at row 3"):
+        lobfast.leakage_report(lobfast.FeatureFrame(ts + (ts >= 3 * SEC), a=np.ones(5)), labels, [])
+    with pytest.raises(TypeError, match="features must be a FeatureFrame"):
+        lobfast.leakage_report(labels, labels, [])
+    with pytest.raises(TypeError, match="labels must be a LabelFrame"):
+        lobfast.leakage_report(None, lobfast.Frame(ts, a=np.ones(5)), [])
+    with pytest.raises(TypeError, match="list of boundary times"):
+        lobfast.leakage_report(None, labels, {"train": (0, 1)})
+    with pytest.raises(ValueError, match="cannot read"):
+        lobfast.leakage_report(None, labels, ["yesterday"])
+    with pytest.raises(ValueError, match="method must be"):
+        lobfast.leakage_report(None, labels, [], method="kendall")
+    with pytest.raises(ValueError, match="threshold must be"):
+        lobfast.leakage_report(None, labels, [], threshold=1.5)
