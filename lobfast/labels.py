@@ -273,6 +273,7 @@ def triple_barrier(
     upper: Any,
     lower: Any = None,
     vol: Any = None,
+    floor: float = 0.0,
     ts: Any = None,
     valid: Any = None,
 ) -> LabelFrame:
@@ -285,6 +286,8 @@ def triple_barrier(
     ``t+1, t+2, ...`` within the limit (``limit`` rows, or ``ts <= t + limit``):
     ``r >= upper`` first gives +1, ``r <= -lower`` first gives -1; reaching the limit gives
     0 with the return of the mid in effect at the limit. ``+inf`` disables a barrier.
+    ``floor`` is the smallest barrier: a rolling volatility is exactly 0 over a quiet
+    stretch, and a barrier of 0 is refused, so with ``vol`` pass e.g. one tick over the price.
 
     Returns a LabelFrame with ``tb_label_<limit>`` (+1 / -1 / 0), ``tb_ret_<limit>`` (log
     return at the hit or at the limit) and ``tb_time_<limit>`` (int64 ns of the hit or of the
@@ -305,8 +308,13 @@ def triple_barrier(
     n = len(t)
     scale = 1.0 if vol is None else np.asarray(vol, dtype=np.float64)
     bars = []
+    if not floor >= 0:
+        raise ValueError(f"floor must be a log return >= 0, not {floor!r}")
     for b in (upper, upper if lower is None else lower):
-        bars.append(np.ascontiguousarray(np.broadcast_to(np.asarray(b, dtype=np.float64) * scale, (n,))))
+        bar = np.asarray(b, dtype=np.float64) * scale
+        if floor > 0:
+            bar = np.maximum(bar, floor)  # NaN (vol warming up) stays NaN
+        bars.append(np.ascontiguousarray(np.broadcast_to(bar, (n,))))
     label, time, ret = _core.label_barrier(mid, t, ok, bars[0], bars[1], rows, ns)
     names = [f"tb_label_{sfx}", f"tb_ret_{sfx}", f"tb_time_{sfx}"]
     return LabelFrame(t, dict(zip(names, (label, ret, time))), dict.fromkeys(names, time))

@@ -126,7 +126,7 @@ def leakage_report(
     labels: LabelFrame,
     splits: Any,
     *,
-    threshold: float = 0.3,
+    threshold: float = 0.5,
     method: str = "spearman",
 ) -> LeakageReport:
     """Look for leakage between features, labels and train/validation/test splits.
@@ -139,10 +139,11 @@ def leakage_report(
     2. **Suspiciously predictive features.** The correlation (Spearman by default, or
        Pearson; rows where either is NaN dropped) of every feature column with every float
        label column (forward returns, smoothed returns, classes); ``|r| > threshold`` is
-       flagged. A feature known at t rarely reaches 0.3 with returns over seconds or more;
-       one that does usually looks ahead. Over a few ticks, book imbalance can legitimately
-       exceed it (Spearman ~0.37 with 1 s returns on BTCUSDT): a flag asks for a look at how
-       the feature is computed, it is not proof.
+       flagged. Honest features known at t stay well below 0.5 against future returns; one
+       that exceeds it usually looks ahead. Over a few ticks book imbalance legitimately
+       reaches 0.3-0.4 (Spearman ~0.37 with 1 s returns on BTCUSDT, 100 ms rows), so a lower
+       threshold flags it too: a flag asks for a look at how the feature is computed, it is
+       not proof.
 
     Parameters
     ----------
@@ -153,7 +154,7 @@ def leakage_report(
     splits : split boundaries, a list of times in any form :func:`lobfast.to_ns` reads
         (int ns, ISO strings, datetime, datetime64); e.g. the start of validation and of
         test. Not row indices.
-    threshold : flag correlations above this in absolute value (default 0.3).
+    threshold : flag correlations above this in absolute value (default 0.5).
     method : ``"spearman"`` or ``"pearson"``.
 
     Returns

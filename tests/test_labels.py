@@ -439,3 +439,19 @@ def test_core_stubs_match():
 
     for name in ("label_return", "label_smooth", "label_ema", "label_classify", "label_barrier"):
         assert callable(getattr(_core, name))
+
+
+def test_triple_barrier_floor_on_real_volatility():
+    md = lobfast.read_binance(USDM_BTC_0808)
+    book = lobfast.reconstruct(md.depth, levels=10, every="100ms")
+    vol = lobfast.features(book, spec=["vol_100"])["vol_100"]
+    assert (vol == 0).any()  # quiet stretches: a barrier of 0 is refused without a floor
+    with pytest.raises(ValueError, match="needs a floor"):
+        lobfast.labels.triple_barrier(book, "60s", upper=2.0, vol=vol)
+    tb = lobfast.labels.triple_barrier(book, "60s", upper=2.0, vol=vol, floor=2e-5)
+    bar = np.maximum(2.0 * vol, 2e-5)
+    want = lobfast.labels.triple_barrier(book, "60s", upper=bar, lower=bar)
+    np.testing.assert_array_equal(tb["tb_label_60s"], want["tb_label_60s"])
+    assert np.isfinite(tb["tb_label_60s"]).sum() > 1000
+    with pytest.raises(ValueError, match="floor"):
+        lobfast.labels.triple_barrier(book, "60s", upper=2.0, vol=vol, floor=-1.0)

@@ -80,7 +80,8 @@ def test_pearson_and_threshold_and_ok():
     f = labels["ret_1"] + rng.normal(0, 2 * np.nanstd(labels["ret_1"]), n)  # corr ~ 0.45
     weak = lobfast.FeatureFrame(ts, weak=f)
     for method in ("pearson", "spearman"):
-        assert not lobfast.leakage_report(weak, labels, [], method=method).ok
+        assert lobfast.leakage_report(weak, labels, [], method=method).ok  # default 0.5
+        assert not lobfast.leakage_report(weak, labels, [], method=method, threshold=0.3).ok
         assert lobfast.leakage_report(weak, labels, [], method=method, threshold=0.6).ok
     # pearson matches numpy on the rows where both are finite
     r = lobfast.leakage_report(weak, labels, [], method="pearson")
