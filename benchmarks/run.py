@@ -18,6 +18,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH.parent), str(BENCH)]
 
+import bench_aggregate as ba  # noqa: E402
 import bench_binance as bb  # noqa: E402
 import bench_book as bk  # noqa: E402
 import bench_labels as bl  # noqa: E402
@@ -410,6 +411,8 @@ def main() -> None:
     if not args.quick:
         log("order book: memory probes")
         book_mem = bk.memory()
+    log(f"bars: lobfast.aggregate vs Numba and polars ({rounds} rounds)")
+    bars = ba.speed(rounds, ba.ROWS // 5 if args.quick else ba.ROWS)
     tardis = []
     if bt.available():
         for name in bt.DATASETS:
@@ -489,6 +492,7 @@ def main() -> None:
             t2,
         ]
     out += book_lines(book, book_mem)
+    out += ba.lines(bars)
     out += ["", "## Tardis CSV (`incremental_book_L2`)", ""]
     if tardis:
         out += [

@@ -93,3 +93,18 @@ def rolling_sum(x: np.ndarray, *, rows: int = 0, span: int = 0, ts: np.ndarray |
 def rolling_std(
     x: np.ndarray, *, rows: int = 0, span: int = 0, ts: np.ndarray | None = None, ddof: int = 1
 ) -> np.ndarray: ...
+def aggregate(
+    book_ts: np.ndarray,
+    bid_px: np.ndarray,
+    ask_px: np.ndarray,
+    valid: np.ndarray | None,
+    trade_ts: np.ndarray,
+    trade_px: np.ndarray,
+    trade_qty: np.ndarray,
+    trade_side: np.ndarray,
+    *,
+    by: str = ...,
+    every: int | float,
+    empty_vwap_mid: bool = ...,
+    book_name: str = ...,
+) -> dict[str, np.ndarray]: ...

@@ -1,6 +1,195 @@
-/* aggregate.c -- lobfast._core aggregate kernels (filled in with the kernels). */
+/* aggregate.c -- lobfast._core.aggregate: bars from book mids and trades.
+ *
+ * aggregate(book_ts, bid_px, ask_px, valid, trade_ts, trade_px, trade_qty, trade_side, *,
+ *           by="time", every, empty_vwap_mid=False, book_name="book") -> {column: ndarray}
+ * bid_px / ask_px are (N, L) and only column 0 (the best level) is read, in place: a quotes
+ * column goes in as a (N, 1) view.  valid is (N,) bool or None.  Inputs of the exact dtype,
+ * C-contiguous and aligned are read without copying (lob_in), others converted.
+ */
 #include "binding.h"
 
+#define NO_IMPORT_ARRAY
+#define PY_ARRAY_UNIQUE_SYMBOL lobfast_ARRAY_API
+#include <numpy/arrayobject.h>
+
+#include "core/aggregate.h"
+
+#include <string.h>
+
+#define N_COLS 11
+
+/* Output columns in order, with their NumPy types. */
+static const char *const col_names[N_COLS] = {
+    "ts",     "mid_open",   "mid_high",    "mid_low", "mid_close", "vwap",
+    "volume", "buy_volume", "sell_volume", "trades",  "updates",
+};
+static const int col_types[N_COLS] = {
+    NPY_INT64,   NPY_FLOAT64, NPY_FLOAT64, NPY_FLOAT64, NPY_FLOAT64, NPY_FLOAT64,
+    NPY_FLOAT64, NPY_FLOAT64, NPY_FLOAT64, NPY_INT64,   NPY_INT64,
+};
+
+static PyObject *
+agg_raise(PyObject *module, int rc, const lob_error *err)
+{
+    if (rc == LOB_E_ARG) { /* bad arguments or input rows: a plain ValueError */
+        return PyErr_Format(PyExc_ValueError, "%s", err->msg);
+    }
+    return lob_raise(lob_get_state(module), rc, err, NULL);
+}
+
+static void *
+data_of(PyObject *a)
+{
+    return a == NULL ? NULL : PyArray_DATA((PyArrayObject *)a);
+}
+
+static PyObject *
+py_aggregate(PyObject *module, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"book_ts",        "bid_px",    "ask_px",     "valid", "trade_ts",
+                             "trade_px",       "trade_qty", "trade_side", "by",    "every",
+                             "empty_vwap_mid", "book_name", NULL};
+    PyObject *o_bts, *o_bid, *o_ask, *o_valid, *o_tts, *o_tpx, *o_tqty, *o_tside;
+    PyObject *o_every = NULL;
+    const char *by = "time", *book_name = "book";
+    int vwap_mid = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOOOO|$sOps:aggregate", kwlist, &o_bts, &o_bid,
+                                     &o_ask, &o_valid, &o_tts, &o_tpx, &o_tqty, &o_tside, &by,
+                                     &o_every, &vwap_mid, &book_name)) {
+        return NULL;
+    }
+    if (o_every == NULL) {
+        PyErr_SetString(PyExc_TypeError, "aggregate() needs every=");
+        return NULL;
+    }
+    PyObject *bts = NULL, *bid = NULL, *ask = NULL, *valid = NULL;
+    PyObject *tts = NULL, *tpx = NULL, *tqty = NULL, *tside = NULL;
+    PyObject *cols[N_COLS] = {NULL};
+    PyObject *result = NULL;
+    lob_agg_opts opts = {0};
+    lob_error err = {0};
+    size_t n_out = 0;
+    int rc;
+
+    if (strcmp(by, "time") == 0 || strcmp(by, "events") == 0) {
+        opts.by = by[0] == 't' ? LOB_AGG_TIME : LOB_AGG_EVENTS;
+        long long every = PyLong_AsLongLong(o_every);
+        if (every == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+        opts.every = every;
+    }
+    else if (strcmp(by, "volume") == 0) {
+        opts.by = LOB_AGG_VOLUME;
+        opts.volume = PyFloat_AsDouble(o_every);
+        if (opts.volume == -1.0 && PyErr_Occurred()) {
+            return NULL;
+        }
+    }
+    else {
+        return PyErr_Format(PyExc_ValueError, "by must be 'time', 'events' or 'volume', not '%s'",
+                            by);
+    }
+    opts.empty_vwap_mid = vwap_mid;
+
+    if ((bts = lob_in(o_bts, NPY_INT64, 1, -1, "book ts")) == NULL) {
+        goto fail;
+    }
+    Py_ssize_t nb = PyArray_DIM((PyArrayObject *)bts, 0);
+    if ((bid = lob_in(o_bid, NPY_FLOAT64, 2, nb, "bid_px")) == NULL ||
+        (ask = lob_in(o_ask, NPY_FLOAT64, 2, nb, "ask_px")) == NULL) {
+        goto fail;
+    }
+    Py_ssize_t levels = PyArray_DIM((PyArrayObject *)bid, 1);
+    if (PyArray_DIM((PyArrayObject *)ask, 1) != levels) {
+        PyErr_Format(PyExc_ValueError, "bid_px has %zd levels, ask_px %zd", levels,
+                     (Py_ssize_t)PyArray_DIM((PyArrayObject *)ask, 1));
+        goto fail;
+    }
+    if (nb > 0 && levels < 1) {
+        PyErr_Format(PyExc_ValueError, "%s has %zd rows but no price levels", book_name, nb);
+        goto fail;
+    }
+    if (o_valid != Py_None && (valid = lob_in(o_valid, NPY_BOOL, 1, nb, "valid")) == NULL) {
+        goto fail;
+    }
+    if ((tts = lob_in(o_tts, NPY_INT64, 1, -1, "trades ts")) == NULL) {
+        goto fail;
+    }
+    Py_ssize_t nt = PyArray_DIM((PyArrayObject *)tts, 0);
+    if ((tpx = lob_in(o_tpx, NPY_FLOAT64, 1, nt, "trades price")) == NULL ||
+        (tqty = lob_in(o_tqty, NPY_FLOAT64, 1, nt, "trades qty")) == NULL ||
+        (tside = lob_in(o_tside, NPY_INT8, 1, nt, "trades side")) == NULL) {
+        goto fail;
+    }
+
+    lob_agg_input in = {
+        .n_book = (size_t)nb,
+        .book_ts = data_of(bts),
+        .bid = data_of(bid),
+        .ask = data_of(ask),
+        .px_stride = (size_t)levels,
+        .valid = data_of(valid),
+        .book_name = book_name,
+        .n_trades = (size_t)nt,
+        .trade_ts = data_of(tts),
+        .trade_px = data_of(tpx),
+        .trade_qty = data_of(tqty),
+        .trade_side = data_of(tside),
+    };
+    /* pure C over arrays this call holds references to; checks and counts in one pass */
+    Py_BEGIN_ALLOW_THREADS;
+    rc = lob_agg_count(&in, &opts, &n_out, &err);
+    Py_END_ALLOW_THREADS;
+    if (rc < 0) {
+        agg_raise(module, rc, &err);
+        goto fail;
+    }
+    for (int c = 0; c < N_COLS; c++) {
+        if ((cols[c] = lob_out((Py_ssize_t)n_out, 0, col_types[c])) == NULL) {
+            goto fail;
+        }
+    }
+    lob_agg_output out = {
+        data_of(cols[0]), data_of(cols[1]), data_of(cols[2]),  data_of(cols[3]),
+        data_of(cols[4]), data_of(cols[5]), data_of(cols[6]),  data_of(cols[7]),
+        data_of(cols[8]), data_of(cols[9]), data_of(cols[10]),
+    };
+    Py_BEGIN_ALLOW_THREADS;
+    rc = lob_agg_fill(&in, &opts, n_out, &out, &err);
+    Py_END_ALLOW_THREADS;
+    if (rc < 0) {
+        agg_raise(module, rc, &err);
+        goto fail;
+    }
+    if ((result = PyDict_New()) == NULL) {
+        goto fail;
+    }
+    for (int c = 0; c < N_COLS; c++) {
+        if (PyDict_SetItemString(result, col_names[c], cols[c]) < 0) {
+            Py_CLEAR(result);
+            goto fail;
+        }
+    }
+fail: /* also the normal exit: result holds its own references to the columns */
+    for (int c = 0; c < N_COLS; c++) {
+        Py_XDECREF(cols[c]);
+    }
+    Py_XDECREF(bts);
+    Py_XDECREF(bid);
+    Py_XDECREF(ask);
+    Py_XDECREF(valid);
+    Py_XDECREF(tts);
+    Py_XDECREF(tpx);
+    Py_XDECREF(tqty);
+    Py_XDECREF(tside);
+    return result;
+}
+
 PyMethodDef lob_aggregate_methods[] = {
+    {"aggregate", (PyCFunction)(void (*)(void))py_aggregate, METH_VARARGS | METH_KEYWORDS,
+     "aggregate(book_ts, bid_px, ask_px, valid, trade_ts, trade_px, trade_qty, trade_side, *, "
+     "by='time', every, empty_vwap_mid=False, book_name='book') -> dict: bars (see "
+     "lobfast.aggregate)."},
     {NULL, NULL, 0, NULL},
 };
