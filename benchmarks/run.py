@@ -21,6 +21,7 @@ sys.path[:0] = [str(BENCH.parent), str(BENCH)]
 import bench_aggregate as ba  # noqa: E402
 import bench_binance as bb  # noqa: E402
 import bench_book as bk  # noqa: E402
+import bench_features as bf  # noqa: E402
 import bench_labels as bl  # noqa: E402
 import bench_memory as bm  # noqa: E402
 import bench_tardis as bt  # noqa: E402
@@ -418,6 +419,9 @@ def main() -> None:
         for name in bt.DATASETS:
             log(f"tardis: {bt.DATASETS[name][0]}")
             tardis.append(bt.speed(name, rounds))
+    feat_rows = bf.ROWS // 4 if args.quick else bf.ROWS
+    log(f"features: {feat_rows:,} book rows ({min(rounds, 5)} rounds)")
+    feats = bf.speed(min(rounds, 5), feat_rows), bf.rolling_speed(min(rounds, 5))
     log(f"labels: {bl.ROWS:,} rows ({min(rounds, 5)} rounds)")
     labels = bl.speed(min(rounds, 5))
     elapsed = time.perf_counter() - t0
@@ -510,6 +514,8 @@ def main() -> None:
             "Not run: `lobfast.read_tardis` does not exist in this build.  The hook is ready in "
             "`benchmarks/bench_tardis.py` and runs as soon as it does."
         ]
+    out += ["", "## Features: `lobfast.features` vs vectorised NumPy, rolling std vs bottleneck / pandas", ""]
+    out += bf.section(*feats)
     out += bl.lines(labels)
     out += [
         "",
