@@ -30,22 +30,11 @@ import numpy as np  # noqa: E402
 
 import lobfast  # noqa: E402
 from lobfast import Quotes, Trades  # noqa: E402
+from lobfast.aggregation import COLUMNS  # noqa: E402
 
 ROWS = 5_000_000
 EVERY = ("500ms", "1s")
 SEED = 20240808
-COLUMNS = (
-    "mid_open",
-    "mid_high",
-    "mid_low",
-    "mid_close",
-    "vwap",
-    "volume",
-    "buy_volume",
-    "sell_volume",
-    "trades",
-    "updates",
-)
 
 LOBFAST = "lobfast.aggregate (C)"
 NUMBA = "Numba linear-scan kernel"

@@ -353,17 +353,17 @@ def small():
 def test_unsorted_book_names_the_row(small):
     book, trades = small
     bad = BookSnapshots(**{**book.columns, "ts": np.array([1, 2, 5, 4])})
-    with pytest.raises(ValueError, match=r"book ts must be sorted ascending: row 3 \(4\) is earlier than row 2"):
+    with pytest.raises(ValueError, match=r"book ts must be sorted ascending: row 2 \(5\) comes before row 3 \(4\)"):
         lobfast.aggregate(bad, trades)
 
 
 def test_unsorted_quotes_and_trades_name_the_input(small):
     _, trades = small
     q = make_quotes([3, 1], [1.0, 1.0], [2.0, 2.0])
-    with pytest.raises(ValueError, match=r"quotes ts must be sorted ascending: row 1"):
+    with pytest.raises(ValueError, match=r"quotes ts must be sorted ascending: row 0 \(3\) comes before row 1"):
         lobfast.aggregate(q, None, by="events", every=1)
     bad = Trades(**{**trades.columns, "ts": np.array([1, 3, 2])})
-    with pytest.raises(ValueError, match=r"trades ts must be sorted ascending: row 2 \(2\)"):
+    with pytest.raises(ValueError, match=r"trades ts must be sorted ascending: row 1 \(3\) comes before row 2 \(2\)"):
         lobfast.aggregate(small[0], bad)
 
 

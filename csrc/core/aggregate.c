@@ -2,6 +2,7 @@
 #include "aggregate.h"
 
 #include <math.h>
+#include <stdio.h>
 
 /* First index i in [lo, n) with ts[i] >= x, or n.  Galloping: probe lo, lo+1, lo+3, lo+7,
  * ... then bisect the last step, so finding the end of a run of k rows costs O(log k), and
@@ -60,20 +61,6 @@ volume_end(const double *qty, size_t t, size_t n, double v)
         }
     }
     return t;
-}
-
-static int
-check_sorted(const int64_t *ts, size_t n, const char *name, lob_error *err)
-{
-    for (size_t i = 1; i < n; i++) {
-        if (ts[i] < ts[i - 1]) {
-            return lob_error_set(err, LOB_E_ARG,
-                                 "%s ts must be sorted ascending: row %zu (%lld) is earlier than "
-                                 "row %zu (%lld)",
-                                 name, i, (long long)ts[i], i - 1, (long long)ts[i - 1]);
-        }
-    }
-    return 0;
 }
 
 static int
@@ -163,8 +150,10 @@ lob_agg_count(const lob_agg_input *in, const lob_agg_opts *o, size_t *n_out, lob
                              in->trade_qty == NULL || in->trade_side == NULL)) {
         return lob_error_set(err, LOB_E_ARG, "trades have rows but missing columns");
     }
-    LOB_FORWARD_IF_ERROR(check_sorted(in->book_ts, in->n_book, book, err));
-    LOB_FORWARD_IF_ERROR(check_sorted(in->trade_ts, in->n_trades, "trades", err));
+    char what[64];
+    snprintf(what, sizeof what, "%s ts", book);
+    LOB_FORWARD_IF_ERROR(lob_check_sorted(in->book_ts, (int64_t)in->n_book, what, err));
+    LOB_FORWARD_IF_ERROR(lob_check_sorted(in->trade_ts, (int64_t)in->n_trades, "trades ts", err));
     LOB_FORWARD_IF_ERROR(check_trades(in, err));
 
     size_t n = 0;

@@ -32,3 +32,18 @@ lob_error_set(lob_error *err, int code, const char *fmt, ...)
     }
     return code;
 }
+
+int
+lob_check_sorted(const int64_t *ts, int64_t n, const char *what, lob_error *err)
+{
+    for (int64_t i = 1; i < n; i++) {
+        if (ts[i] < ts[i - 1]) {
+            return lob_error_set(err, LOB_E_ARG,
+                                 "%s must be sorted ascending: row %lld (%lld) comes before "
+                                 "row %lld (%lld)",
+                                 what, (long long)i - 1, (long long)ts[i - 1], (long long)i,
+                                 (long long)ts[i]);
+        }
+    }
+    return LOB_OK;
+}

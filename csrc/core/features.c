@@ -1,6 +1,5 @@
 /* features.c -- microstructure features of a Level-2 book, one pass over the snapshots. */
 #include "features.h"
-#include "rolling.h"
 
 #include <math.h>
 #include <stdlib.h>

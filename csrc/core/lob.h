@@ -40,6 +40,10 @@ int lob_error_set(lob_error *err, int code, const char *fmt, ...)
 #endif
     ;
 
+/*! lob_check_sorted() : 0 when ts[0..n) never decreases, else LOB_E_ARG naming `what` and
+ *  the first row that goes back. */
+int lob_check_sorted(const int64_t *ts, int64_t n, const char *what, lob_error *err);
+
 /* Propagate a negative code unchanged. */
 #define LOB_FORWARD_IF_ERROR(expr)                                                                 \
     do {                                                                                           \

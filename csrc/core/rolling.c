@@ -8,21 +8,6 @@
 
 #include <math.h>
 
-int
-lob_check_sorted(const int64_t *ts, int64_t n, const char *what, lob_error *err)
-{
-    for (int64_t i = 1; i < n; i++) {
-        if (ts[i] < ts[i - 1]) {
-            return lob_error_set(err, LOB_E_ARG,
-                                 "%s must be sorted ascending: row %lld (%lld) comes before "
-                                 "row %lld (%lld)",
-                                 what, (long long)i - 1, (long long)ts[i - 1], (long long)i,
-                                 (long long)ts[i]);
-        }
-    }
-    return LOB_OK;
-}
-
 static int
 check_window(int64_t n, const lob_window *w, lob_error *err)
 {

@@ -28,8 +28,4 @@ int lob_rolling_sum(const double *x, int64_t n, const lob_window *w, double *out
 int lob_rolling_std(const double *x, int64_t n, const lob_window *w, int ddof, double *out,
                     lob_error *err);
 
-/*! lob_check_sorted() : 0 when ts[0..n) never decreases, else LOB_E_ARG naming `what` and
- *  the first row that goes back. */
-int lob_check_sorted(const int64_t *ts, int64_t n, const char *what, lob_error *err);
-
 #endif /* LOB_ROLLING_H */
