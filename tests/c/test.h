@@ -41,5 +41,6 @@ int lob_test_bits_equal(double a, double b);
 
 void lob_test_source(void);
 void lob_test_binance(void);
+void lob_test_kernels(void); /* test_kernels.c */
 
 #endif /* LOB_TEST_H */

@@ -751,6 +751,7 @@ main(int argc, char **argv)
     test_table();
     lob_test_source();
     lob_test_binance();
+    lob_test_kernels();
     printf("%d tests, %d passed, %d failed\n", lob_test_run, lob_test_run - lob_test_failed,
            lob_test_failed);
     if (lob_test_failed) {

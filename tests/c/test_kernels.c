@@ -1,0 +1,185 @@
+/* test_kernels.c -- hand-computed cases for the kernels: rolling.c, features.c, labels.c,
+ * aggregate.c.  Python's tests compare them with NumPy on real and random data; these pin
+ * the edge rules (restarts at NaN, full windows, first rows, carries) without Python. */
+#include "core/aggregate.h"
+#include "core/features.h"
+#include "core/labels.h"
+#include "core/rolling.h"
+#include "test.h"
+
+#include <math.h>
+#include <string.h>
+
+static int
+near(double a, double b)
+{
+    return (isnan(a) && isnan(b)) || fabs(a - b) <= 1e-12 * (fabs(b) > 1 ? fabs(b) : 1);
+}
+
+static int
+all_near(const double *got, const double *want, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (!near(got[i], want[i])) {
+            printf("  row %d: got %.17g, want %.17g\n", i, got[i], want[i]);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static void
+test_rolling(void)
+{
+    lob_error err = {0};
+    const double x[8] = {1, 2, 3, NAN, 4, 4, 4, 10};
+    const int64_t ts[8] = {0, 10, 20, 30, 40, 50, 60, 70};
+    double out[8];
+    lob_window rows2 = {2, 0, NULL};
+    test_cond("rolling sum over 2 rows returns 0", lob_rolling_sum(x, 8, &rows2, out, &err) == 0);
+    const double s2[8] = {NAN, 3, 5, NAN, NAN, 8, 8, 14};
+    test_cond("rolling sum over 2 rows restarts after NaN", all_near(out, s2, 8));
+    lob_window cum = {0, 0, NULL};
+    lob_rolling_sum(x, 8, &cum, out, &err);
+    const double sc[8] = {1, 3, 6, NAN, 4, 8, 12, 22};
+    test_cond("cumulative sum restarts after NaN", all_near(out, sc, 8));
+    lob_window span = {0, 20, ts};
+    lob_rolling_sum(x, 8, &span, out, &err);
+    /* (t - 20, t]: full once t - first >= 20; row 6 (t=60) holds rows 5, 6 */
+    const double ss[8] = {NAN, NAN, 5, NAN, NAN, NAN, 8, 14};
+    test_cond("time-window sum: full windows only, restarts after NaN", all_near(out, ss, 8));
+    lob_window rows3 = {3, 0, NULL};
+    lob_rolling_std(x, 8, &rows3, 1, out, &err);
+    const double sd[8] = {NAN, NAN, 1, NAN, NAN, NAN, 0, sqrt(12)};
+    test_cond("rolling std (ddof 1): a repeated value is exactly 0",
+              all_near(out, sd, 8) && out[6] == 0.0);
+    lob_window both = {2, 5, ts};
+    test_cond("rows and span together are refused",
+              lob_rolling_sum(x, 8, &both, out, &err) == LOB_E_ARG);
+    const int64_t back[3] = {0, 5, 4};
+    lob_window bad = {0, 5, back};
+    test_cond("unsorted ts are refused naming the row",
+              lob_rolling_std(x, 3, &bad, 0, out, &err) == LOB_E_ARG &&
+                  strstr(err.msg, "row 1 (5) comes before row 2 (4)") != NULL);
+}
+
+static void
+test_features(void)
+{
+    lob_error err = {0};
+    /* 3 rows x 2 levels: row 1 improves the bid, row 2 is invalid */
+    const int64_t ts[3] = {1, 2, 3}, uid[3] = {7, 8, 8};
+    const uint8_t valid[3] = {1, 1, 0};
+    const double bp[6] = {99, 98, 99.5, 99, 99, 98}, bs[6] = {1, 2, 3, 1, 1, 1};
+    const double ap[6] = {101, 102, 101, 102, 101, 102}, as[6] = {2, 1, 2, 4, 1, 1};
+    lob_book_view b = {3, 2, ts, valid, bp, bs, ap, as};
+    double mid[3], micro[3], imb[3], ofi[3], ofi2[3], ret[3], ch[3];
+    lob_feature f[7] = {
+        {LOB_FT_MID, 0, mid},    {LOB_FT_MICROPRICE, 0, micro}, {LOB_FT_IMBALANCE, 2, imb},
+        {LOB_FT_OFI, 1, ofi},    {LOB_FT_OFI, 2, ofi2},         {LOB_FT_RET, 0, ret},
+        {LOB_FT_CHANGED, 0, ch},
+    };
+    test_cond("features return 0", lob_features(&b, uid, f, 7, &err) == 0);
+    test_cond("mid", all_near(mid, (double[]){100, 100.25, NAN}, 3));
+    test_cond(
+        "microprice",
+        all_near(micro, (double[]){(99 * 2 + 101 * 1) / 3.0, (99.5 * 2 + 101 * 3) / 5.0, NAN}, 3));
+    test_cond("imbalance over 2 levels", all_near(imb, (double[]){0, -2 / 10.0, NAN}, 3));
+    /* best bid up: +3; ask unchanged at 101: -2 (new size) + 2 (old size) */
+    test_cond("OFI at the best level", all_near(ofi, (double[]){NAN, 3, NAN}, 3));
+    /* level 2: bid 98 -> 99 (+1), ask 102 -> 102 (-4 + 1) */
+    test_cond("OFI at level 2", all_near(ofi2, (double[]){NAN, 1 - 4 + 1, NAN}, 3));
+    test_cond("log return", all_near(ret, (double[]){NAN, log(100.25 / 100), NAN}, 3));
+    test_cond("update counting", all_near(ch, (double[]){1, 1, NAN}, 3));
+    double bad_bp[6] = {99, NAN, 99.5, 99, 99, 98};
+    lob_book_view nb = {3, 2, ts, valid, bad_bp, bs, ap, as};
+    test_cond("a NaN price with a size is refused",
+              lob_features(&nb, uid, f, 1, &err) == LOB_E_ARG &&
+                  strstr(err.msg, "row 0 level 2") != NULL);
+    lob_feature deep = {LOB_FT_IMBALANCE, 3, imb};
+    test_cond("a level beyond the book is refused",
+              lob_features(&b, uid, &deep, 1, &err) == LOB_E_ARG);
+    /* trades: row i takes (ts[i-1], ts[i]] */
+    const int64_t tts[4] = {1, 2, 2, 3};
+    const double q[4] = {5, 1, 2, 4};
+    const int8_t side[4] = {1, 1, -1, 1};
+    double buy[3], sell[3], sv[3], cnt[3];
+    test_cond("trade flow returns 0",
+              lob_trade_flow(ts, valid, 3, tts, q, side, 4, buy, sell, sv, cnt, &err) == 0);
+    test_cond(
+        "trade flow per row: row 0 and invalid rows NaN",
+        all_near(buy, (double[]){NAN, 1, NAN}, 3) && all_near(sell, (double[]){NAN, 2, NAN}, 3) &&
+            all_near(sv, (double[]){NAN, -1, NAN}, 3) && all_near(cnt, (double[]){NAN, 2, NAN}, 3));
+}
+
+static void
+test_labels(void)
+{
+    lob_error err = {0};
+    const double mid[5] = {100, 101, 102, 101, 100};
+    const int64_t ts[5] = {0, 10, 20, 30, 40};
+    const uint8_t valid[5] = {1, 1, 1, 0, 1};
+    lob_series s = {mid, ts, valid, 5};
+    double ret[5];
+    int64_t known[5];
+    test_cond("forward return returns 0",
+              lob_label_return(&s, (lob_horizon){1, 0}, ret, known, &err) == 0);
+    test_cond("forward return: NaN across the invalid row and past the end",
+              all_near(ret, (double[]){log(1.01), log(102 / 101.0), NAN, NAN, NAN}, 5) &&
+                  known[0] == 10 && known[2] == -1 && known[4] == -1);
+    lob_series flat = {mid, ts, NULL, 5};
+    test_cond(
+        "time horizon: the mid in effect at t + h",
+        lob_label_return(&flat, (lob_horizon){0, 15}, ret, known, &err) == 0 &&
+            all_near(ret, (double[]){log(1.01), log(102 / 101.0), log(101 / 102.0), NAN, NAN}, 5) &&
+            known[0] == 15);
+    test_cond("a horizon of 0 is refused",
+              lob_label_return(&s, (lob_horizon){0, 0}, ret, known, &err) == LOB_E_ARG);
+}
+
+static void
+test_aggregate(void)
+{
+    lob_error err = {0};
+    /* book at 0, 50, 250 (invalid), 260; trades at 10 and 120 */
+    const int64_t bts[4] = {0, 50, 250, 260};
+    const double bid[4] = {99, 100, 0, 101}, ask[4] = {101, 102, 0, 103};
+    const uint8_t valid[4] = {1, 1, 0, 1};
+    const int64_t tts[2] = {10, 120};
+    const double tpx[2] = {100, 110}, tq[2] = {1, 3};
+    const int8_t tside[2] = {1, -1};
+    lob_agg_input in = {4, bts, bid, ask, 1, valid, "book", 2, tts, tpx, tq, tside};
+    lob_agg_opts o = {LOB_AGG_TIME, 100, 0, 0};
+    size_t n = 0;
+    test_cond("time bars: count", lob_agg_count(&in, &o, &n, &err) == 0 && n == 3);
+    int64_t ts[3], trades[3], updates[3];
+    double op[3], hi[3], lo[3], cl[3], vwap[3], vol[3], buy[3], sell[3];
+    lob_agg_output out = {ts, op, hi, lo, cl, vwap, vol, buy, sell, trades, updates};
+    test_cond("time bars: fill", lob_agg_fill(&in, &o, n, &out, &err) == 0);
+    test_cond("bucket starts", ts[0] == 0 && ts[1] == 100 && ts[2] == 200);
+    test_cond("OHLC of the mid; an empty bucket carries the close",
+              all_near(op, (double[]){100, 101, 102}, 3) &&
+                  all_near(hi, (double[]){101, 101, 102}, 3) &&
+                  all_near(lo, (double[]){100, 101, 102}, 3) &&
+                  all_near(cl, (double[]){101, 101, 102}, 3));
+    test_cond("VWAP and volumes", all_near(vwap, (double[]){100, 110, NAN}, 3) &&
+                                      all_near(vol, (double[]){1, 3, 0}, 3) &&
+                                      all_near(buy, (double[]){1, 0, 0}, 3) &&
+                                      all_near(sell, (double[]){0, 3, 0}, 3));
+    test_cond("counts", trades[0] == 1 && trades[1] == 1 && trades[2] == 0 && updates[0] == 2 &&
+                            updates[1] == 0 && updates[2] == 2);
+    const int64_t back[4] = {0, 50, 40, 60};
+    lob_agg_input bad = in;
+    bad.book_ts = back;
+    test_cond("unsorted book times are refused",
+              lob_agg_count(&bad, &o, &n, &err) == LOB_E_ARG && strstr(err.msg, "book ts") != NULL);
+}
+
+void
+lob_test_kernels(void)
+{
+    test_rolling();
+    test_features();
+    test_labels();
+    test_aggregate();
+}
