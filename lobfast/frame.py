@@ -34,6 +34,8 @@ def _value_column(name: Any, value: Any, n: int) -> np.ndarray:
         raise TypeError(f"column '{name}' must be numeric, got {arr.dtype}")
     if arr.ndim != 1 or len(arr) != n:
         raise ValueError(f"column '{name}' must be 1-D with {n} rows like ts, got shape {arr.shape}")
+    if arr.dtype.kind == "u" and arr.size and arr.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"column '{name}' holds unsigned values beyond int64 (max {arr.max()})")
     return arr.astype(_KINDS[arr.dtype.kind], copy=False)
 
 

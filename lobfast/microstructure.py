@@ -133,9 +133,9 @@ def features(
     levels = book.levels
     if len(book) and levels == 0:
         raise ValueError("the book has no levels")
-    names = default_spec(max(levels, 1), trades is not None) if spec is None else list(spec)
     if isinstance(spec, str):
         raise TypeError("spec is a list of feature names, not one string")
+    names = default_spec(max(levels, 1), trades is not None) if spec is None else list(spec)
     if len(set(names)) != len(names):
         raise ValueError(f"spec names a feature twice: {sorted({n for n in names if names.count(n) > 1})}")
     parsed = [_parse(n, max(levels, 1)) for n in names]

@@ -384,3 +384,15 @@ def test_empty_and_edge_books():
     assert one["mid"][0] == 100.0 and np.isnan(one["ofi"][0]) and np.isnan(one["vol_20"][0])
     # a window longer than the data is all NaN, never an error
     assert np.isnan(lobfast.features(_book(5), spec=["vol_100", "ofi_1h"]).to_numpy()).all()
+
+
+def test_frames_refuse_what_they_cannot_hold():
+    with pytest.raises(ValueError, match="beyond int64"):
+        lobfast.Frame(np.arange(2), {"n": np.array([1, 2**63], np.uint64)})
+    with pytest.raises(ValueError, match="2 rows like ts"):
+        lobfast.Frame(np.arange(2), {"x": np.zeros(3)})
+    with pytest.raises(TypeError, match="numeric"):
+        lobfast.Frame(np.arange(2), {"x": np.array(["a", "b"])})
+    with pytest.raises(ValueError, match="not labels"):
+        lobfast.LabelFrame(np.arange(2), {"y": np.zeros(2)}, known_at={"z": np.zeros(2, np.int64)})
+    assert lobfast.Frame(np.arange(2), {"n": np.array([1, 2], np.uint8)})["n"].dtype == np.int64
