@@ -27,6 +27,7 @@ struct lob_reader_s {
     int64_t truncated_files;    /* compressed files cut off before their end */
     int64_t truncated_bytes;    /* compressed bytes lost at those cuts */
     int64_t partial_line_bytes; /* text of an unterminated last line dropped at a cut */
+    int64_t decompressed;       /* bytes decompressed (what a window read cost) */
     char first_error[256];      /* first skipped error, for the summary */
     char last_error[256];       /* most recent error (raised or skipped) */
 };
@@ -50,6 +51,7 @@ lob_reader_new(lob_reader **out, const lob_format *fmt, const lob_opts *opts, in
 int
 lob_reader_open(lob_reader *r, const char *path, lob_error *err)
 {
+    r->decompressed += r->src ? lob_source_decompressed(r->src) : 0;
     lob_source_free(r->src);
     r->src = NULL;
     r->len = r->pos = 0;
@@ -57,6 +59,18 @@ lob_reader_open(lob_reader *r, const char *path, lob_error *err)
     r->src_done = 0;
     LOB_FORWARD_IF_ERROR(lob_source_open(&r->src, path, err));
     r->files++;
+    return LOB_OK;
+}
+
+int
+lob_reader_open_span(lob_reader *r, const char *path, const lob_span *span, int64_t line0,
+                     lob_error *err)
+{
+    LOB_FORWARD_IF_ERROR(lob_reader_open(r, path, err));
+    LOB_FORWARD_IF_ERROR(
+        lob_source_window(r->src, span->c_lo, span->d_at, span->d_lo, span->d_hi, err));
+    r->line = line0;
+    r->offset = span->d_lo;
     return LOB_OK;
 }
 
@@ -173,6 +187,7 @@ lob_reader_pump(lob_reader *r, size_t max_rows, int *eof, lob_error *err)
         }
         r->pos = r->len;
         r->offset += (int64_t)n;
+        r->decompressed += lob_source_decompressed(r->src);
         lob_source_free(r->src);
         r->src = NULL;
         *eof = 1;
@@ -205,6 +220,7 @@ lob_reader_stats(lob_reader *r, lob_stat *out, int cap)
         {"truncated_files", r->truncated_files, NULL},
         {"truncated_bytes", r->truncated_bytes, NULL},
         {"partial_line_bytes", r->partial_line_bytes, NULL},
+        {"decompressed_bytes", r->decompressed, NULL},
     };
     int k = 0;
     for (size_t i = 0; i < sizeof mine / sizeof mine[0] && k < cap; i++) {

@@ -60,6 +60,11 @@ int lob_reader_new(lob_reader **out, const lob_format *fmt, const lob_opts *opts
  *  restart at 1; the format's state carries over.  @return 0 or LOB_E_IO. */
 int lob_reader_open(lob_reader *r, const char *path, lob_error *err);
 
+/*! lob_reader_open_span() : lob_reader_open() of the window `span` of the file only (see
+ *  lob_source_window); `line0` lines come before it, for line numbers in errors. */
+int lob_reader_open_span(lob_reader *r, const char *path, const lob_span *span, int64_t line0,
+                         lob_error *err);
+
 /*! lob_reader_pump() : parse lines until the file ends (*eof = 1) or the output tables
  *  hold at least `max_rows` rows (0 = no limit).  Pure C: safe without the GIL.
  *  @return 0 or a negative code with err describing the line. */

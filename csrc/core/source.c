@@ -1,4 +1,5 @@
 /* source.c -- plain / gzip (zlib) / zstd file decompression in chunks. */
+#define _POSIX_C_SOURCE 200809L /* fseeko */
 #include "source.h"
 
 #include <errno.h>
@@ -24,6 +25,14 @@ struct lob_source_s {
     z_stream z;           /* gzip state */
     int z_init;           /* z was initialised */
     ZSTD_DStream *zs;     /* zstd state */
+    int64_t c_base;       /* file offset of in[0] */
+    int64_t d_pos;        /* decompressed offset of the next byte produced */
+    int64_t d_lo;         /* window: bytes before this offset are discarded */
+    int64_t d_end;        /* window: no bytes at or after this offset are delivered */
+    int64_t produced;     /* bytes the decompressor produced, discarded ones included */
+    int64_t frames;       /* zstd frames begun */
+    int64_t frame_c;      /* compressed offset of the current zstd frame */
+    int64_t frame_d;      /* decompressed offset of its first byte */
 };
 
 static int
@@ -32,6 +41,7 @@ fill(lob_source *s, lob_error *err)
     if (s->in_pos < s->in_len || s->eof) {
         return LOB_OK;
     }
+    s->c_base += (int64_t)s->in_len;
     s->in_len = fread(s->in, 1, LOB_IN_CHUNK, s->f);
     s->in_pos = 0;
     if (s->in_len < LOB_IN_CHUNK) {
@@ -57,6 +67,7 @@ lob_source_open(lob_source **out, const char *path, lob_error *err)
         free(s);
         return lob_error_set(err, LOB_E_IO, "cannot open: %s", strerror(e));
     }
+    s->d_end = INT64_MAX;
     s->in = malloc(LOB_IN_CHUNK);
     if (s->in == NULL) {
         lob_source_free(s);
@@ -160,17 +171,25 @@ read_zstd(lob_source *s, char *dst, size_t cap, lob_error *err)
             }
             break;
         }
+        if (!s->in_member) { /* a frame begins here */
+            s->frames++;
+            s->frame_c = s->c_base + (int64_t)s->in_pos;
+            s->frame_d = s->d_pos + (int64_t)out.pos;
+        }
         ZSTD_inBuffer in = {s->in, s->in_len, s->in_pos};
         size_t zr = ZSTD_decompressStream(s->zs, &out, &in);
         if (ZSTD_isError(zr)) {
-            return lob_error_set(err, LOB_E_CORRUPT, "zstd data is corrupt: %s",
-                                 ZSTD_getErrorName(zr));
+            return lob_error_set(err, LOB_E_CORRUPT, "the zstd frame at byte %lld is corrupt: %s",
+                                 (long long)s->frame_c, ZSTD_getErrorName(zr));
         }
         s->pending += (int64_t)(in.pos - s->in_pos);
         s->in_pos = in.pos;
         s->in_member = zr != 0; /* 0: a frame has just been completed and flushed */
         if (zr == 0) {
             s->pending = 0;
+            if (out.pos > 0) {
+                break; /* one read, one frame: callers can tell frames apart */
+            }
         }
     }
     return (ptrdiff_t)out.pos;
@@ -179,19 +198,101 @@ read_zstd(lob_source *s, char *dst, size_t cap, lob_error *err)
 ptrdiff_t
 lob_source_read(lob_source *s, char *dst, size_t cap, lob_error *err)
 {
-    if (s->done || cap == 0) {
-        return 0;
+    for (;;) {
+        if (s->done || cap == 0) {
+            return 0;
+        }
+        int64_t room = s->d_end - s->d_pos;
+        size_t want = room < 0 ? 0 : (uint64_t)room < cap ? (size_t)room : cap;
+        ptrdiff_t n = 0;
+        if (want > 0) {
+            switch (s->kind) {
+            case LOB_GZIP: n = read_gzip(s, dst, want, err); break;
+            case LOB_ZSTD: n = read_zstd(s, dst, want, err); break;
+            default: n = read_plain(s, dst, want, err); break;
+            }
+        }
+        if (n < 0) {
+            return n;
+        }
+        if (n == 0) {
+            s->done = 1;
+            return 0;
+        }
+        int64_t from = s->d_pos;
+        s->d_pos += n;
+        s->produced += s->kind == LOB_PLAIN ? 0 : n;
+        if (s->d_pos <= s->d_lo) {
+            continue; /* still before the window */
+        }
+        if (from < s->d_lo) {
+            memmove(dst, dst + (s->d_lo - from), (size_t)(s->d_pos - s->d_lo));
+            n = (ptrdiff_t)(s->d_pos - s->d_lo);
+        }
+        return n;
     }
-    ptrdiff_t n;
-    switch (s->kind) {
-    case LOB_GZIP: n = read_gzip(s, dst, cap, err); break;
-    case LOB_ZSTD: n = read_zstd(s, dst, cap, err); break;
-    default: n = read_plain(s, dst, cap, err); break;
+}
+
+int
+lob_source_window(lob_source *s, int64_t c_lo, int64_t d_at, int64_t d_lo, int64_t d_hi,
+                  lob_error *err)
+{
+    if (c_lo < 0 || d_at < 0 || d_at > d_lo || d_lo > d_hi) {
+        return lob_error_set(err, LOB_E_ARG,
+                             "invalid window: restart at byte %lld (text offset %lld), "
+                             "text [%lld, %lld)",
+                             (long long)c_lo, (long long)d_at, (long long)d_lo, (long long)d_hi);
     }
-    if (n == 0) {
-        s->done = 1;
+    if (s->kind == LOB_PLAIN) {
+        c_lo = d_at = d_lo; /* any byte of a plain file is a restart point */
     }
-    return n;
+    else if (s->kind == LOB_GZIP && c_lo != 0) {
+        return lob_error_set(err, LOB_E_ARG, "gzip cannot restart inside the file (byte %lld)",
+                             (long long)c_lo);
+    }
+    if (fseeko(s->f, (off_t)c_lo, SEEK_SET) != 0) {
+        return lob_error_set(err, LOB_E_IO, "cannot seek to byte %lld: %s", (long long)c_lo,
+                             strerror(errno));
+    }
+    s->c_base = c_lo;
+    s->in_len = s->in_pos = 0;
+    s->eof = s->done = s->in_member = 0;
+    s->pending = s->truncated = 0;
+    if (s->kind == LOB_GZIP) {
+        inflateReset(&s->z);
+    }
+    else if (s->kind == LOB_ZSTD) {
+        ZSTD_DCtx_reset(s->zs, ZSTD_reset_session_only);
+    }
+    s->d_pos = d_at;
+    s->d_lo = d_lo;
+    s->d_end = d_hi;
+    s->frames = 0;
+    return LOB_OK;
+}
+
+int64_t
+lob_source_frame(const lob_source *s, int64_t *c_off, int64_t *d_off)
+{
+    if (s->kind != LOB_ZSTD) {
+        *c_off = *d_off = 0;
+        return -1;
+    }
+    *c_off = s->frame_c;
+    *d_off = s->frame_d;
+    return s->frames - 1;
+}
+
+int64_t
+lob_source_coffset(const lob_source *s)
+{
+    return s->kind == LOB_PLAIN ? s->d_pos : s->c_base + (int64_t)s->in_pos;
+}
+
+int64_t
+lob_source_decompressed(const lob_source *s)
+{
+    return s->produced;
 }
 
 int64_t

@@ -17,6 +17,12 @@ typedef enum {
     LOB_ZSTD = 2,
 } lob_compression;
 
+/* A window of a file: text [d_lo, d_hi), decompressed from file offset c_lo whose text
+ * offset is d_at (see lob_source_window). */
+typedef struct lob_span_s {
+    int64_t c_lo, d_at, d_lo, d_hi;
+} lob_span;
+
 /*! lob_source_open() : open `path` for reading.  @return 0 or LOB_E_IO / LOB_E_NOMEM. */
 int lob_source_open(lob_source **out, const char *path, lob_error *err);
 
@@ -30,6 +36,26 @@ int64_t lob_source_truncated(const lob_source *s);
 
 /*! lob_source_compression() : what the file turned out to be. */
 lob_compression lob_source_compression(const lob_source *s);
+
+/*! lob_source_window() : deliver only the decompressed bytes [d_lo, d_hi) of the file, then
+ *  end.  Decompression restarts at compressed offset `c_lo`, whose decompressed offset is
+ *  `d_at` (<= d_lo): a zstd frame start, 0 for gzip, d_lo itself for a plain file.  Call it
+ *  right after lob_source_open(), before any read.  @return 0 or LOB_E_ARG / LOB_E_IO. */
+int lob_source_window(lob_source *s, int64_t c_lo, int64_t d_at, int64_t d_lo, int64_t d_hi,
+                      lob_error *err);
+
+/*! lob_source_coffset() : file offset of the next byte the decompressor has not used. */
+int64_t lob_source_coffset(const lob_source *s);
+
+/*! lob_source_frame() : the zstd frame that produced the bytes of the last read (a zstd
+ *  read never runs past the end of a frame, so they all come from one): its compressed
+ *  offset and the decompressed offset of its first byte.  Frames are counted from where
+ *  reading started.  @return the frame's number, or -1 for plain and gzip files. */
+int64_t lob_source_frame(const lob_source *s, int64_t *c_off, int64_t *d_off);
+
+/*! lob_source_decompressed() : bytes produced by decompression so far (0 for plain files):
+ *  what a window read really cost. */
+int64_t lob_source_decompressed(const lob_source *s);
 
 /*! lob_source_free() : close and free.  NULL-safe. */
 void lob_source_free(lob_source *s);

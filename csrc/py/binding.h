@@ -51,6 +51,7 @@ PyObject *lob_out(Py_ssize_t n, Py_ssize_t width, int typenum);
 extern PyMethodDef lob_feature_methods[];
 extern PyMethodDef lob_label_methods[];
 extern PyMethodDef lob_aggregate_methods[];
+extern PyMethodDef lob_timeindex_methods[];
 
 /*! lob_reader_type_spec, lob_book_type_spec : the heap types. */
 extern PyType_Spec lob_reader_type_spec;

@@ -1,7 +1,7 @@
 /* reader.c -- lobfast._core.Reader: one Python type for every line format.
  *
  * Reader(format, symbol=None, on_error="raise", start=None, end=None)
- *   .open(path)            start a file (format state carries over from the last one)
+ *   .open(path, span=None, line0=0)  start a file, or a window of it (format state carries over)
  *   .pump(max_rows=0)      parse until the file ends (-> True) or about max_rows rows
  *   .finish()              end of all input
  *   .take()                {table: {column: ndarray}}, zero-copy; the reader starts afresh
@@ -110,14 +110,26 @@ Reader_dealloc(ReaderObject *self)
 }
 
 static PyObject *
-Reader_open(ReaderObject *self, PyObject *arg)
+Reader_open(ReaderObject *self, PyObject *args, PyObject *kwds)
 {
-    PyObject *bytes = NULL;
+    static char *kwlist[] = {"path", "span", "line0", NULL};
+    PyObject *arg, *ospan = Py_None, *bytes = NULL;
+    long long line0 = 0;
+    lob_span span;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|OL:open", kwlist, &arg, &ospan, &line0)) {
+        return NULL;
+    }
+    if (ospan != Py_None &&
+        !PyArg_ParseTuple(ospan, "LLLL:span", &span.c_lo, &span.d_at, &span.d_lo, &span.d_hi)) {
+        return NULL;
+    }
     if (check_idle(self) < 0 || !PyUnicode_FSConverter(arg, &bytes)) {
         return NULL;
     }
     lob_error err = {0};
-    int rc = lob_reader_open(self->r, PyBytes_AS_STRING(bytes), &err);
+    int rc = ospan == Py_None
+                 ? lob_reader_open(self->r, PyBytes_AS_STRING(bytes), &err)
+                 : lob_reader_open_span(self->r, PyBytes_AS_STRING(bytes), &span, line0, &err);
     Py_DECREF(bytes);
     PyObject *path = PyOS_FSPath(arg);
     if (path == NULL) {
@@ -220,7 +232,9 @@ Reader_stats(ReaderObject *self, PyObject *Py_UNUSED(ignored))
 }
 
 static PyMethodDef Reader_methods[] = {
-    {"open", (PyCFunction)Reader_open, METH_O, "open(path): start reading a file."},
+    {"open", (PyCFunction)(void (*)(void))Reader_open, METH_VARARGS | METH_KEYWORDS,
+     "open(path, span=None, line0=0): start reading a file, or the window span=(c_lo, d_at, "
+     "d_lo, d_hi) of it."},
     {"pump", (PyCFunction)(void (*)(void))Reader_pump, METH_VARARGS | METH_KEYWORDS,
      "pump(max_rows=0) -> bool: parse until the file ends (True) or max_rows rows."},
     {"finish", (PyCFunction)Reader_finish, METH_NOARGS, "finish(): end of all input."},

@@ -1,0 +1,279 @@
+/* timeindex.c -- build a sparse time index in one pass; locate a time from an entry. */
+#include "timeindex.h"
+
+#include "lines.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int
+is_digit(char c)
+{
+    return (unsigned)(c - '0') < 10u;
+}
+
+/* ns per unit of an epoch time told apart by magnitude (see lob_epoch_to_ns). */
+static int64_t
+auto_unit(uint64_t t)
+{
+    return t < 10000000000ULL         ? 1000000000
+           : t < 10000000000000ULL    ? 1000000
+           : t < 10000000000000000ULL ? 1000
+                                      : 1;
+}
+
+const char *
+lob_parse_time(const char *p, const char *e, int64_t unit, int64_t *ns, int *rc)
+{
+    int quoted = p < e && *p == '"';
+    p += quoted;
+    uint64_t v = 0;
+    int digits = 0;
+    for (; p < e && is_digit(*p); p++, digits++) {
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    uint64_t frac = 0, scale = 1;
+    if (p < e && *p == '.') {
+        for (p++; p < e && is_digit(*p); p++) {
+            if (scale < 1000000000ULL) { /* ns resolution at most: further digits are dropped */
+                frac = frac * 10 + (uint64_t)(*p - '0');
+                scale *= 10;
+            }
+        }
+    }
+    if (quoted) {
+        if (p == e || *p != '"') {
+            digits = 0;
+        }
+        p++;
+    }
+    if (digits == 0 || digits > 19) {
+        *rc = LOB_E_FORMAT;
+        return NULL;
+    }
+    uint64_t u = unit > 0 ? (uint64_t)unit : (uint64_t)auto_unit(v);
+    if (v > (uint64_t)INT64_MAX / u - 1) {
+        *rc = LOB_E_RANGE;
+        return NULL;
+    }
+    *ns = (int64_t)(v * u + frac * u / scale);
+    return p;
+}
+
+int
+lob_line_time(const char *s, size_t n, const lob_tskey *key, int64_t *ns, lob_error *err)
+{
+    const char *p = s, *e = s + n;
+    for (int k = 0; k < key->field; k++) {
+        p = memchr(p, key->sep, (size_t)(e - p));
+        if (p == NULL) {
+            return lob_error_set(err, LOB_E_FORMAT,
+                                 "the line has %d field(s); the time ('%s') is field %d", k + 1,
+                                 key->name, key->field + 1);
+        }
+        p++;
+    }
+    int rc = LOB_OK;
+    const char *q = lob_parse_time(p, e, key->unit, ns, &rc);
+    if (q == NULL || (q < e && *q != key->sep)) {
+        const char *c = memchr(p, key->sep, (size_t)(e - p));
+        int len = (int)((c ? c : e) - p);
+        if (rc == LOB_E_RANGE) {
+            return lob_error_set(err, LOB_E_RANGE,
+                                 "the time ('%s') '%.*s' is past the year 2262 in ns", key->name,
+                                 len > 40 ? 40 : len, p);
+        }
+        return lob_error_set(err, LOB_E_FORMAT, "the time ('%s') is not a number: '%.*s'",
+                             key->name, len > 40 ? 40 : len, p);
+    }
+    return LOB_OK;
+}
+
+static int
+push(lob_ix *ix, const lob_ixentry *e, lob_error *err)
+{
+    if (ix->n == ix->cap) {
+        size_t cap = ix->cap ? ix->cap * 2 : 1024;
+        lob_ixentry *p = realloc(ix->e, cap * sizeof *p);
+        if (p == NULL) {
+            return lob_error_set(err, LOB_E_NOMEM, "no memory for %zu index entries", cap);
+        }
+        ix->e = p;
+        ix->cap = cap;
+    }
+    ix->e[ix->n++] = *e;
+    return LOB_OK;
+}
+
+/* What the index holds after some lines: rolled back to at a corrupt frame. */
+typedef struct {
+    size_t n;
+    int64_t rows, lines, first_ts, last_ts, d_size;
+} mark;
+
+static void
+save(mark *m, const lob_ix *ix)
+{
+    *m = (mark){ix->n, ix->rows, ix->lines, ix->first_ts, ix->last_ts, ix->d_size};
+}
+
+static void
+restore(lob_ix *ix, const mark *m)
+{
+    ix->n = m->n;
+    ix->rows = m->rows;
+    ix->lines = m->lines;
+    ix->first_ts = m->first_ts;
+    ix->last_ts = m->last_ts;
+    ix->d_size = m->d_size;
+}
+
+/* A read failed inside zstd frame `f`: keep what came before it. */
+static void
+stop_at_bad_frame(lob_ix *ix, lob_lines *ls, int64_t marked, const mark *m, const lob_error *e)
+{
+    int64_t c, d, f = lob_source_frame(ls->src, &c, &d);
+    if (f == marked) { /* lines of this frame were indexed already: drop them */
+        restore(ix, m);
+    }
+    ix->bad_frame = f;
+    ix->bad_c_off = c;
+    ix->frames = f;
+    memcpy(ix->bad_msg, e->msg, sizeof ix->bad_msg);
+}
+
+int
+lob_ix_build(const char *path, const lob_tskey *key, int64_t block, lob_ix *ix, lob_error *err)
+{
+    memset(ix, 0, sizeof *ix);
+    ix->first_ts = ix->last_ts = INT64_MIN;
+    ix->bad_frame = -1;
+    lob_lines ls;
+    LOB_FORWARD_IF_ERROR(lob_lines_open(&ls, path, NULL, 0, err));
+    ix->compression = lob_source_compression(ls.src);
+    int zstd = ix->compression == LOB_ZSTD;
+    int64_t next_mark = 0, entry_frame = -1, marked = -1;
+    int have_data = 0;
+    mark m;
+    save(&m, ix);
+    const char *s;
+    size_t n;
+    int64_t off;
+    int rc;
+    while ((rc = lob_lines_next(&ls, &s, &n, &off, err)) > 0) {
+        int64_t fc = 0, fd = 0, f = zstd ? lob_source_frame(ls.src, &fc, &fd) : -1;
+        if (f != marked) { /* lines from here on hold bytes of frame f */
+            save(&m, ix);
+            marked = f;
+        }
+        ix->lines = ls.line;
+        ix->d_size = ls.off;
+        if (ls.line <= key->skip_lines || n == 0) {
+            continue; /* header or blank line */
+        }
+        if (!have_data) {
+            ix->data_off = off;
+            have_data = 1;
+        }
+        int64_t ts;
+        rc = lob_line_time(s, n, key, &ts, err);
+        if (rc == LOB_OK && ts < ix->last_ts) {
+            rc =
+                lob_error_set(err, LOB_E_FORMAT,
+                              "the file is not sorted by '%s': this line's time %lld is before the "
+                              "previous line's %lld",
+                              key->name, (long long)ts, (long long)ix->last_ts);
+        }
+        if (rc < 0) {
+            err->line = ls.line;
+            err->offset = off;
+            goto fail;
+        }
+        int new_frame = zstd && f != entry_frame && off >= fd;
+        if (new_frame || (off >= next_mark && (!zstd || off >= fd))) {
+            lob_ixentry e = {ts,
+                             ls.line,
+                             ix->rows,
+                             off,
+                             zstd                           ? fc
+                             : ix->compression == LOB_PLAIN ? off
+                                                            : 0,
+                             zstd                           ? fd
+                             : ix->compression == LOB_PLAIN ? off
+                                                            : 0};
+            if ((rc = push(ix, &e, err)) < 0) {
+                goto fail;
+            }
+            entry_frame = f;
+            next_mark = off + block;
+        }
+        if (ix->rows++ == 0) {
+            ix->first_ts = ts;
+        }
+        ix->last_ts = ts;
+    }
+    if (rc == LOB_E_CORRUPT && zstd) {
+        stop_at_bad_frame(ix, &ls, marked, &m, err);
+        memset(err, 0, sizeof *err);
+    }
+    else if (rc < 0) {
+        goto fail;
+    }
+    else {
+        int64_t c, d;
+        ix->frames = zstd ? lob_source_frame(ls.src, &c, &d) + 1 : 0;
+        ix->truncated = lob_source_truncated(ls.src);
+    }
+    ix->c_size = lob_source_coffset(ls.src);
+    lob_lines_close(&ls);
+    return LOB_OK;
+fail:
+    lob_lines_close(&ls);
+    lob_ix_free(ix);
+    return rc;
+}
+
+int
+lob_ix_locate(const char *path, const lob_tskey *key, const lob_ixentry *from,
+              const lob_ixentry *end, int64_t t, lob_ixentry *out, lob_error *err)
+{
+    *out = *end;
+    if (from->d_off >= end->d_off) {
+        return LOB_OK;
+    }
+    lob_span span = {from->c_off, from->d_at, from->d_off, end->d_off};
+    lob_lines ls;
+    LOB_FORWARD_IF_ERROR(lob_lines_open(&ls, path, &span, from->line - 1, err));
+    const char *s;
+    size_t n;
+    int64_t off, row = from->row, ts;
+    int rc;
+    while ((rc = lob_lines_next(&ls, &s, &n, &off, err)) > 0) {
+        if (n == 0) {
+            continue;
+        }
+        if ((rc = lob_line_time(s, n, key, &ts, err)) < 0) {
+            err->line = ls.line;
+            err->offset = off;
+            break;
+        }
+        if (ts >= t) {
+            *out = (lob_ixentry){ts, ls.line, row, off, from->c_off, from->d_at};
+            break;
+        }
+        row++;
+    }
+    lob_lines_close(&ls);
+    return rc < 0 ? rc : LOB_OK;
+}
+
+void
+lob_ix_free(lob_ix *ix)
+{
+    if (ix == NULL) {
+        return;
+    }
+    free(ix->e);
+    ix->e = NULL;
+    ix->n = ix->cap = 0;
+}

@@ -1,0 +1,44 @@
+/* zframes.h -- zstd files a reader can seek in: independent frames plus a seek table.
+ *
+ * Each frame is compressed on its own (content size and checksum in its header and
+ * epilogue), so decompression can start at any frame.  At close the zstd seekable format's
+ * seek table (v0.1.0, no per-frame checksums: each frame carries its own) is appended as a
+ * skippable frame, which plain zstd decoders ignore.  A file cut off before its table is
+ * still a valid multi-frame stream up to its last complete frame.
+ */
+#ifndef LOB_ZFRAMES_H
+#define LOB_ZFRAMES_H
+
+#include "lines.h"
+#include "timeindex.h"
+
+typedef struct lob_zwriter_s lob_zwriter;
+
+/*! lob_zwriter_open() : create (or truncate) `path` for frames at compression `level`.
+ *  @return 0 or LOB_E_IO / LOB_E_NOMEM. */
+int lob_zwriter_open(lob_zwriter **out, const char *path, int level, lob_error *err);
+
+/*! lob_zwriter_frame() : compress [src, src + n) as one frame and write it.
+ *  @return 0 or LOB_E_IO (errno text: a full disk says so) / LOB_E_ARG (n >= 2 GiB). */
+int lob_zwriter_frame(lob_zwriter *w, const void *src, size_t n, lob_error *err);
+
+/*! lob_zwriter_close() : write the seek table, close and free `w` (even on error).
+ *  @return 0 or LOB_E_IO. */
+int lob_zwriter_close(lob_zwriter *w, lob_error *err);
+
+/*! lob_zwriter_stats() : frames and compressed bytes written so far. */
+void lob_zwriter_stats(const lob_zwriter *w, int64_t *frames, int64_t *bytes);
+
+/* What lob_convert() did. */
+typedef struct lob_convert_stats_s {
+    int64_t lines, frames, bytes_in, bytes_out, partial, truncated;
+} lob_convert_stats;
+
+/*! lob_convert() : rewrite `src` (plain, gzip or zstd) as seekable frames in `dst`: a new
+ *  frame when the next line's time (by `key`, when not NULL) is `frame_ns` or more after the
+ *  frame's first, or before the frame would pass `frame_bytes`.  Lines are copied byte for
+ *  byte, and never split between frames.  @return 0 or a negative code. */
+int lob_convert(const char *src, const char *dst, const lob_tskey *key, int64_t frame_ns,
+                size_t frame_bytes, int level, lob_convert_stats *st, lob_error *err);
+
+#endif /* LOB_ZFRAMES_H */

@@ -1,0 +1,536 @@
+"""Time-sliced loading: any window of months of sorted data without reading the rest.
+
+A :class:`TimeIndex` covers one file or many rotated ones.  Each file gets a sparse index,
+built in C in one pass that also proves the file is sorted, and saved next to it as
+``<file>.lfidx`` (see :mod:`lobfast.sidecar`); later processes load it in milliseconds.  An
+entry every 64 KiB of text and at every zstd frame says where decompression can restart, so
+a window costs one block (or frame) of scanning at each end plus its own rows: plain files
+are read from the window's first byte, ``.zst`` files decompress only the frames the window
+touches, and ``.gz`` files (which cannot restart mid-stream) are decompressed from the start
+but no further than the window's end.  ``lobfast convert`` rewrites them as seekable frames.
+
+CSV windows are parsed in C straight into preallocated columns, split over threads at index
+entries; raw Binance line files give :class:`~lobfast.MarketData` through the same reader as
+:func:`~lobfast.read_binance`.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import os
+import re
+import time
+import warnings
+from typing import Any
+
+import numpy as np
+
+from . import _core, sidecar
+from .containers import MarketData
+from .readers import LobError, LobWarning, Paths, _market_data, _reader, expand_paths, lob_error, to_ns
+
+UNITS = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1, "auto": 0}
+# column kinds (csrc/core/columns.h) and what each becomes
+KINDS = {"int64": 1, "float64": 2, "time": 3, "bool": 4, "side": 5, "text": 6}
+DTYPES = {
+    "int64": np.int64,
+    "float64": np.float64,
+    "time": np.int64,
+    "bool": np.int8,
+    "side": np.int8,
+    "text": np.int32,
+}
+BLOCK = 1 << 16  # text bytes between entries
+HEAD_BYTES = 1 << 18  # text read to find the layout and sniff column kinds
+SNIFF_ROWS = 1000
+MIN_ROWS_PER_THREAD = 20_000
+_END = np.iinfo(np.int64).max
+_START = np.iinfo(np.int64).min
+
+_RAW_LINE = re.compile(rb"^\d{1,19} [\[{]")
+_INT = re.compile(r"^-?\d{1,18}$")
+_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+_SIDES = {"buy", "sell", "bid", "ask", "unknown"}
+
+
+# ---------------------------------------------------------------------------- layout
+
+
+def _is_number(text: str) -> bool:
+    return bool(_FLOAT.match(text))
+
+
+def _kind(values: list[str], name: str, is_time: bool) -> str:
+    """The column kind the first rows suggest."""
+    present = [v for v in values if v != ""]
+    if is_time:
+        return "time"
+    if not present:
+        return "float64"
+    if all(_INT.match(v) for v in present):
+        if len(present) < len(values):
+            return "float64"  # empty cells: NaN
+        return "time" if name.endswith("timestamp") else "int64"
+    if all(_FLOAT.match(v) or v.lower() == "nan" for v in present):
+        return "float64"
+    low = {v.lower() for v in present}
+    if len(present) == len(values) and low <= {"true", "false"}:
+        return "bool"
+    if low <= _SIDES:
+        return "side"
+    return "text"
+
+
+def _unique(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for n in names:
+        k = seen.get(n, 0)
+        seen[n] = k + 1
+        out.append(n if k == 0 else f"{n}.{k}")
+    return out
+
+
+def _layout(path: str, head: bytes, fmt: str, ts_col, unit: str, names) -> dict[str, Any]:
+    """Format, time key, column names and kinds of a file, from its first lines."""
+    lines = head.split(b"\n")
+    if len(head) == HEAD_BYTES:
+        lines = lines[:-1]  # cut by the head's end
+    first = lines[0].rstrip(b"\r") if lines else b""
+    if fmt == "auto":
+        fmt = "raw" if _RAW_LINE.match(first) else "csv"
+    if fmt == "raw":
+        return {"format": "raw", "key": [" ", 0, 1, 0, "receive time"], "names": [], "kinds": []}
+    if fmt != "csv":
+        raise ValueError(f"format must be 'auto', 'csv' or 'raw', not {fmt!r}")
+    if unit not in UNITS:
+        raise ValueError(f"unit must be one of {', '.join(UNITS)}, not {unit!r}")
+    cells = [c.strip().strip('"') for c in first.decode("utf-8", "replace").split(",")]
+    if isinstance(ts_col, str):
+        if ts_col not in cells:
+            hint = " (the file has no header line: give ts_col as a position)" if any(map(_is_number, cells)) else ""
+            raise lob_error(f"{path}: no timestamp column {ts_col!r} in the header {cells}{hint}", path)
+        field, header = cells.index(ts_col), True
+    else:
+        field = int(ts_col)
+        if not 0 <= field < len(cells):
+            raise lob_error(f"{path}: the timestamp column {field} is not one of the {len(cells)} columns", path)
+        header = not _is_number(cells[field])
+    col_names = list(names) if names is not None else cells if header else [str(i) for i in range(len(cells))]
+    if len(col_names) != len(cells):
+        raise ValueError(f"names has {len(col_names)} entries; the file has {len(cells)} columns")
+    col_names = _unique(col_names)
+    rows = [r.rstrip(b"\r").decode("utf-8", "replace").split(",") for r in lines[int(header) :][:SNIFF_ROWS] if r]
+    cols = [[r[i].strip('"') if i < len(r) else "" for r in rows] for i in range(len(cells))]
+    kinds = [_kind(v, n, i == field) for i, (v, n) in enumerate(zip(cols, col_names))]
+    return {
+        "format": "csv",
+        "key": [",", field, UNITS[unit], int(header), col_names[field]],
+        "names": col_names,
+        "kinds": kinds,
+    }
+
+
+# ---------------------------------------------------------------------------- one file
+
+
+def sidecar_path(path: str, index_dir: str | None = None) -> str:
+    """Where the index of ``path`` lives: next to it, or in ``index_dir`` under a name
+    that tells apart files of the same name in different directories."""
+    if index_dir is None:
+        return path + ".lfidx"
+    tag = hashlib.sha1(os.path.abspath(path).encode()).hexdigest()[:12]
+    return os.path.join(index_dir, f"{os.path.basename(path)}.{tag}.lfidx")
+
+
+class FileIndex:
+    """The index of one file: its layout, entries (ts, line, row, d_off, c_off, d_at) and
+    summary.  Built, or loaded from its sidecar when that is intact and current."""
+
+    def __init__(
+        self, path, *, format="auto", ts_col="timestamp", unit="us", names=None, index_dir=None, block=BLOCK
+    ) -> None:
+        self.path = os.fspath(path)
+        head = _core.head(self.path, HEAD_BYTES)
+        layout = _layout(self.path, head, format, ts_col, unit, names)
+        self.format, self.names, self.kinds = layout["format"], layout["names"], layout["kinds"]
+        self.key = tuple(layout["key"])
+        params = {**layout, "block": int(block)}
+        stamp = sidecar.source_stamp(self.path)
+        side = sidecar_path(self.path, index_dir)
+        loaded, why = sidecar.load(side, stamp, params)
+        if loaded is not None:
+            header, self.entries = loaded
+            self.info = header["info"]
+            self.status = "loaded"
+        else:
+            if why.startswith("corrupt"):
+                warnings.warn(f"{side}: {why}; rebuilding the index", LobWarning, stacklevel=3)
+            t = time.perf_counter()
+            self.entries, self.info = _core.ix_build(self.path, self.key, int(block))
+            self.info["build_seconds"] = time.perf_counter() - t
+            self.status = f"rebuilt ({why})" if why else "built"
+            self._warn_damage(built=True)
+            try:
+                sidecar.save(side, {"source": stamp, "params": params, "info": self.info}, self.entries)
+            except OSError as e:
+                warnings.warn(
+                    f"cannot write the index of {self.path} to {side} ({e.strerror or e}): it is kept in memory "
+                    "for this process only; pass index_dir= to keep it elsewhere",
+                    LobWarning,
+                    stacklevel=3,
+                )
+                self.status += ", in memory"
+        if loaded is not None:
+            self._warn_damage(built=False)
+        self.size = stamp["size"]
+        self._ts = np.ascontiguousarray(self.entries[:, 0])
+
+    def _warn_damage(self, built: bool) -> None:
+        i = self.info
+        if i["bad_frame"] >= 0:
+            warnings.warn(
+                f"{self.path}: {self.bad_frame_text()}; the data before it (up to {_fmt(i['last_ts'])}) is indexed",
+                LobWarning,
+                stacklevel=4,
+            )
+        if built and i["truncated"]:
+            warnings.warn(
+                f"{self.path}: the file ends inside a compressed block ({i['truncated']} bytes cannot be "
+                f"decompressed); it is indexed up to its last complete line",
+                LobWarning,
+                stacklevel=4,
+            )
+
+    def bad_frame_text(self) -> str:
+        i = self.info
+        return f"zstd frame {i['bad_frame']} at byte {i['bad_c_off']} is corrupt ({i['bad_msg']})"
+
+    @property
+    def rows(self) -> int:
+        return int(self.info["rows"])
+
+    @property
+    def first_ts(self) -> int:
+        return int(self.info["first_ts"])
+
+    @property
+    def last_ts(self) -> int:
+        return int(self.info["last_ts"])
+
+    @property
+    def compression(self) -> str:
+        return ("plain", "gzip", "zstd")[self.info["compression"]]
+
+    def end_position(self) -> tuple:
+        i = self.info
+        return (_END, i["lines"] + 1, i["rows"], i["d_size"], 0, 0)
+
+    def locate(self, t: int) -> tuple:
+        """Position (ts, line, row, d_off, c_off, d_at) of the first row with time >= t."""
+        if self.rows == 0 or t > self.last_ts:
+            return self.end_position()
+        k = int(np.searchsorted(self._ts, t, "left")) - 1  # the last entry before t
+        if k < 0:
+            return tuple(int(v) for v in self.entries[0])
+        return _core.ix_locate(self.path, self.key, tuple(int(v) for v in self.entries[k]), self.end_position(), t)
+
+    def window(self, t0: int, t1: int) -> tuple[tuple, tuple]:
+        """Positions of the first row at or after t0 and of the first at or after t1."""
+        if self.info["bad_frame"] >= 0 and t1 > self.last_ts + 1:
+            raise lob_error(
+                f"{self.path}: {self.bad_frame_text()}: rows after {_fmt(self.last_ts)} cannot be read; "
+                "windows before it can",
+                self.path,
+            )
+        p0 = self.locate(t0)
+        return p0, (p0 if t1 <= p0[0] else self.locate(t1))
+
+    def pieces(self, p0: tuple, p1: tuple, n: int) -> list[tuple[tuple, int, int]]:
+        """[(span, line0, rows)] covering rows [p0, p1) in about n pieces cut at entries."""
+        rows = p1[2] - p0[2]
+        inner = self.entries[(self.entries[:, 3] > p0[3]) & (self.entries[:, 3] < p1[3])]
+        cuts = [p0]
+        if n > 1 and len(inner):
+            want = p0[2] + rows * np.arange(1, n) // n
+            picks = np.unique(np.searchsorted(inner[:, 2], want))
+            cuts += [tuple(int(v) for v in inner[k]) for k in picks if k < len(inner)]
+        cuts.append(p1)
+        return [((a[4], a[5], a[3], b[3]), a[1] - 1, b[2] - a[2]) for a, b in zip(cuts, cuts[1:]) if b[2] > a[2]]
+
+
+def _fmt(ns: int) -> str:
+    return str(np.datetime64(int(ns), "ns"))
+
+
+_POOL: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def _pool() -> concurrent.futures.ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="lobfast")
+    return _POOL
+
+
+def _files_of(paths: Paths) -> list[str]:
+    """Files of a path, list, glob or directory (sidecars and hidden files left out)."""
+    if isinstance(paths, (str, os.PathLike)) and os.path.isdir(paths):
+        d = os.fspath(paths)
+        files = sorted(
+            os.path.join(d, f)
+            for f in os.listdir(d)
+            if not f.startswith(".") and not f.endswith(".lfidx") and os.path.isfile(os.path.join(d, f))
+        )
+        if not files:
+            raise FileNotFoundError(f"no files in {d!r}")
+        return files
+    return [p for p in expand_paths(paths) if not p.endswith(".lfidx")]
+
+
+# ---------------------------------------------------------------------------- the dataset
+
+
+class TimeIndex:
+    """Any time window of sorted data files, read without touching the rest.
+
+    Parameters
+    ----------
+    paths : a file, a list, a glob or a directory of rotated files, plain, ``.zst`` or
+        ``.gz``; read as one time-ordered dataset (files are ordered by their first time).
+    ts_col : CSV: the time column, by header name or 0-based position.  Raw line files
+        (``<receive ns> <message>``, recognised by their first line) use the line's first
+        field.
+    unit : CSV time unit: ``"s"``, ``"ms"``, ``"us"`` (Tardis' default), ``"ns"`` or
+        ``"auto"`` (told apart by magnitude, e.g. data.binance.vision's ms/us).  Decimal
+        fractions are kept down to the ns.
+    format : ``"auto"``, ``"csv"`` or ``"raw"``.
+    names : CSV column names for a file without a header line.
+    dtypes : CSV kinds by column, overriding what the first 1,000 rows suggest:
+        ``"int64"``, ``"float64"`` (empty cells NaN), ``"time"`` (int64 ns, in ``unit``;
+        the time column and integer columns named ``*timestamp``), ``"bool"`` (int8 0/1),
+        ``"side"`` (int8: buy/bid +1, sell/ask -1, unknown 0), ``"text"`` (int32 codes into
+        :attr:`categories`).
+    index_dir : where to keep the ``.lfidx`` sidecars (default: next to each file).  When it
+        cannot be written the index is kept in memory, with a warning.
+
+    Examples
+    --------
+    >>> ti = lobfast.TimeIndex("book_snapshot_10/*.csv.zst")            # doctest: +SKIP
+    >>> cols = ti.read("2024-08-08T10:00", "2024-08-08T10:30")          # doctest: +SKIP
+    >>> cols["timestamp"][:2], cols["asks[0].price"][:2]                # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        paths: Paths,
+        *,
+        ts_col: str | int = "timestamp",
+        unit: str = "us",
+        format: str = "auto",
+        names: list[str] | None = None,
+        dtypes: dict[str, str] | None = None,
+        index_dir: str | None = None,
+        block: int = BLOCK,
+    ) -> None:
+        if int(block) <= 0:
+            raise ValueError(f"block must be > 0, not {block!r}")
+        files = [
+            FileIndex(p, format=format, ts_col=ts_col, unit=unit, names=names, index_dir=index_dir, block=block)
+            for p in _files_of(paths)
+        ]
+        kinds = {f.format for f in files}
+        if len(kinds) > 1:
+            raise lob_error(
+                "the files mix CSV and raw line files: " + ", ".join(f"{f.path} ({f.format})" for f in files)
+            )
+        self.format = files[0].format
+        if self.format == "csv":
+            for f in files[1:]:
+                if f.names != files[0].names:
+                    raise lob_error(f"{f.path} has other columns than {files[0].path}: {f.names} vs {files[0].names}")
+        files.sort(key=lambda f: (f.rows == 0, f.first_ts))
+        if self.format == "csv":
+            full = [f for f in files if f.rows]
+            for a, b in zip(full, full[1:]):
+                if b.first_ts < a.last_ts:
+                    raise lob_error(
+                        f"the files overlap in time: {a.path} ends at {_fmt(a.last_ts)}, after {b.path} "
+                        f"starts at {_fmt(b.first_ts)}; rotated files of one dataset cannot"
+                    )
+        self.files = files
+        self.columns: list[str] = list(files[0].names)
+        self.dtypes: dict[str, str] = dict(zip(self.columns, files[0].kinds))
+        for name, kind in (dtypes or {}).items():
+            if name not in self.dtypes:
+                raise KeyError(f"dtypes names {name!r}, which is not a column: {self.columns}")
+            if kind not in KINDS:
+                raise ValueError(f"dtype of {name!r} must be one of {', '.join(KINDS)}, not {kind!r}")
+            self.dtypes[name] = kind
+        if self.format == "csv":
+            self.dtypes[self.ts_col] = "time"
+        self.categories: dict[str, list[str]] = {n: [] for n, k in self.dtypes.items() if k == "text"}
+        self.last_read: dict[str, Any] = {}
+        if any(f.compression == "gzip" for f in files):
+            warnings.warn(
+                "gzip files cannot be read from the middle: each window decompresses them from the start "
+                "(up to the window's end); `lobfast convert in.gz out.zst` makes them seekable",
+                LobWarning,
+                stacklevel=2,
+            )
+
+    # -- what it covers
+    @property
+    def ts_col(self) -> str:
+        return self.files[0].key[4]
+
+    @property
+    def rows(self) -> int:
+        return sum(f.rows for f in self.files)
+
+    @property
+    def start(self) -> int | None:
+        """Time (ns) of the first row, or None when there is none."""
+        full = [f.first_ts for f in self.files if f.rows]
+        return min(full) if full else None
+
+    @property
+    def end(self) -> int | None:
+        """Time (ns) of the last row, or None when there is none."""
+        full = [f.last_ts for f in self.files if f.rows]
+        return max(full) if full else None
+
+    def __repr__(self) -> str:
+        span = f"{_fmt(self.start)} .. {_fmt(self.end)}" if self.rows else "no rows"
+        return f"<TimeIndex {self.format}, {len(self.files)} file(s), {self.rows:,} rows, {span}>"
+
+    def info(self) -> list[dict[str, Any]]:
+        """Per file: path, status (loaded / built / rebuilt (why)), compression, rows, times,
+        entries, frames and sizes."""
+        return [
+            {
+                "path": f.path,
+                "status": f.status,
+                "compression": f.compression,
+                "entries": len(f.entries),
+                "size": f.size,
+                **{k: v for k, v in f.info.items() if not k.startswith("bad_") or f.info["bad_frame"] >= 0},
+            }
+            for f in self.files
+        ]
+
+    # -- windows
+    def _bounds(self, start, end) -> tuple[int, int]:
+        t0 = _START if start is None else to_ns(start)
+        t1 = _END if end is None else to_ns(end)
+        if t0 > t1:
+            raise ValueError(f"start ({_fmt(t0)}) is after end ({_fmt(t1)})")
+        return t0, t1
+
+    def _parts(self, t0: int, t1: int) -> list[tuple[FileIndex, tuple, tuple]]:
+        parts = []
+        for f in self.files:
+            if f.rows == 0 or t1 <= f.first_ts or (t0 > f.last_ts and f.info["bad_frame"] < 0):
+                continue
+            p0, p1 = f.window(t0, t1)
+            if p1[2] > p0[2]:
+                parts.append((f, p0, p1))
+        return parts
+
+    def read(self, start=None, end=None, columns: list[str] | None = None, *, symbol=None, on_error="raise"):
+        """Rows with ``start <= time < end`` (int ns, ISO string, datetime64, Timestamp; None
+        for open ends).
+
+        CSV: ``{column: ndarray}`` in file order, the time column always included (int64
+        ns); ``columns`` selects others.  Raw line files: :class:`~lobfast.MarketData`, as
+        :func:`~lobfast.read_binance` with ``start``/``end`` would give (``symbol`` and
+        ``on_error`` as there).  A window outside the data gives empty results.
+        What the read cost is in :attr:`last_read`.
+        """
+        t0, t1 = self._bounds(start, end)
+        clock = time.perf_counter()
+        parts = self._parts(t0, t1)
+        out = (
+            self._read_raw(parts, t0, t1, symbol, on_error) if self.format == "raw" else self._read_csv(parts, columns)
+        )
+        compressed = [(f, p0, p1) for f, p0, p1 in parts if f.compression != "plain"]
+        self.last_read = {
+            "files": len(parts),
+            "rows": sum(p1[2] - p0[2] for _, p0, p1 in parts),
+            "text_bytes": sum(p1[3] - p0[3] for _, p0, p1 in parts),
+            "decompressed_bytes": sum(p1[3] - p0[5] for _, p0, p1 in compressed),
+            "file_bytes": sum(f.size for f, _, _ in parts),
+            "seconds": time.perf_counter() - clock,
+        }
+        return out
+
+    def _read_raw(self, parts, t0: int, t1: int, symbol, on_error) -> MarketData:
+        r = _reader("binance", symbol, on_error, None if t0 == _START else t0, None if t1 == _END else t1)
+        for f, p0, p1 in parts:
+            r.open(f.path, span=(p0[4], p0[5], p0[3], p1[3]), line0=p0[1] - 1)
+            r.pump()
+        r.finish()
+        return _market_data(r.take(), r.stats())
+
+    def _read_csv(self, parts, columns) -> dict[str, np.ndarray]:
+        if self.format != "csv":
+            raise TypeError("columns= applies to CSV files")
+        names = self.columns if columns is None else list(columns)
+        for n in names:
+            if n not in self.dtypes:
+                raise KeyError(f"no column {n!r}; the columns are {self.columns}")
+        if self.ts_col not in names:
+            names = [self.ts_col, *names]
+        names = [n for n in self.columns if n in set(names)]  # file order, once each
+        n = sum(p1[2] - p0[2] for _, p0, p1 in parts)
+        out = {name: np.empty(n, DTYPES[self.dtypes[name]]) for name in names}
+        threads = max(1, min(os.cpu_count() or 1, n // MIN_ROWS_PER_THREAD))
+        tasks, row = [], 0
+        for f, p0, p1 in parts:
+            for span, line0, rows in f.pieces(p0, p1, threads):
+                tasks.append((f, span, line0, rows, row))
+                row += rows
+        fields = {name: i for i, name in enumerate(self.columns)}
+
+        def run(task):
+            f, span, line0, rows, at = task
+            spec = [(fields[m], KINDS[self.dtypes[m]], m, out[m][at : at + rows]) for m in names]
+            return task, _core.csv_columns(f.path, span, line0, f.key, rows, spec)
+
+        results = list(_pool().map(run, tasks)) if len(tasks) > 1 else [run(t) for t in tasks]
+        for (_, _, _, rows, at), values in results:
+            for m, vals in zip(names, values):
+                if vals is not None:
+                    self._recode(m, out[m][at : at + rows], vals)
+        return out
+
+    def _recode(self, name: str, codes: np.ndarray, values: list[str]) -> None:
+        """Codes of one piece (into its own values) -> codes into self.categories[name], which
+        only grows, so codes stay comparable across reads."""
+        cats = self.categories[name]
+        if cats[: len(values)] == values:
+            cats.extend(values[len(cats) :])
+            return
+        where = {v: i for i, v in enumerate(cats)}
+        for v in values:
+            if v not in where:
+                where[v] = len(cats)
+                cats.append(v)
+        lut = np.array([where[v] for v in values], np.int32)
+        np.take(lut, codes, out=codes)
+
+
+def file_window(path: str, start, end) -> tuple[str, tuple, int] | None:
+    """For :func:`~lobfast.read_binance`: the span of a raw line file holding [start, end)
+    as (path, span, line0), or None when no row is in it."""
+    f = FileIndex(path, format="raw")
+    t0 = _START if start is None else to_ns(start)
+    t1 = _END if end is None else to_ns(end)
+    if f.rows == 0 or t1 <= f.first_ts or t0 > f.last_ts:
+        return None
+    p0, p1 = f.window(t0, t1)
+    return (f.path, (p0[4], p0[5], p0[3], p1[3]), p0[1] - 1) if p1[2] > p0[2] else None
+
+
+__all__ = ["FileIndex", "LobError", "TimeIndex", "file_window", "sidecar_path"]
