@@ -2,7 +2,8 @@
 
 Readers parse recorded exchange data in C and return columnar NumPy containers without
 copying; see :func:`read_binance`, :func:`iter_binance`, :func:`read_tardis`,
-:func:`read_binance_vision`; the C order book rebuilds Level-2 books from them
+:func:`read_binance_vision`; :class:`TimeIndex` reads any time window of long sorted files
+(CSV or raw lines, plain or seekable zstd) without reading the rest; the C order book rebuilds Level-2 books from them
 (:func:`reconstruct`, :class:`BookBuilder`, :func:`book_at`, :func:`check_against_quotes`).
 """
 
@@ -11,6 +12,7 @@ from ._core import LobError
 from .aggregation import aggregate
 from .book import BookBuilder, QuoteCheck, book_at, check_against_quotes, parse_duration, reconstruct
 from .containers import BookSnapshots, Columns, DepthEvents, MarketData, Quotes, Trades
+from .convert import convert
 from .flags import Flags
 from .frame import FeatureFrame, Frame, LabelFrame
 from .leakage import leakage_report
@@ -26,6 +28,7 @@ from .readers import (
     to_ns,
 )
 from .rolling import rolling_std, rolling_sum
+from .timeindex import TimeIndex
 
 __version__ = "0.1.0"
 
@@ -44,10 +47,12 @@ __all__ = [
     "Quotes",
     "QualityReport",
     "QuoteCheck",
+    "TimeIndex",
     "Trades",
     "aggregate",
     "book_at",
     "check_against_quotes",
+    "convert",
     "expand_paths",
     "features",
     "iter_binance",

@@ -1,4 +1,4 @@
-"""The ``lobfast`` command: ``lobfast demo`` and ``lobfast info FILES``."""
+"""The ``lobfast`` command: ``demo``, ``info FILES``, ``index FILES``, ``convert SRC DST``."""
 
 from __future__ import annotations
 
@@ -111,11 +111,66 @@ def info(argv: list[str]) -> int:
     return 0
 
 
+def _time_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", default="auto", choices=["auto", "csv", "raw"])
+    p.add_argument("--ts-col", default="timestamp", help="CSV time column: name or 0-based position")
+    p.add_argument("--unit", default="us", choices=["s", "ms", "us", "ns", "auto"], help="CSV time unit")
+
+
+def _ts_col(text: str) -> str | int:
+    return int(text) if text.isdigit() else text
+
+
+def convert(argv: list[str]) -> int:
+    from .convert import convert as run
+
+    p = argparse.ArgumentParser(
+        prog="lobfast convert", description="Rewrite a recording (plain, .gz, .zst) as seekable zstd frames."
+    )
+    p.add_argument("src")
+    p.add_argument("dst")
+    p.add_argument("--frame", default="1s", help="time per frame (default 1s)")
+    p.add_argument("--frame-bytes", type=int, default=4 << 20, help="bytes per frame at most")
+    p.add_argument("--level", type=int, default=3, help="zstd level")
+    _time_args(p)
+    a = p.parse_args(argv)
+    t = time.perf_counter()
+    st = run(
+        a.src, a.dst, frame=a.frame, frame_bytes=a.frame_bytes, level=a.level,
+        format=a.format, ts_col=_ts_col(a.ts_col), unit=a.unit,
+    )  # fmt: skip
+    dt = time.perf_counter() - t
+    print(
+        f"{a.dst}: {st['lines']:,} lines, {st['frames']:,} frames, {st['bytes_in'] / 1e6:,.1f} MB of text -> "
+        f"{st['bytes_out'] / 1e6:,.1f} MB in {dt:,.1f} s"
+    )
+    return 0
+
+
+def index(argv: list[str]) -> int:
+    from .timeindex import TimeIndex
+
+    p = argparse.ArgumentParser(prog="lobfast index", description="Build (or check) the time index of files.")
+    p.add_argument("paths", nargs="+", help="files, globs or a directory")
+    p.add_argument("--index-dir", default=None, help="keep the .lfidx files here instead of next to the data")
+    _time_args(p)
+    a = p.parse_args(argv)
+    ti = TimeIndex(a.paths, format=a.format, ts_col=_ts_col(a.ts_col), unit=a.unit, index_dir=a.index_dir)
+    print(ti)
+    for f in ti.info():
+        span = f"{_fmt_ns(f['first_ts'])} -> {_fmt_ns(f['last_ts'])}" if f["rows"] else "no rows"
+        print(
+            f"  {f['path']}: {f['status']}, {f['compression']}, {f['rows']:,} rows, {span}, "
+            f"{f['entries']:,} entries, {f['frames']:,} frames"
+        )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    commands = {"demo": demo, "info": info}
+    commands = {"demo": demo, "info": info, "index": index, "convert": convert}
     if not argv or argv[0] not in commands:
-        print("usage: lobfast {demo | info FILES...}", file=sys.stderr)
+        print("usage: lobfast {demo | info FILES... | index FILES... | convert SRC DST}", file=sys.stderr)
         return 2
     return commands[argv[0]](argv[1:])
 

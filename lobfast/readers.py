@@ -131,11 +131,39 @@ class _FileCheck:
             )
 
 
-def _read_all(r: _core.Reader, check: _FileCheck, files: list[str]) -> tuple[dict, dict[str, Any]]:
+def _open(r: _core.Reader, path: str, start, end) -> bool:
+    """Open ``path`` in ``r``: only the part holding ``[start, end)`` when its time index can
+    find it (plain and zstd raw files; the index is built on first use and kept next to the
+    file), else all of it.  False when no line of the file is in the window."""
+    if start is None and end is None:
+        r.open(path)
+        return True
+    with open(path, "rb") as f:
+        gzip = f.read(2) == b"\x1f\x8b"
+    if not gzip:  # gzip cannot seek: read it through, keeping the window
+        from .timeindex import file_window
+
+        try:
+            w = file_window(path, start, end)
+        except LobError as e:
+            warnings.warn(f"{path} has no usable time index ({e}); reading all of it", LobWarning, stacklevel=4)
+        else:
+            if w is None:
+                return False
+            r.open(path, span=w[1], line0=w[2])
+            return True
+    r.open(path)
+    return True
+
+
+def _read_all(
+    r: _core.Reader, check: _FileCheck, files: list[str], start=None, end=None
+) -> tuple[dict, dict[str, Any]]:
     """Every file as one stream, checked file by file: (tables, stats)."""
     for path in files:
+        if not _open(r, path, start, end):
+            continue
         check.start(path)
-        r.open(path)
         r.pump()
         check.done()
     r.finish()
@@ -176,7 +204,10 @@ def read_binance(
         in the order given, so a day split over several files reads without a gap.
     symbol : keep this symbol's messages.  Without it the data must hold one symbol.
     start, end : keep messages *received* in ``[start, end)`` (int ns, ISO string,
-        datetime); depth then needs a snapshot inside the window.
+        datetime); depth then needs a snapshot inside the window.  Plain and zstd files
+        are then read through their :class:`~lobfast.TimeIndex` (built on first use and
+        kept next to the file as ``.lfidx``): only the window's part of the file is read,
+        and of a zstd file only the frames holding it are decompressed.
     on_error : ``"raise"`` (default) stops at the first malformed line with a
         :class:`LobError` naming file, line and byte offset; ``"skip"`` counts such lines in
         ``stats['bad_lines']`` (``stats['first_bad_line']`` says why) and goes on.
@@ -190,7 +221,7 @@ def read_binance(
     (0, 19904)
     """
     r = _reader("binance", symbol, on_error, start, end)
-    return _market_data(*_read_all(r, _FileCheck(r, symbol, on_error), expand_paths(paths)))
+    return _market_data(*_read_all(r, _FileCheck(r, symbol, on_error), expand_paths(paths), start, end))
 
 
 def iter_binance(
@@ -214,8 +245,9 @@ def iter_binance(
     check = _FileCheck(r, symbol, on_error)
     rows = 0
     for path in files:
+        if not _open(r, path, start, end):
+            continue
         check.start(path)
-        r.open(path)
         while not r.pump(int(chunk_rows)):
             stats = r.stats()
             check.check_symbols(stats)

@@ -46,6 +46,9 @@ def save(path: str, header: dict[str, Any], entries: np.ndarray) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # as open() would create it, not mkstemp's 0600
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
@@ -80,10 +83,28 @@ def load(path: str, stamp: dict[str, int], params: dict[str, Any]) -> tuple[Any,
         return None, "stale: the data file changed since it was indexed"
     if header.get("params") != params:
         return None, "stale: built with other parameters"
+    if not _layout_ok(header.get("layout")):
+        return None, "corrupt: the layout is incomplete"
     why = check_entries(entries, header.get("info", {}), stamp["size"])
     if why:
         return None, f"corrupt: {why}"
     return (header, entries), ""
+
+
+def _layout_ok(layout: Any) -> bool:
+    try:
+        sep, field, unit, skip, name = layout["key"]
+        return (
+            layout["format"] in ("csv", "raw")
+            and sep in (",", " ")
+            and isinstance(field, int)
+            and isinstance(unit, int)
+            and isinstance(skip, int)
+            and isinstance(name, str)
+            and len(layout["names"]) == len(layout["kinds"])
+        )
+    except (KeyError, TypeError, ValueError):
+        return False
 
 
 def check_entries(e: np.ndarray, info: dict[str, Any], size: int) -> str:

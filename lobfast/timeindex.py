@@ -44,7 +44,7 @@ DTYPES = {
 BLOCK = 1 << 16  # text bytes between entries
 HEAD_BYTES = 1 << 18  # text read to find the layout and sniff column kinds
 SNIFF_ROWS = 1000
-MIN_ROWS_PER_THREAD = 20_000
+MIN_ROWS_PER_THREAD = 4_096
 _END = np.iinfo(np.int64).max
 _START = np.iinfo(np.int64).min
 
@@ -152,28 +152,32 @@ class FileIndex:
         self, path, *, format="auto", ts_col="timestamp", unit="us", names=None, index_dir=None, block=BLOCK
     ) -> None:
         self.path = os.fspath(path)
-        head = _core.head(self.path, HEAD_BYTES)
-        layout = _layout(self.path, head, format, ts_col, unit, names)
-        self.format, self.names, self.kinds = layout["format"], layout["names"], layout["kinds"]
-        self.key = tuple(layout["key"])
-        params = {**layout, "block": int(block)}
+        if format == "auto":
+            format = "raw" if _RAW_LINE.match(_core.head(self.path, 64)) else "csv"
+        # what the caller asked for; the layout found from it is saved with the index
+        params: dict[str, Any] = {"format": format, "block": int(block)}
+        if format != "raw":
+            params.update(ts_col=ts_col, unit=unit, names=None if names is None else list(names))
         stamp = sidecar.source_stamp(self.path)
         side = sidecar_path(self.path, index_dir)
         loaded, why = sidecar.load(side, stamp, params)
         if loaded is not None:
             header, self.entries = loaded
-            self.info = header["info"]
+            self.info, layout = header["info"], header["layout"]
             self.status = "loaded"
         else:
             if why.startswith("corrupt"):
                 warnings.warn(f"{side}: {why}; rebuilding the index", LobWarning, stacklevel=3)
+            layout = _layout(self.path, _core.head(self.path, HEAD_BYTES), format, ts_col, unit, names)
             t = time.perf_counter()
-            self.entries, self.info = _core.ix_build(self.path, self.key, int(block))
+            self.entries, self.info = _core.ix_build(self.path, tuple(layout["key"]), int(block))
             self.info["build_seconds"] = time.perf_counter() - t
+            self.info["seek_table_frames"] = _seek_table_frames(self.path)
             self.status = f"rebuilt ({why})" if why else "built"
             self._warn_damage(built=True)
             try:
-                sidecar.save(side, {"source": stamp, "params": params, "info": self.info}, self.entries)
+                header = {"source": stamp, "params": params, "layout": layout, "info": self.info}
+                sidecar.save(side, header, self.entries)
             except OSError as e:
                 warnings.warn(
                     f"cannot write the index of {self.path} to {side} ({e.strerror or e}): it is kept in memory "
@@ -182,6 +186,8 @@ class FileIndex:
                     stacklevel=3,
                 )
                 self.status += ", in memory"
+        self.format, self.names, self.kinds = layout["format"], layout["names"], layout["kinds"]
+        self.key = tuple(layout["key"])
         if loaded is not None:
             self._warn_damage(built=False)
         self.size = stamp["size"]
@@ -258,6 +264,31 @@ class FileIndex:
             cuts += [tuple(int(v) for v in inner[k]) for k in picks if k < len(inner)]
         cuts.append(p1)
         return [((a[4], a[5], a[3], b[3]), a[1] - 1, b[2] - a[2]) for a, b in zip(cuts, cuts[1:]) if b[2] > a[2]]
+
+
+def _seek_table_frames(path: str) -> int:
+    """Frames listed by the zstd seekable-format seek table that ends the file, or -1."""
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        if f.tell() < 17:
+            return -1
+        f.seek(-9, os.SEEK_END)
+        foot = f.read(9)
+    n, magic = int.from_bytes(foot[:4], "little"), int.from_bytes(foot[5:], "little")
+    return n if magic == 0x8F92EAB1 else -1
+
+
+def _columns(n: int, spec: list[tuple[str, Any]]) -> dict[str, np.ndarray]:
+    """Empty columns of n rows carved from one allocation: a large one is backed by huge
+    pages, so filling it costs a few page faults instead of one per 4 KiB of every column
+    (which took longer than parsing a window).  The columns keep the block alive together."""
+    sizes = [(n * np.dtype(t).itemsize + 63) // 64 * 64 for _, t in spec]
+    block = np.empty(sum(sizes), np.uint8)
+    out, at = {}, 0
+    for (name, t), size in zip(spec, sizes):
+        out[name] = block[at : at + n * np.dtype(t).itemsize].view(t)
+        at += size
+    return out
 
 
 def _fmt(ns: int) -> str:
@@ -412,10 +443,10 @@ class TimeIndex:
             {
                 "path": f.path,
                 "status": f.status,
-                "compression": f.compression,
                 "entries": len(f.entries),
                 "size": f.size,
                 **{k: v for k, v in f.info.items() if not k.startswith("bad_") or f.info["bad_frame"] >= 0},
+                "compression": f.compression,
             }
             for f in self.files
         ]
@@ -484,7 +515,7 @@ class TimeIndex:
             names = [self.ts_col, *names]
         names = [n for n in self.columns if n in set(names)]  # file order, once each
         n = sum(p1[2] - p0[2] for _, p0, p1 in parts)
-        out = {name: np.empty(n, DTYPES[self.dtypes[name]]) for name in names}
+        out = _columns(n, [(name, DTYPES[self.dtypes[name]]) for name in names])
         threads = max(1, min(os.cpu_count() or 1, n // MIN_ROWS_PER_THREAD))
         tasks, row = [], 0
         for f, p0, p1 in parts:

@@ -53,9 +53,27 @@ dict_grow_table(lob_dict *d)
     return LOB_OK;
 }
 
+static int dict_find(lob_dict *d, const char *s, size_t n);
+
 /* The code of [s, s + n), added when new.  @return the code, or a negative code. */
 static int
 dict_code(lob_dict *d, const char *s, size_t n)
+{
+    if (d->n > 0) { /* most cells repeat the one above (exchange, symbol, side) */
+        const char *v = lob_dict_value(d, d->last);
+        if (strncmp(v, s, n) == 0 && v[n] == '\0') {
+            return d->last;
+        }
+    }
+    int code = dict_find(d, s, n);
+    if (code >= 0) {
+        d->last = code;
+    }
+    return code;
+}
+
+static int
+dict_find(lob_dict *d, const char *s, size_t n)
 {
     if (d->slots == 0 || 2 * (d->n + 1) > d->slots) {
         if (d->n >= LOB_DICT_MAX) {

@@ -30,6 +30,7 @@ typedef struct lob_dict_s {
     int n;           /* values */
     int32_t *slot;   /* hash table of value index + 1 (0 = empty), `slots` long */
     int slots;       /* a power of two */
+    int last;        /* code of the value met last: runs repeat it */
 } lob_dict;
 
 typedef struct lob_csvcol_s {

@@ -4,7 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LOB_LINES_CHUNK ((size_t)1 << 20)
+#define LOB_LINES_FIRST ((size_t)1 << 16) /* a lookup near an index entry reads little */
+#define LOB_LINES_CHUNK ((size_t)1 << 20) /* long reads go in chunks of this */
 
 int
 lob_lines_open(lob_lines *ls, const char *path, const lob_span *span, int64_t line0, lob_error *err)
@@ -32,8 +33,10 @@ refill(lob_lines *ls, lob_error *err)
         ls->len -= ls->pos;
         ls->pos = 0;
     }
-    if (ls->cap - ls->len < LOB_LINES_CHUNK / 4) {
-        size_t cap = ls->cap == 0 ? LOB_LINES_CHUNK : ls->cap * 2;
+    if (ls->cap - ls->len < ls->cap / 4 || ls->cap == 0) {
+        size_t cap = ls->cap == 0                ? LOB_LINES_FIRST
+                     : ls->cap < LOB_LINES_CHUNK ? LOB_LINES_CHUNK
+                                                 : ls->cap * 2;
         char *b = realloc(ls->buf, cap);
         if (b == NULL) {
             return lob_error_set(err, LOB_E_NOMEM, "no memory for a %zu-byte line", ls->len);

@@ -10,6 +10,7 @@
 #include <zstd.h>
 
 #define LOB_IN_CHUNK ((size_t)1 << 18) /* compressed bytes per read() */
+#define LOB_SNIFF ((size_t)1 << 12)    /* bytes read at open */
 
 struct lob_source_s {
     FILE *f;              /* the open file */
@@ -73,10 +74,15 @@ lob_source_open(lob_source **out, const char *path, lob_error *err)
         lob_source_free(s);
         return lob_error_set(err, LOB_E_NOMEM, "no memory for a file reader");
     }
-    int rc = fill(s, err);
-    if (rc < 0) {
-        lob_source_free(s);
-        return rc;
+    /* a few bytes tell the compression; a window read seeks away from them at once */
+    s->in_len = fread(s->in, 1, LOB_SNIFF, s->f);
+    if (s->in_len < LOB_SNIFF) {
+        if (ferror(s->f)) {
+            int e = errno;
+            lob_source_free(s);
+            return lob_error_set(err, LOB_E_IO, "read failed: %s", strerror(e));
+        }
+        s->eof = 1;
     }
     const unsigned char *m = s->in;
     if (s->in_len >= 2 && m[0] == 0x1f && m[1] == 0x8b) {

@@ -194,7 +194,12 @@ lob_convert(const char *src, const char *dst, const lob_tskey *key, int64_t fram
     size_t n;
     int64_t off, t0 = 0, ts;
     int timed = 0; /* the frame's first line had a time */
-    while (rc == LOB_OK && (rc = lob_lines_next(&ls, &s, &n, &off, err)) > 0) {
+    int more;
+    while (rc == LOB_OK && (more = lob_lines_next(&ls, &s, &n, &off, err)) != 0) {
+        if (more < 0) {
+            rc = more;
+            break;
+        }
         size_t raw = (size_t)(ls.off - off); /* the line as it was: "\r\n" or "\n" included */
         int has_ts = key != NULL && ls.line > key->skip_lines && n > 0 &&
                      lob_line_time(s, n, key, &ts, NULL) == LOB_OK;
