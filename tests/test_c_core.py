@@ -1,7 +1,9 @@
 """The pure-C core's own unit tests (tests/c), built under ASan/UBSan and run.
 
 They check csrc/core without Python in the way: number and JSON parsing, tables, the
-plain/gzip/zstd sources, and the reader driving the Binance format over crafted input.
+plain/gzip/zstd sources and their windows, the reader driving the Binance format over
+crafted input, the kernels, and the time index (keys, entries per zstd frame, corrupt and
+cut frames, CSV columns, the seekable zstd writer and convert).
 """
 
 from __future__ import annotations

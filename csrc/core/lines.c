@@ -58,7 +58,7 @@ lob_lines_next(lob_lines *ls, const char **s, size_t *n, int64_t *off, lob_error
 {
     for (;;) {
         size_t avail = ls->len - ls->pos;
-        char *p = ls->buf + ls->pos;
+        char *p = ls->buf != NULL ? ls->buf + ls->pos : NULL; /* no buffer before a read */
         char *nl = avail > 0 ? memchr(p, '\n', avail) : NULL;
         size_t len, step;
         if (nl != NULL) {

@@ -41,6 +41,7 @@ int lob_test_bits_equal(double a, double b);
 
 void lob_test_source(void);
 void lob_test_binance(void);
-void lob_test_kernels(void); /* test_kernels.c */
+void lob_test_kernels(void);   /* test_kernels.c */
+void lob_test_timeindex(void); /* test_timeindex.c */
 
 #endif /* LOB_TEST_H */
