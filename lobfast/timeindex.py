@@ -190,8 +190,17 @@ class FileIndex:
         self.key = tuple(layout["key"])
         if loaded is not None:
             self._warn_damage(built=False)
-        self.size = stamp["size"]
+        self.size, self.mtime_ns = stamp["size"], stamp["mtime_ns"]
+        self._args = {"format": format, "ts_col": ts_col, "unit": unit, "names": names, "index_dir": index_dir}
+        self._args["block"] = block
         self._ts = np.ascontiguousarray(self.entries[:, 0])
+
+    def current(self) -> FileIndex:
+        """This index, or a new one when the file changed since (a recorder appending to it)."""
+        st = os.stat(self.path)
+        if (st.st_size, st.st_mtime_ns) == (self.size, self.mtime_ns):
+            return self
+        return FileIndex(self.path, **self._args)
 
     def _warn_damage(self, built: bool) -> None:
         i = self.info
@@ -460,6 +469,7 @@ class TimeIndex:
         return t0, t1
 
     def _parts(self, t0: int, t1: int) -> list[tuple[FileIndex, tuple, tuple]]:
+        self.files = [f.current() for f in self.files]  # a stat each: never read by a stale index
         parts = []
         for f in self.files:
             if f.rows == 0 or t1 <= f.first_ts or (t0 > f.last_ts and f.info["bad_frame"] < 0):
