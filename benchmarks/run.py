@@ -25,6 +25,7 @@ import bench_features as bf  # noqa: E402
 import bench_labels as bl  # noqa: E402
 import bench_memory as bm  # noqa: E402
 import bench_tardis as bt  # noqa: E402
+import bench_timeindex as bti  # noqa: E402
 from common import machine, md_table  # noqa: E402
 
 TARGET_LOOP, TARGET_FAST, TARGET_PANDAS, TARGET_MEM = 20.0, 3.0, 5.0, 1.5
@@ -424,6 +425,8 @@ def main() -> None:
     feats = bf.speed(min(rounds, 5), feat_rows), bf.rolling_speed(min(rounds, 5))
     log(f"labels: {bl.ROWS:,} rows ({min(rounds, 5)} rounds)")
     labels = bl.speed(min(rounds, 5))
+    log(f"time index: {bti.WINDOWS} windows of a ~1.1 GB CSV and {bti.RAW_WINDOWS} of a day of .zst lines")
+    timeindex = bti.speed(rounds, with_memory=not args.quick)
     elapsed = time.perf_counter() - t0
     info["load average (1 min) at start / end"] = f"{load0:.2f} / {loadavg():.2f}"
 
@@ -517,6 +520,7 @@ def main() -> None:
     out += ["", "## Features: `lobfast.features` vs vectorised NumPy, rolling std vs bottleneck / pandas", ""]
     out += bf.section(*feats)
     out += bl.lines(labels)
+    out += bti.lines(timeindex)
     out += [
         "",
         "Where lobfast's time goes and what to change in csrc/core: `benchmarks/PROFILE.md` (hand-written, "

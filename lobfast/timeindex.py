@@ -191,6 +191,7 @@ class FileIndex:
         if loaded is not None:
             self._warn_damage(built=False)
         self.size, self.mtime_ns = stamp["size"], stamp["mtime_ns"]
+        self.decompressed = 0  # text bytes decompressed by lookups (zstd and gzip)
         self._args = {"format": format, "ts_col": ts_col, "unit": unit, "names": names, "index_dir": index_dir}
         self._args["block"] = block
         self._ts = np.ascontiguousarray(self.entries[:, 0])
@@ -249,7 +250,11 @@ class FileIndex:
         k = int(np.searchsorted(self._ts, t, "left")) - 1  # the last entry before t
         if k < 0:
             return tuple(int(v) for v in self.entries[0])
-        return _core.ix_locate(self.path, self.key, tuple(int(v) for v in self.entries[k]), self.end_position(), t)
+        start = tuple(int(v) for v in self.entries[k])
+        pos = _core.ix_locate(self.path, self.key, start, self.end_position(), t)
+        if self.compression != "plain":
+            self.decompressed += pos[3] - start[5]  # from the restart point to the row found
+        return pos
 
     def window(self, t0: int, t1: int) -> tuple[tuple, tuple]:
         """Positions of the first row at or after t0 and of the first at or after t1."""
@@ -491,6 +496,8 @@ class TimeIndex:
         """
         t0, t1 = self._bounds(start, end)
         clock = time.perf_counter()
+        for f in self.files:
+            f.decompressed = 0
         parts = self._parts(t0, t1)
         out = (
             self._read_raw(parts, t0, t1, symbol, on_error) if self.format == "raw" else self._read_csv(parts, columns)
@@ -500,7 +507,9 @@ class TimeIndex:
             "files": len(parts),
             "rows": sum(p1[2] - p0[2] for _, p0, p1 in parts),
             "text_bytes": sum(p1[3] - p0[3] for _, p0, p1 in parts),
-            "decompressed_bytes": sum(p1[3] - p0[5] for _, p0, p1 in compressed),
+            # the window from its restart points, and the lookups that found its ends
+            "decompressed_bytes": sum(p1[3] - p0[5] for _, p0, p1 in compressed)
+            + sum(f.decompressed for f in self.files),
             "file_bytes": sum(f.size for f, _, _ in parts),
             "seconds": time.perf_counter() - clock,
         }
