@@ -121,7 +121,8 @@ def _layout(path: str, head: bytes, fmt: str, ts_col, unit: str, names) -> dict[
     if len(col_names) != len(cells):
         raise ValueError(f"names has {len(col_names)} entries; the file has {len(cells)} columns")
     col_names = _unique(col_names)
-    rows = [r.rstrip(b"\r").decode("utf-8", "replace").split(",") for r in lines[int(header) :][:SNIFF_ROWS] if r]
+    text = (r.rstrip(b"\r") for r in lines[int(header) :])
+    rows = [r.decode("utf-8", "replace").split(",") for r in text if r][:SNIFF_ROWS]
     cols = [[r[i].strip('"') if i < len(r) else "" for r in rows] for i in range(len(cells))]
     kinds = [_kind(v, n, i == field) for i, (v, n) in enumerate(zip(cols, col_names))]
     return {
@@ -173,6 +174,7 @@ class FileIndex:
             self.entries, self.info = _core.ix_build(self.path, tuple(layout["key"]), int(block))
             self.info["build_seconds"] = time.perf_counter() - t
             self.info["seek_table_frames"] = _seek_table_frames(self.path)
+            self.info["frames"] -= self.info["seek_table_frames"] >= 0  # the table is a frame too
             self.status = f"rebuilt ({why})" if why else "built"
             self._warn_damage(built=True)
             try:
@@ -190,18 +192,21 @@ class FileIndex:
         self.key = tuple(layout["key"])
         if loaded is not None:
             self._warn_damage(built=False)
-        self.size, self.mtime_ns = stamp["size"], stamp["mtime_ns"]
+        self.stamp, self.size = stamp, stamp["size"]
         self.decompressed = 0  # text bytes decompressed by lookups (zstd and gzip)
         self._args = {"format": format, "ts_col": ts_col, "unit": unit, "names": names, "index_dir": index_dir}
         self._args["block"] = block
         self._ts = np.ascontiguousarray(self.entries[:, 0])
 
-    def current(self) -> FileIndex:
-        """This index, or a new one when the file changed since (a recorder appending to it)."""
-        st = os.stat(self.path)
-        if (st.st_size, st.st_mtime_ns) == (self.size, self.mtime_ns):
-            return self
-        return FileIndex(self.path, **self._args)
+    def current(self, deep: bool = True) -> FileIndex:
+        """This index, or a new one when the file changed since it was made (a recorder
+        appending to it): its size or mtime differ, or (``deep``) the CRC of its ends."""
+        if deep:
+            same = sidecar.source_stamp(self.path) == self.stamp
+        else:
+            st = os.stat(self.path)
+            same = (st.st_size, st.st_mtime_ns) == (self.stamp["size"], self.stamp["mtime_ns"])
+        return self if same else FileIndex(self.path, **self._args)
 
     def _warn_damage(self, built: bool) -> None:
         i = self.info
@@ -473,8 +478,14 @@ class TimeIndex:
             raise ValueError(f"start ({_fmt(t0)}) is after end ({_fmt(t1)})")
         return t0, t1
 
+    @staticmethod
+    def _overlaps(f: FileIndex, t0: int, t1: int) -> bool:
+        return f.rows > 0 and t0 <= f.last_ts and f.first_ts < t1
+
     def _parts(self, t0: int, t1: int) -> list[tuple[FileIndex, tuple, tuple]]:
-        self.files = [f.current() for f in self.files]  # a stat each: never read by a stale index
+        # never read through a stale index: a stat per file, and a CRC of the ends of the
+        # files the window may touch
+        self.files = [f.current(deep=self._overlaps(f, t0, t1)) for f in self.files]
         parts = []
         for f in self.files:
             if f.rows == 0 or t1 <= f.first_ts or (t0 > f.last_ts and f.info["bad_frame"] < 0):
@@ -495,6 +506,8 @@ class TimeIndex:
         What the read cost is in :attr:`last_read`.
         """
         t0, t1 = self._bounds(start, end)
+        if self.format == "raw" and columns is not None:
+            raise TypeError("columns= applies to CSV files; a raw file gives MarketData")
         clock = time.perf_counter()
         for f in self.files:
             f.decompressed = 0
@@ -524,8 +537,6 @@ class TimeIndex:
         return _market_data(r.take(), r.stats())
 
     def _read_csv(self, parts, columns) -> dict[str, np.ndarray]:
-        if self.format != "csv":
-            raise TypeError("columns= applies to CSV files")
         names = self.columns if columns is None else list(columns)
         for n in names:
             if n not in self.dtypes:

@@ -189,22 +189,22 @@ lob_ix_build(const char *path, const lob_tskey *key, int64_t block, lob_ix *ix, 
             err->offset = off;
             goto fail;
         }
-        int new_frame = zstd && f != entry_frame && off >= fd;
-        if (new_frame || (off >= next_mark && (!zstd || off >= fd))) {
+        /* restart where the line's frame starts; a line begun in an earlier frame can only
+         * restart at the file's start, which the first row (and no other) needs */
+        int in_frame = !zstd || off >= fd;
+        int plain = ix->compression == LOB_PLAIN;
+        int new_frame = zstd && in_frame && f != entry_frame;
+        if (ix->rows == 0 || new_frame || (in_frame && off >= next_mark)) {
             lob_ixentry e = {ts,
                              ls.line,
                              ix->rows,
                              off,
-                             zstd                           ? fc
-                             : ix->compression == LOB_PLAIN ? off
-                                                            : 0,
-                             zstd                           ? fd
-                             : ix->compression == LOB_PLAIN ? off
-                                                            : 0};
+                             plain ? off : in_frame ? fc : 0,
+                             plain ? off : in_frame ? fd : 0};
             if ((rc = push(ix, &e, err)) < 0) {
                 goto fail;
             }
-            entry_frame = f;
+            entry_frame = in_frame ? f : entry_frame;
             next_mark = off + block;
         }
         if (ix->rows++ == 0) {

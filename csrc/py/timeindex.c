@@ -65,10 +65,17 @@ pos_tuple(const lob_ixentry *e)
                          (long long)e->d_off, (long long)e->c_off, (long long)e->d_at);
 }
 
+/* Raise for `rc`, naming the file as text (`path` is the bytes of PyUnicode_FSConverter). */
 static PyObject *
 fail(PyObject *module, int rc, const lob_error *err, PyObject *path)
 {
-    return lob_raise(lob_get_state(module), rc, err, path);
+    PyObject *text = PyUnicode_DecodeFSDefault(PyBytes_AS_STRING(path));
+    if (text == NULL) {
+        return NULL;
+    }
+    lob_raise(lob_get_state(module), rc, err, text);
+    Py_DECREF(text);
+    return NULL;
 }
 
 static PyObject *
