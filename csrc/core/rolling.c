@@ -94,6 +94,15 @@ var_rebuild(acc *a, const double *x, int64_t from, int64_t to)
     a->m2 = m2;
 }
 
+/* M2 fell below 2^-20 of what it was (a large value left the window): the update
+ * subtracted nearly equal numbers and kept only the last bits of precision, so the sliding
+ * value is rounding noise (std 0 where it is 0.002) and must be rebuilt from the window. */
+static inline int
+cancelled(double m2, double before)
+{
+    return m2 < before * 0x1p-20;
+}
+
 static inline double
 std_of(const acc *a, int64_t count, int ddof)
 {
@@ -151,7 +160,7 @@ seg_rows(const double *x, int64_t s, int64_t e, int64_t rows, int ddof, double *
     }
     out[i - 1] = sqrt(nonneg(a.m2) * scale);
     for (; i < e && !isnan(x[i]); i++) {
-        const double v = x[i], old = x[i - rows], mean0 = a.mean, delta = v - old;
+        const double v = x[i], old = x[i - rows], mean0 = a.mean, delta = v - old, m2 = a.m2;
         a.mean += delta * inv;
         a.m2 += delta * ((v - a.mean) + (old - mean0));
         run = v == x[i - 1] ? run + 1 : 1;
@@ -159,7 +168,7 @@ seg_rows(const double *x, int64_t s, int64_t e, int64_t rows, int ddof, double *
             a.mean = v;
             a.m2 = 0.0;
         }
-        else if (++steps == every) {
+        else if (++steps == every || cancelled(a.m2, m2)) {
             var_rebuild(&a, x, i - rows + 1, i + 1);
             steps = 0;
         }
@@ -186,6 +195,7 @@ seg_span(const double *x, const int64_t *ts, int64_t s, int64_t e, int64_t span,
         else {
             var_add(&a, v);
         }
+        const double m2 = a.m2;
         if (span > 0) {
             const int64_t since = ts[i] - span; /* ts <= since has left the window */
             for (; ts[tail] <= since; tail++) {
@@ -204,7 +214,7 @@ seg_span(const double *x, const int64_t *ts, int64_t s, int64_t e, int64_t span,
                 a.mean = v;
                 a.m2 = 0.0;
             }
-            else if (++steps == every) {
+            else if (++steps == every || cancelled(a.m2, m2)) {
                 var_rebuild(&a, x, tail, i + 1);
                 steps = 0;
             }
