@@ -1,24 +1,17 @@
 /* reader.c -- file -> lines -> format, with error locations and chunking. */
 #include "reader.h"
 
+#include "lines.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define LOB_BUF_INIT ((size_t)1 << 20) /* text buffer; grows for longer lines */
 
 struct lob_reader_s {
     const lob_format *fmt; /* the line format */
     void *ctx;             /* its state */
     int skip_errors;       /* count bad lines instead of failing */
-    lob_source *src;       /* the open file, or NULL */
-    char *buf;             /* decompressed text not yet parsed */
-    size_t cap;            /* bytes allocated in buf */
-    size_t len;            /* valid bytes in buf */
-    size_t pos;            /* next unparsed byte in buf */
-    int64_t line;          /* lines parsed in this file */
-    int64_t offset;        /* text offset of buf[pos] in this file */
-    int src_done;          /* the source has no more bytes */
+    lob_lines ls;          /* the open file's lines (ls.src == NULL: none open) */
     /* counters over all files */
     int64_t files;              /* files opened */
     int64_t lines;              /* lines parsed */
@@ -48,29 +41,27 @@ lob_reader_new(lob_reader **out, const lob_format *fmt, const lob_opts *opts, in
     return LOB_OK;
 }
 
+/* Close the file being read, counting what its decompression cost. */
+static void
+close_file(lob_reader *r)
+{
+    r->decompressed += r->ls.src ? lob_source_decompressed(r->ls.src) : 0;
+    lob_lines_close(&r->ls);
+}
+
 int
 lob_reader_open(lob_reader *r, const char *path, lob_error *err)
 {
-    r->decompressed += r->src ? lob_source_decompressed(r->src) : 0;
-    lob_source_free(r->src);
-    r->src = NULL;
-    r->len = r->pos = 0;
-    r->line = r->offset = 0;
-    r->src_done = 0;
-    LOB_FORWARD_IF_ERROR(lob_source_open(&r->src, path, err));
-    r->files++;
-    return LOB_OK;
+    return lob_reader_open_span(r, path, NULL, 0, err);
 }
 
 int
 lob_reader_open_span(lob_reader *r, const char *path, const lob_span *span, int64_t line0,
                      lob_error *err)
 {
-    LOB_FORWARD_IF_ERROR(lob_reader_open(r, path, err));
-    LOB_FORWARD_IF_ERROR(
-        lob_source_window(r->src, span->c_lo, span->d_at, span->d_lo, span->d_hi, err));
-    r->line = line0;
-    r->offset = span->d_lo;
+    close_file(r);
+    LOB_FORWARD_IF_ERROR(lob_lines_open(&r->ls, path, span, line0, err));
+    r->files++;
     return LOB_OK;
 }
 
@@ -84,55 +75,24 @@ rows(lob_reader *r)
     return n;
 }
 
-/* Read more text, keeping the unparsed tail; grows the buffer for a line longer than it. */
+/* Parse one line (the line's text offset is `off`, its raw length with "\n" `raw`); apply
+ * the on_error policy and fill in the location of a failure. */
 static int
-refill(lob_reader *r, lob_error *err)
+parse_line(lob_reader *r, const char *s, size_t n, int64_t off, int64_t raw, lob_error *err)
 {
-    if (r->pos > 0) {
-        memmove(r->buf, r->buf + r->pos, r->len - r->pos);
-        r->len -= r->pos;
-        r->pos = 0;
-    }
-    if (r->cap - r->len < LOB_BUF_INIT / 4) {
-        size_t cap = r->cap == 0 ? LOB_BUF_INIT : r->cap * 2;
-        char *b = realloc(r->buf, cap);
-        if (b == NULL) {
-            return lob_error_set(err, LOB_E_NOMEM, "no memory for a %zu-byte line", r->len);
-        }
-        r->buf = b;
-        r->cap = cap;
-    }
-    ptrdiff_t n = lob_source_read(r->src, r->buf + r->len, r->cap - r->len, err);
-    if (n < 0) {
-        return (int)n;
-    }
-    if (n == 0) {
-        r->src_done = 1;
-    }
-    r->len += (size_t)n;
-    return LOB_OK;
-}
-
-/* Parse one line; apply the on_error policy and fill in the location of a failure. */
-static int
-parse_line(lob_reader *r, const char *s, size_t n, lob_error *err)
-{
-    r->line++;
+    int64_t line = r->ls.line;
     r->lines++;
-    r->bytes += (int64_t)n + 1;
-    if (n > 0 && s[n - 1] == '\r') {
-        n--;
-    }
+    r->bytes += raw;
     int rc = r->fmt->line(r->ctx, s, n, err);
     if (rc == LOB_E_FORMAT || rc == LOB_E_RANGE) {
-        err->line = r->line;
-        err->offset = r->offset;
-        snprintf(r->last_error, sizeof r->last_error, "line %lld: %.200s", (long long)r->line,
+        err->line = line;
+        err->offset = off;
+        snprintf(r->last_error, sizeof r->last_error, "line %lld: %.200s", (long long)line,
                  err->msg);
         if (r->skip_errors) {
             if (r->bad_lines++ == 0) {
                 snprintf(r->first_error, sizeof r->first_error, "line %lld: %.200s",
-                         (long long)r->line, err->msg);
+                         (long long)line, err->msg);
             }
             err->line = err->offset = 0; /* a later, unrelated error must not inherit it */
             return LOB_OK;
@@ -145,51 +105,36 @@ int
 lob_reader_pump(lob_reader *r, size_t max_rows, int *eof, lob_error *err)
 {
     *eof = 0;
-    if (r->src == NULL) {
+    if (r->ls.src == NULL) {
         *eof = 1;
         return LOB_OK;
     }
+    const char *s;
+    size_t n;
+    int64_t off;
     for (;;) {
         if (max_rows > 0 && rows(r) >= max_rows) {
             return LOB_OK;
         }
-        size_t avail = r->len - r->pos;
-        char *s = avail > 0 ? r->buf + r->pos : NULL; /* buf is NULL before the first read */
-        char *nl = avail > 0 ? memchr(s, '\n', avail) : NULL;
-        if (nl != NULL) {
-            size_t n = (size_t)(nl - s);
-            LOB_FORWARD_IF_ERROR(parse_line(r, s, n, err));
-            r->pos += n + 1;
-            r->offset += (int64_t)n + 1;
+        int rc = lob_lines_next(&r->ls, &s, &n, &off, err);
+        if (rc > 0) {
+            LOB_FORWARD_IF_ERROR(parse_line(r, s, n, off, r->ls.off - off, err));
             continue;
         }
-        if (!r->src_done) {
-            int rc = refill(r, err);
-            if (rc < 0) {
-                size_t k = strlen(err->msg);
-                snprintf(err->msg + k, sizeof err->msg - k, " (after line %lld, byte %lld)",
-                         (long long)r->line, (long long)r->offset);
-                err->line = err->offset = 0;
-                return rc;
-            }
-            continue;
+        if (rc < 0) { /* the file could not be read on: say how far it got */
+            size_t k = strlen(err->msg);
+            snprintf(err->msg + k, sizeof err->msg - k, " (after line %lld, byte %lld)",
+                     (long long)r->ls.line, (long long)r->ls.off);
+            err->line = err->offset = 0;
+            return rc;
         }
-        /* end of file: a last line without '\n' is complete unless the file was cut */
-        size_t n = r->len - r->pos;
-        int64_t cut = lob_source_truncated(r->src);
+        int64_t cut = lob_source_truncated(r->ls.src);
         if (cut > 0) {
             r->truncated_files++;
             r->truncated_bytes += cut;
-            r->partial_line_bytes += (int64_t)n;
+            r->partial_line_bytes += r->ls.partial;
         }
-        else if (n > 0) {
-            LOB_FORWARD_IF_ERROR(parse_line(r, s, n, err));
-        }
-        r->pos = r->len;
-        r->offset += (int64_t)n;
-        r->decompressed += lob_source_decompressed(r->src);
-        lob_source_free(r->src);
-        r->src = NULL;
+        close_file(r);
         *eof = 1;
         return LOB_OK;
     }
@@ -257,7 +202,6 @@ lob_reader_free(lob_reader *r)
     if (r->ctx != NULL) {
         r->fmt->destroy(r->ctx);
     }
-    lob_source_free(r->src);
-    free(r->buf);
+    lob_lines_close(&r->ls);
     free(r);
 }
