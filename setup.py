@@ -1,4 +1,5 @@
-"""Build lobfast._core: the pure-C core (csrc/core) plus its binding (csrc/py).
+"""Build lobfast._core: the pure-C core (csrc/core) plus its binding (csrc/py), and the
+collector executable lobfast/lobfast-collect (csrc/collector + csrc/core, libwebsockets).
 
 System libraries come from pkg-config.  Environment switches:
   LOBFAST_SANITIZE=1  AddressSanitizer + UndefinedBehaviorSanitizer, -O1, frame pointers
@@ -14,8 +15,10 @@ from glob import glob
 
 import numpy
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
-PKG_CONFIG_PACKAGES = {"libzstd": "libzstd-dev", "zlib": "zlib1g-dev"}
+PKG_CONFIG_PACKAGES = {"libzstd": "libzstd-dev", "zlib": "zlib1g-dev", "libwebsockets": "libwebsockets-dev"}
+CORE_LIBS = ("libzstd", "zlib")
 
 
 def pkg_config(*packages):
@@ -39,7 +42,8 @@ def flag(name):
 
 
 try:
-    system_flags = pkg_config(*PKG_CONFIG_PACKAGES)
+    system_flags = pkg_config(*CORE_LIBS)
+    collector_flags = pkg_config(*PKG_CONFIG_PACKAGES)
 except FileNotFoundError:
     raise SystemExit("lobfast needs pkg-config (Debian: apt-get install pkg-config)") from None
 
@@ -74,4 +78,28 @@ core = Extension(
     extra_link_args=link_args + [f for f in system_flags if f.startswith(("-l", "-L"))],
 )
 
-setup(ext_modules=[core])
+
+
+class build_ext_and_collector(build_ext):
+    """build_ext, then the collector: a plain executable next to the extension, linked with
+    the same core sources and flags (sanitizers included)."""
+
+    def run(self):
+        super().run()
+        cc = self.compiler
+        tmp = os.path.join(self.build_temp, "collector")
+        cflags = [f for f in compile_args if f != "-fvisibility=hidden"]
+        cflags += [f for f in collector_flags if not f.startswith(("-l", "-L"))]
+        objects = []
+        for sources, extra in ((glob("csrc/collector/*.c"), ["-D_GNU_SOURCE"]), (glob("csrc/core/*.c"), [])):
+            objects += cc.compile(
+                sorted(sources), output_dir=tmp, include_dirs=["csrc"], extra_postargs=cflags + extra,
+                depends=core.depends,
+            )
+        dest_dir = "lobfast" if self.inplace else os.path.join(self.build_lib, "lobfast")
+        os.makedirs(dest_dir, exist_ok=True)
+        libs = [f for f in collector_flags if f.startswith(("-l", "-L"))] + ["-lm"]
+        cc.link_executable(objects, "lobfast-collect", output_dir=dest_dir, extra_postargs=link_args + libs)
+
+
+setup(ext_modules=[core], cmdclass={"build_ext": build_ext_and_collector})

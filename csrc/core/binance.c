@@ -13,6 +13,7 @@
 #include "json.h"
 #include "reader.h"
 #include "schema.h"
+#include "sequence.h"
 #include "text.h"
 
 #include <math.h>
@@ -25,7 +26,6 @@ static const char *const table_names[T_N] = {"depth", "trades", "agg_trades", "q
 
 enum { MARKET_UNKNOWN, MARKET_SPOT, MARKET_USDM };
 enum { WAIT_SNAPSHOT, SYNCED };
-enum { SEQ_OK, SEQ_STALE, SEQ_GAP };
 
 /* Buffered diff rows kept while waiting for a snapshot.  A snapshot can only bridge recent
  * diffs, so beyond this the oldest half is dropped (and counted) instead of growing. */
@@ -325,14 +325,7 @@ emit_marker(lob_binance *b, int64_t ts, int64_t local, int64_t update_id, unsign
 static int
 seq_check(const lob_binance *b, int64_t U, int64_t u, int64_t pu)
 {
-    if (u <= b->last_u) {
-        return SEQ_STALE;
-    }
-    /* USD-M chains each diff to the previous one by pu; spot by U == previous u + 1 */
-    if (b->market == MARKET_USDM ? pu != b->last_u : U > b->last_u + 1) {
-        return SEQ_GAP;
-    }
-    return SEQ_OK;
+    return lob_seq_check(b->market == MARKET_USDM, b->last_u, U, u, pu);
 }
 
 static void
@@ -385,9 +378,9 @@ replay_pending(lob_binance *b)
     lob_table *depth = &b->out[T_DEPTH];
     for (size_t i = 0; i < b->npend; i++) {
         const pend_msg *h = &b->pend[i];
-        switch (i == 0 ? SEQ_OK : seq_check(b, h->U, h->u, h->pu)) {
-        case SEQ_STALE: b->n_stale++; break;
-        case SEQ_GAP: {
+        switch (i == 0 ? LOB_SEQ_OK : seq_check(b, h->U, h->u, h->pu)) {
+        case LOB_SEQ_STALE: b->n_stale++; break;
+        case LOB_SEQ_GAP: {
             b->n_gaps++;
             LOB_FORWARD_IF_ERROR(
                 emit_marker(b, h->ts, h->local, h->u, LOB_F_GAP | LOB_F_END_OF_MESSAGE));
@@ -413,9 +406,7 @@ try_sync(lob_binance *b)
     int64_t L = b->snap_id;
     int usdm = b->market == MARKET_USDM;
     size_t i = 0;
-    /* spot drops u <= lastUpdateId; USD-M drops u < lastUpdateId (its bridging rule is
-     * U <= lastUpdateId <= u) */
-    while (i < b->npend && (usdm ? b->pend[i].u < L : b->pend[i].u <= L)) {
+    while (i < b->npend && lob_seq_covered(usdm, L, b->pend[i].u)) {
         i++;
     }
     b->n_dropped += (int64_t)i;
@@ -424,7 +415,7 @@ try_sync(lob_binance *b)
         return LOB_OK; /* the next diff decides */
     }
     const pend_msg *f = &b->pend[0];
-    int bridges = usdm ? (f->U <= L && f->u >= L) || f->pu == L : f->U <= L + 1;
+    int bridges = lob_seq_bridges(usdm, L, f->U, f->u, f->pu);
     if (!bridges) {
         b->n_snap_rejected++; /* older than the diffs we hold: wait for a newer one */
         b->has_snap = 0;
@@ -496,8 +487,8 @@ on_diff(lob_binance *b, const msg *m, int64_t local, lob_error *err)
     }
     if (b->state == SYNCED) {
         switch (seq_check(b, m->U, m->u, pu)) {
-        case SEQ_STALE: b->n_stale++; return LOB_OK;
-        case SEQ_OK:
+        case LOB_SEQ_STALE: b->n_stale++; return LOB_OK;
+        case LOB_SEQ_OK:
             depth->n += k; /* the hot path: rows were parsed in place */
             b->last_u = m->u;
             b->last_ts = ts;

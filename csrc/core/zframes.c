@@ -1,24 +1,32 @@
 /* zframes.c -- independent zstd frames with a seek table; lob_convert on top. */
+#define _POSIX_C_SOURCE 200809L /* open, write, ftruncate */
 #include "zframes.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zstd.h>
 
 #define LOB_SKIPPABLE_SEEK 0x184D2A5Eu /* the seek table's skippable frame */
 #define LOB_SEEKABLE_MAGIC 0x8F92EAB1u /* last four bytes of a seekable file */
 #define LOB_FRAME_MAX ((size_t)1 << 31)
 
-struct lob_zwriter_s {
-    FILE *f;
+struct lob_zctx_s {
     ZSTD_CCtx *cc;
-    void *out; /* compressed frame */
+    void *out; /* the compressed frame */
     size_t out_cap;
+};
+
+struct lob_zwriter_s {
+    int fd;
+    lob_zctx *z;
+    int own_z;       /* z was made for this writer alone */
     uint32_t *sizes; /* (compressed, decompressed) per frame */
     size_t n, cap;   /* frames written / room in sizes */
-    int64_t bytes;   /* compressed bytes written */
+    int64_t bytes;   /* compressed bytes written: the end of the last complete frame */
 };
 
 static void
@@ -29,37 +37,72 @@ put32(unsigned char *p, uint32_t v)
     }
 }
 
+int
+lob_zctx_new(lob_zctx **out, int level, lob_error *err)
+{
+    *out = NULL;
+    lob_zctx *z = calloc(1, sizeof *z);
+    if (z == NULL || (z->cc = ZSTD_createCCtx()) == NULL) {
+        free(z);
+        return lob_error_set(err, LOB_E_NOMEM, "no memory for a zstd compressor");
+    }
+    size_t zr = ZSTD_CCtx_setParameter(z->cc, ZSTD_c_compressionLevel, level);
+    if (!ZSTD_isError(zr)) {
+        zr = ZSTD_CCtx_setParameter(z->cc, ZSTD_c_checksumFlag, 1);
+    }
+    if (ZSTD_isError(zr)) {
+        lob_zctx_free(z);
+        return lob_error_set(err, LOB_E_ARG, "zstd level %d: %s", level, ZSTD_getErrorName(zr));
+    }
+    *out = z;
+    return LOB_OK;
+}
+
+void
+lob_zctx_free(lob_zctx *z)
+{
+    if (z != NULL) {
+        ZSTD_freeCCtx(z->cc);
+        free(z->out);
+        free(z);
+    }
+}
+
 static void
 zwriter_free(lob_zwriter *w)
 {
-    if (w->f != NULL) {
-        fclose(w->f);
+    if (w->fd >= 0) {
+        close(w->fd);
     }
-    ZSTD_freeCCtx(w->cc);
-    free(w->out);
+    if (w->own_z) {
+        lob_zctx_free(w->z);
+    }
     free(w->sizes);
     free(w);
 }
 
 int
-lob_zwriter_open(lob_zwriter **out, const char *path, int level, lob_error *err)
+lob_zwriter_open(lob_zwriter **out, const char *path, lob_zctx *z, int level, int flags,
+                 lob_error *err)
 {
     *out = NULL;
     lob_zwriter *w = calloc(1, sizeof *w);
-    if (w == NULL || (w->cc = ZSTD_createCCtx()) == NULL) {
-        free(w);
+    if (w == NULL) {
         return lob_error_set(err, LOB_E_NOMEM, "no memory for a zstd writer");
     }
-    size_t zr = ZSTD_CCtx_setParameter(w->cc, ZSTD_c_compressionLevel, level);
-    if (!ZSTD_isError(zr)) {
-        zr = ZSTD_CCtx_setParameter(w->cc, ZSTD_c_checksumFlag, 1);
+    w->fd = -1;
+    w->z = z;
+    if (z == NULL) {
+        int rc = lob_zctx_new(&w->z, level, err);
+        if (rc < 0) {
+            free(w);
+            return rc;
+        }
+        w->own_z = 1;
     }
-    if (ZSTD_isError(zr)) {
-        zwriter_free(w);
-        return lob_error_set(err, LOB_E_ARG, "zstd level %d: %s", level, ZSTD_getErrorName(zr));
-    }
-    w->f = fopen(path, "wb");
-    if (w->f == NULL) {
+    int oflags = O_WRONLY | O_CREAT | O_CLOEXEC | ((flags & LOB_ZW_EXCL) ? O_EXCL : O_TRUNC);
+    w->fd = open(path, oflags, 0666);
+    if (w->fd < 0) {
         int e = errno;
         zwriter_free(w);
         return lob_error_set(err, LOB_E_IO, "cannot create: %s", strerror(e));
@@ -68,12 +111,29 @@ lob_zwriter_open(lob_zwriter **out, const char *path, int level, lob_error *err)
     return LOB_OK;
 }
 
+/* Write all of [p, p + n) after the last complete frame.  Unbuffered, so every frame is in
+ * the kernel once this returns and survives the process being killed.  On failure (a full
+ * disk, a file size limit) the file is cut back to its last complete frame, so what is
+ * there stays readable. */
 static int
 write_all(lob_zwriter *w, const void *p, size_t n, lob_error *err)
 {
-    if (fwrite(p, 1, n, w->f) != n) {
-        return lob_error_set(err, LOB_E_IO, "write failed after %lld bytes: %s",
-                             (long long)w->bytes, strerror(errno));
+    const char *s = p;
+    size_t done = 0;
+    while (done < n) {
+        ssize_t k = write(w->fd, s + done, n - done);
+        if (k < 0 && errno == EINTR) {
+            continue;
+        }
+        if (k <= 0) {
+            int e = k < 0 ? errno : ENOSPC;
+            if (done > 0 && ftruncate(w->fd, (off_t)w->bytes) == 0) {
+                (void)lseek(w->fd, (off_t)w->bytes, SEEK_SET);
+            }
+            return lob_error_set(err, LOB_E_IO, "write failed after %lld bytes: %s",
+                                 (long long)w->bytes, strerror(e));
+        }
+        done += (size_t)k;
     }
     w->bytes += (int64_t)n;
     return LOB_OK;
@@ -85,17 +145,18 @@ lob_zwriter_frame(lob_zwriter *w, const void *src, size_t n, lob_error *err)
     if (n >= LOB_FRAME_MAX) {
         return lob_error_set(err, LOB_E_ARG, "a frame of %zu bytes is over the 2 GiB limit", n);
     }
+    lob_zctx *z = w->z;
     size_t bound = ZSTD_compressBound(n);
-    if (bound > w->out_cap) {
-        void *p = realloc(w->out, bound);
+    if (bound > z->out_cap) {
+        void *p = realloc(z->out, bound);
         if (p == NULL) {
             return lob_error_set(err, LOB_E_NOMEM, "no memory to compress %zu bytes", n);
         }
-        w->out = p;
-        w->out_cap = bound;
+        z->out = p;
+        z->out_cap = bound;
     }
     if (w->n == w->cap) {
-        size_t cap = w->cap ? w->cap * 2 : 1024;
+        size_t cap = w->cap ? w->cap * 2 : 256;
         uint32_t *p = realloc(w->sizes, cap * 2 * sizeof *p);
         if (p == NULL) {
             return lob_error_set(err, LOB_E_NOMEM, "no memory for the seek table");
@@ -103,12 +164,12 @@ lob_zwriter_frame(lob_zwriter *w, const void *src, size_t n, lob_error *err)
         w->sizes = p;
         w->cap = cap;
     }
-    size_t c = ZSTD_compress2(w->cc, w->out, w->out_cap, src, n);
+    size_t c = ZSTD_compress2(z->cc, z->out, z->out_cap, src, n);
     if (ZSTD_isError(c)) {
         return lob_error_set(err, LOB_E_CORRUPT, "zstd compression failed: %s",
                              ZSTD_getErrorName(c));
     }
-    LOB_FORWARD_IF_ERROR(write_all(w, w->out, c, err));
+    LOB_FORWARD_IF_ERROR(write_all(w, z->out, c, err));
     w->sizes[2 * w->n] = (uint32_t)c;
     w->sizes[2 * w->n + 1] = (uint32_t)n;
     w->n++;
@@ -118,6 +179,9 @@ lob_zwriter_frame(lob_zwriter *w, const void *src, size_t n, lob_error *err)
 int
 lob_zwriter_close(lob_zwriter *w, lob_error *err)
 {
+    if (w == NULL) {
+        return LOB_OK;
+    }
     /* skippable header (8) + 8 bytes per frame + footer (9) */
     size_t size = 8 + 8 * w->n + 9;
     unsigned char *t = malloc(size);
@@ -138,10 +202,10 @@ lob_zwriter_close(lob_zwriter *w, lob_error *err)
         rc = write_all(w, t, size, err);
     }
     free(t);
-    if (fclose(w->f) != 0 && rc == LOB_OK) {
+    if (close(w->fd) != 0 && rc == LOB_OK) {
         rc = lob_error_set(err, LOB_E_IO, "closing the file failed: %s", strerror(errno));
     }
-    w->f = NULL;
+    w->fd = -1;
     zwriter_free(w);
     return rc;
 }
@@ -188,7 +252,7 @@ lob_convert(const char *src, const char *dst, const lob_tskey *key, int64_t fram
     lob_lines ls;
     LOB_FORWARD_IF_ERROR(lob_lines_open(&ls, src, NULL, 0, err));
     lob_zwriter *w = NULL;
-    int rc = lob_zwriter_open(&w, dst, level, err);
+    int rc = lob_zwriter_open(&w, dst, NULL, level, 0, err);
     buffer b = {0};
     const char *s;
     size_t n;

@@ -14,15 +14,31 @@
 
 typedef struct lob_zwriter_s lob_zwriter;
 
-/*! lob_zwriter_open() : create (or truncate) `path` for frames at compression `level`.
- *  @return 0 or LOB_E_IO / LOB_E_NOMEM. */
-int lob_zwriter_open(lob_zwriter **out, const char *path, int level, lob_error *err);
+/* A zstd compressor (context and output buffer).  Writers used from one thread can share
+ * one: a recorder with a file per symbol then holds one compressor, not one per file. */
+typedef struct lob_zctx_s lob_zctx;
 
-/*! lob_zwriter_frame() : compress [src, src + n) as one frame and write it.
- *  @return 0 or LOB_E_IO (errno text: a full disk says so) / LOB_E_ARG (n >= 2 GiB). */
+/*! lob_zctx_new() : a compressor at `level`.  @return 0 or LOB_E_NOMEM / LOB_E_ARG. */
+int lob_zctx_new(lob_zctx **out, int level, lob_error *err);
+
+/*! lob_zctx_free() : NULL-safe. */
+void lob_zctx_free(lob_zctx *z);
+
+enum { LOB_ZW_EXCL = 1 }; /* lob_zwriter_open: fail if the file exists (else truncate it) */
+
+/*! lob_zwriter_open() : create `path` for frames compressed by `z` (borrowed; it must outlive
+ *  the writer), or by a compressor of its own at `level` when `z` is NULL.
+ *  @return 0 or LOB_E_IO / LOB_E_NOMEM / LOB_E_ARG. */
+int lob_zwriter_open(lob_zwriter **out, const char *path, lob_zctx *z, int level, int flags,
+                     lob_error *err);
+
+/*! lob_zwriter_frame() : compress [src, src + n) as one frame and write it, unbuffered (a
+ *  killed process leaves every complete frame).  A failed write cuts the file back to its
+ *  last complete frame.  @return 0 or LOB_E_IO (errno text: a full disk says so) / LOB_E_ARG
+ *  (n >= 2 GiB). */
 int lob_zwriter_frame(lob_zwriter *w, const void *src, size_t n, lob_error *err);
 
-/*! lob_zwriter_close() : write the seek table, close and free `w` (even on error).
+/*! lob_zwriter_close() : write the seek table, close and free `w` (even on error; NULL-safe).
  *  @return 0 or LOB_E_IO. */
 int lob_zwriter_close(lob_zwriter *w, lob_error *err);
 

@@ -51,7 +51,7 @@ write_frames(const char *path, const char *const *frames, int nframes)
 {
     lob_zwriter *w = NULL;
     lob_error err = {0};
-    if (lob_zwriter_open(&w, path, 3, &err) < 0) {
+    if (lob_zwriter_open(&w, path, NULL, 3, 0, &err) < 0) {
         return -1;
     }
     for (int i = 0; i < nframes; i++) {
