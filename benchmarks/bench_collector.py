@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import queue
+import re
 import shutil
 import signal
 import subprocess
@@ -46,8 +47,8 @@ PY_RECORDER = BENCH / "py_recorder.py"
 RUNS = DATA / "collector_runs"
 
 SYMBOLS = 50
-FLAT_PER_SYMBOL = 20_000  # 1.0 M messages, 245 MB of JSON
-FLAT_PER_SYMBOL_QUICK = 8_000
+FLAT_PER_SYMBOL = 40_000  # 2.0 M messages, 480 MB of JSON
+FLAT_PER_SYMBOL_QUICK = 10_000
 RATE_PER_SYMBOL = 300  # msg/s: 15,000 msg/s for 50 symbols
 RATE_SECONDS, RATE_SECONDS_QUICK = 20, 10
 STATS_EVERY = "100ms"
@@ -215,6 +216,7 @@ def check_output(out: Path, venue: str, expected: dict[bytes, list[int]], seekab
     root = out / venue
     got: dict[bytes, list[int]] = {}
     problems: list[str] = []
+    first_bad: dict[str, str] = {}
     counts = Counter()
     files = 0
     for d in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
@@ -225,8 +227,9 @@ def check_output(out: Path, venue: str, expected: dict[bytes, list[int]], seekab
                     f.seek(-4, os.SEEK_END)
                     magic = int.from_bytes(f.read(4), "little")
                 if magic != SEEK_MAGIC:
+                    if not counts["files without seek table"]:
+                        first_bad["seek"] = f"{path.relative_to(out)} ends with {magic:#010x}"
                     counts["files without seek table"] += 1
-                    problems.append(f"{path.relative_to(out)}: last 4 bytes {magic:#010x}, not the seek table magic")
             try:
                 data = read_zst(path)
             except Exception as e:  # noqa: BLE001 (any decoder error is a finding)
@@ -259,8 +262,13 @@ def check_output(out: Path, venue: str, expected: dict[bytes, list[int]], seekab
                     counts["event lines"] += 1
                 else:
                     counts["other lines"] += 1
+    if counts["files without seek table"]:
+        problems.append(
+            f"{counts['files without seek table']} of {files} files without the seek table (e.g. {first_bad['seek']})"
+        )
     missing = extra = 0
     in_order = True
+    differ = []
     for stream in sorted(set(expected) | set(got)):
         e, g = expected.get(stream, []), got.get(stream, [])
         if e == g:
@@ -270,10 +278,17 @@ def check_output(out: Path, venue: str, expected: dict[bytes, list[int]], seekab
         m, x = sum((ce - cg).values()), sum((cg - ce).values())
         missing += m
         extra += x
-        if (m or x) and len(problems) < 20:
-            problems.append(
-                f"{stream.decode()}: {len(g):,} payloads recorded, {len(e):,} sent ({m:,} missing, {x:,} extra)"
-            )
+        if m or x:
+            differ.append(f"{stream.decode()}: {len(g):,} recorded, {len(e):,} sent")
+    if differ:
+        problems.append(
+            f"{len(differ)} of {len(expected)} streams not recorded exactly once: {missing:,} messages missing, "
+            f"{extra:,} extra (e.g. {'; '.join(differ[:2])})"
+        )
+    elif not in_order:
+        problems.append("every message recorded once, but not in the order sent within a stream")
+    if counts["misrouted"]:
+        problems.append(f"{counts['misrouted']:,} messages in another symbol's file")
     recorded = sum(len(g) for g in got.values())
     return {
         "files": files,
@@ -306,14 +321,19 @@ def record_once(tool: str, sender: Sender, symbols: list[str], expected: dict, r
     try:
         # the sender's first frame
         deadline = time.monotonic() + 60
-        start = None
+        start = bad = None
         while start is None and time.monotonic() < deadline and proc.poll() is None:
             ev = sender.next_event(0.05)
             if ev is not None:
                 events.append(ev)
                 if ev.get("event") == "start":
                     start = ev
+                elif ev.get("event") == "bad_request" and bad is None:
+                    bad = ev
+                    deadline = min(deadline, time.monotonic() + 5)
         if start is None:
+            if bad is not None:
+                raise RuntimeError(f"the server answered 400 to its handshake ({bad['why']}: {bad['request_line']!r})")
             raise RuntimeError("no WebSocket connection within 60 s" if proc.poll() is None else "exited early")
         cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
         sender_cpu0 = cpu_seconds(sender.proc.pid)
@@ -359,12 +379,22 @@ def record_once(tool: str, sender: Sender, symbols: list[str], expected: dict, r
         r["stop_s"] = time.monotonic() - ts
     except RuntimeError as e:
         r["error"] = str(e)
-        if proc.poll() is None:
-            proc.kill()
+        if proc.poll() is None:  # stop it the normal way, so that its files can still be checked
+            r["hwm"] = vm_hwm(proc.pid)
+            ts = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(10)
+                r["stop_s"] = time.monotonic() - ts
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                r["error"] += "; still running 10 s after SIGTERM (killed)"
         r["returncode"] = proc.wait()
     time.sleep(0.05)
     events += sender.drain()
     r["connections"] = sum(1 for ev in events if ev.get("event") == "connected")
+    r["streams_requested"] = sum(ev["streams"] - ev["unknown"] for ev in events if ev.get("event") == "connected")
+    r["bad_requests"] = [ev for ev in events if ev.get("event") == "bad_request"]
     r["rest_requests"] = sum(1 for ev in events if ev.get("event") == "rest")
     r["sender_errors"] = [ev for ev in events if ev.get("event") == "error"]
     r["payload_bytes"] = sum(ev["payload_bytes"] for ev in events if ev.get("event") == "connected")
@@ -428,6 +458,7 @@ def summarize(m: dict) -> dict[str, dict]:
             "errors": [r["error"] for r in runs if r["error"]],
             "zero_loss": all(r["check"]["zero_loss"] for r in runs),
             "in_order": all(r["check"]["in_order"] for r in runs),
+            "seek_tables": all(r["check"]["seek_tables"] for r in runs),
             "problems": [p for r in runs for p in r["check"]["problems"]][:10],
             "missing": sum(r["check"]["missing"] for r in runs),
             "extra": sum(r["check"]["extra"] for r in runs),
@@ -489,39 +520,57 @@ def _ok(flag: bool) -> str:
     return "met" if flag else "**not met**"
 
 
+def _loss(s: dict) -> str:
+    if s["zero_loss"]:
+        text = "yes" if s["in_order"] else "yes, **reordered**"
+    else:
+        text = f"**no** ({s['missing']:,} missing, {s['extra']:,} extra over {s['runs']} runs)"
+    return text
+
+
+def _seek(tool: str, s: dict) -> str:
+    if tool != LOBFAST:
+        return "n/a"
+    return "yes" if s["seek_tables"] else "**no**"
+
+
 def tables(res: dict) -> tuple[str, str]:
     flat, paced = res["flat_summary"], res["paced_summary"]
     rows = []
     base = flat.get(LOBFAST, {}).get("mps")
     for tool, s in flat.items():
+        runs = f"{s['ok_runs']}/{s['runs']}"
         if not s["ok_runs"]:
-            rows.append([tool, "failed: " + "; ".join(s["errors"])[:200], "", "", "", "", "", "", "", ""])
+            rows.append([tool, runs, "failed (below)", "", "", "", "", "", _loss(s), _seek(tool, s), "", ""])
             continue
         rows.append(
             [
                 tool,
+                runs,
                 f"{s['mps']:,.0f}",
                 f"{s['mbps']:,.1f}",
                 f"{s['seconds']:.2f}",
                 f"{s['cpu_s']:.2f}",
                 f"{s['hwm_mb']:.1f}",
                 f"{s['stop_max_s']:.2f}",
-                ("yes" if s["zero_loss"] else f"**no** ({s['missing']:,} missing, {s['extra']:,} extra)")
-                + ("" if s["in_order"] else ", reordered"),
-                "1.0" if tool == LOBFAST or not base else f"{base / s['mps']:.1f}x",
+                _loss(s),
+                _seek(tool, s),
+                "1.0" if tool == LOBFAST else (f"{base / s['mps']:.1f}x" if base else "n/a"),
                 f"{s['sender_cpu_pct']:.0f}",
             ]
         )
     t1 = md_table(
         [
             "recorder",
+            "runs ok",
             "messages/s",
             "MB/s of JSON",
             "seconds",
             "CPU s (whole process)",
             "peak RSS MiB",
             "SIGTERM -> exit s (max)",
-            "all messages recorded",
+            "every message recorded once",
+            "seek tables",
             "lobfast's speed-up",
             "sender CPU % (core 0)",
         ],
@@ -530,32 +579,54 @@ def tables(res: dict) -> tuple[str, str]:
     rows = []
     rate = res["paced"]["rate"]
     for tool, s in paced.items():
+        runs = f"{s['ok_runs']}/{s['runs']}"
         if not s["ok_runs"]:
-            rows.append([tool, "failed: " + "; ".join(s["errors"])[:200], "", "", "", ""])
+            rows.append([tool, runs, "failed (below)", "", "", "", _loss(s), _seek(tool, s)])
             continue
         rows.append(
             [
                 tool,
+                runs,
                 f"{s['cpu_pct']:.1f}",
                 f"{s['cpu_pct'] / (rate / 1000):.2f}",
                 f"{s['hwm_mb']:.1f}",
                 f"{s['stop_max_s']:.2f}",
-                ("yes" if s["zero_loss"] else f"**no** ({s['missing']:,} missing, {s['extra']:,} extra)")
-                + ("" if s["in_order"] else ", reordered"),
+                _loss(s),
+                _seek(tool, s),
             ]
         )
     t2 = md_table(
         [
             "recorder",
+            "runs ok",
             "CPU % of one core",
             "CPU % per 1,000 msg/s",
             "peak RSS MiB",
             "SIGTERM -> exit s (max)",
-            "all messages recorded",
+            "every message recorded once",
+            "seek tables",
         ],
         rows,
     )
     return t1, t2
+
+
+def findings(res: dict) -> list[str]:
+    """Errors and failed checks, one line each (deduplicated)."""
+    out: list[str] = []
+    for key, name in (("flat", "flat out"), ("paced", "paced")):
+        for tool, runs in res[key]["runs"].items():
+            seen = set()
+            for r in runs:
+                items = ([r["error"]] if r["error"] else []) + r["check"]["problems"][:5]
+                if r["returncode"] not in (0, None):
+                    items.append(f"exit status {r['returncode']}; stderr ends: {r.get('stderr_tail', '')[-300:]!r}")
+                for item in items:
+                    key = re.sub(r"[\d,]+", "#", item)  # the same finding with other counts
+                    if key not in seen:
+                        seen.add(key)
+                        out.append(f"- {name}, {tool}: {item}".replace("|", "\\|"))
+    return out
 
 
 def lines(res: dict) -> list[str]:
@@ -578,9 +649,9 @@ def lines(res: dict) -> list[str]:
         "- Recorder pinned to core 1"
         + ("" if res["pinned"] else " (not pinned: fewer than 2 cores)")
         + f"; a fresh process per run; {flat['rounds']} interleaved rounds; medians.",
-        "- Zero loss: after SIGTERM every output file is decompressed and, per symbol, the recorded WebSocket "
-        'payloads (lines `<ns> {"stream":...}`) are compared with those sent: count, multiset of hashes, order.  '
-        "lobfast-collect's files must end with the zstd seek table's magic (0x8F92EAB1).",
+        "- Every message recorded once: after SIGTERM every output file is decompressed and, stream by stream, the "
+        'recorded WebSocket payloads (lines `<ns> {"stream":...}`) are compared with those sent: count, multiset '
+        "of hashes, order.  lobfast-collect's files must end with the zstd seek table's magic (0x8F92EAB1).",
         "",
         f"### Flat out: {flat['messages']:,} messages, {flat['payload_bytes'] / 1e6:,.0f} MB of JSON",
         "",
@@ -598,7 +669,9 @@ def lines(res: dict) -> list[str]:
             f"peak RSS <= {TARGET_RSS_MB:g} MB {_ok(s['hwm_max_mb'] * 2**20 / 1e6 <= TARGET_RSS_MB)}; "
             f"exit within {TARGET_STOP_S:g} s of SIGTERM {_ok(s['stop_max_s'] < TARGET_STOP_S)}."
         )
-    elif not res["collector"]:
+    elif s:
+        out.append("Targets (lobfast-collect): **not met**: no run completed (below).")
+    else:
         out.append("lobfast-collect was not run: `lobfast/lobfast-collect` is not built (`make build`).")
     out += [
         "",
@@ -609,6 +682,9 @@ def lines(res: dict) -> list[str]:
         "",
         t2,
     ]
+    problems = findings(res)
+    if problems:
+        out += ["", "### Problems found", ""] + problems
     return out
 
 

@@ -249,7 +249,13 @@ class Feed:
             k, _, v = line.partition(":")
             headers[k.strip().lower()] = v.strip()
         key = headers.get("sec-websocket-key")
-        if len(parts) < 3 or parts[0] != "GET" or "websocket" not in headers.get("upgrade", "").lower() or not key:
+        why = ""
+        if len(parts) != 3 or parts[0] != "GET" or parts[2] != "HTTP/1.1" or "\0" in head.decode("latin-1"):
+            why = "malformed request line"
+        elif "websocket" not in headers.get("upgrade", "").lower() or not key:
+            why = "not a WebSocket upgrade"
+        if why:
+            self.emit(event="bad_request", why=why, request_line=lines[0][:120] + " ... " + lines[0][-120:])
             sock.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
             return None
         accept = base64.b64encode(hashlib.sha1(key.encode() + WS_GUID).digest())

@@ -11,6 +11,7 @@ from . import labels
 from ._core import LobError
 from .aggregation import aggregate
 from .book import BookBuilder, QuoteCheck, book_at, check_against_quotes, parse_duration, reconstruct
+from .collector import Collector
 from .containers import BookSnapshots, Columns, DepthEvents, MarketData, Quotes, Trades
 from .convert import convert
 from .flags import Flags
@@ -35,6 +36,7 @@ __version__ = "0.1.0"
 __all__ = [
     "BookBuilder",
     "BookSnapshots",
+    "Collector",
     "Columns",
     "DepthEvents",
     "FeatureFrame",

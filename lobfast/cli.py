@@ -1,4 +1,4 @@
-"""The ``lobfast`` command: ``demo``, ``info FILES``, ``index FILES``, ``convert SRC DST``."""
+"""The ``lobfast`` command: ``demo``, ``info FILES``, ``index FILES``, ``convert SRC DST``, ``collect ...``."""
 
 from __future__ import annotations
 
@@ -166,11 +166,21 @@ def index(argv: list[str]) -> int:
     return 0
 
 
+def collect(argv: list[str]) -> int:
+    """Record Binance streams: ``lobfast collect --venue spot --symbols btcusdt --out DIR`` (see --help)."""
+    from .collector import main as run_collector
+
+    return run_collector(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    commands = {"demo": demo, "info": info, "index": index, "convert": convert}
+    commands = {"demo": demo, "info": info, "index": index, "convert": convert, "collect": collect}
     if not argv or argv[0] not in commands:
-        print("usage: lobfast {demo | info FILES... | index FILES... | convert SRC DST}", file=sys.stderr)
+        print(
+            "usage: lobfast {demo | info FILES... | index FILES... | convert SRC DST | collect OPTIONS}",
+            file=sys.stderr,
+        )
         return 2
     return commands[argv[0]](argv[1:])
 

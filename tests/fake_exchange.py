@@ -94,6 +94,7 @@ class Connection:
     _sender: Any = dataclasses.field(default=None, repr=False, compare=False)
     _served: set = dataclasses.field(default_factory=set, repr=False, compare=False)
     _stall_until: float = dataclasses.field(default=0.0, repr=False, compare=False)
+    _dropped: bool = dataclasses.field(default=False, repr=False, compare=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,7 +129,7 @@ class _Book:
         self.T: int | None = None
 
     @staticmethod
-    def _load(side: dict, levels: list) -> None:
+    def update(side: dict, levels: list) -> None:
         for p, q in levels:
             if is_zero(q):
                 side.pop(Decimal(p), None)
@@ -305,8 +306,8 @@ class FakeExchange:
         for sym, snap in self.recorded_snapshots.items():
             book = self._books[sym] = _Book()
             if snap is not None:
-                _Book._load(book.bids, snap["bids"])
-                _Book._load(book.asks, snap["asks"])
+                _Book.update(book.bids, snap["bids"])
+                _Book.update(book.asks, snap["asks"])
                 book.last_update_id, book.E, book.T = snap["lastUpdateId"], snap.get("E"), snap.get("T")
 
         self._lock = threading.Lock()  # records, books and the weight window; never held across I/O
@@ -333,12 +334,15 @@ class FakeExchange:
         self._replay_task: asyncio.Task | None = None
         self._running: asyncio.Event | None = None  # cleared while paused
         self.ws_url = self.rest_url = ""
+        self._closed = False
         if start:
             self.start()
 
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> FakeExchange:
+        if self._closed:
+            raise RuntimeError("a closed FakeExchange cannot be restarted")
         if self._thread is not None:
             return self
         ready = concurrent.futures.Future()
@@ -356,6 +360,7 @@ class FakeExchange:
         return self
 
     def close(self) -> None:
+        self._closed = True
         if self._http is not None:
             self._http.shutdown()
             self._http.server_close()
@@ -449,7 +454,12 @@ class FakeExchange:
         t0 = loop.time()
         ts0 = events[0].ts if events else 0
         for i, ev in enumerate(events):
-            due = t0 + i / self.rate if self.rate else t0 + (ev.ts - ts0) / 1e9 / self.speed if self.speed else None
+            if self.rate:
+                due = t0 + i / self.rate
+            elif self.speed:
+                due = t0 + (ev.ts - ts0) / 1e9 / self.speed
+            else:
+                due = None
             if due is not None and due - loop.time() > 0.001:
                 await asyncio.sleep(due - loop.time())
             elif i % 64 == 0:  # behind schedule or unpaced: still let the senders and handlers run
@@ -479,8 +489,8 @@ class FakeExchange:
         d = json.loads(ev.payload)["data"]
         with self._lock:
             book = self._books[ev.symbol]
-            _Book._load(book.bids, d["b"])
-            _Book._load(book.asks, d["a"])
+            _Book.update(book.bids, d["b"])
+            _Book.update(book.asks, d["a"])
             book.last_update_id, book.E, book.T = d["u"], d.get("E"), d.get("T")
 
     @property
@@ -537,6 +547,7 @@ class FakeExchange:
         conns = list(self._open.values())
         for c in conns:
             c.close_kind = c.close_kind or ("abort" if abrupt else "drop")
+            c._dropped = True  # the sender must not start another frame before the close goes out
             if abrupt:
                 c._ws.transport.abort()
             else:
@@ -545,8 +556,10 @@ class FakeExchange:
 
     def inject_gap(self, symbol: str, count: int = 1) -> None:
         """The next `count` diffs of symbol are sent to nobody; the book still applies them."""
-        sym = symbol.upper()
-        self._call(lambda: self._gaps.__setitem__(sym, self._gaps.get(sym, 0) + count))
+        self._call(self._inject_gap, symbol.upper(), count)
+
+    def _inject_gap(self, symbol: str, count: int) -> None:
+        self._gaps[symbol] = self._gaps.get(symbol, 0) + count
 
     def server_shutdown(self, close_after: float = 0.5, code: int = 1001, reason: str = "") -> int:
         """Send serverShutdown to every open connection, then close them close_after seconds later."""
@@ -717,6 +730,8 @@ class FakeExchange:
         try:
             while True:
                 item = await queue.get()
+                if c._dropped:
+                    return
                 if isinstance(item, _Close):
                     c.close_kind = c.close_kind or item.kind
                     await ws.close(item.code, item.reason)

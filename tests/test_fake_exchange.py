@@ -93,15 +93,19 @@ def rebuild(path, venue: str, up_to_u: int | None = None) -> tuple[dict, dict]:
         if s is None or "@depth" not in s:
             continue
         d = json.loads(p)["data"]
-        for side, levels in ((bids, d["b"]), (asks, d["a"])):
-            for price, qty in levels:
-                if Decimal(qty) == 0:
-                    side.pop(Decimal(price), None)
-                else:
-                    side[Decimal(price)] = [price, qty]
+        apply_diff(bids, asks, d)
         if d["u"] == up_to_u:
             break
     return bids, asks
+
+
+def apply_diff(bids: dict, asks: dict, d: dict) -> None:
+    for side, levels in ((bids, d["b"]), (asks, d["a"])):
+        for price, qty in levels:
+            if Decimal(qty) == 0:
+                side.pop(Decimal(price), None)
+            else:
+                side[Decimal(price)] = [price, qty]
 
 
 def top(bids: dict, asks: dict, n: int) -> tuple[list, list]:
@@ -150,13 +154,7 @@ def test_full_replay_book_equals_rebuilt_book():
         want_b, want_a = rebuild(SPOT_BTC_0808, "spot")
         for _, p in records(SPOT_BTC_0809):
             if b"@depth" in p[:40]:
-                d = json.loads(p)["data"]
-                for side, levels in ((want_b, d["b"]), (want_a, d["a"])):
-                    for price, qty in levels:
-                        if Decimal(qty) == 0:
-                            side.pop(Decimal(price), None)
-                        else:
-                            side[Decimal(price)] = [price, qty]
+                apply_diff(want_b, want_a, json.loads(p)["data"])
         wb, wa = top(want_b, want_a, 10**6)
         assert [list(x) for x in bids] == wb and [list(x) for x in asks] == wa
         assert not fx.errors
@@ -196,9 +194,11 @@ def test_usdm_routes_and_misrouted_streams():
             assert fx.wait_done(5)
             assert_silent(pub, 0.1)
             assert_silent(mkt, 0.1)
-        a, b = fx.connections
-        assert (a.route, b.route) == ("public", "market")
-        assert fx.misrouted == [(a.id, "btcusdt@trade"), (b.id, "btcusdt@bookTicker")]
+        routes = {c.route: c.id for c in fx.connections}
+        assert sorted(routes) == ["market", "public"]
+        assert sorted(fx.misrouted) == sorted(
+            [(routes["public"], "btcusdt@trade"), (routes["market"], "btcusdt@bookTicker")]
+        )
 
 
 @pytest.mark.parametrize(
@@ -293,7 +293,7 @@ def test_server_shutdown_then_close():
         assert fx.wait_closed()
         assert notice["stream"] == "!serverShutdown" and notice["data"]["e"] == "serverShutdown"
         assert abs(notice["data"]["E"] - time.time() * 1000) < 10_000
-        assert ei.value.rcvd.code == 1001 and closed_after >= 0.25
+        assert ei.value.rcvd.code == 1001 and closed_after >= 0.2
         assert frames, "data keeps flowing until the close"
         assert fx.connections[0].close_kind == "shutdown"
 
@@ -310,7 +310,7 @@ def test_stall_loses_messages_and_keeps_the_connection():
                 m = ws.recv(timeout=5, decode=False)
                 arrivals.append((time.monotonic(), m))
             quiet = max(b[0] - a[0] for a, b in zip([(t0, None), *arrivals], arrivals))
-            assert quiet >= 0.4
+            assert quiet >= 0.35
             assert fx.connections[0].closed is None
         index = {e.payload.encode(): i for i, e in enumerate(fx.timeline)}
         seen = [index[m] for m in before + [m for _, m in arrivals]]
@@ -433,13 +433,13 @@ def test_rest_delay_serves_the_book_of_the_request_time():
 
 
 def test_weight_limit_429_retry_after_and_recovery():
-    with FakeExchange("spot", autostart=False, weight_limit=120, weight_window=0.5) as fx:
+    with FakeExchange("spot", autostart=False, weight_limit=120, weight_window=1.0) as fx:
         url = f"{fx.rest_url}/api/v3/depth?symbol=BTCUSDT&limit=1000"  # weight 50
         assert [http_get(url)[1]["X-MBX-USED-WEIGHT-1M"] for _ in range(2)] == ["50", "100"]
         status, headers, body = http_get(url)
         assert status == 429 and headers["Retry-After"] == "2" and headers["X-MBX-USED-WEIGHT-1M"] == "100"
         assert json.loads(body) == {"code": -1003, "msg": "Too many requests"}
-        time.sleep(0.55)
+        time.sleep(1.05)
         status, headers, _ = http_get(url)
         assert status == 200 and headers["X-MBX-USED-WEIGHT-1M"] == "50"
         assert [r.status for r in fx.rest_log] == [200, 200, 429, 200]

@@ -61,6 +61,7 @@ typedef struct {
     int64_t frame_t0;   /* receive time of the frame's first line */
     int64_t period_end; /* the rotation boundary of the open file */
     int64_t file_bytes; /* compressed bytes in the open file */
+    int64_t last_name_ms; /* names only grow */
     int64_t lines, files;
 } lc_sink;
 

@@ -63,23 +63,23 @@ lc_sink_init(lc_collector *c, lc_sink *s, const char *name)
     return 0;
 }
 
+/* Files are named by the time of their first line, to the millisecond, and those names only
+ * grow, so sorting names sorts files by time even when a size limit cuts several in a second. */
 static int
 open_file(lc_collector *c, lc_sink *s, int64_t ns)
 {
-    time_t secs = (time_t)(ns / 1000000000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    char stamp[32];
-    strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
+    int64_t ms = ns / 1000000;
     lob_error err = {0};
-    for (int i = 0; i < 1000; i++) {
-        if (i == 0) {
-            snprintf(s->path, sizeof s->path, "%s/%s.zst", s->dir, stamp);
-        }
-        else {
-            snprintf(s->path, sizeof s->path, "%s/%s-%d.zst", s->dir, stamp, i);
-        }
+    for (int i = 0; i < 1000; i++, ms++) {
+        ms = ms > s->last_name_ms ? ms : s->last_name_ms + 1;
+        time_t secs = (time_t)(ms / 1000);
+        struct tm tm;
+        gmtime_r(&secs, &tm);
+        char stamp[32];
+        strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
+        snprintf(s->path, sizeof s->path, "%s/%s.%03d.zst", s->dir, stamp, (int)(ms % 1000));
         int rc = lob_zwriter_open(&s->w, s->path, c->z, 0, LOB_ZW_EXCL, &err);
+        s->last_name_ms = ms;
         if (rc == LOB_OK) {
             s->period_end = (ns / c->cfg.rotate_ns + 1) * c->cfg.rotate_ns;
             s->file_bytes = 0;

@@ -1,0 +1,222 @@
+"""Drive ``lobfast-collect`` (csrc/collector) from Python.
+
+The recorder runs as its own process in its own session, so a notebook kernel that restarts
+(or a terminal that closes) does not end a recording; ``stop()`` does, or ``Collector.attach``
+finds a running one again from its output directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ._core import LobError
+
+BINARY = Path(__file__).resolve().parent / "lobfast-collect"
+
+_OPTIONS = {
+    "streams": "--streams",
+    "rotate": "--rotate",
+    "max_file_size": "--max-file-size",
+    "snapshot_every": "--snapshot-every",
+    "snapshot_limit": "--snapshot-limit",
+    "rest_weight": "--rest-weight",
+    "ws_url": "--ws-url",
+    "rest_url": "--rest-url",
+    "max_streams": "--max-streams",
+    "conn_lifetime": "--conn-lifetime",
+    "stall_timeout": "--stall-timeout",
+    "frame": "--frame",
+    "frame_bytes": "--frame-bytes",
+    "level": "--level",
+    "stats_every": "--stats-every",
+}
+
+
+def binary() -> Path:
+    """The collector executable built with the package."""
+    if not BINARY.exists():
+        raise LobError(f"{BINARY} is missing: the package was built without the collector (make build)")
+    return BINARY
+
+
+def _arg(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+class Collector:
+    """Record Binance ``venue`` ("spot" or "usdm") streams of ``symbols`` into ``out``.
+
+    Files land in ``out/<venue>/<symbol>/<YYYYmmdd-HHMMSS.mmm>.zst`` (named by their first line) (raw lines, seekable zstd);
+    the collector's log is ``out/<venue>/collector.log`` and its latest statistics
+    ``out/<venue>/stats.json``.  Keyword options are the command's (``streams=["depth@100ms",
+    "trade"]``, ``rotate="1h"``, ``max_file_size="1GB"``, ``snapshot_every="15m"``, ``ws_url=``,
+    ``rest_url=``, ...): see ``lobfast collect --help``.
+    """
+
+    def __init__(self, venue: str, symbols, out, **options) -> None:
+        if venue not in ("spot", "usdm"):
+            raise ValueError(f"venue must be 'spot' or 'usdm', not {venue!r}")
+        unknown = set(options) - set(_OPTIONS)
+        if unknown:
+            raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}; known: {', '.join(_OPTIONS)}")
+        if isinstance(symbols, str):
+            symbols = symbols.split(",")
+        self.venue = venue
+        self.symbols = [s.strip().lower() for s in symbols if s.strip()]
+        self.out = Path(out)
+        self.dir = self.out / venue
+        self.options = options
+        self.stats_file = self.dir / "stats.json"
+        self.log_file = self.dir / "collector.log"
+        self.pid: int | None = None
+        self._proc: subprocess.Popen | None = None
+
+    def argv(self) -> list[str]:
+        args = [str(binary()), "--venue", self.venue, "--symbols", ",".join(self.symbols), "--out", str(self.out)]
+        for key, value in self.options.items():
+            if value is not None:
+                args += [_OPTIONS[key], _arg(value)]
+        return args + ["--stats-file", str(self.stats_file), "--quiet"]
+
+    def start(self, wait: float = 1.0) -> Collector:
+        """Start recording; raises LobError with the collector's own message if it exits within ``wait`` s."""
+        if self.running:
+            raise LobError(f"this collector is already running (pid {self.pid})")
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            log = open(self.log_file, "ab")
+        except OSError:
+            log = None  # the collector checks the directory itself and says why
+        try:
+            self._proc = subprocess.Popen(
+                self.argv(),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log or subprocess.PIPE,
+                start_new_session=True,
+            )
+        finally:
+            if log is not None:
+                log.close()
+        self.pid = self._proc.pid
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                message = self._last_error()
+                if self._proc.stderr is not None:
+                    self._proc.stderr.close()
+                raise LobError(f"lobfast-collect exited with status {self._proc.returncode}: {message}")
+            time.sleep(0.02)
+        if self._proc.stderr is not None:
+            self._proc.stderr.close()  # nowhere to log: the directory could not be made, yet it runs
+        return self
+
+    @classmethod
+    def attach(cls, out, venue: str = "spot") -> Collector:
+        """The collector recording into ``out/<venue>`` (started earlier, maybe by another process)."""
+        c = cls(venue, [], out)
+        pid_file = c.dir / "collector.pid"
+        try:
+            pid = int(pid_file.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            raise LobError(f"no collector has recorded into {c.dir}") from None
+        if not _alive(pid):
+            raise LobError(f"the collector that recorded into {c.dir} (pid {pid}) is not running")
+        c.pid = pid
+        return c
+
+    @property
+    def running(self) -> bool:
+        if self._proc is not None:
+            return self._proc.poll() is None
+        return self.pid is not None and _alive(self.pid)
+
+    def stats(self) -> dict:
+        """The latest statistics the collector wrote (every ``stats_every``; also once at exit)."""
+        try:
+            return json.loads(self.stats_file.read_text())
+        except FileNotFoundError:
+            return {}
+
+    def stop(self, timeout: float = 10.0) -> int:
+        """SIGTERM, then wait: the collector flushes and writes every seek table.  Returns the exit status."""
+        if self.pid is None:
+            raise LobError("this collector was never started")
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                self._proc.send_signal(signal.SIGTERM)
+            try:
+                code = self._proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                raise LobError(f"lobfast-collect (pid {self.pid}) did not stop within {timeout} s") from None
+        else:
+            code = _stop_foreign(self.pid, timeout)
+        if code not in (0, None):
+            raise LobError(f"lobfast-collect exited with status {code}: {self._last_error()}")
+        return 0 if code is None else code
+
+    def files(self, symbol: str) -> list[Path]:
+        """The files recorded for ``symbol``, oldest first."""
+        return sorted((self.dir / symbol.lower()).glob("*.zst"))
+
+    def _last_error(self) -> str:
+        if self._proc is not None and self._proc.stderr is not None and not self._proc.stderr.closed:
+            lines = self._proc.stderr.read().decode(errors="replace").splitlines()
+            return (lines or ["(no message)"])[-1]
+        try:
+            lines = self.log_file.read_text(errors="replace").splitlines()
+        except OSError:
+            lines = []
+        errors = [ln for ln in lines if "error:" in ln]
+        return (errors or lines or ["(no message)"])[-1]
+
+    def __enter__(self) -> Collector:
+        return self.start() if not self.running else self
+
+    def __exit__(self, *exc) -> None:
+        if self.running:
+            self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"Collector({self.venue}, {len(self.symbols)} symbols, {self.dir}, {state}, pid={self.pid})"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (exited, not yet reaped) is not running
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][:1] != "Z"
+    except OSError:
+        return True
+
+
+def _stop_foreign(pid: int, timeout: float) -> None:
+    """SIGTERM a collector that is not our child, and wait for it to go (its status is not ours to read)."""
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            raise LobError(f"lobfast-collect (pid {pid}) did not stop within {timeout} s")
+        time.sleep(0.02)
+    return None
+
+
+def main(argv: list[str]) -> int:
+    """``lobfast collect ...``: the collector in the foreground, its options as they are."""
+    args = [str(binary()), *argv]
+    sys.stdout.flush()
+    os.execv(args[0], args)
+    return 0  # not reached
