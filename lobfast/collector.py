@@ -54,8 +54,8 @@ def _arg(value) -> str:
 class Collector:
     """Record Binance ``venue`` ("spot" or "usdm") streams of ``symbols`` into ``out``.
 
-    Files land in ``out/<venue>/<symbol>/<YYYYmmdd-HHMMSS.mmm>.zst`` (named by their first line) (raw lines, seekable zstd);
-    the collector's log is ``out/<venue>/collector.log`` and its latest statistics
+    Files land in ``out/<venue>/<symbol>/<YYYYmmdd-HHMMSS.mmm>.zst``, named by their first line (raw lines,
+    seekable zstd); the collector's log is ``out/<venue>/collector.log`` and its latest statistics
     ``out/<venue>/stats.json``.  Keyword options are the command's (``streams=["depth@100ms",
     "trade"]``, ``rotate="1h"``, ``max_file_size="1GB"``, ``snapshot_every="15m"``, ``ws_url=``,
     ``rest_url=``, ...): see ``lobfast collect --help``.

@@ -17,8 +17,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define LC_NAME_MAX 32  /* symbol names (Binance's are <= 20) */
-#define LC_HASHES 4     /* payload hashes kept for one id, for duplicates with equal ids */
+#define LC_NAME_MAX 32 /* symbol names (Binance's are <= 20) */
+#define LC_HASHES 4    /* payload hashes kept for one id, for duplicates with equal ids */
 #define LC_RESERVOIR 4096
 
 /* ------------------------------------------------------------------ configuration */
@@ -58,9 +58,9 @@ typedef struct {
     lob_zwriter *w;
     char *buf; /* the frame being filled */
     size_t n, cap;
-    int64_t frame_t0;   /* receive time of the frame's first line */
-    int64_t period_end; /* the rotation boundary of the open file */
-    int64_t file_bytes; /* compressed bytes in the open file */
+    int64_t frame_t0;     /* receive time of the frame's first line */
+    int64_t period_end;   /* the rotation boundary of the open file */
+    int64_t file_bytes;   /* compressed bytes in the open file */
     int64_t last_name_ms; /* names only grow */
     int64_t lines, files;
 } lc_sink;
@@ -187,9 +187,9 @@ typedef struct lc_collector {
     lc_rest rest;
     lc_stats st;
     int64_t started, last_ns, next_stats, stats_t0;
-    int stop;          /* 0, or the signal / reason that stops the loop */
-    int exit_code;     /* set with a fatal error */
-    int io_failed;     /* a file could not be written: no more lines are taken */
+    int stop;      /* 0, or the signal / reason that stops the loop */
+    int exit_code; /* set with a fatal error */
+    int io_failed; /* a file could not be written: no more lines are taken */
     lws_sorted_usec_list_t tick;
     uint64_t rng;
 } lc_collector;

@@ -72,9 +72,9 @@ size_arg(const char *s)
     static const struct {
         const char *suffix;
         double mult;
-    } units[] = {{"", 1},     {"B", 1},   {"KB", 1e3}, {"MB", 1e6},         {"GB", 1e9},
-                 {"TB", 1e12}, {"K", 1e3}, {"M", 1e6}, {"G", 1e9},           {"KiB", 1024.0},
-                 {"MiB", 1048576.0}, {"GiB", 1073741824.0}};
+    } units[] = {{"", 1},     {"B", 1},        {"KB", 1e3},        {"MB", 1e6},
+                 {"GB", 1e9}, {"TB", 1e12},    {"K", 1e3},         {"M", 1e6},
+                 {"G", 1e9},  {"KiB", 1024.0}, {"MiB", 1048576.0}, {"GiB", 1073741824.0}};
     for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
         if (strcasecmp(end, units[i].suffix) == 0) {
             return (int64_t)(v * units[i].mult);
@@ -155,11 +155,11 @@ valid_symbol(const char *s)
 static int
 valid_stream(const char *s, int usdm)
 {
-    static const char *const spot[] = {"depth", "depth@100ms", "depth@1000ms", "trade",
-                                       "aggTrade", "bookTicker", NULL};
-    static const char *const fut[] = {"depth", "depth@0ms", "depth@100ms", "depth@250ms",
-                                      "depth@500ms", "trade", "aggTrade", "bookTicker",
-                                      "markPrice", "markPrice@1s", "forceOrder", NULL};
+    static const char *const spot[] = {
+        "depth", "depth@100ms", "depth@1000ms", "trade", "aggTrade", "bookTicker", NULL};
+    static const char *const fut[] = {"depth",       "depth@0ms",    "depth@100ms", "depth@250ms",
+                                      "depth@500ms", "trade",        "aggTrade",    "bookTicker",
+                                      "markPrice",   "markPrice@1s", "forceOrder",  NULL};
     for (const char *const *k = usdm ? fut : spot; *k; k++) {
         if (strcmp(s, *k) == 0) {
             return 1;
@@ -356,11 +356,13 @@ lc_config_parse(lc_config *c, int argc, char **argv, char *why, size_t whylen)
         case O_MAXSTREAMS:
         case O_LEVEL: {
             int lo = opt == O_LEVEL ? -7 : 1, out;
-            int hi = opt == O_SNAPLIMIT ? 5000 : opt == O_MAXSTREAMS ? 1024 : opt == O_LEVEL ? 22
-                                                                                 : 1000000;
+            int hi = opt == O_SNAPLIMIT    ? 5000
+                     : opt == O_MAXSTREAMS ? 1024
+                     : opt == O_LEVEL      ? 22
+                                           : 1000000;
             if (int_arg(a, lo, hi, &out) < 0) {
-                return fail(why, whylen, "%s: '%s' is not an integer in [%d, %d]",
-                            argv[optind - 2], a, lo, hi);
+                return fail(why, whylen, "%s: '%s' is not an integer in [%d, %d]", argv[optind - 2],
+                            a, lo, hi);
             }
             *(opt == O_SNAPLIMIT    ? &c->snapshot_limit
               : opt == O_WEIGHT     ? &c->rest_weight
@@ -370,8 +372,8 @@ lc_config_parse(lc_config *c, int argc, char **argv, char *why, size_t whylen)
         }
         case O_HELP: fputs(usage, stdout); return 1;
         default:
-            return fail(why, whylen, "unknown or incomplete option '%s'\n%s",
-                        argv[optind - 1], usage);
+            return fail(why, whylen, "unknown or incomplete option '%s'\n%s", argv[optind - 1],
+                        usage);
         }
     }
     if (optind < argc) {
@@ -383,8 +385,9 @@ lc_config_parse(lc_config *c, int argc, char **argv, char *why, size_t whylen)
     if (c->usdm && c->snapshot_limit != 5 && c->snapshot_limit != 10 && c->snapshot_limit != 20 &&
         c->snapshot_limit != 50 && c->snapshot_limit != 100 && c->snapshot_limit != 500 &&
         c->snapshot_limit != 1000) {
-        return fail(why, whylen, "--snapshot-limit on usdm is one of 5, 10, 20, 50, 100, 500, "
-                                 "1000");
+        return fail(why, whylen,
+                    "--snapshot-limit on usdm is one of 5, 10, 20, 50, 100, 500, "
+                    "1000");
     }
     if (split(symbols, 1, &c->symbols, &c->nsym, why, whylen, "--symbols") < 0) {
         return -1;

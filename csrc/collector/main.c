@@ -232,8 +232,8 @@ main(int argc, char **argv)
     info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
     info.user = c;
     info.fd_limit_per_thread = 1024;
-    info.pt_serv_buf_size = 65536;      /* the handshake carries up to 200 stream names */
-    info.max_http_header_data = 16384;  /* ... and so does the stored request URI */
+    info.pt_serv_buf_size = 65536;     /* the handshake carries up to 200 stream names */
+    info.max_http_header_data = 16384; /* ... and so does the stored request URI */
     info.connect_timeout_secs = 10;
     info.timeout_secs = 20;
     c->ctx = lws_create_context(&info);

@@ -143,8 +143,10 @@ record_malformed(lc_collector *c, lc_conn *k, int64_t now, const char *msg, size
         return;
     }
     char reason[300];
-    int h = snprintf(line, cap, "{\"lobfast\":{\"event\":\"malformed\",\"conn\":%d,\"reason\":\"%s\","
-                     "\"base64\":\"", k->id, json_text(reason, sizeof reason, why, strlen(why)));
+    int h = snprintf(line, cap,
+                     "{\"lobfast\":{\"event\":\"malformed\",\"conn\":%d,\"reason\":\"%s\","
+                     "\"base64\":\"",
+                     k->id, json_text(reason, sizeof reason, why, strlen(why)));
     base64(line + h, (const unsigned char *)msg, n);
     size_t len = strlen(line);
     memcpy(line + len, "\"}}", 4);
@@ -302,8 +304,8 @@ lc_record_conn_event(lc_collector *c, lc_conn *k, const char *event, const char 
     for (size_t i = 0; i < k->slot->n; i++) {
         lc_symbol *s = k->slot->streams[i]->sym;
         if (s != last) { /* a slot's streams are grouped by symbol */
-            lc_sink_event(c, &s->sink, now, "\"event\":\"%s\",\"conn\":%d,\"detail\":\"%s\"",
-                          event, k->id, esc);
+            lc_sink_event(c, &s->sink, now, "\"event\":\"%s\",\"conn\":%d,\"detail\":\"%s\"", event,
+                          k->id, esc);
             last = s;
         }
     }
@@ -349,7 +351,8 @@ lc_record_snapshot(lc_collector *c, lc_symbol *s, int status, const char *body, 
     s->have_first = 0;
     if (c->cfg.snapshot_every_ns > 0) {
         /* +-10 %: symbols synced together do not ask again all at once */
-        s->next_periodic = now + (int64_t)((double)c->cfg.snapshot_every_ns * (0.9 + 0.2 * lc_random(c)));
+        s->next_periodic =
+            now + (int64_t)((double)c->cfg.snapshot_every_ns * (0.9 + 0.2 * lc_random(c)));
     }
 }
 

@@ -243,7 +243,8 @@ int
 lc_rest_callback(lc_collector *c, struct lws *wsi, int reason, void *in, size_t len)
 {
     lc_rest *r = &c->rest;
-    if (reason == LWS_CALLBACK_CLOSED_CLIENT_HTTP || reason == LWS_CALLBACK_CLIENT_CONNECTION_ERROR) {
+    if (reason == LWS_CALLBACK_CLOSED_CLIENT_HTTP ||
+        reason == LWS_CALLBACK_CLIENT_CONNECTION_ERROR) {
         lws_set_opaque_user_data(wsi, NULL);
         if (r->wsi == wsi) {
             r->wsi = NULL;
@@ -296,8 +297,8 @@ lc_rest_callback(lc_collector *c, struct lws *wsi, int reason, void *in, size_t 
     }
     case LWS_CALLBACK_COMPLETED_CLIENT_HTTP: r->done = 1; break;
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-        lc_log(c, "%s: snapshot request: %.*s", r->cur->name, in ? (int)(len ? len : strlen(in)) : 5,
-               in ? (const char *)in : "error");
+        lc_log(c, "%s: snapshot request: %.*s", r->cur->name,
+               in ? (int)(len ? len : strlen(in)) : 5, in ? (const char *)in : "error");
         r->status = 0;
         r->n = 0;
         r->done = 1;

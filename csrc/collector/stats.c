@@ -57,8 +57,7 @@ typedef struct {
     size_t n, cap;
 } sbuf;
 
-static void
-put(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void
 put(sbuf *b, const char *fmt, ...)

@@ -101,8 +101,8 @@ lc_ws_init(lc_collector *c)
     free(list);
     for (size_t i = 0; i < c->nslots; i++) {
         lc_log(c, "slot %zu: %zu streams on %s%s:%d%.120s%s", i, c->slots[i].n,
-               c->cfg.ws.tls ? "wss://" : "ws://", c->cfg.ws.host, c->cfg.ws.port,
-               c->slots[i].path, strlen(c->slots[i].path) > 120 ? "..." : "");
+               c->cfg.ws.tls ? "wss://" : "ws://", c->cfg.ws.host, c->cfg.ws.port, c->slots[i].path,
+               strlen(c->slots[i].path) > 120 ? "..." : "");
         conn_start(c, &c->slots[i], 0);
     }
     return 0;

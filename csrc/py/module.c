@@ -9,6 +9,7 @@
 #include <numpy/arrayobject.h>
 
 #include "core/number.h"
+#include "core/peek.h"
 #include "core/schema.h"
 
 #include <string.h>
@@ -90,6 +91,57 @@ py_parse_decimal(PyObject *module, PyObject *arg)
     return PyFloat_FromDouble(v);
 }
 
+/* peek_binance(message: bytes) -> dict: what the collector sees of a message (for tests). */
+static PyObject *
+py_peek_binance(PyObject *module, PyObject *arg)
+{
+    static const char *const kinds[] = {"other", "diff",     "partial",  "trade", "agg",
+                                        "quote", "snapshot", "shutdown", "reply", "error"};
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_CONTIG_RO) < 0) {
+        return NULL;
+    }
+    lob_peek pk;
+    lob_error err = {0};
+    int rc = lob_peek_binance(view.buf, (size_t)view.len, &pk, &err);
+    PyObject *out = NULL;
+    if (rc < 0) {
+        lob_raise(lob_get_state(module), rc, &err, NULL);
+    }
+    else {
+        out = Py_BuildValue("{sssy#sy#}", "kind", kinds[pk.kind], "stream",
+                            pk.stream ? pk.stream : "", (Py_ssize_t)pk.streamlen, "symbol",
+                            pk.sym ? pk.sym : "", (Py_ssize_t)pk.symlen);
+        static const struct {
+            unsigned bit;
+            const char *name;
+        } ids[] = {{LOB_PK_E, "E"},
+                   {LOB_PK_U, "U"},
+                   {LOB_PK_u, "u"},
+                   {LOB_PK_pu, "pu"},
+                   {LOB_PK_ID, "id"}};
+        const int64_t vals[] = {pk.E, pk.U, pk.u, pk.pu, pk.id};
+        for (size_t i = 0; out != NULL && i < 5; i++) {
+            if (pk.have & ids[i].bit) {
+                PyObject *v = PyLong_FromLongLong(vals[i]);
+                if (v == NULL || PyDict_SetItemString(out, ids[i].name, v) < 0) {
+                    Py_CLEAR(out);
+                }
+                Py_XDECREF(v);
+            }
+        }
+        if (out != NULL && pk.kind == LOB_PK_ERROR) {
+            PyObject *v = Py_BuildValue("(Ly#)", (long long)pk.code, pk.msg, (Py_ssize_t)pk.msglen);
+            if (v == NULL || PyDict_SetItemString(out, "error", v) < 0) {
+                Py_CLEAR(out);
+            }
+            Py_XDECREF(v);
+        }
+    }
+    PyBuffer_Release(&view);
+    return out;
+}
+
 static PyObject *
 py_schemas(PyObject *module, PyObject *Py_UNUSED(ignored))
 {
@@ -102,6 +154,8 @@ py_schemas(PyObject *module, PyObject *Py_UNUSED(ignored))
 static PyMethodDef module_methods[] = {
     {"parse_decimal", py_parse_decimal, METH_O,
      "parse_decimal(text: bytes) -> float: exact decimal parsing as the readers do it."},
+    {"peek_binance", py_peek_binance, METH_O,
+     "peek_binance(message: bytes) -> dict: the collector's view of a Binance message."},
     {"schemas", py_schemas, METH_NOARGS,
      "schemas() -> {name: [(column, type char, width)]}: the C containers' columns."},
     {NULL, NULL, 0, NULL},
