@@ -8,8 +8,8 @@ from pathlib import Path
 CSRC = Path(__file__).resolve().parent.parent / "csrc"
 
 
-def test_core_never_includes_python():
-    for f in sorted((CSRC / "core").glob("*.[ch]")):
+def test_core_and_collector_never_include_python():
+    for f in sorted((CSRC / "core").glob("*.[ch]")) + sorted((CSRC / "collector").glob("*.[ch]")):
         text = f.read_text()
         includes = re.findall(r"^\s*#\s*include\s*[<\"]([^>\"]+)", text, re.M)
         assert not [i for i in includes if i == "Python.h" or i.startswith("numpy/")], f"{f.name} must stay pure C"
