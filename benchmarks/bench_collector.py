@@ -11,8 +11,12 @@ script to core 0.  Measurements, every run in a fresh process, tools interleaved
   peak RSS (VmHWM) and CPU seconds (utime + stime) just before SIGTERM;
 - paced: ``RATE_PER_SYMBOL`` msg/s per symbol in 10 ms batches; recorder CPU % over the run;
 - every run: SIGTERM -> exit time, exit status 0, and zero loss: every output file decompressed,
-  the WebSocket payloads recorded per symbol compared with those sent (count, multiset of hashes,
-  order); ``lobfast-collect``'s files must end with the zstd seek table's magic.
+  the WebSocket payloads recorded compared stream by stream with those sent (count, multiset of
+  hashes, order); ``lobfast-collect``'s files must end with the zstd seek table's magic.
+
+``run(quick)`` returns the raw runs, per-tool medians and ``rows`` (one dict per measurement and
+tool); ``lines(result)`` is the RESULTS.md section.  Run directories (command, logs, stats, output
+files of the last run of each kind) are left in benchmarks/.data/collector_runs/.
 
     python benchmarks/bench_collector.py [--quick] [--rounds N]
 """
@@ -72,6 +76,15 @@ def collector_available() -> bool:
     return COLLECT.is_file() and os.access(COLLECT, os.X_OK)
 
 
+def collector_sanitized() -> bool:
+    """An ASan/UBSan build (``make test-asan`` leaves one in place while it runs): its speed means nothing."""
+    try:
+        data = COLLECT.read_bytes()
+    except OSError:
+        return False
+    return b"libasan.so" in data or b"libubsan.so" in data
+
+
 # ------------------------------------------------------------------------------ processes
 def _cores() -> set[int]:
     try:
@@ -87,11 +100,16 @@ def _pinned(core: int):
     return lambda: os.sched_setaffinity(0, {core})
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of the process (all its threads)."""
+def cpu_times(pid: int) -> tuple[float, float]:
+    """(utime, stime) of the process (all its threads), seconds."""
     with open(f"/proc/{pid}/stat", "rb") as f:
         fields = f.read().rsplit(b")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def cpu_seconds(pid: int) -> float:
+    return sum(cpu_times(pid))
 
 
 def vm_hwm(pid: int) -> int:
@@ -318,10 +336,10 @@ def record_once(tool: str, sender: Sender, symbols: list[str], expected: dict, r
     with open(run_dir / "stdout.log", "wb") as so, open(run_dir / "stderr.log", "wb") as se:
         proc = subprocess.Popen(cmd, stdout=so, stderr=se, preexec_fn=_pinned(RECORDER_CORE))
     events: list[dict] = []
+    start = bad = None
     try:
         # the sender's first frame
         deadline = time.monotonic() + 60
-        start = bad = None
         while start is None and time.monotonic() < deadline and proc.poll() is None:
             ev = sender.next_event(0.05)
             if ev is not None:
@@ -359,7 +377,9 @@ def record_once(tool: str, sender: Sender, symbols: list[str], expected: dict, r
                 if proc.poll() is None
                 else f"exited (status {proc.returncode}) before recording every message"
             )
-        cpu1, t1 = cpu_seconds(proc.pid), time.monotonic()
+        (user, system), t1 = cpu_times(proc.pid), time.monotonic()
+        cpu1 = user + system
+        r["cpu_user_s"], r["cpu_sys_s"] = user, system
         r["sender_cpu_s"] = cpu_seconds(sender.proc.pid) - sender_cpu0
         r["hwm"] = vm_hwm(proc.pid)
         r["cpu_s"] = cpu1
@@ -377,7 +397,11 @@ def record_once(tool: str, sender: Sender, symbols: list[str], expected: dict, r
             r["returncode"] = proc.wait()
             r["error"] = "still running 10 s after SIGTERM (killed)"
         r["stop_s"] = time.monotonic() - ts
-    except RuntimeError as e:
+    except BaseException as e:
+        if not isinstance(e, RuntimeError):
+            proc.kill()
+            proc.wait()
+            raise
         r["error"] = str(e)
         if proc.poll() is None:  # stop it the normal way, so that its files can still be checked
             r["hwm"] = vm_hwm(proc.pid)
@@ -403,6 +427,10 @@ def record_once(tool: str, sender: Sender, symbols: list[str], expected: dict, r
     if r["error"]:
         r["stderr_tail"] = (run_dir / "stderr.log").read_bytes()[-2000:].decode(errors="replace")
     r["check"] = check_output(out, "spot", expected, seekable=tool == LOBFAST)
+    if r["streams_requested"] < len(expected) and start is not None:
+        r["check"]["problems"].append(f"subscribed to {r['streams_requested']} of {len(expected)} streams")
+    for ev in r["sender_errors"][:3]:
+        r["check"]["problems"].append(f"sender: connection {ev.get('conn')}: {ev.get('error')}")
     return r
 
 
@@ -472,6 +500,8 @@ def summarize(m: dict) -> dict[str, dict]:
             s["mps"] = median([m["messages"] / r["seconds"] for r in ok])
             s["mbps"] = median([m["payload_bytes"] / r["seconds"] / 1e6 for r in ok])
             s["cpu_s"] = median([r["cpu_s"] for r in ok])
+            s["cpu_user_s"] = median([r["cpu_user_s"] for r in ok])
+            s["cpu_sys_s"] = median([r["cpu_sys_s"] for r in ok])
             s["cpu_window_s"] = median([r["cpu_window_s"] for r in ok])
             s["cpu_pct"] = median([100 * r["cpu_window_s"] / r["window_s"] for r in ok])
             s["hwm_mb"] = median([r["hwm"] / 2**20 for r in ok])
@@ -487,6 +517,9 @@ def summarize(m: dict) -> dict[str, dict]:
 def run(quick: bool = False, rounds: int | None = None) -> dict:
     """Flat-out throughput and paced CPU of each recorder; see the module docstring."""
     tools = ([LOBFAST] if collector_available() else []) + [PYREC]
+    sanitized = collector_available() and collector_sanitized()
+    if sanitized:
+        log("warning: lobfast/lobfast-collect is a sanitizer build; rebuild it (make build) for real numbers")
     rounds = rounds or (1 if quick else 3)
     flat_n = FLAT_PER_SYMBOL_QUICK if quick else FLAT_PER_SYMBOL
     secs = RATE_SECONDS_QUICK if quick else RATE_SECONDS
@@ -504,14 +537,22 @@ def run(quick: bool = False, rounds: int | None = None) -> dict:
     finally:
         if me:
             os.sched_setaffinity(0, me)
+    flat_s, paced_s = summarize(flat), summarize(paced)
+    rows = [
+        {"measurement": name, "tool": tool, **{k: v for k, v in s.items() if not isinstance(v, list)}}
+        for name, summ in (("flat", flat_s), ("paced", paced_s))
+        for tool, s in summ.items()
+    ]
     return {
         "tools": tools,
+        "rows": rows,
         "collector": collector_available(),
+        "sanitized": sanitized,
         "pinned": {SENDER_CORE, RECORDER_CORE} <= me,
         "flat": flat,
         "paced": paced,
-        "flat_summary": summarize(flat),
-        "paced_summary": summarize(paced),
+        "flat_summary": flat_s,
+        "paced_summary": paced_s,
         "elapsed_s": time.perf_counter() - t0,
     }
 
@@ -550,7 +591,7 @@ def tables(res: dict) -> tuple[str, str]:
                 f"{s['mps']:,.0f}",
                 f"{s['mbps']:,.1f}",
                 f"{s['seconds']:.2f}",
-                f"{s['cpu_s']:.2f}",
+                f"{s['cpu_s']:.2f} ({s['cpu_user_s']:.2f} + {s['cpu_sys_s']:.2f})",
                 f"{s['hwm_mb']:.1f}",
                 f"{s['stop_max_s']:.2f}",
                 _loss(s),
@@ -566,7 +607,7 @@ def tables(res: dict) -> tuple[str, str]:
             "messages/s",
             "MB/s of JSON",
             "seconds",
-            "CPU s (whole process)",
+            "CPU s, whole process (user + sys)",
             "peak RSS MiB",
             "SIGTERM -> exit s (max)",
             "every message recorded once",
@@ -662,6 +703,8 @@ def lines(res: dict) -> list[str]:
         "",
     ]
     s = res["flat_summary"].get(LOBFAST)
+    if res.get("sanitized"):
+        out += ["**lobfast-collect was an ASan/UBSan build in this run: its numbers are not representative.**", ""]
     if s and s["ok_runs"]:
         out.append(
             f"Targets (lobfast-collect, one core): >= {TARGET_MPS:,} messages/s {_ok(s['mps'] >= TARGET_MPS)}; "

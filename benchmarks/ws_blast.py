@@ -9,6 +9,9 @@ messages/s over the whole file, sent in 10 ms batches).  Client frames are read 
 thread of their own (pings are answered between slices, a close is echoed), so the TCP window never
 fills on the way back.  Every connection ends with a close frame: when the client closes, when
 ``--close-when-done`` is given and its data is sent, or when the server stops (SIGTERM/SIGINT).
+A connection whose URL names no stream (``/stream``, ``/ws``) takes its streams from Binance-style
+``{"method":"SUBSCRIBE","params":[...],"id":N}`` requests (answered ``{"result":null,"id":N}``)
+before its first data frame.
 
 The REST side (``GET /api/v3/depth`` and ``/fapi/v1/depth``) returns the recording's snapshot for
 every symbol of the workload (its levels cut to ``limit``) and Binance's 400
@@ -126,6 +129,14 @@ def frame_header(n: int, opcode: int = 0x1) -> bytes:
 
 def control_frame(opcode: int, payload: bytes = b"") -> bytes:
     return frame_header(len(payload), opcode) + payload
+
+
+def unmask(data: bytes, mask: bytes) -> bytes:
+    if not mask or not data:
+        return data
+    n = len(data)
+    key = (mask * (n // 4 + 1))[:n]
+    return (int.from_bytes(data, "big") ^ int.from_bytes(key, "big")).to_bytes(n, "big")
 
 
 class Plan:
@@ -276,16 +287,20 @@ class Feed:
         wanted = {s.encode() for v in qs.get("streams", ()) for s in unquote(v).split("/") if s}
         if url.path.startswith("/ws/"):
             wanted |= {s.encode() for s in url.path[4:].split("/") if s}
-        plan = self.plan(wanted)
         control: queue.SimpleQueue = queue.SimpleQueue()
         reader = threading.Thread(target=self.read_client, args=(sock, rest, control), daemon=True)
         reader.start()
+        subscribed = 0
+        if not wanted:  # no streams in the URL: take them from SUBSCRIBE requests
+            wanted, subscribed = self.subscriptions(sock, control)
+        plan = self.plan(wanted)
         self.emit(
             event="connected",
             conn=cid,
             path=url.path,
             streams=len(wanted),
             unknown=len(wanted - self.available),
+            subscribe_requests=subscribed,
             frames=len(plan.ends),
             payload_bytes=plan.payload_bytes,
             t=time.monotonic_ns(),
@@ -306,7 +321,7 @@ class Feed:
                 sock.sendall(control_frame(0xA, payload))
             elif kind == "close":
                 closing = payload[:2] if len(payload) >= 2 else struct.pack("!H", 1000)
-            else:  # eof
+            elif kind == "eof":
                 break
         if closing is not None:
             try:
@@ -316,6 +331,34 @@ class Feed:
                 pass
             reader.join(1.0)
         self.emit(event="closed", conn=cid, frames=sent, t=time.monotonic_ns())
+
+    def subscriptions(self, sock: socket.socket, control) -> tuple[set[bytes], int]:
+        """Streams of the client's ``{"method":"SUBSCRIBE","params":[...],"id":N}`` requests, each answered
+        ``{"result":null,"id":N}``: until 0.3 s pass without one after the first (10 s for the first)."""
+        wanted: set[bytes] = set()
+        n = 0
+        wait = 10.0
+        while True:
+            try:
+                kind, payload = control.get(timeout=wait)
+            except queue.Empty:
+                return wanted, n
+            if kind == "ping":
+                sock.sendall(control_frame(0xA, payload))
+            elif kind == "text":
+                try:
+                    req = json.loads(payload)
+                except ValueError:
+                    continue
+                if isinstance(req, dict) and req.get("method") == "SUBSCRIBE":
+                    wanted |= {str(x).encode() for x in req.get("params") or ()}
+                    n += 1
+                    reply = json.dumps({"result": None, "id": req.get("id")}, separators=(",", ":")).encode()
+                    sock.sendall(frame_header(len(reply)) + reply)
+                    wait = 0.3
+            else:  # close or eof before any data: put it back for the sending loop
+                control.put((kind, payload))
+                return wanted, n
 
     def send_plan(self, sock, cid: int, plan: Plan, control) -> tuple[int, bytes | None]:
         """Send the plan's frames; returns (frames sent, close payload to echo or None)."""
@@ -354,7 +397,7 @@ class Feed:
                         sock.sendall(control_frame(0xA, payload))
                     elif kind == "close":
                         return self._finish(cid, done, plan, payload[:2] or struct.pack("!H", 1000))
-                    else:
+                    elif kind == "eof":
                         return self._finish(cid, done, plan, None)
                 if self.stop.is_set():
                     return self._finish(cid, done, plan, struct.pack("!H", 1001))
@@ -405,11 +448,9 @@ class Feed:
                 if len(buf) < p + n:
                     break
                 opcode = b0 & 0x0F
-                if opcode in (0x8, 0x9):
-                    payload = bytes(buf[p : p + n])
-                    if mask:
-                        payload = bytes(c ^ mask[i & 3] for i, c in enumerate(payload))
-                    control.put(("ping" if opcode == 0x9 else "close", payload))
+                if opcode in (0x1, 0x8, 0x9):  # text (requests), close, ping; pongs and the rest are dropped
+                    payload = unmask(bytes(buf[p : p + n]), mask)
+                    control.put(({0x1: "text", 0x8: "close", 0x9: "ping"}[opcode], payload))
                     if opcode == 0x8:
                         return
                 del buf[: p + n]

@@ -33,6 +33,20 @@ SEEKABLE_MAGIC = 0x8F92EAB1
 
 
 # ------------------------------------------------------------------------------ helpers
+_started: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_orphans():
+    """A failed assertion must not leave a collector running: kill what a test did not stop."""
+    yield
+    while _started:
+        p = _started.pop()
+        if p.poll() is None:
+            p.kill()
+            p.wait(5)
+
+
 def start(fx: FakeExchange | None, out: Path, *args: str, venue="spot", symbols="btcusdt", **popen):
     argv = [str(BINARY), "--venue", venue, "--symbols", symbols, "--out", str(out), "--stats-every", "200ms"]
     argv += ["--stats-file", str(out / "stats.json"), "--quiet"]
@@ -41,7 +55,9 @@ def start(fx: FakeExchange | None, out: Path, *args: str, venue="spot", symbols=
     argv += list(args)
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "stderr.log", "wb") as log:
-        return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log, **popen)
+        p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log, **popen)
+    _started.append(p)
+    return p
 
 
 def log_of(out: Path) -> str:
