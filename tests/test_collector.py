@@ -227,6 +227,41 @@ def test_many_symbols_split_over_connections(tmp_path):
         book_agrees(files(out, sym))
 
 
+def test_long_stream_lists_are_split_so_every_url_is_whole(tmp_path):
+    """60 symbols x 3 streams: the URLs would pass what libwebsockets sends whole (~2 KiB)."""
+    import socket
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    srv.settimeout(10)
+    port = srv.getsockname()[1]
+    syms = [f"s{i:03d}usdt" for i in range(60)]
+    out = tmp_path / "rec"
+    p = start(
+        None, out, "--ws-url", f"ws://127.0.0.1:{port}", "--rest-url", "http://127.0.0.1:9", symbols=",".join(syms)
+    )
+    streams, lines = [], []
+    try:
+        while len(streams) < 180:
+            conn, _ = srv.accept()
+            with conn:
+                conn.settimeout(5)
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(65536)
+            line = data.split(b"\r\n")[0].decode()
+            lines.append(line)
+            assert line.startswith("GET /stream?streams=") and line.endswith(" HTTP/1.1")
+            streams += line[len("GET /stream?streams=") : -len(" HTTP/1.1")].split("/")
+    finally:
+        srv.close()
+        p.kill()
+        p.wait()
+    assert sorted(streams) == sorted(f"{s}@{k}" for s in syms for k in ("depth@100ms", "trade", "bookTicker"))
+    assert len(lines) >= 2 and all(len(ln) < 2000 for ln in lines)
+
+
 def test_usdm_routes_public_and_market(tmp_path):
     out = tmp_path / "rec"
     with FakeExchange("usdm", [USDM_BTC], speed=None, rate=4000, max_messages=8000) as fx:

@@ -1,6 +1,8 @@
 /* ws.c -- combined-stream connections: one per slot of <= --max-streams streams (USD-M:
  * /public and /market routes apart), kept alive with exponential backoff and jitter.
  *
+ * Slots are also cut so that no URL passes LC_PATH_MAX.
+ *
  * Planned switches (the 24 h cut-off, serverShutdown, a stalled connection) are
  * make-before-break: the replacement connects while the old one still records; both deliver
  * the same streams for a moment and record.c keeps each message once by its id.  The old
@@ -17,6 +19,9 @@
 #define LC_OVERLAP_MAX (10 * LC_SEC)
 #define LC_DEDUPE_AFTER (10 * LC_SEC) /* the new connection may lag the old one this much */
 #define LC_RX_MAX ((size_t)64 << 20)
+/* libwebsockets 4.1 keeps at most ~2 KiB of a client's request path (longer ones are cut and
+ * the server refuses the handshake), so a slot also ends before its URL would pass this. */
+#define LC_PATH_MAX 1900
 
 const struct lws_extension lc_ws_extensions[] = {
     {"permessage-deflate", lws_extension_callback_pm_deflate,
@@ -83,6 +88,17 @@ lc_ws_init(lc_collector *c)
         for (size_t i = 0; i < c->nstreams; i++) {
             if (c->cfg.usdm && c->streams[i].route != route) {
                 continue;
+            }
+            size_t room = strlen(c->cfg.ws.prefix) + 32; /* route and "/stream?streams=" */
+            for (size_t k = 0; k < n; k++) {
+                room += strlen(list[k]->name) + 1;
+            }
+            if (n > 0 && room + strlen(c->streams[i].name) > LC_PATH_MAX) {
+                if (add_slot(c, list, n, route) < 0) {
+                    free(list);
+                    return -1;
+                }
+                n = 0;
             }
             list[n++] = &c->streams[i];
             if (n == (size_t)c->cfg.max_streams) {
