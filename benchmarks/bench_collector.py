@@ -2,8 +2,8 @@
 
 Both record the same loopback Binance feed (``benchmarks/ws_blast.py``: a raw-socket WebSocket
 server writing pre-built frames, and the REST depth endpoint) of ``SYMBOLS`` renamed copies of the
-spot BTCUSDT recording, 3 streams each (depth@100ms, trade, bookTicker: 150 streams, one
-connection), into per-symbol zstd files.  The recorder runs pinned to core 1, the sender and this
+spot BTCUSDT recording, 3 streams each (depth@100ms, trade, bookTicker: 150 streams on the
+connections each recorder opens), into per-symbol zstd files.  The recorder runs pinned to core 1, the sender and this
 script to core 0.  Measurements, every run in a fresh process, tools interleaved, medians:
 
 - flat out: the sender writes every message as fast as the socket takes them; messages/s and MB/s
@@ -15,8 +15,8 @@ script to core 0.  Measurements, every run in a fresh process, tools interleaved
   hashes, order); ``lobfast-collect``'s files must end with the zstd seek table's magic.
 
 ``run(quick)`` returns the raw runs, per-tool medians and ``rows`` (one dict per measurement and
-tool); ``lines(result)`` is the RESULTS.md section.  Run directories (command, logs, stats, output
-files of the last run of each kind) are left in benchmarks/.data/collector_runs/.
+tool); ``lines(result)`` is the RESULTS.md section.  Run directories (command, logs, stats; the
+recorded files too when a check failed) are left in benchmarks/.data/collector_runs/.
 
     python benchmarks/bench_collector.py [--quick] [--rounds N]
 """
@@ -51,7 +51,7 @@ PY_RECORDER = BENCH / "py_recorder.py"
 RUNS = DATA / "collector_runs"
 
 SYMBOLS = 50
-FLAT_PER_SYMBOL = 40_000  # 2.0 M messages, 480 MB of JSON
+FLAT_PER_SYMBOL = 50_000  # 2.5 M messages, 623 MB of JSON: >= 5 s for lobfast-collect
 FLAT_PER_SYMBOL_QUICK = 10_000
 RATE_PER_SYMBOL = 300  # msg/s: 15,000 msg/s for 50 symbols
 RATE_SECONDS, RATE_SECONDS_QUICK = 20, 10
@@ -126,6 +126,7 @@ class Sender:
 
     def __init__(self, messages: Path, snapshot: Path, rate: float = 0.0):
         cmd = [sys.executable, str(BENCH / "ws_blast.py"), "--messages", str(messages), "--snapshot", str(snapshot)]
+        cmd.append("--sync-start")  # connections start together, once all streams are subscribed and framed
         if rate:
             cmd += ["--rate", str(rate)]
         self.proc = subprocess.Popen(
@@ -431,6 +432,8 @@ def record_once(tool: str, sender: Sender, symbols: list[str], expected: dict, r
         r["check"]["problems"].append(f"subscribed to {r['streams_requested']} of {len(expected)} streams")
     for ev in r["sender_errors"][:3]:
         r["check"]["problems"].append(f"sender: connection {ev.get('conn')}: {ev.get('error')}")
+    if not r["error"] and not r["check"]["problems"]:
+        shutil.rmtree(out)  # checked; the logs and stats stay (a failed run keeps its files too)
     return r
 
 
@@ -581,13 +584,15 @@ def tables(res: dict) -> tuple[str, str]:
     base = flat.get(LOBFAST, {}).get("mps")
     for tool, s in flat.items():
         runs = f"{s['ok_runs']}/{s['runs']}"
+        conns = "/".join(map(str, s["connections"]))
         if not s["ok_runs"]:
-            rows.append([tool, runs, "failed (below)", "", "", "", "", "", _loss(s), _seek(tool, s), "", ""])
+            rows.append([tool, runs, conns, "failed (below)", "", "", "", "", "", _loss(s), _seek(tool, s), "", ""])
             continue
         rows.append(
             [
                 tool,
                 runs,
+                conns,
                 f"{s['mps']:,.0f}",
                 f"{s['mbps']:,.1f}",
                 f"{s['seconds']:.2f}",
@@ -604,6 +609,7 @@ def tables(res: dict) -> tuple[str, str]:
         [
             "recorder",
             "runs ok",
+            "conns",
             "messages/s",
             "MB/s of JSON",
             "seconds",
@@ -679,7 +685,9 @@ def lines(res: dict) -> list[str]:
         "",
         f"- Feed (`benchmarks/ws_blast.py`, its own process on core 0): {flat['symbols']} renamed copies of the "
         f"spot BTCUSDT recording (`s001usdt`..., sequence ids continuous per symbol), {flat['streams']} streams "
-        "(depth@100ms, trade, bookTicker) on one combined-stream connection, interleaved round robin; a raw-socket "
+        "(depth@100ms, trade, bookTicker), interleaved round robin, on the combined-stream connections each recorder "
+        "opens (column `conns`: at most 200 streams each, and lobfast-collect also keeps each URL under ~1.9 KiB); "
+        "a raw-socket "
         "WebSocket server (no permessage-deflate) writing pre-built unmasked frames in ~1 MiB `sendall` slices, "
         "and the REST depth endpoint returning the recording's snapshot.",
         f"- `lobfast-collect --venue spot --symbols ... --stats-every {STATS_EVERY} --level {LEVEL}` vs "

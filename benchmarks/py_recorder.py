@@ -83,7 +83,7 @@ class Recorder:
 
 
 async def consume(url: str, rec: Recorder) -> None:
-    # compression is left at websockets' default: it offers permessage-deflate, Binance declines it
+    # compression stays websockets' default: permessage-deflate is offered; a server that declines it sends plain frames
     async for ws in connect(url, max_size=None, proxy=None, close_timeout=1):
         print(f"connected {url[:80]}", file=sys.stderr, flush=True)
         try:

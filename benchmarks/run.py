@@ -21,6 +21,7 @@ sys.path[:0] = [str(BENCH.parent), str(BENCH)]
 import bench_aggregate as ba  # noqa: E402
 import bench_binance as bb  # noqa: E402
 import bench_book as bk  # noqa: E402
+import bench_collector as bc  # noqa: E402
 import bench_features as bf  # noqa: E402
 import bench_labels as bl  # noqa: E402
 import bench_memory as bm  # noqa: E402
@@ -427,6 +428,8 @@ def main() -> None:
     labels = bl.speed(min(rounds, 5))
     log(f"time index: {bti.WINDOWS} windows of a ~1.1 GB CSV and {bti.RAW_WINDOWS} of a day of .zst lines")
     timeindex = bti.speed(rounds, with_memory=not args.quick)
+    log("recorder: lobfast-collect vs a Python websockets recorder (flat out, then 15,000 msg/s paced)")
+    collector = bc.run(quick=args.quick)
     elapsed = time.perf_counter() - t0
     info["load average (1 min) at start / end"] = f"{load0:.2f} / {loadavg():.2f}"
 
@@ -521,6 +524,7 @@ def main() -> None:
     out += bf.section(*feats)
     out += bl.lines(labels)
     out += bti.lines(timeindex)
+    out += bc.lines(collector)
     out += [
         "",
         "Where lobfast's time goes and what to change in csrc/core: `benchmarks/PROFILE.md` (hand-written, "

@@ -9,9 +9,11 @@ messages/s over the whole file, sent in 10 ms batches).  Client frames are read 
 thread of their own (pings are answered between slices, a close is echoed), so the TCP window never
 fills on the way back.  Every connection ends with a close frame: when the client closes, when
 ``--close-when-done`` is given and its data is sent, or when the server stops (SIGTERM/SIGINT).
-A connection whose URL names no stream (``/stream``, ``/ws``) takes its streams from Binance-style
-``{"method":"SUBSCRIBE","params":[...],"id":N}`` requests (answered ``{"result":null,"id":N}``)
-before its first data frame.
+With ``--sync-start`` no connection starts before the open connections carry every stream of the
+file and all their frames are built (at most 10 s), so that a recorder's connections start together
+and none is slowed by the build of another.  A connection whose URL names no stream (``/stream``,
+``/ws``) takes its streams from Binance-style ``{"method":"SUBSCRIBE","params":[...],"id":N}``
+requests (answered ``{"result":null,"id":N}``) before its first data frame.
 
 The REST side (``GET /api/v3/depth`` and ``/fapi/v1/depth``) returns the recording's snapshot for
 every symbol of the workload (its levels cut to ``limit``) and Binance's 400
@@ -24,7 +26,8 @@ Workloads are built from tests/data/binance/spot_btcusdt_2024080{8,9}.gz (one co
 BTCUSDT recording): K copies with ``btcusdt``/``BTCUSDT`` renamed to ``s001usdt``/``S001USDT``...,
 interleaved round robin, one message per line in send order, cached in benchmarks/.data/.
 
-    python benchmarks/ws_blast.py --messages FILE --snapshot FILE [--rate N] [--close-when-done]
+    python benchmarks/ws_blast.py --build KxN        (prints the workload's two files)
+    python benchmarks/ws_blast.py --messages FILE --snapshot FILE [--rate N] [--sync-start] [--close-when-done]
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ RECORDINGS = ("spot_btcusdt_20240808", "spot_btcusdt_20240809")
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 SLICE = 1 << 20  # bytes per sendall when flat out
 TICK = 0.010  # seconds per batch when paced
+SYNC_WAIT = 10.0  # --sync-start: longest wait for the connections carrying the other streams
 STREAM_PREFIX = b'{"stream":"'
 INVALID_SYMBOL = b'{"code":-1121,"msg":"Invalid symbol."}'
 
@@ -168,7 +172,15 @@ class Plan:
 
 # ------------------------------------------------------------------------------ server
 class Feed:
-    def __init__(self, messages: Path, snapshot: Path, rate: float, start_delay: float, close_when_done: bool):
+    def __init__(
+        self,
+        messages: Path,
+        snapshot: Path,
+        rate: float = 0.0,
+        start_delay: float = 0.0,
+        close_when_done: bool = False,
+        sync_start: bool = False,
+    ):
         self.msgs = messages.read_bytes().splitlines()
         self.streams = [stream_of(m) for m in self.msgs]
         self.available = set(self.streams)
@@ -177,6 +189,9 @@ class Feed:
         self.rate = rate
         self.start_delay = start_delay
         self.close_when_done = close_when_done
+        self.sync_start = sync_start
+        self.open_streams: dict[bytes, int] = {}  # stream -> open connections carrying it (sync_start)
+        self.open_cond = threading.Condition()
         self.plans: dict[frozenset, Plan] = {frozenset(self.available): Plan(self.msgs, self.streams, None)}
         self.plans_lock = threading.Lock()
         self.out_lock = threading.Lock()
@@ -305,9 +320,36 @@ class Feed:
             payload_bytes=plan.payload_bytes,
             t=time.monotonic_ns(),
         )
-        if self.start_delay > 0:
-            time.sleep(self.start_delay)
-        sent, closing = self.send_plan(sock, cid, plan, control)
+        if self.sync_start:
+            self.all_streams_open(wanted, +1)
+        try:
+            if self.start_delay > 0:
+                time.sleep(self.start_delay)
+            sent, closing = self.send_plan(sock, cid, plan, control)
+            self.idle(sock, cid, sent, closing, control, reader)
+        finally:
+            if self.sync_start:
+                self.all_streams_open(wanted, -1)
+
+    def all_streams_open(self, wanted: set[bytes], delta: int) -> None:
+        """Count this connection's streams in (+1) or out (-1); coming in, wait (at most SYNC_WAIT s)
+        until the open connections carry every stream of the file and their frames are built, so
+        that all connections start together and none waits on another one's build."""
+        with self.open_cond:
+            for st in wanted & self.available:
+                n = self.open_streams.get(st, 0) + delta
+                if n > 0:
+                    self.open_streams[st] = n
+                else:
+                    self.open_streams.pop(st, None)
+            self.open_cond.notify_all()
+            if delta > 0:
+                self.open_cond.wait_for(
+                    lambda: self.stop.is_set() or len(self.open_streams) == len(self.available), SYNC_WAIT
+                )
+
+    def idle(self, sock, cid: int, sent: int, closing: bytes | None, control, reader) -> None:
+        """After the data: answer pings until the client closes or the server stops; end with a close frame."""
         if closing is None and (self.close_when_done or self.stop.is_set()):
             closing = struct.pack("!H", 1000)
         while closing is None:  # idle: answer pings until the client closes or the server stops
@@ -504,6 +546,11 @@ def main() -> None:
     ap.add_argument(
         "--close-when-done", action="store_true", help="send a close frame once a connection's data is sent"
     )
+    ap.add_argument(
+        "--sync-start",
+        action="store_true",
+        help="start sending once the open connections carry every stream of the file (at most 10 s)",
+    )
     ap.add_argument("--ws-port", type=int, default=0)
     ap.add_argument("--rest-port", type=int, default=0)
     args = ap.parse_args()
@@ -514,7 +561,7 @@ def main() -> None:
     if not args.messages or not args.snapshot:
         ap.error("--messages and --snapshot are required")
 
-    feed = Feed(args.messages, args.snapshot, args.rate, args.start_delay, args.close_when_done)
+    feed = Feed(args.messages, args.snapshot, args.rate, args.start_delay, args.close_when_done, args.sync_start)
     lsock = socket.create_server((HOST, args.ws_port), backlog=64)
     rest = ThreadingHTTPServer((HOST, args.rest_port), rest_handler(feed))
     rest.daemon_threads = True
