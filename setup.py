@@ -82,20 +82,28 @@ core = Extension(
 
 class build_ext_and_collector(build_ext):
     """build_ext, then the collector: a plain executable next to the extension, linked with
-    the same core sources and flags (sanitizers included)."""
+    the core objects the extension was built from (same flags, sanitizers included)."""
 
     def run(self):
         super().run()
         cc = self.compiler
-        tmp = os.path.join(self.build_temp, "collector")
         cflags = [f for f in compile_args if f != "-fvisibility=hidden"]
         cflags += [f for f in collector_flags if not f.startswith(("-l", "-L"))]
-        objects = []
-        for sources, extra in ((glob("csrc/collector/*.c"), ["-D_GNU_SOURCE"]), (glob("csrc/core/*.c"), [])):
-            objects += cc.compile(
-                sorted(sources), output_dir=tmp, include_dirs=["csrc"], extra_postargs=cflags + extra,
-                depends=core.depends,
+        objects = cc.compile(
+            sorted(glob("csrc/collector/*.c")),
+            output_dir=os.path.join(self.build_temp, "collector"),
+            include_dirs=["csrc"],
+            extra_postargs=cflags + ["-D_GNU_SOURCE"],
+            depends=core.depends,
+        )
+        core_sources = sorted(glob("csrc/core/*.c"))
+        core_objects = cc.object_filenames(core_sources, output_dir=self.build_temp)
+        if not all(os.path.exists(o) for o in core_objects):
+            # the extension was up to date but its objects are gone (build/ removed): make them
+            core_objects = cc.compile(
+                core_sources, output_dir=self.build_temp, include_dirs=["csrc"], extra_postargs=cflags
             )
+        objects += core_objects
         dest_dir = "lobfast" if self.inplace else os.path.join(self.build_lib, "lobfast")
         os.makedirs(dest_dir, exist_ok=True)
         libs = [f for f in collector_flags if f.startswith(("-l", "-L"))] + ["-lm"]

@@ -80,6 +80,13 @@ def stop(p: subprocess.Popen, limit: float = 2.0) -> float:
     return took
 
 
+def replay(p: subprocess.Popen, fx: FakeExchange, out: Path) -> None:
+    """Let the collector record the whole timeline, then stop it."""
+    assert fx.wait_done(30)
+    assert drained(fx, out)
+    stop(p)
+
+
 def wait_for(pred, timeout=20.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -182,10 +189,7 @@ def book_agrees(paths):
 def test_records_every_message_byte_identical_and_the_book_agrees(tmp_path):
     out = tmp_path / "rec"
     with FakeExchange("spot", [SPOT_BTC], speed=None, rate=4000, max_messages=12000) as fx:
-        p = start(fx, out)
-        assert fx.wait_done(30)
-        assert drained(fx, out)
-        stop(p)
+        replay(start(fx, out), fx, out)
     st = stats(out)
     assert st["final"] and st["messages"] == len(fx.sent) == 12000 and st["gaps"] == 0
     assert st["snapshots"] == 1 and st["malformed"] == 0 and st["duplicates"] == 0
@@ -211,10 +215,7 @@ def test_records_every_message_byte_identical_and_the_book_agrees(tmp_path):
 def test_many_symbols_split_over_connections(tmp_path):
     out = tmp_path / "rec"
     with FakeExchange("spot", [SPOT_BTC, SPOT_ETH], speed=None, rate=4000, max_messages=8000) as fx:
-        p = start(fx, out, "--max-streams", "2", symbols="btcusdt,ethusdt")
-        assert fx.wait_done(30)
-        assert drained(fx, out)
-        stop(p)
+        replay(start(fx, out, "--max-streams", "2", symbols="btcusdt,ethusdt"), fx, out)
     # 6 streams at most 2 per connection: 3 connections, each with its own URL
     assert len(fx.connections) == 3 and all(len(c.streams) == 2 for c in fx.connections)
     for sym in ("btcusdt", "ethusdt"):
@@ -265,10 +266,7 @@ def test_long_stream_lists_are_split_so_every_url_is_whole(tmp_path):
 def test_usdm_routes_public_and_market(tmp_path):
     out = tmp_path / "rec"
     with FakeExchange("usdm", [USDM_BTC], speed=None, rate=4000, max_messages=8000) as fx:
-        p = start(fx, out, "--streams", "depth@0ms,trade,bookTicker", venue="usdm")
-        assert fx.wait_done(30)
-        assert drained(fx, out)
-        stop(p)
+        replay(start(fx, out, "--streams", "depth@0ms,trade,bookTicker", venue="usdm"), fx, out)
     routes = sorted((c.route, tuple(c.streams)) for c in fx.connections)
     assert routes == [("market", ("btcusdt@trade",)), ("public", ("btcusdt@depth@0ms", "btcusdt@bookTicker"))]
     assert fx.misrouted == []
@@ -361,10 +359,7 @@ def test_fragmented_messages_are_reassembled(tmp_path):
     with FakeExchange("spot", [SPOT_BTC], speed=None, rate=3000, max_messages=3000, start=False) as fx:
         fx.fragment = 37
         fx.start()
-        p = start(fx, out)
-        assert fx.wait_done(30)
-        assert drained(fx, out)
-        stop(p)
+        replay(start(fx, out), fx, out)
     assert ws_payloads(files(out)) == [p for _, p in fx.sent]
 
 
@@ -410,10 +405,7 @@ def test_malformed_frames_are_kept_counted_and_harmless(tmp_path):
 def test_rotation_keeps_every_message_once_across_files(tmp_path):
     out = tmp_path / "rec"
     with FakeExchange("spot", [SPOT_BTC], speed=None, rate=3000, max_messages=10000) as fx:
-        p = start(fx, out, "--rotate", "1s")
-        assert fx.wait_done(30)
-        assert drained(fx, out)
-        stop(p)
+        replay(start(fx, out, "--rotate", "1s"), fx, out)
     fs = files(out)
     assert len(fs) >= 3
     for f in fs:
@@ -427,10 +419,7 @@ def test_rotation_keeps_every_message_once_across_files(tmp_path):
 def test_max_file_size_starts_new_files(tmp_path):
     out = tmp_path / "rec"
     with FakeExchange("spot", [SPOT_BTC], speed=None, rate=3000, max_messages=6000) as fx:
-        p = start(fx, out, "--max-file-size", "64KB", "--frame-bytes", "16KB")
-        assert fx.wait_done(30)
-        assert drained(fx, out)
-        stop(p)
+        replay(start(fx, out, "--max-file-size", "64KB", "--frame-bytes", "16KB"), fx, out)
     fs = files(out)
     assert len(fs) >= 3 and all(f.stat().st_size < 64_000 + 40_000 for f in fs)
     assert ws_payloads(fs) == sent_payloads(fx)
@@ -486,10 +475,7 @@ def test_server_errors_are_retried_with_backoff(tmp_path):
     out = tmp_path / "rec"
     with FakeExchange("spot", [SPOT_BTC], speed=None, rate=1000, max_messages=6000) as fx:
         fx.inject_rest_error(503, count=2)
-        p = start(fx, out)
-        assert fx.wait_done(30)
-        assert drained(fx, out)
-        stop(p)
+        replay(start(fx, out), fx, out)
     log = fx.rest_log
     assert [r.status for r in log] == [503, 503, 200]
     assert (log[2].time_ns - log[1].time_ns) / 1e9 >= 0.9  # 2 s less up to half at random
@@ -506,10 +492,7 @@ def test_rate_limit_pauses_for_retry_after(tmp_path):
     with FakeExchange(
         "spot", [SPOT_BTC], speed=None, rate=1000, max_messages=7000, weight_limit=30, weight_window=2.0, retry_after=1
     ) as fx:
-        p = start(fx, out, "--snapshot-limit", "500", "--snapshot-every", "1s")
-        assert fx.wait_done(30)
-        assert drained(fx, out)
-        stop(p)
+        replay(start(fx, out, "--snapshot-limit", "500", "--snapshot-every", "1s"), fx, out)
     log = fx.rest_log
     limited = [i for i, r in enumerate(log) if r.status == 429]
     assert limited and any(r.status == 200 for r in log[limited[0] :])
@@ -524,10 +507,7 @@ def test_snapshots_stay_inside_the_weight_budget(tmp_path):
     out = tmp_path / "rec"
     with FakeExchange("spot", [SPOT_BTC], speed=None, rate=3000, max_messages=9000) as fx:
         # 60 weight/min: after the first snapshot (50) the next one waits ~50 s, far beyond this test
-        p = start(fx, out, "--rest-weight", "60", "--snapshot-every", "1s")
-        assert fx.wait_done(30)
-        assert drained(fx, out)
-        stop(p)
+        replay(start(fx, out, "--rest-weight", "60", "--snapshot-every", "1s"), fx, out)
     weights = [r for r in fx.rest_log if r.status == 200]
     assert len(weights) == 1
 
@@ -535,10 +515,7 @@ def test_snapshots_stay_inside_the_weight_budget(tmp_path):
 def test_periodic_snapshots(tmp_path):
     out = tmp_path / "rec"
     with FakeExchange("spot", [SPOT_BTC], speed=None, rate=2000, max_messages=8000) as fx:
-        p = start(fx, out, "--snapshot-every", "1s")
-        assert fx.wait_done(30)
-        assert drained(fx, out)
-        stop(p)
+        replay(start(fx, out, "--snapshot-every", "1s"), fx, out)
     fs = files(out)
     reasons = [e["reason"] for e in events(fs) if e["event"] == "snapshot_requested"]
     assert reasons[0] == "first diff" and reasons.count("periodic") >= 2

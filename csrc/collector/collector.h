@@ -62,7 +62,6 @@ typedef struct {
     int64_t period_end;   /* the rotation boundary of the open file */
     int64_t file_bytes;   /* compressed bytes in the open file */
     int64_t last_name_ms; /* names only grow */
-    int64_t lines, files;
 } lc_sink;
 
 /* ------------------------------------------------------------------ symbols and streams */
@@ -78,8 +77,7 @@ typedef struct lc_symbol {
     int sync;       /* LC_SYNC_* */
     int have_first; /* a diff arrived since the book was last unknown */
     int64_t first_U, first_u, first_pu;
-    int probed; /* the start-up probe confirmed the symbol */
-    int snap;   /* LC_SNAP_*: the request for this symbol */
+    int snap; /* LC_SNAP_*: the request for this symbol */
     int snap_probe, want_again;
     const char *snap_why; /* "first diff", "gap", "periodic", "stale snapshot" */
     int64_t next_periodic;
@@ -114,7 +112,6 @@ typedef struct lc_conn {
     int state;
     int retiring; /* closed on purpose (replaced) */
     int64_t opened, last_rx;
-    int64_t msgs;
     char *rx; /* a fragmented message being assembled */
     size_t rxn, rxcap;
     int rx_binary;
@@ -128,7 +125,6 @@ struct lc_slot {
     size_t n;
     int route;
     lc_conn *active, *next; /* next: the replacement during make-before-break */
-    int64_t next_since;     /* when the replacement was asked for */
     int dup_seen;           /* the replacement delivered a message the active one had */
     int64_t dedupe_until;   /* drop messages already recorded (a switch-over is under way) */
     int attempts;           /* failed connects in a row (backoff) */
@@ -165,7 +161,6 @@ typedef struct {
     int64_t written_bytes;
     int64_t lat[LC_RESERVOIR]; /* receive - exchange time samples of the interval, us */
     int64_t lat_seen;
-    uint64_t rng;
 } lc_stats;
 
 typedef struct lc_collector {
@@ -213,7 +208,9 @@ int lc_sink_close(lc_collector *c, lc_sink *s);
 int lc_record_init(lc_collector *c);
 void lc_record_message(lc_collector *c, lc_conn *k, const char *msg, size_t n, int binary);
 void lc_record_conn_event(lc_collector *c, lc_conn *k, const char *event, const char *detail);
-void lc_record_snapshot(lc_collector *c, lc_symbol *s, int status, const char *body, size_t n);
+/* `pk`: the body peeked (NULL when it is not one JSON object) */
+void lc_record_snapshot(lc_collector *c, lc_symbol *s, int status, const char *body, size_t n,
+                        const lob_peek *pk);
 void lc_record_tick(lc_collector *c, int64_t now);
 void lc_record_free(lc_collector *c);
 lc_stream *lc_stream_find(lc_collector *c, const char *name, size_t n);

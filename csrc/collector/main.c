@@ -141,11 +141,7 @@ static int
 take_lock(lc_collector *c)
 {
     char dir[1024], path[1100];
-    snprintf(dir, sizeof dir, "%s/%s", c->cfg.out, c->venue);
-    lc_sink probe;
-    if (lc_sink_init(c, &probe, "_collector") < 0) {
-        return -1;
-    }
+    snprintf(dir, sizeof dir, "%s/%s", c->cfg.out, c->venue); /* made by lc_record_init */
     snprintf(path, sizeof path, "%s/collector.pid", dir);
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
     if (fd < 0) {
@@ -212,8 +208,8 @@ main(int argc, char **argv)
 
     lob_error err = {0};
     int lock = -1;
-    if ((lock = take_lock(c)) < 0 || lob_zctx_new(&c->z, c->cfg.level, &err) < 0 ||
-        lc_record_init(c) < 0) {
+    if (lc_record_init(c) < 0 || (lock = take_lock(c)) < 0 ||
+        lob_zctx_new(&c->z, c->cfg.level, &err) < 0) {
         if (err.msg[0]) {
             lc_fatal(c, 2, "%s", err.msg);
         }

@@ -11,19 +11,10 @@
 #include "collector.h"
 
 #include "core/sequence.h"
+#include "core/text.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-static uint64_t
-hash_bytes(const char *s, size_t n)
-{
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < n; i++) {
-        h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-    }
-    return h;
-}
 
 /* JSON string contents for `s` (escaped, cut to fit `cap`). */
 static const char *
@@ -86,7 +77,7 @@ lc_record_init(lc_collector *c)
                                 strcmp(cf->streams[j], "bookTicker") == 0
                             ? 0
                             : 1;
-            size_t h = hash_bytes(st->name, strlen(st->name)) & c->tmask;
+            size_t h = lob_hash(st->name, strlen(st->name)) & c->tmask;
             while (c->table[h] != NULL) {
                 h = (h + 1) & c->tmask;
             }
@@ -99,7 +90,7 @@ lc_record_init(lc_collector *c)
 lc_stream *
 lc_stream_find(lc_collector *c, const char *name, size_t n)
 {
-    size_t h = hash_bytes(name, n) & c->tmask;
+    size_t h = lob_hash(name, n) & c->tmask;
     for (lc_stream *st; (st = c->table[h]) != NULL; h = (h + 1) & c->tmask) {
         if (strlen(st->name) == n && memcmp(st->name, name, n) == 0) {
             return st;
@@ -231,7 +222,6 @@ lc_record_message(lc_collector *c, lc_conn *k, const char *msg, size_t n, int bi
 {
     int64_t now = lc_now(c);
     k->last_rx = now;
-    k->msgs++;
     c->st.msgs++;
     c->st.bytes += (int64_t)n;
     lob_peek pk;
@@ -268,7 +258,7 @@ lc_record_message(lc_collector *c, lc_conn *k, const char *msg, size_t n, int bi
     lc_slot *slot = k->slot;
     if (pk.have & LOB_PK_ID || pk.kind == LOB_PK_DIFF) {
         int64_t id = pk.kind == LOB_PK_DIFF ? pk.u : pk.id;
-        uint64_t h = hash_bytes(msg, n);
+        uint64_t h = lob_hash(msg, n);
         if (now < slot->dedupe_until && duplicate(st, id, h)) {
             c->st.duplicates++;
             if (k == slot->next) {
@@ -312,17 +302,17 @@ lc_record_conn_event(lc_collector *c, lc_conn *k, const char *event, const char 
 }
 
 void
-lc_record_snapshot(lc_collector *c, lc_symbol *s, int status, const char *body, size_t n)
+lc_record_snapshot(lc_collector *c, lc_symbol *s, int status, const char *body, size_t n,
+                   const lob_peek *pk)
 {
     int64_t now = lc_now(c);
-    lob_peek pk;
-    lob_error err = {0};
-    int ok = status == 200 && lob_peek_binance(body, n, &pk, &err) == LOB_OK &&
-             pk.kind == LOB_PK_SNAPSHOT && !memchr(body, '\n', n) && !memchr(body, '\r', n);
+    int ok = status == 200 && pk != NULL && pk->kind == LOB_PK_SNAPSHOT && !memchr(body, '\n', n) &&
+             !memchr(body, '\r', n);
     if (!ok) {
         char esc[400];
-        const char *what = status != 200 && pk.kind == LOB_PK_ERROR ? pk.msg : body;
-        size_t wn = status != 200 && pk.kind == LOB_PK_ERROR ? pk.msglen : n;
+        int said = status != 200 && pk != NULL && pk->kind == LOB_PK_ERROR; /* Binance's words */
+        const char *what = said ? pk->msg : body;
+        size_t wn = said ? pk->msglen : n;
         c->st.snapshot_failures++;
         json_text(esc, sizeof esc, what, wn < 200 ? wn : 200);
         lc_log(c, "%s: depth snapshot failed: HTTP %d: %s", s->name, status, esc);
@@ -332,7 +322,7 @@ lc_record_snapshot(lc_collector *c, lc_symbol *s, int status, const char *body, 
     }
     c->st.snapshots++;
     lc_sink_line(c, &s->sink, now, body, n);
-    int64_t L = pk.id;
+    int64_t L = pk->id;
     int usdm = c->cfg.usdm;
     /* a snapshot older than the first diff since the book was last unknown cannot be
      * bridged by any diff recorded since: the reader would wait for the next one */

@@ -148,18 +148,17 @@ finish(lc_collector *c, int64_t now)
     }
     s->snap = LC_SNAP_IDLE;
     int st = r->status;
-    lob_peek pk;
-    memset(&pk, 0, sizeof pk);
-    if (st != 0 && r->n > 0) {
-        lob_peek_binance(r->body, r->n, &pk, NULL);
-    }
+    lob_peek body; /* what the answer is: a snapshot, an error body, or neither (NULL) */
+    const lob_peek *pk =
+        st != 0 && r->n > 0 && lob_peek_binance(r->body, r->n, &body, NULL) == LOB_OK ? &body
+                                                                                      : NULL;
     if (st == 429 || st == 418) {
         int secs = atoi(r->retry_after);
         secs = secs > 0 ? secs : 60;
         r->paused_until = now + secs * LC_SEC;
         lc_log(c, "REST rate limit hit (HTTP %d): no requests for %d s", st, secs);
         if (!s->snap_probe) {
-            lc_record_snapshot(c, s, st, r->body, r->n);
+            lc_record_snapshot(c, s, st, r->body, r->n, pk);
         }
         enqueue(r, s, 1);
         return;
@@ -168,27 +167,24 @@ finish(lc_collector *c, int64_t now)
         char what[64];
         snprintf(what, sizeof what, st ? "HTTP %d" : "no answer", st);
         if (!s->snap_probe) {
-            lc_record_snapshot(c, s, st, r->body, r->n);
+            lc_record_snapshot(c, s, st, r->body, r->n, pk);
         }
         backoff(c, s, now, what);
         return;
     }
     r->attempts = 0;
-    if (s->snap_probe) {
-        if (st == 200) {
-            s->probed = 1;
-        }
-        else if (pk.kind == LOB_PK_ERROR) {
+    if (!s->snap_probe) {
+        lc_record_snapshot(c, s, st, r->body, r->n, pk);
+    }
+    else if (st != 200) { /* a probe answered 200 only says that the symbol exists */
+        if (pk != NULL && pk->kind == LOB_PK_ERROR) {
             lc_fatal(c, 2, "symbol '%s': %s%s answered HTTP %d: %.*s (code %lld)", s->name,
                      c->cfg.rest.host, c->cfg.usdm ? "/fapi/v1/depth" : "/api/v3/depth", st,
-                     (int)(pk.msglen < 200 ? pk.msglen : 200), pk.msg, (long long)pk.code);
+                     (int)(pk->msglen < 200 ? pk->msglen : 200), pk->msg, (long long)pk->code);
         }
         else {
             lc_fatal(c, 2, "symbol '%s': the REST endpoint answered HTTP %d", s->name, st);
         }
-    }
-    else {
-        lc_record_snapshot(c, s, st, r->body, r->n);
     }
     if (s->want_again) {
         s->want_again = 0;

@@ -83,7 +83,6 @@ open_file(lc_collector *c, lc_sink *s, int64_t ns)
         if (rc == LOB_OK) {
             s->period_end = (ns / c->cfg.rotate_ns + 1) * c->cfg.rotate_ns;
             s->file_bytes = 0;
-            s->files++;
             return 0;
         }
         if (!strstr(err.msg, "File exists")) {
@@ -187,7 +186,6 @@ lc_sink_line(lc_collector *c, lc_sink *s, int64_t ns, const char *msg, size_t n)
     memcpy(p + k, msg, n);
     p[k + n] = '\n';
     s->n += (size_t)k + n + 1;
-    s->lines++;
     return 0;
 }
 

@@ -84,22 +84,23 @@ lc_ws_init(lc_collector *c)
         return -1;
     }
     for (int route = 0; route < (c->cfg.usdm ? 2 : 1); route++) {
-        size_t n = 0;
+        size_t n = 0, path = 0; /* streams in the slot being filled, and its URL's length */
         for (size_t i = 0; i < c->nstreams; i++) {
             if (c->cfg.usdm && c->streams[i].route != route) {
                 continue;
             }
-            size_t room = strlen(c->cfg.ws.prefix) + 32; /* route and "/stream?streams=" */
-            for (size_t k = 0; k < n; k++) {
-                room += strlen(list[k]->name) + 1;
-            }
-            if (n > 0 && room + strlen(c->streams[i].name) > LC_PATH_MAX) {
+            size_t len = strlen(c->streams[i].name) + 1;
+            if (n > 0 && path + len > LC_PATH_MAX) {
                 if (add_slot(c, list, n, route) < 0) {
                     free(list);
                     return -1;
                 }
                 n = 0;
             }
+            if (n == 0) {
+                path = strlen(c->cfg.ws.prefix) + 32; /* the route and "/stream?streams=" */
+            }
+            path += len;
             list[n++] = &c->streams[i];
             if (n == (size_t)c->cfg.max_streams) {
                 if (add_slot(c, list, n, route) < 0) {
@@ -175,7 +176,6 @@ conn_start(lc_collector *c, lc_slot *s, int as_next)
     conn_list_add(c, k);
     if (as_next) {
         s->next = k;
-        s->next_since = k->opened;
         s->dup_seen = 0;
         s->dedupe_until = INT64_MAX;
     }
@@ -267,9 +267,9 @@ conn_gone(lc_collector *c, lc_conn *k, const char *why)
             schedule_retry(c, s, "connection failed");
         }
         else {
-            /* the old connection still records: try the replacement again later */
-            s->attempts++;
-            s->plan[0] = '\0';
+            /* the old connection still records: the next replacement waits out the backoff
+             * (without this, the tick would ask for one every 100 ms of a failing server) */
+            schedule_retry(c, s, "the replacement failed");
         }
     }
 }
@@ -277,7 +277,8 @@ conn_gone(lc_collector *c, lc_conn *k, const char *why)
 void
 lc_ws_replace(lc_collector *c, lc_slot *s, const char *why)
 {
-    if (c->stop || s->next != NULL || s->active == NULL || s->active->state != LC_CONN_OPEN) {
+    if (c->stop || s->next != NULL || s->active == NULL || s->active->state != LC_CONN_OPEN ||
+        (s->retry_at && lc_now(c) < s->retry_at)) {
         return;
     }
     snprintf(s->plan, sizeof s->plan, "%s", why);

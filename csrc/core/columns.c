@@ -2,22 +2,13 @@
 #include "columns.h"
 
 #include "number.h"
+#include "text.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* ---------------------------------------------------------------- text dictionary */
-
-static uint32_t
-hash(const char *s, size_t n)
-{
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (size_t i = 0; i < n; i++) {
-        h = (h ^ (unsigned char)s[i]) * 16777619u;
-    }
-    return h;
-}
 
 const char *
 lob_dict_value(const lob_dict *d, int i)
@@ -41,7 +32,7 @@ dict_grow_table(lob_dict *d)
     d->start = start;
     for (int i = 0; i < d->n; i++) {
         const char *v = lob_dict_value(d, i);
-        uint32_t h = hash(v, strlen(v)) & (uint32_t)(slots - 1);
+        uint32_t h = (uint32_t)lob_hash(v, strlen(v)) & (uint32_t)(slots - 1);
         while (slot[h] != 0) {
             h = (h + 1) & (uint32_t)(slots - 1);
         }
@@ -81,7 +72,7 @@ dict_find(lob_dict *d, const char *s, size_t n)
         }
         LOB_FORWARD_IF_ERROR(dict_grow_table(d));
     }
-    uint32_t mask = (uint32_t)(d->slots - 1), h = hash(s, n) & mask;
+    uint32_t mask = (uint32_t)(d->slots - 1), h = (uint32_t)lob_hash(s, n) & mask;
     for (; d->slot[h] != 0; h = (h + 1) & mask) {
         const char *v = lob_dict_value(d, d->slot[h] - 1);
         if (strncmp(v, s, n) == 0 && v[n] == '\0') {

@@ -28,6 +28,18 @@ int lob_csv_split(const char *s, size_t n, lob_cell *cells, int cap);
 int lob_cell_decimal(const lob_cell *c, double *out);
 int lob_cell_int64(const lob_cell *c, int64_t *out);
 
+/*! lob_hash() : FNV-1a over [s, s + n): hash tables of text, and the collector's test for a
+ *  message it already recorded. */
+static inline uint64_t
+lob_hash(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) {
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+    }
+    return h;
+}
+
 /*! lob_cell_is() : the cell is exactly `text`.  Inline so strlen of a literal folds away
  *  (it runs on every row). */
 static inline int
