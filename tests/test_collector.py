@@ -354,6 +354,35 @@ def test_connection_lifetime_make_before_break_repeatedly(tmp_path):
     assert md.stats["gaps"] == 0
 
 
+class RefusingExchange(FakeExchange):
+    """Answers new handshakes with 503 while `refuse` is set; open connections go on."""
+
+    refuse = False
+
+    def _process_request(self, connection, request):
+        if self.refuse:
+            self._rejected.append((request.path, 503))
+            return connection.respond(503, "busy\n")
+        return super()._process_request(connection, request)
+
+
+def test_a_failing_replacement_backs_off_while_the_old_connection_records(tmp_path):
+    out = tmp_path / "rec"
+    with RefusingExchange("spot", [SPOT_BTC], speed=None, rate=1000, max_messages=6000) as fx:
+        p = start(fx, out, "--conn-lifetime", "1s")
+        assert fx.wait_connections(1, 10)
+        fx.refuse = True
+        time.sleep(4)
+        tries = len(fx.rejected)
+        fx.refuse = False
+        replay(p, fx, out)
+    # 0.5 s, 1 s, 2 s ... less up to half at random: a handful in 4 s, not one every 100 ms tick
+    assert 2 <= tries <= 7
+    assert "the replacement failed" in log_of(out)
+    assert stats(out)["gaps"] == 0
+    assert ws_payloads(files(out)) == sent_payloads(fx)  # the old connection recorded throughout
+
+
 def test_fragmented_messages_are_reassembled(tmp_path):
     out = tmp_path / "rec"
     with FakeExchange("spot", [SPOT_BTC], speed=None, rate=3000, max_messages=3000, start=False) as fx:
