@@ -4,7 +4,11 @@ Readers parse recorded exchange data in C and return columnar NumPy containers w
 copying; see :func:`read_binance`, :func:`iter_binance`, :func:`read_tardis`,
 :func:`read_binance_vision`; :class:`TimeIndex` reads any time window of long sorted files
 (CSV or raw lines, plain or seekable zstd) without reading the rest; the C order book rebuilds Level-2 books from them
-(:func:`reconstruct`, :class:`BookBuilder`, :func:`book_at`, :func:`check_against_quotes`).
+(:func:`reconstruct`, :class:`BookBuilder`, :func:`book_at`, :func:`check_against_quotes`);
+features and labels feed models through zero-copy :func:`windows` and :class:`Normalizer`.
+PyTorch (optional, ``lobfast[torch]``) lives in :mod:`lobfast.torch` (data path),
+:mod:`lobfast.models` and :mod:`lobfast.train`; evaluation in :mod:`lobfast.evaluate`,
+:mod:`lobfast.split` and :mod:`lobfast.backtest`.
 """
 
 from . import labels
@@ -30,6 +34,7 @@ from .readers import (
 )
 from .rolling import rolling_std, rolling_sum
 from .timeindex import TimeIndex
+from .windowing import Normalizer, window_index, windows
 
 __version__ = "0.1.0"
 
@@ -46,6 +51,7 @@ __all__ = [
     "LobError",
     "LobWarning",
     "MarketData",
+    "Normalizer",
     "Quotes",
     "QualityReport",
     "QuoteCheck",
@@ -69,4 +75,6 @@ __all__ = [
     "rolling_std",
     "rolling_sum",
     "to_ns",
+    "window_index",
+    "windows",
 ]

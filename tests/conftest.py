@@ -31,3 +31,12 @@ def mixed_btc_eth(tmp_path_factory) -> Path:
     merged = heapq.merge(raw_lines(SPOT_BTC_0808), raw_lines(SPOT_ETH_0808), key=key)
     out.write_bytes(b"".join(merged))
     return out
+
+
+@pytest.fixture(scope="session")
+def spot_book():
+    """The real spot BTCUSDT book (both days) every 100 ms, 10 levels: 6504 rows."""
+    import lobfast
+
+    md = lobfast.read_binance([SPOT_BTC_0808, SPOT_BTC_0809])
+    return lobfast.reconstruct(md.depth, levels=10, every="100ms")

@@ -126,9 +126,10 @@ lob_in(PyObject *obj, int typenum, int ndim, Py_ssize_t n, const char *name)
             PyObject *type, *value, *tb;
             PyErr_Fetch(&type, &value, &tb);
             PyErr_Format(PyExc_TypeError, "%s must be an array of %s: %S", name,
-                         typenum == NPY_INT64  ? "int64"
-                         : typenum == NPY_BOOL ? "bool"
-                                               : "float64",
+                         typenum == NPY_INT64   ? "int64"
+                         : typenum == NPY_INT32 ? "int32"
+                         : typenum == NPY_BOOL  ? "bool"
+                                                : "float64",
                          value ? value : Py_None);
             Py_XDECREF(type);
             Py_XDECREF(value);

@@ -47,11 +47,12 @@ PyObject *lob_in(PyObject *obj, int typenum, int ndim, Py_ssize_t n, const char 
  *  width > 0.  New reference or NULL. */
 PyObject *lob_out(Py_ssize_t n, Py_ssize_t width, int typenum);
 
-/*! Kernel functions, one table per binding file (features.c, labels.c, aggregate.c). */
+/*! Kernel functions, one table per binding file (features.c, labels.c, aggregate.c, ...). */
 extern PyMethodDef lob_feature_methods[];
 extern PyMethodDef lob_label_methods[];
 extern PyMethodDef lob_aggregate_methods[];
 extern PyMethodDef lob_timeindex_methods[];
+extern PyMethodDef lob_window_methods[];
 
 /*! lob_reader_type_spec, lob_book_type_spec : the heap types. */
 extern PyType_Spec lob_reader_type_spec;

@@ -1,0 +1,70 @@
+/* window.c -- batch gather of normalised windows (see window.h). */
+#include "window.h"
+
+/* One loop per (input, output) type pair: the inner loop then is a plain strided
+ * multiply-add that the compiler vectorises. */
+#define LOB_GATHER(NAME, TIN, TOUT)                                                                \
+    static void NAME(const lob_window_src *s, const int64_t *ends, size_t nb, size_t t, TOUT *o)   \
+    {                                                                                              \
+        const TIN *x = s->x;                                                                       \
+        const size_t f = s->f;                                                                     \
+        for (size_t b = 0; b < nb; b++) {                                                          \
+            size_t r = (size_t)ends[b] + 1 - t;                                                    \
+            for (size_t k = 0; k < t; k++, r++, o += f) {                                          \
+                const TIN *row = x + r * f;                                                        \
+                if (s->shift == NULL) {                                                            \
+                    for (size_t j = 0; j < f; j++) {                                               \
+                        o[j] = (TOUT)row[j];                                                       \
+                    }                                                                              \
+                    continue;                                                                      \
+                }                                                                                  \
+                size_t at = s->group != NULL ? (size_t)s->group[r] * f : 0;                        \
+                const double *sh = s->shift + at, *sc = s->scale + at;                             \
+                for (size_t j = 0; j < f; j++) {                                                   \
+                    o[j] = (TOUT)(((double)row[j] - sh[j]) * sc[j]);                               \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
+LOB_GATHER(gather_dd, double, double)
+LOB_GATHER(gather_df, double, float)
+LOB_GATHER(gather_fd, float, double)
+LOB_GATHER(gather_ff, float, float)
+
+int
+lob_window_gather(const lob_window_src *s, const int64_t *ends, size_t nb, size_t t, void *out,
+                  int out_f32, lob_error *err)
+{
+    if (t == 0 || t > s->n) {
+        return lob_error_set(err, LOB_E_ARG, "window length %zu must be in 1..%zu (the rows)", t,
+                             s->n);
+    }
+    if (s->shift != NULL && (s->scale == NULL || s->g == 0)) {
+        return lob_error_set(err, LOB_E_ARG, "normalisation needs shift, scale and g >= 1");
+    }
+    for (size_t b = 0; b < nb; b++) {
+        if (ends[b] < (int64_t)t - 1 || ends[b] >= (int64_t)s->n) {
+            return lob_error_set(err, LOB_E_ARG,
+                                 "window %zu ends at row %lld: it must be in %zu..%zu for %zu-row "
+                                 "windows over %zu rows",
+                                 b, (long long)ends[b], t - 1, s->n - 1, t, s->n);
+        }
+        if (s->shift != NULL && s->group != NULL) {
+            for (size_t r = (size_t)ends[b] + 1 - t; r <= (size_t)ends[b]; r++) {
+                if (s->group[r] < 0 || (size_t)s->group[r] >= s->g) {
+                    return lob_error_set(err, LOB_E_ARG,
+                                         "row %zu has statistics set %d, not in 0..%zu", r,
+                                         (int)s->group[r], s->g - 1);
+                }
+            }
+        }
+    }
+    if (s->x_f32) {
+        out_f32 ? gather_ff(s, ends, nb, t, out) : gather_fd(s, ends, nb, t, out);
+    }
+    else {
+        out_f32 ? gather_df(s, ends, nb, t, out) : gather_dd(s, ends, nb, t, out);
+    }
+    return LOB_OK;
+}

@@ -1,0 +1,121 @@
+/* window.c -- lobfast._core batch gather for the PyTorch data path (core/window.h).
+ *
+ *   window_gather(x, ends, t, out, shift=None, scale=None, group=None) -> None
+ * x: (n, f) C-contiguous float32/float64, read in place (never converted: a silent copy of
+ * the whole matrix per batch would cost more than the gather).  out: a writable
+ * C-contiguous (len(ends), t, f) float32/float64 array, e.g. the NumPy view of a (pinned)
+ * torch tensor; it is filled with the GIL released.  shift / scale: (g, f) float64, group:
+ * (n,) int32 or None.
+ */
+#include "binding.h"
+
+#define NO_IMPORT_ARRAY
+#define PY_ARRAY_UNIQUE_SYMBOL lobfast_ARRAY_API
+#include <numpy/arrayobject.h>
+
+#include "core/window.h"
+
+/* `obj` as the ndarray itself when it is C-contiguous float32/float64 with `ndim`
+ * dimensions (and writable when `write`); else TypeError.  Borrowed. */
+static PyArrayObject *
+float_array(PyObject *obj, int ndim, int write, const char *name)
+{
+    PyArrayObject *a = (PyArrayObject *)obj;
+    if (!PyArray_Check(obj) || PyArray_NDIM(a) != ndim || !PyArray_IS_C_CONTIGUOUS(a) ||
+        !PyArray_ISNOTSWAPPED(a) || !PyArray_ISALIGNED(a) ||
+        (PyArray_TYPE(a) != NPY_FLOAT32 && PyArray_TYPE(a) != NPY_FLOAT64) ||
+        (write && !PyArray_ISWRITEABLE(a))) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s must be a %s%d-D C-contiguous float32 or float64 ndarray, got %R", name,
+                     write ? "writable " : "", ndim,
+                     PyArray_Check(obj) ? (PyObject *)PyArray_DESCR(a) : (PyObject *)Py_TYPE(obj));
+        return NULL;
+    }
+    return a;
+}
+
+static PyObject *
+py_window_gather(PyObject *module, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"x", "ends", "t", "out", "shift", "scale", "group", NULL};
+    PyObject *xo, *endso, *outo, *shifto = Py_None, *scaleo = Py_None, *groupo = Py_None;
+    PyObject *in[4] = {NULL, NULL, NULL, NULL}; /* ends, shift, scale, group */
+    Py_ssize_t t;
+    PyObject *result = NULL;
+    (void)module;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOnO|OOO:window_gather", kwlist, &xo, &endso, &t,
+                                     &outo, &shifto, &scaleo, &groupo)) {
+        return NULL;
+    }
+    PyArrayObject *x = float_array(xo, 2, 0, "x"), *out = NULL;
+    if (x == NULL || (out = float_array(outo, 3, 1, "out")) == NULL ||
+        (in[0] = lob_in(endso, NPY_INT64, 1, -1, "ends")) == NULL) {
+        goto done;
+    }
+    Py_ssize_t n = PyArray_DIM(x, 0), f = PyArray_DIM(x, 1),
+               nb = PyArray_DIM((PyArrayObject *)in[0], 0);
+    if (t < 1 || PyArray_DIM(out, 0) != nb || PyArray_DIM(out, 1) != t ||
+        PyArray_DIM(out, 2) != f) {
+        PyErr_Format(PyExc_ValueError, "out has shape (%zd, %zd, %zd), expected (%zd, %zd, %zd)",
+                     (Py_ssize_t)PyArray_DIM(out, 0), (Py_ssize_t)PyArray_DIM(out, 1),
+                     (Py_ssize_t)PyArray_DIM(out, 2), nb, t, f);
+        goto done;
+    }
+    lob_window_src src = {.x = PyArray_DATA(x),
+                          .x_f32 = PyArray_TYPE(x) == NPY_FLOAT32,
+                          .n = (size_t)n,
+                          .f = (size_t)f};
+    if ((shifto == Py_None) != (scaleo == Py_None)) {
+        PyErr_SetString(PyExc_ValueError, "shift and scale go together");
+        goto done;
+    }
+    if (shifto != Py_None) {
+        if ((in[1] = lob_in(shifto, NPY_FLOAT64, 2, -1, "shift")) == NULL ||
+            (in[2] = lob_in(scaleo, NPY_FLOAT64, 2, -1, "scale")) == NULL) {
+            goto done;
+        }
+        PyArrayObject *sh = (PyArrayObject *)in[1], *sc = (PyArrayObject *)in[2];
+        if (PyArray_DIM(sh, 1) != f || PyArray_DIM(sc, 0) != PyArray_DIM(sh, 0) ||
+            PyArray_DIM(sc, 1) != f || PyArray_DIM(sh, 0) < 1) {
+            PyErr_Format(PyExc_ValueError, "shift and scale must both be (g, %zd) with g >= 1", f);
+            goto done;
+        }
+        src.shift = PyArray_DATA(sh);
+        src.scale = PyArray_DATA(sc);
+        src.g = (size_t)PyArray_DIM(sh, 0);
+        if (groupo != Py_None) {
+            if ((in[3] = lob_in(groupo, NPY_INT32, 1, n, "group")) == NULL) {
+                goto done;
+            }
+            src.group = PyArray_DATA((PyArrayObject *)in[3]);
+        }
+        else if (src.g != 1) {
+            PyErr_Format(PyExc_ValueError, "%zu statistics sets need a group per row", src.g);
+            goto done;
+        }
+    }
+    const int64_t *ends = PyArray_DATA((PyArrayObject *)in[0]);
+    void *o = PyArray_DATA(out);
+    int of32 = PyArray_TYPE(out) == NPY_FLOAT32, rc;
+    lob_error err = {0};
+    Py_BEGIN_ALLOW_THREADS;
+    rc = lob_window_gather(&src, ends, (size_t)nb, (size_t)t, o, of32, &err);
+    Py_END_ALLOW_THREADS;
+    if (rc < 0) {
+        PyErr_Format(rc == LOB_E_ARG ? PyExc_IndexError : PyExc_ValueError, "%s", err.msg);
+        goto done;
+    }
+    result = Py_NewRef(Py_None);
+done:
+    for (int i = 0; i < 4; i++) {
+        Py_XDECREF(in[i]);
+    }
+    return result;
+}
+
+PyMethodDef lob_window_methods[] = {
+    {"window_gather", (PyCFunction)(void (*)(void))py_window_gather, METH_VARARGS | METH_KEYWORDS,
+     "window_gather(x, ends, t, out, shift=None, scale=None, group=None)\n--\n\n"
+     "Fill out[b] with the normalised window of t rows of x ending at row ends[b]."},
+    {NULL, NULL, 0, NULL},
+};

@@ -1,0 +1,261 @@
+"""PyTorch data path: windows gathered a whole batch at a time in C, never copied one by one.
+
+:class:`WindowDataset` keeps the feature matrix once, plus the int64 ends of the usable
+windows (see :mod:`lobfast.windows`). A batch is one call into C that normalises and
+copies ``B x T x F`` values into a fresh (optionally pinned) tensor with the GIL
+released; shuffling permutes the ends, never the data. Use :func:`loader`, or a
+``torch.utils.data.DataLoader(ds, batch_size=..., collate_fn=lobfast.torch.collate_batch)``
+(it then calls ``__getitems__`` once per batch).
+
+Examples
+--------
+>>> import numpy as np, lobfast
+>>> from lobfast.torch import WindowDataset, loader
+>>> X = np.random.default_rng(0).normal(size=(1000, 40)).astype(np.float32)
+>>> y = np.random.default_rng(1).normal(size=1000)
+>>> ds = WindowDataset(X, y, T=100, normalizer=lobfast.Normalizer().fit(X, rows=slice(0, 600)))
+>>> len(ds), ds[0][0].shape
+(901, torch.Size([100, 40]))
+>>> xb, yb = next(iter(loader(ds, batch_size=256, shuffle=True, seed=0)))
+>>> tuple(xb.shape), xb.dtype, tuple(yb.shape)
+((256, 100, 40), torch.float32, (256,))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+try:
+    import torch
+except ImportError as e:  # pragma: no cover - exercised only without torch
+    raise ImportError("lobfast.torch needs PyTorch: pip install 'lobfast[torch]'") from e
+
+from . import _core
+from .frame import Frame, LabelFrame
+from .windowing import Normalizer, _as_rows, _positive, as_features, first_nonfinite, window_index
+
+__all__ = ["BatchLoader", "WindowDataset", "collate_batch", "loader"]
+
+_NP = {torch.float32: np.float32, torch.float64: np.float64}
+
+
+def collate_batch(batch: Any) -> Any:
+    """The ``collate_fn`` for a DataLoader over a :class:`WindowDataset`: the batch as it is."""
+    return batch
+
+
+class WindowDataset(torch.utils.data.Dataset):
+    """Windows of ``T`` rows of ``X`` paired with the label of each window's last row.
+
+    Parameters
+    ----------
+    X : ``(N, F)`` float32/float64 array, :class:`lobfast.BookSnapshots` (DeepLOB layout,
+        its ``valid`` used) or :class:`lobfast.FeatureFrame`. Kept as is when it already is
+        a C-contiguous float array (no copy).
+    y : labels per row: ``(N,)`` or ``(N, K)`` array, or a :class:`lobfast.LabelFrame`
+        (all its columns; ``ts`` must match ``X``'s). Float labels are regression targets
+        (float tensors), integer labels are classes (int64 tensors); see ``classes``.
+    T : window length in rows.
+    indices : which window ends to use (slice, bool mask or int rows, e.g. a split's ``train``);
+        default every end. Ends whose window touches an unusable row, or whose label is NaN,
+        are left out and counted in ``dropped``.
+    normalizer : a fitted :class:`lobfast.Normalizer`, applied inside the gather.
+    dtype : ``torch.float32`` (default) or ``torch.float64`` windows.
+    valid : bool per row (default: the book's ``valid`` for BookSnapshots, else all rows).
+        A row that is valid must be finite in every feature, else ``ValueError`` naming
+        the column and first row; an invalid row may hold anything.
+    classes : the labels are classes given as floats with NaN (as from
+        :func:`lobfast.labels.classify`: -1 down, 0 stationary, +1 up): windows with a NaN
+        label are left out and the rest become int64 classes 0, 1, 2 (down, stationary,
+        up). Labels already in 0 .. C-1 are kept as they are.
+    pin_memory : allocate batches in page-locked memory (only when CUDA is available), so
+        ``.to("cuda", non_blocking=True)`` overlaps the copy.
+    """
+
+    def __init__(
+        self,
+        X: Any,
+        y: Any,
+        T: int,
+        indices: Any = None,
+        normalizer: Normalizer | None = None,
+        dtype: torch.dtype = torch.float32,
+        *,
+        valid: Any = None,
+        classes: bool = False,
+        pin_memory: bool = False,
+    ) -> None:
+        X_, names, ts, book_valid = as_features(X)
+        self.X = np.ascontiguousarray(X_)
+        n = len(self.X)
+        self.T = _positive(T, "T")
+        if self.T > n:
+            raise ValueError(f"a window of {self.T} rows is longer than the data ({n} rows)")
+        if dtype not in _NP:
+            raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+        self.dtype = dtype
+        self.y = _labels(y, X, n)
+        valid = book_valid if valid is None else np.asarray(valid)
+        valid = np.ones(n, bool) if valid is None else valid
+        if valid.shape != (n,) or valid.dtype != bool:
+            raise ValueError(f"valid must be {n} bools, one per row, got {valid.dtype} with shape {valid.shape}")
+        bad = first_nonfinite(self.X, valid)
+        if bad is not None:
+            r, c = bad
+            raise ValueError(
+                f"feature {names[c]!r} is {self.X[r, c]} at row {r}, a row marked valid: "
+                f"fix it or mark the row invalid (valid=...) so its windows are left out"
+            )
+        self.normalizer = normalizer
+        self._norm: tuple[Any, ...] = (None, None, None)
+        if normalizer is not None:
+            self._norm = normalizer.params(n)
+            if self._norm[0].shape[1] != self.X.shape[1]:
+                raise ValueError(f"the normalizer was fitted on {self._norm[0].shape[1]} features, X has {X_.shape[1]}")
+            if normalizer.usable is not None:
+                valid = valid & normalizer.usable
+        usable = window_index(valid, self.T, target=self.y if self.y.dtype.kind == "f" else None)
+        if classes:
+            self.y = _classes(self.y, usable)
+        if indices is None:
+            self.ends = usable
+            self.dropped = 0
+        else:
+            want = np.unique(_as_rows(indices, n))
+            self.ends = want[np.isin(want, usable)]
+            self.dropped = len(want) - len(self.ends)
+        self.ts = None if ts is None else ts[self.ends]
+        self.names = names
+        self.pin_memory = bool(pin_memory) and torch.cuda.is_available()
+
+    # --- map-style Dataset ------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"window {i} out of range for {len(self)} windows")
+        x, y = self.batch([i])
+        return x[0], y[0]
+
+    def __getitems__(self, positions: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.batch(positions)
+
+    def batch(self, positions: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(x, y)`` for windows at ``positions`` (0 .. len-1): ``(B, T, F)`` and ``(B, ...)``."""
+        ends = self.ends[np.asarray(positions, dtype=np.int64)]
+        return self.gather(ends), torch.from_numpy(self.y[ends])
+
+    def gather(self, ends: np.ndarray, out: torch.Tensor | None = None) -> torch.Tensor:
+        """The normalised windows ending at rows ``ends`` in one C call, into ``out`` or a new tensor."""
+        shape = (len(ends), self.T, self.X.shape[1])
+        if out is None:
+            out = torch.empty(shape, dtype=self.dtype, pin_memory=self.pin_memory)
+        elif tuple(out.shape) != shape or out.device.type != "cpu" or not out.is_contiguous():
+            raise ValueError(f"out must be a contiguous CPU tensor of shape {shape}")
+        shift, scale, group = self._norm
+        _core.window_gather(self.X, ends, self.T, out.numpy(), shift, scale, group)
+        return out
+
+    def features(self, positions: Any = None, flat: bool = True) -> np.ndarray:
+        """Windows as a NumPy array for scikit-learn baselines: ``(B, T*F)`` when ``flat``."""
+        pos = np.arange(len(self)) if positions is None else positions
+        x = self.gather(self.ends[np.asarray(pos, dtype=np.int64)]).numpy()
+        return x.reshape(len(x), -1) if flat else x
+
+    @property
+    def targets(self) -> np.ndarray:
+        """The label of every window, in dataset order."""
+        return self.y[self.ends]
+
+    def __repr__(self) -> str:
+        return (
+            f"WindowDataset({len(self)} windows of {self.T}x{self.X.shape[1]}, "
+            f"labels {self.y.shape[1:] or 'scalar'} {self.y.dtype}, dropped {self.dropped})"
+        )
+
+
+def _labels(y: Any, X: Any, n: int) -> np.ndarray:
+    if isinstance(y, LabelFrame):
+        if isinstance(X, Frame) or hasattr(X, "ts"):
+            xts = X.ts
+            if len(xts) == len(y.ts) and not np.array_equal(xts, y.ts):
+                i = int(np.argmax(xts != y.ts))
+                raise ValueError(f"labels are misaligned with the features: ts differs first at row {i}")
+        y = y.to_numpy() if len(y.keys()) > 1 else y[next(iter(y.keys()))]
+    elif isinstance(y, Frame):
+        raise TypeError("y must be labels (a LabelFrame or an array), not a feature frame")
+    y = np.asarray(y)
+    if len(y) != n:
+        raise ValueError(f"labels have {len(y)} rows, the features {n}: labels must be aligned row by row")
+    if y.ndim not in (1, 2):
+        raise ValueError(f"labels must be (N,) or (N, K), got shape {y.shape}")
+    if y.dtype.kind == "f":
+        return np.ascontiguousarray(y, dtype=np.float32 if y.dtype == np.float32 else np.float64)
+    if y.dtype.kind in "iub":
+        return np.ascontiguousarray(y, dtype=np.int64)
+    raise TypeError(f"labels must be numeric, got {y.dtype}")
+
+
+def _classes(y: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    if y.ndim != 1:
+        raise ValueError(f"class labels must be 1-D, got shape {y.shape}")
+    used = y[ends]
+    if len(used) and (np.any(used != np.round(used)) or used.min() < -1):
+        raise ValueError("classes=True needs integer class labels (-1/0/+1 from labels.classify, or 0..C-1)")
+    shift = 1 if len(used) and used.min() == -1 else 0
+    return np.where(np.isfinite(y), y + shift, -1).astype(np.int64)
+
+
+class BatchLoader:
+    """Iterates ``(x, y)`` batches of a :class:`WindowDataset`; made by :func:`loader`.
+
+    Each epoch draws a new permutation from ``seed`` and the epoch number (reproducible;
+    ``set_epoch`` to choose). ``device``: batches are moved there (non-blocking from
+    pinned memory).
+    """
+
+    def __init__(self, dataset, batch_size, shuffle, seed, drop_last, device):
+        if not isinstance(dataset, WindowDataset):
+            raise TypeError(f"loader() takes a WindowDataset, not {type(dataset).__name__}")
+        self.dataset = dataset
+        self.batch_size = _positive(batch_size, "batch_size")
+        self.shuffle, self.seed, self.drop_last = bool(shuffle), int(seed), bool(drop_last)
+        self.device = None if device is None else torch.device(device)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        n, b = len(self.dataset), self.batch_size
+        return n // b if self.drop_last else -(-n // b)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(self.dataset)
+        order = np.arange(n)
+        if self.shuffle:
+            order = np.random.default_rng((self.seed, self.epoch)).permutation(n)
+        self.epoch += 1
+        for k in range(len(self)):
+            x, y = self.dataset.batch(order[k * self.batch_size : (k + 1) * self.batch_size])
+            if self.device is not None and self.device.type != "cpu":
+                x = x.to(self.device, non_blocking=True)
+                y = y.to(self.device, non_blocking=True)
+            yield x, y
+
+
+def loader(
+    dataset: WindowDataset,
+    batch_size: int = 256,
+    *,
+    shuffle: bool = False,
+    seed: int = 0,
+    drop_last: bool = False,
+    device: Any = None,
+) -> BatchLoader:
+    """Batches of ``dataset``: one C gather per batch, shuffled by index (see :class:`BatchLoader`)."""
+    return BatchLoader(dataset, batch_size, shuffle, seed, drop_last, device)
