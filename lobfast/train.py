@@ -182,7 +182,8 @@ def fit(
     device : ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda:0"``...
     checkpoint_dir : after every epoch, model, optimiser, scheduler, history and the best
         weights go to ``checkpoint_dir/checkpoint.pt`` (written atomically).
-    resume : continue from that checkpoint when it exists (a finished run returns at once).
+    resume : continue from that checkpoint when it exists: a run that stopped early returns at
+        once, one that ran all its epochs trains on when asked for more.
     progress : a progress bar per epoch (tqdm, when installed).
 
     Returns
@@ -212,8 +213,8 @@ def fit(
         sched.load_state_dict(ck["scheduler"])
         hist = History(**ck["history"])
         best_state, best, bad = ck["best_state"], ck["best"], ck["bad"]
-    for epoch in range(hist.epochs, epochs):
-        if hist.finished:
+    for epoch in range(hist.epochs, epochs):  # a resumed run goes on where it stopped
+        if hist.stopped_early:
             break
         t0 = time.perf_counter()
         tr.set_epoch(epoch)
