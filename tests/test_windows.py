@@ -269,3 +269,25 @@ def test_docstring_examples_run():
     for mod in (windowing,):
         failed, _ = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
         assert failed == 0
+
+
+def test_the_core_imports_without_torch():
+    """torch is an optional extra: lobfast and its windows work without it, and the torch
+    modules say which extra to install."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "import numpy as np, lobfast\n"
+        "assert lobfast.windows(np.zeros((5, 2)), 2).shape == (4, 2, 2)\n"
+        "for mod in ('lobfast.torch', 'lobfast.train', 'lobfast.models'):\n"
+        "    try:\n"
+        "        __import__(mod)\n"
+        "    except ImportError as e:\n"
+        '        assert "lobfast[torch]" in str(e), e\n'
+        "    else:\n"
+        "        raise SystemExit(mod + ' imported without torch')\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr

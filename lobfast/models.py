@@ -1,0 +1,775 @@
+"""PyTorch models for limit-order-book windows, plus scikit-learn baselines.
+
+Every model takes a batch of windows ``x`` of shape ``(B, T, F)`` (batch, time steps from
+oldest to newest, features) as a float tensor and is an :class:`torch.nn.Module` with
+
+- ``task``: ``"regression"`` or ``"classification"``;
+- ``n_outputs``: the width of the output (the number of classes for classification);
+- ``window``: the ``T`` it expects, or ``None`` when any ``T`` works;
+- ``receptive_field``: how many of the newest time steps can influence the prediction;
+- ``loss(pred, y, base="huber")``: the training loss (cross-entropy for classification,
+  Huber or MSE for regression); a generic training loop calls it when present.
+
+Models
+------
+- :class:`DeepLOB`: Zhang, Zohren & Roberts (2019), convolutions + inception + LSTM.
+- :class:`DeepLOBTCN`: the same convolutional front made causal in time, with a dilated
+  temporal convolution stack instead of the LSTM; predicts at every step.
+- :class:`HierarchicalTCN`: a two-horizon regressor (short and long) fusing a full-resolution
+  recent branch with a pooled long branch through cross-attention.
+- :class:`Baseline`: standardised ridge or logistic regression on flattened windows or
+  on the last row (scikit-learn, imported only when a baseline is built).
+
+For the DeepLOB family ``F = 4 * L`` columns in FI-2010 order, level by level:
+``[ask_px1, ask_sz1, bid_px1, bid_sz1, ask_px2, ask_sz2, ...]``.
+
+PyTorch is an optional dependency: ``pip install 'lobfast[torch]'``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+try:
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+except ImportError as exc:
+    raise ImportError("lobfast.models needs PyTorch: pip install 'lobfast[torch]'") from exc
+
+__all__ = ["Baseline", "DeepLOB", "DeepLOBTCN", "HierarchicalTCN", "count_parameters"]
+
+_HEADS = ("regression", "classification")
+_ACTIVATIONS = ("leaky_relu", "relu")
+_LOSSES = ("huber", "mse")
+
+# DeepLOB's convolutional front: three blocks of two unpadded (4, 1) convolutions each.
+_FRONT_TIME_KERNEL = 4
+_FRONT_TIME_CONVS = 6
+# The widest inception branch is a (5, 1) convolution.
+_INCEPTION_WIDEST = 5
+# Steps the front's time convolutions reach into the past (or, unpadded, remove): 18.
+_FRONT_REACH = _FRONT_TIME_CONVS * (_FRONT_TIME_KERNEL - 1)
+# Shortest window DeepLOB accepts: its unpadded front must leave one step for the LSTM.
+_DEEPLOB_MIN_WINDOW = 1 + _FRONT_REACH
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def _levels(features: Any) -> int:
+    """Book levels L from F = 4 * L columns (FI-2010 layout)."""
+    features = _positive_int("features", features)
+    if features % 4:
+        raise ValueError(
+            f"features must be divisible by 4 (ask price, ask size, bid price, bid size per level), got F={features}"
+        )
+    return features // 4
+
+
+def _dilations(dilations: Sequence[int]) -> tuple[int, ...]:
+    out = tuple(_positive_int("each dilation", d) for d in dilations)
+    if not out:
+        raise ValueError("dilations must not be empty")
+    return out
+
+
+def _check_dropout(dropout: float) -> float:
+    dropout = float(dropout)
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    return dropout
+
+
+def _check_input(x: Any, features: int, window: int | None) -> None:
+    if not torch.is_tensor(x):
+        raise TypeError(f"x must be a torch.Tensor of shape (B, T, F), got {type(x).__name__}")
+    if x.dim() != 3:
+        raise ValueError(f"x must be 3-D (B, T, F), got shape {tuple(x.shape)}")
+    if x.shape[2] != features:
+        raise ValueError(f"x has F={x.shape[2]} features (shape {tuple(x.shape)}), the model was built for {features}")
+    if x.shape[1] < 1:
+        raise ValueError(f"x has no time steps: shape {tuple(x.shape)}")
+    if window is not None and x.shape[1] != window:
+        raise ValueError(
+            f"x has T={x.shape[1]} steps (shape {tuple(x.shape)}), the model was built for window={window}"
+        )
+
+
+def _first_bad_row(values: np.ndarray) -> int | None:
+    """Index of the first row holding a NaN or infinity, or None."""
+    bad = ~np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+    rows = np.flatnonzero(bad)
+    return int(rows[0]) if rows.size else None
+
+
+# --------------------------------------------------------------------------- building blocks
+
+
+def _act(name: str) -> nn.Module:
+    """The activation module named ``name`` (leaky ReLU uses slope 0.01, as in DeepLOB)."""
+    if name == "leaky_relu":
+        return nn.LeakyReLU(0.01)
+    if name == "relu":
+        return nn.ReLU()
+    raise ValueError(f"activation must be one of {_ACTIVATIONS}, got {name!r}")
+
+
+def _time_padding(kernel: int, padding: str) -> tuple[int, int]:
+    """(left, right) padding along time for a kernel of ``kernel`` steps."""
+    if padding == "valid":
+        return 0, 0
+    if padding == "same":
+        return (kernel - 1) // 2, kernel // 2
+    if padding == "causal":
+        # All padding on the past side: output t then sees inputs t - kernel + 1 .. t only.
+        return kernel - 1, 0
+    raise ValueError(f"padding must be 'valid', 'same' or 'causal', got {padding!r}")
+
+
+class _TimeConv2d(nn.Conv2d):
+    """A ``(kernel, 1)`` convolution along time of a ``(B, C, T, W)`` map, padded 'valid', 'same' or 'causal'."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, padding: str) -> None:
+        super().__init__(c_in, c_out, (kernel, 1))
+        self._time_pad = _time_padding(kernel, padding)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if any(self._time_pad):
+            x = F.pad(x, (0, 0, *self._time_pad))
+        return super().forward(x)
+
+
+class _TimeMaxPool(nn.Module):
+    """Stride-1 max pool of ``kernel`` steps along time of a ``(B, C, T, W)`` map."""
+
+    def __init__(self, kernel: int, padding: str) -> None:
+        super().__init__()
+        self.kernel = kernel
+        self._time_pad = _time_padding(kernel, padding)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # -inf padding never wins the max, so padded positions pool over real steps only.
+        x = F.pad(x, (0, 0, *self._time_pad), value=float("-inf"))
+        return F.max_pool2d(x, (self.kernel, 1), stride=1)
+
+
+class _CausalConv1d(nn.Conv1d):
+    """Dilated Conv1d over ``(B, C, T)`` left-padded so that output t depends on inputs <= t only."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, dilation: int = 1) -> None:
+        super().__init__(c_in, c_out, kernel, dilation=dilation)
+        self._left = (kernel - 1) * dilation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(F.pad(x, (self._left, 0)))
+
+
+class _TCNLayer(nn.Module):
+    """Causal dilated conv -> BatchNorm1d -> activation -> dropout, plus a residual connection.
+
+    The residual is the identity, or a 1x1 convolution when the channel count changes.
+    """
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, dilation: int, activation: str, dropout: float) -> None:
+        super().__init__()
+        self.conv = _CausalConv1d(c_in, c_out, kernel, dilation)
+        self.bn = nn.BatchNorm1d(c_out)
+        self.act = _act(activation)
+        self.drop = nn.Dropout(dropout)
+        self.skip = nn.Conv1d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.act(self.bn(self.conv(x)))) + self.skip(x)
+
+
+def _tcn(
+    c_in: int, channels: int, dilations: tuple[int, ...], kernel: int, activation: str, dropout: float
+) -> nn.Sequential:
+    """A stack of :class:`_TCNLayer`, one per dilation; only the first may change the channel count."""
+    layers = [
+        _TCNLayer(c_in if i == 0 else channels, channels, kernel, d, activation, dropout)
+        for i, d in enumerate(dilations)
+    ]
+    return nn.Sequential(*layers)
+
+
+def _tcn_reach(kernel: int, dilations: Sequence[int]) -> int:
+    """Steps into the past a causal TCN stack adds to the receptive field."""
+    return (kernel - 1) * sum(dilations)
+
+
+def _unit(conv: nn.Module, c_out: int, activation: str) -> list[nn.Module]:
+    """DeepLOB's conv -> activation -> BatchNorm2d unit (normalisation after the activation, as in the paper)."""
+    return [conv, _act(activation), nn.BatchNorm2d(c_out)]
+
+
+def _conv_block(c_in: int, channels: int, width: int, stride: int, activation: str, padding: str) -> nn.Sequential:
+    """One DeepLOB block: a (1, width) conv across the level axis, then two (4, 1) convs along time."""
+    across = nn.Conv2d(c_in, channels, (1, width), stride=(1, stride))
+    along = [_TimeConv2d(channels, channels, _FRONT_TIME_KERNEL, padding) for _ in range(2)]
+    return nn.Sequential(*(layer for conv in (across, *along) for layer in _unit(conv, channels, activation)))
+
+
+class _Inception(nn.Module):
+    """DeepLOB's inception module: 1x1->(3,1), 1x1->(5,1) and maxpool(3,1)->1x1 branches, concatenated."""
+
+    def __init__(self, channels: int, width: int, activation: str, padding: str) -> None:
+        super().__init__()
+
+        def reduce() -> list[nn.Module]:
+            return _unit(nn.Conv2d(channels, width, 1), width, activation)
+
+        def along(kernel: int) -> list[nn.Module]:
+            return _unit(_TimeConv2d(width, width, kernel, padding), width, activation)
+
+        self.branch_3 = nn.Sequential(*reduce(), *along(3))
+        self.branch_5 = nn.Sequential(*reduce(), *along(_INCEPTION_WIDEST))
+        self.branch_pool = nn.Sequential(_TimeMaxPool(3, padding), *reduce())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.branch_3(x), self.branch_5(x), self.branch_pool(x)], dim=1)
+
+
+class _DeepLOBFront(nn.Module):
+    """Convolution blocks + inception: ``(B, T, 4L)`` -> ``(B, 3 * inception, T')``.
+
+    The level axis shrinks 4L -> 2L -> L -> 1. Non-causal (DeepLOB): unpadded (4, 1) convs
+    (T' = T - 18) and centred inception. Causal: everything left-padded, T' = T.
+    """
+
+    def __init__(self, levels: int, channels: int, inception: int, activation: str, causal: bool) -> None:
+        super().__init__()
+        front_pad, inception_pad = ("causal", "causal") if causal else ("valid", "same")
+        self.blocks = nn.Sequential(
+            _conv_block(1, channels, 2, 2, activation, front_pad),
+            _conv_block(channels, channels, 2, 2, activation, front_pad),
+            _conv_block(channels, channels, levels, 1, activation, front_pad),
+        )
+        self.inception = _Inception(channels, inception, activation, inception_pad)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.inception(self.blocks(x.unsqueeze(1)))  # (B, 3I, T', 1)
+        return h.squeeze(3)
+
+
+class _Predictor(nn.Module):
+    """Shared attributes, input checks and loss of the models."""
+
+    task: str
+    n_outputs: int
+    n_classes: int | None
+    features: int
+    window: int | None
+    receptive_field: int
+
+    def _set_head(self, head: str, n_classes: int, n_outputs: int) -> None:
+        if head == "classification":
+            n_classes = _positive_int("n_classes", n_classes)
+            if n_classes < 2:
+                raise ValueError(f"n_classes must be >= 2, got {n_classes}")
+            self.n_classes, self.n_outputs = n_classes, n_classes
+        elif head == "regression":
+            self.n_classes, self.n_outputs = None, _positive_int("n_outputs", n_outputs)
+        else:
+            raise ValueError(f"head must be one of {_HEADS}, got {head!r}")
+        self.task = head
+
+    def _check(self, x: Any) -> None:
+        _check_input(x, self.features, self.window)
+
+    def loss(self, pred: torch.Tensor, y: torch.Tensor, base: str = "huber") -> torch.Tensor:
+        """Training loss of ``pred = model(x)`` against targets ``y``.
+
+        Classification: cross-entropy; ``y`` holds class indices ``0 .. n_classes - 1``
+        (integers, or floats with whole values). Regression: ``base`` ("huber" or "mse") with
+        ``y`` of shape ``(B, n_outputs)``, or ``(B,)`` for one output. NaN targets raise ValueError.
+        """
+        if self.task == "classification":
+            return F.cross_entropy(pred, _class_targets(y, pred, self.n_classes or pred.shape[1]))
+        return _regression_loss(pred, _match_targets(y, pred), base)
+
+
+def _match_targets(y: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
+    y = torch.as_tensor(y, device=pred.device)
+    if y.shape != pred.shape:
+        if y.numel() != pred.numel() or y.shape[:1] != pred.shape[:1]:
+            raise ValueError(f"targets of shape {tuple(y.shape)} do not match predictions of shape {tuple(pred.shape)}")
+        y = y.reshape(pred.shape)
+    _reject_nan_targets(y)
+    return y.to(pred.dtype)
+
+
+def _reject_nan_targets(y: torch.Tensor) -> None:
+    # Unknown labels are NaN in lobfast.labels; training on them would silently poison the loss.
+    if y.is_floating_point() and y.numel():
+        nan = torch.isnan(y.reshape(len(y), -1)).any(dim=1)
+        if bool(nan.any()):
+            raise ValueError(f"NaN target at row {int(nan.nonzero()[0, 0])}; drop unlabelled rows before training")
+
+
+def _class_targets(y: torch.Tensor, pred: torch.Tensor, n_classes: int) -> torch.Tensor:
+    y = torch.as_tensor(y, device=pred.device).reshape(-1)
+    if y.shape[0] != pred.shape[0]:
+        raise ValueError(f"{y.shape[0]} class targets for {pred.shape[0]} predictions")
+    _reject_nan_targets(y)
+    if y.is_floating_point():
+        if not bool((y == y.round()).all()):
+            raise ValueError("classification targets must be whole class indices, got fractional values")
+    elif y.dtype == torch.bool or y.is_complex():
+        raise ValueError(f"classification targets must be integer class indices, got dtype {y.dtype}")
+    y = y.long()
+    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= n_classes):
+        raise ValueError(f"class targets must lie in 0..{n_classes - 1}, got {int(y.min())}..{int(y.max())}")
+    return y
+
+
+def _regression_loss(pred: torch.Tensor, y: torch.Tensor, base: str) -> torch.Tensor:
+    if base == "huber":
+        return F.huber_loss(pred, y)
+    if base == "mse":
+        return F.mse_loss(pred, y)
+    raise ValueError(f"base must be one of {_LOSSES}, got {base!r}")
+
+
+# --------------------------------------------------------------------------- models
+
+
+class DeepLOB(_Predictor):
+    """DeepLOB (Zhang, Zohren & Roberts, 2019): convolutions over levels and time, inception, LSTM.
+
+    The input ``(B, T, F)`` is viewed as a one-channel image ``(B, 1, T, F)``. Three blocks of
+    convolutions pair price and size ((1, 2) stride 2), then bid and ask ((1, 2) stride 2),
+    then collapse the ``L = F / 4`` levels ((1, L)); each block adds two unpadded (4, 1)
+    convolutions along time, so ``T' = T - 18``. Every convolution is followed by the
+    activation and BatchNorm. An inception module (1x1->(3,1), 1x1->(5,1), maxpool->1x1)
+    yields ``3 * inception`` channels per step, an LSTM reads the ``T'`` steps and its last
+    hidden state goes through dropout to a linear head.
+
+    One ``activation`` is used throughout (the authors' reproduction uses tanh in the second
+    block; the parameter count is the same either way).
+
+    Parameters
+    ----------
+    features : int
+        F, a multiple of 4 (FI-2010 column order); default 40 (10 levels).
+    window : int
+        T the model expects, at least 19; ``receptive_field`` equals it.
+    head : {"classification", "regression"}
+        Output ``(B, n_classes)`` logits or ``(B, n_outputs)`` values.
+    n_classes, n_outputs : int
+        Output width for the two heads.
+    channels, inception, lstm : int
+        Convolution channels C, channels per inception branch I, LSTM hidden size.
+    activation : {"leaky_relu", "relu"}
+        Leaky ReLU uses slope 0.01.
+    dropout : float
+        Applied to the LSTM's last hidden state before the head.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from lobfast.models import DeepLOB, count_parameters
+    >>> model = DeepLOB().eval()
+    >>> model(torch.zeros(2, 100, 40)).shape
+    torch.Size([2, 3])
+    >>> count_parameters(model)
+    143907
+    """
+
+    def __init__(
+        self,
+        features: int = 40,
+        window: int = 100,
+        head: str = "classification",
+        n_classes: int = 3,
+        n_outputs: int = 1,
+        channels: int = 32,
+        inception: int = 64,
+        lstm: int = 64,
+        activation: str = "leaky_relu",
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        levels = _levels(features)
+        window = _positive_int("window", window)
+        if window < _DEEPLOB_MIN_WINDOW:
+            raise ValueError(
+                f"DeepLOB needs window >= {_DEEPLOB_MIN_WINDOW} (its unpadded convolutions remove "
+                f"{_DEEPLOB_MIN_WINDOW - 1} steps), got {window}"
+            )
+        self._set_head(head, n_classes, n_outputs)
+        self.features, self.window, self.receptive_field = features, window, window
+        self.front = _DeepLOBFront(
+            levels, _positive_int("channels", channels), _positive_int("inception", inception), activation, causal=False
+        )
+        self.lstm = nn.LSTM(3 * inception, _positive_int("lstm", lstm), batch_first=True)
+        self.drop = nn.Dropout(_check_dropout(dropout))
+        self.fc = nn.Linear(lstm, self.n_outputs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check(x)
+        seq, _ = self.lstm(self.front(x).transpose(1, 2))  # (B, T - 18, lstm)
+        return self.fc(self.drop(seq[:, -1]))
+
+
+class DeepLOBTCN(_Predictor):
+    """DeepLOB's convolutions and inception made causal, followed by a dilated temporal conv stack.
+
+    Every (k, 1) convolution along time is left-padded by ``k - 1`` (the inception max pool
+    too, with -inf), so the time length is preserved and the features at step t depend on
+    inputs at steps <= t only. The LSTM is replaced by one causal dilated Conv1d layer per
+    dilation (conv -> BatchNorm1d -> activation -> dropout, plus a residual connection,
+    a 1x1 conv where the channel count changes). :meth:`forward_sequence` predicts at every
+    step; :meth:`forward` returns the prediction at the last one. Any ``T >= 1`` works.
+
+    Receptive field: ``1 + 6 * 3`` (the six (4, 1) front convolutions) ``+ 4`` (the widest
+    inception branch, (5, 1)) ``+ (kernel_size - 1) * sum(dilations)``; with the defaults
+    ``1 + 18 + 4 + 30 = 53`` steps, stored in ``self.receptive_field``. Steps before the
+    window start count as zeros (after each layer's padding), not as unknown data.
+
+    Causality holds in eval mode; in training mode BatchNorm normalises with statistics of
+    the whole batch, future steps included, as usual for batch-normalised TCNs.
+
+    Parameters
+    ----------
+    features : int
+        F, a multiple of 4 (FI-2010 column order).
+    head, n_classes, n_outputs, channels, inception, activation
+        As in :class:`DeepLOB`.
+    tcn_channels : int
+        Channels of the temporal conv layers.
+    dilations : sequence of int
+        One TCN layer per dilation.
+    kernel_size : int
+        Kernel of the TCN convolutions.
+    dropout : float
+        Used in every TCN layer and before the head.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from lobfast.models import DeepLOBTCN
+    >>> model = DeepLOBTCN(head="regression").eval()
+    >>> model(torch.zeros(2, 30, 40)).shape
+    torch.Size([2, 1])
+    >>> model.forward_sequence(torch.zeros(2, 30, 40)).shape
+    torch.Size([2, 30, 1])
+    >>> model.receptive_field
+    53
+    """
+
+    def __init__(
+        self,
+        features: int = 40,
+        head: str = "classification",
+        n_classes: int = 3,
+        n_outputs: int = 1,
+        channels: int = 32,
+        inception: int = 64,
+        tcn_channels: int = 64,
+        dilations: Sequence[int] = (1, 2, 4, 8),
+        kernel_size: int = 3,
+        activation: str = "leaky_relu",
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        levels = _levels(features)
+        self._set_head(head, n_classes, n_outputs)
+        dilations = _dilations(dilations)
+        kernel_size = _positive_int("kernel_size", kernel_size)
+        dropout = _check_dropout(dropout)
+        self.features, self.window = features, None
+        self.receptive_field = 1 + _FRONT_REACH + (_INCEPTION_WIDEST - 1) + _tcn_reach(kernel_size, dilations)
+        self.front = _DeepLOBFront(
+            levels, _positive_int("channels", channels), _positive_int("inception", inception), activation, causal=True
+        )
+        tcn_channels = _positive_int("tcn_channels", tcn_channels)
+        self.tcn = _tcn(3 * inception, tcn_channels, dilations, kernel_size, activation, dropout)
+        self.drop = nn.Dropout(dropout)
+        self.fc = nn.Linear(tcn_channels, self.n_outputs)
+
+    def _hidden(self, x: torch.Tensor) -> torch.Tensor:
+        self._check(x)
+        return self.tcn(self.front(x))  # (B, tcn_channels, T)
+
+    def forward_sequence(self, x: torch.Tensor) -> torch.Tensor:
+        """Predictions at every step, ``(B, T, n_outputs)``; step t uses inputs at steps <= t only."""
+        return self.fc(self.drop(self._hidden(x).transpose(1, 2)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.drop(self._hidden(x)[:, :, -1]))
+
+
+class HierarchicalTCN(_Predictor):
+    """Two-horizon regressor: a full-resolution recent branch and a pooled long branch, fused.
+
+    One window of ``T = long_pool * long_steps`` rows (for 100 ms rows and the defaults:
+    60 s) feeds two branches, each a 1x1 projection F -> ``channels`` followed by causal
+    dilated residual TCN layers (as in :class:`DeepLOBTCN`):
+
+    - short: the last ``short_steps`` rows at full resolution (10 s);
+    - long: the whole window average-pooled by ``long_pool`` (60 steps of 1 s).
+
+    The long branch's hidden state at its last step attends to the short branch's hidden
+    sequence (``nn.MultiheadAttention``; queries long, keys and values short), and a gate
+    mixes the two: ``g = sigmoid(W_g [h_long, attended])``,
+    ``fused = g * h_long + (1 - g) * attended``. The predictions are
+    ``short = head_s(h_short_last)`` and ``long = head_l(fused) + w * short`` with ``w`` a
+    learnable scalar starting at 1. ``forward`` returns ``(B, 2)``: column 0 short-horizon,
+    column 1 long-horizon.
+
+    Receptive fields, with ``r = 1 + (kernel_size - 1) * sum(dilations)`` (31 by default):
+    the short prediction sees the last ``short_receptive_field = min(short_steps, r)`` rows;
+    the long prediction sees the last ``receptive_field = max(long_pool * min(long_steps, r),
+    short_steps)`` rows (310 by default: the long TCN's last step reaches 31 pooled steps
+    back, and the attention reads the whole short branch). Use dilations such as
+    ``(1, 2, 4, 8, 16)`` (r = 63) to let the long branch cover a 60-step window.
+
+    Parameters
+    ----------
+    features : int
+        F, any positive number of columns.
+    short_steps : int
+        Rows seen by the short branch, at most ``T``.
+    long_pool, long_steps : int
+        Pooling factor and length of the long branch; ``T = long_pool * long_steps``.
+    channels : int
+        Hidden width of both branches; divisible by ``heads``.
+    dilations : sequence of int
+        One TCN layer per dilation, in each branch.
+    heads : int
+        Attention heads.
+    dropout : float
+        Used in the TCN layers, the attention weights, and before the heads.
+    short_weight : float
+        Weight of the short-horizon term in :meth:`loss`, in [0, 1].
+    kernel_size : int
+        Kernel of the TCN convolutions.
+    activation : {"leaky_relu", "relu"}
+        Activation of the TCN layers.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from lobfast.models import HierarchicalTCN
+    >>> model = HierarchicalTCN(8, short_steps=20, long_pool=5, long_steps=12, channels=16).eval()
+    >>> pred = model(torch.zeros(3, 60, 8))
+    >>> pred.shape
+    torch.Size([3, 2])
+    >>> model.loss(pred, torch.zeros(3, 2)).item() >= 0
+    True
+    """
+
+    def __init__(
+        self,
+        features: int,
+        short_steps: int = 100,
+        long_pool: int = 10,
+        long_steps: int = 60,
+        channels: int = 64,
+        dilations: Sequence[int] = (1, 2, 4, 8),
+        heads: int = 4,
+        dropout: float = 0.0,
+        short_weight: float = 0.5,
+        kernel_size: int = 3,
+        activation: str = "leaky_relu",
+    ) -> None:
+        super().__init__()
+        self.task, self.n_outputs, self.n_classes = "regression", 2, None
+        self.features = _positive_int("features", features)
+        self.short_steps = _positive_int("short_steps", short_steps)
+        self.long_pool = _positive_int("long_pool", long_pool)
+        self.long_steps = _positive_int("long_steps", long_steps)
+        self.window = self.long_pool * self.long_steps
+        if self.short_steps > self.window:
+            raise ValueError(f"short_steps={short_steps} exceeds the window T = long_pool * long_steps = {self.window}")
+        channels, heads = _positive_int("channels", channels), _positive_int("heads", heads)
+        if channels % heads:
+            raise ValueError(f"channels={channels} must be divisible by heads={heads}")
+        self.short_weight = float(short_weight)
+        if not 0.0 <= self.short_weight <= 1.0:
+            raise ValueError(f"short_weight must be in [0, 1], got {short_weight}")
+        dilations, dropout = _dilations(dilations), _check_dropout(dropout)
+        kernel_size = _positive_int("kernel_size", kernel_size)
+        reach = 1 + _tcn_reach(kernel_size, dilations)
+        self.short_receptive_field = min(self.short_steps, reach)
+        self.receptive_field = max(self.long_pool * min(self.long_steps, reach), self.short_steps)
+
+        self.short_proj = nn.Conv1d(self.features, channels, 1)
+        self.short_tcn = _tcn(channels, channels, dilations, kernel_size, activation, dropout)
+        self.long_proj = nn.Conv1d(self.features, channels, 1)
+        self.long_tcn = _tcn(channels, channels, dilations, kernel_size, activation, dropout)
+        self.attention = nn.MultiheadAttention(channels, heads, dropout=dropout, batch_first=True)
+        self.gate = nn.Linear(2 * channels, channels)
+        self.drop = nn.Dropout(dropout)
+        self.head_short = nn.Linear(channels, 1)
+        self.head_long = nn.Linear(channels, 1)
+        self.short_to_long = nn.Parameter(torch.ones(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check(x)
+        seq = x.transpose(1, 2)  # (B, F, T)
+        h_short = self.short_tcn(self.short_proj(seq[:, :, -self.short_steps :]))  # (B, C, short_steps)
+        # Pooling before the (linear) projection gives the same result as after, on fewer steps.
+        h_long = self.long_tcn(self.long_proj(F.avg_pool1d(seq, self.long_pool)))  # (B, C, long_steps)
+        keys = h_short.transpose(1, 2)
+        # Only the last long step is used, and attention treats queries independently, so
+        # querying with that step alone equals attending the whole long sequence and slicing.
+        h_long_last = h_long[:, :, -1]
+        attended, _ = self.attention(h_long_last.unsqueeze(1), keys, keys, need_weights=False)
+        attended = attended[:, 0]
+        g = torch.sigmoid(self.gate(torch.cat([h_long_last, attended], dim=1)))
+        fused = g * h_long_last + (1 - g) * attended
+        short_pred = self.head_short(self.drop(h_short[:, :, -1]))
+        long_pred = self.head_long(self.drop(fused)) + self.short_to_long * short_pred
+        return torch.cat([short_pred, long_pred], dim=1)
+
+    def loss(self, pred: torch.Tensor, y: torch.Tensor, base: str = "huber") -> torch.Tensor:
+        """``short_weight * L(short) + (1 - short_weight) * L(long)``, L Huber or MSE; y is ``(B, 2)``.
+
+        NaN targets raise ValueError.
+        """
+        y = _match_targets(y, pred)
+        short = _regression_loss(pred[:, 0], y[:, 0], base)
+        return self.short_weight * short + (1 - self.short_weight) * _regression_loss(pred[:, 1], y[:, 1], base)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters of ``model``.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> count_parameters(nn.Linear(3, 2))
+    8
+    """
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+# --------------------------------------------------------------------------- baselines
+
+
+class Baseline:
+    """Standardised ridge or logistic regression on windows (scikit-learn).
+
+    A ``Pipeline(StandardScaler, Ridge(alpha))`` or
+    ``Pipeline(StandardScaler, LogisticRegression(C=1/alpha, max_iter=1000))``.
+    ``X`` is ``(N, T, F)`` windows or ``(N, F)`` rows; ``features="flat"`` flattens windows
+    to ``T * F`` columns, ``features="last"`` keeps the last row of each window only (for
+    engineered features that already summarise the past).
+
+    Parameters
+    ----------
+    kind : {"ridge", "logistic"}
+        Regression or classification.
+    alpha : float
+        Ridge penalty, or inverse of logistic regression's C.
+    features : {"flat", "last"}
+        How windows become one row.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lobfast.models import Baseline
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 5, 3))
+    >>> y = X[:, -1, 0] - 2 * X[:, -1, 2]
+    >>> model = Baseline("ridge", alpha=0.1, features="last").fit(X, y)
+    >>> bool(np.allclose(model.predict(X[:3]), y[:3], atol=0.05))
+    True
+    """
+
+    def __init__(self, kind: str = "ridge", alpha: float = 1.0, features: str = "flat") -> None:
+        try:
+            from sklearn.linear_model import LogisticRegression, Ridge
+            from sklearn.pipeline import make_pipeline
+            from sklearn.preprocessing import StandardScaler
+        except ImportError as exc:
+            raise ImportError("lobfast.models.Baseline needs scikit-learn: pip install scikit-learn") from exc
+        if kind not in ("ridge", "logistic"):
+            raise ValueError(f"kind must be 'ridge' or 'logistic', got {kind!r}")
+        if features not in ("flat", "last"):
+            raise ValueError(f"features must be 'flat' or 'last', got {features!r}")
+        alpha = float(alpha)
+        if not alpha > 0:
+            raise ValueError(f"alpha must be > 0, got {alpha}")
+        self.kind, self.alpha, self.features = kind, alpha, features
+        self.task = "regression" if kind == "ridge" else "classification"
+        estimator = Ridge(alpha=alpha) if kind == "ridge" else LogisticRegression(C=1.0 / alpha, max_iter=1000)
+        self.pipeline = make_pipeline(StandardScaler(), estimator)
+        self._n_columns: int | None = None
+
+    def __repr__(self) -> str:
+        return f"Baseline(kind={self.kind!r}, alpha={self.alpha!r}, features={self.features!r})"
+
+    def _design(self, X: Any) -> np.ndarray:
+        """``X`` as a finite 2-D float array of one row per sample."""
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim == 3:
+            X = X[:, -1, :] if self.features == "last" else X.reshape(len(X), -1)
+        elif X.ndim != 2:
+            raise ValueError(f"X must be (N, T, F) windows or (N, F) rows, got shape {X.shape}")
+        bad = _first_bad_row(X)
+        if bad is not None:
+            raise ValueError(f"X has NaN or infinite values, first at row {bad}")
+        return X
+
+    def fit(self, X: Any, y: Any) -> Baseline:
+        """Fit on ``X`` ``(N, T, F)`` or ``(N, F)`` and targets ``y`` ``(N,)`` (ridge: also ``(N, k)``)."""
+        X = self._design(X)
+        y = np.asarray(y)
+        if y.dtype.kind not in "biuf":
+            raise ValueError(f"y must be numeric, got dtype {y.dtype}")
+        if len(y) != len(X):
+            raise ValueError(f"X has {len(X)} rows but y has {len(y)}")
+        if y.dtype.kind == "f":
+            bad = _first_bad_row(y)
+            if bad is not None:
+                raise ValueError(f"y has NaN or infinite values, first at row {bad}")
+        if self.kind == "logistic":
+            if y.ndim != 1:
+                raise ValueError(f"logistic targets must be 1-D class labels, got shape {y.shape}")
+            if y.dtype.kind == "f":
+                if not np.array_equal(y, np.round(y)):
+                    raise ValueError("logistic regression needs integer class labels, got non-integer float targets")
+                y = y.astype(np.int64)
+        elif y.ndim not in (1, 2):
+            raise ValueError(f"ridge targets must be (N,) or (N, k), got shape {y.shape}")
+        self.pipeline.fit(X, y)
+        self._n_columns = X.shape[1]
+        return self
+
+    def _checked(self, X: Any) -> np.ndarray:
+        if self._n_columns is None:
+            raise RuntimeError("call fit() before predicting")
+        X = self._design(X)
+        if X.shape[1] != self._n_columns:
+            raise ValueError(f"X gives {X.shape[1]} columns per sample, the model was fitted on {self._n_columns}")
+        return X
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Class labels (logistic) or regressions (ridge), one per sample."""
+        return self.pipeline.predict(self._checked(X))
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities ``(N, n_classes)``, columns in the order of ``classes_`` (logistic only)."""
+        if self.kind != "logistic":
+            raise AttributeError("predict_proba is available for kind='logistic' only")
+        return self.pipeline.predict_proba(self._checked(X))
+
+    @property
+    def classes_(self) -> np.ndarray:
+        """The class labels seen by ``fit`` (logistic only)."""
+        if self.kind != "logistic" or self._n_columns is None:
+            raise AttributeError("classes_ exists after fit() with kind='logistic'")
+        return self.pipeline.classes_
