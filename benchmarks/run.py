@@ -29,6 +29,11 @@ import bench_tardis as bt  # noqa: E402
 import bench_timeindex as bti  # noqa: E402
 from common import machine, md_table  # noqa: E402
 
+try:
+    import bench_torch as btorch  # noqa: E402
+except ImportError:  # PyTorch is an optional dependency
+    btorch = None
+
 TARGET_LOOP, TARGET_FAST, TARGET_PANDAS, TARGET_MEM = 20.0, 3.0, 5.0, 1.5
 # order book: lobfast M level updates/s on one core; lobfast's speed-up over each Python book
 TARGET_BOOK_UPS, TARGET_BOOK_RATIO = 20.0, {bk.ORDERBOOK: 10.0, bk.SORTEDDICT: 50.0}
@@ -430,6 +435,10 @@ def main() -> None:
     timeindex = bti.speed(rounds, with_memory=not args.quick)
     log("recorder: lobfast-collect vs a Python websockets recorder (flat out, then 15,000 msg/s paced)")
     collector = bc.run(quick=args.quick)
+    torch_res = None
+    if btorch is not None:
+        log("pytorch: lobfast.torch batches vs DataLoader and NumPy, and a DeepLOB-TCN training step on the CPU")
+        torch_res = btorch.run(quick=args.quick)
     elapsed = time.perf_counter() - t0
     info["load average (1 min) at start / end"] = f"{load0:.2f} / {loadavg():.2f}"
 
@@ -525,6 +534,10 @@ def main() -> None:
     out += bl.lines(labels)
     out += bti.lines(timeindex)
     out += bc.lines(collector)
+    if torch_res is not None:
+        out += btorch.lines(torch_res)
+    else:
+        out += ["", "## PyTorch data path", "", "Not run: PyTorch is not installed (`pip install 'lobfast[torch]'`)."]
     out += [
         "",
         "Where lobfast's time goes and what to change in csrc/core: `benchmarks/PROFILE.md` (hand-written, "

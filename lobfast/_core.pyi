@@ -130,3 +130,13 @@ def convert(
     src: str | PathLike[str], dst: str | PathLike[str], key: Key | None, frame_ns: int, frame_bytes: int, level: int
 ) -> dict[str, int]: ...
 def head(path: str | PathLike[str], nbytes: int) -> bytes: ...
+def window_gather(
+    x: np.ndarray,
+    ends: np.ndarray,
+    t: int,
+    out: np.ndarray,
+    shift: np.ndarray | None = None,
+    scale: np.ndarray | None = None,
+    group: np.ndarray | None = None,
+    threads: int = 1,
+) -> None: ...

@@ -23,6 +23,7 @@ Examples
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -73,6 +74,8 @@ class WindowDataset(torch.utils.data.Dataset):
         up). Labels already in 0 .. C-1 are kept as they are.
     pin_memory : allocate batches in page-locked memory (only when CUDA is available), so
         ``.to("cuda", non_blocking=True)`` overlaps the copy.
+    threads : threads that share each batch copy (default: the usable cores, at most 8);
+        batches under 256k values are copied by one.
     """
 
     def __init__(
@@ -87,6 +90,7 @@ class WindowDataset(torch.utils.data.Dataset):
         valid: Any = None,
         classes: bool = False,
         pin_memory: bool = False,
+        threads: int | None = None,
     ) -> None:
         X_, names, ts, book_valid = as_features(X)
         self.X = np.ascontiguousarray(X_)
@@ -130,6 +134,7 @@ class WindowDataset(torch.utils.data.Dataset):
         self.ts = None if ts is None else ts[self.ends]
         self.names = names
         self.pin_memory = bool(pin_memory) and torch.cuda.is_available()
+        self.threads = min(len(os.sched_getaffinity(0)), 8) if threads is None else _positive(threads, "threads")
 
     # --- map-style Dataset ------------------------------------------------------------------
     def __len__(self) -> int:
@@ -157,7 +162,9 @@ class WindowDataset(torch.utils.data.Dataset):
         elif tuple(out.shape) != shape or out.device.type != "cpu" or not out.is_contiguous():
             raise ValueError(f"out must be a contiguous CPU tensor of shape {shape}")
         shift, scale, group = self._norm
-        _core.window_gather(self.X, ends, self.T, out.numpy(), shift, scale, group)
+        # one core cannot fill the memory bandwidth a large batch copy can use
+        threads = self.threads if out.numel() >= 1 << 18 else 1
+        _core.window_gather(self.X, ends, self.T, out.numpy(), shift, scale, group, threads)
         return out
 
     def features(self, positions: Any = None, flat: bool = True) -> np.ndarray:

@@ -105,9 +105,10 @@ def test_window_index_equals_a_loop(valid, T, step, nan_every):
     x32=st.booleans(),
     o32=st.booleans(),
     norm=st.sampled_from(["none", "one", "groups"]),
+    threads=st.integers(1, 5),
     seed=st.integers(0, 2**32 - 1),
 )
-def test_gather_equals_the_numpy_reference(n, f, T, x32, o32, norm, seed):
+def test_gather_equals_the_numpy_reference(n, f, T, x32, o32, norm, threads, seed):
     if T > n:
         return
     rng = np.random.default_rng(seed)
@@ -119,7 +120,7 @@ def test_gather_equals_the_numpy_reference(n, f, T, x32, o32, norm, seed):
         shift, scale = rng.normal(size=(g, f)) * 100, rng.uniform(0.01, 2, size=(g, f))
         group = None if g == 1 else rng.integers(0, g, size=n).astype(np.int32)
     out = np.full((len(ends), T, f), np.nan, np.float32 if o32 else np.float64)
-    _core.window_gather(X, ends, T, out, shift, scale, group)
+    _core.window_gather(X, ends, T, out, shift, scale, group, threads)
     ref = reference_windows(X, ends, T, shift, scale, group)
     if o32:
         np.testing.assert_array_equal(out, ref.astype(np.float32))  # computed in double, rounded once
@@ -127,12 +128,14 @@ def test_gather_equals_the_numpy_reference(n, f, T, x32, o32, norm, seed):
         np.testing.assert_allclose(out, ref, rtol=1e-15, atol=1e-12)
 
 
-def test_gather_on_the_real_book(spot_book):
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_gather_on_the_real_book(spot_book, threads):
     X = spot_book.to_deeplob()
     norm = Normalizer().fit(X, rows=slice(0, 4000))
-    ends = np.array([99, 100, 4000, len(X) - 1])
-    out = np.empty((4, 100, 40), np.float32)
-    _core.window_gather(X, ends, 100, out, *norm.params(len(X)))
+    ends = np.random.default_rng(threads).integers(99, len(X), 300)
+    ends[:3] = [99, 4000, len(X) - 1]
+    out = np.empty((300, 100, 40), np.float32)
+    _core.window_gather(X, ends, 100, out, *norm.params(len(X)), threads=threads)
     ref = reference_windows(X, ends, 100, norm.shift, norm.scale)
     np.testing.assert_array_equal(out, ref.astype(np.float32))
     np.testing.assert_array_equal(out, norm.transform(X)[ends[:, None] + np.arange(-99, 1)].astype(np.float32))
@@ -160,6 +163,9 @@ def test_gather_on_the_real_book(spot_book):
         ),
         ({"shift": np.zeros((1, 5)), "scale": np.ones((1, 5)), "group": np.zeros(9, np.int32)}, ValueError, "rows"),
         ({"t": 0}, ValueError, "expected"),
+        ({"threads": 0}, ValueError, "threads must be in 1..16"),
+        ({"threads": 17}, ValueError, "threads must be in 1..16"),
+        ({"ends": [9] * 7 + [10], "out": np.zeros((8, 3, 5))}, IndexError, "window 7 ends at row 10"),
     ],
 )
 def test_gather_bad_arguments_write_nothing(kwargs, error, message):

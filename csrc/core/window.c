@@ -1,6 +1,8 @@
 /* window.c -- batch gather of normalised windows (see window.h). */
 #include "window.h"
 
+#include <pthread.h>
+
 /* One loop per (input, output) type pair: the inner loop then is a plain strided
  * multiply-add that the compiler vectorises. */
 #define LOB_GATHER(NAME, TIN, TOUT)                                                                \
@@ -32,9 +34,32 @@ LOB_GATHER(gather_df, double, float)
 LOB_GATHER(gather_fd, float, double)
 LOB_GATHER(gather_ff, float, float)
 
+typedef struct {
+    const lob_window_src *s;
+    const int64_t *ends;
+    size_t nb, t;
+    void *out;
+    int out_f32;
+} lob_gather_job;
+
+static void *
+gather_job(void *arg)
+{
+    const lob_gather_job *j = arg;
+    if (j->s->x_f32) {
+        j->out_f32 ? gather_ff(j->s, j->ends, j->nb, j->t, j->out)
+                   : gather_fd(j->s, j->ends, j->nb, j->t, j->out);
+    }
+    else {
+        j->out_f32 ? gather_df(j->s, j->ends, j->nb, j->t, j->out)
+                   : gather_dd(j->s, j->ends, j->nb, j->t, j->out);
+    }
+    return NULL;
+}
+
 int
 lob_window_gather(const lob_window_src *s, const int64_t *ends, size_t nb, size_t t, void *out,
-                  int out_f32, lob_error *err)
+                  int out_f32, int threads, lob_error *err)
 {
     if (t == 0 || t > s->n) {
         return lob_error_set(err, LOB_E_ARG, "window length %zu must be in 1..%zu (the rows)", t,
@@ -60,11 +85,39 @@ lob_window_gather(const lob_window_src *s, const int64_t *ends, size_t nb, size_
             }
         }
     }
-    if (s->x_f32) {
-        out_f32 ? gather_ff(s, ends, nb, t, out) : gather_fd(s, ends, nb, t, out);
+    if (threads < 1) {
+        threads = 1;
     }
-    else {
-        out_f32 ? gather_df(s, ends, nb, t, out) : gather_dd(s, ends, nb, t, out);
+    if (threads > LOB_GATHER_MAX_THREADS) {
+        threads = LOB_GATHER_MAX_THREADS;
+    }
+    if ((size_t)threads > nb) {
+        threads = nb > 0 ? (int)nb : 1;
+    }
+    /* One share of the windows per thread, the last one on the calling thread; a thread
+     * that cannot be started leaves its share to the caller. */
+    lob_gather_job jobs[LOB_GATHER_MAX_THREADS];
+    pthread_t tid[LOB_GATHER_MAX_THREADS];
+    int started[LOB_GATHER_MAX_THREADS] = {0};
+    size_t elem = out_f32 ? sizeof(float) : sizeof(double), lo = 0;
+    for (int k = 0; k < threads; k++) {
+        size_t hi = nb * (size_t)(k + 1) / (size_t)threads;
+        jobs[k] =
+            (lob_gather_job){s, ends + lo, hi - lo, t, (char *)out + lo * t * s->f * elem, out_f32};
+        lo = hi;
+        if (k + 1 < threads) {
+            started[k] = pthread_create(&tid[k], NULL, gather_job, &jobs[k]) == 0;
+        }
+    }
+    for (int k = 0; k < threads; k++) {
+        if (!started[k]) {
+            gather_job(&jobs[k]);
+        }
+    }
+    for (int k = 0; k < threads; k++) {
+        if (started[k]) {
+            pthread_join(tid[k], NULL);
+        }
     }
     return LOB_OK;
 }

@@ -25,9 +25,13 @@ typedef struct lob_window_src_s {
 /*! lob_window_gather() : out[b, s, :] = normalised x[ends[b] - t + 1 + s, :] for every
  *  b < nb and s < t; `out` is (nb, t, f) C-contiguous float (out_f32) or double.  Values
  *  are computed in double and rounded once.  Every end is checked first (t - 1 <= end < n)
- *  and so are the groups of the rows used, so a bad argument writes nothing.
+ *  and so are the groups of the rows used, so a bad argument writes nothing.  `threads`
+ *  (1..LOB_GATHER_MAX_THREADS) share the windows: one core cannot fill the memory bandwidth
+ *  a batch copy could use.  Threads are started and joined within the call.
  *  @return 0, or LOB_E_ARG naming the first bad end / group. */
 int lob_window_gather(const lob_window_src *src, const int64_t *ends, size_t nb, size_t t,
-                      void *out, int out_f32, lob_error *err);
+                      void *out, int out_f32, int threads, lob_error *err);
+
+#define LOB_GATHER_MAX_THREADS 16
 
 #endif /* LOB_WINDOW_H */

@@ -1,11 +1,11 @@
 /* window.c -- lobfast._core batch gather for the PyTorch data path (core/window.h).
  *
- *   window_gather(x, ends, t, out, shift=None, scale=None, group=None) -> None
+ *   window_gather(x, ends, t, out, shift=None, scale=None, group=None, threads=1) -> None
  * x: (n, f) C-contiguous float32/float64, read in place (never converted: a silent copy of
  * the whole matrix per batch would cost more than the gather).  out: a writable
  * C-contiguous (len(ends), t, f) float32/float64 array, e.g. the NumPy view of a (pinned)
  * torch tensor; it is filled with the GIL released.  shift / scale: (g, f) float64, group:
- * (n,) int32 or None.
+ * (n,) int32 or None.  threads: how many threads share the copy (1..16).
  */
 #include "binding.h"
 
@@ -37,15 +37,20 @@ float_array(PyObject *obj, int ndim, int write, const char *name)
 static PyObject *
 py_window_gather(PyObject *module, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"x", "ends", "t", "out", "shift", "scale", "group", NULL};
+    static char *kwlist[] = {"x", "ends", "t", "out", "shift", "scale", "group", "threads", NULL};
     PyObject *xo, *endso, *outo, *shifto = Py_None, *scaleo = Py_None, *groupo = Py_None;
     PyObject *in[4] = {NULL, NULL, NULL, NULL}; /* ends, shift, scale, group */
     Py_ssize_t t;
+    int threads = 1;
     PyObject *result = NULL;
     (void)module;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOnO|OOO:window_gather", kwlist, &xo, &endso, &t,
-                                     &outo, &shifto, &scaleo, &groupo)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOnO|OOOi:window_gather", kwlist, &xo, &endso, &t,
+                                     &outo, &shifto, &scaleo, &groupo, &threads)) {
         return NULL;
+    }
+    if (threads < 1 || threads > LOB_GATHER_MAX_THREADS) {
+        return PyErr_Format(PyExc_ValueError, "threads must be in 1..%d, got %d",
+                            LOB_GATHER_MAX_THREADS, threads);
     }
     PyArrayObject *x = float_array(xo, 2, 0, "x"), *out = NULL;
     if (x == NULL || (out = float_array(outo, 3, 1, "out")) == NULL ||
@@ -99,7 +104,7 @@ py_window_gather(PyObject *module, PyObject *args, PyObject *kwds)
     int of32 = PyArray_TYPE(out) == NPY_FLOAT32, rc;
     lob_error err = {0};
     Py_BEGIN_ALLOW_THREADS;
-    rc = lob_window_gather(&src, ends, (size_t)nb, (size_t)t, o, of32, &err);
+    rc = lob_window_gather(&src, ends, (size_t)nb, (size_t)t, o, of32, threads, &err);
     Py_END_ALLOW_THREADS;
     if (rc < 0) {
         PyErr_Format(rc == LOB_E_ARG ? PyExc_IndexError : PyExc_ValueError, "%s", err.msg);
@@ -115,7 +120,7 @@ done:
 
 PyMethodDef lob_window_methods[] = {
     {"window_gather", (PyCFunction)(void (*)(void))py_window_gather, METH_VARARGS | METH_KEYWORDS,
-     "window_gather(x, ends, t, out, shift=None, scale=None, group=None)\n--\n\n"
+     "window_gather(x, ends, t, out, shift=None, scale=None, group=None, threads=1)\n--\n\n"
      "Fill out[b] with the normalised window of t rows of x ending at row ends[b]."},
     {NULL, NULL, 0, NULL},
 };
