@@ -37,6 +37,7 @@ import numpy as np
 from .book import parse_duration
 from .containers import BookSnapshots
 from .frame import _time_column
+from .plots import figure, save
 from .readers import LobWarning
 
 __all__ = ["BacktestResult", "BacktestSweep", "hold_to_horizon", "plot_pnl"]
@@ -467,14 +468,10 @@ def plot_pnl(result: BacktestResult | BacktestSweep, path: Any = None):
     -------
     matplotlib.figure.Figure (built without pyplot); saved to ``path`` too when given.
     """
-    try:
-        from matplotlib.figure import Figure
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError("figures need matplotlib: pip install matplotlib") from e
     results = list(result) if isinstance(result, BacktestSweep) else [result]
     if not results or not all(isinstance(r, BacktestResult) for r in results):
         raise TypeError("plot_pnl takes a BacktestResult or a BacktestSweep")
-    fig = Figure(figsize=(8, 4))
+    fig = figure(figsize=(8, 4))
     ax = fig.subplots()
     for r in results:
         x = r.ts.view("datetime64[ns]") if len(r.ts) == r.n_rows else np.arange(r.n_rows)
@@ -490,6 +487,5 @@ def plot_pnl(result: BacktestResult | BacktestSweep, path: Any = None):
     ax.legend(loc="best", fontsize="small")
     ax.grid(alpha=0.3)
     fig.autofmt_xdate()
-    if path is not None:
-        fig.savefig(path, dpi=110, bbox_inches="tight")
+    save(fig, path)
     return fig

@@ -38,6 +38,8 @@ from typing import Any
 
 import numpy as np
 
+from .plots import figure, save
+
 __all__ = [
     "classification_metrics",
     "evaluate_predictions",
@@ -414,19 +416,6 @@ def summary_table(results: Mapping[str, Mapping[str, Any]]):
 
 
 # ------------------------------------------------------------------------------ figures
-def _figure(**kw: Any):
-    try:
-        from matplotlib.figure import Figure
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError("figures need matplotlib: pip install matplotlib") from e
-    return Figure(**kw)
-
-
-def _save(fig, path: Any) -> None:
-    if path is not None:
-        fig.savefig(path, dpi=110, bbox_inches="tight")
-
-
 def plot_history(history: Mapping[str, Any], path: Any = None):
     """Training curves: ``train_loss`` and ``val_loss`` per epoch, ``lr`` on a second axis.
 
@@ -443,7 +432,7 @@ def plot_history(history: Mapping[str, Any], path: Any = None):
     curves = {k: np.asarray(history[k], dtype=np.float64) for k in ("train_loss", "val_loss") if k in history}
     if not curves:
         raise ValueError(f"history needs 'train_loss' and/or 'val_loss', has {sorted(history)}")
-    fig = _figure(figsize=(7, 4))
+    fig = figure(figsize=(7, 4))
     ax = fig.subplots()
     for name, y in curves.items():
         ax.plot(np.arange(1, len(y) + 1), y, marker="o", ms=3, label=name.replace("_", " "))
@@ -466,7 +455,7 @@ def plot_history(history: Mapping[str, Any], path: Any = None):
         handles, labels = handles + h2, labels + l2
     ax.legend(handles, labels, loc="upper right")
     ax.set_title("training history")
-    _save(fig, path)
+    save(fig, path)
     return fig
 
 
@@ -485,7 +474,7 @@ def plot_predictions(pred: Any, realised: Any, path: Any = None, *, title: str =
     ok = np.isfinite(p) & np.isfinite(r)
     p, r = p[ok], r[ok]
     m = regression_metrics(p, r)
-    fig = _figure(figsize=(5.5, 5))
+    fig = figure(figsize=(5.5, 5))
     ax = fig.subplots()
     if len(p) > 5000:
         hb = ax.hexbin(p, r, gridsize=60, bins="log", mincnt=1, cmap="viridis")
@@ -503,7 +492,7 @@ def plot_predictions(pred: Any, realised: Any, path: Any = None, *, title: str =
     ax.set_ylabel("realised")
     head = f"{title}: " if title else ""
     ax.set_title(f"{head}IC {m['spearman']:.3f}, Pearson {m['pearson']:.3f}, n={m['n']}")
-    _save(fig, path)
+    save(fig, path)
     return fig
 
 
@@ -524,7 +513,7 @@ def plot_per_symbol(table: Any, metric: str, path: Any = None):
         values = {str(k): float(v) for k, v in table[metric].items()}
     mean = values.pop("ALL", None)
     names = list(values)
-    fig = _figure(figsize=(max(4.0, 0.6 * len(names) + 2), 4))
+    fig = figure(figsize=(max(4.0, 0.6 * len(names) + 2), 4))
     ax = fig.subplots()
     y = np.array([values[k] for k in names], dtype=np.float64)
     colors = ["tab:blue" if not v < 0 else "tab:red" for v in y]
@@ -536,5 +525,5 @@ def plot_per_symbol(table: Any, metric: str, path: Any = None):
     ax.axhline(0, color="k", lw=0.5)
     ax.set_ylabel(metric)
     ax.set_title(f"{metric} per symbol")
-    _save(fig, path)
+    save(fig, path)
     return fig
