@@ -528,12 +528,13 @@ class HierarchicalTCN(_Predictor):
     learnable scalar starting at 1. ``forward`` returns ``(B, 2)``: column 0 short-horizon,
     column 1 long-horizon.
 
-    Receptive fields, with ``r = 1 + (kernel_size - 1) * sum(dilations)`` (31 by default):
-    the short prediction sees the last ``short_receptive_field = min(short_steps, r)`` rows;
-    the long prediction sees the last ``receptive_field = max(long_pool * min(long_steps, r),
-    short_steps)`` rows (310 by default: the long TCN's last step reaches 31 pooled steps
-    back, and the attention reads the whole short branch). Use dilations such as
-    ``(1, 2, 4, 8, 16)`` (r = 63) to let the long branch cover a 60-step window.
+    Receptive fields, with ``r = 1 + (kernel_size - 1) * sum(dilations)`` (63 by default):
+    the short prediction sees the last ``short_receptive_field = min(short_steps, r)`` rows
+    (63); the long prediction sees the last ``receptive_field = max(long_pool *
+    min(long_steps, r), short_steps)`` rows: the whole 600-row window by default (the long
+    TCN's last step reaches all 60 pooled steps, and the attention reads the whole short
+    branch). With dilations (1, 2, 4, 8) (r = 31) the long branch would see only the last
+    31 of its 60 steps.
 
     Parameters
     ----------
@@ -577,7 +578,7 @@ class HierarchicalTCN(_Predictor):
         long_pool: int = 10,
         long_steps: int = 60,
         channels: int = 64,
-        dilations: Sequence[int] = (1, 2, 4, 8),
+        dilations: Sequence[int] = (1, 2, 4, 8, 16),
         heads: int = 4,
         dropout: float = 0.0,
         short_weight: float = 0.5,
