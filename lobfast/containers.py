@@ -254,10 +254,13 @@ class BookSnapshots(Columns):
         """Levels per side (L)."""
         return self._cols["bid_px"].shape[1]
 
-    def to_deeplob(self) -> np.ndarray:
-        """``(N, 4L)`` float32 in FI-2010 order ``[ask_px1, ask_sz1, bid_px1, bid_sz1, ask_px2, ...]``."""
+    def to_deeplob(self, dtype: Any = np.float32) -> np.ndarray:
+        """``(N, 4L)`` in FI-2010 order ``[ask_px1, ask_sz1, bid_px1, bid_sz1, ask_px2, ...]``.
+
+        float32 by default (what models take); ``dtype=np.float64`` keeps the tick: near
+        60,000 a float32 only resolves about 0.004."""
         c = self._cols
-        out = np.empty((len(self), self.levels, 4), np.float32)
+        out = np.empty((len(self), self.levels, 4), dtype)
         out[:, :, 0], out[:, :, 1] = c["ask_px"], c["ask_sz"]
         out[:, :, 2], out[:, :, 3] = c["bid_px"], c["bid_sz"]
         return out.reshape(len(self), 4 * self.levels)

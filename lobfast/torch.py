@@ -53,8 +53,8 @@ class WindowDataset(torch.utils.data.Dataset):
 
     Parameters
     ----------
-    X : ``(N, F)`` float32/float64 array, :class:`lobfast.BookSnapshots` (DeepLOB layout,
-        its ``valid`` used) or :class:`lobfast.FeatureFrame`. Kept as is when it already is
+    X : ``(N, F)`` float32/float64 array, :class:`lobfast.BookSnapshots` (DeepLOB layout in
+        float64, its ``valid`` used) or :class:`lobfast.FeatureFrame`. Kept as is when it already is
         a C-contiguous float array (no copy).
     y : labels per row: ``(N,)`` or ``(N, K)`` array, or a :class:`lobfast.LabelFrame`
         (all its columns; ``ts`` must match ``X``'s). Float labels are regression targets

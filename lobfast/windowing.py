@@ -120,14 +120,17 @@ def as_features(X: Any) -> tuple[np.ndarray, list[str], np.ndarray | None, np.nd
     """``(matrix, column names, ts or None, valid or None)`` of a feature source.
 
     ``X``: an ``(N, F)`` float array; a :class:`lobfast.BookSnapshots` (DeepLOB layout from
-    :meth:`~lobfast.BookSnapshots.to_deeplob`, float32, with the book's ``valid``); or a
+    :meth:`~lobfast.BookSnapshots.to_deeplob` in float64, which keeps the tick (windows are
+    normalised in double and rounded once), with the book's ``valid``; an empty
+    level, NaN in the book, takes the price of the level above it with size 0, so a thin
+    but valid book stays usable); or a
     :class:`lobfast.FeatureFrame` / :class:`lobfast.Frame` (float64 columns, in order).
     Labels are refused: a label is never a feature.
     """
     if isinstance(X, BookSnapshots):
         L = X.levels
         names = [f"{s}{k}" for k in range(1, L + 1) for s in ("ask_px", "ask_sz", "bid_px", "bid_sz")]
-        return X.to_deeplob(), names, X.ts, np.asarray(X.valid)
+        return _fill_empty_levels(X.to_deeplob(np.float64)), names, X.ts, np.asarray(X.valid)
     if isinstance(X, LabelFrame):
         raise TypeError("X is a LabelFrame: labels look ahead and are never features")
     if isinstance(X, Frame):
@@ -140,6 +143,17 @@ def as_features(X: Any) -> tuple[np.ndarray, list[str], np.ndarray | None, np.nd
     if X.dtype not in (np.float32, np.float64):
         X = X.astype(np.float64)
     return X, [f"column {j}" for j in range(X.shape[1])], None, None
+
+
+def _fill_empty_levels(x: np.ndarray) -> np.ndarray:
+    """Empty levels (NaN price, size 0) of a DeepLOB matrix priced like the level above them."""
+    v = x.reshape(len(x), -1, 4)
+    for k in range(1, v.shape[1]):
+        for col in (0, 2):  # ask price, bid price
+            empty = np.isnan(v[:, k, col]) & (v[:, k, col + 1] == 0)  # a NaN price with a size is not empty
+            if empty.any():
+                v[empty, k, col] = v[empty, k - 1, col]
+    return x
 
 
 def first_nonfinite(X: np.ndarray, rows: np.ndarray | None = None, chunk: int = 1 << 16) -> tuple[int, int] | None:

@@ -50,7 +50,7 @@ def test_windows_are_a_read_only_view_of_every_window():
 
 
 def test_windows_of_book_features_share_memory_with_to_deeplob(spot_book):
-    X = spot_book.to_deeplob()
+    X = spot_book.to_deeplob(np.float64)
     w = windows(X, 100)
     assert w.shape == (len(X) - 99, 100, 40) and np.shares_memory(w, X)
     np.testing.assert_array_equal(w[-1], X[-100:])
@@ -130,7 +130,7 @@ def test_gather_equals_the_numpy_reference(n, f, T, x32, o32, norm, threads, see
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_gather_on_the_real_book(spot_book, threads):
-    X = spot_book.to_deeplob()
+    X = spot_book.to_deeplob(np.float64)
     norm = Normalizer().fit(X, rows=slice(0, 4000))
     ends = np.random.default_rng(threads).integers(99, len(X), 300)
     ends[:3] = [99, 4000, len(X) - 1]
@@ -230,7 +230,7 @@ def test_rolling_zscore_uses_only_earlier_days():
 
 
 def test_rolling_zscore_windows_skip_the_first_day(spot_book):
-    X = spot_book.to_deeplob()
+    X = spot_book.to_deeplob(np.float64)
     r = Normalizer("rolling_zscore", period="1min").fit(spot_book)
     from lobfast.torch import WindowDataset
 
@@ -297,3 +297,18 @@ def test_the_core_imports_without_torch():
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+def test_empty_levels_of_a_thin_book_take_the_price_above(spot_book):
+    from lobfast.windowing import as_features
+
+    c = spot_book.columns
+    ask_px, ask_sz = c["ask_px"].copy(), c["ask_sz"].copy()
+    ask_px[5, 3:], ask_sz[5, 3:] = np.nan, 0.0  # only 3 ask levels at row 5
+    thin = lobfast.BookSnapshots(**{**c, "ask_px": ask_px, "ask_sz": ask_sz})
+    X, names, _, valid = as_features(thin)
+    row = X[5].reshape(10, 4)
+    np.testing.assert_array_equal(row[3:, 0], ask_px[5, 2])
+    np.testing.assert_array_equal(row[3:, 1], 0)
+    np.testing.assert_array_equal(X[6], spot_book.to_deeplob(np.float64)[6])
+    assert np.isfinite(X).all() and valid.all()
