@@ -140,3 +140,11 @@ def window_gather(
     group: np.ndarray | None = None,
     threads: int = 1,
 ) -> None: ...
+
+# Hawkes process (csrc/py/hawkes.c): times as float64 in one unit, mu and beta per that unit
+def hawkes_loglik(
+    t: np.ndarray, T0: float, T1: float, mu: float, alpha: float, beta: float
+) -> tuple[float, np.ndarray]: ...
+def hawkes_simulate(
+    mu: float, alpha: float, beta: float, T0: float, T1: float, seed: int, *, cap: int = 0
+) -> np.ndarray: ...

@@ -53,6 +53,7 @@ extern PyMethodDef lob_label_methods[];
 extern PyMethodDef lob_aggregate_methods[];
 extern PyMethodDef lob_timeindex_methods[];
 extern PyMethodDef lob_window_methods[];
+extern PyMethodDef lob_hawkes_methods[];
 
 /*! lob_reader_type_spec, lob_book_type_spec : the heap types. */
 extern PyType_Spec lob_reader_type_spec;

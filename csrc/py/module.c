@@ -187,7 +187,8 @@ module_exec(PyObject *m)
         PyModule_AddFunctions(m, lob_label_methods) < 0 ||
         PyModule_AddFunctions(m, lob_aggregate_methods) < 0 ||
         PyModule_AddFunctions(m, lob_timeindex_methods) < 0 ||
-        PyModule_AddFunctions(m, lob_window_methods) < 0) {
+        PyModule_AddFunctions(m, lob_window_methods) < 0 ||
+        PyModule_AddFunctions(m, lob_hawkes_methods) < 0) {
         return -1;
     }
     if (PyModule_AddIntConstant(m, "FLAG_SNAPSHOT", LOB_F_SNAPSHOT) < 0 ||

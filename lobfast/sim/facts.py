@@ -1,0 +1,269 @@
+"""Stylized facts of a market, to hold a simulation against the recording it imitates.
+
+:func:`stylized_facts` measures, from a book (and its trades): the excess kurtosis of mid
+log-returns on a time grid, the autocorrelation of returns and of absolute returns, the
+spread in ticks, trade inter-arrival times and trade sizes. :func:`compare_facts` puts two
+of them side by side and :func:`plot_facts` draws them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..book import parse_duration, reconstruct
+from ..containers import BookSnapshots, MarketData, Trades
+from .flow import infer_step
+
+QUANTILES = (0.1, 0.5, 0.9, 0.99)
+SPREAD_QUANTILES = (0.5, 0.9, 0.99)
+_COMPARE_LAGS = (1, 2, 5, 10, 20)
+
+
+def excess_kurtosis(x: np.ndarray) -> float:
+    """Excess kurtosis ``m4 / m2**2 - 3`` with population moments (``scipy.stats.kurtosis``'s
+    default); NaN for fewer than 4 values or no variance."""
+    x = np.asarray(x, np.float64)
+    if len(x) < 4:
+        return float("nan")
+    d = x - x.mean()
+    m2 = np.mean(d * d)
+    if m2 <= 0:
+        return float("nan")
+    return float(np.mean(d**4) / (m2 * m2) - 3.0)
+
+
+def acf(x: np.ndarray, lags: int = 20) -> np.ndarray:
+    """Sample autocorrelation at lags 1..``lags``: ``sum_t (x_t - m)(x_{t+k} - m) / sum_t (x_t - m)^2``.
+
+    NaN values are left out of both sums (pairs with a NaN count for nothing), so a series
+    with breaks keeps its length and lag structure. NaN where the variance is zero.
+    """
+    x = np.asarray(x, np.float64)
+    ok = np.isfinite(x)
+    out = np.full(lags, np.nan)
+    if ok.sum() < 2:
+        return out
+    d = np.where(ok, x - x[ok].mean(), 0.0)
+    den = np.dot(d, d)
+    if den <= 0:
+        return out
+    for k in range(1, lags + 1):
+        if k < len(d):
+            out[k - 1] = np.dot(d[:-k], d[k:]) / den
+    return out
+
+
+def _grid_mid(book: BookSnapshots, every_ns: int) -> np.ndarray:
+    """Mid on the grid ``every_ns`` (the last row at or before each grid time; NaN where
+    that row is not valid), covering the book's rows."""
+    mid = np.where(book.valid, 0.5 * (book.bid_px[:, 0] + book.ask_px[:, 0]), np.nan)
+    if len(book) == 0:
+        return mid
+    t0 = -(-int(book.ts[0]) // every_ns) * every_ns
+    grid = np.arange(t0, int(book.ts[-1]) + 1, every_ns, dtype=np.int64)
+    idx = np.searchsorted(book.ts, grid, side="right") - 1
+    return mid[idx]
+
+
+def _source(data: Any) -> tuple[BookSnapshots | None, Trades | None, MarketData | None]:
+    if hasattr(data, "market_data") and callable(data.market_data):  # a SimMarket
+        data = data.market_data()
+    if isinstance(data, MarketData):
+        return None, data.trades, data
+    if isinstance(data, BookSnapshots):
+        return data, None, None
+    raise TypeError(
+        f"stylized facts are measured on MarketData, a SimMarket or BookSnapshots, not {type(data).__name__}"
+    )
+
+
+def stylized_facts(md_or_book: Any, *, every="1s", lags: int = 20, spread_every="100ms") -> dict[str, Any]:
+    """Stylized facts of a market.
+
+    Parameters
+    ----------
+    md_or_book : MarketData (a reader's or ``SimMarket.market_data()``), a SimMarket, or
+        BookSnapshots (then without the trade facts).
+    every : grid of the mid log-returns (``"1s"``); a return is kept when the book is valid
+        at both ends.
+    lags : autocorrelation lags 1..lags.
+    spread_every : grid on which the spread is sampled (MarketData input); BookSnapshots use
+        their own rows.
+
+    Returns
+    -------
+    dict with ``kurtosis`` (excess, population moments), ``return_std``, ``n_returns``,
+    ``acf_returns`` and ``acf_abs_returns`` (arrays, lags 1..lags), ``spread_mean``,
+    ``spread_one_tick`` (share of samples at one tick), ``spread_quantiles`` ({q: ticks}),
+    ``spread_values``/``spread_shares`` (the distribution), ``tick``, ``trade_count``,
+    ``trade_rate`` (per second), ``inter_arrival_mean`` (s), ``inter_arrival_cv``,
+    ``inter_arrival_quantiles`` ({q: s}), ``trade_size_quantiles`` ({q: size}), and the
+    samples ``returns`` and ``inter_arrivals``. Trades sharing a timestamp arrived together
+    (one taker order) and count as one arrival. Trade facts are NaN without trades.
+    """
+    every_ns = parse_duration(every, "every")
+    if isinstance(lags, bool) or not isinstance(lags, (int, np.integer)) or lags < 1:
+        raise ValueError(f"lags must be an int >= 1, not {lags!r}")
+    book, trades, md = _source(md_or_book)
+    if md is not None:
+        if not len(md.depth):
+            raise ValueError("the MarketData holds no depth: no book to measure")
+        book = reconstruct(md.depth, levels=1, every=every_ns)
+        spread_book = reconstruct(md.depth, levels=1, every=parse_duration(spread_every, "spread_every"))
+        lv = md.depth.side != 0
+        tick = infer_step(md.depth.price[lv])
+    else:
+        spread_book = book
+        px = np.concatenate([book.bid_px[:, 0], book.ask_px[:, 0]])
+        tick = infer_step(px[np.isfinite(px)])
+
+    mid = _grid_mid(book, every_ns)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r_all = np.diff(np.log(mid))
+    r = r_all[np.isfinite(r_all)]
+    out: dict[str, Any] = {"every_ns": every_ns, "tick": tick, "n_returns": len(r)}
+    out["return_std"] = float(r.std()) if len(r) > 1 else float("nan")
+    out["kurtosis"] = excess_kurtosis(r)
+    out["acf_returns"] = acf(r_all, lags)
+    out["acf_abs_returns"] = acf(np.abs(r_all), lags)
+    out["returns"] = r
+
+    sv = spread_book.valid & np.isfinite(spread_book.bid_px[:, 0]) & np.isfinite(spread_book.ask_px[:, 0])
+    spread = np.rint((spread_book.ask_px[sv, 0] - spread_book.bid_px[sv, 0]) / tick).astype(np.int64)
+    if len(spread):
+        values, counts = np.unique(spread, return_counts=True)
+        out["spread_mean"] = float(spread.mean())
+        out["spread_one_tick"] = float(np.mean(spread == 1))
+        out["spread_quantiles"] = {q: float(v) for q, v in zip(SPREAD_QUANTILES, np.quantile(spread, SPREAD_QUANTILES))}
+        out["spread_values"], out["spread_shares"] = values, counts / len(spread)
+    else:
+        out["spread_mean"] = out["spread_one_tick"] = float("nan")
+        out["spread_quantiles"] = {q: float("nan") for q in SPREAD_QUANTILES}
+        out["spread_values"], out["spread_shares"] = np.empty(0, np.int64), np.empty(0)
+
+    nan_q = {q: float("nan") for q in QUANTILES}
+    if trades is not None and len(trades) > 1:
+        t = np.unique(trades.ts)
+        ia = np.diff(t) / 1e9
+        span = (int(trades.ts[-1]) - int(trades.ts[0])) / 1e9
+        out["trade_count"] = len(trades)
+        out["trade_rate"] = len(trades) / span if span > 0 else float("nan")
+        out["inter_arrival_mean"] = float(ia.mean()) if len(ia) else float("nan")
+        out["inter_arrival_cv"] = float(ia.std() / ia.mean()) if len(ia) > 1 and ia.mean() > 0 else float("nan")
+        out["inter_arrival_quantiles"] = (
+            {q: float(v) for q, v in zip(QUANTILES, np.quantile(ia, QUANTILES))} if len(ia) else nan_q
+        )
+        out["trade_size_quantiles"] = {q: float(v) for q, v in zip(QUANTILES, np.quantile(trades.qty, QUANTILES))}
+        out["inter_arrivals"] = ia
+    else:
+        out["trade_count"] = 0 if trades is None else len(trades)
+        out["trade_rate"] = out["inter_arrival_mean"] = out["inter_arrival_cv"] = float("nan")
+        out["inter_arrival_quantiles"] = dict(nan_q)
+        out["trade_size_quantiles"] = dict(nan_q)
+        out["inter_arrivals"] = np.empty(0)
+    return out
+
+
+def _as_facts(x: Any) -> dict[str, Any]:
+    return x if isinstance(x, dict) else stylized_facts(x)
+
+
+def _rows(f: dict[str, Any]) -> dict[str, float]:
+    rows = {
+        "return_std": f["return_std"],
+        "kurtosis": f["kurtosis"],
+    }
+    for name, key in (("acf_r", "acf_returns"), ("acf_abs_r", "acf_abs_returns")):
+        a = f[key]
+        for k in _COMPARE_LAGS:
+            rows[f"{name}_{k}"] = float(a[k - 1]) if k <= len(a) else float("nan")
+    rows["spread_mean"] = f["spread_mean"]
+    rows["spread_one_tick"] = f["spread_one_tick"]
+    for q, v in f["spread_quantiles"].items():
+        rows[f"spread_q{q * 100:g}"] = v
+    rows["trade_rate"] = f["trade_rate"]
+    rows["inter_arrival_mean"] = f["inter_arrival_mean"]
+    rows["inter_arrival_cv"] = f["inter_arrival_cv"]
+    for q, v in f["inter_arrival_quantiles"].items():
+        rows[f"inter_arrival_q{q * 100:g}"] = v
+    for q, v in f["trade_size_quantiles"].items():
+        rows[f"trade_size_q{q * 100:g}"] = v
+    return {k: float(v) for k, v in rows.items()}
+
+
+def compare_facts(real: Any, sim: Any):
+    """Two sets of stylized facts side by side: a pandas DataFrame indexed by fact with
+    columns ``real`` and ``sim``. Either argument is a :func:`stylized_facts` dict or data it
+    accepts (measured with the defaults)."""
+    import pandas as pd
+
+    a, b = _rows(_as_facts(real)), _rows(_as_facts(sim))
+    df = pd.DataFrame({"real": pd.Series(a), "sim": pd.Series(b)})
+    df.index.name = "fact"
+    return df
+
+
+def plot_facts(real: Any, sim: Any, path=None):
+    """Four panels: return histogram (log scale), ACF of absolute returns, spread
+    distribution, trade inter-arrival distribution. Returns a ``matplotlib.figure.Figure``
+    (made without pyplot); saved to ``path`` when given."""
+    from matplotlib.figure import Figure
+
+    fr, fs = _as_facts(real), _as_facts(sim)
+    fig = Figure(figsize=(11, 7.5), layout="constrained")
+    ax = fig.subplots(2, 2)
+    style = (("real", fr, "C0"), ("sim", fs, "C3"))
+
+    a = ax[0, 0]
+    both = np.concatenate([fr["returns"], fs["returns"]]) * 1e4
+    if len(both):
+        lim = max(float(np.max(np.abs(both))), 1e-9)
+        bins = np.linspace(-lim, lim, 61)
+        for name, f, c in style:
+            if len(f["returns"]):
+                a.hist(f["returns"] * 1e4, bins=bins, density=True, histtype="step", color=c, label=name)
+        a.set_yscale("log")
+    a.set_xlabel(f"mid log-return over {fr['every_ns'] / 1e9:g} s (bp)")
+    a.set_ylabel("density")
+    a.set_title("returns")
+
+    a = ax[0, 1]
+    for name, f, c in style:
+        lags = np.arange(1, len(f["acf_abs_returns"]) + 1)
+        a.plot(lags, f["acf_abs_returns"], "o-", color=c, ms=3, label=name)
+    a.axhline(0.0, color="0.5", lw=0.8)
+    a.set_xlabel("lag")
+    a.set_ylabel("autocorrelation")
+    a.set_title("ACF of |returns|")
+
+    a = ax[1, 0]
+    for name, f, c in style:
+        v, s = f["spread_values"], f["spread_shares"]
+        keep = v <= 30
+        a.plot(v[keep], s[keep], "o-", color=c, ms=3, label=name)
+    a.set_yscale("log")
+    a.set_xlabel("spread (ticks)")
+    a.set_ylabel("share of time")
+    a.set_title("spread")
+
+    a = ax[1, 1]
+    ia = [f["inter_arrivals"] for _, f, _ in style]
+    pos = np.concatenate([x[x > 0] for x in ia])
+    if len(pos):
+        bins = np.logspace(np.log10(pos.min()), np.log10(pos.max()) + 1e-9, 40)
+        for (name, _, c), x in zip(style, ia):
+            if len(x[x > 0]):
+                a.hist(x[x > 0], bins=bins, density=True, histtype="step", color=c, label=name)
+        a.set_xscale("log")
+        a.set_yscale("log")
+    a.set_xlabel("time between trades (s)")
+    a.set_ylabel("density")
+    a.set_title("trade inter-arrival")
+    for a in ax.flat:
+        if a.get_legend_handles_labels()[0]:
+            a.legend(fontsize=8)
+    if path is not None:
+        fig.savefig(path, dpi=100)
+    return fig

@@ -1,0 +1,601 @@
+"""Order-flow calibration: a :class:`FlowModel` measured on a real recording (:func:`calibrate`).
+
+Levels are counted in ticks from the *opposite* best quote (Cont, Stoikov and Talreja 2010):
+a bid at level ``k`` sits ``k`` ticks below the best ask, an ask at level ``k`` ``k`` ticks
+above the best bid. With a one-tick spread level 1 is the touch; with a wider spread the
+first levels are the empty prices inside it, where new orders narrow the spread again.
+
+What is measured, per level and per second, both sides pooled (numbers are per side):
+
+- limit orders: the size added (``limit_rate``) and the number of additions
+  (``limit_count``), hence their mean size;
+- cancellations: the size removed other than by trades, per unit of resting size
+  (``cancel_rate``: a queue of size q loses ``cancel_rate * q`` per second), and the number
+  of cancellations (``cancel_count``);
+- market orders per side (taker buys, taker sells): trades sharing a timestamp and a side are
+  one order; their rate, their size distribution (empirical quantiles and a lognormal fit),
+  the number of trades per order, and how they cluster in time: an exponential-kernel Hawkes
+  process whose variance of counts over windows of 10 ms to minutes matches theirs;
+- the resting size per level (share of time the level holds anything, and quantiles of
+  what it holds) and the spread in ticks, both from the rebuilt book sampled on a grid.
+
+Size changes come from the depth rows themselves: each row's change against the last row
+at the same price, with the trades that fell inside the message's interval at that price
+counted as executions rather than cancellations. Exchange diffs are aggregated (every 100 ms
+on Binance spot), so several orders at one level within an interval show as one change:
+counts are lower bounds and mean sizes upper bounds; sizes per second are exact up to
+orders that arrive and leave within one interval.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+
+from ..book import parse_duration, reconstruct
+from ..containers import BookSnapshots, MarketData, Trades
+from ..flags import Flags
+
+QUEUE_PROBS = np.linspace(0.0, 1.0, 21)
+"""Probabilities of the stored queue-size quantiles (0, 5, ..., 100 %)."""
+
+SIZE_PROBS = np.linspace(0.0, 1.0, 101)
+"""Probabilities of the stored market-order size quantiles (0, 1, ..., 100 %)."""
+
+SPREAD_TICKS = 64
+"""Spread probabilities are kept for 1 .. SPREAD_TICKS - 1 ticks and one bucket for wider."""
+
+MAX_BRANCHING = 0.95
+"""Largest self-excitation of market orders calibrated or accepted (cascades stay short)."""
+
+
+# ----------------------------------------------------------------------------- grids
+def decimal_step(x: float) -> tuple[int, int]:
+    """``(units, decimals)`` with ``x == units / 10**decimals`` for a decimal step such as 0.01."""
+    if not (isinstance(x, (int, float, np.floating, np.integer)) and math.isfinite(x) and x > 0):
+        raise ValueError(f"a tick or lot must be a positive finite number, not {x!r}")
+    d = Decimal(repr(float(x))).normalize()
+    sign, digits, exp = d.as_tuple()
+    units = int("".join(map(str, digits)))
+    if exp >= 0:
+        return units * 10**exp, 0
+    return units, -exp
+
+
+def infer_step(values: np.ndarray, max_decimals: int = 12) -> float:
+    """The grid step of ``values``: the greatest common divisor of their decimal expansions
+    (e.g. 0.01 for prices with two decimals). ValueError if they are on no decimal grid."""
+    v = np.asarray(values, np.float64)
+    v = v[np.isfinite(v) & (v > 0)]
+    if v.size == 0:
+        raise ValueError("no positive values to infer a grid step from")
+    v = np.unique(v)
+    for d in range(max_decimals + 1):
+        x = v * 10.0**d
+        r = np.rint(x)
+        if r.max() < 2**62 and np.all(np.abs(x - r) <= 1e-11 * np.maximum(1.0, x)):
+            g = int(np.gcd.reduce(r.astype(np.int64)))
+            return g / 10**d
+    raise ValueError(f"the values are on no decimal grid with up to {max_decimals} decimals")
+
+
+# ----------------------------------------------------------------------------- the model
+_ARRAYS = {
+    "limit_rate": 1,
+    "limit_count": 1,
+    "cancel_rate": 1,
+    "cancel_count": 1,
+    "queue_mean": 1,
+    "queue_occupancy": 1,
+    "queue_quantiles": 2,
+    "market_rate": 1,
+    "trade_rate": 1,
+    "market_size_quantiles": 1,
+    "spread_probs": 1,
+}
+
+
+@dataclass(repr=False, eq=False)
+class FlowModel:
+    """Order-flow rates of one market, per second, per side (see :mod:`lobfast.sim.flow`).
+
+    Arrays indexed by level hold levels 1..``levels`` (index 0 is level 1); levels count
+    ticks from the opposite best quote. Two-element arrays are ``[taker buy, taker sell]``.
+
+    Attributes
+    ----------
+    symbol, tick, lot : the instrument, its price step and its size step.
+    ref_price : median mid price of the calibration sample (the default starting price).
+    duration_s : seconds of synced book the rates were measured on.
+    limit_rate : (L,) size added by limit orders per second at each level.
+    limit_count : (L,) limit-order additions per second at each level.
+    cancel_rate : (L,) size cancelled per second per unit of resting size.
+    cancel_count : (L,) cancellations per second at each level.
+    queue_mean : (L,) time-averaged resting size (empty counted as 0).
+    queue_occupancy : (L,) share of the time a level holds size.
+    queue_quantiles : (L, len(QUEUE_PROBS)) quantiles of the resting size when not empty.
+    add_size_sigma, cancel_size_sigma : lognormal shape of addition / cancellation sizes
+        around each level's mean size.
+    market_rate : (2,) market orders per second, taker buys and taker sells.
+    trade_rate : (2,) trades per second, taker buys and taker sells.
+    market_size_quantiles : (len(SIZE_PROBS),) quantiles of market-order sizes.
+    market_size_lognormal : ``(mu, sigma)`` of log market-order sizes.
+    trades_per_order : trades per market order (fills against distinct resting orders).
+    spread_probs : (SPREAD_TICKS,) share of time with a spread of 1, 2, ... ticks (last: wider).
+    exec_share : share of the size leaving level 1 that left through trades.
+    market_branching, market_decay : market orders of each side arrive as a self-exciting
+        (Hawkes) process: each order brings ``market_branching`` more on average, spread over
+        an exponential delay of rate ``market_decay`` per second (0 and anything: Poisson).
+    """
+
+    symbol: str
+    tick: float
+    lot: float
+    ref_price: float
+    duration_s: float
+    levels: int
+    limit_rate: np.ndarray
+    limit_count: np.ndarray
+    cancel_rate: np.ndarray
+    cancel_count: np.ndarray
+    queue_mean: np.ndarray
+    queue_occupancy: np.ndarray
+    queue_quantiles: np.ndarray
+    add_size_sigma: float
+    cancel_size_sigma: float
+    market_rate: np.ndarray
+    trade_rate: np.ndarray
+    market_size_quantiles: np.ndarray
+    market_size_lognormal: tuple[float, float]
+    trades_per_order: float
+    spread_probs: np.ndarray
+    exec_share: float
+    market_branching: float = 0.0
+    market_decay: float = 1.0
+    source: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, nd in _ARRAYS.items():
+            arr = np.array(getattr(self, name), dtype=np.float64)
+            if arr.ndim != nd:
+                raise ValueError(f"FlowModel.{name} must be {nd}-D, got shape {arr.shape}")
+            if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+                raise ValueError(f"FlowModel.{name} must hold finite values >= 0")
+            setattr(self, name, arr)
+        self.levels = int(self.levels)
+        if self.levels < 1:
+            raise ValueError(f"FlowModel.levels must be >= 1, not {self.levels}")
+        for name in ("limit_rate", "limit_count", "cancel_rate", "cancel_count", "queue_mean", "queue_occupancy"):
+            if getattr(self, name).shape != (self.levels,):
+                raise ValueError(f"FlowModel.{name} must have {self.levels} levels, got {getattr(self, name).shape}")
+        if self.queue_quantiles.shape != (self.levels, len(QUEUE_PROBS)):
+            raise ValueError(f"FlowModel.queue_quantiles must have shape ({self.levels}, {len(QUEUE_PROBS)})")
+        if self.market_rate.shape != (2,) or self.trade_rate.shape != (2,):
+            raise ValueError("FlowModel.market_rate and trade_rate hold [taker buy, taker sell]")
+        if self.market_size_quantiles.shape != (len(SIZE_PROBS),):
+            raise ValueError(f"FlowModel.market_size_quantiles must hold {len(SIZE_PROBS)} quantiles")
+        if self.spread_probs.shape != (SPREAD_TICKS,) or not math.isclose(self.spread_probs.sum(), 1.0, abs_tol=1e-6):
+            raise ValueError(f"FlowModel.spread_probs must hold {SPREAD_TICKS} probabilities summing to 1")
+        for name in ("tick", "lot"):
+            decimal_step(getattr(self, name))
+            setattr(self, name, float(getattr(self, name)))
+        for name in ("ref_price", "duration_s", "add_size_sigma", "cancel_size_sigma", "trades_per_order"):
+            v = float(getattr(self, name))
+            if not math.isfinite(v) or v < 0:
+                raise ValueError(f"FlowModel.{name} must be finite and >= 0, not {v}")
+            setattr(self, name, v)
+        if self.ref_price <= 0:
+            raise ValueError("FlowModel.ref_price must be positive")
+        if self.trades_per_order < 1:
+            raise ValueError("FlowModel.trades_per_order must be >= 1")
+        self.exec_share = float(self.exec_share)
+        if not 0.0 <= self.exec_share <= 1.0:
+            raise ValueError("FlowModel.exec_share must be in [0, 1]")
+        self.market_branching, self.market_decay = float(self.market_branching), float(self.market_decay)
+        if not 0.0 <= self.market_branching <= MAX_BRANCHING:
+            raise ValueError(f"FlowModel.market_branching must be in [0, {MAX_BRANCHING}]")
+        if not (math.isfinite(self.market_decay) and self.market_decay > 0):
+            raise ValueError("FlowModel.market_decay must be a positive rate per second")
+        mu, sigma = (float(x) for x in self.market_size_lognormal)
+        self.market_size_lognormal = (mu, sigma)
+        self.symbol = str(self.symbol)
+        self.source = dict(self.source)
+
+    # -- derived
+    @property
+    def limit_size(self) -> np.ndarray:
+        """Mean size of one limit-order addition per level (0 where none was seen)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(self.limit_count > 0, self.limit_rate / np.maximum(self.limit_count, 1e-300), 0.0)
+
+    @property
+    def cancel_size(self) -> np.ndarray:
+        """Mean size of one cancellation per level (0 where none was seen)."""
+        vol = self.cancel_rate * self.queue_mean
+        return np.where(self.cancel_count > 0, vol / np.maximum(self.cancel_count, 1e-300), 0.0)
+
+    @property
+    def spread_mean(self) -> float:
+        """Mean spread in ticks (the wide bucket counted at its lower edge)."""
+        return float(np.dot(np.arange(1, SPREAD_TICKS + 1), self.spread_probs))
+
+    # -- text
+    def __repr__(self) -> str:
+        return (
+            f"FlowModel({self.symbol or '?'}: tick={self.tick:g}, lot={self.lot:g}, levels={self.levels}, "
+            f"limit={self.limit_rate.sum():.4g}/s, cancel@1={self.cancel_rate[0]:.3g}/s, "
+            f"market={self.market_rate[0]:.3g}+{self.market_rate[1]:.3g}/s, spread={self.spread_mean:.2f} ticks)"
+        )
+
+    def summary(self) -> str:
+        """A table of the calibrated numbers, per-second units."""
+        lines = [
+            f"FlowModel {self.symbol or '?'}: tick {self.tick:g}, lot {self.lot:g}, reference price "
+            f"{self.ref_price:.10g}, calibrated on {self.duration_s:.1f} s",
+            f"market orders/s: buy {self.market_rate[0]:.4g}, sell {self.market_rate[1]:.4g}; "
+            f"trades/s: buy {self.trade_rate[0]:.4g}, sell {self.trade_rate[1]:.4g}; "
+            f"{self.trades_per_order:.3g} trades per order; self-excitation {self.market_branching:.2f} "
+            f"(decay {self.market_decay:.3g}/s)",
+            "market order size: "
+            + ", ".join(
+                f"q{int(p * 100)} {self.market_size_quantiles[int(round(p * 100))]:.6g}" for p in (0.1, 0.5, 0.9, 0.99)
+            )
+            + f"; lognormal mu {self.market_size_lognormal[0]:.3f} sigma {self.market_size_lognormal[1]:.3f}",
+            f"spread: mean {self.spread_mean:.3f} ticks, one tick {self.spread_probs[0]:.1%}; "
+            f"execution share at level 1 {self.exec_share:.1%}",
+            f"{'level':>5} {'limit size/s':>13} {'limits/s':>9} {'cancel /s/q':>12} {'cancels/s':>10} "
+            f"{'mean queue':>11} {'occupied':>9} {'median q':>10}",
+        ]
+        mid = len(QUEUE_PROBS) // 2
+        for k in range(self.levels):
+            lines.append(
+                f"{k + 1:>5} {self.limit_rate[k]:>13.5g} {self.limit_count[k]:>9.4g} {self.cancel_rate[k]:>12.4g} "
+                f"{self.cancel_count[k]:>10.4g} {self.queue_mean[k]:>11.5g} {self.queue_occupancy[k]:>9.1%} "
+                f"{self.queue_quantiles[k, mid]:>10.5g}"
+            )
+        return "\n".join(lines)
+
+    # -- saving
+    def to_dict(self) -> dict[str, Any]:
+        """Plain Python values (lists, floats, str): JSON-serialisable."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, np.ndarray):
+                v = v.tolist()
+            elif isinstance(v, tuple):
+                v = list(v)
+            out[f.name] = v
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FlowModel:
+        """The model saved by :meth:`to_dict` (validated)."""
+        if not isinstance(d, dict):
+            raise TypeError(f"FlowModel.from_dict takes a dict, not {type(d).__name__}")
+        names = {f.name for f in fields(cls)}
+        optional = {"source", "market_branching", "market_decay"}
+        missing = sorted(names - set(d) - optional)
+        extra = sorted(set(d) - names)
+        if missing or extra:
+            raise ValueError(f"FlowModel.from_dict: missing {missing}, unexpected {extra}")
+        return cls(**d)
+
+
+# ----------------------------------------------------------------------------- calibration
+def _market_orders(trades: Trades) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Trades sharing a timestamp and a taker side, consecutive: one market order each.
+    Returns (start index, side, size) per order."""
+    ts, side = trades.ts, trades.side
+    if len(ts) == 0:
+        return np.empty(0, np.int64), np.empty(0, np.int8), np.empty(0)
+    new = np.ones(len(ts), bool)
+    new[1:] = (ts[1:] != ts[:-1]) | (side[1:] != side[:-1])
+    starts = np.flatnonzero(new)
+    return starts, side[starts], np.add.reduceat(trades.qty, starts)
+
+
+def _queues_by_distance(book: BookSnapshots, tick: float, levels: int, rows: np.ndarray) -> np.ndarray:
+    """(len(rows), 2, levels): resting size at 1..levels ticks from the opposite best, bids then asks."""
+    out = np.zeros((len(rows), 2, levels))
+    if len(rows) == 0:
+        return out
+    bid_px, bid_sz = book.bid_px[rows], book.bid_sz[rows]
+    ask_px, ask_sz = book.ask_px[rows], book.ask_sz[rows]
+    best_bid = np.rint(bid_px[:, :1] / tick)
+    best_ask = np.rint(ask_px[:, :1] / tick)
+    for s, (px, sz, dist) in enumerate(
+        ((bid_px, bid_sz, best_ask - np.rint(bid_px / tick)), (ask_px, ask_sz, np.rint(ask_px / tick) - best_bid))
+    ):
+        ok = np.isfinite(px) & np.isfinite(dist) & (dist >= 1) & (dist <= levels) & (sz > 0)
+        r, c = np.nonzero(ok)
+        out[r, s, dist[r, c].astype(np.int64) - 1] = sz[r, c]
+    return out
+
+
+def fano_factor(times_ns: np.ndarray, t0: int, t1: int, windows: np.ndarray) -> np.ndarray:
+    """Variance over mean of event counts in consecutive windows of each length (seconds)."""
+    out = np.full(len(windows), np.nan)
+    x = (np.asarray(times_ns, np.int64) - t0) / 1e9
+    span = (t1 - t0) / 1e9
+    for i, w in enumerate(windows):
+        nb = int(span / w)
+        if nb < 10:
+            continue
+        c = np.bincount((x[x < nb * w] / w).astype(np.int64), minlength=nb)[:nb]
+        if c.mean() > 0:
+            out[i] = c.var() / c.mean()
+    return out
+
+
+def hawkes_fano(branching, gamma, windows):
+    """Fano factor of a stationary exponential-kernel Hawkes process over windows ``tau``:
+    ``A - (A - 1)(1 - exp(-g tau)) / (g tau)`` with ``A = 1 / (1 - branching)**2`` and
+    ``g = decay (1 - branching)`` (broadcasts)."""
+    a = 1.0 / (1.0 - np.asarray(branching)) ** 2
+    x = np.asarray(gamma) * np.asarray(windows)
+    return a - (a - 1.0) * (-np.expm1(-x)) / x
+
+
+def _fit_self_excitation(times: list[np.ndarray], t0: int, t1: int) -> tuple[float, float]:
+    """(branching, decay) of market-order arrivals by matching the Fano factor of counts over
+    windows from 10 ms to a twentieth of the span (least squares on its logarithm, each
+    window length weighted by how many windows it has, on a grid)."""
+    span = (t1 - t0) / 1e9
+    windows = np.array([w for w in (0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30, 100, 300) if w <= span / 20])
+    used = [t for t in times if len(t) >= 50]
+    if len(windows) < 3 or not used:
+        return 0.0, 1.0
+    fano = np.nanmean([fano_factor(t, t0, t1, windows) for t in used], axis=0)
+    ok = np.isfinite(fano) & (fano > 0)
+    if ok.sum() < 3:
+        return 0.0, 1.0
+    w, logf = windows[ok], np.log(fano[ok])
+    weight = span / w  # windows counted: the sampling variance of a Fano factor goes as 2 / count
+    weight /= weight.sum()
+    n = np.linspace(0.0, MAX_BRANCHING, 96)[:, None, None]
+    g = np.logspace(-3, 3, 121)[None, :, None]
+    err = np.sum(weight * (np.log(hawkes_fano(n, g, w[None, None, :])) - logf) ** 2, axis=2)
+    # slow kernels make any branching look Poisson: of the fits as good as the best, the least excited
+    good = err <= 1.05 * err.min() + 1e-5
+    i = int(np.flatnonzero(good.any(axis=1))[0])
+    j = int(np.argmin(np.where(good[i], err[i], np.inf)))
+    branching, gamma = float(n[i, 0, 0]), float(g[0, j, 0])
+    return branching, gamma / (1.0 - branching)
+
+
+def _log_sigma(sizes: np.ndarray, level: np.ndarray, levels: int) -> float:
+    """Pooled standard deviation of log sizes around each level's mean log size."""
+    ok = sizes > 0
+    if ok.sum() < 2:
+        return 1.0
+    x, lv = np.log(sizes[ok]), level[ok]
+    n = np.bincount(lv, minlength=levels + 1)
+    mean = np.bincount(lv, x, minlength=levels + 1) / np.maximum(n, 1)
+    dev = x - mean[lv]
+    dof = max(len(x) - int((n > 0).sum()), 1)
+    return float(np.sqrt(np.sum(dev * dev) / dof))
+
+
+def calibrate(md: MarketData, *, levels: int = 10, every="100ms") -> FlowModel:
+    """Measure a :class:`FlowModel` on a real recording.
+
+    Parameters
+    ----------
+    md : MarketData from a reader (e.g. :func:`lobfast.read_binance`) with depth (a synced
+        book: at least one snapshot) and trades.
+    levels : levels per side, in ticks from the opposite best quote.
+    every : grid on which the rebuilt book is sampled for the queue-size and spread
+        distributions (``None``: after every exchange message).
+
+    Returns
+    -------
+    FlowModel, every rate per second and per side (both sides pooled).
+
+    Examples
+    --------
+    >>> import lobfast
+    >>> from lobfast import datasets
+    >>> from lobfast.sim import calibrate
+    >>> flow = calibrate(lobfast.read_binance(datasets.path("spot_btcusdt_20240808")))
+    >>> flow.tick, bool(flow.limit_rate[0] > 0)
+    (0.01, True)
+    """
+    if not isinstance(md, MarketData):
+        raise TypeError(f"calibrate takes lobfast.MarketData (e.g. from read_binance), not {type(md).__name__}")
+    if isinstance(levels, bool) or not isinstance(levels, (int, np.integer)) or not 1 <= levels <= 1000:
+        raise ValueError(f"levels must be an int in 1..1000, not {levels!r}")
+    levels = int(levels)
+    if every is not None:
+        parse_duration(every, "every")
+    depth, trades = md.depth, md.trades
+    flags = depth.flags
+    if len(depth) == 0 or not np.any(flags & Flags.RESET):
+        raise ValueError("calibrate needs depth with a snapshot (a synced book); this data has none")
+
+    lv = depth.side != 0
+    tick = infer_step(depth.price[lv])
+    sizes = np.concatenate([depth.qty[lv & (depth.qty > 0)], trades.qty[trades.qty > 0]])
+    lot = infer_step(sizes)
+
+    # the book after every message; row m is message m
+    snaps = reconstruct(depth, levels=levels, every=None)
+    eom = (flags & Flags.END_OF_MESSAGE) != 0
+    if len(snaps) != int(eom.sum()):
+        raise ValueError("the depth rows do not end every message with END_OF_MESSAGE; cannot align them")
+    nmsg = len(snaps)
+    msg = np.cumsum(eom) - eom  # message index of each row
+    msg_ts = snaps.ts
+    bid1 = np.rint(snaps.bid_px[:, 0] / tick)
+    ask1 = np.rint(snaps.ask_px[:, 0] / tick)
+    state_ok = snaps.valid & np.isfinite(bid1) & np.isfinite(ask1)
+    is_snap_msg = np.zeros(nmsg, bool)
+    is_snap_msg[msg[(flags & Flags.SNAPSHOT) != 0]] = True
+    # a message is usable when the book before it was known (its own changes are then exact)
+    usable = np.zeros(nmsg, bool)
+    usable[1:] = state_ok[:-1] & ~is_snap_msg[1:] & state_ok[1:]
+    if not usable.any():
+        raise ValueError("no depth message follows a valid book: nothing to calibrate on")
+    dt = np.zeros(nmsg)
+    dt[1:] = np.maximum(np.diff(msg_ts), 0) / 1e9
+    duration = float(dt[usable].sum())
+    if duration <= 0:
+        raise ValueError("the synced depth spans no time")
+
+    # every row's change against the last row at the same price (same side, same snapshot epoch)
+    n = len(depth)
+    seg = np.cumsum((flags & Flags.RESET) != 0)
+    ptick = np.zeros(n, np.int64)
+    ptick[lv] = np.rint(depth.price[lv] / tick).astype(np.int64)
+    order = np.lexsort((np.arange(n), ptick, depth.side, seg))
+    same = np.zeros(n, bool)
+    same[1:] = (
+        (seg[order][1:] == seg[order][:-1])
+        & (depth.side[order][1:] == depth.side[order][:-1])
+        & (ptick[order][1:] == ptick[order][:-1])
+    )
+    old = np.zeros(n)
+    q_sorted = depth.qty[order]
+    old_sorted = np.zeros(n)
+    old_sorted[1:] = np.where(same[1:], q_sorted[:-1], 0.0)
+    old[order] = old_sorted
+
+    rows = np.flatnonzero(lv & usable[msg])
+    r_msg, r_side, r_tick = msg[rows], depth.side[rows].astype(np.int64), ptick[rows]
+    r_delta = depth.qty[rows] - old[rows]
+
+    # trades inside each message's interval (previous E, E], by book side and price
+    t_msg = np.searchsorted(msg_ts, trades.ts, side="left")
+    t_ok = (t_msg >= 1) & (t_msg < nmsg)
+    t_ok[t_ok] &= usable[t_msg[t_ok]]
+    tt = np.flatnonzero(t_ok)
+    t_msg, t_side = t_msg[tt], -trades.side[tt].astype(np.int64)  # a taker buy takes asks
+    t_tick = np.rint(trades.price[tt] / tick).astype(np.int64)
+    all_ticks = np.concatenate([r_tick, t_tick])
+    pmin = int(all_ticks.min()) if len(all_ticks) else 0
+    span = (int(all_ticks.max()) - pmin + 1) if len(all_ticks) else 1
+    if (2 * nmsg + 2) * span >= 2**62:
+        raise ValueError("the price range is too wide to key levels by tick")
+
+    def key(m, s, p):
+        return (m * 2 + (s > 0)) * span + (p - pmin)
+
+    t_key, inv = np.unique(key(t_msg, t_side, t_tick), return_inverse=True)
+    t_vol = np.bincount(inv, trades.qty[tt], minlength=len(t_key))
+    r_key = key(r_msg, r_side, r_tick)
+    pos = np.searchsorted(t_key, r_key)
+    hit = (pos < len(t_key)) & (t_key[np.minimum(pos, len(t_key) - 1)] == r_key)
+    r_exec = np.where(hit, t_vol[np.minimum(pos, len(t_key) - 1)], 0.0)
+    # trades at prices whose level shows no net change: replenished within the interval
+    seen = np.zeros(len(t_key), bool)
+    seen[pos[hit]] = True
+    ex = np.flatnonzero(~seen)
+    e_msg = t_key[ex] // span // 2
+    e_side = np.where((t_key[ex] // span) % 2 == 1, 1, -1)
+    e_tick = t_key[ex] % span + pmin
+
+    ev_msg = np.concatenate([r_msg, e_msg])
+    ev_side = np.concatenate([r_side, e_side])
+    ev_tick = np.concatenate([r_tick, e_tick])
+    ev_exec = np.concatenate([r_exec, t_vol[ex]])
+    ev_book = np.concatenate([r_delta, np.zeros(len(ex))]) + ev_exec  # additions - cancellations
+    ev_book = np.rint(ev_book / lot) * lot  # on the lot grid: no float residue counts as an order
+    # an addition rests where the message leaves the book, a removal left the book before it
+    ref = np.where(ev_book > 0, ev_msg, ev_msg - 1)
+    dist = np.where(ev_side > 0, ask1[ref] - ev_tick, ev_tick - bid1[ref]).astype(np.int64)
+    inl = (dist >= 1) & (dist <= levels)
+    d_in, b_in, x_in = dist[inl], ev_book[inl], ev_exec[inl]
+    nb = levels + 1
+    add = b_in > 0
+    can = b_in < 0
+    add_vol = np.bincount(d_in[add], b_in[add], minlength=nb)[1:]
+    add_n = np.bincount(d_in[add], minlength=nb)[1:].astype(np.float64)
+    can_vol = np.bincount(d_in[can], -b_in[can], minlength=nb)[1:]
+    can_n = np.bincount(d_in[can], minlength=nb)[1:].astype(np.float64)
+    exec_vol = np.bincount(d_in, x_in, minlength=nb)[1:]
+    add_sigma = _log_sigma(b_in[add], d_in[add], levels)
+    can_sigma = _log_sigma(-b_in[can], d_in[can], levels)
+
+    # resting size integrated over the time each pre-message book lasted
+    um = np.flatnonzero(usable)
+    qpre = _queues_by_distance(snaps, tick, levels, um - 1)  # (n, 2, L)
+    q_int = np.einsum("nsl,n->l", qpre, dt[um])  # both sides
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cancel_rate = np.where(q_int > 0, can_vol / np.where(q_int > 0, q_int, 1.0), 0.0)
+    queue_mean = q_int / (2 * duration)
+
+    # distributions on the sampling grid
+    grid = snaps if every is None else reconstruct(depth, levels=levels, every=every)
+    gb = np.rint(grid.bid_px[:, 0] / tick)
+    ga = np.rint(grid.ask_px[:, 0] / tick)
+    grows = np.flatnonzero(grid.valid & np.isfinite(gb) & np.isfinite(ga))
+    if len(grows) == 0:
+        raise ValueError("the rebuilt book is never valid on the sampling grid")
+    qg = _queues_by_distance(grid, tick, levels, grows).transpose(1, 0, 2).reshape(-1, levels)
+    occupancy = (qg > 0).mean(axis=0)
+    qq = np.zeros((levels, len(QUEUE_PROBS)))
+    for k in range(levels):
+        pos_k = qg[:, k][qg[:, k] > 0]
+        if len(pos_k):
+            qq[k] = np.quantile(pos_k, QUEUE_PROBS)
+    spread = (ga[grows] - gb[grows]).astype(np.int64)
+    spread_probs = np.bincount(np.clip(spread, 1, SPREAD_TICKS) - 1, minlength=SPREAD_TICKS) / len(spread)
+    mid = 0.5 * (grid.bid_px[grows, 0] + grid.ask_px[grows, 0])
+
+    # market orders within the calibrated span
+    t0, t1 = msg_ts[um[0] - 1], msg_ts[um[-1]]
+    tw = trades.between(t0 + 1, t1 + 1) if len(trades) else trades
+    starts, o_side, o_size = _market_orders(tw)
+    market_rate = np.array([(o_side > 0).sum(), (o_side < 0).sum()], np.float64) / duration
+    trade_rate = np.array([(tw.side > 0).sum(), (tw.side < 0).sum()], np.float64) / duration
+    if len(o_size):
+        msq = np.quantile(o_size, SIZE_PROBS)
+        lg = np.log(o_size[o_size > 0])
+        lognormal = (float(lg.mean()), float(lg.std(ddof=1)) if len(lg) > 1 else 0.0)
+        tpo = len(tw) / len(o_size)
+    else:
+        msq = np.full(len(SIZE_PROBS), lot)
+        lognormal, tpo = (math.log(lot), 0.0), 1.0
+    o_ts = tw.ts[starts] if len(tw) else np.empty(0, np.int64)
+    branching, decay = _fit_self_excitation([o_ts[o_side > 0], o_ts[o_side < 0]], int(t0), int(t1))
+    out1 = exec_vol[0] + can_vol[0]
+    exec_share = float(exec_vol[0] / out1) if out1 > 0 else 0.0
+
+    return FlowModel(
+        symbol=md.symbol,
+        tick=tick,
+        lot=lot,
+        ref_price=float(np.median(mid)),
+        duration_s=duration,
+        levels=levels,
+        limit_rate=add_vol / (2 * duration),
+        limit_count=add_n / (2 * duration),
+        cancel_rate=cancel_rate,
+        cancel_count=can_n / (2 * duration),
+        queue_mean=queue_mean,
+        queue_occupancy=occupancy,
+        queue_quantiles=qq,
+        add_size_sigma=add_sigma,
+        cancel_size_sigma=can_sigma,
+        market_rate=market_rate,
+        trade_rate=trade_rate,
+        market_size_quantiles=msq,
+        market_size_lognormal=lognormal,
+        trades_per_order=max(tpo, 1.0),
+        spread_probs=spread_probs,
+        exec_share=exec_share,
+        market_branching=branching,
+        market_decay=decay,
+        source={
+            "market": md.market,
+            "start": int(t0),
+            "end": int(t1),
+            "messages": int(usable.sum()),
+            "trades": len(tw),
+            "every": every if every is None or isinstance(every, str) else parse_duration(every),
+        },
+    )

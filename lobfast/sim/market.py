@@ -1,0 +1,848 @@
+"""A simulated Binance-spot market: order flow from a :class:`~lobfast.sim.FlowModel`,
+optionally steered along a price path, recorded the way lobfast's readers return data and
+written in the collector's raw format (:func:`simulate`, :class:`SimMarket`).
+
+The book is kept in integer ticks and lots, ``levels`` ticks deep behind each best quote.
+Limit orders and cancellations arrive per level as Poisson processes with the calibrated
+rates (levels counted in ticks from the opposite best quote, so orders inside a wide spread
+narrow it again; a cancellation's rate grows with the size resting there): their counts are
+drawn for each ``update_every`` step (100 ms) from the book at its start. Market orders of
+each side arrive as the calibrated self-exciting process, drawn for the whole run up front.
+The events of a step are then applied one by one in time order. A market order walks the
+book and prints one or more trades per level it takes; it never takes a side's last lot, and
+a cancellation never removes a side's last level, so the book always has both sides and is
+never crossed.
+
+With a price path, the mid follows it: at the end of each step where the mid is more than a
+tick from the path's price, the book is moved there, so the book of every depth update is
+within a tick of the path. The side the price moves into loses every level short of the new
+quote (with the calibrated execution share a market order of the calibrated size takes part
+of a level, the rest is cancelled) and the side it leaves gets a new best quote, the prices
+in between refilled from the calibrated queue-size distribution.
+
+Update ids count level changes: each change is one id, a depth diff covers the ids of its
+step (``U`` = previous ``u`` + 1), and a ``bookTicker`` is recorded after every event that
+changed the best bid or ask (its ``u`` the id of that event's last change). Trades carry
+millisecond exchange times like Binance's; receive times are the event time plus a small
+random latency, increasing from line to line.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..book import parse_duration
+from ..containers import DepthEvents, MarketData, Quotes, Trades
+from ..flags import Flags
+from ..readers import to_ns
+from .flow import QUEUE_PROBS, SIZE_PROBS, FlowModel, decimal_step
+
+_MS = 1_000_000
+_UID0 = 1_000_000_000  # lastUpdateId of the opening snapshot
+_TID0 = 100_000_000  # first trade id
+_LAT_MIN_NS = 500_000  # receive latency: this plus an exponential of mean _LAT_MEAN_NS
+_LAT_MEAN_NS = 1_000_000
+_SHIFT_TOL = 2  # the book is moved when |2 mid - 2 path| (in ticks) exceeds this
+_SPREAD_MAX_SHIFT = 4  # widest spread (ticks) drawn for a moved book
+_KIND_SNAPSHOT, _KIND_DIFF, _KIND_TRADE, _KIND_QUOTE = 0, 1, 2, 3
+
+
+class _Pool:
+    """Random draws made in batches by ``gen`` and handed out one at a time."""
+
+    __slots__ = ("gen", "buf", "i")
+
+    def __init__(self, gen):
+        self.gen, self.buf, self.i = gen, [], 0
+
+    def next(self):
+        if self.i >= len(self.buf):
+            self.buf, self.i = self.gen(), 0
+        v = self.buf[self.i]
+        self.i += 1
+        return v
+
+
+def _inverse_cdf(rng, probs: np.ndarray, quantiles: np.ndarray, lot: float, n: int = 2048):
+    """Lots drawn from a distribution given by quantiles (log-linear between them)."""
+    q = np.maximum(np.asarray(quantiles, np.float64), lot)
+    logq = np.log(q)
+
+    def gen():
+        x = np.exp(np.interp(rng.random(n), probs, logq))
+        return np.maximum(np.rint(x / lot), 1).astype(np.int64).tolist()
+
+    return gen
+
+
+def hawkes_times(rng: np.random.Generator, rate: float, branching: float, decay: float, span_ns: int) -> np.ndarray:
+    """Sorted event times (int64 ns in ``[0, span_ns)``) of a stationary exponential-kernel
+    Hawkes process with mean ``rate`` per second, by its cluster representation: immigrants
+    at ``rate (1 - branching)``, each event begetting Poisson(``branching``) more after
+    exponential delays of mean ``1 / decay`` seconds. The process starts ``10 / (decay (1 -
+    branching))`` seconds early (at most an hour), so it is stationary at 0."""
+    if rate <= 0:
+        return np.empty(0, np.int64)
+    span = span_ns / 1e9
+    burn = min(10.0 / (decay * (1.0 - branching)), 3600.0) if branching > 0 else 0.0
+    n0 = rng.poisson(rate * (1.0 - branching) * (span + burn))
+    gen = rng.uniform(-burn, span, n0)
+    out = [gen]
+    while branching > 0 and len(gen):
+        kids = rng.poisson(branching, len(gen))
+        gen = np.repeat(gen, kids) + rng.exponential(1.0 / decay, int(kids.sum()))
+        gen = gen[gen < span]
+        out.append(gen)
+    t = np.concatenate(out)
+    t = np.sort(t[t >= 0])
+    return np.minimum((t * 1e9).astype(np.int64), span_ns - 1)
+
+
+def _lognormal(rng, mean: float, sigma: float, lot: float, n: int = 1024):
+    mean = max(mean, lot)
+    mu = math.log(mean) - 0.5 * sigma * sigma
+
+    def gen():
+        x = np.exp(mu + sigma * rng.standard_normal(n))
+        return np.maximum(np.rint(x / lot), 1).astype(np.int64).tolist()
+
+    return gen
+
+
+class _Engine:
+    """The book in ticks and lots, the flow applied to it, and what it records."""
+
+    def __init__(self, flow: FlowModel, rng: np.random.Generator, levels: int, dt_ns: int):
+        self.rng, self.levels, self.dt_ns = rng, levels, dt_ns
+        L = flow.levels
+        K = levels
+        li = np.minimum(np.arange(1, K + 1), L) - 1
+        self.K = K
+        self.add_rate = flow.limit_count[li]
+        csize = flow.cancel_size[li]
+        self.cancel_coef = np.where(csize > 0, flow.cancel_rate[li] / np.maximum(csize, 1e-300), 0.0) * flow.lot
+        self.flow = flow
+        self.occupancy = flow.queue_occupancy[li].tolist()
+        self.exec_share = flow.exec_share
+        self.codes = np.arange(4 * K + 2)
+        u = rng.random
+        self.uniform = _Pool(lambda: u(4096).tolist())
+        self.add_pool = [_Pool(_lognormal(rng, flow.limit_size[i], flow.add_size_sigma, flow.lot)) for i in li]
+        self.cancel_pool = [_Pool(_lognormal(rng, flow.cancel_size[i], flow.cancel_size_sigma, flow.lot)) for i in li]
+        self.queue_pool = [_Pool(_inverse_cdf(rng, QUEUE_PROBS, flow.queue_quantiles[i], flow.lot)) for i in li]
+        self.market_pool = _Pool(_inverse_cdf(rng, SIZE_PROBS, flow.market_size_quantiles, flow.lot))
+        extra = max(flow.trades_per_order - 1.0, 0.0)
+        self.pieces_pool = _Pool(lambda: (1 + rng.poisson(extra, 1024)).tolist())
+        sp = flow.spread_probs[: min(_SPREAD_MAX_SHIFT, levels - 1)]
+        self.spread_cdf = (np.cumsum(sp) / sp.sum()).tolist() if sp.sum() > 0 else [1.0]
+        # state
+        self.bids: dict[int, int] = {}
+        self.asks: dict[int, int] = {}
+        self.bb = self.ba = 0
+        self.uid = _UID0
+        self.tid = _TID0
+        self.chg_b: dict[int, int] = {}
+        self.chg_a: dict[int, int] = {}
+        self.last_top: tuple = ()
+        # records, in the order they happen
+        self.seq_kind: list[int] = []
+        self.seq_t: list[int] = []
+        self.trades: list[tuple] = []  # (t ns, tick, lots, side, trade id)
+        self.quotes: list[tuple] = []  # (uid, bid tick, bid lots, ask tick, ask lots)
+        self.diffs: list[tuple] = []  # (E ns, U, u, [(tick, lots)] bids, [(tick, lots)] asks)
+
+    # ------------------------------------------------------------------ primitives
+    def _set(self, side: int, p: int, lots: int) -> None:
+        if side > 0:
+            book, chg = self.bids, self.chg_b
+        else:
+            book, chg = self.asks, self.chg_a
+        if lots > 0:
+            book[p] = lots
+        else:
+            del book[p]
+        chg[p] = lots
+        self.uid += 1
+
+    def _next_bid(self, p: int) -> int:
+        bids = self.bids
+        for x in range(p - 1, p - self.levels - 1, -1):
+            if x in bids:
+                return x
+        return max(bids)
+
+    def _next_ask(self, p: int) -> int:
+        asks = self.asks
+        for x in range(p + 1, p + self.levels + 1):
+            if x in asks:
+                return x
+        return min(asks)
+
+    def _trim_bids(self, new_bb: int) -> None:
+        """Delete bids that fall more than ``levels`` ticks behind a best bid moving up to new_bb."""
+        lo = self.bb - self.levels + 1
+        hi = min(new_bb - self.levels, self.bb)
+        bids = self.bids
+        for x in range(lo, hi + 1):
+            if x in bids:
+                self._set(1, x, 0)
+
+    def _trim_asks(self, new_ba: int) -> None:
+        hi = self.ba + self.levels - 1
+        lo = max(new_ba + self.levels, self.ba)
+        asks = self.asks
+        for x in range(lo, hi + 1):
+            if x in asks:
+                self._set(-1, x, 0)
+
+    def _trades(self, t: int, p: int, lots: int, side: int) -> None:
+        n = min(self.pieces_pool.next(), lots)
+        if n <= 1:
+            parts = [lots]
+        else:
+            w = [-math.log(1.0 - self.uniform.next()) for _ in range(n)]
+            s = sum(w)
+            parts = [int(lots * x / s) for x in w]
+            parts[-1] += lots - sum(parts)
+            parts = [x for x in parts if x > 0]
+        t_ms = t - t % _MS
+        for x in parts:
+            self.trades.append((t_ms, p, x, side, self.tid))
+            self.seq_kind.append(_KIND_TRADE)
+            self.seq_t.append(t)
+            self.tid += 1
+
+    def _quote(self, t: int) -> None:
+        top = (self.bb, self.bids[self.bb], self.ba, self.asks[self.ba])
+        if top != self.last_top:
+            self.last_top = top
+            self.quotes.append((self.uid, *top))
+            self.seq_kind.append(_KIND_QUOTE)
+            self.seq_t.append(t)
+
+    def _fill(self, side: int, lo: int, hi: int, opposite: int) -> None:
+        """Fill the empty prices lo..hi of a side from the queue-size distribution at their level."""
+        book = self.bids if side > 0 else self.asks
+        occ, K, u = self.occupancy, self.K, self.uniform
+        for p in range(lo, hi + 1):
+            if p in book:
+                continue
+            k = min(max(opposite - p if side > 0 else p - opposite, 1), K)
+            if u.next() < occ[k - 1]:
+                self._set(side, p, self.queue_pool[k - 1].next())
+
+    # ------------------------------------------------------------------ events
+    def add(self, side: int, k: int) -> None:
+        lots = self.add_pool[k - 1].next()
+        if side > 0:
+            p = self.ba - k
+            if p > self.bb:
+                self._trim_bids(p)
+                self._set(1, p, lots)
+                self.bb = p
+            else:
+                self._set(1, p, self.bids.get(p, 0) + lots)
+        else:
+            p = self.bb + k
+            if p < self.ba:
+                self._trim_asks(p)
+                self._set(-1, p, lots)
+                self.ba = p
+            else:
+                self._set(-1, p, self.asks.get(p, 0) + lots)
+
+    def cancel(self, side: int, k: int) -> None:
+        book = self.bids if side > 0 else self.asks
+        p = self.ba - k if side > 0 else self.bb + k
+        q = book.get(p)
+        if not q:
+            return
+        lots = self.cancel_pool[k - 1].next()
+        if lots >= q:
+            lots = q - 1 if len(book) == 1 else q
+            if lots <= 0:
+                return
+        self._set(side, p, q - lots)
+        if lots == q:
+            if side > 0 and p == self.bb:
+                self.bb = self._next_bid(p)
+            elif side < 0 and p == self.ba:
+                self.ba = self._next_ask(p)
+
+    def market(self, side: int, t: int) -> None:
+        """A market order: a taker buy (side +1) takes asks, a taker sell bids."""
+        rem = self.market_pool.next()
+        book = self.asks if side > 0 else self.bids
+        while rem > 0:
+            p = self.ba if side > 0 else self.bb
+            q = book[p]
+            take = min(rem, q - 1 if len(book) == 1 else q)
+            if take <= 0:
+                return
+            self._trades(t, p, take, side)
+            self._set(-side, p, q - take)
+            rem -= take
+            if take < q:
+                return
+            if side > 0:
+                self.ba = self._next_ask(p)
+            else:
+                self.bb = self._next_bid(p)
+
+    def move_to(self, target: float, t: int) -> None:
+        """Move the book so that its mid is within half a tick of ``target`` (ticks)."""
+        u = self.uniform.next()
+        s = 1
+        for i, c in enumerate(self.spread_cdf):
+            if u <= c:
+                s = i + 1
+                break
+        db = int(math.floor(target - 0.5 * s + 0.5))
+        da = db + s
+        if self.bb + self.ba < 2 * target:  # up: asks below da go, bids move up to db
+            self._take(-1, da, db, t)
+            self._new_best(1, db, da)
+        else:
+            self._take(1, db, da, t)
+            self._new_best(-1, da, db)
+
+    def _take(self, side: int, p: int, opposite: int, t: int) -> None:
+        """Make ``p`` the best price of ``side``, removing the levels better than it (each hit
+        by a market order with the calibrated execution share, what is left cancelled) and
+        drawing the prices that enter the window beyond the old one."""
+        levels = self.levels
+        if side < 0:
+            book, old = self.asks, self.ba
+            gone = sorted(x for x in book if x < p)
+            for x in range(max(p + levels, old), old + levels):  # out of the new window
+                if x in book:
+                    self._set(-1, x, 0)
+        else:
+            book, old = self.bids, self.bb
+            gone = sorted((x for x in book if x > p), reverse=True)
+            for x in range(old - levels + 1, min(p - levels, old) + 1):
+                if x in book:
+                    self._set(1, x, 0)
+        for x in gone:  # a market order of the calibrated size takes part, the rest is cancelled
+            if self.uniform.next() < self.exec_share:
+                self._trades(t, x, min(self.market_pool.next(), book[x]), -side)
+            self._set(side, x, 0)
+        if p not in book:
+            self._set(side, p, self.queue_pool[0].next())
+        if side < 0:
+            self.ba = p
+            self._fill(-1, max(old + levels, p + 1), p + levels - 1, opposite)
+        else:
+            self.bb = p
+            self._fill(1, p - levels + 1, min(old - levels, p - 1), opposite)
+
+    def _new_best(self, side: int, p: int, opposite: int) -> None:
+        """Give ``side`` the best price ``p`` (if better than its own), refilling in between."""
+        if side > 0:
+            if p <= self.bb:
+                return
+            self._trim_bids(p)
+            self._fill(1, max(self.bb + 1, p - self.levels + 1), p - 1, opposite)
+            self._set(1, p, self.bids.get(p, 0) or self.queue_pool[0].next())
+            self.bb = p
+        else:
+            if p >= self.ba:
+                return
+            self._trim_asks(p)
+            self._fill(-1, p + 1, min(self.ba - 1, p + self.levels - 1), opposite)
+            self._set(-1, p, self.asks.get(p, 0) or self.queue_pool[0].next())
+            self.ba = p
+
+    # ------------------------------------------------------------------ running
+    def open(self, mid: float, t: int) -> None:
+        """The opening book around ``mid`` (ticks): one-tick spread, levels drawn."""
+        self.bb = int(math.floor(mid))
+        self.ba = self.bb + 1
+        self.bids[self.bb] = self.queue_pool[0].next()
+        self.asks[self.ba] = self.queue_pool[0].next()
+        occ, K, u = self.occupancy, self.K, self.uniform
+        for k in range(2, self.levels + 1):
+            if u.next() < occ[min(k, K) - 1]:
+                self.bids[self.ba - k] = self.queue_pool[min(k, K) - 1].next()
+            if u.next() < occ[min(k, K) - 1]:
+                self.asks[self.bb + k] = self.queue_pool[min(k, K) - 1].next()
+        self.snapshot = (sorted(self.bids.items(), reverse=True), sorted(self.asks.items()))
+        self.seq_kind.append(_KIND_SNAPSHOT)
+        self.seq_t.append(t)
+        self.last_top = (self.bb, self.bids[self.bb], self.ba, self.asks[self.ba])
+
+    def run(self, t_start: int, nsteps: int, targets: np.ndarray | None) -> None:
+        K, dt_ns, rng = self.K, self.dt_ns, self.rng
+        dt_s = dt_ns / 1e9
+        lam = np.empty(4 * K)
+        lam[:K] = lam[K : 2 * K] = self.add_rate * dt_s
+        coef = self.cancel_coef * dt_s
+        codes = self.codes[: 4 * K]
+        ks = range(1, K + 1)
+        # market orders do not depend on the book: their arrival times are drawn up front
+        f = self.flow
+        span = nsteps * dt_ns
+        mt = [hawkes_times(rng, r, f.market_branching, f.market_decay, span) for r in f.market_rate]
+        m_t = np.concatenate(mt)
+        m_code = np.repeat(np.array([4 * K, 4 * K + 1]), [len(x) for x in mt])
+        o = np.argsort(m_t, kind="stable")
+        m_t, m_code = m_t[o], m_code[o]
+        m_at = np.searchsorted(m_t, dt_ns * np.arange(nsteps + 1, dtype=np.int64)).tolist()
+        for i in range(nsteps):
+            t0 = t_start + i * dt_ns
+            t1 = t0 + dt_ns
+            uid0 = self.uid
+            bids, asks, ba, bb = self.bids, self.asks, self.ba, self.bb
+            lam[2 * K : 3 * K] = coef * np.array([bids.get(ba - k, 0) for k in ks])
+            lam[3 * K : 4 * K] = coef * np.array([asks.get(bb + k, 0) for k in ks])
+            cnt = rng.poisson(lam)
+            n = int(cnt.sum())
+            a, b = m_at[i], m_at[i + 1]
+            if n or b > a:
+                ev = np.concatenate([np.repeat(codes, cnt), m_code[a:b]])
+                offs = np.concatenate([rng.integers(0, dt_ns, n), m_t[a:b] - i * dt_ns])
+                o = np.argsort(offs, kind="stable")
+                for c, off in zip(ev[o].tolist(), offs[o].tolist()):
+                    t = t0 + off
+                    if c < K:
+                        self.add(1, c + 1)
+                    elif c < 2 * K:
+                        self.add(-1, c - K + 1)
+                    elif c < 3 * K:
+                        self.cancel(1, c - 2 * K + 1)
+                    elif c < 4 * K:
+                        self.cancel(-1, c - 3 * K + 1)
+                    else:
+                        self.market(1 if c == 4 * K else -1, t)
+                    self._quote(t)
+            if targets is not None:  # the path's price at the end of the step
+                tg = targets[i]
+                if abs(self.bb + self.ba - 2.0 * tg) > _SHIFT_TOL:
+                    self.move_to(tg, t1 - 1)
+                    self._quote(t1 - 1)
+            if self.uid != uid0:
+                self.diffs.append(
+                    (t1, uid0 + 1, self.uid, sorted(self.chg_b.items(), reverse=True), sorted(self.chg_a.items()))
+                )
+                self.seq_kind.append(_KIND_DIFF)
+                self.seq_t.append(t1)
+                self.chg_b, self.chg_a = {}, {}
+
+
+# ---------------------------------------------------------------------------- inputs
+def _price_path(price: Any, duration_ns: int, dt_ns: int, start_ns: int, seed: Any, s0: float):
+    """(ts int64, price float64) validated, from arrays or a process with .simulate()."""
+    if price is None:
+        return None
+    if hasattr(price, "simulate") and callable(price.simulate):
+        what = f"{type(price).__name__}.simulate()"
+        price = price.simulate(duration_ns, seed=seed, dt=dt_ns, s0=s0, start=start_ns)
+    else:
+        what = "price"
+    if not isinstance(price, (tuple, list)) or len(price) != 2:
+        raise TypeError(
+            f"{what} must be None, a (ts, price) pair of arrays, or an object with "
+            f".simulate(duration, *, seed, dt, s0, start) -> (ts, price); got {type(price).__name__}"
+        )
+    ts, px = (np.asarray(a) for a in price)
+    if ts.dtype.kind == "M":
+        ts = ts.astype("datetime64[ns]").view(np.int64)
+    if ts.ndim != 1 or px.ndim != 1 or len(ts) != len(px) or len(ts) == 0:
+        raise ValueError(f"the price path needs 1-D ts and price of one length >= 1, got {ts.shape} and {px.shape}")
+    if ts.dtype.kind not in "iu":
+        raise TypeError(f"the price path's ts must be int64 ns or datetime64, not {ts.dtype}")
+    if px.dtype.kind not in "iuf":
+        raise TypeError(f"the price path's prices must be numbers, not {px.dtype}")
+    ts = ts.astype(np.int64)
+    px = px.astype(np.float64)
+    if np.any(np.diff(ts) < 0):
+        i = int(np.flatnonzero(np.diff(ts) < 0)[0])
+        raise ValueError(f"the price path's ts must be sorted: ts[{i + 1}] = {ts[i + 1]} < ts[{i}] = {ts[i]}")
+    bad = ~np.isfinite(px) | (px <= 0)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"the price path must be finite and positive: price[{i}] = {px[i]}")
+    if ts[-1] < start_ns or ts[0] >= start_ns + duration_ns:
+        raise ValueError(
+            f"the price path ({ts[0]} .. {ts[-1]} ns) does not overlap the simulated span "
+            f"({start_ns} .. {start_ns + duration_ns} ns); its ts are absolute times (int64 ns since the epoch)"
+        )
+    return ts, px
+
+
+def _flow_rng(seed: Any) -> np.random.Generator:
+    """The flow's generator: a stream of its own, independent of the one ``seed`` gives the
+    price process (a Generator is used as it is)."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if isinstance(seed, np.random.SeedSequence):
+        return np.random.default_rng(np.random.SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, 1)))
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,)))
+
+
+_SYMBOL = re.compile(r"[A-Z0-9]{1,20}")
+
+
+# ---------------------------------------------------------------------------- the result
+@dataclass(repr=False, eq=False)
+class SimMarket:
+    """A simulated market: what :func:`lobfast.read_binance` returns for its raw file.
+
+    ``depth``, ``trades`` and ``quotes`` hold exactly what reading :meth:`write_raw`'s output
+    gives (the opening snapshot's rows with ``SNAPSHOT`` (and ``RESET`` on the first),
+    ``END_OF_MESSAGE`` on the last row of each message, update ids from the diffs);
+    ``path`` is the ``(ts, price)`` path the mid followed, or None.
+    """
+
+    depth: DepthEvents
+    trades: Trades
+    quotes: Quotes
+    stats: dict[str, Any]
+    flow: FlowModel
+    path: tuple[np.ndarray, np.ndarray] | None
+    symbol: str
+    start: int
+    end: int
+    update_every: int
+    levels: int
+    seed: Any
+    _raw: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        s = self.stats
+        return (
+            f"SimMarket({self.symbol}: {(self.end - self.start) / 1e9:g} s, {len(self.depth)} depth rows "
+            f"({s['depth_messages']} diffs), {len(self.trades)} trades, {len(self.quotes)} quotes, "
+            f"{'following a price path' if self.path is not None else 'flow only'})"
+        )
+
+    def market_data(self) -> MarketData:
+        """The data as a :class:`lobfast.MarketData`, with the reader's counters."""
+        return MarketData(depth=self.depth, trades=self.trades, quotes=self.quotes, stats=dict(self.stats))
+
+    # ------------------------------------------------------------------ raw lines
+    def lines(self) -> list[tuple[int, str]]:
+        """The raw recording as ``(receive ns, message)`` pairs in receive order (what
+        :meth:`write_raw` writes, one ``f"{ns} {message}"`` line each)."""
+        flow = self.flow
+        tu, td = decimal_step(flow.tick)
+        lu, ld = decimal_step(flow.lot)
+        dec = max(8, td, ld)
+        pscale, qscale = tu * 10 ** (dec - td), lu * 10 ** (dec - ld)
+        one = 10**dec
+
+        def num(v: int, scale: int) -> str:
+            x = v * scale
+            return f'"{x // one}.{x % one:0{dec}d}"'
+
+        def ticks(a: np.ndarray) -> list[int]:
+            return np.rint(a / flow.tick).astype(np.int64).tolist()
+
+        def lots(a: np.ndarray) -> list[int]:
+            return np.rint(a / flow.lot).astype(np.int64).tolist()
+
+        sym, low = self.symbol, self.symbol.lower()
+        ms = self.update_every // _MS
+        stream = f"{low}@depth" if ms == 1000 else f"{low}@depth@{ms}ms"
+        out: list[tuple[int, str]] = []
+        raw = self._raw
+        # the opening snapshot (also when no diff followed it, in which case the reader drops it)
+        sb, sa = raw["snapshot"]
+        levels = lambda rows: ",".join(f"[{num(p, pscale)},{num(q, qscale)}]" for p, q in rows)  # noqa: E731
+        out.append((raw["snapshot_local"], f'{{"lastUpdateId":{_UID0},"bids":[{levels(sb)}],"asks":[{levels(sa)}]}}'))
+        d = self.depth
+        body = np.flatnonzero((d.flags & Flags.SNAPSHOT) == 0)
+        if len(body):
+            p, q, side = ticks(d.price[body]), lots(d.qty[body]), d.side[body].tolist()
+            eom = np.flatnonzero(d.flags[body] & Flags.END_OF_MESSAGE)
+            uid, ts, loc = d.update_id[body][eom].tolist(), d.ts[body][eom].tolist(), d.local_ts[body][eom].tolist()
+            first = _UID0 + 1
+            lo = 0
+            for j, hi in enumerate((eom + 1).tolist()):
+                b = ",".join(f"[{num(p[i], pscale)},{num(q[i], qscale)}]" for i in range(lo, hi) if side[i] > 0)
+                a = ",".join(f"[{num(p[i], pscale)},{num(q[i], qscale)}]" for i in range(lo, hi) if side[i] < 0)
+                out.append(
+                    (
+                        loc[j],
+                        f'{{"stream":"{stream}","data":{{"e":"depthUpdate","E":{ts[j] // _MS},"s":"{sym}",'
+                        f'"U":{first},"u":{uid[j]},"b":[{b}],"a":[{a}]}}}}',
+                    )
+                )
+                first = uid[j] + 1
+                lo = hi
+        t = self.trades
+        if len(t):
+            for ts_, loc, p_, q_, s_, tid in zip(
+                t.ts.tolist(), t.local_ts.tolist(), ticks(t.price), lots(t.qty), t.side.tolist(), t.trade_id.tolist()
+            ):
+                T = ts_ // _MS
+                out.append(
+                    (
+                        loc,
+                        f'{{"stream":"{low}@trade","data":{{"e":"trade","E":{T},"s":"{sym}","t":{tid},'
+                        f'"p":{num(p_, pscale)},"q":{num(q_, qscale)},"T":{T},"m":{"true" if s_ < 0 else "false"},'
+                        f'"M":true}}}}',
+                    )
+                )
+        qt = self.quotes
+        if len(qt):
+            for loc, uid_, bp, bq, ap, aq in zip(
+                qt.local_ts.tolist(),
+                qt.update_id.tolist(),
+                ticks(qt.bid_px),
+                lots(qt.bid_qty),
+                ticks(qt.ask_px),
+                lots(qt.ask_qty),
+            ):
+                out.append(
+                    (
+                        loc,
+                        f'{{"stream":"{low}@bookTicker","data":{{"u":{uid_},"s":"{sym}","b":{num(bp, pscale)},'
+                        f'"B":{num(bq, qscale)},"a":{num(ap, pscale)},"A":{num(aq, qscale)}}}}}',
+                    )
+                )
+        out.sort(key=lambda x: x[0])
+        return out
+
+    def write_raw(self, path: str | os.PathLike) -> str:
+        """Write the collector's raw format: ``<receive ns> <message>`` lines in receive order
+        (the REST depth snapshot first, then depth diffs, trades and bookTicker messages).
+
+        Compressed by suffix: ``.gz`` (gzip), ``.zst`` (zstd, needs the ``zstandard``
+        package), anything else plain text. Returns the path written.
+        """
+        path = os.fspath(path)
+        lines = self.lines()
+        if path.endswith(".zst"):
+            try:
+                import zstandard
+            except ImportError as e:
+                raise ImportError("writing .zst needs the zstandard package (pip install zstandard)") from e
+        with open(path, "wb") as raw:
+            if path.endswith(".gz"):
+                f = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0)
+            elif path.endswith(".zst"):
+                f = zstandard.ZstdCompressor(level=3).stream_writer(raw, closefd=False)
+            else:
+                f = raw
+            for i in range(0, len(lines), 20_000):
+                f.write("".join(f"{ns} {msg}\n" for ns, msg in lines[i : i + 20_000]).encode("ascii"))
+            if f is not raw:
+                f.close()
+        return path
+
+
+# ---------------------------------------------------------------------------- simulate
+def simulate(
+    duration="10min",
+    *,
+    flow: FlowModel,
+    price=None,
+    seed=0,
+    symbol: str = "SIMUSDT",
+    start="2024-01-01",
+    levels: int = 20,
+    update_every="100ms",
+) -> SimMarket:
+    """Simulate a Binance-spot-like market from a calibrated :class:`FlowModel`.
+
+    Parameters
+    ----------
+    duration : how long (``"10min"``, ``"1h"``, int ns, timedelta); at least one update step.
+    flow : the order-flow rates (:func:`lobfast.sim.calibrate`).
+    price : ``None`` (the flow alone moves the book), a ``(ts, price)`` pair of arrays (int64
+        ns since the epoch, sorted; prices finite and positive; the price in effect at ``t`` is
+        the last one at or before it), or an object with ``.simulate(duration, *, seed, dt, s0,
+        start) -> (ts, price)`` such as :class:`lobfast.sim.GBM` (called with this ``seed``,
+        ``dt=update_every``, ``s0=flow.ref_price`` and ``start``). The mid then follows the path
+        within about a tick.
+    seed : seeds ``numpy.random.default_rng``; the same seed gives the same market.
+    symbol : upper-case letters and digits, as in Binance symbols.
+    start : the opening time (int ns, ISO string, datetime), rounded down to the millisecond.
+    levels : ticks of book kept behind each best quote (and levels of flow simulated).
+    update_every : the depth-diff interval, whole milliseconds (Binance spot: 100 ms).
+
+    Returns
+    -------
+    SimMarket with ``depth``, ``trades``, ``quotes`` as :func:`lobfast.read_binance` returns
+    them, ``market_data()`` and ``write_raw(path)``.
+
+    Examples
+    --------
+    >>> import lobfast
+    >>> from lobfast import datasets
+    >>> from lobfast.sim import calibrate, simulate
+    >>> flow = calibrate(lobfast.read_binance(datasets.path("spot_btcusdt_20240808")))
+    >>> sim = simulate("30s", flow=flow, seed=1)
+    >>> lobfast.check_against_quotes(sim.depth, sim.quotes).ok
+    True
+    """
+    if not isinstance(flow, FlowModel):
+        raise TypeError(f"flow must be a lobfast.sim.FlowModel (from calibrate), not {type(flow).__name__}")
+    duration_ns = parse_duration(duration, "duration")
+    dt_ns = parse_duration(update_every, "update_every")
+    if dt_ns % _MS:
+        raise ValueError(f"update_every must be a whole number of milliseconds (Binance times are ms), not {dt_ns} ns")
+    nsteps = duration_ns // dt_ns
+    if nsteps < 1:
+        raise ValueError(f"duration ({duration_ns} ns) is shorter than one update step ({dt_ns} ns)")
+    if isinstance(levels, bool) or not isinstance(levels, (int, np.integer)) or not 2 <= levels <= 1000:
+        raise ValueError(f"levels must be an int in 2..1000, not {levels!r}")
+    levels = int(levels)
+    if not isinstance(symbol, str) or not _SYMBOL.fullmatch(symbol):
+        raise ValueError(f"symbol must be 1 to 20 upper-case letters or digits, not {symbol!r}")
+    start_ns = to_ns(start)
+    start_ns -= start_ns % _MS
+    if start_ns <= 0 or start_ns + duration_ns >= 2**62:
+        raise ValueError(f"start={start!r} must be after 1970 and start + duration fit int64 ns")
+    path = _price_path(price, nsteps * dt_ns, dt_ns, start_ns, seed, flow.ref_price)
+
+    tick = flow.tick
+    t_grid = start_ns + dt_ns * np.arange(nsteps + 1, dtype=np.int64)
+    if path is None:
+        targets, mid0 = None, flow.ref_price / tick
+    else:
+        ts, px = path
+        idx = np.maximum(np.searchsorted(ts, t_grid, side="right") - 1, 0)
+        at = px[idx] / tick  # the price in effect at start, start + dt, ..., end
+        mid0, targets = float(at[0]), at[1:]
+        low = float(at.min())
+        if low < 2 * levels + 2:
+            raise ValueError(
+                f"the price path goes down to {low * tick:g}, fewer than {2 * levels + 2} ticks of {tick:g}: "
+                "too low for this tick size and levels"
+            )
+    if mid0 < 2 * levels + 2:
+        raise ValueError(f"the starting price {mid0 * tick:g} is too low for tick {tick:g} and {levels} levels")
+
+    rng = _flow_rng(seed)
+    eng = _Engine(flow, rng, levels, dt_ns)
+    eng.open(mid0, start_ns)
+    eng.run(start_ns, int(nsteps), targets)
+    return _assemble(eng, flow, path, symbol, start_ns, start_ns + nsteps * dt_ns, dt_ns, levels, seed, rng)
+
+
+def _assemble(eng: _Engine, flow, path, symbol, start_ns, end_ns, dt_ns, levels, seed, rng) -> SimMarket:
+    tu, td = decimal_step(flow.tick)
+    lu, ld = decimal_step(flow.lot)
+    pdiv, qdiv = float(10**td), float(10**ld)
+
+    def px(t) -> np.ndarray:
+        return (np.asarray(t, np.int64) * tu).astype(np.float64) / pdiv
+
+    def qty(v) -> np.ndarray:
+        return (np.asarray(v, np.int64) * lu).astype(np.float64) / qdiv
+
+    # receive times: event time + latency, strictly increasing line after line
+    kind = np.asarray(eng.seq_kind, np.int8)
+    ev = np.asarray(eng.seq_t, np.int64)
+    lat = _LAT_MIN_NS + rng.exponential(_LAT_MEAN_NS, len(ev)).astype(np.int64)
+    n = np.arange(len(ev), dtype=np.int64)
+    local = np.maximum.accumulate(ev + lat - n) + n
+    snap_local = int(local[0])
+    diff_local = local[kind == _KIND_DIFF]
+    trade_local = local[kind == _KIND_TRADE]
+    quote_local = local[kind == _KIND_QUOTE]
+
+    # depth: the snapshot (taking effect with the first diff, as the reader places it), then diffs
+    sb, sa = eng.snapshot
+    cols: dict[str, list] = {k: [] for k in ("ts", "local_ts", "side", "tick", "lots", "update_id", "flags")}
+    if eng.diffs:
+        first_ts = eng.diffs[0][0]
+        rows = [(1, p, q) for p, q in sb] + [(-1, p, q) for p, q in sa]
+        for i, (s, p, q) in enumerate(rows):
+            fl = Flags.SNAPSHOT | (Flags.RESET if i == 0 else 0) | (Flags.END_OF_MESSAGE if i == len(rows) - 1 else 0)
+            cols["ts"].append(first_ts)
+            cols["local_ts"].append(snap_local)
+            cols["side"].append(s)
+            cols["tick"].append(p)
+            cols["lots"].append(q)
+            cols["update_id"].append(_UID0)
+            cols["flags"].append(int(fl))
+        for (E, _U, u, b, a), loc in zip(eng.diffs, diff_local.tolist()):
+            m = len(b) + len(a)
+            cols["ts"].extend([E] * m)
+            cols["local_ts"].extend([loc] * m)
+            cols["side"].extend([1] * len(b) + [-1] * len(a))
+            cols["tick"].extend([p for p, _ in b] + [p for p, _ in a])
+            cols["lots"].extend([q for _, q in b] + [q for _, q in a])
+            cols["update_id"].extend([u] * m)
+            cols["flags"].extend([0] * (m - 1) + [int(Flags.END_OF_MESSAGE)])
+    depth = DepthEvents(
+        ts=np.asarray(cols["ts"], np.int64),
+        local_ts=np.asarray(cols["local_ts"], np.int64),
+        side=np.asarray(cols["side"], np.int8),
+        price=px(cols["tick"]),
+        qty=qty(cols["lots"]),
+        update_id=np.asarray(cols["update_id"], np.int64),
+        flags=np.asarray(cols["flags"], np.uint8),
+    )
+    tr = np.asarray(eng.trades, np.int64).reshape(-1, 5)
+    trades = Trades(
+        ts=tr[:, 0], local_ts=trade_local, price=px(tr[:, 1]), qty=qty(tr[:, 2]), side=tr[:, 3], trade_id=tr[:, 4]
+    )
+    qt = np.asarray(eng.quotes, np.int64).reshape(-1, 5)
+    quotes = Quotes(
+        ts=quote_local,
+        local_ts=quote_local,
+        update_id=qt[:, 0],
+        bid_px=px(qt[:, 1]),
+        bid_qty=qty(qt[:, 2]),
+        ask_px=px(qt[:, 3]),
+        ask_qty=qty(qt[:, 4]),
+    )
+    synced = bool(eng.diffs)
+    stats = {
+        "lines": 1 + len(eng.diffs) + len(trades) + len(quotes),
+        "bad_lines": 0,
+        "market": "spot",
+        "symbol": symbol,
+        "symbols": symbol,
+        "depth_messages": len(eng.diffs),
+        "trade_messages": len(trades),
+        "agg_trade_messages": 0,
+        "book_ticker_messages": len(quotes),
+        "snapshots": 1,
+        "partial_depth_messages": 0,
+        "collector_events": 0,
+        "unknown_messages": 0,
+        "other_symbol_messages": 0,
+        "outside_window": 0,
+        "blank_lines": 0,
+        "gaps": 0,
+        "resets": int(synced),
+        "dropped_before_sync": 0,
+        "stale_diffs": 0,
+        "snapshots_rejected": 0,
+        "snapshots_unused": 0,
+        "snapshots_ambiguous": 0,
+        "nonmarket_trades": 0,
+        "buffer_overflow_drops": 0,
+        "synced": int(synced),
+        "last_update_id": eng.diffs[-1][2] if synced else -1,
+        "simulated": True,
+    }
+    if not synced:  # no diff ever bridged the snapshot: the reader keeps no book and no symbol
+        stats.update(market="unknown", symbol="", symbols="", snapshots_unused=1)
+    return SimMarket(
+        depth=depth,
+        trades=trades,
+        quotes=quotes,
+        stats=stats,
+        flow=flow,
+        path=path,
+        symbol=symbol,
+        start=start_ns,
+        end=end_ns,
+        update_every=dt_ns,
+        levels=levels,
+        seed=seed,
+        _raw={"snapshot": eng.snapshot, "snapshot_local": snap_local},
+    )
