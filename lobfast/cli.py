@@ -10,69 +10,9 @@ import numpy as np
 
 from . import datasets
 from .book import check_against_quotes, reconstruct
-from .containers import MarketData
 from .quality import quality_report
 from .readers import expand_paths, read_binance
-
-
-def _fmt_ns(ns: int) -> str:
-    return str(np.datetime64(int(ns), "ns").astype("datetime64[ms]")).replace("T", " ")
-
-
-def summarize(md: MarketData, seconds: float, nbytes: int) -> str:
-    """A readable summary of what a reader returned."""
-    s = md.stats
-    times = [c.local_ts for c in (md.depth, md.trades, md.agg_trades, md.quotes) if len(c)]
-    lines = [f"{md.symbol or '?'} ({md.market}), {s['files']} file(s), {s['lines']:,} lines"]
-    if times:
-        t0 = min(int(t[0]) for t in times)
-        t1 = max(int(t[-1]) for t in times)
-        span = max((t1 - t0) / 1e9, 1e-9)
-        lines.append(f"  span         {_fmt_ns(t0)} -> {_fmt_ns(t1)} UTC ({span:,.1f} s, receive time)")
-    else:
-        span = 0.0
-    lines.append(
-        "  messages     depth {:,}  trade {:,}  aggTrade {:,}  bookTicker {:,}  snapshots {}  unknown {:,}".format(
-            s["depth_messages"],
-            s["trade_messages"],
-            s["agg_trade_messages"],
-            s["book_ticker_messages"],
-            s["snapshots"],
-            s["unknown_messages"],
-        )
-    )
-    d = md.depth
-    n_levels = int(np.count_nonzero(d.side))
-    lines.append(
-        f"  book         {n_levels:,} level changes, resets {s['resets']}, gaps {s['gaps']}, "
-        f"diffs before sync {s['dropped_before_sync']}, stale {s['stale_diffs']}, synced at end: {bool(s['synced'])}"
-    )
-    for name, t in (("trades", md.trades), ("agg trades", md.agg_trades)):
-        if len(t):
-            buy = float(t.qty[t.side > 0].sum())
-            sell = float(t.qty[t.side < 0].sum())
-            vwap = float((t.price * t.qty).sum() / t.qty.sum())
-            lines.append(
-                f"  {name:<12} {len(t):,}: taker buy {buy:,.4f}, taker sell {sell:,.4f}, "
-                f"VWAP {vwap:,.2f}, last {t.price[-1]:,.2f}"
-            )
-    if len(md.quotes):
-        q = md.quotes
-        spread = q.ask_px - q.bid_px
-        lines.append(
-            f"  quotes       {len(q):,}: median spread {np.median(spread):.6g}, "
-            f"last {q.bid_px[-1]:,} / {q.ask_px[-1]:,}"
-        )
-    if span:
-        lines.append(
-            f"  rates        {s['lines'] / span:,.0f} msg/s, {n_levels / span:,.0f} level changes/s, "
-            f"{(len(md.trades) + len(md.agg_trades)) / span:,.1f} trades/s"
-        )
-    lines.append(
-        f"  read in      {seconds * 1e3:,.1f} ms ({nbytes / seconds / 1e6:,.0f} MB/s of text, decompression included, "
-        f"bad lines {s['bad_lines']}, truncated files {s['truncated_files']})"
-    )
-    return "\n".join(lines)
+from .summary import fmt_ns, summarize
 
 
 def _read_and_summarize(paths, symbol=None) -> str:
@@ -94,11 +34,35 @@ def _read_and_summarize(paths, symbol=None) -> str:
 
 
 def demo(argv: list[str]) -> int:
-    print("lobfast demo: real Binance recordings bundled with the package\n")
-    for title, names in datasets.DEMO_SETS:
-        print(f"== {title}")
-        print(_read_and_summarize([datasets.path(n) for n in names]))
-        print()
+    """The whole pipeline on the bundled real sample (or ``--data``) plus a simulated stretch."""
+    p = argparse.ArgumentParser(
+        prog="lobfast demo",
+        description="Read, rebuild, check, featurise, label, simulate, train a small DeepLOB-TCN, "
+        "evaluate against raw returns and backtest with costs; report and figures in --out.",
+    )
+    p.add_argument("--data", nargs="+", help="your recordings (files or globs) instead of the bundled sample")
+    p.add_argument("--symbol", default=None, help="the symbol to use when the files hold several")
+    p.add_argument("--out", default="demo-output", help="folder for report.md and the PNG figures")
+    p.add_argument("--sim-minutes", type=float, default=60.0, help="simulated minutes to train on (default 60)")
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quick", action="store_true", help="6 simulated minutes and one epoch")
+    a = p.parse_args(argv)
+    try:
+        from .demo import run
+    except ImportError as e:
+        print(f"lobfast demo needs the demo extra: pip install 'lobfast[demo]' ({e})", file=sys.stderr)
+        return 1
+    print("lobfast demo: " + ("your recordings" if a.data else "real Binance recordings bundled with the package"))
+    try:
+        t = time.perf_counter()
+        paths = expand_paths(a.data) if a.data else [datasets.path(n) for n in datasets.DEMO_SETS[0][1]]
+        md = read_binance(paths, symbol=a.symbol)
+        print(summarize(md, time.perf_counter() - t, md.stats["bytes"]) + "\n")
+        run(paths, a.out, symbol=a.symbol, sim_minutes=a.sim_minutes, epochs=a.epochs, seed=a.seed, quick=a.quick)
+    except (OSError, ValueError) as e:  # LobError is a ValueError: bad files, too little data
+        print(f"lobfast demo: {e}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -158,7 +122,7 @@ def index(argv: list[str]) -> int:
     ti = TimeIndex(a.paths, format=a.format, ts_col=_ts_col(a.ts_col), unit=a.unit, index_dir=a.index_dir)
     print(ti)
     for f in ti.info():
-        span = f"{_fmt_ns(f['first_ts'])} -> {_fmt_ns(f['last_ts'])}" if f["rows"] else "no rows"
+        span = f"{fmt_ns(f['first_ts'])} -> {fmt_ns(f['last_ts'])}" if f["rows"] else "no rows"
         print(
             f"  {f['path']}: {f['status']}, {f['compression']}, {f['rows']:,} rows, {span}, "
             f"{f['entries']:,} entries, {f['frames']:,} frames"

@@ -5,18 +5,41 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from conftest import SPOT_ETH_0808
 
 from lobfast import cli
 
 
-def test_demo_summarises_the_bundled_samples(capsys):
-    assert cli.main(["demo"]) == 0
+def test_demo_runs_the_whole_pipeline(capsys, tmp_path):
+    """`lobfast demo --quick`: every stage on the bundled sample plus a simulated stretch."""
+    assert cli.main(["demo", "--quick", "--out", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
     assert "BTCUSDT (spot), 2 file(s), 99,574 lines" in out
     assert "2024-08-08 23:54:14.087 -> 2024-08-09 00:05:04.535 UTC" in out
     assert "depth 6,495  trade 19,904" in out and "gaps 0" in out
-    assert "BTCUSDT (usdm), 1 file(s), 93,954 lines" in out and "trade 21,313" in out
+    assert "[9/9] figures and report" in out and "lobfast demo finished" in out
+    assert "real recording  IC vs raw return" in out and "backtest: best threshold" in out
+    report = (tmp_path / "out" / "report.md").read_text()
+    for section in ("## Real data", "## Simulated market", "## Training", "## Evaluation", "## Backtest"):
+        assert section in report
+    for png in (
+        "book_heatmap",
+        "mid_microprice",
+        "ofi_vs_returns",
+        "training_curves",
+        "backtest_pnl",
+        "stylized_facts",
+    ):
+        f = tmp_path / "out" / f"{png}.png"
+        assert f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
+        assert f"({png}.png)" in report
+
+
+def test_demo_on_user_data_and_bad_arguments(capsys, tmp_path):
+    assert cli.main(["demo", "--data", str(tmp_path / "nothing*.gz"), "--out", str(tmp_path)]) != 0
+    with pytest.raises(SystemExit):
+        cli.main(["demo", "--epochs", "many"])
 
 
 def test_info_and_usage(capsys):
