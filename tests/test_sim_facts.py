@@ -1,5 +1,7 @@
 """Stylized facts: the real spot sample's (fat tails, volatility clustering), facts computed by
-hand on a made-up market, the side-by-side table and the figure."""
+hand on a made-up market, the side-by-side table and the figure, and the simulated book's
+shape (where its levels sit, what they hold, how often each tick near the touch is occupied)
+held against the real recording it was calibrated on."""
 
 from __future__ import annotations
 
@@ -8,9 +10,9 @@ import pytest
 from scipy import stats
 
 import lobfast
-from lobfast import DepthEvents, Flags, MarketData, Trades, datasets
-from lobfast.sim import calibrate, compare_facts, plot_facts, simulate, stylized_facts
-from lobfast.sim.facts import acf, excess_kurtosis
+from lobfast import BookSnapshots, DepthEvents, Flags, MarketData, Trades, datasets
+from lobfast.sim import HawkesJumpDiffusion, calibrate, compare_facts, plot_facts, simulate, stylized_facts
+from lobfast.sim.facts import acf, book_shape, excess_kurtosis
 
 T0 = lobfast.to_ns("2024-03-01")
 SEC = 1_000_000_000
@@ -70,7 +72,8 @@ def test_plot_renders(real_facts, sim, tmp_path):
 
     out = tmp_path / "facts.png"
     fig = plot_facts(real_facts, sim, path=out)
-    assert isinstance(fig, Figure) and len(fig.axes) == 4
+    assert isinstance(fig, Figure) and len(fig.axes) == 6
+    assert {"book shape: where the levels sit", "book shape: what the levels hold"} <= {a.get_title() for a in fig.axes}
     data = out.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
 
@@ -169,3 +172,110 @@ def test_book_input_and_bad_input(real):
         stylized_facts(real, lags=0)
     with pytest.raises(ValueError, match="no depth"):
         stylized_facts(MarketData())
+
+
+# ------------------------------------------------------------------------------ the book's shape
+def test_book_shape_by_hand():
+    nan = np.nan
+    book = BookSnapshots(
+        ts=[T0, T0 + SEC, T0 + 2 * SEC],
+        update_id=[1, 2, 3],
+        bid_px=[[99.99, 99.97, nan], [99.99, 99.98, 99.90], [nan, nan, nan]],
+        bid_sz=[[1.0, 0.5, 0.0], [2.0, 0.1, 0.3], [0.0, 0.0, 0.0]],
+        ask_px=[[100.00, 100.04, 100.05], [100.00, 100.01, nan], [100.0, nan, nan]],
+        ask_sz=[[3.0, 0.2, 0.4], [1.0, 0.7, 0.0], [1.0, 0.0, 0.0]],
+        valid=[True, True, False],
+    )
+    f = book_shape(book, 0.01, levels=4)
+    mid = 99.995
+    off = lambda p: abs(p - mid) / mid * 1e4  # noqa: E731
+    np.testing.assert_allclose(
+        f["level_offset_bps"][:3],
+        [
+            np.mean([off(99.99), off(100.0)] * 2),
+            np.mean([off(99.97), off(100.04), off(99.98), off(100.01)]),
+            np.mean([off(100.05), off(99.90)]),
+        ],
+    )
+    assert np.isnan(f["level_offset_bps"][3]) and np.isnan(f["level_size_mean"][3])
+    np.testing.assert_allclose(f["level_size_mean"][:3], [7 / 4, 1.5 / 4, 0.35])
+    np.testing.assert_allclose(f["level_size_median"][:3], [1.5, 0.35, 0.35])
+    # ticks from the opposite best: first row bids 1, 3 and asks 1, 5, 6; second row bids 1,
+    # 2, 10 and asks 1, 2; the third row is not valid. Ticks 1 to 4 are in view on every side
+    # (its last column is empty, so it shows all it holds, or lies beyond them)
+    occ = f["tick_occupancy"]
+    assert occ[0] == 1.0
+    assert occ[1] == pytest.approx(2 / 4) and occ[2] == pytest.approx(1 / 4)
+    assert occ[3] == 0.0
+
+
+@pytest.fixture(scope="module")
+def shapes():
+    """The real book (both days) and 10 simulated minutes calibrated on it: along a fitted Hawkes
+    jump diffusion without drift (as the demo does), and from the flow alone."""
+    md = lobfast.read_binance([datasets.path("spot_btcusdt_20240808"), datasets.path("spot_btcusdt_20240809")])
+    flow = calibrate(md)
+    book = lobfast.reconstruct(md.depth, levels=1, every="100ms")
+    ok = book.valid
+    mid = 0.5 * (book.bid_px[ok, 0] + book.ask_px[ok, 0])
+    price = HawkesJumpDiffusion(**{**HawkesJumpDiffusion.fit(book.ts[ok], mid).params, "mu": 0.0})
+    start = int(book.ts[-1]) + 3600 * SEC
+    path = simulate("10min", flow=flow, price=price, seed=7, start=start)
+    alone = simulate("10min", flow=flow, seed=7, start=start)
+    return flow, stylized_facts(md), stylized_facts(path), stylized_facts(alone)
+
+
+def test_real_book_shape(shapes):
+    flow, real, _, _ = shapes
+    # the same measure as the calibration's
+    np.testing.assert_allclose(real["tick_occupancy"], flow.queue_occupancy, atol=1e-12)
+    off = real["level_offset_bps"]
+    assert off[0] < 0.003  # half a tick: 0.0008 bp
+    # deep ticks are mostly empty: level 2 sits 37 ticks out on average, level 10 about 350
+    assert 0.05 < off[1] < 0.08 and 0.5 < off[9] < 0.65 and np.all(np.diff(off) > 0)
+    assert real["tick_occupancy"][0] > 0.99 and real["tick_occupancy"][1] < 0.45
+    assert real["level_size_mean"][0] > 10 * real["level_size_mean"][1]
+
+
+def test_simulated_book_has_the_real_shape(shapes):
+    """Along a price path: every tick within 10 of the touch is occupied as often as in the real
+    book (within 4 points), the levels sit where the real ones do (level 2 within 40 %, 3 to 10
+    within 20 %) and hold what they hold (level 1 within 10 %, deeper means within 50 %)."""
+    _, real, sim, _ = shapes
+    occ_r, occ_s = real["tick_occupancy"], sim["tick_occupancy"]
+    np.testing.assert_allclose(occ_s, occ_r, atol=0.04)
+    off_r, off_s = real["level_offset_bps"], sim["level_offset_bps"]
+    assert off_s[0] < 0.003  # a one-tick spread
+    assert off_s[1] == pytest.approx(off_r[1], rel=0.4)
+    np.testing.assert_allclose(off_s[2:], off_r[2:], rtol=0.2)
+    assert off_s[9] > 0.4  # 10 levels packed one tick apart reached 0.01 bp
+    size_r, size_s = real["level_size_mean"], sim["level_size_mean"]
+    assert size_s[0] == pytest.approx(size_r[0], rel=0.1)
+    np.testing.assert_allclose(size_s[1:], size_r[1:], rtol=0.5)
+    med_r, med_s = real["level_size_median"], sim["level_size_median"]
+    assert med_s[0] == pytest.approx(med_r[0], rel=0.1)
+    np.testing.assert_allclose(med_s[2:], med_r[2:], rtol=0.35)
+    # and the rest still looks like the market
+    assert sim["spread_one_tick"] > 0.95 and sim["inter_arrival_cv"] > 1.3
+    assert 0.5 * real["trade_rate"] < sim["trade_rate"] < 2 * real["trade_rate"]
+
+
+def test_flow_alone_gives_a_similar_shape(shapes):
+    """Without a path the book moves only by its own flow, less often than the real one, so
+    its deep levels sit closer (within 40 % from level 3 on) but ticks are occupied as often."""
+    _, real, _, alone = shapes
+    np.testing.assert_allclose(alone["tick_occupancy"], real["tick_occupancy"], atol=0.06)
+    np.testing.assert_allclose(alone["level_offset_bps"][2:], real["level_offset_bps"][2:], rtol=0.4)
+    assert alone["level_offset_bps"][9] > 0.35
+    assert alone["level_size_mean"][0] == pytest.approx(real["level_size_mean"][0], rel=0.25)
+
+
+def test_compare_facts_shows_the_book_shape(shapes):
+    _, real, sim, _ = shapes
+    table = compare_facts(real, sim)
+    rows = [f"offset_bps_{k}" for k in range(1, 11)] + [f"size_mean_{k}" for k in range(1, 11)]
+    rows += [f"occupancy_{d}" for d in range(1, 6)]
+    assert set(rows) <= set(table.index) and "occupancy_6" not in table.index
+    assert table.loc["offset_bps_2", "real"] == real["level_offset_bps"][1]
+    assert table.loc["occupancy_2", "sim"] == sim["tick_occupancy"][1]
+    assert np.isfinite(table.loc[rows].to_numpy()).all()

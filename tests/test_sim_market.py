@@ -1,5 +1,6 @@
-"""Simulated markets: calibration on the real spot sample, the simulated book's invariants, the
-exact round trip through the raw Binance format, following a price path, and bad input."""
+"""Simulated markets: calibration on the real spot sample, the queue model, the simulated book's
+invariants, the exact round trip through the raw Binance format, following a price path, and
+bad input. (How the simulated book's shape compares with the real one: test_sim_facts.py.)"""
 
 from __future__ import annotations
 
@@ -101,6 +102,39 @@ def test_calibrate_real_sample(real, flow):
     assert np.all(flow.limit_size >= 0) and np.all(flow.cancel_size >= 0)
 
 
+def test_calibrate_queue_model(real, flow):
+    e = flow.tick_edges
+    # one bucket per tick up to the 10 levels, then wider ones out to where 20 levels end
+    assert e[0] == 1 and np.array_equal(e[:11], np.arange(1, 12)) and np.all(np.diff(e[10:]) > 1)
+    assert flow.depth == e[-1] - 1 and 800 < flow.depth < 3000  # 1,355 ticks: a sparse book
+    assert "queue model, 1355 ticks" in flow.summary()
+    nb = len(e) - 1
+    for name in ("tick_occupancy", "birth_rate", "join_rate", "death_rate"):
+        arr = getattr(flow, name)
+        assert arr.shape == (nb,) and np.all(np.isfinite(arr)) and np.all(arr >= 0), name
+    # the first buckets are the levels: the same occupancy as measured per level
+    np.testing.assert_array_equal(flow.tick_occupancy[:10], flow.queue_occupancy)
+    # the touch is nearly always full; beyond the fifth tick about one price in 30 holds an order
+    assert flow.tick_occupancy[0] > 0.99 and np.all(flow.tick_occupancy[5:] < 0.07)
+    assert 0.015 < flow.tick_occupancy[10:].mean() < 0.05
+    # births and deaths: a tick holds size about birth / (birth + death) of the time
+    steady = flow.birth_rate / (flow.birth_rate + flow.death_rate)
+    deep = slice(10, None)
+    np.testing.assert_allclose(steady[deep], flow.tick_occupancy[deep], rtol=0.5)
+    assert np.all(flow.death_rate > 0) and np.all(flow.birth_rate > 0)
+    # orders: several at the touch, mostly one deeper; each cancelled whole at a finite rate
+    m = flow.orders_per_queue
+    assert 1.0 < m[0] < 10 and np.all(m[10:] < 0.5)
+    assert np.all(np.isfinite(flow.order_cancel_rate)) and np.all(flow.order_cancel_rate > 0)
+    for q in (flow.order_size_quantiles, flow.tick_size_quantiles):
+        assert q.shape == (nb, 21) and np.all(np.diff(q, axis=1) >= 0) and np.all(q[:, 0] >= flow.lot)
+    # an order at the touch is a share of the queue; deeper an order is the queue
+    assert flow.order_size_quantiles[0, 10] < 0.6 * flow.tick_size_quantiles[0, 10]
+    np.testing.assert_allclose(flow.order_size_quantiles[10:, 10], flow.tick_size_quantiles[10:, 10], rtol=0.2)
+    assert 0.3 < flow.mid_move_rate < 3  # the mid moved about once a second
+    assert 0.01 < flow.market_size_mean < 0.2
+
+
 def test_flow_model_saves_and_loads(flow):
     d = json.loads(json.dumps(flow.to_dict()))
     again = FlowModel.from_dict(d)
@@ -146,12 +180,84 @@ def test_calibrate_refuses_bad_input(real):
         calibrate(lobfast.MarketData())
     with pytest.raises(ValueError, match="every"):
         calibrate(real, every="soon")
+    for depth in (0, 1.5, True, 10**6):
+        with pytest.raises(ValueError, match="depth"):
+            calibrate(real, depth=depth)
 
 
 def test_calibrate_per_message_and_fewer_levels(real):
     f = calibrate(real, levels=3, every=None)
     assert f.levels == 3 and f.queue_quantiles.shape == (3, 21)
     assert f.source["every"] is None
+    assert np.array_equal(f.tick_edges[:4], [1, 2, 3, 4]) and f.depth > 100
+    g = calibrate(real, levels=3, depth=40)
+    assert g.depth == 40 and g.tick_edges[-1] == 41 and len(g.tick_edges) < 15
+    assert g.tick_occupancy.shape == (len(g.tick_edges) - 1,)
+
+
+def test_flow_model_validates_the_queue_model(flow):
+    d = flow.to_dict()
+    with pytest.raises(ValueError, match="tick_edges"):
+        FlowModel.from_dict({**d, "tick_edges": [0, *d["tick_edges"][1:]]})
+    with pytest.raises(ValueError, match="tick_edges"):
+        FlowModel.from_dict({**d, "tick_edges": [1, 3, 2]})
+    with pytest.raises(ValueError, match="bucket"):
+        FlowModel.from_dict({**d, "birth_rate": d["birth_rate"][:-1]})
+    with pytest.raises(ValueError, match="at most 1"):
+        FlowModel.from_dict({**d, "tick_occupancy": [1.5] * len(d["tick_occupancy"])})
+    with pytest.raises(ValueError, match="shape"):
+        FlowModel.from_dict({**d, "order_size_quantiles": d["order_size_quantiles"][:-1]})
+
+
+def toy_flow(flow, *, market: bool = False) -> FlowModel:
+    """Three buckets with round numbers: the touch (always refilled at once), ticks 2-5 and
+    ticks 6-40; every order 0.01, so a queue's size counts its orders."""
+    d = flow.to_dict()
+    d.update(
+        tick_edges=[1, 2, 6, 41],
+        tick_occupancy=[1.0, 0.5, 0.1],
+        birth_rate=[100.0, 0.5, 0.05],
+        join_rate=[1.0, 0.5, 0.0],
+        death_rate=[0.01, 0.5, 0.45],
+        order_size_quantiles=[[0.01] * 21] * 3,
+        tick_size_quantiles=[[0.01] * 21] * 3,
+    )
+    if not market:
+        d["market_rate"] = [0.0, 0.0]
+    return FlowModel.from_dict(d)
+
+
+def test_queues_are_whole_orders_that_empty():
+    """Without market orders the touch never moves, so each tick is a queue of whole orders on
+    its own: it holds size birth / (birth + death) of the time, a zero-truncated Poisson number
+    of orders with mean m / (1 - exp(-m)), m = ln(1 + join / death)."""
+    flow = toy_flow(calibrate(lobfast.read_binance(datasets.path("spot_btcusdt_20240808")), levels=3, depth=40))
+    m = simulate("5min", flow=flow, seed=3, start=START, levels=40)
+    book = lobfast.reconstruct(m.depth, levels=40, every="100ms")
+    ok = book.valid
+    assert ok.all() and np.all(np.rint((book.ask_px[:, 0] - book.bid_px[:, 0]) / TICK) == 1)
+    sizes = np.concatenate([book.bid_sz[ok], book.ask_sz[ok]])
+    prices = np.concatenate([book.bid_px[ok], book.ask_px[ok]])
+    mid = np.concatenate([0.5 * (book.bid_px[ok, :1] + book.ask_px[ok, :1])] * 2)
+    dist = np.rint(np.abs(prices - mid) / TICK + 0.5)  # ticks from the opposite best
+    orders = np.rint(sizes / 0.01)
+    assert np.all(orders[sizes > 0] >= 1) and np.all(np.abs(orders - sizes / 0.01)[sizes > 0] < 1e-6)
+    n_rows = 2 * ok.sum()
+    for lo, hi, p, mean_orders in ((2, 5, 0.5, np.log(2) / 0.5), (6, 40, 0.1, 1.0)):
+        inb = (dist >= lo) & (dist <= hi) & (sizes > 0)
+        assert inb.sum() / (n_rows * (hi - lo + 1)) == pytest.approx(p, abs=0.03)
+        assert orders[inb].mean() == pytest.approx(mean_orders, rel=0.05)
+    assert 0 < len(m.depth) and len(m.trades) == 0
+
+
+def test_market_orders_take_the_oldest_orders_first(flow):
+    """A market order that takes part of a queue leaves it with fewer or smaller orders, never
+    more; and one that empties the touch leaves the next price as the best, crossing nothing."""
+    m = simulate("1min", flow=toy_flow(flow, market=True), seed=5, start=START, levels=40)
+    assert len(m.trades) > 100
+    book = lobfast.reconstruct(m.depth, levels=1, every=None, crossed="raise")
+    assert book.valid.all() and np.all(book.bid_px[:, 0] < book.ask_px[:, 0])
+    assert lobfast.check_against_quotes(m.depth, m.quotes).ok
 
 
 # ------------------------------------------------------------------------------ the simulated book
@@ -184,7 +290,8 @@ def test_quotes_match_the_book_and_no_gaps(sim):
     assert md.stats["gaps"] == 0 and md.stats["resets"] == 1 and md.stats["synced"] == 1
     check = lobfast.check_against_quotes(md.depth, md.quotes)
     assert check.ok, check.mismatches[:3]
-    assert check.compared > 0.3 * md.stats["depth_messages"]
+    # compared where a diff's last change moved the touch: 17 % of the real sample's diffs
+    assert check.compared > 0.1 * md.stats["depth_messages"]
     report = lobfast.quality_report(md)
     assert report.counts["gaps"] == 0
 
@@ -219,10 +326,14 @@ def test_prices_and_sizes_on_the_grid(sim):
         assert np.array_equal(col, np.rint(col / lot) / 1e6), name
     assert np.all(sim.trades.qty > 0) and np.all(sim.quotes.bid_qty > 0)
     assert np.all(sim.depth.qty >= 0)
-    # the book stays within its window of levels
-    book = lobfast.reconstruct(sim.depth, levels=2 * sim.levels, every=None)
-    deep = np.isfinite(book.bid_px[:, sim.levels :])
-    assert not deep.any()
+    # the book stays within its window of ticks behind each best quote (200 columns see it all)
+    book = lobfast.reconstruct(sim.depth, levels=200, every=None)
+    assert not np.isfinite(book.bid_px[:, -1]).any() and not np.isfinite(book.ask_px[:, -1]).any()
+    with np.errstate(invalid="ignore"):
+        behind_bid = np.nanmax(np.rint((book.bid_px[:, :1] - book.bid_px) / TICK), axis=1)
+        behind_ask = np.nanmax(np.rint((book.ask_px - book.ask_px[:, :1]) / TICK), axis=1)
+    assert behind_bid.max() < sim.levels and behind_ask.max() < sim.levels
+    assert sim.levels == sim.flow.depth and behind_bid.max() > 0.5 * sim.levels  # and uses it
 
 
 def test_ids_flags_and_times(sim, tmp_path):
@@ -356,8 +467,8 @@ def test_ten_minutes_are_fast(flow):
 
 def test_a_market_where_nothing_happens(flow, tmp_path):
     d = flow.to_dict()
-    for k in ("limit_rate", "limit_count", "cancel_rate", "cancel_count"):
-        d[k] = [0.0] * flow.levels
+    for k in ("birth_rate", "join_rate", "death_rate"):
+        d[k] = [0.0] * len(d[k])
     d["market_rate"] = [0.0, 0.0]
     m = simulate("1s", flow=FlowModel.from_dict(d), seed=1)
     assert len(m.depth) == len(m.trades) == len(m.quotes) == 0
@@ -417,5 +528,9 @@ def test_bad_input(flow, path):
         simulate("1min", flow=flow, update_every="100us")
     with pytest.raises(ValueError, match="levels"):
         simulate("1min", flow=flow, levels=1)
+    with pytest.raises(ValueError, match="levels"):
+        simulate("1min", flow=flow, levels=10**6)
+    with pytest.raises(ValueError, match="too low"):
+        simulate("1min", flow=flow, price=(ts, px / 10_000), start=START, levels=1000)
     with pytest.raises(ValueError, match="symbol"):
         simulate("1min", flow=flow, symbol="sim usdt")

@@ -2,8 +2,10 @@
 
 :func:`stylized_facts` measures, from a book (and its trades): the excess kurtosis of mid
 log-returns on a time grid, the autocorrelation of returns and of absolute returns, the
-spread in ticks, trade inter-arrival times and trade sizes. :func:`compare_facts` puts two
-of them side by side and :func:`plot_facts` draws them.
+spread in ticks, trade inter-arrival times and trade sizes, and the book's shape: how far
+from the mid each of the first 10 levels sits (in bps), what it holds, and how often each
+tick near the touch holds anything. :func:`compare_facts` puts two of them side by side and
+:func:`plot_facts` draws them.
 """
 
 from __future__ import annotations
@@ -14,11 +16,14 @@ import numpy as np
 
 from ..book import parse_duration, reconstruct
 from ..containers import BookSnapshots, MarketData, Trades
-from .flow import infer_step
+from .flow import infer_step, tick_profile
 
 QUANTILES = (0.1, 0.5, 0.9, 0.99)
 SPREAD_QUANTILES = (0.5, 0.9, 0.99)
+SHAPE_LEVELS = 10
+"""Levels of the book whose offset from the mid and size are measured (and ticks whose occupancy is)."""
 _COMPARE_LAGS = (1, 2, 5, 10, 20)
+_COMPARE_TICKS = 5
 
 
 def excess_kurtosis(x: np.ndarray) -> float:
@@ -67,6 +72,40 @@ def _grid_mid(book: BookSnapshots, every_ns: int) -> np.ndarray:
     return mid[idx]
 
 
+def book_shape(book: BookSnapshots, tick: float, levels: int = SHAPE_LEVELS) -> dict[str, np.ndarray]:
+    """The shape of a book over its rows with both best quotes, both sides pooled.
+
+    Returns ``level_offset_bps``: per level k = 1..levels the mean distance of the k-th
+    non-empty level from the mid, in bps (``|price - mid| / mid * 1e4``); ``level_size_mean``
+    and ``level_size_median``: its size; ``tick_occupancy``: per distance d = 1..levels ticks
+    from the opposite best quote (1 = the touch when the spread is one tick), the share of
+    time the tick holds size (as :func:`lobfast.sim.calibrate` measures ``queue_occupancy``).
+    NaN where a level is never there (a book with fewer columns: NaN beyond them).
+    """
+    out = {k: np.full(levels, np.nan) for k in ("level_offset_bps", "level_size_mean", "level_size_median")}
+    out["tick_occupancy"] = np.full(levels, np.nan)
+    rows = np.flatnonzero(book.valid & np.isfinite(book.bid_px[:, 0]) & np.isfinite(book.ask_px[:, 0]))
+    k = min(levels, book.levels)
+    if len(rows) == 0 or k == 0:
+        return out
+    bid_px, ask_px = book.bid_px[rows, :k], book.ask_px[rows, :k]
+    mid = 0.5 * (bid_px[:, :1] + ask_px[:, :1])
+    off = np.concatenate([(mid - bid_px) / mid, (ask_px - mid) / mid]) * 1e4
+    size = np.concatenate([book.bid_sz[rows, :k], book.ask_sz[rows, :k]])
+    here = np.isfinite(off) & (size > 0)
+    n = here.sum(axis=0)
+    seen = n > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["level_offset_bps"][:k] = np.where(seen, np.where(here, off, 0.0).sum(axis=0) / n, np.nan)
+        out["level_size_mean"][:k] = np.where(seen, np.where(here, size, 0.0).sum(axis=0) / n, np.nan)
+    for j in np.flatnonzero(seen):
+        out["level_size_median"][j] = float(np.median(size[here[:, j], j]))
+    occupied, view, _, _ = tick_profile(book, tick, levels, rows)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["tick_occupancy"] = np.where(view[1:] > 0, occupied[1:] / view[1:], np.nan)
+    return out
+
+
 def _source(data: Any) -> tuple[BookSnapshots | None, Trades | None, MarketData | None]:
     if hasattr(data, "market_data") and callable(data.market_data):  # a SimMarket
         data = data.market_data()
@@ -99,9 +138,12 @@ def stylized_facts(md_or_book: Any, *, every="1s", lags: int = 20, spread_every=
     ``spread_one_tick`` (share of samples at one tick), ``spread_quantiles`` ({q: ticks}),
     ``spread_values``/``spread_shares`` (the distribution), ``tick``, ``trade_count``,
     ``trade_rate`` (per second), ``inter_arrival_mean`` (s), ``inter_arrival_cv``,
-    ``inter_arrival_quantiles`` ({q: s}), ``trade_size_quantiles`` ({q: size}), and the
-    samples ``returns`` and ``inter_arrivals``. Trades sharing a timestamp arrived together
-    (one taker order) and count as one arrival. Trade facts are NaN without trades.
+    ``inter_arrival_quantiles`` ({q: s}), ``trade_size_quantiles`` ({q: size}), the
+    samples ``returns`` and ``inter_arrivals``, and the book's shape on the ``spread_every``
+    grid (see :func:`book_shape`): ``level_offset_bps``, ``level_size_mean``,
+    ``level_size_median`` (levels 1..10) and ``tick_occupancy`` (distances 1..10 ticks from
+    the opposite best). Trades sharing a timestamp arrived together (one taker order) and
+    count as one arrival. Trade facts are NaN without trades.
     """
     every_ns = parse_duration(every, "every")
     if isinstance(lags, bool) or not isinstance(lags, (int, np.integer)) or lags < 1:
@@ -111,7 +153,7 @@ def stylized_facts(md_or_book: Any, *, every="1s", lags: int = 20, spread_every=
         if not len(md.depth):
             raise ValueError("the MarketData holds no depth: no book to measure")
         book = reconstruct(md.depth, levels=1, every=every_ns)
-        spread_book = reconstruct(md.depth, levels=1, every=parse_duration(spread_every, "spread_every"))
+        spread_book = reconstruct(md.depth, levels=SHAPE_LEVELS, every=parse_duration(spread_every, "spread_every"))
         lv = md.depth.side != 0
         tick = infer_step(md.depth.price[lv])
     else:
@@ -142,6 +184,8 @@ def stylized_facts(md_or_book: Any, *, every="1s", lags: int = 20, spread_every=
         out["spread_mean"] = out["spread_one_tick"] = float("nan")
         out["spread_quantiles"] = {q: float("nan") for q in SPREAD_QUANTILES}
         out["spread_values"], out["spread_shares"] = np.empty(0, np.int64), np.empty(0)
+
+    out.update(book_shape(spread_book, tick))
 
     nan_q = {q: float("nan") for q in QUANTILES}
     if trades is not None and len(trades) > 1:
@@ -190,6 +234,11 @@ def _rows(f: dict[str, Any]) -> dict[str, float]:
         rows[f"inter_arrival_q{q * 100:g}"] = v
     for q, v in f["trade_size_quantiles"].items():
         rows[f"trade_size_q{q * 100:g}"] = v
+    for name, key in (("offset_bps", "level_offset_bps"), ("size_mean", "level_size_mean")):
+        for k, v in enumerate(f[key], 1):
+            rows[f"{name}_{k}"] = v
+    for d, v in enumerate(f["tick_occupancy"][:_COMPARE_TICKS], 1):
+        rows[f"occupancy_{d}"] = v
     return {k: float(v) for k, v in rows.items()}
 
 
@@ -206,14 +255,15 @@ def compare_facts(real: Any, sim: Any):
 
 
 def plot_facts(real: Any, sim: Any, path=None):
-    """Four panels: return histogram (log scale), ACF of absolute returns, spread
-    distribution, trade inter-arrival distribution. Returns a ``matplotlib.figure.Figure``
-    (made without pyplot); saved to ``path`` when given."""
+    """Six panels: return histogram (log scale), ACF of absolute returns, spread
+    distribution, trade inter-arrival distribution, and the book's shape: the mean offset of
+    each level from the mid and its mean size. Returns a ``matplotlib.figure.Figure`` (made
+    without pyplot); saved to ``path`` when given."""
     from matplotlib.figure import Figure
 
     fr, fs = _as_facts(real), _as_facts(sim)
-    fig = Figure(figsize=(11, 7.5), layout="constrained")
-    ax = fig.subplots(2, 2)
+    fig = Figure(figsize=(15, 7.5), layout="constrained")
+    ax = fig.subplots(2, 3)
     style = (("real", fr, "C0"), ("sim", fs, "C3"))
 
     a = ax[0, 0]
@@ -261,6 +311,20 @@ def plot_facts(real: Any, sim: Any, path=None):
     a.set_xlabel("time between trades (s)")
     a.set_ylabel("density")
     a.set_title("trade inter-arrival")
+
+    for a, key, label, title in (
+        (ax[0, 2], "level_offset_bps", "mean distance from the mid (bp)", "book shape: where the levels sit"),
+        (ax[1, 2], "level_size_mean", "mean size", "book shape: what the levels hold"),
+    ):
+        for name, f, c in style:
+            v = np.asarray(f.get(key, []), np.float64)
+            if np.isfinite(v).any():
+                a.plot(np.arange(1, len(v) + 1), v, "o-", color=c, ms=3, label=name)
+        a.set_xlabel("level (1 = best)")
+        a.set_ylabel(label)
+        a.set_title(title)
+    if np.isfinite(np.asarray(fr.get("level_size_mean", []), np.float64)).any():
+        ax[1, 2].set_yscale("log")
     for a in ax.flat:
         if a.get_legend_handles_labels()[0]:
             a.legend(fontsize=8)

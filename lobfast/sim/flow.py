@@ -10,14 +10,25 @@ What is measured, per level and per second, both sides pooled (numbers are per s
 - limit orders: the size added (``limit_rate``) and the number of additions
   (``limit_count``), hence their mean size;
 - cancellations: the size removed other than by trades, per unit of resting size
-  (``cancel_rate``: a queue of size q loses ``cancel_rate * q`` per second), and the number
-  of cancellations (``cancel_count``);
+  (``cancel_rate``), and the number of cancellations (``cancel_count``);
 - market orders per side (taker buys, taker sells): trades sharing a timestamp and a side are
   one order; their rate, their size distribution (empirical quantiles and a lognormal fit),
   the number of trades per order, and how they cluster in time: an exponential-kernel Hawkes
   process whose variance of counts over windows of 10 ms to minutes matches theirs;
 - the resting size per level (share of time the level holds anything, and quantiles of
   what it holds) and the spread in ticks, both from the rebuilt book sampled on a grid.
+
+The simulator runs a queue model, per tick of distance out to ``depth`` ticks (one bucket
+per tick up to ``levels``, wider buckets beyond, where a BTCUSDT book is sparse: about one
+price in 30 holds an order): a queue is a list of orders; on an empty tick an order arrives
+at ``birth_rate``, on an occupied one at ``join_rate``, and every resting order is cancelled
+whole at a rate set so that occupied ticks empty at ``death_rate``. The three are counted
+on the depth rows (a price going from nothing to something, something to more, something to
+nothing) per second the ticks spent empty or occupied, so a tick holds size about
+``birth / (birth + death)`` of the time, as it did in the recording (``tick_occupancy``).
+Orders are sized from the resting sizes (``tick_size_quantiles``), scaled so that a queue of
+the model's mean number of orders has the recorded mean. ``mid_move_rate`` counts how often
+the mid moved.
 
 Size changes come from the depth rows themselves: each row's change against the last row
 at the same price, with the trades that fell inside the message's interval at that price
@@ -51,6 +62,16 @@ SPREAD_TICKS = 64
 
 MAX_BRANCHING = 0.95
 """Largest self-excitation of market orders calibrated or accepted (cascades stay short)."""
+
+BUCKET_GROWTH = 1.5
+"""Beyond the first ``levels`` ticks the queue model pools distances in buckets, each about
+this much wider than the one before (deep ticks see few events each)."""
+
+MAX_DEPTH = 100_000
+"""Deepest book (ticks from the opposite best) calibrated or simulated."""
+
+_MAX_ORDERS = 50.0
+"""Cap on the mean number of orders of a queue (``orders_per_queue``) when none ever empties."""
 
 
 # ----------------------------------------------------------------------------- grids
@@ -96,6 +117,13 @@ _ARRAYS = {
     "trade_rate": 1,
     "market_size_quantiles": 1,
     "spread_probs": 1,
+    "tick_edges": 1,
+    "tick_occupancy": 1,
+    "birth_rate": 1,
+    "join_rate": 1,
+    "death_rate": 1,
+    "order_size_quantiles": 2,
+    "tick_size_quantiles": 2,
 }
 
 
@@ -124,9 +152,22 @@ class FlowModel:
     trade_rate : (2,) trades per second, taker buys and taker sells.
     market_size_quantiles : (len(SIZE_PROBS),) quantiles of market-order sizes.
     market_size_lognormal : ``(mu, sigma)`` of log market-order sizes.
+    market_size_mean : mean market-order size (the simulator sets the top quantile so that
+        its draws have this mean).
     trades_per_order : trades per market order (fills against distinct resting orders).
     spread_probs : (SPREAD_TICKS,) share of time with a spread of 1, 2, ... ticks (last: wider).
     exec_share : share of the size leaving level 1 that left through trades.
+    tick_edges : (B + 1,) the queue model's buckets of distance: bucket ``b`` holds the ticks
+        ``tick_edges[b] <= d < tick_edges[b + 1]`` from the opposite best (one tick each up to
+        ``levels``, then wider); ``depth = tick_edges[-1] - 1`` ticks are modelled.
+    tick_occupancy : (B,) share of the time a tick of the bucket holds size.
+    birth_rate : (B,) per second and per empty tick: an order arrives there (a new queue).
+    join_rate : (B,) per second and per occupied tick: an order joins the queue.
+    death_rate : (B,) per second and per occupied tick: the queue empties (cancelled or traded away).
+    order_size_quantiles : (B, len(QUEUE_PROBS)) sizes of the orders that arrive.
+    tick_size_quantiles : (B, len(QUEUE_PROBS)) resting size of an occupied tick.
+    mid_move_rate : changes of the mid per second (each leaves the side it moves away from
+        thin behind its new best quote until new orders arrive there).
     market_branching, market_decay : market orders of each side arrive as a self-exciting
         (Hawkes) process: each order brings ``market_branching`` more on average, spread over
         an exponential delay of rate ``market_decay`` per second (0 and anything: Poisson).
@@ -151,9 +192,18 @@ class FlowModel:
     trade_rate: np.ndarray
     market_size_quantiles: np.ndarray
     market_size_lognormal: tuple[float, float]
+    market_size_mean: float
     trades_per_order: float
     spread_probs: np.ndarray
     exec_share: float
+    tick_edges: np.ndarray
+    tick_occupancy: np.ndarray
+    birth_rate: np.ndarray
+    join_rate: np.ndarray
+    death_rate: np.ndarray
+    order_size_quantiles: np.ndarray
+    tick_size_quantiles: np.ndarray
+    mid_move_rate: float
     market_branching: float = 0.0
     market_decay: float = 1.0
     source: dict[str, Any] = field(default_factory=dict)
@@ -180,10 +230,33 @@ class FlowModel:
             raise ValueError(f"FlowModel.market_size_quantiles must hold {len(SIZE_PROBS)} quantiles")
         if self.spread_probs.shape != (SPREAD_TICKS,) or not math.isclose(self.spread_probs.sum(), 1.0, abs_tol=1e-6):
             raise ValueError(f"FlowModel.spread_probs must hold {SPREAD_TICKS} probabilities summing to 1")
+        e = self.tick_edges
+        if len(e) < 2 or e[0] != 1 or np.any(np.diff(e) <= 0) or np.any(e != np.rint(e)) or e[-1] > MAX_DEPTH + 1:
+            raise ValueError(
+                f"FlowModel.tick_edges must be increasing whole ticks from 1 up to at most {MAX_DEPTH + 1}"
+            )
+        self.tick_edges = e.astype(np.int64)
+        nb = len(e) - 1
+        for name in ("tick_occupancy", "birth_rate", "join_rate", "death_rate"):
+            if getattr(self, name).shape != (nb,):
+                raise ValueError(f"FlowModel.{name} must have one value per bucket of tick_edges ({nb})")
+        for name in ("order_size_quantiles", "tick_size_quantiles"):
+            if getattr(self, name).shape != (nb, len(QUEUE_PROBS)):
+                raise ValueError(f"FlowModel.{name} must have shape ({nb}, {len(QUEUE_PROBS)})")
+        if np.any(self.tick_occupancy > 1):
+            raise ValueError("FlowModel.tick_occupancy holds shares of time: at most 1")
         for name in ("tick", "lot"):
             decimal_step(getattr(self, name))
             setattr(self, name, float(getattr(self, name)))
-        for name in ("ref_price", "duration_s", "add_size_sigma", "cancel_size_sigma", "trades_per_order"):
+        for name in (
+            "ref_price",
+            "duration_s",
+            "add_size_sigma",
+            "cancel_size_sigma",
+            "trades_per_order",
+            "mid_move_rate",
+            "market_size_mean",
+        ):
             v = float(getattr(self, name))
             if not math.isfinite(v) or v < 0:
                 raise ValueError(f"FlowModel.{name} must be finite and >= 0, not {v}")
@@ -217,6 +290,28 @@ class FlowModel:
         """Mean size of one cancellation per level (0 where none was seen)."""
         vol = self.cancel_rate * self.queue_mean
         return np.where(self.cancel_count > 0, vol / np.maximum(self.cancel_count, 1e-300), 0.0)
+
+    @property
+    def depth(self) -> int:
+        """Ticks from the opposite best covered by the queue model."""
+        return int(self.tick_edges[-1] - 1)
+
+    @property
+    def orders_per_queue(self) -> np.ndarray:
+        """(B,) ``m`` such that an occupied tick holds a zero-truncated Poisson(``m``) number
+        of orders in the queue model: ``m = ln(1 + join_rate / death_rate)`` (a queue of one
+        order dies at the order's cancellation rate; 0 where no order joins)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            m = np.log1p(np.where(self.death_rate > 0, self.join_rate / self.death_rate, np.inf))
+        return np.where(self.join_rate > 0, np.minimum(m, _MAX_ORDERS), 0.0)
+
+    @property
+    def order_cancel_rate(self) -> np.ndarray:
+        """(B,) per second: the rate at which each resting order is cancelled, whole, in the
+        queue model (``join_rate / orders_per_queue``; ``death_rate`` for one-order queues)."""
+        m = self.orders_per_queue
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(m > 0, self.join_rate / np.where(m > 0, m, 1.0), self.death_rate)
 
     @property
     def spread_mean(self) -> float:
@@ -256,6 +351,18 @@ class FlowModel:
                 f"{k + 1:>5} {self.limit_rate[k]:>13.5g} {self.limit_count[k]:>9.4g} {self.cancel_rate[k]:>12.4g} "
                 f"{self.cancel_count[k]:>10.4g} {self.queue_mean[k]:>11.5g} {self.queue_occupancy[k]:>9.1%} "
                 f"{self.queue_quantiles[k, mid]:>10.5g}"
+            )
+        lines.append(
+            f"queue model, {self.depth} ticks: {'ticks':>11} {'occupied':>9} {'births/s':>9} {'joins/s':>9} "
+            f"{'deaths/s':>9} {'orders':>7} {'median order':>13} {'median q':>10}"
+        )
+        m, e = self.orders_per_queue, self.tick_edges
+        for b in range(len(e) - 1):
+            span = f"{e[b]}" if e[b + 1] == e[b] + 1 else f"{e[b]}-{e[b + 1] - 1}"
+            lines.append(
+                f"{'':>27}{span:>11} {self.tick_occupancy[b]:>9.1%} {self.birth_rate[b]:>9.4g} "
+                f"{self.join_rate[b]:>9.4g} {self.death_rate[b]:>9.4g} {m[b]:>7.3g} "
+                f"{self.order_size_quantiles[b, mid]:>13.5g} {self.tick_size_quantiles[b, mid]:>10.5g}"
             )
         return "\n".join(lines)
 
@@ -315,6 +422,98 @@ def _queues_by_distance(book: BookSnapshots, tick: float, levels: int, rows: np.
         r, c = np.nonzero(ok)
         out[r, s, dist[r, c].astype(np.int64) - 1] = sz[r, c]
     return out
+
+
+def tick_profile(book: BookSnapshots, tick: float, depth: int, rows: np.ndarray | None = None):
+    """Which ticks hold size, by distance from the opposite best, on rows of a rebuilt book.
+
+    Returns ``(occupied, seen, dist, size)``: ``occupied[d]`` and ``seen[d]`` (d = 0..depth,
+    index 0 unused) count the (row, side) pairs where the tick ``d`` ticks from the opposite
+    best held size and where it was in view (a side whose last column is filled shows
+    nothing beyond its deepest level); ``dist`` and ``size`` list every occupied tick in view.
+    ``rows``: the rows to use (default: those with both best quotes)."""
+    if rows is None:
+        rows = np.flatnonzero(book.valid & np.isfinite(book.bid_px[:, 0]) & np.isfinite(book.ask_px[:, 0]))
+    occupied = np.zeros(depth + 1)
+    horizon_n = np.zeros(depth + 1)
+    dists, sizes = [np.empty(0, np.int64)], [np.empty(0)]
+    if len(rows) and book.levels:
+        best_bid = np.rint(book.bid_px[rows, :1] / tick)
+        best_ask = np.rint(book.ask_px[rows, :1] / tick)
+        for sz, dist in (
+            (book.bid_sz[rows], best_ask - np.rint(book.bid_px[rows] / tick)),
+            (book.ask_sz[rows], np.rint(book.ask_px[rows] / tick) - best_bid),
+        ):
+            last = dist[:, -1]
+            horizon = np.where(np.isfinite(last), np.clip(last, 0, depth), depth).astype(np.int64)
+            horizon_n += np.bincount(horizon, minlength=depth + 1)
+            ok = np.isfinite(dist) & (sz > 0) & (dist >= 1) & (dist <= depth)
+            d = dist[ok].astype(np.int64)
+            occupied += np.bincount(d, minlength=depth + 1)
+            dists.append(d)
+            sizes.append(sz[ok])
+    seen = np.cumsum(horizon_n[::-1])[::-1]  # pairs whose view reaches d or further
+    return occupied, seen, np.concatenate(dists), np.concatenate(sizes)
+
+
+def bucket_edges(levels: int, depth: int) -> np.ndarray:
+    """Buckets of distance for the queue model: one tick each up to ``levels``, then each
+    about ``BUCKET_GROWTH`` times wider than the one before, up to ``depth`` ticks."""
+    e = list(range(1, min(levels, depth) + 1))
+    x = e[-1] + 1
+    while x <= depth:
+        e.append(x)
+        x = max(x + 1, int(round(x * BUCKET_GROWTH)))
+    if len(e) > levels + 1 and depth + 1 - e[-1] < (e[-1] - e[-2]) / 2:
+        e.pop()  # no sliver at the end
+    return np.array([*e, depth + 1], np.int64)
+
+
+def _bucket_quantiles(values: np.ndarray, bucket: np.ndarray, nb: int, floor: float) -> np.ndarray:
+    """(nb, len(QUEUE_PROBS)) quantiles of values per bucket; a bucket without values takes
+    the nearest one's (``floor`` everywhere when there are none)."""
+    out = np.full((nb, len(QUEUE_PROBS)), floor)
+    have = [b for b in range(nb) if np.any(bucket == b)]
+    if not have:
+        return out
+    order = np.argsort(bucket, kind="stable")
+    bs, vs = bucket[order], values[order]
+    cuts = np.searchsorted(bs, np.arange(nb + 1))
+    for b in have:
+        out[b] = np.quantile(vs[cuts[b] : cuts[b + 1]], QUEUE_PROBS)
+    idx = np.array(have)
+    for b in range(nb):
+        if b not in have:
+            out[b] = out[idx[np.argmin(np.abs(idx - b))]]
+    return out
+
+
+def loglinear_mean(quantiles: np.ndarray, probs: np.ndarray) -> float:
+    """Mean of the distribution whose log is linear in probability between the quantiles
+    (the way the simulator draws sizes)."""
+    q = np.asarray(quantiles, np.float64)
+    a, b, w = q[:-1], q[1:], np.diff(probs)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        seg = np.where(b > a * (1 + 1e-12), (b - a) / np.log(b / np.where(a > 0, a, 1.0)), a)
+    return float(np.sum(w * seg))
+
+
+def match_mean(quantiles: np.ndarray, probs: np.ndarray, mean: float) -> np.ndarray:
+    """The quantiles with the top one lowered (to no less than the one below it) so that the
+    distribution log-linear between them has the given mean: between the last two it would
+    otherwise spread a few extreme values evenly in log size and overstate the mean."""
+    q = np.array(quantiles, np.float64)
+    lo, hi = q[-2], q[-1]
+    if not (mean > 0 and lo > 0) or hi <= lo or loglinear_mean(q, probs) <= mean:
+        return q
+    for _ in range(60):  # bisection on a log scale
+        q[-1] = math.sqrt(lo * hi)
+        if loglinear_mean(q, probs) < mean:
+            lo = q[-1]
+        else:
+            hi = q[-1]
+    q[-1] = lo
+    return q
 
 
 def fano_factor(times_ns: np.ndarray, t0: int, t1: int, windows: np.ndarray) -> np.ndarray:
@@ -381,7 +580,76 @@ def _log_sigma(sizes: np.ndarray, level: np.ndarray, levels: int) -> float:
     return float(np.sqrt(np.sum(dev * dev) / dof))
 
 
-def calibrate(md: MarketData, *, levels: int = 10, every="100ms") -> FlowModel:
+def _auto_depth(grid: BookSnapshots, rows: np.ndarray, tick: float, levels: int) -> int:
+    """Ticks from the opposite best within which the book holds ``2 * levels`` non-empty
+    levels (or all it has) 99 % of the time."""
+    k = 2 * levels
+    far = []
+    for px, opp, sign in (
+        (grid.bid_px[rows, :k], grid.ask_px[rows, 0], -1.0),
+        (grid.ask_px[rows, :k], grid.bid_px[rows, 0], 1.0),
+    ):
+        n = np.isfinite(px).sum(axis=1)  # levels fill from the best
+        has = np.flatnonzero(n > 0)
+        far.append(sign * (np.rint(px[has, n[has] - 1] / tick) - np.rint(opp[has] / tick)))
+    d = np.concatenate(far)
+    if len(d) == 0:
+        return levels
+    return int(np.clip(np.ceil(np.quantile(d, 0.99)), levels, MAX_DEPTH))
+
+
+def _queue_model(grid, rows, tick, lot, edges, duration, dist, book, prior, after) -> dict[str, np.ndarray]:
+    """The queue model's arrays (see :class:`FlowModel`) from the sampled book (occupancy,
+    resting sizes) and the book events (``dist`` from the opposite best, net size ``book``
+    added, whether the price held size before and after the message)."""
+    depth, nb = int(edges[-1] - 1), len(edges) - 1
+    occupied, seen, odist, osize = tick_profile(grid, tick, depth, rows)
+    bucket = np.searchsorted(edges, np.arange(1, depth + 1), side="right") - 1  # of each tick
+    occ_n = np.bincount(bucket, occupied[1:], minlength=nb)
+    seen_n = np.bincount(bucket, seen[1:], minlength=nb)
+    p_b = np.where(seen_n > 0, occ_n / np.maximum(seen_n, 1), 0.0)
+    p_d = np.where(seen[1:] > 0, occupied[1:] / np.maximum(seen[1:], 1), p_b[bucket])
+    t_occ = np.bincount(bucket, p_d, minlength=nb) * 2 * duration  # tick-seconds, both sides
+    t_empty = np.bincount(bucket, 1.0 - p_d, minlength=nb) * 2 * duration
+    inb = (dist >= 1) & (dist <= depth)
+    eb = np.searchsorted(edges, dist[inb], side="right") - 1
+    size, was, now = book[inb], prior[inb], after[inb]
+    add = size > 0
+    n_birth = np.bincount(eb[add & ~was], minlength=nb)
+    n_join = np.bincount(eb[add & was], minlength=nb)
+    n_death = np.bincount(eb[was & ~now], minlength=nb)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # half a death where none was seen: a queue that holds size does empty some time
+        death = np.where(t_occ > 0, np.maximum(n_death, 0.5) / t_occ, 0.0)
+        join = np.where(t_occ > 0, n_join / t_occ, 0.0)
+        birth = np.where(t_empty > 0, n_birth / t_empty, 0.0)
+        # ticks that held size but were never seen to fill (always full, or full since the
+        # snapshot): births from the balance with deaths
+        pc = np.minimum(p_b, 0.999)
+        birth = np.where((n_birth == 0) & (p_b > 0), death * pc / (1.0 - pc), birth)
+    ob = np.searchsorted(edges, odist, side="right") - 1
+    resting = _bucket_quantiles(osize, ob, nb, lot)
+    n_ob = np.bincount(ob, minlength=nb)
+    mean = np.bincount(ob, osize, minlength=nb) / np.maximum(n_ob, 1)
+    model = np.array([match_mean(resting[b], QUEUE_PROBS, mean[b]) if n_ob[b] else resting[b] for b in range(nb)])
+    # the orders: the resting sizes' shape, scaled so that a queue of the mean number of
+    # orders (zero-truncated Poisson) has the resting mean; an addition's size in the diffs
+    # merges whatever arrived at the price within an update, so it overstates an order's
+    m = np.log1p(np.where(death > 0, join / np.where(death > 0, death, 1.0), 0.0))
+    m = np.minimum(m, _MAX_ORDERS)
+    per_queue = np.where(m > 0, m / -np.expm1(-np.where(m > 0, m, 1.0)), 1.0)
+    return {
+        "tick_edges": edges,
+        "tick_occupancy": p_b,
+        "birth_rate": birth,
+        "join_rate": join,
+        "death_rate": death,
+        "order_size_quantiles": np.maximum(model / per_queue[:, None], lot),
+        "tick_size_quantiles": resting,
+    }
+
+
+def calibrate(md: MarketData, *, levels: int = 10, every="100ms", depth: int | None = None) -> FlowModel:
     """Measure a :class:`FlowModel` on a real recording.
 
     Parameters
@@ -389,8 +657,11 @@ def calibrate(md: MarketData, *, levels: int = 10, every="100ms") -> FlowModel:
     md : MarketData from a reader (e.g. :func:`lobfast.read_binance`) with depth (a synced
         book: at least one snapshot) and trades.
     levels : levels per side, in ticks from the opposite best quote.
-    every : grid on which the rebuilt book is sampled for the queue-size and spread
-        distributions (``None``: after every exchange message).
+    every : grid on which the rebuilt book is sampled for the queue-size, occupancy and
+        spread distributions (``None``: after every exchange message).
+    depth : ticks from the opposite best covered by the queue model (births, joins and deaths
+        of queues per tick); ``None``: where the book holds ``2 * levels`` non-empty levels
+        99 % of the time (BTCUSDT spot: about 1,300 ticks), at least ``levels``.
 
     Returns
     -------
@@ -412,18 +683,22 @@ def calibrate(md: MarketData, *, levels: int = 10, every="100ms") -> FlowModel:
     levels = int(levels)
     if every is not None:
         parse_duration(every, "every")
-    depth, trades = md.depth, md.trades
-    flags = depth.flags
-    if len(depth) == 0 or not np.any(flags & Flags.RESET):
+    if depth is not None and (
+        isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or not 1 <= depth <= MAX_DEPTH
+    ):
+        raise ValueError(f"depth must be None or an int in 1..{MAX_DEPTH}, not {depth!r}")
+    events, trades = md.depth, md.trades
+    flags = events.flags
+    if len(events) == 0 or not np.any(flags & Flags.RESET):
         raise ValueError("calibrate needs depth with a snapshot (a synced book); this data has none")
 
-    lv = depth.side != 0
-    tick = infer_step(depth.price[lv])
-    sizes = np.concatenate([depth.qty[lv & (depth.qty > 0)], trades.qty[trades.qty > 0]])
+    lv = events.side != 0
+    tick = infer_step(events.price[lv])
+    sizes = np.concatenate([events.qty[lv & (events.qty > 0)], trades.qty[trades.qty > 0]])
     lot = infer_step(sizes)
 
     # the book after every message; row m is message m
-    snaps = reconstruct(depth, levels=levels, every=None)
+    snaps = reconstruct(events, levels=levels, every=None)
     eom = (flags & Flags.END_OF_MESSAGE) != 0
     if len(snaps) != int(eom.sum()):
         raise ValueError("the depth rows do not end every message with END_OF_MESSAGE; cannot align them")
@@ -447,26 +722,26 @@ def calibrate(md: MarketData, *, levels: int = 10, every="100ms") -> FlowModel:
         raise ValueError("the synced depth spans no time")
 
     # every row's change against the last row at the same price (same side, same snapshot epoch)
-    n = len(depth)
+    n = len(events)
     seg = np.cumsum((flags & Flags.RESET) != 0)
     ptick = np.zeros(n, np.int64)
-    ptick[lv] = np.rint(depth.price[lv] / tick).astype(np.int64)
-    order = np.lexsort((np.arange(n), ptick, depth.side, seg))
+    ptick[lv] = np.rint(events.price[lv] / tick).astype(np.int64)
+    order = np.lexsort((np.arange(n), ptick, events.side, seg))
     same = np.zeros(n, bool)
     same[1:] = (
         (seg[order][1:] == seg[order][:-1])
-        & (depth.side[order][1:] == depth.side[order][:-1])
+        & (events.side[order][1:] == events.side[order][:-1])
         & (ptick[order][1:] == ptick[order][:-1])
     )
     old = np.zeros(n)
-    q_sorted = depth.qty[order]
+    q_sorted = events.qty[order]
     old_sorted = np.zeros(n)
     old_sorted[1:] = np.where(same[1:], q_sorted[:-1], 0.0)
     old[order] = old_sorted
 
     rows = np.flatnonzero(lv & usable[msg])
-    r_msg, r_side, r_tick = msg[rows], depth.side[rows].astype(np.int64), ptick[rows]
-    r_delta = depth.qty[rows] - old[rows]
+    r_msg, r_side, r_tick = msg[rows], events.side[rows].astype(np.int64), ptick[rows]
+    r_delta = events.qty[rows] - old[rows]
 
     # trades inside each message's interval (previous E, E], by book side and price
     t_msg = np.searchsorted(msg_ts, trades.ts, side="left")
@@ -528,8 +803,8 @@ def calibrate(md: MarketData, *, levels: int = 10, every="100ms") -> FlowModel:
         cancel_rate = np.where(q_int > 0, can_vol / np.where(q_int > 0, q_int, 1.0), 0.0)
     queue_mean = q_int / (2 * duration)
 
-    # distributions on the sampling grid
-    grid = snaps if every is None else reconstruct(depth, levels=levels, every=every)
+    # distributions on the sampling grid, deep enough to see where 2 * levels levels end
+    grid = reconstruct(events, levels=2 * levels + min(2 * levels, 40), every=every)
     gb = np.rint(grid.bid_px[:, 0] / tick)
     ga = np.rint(grid.ask_px[:, 0] / tick)
     grows = np.flatnonzero(grid.valid & np.isfinite(gb) & np.isfinite(ga))
@@ -557,11 +832,22 @@ def calibrate(md: MarketData, *, levels: int = 10, every="100ms") -> FlowModel:
         lg = np.log(o_size[o_size > 0])
         lognormal = (float(lg.mean()), float(lg.std(ddof=1)) if len(lg) > 1 else 0.0)
         tpo = len(tw) / len(o_size)
+        msize_mean = float(o_size.mean())
     else:
         msq = np.full(len(SIZE_PROBS), lot)
-        lognormal, tpo = (math.log(lot), 0.0), 1.0
+        lognormal, tpo, msize_mean = (math.log(lot), 0.0), 1.0, lot
     o_ts = tw.ts[starts] if len(tw) else np.empty(0, np.int64)
+    # the queue model: queues appearing, growing and emptying per tick of distance
+    prior = np.concatenate([old[rows] > 0, np.ones(len(ex), bool)])  # the price held size before
+    after = np.concatenate([events.qty[rows] > 0, np.ones(len(ex), bool)])  # and after
+    if depth is None:
+        depth = _auto_depth(grid, grows, tick, levels)
+    queues = _queue_model(
+        grid, grows, tick, lot, bucket_edges(levels, int(depth)), duration, dist, ev_book, prior, after
+    )
     branching, decay = _fit_self_excitation([o_ts[o_side > 0], o_ts[o_side < 0]], int(t0), int(t1))
+    mid2 = bid1 + ask1
+    mid_move_rate = float(np.sum(mid2[um] != mid2[um - 1]) / duration)
     out1 = exec_vol[0] + can_vol[0]
     exec_share = float(exec_vol[0] / out1) if out1 > 0 else 0.0
 
@@ -585,9 +871,12 @@ def calibrate(md: MarketData, *, levels: int = 10, every="100ms") -> FlowModel:
         trade_rate=trade_rate,
         market_size_quantiles=msq,
         market_size_lognormal=lognormal,
+        market_size_mean=msize_mean,
         trades_per_order=max(tpo, 1.0),
         spread_probs=spread_probs,
         exec_share=exec_share,
+        **queues,
+        mid_move_rate=mid_move_rate,
         market_branching=branching,
         market_decay=decay,
         source={

@@ -2,23 +2,32 @@
 optionally steered along a price path, recorded the way lobfast's readers return data and
 written in the collector's raw format (:func:`simulate`, :class:`SimMarket`).
 
-The book is kept in integer ticks and lots, ``levels`` ticks deep behind each best quote.
-Limit orders and cancellations arrive per level as Poisson processes with the calibrated
-rates (levels counted in ticks from the opposite best quote, so orders inside a wide spread
-narrow it again; a cancellation's rate grows with the size resting there): their counts are
-drawn for each ``update_every`` step (100 ms) from the book at its start. Market orders of
-each side arrive as the calibrated self-exciting process, drawn for the whole run up front.
-The events of a step are then applied one by one in time order. A market order walks the
-book and prints one or more trades per level it takes; it never takes a side's last lot, and
-a cancellation never removes a side's last level, so the book always has both sides and is
-never crossed.
+The book is kept in integer ticks and lots, ``levels`` ticks deep behind each best quote
+(by default the calibrated depth: about 1,300 ticks for BTCUSDT, where a 10-level book
+reaches 350 ticks on average). Each price holds a queue of orders, oldest first. Distances
+are counted in ticks from the opposite best quote, so orders inside a wide spread narrow
+it again. At distance ``d`` an order arrives on an empty tick at the calibrated birth rate
+(drawn for the whole run up front and kept where the tick is empty), joins an occupied one
+at the join rate, and each resting order is cancelled whole at its distance's rate (both
+drawn each ``update_every`` step from the queues at its start); a queue of few orders
+therefore empties, and a tick is occupied about as often as in the recording. Market
+orders of each side arrive as the calibrated self-exciting process, drawn up front. The
+events of a step are applied one by one in time order. A market order walks the book,
+oldest orders first, and prints one or more trades per level it takes; it never takes a
+side's last lot, and a cancellation never removes a side's last level, so the book always
+has both sides and is never crossed.
 
 With a price path, the mid follows it: at the end of each step where the mid is more than a
 tick from the path's price, the book is moved there, so the book of every depth update is
 within a tick of the path. The side the price moves into loses every level short of the new
 quote (with the calibrated execution share a market order of the calibrated size takes part
 of a level, the rest is cancelled) and the side it leaves gets a new best quote, the prices
-in between refilled from the calibrated queue-size distribution.
+in between drawn from the steady state of the queue model. A path typically moves the book
+every step, while a real mid moves about once a second (and then further), so a move keeps
+the book's profile: every tick whose distance from the opposite best changes is kept or
+emptied, filled or left, so that it is occupied as often as at its new distance. At the
+calibrated rate of mid moves, though, the prices the side left behind jumps over stay
+empty, as in a real book after the price jumps, until orders arrive there.
 
 Update ids count level changes: each change is one id, a depth diff covers the ids of its
 step (``U`` = previous ``u`` + 1), and a ``bookTicker`` is recorded after every event that
@@ -30,6 +39,7 @@ random latency, increasing from line to line.
 from __future__ import annotations
 
 import gzip
+import itertools
 import math
 import os
 import re
@@ -42,7 +52,7 @@ from ..book import parse_duration
 from ..containers import DepthEvents, MarketData, Quotes, Trades
 from ..flags import Flags
 from ..readers import to_ns
-from .flow import QUEUE_PROBS, SIZE_PROBS, FlowModel, decimal_step
+from .flow import MAX_DEPTH, QUEUE_PROBS, SIZE_PROBS, FlowModel, decimal_step, match_mean
 
 _MS = 1_000_000
 _UID0 = 1_000_000_000  # lastUpdateId of the opening snapshot
@@ -105,46 +115,43 @@ def hawkes_times(rng: np.random.Generator, rate: float, branching: float, decay:
     return np.minimum((t * 1e9).astype(np.int64), span_ns - 1)
 
 
-def _lognormal(rng, mean: float, sigma: float, lot: float, n: int = 1024):
-    mean = max(mean, lot)
-    mu = math.log(mean) - 0.5 * sigma * sigma
-
-    def gen():
-        x = np.exp(mu + sigma * rng.standard_normal(n))
-        return np.maximum(np.rint(x / lot), 1).astype(np.int64).tolist()
-
-    return gen
+_BIRTH_BID, _BIRTH_ASK, _BUY, _SELL, _CANCEL_BID, _CANCEL_ASK, _JOIN_BID, _JOIN_ASK = range(8)
 
 
 class _Engine:
-    """The book in ticks and lots, the flow applied to it, and what it records."""
+    """The book in ticks and lots, queue by queue and order by order, the flow applied to
+    it, and what it records."""
 
     def __init__(self, flow: FlowModel, rng: np.random.Generator, levels: int, dt_ns: int):
-        self.rng, self.levels, self.dt_ns = rng, levels, dt_ns
-        L = flow.levels
-        K = levels
-        li = np.minimum(np.arange(1, K + 1), L) - 1
-        self.K = K
-        self.add_rate = flow.limit_count[li]
-        csize = flow.cancel_size[li]
-        self.cancel_coef = np.where(csize > 0, flow.cancel_rate[li] / np.maximum(csize, 1e-300), 0.0) * flow.lot
-        self.flow = flow
-        self.occupancy = flow.queue_occupancy[li].tolist()
+        self.rng, self.levels, self.dt_ns, self.flow = rng, levels, dt_ns, flow
+        # the queue model per distance d = 0 .. levels + 1 from the opposite best (index d;
+        # beyond the calibrated depth, the deepest bucket)
+        d = np.clip(np.arange(levels + 2), 1, flow.depth)
+        b = np.searchsorted(flow.tick_edges, d, side="right") - 1
+        self.bucket_of = b.tolist()
+        self.occ_arr = flow.tick_occupancy[b]
+        self.occ = self.occ_arr.tolist()
+        self.orders_m = flow.orders_per_queue[b].tolist()
+        self.birth = flow.birth_rate[b]
+        self.birth[0] = self.birth[-1] = 0.0  # no arrivals outside the window
+        self.join = flow.join_rate[b]
+        self.cancel = flow.order_cancel_rate[b]
         self.exec_share = flow.exec_share
-        self.codes = np.arange(4 * K + 2)
+        self.gap_share = 0.0  # share of path moves that leave the prices jumped over empty
         u = rng.random
         self.uniform = _Pool(lambda: u(4096).tolist())
-        self.add_pool = [_Pool(_lognormal(rng, flow.limit_size[i], flow.add_size_sigma, flow.lot)) for i in li]
-        self.cancel_pool = [_Pool(_lognormal(rng, flow.cancel_size[i], flow.cancel_size_sigma, flow.lot)) for i in li]
-        self.queue_pool = [_Pool(_inverse_cdf(rng, QUEUE_PROBS, flow.queue_quantiles[i], flow.lot)) for i in li]
-        self.market_pool = _Pool(_inverse_cdf(rng, SIZE_PROBS, flow.market_size_quantiles, flow.lot))
+        self.size_pool = [_Pool(_inverse_cdf(rng, QUEUE_PROBS, q, flow.lot)) for q in flow.order_size_quantiles]
+        msq = match_mean(flow.market_size_quantiles, SIZE_PROBS, flow.market_size_mean)
+        self.market_pool = _Pool(_inverse_cdf(rng, SIZE_PROBS, msq, flow.lot))
         extra = max(flow.trades_per_order - 1.0, 0.0)
         self.pieces_pool = _Pool(lambda: (1 + rng.poisson(extra, 1024)).tolist())
         sp = flow.spread_probs[: min(_SPREAD_MAX_SHIFT, levels - 1)]
         self.spread_cdf = (np.cumsum(sp) / sp.sum()).tolist() if sp.sum() > 0 else [1.0]
-        # state
+        # state: resting size per price, and the orders (lots, oldest first) making it up
         self.bids: dict[int, int] = {}
         self.asks: dict[int, int] = {}
+        self.bid_orders: dict[int, list[int]] = {}
+        self.ask_orders: dict[int, list[int]] = {}
         self.bb = self.ba = 0
         self.uid = _UID0
         self.tid = _TID0
@@ -159,51 +166,104 @@ class _Engine:
         self.diffs: list[tuple] = []  # (E ns, U, u, [(tick, lots)] bids, [(tick, lots)] asks)
 
     # ------------------------------------------------------------------ primitives
-    def _set(self, side: int, p: int, lots: int) -> None:
+    def _set(self, side: int, p: int, orders: list[int] | None) -> None:
+        """Make ``orders`` the queue at ``p`` (None or empty: no queue) and record the change."""
         if side > 0:
-            book, chg = self.bids, self.chg_b
+            book, queues, chg = self.bids, self.bid_orders, self.chg_b
         else:
-            book, chg = self.asks, self.chg_a
-        if lots > 0:
+            book, queues, chg = self.asks, self.ask_orders, self.chg_a
+        if orders:
+            lots = sum(orders)
             book[p] = lots
+            queues[p] = orders
         else:
+            lots = 0
             del book[p]
+            del queues[p]
         chg[p] = lots
         self.uid += 1
 
+    def _queue(self, d: int) -> list[int]:
+        """A queue as the model holds it at distance ``d`` when it is not empty: a
+        zero-truncated Poisson number of orders, sizes from the calibrated distribution."""
+        m = self.orders_m[d]
+        n = 1
+        if m > 0:
+            e = math.exp(-m)
+            u = e + self.uniform.next() * (1.0 - e)
+            pk = cdf = e
+            n = 0
+            while cdf < u and n < 1000:
+                n += 1
+                pk *= m / n
+                cdf += pk
+            n = max(n, 1)
+        pool = self.size_pool[self.bucket_of[d]]
+        return [pool.next() for _ in range(n)]
+
+    def _fill(self, side: int, lo: int, hi: int, opposite: int) -> None:
+        """Draw the empty prices lo..hi of a side from the model's steady state at their distance."""
+        if hi < lo:
+            return
+        book = self.bids if side > 0 else self.asks
+        p = np.arange(lo, hi + 1)
+        d = np.clip(opposite - p if side > 0 else p - opposite, 1, self.levels + 1)
+        occ = self.occ_arr[d]
+        for i in np.flatnonzero(self.rng.random(len(p)) < occ).tolist():
+            x = lo + i
+            if x not in book:
+                self._set(side, x, self._queue(int(d[i])))
+
     def _next_bid(self, p: int) -> int:
+        """The best bid once the one at ``p`` is gone; the window deepens with it."""
         bids = self.bids
-        for x in range(p - 1, p - self.levels - 1, -1):
-            if x in bids:
-                return x
-        return max(bids)
+        x = p - 1
+        stop = p - self.levels
+        while x > stop and x not in bids:
+            x -= 1
+        if x == stop:
+            x = max(bids)
+        self._fill(1, x - self.levels + 1, p - self.levels, self.ba)
+        return x
 
     def _next_ask(self, p: int) -> int:
         asks = self.asks
-        for x in range(p + 1, p + self.levels + 1):
-            if x in asks:
-                return x
-        return min(asks)
+        x = p + 1
+        stop = p + self.levels
+        while x < stop and x not in asks:
+            x += 1
+        if x == stop:
+            x = min(asks)
+        self._fill(-1, p + self.levels, x + self.levels - 1, self.bb)
+        return x
 
     def _trim_bids(self, new_bb: int) -> None:
         """Delete bids that fall more than ``levels`` ticks behind a best bid moving up to new_bb."""
         lo = self.bb - self.levels + 1
         hi = min(new_bb - self.levels, self.bb)
         bids = self.bids
-        for x in range(lo, hi + 1):
-            if x in bids:
-                self._set(1, x, 0)
+        if hi - lo > 4 * len(bids):
+            gone = sorted(x for x in bids if lo <= x <= hi)
+        else:
+            gone = [x for x in range(lo, hi + 1) if x in bids]
+        for x in gone:
+            self._set(1, x, None)
 
     def _trim_asks(self, new_ba: int) -> None:
         hi = self.ba + self.levels - 1
         lo = max(new_ba + self.levels, self.ba)
         asks = self.asks
-        for x in range(lo, hi + 1):
-            if x in asks:
-                self._set(-1, x, 0)
+        if hi - lo > 4 * len(asks):
+            gone = sorted(x for x in asks if lo <= x <= hi)
+        else:
+            gone = [x for x in range(lo, hi + 1) if x in asks]
+        for x in gone:
+            self._set(-1, x, None)
 
-    def _trades(self, t: int, p: int, lots: int, side: int) -> None:
-        n = min(self.pieces_pool.next(), lots)
+    def _trades(self, t: int, p: int, lots: int, side: int, pieces: int = 0) -> None:
+        """Trades of ``lots`` at ``p``: ``pieces`` of them (default: as many as the calibrated
+        trades per market order)."""
+        n = min(pieces or self.pieces_pool.next(), lots)
         if n <= 1:
             parts = [lots]
         else:
@@ -227,67 +287,69 @@ class _Engine:
             self.seq_kind.append(_KIND_QUOTE)
             self.seq_t.append(t)
 
-    def _fill(self, side: int, lo: int, hi: int, opposite: int) -> None:
-        """Fill the empty prices lo..hi of a side from the queue-size distribution at their level."""
-        book = self.bids if side > 0 else self.asks
-        occ, K, u = self.occupancy, self.K, self.uniform
-        for p in range(lo, hi + 1):
-            if p in book:
-                continue
-            k = min(max(opposite - p if side > 0 else p - opposite, 1), K)
-            if u.next() < occ[k - 1]:
-                self._set(side, p, self.queue_pool[k - 1].next())
-
     # ------------------------------------------------------------------ events
-    def add(self, side: int, k: int) -> None:
-        lots = self.add_pool[k - 1].next()
+    def arrive(self, side: int, d: int) -> None:
+        """An order arriving at the empty tick ``d`` ticks from the opposite best (a new queue)."""
         if side > 0:
-            p = self.ba - k
+            p = self.ba - d
+            if p in self.bids or p <= self.bb - self.levels:
+                return
             if p > self.bb:
                 self._trim_bids(p)
-                self._set(1, p, lots)
                 self.bb = p
-            else:
-                self._set(1, p, self.bids.get(p, 0) + lots)
         else:
-            p = self.bb + k
+            p = self.bb + d
+            if p in self.asks or p >= self.ba + self.levels:
+                return
             if p < self.ba:
                 self._trim_asks(p)
-                self._set(-1, p, lots)
                 self.ba = p
-            else:
-                self._set(-1, p, self.asks.get(p, 0) + lots)
+        self._set(side, p, [self.size_pool[self.bucket_of[d]].next()])
 
-    def cancel(self, side: int, k: int) -> None:
-        book = self.bids if side > 0 else self.asks
-        p = self.ba - k if side > 0 else self.bb + k
-        q = book.get(p)
-        if not q:
+    def join_queue(self, side: int, p: int) -> None:
+        """An order joining the back of the queue at ``p``."""
+        queues = self.bid_orders if side > 0 else self.ask_orders
+        q = queues.get(p)
+        if q is None:
             return
-        lots = self.cancel_pool[k - 1].next()
-        if lots >= q:
-            lots = q - 1 if len(book) == 1 else q
-            if lots <= 0:
-                return
-        self._set(side, p, q - lots)
-        if lots == q:
+        d = min(self.ba - p if side > 0 else p - self.bb, self.levels + 1)
+        self._set(side, p, [*q, self.size_pool[self.bucket_of[d]].next()])
+
+    def cancel_order(self, side: int, p: int, u: float) -> None:
+        """One order of the queue at ``p``, drawn at random, cancelled whole."""
+        queues = self.bid_orders if side > 0 else self.ask_orders
+        q = queues.get(p)
+        if q is None or (len(q) == 1 and len(queues) == 1):
+            return  # a side keeps its last level
+        i = int(u * len(q))
+        self._set(side, p, q[:i] + q[i + 1 :])
+        if len(q) == 1:
             if side > 0 and p == self.bb:
                 self.bb = self._next_bid(p)
             elif side < 0 and p == self.ba:
                 self.ba = self._next_ask(p)
 
     def market(self, side: int, t: int) -> None:
-        """A market order: a taker buy (side +1) takes asks, a taker sell bids."""
-        rem = self.market_pool.next()
-        book = self.asks if side > 0 else self.bids
+        """A market order: a taker buy (side +1) takes asks, a taker sell bids, oldest orders first."""
+        rem = first = self.market_pool.next()
+        book, queues = (self.asks, self.ask_orders) if side > 0 else (self.bids, self.bid_orders)
         while rem > 0:
             p = self.ba if side > 0 else self.bb
             q = book[p]
             take = min(rem, q - 1 if len(book) == 1 else q)
             if take <= 0:
                 return
-            self._trades(t, p, take, side)
-            self._set(-side, p, q - take)
+            orders = queues[p]
+            left, i = take, 0
+            while left and left >= orders[i]:
+                left -= orders[i]
+                i += 1
+            rest = orders[i:]
+            if left:
+                rest[0] -= left
+            # the touch: the calibrated trades per order; deeper: one per resting order filled
+            self._trades(t, p, take, side, 0 if rem == first else i + (left > 0))
+            self._set(-side, p, rest)
             rem -= take
             if take < q:
                 return
@@ -306,12 +368,55 @@ class _Engine:
                 break
         db = int(math.floor(target - 0.5 * s + 0.5))
         da = db + s
-        if self.bb + self.ba < 2 * target:  # up: asks below da go, bids move up to db
+        bb, ba = self.bb, self.ba
+        gap = self.uniform.next() < self.gap_share  # the prices jumped over stay empty
+        if bb + ba < 2 * target:  # up: asks below da go, bids move up to db
+            self._shift(1, bb, max(bb, db), ba, da)
+            self._shift(-1, ba, da, bb, max(bb, db))
             self._take(-1, da, db, t)
-            self._new_best(1, db, da)
+            self._new_best(1, db, da, gap)
         else:
+            self._shift(1, bb, db, ba, min(ba, da))
+            self._shift(-1, ba, min(ba, da), bb, db)
             self._take(1, db, da, t)
-            self._new_best(-1, da, db)
+            self._new_best(-1, da, db, gap)
+
+    def _shift(self, side: int, best: int, new_best: int, opposite: int, new_opposite: int) -> None:
+        """Keep the book's profile as the path moves it: the queues of ``side`` that stay in
+        its window behind both its old and new best quote change distance from the opposite
+        best (``opposite`` -> ``new_opposite``); each is kept with probability ``occ(new) /
+        occ(old)`` (capped at 1), and each empty tick filled with probability ``(occ(new) -
+        occ(old)) / (1 - occ(old))``, so a book in the steady state stays in it."""
+        if new_opposite == opposite:
+            return
+        levels = self.levels
+        if side > 0:
+            lo, hi = max(best, new_best) - levels + 1, (best if new_best > best else new_best - 1)
+            book = self.bids
+        else:
+            lo, hi = (best if new_best < best else new_best + 1), min(best, new_best) + levels - 1
+            book = self.asks
+        if hi < lo:
+            return
+        p = np.arange(lo, hi + 1)
+        sign = 1 if side > 0 else -1
+        top = self.levels + 1
+        occ = self.occ_arr
+        o_old = occ[np.clip(sign * (opposite - p), 1, top)]
+        d_new = np.clip(sign * (new_opposite - p), 1, top)
+        o_new = occ[d_new]
+        keys = np.fromiter(book, np.int64, len(book))
+        keys = keys[(keys >= lo) & (keys <= hi)]
+        full = np.zeros(len(p), bool)
+        full[keys - lo] = True
+        u = self.rng.random(len(p))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            drop = full & (u * o_old >= o_new)
+            add = ~full & (u * (1.0 - o_old) < o_new - o_old)
+        for i in np.flatnonzero(drop).tolist():
+            self._set(side, lo + i, None)
+        for i in np.flatnonzero(add).tolist():
+            self._set(side, lo + i, self._queue(int(d_new[i])))
 
     def _take(self, side: int, p: int, opposite: int, t: int) -> None:
         """Make ``p`` the best price of ``side``, removing the levels better than it (each hit
@@ -321,21 +426,19 @@ class _Engine:
         if side < 0:
             book, old = self.asks, self.ba
             gone = sorted(x for x in book if x < p)
-            for x in range(max(p + levels, old), old + levels):  # out of the new window
-                if x in book:
-                    self._set(-1, x, 0)
+            out = [x for x in book if max(p + levels, old) <= x < old + levels]  # out of the new window
         else:
             book, old = self.bids, self.bb
             gone = sorted((x for x in book if x > p), reverse=True)
-            for x in range(old - levels + 1, min(p - levels, old) + 1):
-                if x in book:
-                    self._set(1, x, 0)
+            out = [x for x in book if old - levels + 1 <= x <= min(p - levels, old)]
+        for x in sorted(out):
+            self._set(side, x, None)
         for x in gone:  # a market order of the calibrated size takes part, the rest is cancelled
             if self.uniform.next() < self.exec_share:
                 self._trades(t, x, min(self.market_pool.next(), book[x]), -side)
-            self._set(side, x, 0)
+            self._set(side, x, None)
         if p not in book:
-            self._set(side, p, self.queue_pool[0].next())
+            self._set(side, p, self._queue(1))
         if side < 0:
             self.ba = p
             self._fill(-1, max(old + levels, p + 1), p + levels - 1, opposite)
@@ -343,85 +446,131 @@ class _Engine:
             self.bb = p
             self._fill(1, p - levels + 1, min(old - levels, p - 1), opposite)
 
-    def _new_best(self, side: int, p: int, opposite: int) -> None:
-        """Give ``side`` the best price ``p`` (if better than its own), refilling in between."""
+    def _new_best(self, side: int, p: int, opposite: int, gap: bool = False) -> None:
+        """Give ``side`` the best price ``p`` (if better than its own), drawing the prices in
+        between from the steady state (``gap``: leaving them empty)."""
         if side > 0:
             if p <= self.bb:
                 return
             self._trim_bids(p)
-            self._fill(1, max(self.bb + 1, p - self.levels + 1), p - 1, opposite)
-            self._set(1, p, self.bids.get(p, 0) or self.queue_pool[0].next())
+            if not gap:
+                self._fill(1, max(self.bb + 1, p - self.levels + 1), p - 1, opposite)
+            if p not in self.bids:
+                self._set(1, p, self._queue(1))
             self.bb = p
         else:
             if p >= self.ba:
                 return
             self._trim_asks(p)
-            self._fill(-1, p + 1, min(self.ba - 1, p + self.levels - 1), opposite)
-            self._set(-1, p, self.asks.get(p, 0) or self.queue_pool[0].next())
+            if not gap:
+                self._fill(-1, p + 1, min(self.ba - 1, p + self.levels - 1), opposite)
+            if p not in self.asks:
+                self._set(-1, p, self._queue(1))
             self.ba = p
 
     # ------------------------------------------------------------------ running
     def open(self, mid: float, t: int) -> None:
-        """The opening book around ``mid`` (ticks): one-tick spread, levels drawn."""
+        """The opening book around ``mid`` (ticks): one-tick spread, queues drawn from the
+        model's steady state."""
         self.bb = int(math.floor(mid))
         self.ba = self.bb + 1
-        self.bids[self.bb] = self.queue_pool[0].next()
-        self.asks[self.ba] = self.queue_pool[0].next()
-        occ, K, u = self.occupancy, self.K, self.uniform
-        for k in range(2, self.levels + 1):
-            if u.next() < occ[min(k, K) - 1]:
-                self.bids[self.ba - k] = self.queue_pool[min(k, K) - 1].next()
-            if u.next() < occ[min(k, K) - 1]:
-                self.asks[self.bb + k] = self.queue_pool[min(k, K) - 1].next()
+        self._set(1, self.bb, self._queue(1))
+        self._set(-1, self.ba, self._queue(1))
+        self._fill(1, self.bb - self.levels + 1, self.bb - 1, self.ba)
+        self._fill(-1, self.ba + 1, self.ba + self.levels - 1, self.bb)
+        self.chg_b, self.chg_a, self.uid = {}, {}, _UID0
         self.snapshot = (sorted(self.bids.items(), reverse=True), sorted(self.asks.items()))
         self.seq_kind.append(_KIND_SNAPSHOT)
         self.seq_t.append(t)
         self.last_top = (self.bb, self.bids[self.bb], self.ba, self.asks[self.ba])
 
+    def _arrivals(self, span: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Events that do not depend on the book, drawn for the whole run up front: orders
+        arriving at each distance (kept where the tick is empty: a new queue) and market orders.
+        Returns (time offset ns, kind, distance) sorted by time."""
+        rng, f = self.rng, self.flow
+        cum = np.cumsum(self.birth)
+        total = float(cum[-1])
+        t, kind, arg = [], [], []
+        for k in (_BIRTH_BID, _BIRTH_ASK):
+            n = rng.poisson(total * span / 1e9) if total > 0 else 0
+            t.append(rng.integers(0, span, n))
+            kind.append(np.full(n, k, np.int64))
+            arg.append(np.searchsorted(cum, rng.random(n) * total, side="right"))
+        for k, r in zip((_BUY, _SELL), f.market_rate):
+            mt = hawkes_times(rng, r, f.market_branching, f.market_decay, span)
+            t.append(mt)
+            kind.append(np.full(len(mt), k, np.int64))
+            arg.append(np.zeros(len(mt), np.int64))
+        t = np.concatenate(t).astype(np.int64)
+        o = np.argsort(t, kind="stable")
+        return t[o], np.concatenate(kind)[o], np.concatenate(arg)[o]
+
+    def _queue_events(self, cancel: np.ndarray, join: np.ndarray):
+        """Cancellations and joins for one step, from the queues at its start: each order is
+        cancelled at its distance's rate, each queue is joined at its distance's rate.
+        Returns (time offset ns, kind, price) unsorted."""
+        bq, aq = self.bid_orders, self.ask_orders
+        nb, na = len(bq), len(aq)
+        p = np.fromiter(itertools.chain(bq, aq), np.int64, nb + na)
+        n = np.fromiter(map(len, itertools.chain(bq.values(), aq.values())), np.int64, nb + na)
+        d = np.empty(nb + na, np.int64)
+        d[:nb] = self.ba - p[:nb]
+        d[nb:] = p[nb:] - self.bb
+        np.clip(d, 1, self.levels + 1, out=d)
+        c = self.rng.poisson(np.concatenate([cancel[d] * n, join[d]]))
+        hit = np.flatnonzero(c)
+        if len(hit) == 0:
+            return None
+        idx = np.repeat(hit, c[hit])
+        m = nb + na
+        q = idx % m
+        kind = np.where(idx < m, np.where(q < nb, _CANCEL_BID, _CANCEL_ASK), np.where(q < nb, _JOIN_BID, _JOIN_ASK))
+        return self.rng.integers(0, self.dt_ns, len(idx)), kind, p[q]
+
     def run(self, t_start: int, nsteps: int, targets: np.ndarray | None) -> None:
-        K, dt_ns, rng = self.K, self.dt_ns, self.rng
+        dt_ns = self.dt_ns
         dt_s = dt_ns / 1e9
-        lam = np.empty(4 * K)
-        lam[:K] = lam[K : 2 * K] = self.add_rate * dt_s
-        coef = self.cancel_coef * dt_s
-        codes = self.codes[: 4 * K]
-        ks = range(1, K + 1)
-        # market orders do not depend on the book: their arrival times are drawn up front
-        f = self.flow
-        span = nsteps * dt_ns
-        mt = [hawkes_times(rng, r, f.market_branching, f.market_decay, span) for r in f.market_rate]
-        m_t = np.concatenate(mt)
-        m_code = np.repeat(np.array([4 * K, 4 * K + 1]), [len(x) for x in mt])
-        o = np.argsort(m_t, kind="stable")
-        m_t, m_code = m_t[o], m_code[o]
-        m_at = np.searchsorted(m_t, dt_ns * np.arange(nsteps + 1, dtype=np.int64)).tolist()
+        cancel, join = self.cancel * dt_s, self.join * dt_s
+        if targets is not None:  # gaps at the rate the real mid moves, however often the path does
+            steps = np.abs(np.diff(np.concatenate([[0.5 * (self.bb + self.ba)], targets]))) > 1.0
+            moved = max(float(steps.mean()), 1.0 / len(steps))
+            self.gap_share = min(1.0, self.flow.mid_move_rate * dt_s / moved)
+        a_t, a_kind, a_arg = self._arrivals(nsteps * dt_ns)
+        bounds = np.searchsorted(a_t, dt_ns * np.arange(nsteps + 1, dtype=np.int64)).tolist()
+        uniform = self.uniform
         for i in range(nsteps):
             t0 = t_start + i * dt_ns
             t1 = t0 + dt_ns
             uid0 = self.uid
-            bids, asks, ba, bb = self.bids, self.asks, self.ba, self.bb
-            lam[2 * K : 3 * K] = coef * np.array([bids.get(ba - k, 0) for k in ks])
-            lam[3 * K : 4 * K] = coef * np.array([asks.get(bb + k, 0) for k in ks])
-            cnt = rng.poisson(lam)
-            n = int(cnt.sum())
-            a, b = m_at[i], m_at[i + 1]
-            if n or b > a:
-                ev = np.concatenate([np.repeat(codes, cnt), m_code[a:b]])
-                offs = np.concatenate([rng.integers(0, dt_ns, n), m_t[a:b] - i * dt_ns])
+            a, b = bounds[i], bounds[i + 1]
+            qe = self._queue_events(cancel, join)
+            if qe is None:
+                offs, kinds, args = a_t[a:b] - i * dt_ns, a_kind[a:b], a_arg[a:b]
+            else:
+                offs = np.concatenate([a_t[a:b] - i * dt_ns, qe[0]])
                 o = np.argsort(offs, kind="stable")
-                for c, off in zip(ev[o].tolist(), offs[o].tolist()):
-                    t = t0 + off
-                    if c < K:
-                        self.add(1, c + 1)
-                    elif c < 2 * K:
-                        self.add(-1, c - K + 1)
-                    elif c < 3 * K:
-                        self.cancel(1, c - 2 * K + 1)
-                    elif c < 4 * K:
-                        self.cancel(-1, c - 3 * K + 1)
-                    else:
-                        self.market(1 if c == 4 * K else -1, t)
-                    self._quote(t)
+                offs, kinds, args = (
+                    offs[o],
+                    np.concatenate([a_kind[a:b], qe[1]])[o],
+                    np.concatenate([a_arg[a:b], qe[2]])[o],
+                )
+            for off, k, x in zip(offs.tolist(), kinds.tolist(), args.tolist()):
+                if k == _BIRTH_BID:
+                    self.arrive(1, x)
+                elif k == _BIRTH_ASK:
+                    self.arrive(-1, x)
+                elif k == _CANCEL_BID:
+                    self.cancel_order(1, x, uniform.next())
+                elif k == _CANCEL_ASK:
+                    self.cancel_order(-1, x, uniform.next())
+                elif k == _JOIN_BID:
+                    self.join_queue(1, x)
+                elif k == _JOIN_ASK:
+                    self.join_queue(-1, x)
+                else:
+                    self.market(1 if k == _BUY else -1, t0 + off)
+                self._quote(t0 + off)
             if targets is not None:  # the path's price at the end of the step
                 tg = targets[i]
                 if abs(self.bb + self.ba - 2.0 * tg) > _SHIFT_TOL:
@@ -648,7 +797,7 @@ def simulate(
     seed=0,
     symbol: str = "SIMUSDT",
     start="2024-01-01",
-    levels: int = 20,
+    levels: int | None = None,
     update_every="100ms",
 ) -> SimMarket:
     """Simulate a Binance-spot-like market from a calibrated :class:`FlowModel`.
@@ -666,7 +815,8 @@ def simulate(
     seed : seeds ``numpy.random.default_rng``; the same seed gives the same market.
     symbol : upper-case letters and digits, as in Binance symbols.
     start : the opening time (int ns, ISO string, datetime), rounded down to the millisecond.
-    levels : ticks of book kept behind each best quote (and levels of flow simulated).
+    levels : ticks of book kept behind each best quote (and of flow simulated); default: the
+        calibrated depth (``flow.depth``), shallower if the price is too low for it.
     update_every : the depth-diff interval, whole milliseconds (Binance spot: 100 ms).
 
     Returns
@@ -693,9 +843,10 @@ def simulate(
     nsteps = duration_ns // dt_ns
     if nsteps < 1:
         raise ValueError(f"duration ({duration_ns} ns) is shorter than one update step ({dt_ns} ns)")
-    if isinstance(levels, bool) or not isinstance(levels, (int, np.integer)) or not 2 <= levels <= 1000:
-        raise ValueError(f"levels must be an int in 2..1000, not {levels!r}")
-    levels = int(levels)
+    if levels is not None:
+        if isinstance(levels, bool) or not isinstance(levels, (int, np.integer)) or not 2 <= levels <= MAX_DEPTH:
+            raise ValueError(f"levels must be None or an int in 2..{MAX_DEPTH}, not {levels!r}")
+        levels = int(levels)
     if not isinstance(symbol, str) or not _SYMBOL.fullmatch(symbol):
         raise ValueError(f"symbol must be 1 to 20 upper-case letters or digits, not {symbol!r}")
     start_ns = to_ns(start)
@@ -708,19 +859,21 @@ def simulate(
     t_grid = start_ns + dt_ns * np.arange(nsteps + 1, dtype=np.int64)
     if path is None:
         targets, mid0 = None, flow.ref_price / tick
+        low = mid0
     else:
         ts, px = path
         idx = np.maximum(np.searchsorted(ts, t_grid, side="right") - 1, 0)
         at = px[idx] / tick  # the price in effect at start, start + dt, ..., end
         mid0, targets = float(at[0]), at[1:]
         low = float(at.min())
-        if low < 2 * levels + 2:
-            raise ValueError(
-                f"the price path goes down to {low * tick:g}, fewer than {2 * levels + 2} ticks of {tick:g}: "
-                "too low for this tick size and levels"
-            )
-    if mid0 < 2 * levels + 2:
-        raise ValueError(f"the starting price {mid0 * tick:g} is too low for tick {tick:g} and {levels} levels")
+    if levels is None:  # the calibrated depth, as far as the price allows (at least its levels)
+        levels = max(2, min(flow.depth, max(flow.levels, int((low - 2) // 2))))
+    if low < 2 * levels + 2:
+        what = "starting price" if path is None or low == mid0 else "price path goes down to"
+        raise ValueError(
+            f"the {what} {low * tick:g} is fewer than {2 * levels + 2} ticks of {tick:g}: "
+            f"too low for this tick size and {levels} levels"
+        )
 
     rng = _flow_rng(seed)
     eng = _Engine(flow, rng, levels, dt_ns)
