@@ -236,7 +236,9 @@ def run(
         "## Evaluation",
         "",
         "Metrics against the training target (smoothed) and, what matters, against the raw forward return "
-        f"over the same {H} rows (`raw_*`).",
+        f"over the same {H} rows (`raw_*`). The simulated price follows its own process, independent of the "
+        "simulated order flow, so book features cannot predict it there: near-zero numbers on simulated data are "
+        "expected, and the real recording is the test that counts (a few minutes of one symbol: expect noise).",
         "",
         _table(table, ["target_pearson", "raw_pearson", "raw_spearman", "raw_directional_accuracy", "raw_n"]),
         "",
@@ -303,7 +305,9 @@ def _table(df, columns) -> str:
 
 def _fmt(v: Any) -> str:
     if isinstance(v, (float, np.floating)):
-        return "nan" if not np.isfinite(v) else f"{v:,.4g}"
+        if not np.isfinite(v):
+            return "nan"
+        return f"{int(v):,}" if float(v).is_integer() and abs(v) >= 1000 else f"{v:,.4g}"
     return f"{v:,}" if isinstance(v, (int, np.integer)) else str(v)
 
 
