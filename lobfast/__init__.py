@@ -8,7 +8,8 @@ copying; see :func:`read_binance`, :func:`iter_binance`, :func:`read_tardis`,
 features and labels feed models through zero-copy :func:`windows` and :class:`Normalizer`.
 PyTorch (optional, ``lobfast[torch]``) lives in :mod:`lobfast.torch` (data path),
 :mod:`lobfast.models` and :mod:`lobfast.train`; evaluation in :mod:`lobfast.evaluate`,
-:mod:`lobfast.split` and :mod:`lobfast.backtest`.
+:mod:`lobfast.split` and :mod:`lobfast.backtest`; simulated markets in :mod:`lobfast.sim`;
+the whole pipeline in ``lobfast demo`` (:mod:`lobfast.demo`).
 """
 
 from . import labels
