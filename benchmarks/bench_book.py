@@ -181,7 +181,7 @@ def _pin_allocator() -> None:
 
 
 def _probe_main(mode: str, replays: int, chunk_rows: int) -> None:
-    from memprobe import rss_now, vm_hwm
+    from memprobe import reset_hwm, rss_now, vm_hwm
 
     if mode == "reconstruct-pinned":
         _pin_allocator()
@@ -199,12 +199,7 @@ def _probe_main(mode: str, replays: int, chunk_rows: int) -> None:
     except (OSError, AttributeError):
         pass
     base = rss_now()
-    try:  # reset the high-water mark (VmHWM) to the current RSS, as memprobe.py does
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        reset = True
-    except OSError:
-        reset = False
+    reset = reset_hwm()
     chunks = rows = out_bytes = largest = 0
     if mode.startswith("reconstruct"):
         snaps = lobfast.reconstruct(depth, levels=LEVELS, every=GRID)

@@ -42,6 +42,7 @@ if __name__ == "__main__":
     sys.path[:0] = [str(BENCH.parent), str(BENCH)]
 
 from common import DATA, ROOT, md_table, median  # noqa: E402
+from memprobe import vm_hwm  # noqa: E402
 from ws_blast import symbol_names, workload  # noqa: E402
 
 LOBFAST = "lobfast-collect"
@@ -110,15 +111,6 @@ def cpu_times(pid: int) -> tuple[float, float]:
 
 def cpu_seconds(pid: int) -> float:
     return sum(cpu_times(pid))
-
-
-def vm_hwm(pid: int) -> int:
-    """Peak resident set size (VmHWM) in bytes."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return 0
 
 
 class Sender:
@@ -382,7 +374,7 @@ def record_once(tool: str, sender: Sender, symbols: list[str], expected: dict, r
         cpu1 = user + system
         r["cpu_user_s"], r["cpu_sys_s"] = user, system
         r["sender_cpu_s"] = cpu_seconds(sender.proc.pid) - sender_cpu0
-        r["hwm"] = vm_hwm(proc.pid)
+        r["hwm"] = vm_hwm(proc.pid) or 0
         r["cpu_s"] = cpu1
         r["cpu_window_s"] = cpu1 - cpu0
         r["window_s"] = t1 - t0
@@ -405,7 +397,7 @@ def record_once(tool: str, sender: Sender, symbols: list[str], expected: dict, r
             raise
         r["error"] = str(e)
         if proc.poll() is None:  # stop it the normal way, so that its files can still be checked
-            r["hwm"] = vm_hwm(proc.pid)
+            r["hwm"] = vm_hwm(proc.pid) or 0
             ts = time.monotonic()
             proc.send_signal(signal.SIGTERM)
             try:

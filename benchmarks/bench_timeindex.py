@@ -446,7 +446,7 @@ def raw_windows(rounds: int) -> dict:
 def _probe(tool: str, path: str, start: int, end: int) -> None:
     """In a fresh interpreter: open the index, then the peak RSS of one window read above
     the RSS at that point (VmHWM reset there, as benchmarks/memprobe.py does)."""
-    from memprobe import rss_now, vm_hwm
+    from memprobe import reset_hwm, rss_now, vm_hwm
 
     if tool == "sparse":  # times in us
         index = SparseIndexPandas(path)
@@ -468,12 +468,7 @@ def _probe(tool: str, path: str, start: int, end: int) -> None:
         raise SystemExit(f"unknown probe {tool!r}")
     gc.collect()
     base = rss_now()
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        reset = True
-    except OSError:
-        reset = False
+    reset = reset_hwm()
     out = read()
     peak = vm_hwm()
     if peak is None:

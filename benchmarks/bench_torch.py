@@ -43,6 +43,7 @@ if __name__ == "__main__":
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from common import md_table, median, spread  # noqa: E402
+from memprobe import reset_hwm, rss_now, vm_hwm  # noqa: E402
 
 import lobfast  # noqa: E402
 import lobfast.datasets  # noqa: E402
@@ -231,33 +232,6 @@ def speed(tools: Tools, rounds: int, n_batches: int) -> dict[str, list[float]]:
 
 
 # ------------------------------------------------------------------------------ memory
-def rss_now() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def vm_hwm(pid: int | str = "self") -> int | None:
-    """Peak RSS (VmHWM) of a process, or None where /proc has none."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
-def reset_hwm() -> bool:
-    """Reset this process's VmHWM to its current RSS (Linux)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
 _WORKER_DIR = os.environ.get("LOBFAST_BENCH_WORKER_DIR")
 
 

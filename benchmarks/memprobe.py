@@ -33,14 +33,14 @@ def rss_now() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def vm_hwm() -> int | None:
-    """Peak RSS of this address space (VmHWM), or None where /proc has none.
+def vm_hwm(pid: int | str = "self") -> int | None:
+    """Peak RSS of a process's address space (VmHWM), or None where /proc has none.
 
     The same high-water mark as ``ru_maxrss``, but ``ru_maxrss`` also keeps the peak of the
     process image before ``exec`` -- for a child of a big benchmark process, the parent's
     RSS at fork time -- so it cannot be reset for a fresh measurement."""
     try:
-        with open("/proc/self/status") as f:
+        with open(f"/proc/{pid}/status") as f:
             for line in f:
                 if line.startswith("VmHWM:"):
                     return int(line.split()[1]) * 1024
@@ -49,16 +49,21 @@ def vm_hwm() -> int | None:
     return None
 
 
+def reset_hwm() -> bool:
+    """Reset this process's VmHWM to its current RSS (Linux); False where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
 def main() -> None:
     tool, chunk_rows, paths = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
     gc.collect()
     base = rss_now()
-    try:  # reset the peak RSS (VmHWM / ru_maxrss) to the current RSS: imports do not count
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        reset = True
-    except OSError:
-        reset = False
+    reset = reset_hwm()  # the peak RSS restarts from the current RSS: imports do not count
     chunks = 0
     largest_chunk = 0
     if tool == "lobfast":
