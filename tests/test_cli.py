@@ -37,7 +37,12 @@ def test_demo_runs_the_whole_pipeline(capsys, tmp_path):
 
 
 def test_demo_on_user_data_and_bad_arguments(capsys, tmp_path):
-    assert cli.main(["demo", "--data", str(tmp_path / "nothing*.gz"), "--out", str(tmp_path)]) != 0
+    assert cli.main(["demo", "--data", str(SPOT_ETH_0808), "--quick", "--out", str(tmp_path / "eth")]) == 0
+    out = capsys.readouterr().out
+    assert "ETHUSDT (spot)" in out and "lobfast demo: your recordings" in out
+    assert "- ETHUSDT (spot), 1 file(s)" in (tmp_path / "eth" / "report.md").read_text()
+    assert cli.main(["demo", "--data", str(tmp_path / "nothing*.gz"), "--out", str(tmp_path)]) == 1
+    assert "no files match" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main(["demo", "--epochs", "many"])
 
