@@ -356,6 +356,8 @@ def test_binding_rejects_bad_arguments():
         ((1.0, 0.5, 1.0, 10.0, 0.0, 0), "T0 < T1"),
         ((1.0, np.nan, 1.0, 0.0, 10.0, 0), "alpha"),
         ((1e12, 0.5, 1.0, 0.0, 1e3, 0), "events expected"),
+        # epoch nanoseconds passed as seconds: steps below a double's resolution there
+        ((1.0, 0.5, 1.0, 1e17, 1e17 + 1000, 0), "time resolution lost"),
     ]:
         with pytest.raises(ValueError, match=message):
             _core.hawkes_simulate(*args)

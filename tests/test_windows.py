@@ -162,7 +162,9 @@ def test_gather_on_the_real_book(spot_book, threads):
             "statistics set 2",
         ),
         ({"shift": np.zeros((1, 5)), "scale": np.ones((1, 5)), "group": np.zeros(9, np.int32)}, ValueError, "rows"),
-        ({"t": 0}, ValueError, "expected"),
+        ({"t": 0}, ValueError, "window length t=0 must be in 1..10"),
+        ({"t": 11, "out": np.zeros((1, 11, 5))}, ValueError, "window length t=11"),
+        ({"group": np.zeros(10, np.int32)}, ValueError, "group needs them"),
         ({"threads": 0}, ValueError, "threads must be in 1..16"),
         ({"threads": 17}, ValueError, "threads must be in 1..16"),
         ({"ends": [9] * 7 + [10], "out": np.zeros((8, 3, 5))}, IndexError, "window 7 ends at row 10"),
@@ -176,6 +178,12 @@ def test_gather_bad_arguments_write_nothing(kwargs, error, message):
     with pytest.raises(error, match=message):
         _core.window_gather(**args)
     np.testing.assert_array_equal(out, before)
+
+
+def test_out_overlapping_x_is_refused():
+    big = np.arange(100.0).reshape(50, 2)
+    with pytest.raises(ValueError, match="out overlaps x"):
+        _core.window_gather(big, [2], 3, big[1:4].reshape(1, 3, 2))
 
 
 def test_read_only_out_is_refused():

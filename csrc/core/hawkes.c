@@ -153,6 +153,13 @@ lob_hawkes_simulate(double mu, double alpha, double beta, double T0, double T1, 
     for (;;) {
         double bound = mu + exc; /* the intensity only decays until the next event */
         double w = -log(rng_unit(&rng)) / bound;
+        if (t + w == t && w > 0) {
+            /* far from 0 a double cannot hold the step: events would pile up on one instant */
+            return lob_error_set(err, LOB_E_ARG,
+                                 "time resolution lost at t = %.17g (step %.3g): shift the window "
+                                 "so that T0 is near 0",
+                                 t, w);
+        }
         t += w;
         if (t > T1) {
             break;

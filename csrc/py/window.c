@@ -59,8 +59,18 @@ py_window_gather(PyObject *module, PyObject *args, PyObject *kwds)
     }
     Py_ssize_t n = PyArray_DIM(x, 0), f = PyArray_DIM(x, 1),
                nb = PyArray_DIM((PyArrayObject *)in[0], 0);
-    if (t < 1 || PyArray_DIM(out, 0) != nb || PyArray_DIM(out, 1) != t ||
-        PyArray_DIM(out, 2) != f) {
+    if (t < 1 || t > n) {
+        PyErr_Format(PyExc_ValueError, "window length t=%zd must be in 1..%zd (the rows of x)", t,
+                     n);
+        goto done;
+    }
+    char *xlo = PyArray_BYTES(x), *olo = PyArray_BYTES(out);
+    if (olo < xlo + PyArray_NBYTES(x) && xlo < olo + PyArray_NBYTES(out)) {
+        PyErr_SetString(PyExc_ValueError,
+                        "out overlaps x: the windows would overwrite their own rows");
+        goto done;
+    }
+    if (PyArray_DIM(out, 0) != nb || PyArray_DIM(out, 1) != t || PyArray_DIM(out, 2) != f) {
         PyErr_Format(PyExc_ValueError, "out has shape (%zd, %zd, %zd), expected (%zd, %zd, %zd)",
                      (Py_ssize_t)PyArray_DIM(out, 0), (Py_ssize_t)PyArray_DIM(out, 1),
                      (Py_ssize_t)PyArray_DIM(out, 2), nb, t, f);
@@ -70,8 +80,8 @@ py_window_gather(PyObject *module, PyObject *args, PyObject *kwds)
                           .x_f32 = PyArray_TYPE(x) == NPY_FLOAT32,
                           .n = (size_t)n,
                           .f = (size_t)f};
-    if ((shifto == Py_None) != (scaleo == Py_None)) {
-        PyErr_SetString(PyExc_ValueError, "shift and scale go together");
+    if ((shifto == Py_None) != (scaleo == Py_None) || (shifto == Py_None && groupo != Py_None)) {
+        PyErr_SetString(PyExc_ValueError, "shift and scale go together, and group needs them");
         goto done;
     }
     if (shifto != Py_None) {
