@@ -310,7 +310,7 @@ def evaluate_predictions(
     >>> classes = np.array([2, 0, 1, 2])  # up, down, flat, up
     >>> target = np.array([2, 0, 2, 1])
     >>> raw = np.array([0.003, -0.001, 0.002, -0.002])
-    >>> r = evaluate_predictions(classes, target, raw, task="classification")
+    >>> r = evaluate_predictions(classes, target, raw, task="classification", n_classes=3)
     >>> r["target"]["accuracy"], r["raw"]["directional_accuracy"], r["raw"]["mean_return_up"]
     (0.5, 0.6666666666666666, 0.0005)
     """
@@ -327,6 +327,10 @@ def evaluate_predictions(
             out["raw"] = raw
         return out
 
+    if raw_return is not None and n_classes is None and np.ndim(pred) == 1:
+        # which class means "up" depends on how many there are; guessing it from the classes
+        # that happen to occur would silently turn "flat" into "up"
+        raise ValueError("pass n_classes (3: down/flat/up, 2: down/up) to compare class predictions with raw returns")
     metrics = classification_metrics(pred, target, n_classes)
     out["target"] = metrics
     if raw_return is not None:

@@ -71,7 +71,7 @@ class WindowDataset(torch.utils.data.Dataset):
     classes : the labels are classes given as floats with NaN (as from
         :func:`lobfast.labels.classify`: -1 down, 0 stationary, +1 up): windows with a NaN
         label are left out and the rest become int64 classes 0, 1, 2 (down, stationary,
-        up). Labels already in 0 .. C-1 are kept as they are.
+        up), whatever classes occur. Labels already in 0 .. C-1 go in as an integer array.
     pin_memory : allocate batches in page-locked memory (only when CUDA is available), so
         ``.to("cuda", non_blocking=True)`` overlaps the copy.
     threads : threads that share each batch copy (default: the usable cores, at most 8);
@@ -208,13 +208,18 @@ def _labels(y: Any, X: Any, n: int) -> np.ndarray:
 
 
 def _classes(y: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """-1/0/+1 (down/stationary/up, NaN unknown) to int64 classes 0/1/2: one fixed encoding,
+    never inferred from which classes happen to occur."""
     if y.ndim != 1:
         raise ValueError(f"class labels must be 1-D, got shape {y.shape}")
     used = y[ends]
-    if len(used) and (np.any(used != np.round(used)) or used.min() < -1):
-        raise ValueError("classes=True needs integer class labels (-1/0/+1 from labels.classify, or 0..C-1)")
-    shift = 1 if len(used) and used.min() == -1 else 0
-    return np.where(np.isfinite(y), y + shift, -1).astype(np.int64)
+    if len(used) and not np.isin(used, (-1.0, 0.0, 1.0)).all():
+        bad = used[~np.isin(used, (-1.0, 0.0, 1.0))][0]
+        raise ValueError(
+            f"classes=True takes -1/0/+1 labels (labels.classify), got {bad}; labels already 0..C-1 "
+            "go in as an integer array without classes=True"
+        )
+    return np.where(np.isfinite(y), y + 1, -1).astype(np.int64)
 
 
 class BatchLoader:

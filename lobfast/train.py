@@ -199,6 +199,8 @@ def fit(
     va = None if val is None else _as_loader(val, batch_size, False, seed, dev)
     if len(tr.dataset) == 0:
         raise ValueError("the training set has no usable windows")
+    if va is not None and len(va.dataset) == 0:
+        raise ValueError("the validation set has no usable windows: pass val=None to monitor the training loss")
     _, crit = _criterion(model, loss, _targets(tr))
     dtype = tr.dataset.dtype
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
@@ -243,6 +245,8 @@ def fit(
         if not math.isfinite(total):
             raise FloatingPointError(f"the training loss became {total} in epoch {epoch + 1}: lower lr, check the data")
         val_loss = _evaluate_loss(model, va, crit, dev, dtype) if va is not None else math.nan
+        if va is not None and not math.isfinite(val_loss):
+            raise FloatingPointError(f"the validation loss became {val_loss} in epoch {epoch + 1}")
         monitored = val_loss if va is not None else total / count
         sched.step(monitored)
         hist.train_loss.append(total / count)
@@ -308,8 +312,10 @@ def predict(model: torch.nn.Module, data: Any, *, batch_size: int = 1024, device
     dev = next(model.parameters()).device if device is None else resolve_device(device)
     model.to(dev)
     ld = _as_loader(data, batch_size, False, 0, dev)
-    if isinstance(data, BatchLoader) and data.shuffle:
-        raise ValueError("predict() needs the windows in order: pass the dataset or an unshuffled loader")
+    if isinstance(data, BatchLoader) and (data.shuffle or data.drop_last):
+        raise ValueError(
+            "predict() needs every window in order: pass the dataset, or a loader without shuffle/drop_last"
+        )
     was = model.training
     model.eval()
     parts = []

@@ -162,7 +162,9 @@ def test_raw_return_classification_by_hand():
     pred = np.array([2, 2, 0, 1, 0, 2, 1])  # up up down flat down up flat
     target = np.array([2, 1, 0, 1, 0, 2, 2])  # smoothed-label classes
     raw = np.array([0.004, -0.002, -0.001, 0.003, 0.0, np.nan, -0.001])
-    r = E.evaluate_predictions(pred, target, raw, task="classification")
+    with pytest.raises(ValueError, match="pass n_classes"):
+        E.evaluate_predictions(pred, target, raw, task="classification")
+    r = E.evaluate_predictions(pred, target, raw, task="classification", n_classes=3)
     assert set(r) == {"target", "raw"}
     assert r["target"]["accuracy"] == pytest.approx(5 / 7)
     raw_m = r["raw"]
@@ -186,7 +188,7 @@ def test_raw_return_two_classes_and_regression():
     assert r["raw"]["directional_accuracy"] == pytest.approx(1 / 3)
     assert np.isnan(r["raw"]["mean_return_flat"]) and r["raw"]["coverage"] == 1.0
     with pytest.raises(ValueError, match="needs 2 classes"):
-        E.evaluate_predictions([3, 0], [1, 0], [0.1, 0.2], task="classification")
+        E.evaluate_predictions([3, 0], [1, 0], [0.1, 0.2], task="classification", n_classes=4)
 
     # a smoothed target the model fits well, the raw return it barely predicts
     pred = np.array([0.1, 0.2, -0.1, -0.2, 0.0])
@@ -216,7 +218,7 @@ def test_summary_table_sorted_with_mean_row():
     body = table.drop(index="ALL")
     assert table.loc["ALL", "raw_spearman"] == pytest.approx(body["raw_spearman"].mean())
     assert table.loc["ALL", "raw_n"] == 150  # counts are summed
-    cls = E.evaluate_predictions([0, 1, 2], [0, 1, 1], [0.1, 0.0, 0.2], task="classification")
+    cls = E.evaluate_predictions([0, 1, 2], [0, 1, 1], [0.1, 0.0, 0.2], task="classification", n_classes=3)
     t2 = E.summary_table({"X": cls})
     assert "target_confusion" not in t2.columns and "raw_mean_return_up" in t2.columns
     with pytest.raises(ValueError, match="ALL"):

@@ -125,8 +125,11 @@ def test_classes_from_classify(data):
     np.testing.assert_array_equal(ds.targets, c[ds.ends] + 1)
     assert not np.any(ds.ends % 7 == 0)
     assert ds[0][1].dtype == torch.int64
-    with pytest.raises(ValueError, match="integer class labels"):
+    with pytest.raises(ValueError, match="takes -1/0/\\+1 labels"):
         WindowDataset(X, r, 10, classes=True)
+    # the encoding is fixed: a stretch with no 'down' still maps stationary/up to 1/2
+    only_up = np.where(np.arange(500) % 2 == 0, 0.0, 1.0)
+    np.testing.assert_array_equal(WindowDataset(X, only_up, 10, classes=True).targets[:4], [2, 1, 2, 1])
 
 
 def test_float64_windows_and_frames():

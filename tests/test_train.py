@@ -128,6 +128,8 @@ def test_predict_keeps_the_order_of_the_windows(data):
         np.testing.assert_allclose(pred, model(x).double().numpy(), rtol=1e-6)
     with pytest.raises(ValueError, match="in order"):
         predict(model, loader(val, 8, shuffle=True))
+    with pytest.raises(ValueError, match="in order"):
+        predict(model, loader(val, 8, drop_last=True))
 
 
 def test_classification_trains_with_cross_entropy():
@@ -164,6 +166,16 @@ def test_a_loss_that_overflows_stops_training():
     X = np.full((100, F), 1e25, np.float32)  # outputs ~1e25: their square overflows float32
     with pytest.raises(FloatingPointError, match="loss became inf in epoch 1"):
         fit(Linear(), WindowDataset(X, np.ones(100), T), loss="mse", epochs=2, progress=False)
+
+
+def test_an_empty_or_broken_validation_set_is_an_error(data):
+    X, y, train, _ = data
+    with pytest.raises(ValueError, match="validation set has no usable windows"):
+        fit(Linear(), train, WindowDataset(X, y, T, indices=[]), progress=False)
+    bad = y.copy()
+    bad[700:] = 1e300  # a finite label whose squared error overflows
+    with pytest.raises(FloatingPointError, match="validation loss became inf in epoch 1"):
+        fit(Linear(), train, WindowDataset(X, bad, T, slice(600, None)), loss="mse", epochs=2, progress=False)
 
 
 def test_training_data_must_be_windows(data):
