@@ -19,7 +19,7 @@ def test_demo_runs_the_whole_pipeline(capsys, tmp_path):
     assert "2024-08-08 23:54:14.087 -> 2024-08-09 00:05:04.535 UTC" in out
     assert "depth 6,495  trade 19,904" in out and "gaps 0" in out
     assert "[9/9] figures and report" in out and "lobfast demo finished" in out
-    assert "real recording  IC vs raw return" in out and "backtest: best threshold" in out
+    assert "real recording  IC vs raw return" in out and "backtest at the validation's threshold" in out
     report = (tmp_path / "out" / "report.md").read_text()
     for section in ("## Real data", "## Simulated market", "## Training", "## Evaluation", "## Backtest"):
         assert section in report
