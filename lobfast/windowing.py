@@ -221,25 +221,31 @@ class Normalizer:
     def fitted(self) -> bool:
         return self.shift is not None
 
-    def fit(self, X: Any, rows: Any = None, *, ts: Any = None) -> Normalizer:
+    def fit(self, X: Any, rows: Any = None, *, ts: Any = None, valid: Any = None) -> Normalizer:
         """Fit on the training rows (``rows``: slice, bool mask or indices; default all) of ``X``.
 
-        ``rolling_zscore`` needs row times (``ts``, or ``X``'s own) and uses every row, each
-        period only for the periods after it.
+        Rows where ``valid`` is False (default: a book's own ``valid``) never enter the
+        statistics and may hold anything. ``rolling_zscore`` needs row times (``ts``, or
+        ``X``'s own) and uses every valid row, each period only for the periods after it.
         """
-        X, names, own_ts, _ = as_features(X)
+        X, names, own_ts, own_valid = as_features(X)
         n = len(X)
+        valid = own_valid if valid is None else np.asarray(valid)
+        valid = np.ones(n, bool) if valid is None else valid
+        if valid.shape != (n,) or valid.dtype != bool:
+            raise ValueError(f"valid must be {n} bools, one per row, got {valid.dtype} with shape {valid.shape}")
         if self.method == "rolling_zscore":
             ts = own_ts if ts is None else np.asarray(ts)
             if ts is None or len(ts) != n:
                 raise ValueError("rolling_zscore needs ts, one int64 ns time per row")
             if rows is not None:
                 raise ValueError("rolling_zscore uses only earlier periods for each row; it takes no rows=")
-            self._fit_rolling(X, names, np.asarray(ts, np.int64))
+            self._fit_rolling(X, names, np.asarray(ts, np.int64), valid)
             return self
         idx = np.arange(n) if rows is None else _as_rows(rows, n)
+        idx = idx[valid[idx]]
         if len(idx) == 0:
-            raise ValueError("no training rows to fit the normaliser on")
+            raise ValueError("no valid training rows to fit the normaliser on")
         train = X[idx].astype(np.float64)
         _check_finite(train, names, idx)
         if self.method == "zscore":
@@ -253,31 +259,35 @@ class Normalizer:
         self.group, self.usable, self.n_rows = None, None, n
         return self
 
-    def _fit_rolling(self, X: np.ndarray, names: list[str], ts: np.ndarray) -> None:
+    def _fit_rolling(self, X: np.ndarray, names: list[str], ts: np.ndarray, valid: np.ndarray) -> None:
         if len(ts) and np.any(np.diff(ts) < 0):
             raise ValueError(f"ts must be sorted; it goes back at row {int(np.argmax(np.diff(ts) < 0)) + 1}")
-        _check_finite(X, names, np.arange(len(X)))
+        used = np.flatnonzero(valid)
+        _check_finite(X[used], names, used)
         period = ts // self.period
         starts = np.flatnonzero(np.r_[True, period[1:] != period[:-1]]) if len(ts) else np.zeros(0, np.int64)
-        X64 = X.astype(np.float64, copy=False)
-        count = np.diff(np.r_[starts, len(X)]).astype(np.float64)
-        sums = np.add.reduceat(X64, starts, axis=0)
-        mean = sums / count[:, None]
+        rows = np.diff(np.r_[starts, len(X)])
+        group = np.repeat(np.arange(len(starts), dtype=np.int32), rows)
+        X64 = np.where(valid[:, None], X, 0.0)  # invalid rows add nothing to any sum
+        count = np.add.reduceat(valid.astype(np.float64), starts) if len(ts) else np.zeros(0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.add.reduceat(X64, starts, axis=0) / count[:, None]
         # sums of squared deviations per period, then pooled across periods (no x**2 - mean**2 cancellation)
-        m2 = np.add.reduceat((X64 - np.repeat(mean, count.astype(np.int64), axis=0)) ** 2, starts, axis=0)
-        g = len(starts)
-        shift, scale = np.full((g, X.shape[1]), np.nan), np.full((g, X.shape[1]), np.nan)
+        dev = np.where(valid[:, None], X64 - mean[group], 0.0)
+        m2 = np.add.reduceat(dev**2, starts, axis=0)
+        g, have = len(starts), np.flatnonzero(count > 0)
+        shift, scale = np.zeros((g, X.shape[1])), np.ones((g, X.shape[1]))
+        stats = np.zeros(g, bool)  # which periods have earlier data to be normalised with
         for p in range(1, g):
-            lo = max(0, p - self.lookback)
-            c, mu, ss = count[lo:p], mean[lo:p], m2[lo:p]
-            total = c.sum()
-            pooled = (c[:, None] * mu).sum(axis=0) / total
-            var = (ss + c[:, None] * (mu - pooled) ** 2).sum(axis=0) / total
-            shift[p], scale[p] = pooled, _inverse(np.sqrt(var))
-        group = np.repeat(np.arange(g, dtype=np.int32), count.astype(np.int64))
-        self.usable = group > 0
-        # the first period has no statistics; point its rows at set 1 (or 0) so the gather never reads NaN
-        shift[0], scale[0] = (shift[1], scale[1]) if g > 1 else (np.zeros(X.shape[1]), np.ones(X.shape[1]))
+            prev = have[have < p][-self.lookback :]
+            if not len(prev):
+                continue
+            c, mu, ss = count[prev], mean[prev], m2[prev]
+            pooled = (c[:, None] * mu).sum(axis=0) / c.sum()
+            var = (ss + c[:, None] * (mu - pooled) ** 2).sum(axis=0) / c.sum()
+            shift[p], scale[p], stats[p] = pooled, _inverse(np.sqrt(var)), True
+        # periods without statistics keep 0 / 1 so the gather never reads NaN; their rows are not usable
+        self.usable = stats[group]
         self.shift, self.scale, self.group, self.n_rows = shift, scale, group, len(X)
 
     def params(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:

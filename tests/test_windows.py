@@ -237,6 +237,29 @@ def test_rolling_zscore_uses_only_earlier_days():
     np.testing.assert_allclose(Xt[35:], (X[35:] - X[10:35].mean(0)) / X[10:35].std(0), rtol=1e-12)
 
 
+def test_invalid_rows_never_enter_the_statistics():
+    day = 86_400 * 10**9
+    ts = np.r_[np.arange(10), day + np.arange(10), 2 * day + np.arange(10), 3 * day + np.arange(10)]
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(40, 2))
+    valid = np.ones(40, bool)
+    valid[[3, 4, 15]] = False
+    valid[20:30] = False  # a whole day without a valid row
+    garbage = X.copy()
+    garbage[~valid] = np.nan
+    r = Normalizer("rolling_zscore", lookback=2).fit(garbage, ts=ts, valid=valid)
+    ok = np.flatnonzero(valid)
+    day1 = ok[ok < 10]
+    np.testing.assert_allclose(r.shift[1], X[day1].mean(0), rtol=1e-12)
+    # day 3 pools the last two days that hold valid rows: days 0 and 1 (day 2 has none)
+    both = ok[ok < 20]
+    np.testing.assert_allclose(r.shift[3], X[both].mean(0), rtol=1e-12)
+    np.testing.assert_allclose(r.scale[3], 1 / X[both].std(0), rtol=1e-12)
+    np.testing.assert_array_equal(r.usable, np.arange(40) >= 10)
+    z = Normalizer().fit(garbage, rows=slice(0, 20), valid=valid)
+    np.testing.assert_allclose(z.shift[0], X[ok[ok < 20]].mean(0), rtol=1e-12)
+
+
 def test_rolling_zscore_windows_skip_the_first_day(spot_book):
     X = spot_book.to_deeplob(np.float64)
     r = Normalizer("rolling_zscore", period="1min").fit(spot_book)
@@ -258,7 +281,8 @@ def test_rolling_zscore_windows_skip_the_first_day(spot_book):
         (lambda: Normalizer(lookback=0), "lookback"),
         (lambda: Normalizer(period="yesterday"), "duration"),
         (lambda: Normalizer().fit(np.array([[1.0, 2.0], [np.nan, 3.0]])), "'column 0' is nan at row 1"),
-        (lambda: Normalizer().fit(np.ones((3, 2)), rows=[]), "no training rows"),
+        (lambda: Normalizer().fit(np.ones((3, 2)), rows=[]), "no valid training rows"),
+        (lambda: Normalizer().fit(np.ones((3, 2)), valid=np.ones(2, bool)), "3 bools"),
         (lambda: Normalizer("rolling_zscore").fit(np.ones((3, 2))), "needs ts"),
         (lambda: Normalizer("rolling_zscore").fit(np.ones((3, 2)), ts=[3, 2, 1]), "sorted"),
         (lambda: Normalizer("rolling_zscore").fit(np.ones((3, 2)), [0], ts=[1, 2, 3]), "no rows="),
