@@ -59,7 +59,9 @@ def demo(argv: list[str]) -> int:
         paths = expand_paths(a.data) if a.data else [datasets.path(n) for n in datasets.DEMO_SETS[0][1]]
         md = read_binance(paths, symbol=a.symbol)
         print(summarize(md, time.perf_counter() - t, md.stats["bytes"]) + "\n")
-        run(paths, a.out, symbol=a.symbol, sim_minutes=a.sim_minutes, epochs=a.epochs, seed=a.seed, quick=a.quick)
+        run(
+            paths, a.out, symbol=a.symbol, sim_minutes=a.sim_minutes, epochs=a.epochs, seed=a.seed, quick=a.quick, md=md
+        )
     except (OSError, ValueError) as e:  # LobError is a ValueError: bad files, too little data
         print(f"lobfast demo: {e}", file=sys.stderr)
         return 1

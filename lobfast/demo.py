@@ -106,10 +106,12 @@ def run(
     seed: int = 0,
     quick: bool = False,
     quiet: bool = False,
+    md: Any = None,
 ) -> DemoResult:
     """Run the demo; ``data``: recordings (paths or globs) instead of the bundled sample.
 
-    ``quick`` simulates 6 minutes and trains one epoch (for tests)."""
+    ``quick`` simulates 6 minutes and trains one epoch (for tests); ``md``: the recordings
+    already read (``MarketData``), so they are not read again."""
     import torch
 
     from . import backtest, evaluate, plots, split
@@ -134,7 +136,7 @@ def run(
             if data is None
             else expand_paths(data)
         )
-        md = read_binance(paths, symbol=symbol)
+        md = read_binance(paths, symbol=symbol) if md is None else md  # already read by the caller
         if len(md.depth) == 0:
             raise ValueError(f"no depth data in {', '.join(map(str, paths))}")
     with steps("rebuild the book every 100 ms and check it"):
