@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import time
 
 import numpy as np
 import pytest
@@ -456,12 +455,10 @@ def test_price_process_object(flow):
     assert g.path[0][0] == lobfast.to_ns("2024-01-01") and g.path[1][0] == flow.ref_price
 
 
-def test_ten_minutes_are_fast(flow):
+def test_ten_minutes_along_a_path(flow):
+    # speed is never asserted in tests (shared machines are noisy); this checks a long run completes
     ts, px = gbm_path(10, seed=2)
-    t0 = time.perf_counter()
     m = simulate("10min", flow=flow, price=(ts, px), seed=0, start=START)
-    elapsed = time.perf_counter() - t0
-    assert elapsed < 5.0, f"10 simulated minutes took {elapsed:.1f} s"
     assert m.stats["depth_messages"] > 5000
 
 
