@@ -40,6 +40,8 @@ try:
 except ImportError as exc:
     raise ImportError("lobfast.models needs PyTorch: pip install 'lobfast[torch]'") from exc
 
+from .windowing import _positive, first_nonfinite
+
 __all__ = ["Baseline", "DeepLOB", "DeepLOBTCN", "HierarchicalTCN", "count_parameters"]
 
 _HEADS = ("regression", "classification")
@@ -60,15 +62,9 @@ _DEEPLOB_MIN_WINDOW = 1 + _FRONT_REACH
 # --------------------------------------------------------------------------- validation
 
 
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
-
-
 def _levels(features: Any) -> int:
     """Book levels L from F = 4 * L columns (FI-2010 layout)."""
-    features = _positive_int("features", features)
+    features = _positive(features, "features")
     if features % 4:
         raise ValueError(
             f"features must be divisible by 4 (ask price, ask size, bid price, bid size per level), got F={features}"
@@ -77,7 +73,7 @@ def _levels(features: Any) -> int:
 
 
 def _dilations(dilations: Sequence[int]) -> tuple[int, ...]:
-    out = tuple(_positive_int("each dilation", d) for d in dilations)
+    out = tuple(_positive(d, "each dilation") for d in dilations)
     if not out:
         raise ValueError("dilations must not be empty")
     return out
@@ -107,9 +103,8 @@ def _check_input(x: Any, features: int, window: int | None) -> None:
 
 def _first_bad_row(values: np.ndarray) -> int | None:
     """Index of the first row holding a NaN or infinity, or None."""
-    bad = ~np.isfinite(values.reshape(len(values), -1)).all(axis=1)
-    rows = np.flatnonzero(bad)
-    return int(rows[0]) if rows.size else None
+    bad = first_nonfinite(values.reshape(len(values), -1))
+    return None if bad is None else bad[0]
 
 
 # --------------------------------------------------------------------------- building blocks
@@ -274,12 +269,12 @@ class _Predictor(nn.Module):
 
     def _set_head(self, head: str, n_classes: int, n_outputs: int) -> None:
         if head == "classification":
-            n_classes = _positive_int("n_classes", n_classes)
+            n_classes = _positive(n_classes, "n_classes")
             if n_classes < 2:
                 raise ValueError(f"n_classes must be >= 2, got {n_classes}")
             self.n_classes, self.n_outputs = n_classes, n_classes
         elif head == "regression":
-            self.n_classes, self.n_outputs = None, _positive_int("n_outputs", n_outputs)
+            self.n_classes, self.n_outputs = None, _positive(n_outputs, "n_outputs")
         else:
             raise ValueError(f"head must be one of {_HEADS}, got {head!r}")
         self.task = head
@@ -401,7 +396,7 @@ class DeepLOB(_Predictor):
     ) -> None:
         super().__init__()
         levels = _levels(features)
-        window = _positive_int("window", window)
+        window = _positive(window, "window")
         if window < _DEEPLOB_MIN_WINDOW:
             raise ValueError(
                 f"DeepLOB needs window >= {_DEEPLOB_MIN_WINDOW} (its unpadded convolutions remove "
@@ -410,9 +405,9 @@ class DeepLOB(_Predictor):
         self._set_head(head, n_classes, n_outputs)
         self.features, self.window, self.receptive_field = features, window, window
         self.front = _DeepLOBFront(
-            levels, _positive_int("channels", channels), _positive_int("inception", inception), activation, causal=False
+            levels, _positive(channels, "channels"), _positive(inception, "inception"), activation, causal=False
         )
-        self.lstm = nn.LSTM(3 * inception, _positive_int("lstm", lstm), batch_first=True)
+        self.lstm = nn.LSTM(3 * inception, _positive(lstm, "lstm"), batch_first=True)
         self.drop = nn.Dropout(_check_dropout(dropout))
         self.fc = nn.Linear(lstm, self.n_outputs)
 
@@ -486,14 +481,14 @@ class DeepLOBTCN(_Predictor):
         levels = _levels(features)
         self._set_head(head, n_classes, n_outputs)
         dilations = _dilations(dilations)
-        kernel_size = _positive_int("kernel_size", kernel_size)
+        kernel_size = _positive(kernel_size, "kernel_size")
         dropout = _check_dropout(dropout)
         self.features, self.window = features, None
         self.receptive_field = 1 + _FRONT_REACH + (_INCEPTION_WIDEST - 1) + _tcn_reach(kernel_size, dilations)
         self.front = _DeepLOBFront(
-            levels, _positive_int("channels", channels), _positive_int("inception", inception), activation, causal=True
+            levels, _positive(channels, "channels"), _positive(inception, "inception"), activation, causal=True
         )
-        tcn_channels = _positive_int("tcn_channels", tcn_channels)
+        tcn_channels = _positive(tcn_channels, "tcn_channels")
         self.tcn = _tcn(3 * inception, tcn_channels, dilations, kernel_size, activation, dropout)
         self.drop = nn.Dropout(dropout)
         self.fc = nn.Linear(tcn_channels, self.n_outputs)
@@ -587,21 +582,21 @@ class HierarchicalTCN(_Predictor):
     ) -> None:
         super().__init__()
         self.task, self.n_outputs, self.n_classes = "regression", 2, None
-        self.features = _positive_int("features", features)
-        self.short_steps = _positive_int("short_steps", short_steps)
-        self.long_pool = _positive_int("long_pool", long_pool)
-        self.long_steps = _positive_int("long_steps", long_steps)
+        self.features = _positive(features, "features")
+        self.short_steps = _positive(short_steps, "short_steps")
+        self.long_pool = _positive(long_pool, "long_pool")
+        self.long_steps = _positive(long_steps, "long_steps")
         self.window = self.long_pool * self.long_steps
         if self.short_steps > self.window:
             raise ValueError(f"short_steps={short_steps} exceeds the window T = long_pool * long_steps = {self.window}")
-        channels, heads = _positive_int("channels", channels), _positive_int("heads", heads)
+        channels, heads = _positive(channels, "channels"), _positive(heads, "heads")
         if channels % heads:
             raise ValueError(f"channels={channels} must be divisible by heads={heads}")
         self.short_weight = float(short_weight)
         if not 0.0 <= self.short_weight <= 1.0:
             raise ValueError(f"short_weight must be in [0, 1], got {short_weight}")
         dilations, dropout = _dilations(dilations), _check_dropout(dropout)
-        kernel_size = _positive_int("kernel_size", kernel_size)
+        kernel_size = _positive(kernel_size, "kernel_size")
         reach = 1 + _tcn_reach(kernel_size, dilations)
         self.short_receptive_field = min(self.short_steps, reach)
         self.receptive_field = max(self.long_pool * min(self.long_steps, reach), self.short_steps)
