@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from .book import parse_duration
+from .book import parse_horizon
 from .containers import BookSnapshots
 from .frame import _time_column
 from .plots import figure, save
@@ -244,19 +244,6 @@ def _book(book: Any, valid: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
     return ts, bid, ask, priced if ok is None else priced & ok
 
 
-def _horizon(h: Any) -> tuple[int, int]:
-    """(rows, ns): an int counts rows, a duration is a time span."""
-    if isinstance(h, (bool, np.bool_)):
-        raise ValueError(f"horizon must be a number of rows or a duration, not {h!r}")
-    if isinstance(h, (int, np.integer)) and not isinstance(h, np.timedelta64):
-        if h < 1:
-            raise ValueError(f"horizon must be at least 1 row, not {h}")
-        return int(h), 0
-    if not isinstance(h, (str, _dt.timedelta, np.timedelta64)):
-        raise ValueError(f"horizon must be an int of rows or a duration such as '10s', not {h!r}")
-    return 0, parse_duration(h, "horizon")
-
-
 def _fee(x: Any, name: str) -> float:
     try:
         f = float(x)
@@ -429,7 +416,7 @@ def hold_to_horizon(
     fee_in = _fee(fee_bps_taker, "fee_bps_taker")
     fee_maker = _fee(fee_bps_maker, "fee_bps_maker")
     fee_out = fee_maker if exit == "maker" else fee_in
-    h_rows, h_ns = _horizon(horizon)
+    h_rows, h_ns = parse_horizon(horizon)
     ths, sweep = _thresholds(threshold)
     ts, bid, ask, ok = _book(book, valid)
     if not len(ts):

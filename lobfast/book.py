@@ -59,6 +59,19 @@ def parse_duration(value: Any, name: str = "every") -> int:
     return ns
 
 
+def parse_horizon(value: Any, name: str = "horizon", *, allow_zero: bool = False) -> tuple[int, int]:
+    """``(rows, ns)``, one of them 0: an int counts rows, anything else is a duration
+    (:func:`parse_duration`). Rows must be positive, or non-negative with ``allow_zero``."""
+    if isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be a number of rows or a duration, not {value!r}")
+    if isinstance(value, (int, np.integer)) and not isinstance(value, np.timedelta64):
+        if value < 0 or (value == 0 and not allow_zero):
+            least = "a non-negative number of rows" if allow_zero else "a positive number of rows: at least 1 row"
+            raise ValueError(f"{name} must be {least}, not {value}")
+        return int(value), 0
+    return 0, parse_duration(value, name)
+
+
 def _concat(parts: list[BookSnapshots]) -> BookSnapshots:
     parts = [p for p in parts if len(p)] or parts[:1]
     if len(parts) == 1:

@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 
 from . import _core
-from .book import parse_duration
+from .book import parse_horizon
 from .containers import BookSnapshots
 from .frame import Frame, LabelFrame, _time_column
 
@@ -92,13 +92,9 @@ def _series(data: Any, ts: Any, valid: Any) -> tuple[np.ndarray, np.ndarray, Any
 
 def _horizon(h: Any, name: str = "horizon") -> tuple[int, int, str]:
     """(rows, ns, suffix): an int is rows, a duration is a time span."""
-    if isinstance(h, (bool, np.bool_)):
-        raise ValueError(f"{name} must be a number of rows or a duration, not {h!r}")
-    if isinstance(h, (int, np.integer)) and not isinstance(h, np.timedelta64):
-        if h <= 0:
-            raise ValueError(f"{name} must be a positive number of rows, not {h}")
-        return int(h), 0, str(int(h))
-    ns = parse_duration(h, name)
+    rows, ns = parse_horizon(h, name)
+    if rows:
+        return rows, 0, str(rows)
     for unit, size in (("s", 10**9), ("ms", 10**6), ("us", 10**3)):
         if ns % size == 0:
             return 0, ns, f"{ns // size}{unit}"

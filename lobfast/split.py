@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from .book import parse_duration
+from .book import parse_horizon
 from .frame import LabelFrame, _time_column
 
 __all__ = ["Split", "chronological", "walk_forward"]
@@ -121,17 +121,6 @@ def _usable(rows: Any, n: int) -> np.ndarray:
     return np.unique(r.astype(np.int64))
 
 
-def _span(h: Any, name: str, allow_zero: bool = False) -> tuple[int, int]:
-    """(rows, ns): an int counts rows, anything else is a duration."""
-    if isinstance(h, (bool, np.bool_)):
-        raise ValueError(f"{name} must be a number of rows or a duration, not {h!r}")
-    if isinstance(h, (int, np.integer)) and not isinstance(h, np.timedelta64):
-        if h < 0 or (h == 0 and not allow_zero):
-            raise ValueError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} number of rows, not {h}")
-        return int(h), 0
-    return 0, parse_duration(h, name)
-
-
 def _known(known_at: Any, ts: np.ndarray) -> np.ndarray | None:
     """Per row, when its label is known (int64 ns), -1 when unknown; None: no labels given."""
     if known_at is None:
@@ -146,7 +135,7 @@ def _known(known_at: Any, ts: np.ndarray) -> np.ndarray | None:
         k = np.vstack(cols)
         return np.where((k < 0).any(axis=0), -1, k.max(axis=0))
     if isinstance(known_at, (str, _dt.timedelta, np.timedelta64, int, np.integer)):
-        rows, ns = _span(known_at, "known_at (a horizon)")
+        rows, ns = parse_horizon(known_at, "known_at (a horizon)")
         if rows:
             out = np.full(n, -1, np.int64)
             out[: max(n - rows, 0)] = ts[rows:]
@@ -279,7 +268,7 @@ def chronological(
     if not m:
         raise ValueError("no usable rows to split")
     known = _known(known_at, t)
-    emb = _span(embargo, "embargo", allow_zero=True)
+    emb = parse_horizon(embargo, "embargo", allow_zero=True)
     cuts = [int(round(c * m)) for c in np.cumsum(f)[:-1]]
     bounds = [int(t[cand[c]]) if c < m else int(t[-1]) + 1 for c in cuts]
     return _split(t, cand, bounds, known, emb)
@@ -347,7 +336,7 @@ def walk_forward(
     cand = _usable(rows, len(t))
     m = len(cand)
     known = _known(known_at, t)
-    emb = _span(embargo, "embargo", allow_zero=True)
+    emb = parse_horizon(embargo, "embargo", allow_zero=True)
     v = _size(val, m, "val", 0) or 0
     w = _size(train, m, "train", 1)
     size = _size(test, m, "test", 1)
