@@ -217,7 +217,7 @@ def books(draw):
     levels = draw(st.integers(1, 4))
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
-    ts = np.cumsum(rng.choice([0, 1, 5, 100, 10**9], n)).astype(np.int64)
+    ts = 10 + np.cumsum(rng.choice([0, 1, 5, 100, 10**9], n)).astype(np.int64)  # times start at the epoch
     mid = 100 + np.cumsum(rng.choice([-0.5, 0, 0.5], n))
     ticks = np.arange(levels) * 0.5
     bp = mid[:, None] - 0.25 - ticks

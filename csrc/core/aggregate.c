@@ -152,8 +152,8 @@ lob_agg_count(const lob_agg_input *in, const lob_agg_opts *o, size_t *n_out, lob
     }
     char what[64];
     snprintf(what, sizeof what, "%s ts", book);
-    LOB_FORWARD_IF_ERROR(lob_check_sorted(in->book_ts, (int64_t)in->n_book, what, err));
-    LOB_FORWARD_IF_ERROR(lob_check_sorted(in->trade_ts, (int64_t)in->n_trades, "trades ts", err));
+    LOB_FORWARD_IF_ERROR(lob_check_times(in->book_ts, (int64_t)in->n_book, 1, what, err));
+    LOB_FORWARD_IF_ERROR(lob_check_times(in->trade_ts, (int64_t)in->n_trades, 1, "trades ts", err));
     LOB_FORWARD_IF_ERROR(check_trades(in, err));
 
     size_t n = 0;

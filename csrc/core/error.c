@@ -16,6 +16,7 @@ lob_strerror(int code)
     case LOB_E_CORRUPT: return "corrupt compressed data";
     case LOB_E_ARG: return "invalid argument";
     case LOB_E_BUSY: return "object is in use by another thread";
+    case LOB_E_INTR: return "interrupted";
     default: return "unknown error";
     }
 }
@@ -34,10 +35,19 @@ lob_error_set(lob_error *err, int code, const char *fmt, ...)
 }
 
 int
-lob_check_sorted(const int64_t *ts, int64_t n, const char *what, lob_error *err)
+lob_check_times(const int64_t *ts, int64_t n, int sorted, const char *what, lob_error *err)
 {
-    for (int64_t i = 1; i < n; i++) {
-        if (ts[i] < ts[i - 1]) {
+    for (int64_t i = 0; i < n; i++) {
+        if (ts[i] < LOB_TS_MIN || ts[i] > LOB_TS_MAX) {
+            if (ts[i] == INT64_MIN) {
+                return lob_error_set(err, LOB_E_ARG, "%s row %lld is NaT (a missing time)", what,
+                                     (long long)i);
+            }
+            return lob_error_set(err, LOB_E_ARG,
+                                 "%s row %lld (%lld ns) is outside 1970-01-01..2262-01-01", what,
+                                 (long long)i, (long long)ts[i]);
+        }
+        if (sorted && i > 0 && ts[i] < ts[i - 1]) {
             return lob_error_set(err, LOB_E_ARG,
                                  "%s must be sorted ascending: row %lld (%lld) comes before "
                                  "row %lld (%lld)",

@@ -179,7 +179,7 @@ lob_features(const lob_book_view *b, const int64_t *update_id, const lob_feature
     if (b->n < 0 || b->levels < 1) {
         return lob_error_set(err, LOB_E_ARG, "a book needs at least one level");
     }
-    LOB_FORWARD_IF_ERROR(lob_check_sorted(b->ts, b->n, "ts", err));
+    LOB_FORWARD_IF_ERROR(lob_check_times(b->ts, b->n, 1, "ts", err));
     int kmax = 0;
     for (int j = 0; j < nf; j++) {
         LOB_FORWARD_IF_ERROR(check_request(b, update_id, &f[j], err));
@@ -241,8 +241,8 @@ lob_trade_flow(const int64_t *ts, const uint8_t *valid, int64_t n, const int64_t
                const double *qty, const int8_t *side, int64_t m, double *buy, double *sell,
                double *signed_vol, double *count, lob_error *err)
 {
-    LOB_FORWARD_IF_ERROR(lob_check_sorted(ts, n, "book ts", err));
-    LOB_FORWARD_IF_ERROR(lob_check_sorted(trade_ts, m, "trade ts", err));
+    LOB_FORWARD_IF_ERROR(lob_check_times(ts, n, 1, "book ts", err));
+    LOB_FORWARD_IF_ERROR(lob_check_times(trade_ts, m, 1, "trade ts", err));
     for (int64_t t = 0; t < m; t++) {
         if (!(qty[t] >= 0.0) || isinf(qty[t]) || side[t] < -1 || side[t] > 1) {
             return lob_error_set(err, LOB_E_ARG,

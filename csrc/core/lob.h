@@ -19,14 +19,29 @@ typedef enum {
     LOB_E_CORRUPT = -5, /* compressed data is corrupt */
     LOB_E_ARG = -6,     /* invalid argument from the caller */
     LOB_E_BUSY = -7,    /* object used from two threads at once */
+    LOB_E_INTR = -8,    /* the caller stopped a long loop (a signal: Ctrl-C) */
 } lob_code;
+
+/* Cooperative interruption.  The caller of a long loop may install a stop check in
+ * lob_error.poll; the loop calls lob_poll_stop(err) every LOB_POLL_ROWS units of work and, when
+ * the check answers nonzero, frees what it allocated and returns LOB_E_INTR.  The check is
+ * the caller's business (the binding looks for pending signals, at most every few ms). */
+typedef struct lob_poll_s {
+    int (*stop)(void *ctx); /* nonzero: stop now */
+    void *ctx;
+} lob_poll;
+
+/* Work between two lob_poll_stop() calls: cheap enough that a check costs nothing measurable,
+ * small enough that a stop is seen within a few milliseconds. */
+#define LOB_POLL_ROWS ((int64_t)1 << 16)
 
 /* Where and why a read failed.  line/offset are 0 when they do not apply. */
 typedef struct lob_error_s {
-    int code;       /* LOB_E_* */
-    int64_t line;   /* 1-based line number in the (decompressed) text */
-    int64_t offset; /* byte offset of that line's start in the (decompressed) text */
-    char msg[256];  /* what was wrong / expected, NUL-terminated */
+    int code;             /* LOB_E_* */
+    int64_t line;         /* 1-based line number in the (decompressed) text */
+    int64_t offset;       /* byte offset of that line's start in the (decompressed) text */
+    char msg[256];        /* what was wrong / expected, NUL-terminated */
+    const lob_poll *poll; /* set by the caller (may be NULL): how long loops are stopped */
 } lob_error;
 
 /*! lob_strerror() : @return a static description of a LOB_E_* code. */
@@ -40,9 +55,65 @@ int lob_error_set(lob_error *err, int code, const char *fmt, ...)
 #endif
     ;
 
-/*! lob_check_sorted() : 0 when ts[0..n) never decreases, else LOB_E_ARG naming `what` and
- *  the first row that goes back. */
-int lob_check_sorted(const int64_t *ts, int64_t n, const char *what, lob_error *err);
+/*! lob_error_clear() : forget a handled error (the caller's poll stays installed). */
+static inline void
+lob_error_clear(lob_error *err)
+{
+    if (err != NULL) {
+        err->code = LOB_OK;
+        err->line = err->offset = 0;
+        err->msg[0] = '\0';
+    }
+}
+
+/*! lob_poll_stop() : LOB_E_INTR (with a message in err) when the caller's stop check in
+ *  err->poll answers nonzero, else 0.  Loops call it every LOB_POLL_ROWS rows. */
+static inline int
+lob_poll_stop(lob_error *err)
+{
+    if (err != NULL && err->poll != NULL && err->poll->stop(err->poll->ctx)) {
+        return lob_error_set(err, LOB_E_INTR, "interrupted");
+    }
+    return LOB_OK;
+}
+
+/*! Every `LOB_POLL_ROWS`-th value of the loop counter `i`: check for a stop. */
+#define LOB_POLL_DUE(i) (((i) & (LOB_POLL_ROWS - 1)) == 0)
+
+/* Timestamps: int64 nanoseconds since the Unix epoch.  Every time a kernel or reader accepts
+ * lies in [LOB_TS_MIN, LOB_TS_MAX] (1970-01-01 .. 2262-01-01): NaT (INT64_MIN) and times
+ * outside are refused up front, and arithmetic on times is still overflow-checked. */
+#define LOB_TS_MIN INT64_C(0)
+#define LOB_TS_MAX INT64_C(9214646400000000000) /* 2262-01-01T00:00:00Z */
+
+/*! lob_check_times() : 0 when every ts[0..n) lies in [LOB_TS_MIN, LOB_TS_MAX] and, when
+ *  `sorted`, never decreases; else LOB_E_ARG naming `what`, the first bad row and its value
+ *  (NaT by name). */
+int lob_check_times(const int64_t *ts, int64_t n, int sorted, const char *what, lob_error *err);
+
+/*! lob_ts_add() / lob_ts_sub() : *out = a + b / a - b, or LOB_E_RANGE when the result
+ *  overflows int64 (out is then left unchanged). */
+static inline int
+lob_ts_add(int64_t a, int64_t b, int64_t *out)
+{
+    int64_t r;
+    if (__builtin_add_overflow(a, b, &r)) {
+        return LOB_E_RANGE;
+    }
+    *out = r;
+    return LOB_OK;
+}
+
+static inline int
+lob_ts_sub(int64_t a, int64_t b, int64_t *out)
+{
+    int64_t r;
+    if (__builtin_sub_overflow(a, b, &r)) {
+        return LOB_E_RANGE;
+    }
+    *out = r;
+    return LOB_OK;
+}
 
 /* Propagate a negative code unchanged. */
 #define LOB_FORWARD_IF_ERROR(expr)                                                                 \

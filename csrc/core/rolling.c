@@ -18,7 +18,7 @@ check_window(int64_t n, const lob_window *w, lob_error *err)
         if (w->ts == NULL) {
             return lob_error_set(err, LOB_E_ARG, "a time window needs the row times");
         }
-        return lob_check_sorted(w->ts, n, "ts", err);
+        return lob_check_times(w->ts, n, 1, "ts", err);
     }
     return LOB_OK;
 }

@@ -214,7 +214,7 @@ lob_ix_build(const char *path, const lob_tskey *key, int64_t block, lob_ix *ix, 
     }
     if (rc == LOB_E_CORRUPT && zstd) {
         stop_at_bad_frame(ix, &ls, marked, &m, err);
-        memset(err, 0, sizeof *err);
+        lob_error_clear(err);
     }
     else if (rc < 0) {
         goto fail;

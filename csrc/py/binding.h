@@ -18,10 +18,33 @@ typedef struct {
 /*! lob_get_state() : state of the module `m`.  Borrowed. */
 lob_state *lob_get_state(PyObject *m);
 
-/*! lob_raise() : set a Python exception for core code `rc`.  `where` (may be NULL) names
+/*! lob_raise() : set a Python exception for core code `rc` (LOB_E_INTR keeps the exception
+ *  a signal handler raised, KeyboardInterrupt when there is none).  `where` (may be NULL) names
  *  the file; err supplies the message and line/offset.  LobError instances get `path`,
  *  `line` and `offset` attributes.  Always returns NULL. */
 PyObject *lob_raise(lob_state *st, int rc, const lob_error *err, PyObject *where);
+
+/* A long core call without the GIL that Ctrl-C can stop:
+ *
+ *     lob_error err = {0};
+ *     lob_nogil g;
+ *     lob_nogil_begin(&g, &err);      // releases the GIL, installs err.poll
+ *     rc = lob_long_loop(..., &err);  // calls lob_poll_stop(&err) every LOB_POLL_ROWS rows
+ *     lob_nogil_end(&g);              // takes the GIL back
+ *     if (rc < 0) return lob_raise(st, rc, &err, path);
+ *
+ * The stop check takes the GIL back briefly, at most every few milliseconds, to run the
+ * Python signal handlers (PyErr_CheckSignals); when one raises (KeyboardInterrupt), the core
+ * call returns LOB_E_INTR and lob_raise() leaves that exception in place.  The check must
+ * be called only from the thread that called lob_nogil_begin(). */
+typedef struct {
+    PyThreadState *save;
+    lob_poll poll;
+    int64_t next_ns; /* monotonic time of the next real check */
+} lob_nogil;
+
+void lob_nogil_begin(lob_nogil *g, lob_error *err);
+void lob_nogil_end(lob_nogil *g);
 
 /*! lob_array_from_owned() : an ndarray over `buf` (malloc'd, n rows x width elements of
  *  `type`), owning it through a capsule base; (n, width) when `matrix` or width > 1, else

@@ -13,6 +13,7 @@
 #include "core/schema.h"
 
 #include <string.h>
+#include <time.h>
 
 lob_state *
 lob_get_state(PyObject *m)
@@ -33,6 +34,12 @@ PyObject *
 lob_raise(lob_state *st, int rc, const lob_error *err, PyObject *where)
 {
     const char *msg = err != NULL && err->msg[0] ? err->msg : lob_strerror(rc);
+    if (rc == LOB_E_INTR) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetNone(PyExc_KeyboardInterrupt);
+        }
+        return NULL;
+    }
     if (rc == LOB_E_NOMEM) {
         return PyErr_NoMemory();
     }
@@ -67,6 +74,48 @@ lob_raise(lob_state *st, int rc, const lob_error *err, PyObject *where)
     PyErr_SetObject(exc_type, exc);
     Py_DECREF(exc);
     return NULL;
+}
+
+/* How often a long call without the GIL looks for pending signals. */
+#define NOGIL_POLL_NS INT64_C(20000000) /* 20 ms */
+
+static int64_t
+monotonic_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+static int
+nogil_stop(void *ctx)
+{
+    lob_nogil *g = ctx;
+    int64_t now = monotonic_ns();
+    if (now < g->next_ns) {
+        return 0;
+    }
+    PyEval_RestoreThread(g->save);
+    int stop = PyErr_CheckSignals() < 0;
+    g->save = PyEval_SaveThread();
+    g->next_ns = monotonic_ns() + NOGIL_POLL_NS;
+    return stop;
+}
+
+void
+lob_nogil_begin(lob_nogil *g, lob_error *err)
+{
+    g->poll.stop = nogil_stop;
+    g->poll.ctx = g;
+    g->next_ns = monotonic_ns() + NOGIL_POLL_NS;
+    err->poll = &g->poll;
+    g->save = PyEval_SaveThread();
+}
+
+void
+lob_nogil_end(lob_nogil *g)
+{
+    PyEval_RestoreThread(g->save);
 }
 
 /* parse_decimal(text: bytes) -> float: the core's exact decimal parser (for tests). */
