@@ -54,7 +54,7 @@ def test_fit_lowers_the_loss_and_keeps_the_best_epoch(data):
     assert h.best_epoch == int(np.argmin(h.val_loss))
     # the model carries the best epoch's weights: its validation loss is the best one
     pred = predict(model, val)
-    assert np.mean((pred - val.targets) ** 2) == pytest.approx(min(h.val_loss), rel=1e-5)
+    assert np.mean((pred - val.targets) ** 2) == pytest.approx(min(h.val_loss), rel=1e-4)
 
 
 def test_early_stopping_and_the_plateau_schedule(data):
@@ -125,7 +125,11 @@ def test_predict_keeps_the_order_of_the_windows(data):
     pred = predict(model, val, batch_size=7)
     x, _ = val.batch(np.arange(len(val)))
     with torch.no_grad():
-        np.testing.assert_allclose(pred, model(x).double().numpy(), rtol=1e-6)
+        whole = model(x).double().numpy()
+    # float32 outputs of batches of 7 and of one batch of 200 may differ in the last bits (the
+    # CPU's kernels depend on the batch size); windows next to each other differ far more
+    assert np.abs(np.diff(whole, axis=0)).max(axis=1).min() > 1e-3
+    np.testing.assert_allclose(pred, whole, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="in order"):
         predict(model, loader(val, 8, shuffle=True))
     with pytest.raises(ValueError, match="in order"):
