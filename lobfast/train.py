@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import math
 import os
+import pickle
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -183,7 +185,9 @@ def fit(
     checkpoint_dir : after every epoch, model, optimiser, scheduler, history and the best
         weights go to ``checkpoint_dir/checkpoint.pt`` (written atomically).
     resume : continue from that checkpoint when it exists: a run that stopped early returns at
-        once, one that ran all its epochs trains on when asked for more.
+        once, one that ran all its epochs trains on when asked for more. It is read as
+        tensors, dicts, lists, numbers and strings only: a file holding other objects (whose
+        unpickling could run code) is refused with ``ValueError``, never unpickled.
     progress : a progress bar per epoch (tqdm, when installed).
 
     Returns
@@ -209,7 +213,7 @@ def fit(
     best_state, best, bad = None, math.inf, 0
     path = None if checkpoint_dir is None else Path(checkpoint_dir) / _CHECKPOINT
     if path is not None and resume and path.exists():
-        ck = torch.load(path, map_location=dev, weights_only=False)
+        ck = _load(path, dev)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
@@ -266,6 +270,24 @@ def fit(
     if best_state is not None:
         model.load_state_dict(best_state)
     return hist
+
+
+def _load(path: Path, device: torch.device) -> dict[str, Any]:
+    """A checkpoint written by :func:`_save`, read as tensors, dicts, lists, numbers and strings
+    only: unpickling anything else could run code, so such a file is refused unread."""
+    try:
+        ck = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as e:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        raise ValueError(
+            f"{path} is not a checkpoint fit() wrote: it holds objects other than tensors, dicts, lists, "
+            f"numbers and strings{f' ({found[1]})' if found else ''}, and is not loaded (unpickling them "
+            "could run code); delete it or pass resume=False to start afresh"
+        ) from None
+    keys = {"model", "optimizer", "scheduler", "history", "best_state", "best", "bad"}
+    if not isinstance(ck, dict) or not keys <= set(ck):
+        raise ValueError(f"{path} is not a checkpoint fit() wrote: it does not hold {', '.join(sorted(keys))}")
+    return ck
 
 
 def _save(path: Path, model, opt, sched, hist: History, best_state, best: float, bad: int) -> None:

@@ -96,6 +96,32 @@ def test_an_interrupted_fit_resumes_to_the_same_weights(data, tmp_path):
     assert fit(model, train, val, checkpoint_dir=tmp_path, **{**kw, "epochs": 8}).epochs == 8
 
 
+class Payload:
+    """An object whose unpickling creates a file: what a crafted checkpoint could do."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return open, (self.marker, "w")
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_unread(data, tmp_path):
+    *_, train, val = data
+    marker = tmp_path / "ran"
+    torch.save({"model": Payload(marker), "history": {}}, tmp_path / "checkpoint.pt")
+    with pytest.raises(ValueError, match=r"not a checkpoint fit\(\) wrote.*\(io\.open\).*could run code"):
+        fit(Linear(), train, val, checkpoint_dir=tmp_path, epochs=1, progress=False)
+    assert not marker.exists()
+    torch.load(tmp_path / "checkpoint.pt", weights_only=False)["model"].close()  # unpickled, the payload runs
+    assert marker.exists()
+    torch.save({"model": {}}, tmp_path / "checkpoint.pt")
+    with pytest.raises(ValueError, match="not a checkpoint fit\\(\\) wrote: it does not hold bad, best"):
+        fit(Linear(), train, val, checkpoint_dir=tmp_path, epochs=1, progress=False)
+    h = fit(Linear(), train, val, checkpoint_dir=tmp_path, resume=False, epochs=1, progress=False)
+    assert h.epochs == 1  # starting afresh replaces it
+
+
 def test_fit_per_symbol_skips_the_symbols_already_done(data, tmp_path):
     X, y, train, val = data
     sets = {"BTCUSDT": (train, val), "ETHUSDT": (train, val)}
@@ -109,7 +135,7 @@ def test_fit_per_symbol_skips_the_symbols_already_done(data, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         fit_per_symbol(lambda s: make(s, fail=5), sets, tmp_path, loss="mse", epochs=3, progress=False)
     assert (tmp_path / "BTCUSDT" / "checkpoint.pt").exists()
-    done = torch.load(tmp_path / "BTCUSDT" / "checkpoint.pt", weights_only=False)["history"]
+    done = torch.load(tmp_path / "BTCUSDT" / "checkpoint.pt", weights_only=True)["history"]
     res = fit_per_symbol(make, sets, tmp_path, loss="mse", epochs=3, progress=False)
     assert list(res) == ["BTCUSDT", "ETHUSDT"]
     btc_model, btc_hist = res["BTCUSDT"]
