@@ -200,7 +200,7 @@ def leakage_report(
     >>> ts = np.arange(100) * 1_000_000_000
     >>> mid = 100 * np.exp(np.cumsum(np.random.default_rng(0).normal(0, 1e-3, 100)))
     >>> lab = lobfast.labels.forward_return((mid, ts), "5s")
-    >>> cheat = lobfast.FeatureFrame(ts, cheat=lab["ret_5s"])
+    >>> cheat = lobfast.FeatureFrame(ts, cheat=lab["ret_5s"].copy())  # the column itself is refused
     >>> r = lobfast.leakage_report(cheat, lab, ["1970-01-01T00:00:50"])  # or [50], unit="s"
     >>> r.ok, r.crossings["ret_5s"].rows, r.suspicious[0][:2]
     (False, 5, ('cheat', 'ret_5s'))

@@ -14,6 +14,7 @@ pytest.importorskip("sklearn")
 
 from torch import nn  # noqa: E402
 
+import lobfast  # noqa: E402
 import lobfast.models as models  # noqa: E402
 from lobfast.models import Baseline, DeepLOB, DeepLOBTCN, HierarchicalTCN, count_parameters  # noqa: E402
 
@@ -389,6 +390,15 @@ def test_logistic_beats_chance():
     assert model.task == "classification"
     floats = Baseline("logistic", features="last").fit(X[:400], y[:400].astype(float))  # whole-valued floats are fine
     np.testing.assert_array_equal(floats.predict(X[400:]), model.predict(X[400:]))
+
+
+def test_baseline_refuses_labels_as_features():
+    lab = lobfast.LabelFrame(np.arange(60), r=np.random.default_rng(0).normal(size=60))
+    with pytest.raises(TypeError, match="labels are never features"):
+        Baseline().fit(lab["r"][:, None], lab["r"])
+    with pytest.raises(TypeError, match="labels are never features"):
+        Baseline().fit(lab.to_numpy(), lab["r"])
+    assert Baseline().fit(_windows(60), lab["r"]).task == "regression"  # labels as targets are fine
 
 
 def test_baseline_bad_input():

@@ -146,6 +146,17 @@ def test_float64_windows_and_frames():
         WindowDataset(f, shifted, 5)
 
 
+def test_labels_are_never_windowed_as_features():
+    ts = np.arange(50) * 10**8
+    lab = lobfast.LabelFrame(ts, r=np.arange(50.0), s=np.arange(50.0) * 2)
+    wrapped = [lab, lobfast.Frame(ts, a=np.arange(50.0), r=lab["r"]), lab["r"][:, None], lab.to_numpy()]
+    wrapped.append(np.asarray(lab["s"]).reshape(50, 1))
+    for X in wrapped:
+        with pytest.raises(TypeError, match="label.*never features"):
+            WindowDataset(X, lab, 5)
+    assert len(WindowDataset(lobfast.FeatureFrame(ts, a=np.arange(50.0)), lab, 5)) == 46
+
+
 @pytest.mark.parametrize(
     ("call", "error", "message"),
     [
