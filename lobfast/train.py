@@ -205,6 +205,9 @@ def fit(
         raise ValueError("the training set has no usable windows")
     if va is not None and len(va.dataset) == 0:
         raise ValueError("the validation set has no usable windows: pass val=None to monitor the training loss")
+    for name, ld in (("training", tr), ("validation", va)):
+        if ld is not None and not ld.dataset.labelled:
+            raise ValueError(f"the {name} set has no labels (built with y=None, which is for predict)")
     _, crit = _criterion(model, loss, _targets(tr))
     dtype = tr.dataset.dtype
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
@@ -342,7 +345,7 @@ def predict(model: torch.nn.Module, data: Any, *, batch_size: int = 1024, device
     model.eval()
     parts = []
     with torch.no_grad():
-        for x, _ in ld:
+        for x, *_ in ld:  # labelled or not
             parts.append(model(x.to(dev, non_blocking=True)).detach().to("cpu", torch.float64))
     model.train(was)
     if not parts:

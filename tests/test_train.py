@@ -162,6 +162,18 @@ def test_predict_keeps_the_order_of_the_windows(data):
         predict(model, loader(val, 8, drop_last=True))
 
 
+def test_predict_without_labels(data):
+    X, y, _, val = data
+    model = Linear(outputs=2, task=None)
+    unlabelled = WindowDataset(X, None, T, slice(600, None))
+    np.testing.assert_array_equal(predict(model, unlabelled, batch_size=7), predict(model, val, batch_size=7))
+    np.testing.assert_array_equal(predict(model, loader(unlabelled, 7)), predict(model, val, batch_size=7))
+    with pytest.raises(ValueError, match="the training set has no labels"):
+        fit(model, unlabelled, progress=False)
+    with pytest.raises(ValueError, match="the validation set has no labels"):
+        fit(model, val, unlabelled, progress=False)
+
+
 def test_classification_trains_with_cross_entropy():
     rng = np.random.default_rng(2)
     X = rng.normal(size=(900, F)).astype(np.float32)
