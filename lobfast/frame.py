@@ -8,6 +8,7 @@ Columns are the kernels' arrays themselves; nothing is copied until a conversion
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,38 @@ import numpy as np
 from .containers import _require
 
 _KINDS = {"f": np.dtype("f8"), "i": np.dtype("i8"), "u": np.dtype("i8"), "b": np.dtype("f8")}
+
+# The arrays that own the memory of every live LabelFrame's columns, by id, weakly held. An
+# array sharing memory with one of them (the column itself, np.asarray of it, a slice, a
+# reshape) holds labels; copies are new memory and are left to leakage_report's correlations.
+_LABEL_MEMORY: dict[int, weakref.ref] = {}
+
+
+def _owner(a: np.ndarray) -> np.ndarray:
+    """The array at the end of ``a``'s base chain: it owns (or holds) the memory, and every
+    view of it keeps it alive."""
+    while isinstance(a.base, np.ndarray):
+        a = a.base
+    return a
+
+
+def _mark_labels(a: np.ndarray) -> None:
+    owner = _owner(a)
+    key = id(owner)
+    if key not in _LABEL_MEMORY:
+        _LABEL_MEMORY[key] = weakref.ref(owner, lambda _, key=key: _LABEL_MEMORY.pop(key, None))
+
+
+def holds_labels(a: Any) -> bool:
+    """Whether the array ``a`` shares memory with a column of a :class:`LabelFrame` (or what
+    its ``to_numpy`` gave): a label, however it was wrapped or sliced."""
+    if not isinstance(a, np.ndarray) or a.size == 0:
+        return False
+    for ref in list(_LABEL_MEMORY.values()):
+        owner = ref()
+        if owner is not None and np.may_share_memory(a, owner):
+            return True
+    return False
 
 
 def _time_column(ts: Any) -> np.ndarray:
@@ -177,9 +210,21 @@ class _Rows:
 
 
 class FeatureFrame(Frame):
-    """Model inputs computed from the book and trades (see :func:`lobfast.features`)."""
+    """Model inputs computed from the book and trades (see :func:`lobfast.features`).
+
+    A column that is a label (an array of a :class:`LabelFrame`, or a view of one) is refused.
+    """
 
     __slots__ = ()
+
+    def __init__(self, ts: Any, columns: dict[str, Any] | None = None, **more: Any) -> None:
+        super().__init__(ts, columns, **more)
+        for name, a in self._cols.items():
+            if holds_labels(a):
+                raise TypeError(
+                    f"column {name!r} is a label (it shares memory with a LabelFrame's column): "
+                    "labels look ahead and are never features"
+                )
 
 
 class LabelFrame(Frame):
@@ -188,6 +233,12 @@ class LabelFrame(Frame):
     ``known_at[name]`` (int64 ns, per row) is when each row's label becomes known (the end
     of its horizon); -1 where the label is NaN. :func:`lobfast.leakage_report` uses it to
     find labels whose horizon crosses a split boundary.
+
+    The memory of its columns stays known as labels while any view of it lives: a
+    :class:`FeatureFrame`, :class:`lobfast.torch.WindowDataset` or :class:`lobfast.Normalizer`
+    given a column, a slice, ``np.asarray`` or ``to_numpy()`` of them refuses it (a column
+    that is a view into a larger array marks that whole array). Copies are new data:
+    :func:`lobfast.leakage_report` flags them by their correlation with the labels.
     """
 
     __slots__ = ("known_at",)
@@ -206,6 +257,13 @@ class LabelFrame(Frame):
             if len(arr) != len(self._ts):
                 raise ValueError(f"known_at['{name}'] has {len(arr)} rows, the labels {len(self._ts)}")
             self.known_at[name] = arr
+        for a in self._cols.values():
+            _mark_labels(a)
+
+    def to_numpy(self, columns: list[str] | None = None, dtype: Any = np.float64) -> np.ndarray:
+        out = super().to_numpy(columns, dtype)
+        _mark_labels(out)  # a copy, but still the labels
+        return out
 
     def _take(self, rows: Any = slice(None), names: list[str] | None = None) -> LabelFrame:
         names = list(self._cols) if names is None else names

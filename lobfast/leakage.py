@@ -10,6 +10,7 @@ import numpy as np
 
 from .frame import Frame, LabelFrame
 from .readers import to_ns
+from .split import Split
 
 __all__ = ["Crossing", "LeakageReport", "leakage_report"]
 
@@ -112,13 +113,41 @@ def _corr(a: np.ndarray, b: np.ndarray, method: str) -> float:
     return float((a * b).sum() / den) if den > 0 else float("nan")
 
 
-def _boundaries(splits: Any) -> np.ndarray:
+_UNITS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
+
+
+def _boundaries(splits: Any, unit: str | None, ts: np.ndarray) -> np.ndarray:
+    """Sorted int64 ns boundaries; integers only with ``unit`` saying what they count."""
+    if isinstance(splits, Split):
+        if unit not in (None, "ns"):
+            raise ValueError(f"a Split's boundaries are int64 ns, not unit={unit!r}")
+        splits, unit = splits.boundaries, "ns"
     if isinstance(splits, (Mapping, str)) or not hasattr(splits, "__iter__"):
         raise TypeError(
             "splits must be a list of boundary times (e.g. ['2024-08-08T12:00', '2024-08-08T18:00']): "
             "a row's label leaks when its horizon runs across one"
         )
-    return np.sort(np.array([to_ns(t) for t in splits], dtype=np.int64))
+    if unit is not None and unit not in (*_UNITS, "rows"):
+        raise ValueError(f"unit must be one of {', '.join(map(repr, [*_UNITS, 'rows']))} or None, not {unit!r}")
+    items = list(splits)
+    ints = [isinstance(t, (int, np.integer)) and not isinstance(t, bool) for t in items]
+    if unit is None and any(ints):
+        raise ValueError(
+            f"splits holds an integer ({int(items[ints.index(True)])}), which could be a time or a row: say "
+            "which with unit='ns' (or 'us', 'ms', 's': since the epoch, UTC) or unit='rows' (row indices "
+            "of the labels), or give times as ISO strings, datetime or datetime64"
+        )
+    if unit is not None and not all(ints):
+        raise TypeError(f"unit={unit!r} takes integer splits, got {items[ints.index(False)]!r}")
+    if unit == "rows":
+        rows = np.array(items, dtype=np.int64)
+        outside = (rows < 0) | (rows >= len(ts))
+        if outside.any():
+            raise ValueError(f"split row {rows[outside][0]} is outside the labels' rows 0..{len(ts) - 1}")
+        return np.sort(ts[rows])
+    if unit is not None:
+        return np.sort(np.array([int(t) * _UNITS[unit] for t in items], dtype=np.int64))
+    return np.sort(np.array([to_ns(t) for t in items], dtype=np.int64))
 
 
 def leakage_report(
@@ -128,6 +157,7 @@ def leakage_report(
     *,
     threshold: float = 0.5,
     method: str = "spearman",
+    unit: str | None = None,
 ) -> LeakageReport:
     """Look for leakage between features, labels and train/validation/test splits.
 
@@ -151,9 +181,12 @@ def leakage_report(
         None to check horizons only.
     labels : LabelFrame (e.g. from :mod:`lobfast.labels`, :func:`lobfast.labels.combine`
         for several) with ``known_at``.
-    splits : split boundaries, a list of times in any form :func:`lobfast.to_ns` reads
-        (int ns, ISO strings, datetime, datetime64); e.g. the start of validation and of
-        test. Not row indices.
+    splits : split boundaries, e.g. the start of validation and of test: a list of times
+        (ISO strings, datetime, datetime64, pandas Timestamps), or a :class:`lobfast.split.Split`
+        (its ``boundaries``). Integers are refused unless ``unit`` says what they are.
+    unit : what integer ``splits`` are: ``"ns"``, ``"us"``, ``"ms"``, ``"s"`` since the epoch
+        (UTC), or ``"rows"``: row indices of ``labels``, each the first row of the part after
+        the boundary (its ``ts`` is the boundary time).
     threshold : flag correlations above this in absolute value (default 0.5).
     method : ``"spearman"`` or ``"pearson"``.
 
@@ -167,8 +200,8 @@ def leakage_report(
     >>> ts = np.arange(100) * 1_000_000_000
     >>> mid = 100 * np.exp(np.cumsum(np.random.default_rng(0).normal(0, 1e-3, 100)))
     >>> lab = lobfast.labels.forward_return((mid, ts), "5s")
-    >>> cheat = lobfast.FeatureFrame(ts, cheat=lab["ret_5s"])
-    >>> r = lobfast.leakage_report(cheat, lab, [50_000_000_000])
+    >>> cheat = lobfast.FeatureFrame(ts, cheat=lab["ret_5s"].copy())  # the column itself is refused
+    >>> r = lobfast.leakage_report(cheat, lab, ["1970-01-01T00:00:50"])  # or [50], unit="s"
     >>> r.ok, r.crossings["ret_5s"].rows, r.suspicious[0][:2]
     (False, 5, ('cheat', 'ret_5s'))
     """
@@ -190,7 +223,7 @@ def leakage_report(
                 f"features and labels are not aligned: ts differs first at row {i} "
                 f"({features.ts[i]} vs {labels.ts[i]}); compute both on the same rows"
             )
-    bounds = _boundaries(splits)
+    bounds = _boundaries(splits, unit, labels.ts)
     ts = labels.ts
 
     # 1. horizons: the first boundary after each row's ts, reached by its known_at?

@@ -40,6 +40,7 @@ try:
 except ImportError as exc:
     raise ImportError("lobfast.models needs PyTorch: pip install 'lobfast[torch]'") from exc
 
+from .frame import holds_labels
 from .windowing import _positive, first_nonfinite
 
 __all__ = ["Baseline", "DeepLOB", "DeepLOBTCN", "HierarchicalTCN", "count_parameters"]
@@ -711,6 +712,8 @@ class Baseline:
     def _design(self, X: Any) -> np.ndarray:
         """``X`` as a finite 2-D float array of one row per sample."""
         X = np.asarray(X, dtype=np.float64)
+        if holds_labels(X):
+            raise TypeError("X holds labels (a LabelFrame's column, or a view of one): labels are never features")
         if X.ndim == 3:
             X = X[:, -1, :] if self.features == "last" else X.reshape(len(X), -1)
         elif X.ndim != 2:

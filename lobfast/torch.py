@@ -51,6 +51,9 @@ def collate_batch(batch: Any) -> Any:
 class WindowDataset(torch.utils.data.Dataset):
     """Windows of ``T`` rows of ``X`` paired with the label of each window's last row.
 
+    Items are ``(window, label)``; without labels (``y=None``, for inference) they are
+    ``(window,)``, as batches are ``(x, y)`` or ``(x,)``: ``for x, *_ in loader(ds)`` reads both.
+
     Parameters
     ----------
     X : ``(N, F)`` float32/float64 array, :class:`lobfast.BookSnapshots` (DeepLOB layout in
@@ -59,6 +62,7 @@ class WindowDataset(torch.utils.data.Dataset):
     y : labels per row: ``(N,)`` or ``(N, K)`` array, or a :class:`lobfast.LabelFrame`
         (all its columns; ``ts`` must match ``X``'s). Float labels are regression targets
         (float tensors), integer labels are classes (int64 tensors); see ``classes``.
+        None: no labels (for :func:`lobfast.train.predict`); every usable window is kept.
     T : window length in rows.
     indices : which window ends to use (slice, bool mask or int rows, e.g. a split's ``train``);
         default every end. Ends whose window touches an unusable row, or whose label is NaN,
@@ -101,7 +105,7 @@ class WindowDataset(torch.utils.data.Dataset):
         if dtype not in _NP:
             raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
         self.dtype = dtype
-        self.y = _labels(y, X, n)
+        self.y = None if y is None else _labels(y, X, n)
         valid = book_valid if valid is None else np.asarray(valid)
         valid = np.ones(n, bool) if valid is None else valid
         if valid.shape != (n,) or valid.dtype != bool:
@@ -121,8 +125,10 @@ class WindowDataset(torch.utils.data.Dataset):
                 raise ValueError(f"the normalizer was fitted on {self._norm[0].shape[1]} features, X has {X_.shape[1]}")
             if normalizer.usable is not None:
                 valid = valid & normalizer.usable
-        usable = window_index(valid, self.T, target=self.y if self.y.dtype.kind == "f" else None)
+        usable = window_index(valid, self.T, target=self.y if self.labelled and self.y.dtype.kind == "f" else None)
         if classes:
+            if not self.labelled:
+                raise ValueError("classes=True needs labels, got y=None")
             self.y = _classes(self.y, usable)
         if indices is None:
             self.ends = usable
@@ -140,18 +146,25 @@ class WindowDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.ends)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    @property
+    def labelled(self) -> bool:
+        """Whether the windows have labels (``y`` was given)."""
+        return self.y is not None
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
         if not -len(self) <= i < len(self):
             raise IndexError(f"window {i} out of range for {len(self)} windows")
-        x, y = self.batch([i])
-        return x[0], y[0]
+        return tuple(t[0] for t in self.batch([i]))
 
-    def __getitems__(self, positions: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitems__(self, positions: Sequence[int]) -> tuple[torch.Tensor, ...]:
         return self.batch(positions)
 
-    def batch(self, positions: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(x, y)`` for windows at ``positions`` (0 .. len-1): ``(B, T, F)`` and ``(B, ...)``."""
+    def batch(self, positions: Any) -> tuple[torch.Tensor, ...]:
+        """``(x, y)`` for windows at ``positions`` (0 .. len-1): ``(B, T, F)`` and ``(B, ...)``;
+        ``(x,)`` without labels."""
         ends = self.ends[np.asarray(positions, dtype=np.int64)]
+        if not self.labelled:
+            return (self.gather(ends),)
         return self.gather(ends), torch.from_numpy(self.y[ends])
 
     def gather(self, ends: np.ndarray, out: torch.Tensor | None = None) -> torch.Tensor:
@@ -176,13 +189,13 @@ class WindowDataset(torch.utils.data.Dataset):
     @property
     def targets(self) -> np.ndarray:
         """The label of every window, in dataset order."""
+        if not self.labelled:
+            raise ValueError("this dataset has no labels (built with y=None)")
         return self.y[self.ends]
 
     def __repr__(self) -> str:
-        return (
-            f"WindowDataset({len(self)} windows of {self.T}x{self.X.shape[1]}, "
-            f"labels {self.y.shape[1:] or 'scalar'} {self.y.dtype}, dropped {self.dropped})"
-        )
+        labels = f"labels {self.y.shape[1:] or 'scalar'} {self.y.dtype}" if self.labelled else "no labels"
+        return f"WindowDataset({len(self)} windows of {self.T}x{self.X.shape[1]}, {labels}, dropped {self.dropped})"
 
 
 def _labels(y: Any, X: Any, n: int) -> np.ndarray:
@@ -223,7 +236,8 @@ def _classes(y: np.ndarray, ends: np.ndarray) -> np.ndarray:
 
 
 class BatchLoader:
-    """Iterates ``(x, y)`` batches of a :class:`WindowDataset`; made by :func:`loader`.
+    """Iterates ``(x, y)`` batches of a :class:`WindowDataset` (``(x,)`` without labels); made
+    by :func:`loader`.
 
     Each epoch draws a new permutation from ``seed`` and the epoch number (reproducible;
     ``set_epoch`` to choose). ``device``: batches are moved there (non-blocking from
@@ -246,18 +260,17 @@ class BatchLoader:
         n, b = len(self.dataset), self.batch_size
         return n // b if self.drop_last else -(-n // b)
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         n = len(self.dataset)
         order = np.arange(n)
         if self.shuffle:
             order = np.random.default_rng((self.seed, self.epoch)).permutation(n)
         self.epoch += 1
         for k in range(len(self)):
-            x, y = self.dataset.batch(order[k * self.batch_size : (k + 1) * self.batch_size])
+            batch = self.dataset.batch(order[k * self.batch_size : (k + 1) * self.batch_size])
             if self.device is not None and self.device.type != "cpu":
-                x = x.to(self.device, non_blocking=True)
-                y = y.to(self.device, non_blocking=True)
-            yield x, y
+                batch = tuple(t.to(self.device, non_blocking=True) for t in batch)
+            yield batch
 
 
 def loader(

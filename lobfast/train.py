@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import math
 import os
+import pickle
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -183,7 +185,9 @@ def fit(
     checkpoint_dir : after every epoch, model, optimiser, scheduler, history and the best
         weights go to ``checkpoint_dir/checkpoint.pt`` (written atomically).
     resume : continue from that checkpoint when it exists: a run that stopped early returns at
-        once, one that ran all its epochs trains on when asked for more.
+        once, one that ran all its epochs trains on when asked for more. It is read as
+        tensors, dicts, lists, numbers and strings only: a file holding other objects (whose
+        unpickling could run code) is refused with ``ValueError``, never unpickled.
     progress : a progress bar per epoch (tqdm, when installed).
 
     Returns
@@ -201,6 +205,9 @@ def fit(
         raise ValueError("the training set has no usable windows")
     if va is not None and len(va.dataset) == 0:
         raise ValueError("the validation set has no usable windows: pass val=None to monitor the training loss")
+    for name, ld in (("training", tr), ("validation", va)):
+        if ld is not None and not ld.dataset.labelled:
+            raise ValueError(f"the {name} set has no labels (built with y=None, which is for predict)")
     _, crit = _criterion(model, loss, _targets(tr))
     dtype = tr.dataset.dtype
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
@@ -209,7 +216,7 @@ def fit(
     best_state, best, bad = None, math.inf, 0
     path = None if checkpoint_dir is None else Path(checkpoint_dir) / _CHECKPOINT
     if path is not None and resume and path.exists():
-        ck = torch.load(path, map_location=dev, weights_only=False)
+        ck = _load(path, dev)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
@@ -268,6 +275,24 @@ def fit(
     return hist
 
 
+def _load(path: Path, device: torch.device) -> dict[str, Any]:
+    """A checkpoint written by :func:`_save`, read as tensors, dicts, lists, numbers and strings
+    only: unpickling anything else could run code, so such a file is refused unread."""
+    try:
+        ck = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as e:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        raise ValueError(
+            f"{path} is not a checkpoint fit() wrote: it holds objects other than tensors, dicts, lists, "
+            f"numbers and strings{f' ({found[1]})' if found else ''}, and is not loaded (unpickling them "
+            "could run code); delete it or pass resume=False to start afresh"
+        ) from None
+    keys = {"model", "optimizer", "scheduler", "history", "best_state", "best", "bad"}
+    if not isinstance(ck, dict) or not keys <= set(ck):
+        raise ValueError(f"{path} is not a checkpoint fit() wrote: it does not hold {', '.join(sorted(keys))}")
+    return ck
+
+
 def _save(path: Path, model, opt, sched, hist: History, best_state, best: float, bad: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {
@@ -320,7 +345,7 @@ def predict(model: torch.nn.Module, data: Any, *, batch_size: int = 1024, device
     model.eval()
     parts = []
     with torch.no_grad():
-        for x, _ in ld:
+        for x, *_ in ld:  # labelled or not
             parts.append(model(x.to(dev, non_blocking=True)).detach().to("cpu", torch.float64))
     model.train(was)
     if not parts:

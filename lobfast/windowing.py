@@ -27,7 +27,7 @@ import numpy as np
 
 from .book import parse_duration
 from .containers import BookSnapshots
-from .frame import Frame, LabelFrame
+from .frame import Frame, LabelFrame, holds_labels
 
 __all__ = ["Normalizer", "as_features", "window_index", "windows"]
 
@@ -134,8 +134,17 @@ def as_features(X: Any) -> tuple[np.ndarray, list[str], np.ndarray | None, np.nd
     if isinstance(X, LabelFrame):
         raise TypeError("X is a LabelFrame: labels look ahead and are never features")
     if isinstance(X, Frame):
+        for name, a in X.items():
+            if holds_labels(a):
+                raise TypeError(
+                    f"feature {name!r} is a label (a LabelFrame's column): labels look ahead and are never features"
+                )
         return X.to_numpy(), list(X.keys()), X.ts, None
     X = np.asarray(X)
+    if holds_labels(X):
+        raise TypeError(
+            "X holds labels (a LabelFrame's column, or a view of one): labels look ahead and are never features"
+        )
     if X.ndim != 2:
         raise ValueError(f"features must be 2-D (rows, features), got shape {X.shape}")
     if X.dtype.kind not in "fiu" or X.dtype == np.float16:

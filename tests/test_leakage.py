@@ -98,16 +98,49 @@ def test_hand_made_crossings_and_time_forms():
     known = np.array([2, 3, 4, 5, 6, 7, 8, 9, -1, -1]) * SEC
     known[known < 0] = -1
     labels = lobfast.LabelFrame(ts, {"y": np.arange(10.0), "z": np.ones(10)}, known_at={"y": known})
-    for b in (4 * SEC, "1970-01-01T00:00:04", dt.datetime(1970, 1, 1, 0, 0, 4), pd.Timestamp(4 * SEC, tz="UTC")):
-        r = lobfast.leakage_report(None, labels, [b])
+    forms = [
+        ([4 * SEC], {"unit": "ns"}),
+        ([4_000_000], {"unit": "us"}),
+        (np.array([4_000]), {"unit": "ms"}),
+        ([np.int32(4)], {"unit": "s"}),
+        ([4], {"unit": "rows"}),  # row 4 (ts 4 s) starts the next part
+        (["1970-01-01T00:00:04"], {}),
+        ([dt.datetime(1970, 1, 1, 0, 0, 4)], {}),
+        ([pd.Timestamp(4 * SEC, tz="UTC")], {}),
+        (np.array([4 * SEC], "datetime64[ns]"), {}),
+    ]
+    for b, kw in forms:
+        r = lobfast.leakage_report(None, labels, b, **kw)
         # ts < 4 s <= known_at: rows 2 (known 4 s) and 3 (5 s)
         assert r.crossings["y"].rows == 2 and r.crossings["y"].first_row == 2
         assert r.crossings["y"].boundary == 4 * SEC
         assert r.unchecked == ["z"] and "z" in str(r)
         assert r.purge.tolist() == [False, False, True, True] + [False] * 6
-    r = lobfast.leakage_report(None, labels, [9 * SEC, 0])  # unsorted, one before all rows
+    r = lobfast.leakage_report(None, labels, [9 * SEC, 0], unit="ns")  # unsorted, one before all rows
     assert r.crossings["y"].rows == 1 and r.crossings["y"].first_row == 7  # only row 7 reaches 9 s
     assert r.boundaries.tolist() == [0, 9 * SEC]
+
+
+def test_integer_splits_need_a_unit():
+    """Integers could be ns since the epoch or row indices: read as 1970 times, row numbers
+    would check nothing and report ok."""
+    ts = np.datetime64("2024-08-08T12:00", "ns").astype(np.int64) + np.arange(3000) * SEC
+    labels = L.forward_return((np.linspace(100, 101, 3000), ts), "5s")
+    for splits in ([1000, 2000], np.array([1000, 2000]), [np.int64(1000)], ["2024-08-08T12:30", 2000]):
+        with pytest.raises(ValueError, match=r"integer \((1000|2000)\), which could be a time or a row.*unit="):
+            lobfast.leakage_report(None, labels, splits)
+    r = lobfast.leakage_report(None, labels, [1000, 2000], unit="rows")
+    assert not r.ok and r.crossings["ret_5s"].rows == 10 and r.boundaries.tolist() == ts[[1000, 2000]].tolist()
+    assert r.purge.sum() == 10 and r.purge[995:1000].all() and r.purge[1995:2000].all()
+    assert lobfast.leakage_report(None, labels, ts[[1000, 2000]], unit="ns").purge.tolist() == r.purge.tolist()
+    with pytest.raises(ValueError, match="split row 3000 is outside the labels' rows 0..2999"):
+        lobfast.leakage_report(None, labels, [3000], unit="rows")
+    with pytest.raises(ValueError, match="split row -1 is outside"):
+        lobfast.leakage_report(None, labels, [-1], unit="rows")
+    with pytest.raises(ValueError, match="unit must be one of 'ns', 'us', 'ms', 's', 'rows'"):
+        lobfast.leakage_report(None, labels, [1000], unit="days")
+    with pytest.raises(TypeError, match="unit='ns' takes integer splits, got '2024"):
+        lobfast.leakage_report(None, labels, ["2024-08-08T12:30"], unit="ns")
 
 
 def test_bad_input():

@@ -65,7 +65,8 @@ def assert_honest(s, ts, known):
     kept = s.rows
     kept.sort()
     lf = lobfast.LabelFrame(ts[kept], {"y": np.zeros(len(kept))}, {"y": known[kept]})
-    assert lobfast.leakage_report(None, lf, s.boundaries).ok
+    assert lobfast.leakage_report(None, lf, s).ok
+    assert lobfast.leakage_report(None, lf, s.boundaries, unit="ns").ok
 
 
 # ------------------------------------------------------------------------------ chronological by hand

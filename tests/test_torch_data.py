@@ -146,6 +146,40 @@ def test_float64_windows_and_frames():
         WindowDataset(f, shifted, 5)
 
 
+def test_a_dataset_without_labels_gives_windows_only(data):
+    X, y = data
+    X = np.nan_to_num(X)
+    norm = lobfast.Normalizer().fit(X, rows=slice(0, 300))
+    ds = WindowDataset(X, None, 20, slice(100, None), normalizer=norm)
+    full = WindowDataset(X, np.zeros(len(X)), 20, slice(100, None), normalizer=norm)
+    assert not ds.labelled and full.labelled and "no labels" in repr(ds)
+    np.testing.assert_array_equal(ds.ends, full.ends)
+    some_nan = np.where(np.arange(len(X)) < 150, np.nan, 0.0)  # NaN labels drop windows; no labels none
+    assert len(WindowDataset(X, some_nan, 20, slice(100, None), normalizer=norm)) == len(ds) - 50
+    (x0,) = ds[0]
+    torch.testing.assert_close(x0, full[0][0], rtol=0, atol=0)
+    batches = list(loader(ds, 64))
+    assert len(batches) == len(loader(full, 64)) and all(len(b) == 1 for b in batches)
+    torch.testing.assert_close(torch.cat([b[0] for b in batches]), full.batch(np.arange(len(full)))[0], rtol=0, atol=0)
+    via = list(torch.utils.data.DataLoader(ds, batch_size=64, collate_fn=collate_batch))
+    assert all(len(b) == 1 for b in via) and sum(len(b[0]) for b in via) == len(ds)
+    with pytest.raises(ValueError, match="no labels"):
+        _ = ds.targets
+    with pytest.raises(ValueError, match="classes=True needs labels"):
+        WindowDataset(X, None, 20, classes=True)
+
+
+def test_labels_are_never_windowed_as_features():
+    ts = np.arange(50) * 10**8
+    lab = lobfast.LabelFrame(ts, r=np.arange(50.0), s=np.arange(50.0) * 2)
+    wrapped = [lab, lobfast.Frame(ts, a=np.arange(50.0), r=lab["r"]), lab["r"][:, None], lab.to_numpy()]
+    wrapped.append(np.asarray(lab["s"]).reshape(50, 1))
+    for X in wrapped:
+        with pytest.raises(TypeError, match="label.*never features"):
+            WindowDataset(X, lab, 5)
+    assert len(WindowDataset(lobfast.FeatureFrame(ts, a=np.arange(50.0)), lab, 5)) == 46
+
+
 @pytest.mark.parametrize(
     ("call", "error", "message"),
     [

@@ -54,7 +54,7 @@ def test_fit_lowers_the_loss_and_keeps_the_best_epoch(data):
     assert h.best_epoch == int(np.argmin(h.val_loss))
     # the model carries the best epoch's weights: its validation loss is the best one
     pred = predict(model, val)
-    assert np.mean((pred - val.targets) ** 2) == pytest.approx(min(h.val_loss), rel=1e-5)
+    assert np.mean((pred - val.targets) ** 2) == pytest.approx(min(h.val_loss), rel=1e-4)
 
 
 def test_early_stopping_and_the_plateau_schedule(data):
@@ -96,6 +96,32 @@ def test_an_interrupted_fit_resumes_to_the_same_weights(data, tmp_path):
     assert fit(model, train, val, checkpoint_dir=tmp_path, **{**kw, "epochs": 8}).epochs == 8
 
 
+class Payload:
+    """An object whose unpickling creates a file: what a crafted checkpoint could do."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return open, (self.marker, "w")
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_unread(data, tmp_path):
+    *_, train, val = data
+    marker = tmp_path / "ran"
+    torch.save({"model": Payload(marker), "history": {}}, tmp_path / "checkpoint.pt")
+    with pytest.raises(ValueError, match=r"not a checkpoint fit\(\) wrote.*\(io\.open\).*could run code"):
+        fit(Linear(), train, val, checkpoint_dir=tmp_path, epochs=1, progress=False)
+    assert not marker.exists()
+    torch.load(tmp_path / "checkpoint.pt", weights_only=False)["model"].close()  # unpickled, the payload runs
+    assert marker.exists()
+    torch.save({"model": {}}, tmp_path / "checkpoint.pt")
+    with pytest.raises(ValueError, match="not a checkpoint fit\\(\\) wrote: it does not hold bad, best"):
+        fit(Linear(), train, val, checkpoint_dir=tmp_path, epochs=1, progress=False)
+    h = fit(Linear(), train, val, checkpoint_dir=tmp_path, resume=False, epochs=1, progress=False)
+    assert h.epochs == 1  # starting afresh replaces it
+
+
 def test_fit_per_symbol_skips_the_symbols_already_done(data, tmp_path):
     X, y, train, val = data
     sets = {"BTCUSDT": (train, val), "ETHUSDT": (train, val)}
@@ -109,7 +135,7 @@ def test_fit_per_symbol_skips_the_symbols_already_done(data, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         fit_per_symbol(lambda s: make(s, fail=5), sets, tmp_path, loss="mse", epochs=3, progress=False)
     assert (tmp_path / "BTCUSDT" / "checkpoint.pt").exists()
-    done = torch.load(tmp_path / "BTCUSDT" / "checkpoint.pt", weights_only=False)["history"]
+    done = torch.load(tmp_path / "BTCUSDT" / "checkpoint.pt", weights_only=True)["history"]
     res = fit_per_symbol(make, sets, tmp_path, loss="mse", epochs=3, progress=False)
     assert list(res) == ["BTCUSDT", "ETHUSDT"]
     btc_model, btc_hist = res["BTCUSDT"]
@@ -125,11 +151,27 @@ def test_predict_keeps_the_order_of_the_windows(data):
     pred = predict(model, val, batch_size=7)
     x, _ = val.batch(np.arange(len(val)))
     with torch.no_grad():
-        np.testing.assert_allclose(pred, model(x).double().numpy(), rtol=1e-6)
+        whole = model(x).double().numpy()
+    # float32 outputs of batches of 7 and of one batch of 200 may differ in the last bits (the
+    # CPU's kernels depend on the batch size); windows next to each other differ far more
+    assert np.abs(np.diff(whole, axis=0)).max(axis=1).min() > 1e-3
+    np.testing.assert_allclose(pred, whole, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="in order"):
         predict(model, loader(val, 8, shuffle=True))
     with pytest.raises(ValueError, match="in order"):
         predict(model, loader(val, 8, drop_last=True))
+
+
+def test_predict_without_labels(data):
+    X, y, _, val = data
+    model = Linear(outputs=2, task=None)
+    unlabelled = WindowDataset(X, None, T, slice(600, None))
+    np.testing.assert_array_equal(predict(model, unlabelled, batch_size=7), predict(model, val, batch_size=7))
+    np.testing.assert_array_equal(predict(model, loader(unlabelled, 7)), predict(model, val, batch_size=7))
+    with pytest.raises(ValueError, match="the training set has no labels"):
+        fit(model, unlabelled, progress=False)
+    with pytest.raises(ValueError, match="the validation set has no labels"):
+        fit(model, val, unlabelled, progress=False)
 
 
 def test_classification_trains_with_cross_entropy():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import gc
 
 import numpy as np
 import pytest
@@ -301,6 +302,44 @@ def test_nan_names_the_frame_column():
     f = lobfast.FeatureFrame([0, 1, 2], mid=[1.0, 2.0, 3.0], ofi=[0.0, np.inf, 1.0])
     with pytest.raises(ValueError, match="'ofi' is inf at row 1"):
         Normalizer().fit(f)
+
+
+def test_labels_are_refused_as_features_however_wrapped(spot_book):
+    ts = spot_book.ts
+    lab = lobfast.labels.combine(
+        lobfast.labels.forward_return(spot_book, [10, "5s"]),
+        lobfast.labels.triple_barrier(spot_book, "5s", upper=0.001),
+    )
+    r = lab["ret_10"]
+    wrapped = {
+        "the column": lambda: lobfast.FeatureFrame(ts, x=r),
+        "a dict of label columns": lambda: lobfast.FeatureFrame(ts, dict(lab.columns)),
+        "np.asarray of it": lambda: lobfast.FeatureFrame(ts, {"x": np.asarray(r)}),
+        "a slice": lambda: lobfast.FeatureFrame(ts[::2], x=r[::2]),
+        "rows of the frame": lambda: lobfast.FeatureFrame(ts[5:], x=lab.rows[5:]["ret_5s"]),
+        "an integer column": lambda: lobfast.FeatureFrame(ts, x=lab["tb_time_5s"]),
+        "a 2-D view": lambda: Normalizer().fit(r[:, None]),
+        "to_numpy": lambda: Normalizer().fit(lab.to_numpy()),
+        "a plain Frame": lambda: Normalizer().fit(lobfast.Frame(ts, x=r)),
+        "as_features": lambda: windowing.as_features(np.asarray(r).reshape(-1, 1)),
+    }
+    for what, call in wrapped.items():
+        with pytest.raises(TypeError, match="label.*never features"):
+            call()
+            pytest.fail(f"{what} was taken as a feature")
+    # the memory stays known as labels while any view of it lives
+    tail = lobfast.labels.forward_return(spot_book, 10)["ret_10"][100:]  # the frame is gone
+    gc.collect()
+    with pytest.raises(TypeError, match="'x' is a label"):
+        lobfast.FeatureFrame(ts[100:], x=tail)
+    # honest features, and the prices the labels were computed from, are features
+    feats = lobfast.features(spot_book)
+    assert lobfast.FeatureFrame(feats.ts, dict(feats.columns)).keys() == feats.keys()
+    assert windowing.as_features(feats)[1] == list(feats.keys())
+    mid = (spot_book.bid_px[:, 0] + spot_book.ask_px[:, 0]) / 2
+    from_mid = lobfast.labels.forward_return((mid, ts), 10)
+    assert windowing.as_features(lobfast.FeatureFrame(ts, mid=mid))[0].shape == (len(from_mid), 1)
+    assert windowing.as_features(mid[:, None])[0].shape == (len(ts), 1)
 
 
 def test_docstring_examples_run():
