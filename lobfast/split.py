@@ -62,8 +62,8 @@ class Split:
     train, val, test : sorted int64 row indices into the ``ts`` that was split (``val`` is
         empty for a two-part split or a walk-forward fold without validation).
     boundaries : int64 ns, where the parts after train start: ``[val start, test start]``,
-        or ``[test start]`` without a validation part. Pass them to
-        :func:`lobfast.leakage_report` as ``splits``.
+        or ``[test start]`` without a validation part. Pass the Split itself to
+        :func:`lobfast.leakage_report` as ``splits`` (or these with ``unit="ns"``).
     purged : rows dropped because their label's horizon crosses into the next part.
     embargoed : rows dropped because they lie within the embargo after a boundary.
     unlabelled : rows dropped because their label is unknown (``known_at == -1``).
