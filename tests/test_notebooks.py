@@ -1,5 +1,5 @@
 """The notebooks are stored without outputs and, executed under a Jupyter kernel (as a user
-runs them), show their figures.
+runs them), show their figures and readable tables.
 
 A cell that draws is tagged ``figure`` in its metadata; executed, it must show exactly one
 PNG image (none is a figure that never rendered, two a figure drawn twice). No output may be
@@ -114,6 +114,20 @@ def test_executed_notebook_shows_each_figure_once(path):
         assert not _bare_figures(cell), f"a figure shown as text only, no image, in:\n{src}"
         if _tagged(cell):
             assert _images(cell) == 1, f"{_images(cell)} images (expected 1) from:\n{src}"
+
+
+def test_quickstart_shows_flag_names():
+    nb = _executed(NOTEBOOKS[0])
+    shown = [
+        o["data"]["text/plain"]
+        for c in nb.cells
+        if c.cell_type == "code" and "flags" in _source(c)
+        for o in c.outputs
+        if "text/plain" in o.get("data", {})
+    ]
+    assert shown, "the quickstart shows no depth rows with flags"
+    assert any("SNAPSHOT|END_OF_MESSAGE" in t for t in shown), shown
+    assert not any(re.search(r"\s9\s*$", line) for t in shown for line in t.splitlines()), shown
 
 
 def _one_cell_per_figure(*sources: str):
