@@ -173,3 +173,20 @@ def test_lobfast_figures_have_a_png_display():
         assert FIGURE_TEXT.match(data["text/plain"])
     data, _ = fmt.format(plots.figure())
     assert "image/png" not in data
+
+
+def test_training_shows_a_progress_bar():
+    """Training in a notebook takes a while: the cell shows a bar per epoch (tqdm), and no
+    warning (without ipywidgets the bar is text)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("tqdm")
+    nb = _executed(next(p for p in NOTEBOOKS if p.name.startswith("03_")))
+    trains = [c for c in nb.cells if c.cell_type == "code" and re.search(r"(?<![.\w])fit\(", _source(c))]
+    assert trains
+    for cell in trains:
+        err = "".join(o["text"] for o in cell.outputs if o.output_type == "stream" and o.name == "stderr")
+        epochs = int(re.search(r"epochs=(\d+)", _source(cell)).group(1))
+        for k in range(1, epochs + 1):
+            assert f"epoch {k}/{epochs}" in err, err
+        assert re.search(r"\d+/\d+ \[", err), err  # batches done / total
+        assert "Warning" not in err, err
