@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import enum
+from typing import Any
+
+import numpy as np
 
 from . import _core
 
@@ -25,6 +28,24 @@ class Flags(enum.IntFlag):
     RESET = _core.FLAG_RESET
     GAP = _core.FLAG_GAP
     END_OF_MESSAGE = _core.FLAG_END_OF_MESSAGE
+
+    @classmethod
+    def names(cls, flags: Any) -> np.ndarray:
+        """The names in each value of a flags column, e.g. ``"SNAPSHOT|END_OF_MESSAGE"`` (``""``
+        for none), as an object array of the same shape. ``str()`` of an IntFlag is its number
+        on Python 3.11+; this is how a table shows names::
+
+            df = depth.to_pandas()
+            df["flags"] = lobfast.Flags.names(df["flags"])
+        """
+        a = np.asarray(flags)
+        if a.dtype.kind not in "iub":
+            raise TypeError(f"flags must be integers, got dtype {a.dtype}")
+        known = sum(m.value for m in cls)
+        if a.size and (int(a.min()) < 0 or (a.astype(np.int64) & ~known).any()):
+            raise ValueError(f"flags hold bits that are not lobfast.Flags (known: {known:#x})")
+        table = np.array(["|".join(m.name for m in cls if v & m) for v in range(known + 1)], dtype=object)
+        return table[a.astype(np.intp)]
 
 
 if (Flags.SNAPSHOT, Flags.RESET, Flags.GAP, Flags.END_OF_MESSAGE) != (1, 2, 4, 8):

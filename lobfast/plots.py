@@ -1,7 +1,8 @@
 """Market figures: the book as a heatmap with trades, mid and microprice, OFI against the
-next return. Built on ``matplotlib.figure.Figure`` (no pyplot state), so they work in
-scripts, tests and notebooks alike (a notebook shows a returned Figure); each also saves to
-``path`` when given.
+next return. Each returns a ``matplotlib.figure.Figure`` made without pyplot (no global
+state, nothing to close, no display needed), so they work in scripts and tests, and a
+notebook cell whose result is one shows it as an image; each also saves to ``path`` when
+given.
 
 Examples
 --------
@@ -27,9 +28,10 @@ __all__ = ["book_heatmap", "figure", "mid_microprice", "ofi_vs_returns", "save"]
 
 
 def figure(**kw: Any):
-    """A new ``matplotlib.figure.Figure`` (ImportError naming matplotlib when it is missing)."""
+    """A new ``matplotlib.figure.Figure`` (``Figure(**kw)``) that Jupyter shows as a PNG when it
+    is a cell's result, with or without pyplot (ImportError naming matplotlib when it is missing)."""
     try:
-        from matplotlib.figure import Figure
+        from ._figure import Figure
     except ImportError as e:  # pragma: no cover - depends on the environment
         raise ImportError("figures need matplotlib: pip install matplotlib") from e
     return Figure(**kw)

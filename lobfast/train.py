@@ -28,6 +28,7 @@ import os
 import pickle
 import re
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -129,7 +130,10 @@ def _bar(total: int, desc: str, enabled: bool):
     if not enabled:
         return None
     try:
-        from tqdm.auto import tqdm
+        with warnings.catch_warnings():
+            # in Jupyter without ipywidgets tqdm.auto warns and draws a text bar, which is wanted
+            warnings.filterwarnings("ignore", message="IProgress not found")
+            from tqdm.auto import tqdm
     except ImportError:
         return None
     return tqdm(total=total, desc=desc, leave=False, unit="batch")

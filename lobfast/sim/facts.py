@@ -259,10 +259,10 @@ def plot_facts(real: Any, sim: Any, path=None):
     distribution, trade inter-arrival distribution, and the book's shape: the mean offset of
     each level from the mid and its mean size. Returns a ``matplotlib.figure.Figure`` (made
     without pyplot); saved to ``path`` when given."""
-    from matplotlib.figure import Figure
+    from ..plots import figure
 
     fr, fs = _as_facts(real), _as_facts(sim)
-    fig = Figure(figsize=(15, 7.5), layout="constrained")
+    fig = figure(figsize=(15, 7.5), layout="constrained")
     ax = fig.subplots(2, 3)
     style = (("real", fr, "C0"), ("sim", fs, "C3"))
 
