@@ -523,6 +523,32 @@ def test_server_errors_are_retried_with_backoff(tmp_path):
     book_agrees(fs)
 
 
+def test_peer_text_is_escaped_in_the_log_and_the_events(tmp_path):
+    out = tmp_path / "rec"
+    reason = b'bye\n\x1b[2J"gone"\\\xff\x00'
+    with FakeExchange("spot", [SPOT_BTC], speed=None, rate=1000, max_messages=5000) as fx:
+        p = start(fx, out)
+        assert fx.wait(lambda: fx.emitted > 500, 20)
+        fx.send_raw("\x1b]0;title\x07 not json")  # the parser's message quotes the frame
+        assert wait_for(lambda: stats(out).get("malformed") == 1)
+        fx.close_raw(4001, reason)
+        assert fx.wait_connections(2, 10)
+        assert fx.wait_done(30)
+        assert settled(fx, out)
+        stop(p)
+    log = (out / "stderr.log").read_bytes()
+    assert all(b == 0x0A or 0x20 <= b < 0x7F for b in log), "the log holds bytes that are not printable ASCII"
+    said = r'the server closed it (code 4001: bye\x0a\x1b[2J"gone"\\\xff\x00)'
+    assert said.encode() in log
+    assert rb"found '\x1b]0;title\x07 not json'" in log
+    coll = sorted((out / "spot" / "_collector").glob("*.zst"))
+    for recorded in (events(coll), events(files(out))):  # every event line is valid JSON
+        gone = [e for e in recorded if e["event"] == "disconnect"]
+        assert gone[0]["conn"] == 1 and gone[0]["detail"] == said
+    (bad,) = [e for e in events(coll) if e["event"] == "malformed"]
+    assert bad["reason"] == r"column 1: expected a JSON object, found '\x1b]0;title\x07 not json'"
+
+
 def test_rate_limit_pauses_for_retry_after(tmp_path):
     out = tmp_path / "rec"
     # 25 weight per request, 30 per 2 s at the fake: every other request is refused with Retry-After: 1

@@ -195,6 +195,11 @@ void lc_log(lc_collector *c, const char *fmt, ...) __attribute__((format(printf,
 void lc_fatal(lc_collector *c, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 double lc_random(lc_collector *c); /* uniform [0, 1) */
+/* Text from a peer (close reasons, error bodies, headers) made safe for one log line:
+ * printable ASCII kept, '\\' doubled, every other byte as \xNN; cut to fit `cap`.  @return dst */
+const char *lc_printable(char *dst, size_t cap, const char *s, size_t n);
+/* The contents of a JSON string holding `s` (escaped, cut to fit `cap`).  @return dst */
+const char *lc_json_text(char *dst, size_t cap, const char *s, size_t n);
 
 /* sink.c */
 int lc_sink_init(lc_collector *c, lc_sink *s, const char *name);

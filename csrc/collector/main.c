@@ -94,6 +94,52 @@ lc_fatal(lc_collector *c, int code, const char *fmt, ...)
     c->stop = -1;
 }
 
+const char *
+lc_printable(char *dst, size_t cap, const char *s, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n && k + 5 < cap; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '\\') {
+            dst[k++] = '\\';
+            dst[k++] = '\\';
+        }
+        else if (ch < 0x20 || ch >= 0x7f) {
+            k += (size_t)snprintf(dst + k, cap - k, "\\x%02x", ch);
+        }
+        else {
+            dst[k++] = (char)ch;
+        }
+    }
+    if (cap > 0) {
+        dst[k] = '\0';
+    }
+    return dst;
+}
+
+const char *
+lc_json_text(char *dst, size_t cap, const char *s, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n && k + 7 < cap; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '"' || ch == '\\') {
+            dst[k++] = '\\';
+            dst[k++] = (char)ch;
+        }
+        else if (ch < 0x20 || ch >= 0x7f) {
+            k += (size_t)snprintf(dst + k, cap - k, "\\u%04x", ch);
+        }
+        else {
+            dst[k++] = (char)ch;
+        }
+    }
+    if (cap > 0) {
+        dst[k] = '\0';
+    }
+    return dst;
+}
+
 static void
 lws_log(int level, const char *line)
 {
@@ -102,7 +148,9 @@ lws_log(int level, const char *line)
     while (n > 0 && line[n - 1] == '\n') {
         n--;
     }
-    fprintf(stderr, "lobfast-collect: libwebsockets: %.*s\n", (int)n, line);
+    char safe[1024]; /* lws quotes what peers send (headers, close reasons) */
+    fprintf(stderr, "lobfast-collect: libwebsockets: %s\n",
+            lc_printable(safe, sizeof safe, line, n));
 }
 
 static int

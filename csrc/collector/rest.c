@@ -292,13 +292,15 @@ lc_rest_callback(lc_collector *c, struct lws *wsi, int reason, void *in, size_t 
         return 0;
     }
     case LWS_CALLBACK_COMPLETED_CLIENT_HTTP: r->done = 1; break;
-    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-        lc_log(c, "%s: snapshot request: %.*s", r->cur->name,
-               in ? (int)(len ? len : strlen(in)) : 5, in ? (const char *)in : "error");
+    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR: {
+        char safe[300];
+        lc_log(c, "%s: snapshot request: %s", r->cur->name,
+               in ? lc_printable(safe, sizeof safe, in, len ? len : strlen(in)) : "error");
         r->status = 0;
         r->n = 0;
         r->done = 1;
         break;
+    }
     case LWS_CALLBACK_CLOSED_CLIENT_HTTP:
         r->status = 0; /* closed before the body was complete */
         r->n = 0;
