@@ -523,6 +523,60 @@ def test_server_errors_are_retried_with_backoff(tmp_path):
     book_agrees(fs)
 
 
+@pytest.mark.parametrize(
+    "status, body, content_type, reason",
+    [
+        (403, "", "text/html", "HTTP 403"),  # Binance's WAF limit
+        (404, '{"code":-1,"msg":"Not found"}', "application/json", "HTTP 404"),
+        (200, "<html><body>Down for maintenance</body></html>", "text/html", "not a depth snapshot"),
+    ],
+)
+def test_a_failed_first_snapshot_is_asked_again_until_the_book_is_known(tmp_path, status, body, content_type, reason):
+    out = tmp_path / "rec"
+    with FakeExchange("spot", [SPOT_BTC], speed=None, rate=1000, max_messages=6000) as fx:
+        # the first full snapshot fails (the 5-level probe at start is answered as usual)
+        fx.inject_rest_error(status, body=body, content_type=content_type, limit=1000)
+        p = start(fx, out, "--snapshot-every", "2s")
+        assert wait_for(lambda: stats(out).get("snapshots", 0) >= 1 and stats(out).get("books_unsynced") == 0)
+        st = stats(out)
+        assert st["snapshot_failures_by_status"] == {str(status): 1}
+        assert st["last_snapshot_failure"]["symbol"] == "btcusdt"
+        assert st["last_snapshot_failure"]["status"] == status and reason in st["last_snapshot_failure"]["reason"]
+        assert fx.wait_done(30) and drained(fx, out)
+        stop(p)
+    full = [r for r in fx.rest_log if r.limit == 1000]
+    assert full[0].status == status and full[1].status == 200
+    assert (full[1].time_ns - full[0].time_ns) / 1e9 >= 0.9  # backoff: 2 s less up to half at random
+    fs = files(out)
+    (failed,) = [e for e in events(fs) if e["event"] == "snapshot_failed"]
+    assert failed["status"] == status and reason in failed["reason"]
+    assert snapshots(fs)
+    assert "depth snapshot failed: " in log_of(out) and "retrying in" in log_of(out)
+    md, _ = book_agrees(fs)
+    assert md.stats["resets"] >= 1 and len(md.depth) > 1000
+
+
+def test_a_snapshot_redirect_is_refused_and_asked_again(tmp_path):
+    out = tmp_path / "rec"
+    path = "/api/v3/depth?symbol=BTCUSDT&limit=1000"
+    with (
+        FakeExchange("spot", [SPOT_BTC], speed=None, rate=1000, max_messages=6000) as fx,
+        FakeExchange("spot", [SPOT_BTC], autostart=False) as other,
+    ):
+        fx.inject_rest_error(302, headers=[("Location", other.rest_url + path)], limit=1000)
+        replay(start(fx, out), fx, out)
+        assert other.rest_log == []  # the other host was never asked
+    full = [r for r in fx.rest_log if r.limit == 1000]
+    assert [r.status for r in full] == [302, 200]
+    fs = files(out)
+    (failed,) = [e for e in events(fs) if e["event"] == "snapshot_failed"]
+    assert failed["status"] == 302 and failed["reason"] == f"HTTP 302 redirect to '{other.rest_url + path}' refused"
+    assert [s["lastUpdateId"] for s in snapshots(fs)] == [full[1].last_update_id]
+    st = stats(out)
+    assert st["snapshot_failures_by_status"] == {"302": 1} and st["last_snapshot_failure"]["status"] == 302
+    book_agrees(fs)
+
+
 def test_peer_text_is_escaped_in_the_log_and_the_events(tmp_path):
     out = tmp_path / "rec"
     reason = b'bye\n\x1b[2J"gone"\\\xff\x00'

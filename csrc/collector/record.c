@@ -282,22 +282,24 @@ lc_record_conn_event(lc_collector *c, lc_conn *k, const char *event, const char 
 }
 
 void
-lc_record_snapshot(lc_collector *c, lc_symbol *s, int status, const char *body, size_t n,
-                   const lob_peek *pk)
+lc_record_snapshot(lc_collector *c, lc_symbol *s, int status, const char *why, const char *body,
+                   size_t n, const lob_peek *pk)
 {
     int64_t now = lc_now(c);
-    int ok = status == 200 && pk != NULL && pk->kind == LOB_PK_SNAPSHOT && !memchr(body, '\n', n) &&
-             !memchr(body, '\r', n);
-    if (!ok) {
-        char esc[400];
+    if (why != NULL) {
+        char safe[400], esc[800];
         int said = status != 200 && pk != NULL && pk->kind == LOB_PK_ERROR; /* Binance's words */
         const char *what = said ? pk->msg : body;
         size_t wn = said ? pk->msglen : n;
-        c->st.snapshot_failures++;
-        lc_json_text(esc, sizeof esc, what, wn < 200 ? wn : 200);
-        lc_log(c, "%s: depth snapshot failed: HTTP %d: %s", s->name, status, esc);
+        lc_printable(safe, sizeof safe, what, wn < 200 ? wn : 200);
+        lc_log(c, "%s: depth snapshot failed: %s%s%s", s->name, why, safe[0] ? ": " : "", safe);
+        lc_json_text(esc, sizeof esc, safe, strlen(safe));
+        char reason[600];
+        lc_json_text(reason, sizeof reason, why, strlen(why));
         lc_sink_event(c, &s->sink, now,
-                      "\"event\":\"snapshot_failed\",\"status\":%d,\"detail\":\"%s\"", status, esc);
+                      "\"event\":\"snapshot_failed\",\"status\":%d,\"reason\":\"%s\","
+                      "\"detail\":\"%s\"",
+                      status, reason, esc);
         return;
     }
     c->st.snapshots++;

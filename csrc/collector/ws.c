@@ -192,7 +192,8 @@ conn_start(lc_collector *c, lc_slot *s, int as_next)
     i.path = s->path;
     i.host = cf->ws.host;
     i.origin = cf->ws.host;
-    i.ssl_connection = cf->ws.tls ? LCCSCF_USE_SSL | LCCSCF_PRIORITIZE_READS : 0;
+    i.ssl_connection = (cf->ws.tls ? LCCSCF_USE_SSL | LCCSCF_PRIORITIZE_READS : 0) |
+                       LCCSCF_HTTP_NO_FOLLOW_REDIRECT; /* another host's stream is not ours */
     i.protocol = NULL;
     i.local_protocol_name = "lobfast-collect";
     i.opaque_user_data = k;
