@@ -722,8 +722,38 @@ def test_python_collector_start_stats_stop_attach(tmp_path):
         assert c.stop() == 0 and not c.running
     assert ws_payloads(c.files("btcusdt")) == [p for _, p in fx.sent]
     assert c.stats()["final"]
-    with pytest.raises(lobfast.LobError, match="not running"):
+    assert not (tmp_path / "spot" / "collector.pid").exists()  # removed on a clean exit
+    with pytest.raises(lobfast.LobError, match="no recorder is running"):
         lobfast.Collector.attach(tmp_path, "spot")
+
+
+def test_a_stale_pid_never_gets_a_signal(tmp_path):
+    """collector.pid names a recorder only while that process is lobfast-collect holding the file's lock."""
+    bystander = subprocess.Popen(["sleep", "60"])
+    _started.append(bystander)
+    stale = tmp_path / "stale"
+    (stale / "spot").mkdir(parents=True)
+    (stale / "spot" / "collector.pid").write_text(f"{bystander.pid}\n")  # a killed recorder's pid, reused
+    with pytest.raises(lobfast.LobError, match=f"no recorder is running in .*pid {bystander.pid} .* another program"):
+        lobfast.Collector.attach(stale, "spot")
+    out = tmp_path / "rec"
+    with FakeExchange("spot", [SPOT_BTC], speed=None, rate=1000, max_messages=3000) as fx:
+        p = start(fx, out)
+        assert wait_for(lambda: stats(out).get("messages", 0) > 0)
+        # a live lobfast-collect that records elsewhere is not this directory's recorder
+        (stale / "spot" / "collector.pid").write_text(f"{p.pid}\n")
+        with pytest.raises(lobfast.LobError, match="does not hold the lock"):
+            lobfast.Collector.attach(stale, "spot")
+        attached = lobfast.Collector.attach(out, "spot")
+        assert attached.pid == p.pid and attached.running
+        stop(p)  # it goes by other means; then its pid is reused
+    attached.pid = bystander.pid
+    assert not attached.running
+    with pytest.raises(lobfast.LobError, match=f"no recorder is running .*pid {bystander.pid} was not signalled"):
+        attached.stop()
+    assert not (out / "spot" / "collector.pid").exists()
+    time.sleep(0.2)  # a signal sent would have landed by now
+    assert bystander.poll() is None
 
 
 def test_python_collector_reports_the_collectors_error(tmp_path):
