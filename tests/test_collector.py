@@ -577,6 +577,53 @@ def test_a_snapshot_redirect_is_refused_and_asked_again(tmp_path):
     book_agrees(fs)
 
 
+def test_a_waf_refusal_of_the_start_probe_is_retried_not_fatal(tmp_path):
+    out = tmp_path / "rec"
+    with FakeExchange("spot", [SPOT_BTC], speed=None, rate=1000, max_messages=3000, autostart=False) as fx:
+        fx.inject_rest_error(403, body="<html>Forbidden</html>", content_type="text/html", limit=5)
+        p = start(fx, out)
+        assert fx.wait(lambda: [r.status for r in fx.rest_log] == [403, 200], 20)  # the probe, asked again
+        assert p.poll() is None
+        fx.start_replay()
+        assert wait_for(lambda: stats(out).get("snapshots") == 1 and stats(out).get("books_unsynced") == 0)
+        assert stats(out)["snapshot_failures_by_status"] == {"403": 1}
+        assert fx.wait_done(30) and drained(fx, out)
+        stop(p)
+    book_agrees(files(out))
+
+
+class RedirectingExchange(FakeExchange):
+    """Answers WebSocket handshakes with a redirect to `to` while it is set."""
+
+    to: str | None = None
+
+    def _process_request(self, connection, request):
+        if self.to is not None:
+            with self._lock:
+                self._rejected.append((request.path, 302))
+            response = connection.respond(302, "")
+            response.headers["Location"] = self.to + request.path
+            return response
+        return super()._process_request(connection, request)
+
+
+def test_a_stream_redirect_is_not_followed(tmp_path):
+    out = tmp_path / "rec"
+    with (
+        RedirectingExchange("spot", [SPOT_BTC], speed=None, rate=1000, max_messages=3000) as fx,
+        FakeExchange("spot", [SPOT_BTC], autostart=False) as other,
+    ):
+        fx.to = other.ws_url
+        p = start(fx, out)
+        assert fx.wait(lambda: len(fx.rejected) >= 2, 20)  # refused, then asked again after the backoff
+        assert other.connections == []
+        fx.to = None
+        assert fx.wait_done(30) and drained(fx, out)
+        stop(p)
+    assert other.connections == [] and "connection failed" in log_of(out)
+    assert ws_payloads(files(out)) == sent_payloads(fx)
+
+
 def test_peer_text_is_escaped_in_the_log_and_the_events(tmp_path):
     out = tmp_path / "rec"
     reason = b'bye\n\x1b[2J"gone"\\\xff\x00'
