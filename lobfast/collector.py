@@ -7,6 +7,7 @@ finds a running one again from its output directory.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -121,15 +122,16 @@ class Collector:
 
     @classmethod
     def attach(cls, out, venue: str = "spot") -> Collector:
-        """The collector recording into ``out/<venue>`` (started earlier, maybe by another process)."""
+        """The collector recording into ``out/<venue>`` (started earlier, maybe by another process).
+
+        Raises LobError when none is: the pid in ``collector.pid`` counts only while that process is
+        lobfast-collect and the file is locked (a recorder holds the lock until it exits; a pid left
+        behind by one that was killed may since name an unrelated process).
+        """
         c = cls(venue, [], out)
-        pid_file = c.dir / "collector.pid"
-        try:
-            pid = int(pid_file.read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            raise LobError(f"no collector has recorded into {c.dir}") from None
-        if not _alive(pid):
-            raise LobError(f"the collector that recorded into {c.dir} (pid {pid}) is not running")
+        pid, why = _recorder(c.dir)
+        if pid is None:
+            raise LobError(f"no recorder is running in {c.dir}: {why}")
         c.pid = pid
         return c
 
@@ -137,7 +139,7 @@ class Collector:
     def running(self) -> bool:
         if self._proc is not None:
             return self._proc.poll() is None
-        return self.pid is not None and _alive(self.pid)
+        return self.pid is not None and _recorder(self.dir)[0] == self.pid
 
     def stats(self) -> dict:
         """The latest statistics the collector wrote (every ``stats_every``; also once at exit)."""
@@ -158,6 +160,9 @@ class Collector:
             except subprocess.TimeoutExpired:
                 raise LobError(f"lobfast-collect (pid {self.pid}) did not stop within {timeout} s") from None
         else:
+            pid, why = _recorder(self.dir)
+            if pid != self.pid:  # it exited since attach(): its pid may name another process now
+                raise LobError(f"no recorder is running in {self.dir} (pid {self.pid} was not signalled): {why}")
             code = _stop_foreign(self.pid, timeout)
         if code not in (0, None):
             raise LobError(f"lobfast-collect exited with status {code}: {self._last_error()}")
@@ -201,6 +206,53 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][:1] != "Z"
     except OSError:
         return True
+
+
+def _is_recorder(pid: int) -> bool:
+    """Process `pid` runs lobfast-collect (by its executable, else by its command line)."""
+    try:
+        exe = os.readlink(f"/proc/{pid}/exe")
+        return os.path.basename(exe.removesuffix(" (deleted)")) == BINARY.name
+    except OSError:
+        pass  # another user's process: its command line is still readable
+    try:
+        argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0]
+    except OSError:
+        return False
+    return os.path.basename(argv0.decode(errors="replace")) == BINARY.name
+
+
+def _locked(path: Path) -> bool | None:
+    """Whether some process holds the lock on `path` (None: there is no such file)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # also releases the lock if it was taken
+    return False
+
+
+def _recorder(directory: Path) -> tuple[int | None, str]:
+    """(pid, "") of the recorder running in `directory`, or (None, why none is)."""
+    pid_file = directory / "collector.pid"
+    try:
+        pid = int(pid_file.read_text().split()[0])
+    except FileNotFoundError:
+        return None, "there is no collector.pid (the last recorder exited cleanly, or none ever ran)"
+    except (OSError, ValueError, IndexError) as e:
+        return None, f"{pid_file} cannot be read as a pid ({e})"
+    if not _alive(pid):
+        return None, f"the recorder (pid {pid}) has exited"
+    if not _is_recorder(pid):
+        return None, f"pid {pid} from {pid_file} is another program now (the recorder has exited)"
+    if not _locked(pid_file):
+        return None, f"pid {pid} is lobfast-collect but does not hold the lock on {pid_file}"
+    return pid, ""
 
 
 def _stop_foreign(pid: int, timeout: float) -> None:

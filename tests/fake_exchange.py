@@ -9,8 +9,9 @@ any moment is the true book at the current point of the timeline, and it bridges
         run_collector(fx.ws_url + "/stream?streams=btcusdt@depth@100ms", fx.rest_url)
         assert fx.wait_done(5)
 
-Fault injection (drop, abort, serverShutdown, stall, gaps, fragmentation, raw frames, REST errors, rate limits) is
-driven from the test thread; every method is thread-safe. Nothing listens anywhere but 127.0.0.1.
+Fault injection (drop, abort, raw close frames, serverShutdown, stall, gaps, fragmentation, raw frames, REST answers
+of any status and body, redirects, rate limits) is driven from the test thread; every method is thread-safe. Nothing
+listens anywhere but 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import heapq
 import json
 import math
 import re
+import struct
 import threading
 import time
 import traceback
@@ -106,6 +108,17 @@ class RestRecord:
     status: int
     last_update_id: int | None
     weight: int
+
+
+@dataclasses.dataclass(frozen=True)
+class _RestAnswer:
+    """An injected REST answer (inject_rest_error)."""
+
+    status: int
+    body: str
+    content_type: str
+    headers: tuple[tuple[str, str], ...]
+    limit: int | None  # only requests for this many levels take it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -320,7 +333,7 @@ class FakeExchange:
         self._rejected: list[tuple[str, int]] = []
         self.errors: list[str] = []  # unexpected exceptions in the background threads
         self._weights: deque[tuple[float, int]] = deque()
-        self._rest_errors: deque[tuple[int, str]] = deque()
+        self._rest_errors: deque[_RestAnswer] = deque()
 
         self._open: dict[int, Connection] = {}  # loop thread only
         self._gaps: dict[str, int] = {}  # loop thread only
@@ -554,6 +567,23 @@ class FakeExchange:
                 asyncio.get_running_loop().create_task(c._ws.close(code, reason))
         return conns
 
+    def close_raw(self, code: int, reason: bytes) -> int:
+        """Close every open connection with a close frame whose reason is these raw bytes (invalid UTF-8, control
+        characters: what a misbehaving peer may send); the TCP connection is cut a second later."""
+        if len(reason) > 123:
+            raise ValueError("a close reason holds at most 123 bytes")
+        return len(self._call(self._close_raw, code, reason))
+
+    def _close_raw(self, code: int, reason: bytes) -> list[Connection]:
+        frame = struct.pack("!BBH", 0x88, 2 + len(reason), code) + reason  # FIN + close, unmasked (server side)
+        conns = list(self._open.values())
+        for c in conns:
+            c.close_kind = c.close_kind or "drop"
+            c._dropped = True  # the sender must not start another frame after it
+            c._ws.transport.write(frame)
+            self._loop.call_later(1.0, c._ws.transport.abort)
+        return conns
+
     def inject_gap(self, symbol: str, count: int = 1) -> None:
         """The next `count` diffs of symbol are sent to nobody; the book still applies them."""
         self._call(self._inject_gap, symbol.upper(), count)
@@ -600,10 +630,24 @@ class FakeExchange:
             c._queue.put_nowait(data)
         return len(self._open)
 
-    def inject_rest_error(self, status: int = 503, count: int = 1, body: str = "") -> None:
-        """The next `count` depth requests get this status and body instead of a snapshot."""
+    def inject_rest_error(
+        self,
+        status: int = 503,
+        count: int = 1,
+        body: str = "",
+        *,
+        content_type: str = "application/json;charset=UTF-8",
+        headers: Iterable[tuple[str, str]] = (),
+        limit: int | None = None,
+    ) -> None:
+        """The next `count` depth requests get this answer instead of a snapshot.
+
+        Any status goes: 403 (the WAF), 404, 200 with an HTML page (content_type="text/html"), a 3xx with
+        headers=[("Location", url)]. limit: only requests for this many levels take it (others are served as usual).
+        """
+        answer = _RestAnswer(status, body, content_type, tuple(headers), limit)
         with self._lock:
-            self._rest_errors.extend([(status, body)] * count)
+            self._rest_errors.extend([answer] * count)
 
     # ------------------------------------------------------------------ records (snapshots, safe from any thread)
 
@@ -814,12 +858,20 @@ class FakeExchange:
         sym = q.get("symbol", "").upper() or None
         limit = None
 
-        def reply(status: int, body: str, weight: int, used: int, luid: int | None = None, headers=()) -> None:
+        def reply(
+            status: int,
+            body: str,
+            weight: int,
+            used: int,
+            luid: int | None = None,
+            headers=(),
+            content_type="application/json;charset=UTF-8",
+        ) -> None:
             data = body.encode()
             with self._lock:  # logged before the client can see the response
                 self._rest_log.append(RestRecord(time.time_ns(), h.path, sym, limit, status, luid, weight))
             h.send_response(status)
-            h.send_header("Content-Type", "application/json;charset=UTF-8")
+            h.send_header("Content-Type", content_type)
             h.send_header("Content-Length", str(len(data)))
             h.send_header("X-MBX-USED-WEIGHT-1M", str(used))
             for k, v in headers:
@@ -872,9 +924,12 @@ class FakeExchange:
         if not ok:
             return too_many(weight, used, retry)
         with self._lock:
-            injected = self._rest_errors.popleft() if self._rest_errors else None
+            injected = next((a for a in self._rest_errors if a.limit in (None, limit)), None)
+            if injected is not None:
+                self._rest_errors.remove(injected)  # equal answers are interchangeable
         if injected is not None:
-            return reply(injected[0], injected[1], weight, used)
+            a = injected
+            return reply(a.status, a.body, weight, used, headers=a.headers, content_type=a.content_type)
         if sym not in self._books:
             return reply(400, '{"code":-1121,"msg":"Invalid symbol."}', weight, used)
         body, luid = self.snapshot(sym, limit)  # taken on arrival: rest_delay models the response in transit

@@ -523,6 +523,133 @@ def test_server_errors_are_retried_with_backoff(tmp_path):
     book_agrees(fs)
 
 
+@pytest.mark.parametrize(
+    "status, body, content_type, reason",
+    [
+        (403, "", "text/html", "HTTP 403"),  # Binance's WAF limit
+        (404, '{"code":-1,"msg":"Not found"}', "application/json", "HTTP 404"),
+        (200, "<html><body>Down for maintenance</body></html>", "text/html", "not a depth snapshot"),
+    ],
+)
+def test_a_failed_first_snapshot_is_asked_again_until_the_book_is_known(tmp_path, status, body, content_type, reason):
+    out = tmp_path / "rec"
+    with FakeExchange("spot", [SPOT_BTC], speed=None, rate=1000, max_messages=6000) as fx:
+        # the first full snapshot fails (the 5-level probe at start is answered as usual)
+        fx.inject_rest_error(status, body=body, content_type=content_type, limit=1000)
+        p = start(fx, out, "--snapshot-every", "2s")
+        assert wait_for(lambda: stats(out).get("snapshots", 0) >= 1 and stats(out).get("books_unsynced") == 0)
+        st = stats(out)
+        assert st["snapshot_failures_by_status"] == {str(status): 1}
+        assert st["last_snapshot_failure"]["symbol"] == "btcusdt"
+        assert st["last_snapshot_failure"]["status"] == status and reason in st["last_snapshot_failure"]["reason"]
+        assert fx.wait_done(30) and drained(fx, out)
+        stop(p)
+    full = [r for r in fx.rest_log if r.limit == 1000]
+    assert full[0].status == status and full[1].status == 200
+    assert (full[1].time_ns - full[0].time_ns) / 1e9 >= 0.9  # backoff: 2 s less up to half at random
+    fs = files(out)
+    (failed,) = [e for e in events(fs) if e["event"] == "snapshot_failed"]
+    assert failed["status"] == status and reason in failed["reason"]
+    assert snapshots(fs)
+    assert "depth snapshot failed: " in log_of(out) and "retrying in" in log_of(out)
+    md, _ = book_agrees(fs)
+    assert md.stats["resets"] >= 1 and len(md.depth) > 1000
+
+
+def test_a_snapshot_redirect_is_refused_and_asked_again(tmp_path):
+    out = tmp_path / "rec"
+    path = "/api/v3/depth?symbol=BTCUSDT&limit=1000"
+    with (
+        FakeExchange("spot", [SPOT_BTC], speed=None, rate=1000, max_messages=6000) as fx,
+        FakeExchange("spot", [SPOT_BTC], autostart=False) as other,
+    ):
+        fx.inject_rest_error(302, headers=[("Location", other.rest_url + path)], limit=1000)
+        replay(start(fx, out), fx, out)
+        assert other.rest_log == []  # the other host was never asked
+    full = [r for r in fx.rest_log if r.limit == 1000]
+    assert [r.status for r in full] == [302, 200]
+    fs = files(out)
+    (failed,) = [e for e in events(fs) if e["event"] == "snapshot_failed"]
+    assert failed["status"] == 302 and failed["reason"] == f"HTTP 302 redirect to '{other.rest_url + path}' refused"
+    assert [s["lastUpdateId"] for s in snapshots(fs)] == [full[1].last_update_id]
+    st = stats(out)
+    assert st["snapshot_failures_by_status"] == {"302": 1} and st["last_snapshot_failure"]["status"] == 302
+    book_agrees(fs)
+
+
+def test_a_waf_refusal_of_the_start_probe_is_retried_not_fatal(tmp_path):
+    out = tmp_path / "rec"
+    with FakeExchange("spot", [SPOT_BTC], speed=None, rate=1000, max_messages=3000, autostart=False) as fx:
+        fx.inject_rest_error(403, body="<html>Forbidden</html>", content_type="text/html", limit=5)
+        p = start(fx, out)
+        assert fx.wait(lambda: [r.status for r in fx.rest_log] == [403, 200], 20)  # the probe, asked again
+        assert p.poll() is None
+        fx.start_replay()
+        assert wait_for(lambda: stats(out).get("snapshots") == 1 and stats(out).get("books_unsynced") == 0)
+        assert stats(out)["snapshot_failures_by_status"] == {"403": 1}
+        assert fx.wait_done(30) and drained(fx, out)
+        stop(p)
+    book_agrees(files(out))
+
+
+class RedirectingExchange(FakeExchange):
+    """Answers WebSocket handshakes with a redirect to `to` while it is set."""
+
+    to: str | None = None
+
+    def _process_request(self, connection, request):
+        if self.to is not None:
+            with self._lock:
+                self._rejected.append((request.path, 302))
+            response = connection.respond(302, "")
+            response.headers["Location"] = self.to + request.path
+            return response
+        return super()._process_request(connection, request)
+
+
+def test_a_stream_redirect_is_not_followed(tmp_path):
+    out = tmp_path / "rec"
+    with (
+        RedirectingExchange("spot", [SPOT_BTC], speed=None, rate=1000, max_messages=3000) as fx,
+        FakeExchange("spot", [SPOT_BTC], autostart=False) as other,
+    ):
+        fx.to = other.ws_url
+        p = start(fx, out)
+        assert fx.wait(lambda: len(fx.rejected) >= 2, 20)  # refused, then asked again after the backoff
+        assert other.connections == []
+        fx.to = None
+        assert fx.wait_done(30) and drained(fx, out)
+        stop(p)
+    assert other.connections == [] and "connection failed" in log_of(out)
+    assert ws_payloads(files(out)) == sent_payloads(fx)
+
+
+def test_peer_text_is_escaped_in_the_log_and_the_events(tmp_path):
+    out = tmp_path / "rec"
+    reason = b'bye\n\x1b[2J"gone"\\\xff\x00'
+    with FakeExchange("spot", [SPOT_BTC], speed=None, rate=1000, max_messages=5000) as fx:
+        p = start(fx, out)
+        assert fx.wait(lambda: fx.emitted > 500, 20)
+        fx.send_raw("\x1b]0;title\x07 not json")  # the parser's message quotes the frame
+        assert wait_for(lambda: stats(out).get("malformed") == 1)
+        fx.close_raw(4001, reason)
+        assert fx.wait_connections(2, 10)
+        assert fx.wait_done(30)
+        assert settled(fx, out)
+        stop(p)
+    log = (out / "stderr.log").read_bytes()
+    assert all(b == 0x0A or 0x20 <= b < 0x7F for b in log), "the log holds bytes that are not printable ASCII"
+    said = r'the server closed it (code 4001: bye\x0a\x1b[2J"gone"\\\xff\x00)'
+    assert said.encode() in log
+    assert rb"found '\x1b]0;title\x07 not json'" in log
+    coll = sorted((out / "spot" / "_collector").glob("*.zst"))
+    for recorded in (events(coll), events(files(out))):  # every event line is valid JSON
+        gone = [e for e in recorded if e["event"] == "disconnect"]
+        assert gone[0]["conn"] == 1 and gone[0]["detail"] == said
+    (bad,) = [e for e in events(coll) if e["event"] == "malformed"]
+    assert bad["reason"] == r"column 1: expected a JSON object, found '\x1b]0;title\x07 not json'"
+
+
 def test_rate_limit_pauses_for_retry_after(tmp_path):
     out = tmp_path / "rec"
     # 25 weight per request, 30 per 2 s at the fake: every other request is refused with Retry-After: 1
@@ -642,8 +769,38 @@ def test_python_collector_start_stats_stop_attach(tmp_path):
         assert c.stop() == 0 and not c.running
     assert ws_payloads(c.files("btcusdt")) == [p for _, p in fx.sent]
     assert c.stats()["final"]
-    with pytest.raises(lobfast.LobError, match="not running"):
+    assert not (tmp_path / "spot" / "collector.pid").exists()  # removed on a clean exit
+    with pytest.raises(lobfast.LobError, match="no recorder is running"):
         lobfast.Collector.attach(tmp_path, "spot")
+
+
+def test_a_stale_pid_never_gets_a_signal(tmp_path):
+    """collector.pid names a recorder only while that process is lobfast-collect holding the file's lock."""
+    bystander = subprocess.Popen(["sleep", "60"])
+    _started.append(bystander)
+    stale = tmp_path / "stale"
+    (stale / "spot").mkdir(parents=True)
+    (stale / "spot" / "collector.pid").write_text(f"{bystander.pid}\n")  # a killed recorder's pid, reused
+    with pytest.raises(lobfast.LobError, match=f"no recorder is running in .*pid {bystander.pid} .* another program"):
+        lobfast.Collector.attach(stale, "spot")
+    out = tmp_path / "rec"
+    with FakeExchange("spot", [SPOT_BTC], speed=None, rate=1000, max_messages=3000) as fx:
+        p = start(fx, out)
+        assert wait_for(lambda: stats(out).get("messages", 0) > 0)
+        # a live lobfast-collect that records elsewhere is not this directory's recorder
+        (stale / "spot" / "collector.pid").write_text(f"{p.pid}\n")
+        with pytest.raises(lobfast.LobError, match="does not hold the lock"):
+            lobfast.Collector.attach(stale, "spot")
+        attached = lobfast.Collector.attach(out, "spot")
+        assert attached.pid == p.pid and attached.running
+        stop(p)  # it goes by other means; then its pid is reused
+    attached.pid = bystander.pid
+    assert not attached.running
+    with pytest.raises(lobfast.LobError, match=f"no recorder is running .*pid {bystander.pid} was not signalled"):
+        attached.stop()
+    assert not (out / "spot" / "collector.pid").exists()
+    time.sleep(0.2)  # a signal sent would have landed by now
+    assert bystander.poll() is None
 
 
 def test_python_collector_reports_the_collectors_error(tmp_path):

@@ -482,3 +482,26 @@ def test_rest_errors():
         assert (status, body) == (503, b"busy")
         assert http_get(f"{fx.rest_url}/fapi/v1/depth?symbol=BTCUSDT")[0] == 200
         assert [r.status for r in fx.rest_log] == [400, 400, 400, 400, 404, 503, 200]
+
+
+def test_injected_rest_answers_of_any_kind():
+    import http.client
+
+    with FakeExchange("spot", autostart=False) as fx:
+        fx.inject_rest_error(403, body="")
+        fx.inject_rest_error(200, body="<html>maintenance</html>", content_type="text/html")
+        fx.inject_rest_error(302, headers=[("Location", "http://127.0.0.1:9/elsewhere")], limit=1000)
+        status, _, body = http_get(f"{fx.rest_url}/api/v3/depth?symbol=BTCUSDT&limit=5")
+        assert (status, body) == (403, b"")
+        status, headers, body = http_get(f"{fx.rest_url}/api/v3/depth?symbol=BTCUSDT&limit=5")
+        assert (status, headers["Content-Type"], body) == (200, "text/html", b"<html>maintenance</html>")
+        # the redirect waits for a request of its own limit; others are served as usual
+        status, _, body = http_get(f"{fx.rest_url}/api/v3/depth?symbol=BTCUSDT&limit=5")
+        assert status == 200 and json.loads(body)["lastUpdateId"] > 0
+        conn = http.client.HTTPConnection(fx.rest_url.removeprefix("http://"), timeout=5)
+        conn.request("GET", "/api/v3/depth?symbol=BTCUSDT&limit=1000")
+        r = conn.getresponse()
+        assert (r.status, r.getheader("Location")) == (302, "http://127.0.0.1:9/elsewhere")
+        r.read()
+        conn.close()
+        assert [(r.status, r.limit) for r in fx.rest_log] == [(403, 5), (200, 5), (200, 5), (302, 1000)]

@@ -20,6 +20,7 @@
 #define LC_NAME_MAX 32 /* symbol names (Binance's are <= 20) */
 #define LC_HASHES 4    /* payload hashes kept for one id, for duplicates with equal ids */
 #define LC_RESERVOIR 4096
+#define LC_FAIL_KINDS 16 /* distinct HTTP statuses counted in the stats */
 
 /* ------------------------------------------------------------------ configuration */
 
@@ -150,6 +151,7 @@ typedef struct {
     int attempts;         /* failures in a row */
     int64_t used_weight;  /* X-MBX-USED-WEIGHT-1M last seen */
     char retry_after[16];
+    char location[256]; /* Location of a redirect (never followed) */
 } lc_rest;
 
 /* ------------------------------------------------------------------ the collector */
@@ -161,6 +163,14 @@ typedef struct {
     int64_t written_bytes;
     int64_t lat[LC_RESERVOIR]; /* receive - exchange time samples of the interval, us */
     int64_t lat_seen;
+    struct {
+        int status;    /* HTTP status, 0: no answer */
+        int64_t count; /* failed depth requests answered so */
+    } fail_by_status[LC_FAIL_KINDS];
+    int nfail_kinds;
+    int last_fail_status;
+    int64_t last_fail_ns;
+    char last_fail_symbol[LC_NAME_MAX], last_fail_why[200];
 } lc_stats;
 
 typedef struct lc_collector {
@@ -195,6 +205,11 @@ void lc_log(lc_collector *c, const char *fmt, ...) __attribute__((format(printf,
 void lc_fatal(lc_collector *c, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 double lc_random(lc_collector *c); /* uniform [0, 1) */
+/* Text from a peer (close reasons, error bodies, headers) made safe for one log line:
+ * printable ASCII kept, '\\' doubled, every other byte as \xNN; cut to fit `cap`.  @return dst */
+const char *lc_printable(char *dst, size_t cap, const char *s, size_t n);
+/* The contents of a JSON string holding `s` (escaped, cut to fit `cap`).  @return dst */
+const char *lc_json_text(char *dst, size_t cap, const char *s, size_t n);
 
 /* sink.c */
 int lc_sink_init(lc_collector *c, lc_sink *s, const char *name);
@@ -208,9 +223,10 @@ int lc_sink_close(lc_collector *c, lc_sink *s);
 int lc_record_init(lc_collector *c);
 void lc_record_message(lc_collector *c, lc_conn *k, const char *msg, size_t n, int binary);
 void lc_record_conn_event(lc_collector *c, lc_conn *k, const char *event, const char *detail);
-/* `pk`: the body peeked (NULL when it is not one JSON object) */
-void lc_record_snapshot(lc_collector *c, lc_symbol *s, int status, const char *body, size_t n,
-                        const lob_peek *pk);
+/* A snapshot answer: `why` says why it is not a usable snapshot (NULL: it is one, recorded);
+ * `pk`: the body peeked (NULL when it is not one JSON object). */
+void lc_record_snapshot(lc_collector *c, lc_symbol *s, int status, const char *why,
+                        const char *body, size_t n, const lob_peek *pk);
 void lc_record_tick(lc_collector *c, int64_t now);
 void lc_record_free(lc_collector *c);
 lc_stream *lc_stream_find(lc_collector *c, const char *name, size_t n);
@@ -234,6 +250,7 @@ void lc_rest_free(lc_collector *c);
 
 /* stats.c */
 void lc_stats_latency(lc_collector *c, int64_t us);
+void lc_stats_snapshot_failed(lc_collector *c, const lc_symbol *s, int status, const char *why);
 void lc_stats_tick(lc_collector *c, int64_t now, int final);
 
 #endif /* LC_COLLECTOR_H */

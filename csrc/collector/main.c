@@ -94,6 +94,52 @@ lc_fatal(lc_collector *c, int code, const char *fmt, ...)
     c->stop = -1;
 }
 
+const char *
+lc_printable(char *dst, size_t cap, const char *s, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n && k + 5 < cap; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '\\') {
+            dst[k++] = '\\';
+            dst[k++] = '\\';
+        }
+        else if (ch < 0x20 || ch >= 0x7f) {
+            k += (size_t)snprintf(dst + k, cap - k, "\\x%02x", ch);
+        }
+        else {
+            dst[k++] = (char)ch;
+        }
+    }
+    if (cap > 0) {
+        dst[k] = '\0';
+    }
+    return dst;
+}
+
+const char *
+lc_json_text(char *dst, size_t cap, const char *s, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n && k + 7 < cap; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '"' || ch == '\\') {
+            dst[k++] = '\\';
+            dst[k++] = (char)ch;
+        }
+        else if (ch < 0x20 || ch >= 0x7f) {
+            k += (size_t)snprintf(dst + k, cap - k, "\\u%04x", ch);
+        }
+        else {
+            dst[k++] = (char)ch;
+        }
+    }
+    if (cap > 0) {
+        dst[k] = '\0';
+    }
+    return dst;
+}
+
 static void
 lws_log(int level, const char *line)
 {
@@ -102,7 +148,9 @@ lws_log(int level, const char *line)
     while (n > 0 && line[n - 1] == '\n') {
         n--;
     }
-    fprintf(stderr, "lobfast-collect: libwebsockets: %.*s\n", (int)n, line);
+    char safe[1024]; /* lws quotes what peers send (headers, close reasons) */
+    fprintf(stderr, "lobfast-collect: libwebsockets: %s\n",
+            lc_printable(safe, sizeof safe, line, n));
 }
 
 static int
@@ -138,11 +186,11 @@ tick(lws_sorted_usec_list_t *sul)
 
 /* One collector per output directory and venue: a second one would write the same files. */
 static int
-take_lock(lc_collector *c)
+take_lock(lc_collector *c, char *path, size_t cap)
 {
-    char dir[1024], path[1100];
+    char dir[1024];
     snprintf(dir, sizeof dir, "%s/%s", c->cfg.out, c->venue); /* made by lc_record_init */
-    snprintf(path, sizeof path, "%s/collector.pid", dir);
+    snprintf(path, cap, "%s/collector.pid", dir);
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
     if (fd < 0) {
         lc_fatal(c, 2, "cannot write into the output directory %s: %s", dir, strerror(errno));
@@ -208,10 +256,15 @@ main(int argc, char **argv)
 
     lob_error err = {0};
     int lock = -1;
-    if (lc_record_init(c) < 0 || (lock = take_lock(c)) < 0 ||
+    char pid_path[1100];
+    if (lc_record_init(c) < 0 || (lock = take_lock(c, pid_path, sizeof pid_path)) < 0 ||
         lob_zctx_new(&c->z, c->cfg.level, &err) < 0) {
         if (err.msg[0]) {
             lc_fatal(c, 2, "%s", err.msg);
+        }
+        if (lock >= 0) {
+            unlink(pid_path);
+            close(lock);
         }
         lc_record_free(c);
         lob_zctx_free(c->z);
@@ -269,6 +322,7 @@ main(int argc, char **argv)
     lob_zctx_free(c->z);
     lc_config_free(&c->cfg);
     if (lock >= 0) {
+        unlink(pid_path); /* while still locked: no pid outlives the recorder it names */
         close(lock);
     }
     if (c->exit_code == 0) {

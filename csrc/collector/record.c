@@ -16,28 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* JSON string contents for `s` (escaped, cut to fit `cap`). */
-static const char *
-json_text(char *dst, size_t cap, const char *s, size_t n)
-{
-    size_t k = 0;
-    for (size_t i = 0; i < n && k + 7 < cap; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch == '"' || ch == '\\') {
-            dst[k++] = '\\';
-            dst[k++] = (char)ch;
-        }
-        else if (ch < 0x20 || ch >= 0x7f) {
-            k += (size_t)snprintf(dst + k, cap - k, "\\u%04x", ch);
-        }
-        else {
-            dst[k++] = (char)ch;
-        }
-    }
-    dst[k] = '\0';
-    return dst;
-}
-
 int
 lc_record_init(lc_collector *c)
 {
@@ -123,6 +101,8 @@ record_malformed(lc_collector *c, lc_conn *k, int64_t now, const char *msg, size
                  const char *why)
 {
     c->st.malformed++;
+    char safe[200]; /* the parser's message quotes the frame */
+    why = lc_printable(safe, sizeof safe, why, strlen(why));
     if (c->st.malformed <= 10 || c->st.malformed % 1000 == 0) {
         lc_log(c, "conn %d: malformed frame #%lld (%zu bytes) kept in _collector: %s", k->id,
                (long long)c->st.malformed, n, why);
@@ -137,7 +117,7 @@ record_malformed(lc_collector *c, lc_conn *k, int64_t now, const char *msg, size
     int h = snprintf(line, cap,
                      "{\"lobfast\":{\"event\":\"malformed\",\"conn\":%d,\"reason\":\"%s\","
                      "\"base64\":\"",
-                     k->id, json_text(reason, sizeof reason, why, strlen(why)));
+                     k->id, lc_json_text(reason, sizeof reason, why, strlen(why)));
     base64(line + h, (const unsigned char *)msg, n);
     size_t len = strlen(line);
     memcpy(line + len, "\"}}", 4);
@@ -287,7 +267,7 @@ lc_record_conn_event(lc_collector *c, lc_conn *k, const char *event, const char 
 {
     int64_t now = lc_now(c);
     char esc[400];
-    json_text(esc, sizeof esc, detail ? detail : "", detail ? strlen(detail) : 0);
+    lc_json_text(esc, sizeof esc, detail ? detail : "", detail ? strlen(detail) : 0);
     lc_sink_event(c, &c->events, now, "\"event\":\"%s\",\"conn\":%d,\"detail\":\"%s\"", event,
                   k->id, esc);
     lc_symbol *last = NULL;
@@ -302,22 +282,24 @@ lc_record_conn_event(lc_collector *c, lc_conn *k, const char *event, const char 
 }
 
 void
-lc_record_snapshot(lc_collector *c, lc_symbol *s, int status, const char *body, size_t n,
-                   const lob_peek *pk)
+lc_record_snapshot(lc_collector *c, lc_symbol *s, int status, const char *why, const char *body,
+                   size_t n, const lob_peek *pk)
 {
     int64_t now = lc_now(c);
-    int ok = status == 200 && pk != NULL && pk->kind == LOB_PK_SNAPSHOT && !memchr(body, '\n', n) &&
-             !memchr(body, '\r', n);
-    if (!ok) {
-        char esc[400];
+    if (why != NULL) {
+        char safe[400], esc[800];
         int said = status != 200 && pk != NULL && pk->kind == LOB_PK_ERROR; /* Binance's words */
         const char *what = said ? pk->msg : body;
         size_t wn = said ? pk->msglen : n;
-        c->st.snapshot_failures++;
-        json_text(esc, sizeof esc, what, wn < 200 ? wn : 200);
-        lc_log(c, "%s: depth snapshot failed: HTTP %d: %s", s->name, status, esc);
+        lc_printable(safe, sizeof safe, what, wn < 200 ? wn : 200);
+        lc_log(c, "%s: depth snapshot failed: %s%s%s", s->name, why, safe[0] ? ": " : "", safe);
+        lc_json_text(esc, sizeof esc, safe, strlen(safe));
+        char reason[600];
+        lc_json_text(reason, sizeof reason, why, strlen(why));
         lc_sink_event(c, &s->sink, now,
-                      "\"event\":\"snapshot_failed\",\"status\":%d,\"detail\":\"%s\"", status, esc);
+                      "\"event\":\"snapshot_failed\",\"status\":%d,\"reason\":\"%s\","
+                      "\"detail\":\"%s\"",
+                      status, reason, esc);
         return;
     }
     c->st.snapshots++;

@@ -4,7 +4,8 @@
  * stops the collector with the exchange's own words instead of recording silence.  Real
  * snapshots (first diff, gap, periodic, stale) are queued per symbol (at most one each) and
  * spent from a token bucket of --rest-weight per minute.  429/418 pause every request for
- * the server's Retry-After; transport failures back off exponentially.
+ * the server's Retry-After; every other failure (no answer, 5xx, 403, 404, a body that is no
+ * snapshot, a redirect, which is never followed) backs off exponentially and asks again.
  */
 #include "collector.h"
 
@@ -93,6 +94,7 @@ start(lc_collector *c, lc_symbol *s, int64_t now)
     r->status = 0;
     r->started = now;
     r->retry_after[0] = '\0';
+    r->location[0] = '\0';
     s->snap = LC_SNAP_INFLIGHT;
     r->tokens -= weight(c, limit);
     if (!s->snap_probe) {
@@ -111,7 +113,7 @@ start(lc_collector *c, lc_symbol *s, int64_t now)
     i.origin = cf->rest.host;
     i.method = "GET";
     i.alpn = "http/1.1";
-    i.ssl_connection = cf->rest.tls ? LCCSCF_USE_SSL : 0;
+    i.ssl_connection = (cf->rest.tls ? LCCSCF_USE_SSL : 0) | LCCSCF_HTTP_NO_FOLLOW_REDIRECT;
     i.protocol = "lobfast-collect";
     i.local_protocol_name = "lobfast-collect";
     i.opaque_user_data = r;
@@ -135,6 +137,36 @@ backoff(lc_collector *c, lc_symbol *s, int64_t now, const char *what)
     enqueue(r, s, 1);
 }
 
+/* Why an answer is not a usable depth snapshot, or NULL when it is one. */
+static const char *
+refusal(lc_rest *r, const lob_peek *pk, char *buf, size_t cap)
+{
+    int st = r->status;
+    if (st == 0) {
+        return "no answer";
+    }
+    if (st >= 300 && st < 400) {
+        /* another host's book is not this exchange's: redirects are never followed */
+        char where[300];
+        snprintf(buf, cap, "HTTP %d redirect to '%s' refused", st,
+                 r->location[0]
+                     ? lc_printable(where, sizeof where, r->location, strlen(r->location))
+                     : "(no Location)");
+        return buf;
+    }
+    if (st != 200) {
+        snprintf(buf, cap, "HTTP %d", st);
+        return buf;
+    }
+    if (pk == NULL || pk->kind != LOB_PK_SNAPSHOT) {
+        return "HTTP 200 but the body is not a depth snapshot";
+    }
+    if (memchr(r->body, '\n', r->n) || memchr(r->body, '\r', r->n)) {
+        return "HTTP 200 but the snapshot spans several lines";
+    }
+    return NULL;
+}
+
 static void
 finish(lc_collector *c, int64_t now)
 {
@@ -152,35 +184,42 @@ finish(lc_collector *c, int64_t now)
     const lob_peek *pk =
         st != 0 && r->n > 0 && lob_peek_binance(r->body, r->n, &body, NULL) == LOB_OK ? &body
                                                                                       : NULL;
+    char buf[400];
+    const char *why = refusal(r, pk, buf, sizeof buf);
+    if (why != NULL) {
+        lc_stats_snapshot_failed(c, s, st, why);
+    }
+    if (!s->snap_probe) {
+        lc_record_snapshot(c, s, st, why, r->body, r->n, pk);
+    }
     if (st == 429 || st == 418) {
         int secs = atoi(r->retry_after);
         secs = secs > 0 ? secs : 60;
         r->paused_until = now + secs * LC_SEC;
         lc_log(c, "REST rate limit hit (HTTP %d): no requests for %d s", st, secs);
-        if (!s->snap_probe) {
-            lc_record_snapshot(c, s, st, r->body, r->n, pk);
-        }
         enqueue(r, s, 1);
         return;
     }
-    if (st == 0 || st >= 500) {
-        char what[64];
-        snprintf(what, sizeof what, st ? "HTTP %d" : "no answer", st);
-        if (!s->snap_probe) {
-            lc_record_snapshot(c, s, st, r->body, r->n, pk);
+    /* A probe refused with the exchange's 4xx (an unknown symbol, a wrong URL) stops the
+     * collector; 403 is Binance's WAF limit, which passes.  Every other failure, probe or
+     * snapshot, is asked again with backoff: a symbol is never left without a book. */
+    int fatal = s->snap_probe && st >= 400 && st < 500 && st != 403;
+    if (why != NULL && !fatal) {
+        if (s->want_again) { /* the probe failed: ask for the snapshot wanted since instead */
+            s->want_again = 0;
+            s->snap_probe = 0;
         }
-        backoff(c, s, now, what);
+        backoff(c, s, now, why);
         return;
     }
     r->attempts = 0;
-    if (!s->snap_probe) {
-        lc_record_snapshot(c, s, st, r->body, r->n, pk);
-    }
-    else if (st != 200) { /* a probe answered 200 only says that the symbol exists */
+    if (fatal) {
+        char msg[300];
         if (pk != NULL && pk->kind == LOB_PK_ERROR) {
-            lc_fatal(c, 2, "symbol '%s': %s%s answered HTTP %d: %.*s (code %lld)", s->name,
+            lc_fatal(c, 2, "symbol '%s': %s%s answered HTTP %d: %s (code %lld)", s->name,
                      c->cfg.rest.host, c->cfg.usdm ? "/fapi/v1/depth" : "/api/v3/depth", st,
-                     (int)(pk->msglen < 200 ? pk->msglen : 200), pk->msg, (long long)pk->code);
+                     lc_printable(msg, sizeof msg, pk->msg, pk->msglen < 200 ? pk->msglen : 200),
+                     (long long)pk->code);
         }
         else {
             lc_fatal(c, 2, "symbol '%s': the REST endpoint answered HTTP %d", s->name, st);
@@ -260,6 +299,9 @@ lc_rest_callback(lc_collector *c, struct lws *wsi, int reason, void *in, size_t 
         if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_RETRY_AFTER) > 0) {
             lws_hdr_copy(wsi, r->retry_after, sizeof r->retry_after, WSI_TOKEN_HTTP_RETRY_AFTER);
         }
+        if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_LOCATION) > 0) {
+            lws_hdr_copy(wsi, r->location, sizeof r->location, WSI_TOKEN_HTTP_LOCATION);
+        }
         break;
     }
     case LWS_CALLBACK_RECEIVE_CLIENT_HTTP_READ:
@@ -292,13 +334,15 @@ lc_rest_callback(lc_collector *c, struct lws *wsi, int reason, void *in, size_t 
         return 0;
     }
     case LWS_CALLBACK_COMPLETED_CLIENT_HTTP: r->done = 1; break;
-    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-        lc_log(c, "%s: snapshot request: %.*s", r->cur->name,
-               in ? (int)(len ? len : strlen(in)) : 5, in ? (const char *)in : "error");
+    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR: {
+        char safe[300];
+        lc_log(c, "%s: snapshot request: %s", r->cur->name,
+               in ? lc_printable(safe, sizeof safe, in, len ? len : strlen(in)) : "error");
         r->status = 0;
         r->n = 0;
         r->done = 1;
         break;
+    }
     case LWS_CALLBACK_CLOSED_CLIENT_HTTP:
         r->status = 0; /* closed before the body was complete */
         r->n = 0;

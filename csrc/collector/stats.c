@@ -24,6 +24,27 @@ lc_stats_latency(lc_collector *c, int64_t us)
     }
 }
 
+void
+lc_stats_snapshot_failed(lc_collector *c, const lc_symbol *s, int status, const char *why)
+{
+    lc_stats *st = &c->st;
+    st->snapshot_failures++;
+    int i = 0;
+    while (i < st->nfail_kinds && st->fail_by_status[i].status != status) {
+        i++;
+    }
+    if (i == st->nfail_kinds && i < LC_FAIL_KINDS) {
+        st->fail_by_status[st->nfail_kinds++].status = status;
+    }
+    if (i < LC_FAIL_KINDS) {
+        st->fail_by_status[i].count++;
+    }
+    st->last_fail_status = status;
+    st->last_fail_ns = lc_now(c);
+    snprintf(st->last_fail_symbol, sizeof st->last_fail_symbol, "%s", s->name);
+    snprintf(st->last_fail_why, sizeof st->last_fail_why, "%s", why);
+}
+
 static int
 cmp64(const void *a, const void *b)
 {
@@ -133,6 +154,27 @@ lc_stats_tick(lc_collector *c, int64_t now, int final)
         put(&b, "\"latency_ms\":null,");
     }
     st->lat_seen = 0;
+    int unsynced = 0;
+    for (size_t i = 0; i < c->cfg.nsym && c->syms != NULL; i++) {
+        unsynced += c->syms[i].sync != LC_SYNC_OK;
+    }
+    put(&b, "\"books_unsynced\":%d,\"snapshot_failures_by_status\":{", unsynced);
+    for (int i = 0; i < st->nfail_kinds; i++) {
+        put(&b, "%s\"%d\":%lld", i ? "," : "", st->fail_by_status[i].status,
+            (long long)st->fail_by_status[i].count);
+    }
+    if (st->last_fail_ns) {
+        char why[sizeof st->last_fail_why * 6];
+        put(&b,
+            "},\"last_snapshot_failure\":{\"symbol\":\"%s\",\"status\":%d,\"reason\":\"%s\","
+            "\"time_ns\":%lld},",
+            st->last_fail_symbol, st->last_fail_status,
+            lc_json_text(why, sizeof why, st->last_fail_why, strlen(st->last_fail_why)),
+            (long long)st->last_fail_ns);
+    }
+    else {
+        put(&b, "},\"last_snapshot_failure\":null,");
+    }
     put(&b, "\"streams\":{");
     for (size_t i = 0; i < c->nstreams; i++) {
         lc_stream *s = &c->streams[i];

@@ -192,7 +192,8 @@ conn_start(lc_collector *c, lc_slot *s, int as_next)
     i.path = s->path;
     i.host = cf->ws.host;
     i.origin = cf->ws.host;
-    i.ssl_connection = cf->ws.tls ? LCCSCF_USE_SSL | LCCSCF_PRIORITIZE_READS : 0;
+    i.ssl_connection = (cf->ws.tls ? LCCSCF_USE_SSL | LCCSCF_PRIORITIZE_READS : 0) |
+                       LCCSCF_HTTP_NO_FOLLOW_REDIRECT; /* another host's stream is not ours */
     i.protocol = NULL;
     i.local_protocol_name = "lobfast-collect";
     i.opaque_user_data = k;
@@ -401,9 +402,10 @@ lc_ws_callback(lc_collector *c, struct lws *wsi, int reason, void *in, size_t le
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
         if (len >= 2) {
             const unsigned char *p = in;
-            snprintf(k->why, sizeof k->why, "the server closed it (code %d%s%.*s)",
-                     p[0] << 8 | p[1], len > 2 ? ": " : "", (int)(len > 100 ? 98 : len - 2),
-                     (const char *)in + 2);
+            char reason[100]; /* the peer's bytes: anything, a terminal's escapes included */
+            lc_printable(reason, sizeof reason, (const char *)in + 2, len - 2);
+            snprintf(k->why, sizeof k->why, "the server closed it (code %d%s%s)", p[0] << 8 | p[1],
+                     len > 2 ? ": " : "", reason);
         }
         else {
             snprintf(k->why, sizeof k->why, "the server closed it");
@@ -411,11 +413,11 @@ lc_ws_callback(lc_collector *c, struct lws *wsi, int reason, void *in, size_t le
         break;
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR: {
         char why[140];
-        if (in != NULL && len > 0) {
-            snprintf(why, sizeof why, "%.*s", (int)(len < 139 ? len : 139), (const char *)in);
+        if (in != NULL) {
+            lc_printable(why, sizeof why, in, len > 0 ? len : strlen(in));
         }
         else {
-            snprintf(why, sizeof why, "%s", in != NULL ? (const char *)in : "connection error");
+            snprintf(why, sizeof why, "connection error");
         }
         conn_gone(c, k, why);
         break;
