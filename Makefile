@@ -44,7 +44,6 @@ $(SO_STAMP): $(SETUP_STAMP) $(CSRC) setup.py
 # --- the README's commands --------------------------------------------------------------
 test: build
 	$(PY) -m pytest -q tests
-	$(PY) -m pytest -q -p no:cacheprovider --nbmake notebooks -o filterwarnings=
 
 demo: build
 	$(VENV)/bin/lobfast demo
