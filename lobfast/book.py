@@ -58,12 +58,27 @@ _TD64_UNITS = {
 }
 
 
-def _check_time(t_ns: int, name: str, given: Any) -> int:
-    """t_ns when it is a time the core accepts, else ValueError naming ``name``."""
+def _time_ns(t: Any, name: str) -> int:
+    """``t`` as int ns (:func:`~lobfast.readers.to_ns`) when it is a time the C core accepts,
+    else ValueError naming ``name``: NaT, and times outside 1970-01-01..2262-01-01 (checked
+    in seconds first, as datetime64[ns] wraps such times around silently)."""
+    if not isinstance(t, (int, np.integer)) or isinstance(t, (bool, np.bool_)):
+        d = t
+        if getattr(d, "tzinfo", None) is not None:
+            d = d.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+        try:
+            d = np.datetime64(d)
+        except (ValueError, TypeError):
+            d = None  # to_ns says why
+        if d is not None and np.isnat(d):
+            raise ValueError(f"{name}={t!r} is NaT (a missing time)")
+        if d is not None and not _TS_MIN <= int(d.astype("datetime64[s]").astype(np.int64)) * 10**9 <= _TS_MAX:
+            raise ValueError(f"{name}={t!r} is outside 1970-01-01..2262-01-01")
+    t_ns = to_ns(t)
     if t_ns == np.iinfo(np.int64).min:
-        raise ValueError(f"{name}={given!r} is NaT (a missing time)")
+        raise ValueError(f"{name}={t!r} is NaT (a missing time)")
     if not _TS_MIN <= t_ns <= _TS_MAX:
-        raise ValueError(f"{name}={given!r} ({t_ns} ns) is outside 1970-01-01..2262-01-01")
+        raise ValueError(f"{name}={t!r} ({t_ns} ns) is outside 1970-01-01..2262-01-01")
     return t_ns
 
 
@@ -240,7 +255,7 @@ def book_at(source: DepthEvents | MarketData, t, *, levels: int = 10) -> BookSna
     ``t`` must lie in 1970-01-01..2262-01-01 (ValueError otherwise).
     """
     depth = source.depth if isinstance(source, MarketData) else source
-    t_ns = _check_time(to_ns(t), "t", t)
+    t_ns = _time_ns(t, "t")
     end = int(np.searchsorted(depth.ts, t_ns, side="right"))
     resets = np.flatnonzero(depth.flags[:end] & Flags.RESET)
     start = int(resets[-1]) if len(resets) else 0
