@@ -492,6 +492,10 @@ def test_a_grid_too_fine_for_its_span_is_refused_before_anything_is_allocated(us
         b.feed(depth_of([(T0 + 3 * 10**9, 1, 100.0, 2.0, 2, EOM)]))
     rows = b.feed(depth_of([(T0 + 1000, 1, 100.0, 2.0, 2, EOM)]))  # the refused chunk changed nothing
     assert rows.ts.tolist() == list(range(T0, T0 + 1000)) and rows.valid.all()
+    b = BookBuilder(1, every=1)
+    b.feed(depth_of(BOOK[:1]))  # a message that goes on in the next chunk: held back
+    with pytest.raises(ValueError, match=r"from 1000000000000000000 to 1000000003000000000 ns would have"):
+        b.feed(depth_of([(T0 + 3 * 10**9, -1, 101.0, 1.0, 1, SNAP | EOM)]))
 
 
 def deep_stream(n: int, levels: int = 100_000) -> DepthEvents:

@@ -311,7 +311,9 @@ check_grid_size(const lob_book *b, const lob_depth_view *v, lob_error *err)
         return LOB_OK;
     }
     int64_t first = b->next_grid, last = v->ts[v->n - 1], span;
-    if (!b->fed && grid_first(v->ts[0], b->o.every_ns, &first)) {
+    /* before any row was applied, the grid starts at the first row: a held-back one's */
+    int64_t first_ts = b->held.n ? LOB_COL(&b->held, LOB_D_TS, int64_t)[0] : v->ts[0];
+    if (!b->fed && grid_first(first_ts, b->o.every_ns, &first)) {
         return LOB_OK;
     }
     if (lob_ts_sub(last, first, &span) < 0 || span < 0) {
