@@ -711,7 +711,9 @@ def reference_book(
 ) -> dict[str, np.ndarray]:
     """The rows lobfast.reconstruct returns, from a dict book sorted on every output row.
 
-    Rules (the C book's): GAP -> unknown until RESET; RESET clears both sides; snapshot rows
+    Rules (the C book's): GAP -> unknown until RESET, and grid rows after the last message
+    before a GAP are invalid; a row is valid only after a whole message, with both sides
+    non-empty and not crossed; RESET clears both sides; snapshot rows
     set each side's orphan bound (its deepest level); later levels deeper than the bound are
     orphans (skipped when pruned); END_OF_MESSAGE completes a message (crossed check, then a
     row per message, or grid rows at multiples of `every` before the next message).
@@ -733,7 +735,7 @@ def reference_book(
     def is_crossed():
         return bool(book[1]) and bool(book[-1]) and max(book[1]) >= min(book[-1])
 
-    def emit(t):
+    def emit(t, gap_next=False):
         bids = sorted(book[1].items(), reverse=True)[:levels]
         asks = sorted(book[-1].items())[:levels]
         pad = [(math.nan, 0.0)] * levels
@@ -745,14 +747,18 @@ def reference_book(
         out["bid_sz"].append([q for _, q in bids])
         out["ask_px"].append([p for p, _ in asks])
         out["ask_sz"].append([q for _, q in asks])
-        out["valid"].append(known and not is_crossed() and not stale)
+        before_gap = gap_next and t > last_msg_ts
+        consistent = known and at_boundary and bool(book[1]) and bool(book[-1]) and not is_crossed()
+        out["valid"].append(consistent and not stale and not before_gap)
 
     # a message takes effect at its last row's time: the ts of the next END_OF_MESSAGE row
     all_ts, all_fl = depth["ts"].tolist(), depth["flags"].tolist()
     msg_end = list(all_ts)
+    gap_in_msg = [bool(f & GAP) for f in all_fl]  # a GAP row from here to the message's end
     for i in range(len(all_ts) - 2, -1, -1):
         if not all_fl[i] & END_OF_MESSAGE:
             msg_end[i] = msg_end[i + 1]
+            gap_in_msg[i] = gap_in_msg[i] or gap_in_msg[i + 1]
     cols = zip(*(depth[k].tolist() for k in ("ts", "side", "price", "qty", "update_id", "flags")))
     last_ts = None
     for row, (ts, side, px, qty, uid, fl) in enumerate(cols):
@@ -761,7 +767,7 @@ def reference_book(
                 next_grid = -(-ts // every) * every
             if at_boundary:
                 while next_grid < msg_end[row]:
-                    emit(next_grid)
+                    emit(next_grid, gap_in_msg[row])
                     next_grid += every
         last_ts = ts
         if fl & GAP:

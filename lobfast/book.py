@@ -4,7 +4,10 @@ check_against_quotes.
 The book follows the rows' flags: RESET clears it (a snapshot follows), GAP makes it
 unknown until the next RESET, END_OF_MESSAGE marks where it is consistent.  Rows come out
 either one per exchange message or on a time grid, with ``valid`` False wherever the book
-cannot be trusted (before the first RESET, after a GAP, crossed, or stale).
+cannot be trusted: before the first RESET, after a GAP, inside a message (a snapshot cut
+before its END_OF_MESSAGE), one-sided (a side without levels), crossed, stale, and grid
+rows after the last message when the next one reveals a GAP (the lost updates happened
+somewhere in between).  A row is valid only when none of these holds.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import datetime as _dt
 import re
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -34,13 +38,66 @@ _UNITS = {
 }
 
 
+# what the C core accepts as a time (lob.h: LOB_TS_MIN, LOB_TS_MAX): 1970-01-01..2262-01-01
+_TS_MIN, _TS_MAX = 0, 9_214_646_400_000_000_000
+# the longest duration: 2^62 ns (146 years), so a time plus a duration stays in int64
+_MAX_DURATION = 2**62
+# numpy.timedelta64 units with a fixed length, in ns (years and months have none)
+_TD64_UNITS = {
+    "W": Fraction(7 * 86400 * 10**9),
+    "D": Fraction(86400 * 10**9),
+    "h": Fraction(3600 * 10**9),
+    "m": Fraction(60 * 10**9),
+    "s": Fraction(10**9),
+    "ms": Fraction(10**6),
+    "us": Fraction(10**3),
+    "ns": Fraction(1),
+    "ps": Fraction(1, 10**3),
+    "fs": Fraction(1, 10**6),
+    "as": Fraction(1, 10**9),
+}
+
+
+def _time_ns(t: Any, name: str) -> int:
+    """``t`` as int ns (:func:`~lobfast.readers.to_ns`) when it is a time the C core accepts,
+    else ValueError naming ``name``: NaT, and times outside 1970-01-01..2262-01-01 (checked
+    in seconds first, as datetime64[ns] wraps such times around silently)."""
+    if not isinstance(t, (int, np.integer)) or isinstance(t, (bool, np.bool_)):
+        d = t
+        if getattr(d, "tzinfo", None) is not None:
+            d = d.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+        try:
+            d = np.datetime64(d)
+        except (ValueError, TypeError):
+            d = None  # to_ns says why
+        if d is not None and np.isnat(d):
+            raise ValueError(f"{name}={t!r} is NaT (a missing time)")
+        if d is not None and not _TS_MIN <= int(d.astype("datetime64[s]").astype(np.int64)) * 10**9 <= _TS_MAX:
+            raise ValueError(f"{name}={t!r} is outside 1970-01-01..2262-01-01")
+    t_ns = to_ns(t)
+    if t_ns == np.iinfo(np.int64).min:
+        raise ValueError(f"{name}={t!r} is NaT (a missing time)")
+    if not _TS_MIN <= t_ns <= _TS_MAX:
+        raise ValueError(f"{name}={t!r} ({t_ns} ns) is outside 1970-01-01..2262-01-01")
+    return t_ns
+
+
 def parse_duration(value: Any, name: str = "every") -> int:
     """A duration as int ns: an int (ns), ``"100ms"``, ``"1.5s"``, ``"5min"``, ``"250us"``,
-    ``numpy.timedelta64`` or ``datetime.timedelta``."""
+    ``numpy.timedelta64`` or ``datetime.timedelta``.
+
+    Computed exactly (no floats); it must be a positive whole number of nanoseconds of at
+    most 2^62 (146 years), else ValueError naming ``name`` and the value.
+    """
     if isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{name} must be a duration, not {value!r}")
     if isinstance(value, np.timedelta64):  # before np.integer: timedelta64 subclasses it
-        ns = int(value // np.timedelta64(1, "ns"))
+        if np.isnat(value):
+            raise ValueError(f"{name}={value!r} is NaT (a missing duration)")
+        unit, count = np.datetime_data(value.dtype)
+        if unit not in _TD64_UNITS:
+            raise ValueError(f"{name}={value!r} has no fixed length in ns (unit {unit!r})")
+        ns = int(value.astype(np.int64)) * count * _TD64_UNITS[unit]
     elif isinstance(value, (int, np.integer)):
         ns = int(value)
     elif isinstance(value, _dt.timedelta):
@@ -49,26 +106,37 @@ def parse_duration(value: Any, name: str = "every") -> int:
         m = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ns|us|µs|ms|s|min|m|h|d)\s*", value)
         if m is None:
             raise ValueError(f"{name}={value!r} is not a duration such as '100ms', '1s', '5min' or an int of ns")
-        ns = round(float(m.group(1)) * _UNITS[m.group(2)])
+        ns = Fraction(m.group(1)) * _UNITS[m.group(2)]
     else:
         raise ValueError(f"{name} must be a duration (str, int ns, timedelta), not {type(value).__name__}")
     if ns <= 0:
         raise ValueError(f"{name} must be a positive duration, not {value!r}")
-    if ns > 2**62:
+    if ns > _MAX_DURATION:
         raise ValueError(f"{name}={value!r} is longer than 2^62 ns (146 years)")
-    return ns
+    if isinstance(ns, Fraction):
+        if ns.denominator != 1:
+            raise ValueError(f"{name}={value!r} is not a whole number of nanoseconds")
+        ns = ns.numerator
+    return int(ns)
 
 
 def parse_horizon(value: Any, name: str = "horizon", *, allow_zero: bool = False) -> tuple[int, int]:
     """``(rows, ns)``, one of them 0: an int counts rows, anything else is a duration
-    (:func:`parse_duration`). Rows must be positive, or non-negative with ``allow_zero``."""
+    (:func:`parse_duration`). Rows must be positive, or non-negative with ``allow_zero``,
+    and at most 2^62."""
     if isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{name} must be a number of rows or a duration, not {value!r}")
     if isinstance(value, (int, np.integer)) and not isinstance(value, np.timedelta64):
         if value < 0 or (value == 0 and not allow_zero):
             least = "a non-negative number of rows" if allow_zero else "a positive number of rows: at least 1 row"
             raise ValueError(f"{name} must be {least}, not {value}")
+        if value > _MAX_DURATION:
+            raise ValueError(f"{name}={value!r} rows is more than 2^62")
         return int(value), 0
+    if not isinstance(value, (str, np.timedelta64, _dt.timedelta)):
+        raise ValueError(
+            f"{name} must be a number of rows (int) or a duration (str, timedelta), not {type(value).__name__}"
+        )
     return 0, parse_duration(value, name)
 
 
@@ -94,6 +162,13 @@ class BookBuilder:
     orphans : ``"keep"`` or ``"prune"`` levels deeper than the last snapshot reached (nothing
         ever deletes what a snapshot did not list); counted either way.
     max_stale : rows more than this duration after the last message are not ``valid``.
+
+    Grid rows after a chunk's last message come out with the next chunk (or ``finish()``):
+    only the next message tells whether a sequence break (GAP) came before it, which makes
+    those rows invalid.  So chunks give exactly the rows of one call, wherever they are cut.
+    Times must lie in 1970-01-01..2262-01-01 (NaT is refused, naming the row), and one
+    chunk's grid may have at most 2^31 rows.  Ctrl-C stops a long ``feed``; the builder then
+    refuses more rows (start a new one).
 
     Examples
     --------
@@ -171,29 +246,39 @@ def reconstruct(
 
 
 def book_at(source: DepthEvents | MarketData, t, *, levels: int = 10) -> BookSnapshots:
-    """The book at time ``t`` (after every event with ``ts <= t``), rebuilt from the last
-    snapshot (RESET) at or before ``t`` instead of from the start of the data.
+    """The book at time ``t`` (after every message that ended at or before ``t``), rebuilt
+    from the last snapshot (RESET) at or before ``t`` instead of from the start of the data.
 
-    Returns one row; ``valid`` is False if no snapshot precedes ``t`` or a gap came after it.
+    Returns one row, the row :func:`reconstruct` gives at ``t`` on a grid: ``valid`` is False
+    if no snapshot precedes ``t``, a gap came after it, the book is crossed or one-sided, or
+    the next message reveals a gap (updates lost between the last message and ``t``).
+    ``t`` must lie in 1970-01-01..2262-01-01 (ValueError otherwise).
     """
     depth = source.depth if isinstance(source, MarketData) else source
-    t_ns = to_ns(t)
+    t_ns = _time_ns(t, "t")
     end = int(np.searchsorted(depth.ts, t_ns, side="right"))
     resets = np.flatnonzero(depth.flags[:end] & Flags.RESET)
     start = int(resets[-1]) if len(resets) else 0
     builder = BookBuilder(levels)
     part = depth[start:end]
-    builder.feed(part)
+    builder.feed(part)  # a message still going on at t is held back: it has not taken effect
     bid_px, bid_sz, ask_px, ask_sz = builder.book()
-    known = bool(builder.stats["known"]) and len(resets) > 0
+    valid = bool(builder.stats["valid"])
+    ends = np.flatnonzero(part.flags & Flags.END_OF_MESSAGE)
+    uid = int(part.update_id[ends[-1]]) if len(ends) else -1
+    if valid and t_ns > part.ts[ends[-1]]:
+        # the next message (from the first row after the last one applied): a sequence break
+        # before it means updates were lost somewhere after the last message
+        k = start + int(ends[-1]) + 1
+        later = np.flatnonzero(depth.flags[k:] & Flags.END_OF_MESSAGE)
+        stop = k + int(later[0]) + 1 if len(later) else len(depth)
+        valid = not np.any(depth.flags[k:stop] & Flags.GAP)
 
     def top(a, fill):
         out = np.full((1, levels), fill, np.float64)
         out[0, : min(levels, len(a))] = a[:levels]
         return out
 
-    crossed = len(bid_px) and len(ask_px) and bid_px[0] >= ask_px[0]
-    uid = int(part.update_id[-1]) if len(part) else -1
     return BookSnapshots(
         ts=[t_ns],
         update_id=[uid],
@@ -201,7 +286,7 @@ def book_at(source: DepthEvents | MarketData, t, *, levels: int = 10) -> BookSna
         bid_sz=top(bid_sz, 0.0),
         ask_px=top(ask_px, np.nan),
         ask_sz=top(ask_sz, 0.0),
-        valid=[known and not crossed],
+        valid=[valid],
     )
 
 

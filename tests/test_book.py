@@ -3,6 +3,13 @@ bad input."""
 
 from __future__ import annotations
 
+import datetime
+import gzip
+import os
+import signal
+import threading
+import time
+
 import numpy as np
 import pytest
 from conftest import SPOT_BTC_0808, SPOT_BTC_0809, SPOT_ETH_0808, USDM_BTC_0808
@@ -395,13 +402,19 @@ def test_quality_report_with_a_receive_clock_ahead_of_the_exchange():
     assert r.counts["resets"] == 0 and r.latency_ms["depth"]["p50"] == pytest.approx(2000.0)
 
 
+TS_MAX = 9_214_646_400_000_000_000  # 2262-01-01, the last time the core accepts
+
+
 def test_grid_arithmetic_at_the_ends_of_int64():
     rows = [(5, 1, 1.0, 1.0, 1, RESET | SNAP | EOM)]
     s = reconstruct(depth_of(rows), levels=1, every=2**62)
     assert len(s) == 0  # the first grid time (2^62) is after the data
-    rows = [(2**62 + 1, 1, 1.0, 1.0, 1, RESET | SNAP | EOM), (2**63 - 10, 1, 1.0, 2.0, 2, EOM)]
+    rows = [(2**62 + 1, 1, 1.0, 1.0, 1, RESET | SNAP | EOM), (TS_MAX, 1, 1.0, 2.0, 2, EOM)]
     s = reconstruct(depth_of(rows), levels=1, every=2**62)
     assert s.ts.tolist() == []  # the first grid time would be 2 * 2^62: past the end of int64
+    rows = [(2**62, 1, 1.0, 1.0, 1, RESET | SNAP), (2**62, -1, 2.0, 1.0, 1, SNAP | EOM), (TS_MAX, 1, 1.0, 2.0, 2, EOM)]
+    s = reconstruct(depth_of(rows), levels=1, every=2**62)
+    assert s.ts.tolist() == [2**62]  # the next grid time, 2 * 2^62, is past the end of int64
     with pytest.raises(ValueError, match="longer than 2\\^62 ns"):
         BookBuilder(every=2**63)
 
@@ -425,3 +438,269 @@ def test_a_message_spanning_a_grid_time_takes_effect_at_its_end():
     s = reconstruct(depth_of(rows), levels=1, every=10)
     assert s.ts.tolist() == [0, 10] and s.bid_px[:, 0].tolist() == [100.0, 100.0]
     assert_same(s, _reference.reference_book(depth_of(rows).columns, 1, 10))
+
+
+# --------------------------------------------------------------------------- times, grids, Ctrl-C
+
+NAT = int(np.iinfo(np.int64).min)
+T0 = 10**18
+BOOK = [(T0, 1, 100.0, 1.0, 1, RESET | SNAP), (T0, -1, 101.0, 1.0, 1, SNAP | EOM)]
+
+
+@pytest.mark.parametrize("every", [None, "1s"])
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        ([(NAT, 1, 100.0, 1.0, 1, RESET | SNAP | EOM), *BOOK], r"row 0: ts is NaT \(a missing time\)"),
+        ([(-1, 1, 100.0, 1.0, 1, RESET | SNAP | EOM), *BOOK], r"row 0: ts -1 ns is outside 1970-01-01..2262-01-01"),
+        ([*BOOK, (TS_MAX + 1, 1, 100.0, 2.0, 2, EOM)], r"row 2: ts 9214646400000000001 ns is outside 1970"),
+        ([*BOOK, (2**63 - 1, 1, 100.0, 2.0, 2, EOM)], r"row 2: ts 9223372036854775807 ns is outside 1970"),
+    ],
+)
+def test_times_outside_1970_to_2262_are_refused_naming_the_row(rows, message, every):
+    with pytest.raises(LobError, match=message):
+        reconstruct(depth_of(rows), every=every)
+
+
+def test_a_bad_time_in_a_later_chunk_names_the_row_and_changes_nothing():
+    b = BookBuilder(1, every="1s")
+    b.feed(depth_of(BOOK))
+    with pytest.raises(ValueError, match=r"row 3: ts is NaT"):
+        b.feed(depth_of([(T0 + 10**9, 1, 100.0, 2.0, 2, 0), (NAT, 1, 100.0, 3.0, 2, EOM)]))
+    later = [(T0 + 2 * 10**9, 1, 100.0, 2.0, 2, EOM)]
+    got = _concat_rows([b.feed(depth_of(later)), b.finish()])
+    want = reconstruct(depth_of(BOOK + later), levels=1, every="1s")
+    assert_same(got, want.columns)
+
+
+@pytest.mark.parametrize("t", [NAT, "NaT", np.datetime64("NaT"), -1, "1600-01-01", "2262-01-02", TS_MAX + 1])
+def test_book_at_refuses_times_outside_1970_to_2262(usdm, t):
+    with pytest.raises(ValueError, match=r"t=.* (is NaT|is outside 1970-01-01..2262-01-01)"):
+        lobfast.book_at(usdm, t)
+
+
+def test_a_grid_too_fine_for_its_span_is_refused_before_anything_is_allocated(usdm):
+    with pytest.raises(
+        ValueError,
+        match=r"a grid every 1 ns from \d+ to \d+ ns would have 344\d{9} rows in this batch, "
+        r"more than the limit of 2147483648: use a coarser every, or feed shorter chunks",
+    ):
+        reconstruct(usdm.depth, every=1)
+    b = BookBuilder(1, every=1)
+    b.feed(depth_of(BOOK))
+    with pytest.raises(ValueError, match=r"would have 3000000001 rows"):
+        b.feed(depth_of([(T0 + 3 * 10**9, 1, 100.0, 2.0, 2, EOM)]))
+    rows = b.feed(depth_of([(T0 + 1000, 1, 100.0, 2.0, 2, EOM)]))  # the refused chunk changed nothing
+    assert rows.ts.tolist() == list(range(T0, T0 + 1000)) and rows.valid.all()
+    b = BookBuilder(1, every=1)
+    b.feed(depth_of(BOOK[:1]))  # a message that goes on in the next chunk: held back
+    with pytest.raises(ValueError, match=r"from 1000000000000000000 to 1000000003000000000 ns would have"):
+        b.feed(depth_of([(T0 + 3 * 10**9, -1, 101.0, 1.0, 1, SNAP | EOM)]))
+
+
+def deep_stream(n: int, levels: int = 100_000) -> DepthEvents:
+    """n rows that insert, then delete, `levels` price levels in a random order (a deep book
+    kept busy: each row costs a lookup and a shift), 1000 rows per message."""
+    tick = np.random.default_rng(0).permutation(np.arange(1, levels + 1))
+    reps = -(-n // (2 * levels))
+    flags = np.zeros(n, np.uint8)
+    flags[999::1000] = EOM
+    flags[0] |= RESET | SNAP
+    flags[-1] |= EOM
+    return DepthEvents(
+        ts=np.arange(T0, T0 + n),
+        local_ts=np.arange(T0, T0 + n),
+        side=np.tile(np.where(tick > levels // 2, -1, 1).astype(np.int8), 2 * reps)[:n],
+        price=np.tile(tick / 100, 2 * reps)[:n],
+        qty=np.tile(np.repeat([1.0, 0.0], levels), reps)[:n],
+        update_id=np.arange(n),
+        flags=flags,
+    )
+
+
+def test_ctrl_c_stops_a_long_feed():
+    d = deep_stream(3_000_000)
+    t0 = time.perf_counter()
+    BookBuilder(1).feed(d)
+    full = time.perf_counter() - t0
+    b = BookBuilder(1)
+    timer = threading.Timer(full / 5, lambda: os.kill(os.getpid(), signal.SIGINT))
+    t0 = time.perf_counter()
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            b.feed(d)
+            time.sleep(full)  # not reached: the signal came during feed
+    finally:
+        timer.cancel()
+    assert time.perf_counter() - t0 < full / 2, f"stopped after {time.perf_counter() - t0:.2f} s of {full:.2f} s"
+    with pytest.raises(LobError, match="stopped at an error in an earlier batch"):
+        b.feed(d[:10])
+
+
+# --------------------------------------------------------------------------- what a valid row is
+
+
+def test_a_snapshot_alone_or_cut_mid_message_is_not_a_valid_book(usdm):
+    first_end = int(np.flatnonzero(usdm.depth.flags & EOM)[0])
+    assert first_end > 10  # the snapshot is one message of many rows
+    for k in (1, first_end // 2, first_end):  # cut inside the snapshot
+        s = reconstruct(usdm.depth[:k], every="1ms")
+        assert len(s) >= 1 and not s.valid.any(), k
+        assert len(reconstruct(usdm.depth[:k])) == 0  # no message ended: no row per message
+    s = reconstruct(usdm.depth[: first_end + 1], every="1ms")
+    assert s.valid.tolist() == [True]
+
+
+def test_a_one_sided_book_is_not_valid():
+    rows = [
+        (1, 1, 100.0, 1.0, 1, RESET | SNAP | EOM),  # a snapshot with bids only
+        (2, -1, 101.0, 1.0, 2, EOM),
+        (3, -1, 101.0, 0.0, 3, EOM),  # the last ask goes
+        (4, -1, 102.0, 1.0, 4, EOM),
+    ]
+    d = depth_of(rows)
+    assert reconstruct(d, levels=1).valid.tolist() == [False, True, False, True]
+    grid = reconstruct(d, levels=1, every=1)
+    assert grid.ts.tolist() == [1, 2, 3, 4] and grid.valid.tolist() == [False, True, False, True]
+    assert [bool(lobfast.book_at(d, t, levels=1).valid[0]) for t in (1, 2, 3, 4)] == [False, True, False, True]
+    assert_same(grid, _reference.reference_book(d.columns, 1, 1))
+
+
+def test_grid_rows_between_the_last_message_and_a_gap_are_not_valid():
+    rows = [
+        (0, 1, 100.0, 1.0, 1, RESET | SNAP),
+        (0, -1, 101.0, 1.0, 1, SNAP | EOM),
+        (12, 1, 100.5, 1.0, 2, EOM),
+        (45, 0, np.nan, np.nan, 4, GAP | EOM),  # update 3 was lost, somewhere in (12, 45]
+    ]
+    d = depth_of(rows)
+    s = reconstruct(d, levels=1, every=10)
+    assert s.ts.tolist() == [0, 10, 20, 30, 40] and s.valid.tolist() == [True, True, False, False, False]
+    assert_same(s, _reference.reference_book(d.columns, 1, 10))
+    for cuts in ([0, 3, 4], [0, 2, 3, 4], [0, 1, 2, 3, 4]):  # the gap only shows in the last chunk
+        b = BookBuilder(1, every=10)
+        parts = [b.feed(d[a:z]) for a, z in zip(cuts[:-1], cuts[1:])] + [b.finish()]
+        assert_same(_concat_rows(parts), s.columns, f"cuts {cuts}")
+    for t, valid in ((10, True), (12, True), (13, False), (44, False), (45, False)):
+        assert bool(lobfast.book_at(d, t, levels=1).valid[0]) == valid, t
+
+
+LOST_UID = 5123116293232  # one diff of the USD-M recording
+
+
+@pytest.fixture(scope="module")
+def usdm_lost(tmp_path_factory):
+    """The USD-M recording without the diff LOST_UID (its raw line removed)."""
+    lines = gzip.open(USDM_BTC_0808, "rb").read().split(b"\n")
+    keep = [line for line in lines if f'"u":{LOST_UID},'.encode() not in line]
+    assert len(keep) == len(lines) - 1
+    path = tmp_path_factory.mktemp("lost") / "usdm_lost.txt"
+    path.write_bytes(b"\n".join(keep))
+    return lobfast.read_binance(path).depth
+
+
+@pytest.mark.parametrize("every, wrong", [(10**8, 1), (10**6, 53)])
+def test_no_valid_row_misses_a_lost_diff(usdm, usdm_lost, every, wrong):
+    gaps = np.flatnonzero(usdm_lost.flags & GAP)
+    assert len(gaps) == 1
+    ends = np.flatnonzero(usdm_lost.flags[: gaps[0]] & EOM)
+    last_ok = int(usdm_lost.ts[ends[-1]])  # the last message before the break
+    full = reconstruct(usdm.depth, levels=10, every=every)
+    lost = reconstruct(usdm_lost, levels=10, every=every)
+    full = full[: len(lost)]
+    np.testing.assert_array_equal(full.ts, lost.ts)
+    differs = np.zeros(len(lost), bool)
+    for k in ("bid_px", "bid_sz", "ask_px", "ask_sz"):
+        differs |= np.any(full.columns[k] != lost.columns[k], axis=1)
+    assert np.count_nonzero(differs & (lost.ts < usdm_lost.ts[gaps[0]])) == wrong  # rows missing the update
+    assert not np.any(differs & lost.valid)
+    # exactly the rows after the last message before the break are invalid
+    np.testing.assert_array_equal(lost.valid, lost.ts <= last_ok)
+    assert full.valid.all()
+    # book_at agrees, row for row, around the break
+    first_bad = int(np.argmax(~lost.valid))
+    for i in range(max(first_bad - 3, 0), len(lost), max(1, (len(lost) - first_bad) // 20)):
+        at = lobfast.book_at(usdm_lost, int(lost.ts[i]), levels=10)
+        assert bool(at.valid[0]) == bool(lost.valid[i]), i
+        np.testing.assert_array_equal(at.bid_px[0], lost.bid_px[i])
+        np.testing.assert_array_equal(at.ask_sz[0], lost.ask_sz[i])
+    # chunks cut anywhere around the break give the same rows
+    g = int(gaps[0])
+    for cuts in ([0, g, g + 1], [0, 1, 5000, g - 3, g, g + 1], [0, int(ends[-1]), int(ends[-1]) + 1, g + 1]):
+        b = BookBuilder(10, every=every)
+        parts = [b.feed(usdm_lost[a:z]) for a, z in zip(cuts[:-1], cuts[1:])] + [b.finish()]
+        assert_same(_concat_rows(parts), lost.columns, f"cuts {cuts}")
+
+
+@given(streams(), st.sampled_from([None, 2]), st.lists(st.integers(0, 400), max_size=4))
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_random_streams_in_chunks_equal_the_reference(rows, every, cuts):
+    d = depth_of(rows)
+    cuts = sorted({0, len(d), *(c % (len(d) + 1) for c in cuts)})
+    b = BookBuilder(2, every=every)
+    parts = [b.feed(d[a:z]) for a, z in zip(cuts[:-1], cuts[1:])] + [b.finish()]
+    assert_same(_concat_rows(parts), _reference.reference_book(d.columns, 2, every), f"cuts {cuts}")
+
+
+def _concat_rows(parts: list[lobfast.BookSnapshots]) -> lobfast.BookSnapshots:
+    return lobfast.BookSnapshots(**{k: np.concatenate([p.columns[k] for p in parts]) for k in parts[0].columns})
+
+
+# --------------------------------------------------------------------------- durations
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("1" + "0" * 400 + "s", r"every='10+s' is longer than 2\^62 ns"),
+        ("1e400s", r"every='1e400s' is not a duration"),
+        ("0s", "every must be a positive duration, not '0s'"),
+        ("-1s", r"every='-1s' is not a duration"),
+        ("0.5ns", r"every='0.5ns' is not a whole number of nanoseconds"),
+        (np.timedelta64("NaT"), r"every=.*NaT.* is NaT"),
+        (np.timedelta64(1, "Y"), "has no fixed length in ns"),
+        (np.timedelta64(1500, "ps"), "not a whole number of nanoseconds"),
+        (np.timedelta64(2**62, "s"), r"longer than 2\^62 ns"),
+        (np.timedelta64(-1, "s"), "positive duration"),
+        (datetime.timedelta(days=10**8), r"longer than 2\^62 ns"),
+        (2**63, r"longer than 2\^62 ns"),
+        (np.uint64(2**64 - 1), r"longer than 2\^62 ns"),
+        (float("inf"), "every must be a duration .* not float"),
+        (float("nan"), "every must be a duration .* not float"),
+        (1.5, "every must be a duration .* not float"),
+    ],
+)
+def test_bad_durations_are_value_errors_naming_the_text(value, message):
+    with pytest.raises(ValueError, match=message):
+        lobfast.parse_duration(value)
+    with pytest.raises(ValueError, match=message):
+        BookBuilder(every=value)
+
+
+def test_durations_are_exact():
+    assert lobfast.parse_duration("123456789.123456789s") == 123456789123456789  # float would round
+    assert lobfast.parse_duration("0.3s") == 3 * 10**8
+    assert lobfast.parse_duration(".5us") == 500
+    assert lobfast.parse_duration(np.timedelta64(2000, "ps")) == 2
+    assert lobfast.parse_duration(np.timedelta64(3, "W")) == 3 * 7 * 86400 * 10**9
+    assert lobfast.parse_duration(datetime.timedelta(microseconds=-1) * -5) == 5000
+    assert lobfast.parse_duration(2**62) == 2**62
+
+
+def test_horizons():
+    parse_horizon = lobfast.book.parse_horizon
+    assert parse_horizon(7) == (7, 0) and parse_horizon(np.int64(0), allow_zero=True) == (0, 0)
+    assert parse_horizon("5ms") == (0, 5 * 10**6) and parse_horizon(np.timedelta64(5, "ms")) == (0, 5 * 10**6)
+    for value, message in [
+        (2**70, r"horizon=1180591620717411303424 rows is more than 2\^62"),
+        (0, "positive number of rows"),
+        (-1, "positive number of rows"),
+        (1.5, "horizon must be a number of rows .int. or a duration .str, timedelta., not float"),
+        (float("nan"), "number of rows .int. or a duration"),
+        ("1" + "0" * 400 + "ms", r"longer than 2\^62 ns"),
+        ("0.5ns", "not a whole number of nanoseconds"),
+        (np.timedelta64("NaT"), "is NaT"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            parse_horizon(value)

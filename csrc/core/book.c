@@ -12,6 +12,11 @@
 #define MAX_DECIMALS 12
 #define NO_BOUND INT64_MIN
 
+/* Most grid rows one batch may produce: a grid is sized before anything is allocated, and a
+ * grid that fine over that long a span is a mistake (every=1 over a day is 8.6e13 rows), not
+ * a request for hundreds of gigabytes. */
+#define GRID_MAX_ROWS (INT64_C(1) << 31)
+
 static const double pow10_exact[MAX_DECIMALS + 1] = {1e0, 1e1, 1e2, 1e3,  1e4,  1e5, 1e6,
                                                      1e7, 1e8, 1e9, 1e10, 1e11, 1e12};
 
@@ -34,6 +39,7 @@ struct lob_book_s {
     int fed;                       /* any row fed */
     int broken;                    /* a batch failed half-applied: refuse more */
     int grid_done;                 /* no grid time is left before the end of int64 ns */
+    int gap_next;                  /* the message about to be applied follows a sequence break */
     lob_table held;                /* a batch's trailing message, until its last row arrives */
     int64_t seen;                  /* rows validated so far (error positions) */
     int64_t seen_ts;               /* ts of the last row validated (sortedness) */
@@ -49,7 +55,7 @@ struct lob_book_s {
     lob_table out;                 /* BookSnapshots rows */
     /* counters */
     int64_t n_crossed, n_repairs, n_orphans, n_pruned, n_unknown_deletes, n_gaps, n_resets,
-        n_invalid, n_stale;
+        n_invalid, n_stale, n_before_gap;
 };
 
 /* ------------------------------------------------------------------ sides */
@@ -129,6 +135,16 @@ crossed(const lob_book *b)
            lob_side_best(&b->bid.lv) >= -lob_side_best(&b->ask.lv);
 }
 
+/* The book as it stands describes the exchange's: a snapshot was applied and no break came
+ * since (known), the last message was applied whole (at_boundary: a RESET alone, or a
+ * snapshot cut before its END_OF_MESSAGE, is not a book), both sides hold levels, and it is
+ * not crossed. */
+static int
+consistent(const lob_book *b)
+{
+    return b->known && b->at_boundary && b->bid.lv.n > 0 && b->ask.lv.n > 0 && !crossed(b);
+}
+
 static int
 emit(lob_book *b, int64_t ts)
 {
@@ -149,9 +165,14 @@ emit(lob_book *b, int64_t ts)
             sz[k] = k < got ? b->top_qty[k] : 0;
         }
     }
+    /* both times lie in [LOB_TS_MIN, LOB_TS_MAX] (validate), so the difference fits */
     int stale = b->o.max_stale_ns > 0 && ts - b->last_msg_ts > b->o.max_stale_ns;
-    int valid = b->known && !crossed(b) && !stale;
+    /* a grid row after the last message when the next one reveals a break: the updates
+     * lost in the break happened somewhere in between, so the row's book may lack them */
+    int before_gap = b->gap_next && ts > b->last_msg_ts;
+    int valid = consistent(b) && !stale && !before_gap;
     b->n_stale += stale;
+    b->n_before_gap += before_gap;
     b->n_invalid += !valid;
     LOB_COL(t, LOB_B_VALID, uint8_t)[r] = (uint8_t)valid;
     return LOB_OK;
@@ -159,15 +180,30 @@ emit(lob_book *b, int64_t ts)
 
 /* Grid rows for every multiple of every_ns before `ts` (the book after all events <= it). */
 static int
-emit_grid_until(lob_book *b, int64_t ts, int inclusive)
+emit_grid_until(lob_book *b, int64_t ts, int inclusive, lob_error *err)
 {
-    while (!b->grid_done && (inclusive ? b->next_grid <= ts : b->next_grid < ts)) {
-        LOB_FORWARD_IF_ERROR(emit(b, b->next_grid));
-        if (__builtin_add_overflow(b->next_grid, b->o.every_ns, &b->next_grid)) {
+    for (int64_t k = 1; !b->grid_done && (inclusive ? b->next_grid <= ts : b->next_grid < ts);
+         k++) {
+        if (emit(b, b->next_grid) < 0) {
+            return lob_error_set(err, LOB_E_NOMEM, "no memory for the grid rows");
+        }
+        if (lob_ts_add(b->next_grid, b->o.every_ns, &b->next_grid) < 0) {
             b->grid_done = 1; /* the next grid time is past the end of int64 ns */
+        }
+        if (LOB_POLL_DUE(k)) {
+            LOB_FORWARD_IF_ERROR(lob_poll_stop(err));
         }
     }
     return LOB_OK;
+}
+
+/* *first = the first multiple of every at or after ts (ts >= 0, every > 0).
+ * @return 1 when that is past the end of int64 ns, else 0. */
+static int
+grid_first(int64_t ts, int64_t every, int64_t *first)
+{
+    int64_t q = ts / every + (ts % every > 0);
+    return __builtin_mul_overflow(q, every, first);
 }
 
 /* ------------------------------------------------------------------ messages */
@@ -203,8 +239,8 @@ end_message(lob_book *b, int64_t ts, int64_t uid, lob_error *err)
             }
         }
     }
-    if (b->o.every_ns == 0) {
-        return emit(b, ts);
+    if (b->o.every_ns == 0 && emit(b, ts) < 0) {
+        return lob_error_set(err, LOB_E_NOMEM, "no memory for the book rows");
     }
     return LOB_OK;
 }
@@ -266,6 +302,35 @@ apply_row(lob_book *b, int64_t ts, int side, double px, double qty, unsigned fla
 
 static int feed_rows(lob_book *b, const lob_depth_view *v, lob_error *err);
 
+/* Refuse a batch whose grid would have more than GRID_MAX_ROWS rows (times are already
+ * checked: they lie in [LOB_TS_MIN, LOB_TS_MAX]). */
+static int
+check_grid_size(const lob_book *b, const lob_depth_view *v, lob_error *err)
+{
+    if (b->o.every_ns == 0 || v->n == 0 || b->grid_done) {
+        return LOB_OK;
+    }
+    int64_t first = b->next_grid, last = v->ts[v->n - 1], span;
+    /* before any row was applied, the grid starts at the first row: a held-back one's */
+    int64_t first_ts = b->held.n ? LOB_COL(&b->held, LOB_D_TS, int64_t)[0] : v->ts[0];
+    if (!b->fed && grid_first(first_ts, b->o.every_ns, &first)) {
+        return LOB_OK;
+    }
+    if (lob_ts_sub(last, first, &span) < 0 || span < 0) {
+        return LOB_OK; /* first > last (the sub only fails when first is far past last) */
+    }
+    int64_t rows = span / b->o.every_ns + 1;
+    if (rows > GRID_MAX_ROWS) {
+        return lob_error_set(err, LOB_E_ARG,
+                             "a grid every %lld ns from %lld to %lld ns would have %lld rows in "
+                             "this batch, more than the limit of %lld: use a coarser every, or "
+                             "feed shorter chunks",
+                             (long long)b->o.every_ns, (long long)first, (long long)last,
+                             (long long)rows, (long long)GRID_MAX_ROWS);
+    }
+    return LOB_OK;
+}
+
 /* Check a batch before applying any of it, so bad input leaves the book as it was. */
 static int
 validate(const lob_book *b, const lob_depth_view *v, lob_error *err)
@@ -277,6 +342,17 @@ validate(const lob_book *b, const lob_depth_view *v, lob_error *err)
         int side = v->side[i];
         double px = v->price[i], qty = v->qty[i];
         unsigned flags = v->flags[i];
+        if (LOB_POLL_DUE(i)) {
+            LOB_FORWARD_IF_ERROR(lob_poll_stop(err));
+        }
+        if (ts < LOB_TS_MIN || ts > LOB_TS_MAX) {
+            /* lob_check_times' rule, with rows counted from the first row ever fed */
+            return ts == INT64_MIN
+                       ? lob_error_set(err, LOB_E_ARG, "row %lld: ts is NaT (a missing time)", row)
+                       : lob_error_set(err, LOB_E_ARG,
+                                       "row %lld: ts %lld ns is outside 1970-01-01..2262-01-01",
+                                       row, (long long)ts);
+        }
         if ((b->seen > 0 || i > 0) && ts < prev) {
             return lob_error_set(err, LOB_E_FORMAT,
                                  "row %lld: ts %lld is before the previous row's %lld (rows must "
@@ -299,7 +375,7 @@ validate(const lob_book *b, const lob_depth_view *v, lob_error *err)
                                  "row %lld: qty must be >= 0 and finite, not %.17g", row, qty);
         }
     }
-    return LOB_OK;
+    return check_grid_size(b, v, err);
 }
 
 /* Apply whole messages: reserve the output once, then the rows. */
@@ -309,8 +385,9 @@ apply_view(lob_book *b, const lob_depth_view *v, lob_error *err)
     /* size the output once: growing it row by row would copy it as it grows */
     size_t rows_out = 0;
     if (b->o.every_ns > 0) {
+        /* at most GRID_MAX_ROWS + 1 (check_grid_size) */
         int64_t first = b->fed ? b->next_grid : (v->n ? v->ts[0] : 0), span;
-        if (v->n > 0 && !b->grid_done && !__builtin_sub_overflow(v->ts[v->n - 1], first, &span)) {
+        if (v->n > 0 && !b->grid_done && lob_ts_sub(v->ts[v->n - 1], first, &span) == 0) {
             rows_out = span >= 0 ? (size_t)(span / b->o.every_ns) + 2 : 0;
         }
     }
@@ -416,21 +493,29 @@ feed_rows(lob_book *b, const lob_depth_view *v, lob_error *err)
         int side = v->side[i];
         double px = v->price[i], qty = v->qty[i];
         unsigned flags = v->flags[i];
+        if (LOB_POLL_DUE(i)) {
+            LOB_FORWARD_IF_ERROR(lob_poll_stop(err));
+        }
         if (b->o.every_ns > 0) {
             if (!b->fed) {
-                /* first grid point: the first multiple of every_ns at or after the first row */
-                int64_t e = b->o.every_ns;
-                int64_t q = ts / e + (ts % e > 0);
-                b->grid_done = __builtin_mul_overflow(q, e, &b->next_grid);
+                b->grid_done = grid_first(ts, b->o.every_ns, &b->next_grid);
             }
             if (b->at_boundary) {
                 /* a message takes effect at its last row's time: grid points before that
-                 * show the book as it was, never part of a message that ends later */
+                 * show the book as it was, never part of a message that ends later.  Rows
+                 * come in whole messages (lob_book_feed holds a batch's trailing one back),
+                 * so the next message is always known here, and with it whether a sequence
+                 * break comes before it: grid rows after the last message are then invalid,
+                 * wherever the batches were cut. */
                 size_t j = i;
+                unsigned any = v->flags[j];
                 while (j + 1 < v->n && !(v->flags[j] & LOB_F_END_OF_MESSAGE)) {
-                    j++;
+                    any |= v->flags[++j];
                 }
-                LOB_FORWARD_IF_ERROR(emit_grid_until(b, v->ts[j], 0));
+                b->gap_next = (any & LOB_F_GAP) != 0;
+                int rc = emit_grid_until(b, v->ts[j], 0, err);
+                b->gap_next = 0;
+                LOB_FORWARD_IF_ERROR(rc);
             }
         }
         b->fed = 1;
@@ -453,7 +538,9 @@ lob_book_finish(lob_book *b, lob_error *err)
     }
     LOB_FORWARD_IF_ERROR(apply_held(b, err)); /* an unterminated last message */
     if (b->o.every_ns > 0 && b->fed) {
-        return emit_grid_until(b, b->last_ts, 1);
+        int rc = emit_grid_until(b, b->last_ts, 1, err);
+        b->broken = rc < 0;
+        return rc;
     }
     return LOB_OK;
 }
@@ -545,7 +632,8 @@ lob_book_stats(const lob_book *b, const char **names, int64_t *values, int cap)
                        "gaps",          "crossed",        "repairs",
                        "orphan_levels", "orphans_pruned", "unknown_deletes",
                        "invalid_rows",  "stale_rows",     "decimals",
-                       "bid_levels",    "ask_levels",     "known"};
+                       "bid_levels",    "ask_levels",     "known",
+                       "valid",         "before_gap_rows"};
     int64_t v[] = {b->rows,
                    b->msg,
                    b->n_resets,
@@ -560,7 +648,9 @@ lob_book_stats(const lob_book *b, const char **names, int64_t *values, int cap)
                    b->decimals,
                    (int64_t)b->bid.lv.n,
                    (int64_t)b->ask.lv.n,
-                   b->known};
+                   b->known,
+                   consistent(b),
+                   b->n_before_gap};
     int k = 0;
     for (size_t i = 0; i < sizeof v / sizeof v[0] && k < cap; i++, k++) {
         names[k] = n[i];

@@ -47,13 +47,21 @@ void lob_book_free(lob_book *b);
 lob_table *lob_book_output(lob_book *b);
 
 /*! lob_book_feed() : apply rows in order, appending output rows.  Rows must be sorted by
- *  ts (within and across batches).  On error nothing after the offending row is applied and
- *  err names its index (counted from the first row ever fed).
- *  @return 0, LOB_E_FORMAT (bad row), LOB_E_RANGE (price off any decimal grid),
- *  LOB_E_NOMEM. */
+ *  ts (within and across batches), each in [LOB_TS_MIN, LOB_TS_MAX].  The batch is checked
+ *  before any of it is applied (rows, times, and a grid of at most 2^31 rows), so a refused
+ *  batch leaves the book as it was; err names the offending row (counted from the first row
+ *  ever fed).  Output rows are `valid` only where the book is known (a RESET, no GAP since),
+ *  whole (after an END_OF_MESSAGE), two-sided, not crossed, not stale, and, for grid rows
+ *  after the last message, when the next message shows no GAP: grid rows past a batch's last
+ *  message wait for the next batch (or lob_book_finish), so batches never change the rows.
+ *  Long batches call lob_poll_stop(err) every LOB_POLL_ROWS rows or grid rows.
+ *  @return 0, LOB_E_FORMAT (bad row), LOB_E_ARG (a time outside 1970..2262, NaT, or a grid
+ *  too large), LOB_E_RANGE (price off any decimal grid), LOB_E_NOMEM, LOB_E_INTR (stopped:
+ *  the book then refuses more, as after any error while applying). */
 int lob_book_feed(lob_book *b, const lob_depth_view *rows, lob_error *err);
 
-/*! lob_book_finish() : end of input: grid rows up to the last event's time. */
+/*! lob_book_finish() : end of input: grid rows up to the last event's time.
+ *  @return 0, LOB_E_ARG (the book stopped at an earlier error), LOB_E_NOMEM, LOB_E_INTR. */
 int lob_book_finish(lob_book *b, lob_error *err);
 
 /*! lob_book_side() : levels on one side (+1 bids, -1 asks), best first, into px/qty (each
@@ -61,7 +69,10 @@ int lob_book_finish(lob_book *b, lob_error *err);
 int lob_book_side(const lob_book *b, int side, double *px, double *qty, size_t *n);
 size_t lob_book_side_size(const lob_book *b, int side);
 
-/*! lob_book_stats() : counters (crossed rows, repairs, orphans, ...). @return count. */
+/*! lob_book_stats() : counters (crossed rows, repairs, orphans, ...), the book's state
+ *  ("known", "valid": what a row emitted now would say, staleness aside) and
+ *  "before_gap_rows" (grid rows invalid because the next message revealed a GAP).
+ *  @return count. */
 int lob_book_stats(const lob_book *b, const char **names, int64_t *values, int cap);
 
 #endif /* LOB_BOOK_H */

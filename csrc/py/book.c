@@ -112,6 +112,18 @@ column(PyObject *o, int typenum, const char *name, npy_intp *n)
     return PyArray_DATA(a);
 }
 
+/* The exception for a core error: MemoryError keeps the core's message (how much was asked
+ * for), everything else goes through lob_raise (LobError naming the row, or the
+ * KeyboardInterrupt that stopped a long call). */
+static PyObject *
+raise_error(BookObject *self, int rc, const lob_error *err)
+{
+    if (rc == LOB_E_NOMEM && err->msg[0]) {
+        return PyErr_Format(PyExc_MemoryError, "%s", err->msg);
+    }
+    return lob_raise(state_of((PyObject *)self), rc, err, NULL);
+}
+
 static int
 check_idle(BookObject *self)
 {
@@ -143,13 +155,16 @@ Book_feed(BookObject *self, PyObject *args)
     }
     v.n = (size_t)n;
     lob_error err = {0};
-    int rc;
+    lob_nogil g;
     self->busy = 1;
-    /* pure C over arrays the caller's arguments keep alive for the whole call */
-    Py_BEGIN_ALLOW_THREADS rc = lob_book_feed(self->b, &v, &err);
-    Py_END_ALLOW_THREADS self->busy = 0;
+    /* pure C over arrays the caller's arguments keep alive for the whole call; Ctrl-C stops
+     * it (the book then refuses more rows: it stopped inside a batch) */
+    lob_nogil_begin(&g, &err);
+    int rc = lob_book_feed(self->b, &v, &err);
+    lob_nogil_end(&g);
+    self->busy = 0;
     if (rc < 0) {
-        return lob_raise(state_of((PyObject *)self), rc, &err, NULL);
+        return raise_error(self, rc, &err);
     }
     return lob_table_to_dict(lob_book_output(self->b));
 }
@@ -161,9 +176,14 @@ Book_finish(BookObject *self, PyObject *Py_UNUSED(ignored))
         return NULL;
     }
     lob_error err = {0};
+    lob_nogil g;
+    self->busy = 1;
+    lob_nogil_begin(&g, &err);
     int rc = lob_book_finish(self->b, &err);
+    lob_nogil_end(&g);
+    self->busy = 0;
     if (rc < 0) {
-        return lob_raise(state_of((PyObject *)self), rc, &err, NULL);
+        return raise_error(self, rc, &err);
     }
     return lob_table_to_dict(lob_book_output(self->b));
 }

@@ -1,4 +1,4 @@
-/* test_core.c -- main() and the tests of number.c, json.c and table.c.
+/* test_core.c -- main() and the tests of number.c, json.c, table.c and book.c.
  *
  * tests/test_c_core.py compiles every tests/c and csrc/core source into one binary with
  * gcc -std=c11 -Wall -Wextra -Werror -fsanitize=address,undefined and runs it as
@@ -8,8 +8,10 @@
 
 #include "test.h"
 
+#include "core/book.h"
 #include "core/json.h"
 #include "core/number.h"
+#include "core/schema.h"
 #include "core/table.h"
 
 #include <float.h>
@@ -730,6 +732,101 @@ test_table(void)
 
 /* ------------------------------------------------------------------ main */
 
+/* ------------------------------------------------------------------ book.c */
+
+/* A stop check that answers "stop" from its `after`-th call on, counting calls. */
+typedef struct {
+    int calls, after;
+} stop_after;
+
+static int
+stop_after_check(void *ctx)
+{
+    stop_after *s = ctx;
+    return ++s->calls >= s->after;
+}
+
+static void
+test_book(void)
+{
+    lob_book_opts o = {1, 10, LOB_CROSSED_FLAG, 0, 0};
+    lob_error err = {0};
+    lob_book *b = NULL;
+    /* a snapshot, a diff, then a GAP marker 30 ns later, fed in three batches */
+    int64_t ts[] = {5, 5, 12, 45};
+    int8_t side[] = {1, -1, 1, 0};
+    double px[] = {1.0, 2.0, 1.5, NAN}, qty[] = {1.0, 1.0, 1.0, NAN};
+    int64_t uid[] = {1, 1, 2, 4};
+    uint8_t fl[] = {LOB_F_RESET | LOB_F_SNAPSHOT, LOB_F_SNAPSHOT | LOB_F_END_OF_MESSAGE,
+                    LOB_F_END_OF_MESSAGE, LOB_F_GAP | LOB_F_END_OF_MESSAGE};
+    test_cond("book: new", lob_book_new(&b, &o, &err) == LOB_OK);
+    size_t cuts[] = {0, 2, 3, 4};
+    int rc = 0;
+    for (int k = 0; k < 3 && rc == 0; k++) {
+        lob_depth_view v = {ts + cuts[k],  side + cuts[k], px + cuts[k],         qty + cuts[k],
+                            uid + cuts[k], fl + cuts[k],   cuts[k + 1] - cuts[k]};
+        rc = lob_book_feed(b, &v, &err);
+    }
+    rc = rc ? rc : lob_book_finish(b, &err);
+    lob_table *t = lob_book_output(b);
+    const uint8_t *valid = LOB_COL(t, LOB_B_VALID, uint8_t);
+    const int64_t *gts = LOB_COL(t, LOB_B_TS, int64_t);
+    /* 10: the snapshot's book, before the diff at 12 (valid); 20, 30, 40: after the last
+     * message, with a break before the next one, which only the third batch shows */
+    test_cond("book: grid rows before a gap are invalid across batches",
+              rc == 0 && t->n == 4 && gts[0] == 10 && valid[0] && gts[3] == 40 && !valid[1] &&
+                  !valid[2] && !valid[3]);
+    lob_book_free(b);
+
+    /* a time outside 1970..2262 in a later batch: refused naming the row counted from the
+     * first, before anything of the batch is applied */
+    int64_t bad_ts[] = {20, INT64_MIN};
+    lob_depth_view bad = {bad_ts, side, px, qty, uid, fl + 1, 2};
+    lob_depth_view first = {ts, side, px, qty, uid, fl, 2};
+    b = NULL;
+    rc = lob_book_new(&b, &o, &err);
+    rc = rc ? rc : lob_book_feed(b, &first, &err);
+    rc = rc ? rc : lob_book_feed(b, &bad, &err);
+    test_cond("book: NaT refused naming the row",
+              rc == LOB_E_ARG && strcmp(err.msg, "row 3: ts is NaT (a missing time)") == 0);
+    bad_ts[1] = -1;
+    rc = lob_book_feed(b, &bad, &err);
+    test_cond("book: a time before 1970 refused",
+              rc == LOB_E_ARG && strstr(err.msg, "row 3: ts -1 ns is outside 1970") != NULL);
+    lob_book_free(b);
+
+    /* a grid too large for one batch is refused before anything is allocated */
+    int64_t far_ts[] = {5, 5, LOB_TS_MAX};
+    lob_book_opts fine = {1, 1, LOB_CROSSED_FLAG, 0, 0};
+    lob_depth_view far = {far_ts, side, px, qty, uid, fl, 3};
+    b = NULL;
+    rc = lob_book_new(&b, &fine, &err);
+    rc = rc ? rc : lob_book_feed(b, &far, &err);
+    test_cond("book: grid size bounded",
+              rc == LOB_E_ARG &&
+                  strstr(err.msg, "rows in this batch, more than the limit of "
+                                  "2147483648") != NULL &&
+                  lob_book_output(b)->cap == 0);
+    lob_book_free(b);
+
+    /* a long grid fill stops at the caller's stop check, then the book refuses more */
+    int64_t long_ts[] = {0, 0, 10 * LOB_POLL_ROWS};
+    lob_depth_view longv = {long_ts, side, px, qty, uid, fl, 3};
+    stop_after st = {0, 3};
+    lob_poll poll = {stop_after_check, &st};
+    lob_error perr = {0};
+    perr.poll = &poll;
+    b = NULL;
+    rc = lob_book_new(&b, &fine, &perr);
+    rc = rc ? rc : lob_book_feed(b, &longv, &perr);
+    size_t got = lob_book_output(b)->n;
+    test_cond("book: a long grid fill stops at the poll", rc == LOB_E_INTR && perr.poll == &poll &&
+                                                              got > 0 &&
+                                                              got < (size_t)(10 * LOB_POLL_ROWS));
+    test_cond("book: stopped book refuses more", lob_book_finish(b, &perr) == LOB_E_ARG);
+    lob_book_free(b);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -749,6 +846,7 @@ main(int argc, char **argv)
     test_json_skip();
     test_json_values();
     test_table();
+    test_book();
     lob_test_source();
     lob_test_binance();
     lob_test_kernels();
