@@ -102,7 +102,8 @@ fuzz: fuzz-build $(FUZZ_DIR)/seeds.stamp
 	mkdir -p $(FUZZ_DIR)/corpus_book; \
 	$(FUZZ_DIR)/fuzz_book $(FUZZ_RUN) -max_len=16388 $(FUZZ_DIR)/corpus_book || status=1; \
 	mkdir -p $(FUZZ_DIR)/corpus_csv; \
-	$(FUZZ_DIR)/fuzz_csv $(FUZZ_RUN) -max_len=4096 $(FUZZ_DIR)/corpus_csv $(FUZZ_DIR)/seeds_csv || status=1; \
+	$(FUZZ_DIR)/fuzz_csv $(FUZZ_RUN) -max_len=4096 -dict=tests/fuzz/csv.dict \
+	  $(FUZZ_DIR)/corpus_csv $(FUZZ_DIR)/seeds_csv || status=1; \
 	exit $$status
 
 fuzz-build: $(FUZZ_DIR)/fuzz_binance $(FUZZ_DIR)/fuzz_decimal $(FUZZ_DIR)/fuzz_book $(FUZZ_DIR)/fuzz_csv
