@@ -2,9 +2,11 @@
  *
  * The first byte picks the reader; the rest is the file (through a memfd, so the whole
  * path runs: line splitting, CRLF, a last line without '\n'):
- *   0  lob_csv_columns (TimeIndex CSV columns): the second byte picks the kinds of fields
- *      0..3 and the time unit; every data row is parsed into columns allocated at exactly
- *      the row count, so ASan catches a write past them
+ *   0  lob_csv_columns (TimeIndex CSV columns): field 0 is the time; the second byte
+ *      picks how many fields follow (bits 0-1) and their kinds (2 bits each: int64,
+ *      float64, text, side), byte 0 / 3 the time unit (bits 0-1) and bool for side (bit
+ *      2); every data row is parsed into columns allocated at exactly the row count, so
+ *      ASan catches a write past them
  *   1  lob_format_tardis, 2  lob_format_vision, through lob_reader with on_error=skip and
  *      =raise (the raise read's rows are a prefix of the skip read's), and line() by hand
  *      on each line copied into a buffer of exactly its length
@@ -56,7 +58,7 @@ check_message(const lob_error *err)
 /* ------------------------------------------------------------------ 0: columns */
 
 static void
-fuzz_columns(const char *path, const uint8_t *data, size_t size, uint8_t how)
+fuzz_columns(const char *path, const uint8_t *data, size_t size, uint8_t how, uint8_t opt)
 {
     if (size >= 2 &&
         ((data[0] == 0x1f && data[1] == 0x8b) || (data[0] == 0x28 && data[1] == 0xb5))) {
@@ -69,17 +71,16 @@ fuzz_columns(const char *path, const uint8_t *data, size_t size, uint8_t how)
         nrows += n > 1 || (n == 1 && data[pos] != '\r');
         pos += n + 1;
     }
-    static const int kinds[8] = {LOB_CK_I64,  LOB_CK_F64,  LOB_CK_TIME, LOB_CK_BOOL,
-                                 LOB_CK_SIDE, LOB_CK_TEXT, LOB_CK_TEXT, LOB_CK_F64};
+    const int kinds[4] = {LOB_CK_I64, LOB_CK_F64, LOB_CK_TEXT, opt & 4 ? LOB_CK_BOOL : LOB_CK_SIDE};
     static const size_t bytes[7] = {0, 8, 8, 8, 1, 1, 4};
     static const int64_t units[4] = {0, 1, 1000, 1000000000};
-    lob_tskey key = {',', 0, units[how >> 6], 0, "t"};
+    lob_tskey key = {',', 0, units[opt & 3], 0, "t"};
     lob_csvcol cols[4];
     lob_dict dicts[4];
     memset(dicts, 0, sizeof dicts);
     int ncol = 1 + (how & 3);
     for (int i = 0; i < ncol; i++) {
-        int k = i == 0 ? LOB_CK_TIME : kinds[((how >> 2) + 3 * i) & 7];
+        int k = i == 0 ? LOB_CK_TIME : kinds[(how >> (2 * i)) & 3];
         cols[i] = (lob_csvcol){i, k, malloc(nrows ? (size_t)nrows * bytes[k] : 1), &dicts[i], "c"};
     }
     lob_error err;
@@ -300,7 +301,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(ftruncate(memfd, 0) == 0, "ftruncate failed");
     CHECK(n == 0 || pwrite(memfd, text, n, 0) == (ssize_t)n, "pwrite failed");
     switch (which) {
-    case 0: fuzz_columns(memfd_path, text, n, how); break;
+    case 0: fuzz_columns(memfd_path, text, n, how, (uint8_t)(data[0] / 3)); break;
     case 1: fuzz_format(&lob_format_tardis, memfd_path, text, n); break;
     default: fuzz_format(&lob_format_vision, memfd_path, text, n); break;
     }

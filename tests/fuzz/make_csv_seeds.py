@@ -16,13 +16,30 @@ from pathlib import Path
 MAX = b"9223372036854775807"
 MIN = b"-9223372036854775808"
 PAST_2262 = b"9214646400000001"  # us
-COLUMNS = [  # (kinds byte, text)
-    (0x17, b"1,A,1.5,buy\n2,A\x00BBBB,2,sell\n3,B,nan,\n"),
-    (0x57, b"1700000000000,BTCUSDT,0.1,bid\n1700000000001,btcusdt,1e-400,ask\n"),
-    (0x97, b"1700000000," + MAX + b",1e400,unknown\n1700000001," + MIN + b",-0,x\n"),
-    (0xD7, b"1.5,true,1,A\n" + MAX + b",false,0,A\tB\r\n\n9214646401,TRUE,2,\x7f\n"),
-    (0x03, b"1,A\n1,A" + b"B" * 1100 + b"\n1,A\x01\n"),
-    (0x2B, b"0,1,2,3\n" + MAX + b"," + MIN + b",0,1\n"),
+UNITS = {"auto": 0, "ns": 1, "us": 2, "s": 3}
+KINDS = {"int64": 0, "float64": 1, "text": 2, "side": 3, "bool": 3}
+
+
+def columns_seed(unit: str, kinds: list[str], text: bytes) -> bytes:
+    """Bytes 0 and 1 of a columns seed (see fuzz_csv.c), then the file."""
+    opt = UNITS[unit] | (4 if "bool" in kinds else 0)
+    how = len(kinds) | sum(KINDS[k] << (2 * (i + 1)) for i, k in enumerate(kinds))
+    return bytes([3 * opt, how]) + text
+
+
+COLUMNS = [
+    columns_seed("s", ["text", "float64", "side"], b"1,A,1.5,buy\n2,A\x00BBBB,2,sell\n3,B,nan,\n"),
+    columns_seed(
+        "auto", ["text", "float64", "side"], b"1700000000000,BTCUSDT,0.1,bid\n1700000000001,btcusdt,1e-400,ask\n"
+    ),
+    columns_seed(
+        "s", ["int64", "float64", "side"], b"1700000000," + MAX + b",1e400,unknown\n1700000001," + MIN + b",-0,x\n"
+    ),
+    columns_seed(
+        "s", ["bool", "int64", "text"], b"1.5,true,1,A\n" + MAX + b",false,0,A\tB\r\n\n9214646401,TRUE,2,\x7f\n"
+    ),
+    columns_seed("ns", ["text"], b"1,A\n1,A" + b"B" * 1100 + b"\n1,A\x01\n"),
+    columns_seed("us", ["int64", "int64", "int64"], b"0,1,2,3\n" + MAX + b"," + MIN + b",0,1\n"),
 ]
 TARDIS = [
     b"exchange,symbol,timestamp,local_timestamp,is_snapshot,side,price,amount\n"
@@ -60,8 +77,7 @@ VISION = [
 def main(out: str) -> None:
     d = Path(out)
     d.mkdir(parents=True, exist_ok=True)
-    seeds = [bytes([0, how]) + text for how, text in COLUMNS]
-    seeds += [b"\x01" + t for t in TARDIS] + [b"\x02" + t for t in VISION]
+    seeds = COLUMNS + [b"\x01" + t for t in TARDIS] + [b"\x02" + t for t in VISION]
     for i, s in enumerate(seeds):
         (d / f"seed_{i:02d}").write_bytes(s)
 
