@@ -5,6 +5,9 @@ line and column, with the cell shown escaped (never cut at a NUL byte)."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+
 import pytest
 
 from lobfast import LobError, TimeIndex
@@ -25,6 +28,17 @@ def test_text_cell_with_a_nul_after_the_same_prefix(tmp_path, tail):
     with pytest.raises(LobError, match=r"c\.csv, line 3 \(byte 13\): column 'sym': expected text .*" + why) as e:
         read(tmp_path, text)
     assert "'A\\x00BBBB" in str(e.value) and e.value.line == 3
+
+
+@pytest.mark.skipif(shutil.which("zstd") is None, reason="needs the zstd command")
+def test_32mb_text_cell_in_a_small_zst_file(tmp_path):
+    """The case that crashed: 'A', then 'A\\0' and 32 MB of 'B' (a 1.4 KB .csv.zst)."""
+    p = tmp_path / "c.csv"
+    p.write_bytes(b"time,sym\n1,A\n2,A\x00" + b"B" * (32 << 20) + b"\n")
+    subprocess.run(["zstd", "-q", "--rm", str(p)], check=True)
+    ti = TimeIndex(str(p) + ".zst", ts_col="time", unit="s", index_dir=str(tmp_path), dtypes={"sym": "text"})
+    with pytest.raises(LobError, match=r"c\.csv\.zst, line 3 \(byte 13\): column 'sym': expected text of at most"):
+        ti.read()
 
 
 @pytest.mark.parametrize("cell", [b"\x00", b"B\tC", b"B\x01", b"B\x7f", b"\x1bB"])
