@@ -100,9 +100,12 @@ fuzz: fuzz-build $(FUZZ_DIR)/seeds.stamp
 	  $(FUZZ_DIR)/corpus_decimal $(FUZZ_DIR)/seeds_decimal || status=1; \
 	mkdir -p $(FUZZ_DIR)/corpus_book; \
 	$(FUZZ_DIR)/fuzz_book $(FUZZ_RUN) -max_len=16388 $(FUZZ_DIR)/corpus_book || status=1; \
+	mkdir -p $(FUZZ_DIR)/corpus_csv; \
+	$(FUZZ_DIR)/fuzz_csv $(FUZZ_RUN) -max_len=4096 -dict=tests/fuzz/csv.dict \
+	  $(FUZZ_DIR)/corpus_csv $(FUZZ_DIR)/seeds_csv || status=1; \
 	exit $$status
 
-fuzz-build: $(FUZZ_DIR)/fuzz_binance $(FUZZ_DIR)/fuzz_decimal $(FUZZ_DIR)/fuzz_book
+fuzz-build: $(FUZZ_DIR)/fuzz_binance $(FUZZ_DIR)/fuzz_decimal $(FUZZ_DIR)/fuzz_book $(FUZZ_DIR)/fuzz_csv
 
 $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard csrc/core/*.c csrc/core/*.h)
 	@missing=""; for p in $(FUZZ_APT); do \
@@ -116,7 +119,8 @@ $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard csrc/core/*.c csrc/core/*.h)
 	@mkdir -p $(FUZZ_DIR)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $< $(wildcard csrc/core/*.c) $$(pkg-config --cflags --libs libzstd zlib) -lm -o $@
 
-$(FUZZ_DIR)/seeds.stamp: tests/fuzz/make_seeds.py $(wildcard tests/data/binance/*.gz)
-	rm -rf $(FUZZ_DIR)/seeds_binance $(FUZZ_DIR)/seeds_decimal
+$(FUZZ_DIR)/seeds.stamp: tests/fuzz/make_seeds.py tests/fuzz/make_csv_seeds.py $(wildcard tests/data/binance/*.gz)
+	rm -rf $(FUZZ_DIR)/seeds_binance $(FUZZ_DIR)/seeds_decimal $(FUZZ_DIR)/seeds_csv
 	$(PYTHON) tests/fuzz/make_seeds.py $(FUZZ_DIR)/seeds_binance $(FUZZ_DIR)/seeds_decimal
+	$(PYTHON) tests/fuzz/make_csv_seeds.py $(FUZZ_DIR)/seeds_csv
 	@mkdir -p $(FUZZ_DIR) && touch $@

@@ -14,6 +14,7 @@ from decimal import Decimal
 import numpy as np
 
 SNAPSHOT, RESET, GAP, END_OF_MESSAGE = 1, 2, 4, 8
+TS_MAX = 9214646400000000000  # 2262-01-01 in ns: times read from files lie in 1970..2262
 
 
 def parse_decimal(text: str) -> float:
@@ -327,8 +328,16 @@ def csv_decimal(text: str) -> float:
     if len(mant) > 40:
         raise RowError(f"too many digits: {text!r}")
     v = float(Decimal(text))
-    if math.isinf(v):
-        raise RowError(f"out of float64 range: {text!r}")
+    if math.isinf(v) or (v == 0 and Decimal(text) != 0):
+        raise RowError(f"out of float64 range (overflow or underflow to 0): {text!r}")
+    return v
+
+
+def csv_value(text: str, rule: str) -> float:
+    """A decimal cell that must be > 0 (rule ">") or >= 0 (rule ">=")."""
+    v = csv_decimal(text)
+    if not (v > 0 if rule == ">" else v >= 0):
+        raise RowError(f"{text!r} is not {rule} 0")
     return v
 
 
@@ -343,10 +352,10 @@ def csv_int(text: str) -> int:
 
 
 def csv_time(text: str) -> int:
-    """A time cell in s, ms or us (by magnitude) to ns; negative or past int64 ns refused."""
+    """A time cell in s, ms or us (by magnitude) to ns; outside 1970..2262 refused."""
     t = csv_int(text)
     ns = epoch_to_ns(t)
-    if t < 0 or ns >= 2**63:
+    if t < 0 or ns > TS_MAX:
         raise RowError(f"time out of range: {text!r}")
     return ns
 
@@ -440,7 +449,7 @@ class TardisReference(_CsvReference):
     @staticmethod
     def _time(text: str) -> int:
         us = csv_int(text)
-        if abs(us) > (2**63 - 1) // 1000:
+        if not 0 <= us <= TS_MAX // 1000:
             raise RowError("time out of range")
         return us * 1000
 
@@ -458,8 +467,9 @@ class TardisReference(_CsvReference):
         if len(cells) != 4 + (4 * self.levels if self.levels else 4):
             raise RowError("wrong column count")
         exchange, sym = cells[0], cells[1]
-        if not 1 <= len(sym) < 32 or any(not "!" <= ch <= "~" for ch in sym):
-            raise RowError("a symbol is 1 to 31 printable ASCII characters")
+        for name in (exchange, sym):
+            if not 1 <= len(name) < 32 or any(not "!" <= ch <= "~" for ch in name):
+                raise RowError("an exchange or symbol is 1 to 31 printable ASCII characters")
         local = self._time(cells[3])
         ts = self._time(cells[2]) if cells[2] else local
         kind = self.kind
@@ -468,25 +478,28 @@ class TardisReference(_CsvReference):
             side = {"bid": 1, "ask": -1}.get(cells[5])
             if snap is None or side is None:
                 raise RowError("bad is_snapshot or side")
-            px, qty = csv_decimal(cells[6]), csv_decimal(cells[7])
-            if not px > 0 or not qty >= 0:
-                raise RowError("price <= 0 or amount < 0")
+            px, qty = csv_value(cells[6], ">"), csv_value(cells[7], ">=")
             row = (snap, side, px, qty)
         elif kind == "trades":
             side = {"buy": 1, "sell": -1, "unknown": 0, "": 0}.get(cells[5])
             if side is None:
                 raise RowError("bad side")
-            px, qty = csv_decimal(cells[6]), csv_decimal(cells[7])
+            px, qty = csv_value(cells[6], ">"), csv_value(cells[7], ">")
             try:
                 tid, nonint = csv_int(cells[4]), 0
             except RowError:
                 tid, nonint = -1, 1  # text ids (some exchanges) become -1
+                if any(ch < " " or ch == "\x7f" for ch in cells[4]):
+                    raise RowError("a control byte in the id") from None
             row = (px, qty, side, tid, nonint)
         elif kind == "quotes":
-            ask_qty, ask_px, bid_px, bid_qty = (csv_decimal(c) if c else math.nan for c in cells[4:8])
+            rules = (">=", ">", ">", ">=")
+            ask_qty, ask_px, bid_px, bid_qty = (
+                csv_value(c, r) if c else math.nan for c, r in zip(cells[4:8], rules, strict=True)
+            )
             row = (bid_px, bid_qty, ask_px, ask_qty)
         else:
-            levels = [(csv_decimal(c) if c else math.nan) for c in cells[4:]]
+            levels = [(csv_value(c, ">" if i % 2 == 0 else ">=") if c else math.nan) for i, c in enumerate(cells[4:])]
             asks_px, asks_sz = levels[0::4], [0.0 if math.isnan(x) else x for x in levels[1::4]]
             bids_px, bids_sz = levels[2::4], [0.0 if math.isnan(x) else x for x in levels[3::4]]
             row = (bids_px, bids_sz, asks_px, asks_sz)
@@ -654,16 +667,16 @@ class VisionReference(_CsvReference):
             raise RowError("wrong column count")
         if kind == "book":
             uid = csv_int(cells[0])
-            bid_px, bid_qty, ask_px, ask_qty = (csv_decimal(c) for c in cells[1:5])
+            bid_px, bid_qty, ask_px, ask_qty = (csv_value(c, r) for c, r in zip(cells[1:5], (">", ">=") * 2))
             tt, et = csv_time(cells[5]), csv_time(cells[6])
             self.quotes.append((tt, et, uid, bid_px, bid_qty, ask_px, ask_qty))
         else:
-            tid, px, qty = csv_int(cells[0]), csv_decimal(cells[1]), csv_decimal(cells[2])
+            tid, px, qty = csv_int(cells[0]), csv_value(cells[1], ">"), csv_value(cells[2], ">")
             if kind == "agg":
                 csv_int(cells[3]), csv_int(cells[4])
                 t = 5
             else:
-                csv_decimal(cells[3])
+                csv_value(cells[3], ">=")
                 t = 4
             ts = csv_time(cells[t])
             flags = [csv_bool(c) for c in cells[t + 1 :]]

@@ -210,7 +210,10 @@ def read_binance(
         and of a zstd file only the frames holding it are decompressed.
     on_error : ``"raise"`` (default) stops at the first malformed line with a
         :class:`LobError` naming file, line and byte offset; ``"skip"`` counts such lines in
-        ``stats['bad_lines']`` (``stats['first_bad_line']`` says why) and goes on.
+        ``stats['bad_lines']`` (``stats['first_bad_line']`` says why) and goes on.  A line
+        is malformed when its JSON is, and when a value is out of range: a price <= 0, a
+        trade qty <= 0, a size < 0, a decimal that rounds to 0 or infinity, or a time
+        outside 1970..2262.
 
     Examples
     --------

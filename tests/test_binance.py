@@ -164,3 +164,84 @@ def test_docstring_example_runs():
     for test in doctest.DocTestFinder().find(lobfast.read_binance, "read_binance", globs={}):
         runner.run(test)
     assert runner.failures == 0 and runner.tries > 0
+
+
+# --------------------------------------------------------------------------- values and times
+
+_LOCAL = 1_700_000_000_000_000_000
+_TRADE = '{"e":"trade","E":1700000000000,"s":"BTCUSDT","t":%d,"p":"%s","q":"%s","T":1700000000000,"m":true}'
+_AGG = '{"e":"aggTrade","E":1700000000000,"s":"BTCUSDT","a":%d,"p":"%s","q":"%s","T":1700000000000,"m":true}'
+_TICKER = '{"u":%d,"s":"BTCUSDT","b":"%s","B":"%s","a":"%s","A":"%s"}'
+
+
+def _read_with_bad_line(tmp_path, bad: str, table: str, good: str, match: str) -> None:
+    """`bad` between two good lines: refused naming the file, line 2 and the field, or
+    counted and skipped with on_error="skip" (the good lines are all read)."""
+    p = tmp_path / "v.txt"
+    p.write_bytes(f"{_LOCAL} {good}\n{bad}\n{_LOCAL + 2} {good}\n".encode("latin-1"))
+    with pytest.raises(lobfast.LobError, match=r"v\.txt, line 2 \(byte \d+\): " + match) as e:
+        lobfast.read_binance(p)
+    assert e.value.line == 2
+    md = lobfast.read_binance(p, on_error="skip")
+    assert md.stats["bad_lines"] == 1 and md.stats["first_bad_line"].startswith("line 2: ")
+    assert len(getattr(md, table)) == 2
+
+
+@pytest.mark.parametrize(
+    "fmt, p, q, match",
+    [
+        (_TRADE, "0", "1", r"trade field 'p' is 0: expected a price > 0"),
+        (_TRADE, "-100", "1", r"trade field 'p' is -100: expected a price > 0"),
+        (_TRADE, "100", "0.00000000", r"trade field 'q' is 0: expected a quantity > 0"),
+        (_TRADE, "100", "-1", r"trade field 'q' is -1: expected a quantity > 0"),
+        (_AGG, "0", "1", r"aggTrade field 'p' is 0: expected a price > 0"),
+        (_AGG, "1", "-0.5", r"aggTrade field 'q' is -0.5: expected a quantity > 0"),
+        # a nonzero literal that rounds to 0, one that rounds to infinity
+        (_TRADE, "1e-400", "1", r"column \d+: expected a decimal within float64 range, found '1e-400"),
+        (_TRADE, "100", "1e400", r"column \d+: expected a decimal within float64 range, found '1e400"),
+    ],
+)
+def test_trade_values_are_checked(tmp_path, fmt, p, q, match):
+    bad = f"{_LOCAL + 1} " + fmt % (2, p, q)
+    table = "trades" if fmt is _TRADE else "agg_trades"
+    _read_with_bad_line(tmp_path, bad, table, fmt % (1, "100", "1"), match)
+
+
+@pytest.mark.parametrize(
+    "b, bq, a, aq, match",
+    [
+        ("0", "1", "101", "1", r"bookTicker field 'b' is 0: expected a price > 0"),
+        ("100", "1", "-101", "1", r"bookTicker field 'a' is -101: expected a price > 0"),
+        ("100", "-1", "101", "1", r"bookTicker field 'B' is -1: expected a size >= 0"),
+        ("100", "1", "101", "-2", r"bookTicker field 'A' is -2: expected a size >= 0"),
+        ("100", "1e-330", "101", "1", r"column \d+: expected a decimal within float64 range, found '1e-330"),
+    ],
+)
+def test_book_ticker_values_are_checked(tmp_path, b, bq, a, aq, match):
+    bad = f"{_LOCAL + 1} " + _TICKER % (2, b, bq, a, aq)
+    _read_with_bad_line(tmp_path, bad, "quotes", _TICKER % (1, "100", "1", "101", "0"), match)
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        # a line stamped INT64_MAX was once counted as outside the window, in silence
+        (f"9223372036854775807 {_TRADE % (2, '100', '1')}", r"receive time 9223372036854775807 ns is not a time"),
+        (f"9214646400000000001 {_TRADE % (2, '100', '1')}", r"receive time 9214646400000000001 ns is not a time"),
+        (
+            f"{_LOCAL + 1} " + _TRADE.replace('"E":1700000000000', '"E":9223372036854775807') % (2, "100", "1"),
+            r"exchange time E=9223372036854775807 is not a time between 1970 and 2262",
+        ),
+        (
+            f"{_LOCAL + 1} " + _TRADE.replace('"T":1700000000000', '"T":-1') % (2, "100", "1"),
+            r"exchange time T=-1 is not a time between 1970 and 2262",
+        ),
+        # JSON strings: a control byte is refused and shown escaped, never cut at the NUL
+        (
+            f'{_LOCAL + 1} {{"e":"trade","s":"BTC\x00USDT"}}',
+            r"column 42: expected a printable character in the string, found '\\x00USDT\"}'",
+        ),
+    ],
+)
+def test_times_and_strings_are_checked(tmp_path, bad, match):
+    _read_with_bad_line(tmp_path, bad, "trades", _TRADE % (1, "100", "1"), match)

@@ -137,6 +137,12 @@ def test_malformed_is_an_error_naming_the_column(bad):
         peek_binance(bad.encode())
 
 
+def test_a_control_byte_is_shown_escaped():
+    """The error quotes the text at the bad byte escaped, not cut at a NUL."""
+    with pytest.raises(LobError, match=r"column 7: expected a printable character in the string, found '\\x00b\"}'"):
+        peek_binance(b'{"a":"\x00b"}')
+
+
 ids = st.integers(*INT64)
 # strings come back raw (escapes checked, not decoded): draw those JSON writes as they are
 strings = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126, exclude_characters='"\\'), max_size=12)

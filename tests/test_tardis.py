@@ -328,13 +328,25 @@ def test_missing_header(tmp_path):
         ("binance,BTCUSDT,1,2,true,bid,100.5,1,9", r"expected 8 columns.*found 9"),
         ("binance,BTCUSDT,1,2,true,bid,abc,1", r"column 7 \(price\): expected a decimal number, found 'abc'"),
         ("binance,BTCUSDT,1,2,true,bid,1e999,1", r"column 7 \(price\): expected a decimal number within"),
-        ("binance,BTCUSDT,1,2,true,bid,-1,1", r"column 7 \(price\): expected a positive price"),
-        ("binance,BTCUSDT,1,2,true,bid,1,-0.5", r"column 8 \(amount\): expected a non-negative amount"),
+        ("binance,BTCUSDT,1,2,true,bid,-1,1", r"column 7 \(price\): expected a price > 0"),
+        ("binance,BTCUSDT,1,2,true,bid,1,-0.5", r"column 8 \(amount\): expected an amount >= 0"),
+        # a nonzero price that rounds to 0, and one that rounds to infinity
+        ("binance,BTCUSDT,1,2,true,bid,1e-400,1", r"column 7 \(price\): expected a decimal number within"),
+        ("binance,BTCUSDT,1,2,true,bid,1,0.1e-330", r"column 8 \(amount\): expected a decimal number within"),
+        ("binance,BTCUSDT,1,2,true,bid,1e400,1", r"column 7 \(price\): expected a decimal number within"),
         ("binance,BTCUSDT,1,2,true,buy,1,1", r"column 6 \(side\): expected 'bid' or 'ask', found 'buy'"),
         ("binance,BTCUSDT,1,2,yes,bid,1,1", r"column 5 \(is_snapshot\): expected 'true' or 'false'"),
         ("binance,BTCUSDT,1.5,2,true,bid,1,1", r"column 3 \(timestamp\): expected an integer time"),
         ("binance,BTCUSDT,1,,true,bid,1,1", r"column 4 \(local_timestamp\).*found an empty cell"),
-        ("binance,BTCUSDT,1,99999999999999999,true,bid,1,1", r"column 4 .*before year 2262"),
+        ("binance,BTCUSDT,1,99999999999999999,true,bid,1,1", r"column 4 .*between 1970 and 2262"),
+        # every time in 1970..2262: INT64_MAX us would overflow ns, 2262+ and negative are refused
+        ("binance,BTCUSDT,1,9223372036854775807,true,bid,1,1", r"column 4 .*between 1970 and 2262"),
+        ("binance,BTCUSDT,1,9214646400000001,true,bid,1,1", r"column 4 .*between 1970 and 2262"),
+        ("binance,BTCUSDT,-1,2,true,bid,1,1", r"column 3 \(timestamp\).*between 1970 and 2262"),
+        # a NUL or control byte is shown escaped, never cut
+        ("binance,BTCUSDT,1,2,true,bid\x00x,1,1", r"column 6 \(side\): expected 'bid' or 'ask', found 'bid\\x00x'"),
+        ("bin\x00ance,BTCUSDT,1,2,true,bid,1,1", r"column 1 \(exchange\): .*found 'bin\\x00ance'"),
+        ("binance,BTC\tUSDT,1,2,true,bid,1,1", r"column 2 \(symbol\): .*found 'BTC\\x09USDT'"),
         ("binance,,1,2,true,bid,1,1", r"column 2 \(symbol\)"),
         # a NUL must not make 'BTCUSDT\0x' equal 'BTCUSDT' (found by differential fuzzing)
         (
@@ -371,6 +383,51 @@ def test_bad_trade_and_quote_rows(tmp_path):
     p = write(tmp_path, "b.csv", book_snapshot_header(1), "binance,BTCUSDT,1,2,1,2,3,4..")
     with pytest.raises(LobError, match=r"column 8 \(bids\[0\]\.amount\): expected a decimal number"):
         lobfast.read_tardis(p)
+
+
+@pytest.mark.parametrize(
+    "header, row, match",
+    [
+        (
+            TARDIS_HEADERS["trades"],
+            "binance,BTCUSDT,1,2,7,buy,0,1",
+            r"column 7 \(price\): expected a price > 0, found '0'",
+        ),
+        (TARDIS_HEADERS["trades"], "binance,BTCUSDT,1,2,7,buy,-5,1", r"column 7 \(price\): expected a price > 0"),
+        (TARDIS_HEADERS["trades"], "binance,BTCUSDT,1,2,7,buy,5,0", r"column 8 \(amount\): expected an amount > 0"),
+        (TARDIS_HEADERS["trades"], "binance,BTCUSDT,1,2,7,buy,5,1e-400", r"column 8 \(amount\): expected a decimal"),
+        (TARDIS_HEADERS["trades"], "binance,BTCUSDT,1,2,a\x00b,buy,5,1", r"column 5 \(id\): .*control.*'a\\x00b'"),
+        (TARDIS_HEADERS["quotes"], "binance,BTCUSDT,1,2,1,-2,3,4", r"column 6 \(ask_price\): expected a price > 0"),
+        (TARDIS_HEADERS["quotes"], "binance,BTCUSDT,1,2,-1,2,3,4", r"column 5 \(ask_amount\): expected an amount >= 0"),
+        (TARDIS_HEADERS["quotes"], "binance,BTCUSDT,1,2,1,2,0,4", r"column 7 \(bid_price\): expected a price > 0"),
+        (
+            book_snapshot_header(1),
+            "binance,BTCUSDT,1,2,1,2,0,4",
+            r"column 7 \(bids\[0\]\.price\): expected a price > 0",
+        ),
+        (
+            book_snapshot_header(1),
+            "binance,BTCUSDT,1,2,1,-2,3,4",
+            r"column 6 \(asks\[0\]\.amount\): expected an amount",
+        ),
+    ],
+)
+def test_bad_values(tmp_path, header, row, match):
+    """Per data type, prices > 0 and sizes >= 0 (trade amounts > 0): a bad value is refused
+    naming file, line and column, or counted and skipped with on_error="skip"."""
+    good = row.split(",")
+    good[4:] = ["7", "buy", "5", "1"] if header == TARDIS_HEADERS["trades"] else ["1", "2", "3", "4"]
+    good = ",".join(good)
+    p = write(tmp_path, "v.csv", header, good, row, good)
+    with pytest.raises(LobError, match=r"v\.csv, line 3 \(byte \d+\): " + match):
+        lobfast.read_tardis(p)
+    with pytest.raises(ref.RowError) as r:
+        ref.read_tardis(p)
+    assert r.value.line == 3
+    stats: dict = {}
+    d = lobfast.read_tardis(p, on_error="skip", stats=stats)
+    assert stats["bad_lines"] == 1 and stats["rows"] == 2 and len(d) == 2
+    check_reference(p, d, on_error="skip")
 
 
 def test_mixed_data_types(tmp_path, btc_trades, depth):
@@ -461,7 +518,8 @@ def _decimal_text(draw, positive: bool):
 DECIMAL = _decimal_text(False)
 POSITIVE = _decimal_text(True)
 DECIMAL_OR_EMPTY = st.one_of(st.just(""), DECIMAL)
-BAD_CELLS = ["", "abc", "1..2", "nan", "1e", "-", "+", "0x10", "1,5"]
+POSITIVE_OR_EMPTY = st.one_of(st.just(""), POSITIVE)
+BAD_CELLS = ["", "abc", "1..2", "nan", "1e", "-", "+", "0x10", "1,5", "-1", "0", "1e-400", "1e400", "1\x00"]
 
 
 @st.composite
@@ -483,10 +541,12 @@ def tardis_file(draw):
         elif kind == "trades":
             tid = draw(st.sampled_from(["1", "123456789012", "abc", ""]))
             side = draw(st.sampled_from(["buy", "sell", "unknown", ""]))
-            tail = [tid, side, draw(DECIMAL), draw(DECIMAL)]
+            tail = [tid, side, draw(POSITIVE), draw(POSITIVE)]
         else:
             cells = 4 if kind == "quotes" else 4 * levels
-            tail = [draw(DECIMAL_OR_EMPTY) for _ in range(cells)]
+            # prices (quotes: cells 1, 2; book: every other cell) > 0, sizes >= 0
+            price = (lambda i: i in (1, 2)) if kind == "quotes" else (lambda i: i % 2 == 0)
+            tail = [draw(POSITIVE_OR_EMPTY if price(i) else DECIMAL_OR_EMPTY) for i in range(cells)]
         row = ["binance", sym, ts, str(local), *tail]
         if draw(st.integers(0, 19)) == 0:  # now and then a bad cell
             row[draw(st.integers(2, len(row) - 1))] = draw(st.sampled_from(BAD_CELLS))

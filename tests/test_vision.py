@@ -27,7 +27,7 @@ from convert import (
 )
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_tardis import DECIMAL, assert_same
+from test_tardis import DECIMAL, POSITIVE, assert_same
 
 import lobfast
 from lobfast import LobError, LobWarning
@@ -215,6 +215,18 @@ SPOT_ROW = "51175358,17.80180000,5.69000000,101.29224200,1735689600010866,True,T
             r"column 5 \(time\): expected a time in ms",
         ),
         (SPOT_ROW.replace("1735689600010866", "-1735689600010"), r"column 5 \(time\): expected a time in ms"),
+        # times in 1970..2262 only: INT64_MAX (as ns) and 2262-01-01 + 1 ns are refused
+        (SPOT_ROW.replace("1735689600010866", "9223372036854775807"), r"column 5 \(time\): .*between 1970 and 2262"),
+        (SPOT_ROW.replace("1735689600010866", "9214646400000000001"), r"column 5 \(time\): .*between 1970 and 2262"),
+        # values: price > 0, qty > 0, quoteQty >= 0; decimals that round to 0 or inf
+        (SPOT_ROW.replace("17.80180000", "0"), r"column 2 \(price\): expected a price > 0, found '0'"),
+        (SPOT_ROW.replace("17.80180000", "-17.8018"), r"column 2 \(price\): expected a price > 0"),
+        (SPOT_ROW.replace("5.69000000", "0.0"), r"column 3 \(qty\): expected a quantity > 0"),
+        (SPOT_ROW.replace("101.29224200", "-1"), r"column 4 \(quoteQty\): expected a value >= 0"),
+        (SPOT_ROW.replace("17.80180000", "1e-400"), r"column 2 \(price\): expected a decimal number within"),
+        (SPOT_ROW.replace("17.80180000", "1e400"), r"column 2 \(price\): expected a decimal number within"),
+        # a NUL past the first 64 bytes (not taken for binary data) is shown escaped, never cut
+        (SPOT_ROW[:-4] + "Tr\x00ue", r"column 7 \(isBestMatch\): expected True or False, found 'Tr\\x00ue'"),
         ("trade Id,price,qty", r"header not recognised: .* found 'trade Id,price,qty'"),
     ],
 )
@@ -231,6 +243,33 @@ def test_bad_row(tmp_path, row, match):
     assert stats["bad_lines"] == 1 and stats["first_bad_line"].startswith("line 2: ")
     assert t.trade_id.tolist() == [51175358, 51175359]
     check_reference(p, t, on_error="skip")
+
+
+@pytest.mark.parametrize(
+    "cells, match",
+    [
+        ({1: "0"}, r"column 2 \(best_bid_price\): expected a price > 0"),
+        ({3: "-2474.31"}, r"column 4 \(best_ask_price\): expected a price > 0"),
+        ({2: "-6"}, r"column 3 \(best_bid_qty\): expected a value >= 0"),
+        ({4: "1e-999"}, r"column 5 \(best_ask_qty\): expected a decimal number within"),
+        ({5: "9223372036854775807"}, r"column 6 \(transaction_time\): .*between 1970 and 2262"),
+        ({6: "-1"}, r"column 7 \(event_time\): .*between 1970 and 2262"),
+    ],
+)
+def test_bad_book_ticker_values(tmp_path, cells, match):
+    good = "3831603310013,2474.30000000,6.00900000,2474.31000000,44.75700000,1705276800000,1705276800005"
+    bad = good.split(",")
+    for i, v in cells.items():
+        bad[i] = v
+    p = write(tmp_path, "b.csv", VISION_HEADERS["um_book"], good, ",".join(bad), good)
+    with pytest.raises(LobError, match=r"b\.csv, line 3 \(byte \d+\): " + match):
+        lobfast.read_binance_vision(p)
+    with pytest.raises(ref.RowError):
+        ref.read_binance_vision(p)
+    stats: dict = {}
+    q = lobfast.read_binance_vision(p, on_error="skip", stats=stats)
+    assert stats["bad_lines"] == 1 and stats["rows"] == 2 and len(q) == 2
+    check_reference(p, q, on_error="skip")
 
 
 def test_header_of_another_layout_mid_file(tmp_path):
@@ -305,7 +344,7 @@ HEADERS = {
 BOOL = st.sampled_from(["True", "False", "true", "false", "TRUE"])
 TIME = st.sampled_from([1705276800000, 1705276800005, 1735689600010866, 1735689600010867, 1705276800001])
 INT = st.integers(0, 2**40).map(str)
-BAD = st.sampled_from(["", "x", "1.5", "1e3", "-", "maybe", "1,2"])
+BAD = st.sampled_from(["", "x", "1.5", "1e3", "-", "maybe", "1,2", "-1", "0", "1e-400", "9223372036854775807"])
 
 
 @st.composite
@@ -314,10 +353,13 @@ def vision_file(draw):
     lines = [HEADERS[layout]] if draw(st.booleans()) else []
     for _ in range(draw(st.integers(0, 20))):
         if layout == "UM bookTicker":
-            row = [draw(st.sampled_from(["1", "2", "3"])), *(draw(DECIMAL) for _ in range(4))]
+            row = [
+                draw(st.sampled_from(["1", "2", "3"])),
+                *(draw(POSITIVE if i % 2 == 0 else DECIMAL) for i in range(4)),
+            ]
             row += [str(draw(TIME)), str(draw(TIME))]
         else:
-            row = [draw(INT), draw(DECIMAL), draw(DECIMAL)]
+            row = [draw(INT), draw(POSITIVE), draw(POSITIVE)]
             row += [draw(INT), draw(INT)] if "agg" in layout else [draw(DECIMAL)]
             row += [str(draw(TIME)), draw(BOOL)] + ([draw(BOOL)] if layout.startswith("spot") else [])
         if draw(st.integers(0, 14)) == 0:  # now and then a bad cell

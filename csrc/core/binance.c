@@ -108,10 +108,10 @@ fail_at(lob_error *err, int code, const char *line, const lob_json *j)
 {
     size_t col = (size_t)(j->p - line);
     size_t left = (size_t)(j->end - j->p); /* the line is not NUL-terminated */
-    int show = left < 24 ? (int)left : 24;
-    return lob_error_set(err, code, "column %zu: expected %s, found '%.*s'%s", col + 1,
-                         j->expected ? j->expected : "valid JSON", show, j->p,
-                         left > 24 ? "..." : (left ? "" : "(end of line)"));
+    char show[LOB_SHOW_BUF];
+    return lob_error_set(err, code, "column %zu: expected %s, found '%s'%s", col + 1,
+                         j->expected ? j->expected : "valid JSON",
+                         lob_show(show, sizeof show, j->p, left, 24), left ? "" : "(end of line)");
 }
 
 /* ------------------------------------------------------------------ parsing */
@@ -294,21 +294,24 @@ is_partial_depth(const msg *m)
 }
 
 /* Exchange time in ns: USD-M T, else E; spot bookTicker and snapshots carry none, so the
- * receive time stands in. */
+ * receive time stands in.  Both E and T must be times in 1970..2262 when present, the one
+ * not kept too: a message stamped with a broken time is a broken message. */
 static int
 exchange_ts(const msg *m, int64_t local, int64_t *ts, lob_error *err)
 {
-    if (!(m->have & (H_T | H_E))) {
-        *ts = local;
-        return LOB_OK;
+    *ts = local;
+    static const unsigned bits[2] = {H_E, H_T};
+    static const char *const names[2] = {"E", "T"};
+    for (int i = 0; i < 2; i++) {
+        int64_t t = i ? m->T : m->E;
+        if ((m->have & bits[i]) && lob_epoch_to_ns(t, ts) < 0) {
+            return lob_error_set(err, LOB_E_RANGE,
+                                 "exchange time %s=%lld is not a time between 1970 and 2262 "
+                                 "(in s, ms, us or ns)",
+                                 names[i], (long long)t);
+        }
     }
-    int64_t t = (m->have & H_T) ? m->T : m->E;
-    if (lob_epoch_to_ns(t, ts) < 0) {
-        return lob_error_set(err, LOB_E_RANGE,
-                             "exchange time %s=%lld is not a time since 1970 before year 2262",
-                             (m->have & H_T) ? "T" : "E", (long long)t);
-    }
-    return LOB_OK;
+    return LOB_OK; /* the last one converted is T when there is one, else E */
 }
 
 /* ------------------------------------------------------------------ depth sync */
@@ -556,6 +559,20 @@ missing(lob_error *err, const char *what, const char *field)
     return lob_error_set(err, LOB_E_FORMAT, "%s message without '%s'", what, field);
 }
 
+/* What a value must be, per field (depth levels are checked in parse_levels: price > 0,
+ * qty >= 0, 0 deleting the level):
+ *  - trade and aggTrade: price 'p' > 0 and quantity 'q' > 0 (a fill of nothing, or at no
+ *    price, is not a trade);
+ *  - bookTicker: prices 'b', 'a' > 0 and sizes 'B', 'A' >= 0.  Binance documents no
+ *    convention for an empty side, so a zero or negative price is refused like any other.
+ * Decimal text that overflows to infinity or underflows to 0 was refused by the parser. */
+static int
+bad_value(lob_error *err, const char *what, const char *field, double v, const char *expected)
+{
+    return lob_error_set(err, LOB_E_RANGE, "%s field '%s' is %.17g: expected %s", what, field, v,
+                         expected);
+}
+
 static int
 on_trade(lob_binance *b, const msg *m, int64_t local, int agg, lob_error *err)
 {
@@ -566,6 +583,12 @@ on_trade(lob_binance *b, const msg *m, int64_t local, int agg, lob_error *err)
         if (!(m->have & need[i])) {
             return missing(err, what, names[i]);
         }
+    }
+    if (!(m->p > 0)) {
+        return bad_value(err, what, "p", m->p, "a price > 0");
+    }
+    if (!(m->q > 0)) {
+        return bad_value(err, what, "q", m->q, "a quantity > 0");
     }
     int64_t ts;
     LOB_FORWARD_IF_ERROR(exchange_ts(m, local, &ts, err));
@@ -600,6 +623,14 @@ on_quote(lob_binance *b, const msg *m, int64_t local, lob_error *err)
     for (int i = 0; i < 5; i++) {
         if (!(m->have & need[i])) {
             return missing(err, "bookTicker", names[i]);
+        }
+    }
+    const double v[4] = {m->bpx, m->bqty, m->apx, m->aqty};
+    for (int i = 0; i < 4; i++) {
+        int size = i % 2; /* b, B, a, A */
+        if (size ? !(v[i] >= 0) : !(v[i] > 0)) {
+            return bad_value(err, "bookTicker", names[1 + i], v[i],
+                             size ? "a size >= 0" : "a price > 0");
         }
     }
     int64_t ts;
@@ -639,9 +670,16 @@ binance_line(void *ctx, const char *s, size_t n, lob_error *err)
                                  "binary data where '<receive time ns> <JSON>' text was "
                                  "expected (is this the right file?)");
         }
+        char show[LOB_SHOW_BUF];
         return lob_error_set(err, LOB_E_FORMAT,
-                             "expected '<receive time in ns> <JSON message>', found '%.*s'%s",
-                             n < 32 ? (int)n : 32, s, n > 32 ? "..." : "");
+                             "expected '<receive time in ns> <JSON message>', found '%s'",
+                             lob_show(show, sizeof show, s, n, 32));
+    }
+    if (local > LOB_TS_MAX) {
+        /* refused, not counted as outside the window: a time past 2262 is damage */
+        return lob_error_set(err, LOB_E_RANGE,
+                             "receive time %lld ns is not a time between 1970 and 2262",
+                             (long long)local);
     }
     if (local < b->last_local) {
         /* a recording is written in receive order: going back means files given out of
@@ -696,9 +734,10 @@ binance_line(void *ctx, const char *s, size_t n, lob_error *err)
     if (sym != NULL) {
         int keep = lob_symbols_select(&b->syms, sym, symlen);
         if (keep < 0) {
+            char show[LOB_SHOW_BUF];
             return lob_error_set(err, LOB_E_FORMAT,
-                                 "symbol '%.*s' is not 1 to 31 printable ASCII characters",
-                                 symlen < 40 ? (int)symlen : 40, sym);
+                                 "symbol '%s' is not 1 to 31 printable ASCII characters",
+                                 lob_show(show, sizeof show, sym, symlen, LOB_SHOW));
         }
         if (!keep) {
             return LOB_OK;

@@ -16,6 +16,21 @@ lob_dict_value(const lob_dict *d, int i)
     return d->text + d->start[i];
 }
 
+/* Bytes of value i (its NUL aside): values are stored back to back. */
+static size_t
+dict_len(const lob_dict *d, int i)
+{
+    int64_t end = i + 1 < d->n ? d->start[i + 1] : (int64_t)d->len;
+    return (size_t)(end - d->start[i] - 1);
+}
+
+/* Value i is exactly [s, s + n).  Lengths first: memcmp never reads past either. */
+static int
+dict_is(const lob_dict *d, int i, const char *s, size_t n)
+{
+    return dict_len(d, i) == n && memcmp(lob_dict_value(d, i), s, n) == 0;
+}
+
 static int
 dict_grow_table(lob_dict *d)
 {
@@ -31,8 +46,8 @@ dict_grow_table(lob_dict *d)
     }
     d->start = start;
     for (int i = 0; i < d->n; i++) {
-        const char *v = lob_dict_value(d, i);
-        uint32_t h = (uint32_t)lob_hash(v, strlen(v)) & (uint32_t)(slots - 1);
+        uint32_t h =
+            (uint32_t)lob_hash(lob_dict_value(d, i), dict_len(d, i)) & (uint32_t)(slots - 1);
         while (slot[h] != 0) {
             h = (h + 1) & (uint32_t)(slots - 1);
         }
@@ -50,11 +65,8 @@ static int dict_find(lob_dict *d, const char *s, size_t n);
 static int
 dict_code(lob_dict *d, const char *s, size_t n)
 {
-    if (d->n > 0) { /* most cells repeat the one above (exchange, symbol, side) */
-        const char *v = lob_dict_value(d, d->last);
-        if (strncmp(v, s, n) == 0 && v[n] == '\0') {
-            return d->last;
-        }
+    if (d->n > 0 && dict_is(d, d->last, s, n)) {
+        return d->last; /* most cells repeat the one above (exchange, symbol, side) */
     }
     int code = dict_find(d, s, n);
     if (code >= 0) {
@@ -74,13 +86,9 @@ dict_find(lob_dict *d, const char *s, size_t n)
     }
     uint32_t mask = (uint32_t)(d->slots - 1), h = (uint32_t)lob_hash(s, n) & mask;
     for (; d->slot[h] != 0; h = (h + 1) & mask) {
-        const char *v = lob_dict_value(d, d->slot[h] - 1);
-        if (strncmp(v, s, n) == 0 && v[n] == '\0') {
+        if (dict_is(d, d->slot[h] - 1, s, n)) {
             return d->slot[h] - 1;
         }
-    }
-    if (memchr(s, '\0', n) != NULL) {
-        return LOB_E_FORMAT; /* a NUL byte would cut the value short */
     }
     if (d->cap - d->len < n + 1) {
         size_t cap = (d->cap + n + 1) * 2;
@@ -153,17 +161,25 @@ parse_cell(const lob_csvcol *c, int64_t row, const char *p, const char *e, const
             v = NAN;
         }
         ((double *)c->out)[row] = v;
-        what = "a number";
+        what = rc == LOB_E_RANGE ? "a number within float64 range (a nonzero value that "
+                                   "rounds to 0 or to infinity is refused)"
+                                 : "a number";
         break;
     }
     case LOB_CK_I64:
         q = lob_parse_int64(p, e, &((int64_t *)c->out)[row], &rc);
         what = "an integer (read the column as float64 if it is not one)";
         break;
-    case LOB_CK_TIME:
-        q = lob_parse_time(p, e, key->unit, &((int64_t *)c->out)[row], &rc);
-        what = "a time";
+    case LOB_CK_TIME: {
+        int64_t *t = &((int64_t *)c->out)[row];
+        q = lob_parse_time(p, e, key->unit, t, &rc);
+        if (q != NULL && *t > LOB_TS_MAX) {
+            q = NULL; /* a time past 2262 is damage, never a time to keep (or compare) */
+            rc = LOB_E_RANGE;
+        }
+        what = "a time between 1970 and 2262";
         break;
+    }
     case LOB_CK_BOOL: {
         q = cell_end(p, e, sep);
         size_t n = (size_t)(q - p);
@@ -188,11 +204,19 @@ parse_cell(const lob_csvcol *c, int64_t row, const char *p, const char *e, const
         break;
     }
     case LOB_CK_TEXT: {
+        /* checked before the lookup: a value holds no control byte (a NUL would end it
+         * early) and is at most LOB_TEXT_MAX bytes (a category, not a document) */
         q = cell_end(p, e, sep);
-        int code = dict_code(c->dict, p, (size_t)(q - p));
+        size_t n = (size_t)(q - p);
+        int code = n > LOB_TEXT_MAX                 ? LOB_E_RANGE
+                   : lob_find_control(p, n) != NULL ? LOB_E_FORMAT
+                                                    : dict_code(c->dict, p, n);
         if (code < 0) {
-            what = code == LOB_E_RANGE ? "at most 65536 distinct values in a text column"
-                                       : "text without NUL bytes";
+            what = n > LOB_TEXT_MAX      ? "text of at most 1024 bytes"
+                   : code == LOB_E_RANGE ? "at most 65536 distinct values in a text column"
+                   : code == LOB_E_NOMEM ? "memory for the text values"
+                                         : "text without control bytes (NUL, tab, newline, ...)";
+            rc = code;
             q = NULL;
         }
         else {
@@ -206,11 +230,11 @@ parse_cell(const lob_csvcol *c, int64_t row, const char *p, const char *e, const
         q = NULL; /* text after the value */
     }
     if (q == NULL) {
+        char show[LOB_SHOW_BUF];
         const char *end = cell_end(p, e, sep);
-        int len = (int)(end - p);
-        lob_error_set(err, rc == LOB_E_RANGE ? LOB_E_RANGE : LOB_E_FORMAT,
-                      "column '%s': expected %s, not '%.*s'", c->name, what, len > 40 ? 40 : len,
-                      p);
+        lob_error_set(err, rc == LOB_E_RANGE || rc == LOB_E_NOMEM ? rc : LOB_E_FORMAT,
+                      "column '%s': expected %s, not '%s'", c->name, what,
+                      lob_show(show, sizeof show, p, (size_t)(end - p), LOB_SHOW));
     }
     return q;
 }

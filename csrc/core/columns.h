@@ -21,6 +21,7 @@ typedef enum {
 } lob_colkind;
 
 #define LOB_DICT_MAX 65536 /* distinct values of a text column: more is not a category */
+#define LOB_TEXT_MAX 1024  /* bytes of one text value: longer is refused (columns.c says 1024) */
 
 /* Distinct text values in first-seen order; an open-addressing table finds them. */
 typedef struct lob_dict_s {

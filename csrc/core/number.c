@@ -108,8 +108,8 @@ decimal_slow(const char *first, const char *mant_end, int64_t exp10, double *out
     snprintf(buf + k, sizeof buf - k, "e%lld", (long long)exp10);
     char *endp = NULL;
     double v = strtod(buf, &endp);
-    if (!isfinite(v)) {
-        return LOB_E_RANGE;
+    if (!isfinite(v) || (seen_nonzero && v == 0)) {
+        return LOB_E_RANGE; /* overflow to inf, or a nonzero value lost to 0 */
     }
     *out = v;
     return LOB_OK;
@@ -263,8 +263,8 @@ lob_epoch_to_ns(int64_t t, int64_t *ns)
                    : t < 10000000000000LL    ? 1000000    /* < 1e13: milliseconds */
                    : t < 10000000000000000LL ? 1000       /* < 1e16: microseconds */
                                              : 1;
-    if (t < 0 || t > INT64_MAX / unit) {
-        return LOB_E_RANGE; /* the product would overflow: refuse rather than wrap */
+    if (t < LOB_TS_MIN || t > LOB_TS_MAX / unit) {
+        return LOB_E_RANGE; /* 1970..2262 only, checked before the product is formed */
     }
     *ns = t * unit;
     return LOB_OK;

@@ -2,6 +2,7 @@
 #include "peek.h"
 
 #include "json.h"
+#include "text.h"
 
 #include <string.h>
 
@@ -146,10 +147,11 @@ lob_peek_binance(const char *s, size_t n, lob_peek *pk, lob_error *err)
     }
     if (rc < 0) {
         size_t left = (size_t)(j.end - j.p);
-        int show = left < 24 ? (int)left : 24;
-        return lob_error_set(err, rc, "column %zu: expected %s, found '%.*s'%s",
-                             (size_t)(j.p - s) + 1, j.expected ? j.expected : "valid JSON", show,
-                             j.p, left > 24 ? "..." : (left ? "" : "(end of message)"));
+        char show[LOB_SHOW_BUF]; /* escaped: a NUL or control byte must not cut the text */
+        return lob_error_set(err, rc, "column %zu: expected %s, found '%s'%s",
+                             (size_t)(j.p - s) + 1, j.expected ? j.expected : "valid JSON",
+                             lob_show(show, sizeof show, j.p, left, 24),
+                             left ? "" : "(end of message)");
     }
     if (pk->symlen == 0 && pk->streamlen > 0) {
         const char *at = memchr(pk->stream, '@', pk->streamlen);

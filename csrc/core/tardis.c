@@ -106,15 +106,14 @@ static int
 bad_cell(const lob_tardis *t, lob_error *err, int code, int col, const lob_cell *c,
          const char *expected)
 {
-    char name[40];
+    char name[40], show[LOB_SHOW_BUF];
     const char *nm = col_name(t, col, name, sizeof name);
     if (c->n == 0) {
         return lob_error_set(err, code, "column %d (%s): expected %s, found an empty cell", col + 1,
                              nm, expected);
     }
-    return lob_error_set(err, code, "column %d (%s): expected %s, found '%.*s'%s", col + 1, nm,
-                         expected, (int)(c->n < SHOW ? c->n : SHOW), c->p,
-                         c->n > SHOW ? "..." : "");
+    return lob_error_set(err, code, "column %d (%s): expected %s, found '%s'", col + 1, nm,
+                         expected, lob_show(show, sizeof show, c->p, c->n, SHOW));
 }
 
 /* ------------------------------------------------------------------ cells */
@@ -131,18 +130,40 @@ cell_decimal(lob_tardis *t, const lob_cell *c, int col, double *out, lob_error *
     return LOB_OK;
 }
 
+/* What a value must be, per data type:
+ *  - incremental_book_L2: price > 0, amount >= 0 (0 removes the level);
+ *  - trades: price > 0, amount > 0;
+ *  - quotes / book_ticker and book_snapshot_N: an empty cell is "no value" (NaN; an empty
+ *    snapshot level has size 0), otherwise prices > 0 and amounts >= 0.
+ * Decimal text that overflows to infinity or underflows to 0 is refused by the parser. */
+enum { V_PRICE, V_SIZE, V_QTY }; /* > 0, >= 0, > 0 */
+
+static int
+cell_value(lob_tardis *t, const lob_cell *c, int col, int rule, double *out, lob_error *err)
+{
+    LOB_FORWARD_IF_ERROR(cell_decimal(t, c, col, out, err));
+    if (rule == V_SIZE ? !(*out >= 0) : !(*out > 0)) {
+        return bad_cell(t, err, LOB_E_RANGE, col, c,
+                        rule == V_PRICE  ? "a price > 0"
+                        : rule == V_SIZE ? "an amount >= 0"
+                                         : "an amount > 0");
+    }
+    return LOB_OK;
+}
+
 /* An empty cell is "no value": NaN. */
 static int
-cell_decimal_or_nan(lob_tardis *t, const lob_cell *c, int col, double *out, lob_error *err)
+cell_value_or_nan(lob_tardis *t, const lob_cell *c, int col, int rule, double *out, lob_error *err)
 {
     if (c->n == 0) {
         *out = NAN;
         return LOB_OK;
     }
-    return cell_decimal(t, c, col, out, err);
+    return cell_value(t, c, col, rule, out, err);
 }
 
-/* Microseconds to ns, refusing what does not fit int64 ns (years beyond 2262). */
+/* Microseconds to ns, refusing times outside 1970..2262 (the product is formed only after
+ * the range check, so it cannot overflow). */
 static int
 cell_time(lob_tardis *t, const lob_cell *c, int col, int64_t *out, lob_error *err)
 {
@@ -151,8 +172,9 @@ cell_time(lob_tardis *t, const lob_cell *c, int col, int64_t *out, lob_error *er
     if (rc < 0) {
         return bad_cell(t, err, rc, col, c, "an integer time in microseconds since the epoch");
     }
-    if (us > INT64_MAX / 1000 || us < INT64_MIN / 1000) {
-        return bad_cell(t, err, LOB_E_RANGE, col, c, "a time in microseconds before year 2262");
+    if (us < LOB_TS_MIN / 1000 || us > LOB_TS_MAX / 1000) {
+        return bad_cell(t, err, LOB_E_RANGE, col, c,
+                        "a time in microseconds between 1970 and 2262");
     }
     *out = us * 1000;
     return LOB_OK;
@@ -163,16 +185,16 @@ cell_time(lob_tardis *t, const lob_cell *c, int col, int64_t *out, lob_error *er
 static int
 header(lob_tardis *t, lob_cell *c, int nc, lob_error *err)
 {
+    char show[LOB_SHOW_BUF];
     int kind = KIND_NONE, levels = 0;
     t->header_rejected = 1; /* until accepted below */
     for (int i = 0; i < NCOMMON; i++) {
         if (i >= nc || !lob_cell_is(&c[i], common_names[i])) {
             return lob_error_set(err, LOB_E_FORMAT,
                                  "header column %d: expected '%s' (Tardis CSV headers start with "
-                                 "'exchange,symbol,timestamp,local_timestamp'), found '%.*s'",
+                                 "'exchange,symbol,timestamp,local_timestamp'), found '%s'",
                                  i + 1, common_names[i],
-                                 i < nc ? (int)(c[i].n < SHOW ? c[i].n : SHOW) : 0,
-                                 i < nc ? c[i].p : "");
+                                 i < nc ? lob_show(show, sizeof show, c[i].p, c[i].n, SHOW) : "");
         }
     }
     static const char *const *const fixed[3] = {depth_names, trade_names, quote_names};
@@ -206,8 +228,9 @@ header(lob_tardis *t, lob_cell *c, int nc, lob_error *err)
                 if (!lob_cell_is(h, want[j])) {
                     return lob_error_set(
                         err, LOB_E_FORMAT,
-                        "book_snapshot header column %d: expected '%s', found '%.*s'",
-                        NCOMMON + 4 * i + j + 1, want[j], (int)(h->n < SHOW ? h->n : SHOW), h->p);
+                        "book_snapshot header column %d: expected '%s', found '%s'",
+                        NCOMMON + 4 * i + j + 1, want[j],
+                        lob_show(show, sizeof show, h->p, h->n, SHOW));
                 }
             }
         }
@@ -217,10 +240,10 @@ header(lob_tardis *t, lob_cell *c, int nc, lob_error *err)
         const lob_cell *h = nc > NCOMMON ? &c[NCOMMON] : NULL;
         return lob_error_set(
             err, LOB_E_FORMAT,
-            "Tardis header not recognised (%d columns, column 5 '%.*s'): expected the "
+            "Tardis header not recognised (%d columns, column 5 '%s'): expected the "
             "incremental_book_L2, trades, quotes/book_ticker or book_snapshot_N columns "
             "after 'exchange,symbol,timestamp,local_timestamp'",
-            nc, h ? (int)(h->n < SHOW ? h->n : SHOW) : 0, h ? h->p : "");
+            nc, h ? lob_show(show, sizeof show, h->p, h->n, SHOW) : "");
     }
     char text[sizeof t->type_text];
     static const char *const kind_text[T_N] = {"incremental_book_L2", "trades", "quotes", ""};
@@ -301,16 +324,9 @@ depth_parse(lob_tardis *t, const lob_cell *c, row *r, lob_error *err)
     else {
         return bad_cell(t, err, LOB_E_FORMAT, 5, &c[5], "'bid' or 'ask'");
     }
-    LOB_FORWARD_IF_ERROR(cell_decimal(t, &c[6], 6, &r->v[0], err));
-    LOB_FORWARD_IF_ERROR(cell_decimal(t, &c[7], 7, &r->v[1], err));
     /* prices key the book, so a non-positive one is corrupt data, not a level */
-    if (!(r->v[0] > 0)) {
-        return bad_cell(t, err, LOB_E_RANGE, 6, &c[6], "a positive price");
-    }
-    if (!(r->v[1] >= 0)) {
-        return bad_cell(t, err, LOB_E_RANGE, 7, &c[7], "a non-negative amount");
-    }
-    return LOB_OK;
+    LOB_FORWARD_IF_ERROR(cell_value(t, &c[6], 6, V_PRICE, &r->v[0], err));
+    return cell_value(t, &c[7], 7, V_SIZE, &r->v[1], err);
 }
 
 static int
@@ -328,8 +344,8 @@ trade_parse(lob_tardis *t, const lob_cell *c, row *r, lob_error *err)
     else {
         return bad_cell(t, err, LOB_E_FORMAT, 5, &c[5], "'buy', 'sell' or 'unknown'");
     }
-    LOB_FORWARD_IF_ERROR(cell_decimal(t, &c[6], 6, &r->v[0], err));
-    LOB_FORWARD_IF_ERROR(cell_decimal(t, &c[7], 7, &r->v[1], err));
+    LOB_FORWARD_IF_ERROR(cell_value(t, &c[6], 6, V_PRICE, &r->v[0], err));
+    LOB_FORWARD_IF_ERROR(cell_value(t, &c[7], 7, V_QTY, &r->v[1], err));
     /* ids are integers on most exchanges but text (or empty) on some; trade_id is int64, so
      * those become -1 and are counted rather than refusing the file */
     int rc = LOB_OK;
@@ -337,6 +353,9 @@ trade_parse(lob_tardis *t, const lob_cell *c, row *r, lob_error *err)
     r->nonint = e == NULL || e != c[4].p + c[4].n;
     if (r->nonint) {
         r->id = -1;
+        if (lob_find_control(c[4].p, c[4].n) != NULL) {
+            return bad_cell(t, err, LOB_E_FORMAT, 4, &c[4], "an id without control bytes");
+        }
     }
     return LOB_OK;
 }
@@ -344,8 +363,9 @@ trade_parse(lob_tardis *t, const lob_cell *c, row *r, lob_error *err)
 static int
 quote_parse(lob_tardis *t, const lob_cell *c, row *r, lob_error *err)
 {
+    static const int rule[4] = {V_SIZE, V_PRICE, V_PRICE, V_SIZE}; /* file order */
     for (int i = 0; i < 4; i++) {
-        LOB_FORWARD_IF_ERROR(cell_decimal_or_nan(t, &c[4 + i], 4 + i, &r->v[i], err));
+        LOB_FORWARD_IF_ERROR(cell_value_or_nan(t, &c[4 + i], 4 + i, rule[i], &r->v[i], err));
     }
     return LOB_OK;
 }
@@ -363,10 +383,10 @@ book_parse(lob_tardis *t, const lob_cell *c, lob_error *err)
     double *asz = LOB_COL(tb, LOB_B_ASK_SZ, double) + i * L;
     for (size_t k = 0; k < L; k++) {
         int col = NCOMMON + 4 * (int)k;
-        LOB_FORWARD_IF_ERROR(cell_decimal_or_nan(t, &c[col], col, &apx[k], err));
-        LOB_FORWARD_IF_ERROR(cell_decimal_or_nan(t, &c[col + 1], col + 1, &asz[k], err));
-        LOB_FORWARD_IF_ERROR(cell_decimal_or_nan(t, &c[col + 2], col + 2, &bpx[k], err));
-        LOB_FORWARD_IF_ERROR(cell_decimal_or_nan(t, &c[col + 3], col + 3, &bsz[k], err));
+        LOB_FORWARD_IF_ERROR(cell_value_or_nan(t, &c[col], col, V_PRICE, &apx[k], err));
+        LOB_FORWARD_IF_ERROR(cell_value_or_nan(t, &c[col + 1], col + 1, V_SIZE, &asz[k], err));
+        LOB_FORWARD_IF_ERROR(cell_value_or_nan(t, &c[col + 2], col + 2, V_PRICE, &bpx[k], err));
+        LOB_FORWARD_IF_ERROR(cell_value_or_nan(t, &c[col + 3], col + 3, V_SIZE, &bsz[k], err));
         /* BookSnapshots: an empty level has size 0, not NaN */
         asz[k] = isnan(asz[k]) ? 0.0 : asz[k];
         bsz[k] = isnan(bsz[k]) ? 0.0 : bsz[k];
@@ -485,12 +505,12 @@ tardis_line(void *ctx, const char *s, size_t n, lob_error *err)
             return lob_error_set(err, LOB_E_FORMAT, "row after a refused header line (%.200s)",
                                  t->header_error);
         }
+        char show[LOB_SHOW_BUF];
         return lob_error_set(
             err, LOB_E_FORMAT,
             "expected the Tardis CSV header line "
-            "'exchange,symbol,timestamp,local_timestamp,...' before the data, found "
-            "'%.*s'%s",
-            (int)(n < 32 ? n : 32), s, n > 32 ? "..." : "");
+            "'exchange,symbol,timestamp,local_timestamp,...' before the data, found '%s'",
+            lob_show(show, sizeof show, s, n, 32));
     }
     int want = NCOMMON + (t->kind == T_BOOK ? 4 * t->levels : 4);
     if (nc != want) {
@@ -498,9 +518,12 @@ tardis_line(void *ctx, const char *s, size_t n, lob_error *err)
                              "expected %d columns (%s, as the header says), found %d", want,
                              t->type_text, nc);
     }
-    if (!lob_symbol_valid(c[1].p, c[1].n)) {
-        return bad_cell(t, err, LOB_E_FORMAT, 1, &c[1],
-                        "a symbol of 1 to 31 printable ASCII characters");
+    for (int i = 0; i < 2; i++) { /* exchange, symbol: names, compared and reported */
+        if (!lob_symbol_valid(c[i].p, c[i].n)) {
+            return bad_cell(t, err, LOB_E_FORMAT, i, &c[i],
+                            i ? "a symbol of 1 to 31 printable ASCII characters"
+                              : "an exchange of 1 to 31 printable ASCII characters");
+        }
     }
     int64_t ts = 0, local = 0;
     LOB_FORWARD_IF_ERROR(cell_time(t, &c[3], 3, &local, err));

@@ -19,6 +19,45 @@ lob_looks_binary(const char *s, size_t n)
     return 0;
 }
 
+const char *
+lob_show(char *buf, size_t cap, const char *s, size_t n, size_t max)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t k = 0, i = 0;
+    for (; i < n && i < max && k + 8 < cap; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c < 0x7F && c != '\\') {
+            buf[k++] = (char)c;
+        }
+        else {
+            buf[k++] = '\\';
+            buf[k++] = 'x';
+            buf[k++] = hex[c >> 4];
+            buf[k++] = hex[c & 15];
+        }
+    }
+    if (i < n && k + 4 <= cap) {
+        memcpy(buf + k, "...", 3);
+        k += 3;
+    }
+    if (cap > 0) {
+        buf[k < cap ? k : cap - 1] = '\0';
+    }
+    return buf;
+}
+
+const char *
+lob_find_control(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7F) {
+            return s + i;
+        }
+    }
+    return NULL;
+}
+
 /* The first ',' in [p, end), or end.  Eight bytes at a time: x = bytes ^ ',' has a zero
  * byte where a comma is; (x - 0x01..) & ~x & 0x80.. flags it.  Only the lowest flag is
  * exact (a borrow can flag a higher byte too), and only the lowest is used. */

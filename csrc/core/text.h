@@ -13,6 +13,20 @@
  *  the file is not text, which makes a better error than "expected ...". */
 int lob_looks_binary(const char *s, size_t n);
 
+#define LOB_SHOW 40                     /* bytes of a bad value quoted in error messages */
+#define LOB_SHOW_BUF (4 * LOB_SHOW + 8) /* room for lob_show() of LOB_SHOW bytes */
+
+/*! lob_show() : [s, s + n) made safe to quote in an error message: printable ASCII as is,
+ *  every other byte (NUL, control bytes, UTF-8) as \xNN, and '...' when more than `max`
+ *  bytes were given.  A NUL byte does not end the text, so the message shows the whole
+ *  value.  `cap` >= 4 * max + 8 always fits.  @return buf. */
+const char *lob_show(char *buf, size_t cap, const char *s, size_t n, size_t max);
+
+/*! lob_find_control() : the first byte of [s, s + n) below 0x20 (NUL, tab, newline, ...) or
+ *  0x7F, or NULL.  Text read from a file never holds one: they end C strings early, hide in
+ *  printed output and make different values look alike. */
+const char *lob_find_control(const char *s, size_t n);
+
 /* A cell of a CSV line: a slice of the line, not NUL-terminated. */
 typedef struct lob_cell_s {
     const char *p; /* first byte */

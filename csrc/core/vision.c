@@ -109,9 +109,9 @@ bad_cell(lob_error *err, int code, int lay, int col, const lob_cell *c, const ch
         return lob_error_set(err, code, "column %d (%s): expected %s, found an empty cell", col + 1,
                              nm, expected);
     }
-    return lob_error_set(err, code, "column %d (%s): expected %s, found '%.*s'%s", col + 1, nm,
-                         expected, (int)(c->n < SHOW ? c->n : SHOW), c->p,
-                         c->n > SHOW ? "..." : "");
+    char show[LOB_SHOW_BUF];
+    return lob_error_set(err, code, "column %d (%s): expected %s, found '%s'", col + 1, nm,
+                         expected, lob_show(show, sizeof show, c->p, c->n, SHOW));
 }
 
 /* ------------------------------------------------------------------ cells */
@@ -146,15 +146,14 @@ cell_int(int lay, const lob_cell *c, int col, int64_t *out, lob_error *err)
     return LOB_OK;
 }
 
-/* A time in s, ms or us (by magnitude) to ns. */
+/* A time in s, ms or us (by magnitude) to ns, within 1970..2262. */
 static int
 cell_time(int lay, const lob_cell *c, int col, int64_t *out, lob_error *err)
 {
     int64_t t;
     LOB_FORWARD_IF_ERROR(cell_int(lay, c, col, &t, err));
     if (lob_epoch_to_ns(t, out) < 0) {
-        return bad_cell(err, LOB_E_RANGE, lay, col, c,
-                        "a time in ms or us since 1970 before year 2262");
+        return bad_cell(err, LOB_E_RANGE, lay, col, c, "a time in ms or us between 1970 and 2262");
     }
     return LOB_OK;
 }
@@ -167,6 +166,24 @@ cell_decimal(int lay, const lob_cell *c, int col, double *out, lob_error *err)
         return bad_cell(err, rc, lay, col, c,
                         rc == LOB_E_RANGE ? "a decimal number within float64 range"
                                           : "a decimal number");
+    }
+    return LOB_OK;
+}
+
+/* What a value must be: trade price > 0, quantity > 0 and quoteQty >= 0; bookTicker prices
+ * > 0 and sizes >= 0.  Decimal text that overflows to infinity or underflows to 0 is
+ * refused by the parser. */
+enum { V_PRICE, V_SIZE, V_QTY }; /* > 0, >= 0, > 0 */
+
+static int
+cell_value(int lay, const lob_cell *c, int col, int rule, double *out, lob_error *err)
+{
+    LOB_FORWARD_IF_ERROR(cell_decimal(lay, c, col, out, err));
+    if (rule == V_SIZE ? !(*out >= 0) : !(*out > 0)) {
+        return bad_cell(err, LOB_E_RANGE, lay, col, c,
+                        rule == V_PRICE  ? "a price > 0"
+                        : rule == V_SIZE ? "a value >= 0"
+                                         : "a quantity > 0");
     }
     return LOB_OK;
 }
@@ -203,13 +220,14 @@ header(lob_vision *v, const char *s, size_t n, lob_error *err)
      * unknown "header" inside data of a known layout is more likely one damaged row (any
      * line starting with a letter looks like a header): refuse that line only. */
     v->header_rejected |= lay != L_NONE || v->layout == L_NONE;
+    char show[LOB_SHOW_BUF];
     if (lay == L_NONE) {
         return lob_error_set(
             err, LOB_E_FORMAT,
             "header not recognised: expected a data.binance.vision trades, aggTrades or "
             "bookTicker header such as 'id,price,qty,quote_qty,time,is_buyer_maker', "
-            "found '%.*s'%s",
-            (int)(n < 60 ? n : 60), s, n > 60 ? "..." : "");
+            "found '%s'",
+            lob_show(show, sizeof show, s, n, LOB_SHOW));
     }
     if (v->layout != L_NONE && v->layout != lay) {
         return lob_error_set(
@@ -252,14 +270,14 @@ trade_row(lob_vision *v, int lay, const lob_cell *c, lob_error *err)
     int maker, best;
     int tcol = agg ? 5 : 4; /* the time column; aggTrades have first/last ids before it */
     LOB_FORWARD_IF_ERROR(cell_int(lay, &c[0], 0, &id, err));
-    LOB_FORWARD_IF_ERROR(cell_decimal(lay, &c[1], 1, &px, err));
-    LOB_FORWARD_IF_ERROR(cell_decimal(lay, &c[2], 2, &qty, err));
+    LOB_FORWARD_IF_ERROR(cell_value(lay, &c[1], 1, V_PRICE, &px, err));
+    LOB_FORWARD_IF_ERROR(cell_value(lay, &c[2], 2, V_QTY, &qty, err));
     if (agg) {
         LOB_FORWARD_IF_ERROR(cell_int(lay, &c[3], 3, &first, err));
         LOB_FORWARD_IF_ERROR(cell_int(lay, &c[4], 4, &last, err));
     }
     else {
-        LOB_FORWARD_IF_ERROR(cell_decimal(lay, &c[3], 3, &quote, err));
+        LOB_FORWARD_IF_ERROR(cell_value(lay, &c[3], 3, V_SIZE, &quote, err));
     }
     LOB_FORWARD_IF_ERROR(cell_time(lay, &c[tcol], tcol, &ts, err));
     LOB_FORWARD_IF_ERROR(cell_flag(lay, &c[tcol + 1], tcol + 1, &maker, err));
@@ -284,8 +302,9 @@ book_row(lob_vision *v, const lob_cell *c, lob_error *err)
     int64_t uid, tt, et;
     double x[4];
     LOB_FORWARD_IF_ERROR(cell_int(L_UM_BOOK, &c[0], 0, &uid, err));
-    for (int i = 0; i < 4; i++) {
-        LOB_FORWARD_IF_ERROR(cell_decimal(L_UM_BOOK, &c[1 + i], 1 + i, &x[i], err));
+    for (int i = 0; i < 4; i++) { /* bid price, bid qty, ask price, ask qty */
+        LOB_FORWARD_IF_ERROR(
+            cell_value(L_UM_BOOK, &c[1 + i], 1 + i, i % 2 ? V_SIZE : V_PRICE, &x[i], err));
     }
     LOB_FORWARD_IF_ERROR(cell_time(L_UM_BOOK, &c[5], 5, &tt, err));
     LOB_FORWARD_IF_ERROR(cell_time(L_UM_BOOK, &c[6], 6, &et, err));

@@ -10,6 +10,7 @@
 
 #include "core/reader.h"
 #include "core/schema.h"
+#include "core/text.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -586,6 +587,48 @@ test_fuzz_findings(void)
     lob_reader_free(x.r);
 }
 
+/* ------------------------------------------------------------------ values and times */
+
+static void
+test_values(void)
+{
+    /* every value is checked: a bad one fails the line (LOB_E_RANGE), or with on_error=skip
+     * is counted and skipped, never kept */
+    static const char *const bad[] = {
+        "2 {\"e\":\"trade\",\"t\":2,\"p\":\"0\",\"q\":\"1\",\"m\":true}\n",
+        "2 {\"e\":\"trade\",\"t\":2,\"p\":\"1\",\"q\":\"-1\",\"m\":true}\n",
+        "2 {\"e\":\"aggTrade\",\"a\":2,\"p\":\"1\",\"q\":\"0\",\"m\":true}\n",
+        "2 {\"u\":2,\"s\":\"X\",\"b\":\"-1\",\"B\":\"1\",\"a\":\"2\",\"A\":\"1\"}\n",
+        "2 {\"u\":2,\"s\":\"X\",\"b\":\"1\",\"B\":\"1\",\"a\":\"2\",\"A\":\"-1\"}\n",
+        "2 {\"e\":\"trade\",\"t\":2,\"p\":\"1e-400\",\"q\":\"1\",\"m\":true}\n",
+        "9223372036854775807 {\"e\":\"trade\",\"t\":2,\"p\":\"1\",\"q\":\"1\",\"m\":true}\n",
+        "2 {\"e\":\"trade\",\"t\":2,\"p\":\"1\",\"q\":\"1\",\"m\":true,\"E\":-5}\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[512];
+        snprintf(text, sizeof text,
+                 "1 {\"e\":\"trade\",\"t\":1,\"p\":\"1\",\"q\":\"1\",\"m\":true}\n%s", bad[i]);
+        run x = read_text(text, 0);
+        char what[64];
+        snprintf(what, sizeof what, "values: bad line %zu is refused", i);
+        test_cond(what, (x.rc == LOB_E_RANGE || x.rc == LOB_E_FORMAT) && x.err.line == 2);
+        lob_reader_free(x.r);
+        x = read_text(text, 1);
+        snprintf(what, sizeof what, "values: bad line %zu is counted and skipped", i);
+        size_t kept = 0;
+        for (int t = T_TRADES; x.r && t <= T_QUOTES; t++) {
+            kept += lob_reader_table(x.r, t)->n;
+        }
+        test_cond(what, x.rc == 0 && stat_int(x.r, "bad_lines") == 1 && kept == 1);
+        lob_reader_free(x.r);
+    }
+    char buf[LOB_SHOW_BUF];
+    test_cond("values: lob_show escapes a NUL and control bytes, never cuts",
+              strcmp(lob_show(buf, sizeof buf, "A\0B\t\\", 5, LOB_SHOW), "A\\x00B\\x09\\x5c") == 0);
+    test_cond("values: lob_show marks a cut",
+              strcmp(lob_show(buf, sizeof buf, "ABCDEF", 6, 3), "ABC...") == 0);
+}
+
 /* ------------------------------------------------------------------ files */
 
 static void
@@ -720,5 +763,6 @@ lob_test_binance(void)
     test_symbols_window_lines();
     test_on_error();
     test_fuzz_findings();
+    test_values();
     test_files();
 }

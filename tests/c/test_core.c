@@ -107,7 +107,18 @@ test_decimal(void)
     test_cond("decimal: DBL_MIN", dec_is("2.2250738585072014e-308", DBL_MIN));
     test_cond("decimal: smallest subnormal",
               dec_is("4.9406564584124654e-324", 4.9406564584124654e-324));
-    test_cond("decimal: 1e-400 underflows to 0 like strtod", dec_matches_strtod("1e-400"));
+    {
+        /* a nonzero literal that rounds to 0 is refused (it would read as a deleted level);
+         * zero itself, however spelled, is 0 */
+        const char *tiny = "1e-400";
+        double v = 7;
+        int rc = LOB_OK;
+        test_cond("decimal: 1e-400 (underflows to 0) is refused",
+                  lob_parse_decimal(tiny, tiny + strlen(tiny), &v, &rc) == NULL &&
+                      rc == LOB_E_RANGE && v == 7);
+        test_cond("decimal: 0e-400 is 0", dec_is("0e-400", 0.0));
+        test_cond("decimal: 0.000 is 0", dec_is("0.000", 0.0));
+    }
     test_cond("decimal: halfway case 2^-1074 * 0.5 + tiny",
               dec_matches_strtod("2.4703282292062328e-324"));
     test_cond("decimal: Paxson's hard case", dec_matches_strtod("8.98846567431158e307"));
@@ -273,8 +284,7 @@ test_epoch(void)
               epoch(10000000000000LL) == 10000000000000000LL);
     test_cond("epoch: 1e16 is read as nanoseconds",
               epoch(10000000000000000LL) == 10000000000000000LL);
-    test_cond("epoch: last second int64 ns can hold (2262)",
-              epoch(9223372036LL) == 9223372036000000000LL);
+    test_cond("epoch: 2262-01-01 in seconds (LOB_TS_MAX)", epoch(9214646400LL) == LOB_TS_MAX);
     /* found by fuzz_binance: the top of each unit's range does not fit int64 ns; the
      * multiply used to overflow (undefined) and wrap to a time before 1970 */
     int64_t out = 0;
@@ -287,7 +297,12 @@ test_epoch(void)
     test_cond("epoch: negative times are refused",
               lob_epoch_to_ns(-1000000000LL, &out) == LOB_E_RANGE);
     test_cond("epoch: INT64_MIN is refused", lob_epoch_to_ns(INT64_MIN, &out) == LOB_E_RANGE);
-    test_cond("epoch: INT64_MAX ns is kept", epoch(INT64_MAX) == INT64_MAX);
+    /* times lie in 1970..2262 (LOB_TS_MIN..LOB_TS_MAX): past it in any unit is refused */
+    test_cond("epoch: LOB_TS_MAX ns is kept", epoch(LOB_TS_MAX) == LOB_TS_MAX);
+    test_cond("epoch: LOB_TS_MAX + 1 ns is refused",
+              lob_epoch_to_ns(LOB_TS_MAX + 1, &out) == LOB_E_RANGE);
+    test_cond("epoch: 9214646401 s is refused", lob_epoch_to_ns(9214646401LL, &out) == LOB_E_RANGE);
+    test_cond("epoch: INT64_MAX ns is refused", lob_epoch_to_ns(INT64_MAX, &out) == LOB_E_RANGE);
 }
 
 /* ------------------------------------------------------------------ json.c */

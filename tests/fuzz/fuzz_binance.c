@@ -184,6 +184,31 @@ check_rows(const tables *s)
         for (size_t i = 0; i < t->n; i++) {
             int side = LOB_COL(t, LOB_T_SIDE, int8_t)[i];
             CHECK(side == 1 || side == -1, "%s row %zu: side %d", fmt->table_names[k], i, side);
+            double px = LOB_COL(t, LOB_T_PRICE, double)[i], q = LOB_COL(t, LOB_T_QTY, double)[i];
+            CHECK(px > 0 && isfinite(px) && q > 0 && isfinite(q), "%s row %zu: %g x %g",
+                  fmt->table_names[k], i, px, q);
+        }
+    }
+    const lob_table *q = &s->t[T_QUOTES];
+    for (size_t i = 0; i < q->n; i++) {
+        for (int c = LOB_Q_BID_PX; c <= LOB_Q_ASK_QTY; c++) {
+            double v = LOB_COL(q, c, double)[i];
+            int price = c == LOB_Q_BID_PX || c == LOB_Q_ASK_PX;
+            CHECK(isfinite(v) && (price ? v > 0 : v >= 0), "quote row %zu column %d: %g", i, c, v);
+        }
+    }
+    /* every time read from the file (or derived from one) lies in 1970..2262 */
+    static const int ts_cols[NT][2] = {{LOB_D_TS, LOB_D_LOCAL_TS},
+                                       {LOB_T_TS, LOB_T_LOCAL_TS},
+                                       {LOB_T_TS, LOB_T_LOCAL_TS},
+                                       {LOB_Q_TS, LOB_Q_LOCAL_TS}};
+    for (int k = 0; k < NT; k++) {
+        for (size_t i = 0; i < s->t[k].n; i++) {
+            for (int c = 0; c < 2; c++) {
+                int64_t ts = LOB_COL(&s->t[k], ts_cols[k][c], int64_t)[i];
+                CHECK(ts >= LOB_TS_MIN && ts <= LOB_TS_MAX, "%s row %zu: time %lld",
+                      fmt->table_names[k], i, (long long)ts);
+            }
         }
     }
 }
