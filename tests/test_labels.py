@@ -372,7 +372,11 @@ MID, TS = np.array([100.0, 101.0, 102.0, 101.0]), np.arange(4) * SEC
         (lambda: L.forward_return(MID, 1, ts=TS[:3]), ValueError, "ts has 3 rows, expected 4"),
         (lambda: L.forward_return((MID, TS), 1, valid=np.ones(3, bool)), ValueError, "valid has 3 rows"),
         (lambda: L.triple_barrier((MID, TS), 1, upper=0.1, vol=np.ones(3)), ValueError, "broadcast"),
-        (lambda: L.forward_return((MID, TS[[0, 2, 1, 3]]), 1), ValueError, r"sorted ascending: row 1 \(\d+\) comes before row 2 \(1000000000\)"),
+        (
+            lambda: L.forward_return((MID, TS[[0, 2, 1, 3]]), 1),
+            ValueError,
+            r"sorted ascending: row 1 \(\d+\) comes before row 2 \(1000000000\)",
+        ),
         (
             lambda: L.forward_return((np.array([1.0, np.nan]), TS[:2]), 1, valid=np.ones(2, bool)),
             ValueError,
