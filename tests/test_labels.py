@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import signal
+import threading
+import time
 
 import numpy as np
 import pandas as pd
@@ -459,3 +462,34 @@ def test_triple_barrier_floor_on_real_volatility():
     assert np.isfinite(tb["tb_label_60s"]).sum() > 1000
     with pytest.raises(ValueError, match="floor"):
         lobfast.labels.triple_barrier(book, "60s", upper=2.0, vol=vol, floor=-1.0)
+
+
+def interrupted_after(call, delay):
+    """Seconds `call()` ran before a SIGINT sent `delay` s after its start stopped it (it must
+    raise KeyboardInterrupt)."""
+    main = threading.main_thread().ident
+    timer = threading.Timer(delay, lambda: signal.pthread_kill(main, signal.SIGINT))
+    start = time.perf_counter()
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            call()
+    finally:
+        timer.cancel()
+    return time.perf_counter() - start
+
+
+def timed(call):
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
+
+
+def test_ctrl_c_stops_a_triple_barrier():
+    # barriers that are never hit and a limit past the data: every row walks to the end (n^2)
+    def call(n):
+        mid, ts = np.full(n, 100.0), np.arange(n, dtype=np.int64)
+        return lambda: L.triple_barrier((mid, ts), n, upper=np.inf)
+
+    quarter = timed(call(40_000))  # a quarter of the work of 80k rows
+    assert interrupted_after(call(80_000), 0.3) < quarter
