@@ -220,7 +220,9 @@ def books(draw):
     levels = draw(st.integers(1, 4))
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
-    ts = 10 + np.cumsum(rng.choice([0, 1, 5, 100, 10**9], n)).astype(np.int64)  # times start at the epoch
+    # times from the epoch to near the last accepted one (2262-01-01)
+    base = draw(st.sampled_from([10, 1_723_161_256_322_000_000, 9_214_646_400_000_000_000 - 10**11]))
+    ts = base + np.cumsum(rng.choice([0, 1, 5, 100, 10**9], n)).astype(np.int64)
     mid = 100 + np.cumsum(rng.choice([-0.5, 0, 0.5], n))
     ticks = np.arange(levels) * 0.5
     bp = mid[:, None] - 0.25 - ticks
@@ -269,14 +271,15 @@ def test_random_books_equal_reference(bt):
     st.lists(st.one_of(st.floats(-1e6, 1e6), st.just(float("nan"))), max_size=80),
     st.integers(1, 9),
     st.integers(0, 2),
-    st.integers(1, 50),
+    st.sampled_from([1, 2, 3, 7, 50, 2**62]),
+    st.sampled_from([0, 1_723_161_256_322_000_000, 9_214_646_400_000_000_000 - 1000]),
 )
 # a large value leaving the window: the sliding M2 cancels down to rounding noise
-@example([370728.0, 0.0, 0.00390625], 2, 0, 1)
-@example([1e6, -1e6, 1e6, 1e-3, 2e-3, 3e-3], 3, 1, 2)
-def test_rolling_kernels_equal_reference(values, rows, ddof, span):
+@example([370728.0, 0.0, 0.00390625], 2, 0, 1, 0)
+@example([1e6, -1e6, 1e6, 1e-3, 2e-3, 3e-3], 3, 1, 2, 0)
+def test_rolling_kernels_equal_reference(values, rows, ddof, span, base):
     x = np.array(values, float)
-    ts = np.cumsum(np.arange(len(x)) % 4).astype(np.int64)
+    ts = base + np.cumsum(np.arange(len(x)) % 4).astype(np.int64)
     dur = f"{span}ns"  # an int window is rows; a span is a duration
     np.testing.assert_allclose(rolling_sum(x, rows), ref_rolling(x, rows=rows), rtol=1e-9, atol=1e-6)
     np.testing.assert_allclose(

@@ -18,6 +18,7 @@ import lobfast
 from lobfast import labels as L
 
 SEC = 10**9
+TS_MAX = 9_214_646_400 * SEC  # 2262-01-01: the last time the kernels accept
 
 
 # ------------------------------------------------------------------------------ references
@@ -190,7 +191,9 @@ def test_inputs_forms_agree(books):
 def series(draw):
     n = draw(st.integers(1, 60))
     steps = draw(st.lists(st.sampled_from([0, 0, 1, 2, 5, 13]), min_size=n, max_size=n))
-    ts = 1_700_000_000 * SEC + np.cumsum(np.array(steps, np.int64)) * 10**8  # ties included
+    # from the epoch to the last accepted time (2262-01-01): t + h may pass it
+    base = draw(st.sampled_from([0, 1_700_000_000 * SEC, TS_MAX - 78 * SEC, TS_MAX - n * 13 * 10**8]))
+    ts = base + np.cumsum(np.array(steps, np.int64)) * 10**8  # ties included
     rets = np.array(draw(st.lists(st.floats(-0.02, 0.02), min_size=n, max_size=n)))
     mid = draw(st.sampled_from([1.0, 60_000.0, 0.0123])) * np.exp(np.cumsum(rets))
     mode = draw(st.sampled_from(["all", "mask", "nan"]))
@@ -208,7 +211,11 @@ def series(draw):
     return mid, ts, valid
 
 
-horizon = st.one_of(st.integers(1, 70), st.integers(1, 30).map(lambda x: np.timedelta64(x * 10**8, "ns")))
+horizon = st.one_of(
+    st.integers(1, 70),
+    st.integers(1, 30).map(lambda x: np.timedelta64(x * 10**8, "ns")),
+    st.sampled_from([10**18, 2**62]).map(lambda x: np.timedelta64(x, "ns")),  # past the data (most of it)
+)
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
