@@ -101,9 +101,11 @@ fuzz: fuzz-build $(FUZZ_DIR)/seeds.stamp
 	  $(FUZZ_DIR)/corpus_decimal $(FUZZ_DIR)/seeds_decimal || status=1; \
 	mkdir -p $(FUZZ_DIR)/corpus_book; \
 	$(FUZZ_DIR)/fuzz_book $(FUZZ_RUN) -max_len=16388 $(FUZZ_DIR)/corpus_book || status=1; \
+	mkdir -p $(FUZZ_DIR)/corpus_kernels; \
+	$(FUZZ_DIR)/fuzz_kernels $(FUZZ_RUN) -max_len=8192 $(FUZZ_DIR)/corpus_kernels || status=1; \
 	exit $$status
 
-fuzz-build: $(FUZZ_DIR)/fuzz_binance $(FUZZ_DIR)/fuzz_decimal $(FUZZ_DIR)/fuzz_book
+fuzz-build: $(FUZZ_DIR)/fuzz_binance $(FUZZ_DIR)/fuzz_decimal $(FUZZ_DIR)/fuzz_book $(FUZZ_DIR)/fuzz_kernels
 
 $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard csrc/core/*.c csrc/core/*.h)
 	@missing=""; for p in $(FUZZ_APT); do \
