@@ -378,3 +378,19 @@ def test_huge_spans_and_horizons_are_answered():
         if bad < 0:  # span 0 is the cumulative window
             with pytest.raises(ValueError, match="positive"):
                 _core.rolling_sum(x, span=bad, ts=ts)
+
+
+def test_more_rows_than_int64_holds_is_a_window_past_the_data():
+    from lobfast import labels
+    from lobfast.book import Quotes
+
+    mid, ts, x = np.full(5, 100.0), GOOD_TS, np.arange(5.0)
+    for rows in (2**63 - 1, 2**63, 2**70):
+        assert np.isnan(lobfast.rolling_sum(x, rows)).all() and np.isnan(lobfast.rolling_std(x, rows)).all()
+        assert np.isnan(labels.forward_return((mid, ts), rows)[f"ret_{rows}"]).all()
+        assert np.isnan(labels.smoothed((mid, ts), rows)[f"smooth_{rows}"]).all()
+        assert np.isnan(labels.triple_barrier((mid, ts), rows, upper=0.1)[f"tb_label_{rows}"]).all()
+        one = np.ones(5)
+        q = Quotes(ts=ts, local_ts=ts, update_id=np.arange(5), bid_px=one, bid_qty=one, ask_px=one, ask_qty=one)
+        bars = lobfast.aggregate(q, by="events", every=rows)
+        assert bars.ts.tolist() == [ts[0]] and bars["updates"].tolist() == [5]
