@@ -328,6 +328,12 @@ def test_kernels_refuse_nat_through_the_public_api():
     ts[0] = I64.min
     with pytest.raises(ValueError, match="row 0 is NaT"):
         lobfast.rolling_std(np.ones(5), "2s", ts=ts)
+    one = np.ones((5, 1))
+    book = lobfast.BookSnapshots(
+        ts=ts, update_id=np.arange(5), bid_px=one * 99, bid_sz=one, ask_px=one * 101, ask_sz=one, valid=np.ones(5, bool)
+    )
+    with pytest.raises(ValueError, match="ts row 0 is NaT"):
+        lobfast.features(book, spec=["ofi_10s", "vol_10s"])
     for call in (
         lambda: labels.forward_return((mid, ts), "1s"),
         lambda: labels.smoothed((mid, ts), 2),
