@@ -103,9 +103,12 @@ fuzz: fuzz-build $(FUZZ_DIR)/seeds.stamp
 	mkdir -p $(FUZZ_DIR)/corpus_csv; \
 	$(FUZZ_DIR)/fuzz_csv $(FUZZ_RUN) -max_len=4096 -dict=tests/fuzz/csv.dict \
 	  $(FUZZ_DIR)/corpus_csv $(FUZZ_DIR)/seeds_csv || status=1; \
+	mkdir -p $(FUZZ_DIR)/corpus_kernels; \
+	$(FUZZ_DIR)/fuzz_kernels $(FUZZ_RUN) -max_len=8192 $(FUZZ_DIR)/corpus_kernels || status=1; \
 	exit $$status
 
-fuzz-build: $(FUZZ_DIR)/fuzz_binance $(FUZZ_DIR)/fuzz_decimal $(FUZZ_DIR)/fuzz_book $(FUZZ_DIR)/fuzz_csv
+FUZZ_HARNESSES := binance decimal book csv kernels
+fuzz-build: $(FUZZ_HARNESSES:%=$(FUZZ_DIR)/fuzz_%)
 
 $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard csrc/core/*.c csrc/core/*.h)
 	@missing=""; for p in $(FUZZ_APT); do \

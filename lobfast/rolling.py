@@ -21,7 +21,7 @@ def window_args(window: Any, ts: Any) -> dict[str, Any]:
     if isinstance(window, (int, np.integer)) and not isinstance(window, bool):
         if window <= 0:
             raise ValueError(f"window must be a positive number of rows, not {window}")
-        return {"rows": int(window)}
+        return {"rows": min(int(window), 2**63 - 1)}  # past the data either way
     span = parse_duration(window, "window")
     if ts is None:
         raise ValueError(f"a time window ({window!r}) needs ts")

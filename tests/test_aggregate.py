@@ -3,6 +3,10 @@ recording and on random inputs, plus the rules spelled out by hand and every bad
 
 from __future__ import annotations
 
+import signal
+import threading
+import time
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -468,3 +472,37 @@ def test_too_many_buckets(small):
     late = make_trades([np.iinfo(np.int64).max], [1.0], [1.0], [0])
     with pytest.raises(ValueError, match="row 0 .* is outside 1970-01-01..2262-01-01"):
         lobfast.aggregate(Quotes.empty(), late, every=3)
+
+
+def interrupted_after(call, delay):
+    """Seconds `call()` ran before a SIGINT sent `delay` s after its start stopped it (it must
+    raise KeyboardInterrupt)."""
+    main = threading.main_thread().ident
+    timer = threading.Timer(delay, lambda: signal.pthread_kill(main, signal.SIGINT))
+    start = time.perf_counter()
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            call()
+    finally:
+        timer.cancel()
+    return time.perf_counter() - start
+
+
+def timed(call):
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
+
+
+def test_ctrl_c_stops_aggregate():
+    # one bar per book row: the per-bar work dominates
+    def call(n):
+        ts, px = np.arange(n, dtype=np.int64), np.full((n, 1), 100.0)
+        none = np.empty(0)
+        return lambda: _core.aggregate(
+            ts, px, px, None, none.astype(np.int64), none, none, none.astype(np.int8), by="events", every=1
+        )
+
+    half = timed(call(4_000_000))  # half the work of 8M rows
+    assert interrupted_after(call(8_000_000), 0.05) < half

@@ -266,3 +266,137 @@ def test_python_raised_errors_carry_the_c_attributes(tmp_path):
     with pytest.raises(LobError) as e:
         lobfast.read_binance(p)
     assert (e.value.path, e.value.line, e.value.offset) == (str(p), 0, 0)
+
+
+# --- the kernels: every time is in 1970..2262, every span / horizon / every is bounded ---------
+
+I64 = np.iinfo(np.int64)
+TS_MAX = 9_214_646_400_000_000_000  # 2262-01-01, the last time a kernel accepts
+GOOD_TS = np.array([1, 2, 3, 4, 5], np.int64) * 1_000_000_000
+BAD_TIMES = [  # (row, value, what the error says)
+    (0, I64.min, "row 0 is NaT"),
+    (2, I64.min, "row 2 is NaT"),
+    (4, I64.min, "row 4 is NaT"),
+    (4, I64.max, r"row 4 \(9223372036854775807 ns\) is outside 1970-01-01..2262-01-01"),
+    (4, TS_MAX + 1, r"row 4 \(9214646400000000001 ns\) is outside"),
+    (0, -1, r"row 0 \(-1 ns\) is outside 1970-01-01..2262-01-01"),
+]
+
+
+def _kernel_calls(ts):
+    """One call per kernel taking times, each over the row times `ts` (5 rows)."""
+    from lobfast import _core
+
+    n = len(ts)
+    x, mid, lvl = np.arange(1.0, n + 1), np.full(n, 100.0), np.ones((n, 1))
+    ok = np.ones(n, bool)
+    some = np.array([GOOD_TS[0]], np.int64)
+    one, side = np.ones(1), np.zeros(1, np.int8)
+    return {
+        "rolling_sum": lambda: _core.rolling_sum(x, span=2_000_000_000, ts=ts),
+        "rolling_std": lambda: _core.rolling_std(x, span=2_000_000_000, ts=ts),
+        "features": lambda: _core.features(ts, ok, np.arange(n), lvl * 99, lvl, lvl * 101, lvl, [("ofi", 1)]),
+        "trade_flow book": lambda: _core.trade_flow(ts, ok, some, one, side),
+        "trade_flow trades": lambda: _core.trade_flow(GOOD_TS, ok, ts, x, np.zeros(n, np.int8)),
+        "aggregate book": lambda: _core.aggregate(ts, lvl * 99, lvl * 101, ok, some, one, one, side, every=10**9),
+        "aggregate trades": lambda: _core.aggregate(
+            GOOD_TS, lvl * 99, lvl * 101, ok, ts, x, x, np.zeros(n, np.int8), by="volume", every=2.0
+        ),
+        "label_return rows": lambda: _core.label_return(mid, ts, None, 1, 0),
+        "label_return time": lambda: _core.label_return(mid, ts, ok, 0, 1_000_000_000),
+        "label_smooth": lambda: _core.label_smooth(mid, ts, None, 2, False),
+        "label_barrier": lambda: _core.label_barrier(mid, ts, None, x, x, 0, 10**9),
+    }
+
+
+@pytest.mark.parametrize("kernel", list(_kernel_calls(GOOD_TS)))
+@pytest.mark.parametrize("row, value, message", BAD_TIMES)
+def test_kernels_refuse_nat_and_times_outside_the_range(kernel, row, value, message):
+    _kernel_calls(GOOD_TS)[kernel]()  # the good times pass
+    ts = GOOD_TS.copy()
+    if row == 0 and value >= 0:  # a time before the epoch needs the rest sorted
+        ts[0] = value
+    ts[row] = value
+    with pytest.raises(ValueError, match=message):
+        _kernel_calls(ts)[kernel]()
+
+
+def test_kernels_refuse_nat_through_the_public_api():
+    from lobfast import labels
+
+    mid, ts = np.full(5, 100.0), GOOD_TS.copy()
+    ts[0] = I64.min
+    with pytest.raises(ValueError, match="row 0 is NaT"):
+        lobfast.rolling_std(np.ones(5), "2s", ts=ts)
+    one = np.ones((5, 1))
+    book = lobfast.BookSnapshots(
+        ts=ts, update_id=np.arange(5), bid_px=one * 99, bid_sz=one, ask_px=one * 101, ask_sz=one, valid=np.ones(5, bool)
+    )
+    with pytest.raises(ValueError, match="ts row 0 is NaT"):
+        lobfast.features(book, spec=["ofi_10s", "vol_10s"])
+    for call in (
+        lambda: labels.forward_return((mid, ts), "1s"),
+        lambda: labels.smoothed((mid, ts), 2),
+        lambda: labels.triple_barrier((mid, ts), "2s", upper=0.01),
+    ):
+        with pytest.raises(ValueError, match="row 0 is NaT"):
+            call()
+
+
+def test_huge_spans_and_horizons_are_answered():
+    """Spans, horizons and `every` up to INT64_MAX at times up to 2262: no overflow, the answer
+    a window that never fills / a horizon past the data gives."""
+    from lobfast import _core
+
+    big = I64.max
+    ts = np.array([0, 1, TS_MAX - 1, TS_MAX, TS_MAX], np.int64)
+    x, mid, ok = np.arange(1.0, 6.0), np.array([100.0, 101, 102, 103, 104]), np.ones(5, bool)
+    for span in (big, big - 1, TS_MAX + 1):
+        assert np.isnan(_core.rolling_sum(x, span=span, ts=ts)).all()
+        assert np.isnan(_core.rolling_std(x, span=span, ts=ts)).all()
+        ret, known = _core.label_return(mid, ts, ok, 0, span)
+        assert np.isnan(ret).all() and (known == -1).all()
+        label, when, r = _core.label_barrier(mid, ts, None, np.full(5, 1.0), np.full(5, 1.0), 0, span)
+        assert np.isnan(label).all() and (when == -1).all()
+    # a span of exactly the data's length fills once, at the last rows
+    s = _core.rolling_sum(x, span=TS_MAX, ts=ts)  # (t - span, t]: row 0 has left at TS_MAX
+    assert np.isnan(s[:3]).all() and s[3:].tolist() == [9.0, 14.0]
+    ret, known = _core.label_return(mid, ts, ok, 0, TS_MAX)
+    assert ret[0] == np.log(104 / 100) and known[0] == TS_MAX and np.isnan(ret[1:]).all()
+    for rows in (big, 2**62, 6):
+        assert np.isnan(_core.rolling_sum(x, rows=rows)).all()
+        assert np.isnan(_core.label_return(mid, ts, ok, rows, 0)[0]).all()
+        assert np.isnan(_core.label_smooth(mid, ts, None, rows, True)[0]).all()
+        assert np.isnan(_core.label_barrier(mid, ts, None, x, x, rows, 0)[0]).all()
+    lvl = np.ones((5, 1))
+    none, one = np.empty(0, np.int64), np.empty(0)
+    side = np.empty(0, np.int8)
+    for every in (big, TS_MAX, TS_MAX + 1):
+        bars = _core.aggregate(ts, lvl * 99, lvl * 101, ok, none, one, one, side, every=every)
+        assert bars["ts"].tolist() == ([0, TS_MAX] if every == TS_MAX else [0]) and bars["updates"].sum() == 5
+        bars = _core.aggregate(ts, lvl * 99, lvl * 101, ok, none, one, one, side, by="events", every=every)
+        assert bars["ts"].tolist() == [0] and bars["updates"].tolist() == [5]
+    for bad in (0, -1, I64.min):
+        with pytest.raises(ValueError, match="every must be > 0"):
+            _core.aggregate(ts, lvl * 99, lvl * 101, ok, none, one, one, side, every=bad)
+        with pytest.raises(ValueError, match="positive"):
+            _core.label_return(mid, ts, ok, 0, bad)
+        if bad < 0:  # span 0 is the cumulative window
+            with pytest.raises(ValueError, match="positive"):
+                _core.rolling_sum(x, span=bad, ts=ts)
+
+
+def test_more_rows_than_int64_holds_is_a_window_past_the_data():
+    from lobfast import labels
+    from lobfast.book import Quotes
+
+    mid, ts, x = np.full(5, 100.0), GOOD_TS, np.arange(5.0)
+    for rows in (2**63 - 1, 2**63, 2**70):
+        assert np.isnan(lobfast.rolling_sum(x, rows)).all() and np.isnan(lobfast.rolling_std(x, rows)).all()
+        assert np.isnan(labels.forward_return((mid, ts), rows)[f"ret_{rows}"]).all()
+        assert np.isnan(labels.smoothed((mid, ts), rows)[f"smooth_{rows}"]).all()
+        assert np.isnan(labels.triple_barrier((mid, ts), rows, upper=0.1)[f"tb_label_{rows}"]).all()
+        one = np.ones(5)
+        q = Quotes(ts=ts, local_ts=ts, update_id=np.arange(5), bid_px=one, bid_qty=one, ask_px=one, ask_qty=one)
+        bars = lobfast.aggregate(q, by="events", every=rows)
+        assert bars.ts.tolist() == [ts[0]] and bars["updates"].tolist() == [5]

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+import signal
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -217,7 +220,9 @@ def books(draw):
     levels = draw(st.integers(1, 4))
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
-    ts = 10 + np.cumsum(rng.choice([0, 1, 5, 100, 10**9], n)).astype(np.int64)  # times start at the epoch
+    # times from the epoch to near the last accepted one (2262-01-01)
+    base = draw(st.sampled_from([10, 1_723_161_256_322_000_000, 9_214_646_400_000_000_000 - 10**11]))
+    ts = base + np.cumsum(rng.choice([0, 1, 5, 100, 10**9], n)).astype(np.int64)
     mid = 100 + np.cumsum(rng.choice([-0.5, 0, 0.5], n))
     ticks = np.arange(levels) * 0.5
     bp = mid[:, None] - 0.25 - ticks
@@ -266,14 +271,15 @@ def test_random_books_equal_reference(bt):
     st.lists(st.one_of(st.floats(-1e6, 1e6), st.just(float("nan"))), max_size=80),
     st.integers(1, 9),
     st.integers(0, 2),
-    st.integers(1, 50),
+    st.sampled_from([1, 2, 3, 7, 50, 2**62]),
+    st.sampled_from([0, 1_723_161_256_322_000_000, 9_214_646_400_000_000_000 - 1000]),
 )
 # a large value leaving the window: the sliding M2 cancels down to rounding noise
-@example([370728.0, 0.0, 0.00390625], 2, 0, 1)
-@example([1e6, -1e6, 1e6, 1e-3, 2e-3, 3e-3], 3, 1, 2)
-def test_rolling_kernels_equal_reference(values, rows, ddof, span):
+@example([370728.0, 0.0, 0.00390625], 2, 0, 1, 0)
+@example([1e6, -1e6, 1e6, 1e-3, 2e-3, 3e-3], 3, 1, 2, 0)
+def test_rolling_kernels_equal_reference(values, rows, ddof, span, base):
     x = np.array(values, float)
-    ts = np.cumsum(np.arange(len(x)) % 4).astype(np.int64)
+    ts = base + np.cumsum(np.arange(len(x)) % 4).astype(np.int64)
     dur = f"{span}ns"  # an int window is rows; a span is a duration
     np.testing.assert_allclose(rolling_sum(x, rows), ref_rolling(x, rows=rows), rtol=1e-9, atol=1e-6)
     np.testing.assert_allclose(
@@ -399,3 +405,33 @@ def test_frames_refuse_what_they_cannot_hold():
     with pytest.raises(ValueError, match="not labels"):
         lobfast.LabelFrame(np.arange(2), {"y": np.zeros(2)}, known_at={"z": np.zeros(2, np.int64)})
     assert lobfast.Frame(np.arange(2), {"n": np.array([1, 2], np.uint8)})["n"].dtype == np.int64
+
+
+def interrupted_after(call, delay):
+    """Seconds `call()` ran before a SIGINT sent `delay` s after its start stopped it (it must
+    raise KeyboardInterrupt)."""
+    main = threading.main_thread().ident
+    timer = threading.Timer(delay, lambda: signal.pthread_kill(main, signal.SIGINT))
+    start = time.perf_counter()
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            call()
+    finally:
+        timer.cancel()
+    return time.perf_counter() - start
+
+
+def timed(call):
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
+
+
+def test_ctrl_c_stops_a_time_window_std():
+    # a window that never slides: the exact rebuilds make the work grow as n^2
+    def call(n):
+        return lambda: rolling_std(np.tile([1.0, 2.0, 4.0, 3.0], n // 4), "1000s", ts=np.arange(n, dtype=np.int64))
+
+    quarter = timed(call(3_000_000))  # a quarter of the work of 6M rows
+    assert interrupted_after(call(6_000_000), 0.3) < quarter

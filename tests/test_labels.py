@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import signal
+import threading
+import time
 
 import numpy as np
 import pandas as pd
@@ -15,6 +18,7 @@ import lobfast
 from lobfast import labels as L
 
 SEC = 10**9
+TS_MAX = 9_214_646_400 * SEC  # 2262-01-01: the last time the kernels accept
 
 
 # ------------------------------------------------------------------------------ references
@@ -187,7 +191,9 @@ def test_inputs_forms_agree(books):
 def series(draw):
     n = draw(st.integers(1, 60))
     steps = draw(st.lists(st.sampled_from([0, 0, 1, 2, 5, 13]), min_size=n, max_size=n))
-    ts = 1_700_000_000 * SEC + np.cumsum(np.array(steps, np.int64)) * 10**8  # ties included
+    # from the epoch to the last accepted time (2262-01-01): t + h may pass it
+    base = draw(st.sampled_from([0, 1_700_000_000 * SEC, TS_MAX - 78 * SEC, TS_MAX - n * 13 * 10**8]))
+    ts = base + np.cumsum(np.array(steps, np.int64)) * 10**8  # ties included
     rets = np.array(draw(st.lists(st.floats(-0.02, 0.02), min_size=n, max_size=n)))
     mid = draw(st.sampled_from([1.0, 60_000.0, 0.0123])) * np.exp(np.cumsum(rets))
     mode = draw(st.sampled_from(["all", "mask", "nan"]))
@@ -205,7 +211,11 @@ def series(draw):
     return mid, ts, valid
 
 
-horizon = st.one_of(st.integers(1, 70), st.integers(1, 30).map(lambda x: np.timedelta64(x * 10**8, "ns")))
+horizon = st.one_of(
+    st.integers(1, 70),
+    st.integers(1, 30).map(lambda x: np.timedelta64(x * 10**8, "ns")),
+    st.sampled_from([10**18, 2**62]).map(lambda x: np.timedelta64(x, "ns")),  # past the data (most of it)
+)
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -372,7 +382,11 @@ MID, TS = np.array([100.0, 101.0, 102.0, 101.0]), np.arange(4) * SEC
         (lambda: L.forward_return(MID, 1, ts=TS[:3]), ValueError, "ts has 3 rows, expected 4"),
         (lambda: L.forward_return((MID, TS), 1, valid=np.ones(3, bool)), ValueError, "valid has 3 rows"),
         (lambda: L.triple_barrier((MID, TS), 1, upper=0.1, vol=np.ones(3)), ValueError, "broadcast"),
-        (lambda: L.forward_return((MID, TS[[0, 2, 1, 3]]), 1), ValueError, r"sorted: row 2 \(1000000000\)"),
+        (
+            lambda: L.forward_return((MID, TS[[0, 2, 1, 3]]), 1),
+            ValueError,
+            r"sorted ascending: row 1 \(\d+\) comes before row 2 \(1000000000\)",
+        ),
         (
             lambda: L.forward_return((np.array([1.0, np.nan]), TS[:2]), 1, valid=np.ones(2, bool)),
             ValueError,
@@ -455,3 +469,34 @@ def test_triple_barrier_floor_on_real_volatility():
     assert np.isfinite(tb["tb_label_60s"]).sum() > 1000
     with pytest.raises(ValueError, match="floor"):
         lobfast.labels.triple_barrier(book, "60s", upper=2.0, vol=vol, floor=-1.0)
+
+
+def interrupted_after(call, delay):
+    """Seconds `call()` ran before a SIGINT sent `delay` s after its start stopped it (it must
+    raise KeyboardInterrupt)."""
+    main = threading.main_thread().ident
+    timer = threading.Timer(delay, lambda: signal.pthread_kill(main, signal.SIGINT))
+    start = time.perf_counter()
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            call()
+    finally:
+        timer.cancel()
+    return time.perf_counter() - start
+
+
+def timed(call):
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
+
+
+def test_ctrl_c_stops_a_triple_barrier():
+    # barriers that are never hit and a limit past the data: every row walks to the end (n^2)
+    def call(n):
+        mid, ts = np.full(n, 100.0), np.arange(n, dtype=np.int64)
+        return lambda: L.triple_barrier((mid, ts), n, upper=np.inf)
+
+    quarter = timed(call(40_000))  # a quarter of the work of 80k rows
+    assert interrupted_after(call(80_000), 0.3) < quarter

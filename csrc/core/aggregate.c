@@ -40,14 +40,6 @@ row_mid(const lob_agg_input *in, size_t i)
     return in->valid != NULL && !in->valid[i] ? NAN : m;
 }
 
-/* Floor division for b > 0 (C's `/` truncates toward zero). */
-static int64_t
-floor_div(int64_t a, int64_t b)
-{
-    int64_t q = a / b;
-    return (a % b != 0 && a < 0) ? q - 1 : q;
-}
-
 /* One past the last trade of the volume bucket starting at trade t: the trade that makes
  * the running sum reach v closes it (never split); else every trade left. */
 static size_t
@@ -86,7 +78,10 @@ check_trades(const lob_agg_input *in, lob_error *err)
     return 0;
 }
 
-/* TIME: index of the first bucket and the bucket count, or an error. */
+/* TIME: index of the first bucket and the bucket count, or an error.  Times lie in
+ * [0, LOB_TS_MAX] (lob_check_times) and every > 0, so `/` is the floor, and the bucket starts
+ * f * every <= lo .. l * every <= hi, and every end (k + 1) * every of a bucket k < l, lie in
+ * [0, hi]: no product or sum on bucket times can overflow, whatever `every` is. */
 static int
 time_span(const lob_agg_input *in, int64_t every, int64_t *first, size_t *count, lob_error *err)
 {
@@ -104,12 +99,11 @@ time_span(const lob_agg_input *in, int64_t every, int64_t *first, size_t *count,
     if (in->n_book == 0 && in->n_trades == 0) {
         return 0;
     }
-    int64_t f = floor_div(lo, every), l = floor_div(hi, every);
-    if (f < INT64_MIN / every) { /* f * every would overflow */
-        return lob_error_set(err, LOB_E_ARG, "time %lld is too close to the int64 minimum",
-                             (long long)lo);
+    if (lo < LOB_TS_MIN || hi > LOB_TS_MAX || every <= 0) { /* lob_agg_count() checked them */
+        return lob_error_set(err, LOB_E_ARG, "times or every out of range");
     }
-    uint64_t span = (uint64_t)l - (uint64_t)f; /* l >= f: fits in uint64 */
+    int64_t f = lo / every, l = hi / every;
+    uint64_t span = (uint64_t)(l - f); /* 0 <= f <= l */
     if (span >= LOB_AGG_MAX_BUCKETS) {
         return lob_error_set(err, LOB_E_ARG,
                              "every=%lld ns gives %llu buckets from %lld to %lld; at most %zu "
@@ -165,7 +159,11 @@ lob_agg_count(const lob_agg_input *in, const lob_agg_opts *o, size_t *n_out, lob
         n = in->n_book == 0 ? 0 : (in->n_book - 1) / (uint64_t)o->every + 1;
     }
     else {
-        for (size_t t = 0; t < in->n_trades; n++) {
+        for (size_t t = 0, next_poll = 0; t < in->n_trades; n++) {
+            if (n + t >= next_poll) {
+                LOB_FORWARD_IF_ERROR(lob_poll_stop(err));
+                next_poll = n + t + LOB_POLL_ROWS;
+            }
             t = volume_end(in->trade_qty, t, in->n_trades, o->volume);
         }
     }
@@ -311,7 +309,7 @@ lob_agg_fill(const lob_agg_input *in, const lob_agg_opts *o, size_t n_out,
     const size_t nb = in->n_book, nt = in->n_trades;
     const int64_t *bts = in->book_ts, *tts = in->trade_ts;
     double carry = NAN;
-    size_t b = 0, t = 0, k = 0;
+    size_t b = 0, t = 0, k = 0, next_poll = 0;
     agg_acc a;
 
     if (o->by == LOB_AGG_TIME) {
@@ -322,7 +320,11 @@ lob_agg_fill(const lob_agg_input *in, const lob_agg_opts *o, size_t n_out,
             return lob_error_set(err, LOB_E_ARG, "room for %zu buckets, %zu needed", n_out, n);
         }
         for (; k < n; k++) {
-            /* start and end stay within [first bucket, last bucket]: no overflow */
+            if (k + b + t >= next_poll) { /* a stop check every LOB_POLL_ROWS buckets and rows */
+                LOB_FORWARD_IF_ERROR(lob_poll_stop(err));
+                next_poll = k + b + t + LOB_POLL_ROWS;
+            }
+            /* start and end lie in [0, hi]: no overflow (see time_span) */
             int64_t start = (first + (int64_t)k) * o->every;
             size_t b1 = nb, t1 = nt;
             acc_reset(&a);
@@ -346,6 +348,10 @@ lob_agg_fill(const lob_agg_input *in, const lob_agg_opts *o, size_t n_out,
         /* trades before the first book row belong to no bucket */
         t = nb > 0 ? gallop(tts, 0, nt, bts[0]) : nt;
         for (; b < nb && k < n_out; k++) {
+            if (k + b + t >= next_poll) {
+                LOB_FORWARD_IF_ERROR(lob_poll_stop(err));
+                next_poll = k + b + t + LOB_POLL_ROWS;
+            }
             size_t b1 = nb - b <= every ? nb : b + every, t1 = nt;
             acc_reset(&a);
             add_rows(&a, in, b, b1);
@@ -367,6 +373,10 @@ lob_agg_fill(const lob_agg_input *in, const lob_agg_opts *o, size_t n_out,
             carry = row_mid(in, b - 1);
         }
         for (; t < nt && k < n_out; k++) {
+            if (k + b + t >= next_poll) {
+                LOB_FORWARD_IF_ERROR(lob_poll_stop(err));
+                next_poll = k + b + t + LOB_POLL_ROWS;
+            }
             size_t t1 = t, b1 = nb;
             acc_reset(&a);
             while (t1 < nt) { /* the same sums as volume_end(): the same buckets */

@@ -1,4 +1,7 @@
-/* features.c -- microstructure features of a Level-2 book, one pass over the snapshots. */
+/* features.c -- microstructure features of a Level-2 book, one pass over the snapshots.
+ *
+ * No arithmetic on times here: they are only compared (trade flow) after lob_check_times();
+ * the time windows over these features (ofi_10s, vol_60s) are rolling.c's. */
 #include "features.h"
 
 #include <math.h>
@@ -204,7 +207,9 @@ lob_features(const lob_book_view *b, const int64_t *update_id, const lob_feature
     int rc = LOB_OK;
     for (int64_t r0 = 0; r0 < b->n; r0 += BLOCK) {
         const int64_t r1 = r0 + BLOCK < b->n ? r0 + BLOCK : b->n;
-        if ((rc = check_rows(b, r0, r1, err)) < 0) {
+        /* LOB_POLL_ROWS is a multiple of BLOCK: a stop check every LOB_POLL_ROWS rows */
+        if ((LOB_POLL_DUE(r0) && (rc = lob_poll_stop(err)) < 0) ||
+            (rc = check_rows(b, r0, r1, err)) < 0) {
             break;
         }
         for (int64_t r = r0; r < r1; r++) {
@@ -251,8 +256,12 @@ lob_trade_flow(const int64_t *ts, const uint8_t *valid, int64_t n, const int64_t
                                  (long long)t, qty[t], side[t]);
         }
     }
-    int64_t t = 0;
+    int64_t t = 0, next_poll = 0; /* a stop check every LOB_POLL_ROWS rows and trades */
     for (int64_t i = 0; i < n; i++) {
+        if (i + t >= next_poll) {
+            LOB_FORWARD_IF_ERROR(lob_poll_stop(err));
+            next_poll = i + t + LOB_POLL_ROWS;
+        }
         double vb = 0.0, vs = 0.0, c = 0.0;
         for (; t < m && trade_ts[t] <= ts[i]; t++) {
             vb += side[t] > 0 ? qty[t] : 0.0;

@@ -11,8 +11,10 @@ usable(const lob_series *s, size_t i)
     return (s->valid == NULL || s->valid[i]) && isfinite(s->mid[i]);
 }
 
-/* Sorted times, a finite positive mid on every usable row, at least one row.  *nbad gets
- * the number of unusable rows: with none, the kernels skip their window checks. */
+/* Sorted times in [LOB_TS_MIN, LOB_TS_MAX] (so t + h below cannot overflow for any h that
+ * fits int64, and -1 in known_at is never a time), a finite positive mid on every usable row,
+ * at least one row.  *nbad gets the number of unusable rows: with none, the kernels skip
+ * their window checks. */
 static int
 check_series(const lob_series *s, size_t *nbad, lob_error *err)
 {
@@ -20,12 +22,11 @@ check_series(const lob_series *s, size_t *nbad, lob_error *err)
     if (s->n == 0) {
         return lob_error_set(err, LOB_E_ARG, "no rows: labels need a non-empty series");
     }
+    if (s->n > (size_t)INT64_MAX) {
+        return lob_error_set(err, LOB_E_ARG, "%zu rows is more than int64 can count", s->n);
+    }
+    LOB_FORWARD_IF_ERROR(lob_check_times(s->ts, (int64_t)s->n, 1, "ts", err));
     for (size_t i = 0; i < s->n; i++) {
-        if (i > 0 && s->ts[i] < s->ts[i - 1]) {
-            return lob_error_set(err, LOB_E_ARG,
-                                 "ts must be sorted: row %zu (%lld) is before row %zu (%lld)", i,
-                                 (long long)s->ts[i], i - 1, (long long)s->ts[i - 1]);
-        }
         double m = s->mid[i];
         if (s->valid != NULL && s->valid[i] && !isfinite(m)) {
             return lob_error_set(err, LOB_E_ARG,
@@ -85,11 +86,8 @@ window_move(bad_window *w, const lob_series *s, size_t lo, size_t hi)
 static int
 time_end(const lob_series *s, size_t i, int64_t ns, size_t *p, int64_t *target)
 {
-    if (s->ts[i] > INT64_MAX - ns) {
-        return 0;
-    }
-    int64_t t = s->ts[i] + ns;
-    if (t > s->ts[s->n - 1]) {
+    int64_t t;
+    if (lob_ts_add(s->ts[i], ns, &t) < 0 || t > s->ts[s->n - 1]) {
         return 0;
     }
     size_t j = *p > i ? *p : i, last = s->n - 1;
@@ -115,9 +113,13 @@ lob_label_return(const lob_series *s, lob_horizon h, double *ret, int64_t *known
     LOB_FORWARD_IF_ERROR(check_series(s, &nbad, err));
     bad_window w = {0, 0, 0};
     size_t p = 0;
+    int rc;
     for (size_t i = 0; i < s->n; i++) {
         size_t j;
         int64_t at;
+        if (LOB_POLL_DUE(i) && (rc = lob_poll_stop(err)) < 0) { /* a log per row: free */
+            return rc;
+        }
         ret[i] = NAN;
         known_at[i] = -1;
         if (h.rows > 0) {
@@ -184,7 +186,11 @@ lob_label_smooth(const lob_series *s, int64_t k, int against_mean, double *out, 
      * restarts from an exact sum every k rows: O(n) in all, drift bounded by 2k terms.
      * Centering on ref keeps the terms small, so (m+ - mid) loses no digits to the price. */
     double run = 0;
+    int rc;
     for (size_t t = 0, left = 0; t + K < n; t++, left--) {
+        if (LOB_POLL_DUE(t) && (rc = lob_poll_stop(err)) < 0) { /* off the add chain: free */
+            return rc;
+        }
         if (left == 0) { /* every k rows (a counter: a division per row costs more) */
             out[t] = run = centered_sum(s, ref, t + 1, K);
             left = K;
@@ -198,6 +204,9 @@ lob_label_smooth(const lob_series *s, int64_t k, int against_mean, double *out, 
     /* Pass 2, backwards so that out[t - k] (the k rows up to t) is still a window sum. */
     bad_window w = {n, n, 0};
     for (size_t t = n; t-- > 0;) {
+        if (LOB_POLL_DUE(t) && (rc = lob_poll_stop(err)) < 0) {
+            return rc;
+        }
         if (t + K >= n || (against_mean && t + 1 < K)) {
             out[t] = NAN;
             continue;
@@ -229,12 +238,19 @@ lob_label_ema(const double *f, size_t n, double alpha, double *y, lob_error *err
         return lob_error_set(err, LOB_E_ARG, "alpha must be in (0, 1], not %g", alpha);
     }
     double prev = NAN;
-    for (size_t i = 0; i < n; i++) {
-        if (isnan(f[i])) {
-            y[i] = prev = NAN;
+    int rc;
+    for (size_t i0 = 0; i0 < n; i0 += LOB_POLL_ROWS) { /* blocks: a stop check between them */
+        if ((rc = lob_poll_stop(err)) < 0) {
+            return rc;
         }
-        else {
-            y[i] = prev = isnan(prev) ? f[i] : alpha * f[i] + (1 - alpha) * prev;
+        size_t i1 = n - i0 > (size_t)LOB_POLL_ROWS ? i0 + (size_t)LOB_POLL_ROWS : n;
+        for (size_t i = i0; i < i1; i++) {
+            if (isnan(f[i])) {
+                y[i] = prev = NAN;
+            }
+            else {
+                y[i] = prev = isnan(prev) ? f[i] : alpha * f[i] + (1 - alpha) * prev;
+            }
         }
     }
     return LOB_OK;
@@ -247,9 +263,16 @@ lob_label_classify(const double *x, size_t n, double alpha, double *out, lob_err
         return lob_error_set(err, LOB_E_ARG, "alpha must be a finite threshold >= 0, not %g",
                              alpha);
     }
-    for (size_t i = 0; i < n; i++) {
-        double v = x[i];
-        out[i] = isnan(v) ? NAN : v > alpha ? 1.0 : v < -alpha ? -1.0 : 0.0;
+    int rc;
+    for (size_t i0 = 0; i0 < n; i0 += LOB_POLL_ROWS) { /* blocks: a stop check between them */
+        if ((rc = lob_poll_stop(err)) < 0) {
+            return rc;
+        }
+        size_t i1 = n - i0 > (size_t)LOB_POLL_ROWS ? i0 + (size_t)LOB_POLL_ROWS : n;
+        for (size_t i = i0; i < i1; i++) {
+            double v = x[i];
+            out[i] = isnan(v) ? NAN : v > alpha ? 1.0 : v < -alpha ? -1.0 : 0.0;
+        }
     }
     return LOB_OK;
 }
@@ -281,8 +304,16 @@ lob_label_barrier(const lob_series *s, const double *upper, const double *lower,
     LOB_FORWARD_IF_ERROR(check_series(s, &nbad, err));
     LOB_FORWARD_IF_ERROR(check_barrier(upper, s->n, "upper", err));
     LOB_FORWARD_IF_ERROR(check_barrier(lower, s->n, "lower", err));
-    size_t n = s->n, p = 0;
+    size_t n = s->n, p = 0, walked = 0; /* rows walked since the last stop check */
+    int rc;
     for (size_t i = 0; i < n; i++) {
+        if (walked >= (size_t)LOB_POLL_ROWS) { /* O(n * limit): count the walks, not the rows */
+            if ((rc = lob_poll_stop(err)) < 0) {
+                return rc;
+            }
+            walked = 0;
+        }
+        walked++;
         label[i] = ret[i] = NAN;
         time[i] = -1;
         double up = upper[i], dn = lower[i];
@@ -323,6 +354,7 @@ lob_label_barrier(const lob_series *s, const double *upper, const double *lower,
                 }
             }
         }
+        walked += j - i;
         if (j > e && inside) {
             label[i] = 0.0;
             ret[i] = log(s->mid[e] / m0);

@@ -1,4 +1,10 @@
-/* window.c -- batch gather of normalised windows (see window.h). */
+/* window.c -- batch gather of normalised windows (see window.h).
+ *
+ * No stop check (Ctrl-C): a call copies one training batch (B x T x f values, megabytes,
+ * milliseconds), and the worker threads could not poll anyway (only the thread that released
+ * the GIL may).  Ends are row numbers, not times: checked against [t - 1, n) before any use,
+ * so ends[b] + 1 - t is a row of x, and every offset below lies inside x or the caller's out
+ * (nb * t * f elements). */
 #include "window.h"
 
 #include <pthread.h>

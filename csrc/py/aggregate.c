@@ -68,6 +68,7 @@ py_aggregate(PyObject *module, PyObject *args, PyObject *kwds)
     PyObject *result = NULL;
     lob_agg_opts opts = {0};
     lob_error err = {0};
+    lob_nogil g;
     size_t n_out = 0;
     int rc;
 
@@ -138,9 +139,9 @@ py_aggregate(PyObject *module, PyObject *args, PyObject *kwds)
         .trade_side = data_of(tside),
     };
     /* pure C over arrays this call holds references to; checks and counts in one pass */
-    Py_BEGIN_ALLOW_THREADS;
+    lob_nogil_begin(&g, &err);
     rc = lob_agg_count(&in, &opts, &n_out, &err);
-    Py_END_ALLOW_THREADS;
+    lob_nogil_end(&g);
     if (rc < 0) {
         agg_raise(module, rc, &err);
         goto fail;
@@ -155,9 +156,9 @@ py_aggregate(PyObject *module, PyObject *args, PyObject *kwds)
         data_of(cols[4]), data_of(cols[5]), data_of(cols[6]),  data_of(cols[7]),
         data_of(cols[8]), data_of(cols[9]), data_of(cols[10]),
     };
-    Py_BEGIN_ALLOW_THREADS;
+    lob_nogil_begin(&g, &err);
     rc = lob_agg_fill(&in, &opts, n_out, &out, &err);
-    Py_END_ALLOW_THREADS;
+    lob_nogil_end(&g);
     if (rc < 0) {
         agg_raise(module, rc, &err);
         goto fail;

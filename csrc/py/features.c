@@ -6,7 +6,8 @@
  * rolling_sum(x, rows=0, span=0, ts=None) -> ndarray
  * rolling_std(x, rows=0, span=0, ts=None, ddof=1) -> ndarray
  * Inputs are read in place when they already are contiguous arrays of the right dtype and
- * converted (copied) otherwise; they are never written.  The GIL is released in the loops.
+ * converted (copied) otherwise; they are never written.  The loops run without the GIL and
+ * stop on Ctrl-C (lob_nogil).
  */
 #include "binding.h"
 
@@ -115,9 +116,11 @@ py_features(PyObject *module, PyObject *args)
                        DATA(in[5]), DATA(in[6])};
     lob_error err = {0};
     int rc;
-    Py_BEGIN_ALLOW_THREADS rc = lob_features(&b, DATA(in[2]), req, (int)nf, &err);
-    Py_END_ALLOW_THREADS if (rc < 0)
-    {
+    lob_nogil g;
+    lob_nogil_begin(&g, &err);
+    rc = lob_features(&b, DATA(in[2]), req, (int)nf, &err);
+    lob_nogil_end(&g);
+    if (rc < 0) {
         lob_raise(lob_get_state(module), rc, &err, NULL);
         Py_CLEAR(outs);
     }
@@ -153,11 +156,12 @@ py_trade_flow(PyObject *module, PyObject *args)
     }
     lob_error err = {0};
     int rc;
-    Py_BEGIN_ALLOW_THREADS rc =
-        lob_trade_flow(DATA(in[0]), DATA(in[1]), n, DATA(in[2]), DATA(in[3]), DATA(in[4]), m,
-                       DATA(out[0]), DATA(out[1]), DATA(out[2]), DATA(out[3]), &err);
-    Py_END_ALLOW_THREADS if (rc < 0)
-    {
+    lob_nogil g;
+    lob_nogil_begin(&g, &err);
+    rc = lob_trade_flow(DATA(in[0]), DATA(in[1]), n, DATA(in[2]), DATA(in[3]), DATA(in[4]), m,
+                        DATA(out[0]), DATA(out[1]), DATA(out[2]), DATA(out[3]), &err);
+    lob_nogil_end(&g);
+    if (rc < 0) {
         lob_raise(lob_get_state(module), rc, &err, NULL);
         goto done;
     }
@@ -190,11 +194,12 @@ rolling(PyObject *module, PyObject *args, PyObject *kwds, int with_ddof)
     lob_window w = {rows, span, ts ? DATA(ts) : NULL};
     lob_error err = {0};
     int rc;
-    Py_BEGIN_ALLOW_THREADS rc = with_ddof
-                                    ? lob_rolling_std(DATA(x), ROWS(x), &w, ddof, DATA(out), &err)
-                                    : lob_rolling_sum(DATA(x), ROWS(x), &w, DATA(out), &err);
-    Py_END_ALLOW_THREADS if (rc < 0)
-    {
+    lob_nogil g;
+    lob_nogil_begin(&g, &err);
+    rc = with_ddof ? lob_rolling_std(DATA(x), ROWS(x), &w, ddof, DATA(out), &err)
+                   : lob_rolling_sum(DATA(x), ROWS(x), &w, DATA(out), &err);
+    lob_nogil_end(&g);
+    if (rc < 0) {
         lob_raise(lob_get_state(module), rc, &err, NULL);
         Py_CLEAR(out);
     }

@@ -1,8 +1,8 @@
 /* labels.c -- lobfast._core label kernels (csrc/core/labels.h), one shape for all:
  * parse, convert inputs with lob_in (never written), allocate outputs with lob_out, run the
- * kernel with the GIL released (pure C over arrays that the converted inputs, held until
- * the end, keep alive; writers to the caller's arrays meanwhile are the caller's problem),
- * raise ValueError for bad arguments.
+ * kernel without the GIL and stoppable by Ctrl-C (lob_nogil; pure C over arrays that the
+ * converted inputs, held until the end, keep alive; writers to the caller's arrays meanwhile
+ * are the caller's problem), raise ValueError for bad arguments.
  *
  *   label_return(mid, ts, valid, rows, ns)                -> (ret, known_at)
  *   label_smooth(mid, ts, valid, k, against_mean)          -> (value, known_at)
@@ -79,9 +79,10 @@ py_label_return(PyObject *module, PyObject *args, PyObject *kwds)
     lob_horizon h = {rows, ns};
     double *r = DATA(ret);
     int64_t *k = DATA(known);
-    Py_BEGIN_ALLOW_THREADS;
+    lob_nogil g;
+    lob_nogil_begin(&g, &err);
     rc = lob_label_return(&s, h, r, k, &err);
-    Py_END_ALLOW_THREADS;
+    lob_nogil_end(&g);
     if (rc < 0) {
         raise_rc(module, rc, &err);
         goto fail;
@@ -114,9 +115,10 @@ py_label_smooth(PyObject *module, PyObject *args, PyObject *kwds)
     }
     double *o = DATA(out);
     int64_t *ka = DATA(known);
-    Py_BEGIN_ALLOW_THREADS;
+    lob_nogil g;
+    lob_nogil_begin(&g, &err);
     rc = lob_label_smooth(&s, k, against_mean, o, ka, &err);
-    Py_END_ALLOW_THREADS;
+    lob_nogil_end(&g);
     if (rc < 0) {
         raise_rc(module, rc, &err);
         goto fail;
@@ -149,9 +151,10 @@ unary(PyObject *module, PyObject *args, PyObject *kwds, const char *format, char
     const double *src = DATA(in);
     double *dst = DATA(out);
     size_t n = (size_t)ROWS(in);
-    Py_BEGIN_ALLOW_THREADS;
+    lob_nogil g;
+    lob_nogil_begin(&g, &err);
     rc = kernel(src, n, alpha, dst, &err);
-    Py_END_ALLOW_THREADS;
+    lob_nogil_end(&g);
     if (rc < 0) {
         raise_rc(module, rc, &err);
         goto fail;
@@ -202,9 +205,10 @@ py_label_barrier(PyObject *module, PyObject *args, PyObject *kwds)
     const double *up = DATA(in[3]), *dn = DATA(in[4]);
     double *l = DATA(label), *r = DATA(ret);
     int64_t *t = DATA(time);
-    Py_BEGIN_ALLOW_THREADS;
+    lob_nogil g;
+    lob_nogil_begin(&g, &err);
     rc = lob_label_barrier(&s, up, dn, h, l, t, r, &err);
-    Py_END_ALLOW_THREADS;
+    lob_nogil_end(&g);
     if (rc < 0) {
         raise_rc(module, rc, &err);
         goto fail;

@@ -113,6 +113,7 @@ py_window_gather(PyObject *module, PyObject *args, PyObject *kwds)
     void *o = PyArray_DATA(out);
     int of32 = PyArray_TYPE(out) == NPY_FLOAT32, rc;
     lob_error err = {0};
+    /* a batch takes milliseconds and is shared with worker threads: no stop check (window.c) */
     Py_BEGIN_ALLOW_THREADS;
     rc = lob_window_gather(&src, ends, (size_t)nb, (size_t)t, o, of32, threads, &err);
     Py_END_ALLOW_THREADS;

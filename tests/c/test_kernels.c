@@ -8,6 +8,7 @@
 #include "test.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int
@@ -175,6 +176,98 @@ test_aggregate(void)
               lob_agg_count(&bad, &o, &n, &err) == LOB_E_ARG && strstr(err.msg, "book ts") != NULL);
 }
 
+/* A stop check that says stop at its `at`-th call; counts its calls. */
+typedef struct {
+    int calls, at;
+} stop_at;
+
+static int
+stop_fn(void *ctx)
+{
+    stop_at *s = ctx;
+    return ++s->calls == s->at;
+}
+
+static void
+test_stop_and_times(void)
+{
+    /* three blocks of rows: the second stop check is inside the loops, not at their start */
+    const int64_t n = 3 * LOB_POLL_ROWS;
+    double *x = malloc(sizeof(double) * (size_t)n), *out = malloc(sizeof(double) * (size_t)n);
+    double *out2 = malloc(sizeof(double) * (size_t)n);
+    int64_t *ts = malloc(sizeof(int64_t) * (size_t)n), *known = malloc(sizeof(int64_t) * (size_t)n);
+    if (!x || !out || !out2 || !ts || !known) {
+        test_cond("memory", 0);
+        return;
+    }
+    const lob_window windows[3] = {{50, 0, NULL}, {0, 40, ts}, {0, 0, NULL}};
+    /* one long segment (checks in the segment's loops), then short ones (between them) */
+    for (int gappy = 0; gappy < 2; gappy++) {
+        for (int64_t i = 0; i < n; i++) {
+            x[i] = 100.0 + (double)(i % 7) + (gappy && i % 1000 == 999 ? NAN : 0.0);
+            ts[i] = LOB_TS_MAX - n + i; /* the last accepted times */
+        }
+        for (int w = 0; w < 3; w++) {
+            for (int std = 0; std < 2; std++) {
+                stop_at st = {0, 2};
+                lob_poll poll = {stop_fn, &st};
+                lob_error err = {0};
+                err.poll = &poll;
+                int rc = std ? lob_rolling_std(x, n, &windows[w], 1, out, &err)
+                             : lob_rolling_sum(x, n, &windows[w], out, &err);
+                test_cond("rolling: the stop check is made every block and stops the loop",
+                          rc == LOB_E_INTR && st.calls == 2 && strcmp(err.msg, "interrupted") == 0);
+                stop_at never = {0, 0};
+                lob_poll keep = {stop_fn, &never};
+                lob_error err2 = {0};
+                err2.poll = &keep;
+                rc = std ? lob_rolling_std(x, n, &windows[w], 1, out, &err2)
+                         : lob_rolling_sum(x, n, &windows[w], out, &err2);
+                lob_error plain = {0};
+                int rc2 = std ? lob_rolling_std(x, n, &windows[w], 1, out2, &plain)
+                              : lob_rolling_sum(x, n, &windows[w], out2, &plain);
+                test_cond("rolling: checks that never stop change nothing",
+                          rc == 0 && rc2 == 0 && never.calls >= 2 &&
+                              memcmp(out, out2, sizeof(double) * (size_t)n) == 0);
+            }
+        }
+    }
+    lob_series s = {x, ts, NULL, (size_t)n};
+    const double inf = INFINITY;
+    double *upper = malloc(sizeof(double) * (size_t)n);
+    for (int64_t i = 0; upper != NULL && i < n; i++) {
+        upper[i] = inf;
+    }
+    for (int k = 0; k < 5 && upper != NULL; k++) {
+        stop_at st = {0, 2};
+        lob_poll poll = {stop_fn, &st};
+        lob_error err = {0};
+        err.poll = &poll;
+        int rc = k == 0   ? lob_label_return(&s, (lob_horizon){0, 1000}, out, known, &err)
+                 : k == 1 ? lob_label_smooth(&s, 10, 1, out, known, &err)
+                 : k == 2 ? lob_label_ema(x, (size_t)n, 0.5, out, &err)
+                 : k == 3 ? lob_label_classify(x, (size_t)n, 0.5, out, &err)
+                          : lob_label_barrier(&s, upper, upper, (lob_horizon){100, 0}, out, known,
+                                              out2, &err);
+        test_cond("labels: the stop check stops the loop", rc == LOB_E_INTR && st.calls == 2);
+    }
+    free(upper);
+    lob_error err = {0};
+    test_cond("labels: t + h past INT64_MAX is past the data, not an overflow",
+              lob_label_return(&s, (lob_horizon){0, INT64_MAX}, out, known, &err) == 0 &&
+                  isnan(out[0]) && known[0] == -1);
+    const int64_t nat[3] = {0, INT64_MIN, 5};
+    lob_series bad = {x, nat, NULL, 3};
+    test_cond("labels: NaT is refused naming the row",
+              lob_label_return(&bad, (lob_horizon){1, 0}, out, known, &err) == LOB_E_ARG &&
+                  strstr(err.msg, "ts row 1 is NaT") != NULL);
+    free(x);
+    free(out);
+    free(out2);
+    free(ts);
+    free(known);
+}
+
 void
 lob_test_kernels(void)
 {
@@ -182,4 +275,5 @@ lob_test_kernels(void)
     test_features();
     test_labels();
     test_aggregate();
+    test_stop_and_times();
 }
