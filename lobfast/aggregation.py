@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from . import _core
-from .book import parse_duration
+from .book import parse_duration, parse_horizon
 from .containers import BookSnapshots, Quotes, Trades
 from .frame import Frame
 
@@ -39,7 +39,7 @@ def _every(by: str, every: Any) -> int | float:
             raise TypeError(f"every must be an int number of book rows for by='events', not {type(every).__name__}")
         if every <= 0:
             raise ValueError(f"every must be > 0 book rows for by='events', not {every}")
-        return min(int(every), 2**63 - 1)  # one bar of every row either way
+        return parse_horizon(every, "every")[0]
     if not isinstance(every, numbers.Real):
         raise TypeError(f"every must be a traded volume (float) for by='volume', not {type(every).__name__}")
     if not (math.isfinite(every) and every > 0):

@@ -90,14 +90,11 @@ def _series(data: Any, ts: Any, valid: Any) -> tuple[np.ndarray, np.ndarray, Any
     return np.asarray(data), _time_column(ts), valid
 
 
-_ROWS_MAX = 2**63 - 1
-
-
 def _horizon(h: Any, name: str = "horizon") -> tuple[int, int, str]:
     """(rows, ns, suffix): an int is rows, a duration is a time span."""
     rows, ns = parse_horizon(h, name)
-    if rows:  # more rows than int64 holds reach as far past the data as INT64_MAX rows
-        return min(rows, _ROWS_MAX), 0, str(rows)
+    if rows:
+        return rows, 0, str(rows)
     for unit, size in (("s", 10**9), ("ms", 10**6), ("us", 10**3)):
         if ns % size == 0:
             return 0, ns, f"{ns // size}{unit}"
@@ -179,10 +176,11 @@ def smoothed(
     base = "smooth" if against == "mid" else "smooth_mean"
     cols, known = {}, {}
     for w in _horizons(k, "k"):
-        if isinstance(w, (bool, np.bool_)) or not isinstance(w, (int, np.integer)) or w <= 0:
+        if not isinstance(w, (int, np.integer)):
             raise ValueError(f"k must be a positive number of rows, not {w!r}")
-        name = f"{base}_{int(w)}"
-        cols[name], known[name] = _core.label_smooth(mid, t, ok, min(int(w), _ROWS_MAX), against == "mean")
+        rows = parse_horizon(w, "k")[0]
+        name = f"{base}_{rows}"
+        cols[name], known[name] = _core.label_smooth(mid, t, ok, rows, against == "mean")
         a = alpha.get(w) if isinstance(alpha, Mapping) else alpha
         if a is not None:
             cname = f"{base}_class_{int(w)}"

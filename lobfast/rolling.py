@@ -13,16 +13,14 @@ from typing import Any
 import numpy as np
 
 from . import _core
-from .book import parse_duration
+from .book import parse_horizon
 
 
 def window_args(window: Any, ts: Any) -> dict[str, Any]:
     """The kernel's window arguments: ``window`` rows (int) or a duration ("10s") over ``ts``."""
-    if isinstance(window, (int, np.integer)) and not isinstance(window, bool):
-        if window <= 0:
-            raise ValueError(f"window must be a positive number of rows, not {window}")
-        return {"rows": min(int(window), 2**63 - 1)}  # past the data either way
-    span = parse_duration(window, "window")
+    rows, span = parse_horizon(window, "window")
+    if rows:
+        return {"rows": rows}
     if ts is None:
         raise ValueError(f"a time window ({window!r}) needs ts")
     return {"span": span, "ts": ts}

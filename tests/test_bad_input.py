@@ -386,17 +386,31 @@ def test_huge_spans_and_horizons_are_answered():
                 _core.rolling_sum(x, span=bad, ts=ts)
 
 
-def test_more_rows_than_int64_holds_is_a_window_past_the_data():
+def test_row_counts_past_2_62_are_refused_and_2_62_is_past_the_data():
+    """One rule for every count of rows (windows, horizons, k, bars of events), as for
+    durations: at most 2^62, else a ValueError naming the argument; 2^62 rows reach past
+    any data."""
     from lobfast import labels
     from lobfast.book import Quotes
 
     mid, ts, x = np.full(5, 100.0), GOOD_TS, np.arange(5.0)
-    for rows in (2**63 - 1, 2**63, 2**70):
-        assert np.isnan(lobfast.rolling_sum(x, rows)).all() and np.isnan(lobfast.rolling_std(x, rows)).all()
-        assert np.isnan(labels.forward_return((mid, ts), rows)[f"ret_{rows}"]).all()
-        assert np.isnan(labels.smoothed((mid, ts), rows)[f"smooth_{rows}"]).all()
-        assert np.isnan(labels.triple_barrier((mid, ts), rows, upper=0.1)[f"tb_label_{rows}"]).all()
-        one = np.ones(5)
-        q = Quotes(ts=ts, local_ts=ts, update_id=np.arange(5), bid_px=one, bid_qty=one, ask_px=one, ask_qty=one)
-        bars = lobfast.aggregate(q, by="events", every=rows)
-        assert bars.ts.tolist() == [ts[0]] and bars["updates"].tolist() == [5]
+    one = np.ones(5)
+    q = Quotes(ts=ts, local_ts=ts, update_id=np.arange(5), bid_px=one, bid_qty=one, ask_px=one, ask_qty=one)
+    for rows in (2**62 + 1, 2**63 - 1, 2**63, 2**70):
+        for call, name in (
+            (lambda r: lobfast.rolling_sum(x, r), "window"),
+            (lambda r: lobfast.rolling_std(x, r), "window"),
+            (lambda r: labels.forward_return((mid, ts), r), "horizon"),
+            (lambda r: labels.smoothed((mid, ts), r), "k"),
+            (lambda r: labels.triple_barrier((mid, ts), r, upper=0.1), "limit"),
+            (lambda r: lobfast.aggregate(q, by="events", every=r), "every"),
+        ):
+            with pytest.raises(ValueError, match=rf"{name}={rows} rows is more than 2\^62"):
+                call(rows)
+    rows = 2**62
+    assert np.isnan(lobfast.rolling_sum(x, rows)).all() and np.isnan(lobfast.rolling_std(x, rows)).all()
+    assert np.isnan(labels.forward_return((mid, ts), rows)[f"ret_{rows}"]).all()
+    assert np.isnan(labels.smoothed((mid, ts), rows)[f"smooth_{rows}"]).all()
+    assert np.isnan(labels.triple_barrier((mid, ts), rows, upper=0.1)[f"tb_label_{rows}"]).all()
+    bars = lobfast.aggregate(q, by="events", every=rows)
+    assert bars.ts.tolist() == [ts[0]] and bars["updates"].tolist() == [5]
