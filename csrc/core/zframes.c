@@ -251,6 +251,9 @@ lob_convert(const char *src, const char *dst, const lob_tskey *key, int64_t fram
     }
     lob_lines ls;
     LOB_FORWARD_IF_ERROR(lob_lines_open(&ls, src, NULL, 0, err));
+    if (key != NULL && key->max_line > 0) {
+        ls.max_line = key->max_line;
+    }
     lob_zwriter *w = NULL;
     int rc = lob_zwriter_open(&w, dst, NULL, level, 0, err);
     buffer b = {0};
@@ -291,6 +294,7 @@ lob_convert(const char *src, const char *dst, const lob_tskey *key, int64_t fram
     }
     st->partial = ls.partial;
     st->truncated = ls.src ? lob_source_truncated(ls.src) : 0;
+    st->junk_off = ls.src ? lob_source_junk(ls.src) : -1;
     if (w != NULL) {
         lob_zwriter_stats(w, &st->frames, &st->bytes_out);
         int rc2 = lob_zwriter_close(w, rc == LOB_OK ? err : NULL);
