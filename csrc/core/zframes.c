@@ -101,11 +101,17 @@ lob_zwriter_open(lob_zwriter **out, const char *path, lob_zctx *z, int level, in
         w->own_z = 1;
     }
     int oflags = O_WRONLY | O_CREAT | O_CLOEXEC | ((flags & LOB_ZW_EXCL) ? O_EXCL : O_TRUNC);
-    w->fd = open(path, oflags, 0666);
+    do { /* opening a FIFO waits for its reader: a signal may come first */
+        w->fd = open(path, oflags, 0666);
+    } while (w->fd < 0 && errno == EINTR);
     if (w->fd < 0) {
         int e = errno;
         zwriter_free(w);
-        return lob_error_set(err, LOB_E_IO, "cannot create: %s", strerror(e));
+        lob_error_set(err, LOB_E_IO, "cannot create: %s", strerror(e));
+        if (err != NULL) {
+            err->sys_errno = e;
+        }
+        return LOB_E_IO;
     }
     *out = w;
     return LOB_OK;
