@@ -578,3 +578,60 @@ def test_nat_start_or_end_is_refused(nat):
 def test_start_after_end_is_refused():
     with pytest.raises(ValueError, match="must be before end"):
         lobfast.read_binance(SPOT_BTC_0808, start="2024-08-09", end="2024-08-08")
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("kind", ["plain", "gzip"])
+def test_a_reader_stopped_by_signals_goes_on_without_losing_a_line(tmp_path, kind):
+    """A handler that raises every few ms while a FIFO delivers the file slowly: each stop
+    (in a read waiting on the pipe, or between chunks) leaves the Reader where it was, and
+    pumping again gives every row exactly once."""
+    data = b"".join(LINES[:6000])
+    payload = gzip.compress(data) if kind == "gzip" else data[: data.index(b"\n", 400_000) + 1]
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+
+    def feed():
+        with open(fifo, "wb") as f:
+            for i in range(0, len(payload), 1 << 12):
+                f.write(payload[i : i + (1 << 12)])
+                f.flush()
+                time.sleep(0.001)
+
+    def stop(*args):
+        raise _Stop
+
+    writer = threading.Thread(target=feed)
+    writer.start()
+    r = _core.Reader("binance")
+    stops = 0
+    old = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, 0.005, 0.005)
+    try:
+        while True:
+            try:
+                r.open(str(fifo))  # waits for the writer
+                break
+            except _Stop:
+                stops += 1
+        while True:
+            try:
+                if r.pump():
+                    break
+            except _Stop:
+                stops += 1
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+        writer.join()
+    r.finish()
+    got = r.take()
+    data = gzip.decompress(payload) if kind == "gzip" else payload
+    ref = lobfast.read_binance(write(tmp_path, "same.txt", data))
+    assert stops > 0
+    assert np.array_equal(got["trades"]["trade_id"], ref.trades.trade_id)
+    assert np.array_equal(got["depth"]["price"], ref.depth.price)
+    assert r.stats()["lines"] == len(data.splitlines())

@@ -45,6 +45,7 @@ struct lob_source_s {
     int64_t junk;         /* bytes after the last gzip member / zstd frame that are neither */
     int64_t junk_off;     /* file offset of the first of them */
     int windowed;         /* reading a window of text that an index found in this file */
+    int stop_pending;     /* a stop came while bytes were delivered: report it next read */
 };
 
 /* LOB_E_IO with the text of `e` appended, and e kept in err->sys_errno (so the binding can
@@ -253,16 +254,33 @@ trailing_junk(lob_source *s, const unsigned char *magic, size_t n,
     return LOB_OK;
 }
 
+/* A read that fails after decompressing `done` bytes into the caller's buffer: the
+ * decompressor has moved past them, so they must be delivered.  A stop (LOB_E_INTR, from a
+ * signal during read(2)) is then reported by the next read instead, so a reader stopped by
+ * Ctrl-C loses nothing and can go on; any other error ends the read at once. */
+static ptrdiff_t
+keep_output(lob_source *s, int rc, size_t done)
+{
+    if (rc == LOB_E_INTR && done > 0) {
+        s->stop_pending = 1;
+        return (ptrdiff_t)done;
+    }
+    return rc;
+}
+
 static ptrdiff_t
 read_gzip(lob_source *s, char *dst, size_t cap, lob_error *err)
 {
     s->z.next_out = (Bytef *)dst;
     s->z.avail_out = (uInt)(cap > UINT32_MAX ? UINT32_MAX : cap);
     while (s->z.avail_out > 0) {
-        LOB_FORWARD_IF_ERROR(fill(s, err));
-        if (!s->in_member && s->junk_off < 0) {
-            static const unsigned char magic[2] = {0x1f, 0x8b};
-            LOB_FORWARD_IF_ERROR(trailing_junk(s, magic, 2, NULL, err));
+        static const unsigned char magic[2] = {0x1f, 0x8b};
+        int rc = fill(s, err);
+        if (rc == LOB_OK && !s->in_member && s->junk_off < 0) {
+            rc = trailing_junk(s, magic, 2, NULL, err);
+        }
+        if (rc < 0) {
+            return keep_output(s, rc, (size_t)((char *)s->z.next_out - dst));
         }
         if (s->in_pos == s->in_len || s->junk_off >= 0) {
             if (s->in_member) {
@@ -299,10 +317,13 @@ read_zstd(lob_source *s, char *dst, size_t cap, lob_error *err)
 {
     ZSTD_outBuffer out = {dst, cap, 0};
     while (out.pos < out.size) {
-        LOB_FORWARD_IF_ERROR(fill(s, err));
-        if (!s->in_member && s->junk_off < 0) {
-            static const unsigned char magic[4] = {0x28, 0xb5, 0x2f, 0xfd};
-            LOB_FORWARD_IF_ERROR(trailing_junk(s, magic, 4, is_skippable, err));
+        static const unsigned char magic[4] = {0x28, 0xb5, 0x2f, 0xfd};
+        int rc = fill(s, err);
+        if (rc == LOB_OK && !s->in_member && s->junk_off < 0) {
+            rc = trailing_junk(s, magic, 4, is_skippable, err);
+        }
+        if (rc < 0) {
+            return keep_output(s, rc, out.pos);
         }
         if (s->in_pos == s->in_len || s->junk_off >= 0) {
             if (s->in_member) {
@@ -344,6 +365,10 @@ read_zstd(lob_source *s, char *dst, size_t cap, lob_error *err)
 ptrdiff_t
 lob_source_read(lob_source *s, char *dst, size_t cap, lob_error *err)
 {
+    if (s->stop_pending) {
+        s->stop_pending = 0;
+        return lob_error_set(err, LOB_E_INTR, "interrupted");
+    }
     for (;;) {
         if (s->done || cap == 0) {
             return 0;
@@ -368,8 +393,9 @@ lob_source_read(lob_source *s, char *dst, size_t cap, lob_error *err)
         int64_t from = s->d_pos;
         s->d_pos += n;
         s->produced += s->kind == LOB_PLAIN ? 0 : n;
-        if (s->d_pos <= s->d_lo) {
-            continue; /* still before the window */
+        if (s->d_pos <= s->d_lo) { /* still before the window (gzip: maybe for long) */
+            LOB_FORWARD_IF_ERROR(lob_poll_stop(err));
+            continue;
         }
         if (from < s->d_lo) {
             memmove(dst, dst + (s->d_lo - from), (size_t)(s->d_pos - s->d_lo));
