@@ -13,7 +13,7 @@
 #include "table.h"
 
 #define LOB_MAX_TABLES 4
-#define LOB_MAX_STATS 40
+#define LOB_MAX_STATS 64
 #define LOB_SYMBOL_MAX 32 /* bytes in a symbol name, NUL included */
 
 /* Options every format receives. */
