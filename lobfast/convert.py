@@ -16,7 +16,7 @@ from typing import Any
 
 from . import _core
 from .book import parse_duration
-from .readers import LobWarning
+from .readers import MAX_LINE, LobWarning, check_max_line
 from .timeindex import HEAD_BYTES, _layout
 
 
@@ -30,17 +30,23 @@ def convert(
     format: str = "auto",
     ts_col: str | int = "timestamp",
     unit: str = "us",
+    max_line: int = MAX_LINE,
 ) -> dict[str, Any]:
     """Rewrite ``src`` (plain, gzip or zstd; raw lines or CSV) as seekable zstd frames in ``dst``.
 
     A frame ends when the next line's time is ``frame`` (a duration such as ``"1s"``, or ns)
     after the frame's first line, or when it would pass ``frame_bytes``; lines are never
     split.  ``format``/``ts_col``/``unit`` find the time as :class:`~lobfast.TimeIndex` does.
-    ``dst`` appears only when complete (written to a temporary file, then renamed).
+    ``dst`` appears only when complete (written to a temporary file, then renamed): an
+    error or Ctrl-C (KeyboardInterrupt, within a fraction of a second) leaves nothing.
+    A line longer than ``max_line`` bytes (default 64 MiB) stops it with a LobError.
 
     Returns the counts: lines, frames, bytes_in (text), bytes_out (file), and
-    partial_line_bytes / truncated_bytes when ``src`` was cut off (then with a warning).
+    partial_line_bytes / truncated_bytes when ``src`` was cut off (then with a warning), and
+    junk_offset (-1, or where junk after ``src``'s compressed data begins: it is left out,
+    with a warning).
     """
+    max_line = check_max_line(max_line)
     src, dst = os.fspath(src), os.fspath(dst)
     if os.path.abspath(src) == os.path.abspath(dst):
         raise ValueError("dst must not be src")
@@ -54,7 +60,7 @@ def convert(
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)  # as a file created by open() would be
     try:
-        stats = _core.convert(src, tmp, tuple(layout["key"]), frame_ns, int(frame_bytes), int(level))
+        stats = _core.convert(src, tmp, (*layout["key"], max_line), frame_ns, int(frame_bytes), int(level))
         os.replace(tmp, dst)
     except BaseException:
         os.unlink(tmp)
@@ -63,6 +69,13 @@ def convert(
         warnings.warn(
             f"{src} is cut off: {stats['truncated_bytes']} compressed bytes and an incomplete last line of "
             f"{stats['partial_line_bytes']} bytes were left out of {dst}",
+            LobWarning,
+            stacklevel=2,
+        )
+    if stats["junk_offset"] >= 0:
+        warnings.warn(
+            f"{src}: the bytes from byte {stats['junk_offset']} on are not compressed data (junk or zero padding "
+            f"after the end); they were left out of {dst}",
             LobWarning,
             stacklevel=2,
         )

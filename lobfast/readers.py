@@ -8,8 +8,10 @@ carried across chunk and file boundaries.
 
 from __future__ import annotations
 
+import errno
 import glob as _glob
 import os
+import stat
 import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -22,6 +24,7 @@ from .containers import BookSnapshots, DepthEvents, MarketData, Quotes, Trades
 LobError = _core.LobError
 PathLike = str | os.PathLike
 Paths = PathLike | Sequence[PathLike]
+MAX_LINE = 64 << 20  # default bound on the bytes of one line of a file
 
 
 def lob_error(message: str, path: str | None = None) -> LobError:
@@ -37,15 +40,31 @@ class LobWarning(UserWarning):
 
 def to_ns(t: Any) -> int:
     """A time as int64 ns since the epoch: int (ns), str (ISO 8601, naive = UTC),
-    ``datetime``, ``numpy.datetime64`` or ``pandas.Timestamp``."""
+    ``datetime``, ``numpy.datetime64`` or ``pandas.Timestamp``.  NaT (``np.datetime64("NaT")``,
+    ``pd.NaT``, or its int64 value) is a missing time, not a time: ValueError."""
     if isinstance(t, (int, np.integer)) and not isinstance(t, bool):
-        return int(t)
-    if hasattr(t, "tzinfo") and t.tzinfo is not None:  # aware datetime / Timestamp
-        t = t.astimezone(__import__("datetime").timezone.utc).replace(tzinfo=None)
+        ns = int(t)
+    else:
+        if hasattr(t, "tzinfo") and t.tzinfo is not None:  # aware datetime / Timestamp
+            t = t.astimezone(__import__("datetime").timezone.utc).replace(tzinfo=None)
+        try:
+            ns = _NAT if _is_nat(t) else int(np.datetime64(t, "ns").astype(np.int64))
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"cannot read {t!r} as a time (int ns, ISO string, datetime, datetime64)") from e
+    if ns == _NAT:
+        raise ValueError(f"{t!r} is NaT (a missing time), not a time; use None for an open end")
+    return ns
+
+
+_NAT = np.iinfo(np.int64).min
+
+
+def _is_nat(t: Any) -> bool:
+    """``pd.NaT``, ``np.datetime64("NaT")`` (missing times compare unequal to themselves)."""
     try:
-        return int(np.datetime64(t, "ns").astype(np.int64))
-    except (ValueError, TypeError) as e:
-        raise ValueError(f"cannot read {t!r} as a time (int ns, ISO string, datetime, datetime64)") from e
+        return bool(t != t)
+    except (TypeError, ValueError):
+        return False
 
 
 def expand_paths(paths: Paths) -> list[str]:
@@ -64,17 +83,26 @@ def expand_paths(paths: Paths) -> list[str]:
         else:
             out.append(p)
     for p in out:
-        if os.path.isdir(p):
+        try:  # PermissionError (an unsearchable directory) is raised as it is, naming the path
+            mode = os.stat(p).st_mode
+        except FileNotFoundError:
+            raise FileNotFoundError(errno.ENOENT, "no such file", p) from None
+        if stat.S_ISDIR(mode):
             raise IsADirectoryError(f"{p!r} is a directory; pass a file or a glob such as '{p}/*.gz'")
-        if not os.path.exists(p):
-            raise FileNotFoundError(f"no such file: {p!r}")
     return out
 
 
-def _reader(fmt: str, symbol, on_error: str, start, end) -> _core.Reader:
+def check_max_line(max_line: int) -> int:
+    """``max_line`` as an int in [1, 2**40]: the longest line, in bytes, a reader accepts."""
+    if isinstance(max_line, bool) or not isinstance(max_line, (int, np.integer)) or not 1 <= max_line <= 1 << 40:
+        raise ValueError(f"max_line must be an int in [1, 2**40] (bytes), not {max_line!r}")
+    return int(max_line)
+
+
+def _reader(fmt: str, symbol, on_error: str, start, end, max_line: int = MAX_LINE) -> _core.Reader:
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
-    kw: dict[str, Any] = {"symbol": symbol, "on_error": on_error}
+    kw: dict[str, Any] = {"symbol": symbol, "on_error": on_error, "max_line": check_max_line(max_line)}
     if start is not None:
         kw["start"] = to_ns(start)
     if end is not None:
@@ -83,7 +111,8 @@ def _reader(fmt: str, symbol, on_error: str, start, end) -> _core.Reader:
 
 
 class _FileCheck:
-    """Per-file checks between pumps: empty files, truncated tails, mixed symbols."""
+    """Per-file checks between pumps: empty files, truncated tails, a last line being
+    written, junk after the compressed data, mixed symbols."""
 
     def __init__(self, reader: _core.Reader, symbol, on_error: str) -> None:
         self.reader, self.symbol, self.on_error = reader, symbol, on_error
@@ -95,10 +124,9 @@ class _FileCheck:
 
     def done(self) -> None:
         now = self.reader.stats()
-        delta = {
-            k: now[k] - self.before[k] for k in ("lines", "truncated_files", "truncated_bytes", "partial_line_bytes")
-        }
-        if delta["lines"] == 0 and delta["truncated_files"] == 0:
+        keys = ("lines", "truncated_files", "truncated_bytes", "partial_line_bytes", "partial_lines", "junk_files")
+        delta = {k: now[k] - self.before[k] for k in keys}
+        if delta["lines"] == 0 and delta["truncated_files"] == 0 and delta["partial_lines"] == 0:
             msg = f"{self.path}: the file is empty (no lines)"
             if self.on_error == "raise":
                 raise lob_error(msg, self.path)
@@ -108,6 +136,20 @@ class _FileCheck:
                 f"{self.path}: the compressed file is truncated: {delta['truncated_bytes']} bytes of an "
                 f"incomplete last block could not be decompressed and {delta['partial_line_bytes']} bytes "
                 "of an incomplete last line were dropped; everything before them was read",
+                LobWarning,
+                stacklevel=4,
+            )
+        elif delta["partial_lines"]:
+            warnings.warn(
+                f"{self.path}: the last line (byte {now['partial_line_offset']}, {delta['partial_line_bytes']} "
+                "bytes) has no newline and does not parse: a line still being written; it was left out",
+                LobWarning,
+                stacklevel=4,
+            )
+        if delta["junk_files"]:
+            warnings.warn(
+                f"{self.path}: the bytes from byte {now['junk_offset']} on are not compressed data (junk or "
+                "zero padding after the end); they were ignored and everything before them was read",
                 LobWarning,
                 stacklevel=4,
             )
@@ -131,7 +173,7 @@ class _FileCheck:
             )
 
 
-def _open(r: _core.Reader, path: str, start, end) -> bool:
+def _open(r: _core.Reader, path: str, start, end, max_line: int = MAX_LINE) -> bool:
     """Open ``path`` in ``r``: only the part holding ``[start, end)`` when its time index can
     find it (plain and zstd raw files; the index is built on first use and kept next to the
     file), else all of it.  False when no line of the file is in the window."""
@@ -144,7 +186,7 @@ def _open(r: _core.Reader, path: str, start, end) -> bool:
         from .timeindex import file_window
 
         try:
-            w = file_window(path, start, end)
+            w = file_window(path, start, end, max_line=max_line)
         except LobError as e:
             warnings.warn(f"{path} has no usable time index ({e}); reading all of it", LobWarning, stacklevel=4)
         else:
@@ -157,15 +199,18 @@ def _open(r: _core.Reader, path: str, start, end) -> bool:
 
 
 def _read_all(
-    r: _core.Reader, check: _FileCheck, files: list[str], start=None, end=None
+    r: _core.Reader, check: _FileCheck, files: list[str], start=None, end=None, max_line: int = MAX_LINE
 ) -> tuple[dict, dict[str, Any]]:
     """Every file as one stream, checked file by file: (tables, stats)."""
-    for path in files:
-        if not _open(r, path, start, end):
-            continue
-        check.start(path)
-        r.pump()
-        check.done()
+    try:
+        for path in files:
+            if not _open(r, path, start, end, max_line):
+                continue
+            check.start(path)
+            r.pump()
+            check.done()
+    finally:
+        r.close()  # at once, also when stopped (Ctrl-C): no file stays open with the traceback
     r.finish()
     tables, stats = r.take(), r.stats()
     check.check_found(stats, sum(len(next(iter(t.values()))) for t in tables.values()))
@@ -183,7 +228,13 @@ def _market_data(tables: dict[str, dict[str, np.ndarray]], stats: dict[str, Any]
 
 
 def read_binance(
-    paths: Paths, *, symbol: str | None = None, start=None, end=None, on_error: str = "raise"
+    paths: Paths,
+    *,
+    symbol: str | None = None,
+    start=None,
+    end=None,
+    on_error: str = "raise",
+    max_line: int = MAX_LINE,
 ) -> MarketData:
     """Read Binance spot or USD-M raw recordings into :class:`MarketData`.
 
@@ -214,6 +265,18 @@ def read_binance(
         is malformed when its JSON is, and when a value is out of range: a price <= 0, a
         trade qty <= 0, a size < 0, a decimal that rounds to 0 or infinity, or a time
         outside 1970..2262.
+    max_line : the longest line accepted, in bytes (default 64 MiB).  A longer one (a
+        damaged file, or not a line file at all) stops the read with a :class:`LobError`
+        naming file, line and byte offset, with either ``on_error``: memory stays bounded
+        whatever a file holds.
+
+    Damaged ends are read up to the damage, with a :class:`LobWarning`: a compressed file
+    cut off (its incomplete last block and line are left out), junk or zero padding after
+    the compressed data (ignored, as gzip does), and a last line without a newline that
+    does not parse (a line still being written; one that parses is kept).
+
+    Ctrl-C stops a long read within a fraction of a second (KeyboardInterrupt); the file is
+    closed.
 
     Examples
     --------
@@ -223,8 +286,8 @@ def read_binance(
     >>> md.stats["gaps"], len(md.trades)
     (0, 19904)
     """
-    r = _reader("binance", symbol, on_error, start, end)
-    return _market_data(*_read_all(r, _FileCheck(r, symbol, on_error), expand_paths(paths), start, end))
+    r = _reader("binance", symbol, on_error, start, end, max_line)
+    return _market_data(*_read_all(r, _FileCheck(r, symbol, on_error), expand_paths(paths), start, end, max_line))
 
 
 def iter_binance(
@@ -235,6 +298,7 @@ def iter_binance(
     start=None,
     end=None,
     on_error: str = "raise",
+    max_line: int = MAX_LINE,
 ) -> Iterator[MarketData]:
     """Read like :func:`read_binance`, yielding :class:`MarketData` chunks of about
     ``chunk_rows`` rows (all tables together).  Sequence state, pending snapshots and
@@ -244,20 +308,23 @@ def iter_binance(
     if int(chunk_rows) <= 0:
         raise ValueError(f"chunk_rows must be positive, not {chunk_rows!r}")
     files = expand_paths(paths)
-    r = _reader("binance", symbol, on_error, start, end)
+    r = _reader("binance", symbol, on_error, start, end, max_line)
     check = _FileCheck(r, symbol, on_error)
     rows = 0
-    for path in files:
-        if not _open(r, path, start, end):
-            continue
-        check.start(path)
-        while not r.pump(int(chunk_rows)):
-            stats = r.stats()
-            check.check_symbols(stats)
-            chunk = _market_data(r.take(), stats)
-            rows += len(chunk.depth) + len(chunk.trades) + len(chunk.agg_trades) + len(chunk.quotes)
-            yield chunk
-        check.done()
+    try:
+        for path in files:
+            if not _open(r, path, start, end, max_line):
+                continue
+            check.start(path)
+            while not r.pump(int(chunk_rows)):
+                stats = r.stats()
+                check.check_symbols(stats)
+                chunk = _market_data(r.take(), stats)
+                rows += len(chunk.depth) + len(chunk.trades) + len(chunk.agg_trades) + len(chunk.quotes)
+                yield chunk
+            check.done()
+    finally:
+        r.close()  # also when stopped (Ctrl-C) or when the caller drops the iterator
     r.finish()
     last = _market_data(r.take(), r.stats())
     check.check_found(last.stats, rows + len(last.depth) + len(last.trades) + len(last.agg_trades) + len(last.quotes))
@@ -293,8 +360,10 @@ class _CsvFileCheck(_FileCheck):
             )
 
 
-def _read_csv(fmt: str, files: list[str], symbol, on_error: str, start, end, header_required: bool):
-    r = _reader(fmt, symbol, on_error, start, end)
+def _read_csv(
+    fmt: str, files: list[str], symbol, on_error: str, start, end, header_required: bool, max_line: int = MAX_LINE
+):
+    r = _reader(fmt, symbol, on_error, start, end, max_line)
     return _read_all(r, _CsvFileCheck(r, symbol, on_error, header_required=header_required), files)
 
 
@@ -306,6 +375,7 @@ def read_tardis(
     end=None,
     on_error: str = "raise",
     stats: dict[str, Any] | None = None,
+    max_line: int = MAX_LINE,
 ) -> DepthEvents | Trades | Quotes | BookSnapshots:
     """Read Tardis.dev CSV files (``.csv`` or ``.csv.gz``) into the container of their data type.
 
@@ -346,6 +416,7 @@ def read_tardis(
         only warns with ``"skip"``.
     stats : a dict to receive the reader's counters (rows, other-symbol rows, rows outside
         the window, skipped rows, snapshots, bad lines, ...).
+    max_line : the longest line accepted, in bytes, as in :func:`read_binance`.
 
     Returns
     -------
@@ -367,7 +438,7 @@ def read_tardis(
     (array([61800.3, 61800.2]), array([ 1, -1], dtype=int8))
     """
     files = expand_paths(paths)
-    tables, st = _read_csv("tardis", files, symbol, on_error, start, end, header_required=True)
+    tables, st = _read_csv("tardis", files, symbol, on_error, start, end, header_required=True, max_line=max_line)
     if stats is not None:
         stats.update(st)
     kind = st["data_type"]
@@ -383,7 +454,7 @@ def read_tardis(
 
 
 def read_binance_vision(
-    paths: Paths, *, on_error: str = "raise", stats: dict[str, Any] | None = None
+    paths: Paths, *, on_error: str = "raise", stats: dict[str, Any] | None = None, max_line: int = MAX_LINE
 ) -> Trades | Quotes:
     """Read data.binance.vision CSV files: trades and aggTrades -> :class:`Trades`,
     USD-M bookTicker -> :class:`Quotes`.
@@ -410,6 +481,7 @@ def read_binance_vision(
         ``.zip`` files must be extracted first.  All files must have the same layout.
     on_error : ``"raise"`` (default) or ``"skip"``, as in :func:`read_tardis`.
     stats : a dict to receive the reader's counters (``data_type``, ``market``, rows, ...).
+    max_line : the longest line accepted, in bytes, as in :func:`read_binance`.
 
     Returns
     -------
@@ -430,7 +502,7 @@ def read_binance_vision(
     (array([-1,  1], dtype=int8), np.datetime64('2025-01-01T00:00:00.010866000'))
     """
     files = expand_paths(paths)
-    tables, st = _read_csv("vision", files, None, on_error, None, None, header_required=False)
+    tables, st = _read_csv("vision", files, None, on_error, None, None, header_required=False, max_line=max_line)
     kind = st["data_type"]
     if kind == "bookTicker":
         q = tables["quotes"]

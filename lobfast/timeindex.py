@@ -28,7 +28,18 @@ import numpy as np
 
 from . import _core, sidecar
 from .containers import MarketData
-from .readers import LobError, LobWarning, Paths, _market_data, _reader, expand_paths, lob_error, to_ns
+from .readers import (
+    MAX_LINE,
+    LobError,
+    LobWarning,
+    Paths,
+    _market_data,
+    _reader,
+    check_max_line,
+    expand_paths,
+    lob_error,
+    to_ns,
+)
 
 UNITS = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1, "auto": 0}
 # column kinds (csrc/core/columns.h) and what each becomes
@@ -150,9 +161,19 @@ class FileIndex:
     summary.  Built, or loaded from its sidecar when that is intact and current."""
 
     def __init__(
-        self, path, *, format="auto", ts_col="timestamp", unit="us", names=None, index_dir=None, block=BLOCK
+        self,
+        path,
+        *,
+        format="auto",
+        ts_col="timestamp",
+        unit="us",
+        names=None,
+        index_dir=None,
+        block=BLOCK,
+        max_line=MAX_LINE,
     ) -> None:
         self.path = os.fspath(path)
+        self.max_line = check_max_line(max_line)
         if format == "auto":
             format = "raw" if _RAW_LINE.match(_core.head(self.path, 64)) else "csv"
         # what the caller asked for; the layout found from it is saved with the index
@@ -161,6 +182,8 @@ class FileIndex:
             params.update(ts_col=ts_col, unit=unit, names=None if names is None else list(names))
         stamp = sidecar.source_stamp(self.path)
         side = sidecar_path(self.path, index_dir)
+        self._args = {"format": format, "ts_col": ts_col, "unit": unit, "names": names, "index_dir": index_dir}
+        self._args.update(block=block, max_line=self.max_line)
         loaded, why = sidecar.load(side, stamp, params)
         if loaded is not None:
             header, self.entries = loaded
@@ -171,7 +194,8 @@ class FileIndex:
                 warnings.warn(f"{side}: {why}; rebuilding the index", LobWarning, stacklevel=3)
             layout = _layout(self.path, _core.head(self.path, HEAD_BYTES), format, ts_col, unit, names)
             t = time.perf_counter()
-            self.entries, self.info = _core.ix_build(self.path, tuple(layout["key"]), int(block))
+            key = (*layout["key"], self.max_line)
+            self.entries, self.info = _core.ix_build(self.path, key, int(block))
             self.info["build_seconds"] = time.perf_counter() - t
             self.info["seek_table_frames"] = _seek_table_frames(self.path)
             self.info["frames"] -= self.info["seek_table_frames"] >= 0  # the table is a frame too
@@ -189,14 +213,25 @@ class FileIndex:
                 )
                 self.status += ", in memory"
         self.format, self.names, self.kinds = layout["format"], layout["names"], layout["kinds"]
-        self.key = tuple(layout["key"])
+        self.key = (*layout["key"], self.max_line)
         if loaded is not None:
             self._warn_damage(built=False)
         self.stamp, self.size = stamp, stamp["size"]
+        self.side = side
         self.decompressed = 0  # text bytes decompressed by lookups (zstd and gzip)
-        self._args = {"format": format, "ts_col": ts_col, "unit": unit, "names": names, "index_dir": index_dir}
-        self._args["block"] = block
         self._ts = np.ascontiguousarray(self.entries[:, 0])
+
+    def _rebuilt(self) -> FileIndex:
+        try:
+            os.unlink(self.side)
+        except OSError:
+            pass
+        return FileIndex(self.path, **self._args)
+
+    def _replace(self, other: FileIndex) -> None:
+        status = other.status
+        self.__dict__.update(other.__dict__)
+        self.status = "rebuilt (corrupt: the index did not fit the file)" if status.startswith("built") else status
 
     def current(self, deep: bool = True) -> FileIndex:
         """This index, or a new one when the file changed since it was made (a recorder
@@ -220,6 +255,20 @@ class FileIndex:
             warnings.warn(
                 f"{self.path}: the file ends inside a compressed block ({i['truncated']} bytes cannot be "
                 f"decompressed); it is indexed up to its last complete line",
+                LobWarning,
+                stacklevel=4,
+            )
+        if built and i.get("partial", 0) and not i["truncated"]:
+            warnings.warn(
+                f"{self.path}: the last line (byte {i['d_size']}, {i['partial']} bytes) has no newline and "
+                "its time does not parse: a line still being written; it is left out of the index",
+                LobWarning,
+                stacklevel=4,
+            )
+        if built and i.get("junk_offset", -1) >= 0:
+            warnings.warn(
+                f"{self.path}: the bytes from byte {i['junk_offset']} on are not compressed data (junk or zero "
+                "padding after the end); they are ignored and everything before them is indexed",
                 LobWarning,
                 stacklevel=4,
             )
@@ -256,7 +305,16 @@ class FileIndex:
         if k < 0:
             return tuple(int(v) for v in self.entries[0])
         start = tuple(int(v) for v in self.entries[k])
-        pos = _core.ix_locate(self.path, self.key, start, self.end_position(), t)
+        try:
+            pos = _core.ix_locate(self.path, self.key, start, self.end_position(), t)
+        except LobError as e:
+            if self.status != "loaded":
+                raise  # an index just built from the file: the file is at fault
+            # a sidecar that passed every check but does not fit the file after all: the
+            # sidecar is at fault, not the data; build the index from the file and retry
+            warnings.warn(f"{self.side}: does not fit the file ({e}); rebuilding the index", LobWarning, stacklevel=4)
+            self._replace(self._rebuilt())
+            return self.locate(t)
         if self.compression != "plain":
             self.decompressed += pos[3] - start[5]  # from the restart point to the row found
         return pos
@@ -363,7 +421,15 @@ class TimeIndex:
         ``"side"`` (int8: buy/bid +1, sell/ask -1, unknown 0), ``"text"`` (int32 codes into
         :attr:`categories`).
     index_dir : where to keep the ``.lfidx`` sidecars (default: next to each file).  When it
-        cannot be written the index is kept in memory, with a warning.
+        cannot be written the index is kept in memory, with a warning.  A sidecar that is
+        damaged, stale, not a regular file or does not fit its file is rebuilt (with a
+        :class:`~lobfast.LobWarning` saying why when it was damaged).
+    max_line : the longest line accepted, in bytes (default 64 MiB): a longer one stops the
+        build with a :class:`~lobfast.LobError` naming file, line and byte offset.
+
+    A last line without a newline whose time does not parse is a line still being written:
+    it is left out, with a warning.  Ctrl-C stops a build or read within a fraction of a
+    second (KeyboardInterrupt).
 
     Examples
     --------
@@ -383,11 +449,22 @@ class TimeIndex:
         dtypes: dict[str, str] | None = None,
         index_dir: str | None = None,
         block: int = BLOCK,
+        max_line: int = MAX_LINE,
     ) -> None:
         if int(block) <= 0:
             raise ValueError(f"block must be > 0, not {block!r}")
+        self.max_line = check_max_line(max_line)
         files = [
-            FileIndex(p, format=format, ts_col=ts_col, unit=unit, names=names, index_dir=index_dir, block=block)
+            FileIndex(
+                p,
+                format=format,
+                ts_col=ts_col,
+                unit=unit,
+                names=names,
+                index_dir=index_dir,
+                block=block,
+                max_line=max_line,
+            )
             for p in _files_of(paths)
         ]
         kinds = {f.format for f in files}
@@ -529,10 +606,14 @@ class TimeIndex:
         return out
 
     def _read_raw(self, parts, t0: int, t1: int, symbol, on_error) -> MarketData:
-        r = _reader("binance", symbol, on_error, None if t0 == _START else t0, None if t1 == _END else t1)
-        for f, p0, p1 in parts:
-            r.open(f.path, span=(p0[4], p0[5], p0[3], p1[3]), line0=p0[1] - 1)
-            r.pump()
+        start, end = None if t0 == _START else t0, None if t1 == _END else t1
+        r = _reader("binance", symbol, on_error, start, end, self.max_line)
+        try:
+            for f, p0, p1 in parts:
+                r.open(f.path, span=(p0[4], p0[5], p0[3], p1[3]), line0=p0[1] - 1)
+                r.pump()
+        finally:
+            r.close()
         r.finish()
         return _market_data(r.take(), r.stats())
 
@@ -582,10 +663,10 @@ class TimeIndex:
         np.take(lut, codes, out=codes)
 
 
-def file_window(path: str, start, end) -> tuple[str, tuple, int] | None:
+def file_window(path: str, start, end, *, max_line: int = MAX_LINE) -> tuple[str, tuple, int] | None:
     """For :func:`~lobfast.read_binance`: the span of a raw line file holding [start, end)
     as (path, span, line0), or None when no row is in it."""
-    f = FileIndex(path, format="raw")
+    f = FileIndex(path, format="raw", max_line=max_line)
     t0 = _START if start is None else to_ns(start)
     t1 = _END if end is None else to_ns(end)
     if f.rows == 0 or t1 <= f.first_ts or t0 > f.last_ts:

@@ -414,3 +414,372 @@ def test_row_counts_past_2_62_are_refused_and_2_62_is_past_the_data():
     assert np.isnan(labels.triple_barrier((mid, ts), rows, upper=0.1)[f"tb_label_{rows}"]).all()
     bars = lobfast.aggregate(q, by="events", every=rows)
     assert bars.ts.tolist() == [ts[0]] and bars["updates"].tolist() == [5]
+
+
+# ---------------------------------------------------------------- bounds, damaged ends, signals
+
+import os  # noqa: E402
+import pickle  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+import zlib  # noqa: E402
+
+import pandas as pd  # noqa: E402
+
+from lobfast import _core  # noqa: E402
+
+REPLY = b'1723161255000000000 {"result":null,"id":1}\n'  # a reply: parsed, counted, no rows
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def zstd_frame(data: bytes, level: int = 3) -> bytes:
+    return subprocess.run(["zstd", "-c", f"-{level}"], input=data, capture_output=True, check=True).stdout
+
+
+needs_zstd = pytest.mark.skipif(shutil.which("zstd") is None, reason="needs the zstd command")
+
+
+@needs_zstd
+def test_a_line_longer_than_max_line_stops_with_its_offset_and_bounded_memory(tmp_path):
+    """512 MiB of 'a' without a newline (a few KB of zstd) after two good lines: the read
+    stops at the limit naming the line and its byte offset, without holding the line."""
+    head = b"".join(LINES[:2])
+    p = write(tmp_path, "long.zst", zstd_frame(head + b"a" * (512 << 20)))
+    assert os.path.getsize(p) < 1 << 20
+    where = rf"long\.zst, line 3 \(byte {len(head)}\): the line is longer than max_line=1048576"
+    for kw in ({}, {"on_error": "skip"}):
+        with pytest.raises(LobError, match=where):
+            lobfast.read_binance(p, max_line=1 << 20, **kw)
+    # the peak memory of a fresh process (VmHWM: ru_maxrss would count the parent's before exec)
+    probe = (
+        "import lobfast\n"
+        f"try:\n    lobfast.read_binance({str(p)!r}, max_line=1 << 20)\nexcept lobfast.LobError:\n    pass\n"
+        "print(next(int(x.split()[1]) for x in open('/proc/self/status') if x.startswith('VmHWM')))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert int(out.stdout) < 300 << 10  # KiB: far below the 512 MiB line
+    with pytest.raises(LobError, match="longer than max_line=67108864"):
+        lobfast.read_binance(p)  # the default bound: 64 MiB
+    with pytest.raises(LobError, match="longer than max_line=100"):
+        list(lobfast.iter_binance(p, max_line=100))
+    md = lobfast.read_binance(SPOT_BTC_0808, max_line=max(map(len, LINES)))  # the longest line fits
+    assert len(md.trades) == 9757
+    for bad in (0, -1, 1 << 41, 1.5, "1"):
+        with pytest.raises(ValueError, match="max_line"):
+            lobfast.read_binance(SPOT_BTC_0808, max_line=bad)
+
+
+def test_dev_zero_is_refused_at_max_line():
+    with pytest.raises(LobError, match=r"/dev/zero, line 1 \(byte 0\): the line is longer than max_line=1048576"):
+        lobfast.read_binance("/dev/zero", max_line=1 << 20)
+
+
+@needs_zstd
+def test_zstd_frame_asking_for_a_huge_window_is_refused(tmp_path):
+    """A 13-byte frame whose header asks for a 2 GiB window: refused, never allocated."""
+    frame = b"\x28\xb5\x2f\xfd" + b"\x00" + bytes([(31 - 10) << 3]) + b"\x09\x00\x00" + b"x"
+    p = write(tmp_path, "window.zst", zstd_frame(LINES[0]) + frame)
+    with pytest.raises(LobError, match=r"zstd frame at byte \d+ asks for a window over 128 MiB"):
+        lobfast.read_binance(p)
+
+
+@pytest.mark.parametrize("junk", [b"\0" * 4096, b"\0", b"garbage after the data\n", b"\x1f\x00", b"\x1f"])
+def test_gzip_followed_by_junk_is_read_with_a_warning(tmp_path, junk):
+    gz = gzip.compress(b"".join(LINES))
+    p = write(tmp_path, "junk.gz", gz + junk)
+    for on_error in ("raise", "skip"):
+        if junk == b"\x1f":  # could be the first byte of a member: a cut file
+            with pytest.warns(LobWarning, match=r"junk\.gz: the compressed file is truncated: 1 bytes"):
+                md = lobfast.read_binance(p, on_error=on_error)
+            assert len(md.trades) == 9757
+            continue
+        with pytest.warns(LobWarning, match=rf"junk\.gz: the bytes from byte {len(gz)} on are not compressed data"):
+            md = lobfast.read_binance(p, on_error=on_error)
+        assert len(md.trades) == 9757 and md.stats["junk_files"] == 1 and md.stats["junk_offset"] == len(gz)
+
+
+def test_gzip_members_then_junk_and_a_corrupt_member(tmp_path):
+    a, b = gzip.compress(b"".join(LINES[:5000])), gzip.compress(b"".join(LINES[5000:]))
+    with pytest.warns(LobWarning, match=rf"from byte {len(a) + len(b)} on"):
+        md = lobfast.read_binance(write(tmp_path, "two.gz", a + b + b"\0" * 100))
+    assert len(md.trades) == 9757
+    bad = bytearray(b)
+    bad[len(b) // 2 : len(b) // 2 + 64] = b"\xff" * 64  # a real member, damaged: still an error
+    with pytest.raises(LobError, match="gzip data is corrupt"):
+        lobfast.read_binance(write(tmp_path, "bad.gz", a + bytes(bad)))
+
+
+@needs_zstd
+@pytest.mark.parametrize("junk", [b"\0" * 1000, b"junk\n", b"\x28"])
+def test_zstd_followed_by_junk_is_read_with_a_warning(tmp_path, junk):
+    z = zstd_frame(b"".join(LINES[:5000])) + zstd_frame(b"".join(LINES[5000:]))
+    p = write(tmp_path, "junk.zst", z + junk)
+    with pytest.warns(LobWarning) as w:
+        md = lobfast.read_binance(p, on_error="skip")
+    assert len(md.trades) == 9757
+    text = " ".join(str(x.message) for x in w)
+    if junk == b"\x28":  # could be the first byte of a frame: a cut file
+        assert "truncated" in text
+    else:
+        assert f"from byte {len(z)} on are not compressed data" in text
+
+
+@pytest.mark.parametrize("kind", ["plain", "gzip", "zstd"])
+def test_last_line_being_written_is_dropped_with_a_warning(tmp_path, kind):
+    """A file whose writer is in the middle of its last line: the line does not parse, so
+    it is left out with a warning naming its offset (as a cut .gz/.zst does); a last line
+    without newline that parses is kept."""
+    if kind == "zstd" and shutil.which("zstd") is None:
+        pytest.skip("needs the zstd command")
+    body = b"".join(LINES[:3000])
+    pack = {"plain": lambda d: d, "gzip": gzip.compress, "zstd": zstd_frame}[kind]
+    cut = TRADE[: len(TRADE) // 2]
+    p = write(tmp_path, "mid.dat", pack(body + restamp(cut, LINES[2999])))
+    for on_error in ("raise", "skip"):
+        with pytest.warns(LobWarning, match=rf"the last line \(byte {len(body)}, {len(cut)} bytes\) has no newline"):
+            md = lobfast.read_binance(p, on_error=on_error)
+        ref = lobfast.read_binance(write(tmp_path, "ref.txt", body))
+        assert len(md.trades) == len(ref.trades) and md.stats["bad_lines"] == 0
+        assert md.stats["partial_lines"] == 1 and md.stats["partial_line_offset"] == len(body)
+    whole = restamp(TRADE, LINES[2999]).rstrip(b"\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        md = lobfast.read_binance(write(tmp_path, "whole.dat", pack(body + whole)))
+    assert len(md.trades) == len(ref.trades) + 1 and md.stats["partial_lines"] == 0
+    # a file holding only a line being written is not "empty"
+    with pytest.warns(LobWarning, match="has no newline"):
+        lobfast.read_binance(write(tmp_path, "only.dat", pack(cut)))
+
+
+def test_reads_from_a_pipe_go_on_after_a_signal(tmp_path):
+    """A no-op Python signal handler firing every millisecond while the reader waits on a
+    FIFO: reads are retried (PEP 475), never OSError 'Interrupted system call'."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    data = b"".join(LINES[:4000])
+
+    def feed():
+        with open(fifo, "wb") as f:
+            for i in range(0, len(data), 200_000):
+                f.write(data[i : i + 200_000])
+                f.flush()
+                time.sleep(0.02)
+
+    old = signal.signal(signal.SIGALRM, lambda *a: None)
+    signal.setitimer(signal.ITIMER_REAL, 0.001, 0.001)
+    writer = threading.Thread(target=feed)
+    writer.start()
+    try:
+        md = lobfast.read_binance(str(fifo))
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+        writer.join()
+    assert len(md.trades) == len(lobfast.read_binance(write(tmp_path, "same.txt", data)).trades)
+
+
+def endless_gzip(path, member_mb: int, members: int) -> None:
+    """members * member_mb MiB of reply lines as concatenated gzip members: seconds of work
+    from a file of a few MB."""
+    n = (member_mb << 20) // len(REPLY)
+    member = zlib.compressobj(1, zlib.DEFLATED, 31)
+    member = member.compress(REPLY * n) + member.flush()
+    with open(path, "wb") as f:
+        for _ in range(members):
+            f.write(member)
+
+
+def interrupted(fn, after: float = 0.3) -> float:
+    """Seconds fn took to raise KeyboardInterrupt for a SIGINT sent `after` seconds in."""
+    timer = threading.Timer(after, lambda: os.kill(os.getpid(), signal.SIGINT))
+    t = time.perf_counter()
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            fn()
+    finally:
+        timer.cancel()
+    return time.perf_counter() - t
+
+
+def test_ctrl_c_stops_read_binance_without_leaking(tmp_path):
+    one, many = tmp_path / "one.gz", tmp_path / "many.gz"
+    endless_gzip(one, 16, 1)
+    endless_gzip(many, 16, 200)  # 3.2 GiB of text: far longer than the test
+    t = time.perf_counter()
+    assert lobfast.read_binance(one, on_error="skip").stats["lines"] > 0
+    full = 200 * (time.perf_counter() - t)
+    fds = open_fds()
+    took = interrupted(lambda: lobfast.read_binance(many))
+    assert took < 0.5 * full and open_fds() == fds
+    took = interrupted(lambda: list(lobfast.iter_binance(many, chunk_rows=10)))
+    assert took < 0.5 * full and open_fds() == fds
+    # the Reader itself stays usable: stopped between lines, it goes on, or reads another file
+    r = _core.Reader("binance")
+    r.open(str(many))
+    interrupted(r.pump)
+    lines = r.stats()["lines"]
+    assert 0 < lines < 200 * 16 * (1 << 20) // len(REPLY)
+    interrupted(r.pump, 0.1)  # goes on from the line after the stop
+    assert r.stats()["lines"] > lines and r.stats()["bad_lines"] == 0
+    r.close()
+    assert open_fds() == fds
+    r.open(str(one))
+    assert r.pump() is True and r.stats()["files"] == 2
+
+
+def as_nobody(fn):
+    """fn() in a child process that runs as user and group 65534 (nobody), so permissions
+    apply when the tests run as root: ('ok', value) or ('exc', type name, str, errno, filename)."""
+    if os.geteuid() != 0:
+        try:
+            return ("ok", fn())
+        except Exception as e:
+            return ("exc", type(e).__name__, str(e), getattr(e, "errno", None), getattr(e, "filename", None))
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            os.close(r)
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            try:
+                out = ("ok", fn())
+            except Exception as e:
+                out = ("exc", type(e).__name__, str(e), getattr(e, "errno", None), getattr(e, "filename", None))
+            os.write(w, pickle.dumps(out))
+        finally:
+            os._exit(0)
+    os.close(w)
+    data = b""
+    while chunk := os.read(r, 1 << 16):
+        data += chunk
+    os.close(r)
+    os.waitpid(pid, 0)
+    return pickle.loads(data)
+
+
+@pytest.fixture
+def shared_dir(tmp_path_factory):
+    """A directory user nobody can reach (pytest's own are 0700 under root's)."""
+    import tempfile
+
+    d = tempfile.mkdtemp(prefix="lobfast-perm-")
+    os.chmod(d, 0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_permission_denied_is_a_permission_error_naming_the_path(shared_dir):
+    unreadable = os.path.join(shared_dir, "unreadable.txt")
+    with open(unreadable, "wb") as f:
+        f.write(b"".join(LINES[:100]))
+    os.chmod(unreadable, 0)
+    closed = os.path.join(shared_dir, "closed")
+    os.mkdir(closed)
+    inside = os.path.join(closed, "inside.txt")
+    with open(inside, "wb") as f:
+        f.write(b"".join(LINES[:100]))
+    os.chmod(closed, 0o600)  # not searchable: what is inside cannot be reached
+    for path, call in [
+        (unreadable, lambda: lobfast.read_binance(unreadable)),
+        (unreadable, lambda: _core.Reader("binance").open(unreadable)),
+        (unreadable, lambda: lobfast.TimeIndex(unreadable)),
+        (unreadable, lambda: _core.ix_build(unreadable, (" ", 0, 1, 0, "t"), 1024)),
+        (inside, lambda: lobfast.read_binance(inside)),
+        (inside, lambda: lobfast.read_tardis(inside)),
+    ]:
+        got = as_nobody(call)
+        assert got[0] == "exc" and got[1] == "PermissionError", got
+        assert got[3] == 13 and got[4] == path and "Permission denied" in got[2]
+
+
+def test_missing_file_in_c_is_file_not_found_with_errno(tmp_path):
+    with pytest.raises(FileNotFoundError) as e:
+        _core.Reader("binance").open(tmp_path / "missing.txt")
+    assert e.value.errno == 2 and e.value.filename == str(tmp_path / "missing.txt")
+    with pytest.raises(IsADirectoryError) as e:
+        _core.ix_build(str(tmp_path), (" ", 0, 1, 0, "t"), 1024)
+    assert e.value.errno == 21
+
+
+@pytest.mark.parametrize("nat", [np.datetime64("NaT"), np.datetime64("NaT", "ns"), pd.NaT, np.iinfo(np.int64).min])
+def test_nat_start_or_end_is_refused(nat):
+    for kw in ({"start": nat}, {"end": nat}):
+        with pytest.raises(ValueError, match="NaT"):
+            lobfast.read_binance(SPOT_BTC_0808, **kw)
+        with pytest.raises(ValueError, match="NaT"):
+            list(lobfast.iter_binance(SPOT_BTC_0808, **kw))
+    with pytest.raises(ValueError, match="NaT"):
+        lobfast.to_ns(nat)
+    with pytest.raises(ValueError, match="start is NaT"):
+        _core.Reader("binance", start=np.iinfo(np.int64).min)
+
+
+def test_start_after_end_is_refused():
+    with pytest.raises(ValueError, match="must be before end"):
+        lobfast.read_binance(SPOT_BTC_0808, start="2024-08-09", end="2024-08-08")
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("kind", ["plain", "gzip"])
+def test_a_reader_stopped_by_signals_goes_on_without_losing_a_line(tmp_path, kind):
+    """A handler that raises every few ms while a FIFO delivers the file slowly: each stop
+    (in a read waiting on the pipe, or between chunks) leaves the Reader where it was, and
+    pumping again gives every row exactly once."""
+    data = b"".join(LINES[:6000])
+    payload = gzip.compress(data) if kind == "gzip" else data[: data.index(b"\n", 400_000) + 1]
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+
+    def feed():
+        with open(fifo, "wb") as f:
+            for i in range(0, len(payload), 1 << 12):
+                f.write(payload[i : i + (1 << 12)])
+                f.flush()
+                time.sleep(0.001)
+
+    def stop(*args):
+        raise _Stop
+
+    writer = threading.Thread(target=feed)
+    writer.start()
+    r = _core.Reader("binance")
+    stops = 0
+    old = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, 0.005, 0.005)
+    try:
+        while True:
+            try:
+                r.open(str(fifo))  # waits for the writer
+                break
+            except _Stop:
+                stops += 1
+        while True:
+            try:
+                if r.pump():
+                    break
+            except _Stop:
+                stops += 1
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+        writer.join()
+    r.finish()
+    got = r.take()
+    data = gzip.decompress(payload) if kind == "gzip" else payload
+    ref = lobfast.read_binance(write(tmp_path, "same.txt", data))
+    assert stops > 0
+    assert np.array_equal(got["trades"]["trade_id"], ref.trades.trade_id)
+    assert np.array_equal(got["depth"]["price"], ref.depth.price)
+    assert r.stats()["lines"] == len(data.splitlines())

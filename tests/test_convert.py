@@ -405,3 +405,31 @@ def test_cli_convert_and_index(real, tmp_path, capsys):
     with pytest.raises(LobError, match="no timestamp column 'timestamp'"):
         cli.main(["index", str(csv)])
     assert cli.main(["nothing"]) == 2 and "convert SRC DST" in capsys.readouterr().err
+
+
+def test_convert_junk_after_gzip_is_left_out_with_a_warning(tmp_path):
+    gz = SPOT_BTC_0808.read_bytes()
+    src = tmp_path / "padded.gz"
+    src.write_bytes(gz + bytes(4096))  # zero padding a download left
+    with pytest.warns(LobWarning, match=rf"padded\.gz: the bytes from byte {len(gz)} on are not compressed data"):
+        stats = lobfast.convert(src, tmp_path / "out.zst")
+    assert stats["junk_offset"] == len(gz)
+    assert unzstd(tmp_path / "out.zst") == gzip.decompress(gz)
+    # the converted file reads without a warning and gives the same rows
+    md = lobfast.read_binance(tmp_path / "out.zst")
+    assert len(md.trades) == len(lobfast.read_binance(SPOT_BTC_0808).trades)
+
+
+def test_convert_line_over_max_line_leaves_nothing(tmp_path):
+    text = gzip.decompress(SPOT_BTC_0808.read_bytes())[:200_000]
+    text = text[: text.rindex(b"\n") + 1]
+    src = tmp_path / "long.txt"
+    longest = max(map(len, text.split(b"\n")))  # a REST snapshot
+    src.write_bytes(text + b"1723161256000000000 " + b"x" * longest + b"\n")
+    line = text.count(b"\n") + 1
+    where = rf"long\.txt, line {line} \(byte {len(text)}\): the line is longer than max_line"
+    with pytest.raises(LobError, match=where):
+        lobfast.convert(src, tmp_path / "out.zst", max_line=longest)
+    assert sorted(os.listdir(tmp_path)) == ["long.txt"]
+    stats = lobfast.convert(src, tmp_path / "out.zst", max_line=2 * longest)
+    assert unzstd(tmp_path / "out.zst") == src.read_bytes() and stats["junk_offset"] == -1

@@ -915,3 +915,210 @@ def test_sidecar_header_names_the_file_stamp(tmp_path):
     assert header["source"]["fingerprint"] == zlib.crc32(path.read_bytes())  # under 64 KiB: all of it
     assert header["params"]["unit"] == "us" and header["info"]["rows"] == 100
     assert struct.unpack("<I", data[-4:])[0] == zlib.crc32(data[:-4])
+
+
+# ---------------------------------------------------------------------------- hostile sidecars, bounds, signals
+
+
+def resign(data: bytes, header=None, entries=None, body: bytes | None = None) -> bytes:
+    """The sidecar `data` with another JSON header / entries / raw header bytes, and a valid CRC."""
+    head = struct.Struct("<6sHI")
+    magic, version, n_json = head.unpack_from(data)
+    old_header = json.loads(data[head.size : head.size + n_json])
+    old_entries = np.frombuffer(data[head.size + n_json : -4], "<i8").reshape(-1, 6)
+    if body is None:
+        body = json.dumps(old_header if header is None else header).encode()
+    e = old_entries if entries is None else entries
+    out = head.pack(magic, version, len(body)) + body + np.ascontiguousarray(e, "<i8").tobytes()
+    return out + struct.pack("<I", zlib.crc32(out))
+
+
+def edited(change):
+    def edit(data):
+        head = struct.Struct("<6sHI")
+        _, _, n_json = head.unpack_from(data)
+        h = json.loads(data[head.size : head.size + n_json])
+        change(h)
+        return resign(data, header=h)
+
+    return edit
+
+
+def malformed_sidecars():
+    """Sidecars with a valid checksum and the right file stamp whose content is wrong."""
+    return {
+        "header is a list": lambda d: resign(d, body=b"[1, 2]"),
+        "header runs past the end": lambda d: resign(d, body=b"{}")[:12] + b"\xff\xff" + resign(d, body=b"{}")[14:],
+        "deeply nested header": lambda d: resign(d, body=b"[" * 100_000 + b"]" * 100_000),
+        "key names another column": edited(lambda h: h["layout"]["key"].__setitem__(1, 1)),
+        "key field past the columns": edited(lambda h: h["layout"]["key"].__setitem__(1, 99)),
+        "key in another unit": edited(lambda h: h["layout"]["key"].__setitem__(2, 1)),
+        "negative unit": edited(lambda h: h["layout"]["key"].__setitem__(2, -5)),
+        "raw key on a csv": edited(lambda h: h["layout"].update(format="raw")),
+        "unknown column kind": edited(lambda h: h["layout"]["kinds"].__setitem__(1, "complex")),
+        "summary value is text": edited(lambda h: h["info"].__setitem__("truncated", "many")),
+        "summary is a list": edited(lambda h: h.__setitem__("info", [1])),
+        "unknown compression": edited(lambda h: h["info"].__setitem__("compression", 7)),
+    }
+
+
+@pytest.mark.parametrize("damage", list(malformed_sidecars()))
+def test_malformed_sidecar_with_a_valid_checksum_is_rebuilt(tmp_path, damage):
+    path, ref = simple_csv(tmp_path / "a.csv", n=3000)
+    TimeIndex(path, block=512)
+    side = Path(sidecar_path(str(path)))
+    side.write_bytes(malformed_sidecars()[damage](side.read_bytes()))
+    with pytest.warns(LobWarning, match=r"a\.csv\.lfidx: corrupt: .*; rebuilding the index"):
+        ti = TimeIndex(path, block=512)
+    assert status(ti).startswith("rebuilt (corrupt")
+    check_window(ti, ref, int(ref["timestamp"][100]), int(ref["timestamp"][2000]))
+    assert status(TimeIndex(path, block=512)) == "loaded"
+
+
+@needs_zstd
+def test_sidecar_whose_entries_do_not_fit_the_file_is_rebuilt_when_used(tmp_path):
+    """Entries that pass every check but point between zstd frames: the lookup fails on the
+    sidecar, which is rebuilt (the data file is not blamed)."""
+    path, ref = simple_csv(tmp_path / "a.csv")
+    text = path.read_bytes()
+    zst = tmp_path / "a.csv.zst"
+    zst.write_bytes(zstd_frames(split_at(text, range(30_001, len(text), 30_001))))
+    TimeIndex(zst, block=4096)
+    side = Path(sidecar_path(str(zst)))
+    data = side.read_bytes()
+    head = struct.Struct("<6sHI")
+    _, _, n_json = head.unpack_from(data)
+    e = np.frombuffer(data[head.size + n_json : -4], "<i8").reshape(-1, 6).copy()
+    e[1:, 4] += 3  # restart 3 bytes into each frame
+    side.write_bytes(resign(data, entries=e))
+    ti = TimeIndex(zst, block=4096)
+    assert status(ti) == "loaded"
+    t = int(ref["timestamp"][12_345])
+    with pytest.warns(LobWarning, match=r"a\.csv\.zst\.lfidx: does not fit the file .*; rebuilding the index"):
+        check_window(ti, ref, t, t + 10**7)
+    assert status(ti).startswith("rebuilt (corrupt")
+    check_window(ti, ref, int(ref["timestamp"][5]), int(ref["timestamp"][19_000]))
+    assert status(TimeIndex(zst, block=4096)) == "loaded"
+
+
+@pytest.mark.parametrize("kind", ["symlink to /dev/zero", "fifo", "directory", "symlink to a good sidecar"])
+def test_sidecar_that_is_not_a_regular_file_is_rebuilt(tmp_path, kind):
+    """Opened without following links and without waiting: never read without bound, never
+    blocks; rebuilt (and replaced when it can be) with a warning saying why."""
+    path, ref = simple_csv(tmp_path / "a.csv", n=2000)
+    side = sidecar_path(str(path))
+    if kind == "symlink to /dev/zero":
+        os.symlink("/dev/zero", side)
+    elif kind == "fifo":
+        os.mkfifo(side)
+    elif kind == "directory":
+        os.mkdir(side)
+    else:
+        TimeIndex(path)
+        os.replace(side, tmp_path / "good.lfidx")
+        os.symlink(tmp_path / "good.lfidx", side)
+    why = "not a regular file" if kind in ("fifo", "directory") else "cannot open it without following links"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ti = TimeIndex(path)
+    text = [str(w.message) for w in caught if issubclass(w.category, LobWarning)]
+    assert any(f"a.csv.lfidx: corrupt: {why}" in t and "rebuilding" in t for t in text), text
+    check_window(ti, ref, int(ref["timestamp"][10]), int(ref["timestamp"][1500]))
+    if kind == "directory":
+        assert any("kept in memory" in t for t in text)
+    else:
+        assert os.path.isfile(side) and not os.path.islink(side)
+        assert status(TimeIndex(path)) == "loaded"
+
+
+def test_index_build_line_over_max_line(tmp_path):
+    path, _ = simple_csv(tmp_path / "a.csv", n=100)
+    text = path.read_bytes()
+    start = len(text)
+    path.write_bytes(text + b"1723161256000000," + b"9" * 5000 + b",x\n")
+    with pytest.raises(LobError, match=rf"a\.csv, line 102 \(byte {start}\): the line is longer than max_line=1000"):
+        TimeIndex(path, max_line=1000)
+    assert TimeIndex(path, max_line=6000).rows == 101
+    with pytest.raises(ValueError, match="max_line"):
+        TimeIndex(path, max_line=0)
+
+
+@pytest.mark.parametrize("compress", ["plain", "gzip"])
+@pytest.mark.filterwarnings("ignore:gzip files cannot be read from the middle")
+def test_last_line_being_written_is_left_out_of_the_index(tmp_path, compress):
+    path, ref = simple_csv(tmp_path / "a.csv", n=1000)
+    text = path.read_bytes()
+    data = text + b"17231612"  # the writer is in the middle of the next row's time
+    p = tmp_path / ("b.csv" + (".gz" if compress == "gzip" else ""))
+    p.write_bytes(gzip.compress(data) if compress == "gzip" else data)
+    with pytest.warns(LobWarning, match=rf"the last line \(byte {len(text)}, 8 bytes\) has no newline"):
+        ti = TimeIndex(p, block=512)
+    assert ti.rows == 1000
+    check_window(ti, ref, None, None)
+    p.write_bytes(text + b"1723161256000000,1.5,y")  # a complete last row without a newline is kept
+    assert TimeIndex(p, block=512).rows == 1001
+
+
+@needs_zstd
+@pytest.mark.parametrize("compress", ["gzip", "zstd"])
+@pytest.mark.filterwarnings("ignore:gzip files cannot be read from the middle")
+def test_junk_after_compressed_data_is_left_out_of_the_index(tmp_path, compress):
+    path, ref = simple_csv(tmp_path / "a.csv", n=3000)
+    text = path.read_bytes()
+    packed = gzip.compress(text) if compress == "gzip" else zstd_frames([text[:30_000], text[30_000:]])
+    p = tmp_path / "j.csv.x"
+    p.write_bytes(packed + b"\0" * 512)
+    with pytest.warns(LobWarning, match=rf"the bytes from byte {len(packed)} on are not compressed data"):
+        ti = TimeIndex(p, block=1024)
+    check_window(ti, ref, None, None)
+    check_window(ti, ref, int(ref["timestamp"][2000]), None)
+
+
+def test_nat_window_is_refused(tmp_path):
+    path, _ = simple_csv(tmp_path / "a.csv", n=100)
+    ti = TimeIndex(path)
+    for nat in (np.datetime64("NaT"), pd.NaT, np.iinfo(np.int64).min):
+        with pytest.raises(ValueError, match="NaT"):
+            ti.read(nat, None)
+        with pytest.raises(ValueError, match="NaT"):
+            ti.read(None, nat)
+
+
+def constant_time_gzip(path: Path, member_mb: int, members: int) -> None:
+    """members * member_mb MiB of CSV rows all at one time (sorted) as concatenated gzip members."""
+    row = b"1723161255000000,1.5,x\n"
+    z = zlib.compressobj(1, zlib.DEFLATED, 31)
+    member = z.compress(b"timestamp,price,tag\n" + row * ((member_mb << 20) // len(row))) + z.flush()
+    z = zlib.compressobj(1, zlib.DEFLATED, 31)
+    rest = z.compress(row * ((member_mb << 20) // len(row))) + z.flush()
+    path.write_bytes(member + rest * (members - 1))
+
+
+@pytest.mark.filterwarnings("ignore:gzip files cannot be read from the middle")
+def test_ctrl_c_stops_an_index_build_without_leaking(tmp_path):
+    import signal
+    import threading
+    import time
+
+    one, many = tmp_path / "one.csv.gz", tmp_path / "many.csv.gz"
+    constant_time_gzip(one, 64, 1)
+    constant_time_gzip(many, 64, 100)  # 6.4 GiB of text
+    t = time.perf_counter()
+    assert TimeIndex(one).rows > 0
+    full = 100 * (time.perf_counter() - t)
+    fds = len(os.listdir("/proc/self/fd"))
+    for call in (lambda: TimeIndex(many), lambda: lobfast.convert(many, tmp_path / "out.zst")):
+        timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
+        t = time.perf_counter()
+        timer.start()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                call()
+        finally:
+            timer.cancel()
+        assert time.perf_counter() - t < 0.5 * full
+        assert len(os.listdir("/proc/self/fd")) == fds
+    assert not os.path.exists(sidecar_path(str(many)))
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        ["one.csv.gz", "one.csv.gz.lfidx", "many.csv.gz"]
+    )  # convert left nothing

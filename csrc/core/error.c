@@ -27,6 +27,7 @@ lob_error_set(lob_error *err, int code, const char *fmt, ...)
     if (err != NULL) {
         va_list ap;
         err->code = code;
+        err->sys_errno = 0; /* a caller that knows one sets it after */
         va_start(ap, fmt);
         vsnprintf(err->msg, sizeof err->msg, fmt, ap);
         va_end(ap);

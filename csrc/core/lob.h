@@ -42,6 +42,7 @@ typedef struct lob_error_s {
     int64_t offset;       /* byte offset of that line's start in the (decompressed) text */
     char msg[256];        /* what was wrong / expected, NUL-terminated */
     const lob_poll *poll; /* set by the caller (may be NULL): how long loops are stopped */
+    int sys_errno;        /* LOB_E_IO: the errno of the failed system call, else 0 */
 } lob_error;
 
 /*! lob_strerror() : @return a static description of a LOB_E_* code. */
@@ -63,6 +64,7 @@ lob_error_clear(lob_error *err)
         err->code = LOB_OK;
         err->line = err->offset = 0;
         err->msg[0] = '\0';
+        err->sys_errno = 0;
     }
 }
 

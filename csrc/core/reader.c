@@ -20,6 +20,11 @@ struct lob_reader_s {
     int64_t truncated_files;    /* compressed files cut off before their end */
     int64_t truncated_bytes;    /* compressed bytes lost at those cuts */
     int64_t partial_line_bytes; /* text of an unterminated last line dropped at a cut */
+    int64_t partial_lines;      /* such lines: at a cut, or not parsing at a plain end */
+    int64_t partial_offset;     /* text offset of the last one */
+    int64_t junk_files;         /* files with junk after their compressed data */
+    int64_t junk_offset;        /* file offset where the last such junk begins */
+    size_t max_line;            /* longest line read */
     int64_t decompressed;       /* bytes decompressed (what a window read cost) */
     char first_error[256];      /* first skipped error, for the summary */
     char last_error[256];       /* most recent error (raised or skipped) */
@@ -37,6 +42,8 @@ lob_reader_new(lob_reader **out, const lob_format *fmt, const lob_opts *opts, in
     }
     r->fmt = fmt;
     r->skip_errors = skip_errors;
+    r->max_line = opts->max_line > 0 ? opts->max_line : LOB_MAX_LINE;
+    r->junk_offset = -1;
     *out = r;
     return LOB_OK;
 }
@@ -61,6 +68,7 @@ lob_reader_open_span(lob_reader *r, const char *path, const lob_span *span, int6
 {
     close_file(r);
     LOB_FORWARD_IF_ERROR(lob_lines_open(&r->ls, path, span, line0, err));
+    r->ls.max_line = r->max_line;
     r->files++;
     return LOB_OK;
 }
@@ -81,9 +89,17 @@ static int
 parse_line(lob_reader *r, const char *s, size_t n, int64_t off, int64_t raw, lob_error *err)
 {
     int64_t line = r->ls.line;
+    int rc = r->fmt->line(r->ctx, s, n, err);
+    if ((rc == LOB_E_FORMAT || rc == LOB_E_RANGE) && r->ls.unterminated) {
+        /* the last line, without "\n", does not parse: a writer is in the middle of it */
+        r->partial_lines++;
+        r->partial_line_bytes += raw;
+        r->partial_offset = off;
+        lob_error_clear(err);
+        return LOB_OK;
+    }
     r->lines++;
     r->bytes += raw;
-    int rc = r->fmt->line(r->ctx, s, n, err);
     if (rc == LOB_E_FORMAT || rc == LOB_E_RANGE) {
         err->line = line;
         err->offset = off;
@@ -121,11 +137,12 @@ lob_reader_pump(lob_reader *r, size_t max_rows, int *eof, lob_error *err)
             LOB_FORWARD_IF_ERROR(parse_line(r, s, n, off, r->ls.off - off, err));
             continue;
         }
-        if (rc < 0) { /* the file could not be read on: say how far it got */
-            size_t k = strlen(err->msg);
-            snprintf(err->msg + k, sizeof err->msg - k, " (after line %lld, byte %lld)",
-                     (long long)r->ls.line, (long long)r->ls.off);
-            err->line = err->offset = 0;
+        if (rc < 0) {
+            if (err->line == 0 && rc != LOB_E_INTR) { /* could not read on: say how far it got */
+                size_t k = strlen(err->msg);
+                snprintf(err->msg + k, sizeof err->msg - k, " (after line %lld, byte %lld)",
+                         (long long)r->ls.line, (long long)r->ls.off);
+            }
             return rc;
         }
         int64_t cut = lob_source_truncated(r->ls.src);
@@ -133,11 +150,25 @@ lob_reader_pump(lob_reader *r, size_t max_rows, int *eof, lob_error *err)
             r->truncated_files++;
             r->truncated_bytes += cut;
             r->partial_line_bytes += r->ls.partial;
+            if (r->ls.partial > 0) {
+                r->partial_lines++;
+                r->partial_offset = r->ls.off;
+            }
+        }
+        if (lob_source_junk(r->ls.src) >= 0) {
+            r->junk_files++;
+            r->junk_offset = lob_source_junk(r->ls.src);
         }
         close_file(r);
         *eof = 1;
         return LOB_OK;
     }
+}
+
+void
+lob_reader_close(lob_reader *r)
+{
+    close_file(r);
 }
 
 int
@@ -165,6 +196,10 @@ lob_reader_stats(lob_reader *r, lob_stat *out, int cap)
         {"truncated_files", r->truncated_files, NULL},
         {"truncated_bytes", r->truncated_bytes, NULL},
         {"partial_line_bytes", r->partial_line_bytes, NULL},
+        {"partial_lines", r->partial_lines, NULL},
+        {"partial_line_offset", r->partial_offset, NULL},
+        {"junk_files", r->junk_files, NULL},
+        {"junk_offset", r->junk_offset, NULL},
         {"decompressed_bytes", r->decompressed, NULL},
     };
     int k = 0;

@@ -13,7 +13,7 @@
 #include "table.h"
 
 #define LOB_MAX_TABLES 4
-#define LOB_MAX_STATS 40
+#define LOB_MAX_STATS 64
 #define LOB_SYMBOL_MAX 32 /* bytes in a symbol name, NUL included */
 
 /* Options every format receives. */
@@ -21,6 +21,7 @@ typedef struct lob_opts_s {
     char symbol[LOB_SYMBOL_MAX]; /* selected symbol, "" = the first one seen */
     int64_t start_ns;            /* keep messages received at or after this time */
     int64_t end_ns;              /* ... and before this time */
+    size_t max_line;             /* longest line read, in bytes (0: LOB_MAX_LINE) */
 } lob_opts;
 
 /* One named counter (text == NULL) or text value reported by a format. */
@@ -67,8 +68,15 @@ int lob_reader_open_span(lob_reader *r, const char *path, const lob_span *span, 
 
 /*! lob_reader_pump() : parse lines until the file ends (*eof = 1) or the output tables
  *  hold at least `max_rows` rows (0 = no limit).  Pure C: safe without the GIL.
- *  @return 0 or a negative code with err describing the line. */
+ *  The file's last line, when it has no "\n" (a writer is in the middle of it) and does not
+ *  parse, is dropped and counted (stats partial_line_bytes, partial_line_offset), as the cut
+ *  line of a truncated compressed file is; one that parses is kept.  A stop (LOB_E_INTR from
+ *  err->poll) leaves the reader as it was after the last whole line: pump() goes on from
+ *  there.  @return 0 or a negative code with err describing the line. */
 int lob_reader_pump(lob_reader *r, size_t max_rows, int *eof, lob_error *err);
+
+/*! lob_reader_close() : close the file being read, if any (format state and tables stay). */
+void lob_reader_close(lob_reader *r);
 
 /*! lob_reader_finish() : end of all input (flush what formats hold back). */
 int lob_reader_finish(lob_reader *r, lob_error *err);

@@ -2,7 +2,10 @@
  *
  * The compression is recognised by magic bytes, not by file name.  A compressed file that
  * ends early (a recorder that crashed) yields everything up to the cut and reports how
- * many compressed bytes it could not use, instead of failing the whole read.
+ * many compressed bytes it could not use, instead of failing the whole read; bytes after
+ * the last member/frame that are not one (zero padding, junk) end the data the same way
+ * (lob_source_junk).  Reads go on after a signal (EINTR), after asking the caller's stop
+ * check (err->poll) whether to end instead.
  */
 #ifndef LOB_SOURCE_H
 #define LOB_SOURCE_H
@@ -23,7 +26,8 @@ typedef struct lob_span_s {
     int64_t c_lo, d_at, d_lo, d_hi;
 } lob_span;
 
-/*! lob_source_open() : open `path` for reading.  @return 0 or LOB_E_IO / LOB_E_NOMEM. */
+/*! lob_source_open() : open `path` for reading.  @return 0 or LOB_E_IO (err->sys_errno set)
+ *  / LOB_E_NOMEM / LOB_E_INTR. */
 int lob_source_open(lob_source **out, const char *path, lob_error *err);
 
 /*! lob_source_read() : up to `cap` decompressed bytes into `dst`.
@@ -33,6 +37,11 @@ ptrdiff_t lob_source_read(lob_source *s, char *dst, size_t cap, lob_error *err);
 /*! lob_source_truncated() : after the end, the number of compressed bytes at the tail
  *  that belong to an incomplete gzip member or zstd frame (0 for a complete file). */
 int64_t lob_source_truncated(const lob_source *s);
+
+/*! lob_source_junk() : after the end, the file offset of bytes that follow the last
+ *  complete gzip member or zstd frame but are neither (zero padding, garbage): they are not
+ *  read.  -1 when there are none. */
+int64_t lob_source_junk(const lob_source *s);
 
 /*! lob_source_compression() : what the file turned out to be. */
 lob_compression lob_source_compression(const lob_source *s);

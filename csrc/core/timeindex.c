@@ -148,8 +148,10 @@ lob_ix_build(const char *path, const lob_tskey *key, int64_t block, lob_ix *ix, 
     memset(ix, 0, sizeof *ix);
     ix->first_ts = ix->last_ts = INT64_MIN;
     ix->bad_frame = -1;
+    ix->junk_off = -1;
     lob_lines ls;
     LOB_FORWARD_IF_ERROR(lob_lines_open(&ls, path, NULL, 0, err));
+    ls.max_line = key->max_line > 0 ? key->max_line : LOB_MAX_LINE;
     ix->compression = lob_source_compression(ls.src);
     int zstd = ix->compression == LOB_ZSTD;
     int64_t next_mark = 0, entry_frame = -1, marked = -1;
@@ -183,6 +185,14 @@ lob_ix_build(const char *path, const lob_tskey *key, int64_t block, lob_ix *ix, 
                               "the file is not sorted by '%s': this line's time %lld is before the "
                               "previous line's %lld",
                               key->name, (long long)ts, (long long)ix->last_ts);
+        }
+        if (rc < 0 && ls.unterminated) { /* a line being written: not part of the file yet */
+            lob_error_clear(err);
+            ix->lines = ls.line - 1;
+            ix->d_size = off;
+            ix->partial = ls.off - off;
+            rc = 0;
+            break;
         }
         if (rc < 0) {
             err->line = ls.line;
@@ -223,6 +233,7 @@ lob_ix_build(const char *path, const lob_tskey *key, int64_t block, lob_ix *ix, 
         int64_t c, d;
         ix->frames = zstd ? lob_source_frame(ls.src, &c, &d) + 1 : 0;
         ix->truncated = lob_source_truncated(ls.src);
+        ix->junk_off = lob_source_junk(ls.src);
     }
     ix->c_size = lob_source_coffset(ls.src);
     lob_lines_close(&ls);
@@ -244,6 +255,7 @@ lob_ix_locate(const char *path, const lob_tskey *key, const lob_ixentry *from,
     lob_span span = {from->c_off, from->d_at, from->d_off, end->d_off};
     lob_lines ls;
     LOB_FORWARD_IF_ERROR(lob_lines_open(&ls, path, &span, from->line - 1, err));
+    ls.max_line = key->max_line > 0 ? key->max_line : LOB_MAX_LINE;
     const char *s;
     size_t n;
     int64_t off, row = from->row, ts;

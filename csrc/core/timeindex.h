@@ -12,13 +12,14 @@
 
 #include "source.h"
 
-/* Where the time of a line is. */
+/* Where the time of a line is (and how long a line may be). */
 typedef struct lob_tskey_s {
-    char sep;       /* field separator: ',' (CSV) or ' ' (raw lines "<ns> <message>") */
-    int field;      /* 0-based field holding the time */
-    int64_t unit;   /* ns per unit (1, 1e3, 1e6, 1e9), or 0: told apart by magnitude */
-    int skip_lines; /* header lines before the data */
-    char name[64];  /* the field's name, for error messages */
+    char sep;        /* field separator: ',' (CSV) or ' ' (raw lines "<ns> <message>") */
+    int field;       /* 0-based field holding the time */
+    int64_t unit;    /* ns per unit (1, 1e3, 1e6, 1e9), or 0: told apart by magnitude */
+    int skip_lines;  /* header lines before the data */
+    char name[64];   /* the field's name, for error messages */
+    size_t max_line; /* longest line read, in bytes (0: LOB_MAX_LINE) */
 } lob_tskey;
 
 /* A point of the file: a line, and where to restart decompression to reach it. */
@@ -46,6 +47,8 @@ typedef struct lob_ix_s {
     int64_t c_size;    /* file bytes they come from */
     int64_t frames;    /* zstd frames read (0 for plain and gzip) */
     int64_t truncated; /* file bytes of an incomplete last frame or member */
+    int64_t partial;   /* text bytes of an unterminated last line that was left out */
+    int64_t junk_off;  /* file offset of junk after the compressed data, or -1 */
     int compression;   /* lob_compression */
     int64_t bad_frame; /* -1, or the zstd frame that failed to decompress ... */
     int64_t bad_c_off; /* ... its file offset ... */
@@ -55,7 +58,10 @@ typedef struct lob_ix_s {
 /*! lob_ix_build() : index `path` (plain, gzip or zstd).  Every data line's time is parsed;
  *  a line whose time goes back fails with LOB_E_FORMAT naming it (line and byte offset).
  *  A corrupt zstd frame ends the index at the frame before it (ix->bad_*); a file cut off
- *  in its last frame is indexed up to its last complete line (ix->truncated).
+ *  in its last frame is indexed up to its last complete line (ix->truncated); a last line
+ *  without "\n" whose time does not parse (or goes back) is a line being written: it is
+ *  left out (ix->partial).  Junk after compressed data ends the index (ix->junk_off).
+ *  The stop check in err->poll is asked at every chunk (LOB_E_INTR).
  *  @return 0 or a negative code; ix is then empty. */
 int lob_ix_build(const char *path, const lob_tskey *key, int64_t block, lob_ix *ix, lob_error *err);
 

@@ -101,11 +101,17 @@ lob_zwriter_open(lob_zwriter **out, const char *path, lob_zctx *z, int level, in
         w->own_z = 1;
     }
     int oflags = O_WRONLY | O_CREAT | O_CLOEXEC | ((flags & LOB_ZW_EXCL) ? O_EXCL : O_TRUNC);
-    w->fd = open(path, oflags, 0666);
+    do { /* opening a FIFO waits for its reader: a signal may come first */
+        w->fd = open(path, oflags, 0666);
+    } while (w->fd < 0 && errno == EINTR);
     if (w->fd < 0) {
         int e = errno;
         zwriter_free(w);
-        return lob_error_set(err, LOB_E_IO, "cannot create: %s", strerror(e));
+        lob_error_set(err, LOB_E_IO, "cannot create: %s", strerror(e));
+        if (err != NULL) {
+            err->sys_errno = e;
+        }
+        return LOB_E_IO;
     }
     *out = w;
     return LOB_OK;
@@ -251,6 +257,9 @@ lob_convert(const char *src, const char *dst, const lob_tskey *key, int64_t fram
     }
     lob_lines ls;
     LOB_FORWARD_IF_ERROR(lob_lines_open(&ls, src, NULL, 0, err));
+    if (key != NULL && key->max_line > 0) {
+        ls.max_line = key->max_line;
+    }
     lob_zwriter *w = NULL;
     int rc = lob_zwriter_open(&w, dst, NULL, level, 0, err);
     buffer b = {0};
@@ -291,6 +300,7 @@ lob_convert(const char *src, const char *dst, const lob_tskey *key, int64_t fram
     }
     st->partial = ls.partial;
     st->truncated = ls.src ? lob_source_truncated(ls.src) : 0;
+    st->junk_off = ls.src ? lob_source_junk(ls.src) : -1;
     if (w != NULL) {
         lob_zwriter_stats(w, &st->frames, &st->bytes_out);
         int rc2 = lob_zwriter_close(w, rc == LOB_OK ? err : NULL);

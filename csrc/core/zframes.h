@@ -48,12 +48,14 @@ void lob_zwriter_stats(const lob_zwriter *w, int64_t *frames, int64_t *bytes);
 /* What lob_convert() did. */
 typedef struct lob_convert_stats_s {
     int64_t lines, frames, bytes_in, bytes_out, partial, truncated;
+    int64_t junk_off; /* file offset of junk after src's compressed data, or -1 */
 } lob_convert_stats;
 
 /*! lob_convert() : rewrite `src` (plain, gzip or zstd) as seekable frames in `dst`: a new
  *  frame when the next line's time (by `key`, when not NULL) is `frame_ns` or more after the
  *  frame's first, or before the frame would pass `frame_bytes`.  Lines are copied byte for
- *  byte, and never split between frames.  @return 0 or a negative code. */
+ *  byte, and never split between frames.  Lines are at most key->max_line bytes; the stop
+ *  check in err->poll is asked at every chunk read.  @return 0 or a negative code. */
 int lob_convert(const char *src, const char *dst, const lob_tskey *key, int64_t frame_ns,
                 size_t frame_bytes, int level, lob_convert_stats *st, lob_error *err);
 

@@ -43,6 +43,16 @@ lob_raise(lob_state *st, int rc, const lob_error *err, PyObject *where)
     if (rc == LOB_E_NOMEM) {
         return PyErr_NoMemory();
     }
+    if (rc == LOB_E_IO && err != NULL && err->sys_errno != 0) {
+        /* OSError(errno, text, path) is the subclass for the errno (PermissionError, ...) */
+        PyObject *exc = PyObject_CallFunction(PyExc_OSError, "isO", err->sys_errno, msg,
+                                              where != NULL ? where : Py_None);
+        if (exc != NULL) {
+            PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+            Py_DECREF(exc);
+        }
+        return NULL;
+    }
     PyObject *exc_type = rc == LOB_E_IO ? PyExc_OSError : st->LobError;
     PyObject *text;
     if (where != NULL && err != NULL && err->line > 0) {

@@ -1,15 +1,18 @@
 /* reader.c -- lobfast._core.Reader: one Python type for every line format.
  *
- * Reader(format, symbol=None, on_error="raise", start=None, end=None)
+ * Reader(format, symbol=None, on_error="raise", start=None, end=None, max_line=64 MiB)
  *   .open(path, span=None, line0=0)  start a file, or a window of it (format state carries over)
  *   .pump(max_rows=0)      parse until the file ends (-> True) or about max_rows rows
+ *   .close()               close the file being read (a stopped read: Ctrl-C)
  *   .finish()              end of all input
  *   .take()                {table: {column: ndarray}}, zero-copy; the reader starts afresh
  *   .stats()               {name: int | str}
- * pump() releases the GIL for the whole read; a busy flag refuses concurrent use.
+ * pump() releases the GIL for the whole read and stops for Ctrl-C (KeyboardInterrupt) between
+ * lines, leaving the reader usable; a busy flag refuses concurrent use.
  */
 #include "binding.h"
 
+#include "core/lines.h"
 #include "core/reader.h"
 
 #include <string.h>
@@ -43,12 +46,28 @@ check_idle(ReaderObject *self)
 static PyObject *
 Reader_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"format", "symbol", "on_error", "start", "end", NULL};
+    static char *kwlist[] = {"format", "symbol", "on_error", "start", "end", "max_line", NULL};
     const char *fmt_name = NULL, *symbol = NULL, *on_error = "raise";
+    PyObject *ostart = Py_None, *oend = Py_None;
     long long start = INT64_MIN, end = INT64_MAX;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "s|$zsLL:Reader", kwlist, &fmt_name, &symbol,
-                                     &on_error, &start, &end)) {
+    Py_ssize_t max_line = (Py_ssize_t)LOB_MAX_LINE;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "s|$zsOOn:Reader", kwlist, &fmt_name, &symbol,
+                                     &on_error, &ostart, &oend, &max_line)) {
         return NULL;
+    }
+    if ((ostart != Py_None && (start = PyLong_AsLongLong(ostart)) == -1 && PyErr_Occurred()) ||
+        (oend != Py_None && (end = PyLong_AsLongLong(oend)) == -1 && PyErr_Occurred())) {
+        return NULL;
+    }
+    /* INT64_MIN is NaT: a missing time, never "from the beginning" (that is None) */
+    if ((ostart != Py_None && start == INT64_MIN) || (oend != Py_None && end == INT64_MIN)) {
+        return PyErr_Format(PyExc_ValueError,
+                            "%s is NaT (a missing time); use None for an "
+                            "open end",
+                            ostart != Py_None && start == INT64_MIN ? "start" : "end");
+    }
+    if (max_line < 1 || (uint64_t)max_line > LOB_MAX_LINE_LIMIT) {
+        return PyErr_Format(PyExc_ValueError, "max_line (=%zd) must be in [1, 2**40]", max_line);
     }
     const lob_format *fmt = NULL;
     for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++) {
@@ -86,6 +105,7 @@ Reader_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     }
     opts.start_ns = start;
     opts.end_ns = end;
+    opts.max_line = (size_t)max_line;
     ReaderObject *self = (ReaderObject *)type->tp_alloc(type, 0);
     if (self == NULL) {
         return NULL;
@@ -127,9 +147,15 @@ Reader_open(ReaderObject *self, PyObject *args, PyObject *kwds)
         return NULL;
     }
     lob_error err = {0};
-    int rc = ospan == Py_None
-                 ? lob_reader_open(self->r, PyBytes_AS_STRING(bytes), &err)
-                 : lob_reader_open_span(self->r, PyBytes_AS_STRING(bytes), &span, line0, &err);
+    int rc;
+    const char *cpath = PyBytes_AS_STRING(bytes);
+    self->busy = 1;
+    lob_nogil g; /* opening a FIFO waits for its writer */
+    lob_nogil_begin(&g, &err);
+    rc = ospan == Py_None ? lob_reader_open(self->r, cpath, &err)
+                          : lob_reader_open_span(self->r, cpath, &span, line0, &err);
+    lob_nogil_end(&g);
+    self->busy = 0;
     Py_DECREF(bytes);
     PyObject *path = PyOS_FSPath(arg);
     if (path == NULL) {
@@ -159,9 +185,13 @@ Reader_pump(ReaderObject *self, PyObject *args, PyObject *kwds)
     lob_error err = {0};
     int eof = 0, rc;
     self->busy = 1;
-    /* decompress + parse is pure C over memory the reader owns: no Python calls inside */
-    Py_BEGIN_ALLOW_THREADS rc = lob_reader_pump(self->r, (size_t)max_rows, &eof, &err);
-    Py_END_ALLOW_THREADS self->busy = 0;
+    /* decompress + parse is pure C over memory the reader owns; Ctrl-C stops it between
+     * lines (the reader then goes on from there at the next pump) */
+    lob_nogil g;
+    lob_nogil_begin(&g, &err);
+    rc = lob_reader_pump(self->r, (size_t)max_rows, &eof, &err);
+    lob_nogil_end(&g);
+    self->busy = 0;
     if (rc < 0) {
         return lob_raise(state_of((PyObject *)self), rc, &err, self->path);
     }
@@ -179,6 +209,16 @@ Reader_finish(ReaderObject *self, PyObject *Py_UNUSED(ignored))
     if (rc < 0) {
         return lob_raise(state_of((PyObject *)self), rc, &err, self->path);
     }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Reader_close(ReaderObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (check_idle(self) < 0) {
+        return NULL;
+    }
+    lob_reader_close(self->r);
     Py_RETURN_NONE;
 }
 
@@ -238,6 +278,8 @@ static PyMethodDef Reader_methods[] = {
     {"pump", (PyCFunction)(void (*)(void))Reader_pump, METH_VARARGS | METH_KEYWORDS,
      "pump(max_rows=0) -> bool: parse until the file ends (True) or max_rows rows."},
     {"finish", (PyCFunction)Reader_finish, METH_NOARGS, "finish(): end of all input."},
+    {"close", (PyCFunction)Reader_close, METH_NOARGS,
+     "close(): close the file being read (what was parsed stays; open() starts another)."},
     {"take", (PyCFunction)Reader_take, METH_NOARGS,
      "take() -> {table: {column: ndarray}}: hand over the rows parsed so far."},
     {"stats", (PyCFunction)Reader_stats, METH_NOARGS, "stats() -> dict of counters."},
@@ -248,8 +290,8 @@ static PyType_Slot Reader_slots[] = {
     {Py_tp_new, Reader_new},
     {Py_tp_dealloc, Reader_dealloc},
     {Py_tp_methods, Reader_methods},
-    {Py_tp_doc, "Reader(format, *, symbol=None, on_error='raise', start, end): a line-format "
-                "reader over plain, gzip or zstd files."},
+    {Py_tp_doc, "Reader(format, *, symbol=None, on_error='raise', start=None, end=None, "
+                "max_line=64 MiB): a line-format reader over plain, gzip or zstd files."},
     {0, NULL},
 };
 

@@ -1,13 +1,14 @@
 /* timeindex.c -- lobfast._core functions of the time index, CSV columns and convert.
  *
- * A time key is a tuple (sep, field, unit, skip_lines, name); an index entry or position a
- * 6-tuple (ts, line, row, d_off, c_off, d_at); a span a 4-tuple (c_lo, d_at, d_lo, d_hi).
+ * A time key is a tuple (sep, field, unit, skip_lines, name[, max_line]); an index entry or
+ * position a 6-tuple (ts, line, row, d_off, c_off, d_at); a span a 4-tuple (c_lo, d_at, d_lo,
+ * d_hi).
  *   ix_build(path, key, block) -> (entries (n, 6) int64, info dict)
  *   ix_locate(path, key, from, end, t) -> position
  *   csv_columns(path, span, line0, key, nrows, [(field, kind, name, out), ...]) -> [values | None]
  *   convert(src, dst, key | None, frame_ns, frame_bytes, level) -> stats dict
  *   head(path, nbytes) -> the first nbytes of text (decompressed)
- * Every file access runs with the GIL released.
+ * Every file access runs with the GIL released and stops for Ctrl-C (KeyboardInterrupt).
  */
 #include "binding.h"
 
@@ -16,6 +17,7 @@
 #include <numpy/arrayobject.h>
 
 #include "core/columns.h"
+#include "core/lines.h"
 #include "core/timeindex.h"
 #include "core/zframes.h"
 
@@ -28,17 +30,20 @@ static int
 parse_key(PyObject *o, lob_tskey *key)
 {
     const char *sep, *name;
-    Py_ssize_t seplen;
+    Py_ssize_t seplen, max_line = (Py_ssize_t)LOB_MAX_LINE;
     long long unit;
     memset(key, 0, sizeof *key);
-    if (!PyArg_ParseTuple(o, "s#iLis:key", &sep, &seplen, &key->field, &unit, &key->skip_lines,
-                          &name)) {
+    if (!PyArg_ParseTuple(o, "s#iLis|n:key", &sep, &seplen, &key->field, &unit, &key->skip_lines,
+                          &name, &max_line)) {
         return -1;
     }
-    if (seplen != 1 || key->field < 0 || unit < 0 || key->skip_lines < 0) {
-        PyErr_SetString(PyExc_ValueError, "key: one separator byte, field >= 0, unit >= 0");
+    if (seplen != 1 || key->field < 0 || unit < 0 || key->skip_lines < 0 || max_line < 1 ||
+        (uint64_t)max_line > LOB_MAX_LINE_LIMIT) {
+        PyErr_SetString(PyExc_ValueError, "key: one separator byte, field >= 0, unit >= 0, "
+                                          "skip_lines >= 0, max_line in [1, 2**40]");
         return -1;
     }
+    key->max_line = (size_t)max_line;
     key->sep = sep[0];
     key->unit = unit;
     snprintf(key->name, sizeof key->name, "%s", name);
@@ -98,9 +103,11 @@ py_ix_build(PyObject *module, PyObject *args)
     lob_error err = {0};
     int rc;
     const char *cpath = PyBytes_AS_STRING(path);
-    Py_BEGIN_ALLOW_THREADS rc = lob_ix_build(cpath, &key, block, &ix, &err);
-    Py_END_ALLOW_THREADS if (rc < 0)
-    {
+    lob_nogil g;
+    lob_nogil_begin(&g, &err);
+    rc = lob_ix_build(cpath, &key, block, &ix, &err);
+    lob_nogil_end(&g);
+    if (rc < 0) {
         PyObject *r = fail(module, rc, &err, path);
         Py_DECREF(path);
         return r;
@@ -112,10 +119,11 @@ py_ix_build(PyObject *module, PyObject *args)
         return NULL;
     }
     PyObject *info = Py_BuildValue(
-        "{sLsLsLsLsLsLsLsLsLsisLsLss}", "rows", (long long)ix.rows, "lines", (long long)ix.lines,
-        "first_ts", (long long)ix.first_ts, "last_ts", (long long)ix.last_ts, "data_off",
-        (long long)ix.data_off, "d_size", (long long)ix.d_size, "c_size", (long long)ix.c_size,
-        "frames", (long long)ix.frames, "truncated", (long long)ix.truncated, "compression",
+        "{sLsLsLsLsLsLsLsLsLsLsLsisLsLss}", "rows", (long long)ix.rows, "lines",
+        (long long)ix.lines, "first_ts", (long long)ix.first_ts, "last_ts", (long long)ix.last_ts,
+        "data_off", (long long)ix.data_off, "d_size", (long long)ix.d_size, "c_size",
+        (long long)ix.c_size, "frames", (long long)ix.frames, "truncated", (long long)ix.truncated,
+        "partial", (long long)ix.partial, "junk_offset", (long long)ix.junk_off, "compression",
         ix.compression, "bad_frame", (long long)ix.bad_frame, "bad_c_off", (long long)ix.bad_c_off,
         "bad_msg", ix.bad_msg);
     if (info == NULL) {
@@ -144,8 +152,11 @@ py_ix_locate(PyObject *module, PyObject *args)
     lob_error err = {0};
     int rc;
     const char *cpath = PyBytes_AS_STRING(path);
-    Py_BEGIN_ALLOW_THREADS rc = lob_ix_locate(cpath, &key, &from, &end, t, &out, &err);
-    Py_END_ALLOW_THREADS PyObject *r = rc < 0 ? fail(module, rc, &err, path) : pos_tuple(&out);
+    lob_nogil g;
+    lob_nogil_begin(&g, &err);
+    rc = lob_ix_locate(cpath, &key, &from, &end, t, &out, &err);
+    lob_nogil_end(&g);
+    PyObject *r = rc < 0 ? fail(module, rc, &err, path) : pos_tuple(&out);
     Py_DECREF(path);
     return r;
 }
@@ -214,10 +225,11 @@ py_csv_columns(PyObject *module, PyObject *args)
     lob_error err = {0};
     int rc;
     const char *cpath = PyBytes_AS_STRING(path);
-    Py_BEGIN_ALLOW_THREADS rc =
-        lob_csv_columns(cpath, &span, line0, &key, cols, (int)ncol, nrows, &err);
-    Py_END_ALLOW_THREADS if (rc < 0)
-    {
+    lob_nogil g; /* csv_columns runs in worker threads too: their checks see no signal */
+    lob_nogil_begin(&g, &err);
+    rc = lob_csv_columns(cpath, &span, line0, &key, cols, (int)ncol, nrows, &err);
+    lob_nogil_end(&g);
+    if (rc < 0) {
         fail(module, rc, &err, path);
         goto done;
     }
@@ -280,17 +292,19 @@ py_convert(PyObject *module, PyObject *args)
     int rc;
     const char *csrc = PyBytes_AS_STRING(src), *cdst = PyBytes_AS_STRING(dst);
     const lob_tskey *pkey = okey == Py_None ? NULL : &key;
-    Py_BEGIN_ALLOW_THREADS rc =
-        lob_convert(csrc, cdst, pkey, frame_ns, (size_t)frame_bytes, level, &st, &err);
-    Py_END_ALLOW_THREADS if (rc < 0)
-    {
+    lob_nogil g;
+    lob_nogil_begin(&g, &err);
+    rc = lob_convert(csrc, cdst, pkey, frame_ns, (size_t)frame_bytes, level, &st, &err);
+    lob_nogil_end(&g);
+    if (rc < 0) {
         fail(module, rc, &err, src);
         goto done;
     }
-    r = Py_BuildValue("{sLsLsLsLsLsL}", "lines", (long long)st.lines, "frames",
+    r = Py_BuildValue("{sLsLsLsLsLsLsL}", "lines", (long long)st.lines, "frames",
                       (long long)st.frames, "bytes_in", (long long)st.bytes_in, "bytes_out",
                       (long long)st.bytes_out, "partial_line_bytes", (long long)st.partial,
-                      "truncated_bytes", (long long)st.truncated);
+                      "truncated_bytes", (long long)st.truncated, "junk_offset",
+                      (long long)st.junk_off);
 done:
     Py_DECREF(src);
     Py_DECREF(dst);
@@ -319,7 +333,9 @@ py_head(PyObject *module, PyObject *args)
     int rc;
     char *dst = PyBytes_AS_STRING(out);
     const char *cpath = PyBytes_AS_STRING(path);
-    Py_BEGIN_ALLOW_THREADS rc = lob_source_open(&s, cpath, &err);
+    lob_nogil g;
+    lob_nogil_begin(&g, &err);
+    rc = lob_source_open(&s, cpath, &err);
     while (rc == LOB_OK && got < cap) {
         ptrdiff_t k = lob_source_read(s, dst + got, (size_t)(cap - got), &err);
         if (k < 0) {
@@ -331,13 +347,12 @@ py_head(PyObject *module, PyObject *args)
         got += k;
     }
     lob_source_free(s);
-    Py_END_ALLOW_THREADS if (rc < 0 && got == 0)
-    {
+    lob_nogil_end(&g);
+    if (rc == LOB_E_INTR || (rc < 0 && got == 0)) {
         Py_DECREF(out);
         out = fail(module, rc, &err, path);
     }
-    else if (_PyBytes_Resize(&out, got) < 0)
-    {
+    else if (_PyBytes_Resize(&out, got) < 0) {
         out = NULL;
     }
     Py_DECREF(path);

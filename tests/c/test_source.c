@@ -5,8 +5,10 @@
  */
 #include "test.h"
 
+#include "core/lines.h"
 #include "core/source.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -88,6 +90,7 @@ typedef struct {
     int rc;               /* last lob_source_read result if negative, else 0 */
     bytes text;           /* everything read before the end or the error */
     int64_t truncated;    /* lob_source_truncated after the end */
+    int64_t junk;         /* lob_source_junk after the end */
     lob_compression kind; /* lob_source_compression */
     lob_error err;        /* the error, if any */
 } readout;
@@ -131,6 +134,7 @@ read_file(const char *name, const bytes *content, size_t cap)
     }
     o.text.n = have;
     o.truncated = lob_source_truncated(s);
+    o.junk = lob_source_junk(s);
     o.kind = lob_source_compression(s);
     lob_source_free(s);
     free(chunk);
@@ -250,6 +254,48 @@ lob_test_source(void)
     free(o.text.p);
     free(bad.p);
 
+    /* junk after the last member: read up to it, its offset reported */
+    static const char zeros[4096];
+    bytes padded = concat(gz, zeros, sizeof zeros);
+    for (size_t cap = 1; cap <= (1 << 20); cap *= 1024) {
+        o = read_file("padded.gz", &padded, cap);
+        test_cond("source: gzip + zero padding: the data, then the padding's offset",
+                  same(&o, text.p, text.n) && o.junk == (int64_t)gz.n && o.truncated == 0);
+        free(o.text.p);
+    }
+    free(padded.p);
+    bytes garbage = concat(gzcat, "\x1f\x8c junk", 7);
+    o = read_file("garbage.gz", &garbage, 1 << 16);
+    test_cond("source: two members + junk that starts like a gzip magic",
+              same(&o, want.p, want.n) && o.junk == (int64_t)gzcat.n);
+    free(o.text.p);
+    free(garbage.p);
+    o = read_file("members.gz", NULL, 1 << 16);
+    test_cond("source: no junk: -1", o.junk == -1);
+    free(o.text.p);
+
+    /* lines longer than max_line */
+    size_t longn = 3 + 100000 + 5;
+    char *longline = malloc(longn);
+    memcpy(longline, "ab\n", 3);
+    memset(longline + 3, 'x', 100000);
+    memcpy(longline + 3 + 100000, "\nend\n", 5);
+    lob_test_write(lob_test_path("long.txt"), longline, longn);
+    lob_lines ls;
+    lob_error lerr = {0};
+    int lrc = lob_lines_open(&ls, lob_test_path("long.txt"), NULL, 0, &lerr);
+    ls.max_line = 99999; /* the second line is one byte longer */
+    const char *ln;
+    size_t lnn;
+    int64_t loff;
+    int first = lrc == 0 ? lob_lines_next(&ls, &ln, &lnn, &loff, &lerr) : -1;
+    lrc = first == 1 ? lob_lines_next(&ls, &ln, &lnn, &loff, &lerr) : -1;
+    test_cond("source: a line over max_line -> LOB_E_RANGE naming line 2 at byte 3",
+              first == 1 && lrc == LOB_E_RANGE && lerr.line == 2 && lerr.offset == 3 &&
+                  strstr(lerr.msg, "max_line") != NULL);
+    lob_lines_close(&ls);
+    free(longline);
+
     /* zstd */
     o = read_file("whole.zst", &zs, 1 << 20);
     test_cond("source: zstd file",
@@ -266,6 +312,24 @@ lob_test_source(void)
     o = read_file("frames.zst", &zcat, 1 << 16);
     test_cond("source: concatenated zstd frames", same(&o, want.p, want.n) && o.truncated == 0);
     free(o.text.p);
+    bytes zjunk = concat(zcat, "junk after the frames", 21);
+    o = read_file("junk.zst", &zjunk, 1 << 16);
+    test_cond("source: zstd frames + junk: the data, then the junk's offset",
+              same(&o, want.p, want.n) && o.junk == (int64_t)zcat.n && o.truncated == 0);
+    free(o.text.p);
+    /* a window that restarts where no frame starts: the index does not fit, an error */
+    lob_source *zsrc = NULL;
+    lob_error zerr = {0};
+    char zbuf[4096];
+    int zrc = lob_source_open(&zsrc, lob_test_path("junk.zst"), &zerr);
+    zrc = zrc == 0 ? lob_source_window(zsrc, (int64_t)zs2.n + 3, (int64_t)text2.n, (int64_t)text2.n,
+                                       (int64_t)want.n, &zerr)
+                   : zrc;
+    ptrdiff_t zk = zrc == 0 ? lob_source_read(zsrc, zbuf, sizeof zbuf, &zerr) : -1;
+    test_cond("source: a window restarting inside a frame -> LOB_E_CORRUPT",
+              zk == LOB_E_CORRUPT && strstr(zerr.msg, "not the start of a zstd frame") != NULL);
+    lob_source_free(zsrc);
+    free(zjunk.p);
     free(zcat.p);
 
     cut = zs.n / 2;
@@ -291,11 +355,12 @@ lob_test_source(void)
     lob_error err;
     memset(&err, 0, sizeof err);
     int rc = lob_source_open(&s, lob_test_path("does-not-exist.gz"), &err);
-    test_cond("source: missing path -> LOB_E_IO naming the reason",
+    test_cond("source: missing path -> LOB_E_IO naming the reason, errno kept",
               rc == LOB_E_IO && s == NULL && err.code == LOB_E_IO &&
-                  strstr(err.msg, "No such file") != NULL);
+                  strstr(err.msg, "No such file") != NULL && err.sys_errno == ENOENT);
     rc = lob_source_open(&s, lob_test_dir, &err);
-    test_cond("source: a directory -> LOB_E_IO", rc == LOB_E_IO && s == NULL);
+    test_cond("source: a directory -> LOB_E_IO, EISDIR",
+              rc == LOB_E_IO && s == NULL && err.sys_errno == EISDIR);
     lob_source_free(NULL);
     test_cond("source: free(NULL) is a no-op", 1);
 
