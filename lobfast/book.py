@@ -38,8 +38,6 @@ _UNITS = {
 }
 
 
-# what the C core accepts as a time (lob.h: LOB_TS_MIN, LOB_TS_MAX): 1970-01-01..2262-01-01
-_TS_MIN, _TS_MAX = 0, 9_214_646_400_000_000_000
 # the longest duration: 2^62 ns (146 years), so a time plus a duration stays in int64
 _MAX_DURATION = 2**62
 # numpy.timedelta64 units with a fixed length, in ns (years and months have none)
@@ -56,30 +54,6 @@ _TD64_UNITS = {
     "fs": Fraction(1, 10**6),
     "as": Fraction(1, 10**9),
 }
-
-
-def _time_ns(t: Any, name: str) -> int:
-    """``t`` as int ns (:func:`~lobfast.readers.to_ns`) when it is a time the C core accepts,
-    else ValueError naming ``name``: NaT, and times outside 1970-01-01..2262-01-01 (checked
-    in seconds first, as datetime64[ns] wraps such times around silently)."""
-    if not isinstance(t, (int, np.integer)) or isinstance(t, (bool, np.bool_)):
-        d = t
-        if getattr(d, "tzinfo", None) is not None:
-            d = d.astimezone(_dt.timezone.utc).replace(tzinfo=None)
-        try:
-            d = np.datetime64(d)
-        except (ValueError, TypeError):
-            d = None  # to_ns says why
-        if d is not None and np.isnat(d):
-            raise ValueError(f"{name}={t!r} is NaT (a missing time)")
-        if d is not None and not _TS_MIN <= int(d.astype("datetime64[s]").astype(np.int64)) * 10**9 <= _TS_MAX:
-            raise ValueError(f"{name}={t!r} is outside 1970-01-01..2262-01-01")
-    t_ns = to_ns(t)
-    if t_ns == np.iinfo(np.int64).min:
-        raise ValueError(f"{name}={t!r} is NaT (a missing time)")
-    if not _TS_MIN <= t_ns <= _TS_MAX:
-        raise ValueError(f"{name}={t!r} ({t_ns} ns) is outside 1970-01-01..2262-01-01")
-    return t_ns
 
 
 def parse_duration(value: Any, name: str = "every") -> int:
@@ -255,7 +229,7 @@ def book_at(source: DepthEvents | MarketData, t, *, levels: int = 10) -> BookSna
     ``t`` must lie in 1970-01-01..2262-01-01 (ValueError otherwise).
     """
     depth = source.depth if isinstance(source, MarketData) else source
-    t_ns = _time_ns(t, "t")
+    t_ns = to_ns(t, "t")
     end = int(np.searchsorted(depth.ts, t_ns, side="right"))
     resets = np.flatnonzero(depth.flags[:end] & Flags.RESET)
     start = int(resets[-1]) if len(resets) else 0

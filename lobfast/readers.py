@@ -8,6 +8,7 @@ carried across chunk and file boundaries.
 
 from __future__ import annotations
 
+import datetime as _dt
 import errno
 import glob as _glob
 import os
@@ -38,24 +39,41 @@ class LobWarning(UserWarning):
     """Data was lost or looks suspicious, but reading went on (e.g. a truncated file)."""
 
 
-def to_ns(t: Any) -> int:
+def to_ns(t: Any, name: str = "time") -> int:
     """A time as int64 ns since the epoch: int (ns), str (ISO 8601, naive = UTC),
-    ``datetime``, ``numpy.datetime64`` or ``pandas.Timestamp``.  NaT (``np.datetime64("NaT")``,
-    ``pd.NaT``, or its int64 value) is a missing time, not a time: ValueError."""
-    if isinstance(t, (int, np.integer)) and not isinstance(t, bool):
+    ``datetime``, ``numpy.datetime64`` or ``pandas.Timestamp``.
+
+    Only times the C core accepts: 1970-01-01..2262-01-01.  NaT (``np.datetime64("NaT")``,
+    ``pd.NaT``, or its int64 value) is a missing time, not a time; it and times outside the
+    range are a ValueError naming ``name`` (checked in the value's own unit, as a cast to
+    datetime64[ns] wraps such times around silently)."""
+    if isinstance(t, (int, np.integer)) and not isinstance(t, (bool, np.bool_)):
         ns = int(t)
+        if ns == _NAT:
+            raise ValueError(f"{name}={t!r} is NaT (a missing time), not a time; use None for an open end")
     else:
-        if hasattr(t, "tzinfo") and t.tzinfo is not None:  # aware datetime / Timestamp
-            t = t.astimezone(__import__("datetime").timezone.utc).replace(tzinfo=None)
+        d = t
+        if getattr(d, "tzinfo", None) is not None:  # aware datetime / Timestamp
+            d = d.astimezone(_dt.timezone.utc).replace(tzinfo=None)
         try:
-            ns = _NAT if _is_nat(t) else int(np.datetime64(t, "ns").astype(np.int64))
-        except (ValueError, TypeError) as e:
-            raise ValueError(f"cannot read {t!r} as a time (int ns, ISO string, datetime, datetime64)") from e
-    if ns == _NAT:
-        raise ValueError(f"{t!r} is NaT (a missing time), not a time; use None for an open end")
+            d = np.datetime64("NaT") if _is_nat(d) else np.datetime64(d)
+        except (ValueError, TypeError, OverflowError) as e:
+            raise ValueError(
+                f"cannot read {t!r} as a time for {name} (int ns, ISO string, datetime, datetime64)"
+            ) from e
+        if np.isnat(d):
+            raise ValueError(f"{name}={t!r} is NaT (a missing time), not a time; use None for an open end")
+        if not _DAY_MIN <= d < _DAY_MAX:
+            raise ValueError(f"{name}={t!r} is outside 1970-01-01..2262-01-01")
+        ns = int(d.astype("datetime64[ns]").astype(np.int64))
+    if not _TS_MIN <= ns <= _TS_MAX:
+        raise ValueError(f"{name}={t!r} ({ns} ns) is outside 1970-01-01..2262-01-01")
     return ns
 
 
+# what the C core accepts as a time (lob.h: LOB_TS_MIN, LOB_TS_MAX): 1970-01-01..2262-01-01
+_TS_MIN, _TS_MAX = 0, 9_214_646_400_000_000_000
+_DAY_MIN, _DAY_MAX = np.datetime64("1970-01-01"), np.datetime64("2262-01-02")
 _NAT = np.iinfo(np.int64).min
 
 

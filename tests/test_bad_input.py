@@ -11,7 +11,7 @@ import pytest
 from conftest import SPOT_BTC_0808, raw_lines
 
 import lobfast
-from lobfast import LobError, LobWarning
+from lobfast import LobError, LobWarning, datasets
 
 LINES = raw_lines(SPOT_BTC_0808)
 TRADE = next(line for line in LINES if b"@trade" in line)
@@ -584,6 +584,33 @@ def test_reads_from_a_pipe_go_on_after_a_signal(tmp_path):
     assert len(md.trades) == len(lobfast.read_binance(write(tmp_path, "same.txt", data)).trades)
 
 
+def test_one_ctrl_c_stops_a_read_waiting_on_a_pipe(tmp_path):
+    """The reader waits on a FIFO whose writer sends nothing: a single SIGINT, whenever it
+    comes, interrupts the wait and is honoured at once (never left pending until a second
+    signal or until data arrive)."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    release = threading.Event()
+
+    def hold_open():  # the writer end stays open and silent until the test ends
+        with open(fifo, "wb"):
+            release.wait(10)
+
+    writer = threading.Thread(target=hold_open)
+    writer.start()
+    kills = [threading.Timer(d, lambda: os.kill(os.getpid(), signal.SIGINT)) for d in (0.002, 0.05)]
+    try:
+        for timer in kills:
+            t0 = time.monotonic()
+            timer.start()
+            with pytest.raises(KeyboardInterrupt):
+                lobfast.read_binance(str(fifo))
+            assert time.monotonic() - t0 < 5
+    finally:
+        release.set()
+        writer.join()
+
+
 def endless_gzip(path, member_mb: int, members: int) -> None:
     """members * member_mb MiB of reply lines as concatenated gzip members: seconds of work
     from a file of a few MB."""
@@ -783,3 +810,13 @@ def test_a_reader_stopped_by_signals_goes_on_without_losing_a_line(tmp_path, kin
     assert np.array_equal(got["trades"]["trade_id"], ref.trades.trade_id)
     assert np.array_equal(got["depth"]["price"], ref.depth.price)
     assert r.stats()["lines"] == len(data.splitlines())
+
+
+@pytest.mark.parametrize("t", ["1600-01-01", "2300-01-01T00:00", np.datetime64("1677-09-22", "D"), -1, 2**63 - 1])
+def test_times_outside_1970_to_2262_are_refused_not_wrapped(t):
+    """datetime64[ns] wraps such dates around (1600 became 2184): every time argument is
+    checked in its own unit first, and named."""
+    with pytest.raises(ValueError, match=r"start=.* is outside 1970-01-01..2262-01-01"):
+        lobfast.readers.to_ns(t, "start")
+    with pytest.raises(ValueError, match="outside 1970-01-01..2262-01-01"):
+        lobfast.read_binance(datasets.path("spot_btcusdt_20240808"), start=t)

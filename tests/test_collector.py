@@ -510,7 +510,8 @@ def test_unknown_symbol_is_a_clear_error(tmp_path):
 
 def test_server_errors_are_retried_with_backoff(tmp_path):
     out = tmp_path / "rec"
-    with FakeExchange("spot", [SPOT_BTC], speed=None, rate=1000, max_messages=6000) as fx:
+    # two failures wait 1-2 s and 2-4 s at random: a timeline of 12 s outlasts them
+    with FakeExchange("spot", [SPOT_BTC], speed=None, rate=1000, max_messages=12000) as fx:
         fx.inject_rest_error(503, count=2)
         replay(start(fx, out), fx, out)
     log = fx.rest_log

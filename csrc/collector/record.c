@@ -101,8 +101,7 @@ record_malformed(lc_collector *c, lc_conn *k, int64_t now, const char *msg, size
                  const char *why)
 {
     c->st.malformed++;
-    char safe[200]; /* the parser's message quotes the frame */
-    why = lc_printable(safe, sizeof safe, why, strlen(why));
+    /* `why` is the parser's message: it quotes the frame escaped (lob_show), printable only */
     if (c->st.malformed <= 10 || c->st.malformed % 1000 == 0) {
         lc_log(c, "conn %d: malformed frame #%lld (%zu bytes) kept in _collector: %s", k->id,
                (long long)c->st.malformed, n, why);

@@ -27,8 +27,9 @@ typedef enum {
  * the check answers nonzero, frees what it allocated and returns LOB_E_INTR.  The check is
  * the caller's business (the binding looks for pending signals, at most every few ms). */
 typedef struct lob_poll_s {
-    int (*stop)(void *ctx); /* nonzero: stop now */
+    int (*stop)(void *ctx); /* nonzero: stop now (may answer from a cache for a few ms) */
     void *ctx;
+    int (*stop_now)(void *ctx); /* optional: the same, never cached (after EINTR) */
 } lob_poll;
 
 /* Work between two lob_poll_stop() calls: cheap enough that a check costs nothing measurable,
@@ -75,6 +76,20 @@ lob_poll_stop(lob_error *err)
 {
     if (err != NULL && err->poll != NULL && err->poll->stop(err->poll->ctx)) {
         return lob_error_set(err, LOB_E_INTR, "interrupted");
+    }
+    return LOB_OK;
+}
+
+/*! lob_poll_stop_now() : lob_poll_stop() for a system call that a signal just interrupted
+ *  (EINTR): the caller's check runs at once, so a signal is never left waiting. */
+static inline int
+lob_poll_stop_now(lob_error *err)
+{
+    if (err != NULL && err->poll != NULL) {
+        int (*f)(void *) = err->poll->stop_now != NULL ? err->poll->stop_now : err->poll->stop;
+        if (f(err->poll->ctx)) {
+            return lob_error_set(err, LOB_E_INTR, "interrupted");
+        }
     }
     return LOB_OK;
 }

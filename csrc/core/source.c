@@ -81,7 +81,7 @@ read_some(lob_source *s, void *dst, size_t cap, lob_error *err)
             return io_error(err, errno, "read failed at byte %lld",
                             (long long)(s->c_base + (int64_t)s->in_len));
         }
-        LOB_FORWARD_IF_ERROR(lob_poll_stop(err));
+        LOB_FORWARD_IF_ERROR(lob_poll_stop_now(err));
     }
 }
 
@@ -136,7 +136,7 @@ open_read(const char *path, lob_error *err)
         if (errno != EINTR) {
             return io_error(err, errno, "cannot open");
         }
-        LOB_FORWARD_IF_ERROR(lob_poll_stop(err));
+        LOB_FORWARD_IF_ERROR(lob_poll_stop_now(err));
     }
 }
 

@@ -101,9 +101,14 @@ lob_zwriter_open(lob_zwriter **out, const char *path, lob_zctx *z, int level, in
         w->own_z = 1;
     }
     int oflags = O_WRONLY | O_CREAT | O_CLOEXEC | ((flags & LOB_ZW_EXCL) ? O_EXCL : O_TRUNC);
+    int rc = LOB_OK;
     do { /* opening a FIFO waits for its reader: a signal may come first */
         w->fd = open(path, oflags, 0666);
-    } while (w->fd < 0 && errno == EINTR);
+    } while (w->fd < 0 && errno == EINTR && (rc = lob_poll_stop_now(err)) == LOB_OK);
+    if (rc < 0) {
+        zwriter_free(w);
+        return rc;
+    }
     if (w->fd < 0) {
         int e = errno;
         zwriter_free(w);

@@ -97,14 +97,11 @@ monotonic_ns(void)
     return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
 }
 
+/* Run the Python signal handlers now: nonzero when one raised. */
 static int
-nogil_stop(void *ctx)
+nogil_stop_now(void *ctx)
 {
     lob_nogil *g = ctx;
-    int64_t now = monotonic_ns();
-    if (now < g->next_ns) {
-        return 0;
-    }
     PyEval_RestoreThread(g->save);
     int stop = PyErr_CheckSignals() < 0;
     g->save = PyEval_SaveThread();
@@ -112,10 +109,19 @@ nogil_stop(void *ctx)
     return stop;
 }
 
+/* The same, at most every NOGIL_POLL_NS: between two checks a loop pays one clock read. */
+static int
+nogil_stop(void *ctx)
+{
+    lob_nogil *g = ctx;
+    return monotonic_ns() < g->next_ns ? 0 : nogil_stop_now(ctx);
+}
+
 void
 lob_nogil_begin(lob_nogil *g, lob_error *err)
 {
     g->poll.stop = nogil_stop;
+    g->poll.stop_now = nogil_stop_now;
     g->poll.ctx = g;
     g->next_ns = monotonic_ns() + NOGIL_POLL_NS;
     err->poll = &g->poll;
