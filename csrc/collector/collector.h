@@ -5,7 +5,9 @@
  * "<receive ns> <message>" lines to one file per symbol (sink.c), cut into ~1 s zstd frames.
  * ws.c keeps the combined-stream connections alive (backoff, make-before-break), rest.c
  * fetches depth snapshots inside the exchange's request weights, record.c decides what
- * each message means for its symbol (gap -> snapshot, duplicates during a switch-over).
+ * each message means for its symbol (gap -> snapshot, duplicates during a switch-over);
+ * util.c holds what they all use (receive time, logging, randomness, text made safe) and
+ * main.c only sets up, runs and stops the loop.
  */
 #ifndef LC_COLLECTOR_H
 #define LC_COLLECTOR_H
@@ -199,7 +201,7 @@ typedef struct lc_collector {
     uint64_t rng;
 } lc_collector;
 
-/* main.c */
+/* util.c: receive time, randomness, logging, text made safe */
 int64_t lc_now(lc_collector *c); /* receive time, ns; never goes back */
 void lc_log(lc_collector *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void lc_fatal(lc_collector *c, int code, const char *fmt, ...)
