@@ -39,10 +39,20 @@ _OPTIONS = {
 }
 
 
+HOW_TO_GET_IT = (
+    "the recorder is built with lobfast where libwebsockets is found: install it "
+    "(Debian/Ubuntu: apt-get install libwebsockets-dev; Fedora: dnf install libwebsockets-devel), "
+    "then build lobfast again with LOBFAST_COLLECTOR=1 (`LOBFAST_COLLECTOR=1 pip install --force-reinstall "
+    "--no-binary lobfast lobfast`; in a source tree: make build)"
+)
+
+
 def binary() -> Path:
-    """The collector executable built with the package."""
-    if not BINARY.exists():
-        raise LobError(f"{BINARY} is missing: the package was built without the collector (make build)")
+    """The collector executable built with the package; LobError saying how to get it when there is none."""
+    if not BINARY.is_file():
+        raise LobError(f"{BINARY} is missing: this lobfast was built without its recorder; {HOW_TO_GET_IT}")
+    if not os.access(BINARY, os.X_OK):
+        raise LobError(f"{BINARY} is not executable (chmod +x it, or build lobfast again)")
     return BINARY
 
 
@@ -91,6 +101,7 @@ class Collector:
         """Start recording; raises LobError with the collector's own message if it exits within ``wait`` s."""
         if self.running:
             raise LobError(f"this collector is already running (pid {self.pid})")
+        argv = self.argv()  # before anything is made: says how to get the recorder if there is none
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
             log = open(self.log_file, "ab")
@@ -98,12 +109,14 @@ class Collector:
             log = None  # the collector checks the directory itself and says why
         try:
             self._proc = subprocess.Popen(
-                self.argv(),
+                argv,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=log or subprocess.PIPE,
                 start_new_session=True,
             )
+        except OSError as e:
+            raise LobError(f"cannot start {argv[0]}: {e}") from None
         finally:
             if log is not None:
                 log.close()
@@ -268,7 +281,11 @@ def _stop_foreign(pid: int, timeout: float) -> None:
 
 def main(argv: list[str]) -> int:
     """``lobfast collect ...``: the collector in the foreground, its options as they are."""
-    args = [str(binary()), *argv]
-    sys.stdout.flush()
-    os.execv(args[0], args)
+    try:
+        args = [str(binary()), *argv]
+        sys.stdout.flush()
+        os.execv(args[0], args)
+    except (LobError, OSError) as e:
+        print(f"lobfast collect: error: {e}", file=sys.stderr)
+        return 1
     return 0  # not reached

@@ -8,7 +8,7 @@ import sys
 import pytest
 from conftest import SPOT_ETH_0808
 
-from lobfast import cli
+from lobfast import cli, collector
 
 
 def test_demo_runs_the_whole_pipeline(capsys, tmp_path):
@@ -59,3 +59,11 @@ def test_console_script_entry_point():
         [sys.executable, "-m", "lobfast.cli", "info", str(SPOT_ETH_0808)], capture_output=True, text=True
     )
     assert r.returncode == 0 and "ETHUSDT" in r.stdout
+
+
+def test_collect_without_the_recorder_says_how_to_get_it(capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr(collector, "BINARY", tmp_path / "lobfast-collect")
+    assert cli.main(["collect", "--venue", "spot", "--symbols", "btcusdt", "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("lobfast collect: error: ") and err.count("\n") == 1
+    assert "built without its recorder" in err and "libwebsockets-dev" in err and "LOBFAST_COLLECTOR=1" in err

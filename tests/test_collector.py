@@ -820,3 +820,16 @@ def test_cli_collect_runs_the_collector(tmp_path):
     )
     assert r.returncode == 2 and "are required" in r.stderr
     assert os.access(BINARY, os.X_OK)
+
+
+def test_python_collector_without_the_recorder_says_how_to_get_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(lobfast.collector, "BINARY", tmp_path / "lobfast-collect")
+    with pytest.raises(lobfast.LobError, match="built without its recorder.*libwebsockets-dev.*LOBFAST_COLLECTOR=1"):
+        lobfast.Collector("spot", "btcusdt", tmp_path / "out").start()
+    assert not (tmp_path / "out").exists()  # refused before anything was made
+    (tmp_path / "lobfast-collect").write_bytes(b"\x7fELF")
+    with pytest.raises(lobfast.LobError, match="lobfast-collect is not executable"):
+        lobfast.Collector("spot", "btcusdt", tmp_path / "out").start()
+    (tmp_path / "lobfast-collect").chmod(0o755)  # executable, yet not a program
+    with pytest.raises(lobfast.LobError, match="cannot start .*lobfast-collect: .*Exec format error"):
+        lobfast.Collector("spot", "btcusdt", tmp_path / "out").start()
