@@ -8,6 +8,9 @@ SETUP_STAMP := $(VENV)/.lobfast-setup
 CSRC := $(wildcard csrc/*/*.c csrc/*/*.h)
 SO_STAMP := lobfast/.built
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# The recorder lobfast-collect is always built here (the tests and the demo use it); a plain
+# `pip install` builds it only where pkg-config finds libwebsockets (setup.py, LOBFAST_COLLECTOR).
+export LOBFAST_COLLECTOR := 1
 
 .PHONY: all setup build test test-asan demo bench lint format clean
 
