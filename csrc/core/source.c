@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
 
 struct lob_source_s {
     int fd;               /* the open file */
+    int may_block;        /* a pipe, FIFO or device: a read waits for the writer */
     lob_compression kind; /* detected from the magic bytes */
     unsigned char *in;    /* compressed input buffer */
     size_t in_len;        /* valid bytes in `in` */
@@ -66,13 +68,30 @@ io_error(lob_error *err, int e, const char *fmt, ...)
     return LOB_E_IO;
 }
 
+/* How long a read from a pipe waits between two stop checks. */
+#define WAIT_SLICE_MS 100
+
 /* read(2) that goes on after a signal (PEP 475), giving the caller's stop check a chance
- * to end the read first: a read from a pipe that never delivers can still be stopped.
+ * to end the read first: a read from a pipe that never delivers can still be stopped.  A
+ * pipe is waited on in slices, each followed by a stop check: a signal that lands between
+ * the last check and read(2) does not interrupt it, and must not be left waiting.
  * @return bytes read (0 at the end of the file) or a negative code. */
 static ptrdiff_t
 read_some(lob_source *s, void *dst, size_t cap, lob_error *err)
 {
     for (;;) {
+        if (s->may_block && err != NULL && err->poll != NULL) {
+            struct pollfd p = {.fd = s->fd, .events = POLLIN};
+            int r = poll(&p, 1, WAIT_SLICE_MS);
+            if (r == 0 || (r < 0 && errno == EINTR)) {
+                LOB_FORWARD_IF_ERROR(lob_poll_stop_now(err));
+                continue;
+            }
+            if (r < 0) {
+                return io_error(err, errno, "waiting for data failed at byte %lld",
+                                (long long)(s->c_base + (int64_t)s->in_len));
+            }
+        }
         ssize_t k = read(s->fd, dst, cap);
         if (k >= 0) {
             return (ptrdiff_t)k;
@@ -160,6 +179,7 @@ lob_source_open(lob_source **out, const char *path, lob_error *err)
         lob_source_free(s);
         return io_error(err, EISDIR, "cannot read");
     }
+    s->may_block = fstat(s->fd, &st) == 0 && !S_ISREG(st.st_mode);
     s->d_end = INT64_MAX;
     s->in = malloc(LOB_IN_CHUNK);
     if (s->in == NULL) {
