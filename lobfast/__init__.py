@@ -13,28 +13,21 @@ the whole pipeline in ``lobfast demo`` (:mod:`lobfast.demo`).
 """
 
 from . import labels
-from ._core import LobError
 from .aggregation import aggregate
-from .book import BookBuilder, QuoteCheck, book_at, check_against_quotes, parse_duration, reconstruct
+from .book import BookBuilder, QuoteCheck, book_at, check_against_quotes, reconstruct
 from .collector import Collector
 from .containers import BookSnapshots, Columns, DepthEvents, MarketData, Quotes, Trades
 from .convert import convert
+from .errors import LobError, LobWarning
 from .flags import Flags
 from .frame import FeatureFrame, Frame, LabelFrame
 from .leakage import leakage_report
 from .microstructure import features
 from .quality import QualityReport, quality_report
-from .readers import (
-    LobWarning,
-    expand_paths,
-    iter_binance,
-    read_binance,
-    read_binance_vision,
-    read_tardis,
-    to_ns,
-)
+from .readers import expand_paths, iter_binance, read_binance, read_binance_vision, read_tardis
 from .rolling import rolling_std, rolling_sum
 from .timeindex import TimeIndex
+from .times import parse_duration, to_ns
 from .windowing import Normalizer, window_index, windows
 
 __version__ = "0.1.0"

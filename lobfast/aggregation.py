@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 
 from . import _core
-from .book import parse_duration, parse_horizon
 from .containers import BookSnapshots, Quotes, Trades
 from .frame import Frame
+from .times import parse_duration, parse_horizon
 
 COLUMNS = (
     "mid_open",

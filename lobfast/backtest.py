@@ -34,11 +34,11 @@ from typing import Any
 
 import numpy as np
 
-from .book import parse_horizon
 from .containers import BookSnapshots
+from .errors import LobWarning, _require
+from .figures import figure, save
 from .frame import _time_column
-from .plots import figure, save
-from .readers import LobWarning
+from .times import parse_horizon
 
 __all__ = ["BacktestResult", "BacktestSweep", "hold_to_horizon", "plot_pnl"]
 
@@ -181,8 +181,6 @@ class BacktestSweep:
 
     def table(self):
         """pandas.DataFrame, one row per threshold (the index) with the summary numbers."""
-        from .containers import _require
-
         pd = _require("pandas", "pandas")
         rows = [{k: r.summary()[k] for k in _SUMMARY} for r in self.results]
         return pd.DataFrame(rows, index=pd.Index(self.thresholds, name="threshold"))

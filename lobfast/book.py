@@ -12,10 +12,7 @@ somewhere in between).  A row is valid only when none of these holds.
 
 from __future__ import annotations
 
-import datetime as _dt
-import re
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -23,95 +20,7 @@ import numpy as np
 from . import _core
 from .containers import BookSnapshots, DepthEvents, MarketData, Quotes
 from .flags import Flags
-from .readers import to_ns
-
-_UNITS = {
-    "ns": 1,
-    "us": 10**3,
-    "µs": 10**3,
-    "ms": 10**6,
-    "s": 10**9,
-    "min": 60 * 10**9,
-    "m": 60 * 10**9,
-    "h": 3600 * 10**9,
-    "d": 86400 * 10**9,
-}
-
-
-# the longest duration: 2^62 ns (146 years), so a time plus a duration stays in int64
-_MAX_DURATION = 2**62
-# numpy.timedelta64 units with a fixed length, in ns (years and months have none)
-_TD64_UNITS = {
-    "W": Fraction(7 * 86400 * 10**9),
-    "D": Fraction(86400 * 10**9),
-    "h": Fraction(3600 * 10**9),
-    "m": Fraction(60 * 10**9),
-    "s": Fraction(10**9),
-    "ms": Fraction(10**6),
-    "us": Fraction(10**3),
-    "ns": Fraction(1),
-    "ps": Fraction(1, 10**3),
-    "fs": Fraction(1, 10**6),
-    "as": Fraction(1, 10**9),
-}
-
-
-def parse_duration(value: Any, name: str = "every") -> int:
-    """A duration as int ns: an int (ns), ``"100ms"``, ``"1.5s"``, ``"5min"``, ``"250us"``,
-    ``numpy.timedelta64`` or ``datetime.timedelta``.
-
-    Computed exactly (no floats); it must be a positive whole number of nanoseconds of at
-    most 2^62 (146 years), else ValueError naming ``name`` and the value.
-    """
-    if isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be a duration, not {value!r}")
-    if isinstance(value, np.timedelta64):  # before np.integer: timedelta64 subclasses it
-        if np.isnat(value):
-            raise ValueError(f"{name}={value!r} is NaT (a missing duration)")
-        unit, count = np.datetime_data(value.dtype)
-        if unit not in _TD64_UNITS:
-            raise ValueError(f"{name}={value!r} has no fixed length in ns (unit {unit!r})")
-        ns = int(value.astype(np.int64)) * count * _TD64_UNITS[unit]
-    elif isinstance(value, (int, np.integer)):
-        ns = int(value)
-    elif isinstance(value, _dt.timedelta):
-        ns = (value.days * 86400 + value.seconds) * 10**9 + value.microseconds * 1000
-    elif isinstance(value, str):
-        m = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ns|us|µs|ms|s|min|m|h|d)\s*", value)
-        if m is None:
-            raise ValueError(f"{name}={value!r} is not a duration such as '100ms', '1s', '5min' or an int of ns")
-        ns = Fraction(m.group(1)) * _UNITS[m.group(2)]
-    else:
-        raise ValueError(f"{name} must be a duration (str, int ns, timedelta), not {type(value).__name__}")
-    if ns <= 0:
-        raise ValueError(f"{name} must be a positive duration, not {value!r}")
-    if ns > _MAX_DURATION:
-        raise ValueError(f"{name}={value!r} is longer than 2^62 ns (146 years)")
-    if isinstance(ns, Fraction):
-        if ns.denominator != 1:
-            raise ValueError(f"{name}={value!r} is not a whole number of nanoseconds")
-        ns = ns.numerator
-    return int(ns)
-
-
-def parse_horizon(value: Any, name: str = "horizon", *, allow_zero: bool = False) -> tuple[int, int]:
-    """``(rows, ns)``, one of them 0: an int counts rows, anything else is a duration
-    (:func:`parse_duration`). Rows must be positive, or non-negative with ``allow_zero``,
-    and at most 2^62."""
-    if isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be a number of rows or a duration, not {value!r}")
-    if isinstance(value, (int, np.integer)) and not isinstance(value, np.timedelta64):
-        if value < 0 or (value == 0 and not allow_zero):
-            least = "a non-negative number of rows" if allow_zero else "a positive number of rows: at least 1 row"
-            raise ValueError(f"{name} must be {least}, not {value}")
-        if value > _MAX_DURATION:
-            raise ValueError(f"{name}={value!r} rows is more than 2^62")
-        return int(value), 0
-    if not isinstance(value, (str, np.timedelta64, _dt.timedelta)):
-        raise ValueError(
-            f"{name} must be a number of rows (int) or a duration (str, timedelta), not {type(value).__name__}"
-        )
-    return 0, parse_duration(value, name)
+from .times import parse_duration, to_ns
 
 
 def _concat(parts: list[BookSnapshots]) -> BookSnapshots:

@@ -10,9 +10,12 @@ import numpy as np
 
 from . import datasets
 from .book import check_against_quotes, reconstruct
+from .collector import main as run_collector
+from .convert import convert as run_convert
 from .quality import quality_report
 from .readers import expand_paths, read_binance
 from .summary import fmt_ns, summarize
+from .timeindex import TimeIndex
 
 
 def _read_and_summarize(paths, symbol=None) -> str:
@@ -88,8 +91,6 @@ def _ts_col(text: str) -> str | int:
 
 
 def convert(argv: list[str]) -> int:
-    from .convert import convert as run
-
     p = argparse.ArgumentParser(
         prog="lobfast convert", description="Rewrite a recording (plain, .gz, .zst) as seekable zstd frames."
     )
@@ -101,7 +102,7 @@ def convert(argv: list[str]) -> int:
     _time_args(p)
     a = p.parse_args(argv)
     t = time.perf_counter()
-    st = run(
+    st = run_convert(
         a.src, a.dst, frame=a.frame, frame_bytes=a.frame_bytes, level=a.level,
         format=a.format, ts_col=_ts_col(a.ts_col), unit=a.unit,
     )  # fmt: skip
@@ -114,8 +115,6 @@ def convert(argv: list[str]) -> int:
 
 
 def index(argv: list[str]) -> int:
-    from .timeindex import TimeIndex
-
     p = argparse.ArgumentParser(prog="lobfast index", description="Build (or check) the time index of files.")
     p.add_argument("paths", nargs="+", help="files, globs or a directory")
     p.add_argument("--index-dir", default=None, help="keep the .lfidx files here instead of next to the data")
@@ -134,8 +133,6 @@ def index(argv: list[str]) -> int:
 
 def collect(argv: list[str]) -> int:
     """Record Binance streams: ``lobfast collect --venue spot --symbols btcusdt --out DIR`` (see --help)."""
-    from .collector import main as run_collector
-
     return run_collector(argv)
 
 

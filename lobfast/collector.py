@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from ._core import LobError
+from .errors import LobError
 
 BINARY = Path(__file__).resolve().parent / "lobfast-collect"
 

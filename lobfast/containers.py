@@ -14,17 +14,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from . import _core
+from .errors import _require
+from .times import to_ns
 
 _TIME_COLUMNS = ("ts", "local_ts")
-
-
-def _require(module: str, extra: str):
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError(f"{module} is needed for this; install it with pip install 'lobfast[{extra}]'") from e
 
 
 def _column(name: str, value: Any, dtype: np.dtype, ndim: int) -> np.ndarray:
@@ -96,8 +89,6 @@ class Columns:
 
     def between(self, start, end) -> Columns:
         """Rows with ``start <= ts < end`` as views; ``ts`` must be sorted."""
-        from .readers import to_ns
-
         ts = self._cols["ts"]
         lo = 0 if start is None else int(np.searchsorted(ts, to_ns(start), "left"))
         hi = len(ts) if end is None else int(np.searchsorted(ts, to_ns(end), "left"))

@@ -15,9 +15,10 @@ import warnings
 from typing import Any
 
 from . import _core
-from .book import parse_duration
-from .readers import MAX_LINE, LobWarning, check_max_line
+from .errors import LobWarning
+from .reading import MAX_LINE, check_max_line
 from .timeindex import HEAD_BYTES, _layout
+from .times import parse_duration
 
 
 def convert(

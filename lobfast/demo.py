@@ -20,13 +20,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
-from . import datasets
+from . import backtest, datasets, evaluate, plots, split
 from .book import check_against_quotes, reconstruct
 from .labels import combine, forward_return, smoothed
 from .microstructure import features
+from .models import DeepLOBTCN, count_parameters
 from .quality import quality_report
 from .readers import expand_paths, read_binance
+from .sim import HawkesJumpDiffusion, calibrate, compare_facts, plot_facts, simulate
+from .torch import WindowDataset
+from .train import fit, predict
+from .windowing import Normalizer, as_features
 
 H = 20  # label horizon, rows of 100 ms: 2 s
 T = 50  # window, rows: 5 s
@@ -80,8 +86,6 @@ def _mid(book) -> np.ndarray:
 
 def _relative_book(book) -> np.ndarray:
     """The DeepLOB matrix with prices in bps from the mid (sizes as they are)."""
-    from .windowing import as_features
-
     x = as_features(book)[0].reshape(len(book), -1, 4)
     mid = _mid(book)[:, None]
     with np.errstate(invalid="ignore"):
@@ -112,15 +116,6 @@ def run(
 
     ``quick`` simulates 6 minutes and trains one epoch (for tests); ``md``: the recordings
     already read (``MarketData``), so they are not read again."""
-    import torch
-
-    from . import backtest, evaluate, plots, split
-    from .models import DeepLOBTCN, count_parameters
-    from .sim import HawkesJumpDiffusion, calibrate, compare_facts, plot_facts, simulate
-    from .torch import WindowDataset
-    from .train import fit, predict
-    from .windowing import Normalizer
-
     if quick:
         sim_minutes, epochs = 6.0, 1
     out = Path(out)

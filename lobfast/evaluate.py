@@ -38,7 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from .plots import figure, save
+from .errors import _require
+from .figures import figure, save
 
 __all__ = [
     "classification_metrics",
@@ -396,8 +397,6 @@ def summary_table(results: Mapping[str, Mapping[str, Any]]):
     >>> t.index.tolist(), t["raw_pearson"].round(3).tolist(), t["raw_n"].tolist()
     (['BTCUSDT', 'ETHUSDT', 'ALL'], [0.3, 0.1, 0.2], [20.0, 10.0, 30.0])
     """
-    from .containers import _require
-
     pd = _require("pandas", "pandas")
     if not isinstance(results, Mapping) or not results:
         raise ValueError("results must be a non-empty dict {symbol: metrics}")

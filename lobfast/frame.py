@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from .containers import _require
+from .errors import _require
+from .times import to_ns
 
 _KINDS = {"f": np.dtype("f8"), "i": np.dtype("i8"), "u": np.dtype("i8"), "b": np.dtype("f8")}
 
@@ -140,8 +141,6 @@ class Frame:
 
     def between(self, start, end) -> Frame:
         """Rows with ``start <= ts < end`` as views; ``ts`` must be sorted."""
-        from .readers import to_ns
-
         lo = 0 if start is None else int(np.searchsorted(self._ts, to_ns(start), "left"))
         hi = len(self._ts) if end is None else int(np.searchsorted(self._ts, to_ns(end), "left"))
         return self.rows[lo:hi]

@@ -50,9 +50,9 @@ from typing import Any
 import numpy as np
 
 from . import _core
-from .book import parse_horizon
 from .containers import BookSnapshots
 from .frame import Frame, LabelFrame, _time_column
+from .times import parse_horizon
 
 Horizon = int | str | _dt.timedelta | np.timedelta64
 

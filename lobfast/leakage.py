@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 
 from .frame import Frame, LabelFrame
-from .readers import to_ns
 from .split import Split
+from .times import to_ns
 
 __all__ = ["Crossing", "LeakageReport", "leakage_report"]
 

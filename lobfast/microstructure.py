@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 
 from . import _core
-from .book import parse_duration
 from .containers import BookSnapshots, Quotes, Trades
 from .frame import FeatureFrame, LabelFrame
 from .rolling import rolling_std, rolling_sum
+from .times import parse_duration
 
 TRADE_COLUMNS = ("buy_volume", "sell_volume", "signed_volume", "trade_count")
 _DURATION = r"\d+(?:\.\d+)?(?:ns|us|ms|s|min|h|d)"

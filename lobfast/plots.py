@@ -22,25 +22,11 @@ from typing import Any
 import numpy as np
 
 from .containers import BookSnapshots, Trades
+from .evaluate import regression_metrics
+from .figures import figure, save
 from .frame import Frame
 
 __all__ = ["book_heatmap", "figure", "mid_microprice", "ofi_vs_returns", "save"]
-
-
-def figure(**kw: Any):
-    """A new ``matplotlib.figure.Figure`` (``Figure(**kw)``) that Jupyter shows as a PNG when it
-    is a cell's result, with or without pyplot (ImportError naming matplotlib when it is missing)."""
-    try:
-        from ._figure import Figure
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError("figures need matplotlib: pip install matplotlib") from e
-    return Figure(**kw)
-
-
-def save(fig, path: Any) -> None:
-    """Save ``fig`` to ``path`` (format from the suffix) when a path is given."""
-    if path is not None:
-        fig.savefig(path, dpi=110, bbox_inches="tight")
 
 
 def _times(ts: np.ndarray) -> np.ndarray:
@@ -120,8 +106,6 @@ def ofi_vs_returns(ofi: Any, next_return: Any, path: Any = None, *, bins: int = 
     x, y = x[ok], y[ok]
     if len(x) < 3:
         raise ValueError(f"only {len(x)} rows where both are finite")
-    from .evaluate import regression_metrics
-
     ic = regression_metrics(x, y)["spearman"]
     edges = np.unique(np.quantile(x, np.linspace(0, 1, bins + 1)))
     which = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, len(edges) - 2)

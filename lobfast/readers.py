@@ -8,124 +8,18 @@ carried across chunk and file boundaries.
 
 from __future__ import annotations
 
-import datetime as _dt
-import errno
-import glob as _glob
-import os
-import stat
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from . import _core
 from .containers import BookSnapshots, DepthEvents, MarketData, Quotes, Trades
-
-LobError = _core.LobError
-PathLike = str | os.PathLike
-Paths = PathLike | Sequence[PathLike]
-MAX_LINE = 64 << 20  # default bound on the bytes of one line of a file
-
-
-def lob_error(message: str, path: str | None = None) -> LobError:
-    """A LobError with the ``path``/``line``/``offset`` attributes the C errors carry."""
-    e = LobError(message)
-    e.path, e.line, e.offset = path, 0, 0
-    return e
-
-
-class LobWarning(UserWarning):
-    """Data was lost or looks suspicious, but reading went on (e.g. a truncated file)."""
-
-
-def to_ns(t: Any, name: str = "time") -> int:
-    """A time as int64 ns since the epoch: int (ns), str (ISO 8601, naive = UTC),
-    ``datetime``, ``numpy.datetime64`` or ``pandas.Timestamp``.
-
-    Only times the C core accepts: 1970-01-01..2262-01-01.  NaT (``np.datetime64("NaT")``,
-    ``pd.NaT``, or its int64 value) is a missing time, not a time; it and times outside the
-    range are a ValueError naming ``name`` (checked in the value's own unit, as a cast to
-    datetime64[ns] wraps such times around silently)."""
-    if isinstance(t, (int, np.integer)) and not isinstance(t, (bool, np.bool_)):
-        ns = int(t)
-        if ns == _NAT:
-            raise ValueError(f"{name}={t!r} is NaT (a missing time), not a time; use None for an open end")
-    else:
-        d = t
-        if getattr(d, "tzinfo", None) is not None:  # aware datetime / Timestamp
-            d = d.astimezone(_dt.timezone.utc).replace(tzinfo=None)
-        try:
-            d = np.datetime64("NaT") if _is_nat(d) else np.datetime64(d)
-        except (ValueError, TypeError, OverflowError) as e:
-            raise ValueError(
-                f"cannot read {t!r} as a time for {name} (int ns, ISO string, datetime, datetime64)"
-            ) from e
-        if np.isnat(d):
-            raise ValueError(f"{name}={t!r} is NaT (a missing time), not a time; use None for an open end")
-        if not _DAY_MIN <= d < _DAY_MAX:
-            raise ValueError(f"{name}={t!r} is outside 1970-01-01..2262-01-01")
-        ns = int(d.astype("datetime64[ns]").astype(np.int64))
-    if not _TS_MIN <= ns <= _TS_MAX:
-        raise ValueError(f"{name}={t!r} ({ns} ns) is outside 1970-01-01..2262-01-01")
-    return ns
-
-
-# what the C core accepts as a time (lob.h: LOB_TS_MIN, LOB_TS_MAX): 1970-01-01..2262-01-01
-_TS_MIN, _TS_MAX = 0, 9_214_646_400_000_000_000
-_DAY_MIN, _DAY_MAX = np.datetime64("1970-01-01"), np.datetime64("2262-01-02")
-_NAT = np.iinfo(np.int64).min
-
-
-def _is_nat(t: Any) -> bool:
-    """``pd.NaT``, ``np.datetime64("NaT")`` (missing times compare unequal to themselves)."""
-    try:
-        return bool(t != t)
-    except (TypeError, ValueError):
-        return False
-
-
-def expand_paths(paths: Paths) -> list[str]:
-    """Files named by ``paths``: one path, a list, or glob patterns (sorted matches)."""
-    items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
-    if not items:
-        raise ValueError("no paths given")
-    out: list[str] = []
-    for p in items:
-        p = os.fspath(p)
-        if any(ch in p for ch in "*?["):
-            matches = sorted(_glob.glob(p))
-            if not matches:
-                raise FileNotFoundError(f"no files match {p!r}")
-            out.extend(matches)
-        else:
-            out.append(p)
-    for p in out:
-        try:  # PermissionError (an unsearchable directory) is raised as it is, naming the path
-            mode = os.stat(p).st_mode
-        except FileNotFoundError:
-            raise FileNotFoundError(errno.ENOENT, "no such file", p) from None
-        if stat.S_ISDIR(mode):
-            raise IsADirectoryError(f"{p!r} is a directory; pass a file or a glob such as '{p}/*.gz'")
-    return out
-
-
-def check_max_line(max_line: int) -> int:
-    """``max_line`` as an int in [1, 2**40]: the longest line, in bytes, a reader accepts."""
-    if isinstance(max_line, bool) or not isinstance(max_line, (int, np.integer)) or not 1 <= max_line <= 1 << 40:
-        raise ValueError(f"max_line must be an int in [1, 2**40] (bytes), not {max_line!r}")
-    return int(max_line)
-
-
-def _reader(fmt: str, symbol, on_error: str, start, end, max_line: int = MAX_LINE) -> _core.Reader:
-    if on_error not in ("raise", "skip"):
-        raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
-    kw: dict[str, Any] = {"symbol": symbol, "on_error": on_error, "max_line": check_max_line(max_line)}
-    if start is not None:
-        kw["start"] = to_ns(start)
-    if end is not None:
-        kw["end"] = to_ns(end)
-    return _core.Reader(fmt, **kw)
+from .errors import LobError, LobWarning, lob_error
+from .reading import MAX_LINE, Paths, _market_data, _reader, expand_paths
+from .timeindex import file_window
+from .times import to_ns  # noqa: F401  (lobfast.readers.to_ns: the time arguments' reader, documented here)
 
 
 class _FileCheck:
@@ -201,8 +95,6 @@ def _open(r: _core.Reader, path: str, start, end, max_line: int = MAX_LINE) -> b
     with open(path, "rb") as f:
         gzip = f.read(2) == b"\x1f\x8b"
     if not gzip:  # gzip cannot seek: read it through, keeping the window
-        from .timeindex import file_window
-
         try:
             w = file_window(path, start, end, max_line=max_line)
         except LobError as e:
@@ -233,16 +125,6 @@ def _read_all(
     tables, stats = r.take(), r.stats()
     check.check_found(stats, sum(len(next(iter(t.values()))) for t in tables.values()))
     return tables, stats
-
-
-def _market_data(tables: dict[str, dict[str, np.ndarray]], stats: dict[str, Any]) -> MarketData:
-    return MarketData(
-        depth=DepthEvents(**tables["depth"]),
-        trades=Trades(**tables["trades"]),
-        agg_trades=Trades(**tables["agg_trades"]),
-        quotes=Quotes(**tables["quotes"]),
-        stats=stats,
-    )
 
 
 def read_binance(

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from . import _core
-from .book import parse_horizon
+from .times import parse_horizon
 
 
 def window_args(window: Any, ts: Any) -> dict[str, Any]:

@@ -45,8 +45,8 @@ from typing import Any
 
 import numpy as np
 
-from .book import parse_horizon
 from .frame import LabelFrame, _time_column
+from .times import parse_horizon
 
 __all__ = ["Split", "chronological", "walk_forward"]
 

@@ -28,18 +28,9 @@ import numpy as np
 
 from . import _core, sidecar
 from .containers import MarketData
-from .readers import (
-    MAX_LINE,
-    LobError,
-    LobWarning,
-    Paths,
-    _market_data,
-    _reader,
-    check_max_line,
-    expand_paths,
-    lob_error,
-    to_ns,
-)
+from .errors import LobError, LobWarning, lob_error
+from .reading import MAX_LINE, Paths, _market_data, _reader, check_max_line, expand_paths
+from .times import to_ns
 
 UNITS = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1, "auto": 0}
 # column kinds (csrc/core/columns.h) and what each becomes

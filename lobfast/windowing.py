@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from .book import parse_duration
 from .containers import BookSnapshots
 from .frame import Frame, LabelFrame, holds_labels
+from .times import parse_duration
 
 __all__ = ["Normalizer", "as_features", "window_index", "windows"]
 

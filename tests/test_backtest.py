@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import lobfast
+from lobfast import LobWarning
 from lobfast import backtest as B
-from lobfast.readers import LobWarning
 
 SEC = 10**9
 TS = np.arange(8, dtype=np.int64) * SEC

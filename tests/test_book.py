@@ -689,7 +689,7 @@ def test_durations_are_exact():
 
 
 def test_horizons():
-    parse_horizon = lobfast.book.parse_horizon
+    parse_horizon = lobfast.times.parse_horizon
     assert parse_horizon(7) == (7, 0) and parse_horizon(np.int64(0), allow_zero=True) == (0, 0)
     assert parse_horizon("5ms") == (0, 5 * 10**6) and parse_horizon(np.timedelta64(5, "ms")) == (0, 5 * 10**6)
     for value, message in [

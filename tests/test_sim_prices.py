@@ -20,8 +20,7 @@ from hypothesis import strategies as st
 import lobfast
 import lobfast.datasets
 import lobfast.sim.prices as prices
-from lobfast import _core
-from lobfast.readers import to_ns
+from lobfast import _core, to_ns
 from lobfast.sim.prices import GBM, YEAR_S, HawkesJumpDiffusion, Merton, fit_hawkes
 
 # --- the C log-likelihood ------------------------------------------------------------------

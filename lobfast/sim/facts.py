@@ -14,8 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from ..book import parse_duration, reconstruct
+from ..book import reconstruct
 from ..containers import BookSnapshots, MarketData, Trades
+from ..figures import figure
+from ..times import parse_duration
 from .flow import infer_step, tick_profile
 
 QUANTILES = (0.1, 0.5, 0.9, 0.99)
@@ -259,8 +261,6 @@ def plot_facts(real: Any, sim: Any, path=None):
     distribution, trade inter-arrival distribution, and the book's shape: the mean offset of
     each level from the mid and its mean size. Returns a ``matplotlib.figure.Figure`` (made
     without pyplot); saved to ``path`` when given."""
-    from ..plots import figure
-
     fr, fs = _as_facts(real), _as_facts(sim)
     fig = figure(figsize=(15, 7.5), layout="constrained")
     ax = fig.subplots(2, 3)

@@ -47,9 +47,10 @@ from typing import Any
 
 import numpy as np
 
-from ..book import parse_duration, reconstruct
+from ..book import reconstruct
 from ..containers import BookSnapshots, MarketData, Trades
 from ..flags import Flags
+from ..times import parse_duration
 
 QUEUE_PROBS = np.linspace(0.0, 1.0, 21)
 """Probabilities of the stored queue-size quantiles (0, 5, ..., 100 %)."""

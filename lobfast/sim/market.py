@@ -48,10 +48,9 @@ from typing import Any
 
 import numpy as np
 
-from ..book import parse_duration
 from ..containers import DepthEvents, MarketData, Quotes, Trades
 from ..flags import Flags
-from ..readers import to_ns
+from ..times import parse_duration, to_ns
 from .flow import MAX_DEPTH, QUEUE_PROBS, SIZE_PROBS, FlowModel, decimal_step, match_mean
 
 _MS = 1_000_000

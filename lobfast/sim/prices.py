@@ -43,8 +43,7 @@ from typing import Any
 import numpy as np
 
 from .. import _core
-from ..book import parse_duration
-from ..readers import to_ns
+from ..times import parse_duration, to_ns
 
 __all__ = ["GBM", "Merton", "HawkesJumpDiffusion", "fit_hawkes", "YEAR_S"]
 
@@ -412,7 +411,7 @@ def fit_hawkes(times_ns: Any, T_start: Any, T_end: Any) -> tuple[float, float, f
     """Exact maximum-likelihood fit of an exponential-kernel Hawkes process.
 
     ``times_ns``: event times, int64 ns (or datetime64), sorted, inside the observation
-    window ``[T_start, T_end]`` (times as :func:`lobfast.readers.to_ns` reads them); no
+    window ``[T_start, T_end]`` (times as :func:`lobfast.to_ns` reads them); no
     events are assumed before ``T_start``.  Returns ``(baseline, alpha, beta)``: baseline
     intensity in events per second, branching ratio (in [0, 0.9999]) and kernel decay rate
     per second, for the intensity baseline + sum alpha beta exp(-beta (t - t_i)).  At least
