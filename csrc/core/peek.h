@@ -115,42 +115,43 @@ lob_binance_members_(lob_json *j, lob_peek *pk, int nest, int strict, lob_binanc
     size_t kn;
     while ((r = lob_json_next_member(j, &first, &k, &kn)) == 1) {
         int c = lob_json_peek(j);
-        int num = strict || c == '-' || (c >= '0' && c <= '9'); /* an integer is wanted */
-        int str = strict || c == '"';                           /* a string is wanted */
+        /* evaluated where used: the reader's walk (strict) never looks at c for them */
+#define LOB_BINANCE_NUM_ (strict || c == '-' || (c >= '0' && c <= '9'))
+#define LOB_BINANCE_STR_ (strict || c == '"')
         if (kn == 1) {
             switch (k[0]) {
             case 'e':
-                if (str) {
+                if (LOB_BINANCE_STR_) {
                     LOB_FORWARD_IF_ERROR(lob_binance_str_(j, &pk->e, &pk->elen, pk, LOB_PK_EVENT));
                     continue;
                 }
                 break;
             case 's':
-                if (str) {
+                if (LOB_BINANCE_STR_) {
                     LOB_FORWARD_IF_ERROR(lob_binance_str_(j, &pk->s, &pk->slen, pk, LOB_PK_SYM));
                     continue;
                 }
                 break;
             case 'E':
-                if (num) {
+                if (LOB_BINANCE_NUM_) {
                     LOB_FORWARD_IF_ERROR(lob_binance_int_(j, &pk->E, pk, LOB_PK_E));
                     continue;
                 }
                 break;
             case 'U':
-                if (num) {
+                if (LOB_BINANCE_NUM_) {
                     LOB_FORWARD_IF_ERROR(lob_binance_int_(j, &pk->U, pk, LOB_PK_U));
                     continue;
                 }
                 break;
             case 'u':
-                if (num) {
+                if (LOB_BINANCE_NUM_) {
                     LOB_FORWARD_IF_ERROR(lob_binance_int_(j, &pk->u, pk, LOB_PK_u));
                     continue;
                 }
                 break;
             case 't':
-                if (num) {
+                if (LOB_BINANCE_NUM_) {
                     LOB_FORWARD_IF_ERROR(lob_binance_int_(j, &pk->t, pk, LOB_PK_t));
                     continue;
                 }
@@ -164,7 +165,7 @@ lob_binance_members_(lob_json *j, lob_peek *pk, int nest, int strict, lob_binanc
                 else if (c == '"') {
                     pk->have |= LOB_PK_BBO;
                 }
-                else if (k[0] == 'a' && num) {
+                else if (k[0] == 'a' && LOB_BINANCE_NUM_) {
                     LOB_FORWARD_IF_ERROR(lob_binance_int_(j, &pk->a, pk, LOB_PK_a));
                     continue;
                 }
@@ -173,13 +174,13 @@ lob_binance_members_(lob_json *j, lob_peek *pk, int nest, int strict, lob_binanc
             }
         }
         else if (LOB_JSON_IS(k, kn, "pu")) {
-            if (num) {
+            if (LOB_BINANCE_NUM_) {
                 LOB_FORWARD_IF_ERROR(lob_binance_int_(j, &pk->pu, pk, LOB_PK_pu));
                 continue;
             }
         }
         else if (LOB_JSON_IS(k, kn, "lastUpdateId")) {
-            if (num) {
+            if (LOB_BINANCE_NUM_) {
                 LOB_FORWARD_IF_ERROR(lob_binance_int_(j, &pk->luid, pk, LOB_PK_LUID));
                 continue;
             }
@@ -222,6 +223,8 @@ lob_binance_members_(lob_json *j, lob_peek *pk, int nest, int strict, lob_binanc
         LOB_FORWARD_IF_ERROR(lob_json_skip(j, nest + 1));
     }
     return r;
+#undef LOB_BINANCE_NUM_
+#undef LOB_BINANCE_STR_
 }
 
 /*! lob_binance_walk() : walk the JSON object at j->p (and a combined frame's "data") once,
