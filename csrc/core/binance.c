@@ -2,7 +2,9 @@
  *
  * Messages are combined-stream frames {"stream":..,"data":{..}}, raw stream events, REST
  * depth snapshot bodies {"lastUpdateId":..}, or collector events {"lobfast":{..}}.  Fields
- * are recognised by name and JSON type, so key order does not matter.
+ * are recognised by name and JSON type, so key order does not matter.  What kind a message
+ * is, its symbol and its ids come from the one Binance classifier (peek.h), which the
+ * collector uses too; the values are parsed in the same walk over the message.
  *
  * Depth follows Binance's local-order-book rules (spot and USD-M differ, see below):
  * diffs are buffered until a snapshot bridges them, stale diffs are dropped, continuity is
@@ -150,7 +152,8 @@ parse_levels(lob_json *j, lob_table *t, size_t *count, int side)
     return lob_json_eat(j, ']') ? LOB_OK : lob_json_fail(j, "',' or ']'", LOB_E_FORMAT);
 }
 
-#define GET(fn, dst, bit)                                                                          \
+/* Parse a value into dst, note it in m->have, and tell the walk it was taken. */
+#define TAKE(fn, dst, bit)                                                                         \
     do {                                                                                           \
         LOB_FORWARD_IF_ERROR(fn(j, dst));                                                          \
         m->have |= (bit);                                                                          \
@@ -173,12 +176,12 @@ parse_value(void *ctx, lob_json *j, const char *k, size_t kn)
         return 0;
     }
     switch (k[0]) {
-    case 'T': GET(lob_json_int64, &m->T, H_T);
-    case 'p': GET(lob_json_decimal, &m->p, H_p);
-    case 'q': GET(lob_json_decimal, &m->q, H_q);
-    case 'B': GET(lob_json_decimal, &m->bqty, H_bqty);
-    case 'A': GET(lob_json_decimal, &m->aqty, H_aqty);
-    case 'm': GET(lob_json_bool, &m->m, H_m);
+    case 'T': TAKE(lob_json_int64, &m->T, H_T);
+    case 'p': TAKE(lob_json_decimal, &m->p, H_p);
+    case 'q': TAKE(lob_json_decimal, &m->q, H_q);
+    case 'B': TAKE(lob_json_decimal, &m->bqty, H_bqty);
+    case 'A': TAKE(lob_json_decimal, &m->aqty, H_aqty);
+    case 'm': TAKE(lob_json_bool, &m->m, H_m);
     case 'X':
         LOB_FORWARD_IF_ERROR(lob_json_string(j, &m->X, &m->Xlen));
         m->have |= H_X;
@@ -192,17 +195,17 @@ parse_value(void *ctx, lob_json *j, const char *k, size_t kn)
             return 1;
         }
         if (c == '"' && k[0] == 'b') {
-            GET(lob_json_decimal, &m->bpx, H_bpx);
+            TAKE(lob_json_decimal, &m->bpx, H_bpx);
         }
         if (c == '"') {
-            GET(lob_json_decimal, &m->apx, H_apx);
+            TAKE(lob_json_decimal, &m->apx, H_apx);
         }
         return 0;
     default: return 0;
     }
 }
 
-#undef GET
+#undef TAKE
 
 /* Exchange time in ns: USD-M T, else E; spot bookTicker and snapshots carry none, so the
  * receive time stands in.  Both E and T must be times in 1970..2262 when present, the one

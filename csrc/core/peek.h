@@ -6,7 +6,8 @@
  * tells its kind from those findings alone.  The reader parses values in the same walk
  * through a hook and then dispatches on the kind; the collector calls lob_peek_binance(),
  * which validates the whole JSON text (so a malformed frame is told apart from a valid one)
- * and keeps only the fields that name and order a message.  A new kind is one edit here.
+ * and keeps only the fields that name and order a message.  A new kind is told apart here,
+ * once; each user then only decides what to do with it.
  */
 #ifndef LOB_PEEK_H
 #define LOB_PEEK_H
