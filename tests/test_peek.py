@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import lobfast
 from lobfast import LobError
 from lobfast._core import peek_binance
 
@@ -54,7 +55,9 @@ def reference(text: str) -> dict:
     bbo = any(isinstance(f.get(k), str) for k in ("b", "a"))
     luid = _int(f, "lastUpdateId")
     partial = re.search(r"@depth\d", stream) is not None
-    if e == "depthUpdate":
+    if "lobfast" in top:
+        out["kind"] = "collector"
+    elif e == "depthUpdate":
         out["kind"] = "partial" if partial else "diff"
         if partial and "u" in out:
             out["id"] = out["u"]
@@ -109,6 +112,7 @@ EXAMPLES = [
     '{"stream":"btcusdt@markPrice","data":{"e":"markPriceUpdate","E":1,"s":"BTCUSDT","p":"1"}}',
     '  {"stream" : "ethusdt@trade" ,\t"data":{ "t" : 9223372036854775807 , "e":"trade"}}  ',
     "{}",
+    '{"lobfast":{"event":"connected","conn":1}}',
 ]
 
 
@@ -224,3 +228,120 @@ def test_a_cut_message_is_never_taken_for_a_whole_one(msg, data):
         return  # only trailing blanks were cut
     with pytest.raises(LobError):
         peek_binance(raw)
+
+
+# One table of message kinds, seen by both users of the one classifier: the collector's
+# peek_binance, and read_binance given the message as a one-line recording (the counter it
+# must count the message under).  tests/c/test_binance.c checks the same kinds in C.
+COUNTERS = (
+    "depth_messages",
+    "trade_messages",
+    "agg_trade_messages",
+    "book_ticker_messages",
+    "snapshots",
+    "partial_depth_messages",
+    "collector_events",
+    "unknown_messages",
+)
+KINDS = [
+    (
+        '{"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate","E":1700000000000,"s":"BTCUSDT","U":1,"u":2,'
+        '"b":[["1","1"]],"a":[]}}',
+        "diff",
+        "depth_messages",
+    ),
+    (
+        '{"e":"depthUpdate","E":1700000000000,"T":1700000000000,"s":"BTCUSDT","U":5,"u":9,"pu":4,"b":[],'
+        '"a":[["2","0"]]}',
+        "diff",
+        "depth_messages",
+    ),
+    (
+        '{"stream":"btcusdt@depth5","data":{"e":"depthUpdate","E":1700000000000,"s":"BTCUSDT","U":1,"u":9,'
+        '"pu":0,"b":[],"a":[]}}',
+        "partial",
+        "partial_depth_messages",
+    ),
+    (
+        '{"stream":"btcusdt@depth10@100ms","data":{"lastUpdateId":7,"bids":[],"asks":[]}}',
+        "partial",
+        "partial_depth_messages",
+    ),
+    # a snapshot's shape in a stream frame is never a REST snapshot, whatever the stream
+    (
+        '{"stream":"btcusdt@depth@100ms","data":{"lastUpdateId":7,"bids":[],"asks":[]}}',
+        "partial",
+        "partial_depth_messages",
+    ),
+    (
+        '{"stream":"btcusdt@trade","data":{"e":"trade","E":1700000000000,"s":"BTCUSDT","t":12,"p":"1.5","q":"2",'
+        '"T":1700000000000,"m":true,"M":true}}',
+        "trade",
+        "trade_messages",
+    ),
+    (
+        '{"e":"aggTrade","E":1700000000000,"s":"BTCUSDT","a":26129,"p":"1","q":"1","f":1,"l":2,"T":1700000000000,'
+        '"m":false}',
+        "agg",
+        "agg_trade_messages",
+    ),
+    ('{"u":400900217,"s":"BNBUSDT","b":"25.35","B":"31.21","a":"25.36","A":"40"}', "quote", "book_ticker_messages"),
+    (
+        '{"e":"bookTicker","u":4,"E":1700000000000,"T":1700000000000,"s":"BTCUSDT","b":"1","B":"1","a":"2","A":"1"}',
+        "quote",
+        "book_ticker_messages",
+    ),
+    # both a bookTicker's and a snapshot's fields: the quote wins, in both users
+    ('{"u":4,"b":"1","B":"1","a":"2","A":"1","lastUpdateId":3,"bids":[],"asks":[]}', "quote", "book_ticker_messages"),
+    ('{"lastUpdateId":1027024,"bids":[["4.0","431.0"]],"asks":[]}', "snapshot", "snapshots"),
+    (
+        '{"lastUpdateId":1027024,"E":1589436922972,"T":1589436922959,"bids":[],"asks":[["4.0","1"]]}',
+        "snapshot",
+        "snapshots",
+    ),
+    ('{"lobfast":{"event":"connected","conn":1}}', "collector", "collector_events"),
+    ('{"stream":"!serverShutdown","data":{"e":"serverShutdown","E":1770123456789}}', "shutdown", "unknown_messages"),
+    ('{"result":null,"id":1}', "reply", "unknown_messages"),
+    ('{"code":-1121,"msg":"Invalid symbol."}', "error", "unknown_messages"),
+    ('{"stream":"btcusdt@markPrice","data":{"e":"markPriceUpdate","E":1,"p":"1"}}', "other", "unknown_messages"),
+    # levels on a top-N stream without lastUpdateId or an event: nothing known
+    ('{"stream":"btcusdt@depth5","data":{"bids":[],"asks":[]}}', "other", "unknown_messages"),
+    ("{}", "other", "unknown_messages"),
+]
+
+
+@pytest.mark.parametrize("msg, kind, counter", KINDS)
+def test_one_table_of_kinds_for_the_collector_and_the_reader(tmp_path, msg, kind, counter):
+    assert peek_binance(msg.encode())["kind"] == kind == reference(msg)["kind"]
+    path = tmp_path / "one.txt"
+    path.write_text(f"1700000000000000000 {msg}\n")
+    stats = lobfast.read_binance(path).stats
+    assert {c: stats[c] for c in COUNTERS} == {c: int(c == counter) for c in COUNTERS}
+
+
+@pytest.mark.parametrize(
+    "msg, kind",
+    [
+        ('{"e":7,"E":1}', "other"),
+        ('{"e":"trade","t":"12","p":"1","q":"1","m":true}', "trade"),
+        ('{"e":"depthUpdate","U":1,"u":null,"b":[],"a":[]}', "diff"),
+        ('{"e":"aggTrade","a":true,"p":"1","q":"1","m":true}', "agg"),
+    ],
+)
+def test_a_field_of_the_wrong_type_is_skipped_by_the_collector_refused_by_the_reader(tmp_path, msg, kind):
+    assert peek_binance(msg.encode())["kind"] == kind
+    path = tmp_path / "one.txt"
+    path.write_text(f"1 {msg}\n")
+    with pytest.raises(LobError, match="expected an? (string|integer)"):
+        lobfast.read_binance(path)
+
+
+@pytest.mark.parametrize("name", ["spot_ethusdt_20240808.gz", "usdm_btcusdt_20240808.gz"])
+def test_the_reader_counts_real_lines_as_the_collector_classifies_them(name):
+    counts = dict.fromkeys(["diff", "trade", "agg", "quote", "snapshot", "partial", "collector", "unknown"], 0)
+    with gzip.open(DATA / name, "rt") as f:
+        for line in f:
+            kind = peek_binance(line.rstrip("\n").split(" ", 1)[1].encode())["kind"]
+            counts[kind if kind in counts else "unknown"] += 1
+    stats = lobfast.read_binance(DATA / name).stats
+    assert [stats[c] for c in COUNTERS] == list(counts.values())

@@ -2,7 +2,9 @@
  *
  * Messages are combined-stream frames {"stream":..,"data":{..}}, raw stream events, REST
  * depth snapshot bodies {"lastUpdateId":..}, or collector events {"lobfast":{..}}.  Fields
- * are recognised by name and JSON type, so key order does not matter.
+ * are recognised by name and JSON type, so key order does not matter.  What kind a message
+ * is, its symbol and its ids come from the one Binance classifier (peek.h), which the
+ * collector uses too; the values are parsed in the same walk over the message.
  *
  * Depth follows Binance's local-order-book rules (spot and USD-M differ, see below):
  * diffs are buffered until a snapshot bridges them, stale diffs are dropped, continuity is
@@ -11,6 +13,7 @@
  * next GAP describes the exchange's book exactly.
  */
 #include "json.h"
+#include "peek.h"
 #include "reader.h"
 #include "schema.h"
 #include "sequence.h"
@@ -40,44 +43,35 @@ typedef struct {
     size_t nrows;     /* rows in pend_rows */
 } pend_msg;
 
-/* Fields seen in one message (bit set in `have`). */
+/* Values seen in one message (bit set in msg.have); what names and orders it is in msg.f. */
 enum {
-    H_e = 1 << 0,
-    H_s = 1 << 1,
-    H_E = 1 << 2,
-    H_T = 1 << 3,
-    H_U = 1 << 4,
-    H_u = 1 << 5,
-    H_pu = 1 << 6,
-    H_t = 1 << 7,
-    H_aid = 1 << 8,
-    H_luid = 1 << 9,
-    H_p = 1 << 10,
-    H_q = 1 << 11,
-    H_bpx = 1 << 12,
-    H_bqty = 1 << 13,
-    H_apx = 1 << 14,
-    H_aqty = 1 << 15,
-    H_m = 1 << 16,
-    H_levels = 1 << 17,
-    H_snap = 1 << 18,
-    H_stream = 1 << 19,
-    H_X = 1 << 20,
-    H_lobfast = 1 << 21,
+    H_T = 1 << 0,
+    H_p = 1 << 1,
+    H_q = 1 << 2,
+    H_bpx = 1 << 3,
+    H_bqty = 1 << 4,
+    H_apx = 1 << 5,
+    H_aqty = 1 << 6,
+    H_m = 1 << 7,
+    H_X = 1 << 8,
 };
 
-typedef struct {
-    unsigned have;                  /* H_* bits */
-    const char *e, *s, *stream, *X; /* raw string slices */
-    size_t elen, slen, streamlen, Xlen;
-    int64_t E, T, U, u, pu, t, aid, luid; /* times (exchange units) and ids */
-    double p, q, bpx, bqty, apx, aqty;    /* trade price/qty, best bid/ask */
-    int m;                                /* buyer is maker */
-    size_t nlevels;                       /* "b"/"a" rows parsed into the depth table's tail */
-    size_t nsnap;                         /* "bids"/"asks" rows parsed into snap_new */
-} msg;
+typedef struct lob_binance_s lob_binance;
 
 typedef struct {
+    lob_peek f;                        /* kind, stream, symbol, ids (peek.h) */
+    lob_binance *b;                    /* where the levels go */
+    unsigned have;                     /* H_* bits */
+    const char *X;                     /* raw string slice */
+    size_t Xlen;                       /* its length */
+    int64_t T;                         /* transaction time (exchange units) */
+    double p, q, bpx, bqty, apx, aqty; /* trade price/qty, best bid/ask */
+    int m;                             /* buyer is maker */
+    size_t nlevels;                    /* "b"/"a" rows parsed into the depth table's tail */
+    size_t nsnap;                      /* "bids"/"asks" rows parsed into snap_new */
+} msg;
+
+struct lob_binance_s {
     lob_table out[T_N];       /* depth, trades, agg_trades, quotes */
     lob_symbols syms;         /* the selected symbol and the others met */
     int64_t start_ns, end_ns; /* receive-time window */
@@ -99,7 +93,7 @@ typedef struct {
     int64_t n_depth, n_trade, n_agg, n_quote, n_snapshot, n_partial, n_collector, n_unknown,
         n_outside, n_blank, n_gaps, n_resets, n_dropped, n_stale, n_snap_rejected, n_snap_unused,
         n_snap_ambiguous, n_nonmarket, n_overflow;
-} lob_binance;
+};
 
 /* ------------------------------------------------------------------ errors */
 
@@ -158,140 +152,60 @@ parse_levels(lob_json *j, lob_table *t, size_t *count, int side)
     return lob_json_eat(j, ']') ? LOB_OK : lob_json_fail(j, "',' or ']'", LOB_E_FORMAT);
 }
 
-/* A key (or string value) equals an ASCII literal; sizeof keeps the length a constant. */
-#define KEY_IS(k, n, lit) ((n) == sizeof(lit) - 1 && memcmp((k), (lit), sizeof(lit) - 1) == 0)
-
-#define GET(fn, dst, bit)                                                                          \
+/* Parse a value into dst, note it in m->have, and tell the walk it was taken. */
+#define TAKE(fn, dst, bit)                                                                         \
     do {                                                                                           \
         LOB_FORWARD_IF_ERROR(fn(j, dst));                                                          \
         m->have |= (bit);                                                                          \
+        return 1;                                                                                  \
     } while (0)
 
-#define GET_STR(ptr, len, bit)                                                                     \
-    do {                                                                                           \
-        LOB_FORWARD_IF_ERROR(lob_json_string(j, &m->ptr, &m->len));                                \
-        m->have |= (bit);                                                                          \
-    } while (0)
-
-/* One JSON object's members into m; nest 0 is the line's top level. */
-static int
-parse_fields(lob_binance *b, lob_json *j, msg *m, int nest)
+/* The values of a message, in the walk that classifies it (lob_binance_value_fn): depth
+ * levels, prices and quantities, T, m and X; a field of the wrong type is an error.  Inlined
+ * into the walk (peek.h), so a member costs one call as it did before the walk was shared. */
+static inline __attribute__((always_inline)) int
+parse_value(void *ctx, lob_json *j, const char *k, size_t kn)
 {
-    if (!lob_json_eat(j, '{')) {
-        return lob_json_fail(j, "a JSON object", LOB_E_FORMAT);
-    }
-    int first = 1, r;
-    const char *k;
-    size_t kn;
-    lob_table *depth = &b->out[T_DEPTH];
-    while ((r = lob_json_next_member(j, &first, &k, &kn)) == 1) {
-        int c = lob_json_peek(j);
-        if (kn == 1) {
-            switch (k[0]) {
-            case 'e': GET_STR(e, elen, H_e); continue;
-            case 's': GET_STR(s, slen, H_s); continue;
-            case 'X': GET_STR(X, Xlen, H_X); continue;
-            case 'E': GET(lob_json_int64, &m->E, H_E); continue;
-            case 'T': GET(lob_json_int64, &m->T, H_T); continue;
-            case 'U': GET(lob_json_int64, &m->U, H_U); continue;
-            case 'u': GET(lob_json_int64, &m->u, H_u); continue;
-            case 't': GET(lob_json_int64, &m->t, H_t); continue;
-            case 'p': GET(lob_json_decimal, &m->p, H_p); continue;
-            case 'q': GET(lob_json_decimal, &m->q, H_q); continue;
-            case 'B': GET(lob_json_decimal, &m->bqty, H_bqty); continue;
-            case 'A': GET(lob_json_decimal, &m->aqty, H_aqty); continue;
-            case 'm': GET(lob_json_bool, &m->m, H_m); continue;
-            case 'b':
-            case 'a':
-                /* depth levels, a bookTicker price, or (aggTrade "a") an id */
-                if (c == '[') {
-                    LOB_FORWARD_IF_ERROR(parse_levels(j, depth, &m->nlevels, k[0] == 'b' ? 1 : -1));
-                    m->have |= H_levels;
-                }
-                else if (c == '"' && k[0] == 'b') {
-                    GET(lob_json_decimal, &m->bpx, H_bpx);
-                }
-                else if (c == '"') {
-                    GET(lob_json_decimal, &m->apx, H_apx);
-                }
-                else if (k[0] == 'a') {
-                    GET(lob_json_int64, &m->aid, H_aid);
-                }
-                else {
-                    LOB_FORWARD_IF_ERROR(lob_json_skip(j, nest + 1));
-                }
-                continue;
-            default: break;
-            }
+    msg *m = ctx;
+    int c = lob_json_peek(j);
+    if (kn != 1) {
+        if (c == '[' && (LOB_JSON_IS(k, kn, "bids") || LOB_JSON_IS(k, kn, "asks"))) {
+            LOB_FORWARD_IF_ERROR(parse_levels(j, &m->b->snap_new, &m->nsnap, k[0] == 'b' ? 1 : -1));
+            return 1;
         }
-        else if (KEY_IS(k, kn, "pu")) {
-            GET(lob_json_int64, &m->pu, H_pu);
-            continue;
-        }
-        else if (KEY_IS(k, kn, "lastUpdateId")) {
-            GET(lob_json_int64, &m->luid, H_luid);
-            continue;
-        }
-        else if ((KEY_IS(k, kn, "bids") || KEY_IS(k, kn, "asks")) && c == '[') {
-            LOB_FORWARD_IF_ERROR(parse_levels(j, &b->snap_new, &m->nsnap, k[0] == 'b' ? 1 : -1));
-            m->have |= H_snap;
-            continue;
-        }
-        else if (nest == 0 && KEY_IS(k, kn, "stream") && c == '"') {
-            GET_STR(stream, streamlen, H_stream);
-            continue;
-        }
-        else if (nest == 0 && KEY_IS(k, kn, "data") && c == '{') {
-            LOB_FORWARD_IF_ERROR(parse_fields(b, j, m, 1));
-            continue;
-        }
-        else if (nest == 0 && KEY_IS(k, kn, "lobfast")) {
-            m->have |= H_lobfast;
-        }
-        LOB_FORWARD_IF_ERROR(lob_json_skip(j, nest + 1));
-    }
-    return r;
-}
-
-#undef GET
-#undef GET_STR
-
-/* ------------------------------------------------------------------ symbols */
-
-/* The symbol a message is for: its "s" field, else the stream name before '@'. */
-static void
-message_symbol(const msg *m, const char **s, size_t *n)
-{
-    if (m->have & H_s) {
-        *s = m->s;
-        *n = m->slen;
-    }
-    else if (m->have & H_stream) {
-        const char *at = memchr(m->stream, '@', m->streamlen);
-        *s = m->stream;
-        *n = at ? (size_t)(at - m->stream) : m->streamlen;
-    }
-    else {
-        *s = NULL;
-        *n = 0;
-    }
-}
-
-/* "<sym>@depth5", "@depth10@100ms", ...: partial book depth (top-N snapshots, not diffs). */
-static int
-is_partial_depth(const msg *m)
-{
-    if (!(m->have & H_stream)) {
         return 0;
     }
-    for (size_t i = 0; i + 6 < m->streamlen; i++) {
-        if (memcmp(m->stream + i, "@depth", 6) == 0) {
-            char c = m->stream[i + 6];
-            return c >= '0' && c <= '9';
+    switch (k[0]) {
+    case 'T': TAKE(lob_json_int64, &m->T, H_T);
+    case 'p': TAKE(lob_json_decimal, &m->p, H_p);
+    case 'q': TAKE(lob_json_decimal, &m->q, H_q);
+    case 'B': TAKE(lob_json_decimal, &m->bqty, H_bqty);
+    case 'A': TAKE(lob_json_decimal, &m->aqty, H_aqty);
+    case 'm': TAKE(lob_json_bool, &m->m, H_m);
+    case 'X':
+        LOB_FORWARD_IF_ERROR(lob_json_string(j, &m->X, &m->Xlen));
+        m->have |= H_X;
+        return 1;
+    case 'b':
+    case 'a':
+        /* depth levels or a bookTicker price (an aggTrade's "a" id is the walk's) */
+        if (c == '[') {
+            LOB_FORWARD_IF_ERROR(
+                parse_levels(j, &m->b->out[T_DEPTH], &m->nlevels, k[0] == 'b' ? 1 : -1));
+            return 1;
         }
+        if (c == '"' && k[0] == 'b') {
+            TAKE(lob_json_decimal, &m->bpx, H_bpx);
+        }
+        if (c == '"') {
+            TAKE(lob_json_decimal, &m->apx, H_apx);
+        }
+        return 0;
+    default: return 0;
     }
-    return 0;
 }
+
+#undef TAKE
 
 /* Exchange time in ns: USD-M T, else E; spot bookTicker and snapshots carry none, so the
  * receive time stands in.  Both E and T must be times in 1970..2262 when present, the one
@@ -300,11 +214,11 @@ static int
 exchange_ts(const msg *m, int64_t local, int64_t *ts, lob_error *err)
 {
     *ts = local;
-    static const unsigned bits[2] = {H_E, H_T};
     static const char *const names[2] = {"E", "T"};
     for (int i = 0; i < 2; i++) {
-        int64_t t = i ? m->T : m->E;
-        if ((m->have & bits[i]) && lob_epoch_to_ns(t, ts) < 0) {
+        int64_t t = i ? m->T : m->f.E;
+        int has = i ? (m->have & H_T) != 0 : (m->f.have & LOB_PK_E) != 0;
+        if (has && lob_epoch_to_ns(t, ts) < 0) {
             return lob_error_set(err, LOB_E_RANGE,
                                  "exchange time %s=%lld is not a time between 1970 and 2262 "
                                  "(in s, ms, us or ns)",
@@ -462,22 +376,23 @@ try_sync(lob_binance *b)
 static int
 on_diff(lob_binance *b, const msg *m, int64_t local, lob_error *err)
 {
-    if (!(m->have & H_U) || !(m->have & H_u)) {
+    const lob_peek *f = &m->f;
+    if (!(f->have & LOB_PK_U) || !(f->have & LOB_PK_u)) {
         return lob_error_set(err, LOB_E_FORMAT, "depthUpdate without %s",
-                             (m->have & H_U) ? "'u'" : "'U'");
+                             (f->have & LOB_PK_U) ? "'u'" : "'U'");
     }
-    if (m->U < 0 || m->u < m->U || m->u == INT64_MAX || ((m->have & H_pu) && m->pu < -1)) {
+    if (f->U < 0 || f->u < f->U || f->u == INT64_MAX || ((f->have & LOB_PK_pu) && f->pu < -1)) {
         return lob_error_set(err, LOB_E_RANGE,
                              "depthUpdate ids out of range (U=%lld, u=%lld): expected "
                              "0 <= U <= u < 2^63-1",
-                             (long long)m->U, (long long)m->u);
+                             (long long)f->U, (long long)f->u);
     }
     int64_t ts;
     LOB_FORWARD_IF_ERROR(exchange_ts(m, local, &ts, err));
     b->n_depth++;
-    int64_t pu = (m->have & H_pu) ? m->pu : 0;
+    int64_t pu = (f->have & LOB_PK_pu) ? f->pu : 0;
     if (b->market == MARKET_UNKNOWN) {
-        b->market = (m->have & H_pu) ? MARKET_USDM : MARKET_SPOT;
+        b->market = (f->have & LOB_PK_pu) ? MARKET_USDM : MARKET_SPOT;
     }
     lob_table *depth = &b->out[T_DEPTH];
     size_t k = m->nlevels;
@@ -485,28 +400,28 @@ on_diff(lob_binance *b, const msg *m, int64_t local, lob_error *err)
         size_t i = depth->n + r;
         LOB_COL(depth, LOB_D_TS, int64_t)[i] = ts;
         LOB_COL(depth, LOB_D_LOCAL_TS, int64_t)[i] = local;
-        LOB_COL(depth, LOB_D_UPDATE_ID, int64_t)[i] = m->u;
+        LOB_COL(depth, LOB_D_UPDATE_ID, int64_t)[i] = f->u;
         LOB_COL(depth, LOB_D_FLAGS, uint8_t)[i] = r == k - 1 ? LOB_F_END_OF_MESSAGE : 0;
     }
     if (b->state == SYNCED) {
-        switch (seq_check(b, m->U, m->u, pu)) {
+        switch (seq_check(b, f->U, f->u, pu)) {
         case LOB_SEQ_STALE: b->n_stale++; return LOB_OK;
         case LOB_SEQ_OK:
             depth->n += k; /* the hot path: rows were parsed in place */
-            b->last_u = m->u;
+            b->last_u = f->u;
             b->last_ts = ts;
             return LOB_OK;
         default: break;
         }
         /* gap: buffer this diff (it may bridge the next snapshot), then mark the break */
-        pend_msg h = {m->U, m->u, pu, ts, local, 0, k};
+        pend_msg h = {f->U, f->u, pu, ts, local, 0, k};
         b->n_gaps++;
         b->state = WAIT_SNAPSHOT;
         pend_drop_front(b, b->npend);
         LOB_FORWARD_IF_ERROR(pend_push(b, &h));
-        return emit_marker(b, ts, local, m->u, LOB_F_GAP | LOB_F_END_OF_MESSAGE);
+        return emit_marker(b, ts, local, f->u, LOB_F_GAP | LOB_F_END_OF_MESSAGE);
     }
-    pend_msg h = {m->U, m->u, pu, ts, local, 0, k};
+    pend_msg h = {f->U, f->u, pu, ts, local, 0, k};
     LOB_FORWARD_IF_ERROR(pend_push(b, &h));
     return b->has_snap ? try_sync(b) : LOB_OK;
 }
@@ -514,9 +429,10 @@ on_diff(lob_binance *b, const msg *m, int64_t local, lob_error *err)
 static int
 on_snapshot(lob_binance *b, const msg *m, int64_t local, int bare, lob_error *err)
 {
-    if (m->luid < 0 || m->luid == INT64_MAX) {
+    int64_t luid = m->f.luid;
+    if (luid < 0 || luid == INT64_MAX) {
         return lob_error_set(err, LOB_E_RANGE, "snapshot lastUpdateId %lld out of range",
-                             (long long)m->luid);
+                             (long long)luid);
     }
     int64_t ts;
     LOB_FORWARD_IF_ERROR(exchange_ts(m, local, &ts, err));
@@ -530,7 +446,7 @@ on_snapshot(lob_binance *b, const msg *m, int64_t local, int bare, lob_error *er
      * take it only if its id falls inside the buffered diffs' range, as this symbol's
      * snapshot would (another symbol's ids are unrelated), so it cannot wipe the buffer. */
     if (bare && b->syms.nseen > 0 &&
-        !(b->npend > 0 && b->pend[0].U - 1 <= m->luid && m->luid <= b->pend[b->npend - 1].u)) {
+        !(b->npend > 0 && b->pend[0].U - 1 <= luid && luid <= b->pend[b->npend - 1].u)) {
         b->n_snap_ambiguous++;
         return LOB_OK;
     }
@@ -542,10 +458,11 @@ on_snapshot(lob_binance *b, const msg *m, int64_t local, int bare, lob_error *er
     b->snap_new = tmp;
     b->snap.n = m->nsnap;
     b->has_snap = 1;
-    b->snap_id = m->luid;
-    b->snap_ts = (m->have & (H_T | H_E)) ? ts : -1;
+    int timed = (m->have & H_T) || (m->f.have & LOB_PK_E);
+    b->snap_id = luid;
+    b->snap_ts = timed ? ts : -1;
     b->snap_local = local;
-    if (b->market == MARKET_UNKNOWN && (m->have & (H_T | H_E))) {
+    if (b->market == MARKET_UNKNOWN && timed) {
         b->market = MARKET_USDM; /* only USD-M snapshots carry E/T */
     }
     return try_sync(b);
@@ -577,12 +494,15 @@ static int
 on_trade(lob_binance *b, const msg *m, int64_t local, int agg, lob_error *err)
 {
     const char *what = agg ? "aggTrade" : "trade";
-    unsigned need[] = {H_p, H_q, H_m, agg ? H_aid : H_t};
-    const char *names[] = {"p", "q", "m", agg ? "a" : "t"};
-    for (int i = 0; i < 4; i++) {
+    unsigned need[] = {H_p, H_q, H_m};
+    const char *names[] = {"p", "q", "m"};
+    for (int i = 0; i < 3; i++) {
         if (!(m->have & need[i])) {
             return missing(err, what, names[i]);
         }
+    }
+    if (!(m->f.have & LOB_PK_ID)) {
+        return missing(err, what, agg ? "a" : "t"); /* the id the walk took */
     }
     if (!(m->p > 0)) {
         return bad_value(err, what, "p", m->p, "a price > 0");
@@ -611,18 +531,21 @@ on_trade(lob_binance *b, const msg *m, int64_t local, int agg, lob_error *err)
     LOB_COL(t, LOB_T_PRICE, double)[i] = m->p;
     LOB_COL(t, LOB_T_QTY, double)[i] = m->q;
     LOB_COL(t, LOB_T_SIDE, int8_t)[i] = m->m ? -1 : 1; /* maker buyer => taker sold */
-    LOB_COL(t, LOB_T_TRADE_ID, int64_t)[i] = agg ? m->aid : m->t;
+    LOB_COL(t, LOB_T_TRADE_ID, int64_t)[i] = m->f.id;
     return LOB_OK;
 }
 
 static int
 on_quote(lob_binance *b, const msg *m, int64_t local, lob_error *err)
 {
-    unsigned need[] = {H_u, H_bpx, H_bqty, H_apx, H_aqty};
+    unsigned need[] = {H_bpx, H_bqty, H_apx, H_aqty};
     const char *names[] = {"u", "b", "B", "a", "A"};
-    for (int i = 0; i < 5; i++) {
+    if (!(m->f.have & LOB_PK_u)) {
+        return missing(err, "bookTicker", names[0]);
+    }
+    for (int i = 0; i < 4; i++) {
         if (!(m->have & need[i])) {
-            return missing(err, "bookTicker", names[i]);
+            return missing(err, "bookTicker", names[1 + i]);
         }
     }
     const double v[4] = {m->bpx, m->bqty, m->apx, m->aqty};
@@ -641,7 +564,7 @@ on_quote(lob_binance *b, const msg *m, int64_t local, lob_error *err)
     size_t i = t->n++;
     LOB_COL(t, LOB_Q_TS, int64_t)[i] = ts;
     LOB_COL(t, LOB_Q_LOCAL_TS, int64_t)[i] = local;
-    LOB_COL(t, LOB_Q_UPDATE_ID, int64_t)[i] = m->u;
+    LOB_COL(t, LOB_Q_UPDATE_ID, int64_t)[i] = m->f.u;
     LOB_COL(t, LOB_Q_BID_PX, double)[i] = m->bpx;
     LOB_COL(t, LOB_Q_BID_QTY, double)[i] = m->bqty;
     LOB_COL(t, LOB_Q_ASK_PX, double)[i] = m->apx;
@@ -650,8 +573,6 @@ on_quote(lob_binance *b, const msg *m, int64_t local, lob_error *err)
 }
 
 /* ------------------------------------------------------------------ the format */
-
-#define EVENT_IS(m, lit) (((m)->have & H_e) && KEY_IS((m)->e, (m)->elen, lit))
 
 static int
 binance_line(void *ctx, const char *s, size_t n, lob_error *err)
@@ -695,12 +616,13 @@ binance_line(void *ctx, const char *s, size_t n, lob_error *err)
         return LOB_OK;
     }
     msg m;
+    m.b = b;
     m.have = 0;
     m.nlevels = 0;
     m.nsnap = 0;
     b->snap_new.n = 0;
     lob_json j = {p + 1, s + n, NULL};
-    rc = parse_fields(b, &j, &m, 0);
+    rc = lob_binance_walk(&j, &m.f, 1, parse_value, &m);
     if (rc == LOB_E_NOMEM) {
         return lob_error_set(err, rc, "out of memory while parsing");
     }
@@ -711,27 +633,26 @@ binance_line(void *ctx, const char *s, size_t n, lob_error *err)
         j.expected = "the end of the line after the JSON object";
         return fail_at(err, LOB_E_FORMAT, s, &j);
     }
-    if (m.have & H_lobfast) {
-        b->n_collector++;
+    lob_binance_classify(&m.f);
+    switch (m.f.kind) {
+    case LOB_PK_DIFF:
+    case LOB_PK_TRADE:
+    case LOB_PK_AGG:
+    case LOB_PK_QUOTE: break;
+    case LOB_PK_SNAPSHOT:
+        if (m.f.have & LOB_PK_BOOK) {
+            break;
+        }
+        b->n_unknown++; /* lastUpdateId with "b"/"a" levels: not a book a snapshot holds */
         return LOB_OK;
+    case LOB_PK_PARTIAL: b->n_partial++; return LOB_OK;
+    case LOB_PK_COLLECTOR: b->n_collector++; return LOB_OK;
+    default: b->n_unknown++; return LOB_OK;
     }
-    const char *sym;
-    size_t symlen;
-    message_symbol(&m, &sym, &symlen);
-    int depth_like = (m.have & H_snap) || EVENT_IS(&m, "depthUpdate");
-    if (depth_like && is_partial_depth(&m)) {
-        b->n_partial++;
-        return LOB_OK;
-    }
-    int quote = EVENT_IS(&m, "bookTicker") ||
-                (!(m.have & H_e) && (m.have & H_u) && (m.have & (H_bpx | H_apx)));
-    int trade = EVENT_IS(&m, "trade"), agg = EVENT_IS(&m, "aggTrade");
-    int snapshot = (m.have & H_snap) && (m.have & H_luid) && !(m.have & H_e);
-    if (!(depth_like || quote || trade || agg || snapshot)) {
-        b->n_unknown++;
-        return LOB_OK;
-    }
-    if (sym != NULL) {
+    if ((m.f.have & LOB_PK_SYM) || m.f.sym != NULL) {
+        /* a symbol is named: "s" (an empty one is refused) or the stream's */
+        const char *sym = m.f.sym ? m.f.sym : m.f.s;
+        size_t symlen = m.f.sym ? m.f.symlen : 0;
         int keep = lob_symbols_select(&b->syms, sym, symlen);
         if (keep < 0) {
             char show[LOB_SHOW_BUF];
@@ -743,20 +664,13 @@ binance_line(void *ctx, const char *s, size_t n, lob_error *err)
             return LOB_OK;
         }
     }
-    if (snapshot) {
-        return on_snapshot(b, &m, local, sym == NULL, err);
+    switch (m.f.kind) {
+    case LOB_PK_SNAPSHOT: return on_snapshot(b, &m, local, m.f.sym == NULL, err);
+    case LOB_PK_DIFF: return on_diff(b, &m, local, err);
+    case LOB_PK_TRADE: return on_trade(b, &m, local, 0, err);
+    case LOB_PK_AGG: return on_trade(b, &m, local, 1, err);
+    default: return on_quote(b, &m, local, err);
     }
-    if (EVENT_IS(&m, "depthUpdate")) {
-        return on_diff(b, &m, local, err);
-    }
-    if (trade || agg) {
-        return on_trade(b, &m, local, agg, err);
-    }
-    if (quote) {
-        return on_quote(b, &m, local, err);
-    }
-    b->n_unknown++;
-    return LOB_OK;
 }
 
 static int

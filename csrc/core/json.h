@@ -11,6 +11,8 @@
 #include "lob.h"
 #include "number.h"
 
+#include <string.h>
+
 #define LOB_JSON_MAX_DEPTH 64 /* deeper nesting is refused rather than recursed into */
 
 typedef struct lob_json_s {
@@ -75,6 +77,9 @@ lob_json_string(lob_json *j, const char **s, size_t *n)
     }
     return lob_json_string_slow(j, start, s, n);
 }
+
+/* A key (or raw string) [k, k + n) equals the ASCII literal `lit` (its length a constant). */
+#define LOB_JSON_IS(k, n, lit) ((n) == sizeof(lit) - 1 && memcmp((k), (lit), sizeof(lit) - 1) == 0)
 
 /*! lob_json_skip() : validate and skip any value. */
 int lob_json_skip(lob_json *j, int depth);

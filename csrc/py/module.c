@@ -160,8 +160,10 @@ py_parse_decimal(PyObject *module, PyObject *arg)
 static PyObject *
 py_peek_binance(PyObject *module, PyObject *arg)
 {
-    static const char *const kinds[] = {"other", "diff",     "partial",  "trade", "agg",
-                                        "quote", "snapshot", "shutdown", "reply", "error"};
+    static const char *const kinds[] = {"other", "diff",  "partial",  "trade",
+                                        "agg",   "quote", "snapshot", "shutdown",
+                                        "reply", "error", "collector"};
+    _Static_assert(sizeof kinds / sizeof kinds[0] == LOB_PK_NKINDS, "a name for every kind");
     Py_buffer view;
     if (PyObject_GetBuffer(arg, &view, PyBUF_CONTIG_RO) < 0) {
         return NULL;

@@ -8,6 +8,7 @@
  */
 #include "test.h"
 
+#include "core/peek.h"
 #include "core/reader.h"
 #include "core/schema.h"
 #include "core/text.h"
@@ -629,6 +630,137 @@ test_values(void)
               strcmp(lob_show(buf, sizeof buf, "ABCDEF", 6, 3), "ABC...") == 0);
 }
 
+/* ------------------------------------------------------------------ kinds */
+
+/* One table of message kinds, checked through both users of the classifier (peek.h): the
+ * collector's lob_peek_binance() must see `kind`, and the reader, given the message as a
+ * one-line recording, must count it under `counter` (and nothing as unknown otherwise). */
+static const struct {
+    const char *msg;
+    int kind;
+    const char *counter;
+} kinds[] = {
+    {"{\"stream\":\"btcusdt@depth@100ms\",\"data\":{\"e\":\"depthUpdate\",\"E\":1700000000000,"
+     "\"s\":\"BTCUSDT\",\"U\":1,\"u\":2,\"b\":[[\"1\",\"1\"]],\"a\":[]}}",
+     LOB_PK_DIFF, "depth_messages"},
+    {"{\"e\":\"depthUpdate\",\"E\":1700000000000,\"T\":1700000000000,\"s\":\"BTCUSDT\",\"U\":5,"
+     "\"u\":9,\"pu\":4,\"b\":[],\"a\":[[\"2\",\"0\"]]}",
+     LOB_PK_DIFF, "depth_messages"},
+    {"{\"stream\":\"btcusdt@depth5\",\"data\":{\"e\":\"depthUpdate\",\"E\":1700000000000,"
+     "\"s\":\"BTCUSDT\",\"U\":1,\"u\":9,\"pu\":0,\"b\":[],\"a\":[]}}",
+     LOB_PK_PARTIAL, "partial_depth_messages"},
+    {"{\"stream\":\"btcusdt@depth10@100ms\",\"data\":{\"lastUpdateId\":7,\"bids\":[],\"asks\":[]}}",
+     LOB_PK_PARTIAL, "partial_depth_messages"},
+    /* a snapshot's shape in a stream frame is never a REST snapshot, whatever the stream */
+    {"{\"stream\":\"btcusdt@depth@100ms\",\"data\":{\"lastUpdateId\":7,\"bids\":[],\"asks\":[]}}",
+     LOB_PK_PARTIAL, "partial_depth_messages"},
+    {"{\"stream\":\"btcusdt@trade\",\"data\":{\"e\":\"trade\",\"E\":1700000000000,\"s\":"
+     "\"BTCUSDT\","
+     "\"t\":12,\"p\":\"1.5\",\"q\":\"2\",\"T\":1700000000000,\"m\":true,\"M\":true}}",
+     LOB_PK_TRADE, "trade_messages"},
+    {"{\"e\":\"aggTrade\",\"E\":1700000000000,\"s\":\"BTCUSDT\",\"a\":26129,\"p\":\"1\",\"q\":"
+     "\"1\","
+     "\"f\":1,\"l\":2,\"T\":1700000000000,\"m\":false}",
+     LOB_PK_AGG, "agg_trade_messages"},
+    {"{\"u\":400900217,\"s\":\"BNBUSDT\",\"b\":\"25.35\",\"B\":\"31.21\",\"a\":\"25.36\",\"A\":"
+     "\"40\"}",
+     LOB_PK_QUOTE, "book_ticker_messages"},
+    {"{\"e\":\"bookTicker\",\"u\":4,\"E\":1700000000000,\"T\":1700000000000,\"s\":\"BTCUSDT\","
+     "\"b\":\"1\",\"B\":\"1\",\"a\":\"2\",\"A\":\"1\"}",
+     LOB_PK_QUOTE, "book_ticker_messages"},
+    /* both a bookTicker's and a snapshot's fields: the quote wins, in both users */
+    {"{\"u\":4,\"b\":\"1\",\"B\":\"1\",\"a\":\"2\",\"A\":\"1\",\"lastUpdateId\":3,\"bids\":[],"
+     "\"asks\":[]}",
+     LOB_PK_QUOTE, "book_ticker_messages"},
+    {"{\"lastUpdateId\":1027024,\"bids\":[[\"4.0\",\"431.0\"]],\"asks\":[]}", LOB_PK_SNAPSHOT,
+     "snapshots"},
+    {"{\"lastUpdateId\":1027024,\"E\":1589436922972,\"T\":1589436922959,\"bids\":[],"
+     "\"asks\":[[\"4.0\",\"1\"]]}",
+     LOB_PK_SNAPSHOT, "snapshots"},
+    {"{\"lobfast\":{\"event\":\"connected\",\"conn\":1}}", LOB_PK_COLLECTOR, "collector_events"},
+    {"{\"stream\":\"!serverShutdown\",\"data\":{\"e\":\"serverShutdown\",\"E\":1770123456789}}",
+     LOB_PK_SHUTDOWN, "unknown_messages"},
+    {"{\"result\":null,\"id\":1}", LOB_PK_REPLY, "unknown_messages"},
+    {"{\"code\":-1121,\"msg\":\"Invalid symbol.\"}", LOB_PK_ERROR, "unknown_messages"},
+    {"{\"stream\":\"btcusdt@markPrice\",\"data\":{\"e\":\"markPriceUpdate\",\"E\":1,\"p\":\"1\"}}",
+     LOB_PK_OTHER, "unknown_messages"},
+    /* levels on a top-N stream without lastUpdateId or an event: nothing known */
+    {"{\"stream\":\"btcusdt@depth5\",\"data\":{\"bids\":[],\"asks\":[]}}", LOB_PK_OTHER,
+     "unknown_messages"},
+    {"{}", LOB_PK_OTHER, "unknown_messages"},
+};
+
+/* Fields of the wrong JSON type: the collector skips them (and records the message), the
+ * reader refuses the line; what both see of the kind is the same. */
+static const struct {
+    const char *msg;
+    int kind;
+    int column; /* of the reader's error, in "1 <msg>" */
+} mistyped[] = {
+    {"{\"e\":7,\"E\":1}", LOB_PK_OTHER, 8},
+    {"{\"e\":\"trade\",\"t\":\"12\",\"p\":\"1\",\"q\":\"1\",\"m\":true}", LOB_PK_TRADE, 20},
+    {"{\"e\":\"depthUpdate\",\"U\":1,\"u\":null,\"b\":[],\"a\":[]}", LOB_PK_DIFF, 32},
+    {"{\"e\":\"aggTrade\",\"a\":true,\"p\":\"1\",\"q\":\"1\",\"m\":true}", LOB_PK_AGG, 23},
+};
+
+static void
+test_kinds(void)
+{
+    static const char *const counters[] = {
+        "depth_messages", "trade_messages",         "agg_trade_messages", "book_ticker_messages",
+        "snapshots",      "partial_depth_messages", "collector_events",   "unknown_messages"};
+    int peek_ok = 1, reader_ok = 1;
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        lob_peek pk;
+        lob_error err;
+        memset(&err, 0, sizeof err);
+        int rc = lob_peek_binance(kinds[i].msg, strlen(kinds[i].msg), &pk, &err);
+        if (rc != 0 || pk.kind != kinds[i].kind) {
+            printf("    collector: %s -> rc %d kind %d, expected kind %d\n", kinds[i].msg, rc,
+                   pk.kind, kinds[i].kind);
+            peek_ok = 0;
+        }
+        char line[512];
+        snprintf(line, sizeof line, "1700000000000000000 %s\n", kinds[i].msg);
+        run x = read_text(line, 0);
+        int counted = x.rc == 0;
+        for (size_t c = 0; counted && c < sizeof counters / sizeof counters[0]; c++) {
+            int want = strcmp(counters[c], kinds[i].counter) == 0;
+            counted = stat_int(x.r, counters[c]) == want;
+        }
+        if (!counted) {
+            printf("    reader: %s -> rc %d (%s), expected one of '%s'\n", kinds[i].msg, x.rc,
+                   x.err.msg, kinds[i].counter);
+            reader_ok = 0;
+        }
+        lob_reader_free(x.r);
+    }
+    test_cond("kinds: the collector classifies every kind of the table", peek_ok);
+    test_cond("kinds: the reader counts every kind of the table as the collector sees it",
+              reader_ok);
+
+    int lenient = 1, strict = 1;
+    for (size_t i = 0; i < sizeof mistyped / sizeof mistyped[0]; i++) {
+        lob_peek pk;
+        lob_error err;
+        memset(&err, 0, sizeof err);
+        const char *m = mistyped[i].msg;
+        lenient &= lob_peek_binance(m, strlen(m), &pk, &err) == 0 && pk.kind == mistyped[i].kind;
+        char line[512];
+        snprintf(line, sizeof line, "1 %s\n", m);
+        run x = read_text(line, 0);
+        char col[32];
+        snprintf(col, sizeof col, "column %d:", mistyped[i].column);
+        if (!(x.rc == LOB_E_FORMAT && strstr(x.err.msg, col) != NULL)) {
+            printf("    reader: %s -> rc %d (%s), expected %s\n", m, x.rc, x.err.msg, col);
+            strict = 0;
+        }
+        lob_reader_free(x.r);
+    }
+    test_cond("kinds: the collector skips a field of the wrong type", lenient);
+    test_cond("kinds: the reader refuses a field of the wrong type, naming its column", strict);
+}
+
 /* ------------------------------------------------------------------ files */
 
 static void
@@ -764,5 +896,6 @@ lob_test_binance(void)
     test_on_error();
     test_fuzz_findings();
     test_values();
+    test_kinds();
     test_files();
 }
