@@ -17,6 +17,7 @@ lob_strerror(int code)
     case LOB_E_ARG: return "invalid argument";
     case LOB_E_BUSY: return "object is in use by another thread";
     case LOB_E_INTR: return "interrupted";
+    case LOB_E_INDEX: return "index out of range";
     default: return "unknown error";
     }
 }

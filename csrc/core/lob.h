@@ -20,6 +20,7 @@ typedef enum {
     LOB_E_ARG = -6,     /* invalid argument from the caller */
     LOB_E_BUSY = -7,    /* object used from two threads at once */
     LOB_E_INTR = -8,    /* the caller stopped a long loop (a signal: Ctrl-C) */
+    LOB_E_INDEX = -9,   /* an index from the caller (a row, a group) is out of range */
 } lob_code;
 
 /* Cooperative interruption.  The caller of a long loop may install a stop check in

@@ -76,7 +76,7 @@ lob_window_gather(const lob_window_src *s, const int64_t *ends, size_t nb, size_
     }
     for (size_t b = 0; b < nb; b++) {
         if (ends[b] < (int64_t)t - 1 || ends[b] >= (int64_t)s->n) {
-            return lob_error_set(err, LOB_E_ARG,
+            return lob_error_set(err, LOB_E_INDEX,
                                  "window %zu ends at row %lld: it must be in %zu..%zu for %zu-row "
                                  "windows over %zu rows",
                                  b, (long long)ends[b], t - 1, s->n - 1, t, s->n);
@@ -84,7 +84,7 @@ lob_window_gather(const lob_window_src *s, const int64_t *ends, size_t nb, size_
         if (s->shift != NULL && s->group != NULL) {
             for (size_t r = (size_t)ends[b] + 1 - t; r <= (size_t)ends[b]; r++) {
                 if (s->group[r] < 0 || (size_t)s->group[r] >= s->g) {
-                    return lob_error_set(err, LOB_E_ARG,
+                    return lob_error_set(err, LOB_E_INDEX,
                                          "row %zu has statistics set %d, not in 0..%zu", r,
                                          (int)s->group[r], s->g - 1);
                 }

@@ -28,7 +28,8 @@ typedef struct lob_window_src_s {
  *  and so are the groups of the rows used, so a bad argument writes nothing.  `threads`
  *  (1..LOB_GATHER_MAX_THREADS) share the windows: one core cannot fill the memory bandwidth
  *  a batch copy could use.  Threads are started and joined within the call.
- *  @return 0, or LOB_E_ARG naming the first bad end / group. */
+ *  @return 0, LOB_E_INDEX naming the first bad end / group, or LOB_E_ARG (bad t, or
+ *  normalisation without its statistics). */
 int lob_window_gather(const lob_window_src *src, const int64_t *ends, size_t nb, size_t t,
                       void *out, int out_f32, int threads, lob_error *err);
 

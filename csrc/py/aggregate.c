@@ -4,13 +4,9 @@
  *           by="time", every, empty_vwap_mid=False, book_name="book") -> {column: ndarray}
  * bid_px / ask_px are (N, L) and only column 0 (the best level) is read, in place: a quotes
  * column goes in as a (N, 1) view.  valid is (N,) bool or None.  Inputs of the exact dtype,
- * C-contiguous and aligned are read without copying (lob_in), others converted.
+ * C-contiguous and aligned are read without copying (lob_in_converted), others converted.
  */
 #include "binding.h"
-
-#define NO_IMPORT_ARRAY
-#define PY_ARRAY_UNIQUE_SYMBOL lobfast_ARRAY_API
-#include <numpy/arrayobject.h>
 
 #include "core/aggregate.h"
 
@@ -27,21 +23,6 @@ static const int col_types[N_COLS] = {
     NPY_INT64,   NPY_FLOAT64, NPY_FLOAT64, NPY_FLOAT64, NPY_FLOAT64, NPY_FLOAT64,
     NPY_FLOAT64, NPY_FLOAT64, NPY_FLOAT64, NPY_INT64,   NPY_INT64,
 };
-
-static PyObject *
-agg_raise(PyObject *module, int rc, const lob_error *err)
-{
-    if (rc == LOB_E_ARG) { /* bad arguments or input rows: a plain ValueError */
-        return PyErr_Format(PyExc_ValueError, "%s", err->msg);
-    }
-    return lob_raise(lob_get_state(module), rc, err, NULL);
-}
-
-static void *
-data_of(PyObject *a)
-{
-    return a == NULL ? NULL : PyArray_DATA((PyArrayObject *)a);
-}
 
 static PyObject *
 py_aggregate(PyObject *module, PyObject *args, PyObject *kwds)
@@ -93,12 +74,12 @@ py_aggregate(PyObject *module, PyObject *args, PyObject *kwds)
     }
     opts.empty_vwap_mid = vwap_mid;
 
-    if ((bts = lob_in(o_bts, NPY_INT64, 1, -1, "book ts")) == NULL) {
+    if ((bts = lob_in_converted(o_bts, NPY_INT64, 1, -1, "book ts")) == NULL) {
         goto fail;
     }
-    Py_ssize_t nb = PyArray_DIM((PyArrayObject *)bts, 0);
-    if ((bid = lob_in(o_bid, NPY_FLOAT64, 2, nb, "bid_px")) == NULL ||
-        (ask = lob_in(o_ask, NPY_FLOAT64, 2, nb, "ask_px")) == NULL) {
+    Py_ssize_t nb = ROWS(bts);
+    if ((bid = lob_in_converted(o_bid, NPY_FLOAT64, 2, nb, "bid_px")) == NULL ||
+        (ask = lob_in_converted(o_ask, NPY_FLOAT64, 2, nb, "ask_px")) == NULL) {
         goto fail;
     }
     Py_ssize_t levels = PyArray_DIM((PyArrayObject *)bid, 1);
@@ -111,39 +92,40 @@ py_aggregate(PyObject *module, PyObject *args, PyObject *kwds)
         PyErr_Format(PyExc_ValueError, "%s has %zd rows but no price levels", book_name, nb);
         goto fail;
     }
-    if (o_valid != Py_None && (valid = lob_in(o_valid, NPY_BOOL, 1, nb, "valid")) == NULL) {
+    if (o_valid != Py_None &&
+        (valid = lob_in_converted(o_valid, NPY_BOOL, 1, nb, "valid")) == NULL) {
         goto fail;
     }
-    if ((tts = lob_in(o_tts, NPY_INT64, 1, -1, "trades ts")) == NULL) {
+    if ((tts = lob_in_converted(o_tts, NPY_INT64, 1, -1, "trades ts")) == NULL) {
         goto fail;
     }
-    Py_ssize_t nt = PyArray_DIM((PyArrayObject *)tts, 0);
-    if ((tpx = lob_in(o_tpx, NPY_FLOAT64, 1, nt, "trades price")) == NULL ||
-        (tqty = lob_in(o_tqty, NPY_FLOAT64, 1, nt, "trades qty")) == NULL ||
-        (tside = lob_in(o_tside, NPY_INT8, 1, nt, "trades side")) == NULL) {
+    Py_ssize_t nt = ROWS(tts);
+    if ((tpx = lob_in_converted(o_tpx, NPY_FLOAT64, 1, nt, "trades price")) == NULL ||
+        (tqty = lob_in_converted(o_tqty, NPY_FLOAT64, 1, nt, "trades qty")) == NULL ||
+        (tside = lob_in_converted(o_tside, NPY_INT8, 1, nt, "trades side")) == NULL) {
         goto fail;
     }
 
     lob_agg_input in = {
         .n_book = (size_t)nb,
-        .book_ts = data_of(bts),
-        .bid = data_of(bid),
-        .ask = data_of(ask),
+        .book_ts = DATA(bts),
+        .bid = DATA(bid),
+        .ask = DATA(ask),
         .px_stride = (size_t)levels,
-        .valid = data_of(valid),
+        .valid = valid != NULL ? DATA(valid) : NULL,
         .book_name = book_name,
         .n_trades = (size_t)nt,
-        .trade_ts = data_of(tts),
-        .trade_px = data_of(tpx),
-        .trade_qty = data_of(tqty),
-        .trade_side = data_of(tside),
+        .trade_ts = DATA(tts),
+        .trade_px = DATA(tpx),
+        .trade_qty = DATA(tqty),
+        .trade_side = DATA(tside),
     };
     /* pure C over arrays this call holds references to; checks and counts in one pass */
     lob_nogil_begin(&g, &err);
     rc = lob_agg_count(&in, &opts, &n_out, &err);
     lob_nogil_end(&g);
     if (rc < 0) {
-        agg_raise(module, rc, &err);
+        lob_raise(lob_get_state(module), rc, &err, NULL);
         goto fail;
     }
     for (int c = 0; c < N_COLS; c++) {
@@ -152,15 +134,23 @@ py_aggregate(PyObject *module, PyObject *args, PyObject *kwds)
         }
     }
     lob_agg_output out = {
-        data_of(cols[0]), data_of(cols[1]), data_of(cols[2]),  data_of(cols[3]),
-        data_of(cols[4]), data_of(cols[5]), data_of(cols[6]),  data_of(cols[7]),
-        data_of(cols[8]), data_of(cols[9]), data_of(cols[10]),
+        .ts = DATA(cols[0]),
+        .mid_open = DATA(cols[1]),
+        .mid_high = DATA(cols[2]),
+        .mid_low = DATA(cols[3]),
+        .mid_close = DATA(cols[4]),
+        .vwap = DATA(cols[5]),
+        .volume = DATA(cols[6]),
+        .buy_volume = DATA(cols[7]),
+        .sell_volume = DATA(cols[8]),
+        .trades = DATA(cols[9]),
+        .updates = DATA(cols[10]),
     };
     lob_nogil_begin(&g, &err);
     rc = lob_agg_fill(&in, &opts, n_out, &out, &err);
     lob_nogil_end(&g);
     if (rc < 0) {
-        agg_raise(module, rc, &err);
+        lob_raise(lob_get_state(module), rc, &err, NULL);
         goto fail;
     }
     if ((result = PyDict_New()) == NULL) {

@@ -1,10 +1,6 @@
 /* array.c -- C-grown buffers to NumPy without copying, in one audited place. */
 #include "binding.h"
 
-#define NO_IMPORT_ARRAY
-#define PY_ARRAY_UNIQUE_SYMBOL lobfast_ARRAY_API
-#include <numpy/arrayobject.h>
-
 #include <stdlib.h>
 
 #define LOB_CAPSULE_NAME "lobfast.buffer"
@@ -113,8 +109,64 @@ lob_schema_list(const lob_column *schema, int ncol)
     return l;
 }
 
+/* The dtype(s) lob_in_strict() expects, as text for its errors.  New reference or NULL. */
+static PyObject *
+strict_types(int typenum, int flags)
+{
+    if (flags & LOB_IN_OR_FLOAT32) {
+        return PyUnicode_FromString("float32 or float64");
+    }
+    PyArray_Descr *d = PyArray_DescrFromType(typenum);
+    PyObject *text = d != NULL ? PyObject_Str((PyObject *)d) : NULL;
+    Py_XDECREF(d);
+    return text;
+}
+
+PyArrayObject *
+lob_in_strict(PyObject *obj, int typenum, int ndim, Py_ssize_t n, int flags, const char *name)
+{
+    PyArrayObject *a = (PyArrayObject *)obj;
+    int write = flags & LOB_IN_WRITABLE;
+    if (PyArray_Check(obj) &&
+        (PyArray_TYPE(a) == typenum ||
+         (flags & LOB_IN_OR_FLOAT32 && PyArray_TYPE(a) == NPY_FLOAT32)) &&
+        PyArray_NDIM(a) == ndim && PyArray_IS_C_CONTIGUOUS(a) && PyArray_ISALIGNED(a) &&
+        !PyArray_ISBYTESWAPPED(a) && (!write || PyArray_ISWRITEABLE(a))) {
+        if (n >= 0 && PyArray_DIM(a, 0) != n) {
+            PyErr_Format(PyExc_ValueError, "%s has %zd rows, the other columns %zd", name,
+                         (Py_ssize_t)PyArray_DIM(a, 0), n);
+            return NULL;
+        }
+        return a;
+    }
+    PyObject *want = strict_types(typenum, flags);
+    if (want == NULL) {
+        return NULL;
+    }
+    if (!PyArray_Check(obj)) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s must be a NumPy array, not %s: a %s%d-D C-contiguous aligned native %U "
+                     "ndarray, read in place",
+                     name, Py_TYPE(obj)->tp_name, write ? "writable " : "", ndim, want);
+    }
+    else {
+        /* an input gets a hint; an output must be the caller's own array, not a copy */
+        PyErr_Format(PyExc_TypeError,
+                     "%s must be a %s%d-D C-contiguous aligned native %U array (got %S, %d-D%s%s%s)"
+                     "%s%s%s",
+                     name, write ? "writable " : "", ndim, want, (PyObject *)PyArray_DESCR(a),
+                     PyArray_NDIM(a), PyArray_IS_C_CONTIGUOUS(a) ? "" : ", not contiguous",
+                     PyArray_ISALIGNED(a) ? "" : ", not aligned",
+                     write && !PyArray_ISWRITEABLE(a) ? ", read-only" : "",
+                     write ? "" : "; use np.ascontiguousarray(", write ? "" : name,
+                     write ? "" : ", dtype=...)");
+    }
+    Py_DECREF(want);
+    return NULL;
+}
+
 PyObject *
-lob_in(PyObject *obj, int typenum, int ndim, Py_ssize_t n, const char *name)
+lob_in_converted(PyObject *obj, int typenum, int ndim, Py_ssize_t n, const char *name)
 {
     PyArray_Descr *want = PyArray_DescrFromType(typenum);
     if (want == NULL) {

@@ -5,6 +5,13 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+/* NumPy's C API: module.c imports it (LOB_BINDING_IMPORTS_NUMPY), every file shares it. */
+#define PY_ARRAY_UNIQUE_SYMBOL lobfast_ARRAY_API
+#ifndef LOB_BINDING_IMPORTS_NUMPY
+#define NO_IMPORT_ARRAY
+#endif
+#include <numpy/arrayobject.h>
+
 #include "core/lob.h"
 #include "core/table.h"
 
@@ -18,10 +25,15 @@ typedef struct {
 /*! lob_get_state() : state of the module `m`.  Borrowed. */
 lob_state *lob_get_state(PyObject *m);
 
-/*! lob_raise() : set a Python exception for core code `rc` (LOB_E_INTR keeps the exception
- *  a signal handler raised, KeyboardInterrupt when there is none).  `where` (may be NULL) names
- *  the file; err supplies the message and line/offset.  LobError instances get `path`,
- *  `line` and `offset` attributes.  Always returns NULL. */
+/*! lob_raise() : set the Python exception for core code `rc`; the one place where codes
+ *  become exceptions:
+ *    LOB_E_INTR   the exception a signal handler raised (KeyboardInterrupt when there is none)
+ *    LOB_E_NOMEM  MemoryError, with the core's message when it gave one
+ *    LOB_E_IO     OSError, the subclass for err->sys_errno when set (PermissionError, ...)
+ *    LOB_E_INDEX  IndexError
+ *    any other    LobError (a ValueError) with `path`, `line` and `offset` attributes
+ *  `where` (may be NULL) names the file; err supplies the message and line/offset.
+ *  Always returns NULL. */
 PyObject *lob_raise(lob_state *st, int rc, const lob_error *err, PyObject *where);
 
 /* A long core call without the GIL that Ctrl-C can stop:
@@ -59,12 +71,28 @@ PyObject *lob_table_to_dict(lob_table *t);
 /*! lob_schema_list() : [(name, type char, width), ...] for a schema.  New reference. */
 PyObject *lob_schema_list(const lob_column *schema, int ncol);
 
-/*! lob_in() : `obj` as a C-contiguous, aligned, native-order array of NumPy type `typenum`
- *  with `ndim` dimensions and, when `n` >= 0, `n` rows: the caller's array itself when it
- *  already is one, else a converted copy (safe casts only).  The caller's data are never
- *  written.  `name` names the argument in errors.  New reference, or NULL with TypeError /
- *  ValueError set. */
-PyObject *lob_in(PyObject *obj, int typenum, int ndim, Py_ssize_t n, const char *name);
+/* The data and the rows (first dimension) of an ndarray held as a PyObject *. */
+#define DATA(a) PyArray_DATA((PyArrayObject *)(a))
+#define ROWS(a) ((Py_ssize_t)PyArray_DIM((PyArrayObject *)(a), 0))
+
+/*! lob_in_strict() : `obj` itself, read (or written) in place and never copied: an ndarray
+ *  of NumPy type `typenum` with `ndim` dimensions, C-contiguous, aligned and in native byte
+ *  order, and, when `n` >= 0, with `n` rows.  `flags`: LOB_IN_WRITABLE (it is written),
+ *  LOB_IN_OR_FLOAT32 (typenum NPY_FLOAT64, float32 accepted too).  For inputs whose identity
+ *  matters (read without the GIL in place, or filled for the caller); nothing is cast.
+ *  `name` names the argument in errors.  Borrowed (the caller's argument keeps it alive), or
+ *  NULL with TypeError (type, layout) / ValueError (rows) set. */
+enum { LOB_IN_WRITABLE = 1, LOB_IN_OR_FLOAT32 = 2 };
+PyArrayObject *lob_in_strict(PyObject *obj, int typenum, int ndim, Py_ssize_t n, int flags,
+                             const char *name);
+
+/*! lob_in_converted() : `obj` as a C-contiguous, aligned, native-order array of NumPy type
+ *  `typenum` with `ndim` dimensions and, when `n` >= 0, `n` rows: the caller's array itself
+ *  when it already is one, else a converted copy (safe casts only).  For inputs that are
+ *  only read, by kernels that document they may copy; the caller's data are never written.
+ *  `name` names the argument in errors.  New reference, or NULL with TypeError / ValueError
+ *  set. */
+PyObject *lob_in_converted(PyObject *obj, int typenum, int ndim, Py_ssize_t n, const char *name);
 
 /*! lob_out() : a new C-contiguous array of `typenum`, shape (n,) or (n, width) when
  *  width > 0.  New reference or NULL. */

@@ -10,10 +10,6 @@
  */
 #include "binding.h"
 
-#define NO_IMPORT_ARRAY
-#define PY_ARRAY_UNIQUE_SYMBOL lobfast_ARRAY_API
-#include <numpy/arrayobject.h>
-
 #include "core/book.h"
 
 #include <string.h>
@@ -40,17 +36,18 @@ Book_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
                                      &prune, &max_stale)) {
         return NULL;
     }
-    lob_book_opts o = {levels, every, 0, prune, max_stale};
-    if (strcmp(crossed, "flag") == 0) {
-        o.crossed = LOB_CROSSED_FLAG;
-    }
-    else if (strcmp(crossed, "raise") == 0) {
+    lob_book_opts o = {.levels = levels,
+                       .every_ns = every,
+                       .crossed = LOB_CROSSED_FLAG,
+                       .prune_orphans = prune,
+                       .max_stale_ns = max_stale};
+    if (strcmp(crossed, "raise") == 0) {
         o.crossed = LOB_CROSSED_RAISE;
     }
     else if (strcmp(crossed, "repair") == 0) {
         o.crossed = LOB_CROSSED_REPAIR;
     }
-    else {
+    else if (strcmp(crossed, "flag") != 0) {
         return PyErr_Format(PyExc_ValueError,
                             "crossed must be 'flag', 'raise' or 'repair', not '%s'", crossed);
     }
@@ -58,9 +55,6 @@ Book_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     lob_book *b = NULL;
     int rc = lob_book_new(&b, &o, &err);
     if (rc < 0) {
-        if (rc == LOB_E_ARG) {
-            return PyErr_Format(PyExc_ValueError, "%s", err.msg);
-        }
         return lob_raise(PyType_GetModuleState(type), rc, &err, NULL);
     }
     BookObject *self = (BookObject *)type->tp_alloc(type, 0);
@@ -81,49 +75,6 @@ Book_dealloc(BookObject *self)
     Py_DECREF(tp);
 }
 
-/* A column the book reads in place.  Returns a borrowed pointer to its data, or NULL with
- * TypeError/ValueError naming the argument and what is expected. */
-static const void *
-column(PyObject *o, int typenum, const char *name, npy_intp *n)
-{
-    if (!PyArray_Check(o)) {
-        PyErr_Format(PyExc_TypeError, "%s must be a NumPy array, not %s", name,
-                     Py_TYPE(o)->tp_name);
-        return NULL;
-    }
-    PyArrayObject *a = (PyArrayObject *)o;
-    if (PyArray_TYPE(a) != typenum || PyArray_NDIM(a) != 1 || !PyArray_IS_C_CONTIGUOUS(a) ||
-        !PyArray_ISALIGNED(a) || PyArray_ISBYTESWAPPED(a)) {
-        PyArray_Descr *want = PyArray_DescrFromType(typenum);
-        PyErr_Format(PyExc_TypeError,
-                     "%s must be a 1-D C-contiguous aligned native %S array (got %S, %d-D%s); "
-                     "use np.ascontiguousarray(%s, dtype=...)",
-                     name, (PyObject *)want, (PyObject *)PyArray_DESCR(a), PyArray_NDIM(a),
-                     PyArray_IS_C_CONTIGUOUS(a) ? "" : ", not contiguous", name);
-        Py_XDECREF(want);
-        return NULL;
-    }
-    if (*n >= 0 && PyArray_DIM(a, 0) != *n) {
-        PyErr_Format(PyExc_ValueError, "%s has %zd rows, the other columns %zd", name,
-                     (Py_ssize_t)PyArray_DIM(a, 0), (Py_ssize_t)*n);
-        return NULL;
-    }
-    *n = PyArray_DIM(a, 0);
-    return PyArray_DATA(a);
-}
-
-/* The exception for a core error: MemoryError keeps the core's message (how much was asked
- * for), everything else goes through lob_raise (LobError naming the row, or the
- * KeyboardInterrupt that stopped a long call). */
-static PyObject *
-raise_error(BookObject *self, int rc, const lob_error *err)
-{
-    if (rc == LOB_E_NOMEM && err->msg[0]) {
-        return PyErr_Format(PyExc_MemoryError, "%s", err->msg);
-    }
-    return lob_raise(state_of((PyObject *)self), rc, err, NULL);
-}
-
 static int
 check_idle(BookObject *self)
 {
@@ -135,6 +86,16 @@ check_idle(BookObject *self)
     return 0;
 }
 
+/* The rows a feed or finish made, or the exception for its core error `rc`. */
+static PyObject *
+output(BookObject *self, int rc, const lob_error *err)
+{
+    if (rc < 0) {
+        return lob_raise(state_of((PyObject *)self), rc, err, NULL);
+    }
+    return lob_table_to_dict(lob_book_output(self->b));
+}
+
 static PyObject *
 Book_feed(BookObject *self, PyObject *args)
 {
@@ -143,17 +104,24 @@ Book_feed(BookObject *self, PyObject *args)
         check_idle(self) < 0) {
         return NULL;
     }
-    npy_intp n = -1;
-    lob_depth_view v;
-    if ((v.ts = column(ts, NPY_INT64, "ts", &n)) == NULL ||
-        (v.side = column(side, NPY_INT8, "side", &n)) == NULL ||
-        (v.price = column(price, NPY_FLOAT64, "price", &n)) == NULL ||
-        (v.qty = column(qty, NPY_FLOAT64, "qty", &n)) == NULL ||
-        (v.update_id = column(uid, NPY_INT64, "update_id", &n)) == NULL ||
-        (v.flags = column(flags, NPY_UINT8, "flags", &n)) == NULL) {
+    /* read in place without the GIL: the exact dtypes, never a converted copy */
+    PyArrayObject *a_ts = lob_in_strict(ts, NPY_INT64, 1, -1, 0, "ts");
+    Py_ssize_t n = a_ts != NULL ? ROWS(a_ts) : 0;
+    PyArrayObject *a_side, *a_price, *a_qty, *a_uid, *a_flags;
+    if (a_ts == NULL || (a_side = lob_in_strict(side, NPY_INT8, 1, n, 0, "side")) == NULL ||
+        (a_price = lob_in_strict(price, NPY_FLOAT64, 1, n, 0, "price")) == NULL ||
+        (a_qty = lob_in_strict(qty, NPY_FLOAT64, 1, n, 0, "qty")) == NULL ||
+        (a_uid = lob_in_strict(uid, NPY_INT64, 1, n, 0, "update_id")) == NULL ||
+        (a_flags = lob_in_strict(flags, NPY_UINT8, 1, n, 0, "flags")) == NULL) {
         return NULL;
     }
-    v.n = (size_t)n;
+    lob_depth_view v = {.ts = DATA(a_ts),
+                        .side = DATA(a_side),
+                        .price = DATA(a_price),
+                        .qty = DATA(a_qty),
+                        .update_id = DATA(a_uid),
+                        .flags = DATA(a_flags),
+                        .n = (size_t)n};
     lob_error err = {0};
     lob_nogil g;
     self->busy = 1;
@@ -163,10 +131,7 @@ Book_feed(BookObject *self, PyObject *args)
     int rc = lob_book_feed(self->b, &v, &err);
     lob_nogil_end(&g);
     self->busy = 0;
-    if (rc < 0) {
-        return raise_error(self, rc, &err);
-    }
-    return lob_table_to_dict(lob_book_output(self->b));
+    return output(self, rc, &err);
 }
 
 static PyObject *
@@ -182,10 +147,7 @@ Book_finish(BookObject *self, PyObject *Py_UNUSED(ignored))
     int rc = lob_book_finish(self->b, &err);
     lob_nogil_end(&g);
     self->busy = 0;
-    if (rc < 0) {
-        return raise_error(self, rc, &err);
-    }
-    return lob_table_to_dict(lob_book_output(self->b));
+    return output(self, rc, &err);
 }
 
 static PyObject *
@@ -210,8 +172,7 @@ Book_side(BookObject *self, PyObject *arg)
         return NULL;
     }
     size_t got = 0;
-    if (lob_book_side(self->b, (int)side, PyArray_DATA((PyArrayObject *)px),
-                      PyArray_DATA((PyArrayObject *)qty), &got) < 0) {
+    if (lob_book_side(self->b, (int)side, DATA(px), DATA(qty), &got) < 0) {
         Py_DECREF(px);
         Py_DECREF(qty);
         return PyErr_NoMemory();

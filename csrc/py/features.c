@@ -11,17 +11,10 @@
  */
 #include "binding.h"
 
-#define NO_IMPORT_ARRAY
-#define PY_ARRAY_UNIQUE_SYMBOL lobfast_ARRAY_API
-#include <numpy/arrayobject.h>
-
 #include "core/features.h"
 #include "core/rolling.h"
 
 #include <string.h>
-
-#define DATA(a) PyArray_DATA((PyArrayObject *)(a))
-#define ROWS(a) ((Py_ssize_t)PyArray_DIM((PyArrayObject *)(a), 0))
 
 static const struct {
     const char *name;
@@ -74,15 +67,15 @@ py_features(PyObject *module, PyObject *args)
     PyObject *in[7] = {NULL};
     PyObject *seq = NULL, *outs = NULL;
     lob_feature *req = NULL;
-    in[0] = lob_in(o[0], NPY_INT64, 1, -1, "ts");
+    in[0] = lob_in_converted(o[0], NPY_INT64, 1, -1, "ts");
     Py_ssize_t n = in[0] ? ROWS(in[0]) : 0;
-    if (in[0] == NULL || (in[1] = lob_in(o[1], NPY_BOOL, 1, n, "valid")) == NULL ||
-        (in[2] = lob_in(o[2], NPY_INT64, 1, n, "update_id")) == NULL) {
+    if (in[0] == NULL || (in[1] = lob_in_converted(o[1], NPY_BOOL, 1, n, "valid")) == NULL ||
+        (in[2] = lob_in_converted(o[2], NPY_INT64, 1, n, "update_id")) == NULL) {
         goto done;
     }
     static const char *const level_names[] = {"bid_px", "bid_sz", "ask_px", "ask_sz"};
     for (int i = 0; i < 4; i++) {
-        if ((in[3 + i] = lob_in(o[3 + i], NPY_FLOAT64, 2, n, level_names[i])) == NULL) {
+        if ((in[3 + i] = lob_in_converted(o[3 + i], NPY_FLOAT64, 2, n, level_names[i])) == NULL) {
             goto done;
         }
         if (PyArray_DIM((PyArrayObject *)in[3 + i], 1) != PyArray_DIM((PyArrayObject *)in[3], 1)) {
@@ -110,10 +103,14 @@ py_features(PyObject *module, PyObject *args)
         PyList_SET_ITEM(outs, j, a);
         req[j].out = DATA(a);
     }
-    lob_book_view b = {n,           PyArray_DIM((PyArrayObject *)in[3], 1),
-                       DATA(in[0]), DATA(in[1]),
-                       DATA(in[3]), DATA(in[4]),
-                       DATA(in[5]), DATA(in[6])};
+    lob_book_view b = {.n = n,
+                       .levels = PyArray_DIM((PyArrayObject *)in[3], 1),
+                       .ts = DATA(in[0]),
+                       .valid = DATA(in[1]),
+                       .bid_px = DATA(in[3]),
+                       .bid_sz = DATA(in[4]),
+                       .ask_px = DATA(in[5]),
+                       .ask_sz = DATA(in[6])};
     lob_error err = {0};
     int rc;
     lob_nogil g;
@@ -141,11 +138,11 @@ py_trade_flow(PyObject *module, PyObject *args)
     if (!PyArg_ParseTuple(args, "OOOOO:trade_flow", &o[0], &o[1], &o[2], &o[3], &o[4])) {
         return NULL;
     }
-    if ((in[0] = lob_in(o[0], NPY_INT64, 1, -1, "ts")) == NULL ||
-        (in[1] = lob_in(o[1], NPY_BOOL, 1, ROWS(in[0]), "valid")) == NULL ||
-        (in[2] = lob_in(o[2], NPY_INT64, 1, -1, "trade ts")) == NULL ||
-        (in[3] = lob_in(o[3], NPY_FLOAT64, 1, ROWS(in[2]), "trade qty")) == NULL ||
-        (in[4] = lob_in(o[4], NPY_INT8, 1, ROWS(in[2]), "trade side")) == NULL) {
+    if ((in[0] = lob_in_converted(o[0], NPY_INT64, 1, -1, "ts")) == NULL ||
+        (in[1] = lob_in_converted(o[1], NPY_BOOL, 1, ROWS(in[0]), "valid")) == NULL ||
+        (in[2] = lob_in_converted(o[2], NPY_INT64, 1, -1, "trade ts")) == NULL ||
+        (in[3] = lob_in_converted(o[3], NPY_FLOAT64, 1, ROWS(in[2]), "trade qty")) == NULL ||
+        (in[4] = lob_in_converted(o[4], NPY_INT8, 1, ROWS(in[2]), "trade side")) == NULL) {
         goto done;
     }
     Py_ssize_t n = ROWS(in[0]), m = ROWS(in[2]);
@@ -186,12 +183,12 @@ rolling(PyObject *module, PyObject *args, PyObject *kwds, int with_ddof)
             with_ddof ? kwlist : sum_kwlist, &xo, &rows, &span, &tso, &ddof)) {
         return NULL;
     }
-    if ((x = lob_in(xo, NPY_FLOAT64, 1, -1, "x")) == NULL ||
-        (tso != Py_None && (ts = lob_in(tso, NPY_INT64, 1, ROWS(x), "ts")) == NULL) ||
+    if ((x = lob_in_converted(xo, NPY_FLOAT64, 1, -1, "x")) == NULL ||
+        (tso != Py_None && (ts = lob_in_converted(tso, NPY_INT64, 1, ROWS(x), "ts")) == NULL) ||
         (out = lob_out(ROWS(x), 0, NPY_FLOAT64)) == NULL) {
         goto done;
     }
-    lob_window w = {rows, span, ts ? DATA(ts) : NULL};
+    lob_window w = {.rows = rows, .span = span, .ts = ts != NULL ? DATA(ts) : NULL};
     lob_error err = {0};
     int rc;
     lob_nogil g;

@@ -8,10 +8,6 @@
  */
 #include "binding.h"
 
-#define NO_IMPORT_ARRAY
-#define PY_ARRAY_UNIQUE_SYMBOL lobfast_ARRAY_API
-#include <numpy/arrayobject.h>
-
 #include "core/hawkes.h"
 
 #include <math.h>
@@ -19,15 +15,6 @@
 
 /* No simulation buffer grows past this many events (8 GiB of float64). */
 #define HAWKES_MAX_EVENTS ((size_t)1 << 30)
-
-static PyObject *
-raise_rc(PyObject *module, int rc, const lob_error *err)
-{
-    if (rc == LOB_E_ARG) {
-        return PyErr_Format(PyExc_ValueError, "%s", err->msg);
-    }
-    return lob_raise(lob_get_state(module), rc, err, NULL);
-}
 
 static PyObject *
 py_hawkes_loglik(PyObject *module, PyObject *args, PyObject *kwds)
@@ -39,18 +26,18 @@ py_hawkes_loglik(PyObject *module, PyObject *args, PyObject *kwds)
     int rc;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "Oddddd:hawkes_loglik", kwlist, &to, &T0, &T1, &mu,
                                      &alpha, &beta) ||
-        (in = lob_in(to, NPY_FLOAT64, 1, -1, "t")) == NULL ||
+        (in = lob_in_converted(to, NPY_FLOAT64, 1, -1, "t")) == NULL ||
         (grad = lob_out(3, 0, NPY_FLOAT64)) == NULL) {
         goto fail;
     }
-    const double *t = PyArray_DATA((PyArrayObject *)in);
-    size_t n = (size_t)PyArray_DIM((PyArrayObject *)in, 0);
-    double *g = PyArray_DATA((PyArrayObject *)grad);
+    const double *t = DATA(in);
+    size_t n = (size_t)ROWS(in);
+    double *g = DATA(grad);
     Py_BEGIN_ALLOW_THREADS;
     rc = lob_hawkes_loglik(t, n, T0, T1, mu, alpha, beta, &ll, g, &err);
     Py_END_ALLOW_THREADS;
     if (rc < 0) {
-        raise_rc(module, rc, &err);
+        lob_raise(lob_get_state(module), rc, &err, NULL);
         goto fail;
     }
     Py_DECREF(in);
@@ -114,7 +101,7 @@ py_hawkes_simulate(PyObject *module, PyObject *args, PyObject *kwds)
         }
         if (rc < 0) {
             free(buf);
-            return raise_rc(module, rc, &err);
+            return lob_raise(lob_get_state(module), rc, &err, NULL);
         }
         if (n > 0 && n < cap) {
             double *fit = realloc(buf, n * sizeof(double));

@@ -1,6 +1,6 @@
 /* labels.c -- lobfast._core label kernels (csrc/core/labels.h), one shape for all:
- * parse, convert inputs with lob_in (never written), allocate outputs with lob_out, run the
- * kernel without the GIL and stoppable by Ctrl-C (lob_nogil; pure C over arrays that the
+ * parse, convert inputs with lob_in_converted (never written), allocate outputs with lob_out, run
+ * the kernel without the GIL and stoppable by Ctrl-C (lob_nogil; pure C over arrays that the
  * converted inputs, held until the end, keep alive; writers to the caller's arrays meanwhile
  * are the caller's problem), raise ValueError for bad arguments.
  *
@@ -13,26 +13,19 @@
  */
 #include "binding.h"
 
-#define NO_IMPORT_ARRAY
-#define PY_ARRAY_UNIQUE_SYMBOL lobfast_ARRAY_API
-#include <numpy/arrayobject.h>
-
 #include "core/labels.h"
-
-#define DATA(o) PyArray_DATA((PyArrayObject *)(o))
-#define ROWS(o) PyArray_DIM((PyArrayObject *)(o), 0)
 
 /* Convert mid / ts / valid into keep[0..2] (new references, keep[2] NULL for None) and
  * point `s` at them.  Returns -1 with an exception set. */
 static int
 series_in(PyObject *mid, PyObject *ts, PyObject *valid, PyObject **keep, lob_series *s)
 {
-    if ((keep[0] = lob_in(mid, NPY_FLOAT64, 1, -1, "mid")) == NULL ||
-        (keep[1] = lob_in(ts, NPY_INT64, 1, ROWS(keep[0]), "ts")) == NULL) {
+    if ((keep[0] = lob_in_converted(mid, NPY_FLOAT64, 1, -1, "mid")) == NULL ||
+        (keep[1] = lob_in_converted(ts, NPY_INT64, 1, ROWS(keep[0]), "ts")) == NULL) {
         return -1;
     }
     if (valid != Py_None &&
-        (keep[2] = lob_in(valid, NPY_BOOL, 1, ROWS(keep[0]), "valid")) == NULL) {
+        (keep[2] = lob_in_converted(valid, NPY_BOOL, 1, ROWS(keep[0]), "valid")) == NULL) {
         return -1;
     }
     s->mid = DATA(keep[0]);
@@ -40,16 +33,6 @@ series_in(PyObject *mid, PyObject *ts, PyObject *valid, PyObject **keep, lob_ser
     s->valid = keep[2] != NULL ? DATA(keep[2]) : NULL;
     s->n = (size_t)ROWS(keep[0]);
     return 0;
-}
-
-/* A kernel's error as a Python exception: bad arguments are ValueError.  Returns NULL. */
-static PyObject *
-raise_rc(PyObject *module, int rc, const lob_error *err)
-{
-    if (rc == LOB_E_ARG) {
-        return PyErr_Format(PyExc_ValueError, "%s", err->msg);
-    }
-    return lob_raise(lob_get_state(module), rc, err, NULL);
 }
 
 static void
@@ -76,7 +59,7 @@ py_label_return(PyObject *module, PyObject *args, PyObject *kwds)
         (known = lob_out((Py_ssize_t)s.n, 0, NPY_INT64)) == NULL) {
         goto fail;
     }
-    lob_horizon h = {rows, ns};
+    lob_horizon h = {.rows = rows, .ns = ns};
     double *r = DATA(ret);
     int64_t *k = DATA(known);
     lob_nogil g;
@@ -84,7 +67,7 @@ py_label_return(PyObject *module, PyObject *args, PyObject *kwds)
     rc = lob_label_return(&s, h, r, k, &err);
     lob_nogil_end(&g);
     if (rc < 0) {
-        raise_rc(module, rc, &err);
+        lob_raise(lob_get_state(module), rc, &err, NULL);
         goto fail;
     }
     release(in, 3);
@@ -120,7 +103,7 @@ py_label_smooth(PyObject *module, PyObject *args, PyObject *kwds)
     rc = lob_label_smooth(&s, k, against_mean, o, ka, &err);
     lob_nogil_end(&g);
     if (rc < 0) {
-        raise_rc(module, rc, &err);
+        lob_raise(lob_get_state(module), rc, &err, NULL);
         goto fail;
     }
     release(in, 3);
@@ -144,7 +127,7 @@ unary(PyObject *module, PyObject *args, PyObject *kwds, const char *format, char
     lob_error err = {0};
     int rc;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, format, kwlist, &x, &alpha) ||
-        (in = lob_in(x, NPY_FLOAT64, 1, -1, kwlist[0])) == NULL ||
+        (in = lob_in_converted(x, NPY_FLOAT64, 1, -1, kwlist[0])) == NULL ||
         (out = lob_out(ROWS(in), 0, NPY_FLOAT64)) == NULL) {
         goto fail;
     }
@@ -156,7 +139,7 @@ unary(PyObject *module, PyObject *args, PyObject *kwds, const char *format, char
     rc = kernel(src, n, alpha, dst, &err);
     lob_nogil_end(&g);
     if (rc < 0) {
-        raise_rc(module, rc, &err);
+        lob_raise(lob_get_state(module), rc, &err, NULL);
         goto fail;
     }
     Py_DECREF(in);
@@ -194,14 +177,14 @@ py_label_barrier(PyObject *module, PyObject *args, PyObject *kwds)
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOLL:label_barrier", kwlist, &mid, &ts, &valid,
                                      &upper, &lower, &rows, &ns) ||
         series_in(mid, ts, valid, in, &s) < 0 ||
-        (in[3] = lob_in(upper, NPY_FLOAT64, 1, (Py_ssize_t)s.n, "upper")) == NULL ||
-        (in[4] = lob_in(lower, NPY_FLOAT64, 1, (Py_ssize_t)s.n, "lower")) == NULL ||
+        (in[3] = lob_in_converted(upper, NPY_FLOAT64, 1, (Py_ssize_t)s.n, "upper")) == NULL ||
+        (in[4] = lob_in_converted(lower, NPY_FLOAT64, 1, (Py_ssize_t)s.n, "lower")) == NULL ||
         (label = lob_out((Py_ssize_t)s.n, 0, NPY_FLOAT64)) == NULL ||
         (time = lob_out((Py_ssize_t)s.n, 0, NPY_INT64)) == NULL ||
         (ret = lob_out((Py_ssize_t)s.n, 0, NPY_FLOAT64)) == NULL) {
         goto fail;
     }
-    lob_horizon h = {rows, ns};
+    lob_horizon h = {.rows = rows, .ns = ns};
     const double *up = DATA(in[3]), *dn = DATA(in[4]);
     double *l = DATA(label), *r = DATA(ret);
     int64_t *t = DATA(time);
@@ -210,7 +193,7 @@ py_label_barrier(PyObject *module, PyObject *args, PyObject *kwds)
     rc = lob_label_barrier(&s, up, dn, h, l, t, r, &err);
     lob_nogil_end(&g);
     if (rc < 0) {
-        raise_rc(module, rc, &err);
+        lob_raise(lob_get_state(module), rc, &err, NULL);
         goto fail;
     }
     release(in, 5);

@@ -3,10 +3,8 @@
  * Multi-phase init with per-module state (no process-wide Python objects).  NumPy's C API
  * is imported once in the exec slot.
  */
+#define LOB_BINDING_IMPORTS_NUMPY /* the one file that imports NumPy's C API */
 #include "binding.h"
-
-#define PY_ARRAY_UNIQUE_SYMBOL lobfast_ARRAY_API
-#include <numpy/arrayobject.h>
 
 #include "core/number.h"
 #include "core/peek.h"
@@ -40,8 +38,9 @@ lob_raise(lob_state *st, int rc, const lob_error *err, PyObject *where)
         }
         return NULL;
     }
-    if (rc == LOB_E_NOMEM) {
-        return PyErr_NoMemory();
+    if (rc == LOB_E_NOMEM) { /* the core's message says how much was asked for */
+        return err != NULL && err->msg[0] ? PyErr_Format(PyExc_MemoryError, "%s", err->msg)
+                                          : PyErr_NoMemory();
     }
     if (rc == LOB_E_IO && err != NULL && err->sys_errno != 0) {
         /* OSError(errno, text, path) is the subclass for the errno (PermissionError, ...) */
@@ -53,7 +52,9 @@ lob_raise(lob_state *st, int rc, const lob_error *err, PyObject *where)
         }
         return NULL;
     }
-    PyObject *exc_type = rc == LOB_E_IO ? PyExc_OSError : st->LobError;
+    PyObject *exc_type = rc == LOB_E_IO      ? PyExc_OSError
+                         : rc == LOB_E_INDEX ? PyExc_IndexError
+                                             : st->LobError;
     PyObject *text;
     if (where != NULL && err != NULL && err->line > 0) {
         text = PyUnicode_FromFormat("%S, line %lld (byte %lld): %s", where, (long long)err->line,
@@ -148,12 +149,20 @@ py_parse_decimal(PyObject *module, PyObject *arg)
     const char *end = lob_parse_decimal(s, s + view.len, &v, &rc);
     int whole = end == s + view.len;
     PyBuffer_Release(&view);
-    if (end == NULL || !whole) {
-        return PyErr_Format(
-            lob_get_state(module)->LobError,
-            rc == LOB_E_RANGE ? "decimal out of range: %R" : "not a decimal number: %R", arg);
+    if (end != NULL && whole) {
+        return PyFloat_FromDouble(v);
     }
-    return PyFloat_FromDouble(v);
+    PyObject *repr = PyObject_Repr(arg);
+    const char *text = repr != NULL ? PyUnicode_AsUTF8(repr) : NULL;
+    if (text != NULL) {
+        lob_error err = {0};
+        rc = rc == LOB_E_RANGE ? LOB_E_RANGE : LOB_E_FORMAT;
+        lob_error_set(&err, rc, "%s: %s",
+                      rc == LOB_E_RANGE ? "decimal out of range" : "not a decimal number", text);
+        lob_raise(lob_get_state(module), rc, &err, NULL);
+    }
+    Py_XDECREF(repr);
+    return NULL;
 }
 
 /* peek_binance(message: bytes) -> dict: what the collector sees of a message (for tests). */
@@ -235,10 +244,16 @@ module_exec(PyObject *m)
         return -1;
     }
     lob_state *st = lob_get_state(m);
+    /* path / line / offset: None / 0 / 0 on the class, so that every LobError has them */
+    PyObject *attrs = Py_BuildValue("{sOsisi}", "path", Py_None, "line", 0, "offset", 0);
+    if (attrs == NULL) {
+        return -1;
+    }
     st->LobError = PyErr_NewExceptionWithDoc(
         "lobfast.LobError",
         "Input that lobfast cannot read: says what was expected and where (path, line, offset).",
-        PyExc_ValueError, NULL);
+        PyExc_ValueError, attrs);
+    Py_DECREF(attrs);
     if (st->LobError == NULL || PyModule_AddObjectRef(m, "LobError", st->LobError) < 0) {
         return -1;
     }

@@ -9,30 +9,7 @@
  */
 #include "binding.h"
 
-#define NO_IMPORT_ARRAY
-#define PY_ARRAY_UNIQUE_SYMBOL lobfast_ARRAY_API
-#include <numpy/arrayobject.h>
-
 #include "core/window.h"
-
-/* `obj` as the ndarray itself when it is C-contiguous float32/float64 with `ndim`
- * dimensions (and writable when `write`); else TypeError.  Borrowed. */
-static PyArrayObject *
-float_array(PyObject *obj, int ndim, int write, const char *name)
-{
-    PyArrayObject *a = (PyArrayObject *)obj;
-    if (!PyArray_Check(obj) || PyArray_NDIM(a) != ndim || !PyArray_IS_C_CONTIGUOUS(a) ||
-        !PyArray_ISNOTSWAPPED(a) || !PyArray_ISALIGNED(a) ||
-        (PyArray_TYPE(a) != NPY_FLOAT32 && PyArray_TYPE(a) != NPY_FLOAT64) ||
-        (write && !PyArray_ISWRITEABLE(a))) {
-        PyErr_Format(PyExc_TypeError,
-                     "%s must be a %s%d-D C-contiguous float32 or float64 ndarray, got %R", name,
-                     write ? "writable " : "", ndim,
-                     PyArray_Check(obj) ? (PyObject *)PyArray_DESCR(a) : (PyObject *)Py_TYPE(obj));
-        return NULL;
-    }
-    return a;
-}
 
 static PyObject *
 py_window_gather(PyObject *module, PyObject *args, PyObject *kwds)
@@ -43,7 +20,6 @@ py_window_gather(PyObject *module, PyObject *args, PyObject *kwds)
     Py_ssize_t t;
     int threads = 1;
     PyObject *result = NULL;
-    (void)module;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOnO|OOOi:window_gather", kwlist, &xo, &endso, &t,
                                      &outo, &shifto, &scaleo, &groupo, &threads)) {
         return NULL;
@@ -52,13 +28,14 @@ py_window_gather(PyObject *module, PyObject *args, PyObject *kwds)
         return PyErr_Format(PyExc_ValueError, "threads must be in 1..%d, got %d",
                             LOB_GATHER_MAX_THREADS, threads);
     }
-    PyArrayObject *x = float_array(xo, 2, 0, "x"), *out = NULL;
-    if (x == NULL || (out = float_array(outo, 3, 1, "out")) == NULL ||
-        (in[0] = lob_in(endso, NPY_INT64, 1, -1, "ends")) == NULL) {
+    PyArrayObject *x = lob_in_strict(xo, NPY_FLOAT64, 2, -1, LOB_IN_OR_FLOAT32, "x"), *out = NULL;
+    if (x == NULL ||
+        (out = lob_in_strict(outo, NPY_FLOAT64, 3, -1, LOB_IN_OR_FLOAT32 | LOB_IN_WRITABLE,
+                             "out")) == NULL ||
+        (in[0] = lob_in_converted(endso, NPY_INT64, 1, -1, "ends")) == NULL) {
         goto done;
     }
-    Py_ssize_t n = PyArray_DIM(x, 0), f = PyArray_DIM(x, 1),
-               nb = PyArray_DIM((PyArrayObject *)in[0], 0);
+    Py_ssize_t n = PyArray_DIM(x, 0), f = PyArray_DIM(x, 1), nb = ROWS(in[0]);
     if (t < 1 || t > n) {
         PyErr_Format(PyExc_ValueError, "window length t=%zd must be in 1..%zd (the rows of x)", t,
                      n);
@@ -85,8 +62,8 @@ py_window_gather(PyObject *module, PyObject *args, PyObject *kwds)
         goto done;
     }
     if (shifto != Py_None) {
-        if ((in[1] = lob_in(shifto, NPY_FLOAT64, 2, -1, "shift")) == NULL ||
-            (in[2] = lob_in(scaleo, NPY_FLOAT64, 2, -1, "scale")) == NULL) {
+        if ((in[1] = lob_in_converted(shifto, NPY_FLOAT64, 2, -1, "shift")) == NULL ||
+            (in[2] = lob_in_converted(scaleo, NPY_FLOAT64, 2, -1, "scale")) == NULL) {
             goto done;
         }
         PyArrayObject *sh = (PyArrayObject *)in[1], *sc = (PyArrayObject *)in[2];
@@ -99,17 +76,17 @@ py_window_gather(PyObject *module, PyObject *args, PyObject *kwds)
         src.scale = PyArray_DATA(sc);
         src.g = (size_t)PyArray_DIM(sh, 0);
         if (groupo != Py_None) {
-            if ((in[3] = lob_in(groupo, NPY_INT32, 1, n, "group")) == NULL) {
+            if ((in[3] = lob_in_converted(groupo, NPY_INT32, 1, n, "group")) == NULL) {
                 goto done;
             }
-            src.group = PyArray_DATA((PyArrayObject *)in[3]);
+            src.group = DATA(in[3]);
         }
         else if (src.g != 1) {
             PyErr_Format(PyExc_ValueError, "%zu statistics sets need a group per row", src.g);
             goto done;
         }
     }
-    const int64_t *ends = PyArray_DATA((PyArrayObject *)in[0]);
+    const int64_t *ends = DATA(in[0]);
     void *o = PyArray_DATA(out);
     int of32 = PyArray_TYPE(out) == NPY_FLOAT32, rc;
     lob_error err = {0};
@@ -118,7 +95,7 @@ py_window_gather(PyObject *module, PyObject *args, PyObject *kwds)
     rc = lob_window_gather(&src, ends, (size_t)nb, (size_t)t, o, of32, threads, &err);
     Py_END_ALLOW_THREADS;
     if (rc < 0) {
-        PyErr_Format(rc == LOB_E_ARG ? PyExc_IndexError : PyExc_ValueError, "%s", err.msg);
+        lob_raise(lob_get_state(module), rc, &err, NULL); /* a bad end or group: IndexError */
         goto done;
     }
     result = Py_NewRef(Py_None);

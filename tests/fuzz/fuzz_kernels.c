@@ -153,7 +153,7 @@ stop_now(void *ctx)
 static void
 check_rc(int rc, const lob_error *err, const stopper *st)
 {
-    CHECK(rc == 0 || (rc >= LOB_E_INTR && rc < 0), "a LOB_E_* code");
+    CHECK(rc == 0 || (rc >= LOB_E_INDEX && rc < 0), "a LOB_E_* code");
     CHECK(rc == 0 || err->msg[0] != '\0', "an error has a message");
     CHECK((rc == LOB_E_INTR) == (st->stopped != 0), "LOB_E_INTR when and only when stopped");
 }
