@@ -585,30 +585,39 @@ def test_reads_from_a_pipe_go_on_after_a_signal(tmp_path):
 
 
 def test_one_ctrl_c_stops_a_read_waiting_on_a_pipe(tmp_path):
-    """The reader waits on a FIFO whose writer sends nothing: a single SIGINT, whenever it
-    comes, interrupts the wait and is honoured at once (never left pending until a second
-    signal or until data arrive)."""
+    """The reader waits on a FIFO whose writer sends nothing: a single SIGINT, soon or late
+    after the reader met the writer, interrupts the wait and is honoured at once (never left
+    pending until a second signal or until data arrive)."""
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
-    release = threading.Event()
+    for delay in (0.002, 0.05):
+        met, release = threading.Event(), threading.Event()
 
-    def hold_open():  # the writer end stays open and silent until the test ends
-        with open(fifo, "wb"):
-            release.wait(10)
+        def hold_open(met=met, release=release):  # the writer end stays open and silent
+            with open(fifo, "wb"):
+                met.set()
+                release.wait(10)
 
-    writer = threading.Thread(target=hold_open)
-    writer.start()
-    kills = [threading.Timer(d, lambda: os.kill(os.getpid(), signal.SIGINT)) for d in (0.002, 0.05)]
-    try:
-        for timer in kills:
-            t0 = time.monotonic()
-            timer.start()
+        def interrupt(met=met, delay=delay):  # once the reader has opened the FIFO
+            if met.wait(10):
+                time.sleep(delay)
+                os.kill(os.getpid(), signal.SIGINT)
+
+        writer = threading.Thread(target=hold_open, daemon=True)
+        killer = threading.Thread(target=interrupt, daemon=True)
+        writer.start()
+        killer.start()
+        t0 = time.monotonic()
+        try:
             with pytest.raises(KeyboardInterrupt):
                 lobfast.read_binance(str(fifo))
             assert time.monotonic() - t0 < 5
-    finally:
-        release.set()
-        writer.join()
+        finally:
+            release.set()
+            killer.join(10)
+            os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))  # frees a writer still waiting to open
+            writer.join(10)
+        assert not writer.is_alive() and not killer.is_alive()
 
 
 def endless_gzip(path, member_mb: int, members: int) -> None:
@@ -779,19 +788,16 @@ def test_a_reader_stopped_by_signals_goes_on_without_losing_a_line(tmp_path, kin
     def stop(*args):
         raise _Stop
 
-    writer = threading.Thread(target=feed)
+    writer = threading.Thread(target=feed, daemon=True)
     writer.start()
     r = _core.Reader("binance")
+    # opened before the signals start: a FIFO whose open is stopped after it met its writer
+    # has lost that writer, and a second open would wait for another one forever
+    r.open(str(fifo))
     stops = 0
     old = signal.signal(signal.SIGALRM, stop)
     signal.setitimer(signal.ITIMER_REAL, 0.005, 0.005)
     try:
-        while True:
-            try:
-                r.open(str(fifo))  # waits for the writer
-                break
-            except _Stop:
-                stops += 1
         while True:
             try:
                 if r.pump():
@@ -801,7 +807,8 @@ def test_a_reader_stopped_by_signals_goes_on_without_losing_a_line(tmp_path, kin
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
-        writer.join()
+        writer.join(30)
+    assert not writer.is_alive()
     r.finish()
     got = r.take()
     data = gzip.decompress(payload) if kind == "gzip" else payload
