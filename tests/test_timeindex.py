@@ -1250,6 +1250,7 @@ def test_entries_of_another_layout_are_refused(tmp_path):
         plain.astype("<i4"),
         np.asarray(f.entries)[::2],
         f.entries.astype(f.entries.dtype.newbyteorder()),
+        np.frombuffer(b"\0" + f.entries.tobytes(), f.entries.dtype, offset=1),  # unaligned
     ):
         with pytest.raises(TypeError, match="entry dtype"):
             lobfast._core.TimeIx(str(path), key, bad, info)

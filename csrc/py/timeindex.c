@@ -178,8 +178,9 @@ TimeIx_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (parse_key(okey, &key) < 0 || (descr = entry_descr()) == NULL) {
         goto fail;
     }
+    /* a structured dtype's alignment is 1 for NumPy: the int64 fields need 8 */
     if (PyArray_NDIM(e) != 1 || !PyArray_EquivTypes(PyArray_DESCR(e), descr) ||
-        !PyArray_ISCARRAY_RO(e)) {
+        !PyArray_IS_C_CONTIGUOUS(e) || (uintptr_t)PyArray_DATA(e) % _Alignof(lob_ixentry) != 0) {
         PyErr_SetString(PyExc_TypeError, "entries must be a C-contiguous 1-D array of the "
                                          "index entry dtype (lobfast.timeindex.ENTRY)");
         goto fail;
