@@ -335,11 +335,11 @@ def csv_windows(path: Path, zpath: Path, wins: list[tuple[int, int]], rounds: in
 def _frames_touched(f: lti.FileIndex, t0: int, t1: int) -> tuple[int, int]:
     """(compressed bytes, frames) of the zstd frames that hold the window's lines."""
     p0, p1 = f.window(t0, t1)
-    starts = f.entries[f.entries[:, 3] == f.entries[:, 5]]  # entries at frame starts
-    k0 = int(np.searchsorted(starts[:, 3], p0[5], "left"))
-    k1 = int(np.searchsorted(starts[:, 3], p1[3], "left"))  # first frame starting at or after the end
-    c_end = int(starts[k1, 4]) if k1 < len(starts) else int(f.info["c_size"])
-    return c_end - int(starts[k0, 4]), k1 - k0
+    starts = f.entries[f.entries["d_off"] == f.entries["d_at"]]  # entries at frame starts
+    k0 = int(np.searchsorted(starts["d_off"], p0["d_at"], "left"))
+    k1 = int(np.searchsorted(starts["d_off"], p1["d_off"], "left"))  # first frame starting at or after the end
+    c_end = int(starts["c_off"][k1]) if k1 < len(starts) else int(f.info["c_size"])
+    return c_end - int(starts["c_off"][k0]), k1 - k0
 
 
 def _mask_tables(md: lobfast.MarketData, t0: int, t1: int) -> dict:
@@ -358,8 +358,8 @@ def raw_windows(rounds: int) -> dict:
     f = ti.files[0]
     first_us, last_us = ti.start // 1000, ti.end // 1000
     wins = [(s * 1000, e * 1000) for s, e in windows(first_us, last_us, n=RAW_WINDOWS, minutes=MINUTES)]
-    starts = f.entries[f.entries[:, 3] == f.entries[:, 5]]
-    frame_text = np.diff(np.append(starts[:, 3], f.info["d_size"]))
+    starts = f.entries[f.entries["d_off"] == f.entries["d_at"]]
+    frame_text = np.diff(np.append(starts["d_off"], f.info["d_size"]))
     whole_t = []
     for _ in range(WHOLE_ROUNDS):
         gc.collect()

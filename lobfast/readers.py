@@ -87,24 +87,20 @@ class _FileCheck:
 
 def _open(r: _core.Reader, path: str, start, end, max_line: int = MAX_LINE) -> bool:
     """Open ``path`` in ``r``: only the part holding ``[start, end)`` when its time index can
-    find it (plain and zstd raw files; the index is built on first use and kept next to the
-    file), else all of it.  False when no line of the file is in the window."""
+    find it (the index is built on first use and kept next to the file; a gzip file, which
+    cannot restart inside, is read through, keeping the window), else all of it.  False when
+    no line of the file is in the window."""
     if start is None and end is None:
         r.open(path)
         return True
-    with open(path, "rb") as f:
-        gzip = f.read(2) == b"\x1f\x8b"
-    if not gzip:  # gzip cannot seek: read it through, keeping the window
-        try:
-            w = file_window(path, start, end, max_line=max_line)
-        except LobError as e:
-            warnings.warn(f"{path} has no usable time index ({e}); reading all of it", LobWarning, stacklevel=4)
-        else:
-            if w is None:
-                return False
-            r.open(path, span=w[1], line0=w[2])
-            return True
-    r.open(path)
+    try:
+        w = file_window(path, start, end, max_line=max_line)
+    except LobError as e:
+        warnings.warn(f"{path} has no usable time index ({e}); reading all of it", LobWarning, stacklevel=4)
+        w = None, 0
+    if w is None:
+        return False
+    r.open(path, span=w[0], line0=w[1])
     return True
 
 

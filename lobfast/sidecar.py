@@ -2,8 +2,8 @@
 
 Layout: ``LFIDX`` magic, a format version, a JSON header (what file it indexes: size, mtime
 and a fingerprint of its first and last 64 KiB; the parameters it was built with; the
-columns; the summary), the entries as little-endian int64 rows, and a CRC-32 of everything
-before it.  :func:`load` returns ``None`` with the reason when anything does not match, so the
+columns; the summary), the entries (:data:`ENTRY`: six little-endian int64 each), and a
+CRC-32 of everything before it.  :func:`load` returns ``None`` with the reason when anything does not match, so the
 caller rebuilds: a file that grew, was rewritten, or a sidecar that was cut or damaged.  Nothing
 in a sidecar is trusted to be well formed: it is opened without following a symbolic link and
 without waiting (a FIFO), must be a regular file of bounded size, and every field read from it
@@ -24,7 +24,9 @@ import numpy as np
 
 MAGIC = b"LFIDX\0"
 VERSION = 1
-FIELDS = 6  # ts, line, row, d_off, c_off, d_at
+# an index entry as the C core lays it out (lobfast.timeindex checks this at import): a line
+# and where decompression restarts to reach it
+ENTRY = np.dtype([(name, "<i8") for name in ("ts", "line", "row", "d_off", "c_off", "d_at")])
 _HEAD = struct.Struct("<6sHI")  # magic, version, JSON length
 _FINGERPRINT_BYTES = 1 << 16
 _MAX_BYTES = 1 << 30  # the largest sidecar read: 22 million entries (entries * 48 + header)
@@ -45,7 +47,7 @@ def save(path: str, header: dict[str, Any], entries: np.ndarray) -> None:
     """Write atomically (temporary file + rename), so a reader never sees half a sidecar.
     Raises OSError when the directory cannot be written."""
     body = json.dumps(header, separators=(",", ":")).encode()
-    data = _HEAD.pack(MAGIC, VERSION, len(body)) + body + np.ascontiguousarray(entries, "<i8").tobytes()
+    data = _HEAD.pack(MAGIC, VERSION, len(body)) + body + np.ascontiguousarray(entries, ENTRY).tobytes()
     data += struct.pack("<I", zlib.crc32(data))
     fd, tmp = tempfile.mkstemp(prefix=".lfidx-", dir=os.path.dirname(os.path.abspath(path)))
     try:
@@ -111,7 +113,7 @@ def _parse(data: bytes, stamp: dict[str, int], params: dict[str, Any]) -> tuple[
         return None, "corrupt: the header runs past the end"
     header = json.loads(data[_HEAD.size : _HEAD.size + n_json])
     raw = data[_HEAD.size + n_json : -4]
-    entries = np.frombuffer(raw, "<i8").reshape(-1, FIELDS).astype(np.int64, copy=False)
+    entries = np.require(np.frombuffer(raw, ENTRY), requirements=["C", "A"])
     if not isinstance(header, dict):
         return None, "corrupt: the header is not a JSON object"
     if header.get("source") != stamp:
@@ -179,7 +181,7 @@ def check_entries(e: np.ndarray, info: dict[str, Any], size: int) -> str:
         return "summary is inconsistent"
     if len(e) == 0:
         return "" if info["rows"] == 0 else "no entries for a file with rows"
-    ts, line, row, d_off, c_off, d_at = e.T
+    ts, line, row, d_off, c_off, d_at = (e[name] for name in ENTRY.names)
     ok = (
         row[0] == 0
         and ts[0] == info["first_ts"]

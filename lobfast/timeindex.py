@@ -30,6 +30,7 @@ from . import _core, sidecar
 from .containers import MarketData
 from .errors import LobError, LobWarning, lob_error
 from .reading import MAX_LINE, Paths, _market_data, _reader, check_max_line, expand_paths
+from .sidecar import ENTRY
 from .times import to_ns
 
 UNITS = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1, "auto": 0}
@@ -51,6 +52,7 @@ _END = np.iinfo(np.int64).max
 _START = np.iinfo(np.int64).min
 
 _RAW_LINE = re.compile(rb"^\d{1,19} [\[{]")
+_RAW_LAYOUT = {"format": "raw", "key": [" ", 0, 1, 0, "receive time"], "names": [], "kinds": []}
 _INT = re.compile(r"^-?\d{1,18}$")
 _FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 _SIDES = {"buy", "sell", "bid", "ask", "unknown"}
@@ -103,7 +105,7 @@ def _layout(path: str, head: bytes, fmt: str, ts_col, unit: str, names) -> dict[
     if fmt == "auto":
         fmt = "raw" if _RAW_LINE.match(first) else "csv"
     if fmt == "raw":
-        return {"format": "raw", "key": [" ", 0, 1, 0, "receive time"], "names": [], "kinds": []}
+        return _RAW_LAYOUT
     if fmt != "csv":
         raise ValueError(f"format must be 'auto', 'csv' or 'raw', not {fmt!r}")
     if unit not in UNITS:
@@ -147,9 +149,27 @@ def sidecar_path(path: str, index_dir: str | None = None) -> str:
     return os.path.join(index_dir, f"{os.path.basename(path)}.{tag}.lfidx")
 
 
+def _check_against_core() -> None:
+    """Fail at import if the C index's entry layout drifted from :data:`ENTRY`."""
+    size, fields = _core.TimeIx.layout()
+    mine = tuple((name, ENTRY.fields[name][1]) for name in ENTRY.names)
+    if (size, fields) != (ENTRY.itemsize, mine) or ENTRY.fields["ts"][0] != np.dtype("<i8"):
+        raise ImportError(f"lobfast._core.TimeIx entries {size} bytes {fields} differ from ENTRY {ENTRY.descr}")
+
+
+_check_against_core()
+
+
+class _ReadThrough(Exception):
+    """A gzip file, asked for without building its index: it is read from its start."""
+
+
 class FileIndex:
-    """The index of one file: its layout, entries (ts, line, row, d_off, c_off, d_at) and
-    summary.  Built, or loaded from its sidecar when that is intact and current."""
+    """The index of one file: its layout, summary and C index (entries of :data:`ENTRY`).
+    Built, or loaded from its sidecar when that is intact and current.
+
+    ``gzip=False`` does not build the index of a gzip file (it cannot restart inside, so the
+    caller reads it through): the constructor raises :class:`_ReadThrough` instead."""
 
     def __init__(
         self,
@@ -162,6 +182,7 @@ class FileIndex:
         index_dir=None,
         block=BLOCK,
         max_line=MAX_LINE,
+        gzip=True,
     ) -> None:
         self.path = os.fspath(path)
         self.max_line = check_max_line(max_line)
@@ -177,19 +198,23 @@ class FileIndex:
         self._args.update(block=block, max_line=self.max_line)
         loaded, why = sidecar.load(side, stamp, params)
         if loaded is not None:
-            header, self.entries = loaded
+            header, entries = loaded
             self.info, layout = header["info"], header["layout"]
+            self.ix = _core.TimeIx(self.path, (*layout["key"], self.max_line), entries, self.info)
             self.status = "loaded"
         else:
             if why.startswith("corrupt"):
                 warnings.warn(f"{side}: {why}; rebuilding the index", LobWarning, stacklevel=3)
-            layout = _layout(self.path, _core.head(self.path, HEAD_BYTES), format, ts_col, unit, names)
+            if format == "raw":
+                layout = _RAW_LAYOUT
+            else:
+                layout = _layout(self.path, _core.head(self.path, HEAD_BYTES), format, ts_col, unit, names)
             t = time.perf_counter()
-            key = (*layout["key"], self.max_line)
-            self.entries, self.info = _core.ix_build(self.path, key, int(block))
+            ix = _core.TimeIx.build(self.path, (*layout["key"], self.max_line), int(block), gzip=gzip)
+            if ix is None:
+                raise _ReadThrough(self.path)
+            self.ix, self.info = ix, ix.info
             self.info["build_seconds"] = time.perf_counter() - t
-            self.info["seek_table_frames"] = _seek_table_frames(self.path)
-            self.info["frames"] -= self.info["seek_table_frames"] >= 0  # the table is a frame too
             self.status = f"rebuilt ({why})" if why else "built"
             self._warn_damage(built=True)
             try:
@@ -210,7 +235,11 @@ class FileIndex:
         self.stamp, self.size = stamp, stamp["size"]
         self.side = side
         self.decompressed = 0  # text bytes decompressed by lookups (zstd and gzip)
-        self._ts = np.ascontiguousarray(self.entries[:, 0])
+
+    @property
+    def entries(self) -> np.ndarray:
+        """The entries (:data:`ENTRY`: ts, line, row, d_off, c_off, d_at), read-only."""
+        return self.ix.entries
 
     def _rebuilt(self) -> FileIndex:
         try:
@@ -284,20 +313,18 @@ class FileIndex:
     def compression(self) -> str:
         return ("plain", "gzip", "zstd")[self.info["compression"]]
 
-    def end_position(self) -> tuple:
-        i = self.info
-        return (_END, i["lines"] + 1, i["rows"], i["d_size"], 0, 0)
-
-    def locate(self, t: int) -> tuple:
-        """Position (ts, line, row, d_off, c_off, d_at) of the first row with time >= t."""
-        if self.rows == 0 or t > self.last_ts:
-            return self.end_position()
-        k = int(np.searchsorted(self._ts, t, "left")) - 1  # the last entry before t
-        if k < 0:
-            return tuple(int(v) for v in self.entries[0])
-        start = tuple(int(v) for v in self.entries[k])
+    def lookup(self, t0: int, t1: int) -> tuple[np.ndarray, tuple | None]:
+        """``(ends, span)``: the positions (:data:`ENTRY`) of the first row at or after t0 and of
+        the first at or after t1, and ``((c_lo, d_at, d_lo, d_hi), line0)`` to read the rows
+        between them (None when there are none), in one call into the C index."""
+        if self.info["bad_frame"] >= 0 and t1 > self.last_ts + 1:
+            raise lob_error(
+                f"{self.path}: {self.bad_frame_text()}: rows after {_fmt(self.last_ts)} cannot be read; "
+                "windows before it can",
+                self.path,
+            )
         try:
-            pos = _core.ix_locate(self.path, self.key, start, self.end_position(), t)
+            ends, looked, span = self.ix.window(t0, t1)
         except LobError as e:
             if self.status != "loaded":
                 raise  # an index just built from the file: the file is at fault
@@ -305,45 +332,18 @@ class FileIndex:
             # sidecar is at fault, not the data; build the index from the file and retry
             warnings.warn(f"{self.side}: does not fit the file ({e}); rebuilding the index", LobWarning, stacklevel=4)
             self._replace(self._rebuilt())
-            return self.locate(t)
-        if self.compression != "plain":
-            self.decompressed += pos[3] - start[5]  # from the restart point to the row found
-        return pos
+            return self.lookup(t0, t1)
+        self.decompressed += looked
+        return ends, span
 
-    def window(self, t0: int, t1: int) -> tuple[tuple, tuple]:
-        """Positions of the first row at or after t0 and of the first at or after t1."""
-        if self.info["bad_frame"] >= 0 and t1 > self.last_ts + 1:
-            raise lob_error(
-                f"{self.path}: {self.bad_frame_text()}: rows after {_fmt(self.last_ts)} cannot be read; "
-                "windows before it can",
-                self.path,
-            )
-        p0 = self.locate(t0)
-        return p0, (p0 if t1 <= p0[0] else self.locate(t1))
+    def window(self, t0: int, t1: int) -> tuple[np.void, np.void]:
+        """Positions (:data:`ENTRY`) of the first row at or after t0 and of the first at or after t1."""
+        ends, _ = self.lookup(t0, t1)
+        return ends[0], ends[1]
 
-    def pieces(self, p0: tuple, p1: tuple, n: int) -> list[tuple[tuple, int, int]]:
-        """[(span, line0, rows)] covering rows [p0, p1) in about n pieces cut at entries."""
-        rows = p1[2] - p0[2]
-        inner = self.entries[(self.entries[:, 3] > p0[3]) & (self.entries[:, 3] < p1[3])]
-        cuts = [p0]
-        if n > 1 and len(inner):
-            want = p0[2] + rows * np.arange(1, n) // n
-            picks = np.unique(np.searchsorted(inner[:, 2], want))
-            cuts += [tuple(int(v) for v in inner[k]) for k in picks if k < len(inner)]
-        cuts.append(p1)
-        return [((a[4], a[5], a[3], b[3]), a[1] - 1, b[2] - a[2]) for a, b in zip(cuts, cuts[1:]) if b[2] > a[2]]
-
-
-def _seek_table_frames(path: str) -> int:
-    """Frames listed by the zstd seekable-format seek table that ends the file, or -1."""
-    with open(path, "rb") as f:
-        f.seek(0, os.SEEK_END)
-        if f.tell() < 17:
-            return -1
-        f.seek(-9, os.SEEK_END)
-        foot = f.read(9)
-    n, magic = int.from_bytes(foot[:4], "little"), int.from_bytes(foot[5:], "little")
-    return n if magic == 0x8F92EAB1 else -1
+    def pieces(self, ends: np.ndarray, n: int) -> list[tuple[tuple, int, int]]:
+        """[(span, line0, rows)] covering the rows between ``ends`` in about n pieces cut at entries."""
+        return self.ix.pieces(ends, n)
 
 
 def _columns(n: int, spec: list[tuple[str, Any]]) -> dict[str, np.ndarray]:
@@ -550,7 +550,7 @@ class TimeIndex:
     def _overlaps(f: FileIndex, t0: int, t1: int) -> bool:
         return f.rows > 0 and t0 <= f.last_ts and f.first_ts < t1
 
-    def _parts(self, t0: int, t1: int) -> list[tuple[FileIndex, tuple, tuple]]:
+    def _parts(self, t0: int, t1: int) -> list[tuple[FileIndex, np.ndarray, tuple]]:
         # never read through a stale index: a stat per file, and a CRC of the ends of the
         # files the window may touch
         self.files = [f.current(deep=self._overlaps(f, t0, t1)) for f in self.files]
@@ -558,9 +558,9 @@ class TimeIndex:
         for f in self.files:
             if f.rows == 0 or t1 <= f.first_ts or (t0 > f.last_ts and f.info["bad_frame"] < 0):
                 continue
-            p0, p1 = f.window(t0, t1)
-            if p1[2] > p0[2]:
-                parts.append((f, p0, p1))
+            ends, span = f.lookup(t0, t1)
+            if span is not None:
+                parts.append((f, ends, span))
         return parts
 
     def read(self, start=None, end=None, columns: list[str] | None = None, *, symbol=None, on_error="raise"):
@@ -583,13 +583,14 @@ class TimeIndex:
         out = (
             self._read_raw(parts, t0, t1, symbol, on_error) if self.format == "raw" else self._read_csv(parts, columns)
         )
-        compressed = [(f, p0, p1) for f, p0, p1 in parts if f.compression != "plain"]
+        ends = [e for _, e, _ in parts]
+        compressed = [e for f, e, _ in parts if f.compression != "plain"]
         self.last_read = {
             "files": len(parts),
-            "rows": sum(p1[2] - p0[2] for _, p0, p1 in parts),
-            "text_bytes": sum(p1[3] - p0[3] for _, p0, p1 in parts),
+            "rows": sum(int(e["row"][1] - e["row"][0]) for e in ends),
+            "text_bytes": sum(int(e["d_off"][1] - e["d_off"][0]) for e in ends),
             # the window from its restart points, and the lookups that found its ends
-            "decompressed_bytes": sum(p1[3] - p0[5] for _, p0, p1 in compressed)
+            "decompressed_bytes": sum(int(e["d_off"][1] - e["d_at"][0]) for e in compressed)
             + sum(f.decompressed for f in self.files),
             "file_bytes": sum(f.size for f, _, _ in parts),
             "seconds": time.perf_counter() - clock,
@@ -600,8 +601,8 @@ class TimeIndex:
         start, end = None if t0 == _START else t0, None if t1 == _END else t1
         r = _reader("binance", symbol, on_error, start, end, self.max_line)
         try:
-            for f, p0, p1 in parts:
-                r.open(f.path, span=(p0[4], p0[5], p0[3], p1[3]), line0=p0[1] - 1)
+            for f, _, (span, line0) in parts:
+                r.open(f.path, span=span, line0=line0)
                 r.pump()
         finally:
             r.close()
@@ -616,12 +617,12 @@ class TimeIndex:
         if self.ts_col not in names:
             names = [self.ts_col, *names]
         names = [n for n in self.columns if n in set(names)]  # file order, once each
-        n = sum(p1[2] - p0[2] for _, p0, p1 in parts)
+        n = sum(int(e["row"][1] - e["row"][0]) for _, e, _ in parts)
         out = _columns(n, [(name, DTYPES[self.dtypes[name]]) for name in names])
         threads = max(1, min(os.cpu_count() or 1, n // MIN_ROWS_PER_THREAD))
         tasks, row = [], 0
-        for f, p0, p1 in parts:
-            for span, line0, rows in f.pieces(p0, p1, threads):
+        for f, ends, _ in parts:
+            for span, line0, rows in f.pieces(ends, threads):
                 tasks.append((f, span, line0, rows, row))
                 row += rows
         fields = {name: i for i, name in enumerate(self.columns)}
@@ -654,16 +655,20 @@ class TimeIndex:
         np.take(lut, codes, out=codes)
 
 
-def file_window(path: str, start, end, *, max_line: int = MAX_LINE) -> tuple[str, tuple, int] | None:
-    """For :func:`~lobfast.read_binance`: the span of a raw line file holding [start, end)
-    as (path, span, line0), or None when no row is in it."""
-    f = FileIndex(path, format="raw", max_line=max_line)
+def file_window(path: str, start, end, *, max_line: int = MAX_LINE) -> tuple[tuple | None, int] | None:
+    """For :func:`~lobfast.read_binance`: ``(span, line0)`` of the part of a raw line file
+    holding [start, end), found with one call into its index (built on first use); ``(None,
+    0)`` to read all of it (a gzip file without an index: it cannot restart inside); None when
+    no row is in it."""
     t0 = _START if start is None else to_ns(start)
     t1 = _END if end is None else to_ns(end)
+    try:
+        f = FileIndex(path, format="raw", max_line=max_line, gzip=False)
+    except _ReadThrough:
+        return None, 0
     if f.rows == 0 or t1 <= f.first_ts or t0 > f.last_ts:
         return None
-    p0, p1 = f.window(t0, t1)
-    return (f.path, (p0[4], p0[5], p0[3], p1[3]), p0[1] - 1) if p1[2] > p0[2] else None
+    return f.lookup(t0, t1)[1]
 
 
-__all__ = ["FileIndex", "LobError", "TimeIndex", "file_window", "sidecar_path"]
+__all__ = ["ENTRY", "FileIndex", "LobError", "TimeIndex", "file_window", "sidecar_path"]

@@ -728,7 +728,7 @@ def test_permission_denied_is_a_permission_error_naming_the_path(shared_dir):
         (unreadable, lambda: lobfast.read_binance(unreadable)),
         (unreadable, lambda: _core.Reader("binance").open(unreadable)),
         (unreadable, lambda: lobfast.TimeIndex(unreadable)),
-        (unreadable, lambda: _core.ix_build(unreadable, (" ", 0, 1, 0, "t"), 1024)),
+        (unreadable, lambda: _core.TimeIx.build(unreadable, (" ", 0, 1, 0, "t"), 1024)),
         (inside, lambda: lobfast.read_binance(inside)),
         (inside, lambda: lobfast.read_tardis(inside)),
     ]:
@@ -742,7 +742,7 @@ def test_missing_file_in_c_is_file_not_found_with_errno(tmp_path):
         _core.Reader("binance").open(tmp_path / "missing.txt")
     assert e.value.errno == 2 and e.value.filename == str(tmp_path / "missing.txt")
     with pytest.raises(IsADirectoryError) as e:
-        _core.ix_build(str(tmp_path), (" ", 0, 1, 0, "t"), 1024)
+        _core.TimeIx.build(str(tmp_path), (" ", 0, 1, 0, "t"), 1024)
     assert e.value.errno == 21
 
 

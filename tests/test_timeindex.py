@@ -193,7 +193,7 @@ def test_real_depth_windows_equal_pandas(depth_csv, tmp_path):
     values, counts = np.unique(ts, return_counts=True)
     runs = [values[0], values[1:][np.argmax(counts[1:])]]
     for t in runs:
-        assert np.count_nonzero(entries[:, 0] == t) > 3, "the run should span several entries"
+        assert np.count_nonzero(entries["ts"] == t) > 3, "the run should span several entries"
     windows = [
         (None, None),
         (None, ts[0]),  # before the first row: empty
@@ -564,7 +564,7 @@ def test_sidecar_is_loaded_the_second_time(tmp_path, monkeypatch):
     def no_build(*args):
         raise AssertionError("the index was built again")
 
-    monkeypatch.setattr(lobfast.timeindex._core, "ix_build", no_build)
+    monkeypatch.setattr(lobfast.timeindex._core.TimeIx, "build", no_build)
     ti = TimeIndex(path, block=256)
     assert status(ti) == "loaded" and np.array_equal(ti.files[0].entries, entries)
     t0, t1 = int(ref["timestamp"][5000]), int(ref["timestamp"][6000])
@@ -1122,3 +1122,139 @@ def test_ctrl_c_stops_an_index_build_without_leaking(tmp_path):
     assert sorted(os.listdir(tmp_path)) == sorted(
         ["one.csv.gz", "one.csv.gz.lfidx", "many.csv.gz"]
     )  # convert left nothing
+
+
+# ---------------------------------------------------------------------------- one C index
+
+
+def count_index_calls(monkeypatch) -> dict[str, int]:
+    """Count every call into the C index: lobfast._core.TimeIx (adopting entries, build and
+    each method) and head, by name."""
+    calls: dict[str, int] = {}
+    real = lobfast._core.TimeIx
+
+    def tick(name):
+        calls[name] = calls.get(name, 0) + 1
+
+    class Counted:
+        layout = staticmethod(real.layout)
+
+        def __init__(self, *args, **kw):
+            tick("TimeIx")
+            self._ix = real(*args, **kw)
+
+        @classmethod
+        def build(cls, *args, **kw):
+            tick("build")
+            ix = real.build(*args, **kw)
+            if ix is None:
+                return None
+            out = cls.__new__(cls)
+            out._ix = ix
+            return out
+
+        def __getattr__(self, name):
+            attr = getattr(self._ix, name)
+            if not callable(attr):
+                return attr  # entries, info, path: read, not called
+
+            def call(*args, **kw):
+                tick(name)
+                return attr(*args, **kw)
+
+            return call
+
+    head = lobfast._core.head
+
+    def counted_head(*args):
+        tick("head")
+        return head(*args)
+
+    monkeypatch.setattr(lobfast._core, "TimeIx", Counted)
+    monkeypatch.setattr(lobfast._core, "head", counted_head)
+    return calls
+
+
+def test_read_binance_window_finds_each_file_in_one_index_call(tmp_path, monkeypatch):
+    """read_binance(paths, start=, end=) opens each file's index (built the first time,
+    adopted from its sidecar after) and finds the window's bytes in one call; a gzip file is
+    recognised by the C index (no sidecar is made) and read through."""
+    lines = gzip.decompress(SPOT_BTC_0808.read_bytes()).splitlines(keepends=True)[:9000]
+    plain, zst, gz = tmp_path / "a.txt", tmp_path / "b.zst", tmp_path / "c.gz"
+    plain.write_bytes(b"".join(lines[:3000]))
+    (tmp_path / "b.txt").write_bytes(b"".join(lines[3000:6000]))
+    lobfast.convert(tmp_path / "b.txt", zst, frame=10**7)
+    os.unlink(tmp_path / "b.txt")
+    gz.write_bytes(gzip.compress(b"".join(lines[6000:])))
+    times = [int(line.split(b" ", 1)[0]) for line in lines]
+    start, end = times[1500], times[7500]
+    paths = [str(plain), str(zst), str(gz)]
+    want = lobfast.read_binance(paths)
+    calls = count_index_calls(monkeypatch)
+    got = lobfast.read_binance(paths, start=start, end=end)
+    assert calls == {"build": 3, "window": 2}  # the gzip file: recognised, not indexed
+    assert not os.path.exists(sidecar_path(str(gz)))
+    calls.clear()
+    again = lobfast.read_binance(paths, start=start, end=end)
+    assert calls == {"TimeIx": 2, "build": 1, "window": 2}
+    keep = (want.trades.local_ts >= start) & (want.trades.local_ts < end)
+    for md in (got, again):
+        assert len(md.trades) == np.count_nonzero(keep) > 0
+        assert np.array_equal(md.trades.trade_id, want.trades.trade_id[keep])
+
+
+def test_window_of_many_rotated_files_is_one_lookup_each(depth_csv, tmp_path, monkeypatch):
+    """A TimeIndex window looks each file it touches up once (then cuts it into pieces for
+    the threads), and no other file."""
+    path, _, ref = depth_csv
+    lines = Path(path).read_text().splitlines(keepends=True)
+    parts = [lines[1 + k * 4000 : 1 + (k + 1) * 4000] for k in range(5)]
+    for k, part in enumerate(parts):
+        write_text(tmp_path / f"d{k}.csv", lines[0] + "".join(part))
+    calls = count_index_calls(monkeypatch)
+    ti = TimeIndex(str(tmp_path / "d*.csv"))
+    calls.clear()
+    ts = ref["timestamp"]
+    t0, t1 = int(ts[4500]), int(ts[11_000])  # in files 1 and 2
+    got = ti.read(t0, t1)
+    assert calls == {"window": 2, "pieces": 2}
+    assert np.array_equal(got["timestamp"], ts[(ts >= t0) & (ts < t1)])
+
+
+def test_entries_are_the_c_layout_checked_at_import(tmp_path, monkeypatch):
+    path, _ = simple_csv(tmp_path / "a.csv")
+    entries = TimeIndex(path, block=256).files[0].entries
+    assert entries.dtype == lobfast.timeindex.ENTRY and entries.dtype.names == (
+        "ts",
+        "line",
+        "row",
+        "d_off",
+        "c_off",
+        "d_at",
+    )
+    assert not entries.flags.writeable
+    size, fields = lobfast._core.TimeIx.layout()
+    moved = (size, (fields[1], fields[0], *fields[2:]))
+    monkeypatch.setattr(lobfast._core.TimeIx, "layout", staticmethod(lambda: moved))
+    with pytest.raises(ImportError, match="differ from ENTRY"):
+        lobfast.timeindex._check_against_core()
+
+
+def test_entries_of_another_layout_are_refused(tmp_path):
+    path, _ = simple_csv(tmp_path / "a.csv")
+    f = TimeIndex(path, block=256).files[0]
+    key, info = f.key, f.info
+    plain = np.ascontiguousarray(f.entries).view("<i8").reshape(-1, 6)
+    for bad in (
+        plain,
+        plain.astype("<i4"),
+        np.asarray(f.entries)[::2],
+        f.entries.astype(f.entries.dtype.newbyteorder()),
+        np.frombuffer(b"\0" + f.entries.tobytes(), f.entries.dtype, offset=1),  # unaligned
+    ):
+        with pytest.raises(TypeError, match="entry dtype"):
+            lobfast._core.TimeIx(str(path), key, bad, info)
+    with pytest.raises(ValueError, match="info has no 'rows'"):
+        lobfast._core.TimeIx(str(path), key, f.entries, {k: v for k, v in info.items() if k != "rows"})
+    with pytest.raises(ValueError, match="compression"):
+        lobfast._core.TimeIx(str(path), key, f.entries, {**info, "compression": 7})

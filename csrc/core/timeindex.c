@@ -2,9 +2,18 @@
 #include "timeindex.h"
 
 #include "lines.h"
+#include "zframes.h"
+
+#include <stddef.h>
 
 #include <stdlib.h>
 #include <string.h>
+
+const lob_ixfield lob_ix_layout[LOB_IX_FIELDS] = {
+    {"ts", offsetof(lob_ixentry, ts)},       {"line", offsetof(lob_ixentry, line)},
+    {"row", offsetof(lob_ixentry, row)},     {"d_off", offsetof(lob_ixentry, d_off)},
+    {"c_off", offsetof(lob_ixentry, c_off)}, {"d_at", offsetof(lob_ixentry, d_at)},
+};
 
 static int
 is_digit(char c)
@@ -149,6 +158,7 @@ lob_ix_build(const char *path, const lob_tskey *key, int64_t block, lob_ix *ix, 
     ix->first_ts = ix->last_ts = INT64_MIN;
     ix->bad_frame = -1;
     ix->junk_off = -1;
+    ix->seek_frames = -1;
     lob_lines ls;
     LOB_FORWARD_IF_ERROR(lob_lines_open(&ls, path, NULL, 0, err));
     ls.max_line = key->max_line > 0 ? key->max_line : LOB_MAX_LINE;
@@ -237,6 +247,11 @@ lob_ix_build(const char *path, const lob_tskey *key, int64_t block, lob_ix *ix, 
     }
     ix->c_size = lob_source_coffset(ls.src);
     lob_lines_close(&ls);
+    if ((rc = lob_seek_table_frames(path, &ix->seek_frames, err)) < 0) {
+        lob_ix_free(ix);
+        return rc;
+    }
+    ix->frames -= ix->seek_frames >= 0; /* the table is a (skippable) frame too */
     return LOB_OK;
 fail:
     lob_lines_close(&ls);
@@ -277,6 +292,113 @@ lob_ix_locate(const char *path, const lob_tskey *key, const lob_ixentry *from,
     }
     lob_lines_close(&ls);
     return rc < 0 ? rc : LOB_OK;
+}
+
+lob_ixentry
+lob_ix_end(const lob_ix *ix)
+{
+    return (lob_ixentry){INT64_MAX, ix->lines + 1, ix->rows, ix->d_size, 0, 0};
+}
+
+int
+lob_ix_seek(const char *path, const lob_tskey *key, const lob_ix *ix, int64_t t, lob_ixentry *out,
+            int64_t *looked, lob_error *err)
+{
+    lob_ixentry end = lob_ix_end(ix);
+    if (ix->rows == 0 || ix->n == 0 || t > ix->last_ts) {
+        *out = end;
+        return LOB_OK;
+    }
+    size_t lo = 0, hi = ix->n; /* the first entry with ts >= t */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (ix->e[mid].ts < t) {
+            lo = mid + 1;
+        }
+        else {
+            hi = mid;
+        }
+    }
+    if (lo == 0) {
+        *out = ix->e[0];
+        return LOB_OK;
+    }
+    const lob_ixentry *from = &ix->e[lo - 1]; /* the last entry before t */
+    LOB_FORWARD_IF_ERROR(lob_ix_locate(path, key, from, &end, t, out, err));
+    if (ix->compression != LOB_PLAIN) {
+        *looked += out->d_off - from->d_at; /* from the restart point to the row found */
+    }
+    return LOB_OK;
+}
+
+int
+lob_ix_window(const char *path, const lob_tskey *key, const lob_ix *ix, int64_t t0, int64_t t1,
+              lob_ixentry ends[2], int64_t *looked, lob_error *err)
+{
+    LOB_FORWARD_IF_ERROR(lob_ix_seek(path, key, ix, t0, &ends[0], looked, err));
+    if (t1 <= ends[0].ts) {
+        ends[1] = ends[0];
+        return LOB_OK;
+    }
+    return lob_ix_seek(path, key, ix, t1, &ends[1], looked, err);
+}
+
+lob_span
+lob_ix_span(const lob_ixentry *a, const lob_ixentry *b)
+{
+    return (lob_span){a->c_off, a->d_at, a->d_off, b->d_off};
+}
+
+/* The first entry of e[lo, hi) whose field at `offset` is > v (strictly) or >= v. */
+static size_t
+first_past(const lob_ix *ix, size_t lo, size_t hi, size_t offset, int64_t v, int strict)
+{
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int64_t x;
+        memcpy(&x, (const char *)&ix->e[mid] + offset, sizeof x);
+        if (strict ? x <= v : x < v) {
+            lo = mid + 1;
+        }
+        else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
+size_t
+lob_ix_pieces(const lob_ix *ix, const lob_ixentry *a, const lob_ixentry *b, size_t n,
+              lob_ixpiece *out)
+{
+    if (n == 0 || b->row <= a->row) {
+        return 0;
+    }
+    /* the entries strictly inside (a, b) by text offset: rows grow with them */
+    size_t lo = first_past(ix, 0, ix->n, offsetof(lob_ixentry, d_off), a->d_off, 1);
+    size_t hi = first_past(ix, lo, ix->n, offsetof(lob_ixentry, d_off), b->d_off, 0);
+    int64_t rows = b->row - a->row;
+    int64_t q = rows / (int64_t)n, r = rows % (int64_t)n; /* rows * i / n without overflow */
+    const lob_ixentry *cut = a;
+    size_t count = 0, last = SIZE_MAX;
+    for (size_t i = 1; i <= n; i++) {
+        const lob_ixentry *next = b;
+        if (i < n) {
+            int64_t want = a->row + q * (int64_t)i + r * (int64_t)i / (int64_t)n;
+            size_t k = first_past(ix, lo, hi, offsetof(lob_ixentry, row), want, 0);
+            if (k == hi || k == last) {
+                continue;
+            }
+            last = k;
+            next = &ix->e[k];
+        }
+        if (next->row > cut->row) {
+            out[count++] =
+                (lob_ixpiece){lob_ix_span(cut, next), cut->line - 1, next->row - cut->row};
+            cut = next;
+        }
+    }
+    return count;
 }
 
 void

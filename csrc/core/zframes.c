@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zstd.h>
 
@@ -184,6 +185,43 @@ lob_zwriter_frame(lob_zwriter *w, const void *src, size_t n, lob_error *err)
     w->sizes[2 * w->n] = (uint32_t)c;
     w->sizes[2 * w->n + 1] = (uint32_t)n;
     w->n++;
+    return LOB_OK;
+}
+
+static uint32_t
+get32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+int
+lob_seek_table_frames(const char *path, int64_t *frames, lob_error *err)
+{
+    *frames = -1;
+    int fd = open(path, O_RDONLY | O_CLOEXEC), e = 0;
+    struct stat st;
+    unsigned char foot[9];
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        e = errno;
+    }
+    /* the smallest table: skippable header (8) + footer (9) */
+    else if (st.st_size >= 17) {
+        ssize_t got = pread(fd, foot, sizeof foot, st.st_size - (off_t)sizeof foot);
+        if (got != (ssize_t)sizeof foot) {
+            e = got < 0 ? errno : EIO;
+        }
+        else if (get32(foot + 5) == LOB_SEEKABLE_MAGIC) {
+            *frames = get32(foot);
+        }
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    if (e != 0) {
+        lob_error_set(err, LOB_E_IO, "cannot read the seek table: %s", strerror(e));
+        err->sys_errno = e;
+        return LOB_E_IO;
+    }
     return LOB_OK;
 }
 

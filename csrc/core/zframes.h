@@ -45,6 +45,11 @@ int lob_zwriter_close(lob_zwriter *w, lob_error *err);
 /*! lob_zwriter_stats() : frames and compressed bytes written so far. */
 void lob_zwriter_stats(const lob_zwriter *w, int64_t *frames, int64_t *bytes);
 
+/*! lob_seek_table_frames() : the frames listed by the zstd seekable-format seek table that
+ *  ends `path` into *frames, or -1 when the file does not end with one.
+ *  @return 0 or LOB_E_IO (err->sys_errno set). */
+int lob_seek_table_frames(const char *path, int64_t *frames, lob_error *err);
+
 /* What lob_convert() did. */
 typedef struct lob_convert_stats_s {
     int64_t lines, frames, bytes_in, bytes_out, partial, truncated;

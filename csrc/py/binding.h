@@ -109,5 +109,6 @@ extern PyMethodDef lob_hawkes_methods[];
 /*! lob_reader_type_spec, lob_book_type_spec : the heap types. */
 extern PyType_Spec lob_reader_type_spec;
 extern PyType_Spec lob_book_type_spec;
+extern PyType_Spec lob_timeix_type_spec; /* lobfast._core.TimeIx (timeindex.c) */
 
 #endif /* LOB_BINDING_H */

@@ -265,6 +265,12 @@ module_exec(PyObject *m)
     if (st->BookType == NULL || PyModule_AddObjectRef(m, "Book", st->BookType) < 0) {
         return -1;
     }
+    PyObject *timeix = PyType_FromModuleAndSpec(m, &lob_timeix_type_spec, NULL);
+    int bad = timeix == NULL || PyModule_AddObjectRef(m, "TimeIx", timeix) < 0;
+    Py_XDECREF(timeix);
+    if (bad) {
+        return -1;
+    }
     if (PyModule_AddFunctions(m, lob_feature_methods) < 0 ||
         PyModule_AddFunctions(m, lob_label_methods) < 0 ||
         PyModule_AddFunctions(m, lob_aggregate_methods) < 0 ||

@@ -1,10 +1,8 @@
 /* timeindex.c -- lobfast._core functions of the time index, CSV columns and convert.
  *
- * A time key is a tuple (sep, field, unit, skip_lines, name[, max_line]); an index entry or
- * position a 6-tuple (ts, line, row, d_off, c_off, d_at); a span a 4-tuple (c_lo, d_at, d_lo,
- * d_hi).
- *   ix_build(path, key, block) -> (entries (n, 6) int64, info dict)
- *   ix_locate(path, key, from, end, t) -> position
+ * A time key is a tuple (sep, field, unit, skip_lines, name[, max_line]); a span a 4-tuple
+ * (c_lo, d_at, d_lo, d_hi).
+ *   TimeIx: the index of one file (built, or adopted from its entries), windows, spans
  *   csv_columns(path, span, line0, key, nrows, [(field, kind, name, out), ...]) -> [values | None]
  *   convert(src, dst, key | None, frame_ns, frame_bytes, level) -> stats dict
  *   head(path, nbytes) -> the first nbytes of text (decompressed)
@@ -21,6 +19,7 @@
 #include "core/timeindex.h"
 #include "core/zframes.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,26 +49,6 @@ parse_key(PyObject *o, lob_tskey *key)
     return 0;
 }
 
-static int
-parse_pos(PyObject *o, lob_ixentry *e, const char *what)
-{
-    long long v[LOB_IX_FIELDS];
-    if (!PyArg_ParseTuple(o, "LLLLLL", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5])) {
-        PyErr_Format(PyExc_TypeError, "%s must be 6 ints (ts, line, row, d_off, c_off, d_at)",
-                     what);
-        return -1;
-    }
-    *e = (lob_ixentry){v[0], v[1], v[2], v[3], v[4], v[5]};
-    return 0;
-}
-
-static PyObject *
-pos_tuple(const lob_ixentry *e)
-{
-    return Py_BuildValue("(LLLLLL)", (long long)e->ts, (long long)e->line, (long long)e->row,
-                         (long long)e->d_off, (long long)e->c_off, (long long)e->d_at);
-}
-
 /* Raise for `rc`, naming the file as text (`path` is the bytes of PyUnicode_FSConverter). */
 static PyObject *
 fail(PyObject *module, int rc, const lob_error *err, PyObject *path)
@@ -83,12 +62,183 @@ fail(PyObject *module, int rc, const lob_error *err, PyObject *path)
     return NULL;
 }
 
-static PyObject *
-py_ix_build(PyObject *module, PyObject *args)
+/* ------------------------------------------------------------------ the TimeIx type */
+
+typedef struct {
+    PyObject_HEAD PyObject *path; /* the file: str, and bytes for the core */
+    PyObject *fspath;
+    PyObject *entries; /* 1-D array of the entry dtype: owns ix.e */
+    lob_tskey key;
+    lob_ix ix; /* the summary; e borrowed from entries */
+} TimeIxObject;
+
+/* The summary's integer fields, by name: `need`ed ones must be in an info dict handed in,
+ * the others default to `dflt` (indexes saved by older versions lack them). */
+static const struct {
+    const char *name;
+    size_t offset;
+    int need;
+    int64_t dflt;
+} INFO[] = {
+    {"rows", offsetof(lob_ix, rows), 1, 0},
+    {"lines", offsetof(lob_ix, lines), 1, 0},
+    {"first_ts", offsetof(lob_ix, first_ts), 1, 0},
+    {"last_ts", offsetof(lob_ix, last_ts), 1, 0},
+    {"data_off", offsetof(lob_ix, data_off), 1, 0},
+    {"d_size", offsetof(lob_ix, d_size), 1, 0},
+    {"c_size", offsetof(lob_ix, c_size), 1, 0},
+    {"frames", offsetof(lob_ix, frames), 0, 0},
+    {"truncated", offsetof(lob_ix, truncated), 0, 0},
+    {"partial", offsetof(lob_ix, partial), 0, 0},
+    {"junk_offset", offsetof(lob_ix, junk_off), 0, -1},
+    {"bad_frame", offsetof(lob_ix, bad_frame), 1, 0},
+    {"bad_c_off", offsetof(lob_ix, bad_c_off), 0, 0},
+    {"seek_table_frames", offsetof(lob_ix, seek_frames), 0, -1},
+};
+#define N_INFO (sizeof INFO / sizeof INFO[0])
+
+static int64_t *
+info_field(lob_ix *ix, size_t i)
 {
+    return (int64_t *)(void *)((char *)ix + INFO[i].offset);
+}
+
+/* The entry dtype, from the core's layout.  New reference. */
+static PyArray_Descr *
+entry_descr(void)
+{
+    PyObject *names = PyList_New(LOB_IX_FIELDS), *formats = PyList_New(LOB_IX_FIELDS);
+    PyObject *offsets = PyList_New(LOB_IX_FIELDS), *spec = NULL;
+    PyArray_Descr *descr = NULL;
+    for (int i = 0; names && formats && offsets && i < LOB_IX_FIELDS; i++) {
+        PyList_SET_ITEM(names, i, PyUnicode_FromString(lob_ix_layout[i].name));
+        PyList_SET_ITEM(formats, i, PyUnicode_FromString("<i8"));
+        PyList_SET_ITEM(offsets, i, PyLong_FromSize_t(lob_ix_layout[i].offset));
+    }
+    if (names && formats && offsets && !PyErr_Occurred()) {
+        spec = Py_BuildValue("{sOsOsOsn}", "names", names, "formats", formats, "offsets", offsets,
+                             "itemsize", (Py_ssize_t)sizeof(lob_ixentry));
+    }
+    if (spec != NULL && PyArray_DescrConverter(spec, &descr) != NPY_SUCCEED) {
+        descr = NULL;
+    }
+    Py_XDECREF(names);
+    Py_XDECREF(formats);
+    Py_XDECREF(offsets);
+    Py_XDECREF(spec);
+    return descr;
+}
+
+/* Positions as an array of the entry dtype (of `like`'s descr).  New reference. */
+static PyObject *
+positions(PyArrayObject *like, const lob_ixentry *e, npy_intp n)
+{
+    PyArray_Descr *descr = PyArray_DESCR(like);
+    Py_INCREF(descr);
+    PyObject *a = PyArray_NewFromDescr(&PyArray_Type, descr, 1, &n, NULL, NULL, 0, NULL);
+    if (a != NULL) {
+        memcpy(PyArray_DATA((PyArrayObject *)a), e, (size_t)n * sizeof *e);
+    }
+    return a;
+}
+
+static TimeIxObject *
+timeix_alloc(PyTypeObject *type, PyObject *path, const lob_tskey *key)
+{
+    TimeIxObject *self = (TimeIxObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->fspath = path;
+    Py_INCREF(path);
+    self->path = PyUnicode_DecodeFSDefault(PyBytes_AS_STRING(path));
+    self->key = *key;
+    if (self->path == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return self;
+}
+
+/* TimeIx(path, key, entries, info): an index made before (entries of the entry dtype and
+ * its summary), adopted without reading the file. */
+static PyObject *
+TimeIx_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"path", "key", "entries", "info", NULL};
+    PyObject *path, *okey, *oentries, *info;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&OO!O!:TimeIx", kwlist, PyUnicode_FSConverter,
+                                     &path, &okey, &PyArray_Type, &oentries, &PyDict_Type, &info)) {
+        return NULL;
+    }
+    lob_tskey key;
+    TimeIxObject *self = NULL;
+    PyArrayObject *e = (PyArrayObject *)oentries;
+    PyArray_Descr *descr = NULL;
+    if (parse_key(okey, &key) < 0 || (descr = entry_descr()) == NULL) {
+        goto fail;
+    }
+    /* a structured dtype's alignment is 1 for NumPy: the int64 fields need 8 */
+    if (PyArray_NDIM(e) != 1 || !PyArray_EquivTypes(PyArray_DESCR(e), descr) ||
+        !PyArray_IS_C_CONTIGUOUS(e) || (uintptr_t)PyArray_DATA(e) % _Alignof(lob_ixentry) != 0) {
+        PyErr_SetString(PyExc_TypeError, "entries must be a C-contiguous 1-D array of the "
+                                         "index entry dtype (lobfast.timeindex.ENTRY)");
+        goto fail;
+    }
+    if ((self = timeix_alloc(type, path, &key)) == NULL) {
+        goto fail;
+    }
+    lob_ix *ix = &self->ix;
+    ix->e = PyArray_DATA(e);
+    ix->n = ix->cap = (size_t)PyArray_DIM(e, 0);
+    self->entries = oentries;
+    Py_INCREF(oentries);
+    for (size_t i = 0; i < N_INFO; i++) {
+        PyObject *v = PyDict_GetItemString(info, INFO[i].name);
+        long long x = v == NULL ? INFO[i].dflt : PyLong_AsLongLong(v);
+        if (v == NULL && INFO[i].need) {
+            PyErr_Format(PyExc_ValueError, "info has no '%s'", INFO[i].name);
+        }
+        if (PyErr_Occurred()) {
+            goto fail;
+        }
+        *info_field(ix, i) = x;
+    }
+    PyObject *c = PyDict_GetItemString(info, "compression");
+    long comp = c == NULL ? -1 : PyLong_AsLong(c);
+    if (comp < LOB_PLAIN || comp > LOB_ZSTD) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_ValueError, "info: compression must be 0, 1 or 2");
+        }
+        goto fail;
+    }
+    ix->compression = (int)comp;
+    PyObject *msg = PyDict_GetItemString(info, "bad_msg");
+    const char *m = msg != NULL && PyUnicode_Check(msg) ? PyUnicode_AsUTF8(msg) : "";
+    if (m == NULL) {
+        goto fail;
+    }
+    snprintf(ix->bad_msg, sizeof ix->bad_msg, "%s", m);
+    Py_DECREF(descr);
+    Py_DECREF(path);
+    return (PyObject *)self;
+fail:
+    Py_XDECREF(descr);
+    Py_XDECREF(self);
+    Py_DECREF(path);
+    return NULL;
+}
+
+/* TimeIx.build(path, key, block, *, gzip=True): index the file (GIL released). */
+static PyObject *
+TimeIx_build(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"path", "key", "block", "gzip", NULL};
     PyObject *path, *okey;
     long long block;
-    if (!PyArg_ParseTuple(args, "O&OL:ix_build", PyUnicode_FSConverter, &path, &okey, &block)) {
+    int gzip = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&OL|$p:build", kwlist, PyUnicode_FSConverter,
+                                     &path, &okey, &block, &gzip)) {
         return NULL;
     }
     lob_tskey key;
@@ -101,65 +251,253 @@ py_ix_build(PyObject *module, PyObject *args)
     }
     lob_ix ix;
     lob_error err = {0};
-    int rc;
+    int rc = LOB_OK, skip = 0;
     const char *cpath = PyBytes_AS_STRING(path);
     lob_nogil g;
     lob_nogil_begin(&g, &err);
-    rc = lob_ix_build(cpath, &key, block, &ix, &err);
+    if (!gzip) { /* gzip cannot restart inside the file: the caller reads it through */
+        lob_source *src = NULL;
+        rc = lob_source_open(&src, cpath, &err);
+        skip = rc == LOB_OK && lob_source_compression(src) == LOB_GZIP;
+        lob_source_free(src);
+    }
+    if (rc == LOB_OK && !skip) {
+        rc = lob_ix_build(cpath, &key, block, &ix, &err);
+    }
     lob_nogil_end(&g);
-    if (rc < 0) {
-        PyObject *r = fail(module, rc, &err, path);
+    if (rc < 0 || skip) {
+        PyObject *r = rc < 0 ? fail(PyType_GetModule(type), rc, &err, path) : Py_NewRef(Py_None);
         Py_DECREF(path);
         return r;
     }
-    Py_DECREF(path);
-    PyObject *entries = lob_array_from_owned(ix.e, (Py_ssize_t)ix.n, LOB_IX_FIELDS, 1, LOB_I64);
+    TimeIxObject *self = NULL;
+    PyArray_Descr *descr = entry_descr();
+    PyObject *flat = lob_array_from_owned(ix.e, (Py_ssize_t)ix.n, LOB_IX_FIELDS, 1, LOB_I64);
     ix.e = NULL;
+    if (descr == NULL || flat == NULL) {
+        goto done;
+    }
+    npy_intp n = (npy_intp)ix.n;
+    Py_INCREF(descr);
+    PyObject *entries =
+        PyArray_NewFromDescr(&PyArray_Type, descr, 1, &n, NULL, PyArray_DATA((PyArrayObject *)flat),
+                             NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED, NULL);
+    /* the entries keep the buffer's owner alive (SetBaseObject steals a reference) */
+    Py_INCREF(flat);
+    if (entries != NULL && PyArray_SetBaseObject((PyArrayObject *)entries, flat) < 0) {
+        Py_CLEAR(entries);
+    }
+    else if (entries == NULL) {
+        Py_DECREF(flat);
+    }
     if (entries == NULL) {
-        return NULL;
+        goto done;
     }
-    PyObject *info = Py_BuildValue(
-        "{sLsLsLsLsLsLsLsLsLsLsLsisLsLss}", "rows", (long long)ix.rows, "lines",
-        (long long)ix.lines, "first_ts", (long long)ix.first_ts, "last_ts", (long long)ix.last_ts,
-        "data_off", (long long)ix.data_off, "d_size", (long long)ix.d_size, "c_size",
-        (long long)ix.c_size, "frames", (long long)ix.frames, "truncated", (long long)ix.truncated,
-        "partial", (long long)ix.partial, "junk_offset", (long long)ix.junk_off, "compression",
-        ix.compression, "bad_frame", (long long)ix.bad_frame, "bad_c_off", (long long)ix.bad_c_off,
-        "bad_msg", ix.bad_msg);
-    if (info == NULL) {
+    self = timeix_alloc(type, path, &key);
+    if (self == NULL) {
         Py_DECREF(entries);
-        return NULL;
+        goto done;
     }
-    return Py_BuildValue("(NN)", entries, info);
+    self->ix = ix;
+    self->ix.e = PyArray_DATA((PyArrayObject *)entries);
+    self->entries = entries;
+done:
+    Py_XDECREF(descr);
+    Py_XDECREF(flat);
+    Py_DECREF(path);
+    return (PyObject *)self;
+}
+
+static void
+TimeIx_dealloc(TimeIxObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    Py_XDECREF(self->path);
+    Py_XDECREF(self->fspath);
+    Py_XDECREF(self->entries);
+    tp->tp_free(self);
+    Py_DECREF(tp);
 }
 
 static PyObject *
-py_ix_locate(PyObject *module, PyObject *args)
+span_tuple(const lob_span *s, int64_t line0)
 {
-    PyObject *path, *okey, *ofrom, *oend;
-    long long t;
-    if (!PyArg_ParseTuple(args, "O&OOOL:ix_locate", PyUnicode_FSConverter, &path, &okey, &ofrom,
-                          &oend, &t)) {
+    return Py_BuildValue("((LLLL)L)", (long long)s->c_lo, (long long)s->d_at, (long long)s->d_lo,
+                         (long long)s->d_hi, (long long)line0);
+}
+
+/* window(t0, t1) -> (ends, looked, span): see the type's doc. */
+static PyObject *
+TimeIx_window(TimeIxObject *self, PyObject *args)
+{
+    long long t0, t1;
+    if (!PyArg_ParseTuple(args, "LL:window", &t0, &t1)) {
         return NULL;
     }
-    lob_tskey key;
-    lob_ixentry from, end, out;
-    if (parse_key(okey, &key) < 0 || parse_pos(ofrom, &from, "from") < 0 ||
-        parse_pos(oend, &end, "end") < 0) {
-        Py_DECREF(path);
-        return NULL;
-    }
+    lob_ixentry ends[2];
+    int64_t looked = 0;
     lob_error err = {0};
     int rc;
-    const char *cpath = PyBytes_AS_STRING(path);
+    const char *cpath = PyBytes_AS_STRING(self->fspath);
     lob_nogil g;
     lob_nogil_begin(&g, &err);
-    rc = lob_ix_locate(cpath, &key, &from, &end, t, &out, &err);
+    rc = lob_ix_window(cpath, &self->key, &self->ix, t0, t1, ends, &looked, &err);
     lob_nogil_end(&g);
-    PyObject *r = rc < 0 ? fail(module, rc, &err, path) : pos_tuple(&out);
-    Py_DECREF(path);
+    if (rc < 0) {
+        return fail(PyType_GetModule(Py_TYPE(self)), rc, &err, self->fspath);
+    }
+    PyObject *span = Py_None;
+    if (ends[1].row > ends[0].row) {
+        lob_span s = lob_ix_span(&ends[0], &ends[1]);
+        span = span_tuple(&s, ends[0].line - 1);
+    }
+    else {
+        Py_INCREF(span);
+    }
+    PyObject *a = positions((PyArrayObject *)self->entries, ends, 2);
+    if (span == NULL || a == NULL) {
+        Py_XDECREF(span);
+        Py_XDECREF(a);
+        return NULL;
+    }
+    return Py_BuildValue("(NLN)", a, (long long)looked, span);
+}
+
+/* pieces(ends, n) -> [(span, line0, rows)]: see the type's doc. */
+static PyObject *
+TimeIx_pieces(TimeIxObject *self, PyObject *args)
+{
+    PyObject *oends;
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "O!n:pieces", &PyArray_Type, &oends, &n)) {
+        return NULL;
+    }
+    PyArrayObject *a = (PyArrayObject *)oends;
+    if (PyArray_NDIM(a) != 1 || PyArray_DIM(a, 0) != 2 || !PyArray_ISCARRAY_RO(a) ||
+        !PyArray_EquivTypes(PyArray_DESCR(a), PyArray_DESCR((PyArrayObject *)self->entries))) {
+        PyErr_SetString(PyExc_TypeError, "ends must be the two positions window() gave");
+        return NULL;
+    }
+    if (n < 1 || n > 4096) {
+        PyErr_SetString(PyExc_ValueError, "n must be in [1, 4096]");
+        return NULL;
+    }
+    lob_ixentry ends[2];
+    memcpy(ends, PyArray_DATA(a), sizeof ends);
+    lob_ixpiece *out = PyMem_Malloc((size_t)n * sizeof *out);
+    if (out == NULL) {
+        return PyErr_NoMemory();
+    }
+    size_t k = lob_ix_pieces(&self->ix, &ends[0], &ends[1], (size_t)n, out);
+    PyObject *r = PyList_New((Py_ssize_t)k);
+    for (size_t i = 0; r != NULL && i < k; i++) {
+        lob_span *s = &out[i].span;
+        PyObject *t =
+            Py_BuildValue("((LLLL)LL)", (long long)s->c_lo, (long long)s->d_at, (long long)s->d_lo,
+                          (long long)s->d_hi, (long long)out[i].line0, (long long)out[i].rows);
+        if (t == NULL) {
+            Py_CLEAR(r);
+            break;
+        }
+        PyList_SET_ITEM(r, (Py_ssize_t)i, t);
+    }
+    PyMem_Free(out);
     return r;
 }
+
+static PyObject *
+TimeIx_info(TimeIxObject *self, void *Py_UNUSED(closure))
+{
+    PyObject *d = PyDict_New();
+    for (size_t i = 0; d != NULL && i < N_INFO; i++) {
+        PyObject *v = PyLong_FromLongLong(*info_field(&self->ix, i));
+        if (v == NULL || PyDict_SetItemString(d, INFO[i].name, v) < 0) {
+            Py_XDECREF(v);
+            Py_CLEAR(d);
+            break;
+        }
+        Py_DECREF(v);
+    }
+    PyObject *c = d ? PyLong_FromLong(self->ix.compression) : NULL;
+    PyObject *m =
+        d ? PyUnicode_DecodeUTF8(self->ix.bad_msg, (Py_ssize_t)strlen(self->ix.bad_msg), "replace")
+          : NULL;
+    if (c == NULL || m == NULL || PyDict_SetItemString(d, "compression", c) < 0 ||
+        PyDict_SetItemString(d, "bad_msg", m) < 0) {
+        Py_CLEAR(d);
+    }
+    Py_XDECREF(c);
+    Py_XDECREF(m);
+    return d;
+}
+
+static PyObject *
+TimeIx_entries(TimeIxObject *self, void *Py_UNUSED(closure))
+{
+    return Py_NewRef(self->entries);
+}
+
+static PyObject *
+TimeIx_path(TimeIxObject *self, void *Py_UNUSED(closure))
+{
+    return Py_NewRef(self->path);
+}
+
+/* layout() -> (itemsize, ((name, offset), ...)): the core's entry layout. */
+static PyObject *
+TimeIx_layout(PyObject *Py_UNUSED(cls), PyObject *Py_UNUSED(ignored))
+{
+    PyObject *fields = PyTuple_New(LOB_IX_FIELDS);
+    for (int i = 0; fields != NULL && i < LOB_IX_FIELDS; i++) {
+        PyObject *f =
+            Py_BuildValue("(sn)", lob_ix_layout[i].name, (Py_ssize_t)lob_ix_layout[i].offset);
+        if (f == NULL) {
+            Py_CLEAR(fields);
+            break;
+        }
+        PyTuple_SET_ITEM(fields, i, f);
+    }
+    return fields ? Py_BuildValue("(nN)", (Py_ssize_t)sizeof(lob_ixentry), fields) : NULL;
+}
+
+static PyMethodDef TimeIx_methods[] = {
+    {"build", (PyCFunction)(void (*)(void))TimeIx_build, METH_VARARGS | METH_KEYWORDS | METH_CLASS,
+     "build(path, key, block, *, gzip=True) -> TimeIx: index a sorted line file in one pass; "
+     "None for a gzip file when gzip is False (it cannot restart inside)."},
+    {"window", (PyCFunction)TimeIx_window, METH_VARARGS,
+     "window(t0, t1) -> (ends, looked, span): ends, the positions of the first rows at or after "
+     "t0 and t1 (entry dtype); looked, the text bytes decompressed to find them; span, "
+     "((c_lo, d_at, d_lo, d_hi), line0) to read the window's rows, or None when it has none."},
+    {"pieces", (PyCFunction)TimeIx_pieces, METH_VARARGS,
+     "pieces(ends, n) -> [(span, line0, rows)]: the window's rows in at most n pieces cut at "
+     "entries."},
+    {"layout", (PyCFunction)TimeIx_layout, METH_NOARGS | METH_STATIC,
+     "layout() -> (itemsize, ((name, offset), ...)): the C layout of an entry."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef TimeIx_getset[] = {
+    {"entries", (getter)TimeIx_entries, NULL,
+     "entries (ts, line, row, d_off, c_off, d_at), read-only, in file order", NULL},
+    {"info", (getter)TimeIx_info, NULL, "the summary: rows, lines, times, sizes, damage", NULL},
+    {"path", (getter)TimeIx_path, NULL, "the indexed file", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot TimeIx_slots[] = {
+    {Py_tp_new, TimeIx_new},
+    {Py_tp_dealloc, TimeIx_dealloc},
+    {Py_tp_methods, TimeIx_methods},
+    {Py_tp_getset, TimeIx_getset},
+    {Py_tp_doc, "TimeIx(path, key, entries, info): the time index of one file (TimeIx.build "
+                "makes one), its windows and their byte spans.  A key is (sep, field, unit, "
+                "skip_lines, name[, max_line])."},
+    {0, NULL},
+};
+
+PyType_Spec lob_timeix_type_spec = {
+    "lobfast._core.TimeIx", sizeof(TimeIxObject), 0, Py_TPFLAGS_DEFAULT, TimeIx_slots,
+};
 
 /* NumPy type of each column kind's output. */
 static int
@@ -360,10 +698,6 @@ py_head(PyObject *module, PyObject *args)
 }
 
 PyMethodDef lob_timeindex_methods[] = {
-    {"ix_build", py_ix_build, METH_VARARGS,
-     "ix_build(path, key, block) -> (entries, info): index a sorted line file."},
-    {"ix_locate", py_ix_locate, METH_VARARGS,
-     "ix_locate(path, key, from, end, t) -> position of the first line with time >= t."},
     {"csv_columns", py_csv_columns, METH_VARARGS,
      "csv_columns(path, span, line0, key, nrows, spec) -> text values per column."},
     {"convert", py_convert, METH_VARARGS,

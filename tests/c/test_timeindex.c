@@ -157,8 +157,8 @@ test_frames_and_windows(void)
          ix.e[1].c_off == c0 && ix.e[1].d_at == 10 && ix.e[2].c_off == c0 + c1 &&
          ix.e[2].d_at == 25;
     test_cond("index: entries restart at their frame", ok);
-    test_cond("index: frames counted (seek table included)",
-              rc == 0 && ix.frames == 4 && ix.bad_frame == -1);
+    test_cond("index: data frames counted, the seek table's listed",
+              rc == 0 && ix.frames == 3 && ix.seek_frames == 3 && ix.bad_frame == -1);
 
     lob_ixentry end = {INT64_MAX, 7, 6, 30, 0, 0}, at;
     rc = lob_ix_locate(z, &RAW, &ix.e[1], &end, 14, &at, &err);
@@ -167,6 +167,45 @@ test_frames_and_windows(void)
                                                        at.c_off == c0 && at.d_at == 10);
     rc = lob_ix_locate(z, &RAW, &ix.e[2], &end, 99, &at, &err);
     test_cond("locate: past the data gives the end", rc == 0 && at.row == 6 && at.d_off == 30);
+
+    lob_ixentry e = lob_ix_end(&ix), ends[2];
+    test_cond("end: after the last row", e.ts == INT64_MAX && e.line == 7 && e.row == 6 &&
+                                             e.d_off == 30 && e.c_off == 0 && e.d_at == 0);
+    int64_t looked = 0;
+    rc = lob_ix_window(z, &RAW, &ix, 11, 14, ends, &looked, &err);
+    ok = rc == 0 && ends[0].row == 1 && ends[0].d_off == 5 && ends[0].c_off == 0 &&
+         ends[1].row == 4 && ends[1].d_off == 20 && ends[1].c_off == c0 && ends[1].d_at == 10;
+    test_cond("window: rows [1, 4) of [11, 14), found from the entries before them", ok);
+    /* 11 was found from entry 0 (text 0..5), 14 from entry 1 (text 10..20) */
+    test_cond("window: text decompressed to find the ends", looked == 5 + 10);
+    lob_span sp = lob_ix_span(&ends[0], &ends[1]);
+    test_cond("span: from the first end's restart point to the second end's line",
+              sp.c_lo == 0 && sp.d_at == 0 && sp.d_lo == 5 && sp.d_hi == 20);
+    rc = lob_ix_window(z, &RAW, &ix, 12, 12, ends, &looked, &err);
+    test_cond("window: empty when end <= start",
+              rc == 0 && ends[0].row == ends[1].row && ends[0].row == 2 && ends[0].d_off == 10);
+    rc = lob_ix_window(z, &RAW, &ix, 5, 99, ends, &looked, &err);
+    test_cond("window: all rows, from the first entry to the end",
+              rc == 0 && ends[0].row == 0 && ends[1].row == 6 && ends[1].d_off == 30);
+    lob_ixpiece pc[4];
+    size_t np = lob_ix_pieces(&ix, &ends[0], &ends[1], 4, pc);
+    ok = np == 3 && pc[0].rows == 2 && pc[1].rows == 3 && pc[2].rows == 1 && pc[0].line0 == 0 &&
+         pc[1].line0 == 2 && pc[1].span.c_lo == c0 && pc[1].span.d_at == 10 &&
+         pc[1].span.d_lo == 10 && pc[1].span.d_hi == 25 && pc[2].span.c_lo == c0 + c1 &&
+         pc[2].span.d_hi == 30;
+    test_cond("pieces: cut at entries, each restarting at its frame", ok);
+    np = lob_ix_pieces(&ix, &ends[0], &ends[1], 1, pc);
+    test_cond("pieces: one piece is the whole window",
+              np == 1 && pc[0].rows == 6 && pc[0].span.d_lo == 0 && pc[0].span.d_hi == 30);
+    np = lob_ix_pieces(&ix, &ends[1], &ends[1], 4, pc);
+    test_cond("pieces: none for an empty window", np == 0);
+    ok = 1;
+    for (int i = 0; i < LOB_IX_FIELDS; i++) {
+        ok = ok && lob_ix_layout[i].offset == (size_t)i * sizeof(int64_t);
+    }
+    test_cond("layout: six int64 in the order of the struct",
+              ok && sizeof(lob_ixentry) == LOB_IX_FIELDS * sizeof(int64_t) &&
+                  strcmp(lob_ix_layout[5].name, "d_at") == 0);
     lob_ix_free(&ix);
     lob_ix_free(&ix); /* idempotent */
 
