@@ -199,7 +199,7 @@ def test_inputs_are_never_modified(usdm):
 
 
 def test_reads_inputs_in_place_when_they_fit(usdm):
-    """Read-only arrays of the right dtype are accepted (lob_in_converted never writes or needs to)."""
+    """Read-only arrays of the right dtype are accepted (lobpy_in_converted never writes or needs to)."""
     book, trades = usdm["book"], usdm["trades"]
     cols = {k: v.copy() for k, v in book.columns.items()}
     tcols = {k: v.copy() for k, v in trades.columns.items()}

@@ -4,7 +4,7 @@
  *           by="time", every, empty_vwap_mid=False, book_name="book") -> {column: ndarray}
  * bid_px / ask_px are (N, L) and only column 0 (the best level) is read, in place: a quotes
  * column goes in as a (N, 1) view.  valid is (N,) bool or None.  Inputs of the exact dtype,
- * C-contiguous and aligned are read without copying (lob_in_converted), others converted.
+ * C-contiguous and aligned are read without copying (lobpy_in_converted), others converted.
  */
 #include "binding.h"
 
@@ -49,7 +49,7 @@ py_aggregate(PyObject *module, PyObject *args, PyObject *kwds)
     PyObject *result = NULL;
     lob_agg_opts opts = {0};
     lob_error err = {0};
-    lob_nogil g;
+    lobpy_nogil g;
     size_t n_out = 0;
     int rc;
 
@@ -74,12 +74,12 @@ py_aggregate(PyObject *module, PyObject *args, PyObject *kwds)
     }
     opts.empty_vwap_mid = vwap_mid;
 
-    if ((bts = lob_in_converted(o_bts, NPY_INT64, 1, -1, "book ts")) == NULL) {
+    if ((bts = lobpy_in_converted(o_bts, NPY_INT64, 1, -1, "book ts")) == NULL) {
         goto fail;
     }
     Py_ssize_t nb = ROWS(bts);
-    if ((bid = lob_in_converted(o_bid, NPY_FLOAT64, 2, nb, "bid_px")) == NULL ||
-        (ask = lob_in_converted(o_ask, NPY_FLOAT64, 2, nb, "ask_px")) == NULL) {
+    if ((bid = lobpy_in_converted(o_bid, NPY_FLOAT64, 2, nb, "bid_px")) == NULL ||
+        (ask = lobpy_in_converted(o_ask, NPY_FLOAT64, 2, nb, "ask_px")) == NULL) {
         goto fail;
     }
     Py_ssize_t levels = PyArray_DIM((PyArrayObject *)bid, 1);
@@ -93,16 +93,16 @@ py_aggregate(PyObject *module, PyObject *args, PyObject *kwds)
         goto fail;
     }
     if (o_valid != Py_None &&
-        (valid = lob_in_converted(o_valid, NPY_BOOL, 1, nb, "valid")) == NULL) {
+        (valid = lobpy_in_converted(o_valid, NPY_BOOL, 1, nb, "valid")) == NULL) {
         goto fail;
     }
-    if ((tts = lob_in_converted(o_tts, NPY_INT64, 1, -1, "trades ts")) == NULL) {
+    if ((tts = lobpy_in_converted(o_tts, NPY_INT64, 1, -1, "trades ts")) == NULL) {
         goto fail;
     }
     Py_ssize_t nt = ROWS(tts);
-    if ((tpx = lob_in_converted(o_tpx, NPY_FLOAT64, 1, nt, "trades price")) == NULL ||
-        (tqty = lob_in_converted(o_tqty, NPY_FLOAT64, 1, nt, "trades qty")) == NULL ||
-        (tside = lob_in_converted(o_tside, NPY_INT8, 1, nt, "trades side")) == NULL) {
+    if ((tpx = lobpy_in_converted(o_tpx, NPY_FLOAT64, 1, nt, "trades price")) == NULL ||
+        (tqty = lobpy_in_converted(o_tqty, NPY_FLOAT64, 1, nt, "trades qty")) == NULL ||
+        (tside = lobpy_in_converted(o_tside, NPY_INT8, 1, nt, "trades side")) == NULL) {
         goto fail;
     }
 
@@ -121,15 +121,15 @@ py_aggregate(PyObject *module, PyObject *args, PyObject *kwds)
         .trade_side = DATA(tside),
     };
     /* pure C over arrays this call holds references to; checks and counts in one pass */
-    lob_nogil_begin(&g, &err);
+    lobpy_nogil_begin(&g, &err);
     rc = lob_agg_count(&in, &opts, &n_out, &err);
-    lob_nogil_end(&g);
+    lobpy_nogil_end(&g);
     if (rc < 0) {
-        lob_raise(lob_get_state(module), rc, &err, NULL);
+        lobpy_raise(lobpy_get_state(module), rc, &err, NULL);
         goto fail;
     }
     for (int c = 0; c < N_COLS; c++) {
-        if ((cols[c] = lob_out((Py_ssize_t)n_out, 0, col_types[c])) == NULL) {
+        if ((cols[c] = lobpy_out((Py_ssize_t)n_out, 0, col_types[c])) == NULL) {
             goto fail;
         }
     }
@@ -146,11 +146,11 @@ py_aggregate(PyObject *module, PyObject *args, PyObject *kwds)
         .trades = DATA(cols[9]),
         .updates = DATA(cols[10]),
     };
-    lob_nogil_begin(&g, &err);
+    lobpy_nogil_begin(&g, &err);
     rc = lob_agg_fill(&in, &opts, n_out, &out, &err);
-    lob_nogil_end(&g);
+    lobpy_nogil_end(&g);
     if (rc < 0) {
-        lob_raise(lob_get_state(module), rc, &err, NULL);
+        lobpy_raise(lobpy_get_state(module), rc, &err, NULL);
         goto fail;
     }
     if ((result = PyDict_New()) == NULL) {
@@ -177,7 +177,7 @@ fail: /* also the normal exit: result holds its own references to the columns */
     return result;
 }
 
-PyMethodDef lob_aggregate_methods[] = {
+PyMethodDef lobpy_aggregate_methods[] = {
     {"aggregate", (PyCFunction)(void (*)(void))py_aggregate, METH_VARARGS | METH_KEYWORDS,
      "aggregate(book_ts, bid_px, ask_px, valid, trade_ts, trade_px, trade_qty, trade_side, *, "
      "by='time', every, empty_vwap_mid=False, book_name='book') -> dict: bars (see "

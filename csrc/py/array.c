@@ -29,7 +29,7 @@ typenum_of(char type)
 }
 
 PyObject *
-lob_array_from_owned(void *buf, Py_ssize_t n, Py_ssize_t width, int matrix, char type)
+lobpy_array_from_owned(void *buf, Py_ssize_t n, Py_ssize_t width, int matrix, char type)
 {
     int nd = matrix || width > 1 ? 2 : 1;
     npy_intp dims[2] = {n, width};
@@ -60,7 +60,7 @@ lob_array_from_owned(void *buf, Py_ssize_t n, Py_ssize_t width, int matrix, char
 }
 
 PyObject *
-lob_table_to_dict(lob_table *t)
+lobpy_table_to_dict(lob_table *t)
 {
     void *bufs[LOB_MAX_COLS];
     Py_ssize_t n = (Py_ssize_t)t->n;
@@ -72,7 +72,7 @@ lob_table_to_dict(lob_table *t)
     }
     for (; i < t->ncol; i++) {
         const lob_column *c = &t->schema[i];
-        PyObject *a = lob_array_from_owned(bufs[i], n, c->width, c->matrix, c->type);
+        PyObject *a = lobpy_array_from_owned(bufs[i], n, c->width, c->matrix, c->type);
         bufs[i] = NULL;
         if (a == NULL || PyDict_SetItemString(d, c->name, a) < 0) {
             Py_XDECREF(a);
@@ -91,7 +91,7 @@ fail:
 }
 
 PyObject *
-lob_schema_list(const lob_column *schema, int ncol)
+lobpy_schema_list(const lob_column *schema, int ncol)
 {
     PyObject *l = PyList_New(ncol);
     if (l == NULL) {
@@ -109,11 +109,11 @@ lob_schema_list(const lob_column *schema, int ncol)
     return l;
 }
 
-/* The dtype(s) lob_in_strict() expects, as text for its errors.  New reference or NULL. */
+/* The dtype(s) lobpy_in_strict() expects, as text for its errors.  New reference or NULL. */
 static PyObject *
 strict_types(int typenum, int flags)
 {
-    if (flags & LOB_IN_OR_FLOAT32) {
+    if (flags & LOBPY_IN_OR_FLOAT32) {
         return PyUnicode_FromString("float32 or float64");
     }
     PyArray_Descr *d = PyArray_DescrFromType(typenum);
@@ -123,13 +123,13 @@ strict_types(int typenum, int flags)
 }
 
 PyArrayObject *
-lob_in_strict(PyObject *obj, int typenum, int ndim, Py_ssize_t n, int flags, const char *name)
+lobpy_in_strict(PyObject *obj, int typenum, int ndim, Py_ssize_t n, int flags, const char *name)
 {
     PyArrayObject *a = (PyArrayObject *)obj;
-    int write = flags & LOB_IN_WRITABLE;
+    int write = flags & LOBPY_IN_WRITABLE;
     if (PyArray_Check(obj) &&
         (PyArray_TYPE(a) == typenum ||
-         (flags & LOB_IN_OR_FLOAT32 && PyArray_TYPE(a) == NPY_FLOAT32)) &&
+         (flags & LOBPY_IN_OR_FLOAT32 && PyArray_TYPE(a) == NPY_FLOAT32)) &&
         PyArray_NDIM(a) == ndim && PyArray_IS_C_CONTIGUOUS(a) && PyArray_ISALIGNED(a) &&
         !PyArray_ISBYTESWAPPED(a) && (!write || PyArray_ISWRITEABLE(a))) {
         if (n >= 0 && PyArray_DIM(a, 0) != n) {
@@ -166,7 +166,7 @@ lob_in_strict(PyObject *obj, int typenum, int ndim, Py_ssize_t n, int flags, con
 }
 
 PyObject *
-lob_in_converted(PyObject *obj, int typenum, int ndim, Py_ssize_t n, const char *name)
+lobpy_in_converted(PyObject *obj, int typenum, int ndim, Py_ssize_t n, const char *name)
 {
     PyArray_Descr *want = PyArray_DescrFromType(typenum);
     if (want == NULL) {
@@ -205,7 +205,7 @@ lob_in_converted(PyObject *obj, int typenum, int ndim, Py_ssize_t n, const char 
 }
 
 PyObject *
-lob_out(Py_ssize_t n, Py_ssize_t width, int typenum)
+lobpy_out(Py_ssize_t n, Py_ssize_t width, int typenum)
 {
     npy_intp dims[2] = {n, width};
     return PyArray_EMPTY(width > 0 ? 2 : 1, dims, typenum, 0);

@@ -19,10 +19,10 @@ typedef struct {
     int busy;                  /* a feed is running with the GIL released */
 } BookObject;
 
-static lob_state *
+static lobpy_state *
 state_of(PyObject *self)
 {
-    return (lob_state *)PyType_GetModuleState(Py_TYPE(self));
+    return (lobpy_state *)PyType_GetModuleState(Py_TYPE(self));
 }
 
 static PyObject *
@@ -55,7 +55,7 @@ Book_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     lob_book *b = NULL;
     int rc = lob_book_new(&b, &o, &err);
     if (rc < 0) {
-        return lob_raise(PyType_GetModuleState(type), rc, &err, NULL);
+        return lobpy_raise(PyType_GetModuleState(type), rc, &err, NULL);
     }
     BookObject *self = (BookObject *)type->tp_alloc(type, 0);
     if (self == NULL) {
@@ -91,9 +91,9 @@ static PyObject *
 output(BookObject *self, int rc, const lob_error *err)
 {
     if (rc < 0) {
-        return lob_raise(state_of((PyObject *)self), rc, err, NULL);
+        return lobpy_raise(state_of((PyObject *)self), rc, err, NULL);
     }
-    return lob_table_to_dict(lob_book_output(self->b));
+    return lobpy_table_to_dict(lob_book_output(self->b));
 }
 
 static PyObject *
@@ -105,14 +105,14 @@ Book_feed(BookObject *self, PyObject *args)
         return NULL;
     }
     /* read in place without the GIL: the exact dtypes, never a converted copy */
-    PyArrayObject *a_ts = lob_in_strict(ts, NPY_INT64, 1, -1, 0, "ts");
+    PyArrayObject *a_ts = lobpy_in_strict(ts, NPY_INT64, 1, -1, 0, "ts");
     Py_ssize_t n = a_ts != NULL ? ROWS(a_ts) : 0;
     PyArrayObject *a_side, *a_price, *a_qty, *a_uid, *a_flags;
-    if (a_ts == NULL || (a_side = lob_in_strict(side, NPY_INT8, 1, n, 0, "side")) == NULL ||
-        (a_price = lob_in_strict(price, NPY_FLOAT64, 1, n, 0, "price")) == NULL ||
-        (a_qty = lob_in_strict(qty, NPY_FLOAT64, 1, n, 0, "qty")) == NULL ||
-        (a_uid = lob_in_strict(uid, NPY_INT64, 1, n, 0, "update_id")) == NULL ||
-        (a_flags = lob_in_strict(flags, NPY_UINT8, 1, n, 0, "flags")) == NULL) {
+    if (a_ts == NULL || (a_side = lobpy_in_strict(side, NPY_INT8, 1, n, 0, "side")) == NULL ||
+        (a_price = lobpy_in_strict(price, NPY_FLOAT64, 1, n, 0, "price")) == NULL ||
+        (a_qty = lobpy_in_strict(qty, NPY_FLOAT64, 1, n, 0, "qty")) == NULL ||
+        (a_uid = lobpy_in_strict(uid, NPY_INT64, 1, n, 0, "update_id")) == NULL ||
+        (a_flags = lobpy_in_strict(flags, NPY_UINT8, 1, n, 0, "flags")) == NULL) {
         return NULL;
     }
     lob_depth_view v = {.ts = DATA(a_ts),
@@ -123,13 +123,13 @@ Book_feed(BookObject *self, PyObject *args)
                         .flags = DATA(a_flags),
                         .n = (size_t)n};
     lob_error err = {0};
-    lob_nogil g;
+    lobpy_nogil g;
     self->busy = 1;
     /* pure C over arrays the caller's arguments keep alive for the whole call; Ctrl-C stops
      * it (the book then refuses more rows: it stopped inside a batch) */
-    lob_nogil_begin(&g, &err);
+    lobpy_nogil_begin(&g, &err);
     int rc = lob_book_feed(self->b, &v, &err);
-    lob_nogil_end(&g);
+    lobpy_nogil_end(&g);
     self->busy = 0;
     return output(self, rc, &err);
 }
@@ -141,11 +141,11 @@ Book_finish(BookObject *self, PyObject *Py_UNUSED(ignored))
         return NULL;
     }
     lob_error err = {0};
-    lob_nogil g;
+    lobpy_nogil g;
     self->busy = 1;
-    lob_nogil_begin(&g, &err);
+    lobpy_nogil_begin(&g, &err);
     int rc = lob_book_finish(self->b, &err);
-    lob_nogil_end(&g);
+    lobpy_nogil_end(&g);
     self->busy = 0;
     return output(self, rc, &err);
 }
@@ -217,6 +217,6 @@ static PyType_Slot Book_slots[] = {
     {0, NULL},
 };
 
-PyType_Spec lob_book_type_spec = {
+PyType_Spec lobpy_book_type_spec = {
     "lobfast._core.Book", sizeof(BookObject), 0, Py_TPFLAGS_DEFAULT, Book_slots,
 };

@@ -7,7 +7,7 @@
  * rolling_std(x, rows=0, span=0, ts=None, ddof=1) -> ndarray
  * Inputs are read in place when they already are contiguous arrays of the right dtype and
  * converted (copied) otherwise; they are never written.  The loops run without the GIL and
- * stop on Ctrl-C (lob_nogil).
+ * stop on Ctrl-C (lobpy_nogil).
  */
 #include "binding.h"
 
@@ -67,15 +67,15 @@ py_features(PyObject *module, PyObject *args)
     PyObject *in[7] = {NULL};
     PyObject *seq = NULL, *outs = NULL;
     lob_feature *req = NULL;
-    in[0] = lob_in_converted(o[0], NPY_INT64, 1, -1, "ts");
+    in[0] = lobpy_in_converted(o[0], NPY_INT64, 1, -1, "ts");
     Py_ssize_t n = in[0] ? ROWS(in[0]) : 0;
-    if (in[0] == NULL || (in[1] = lob_in_converted(o[1], NPY_BOOL, 1, n, "valid")) == NULL ||
-        (in[2] = lob_in_converted(o[2], NPY_INT64, 1, n, "update_id")) == NULL) {
+    if (in[0] == NULL || (in[1] = lobpy_in_converted(o[1], NPY_BOOL, 1, n, "valid")) == NULL ||
+        (in[2] = lobpy_in_converted(o[2], NPY_INT64, 1, n, "update_id")) == NULL) {
         goto done;
     }
     static const char *const level_names[] = {"bid_px", "bid_sz", "ask_px", "ask_sz"};
     for (int i = 0; i < 4; i++) {
-        if ((in[3 + i] = lob_in_converted(o[3 + i], NPY_FLOAT64, 2, n, level_names[i])) == NULL) {
+        if ((in[3 + i] = lobpy_in_converted(o[3 + i], NPY_FLOAT64, 2, n, level_names[i])) == NULL) {
             goto done;
         }
         if (PyArray_DIM((PyArrayObject *)in[3 + i], 1) != PyArray_DIM((PyArrayObject *)in[3], 1)) {
@@ -96,7 +96,7 @@ py_features(PyObject *module, PyObject *args)
             (req[j].kind = kind_of(name)) < 0) {
             goto done;
         }
-        PyObject *a = lob_out(n, 0, NPY_FLOAT64);
+        PyObject *a = lobpy_out(n, 0, NPY_FLOAT64);
         if (a == NULL) {
             goto done;
         }
@@ -113,12 +113,12 @@ py_features(PyObject *module, PyObject *args)
                        .ask_sz = DATA(in[6])};
     lob_error err = {0};
     int rc;
-    lob_nogil g;
-    lob_nogil_begin(&g, &err);
+    lobpy_nogil g;
+    lobpy_nogil_begin(&g, &err);
     rc = lob_features(&b, DATA(in[2]), req, (int)nf, &err);
-    lob_nogil_end(&g);
+    lobpy_nogil_end(&g);
     if (rc < 0) {
-        lob_raise(lob_get_state(module), rc, &err, NULL);
+        lobpy_raise(lobpy_get_state(module), rc, &err, NULL);
         Py_CLEAR(outs);
     }
 done:
@@ -138,28 +138,28 @@ py_trade_flow(PyObject *module, PyObject *args)
     if (!PyArg_ParseTuple(args, "OOOOO:trade_flow", &o[0], &o[1], &o[2], &o[3], &o[4])) {
         return NULL;
     }
-    if ((in[0] = lob_in_converted(o[0], NPY_INT64, 1, -1, "ts")) == NULL ||
-        (in[1] = lob_in_converted(o[1], NPY_BOOL, 1, ROWS(in[0]), "valid")) == NULL ||
-        (in[2] = lob_in_converted(o[2], NPY_INT64, 1, -1, "trade ts")) == NULL ||
-        (in[3] = lob_in_converted(o[3], NPY_FLOAT64, 1, ROWS(in[2]), "trade qty")) == NULL ||
-        (in[4] = lob_in_converted(o[4], NPY_INT8, 1, ROWS(in[2]), "trade side")) == NULL) {
+    if ((in[0] = lobpy_in_converted(o[0], NPY_INT64, 1, -1, "ts")) == NULL ||
+        (in[1] = lobpy_in_converted(o[1], NPY_BOOL, 1, ROWS(in[0]), "valid")) == NULL ||
+        (in[2] = lobpy_in_converted(o[2], NPY_INT64, 1, -1, "trade ts")) == NULL ||
+        (in[3] = lobpy_in_converted(o[3], NPY_FLOAT64, 1, ROWS(in[2]), "trade qty")) == NULL ||
+        (in[4] = lobpy_in_converted(o[4], NPY_INT8, 1, ROWS(in[2]), "trade side")) == NULL) {
         goto done;
     }
     Py_ssize_t n = ROWS(in[0]), m = ROWS(in[2]);
     for (int i = 0; i < 4; i++) {
-        if ((out[i] = lob_out(n, 0, NPY_FLOAT64)) == NULL) {
+        if ((out[i] = lobpy_out(n, 0, NPY_FLOAT64)) == NULL) {
             goto done;
         }
     }
     lob_error err = {0};
     int rc;
-    lob_nogil g;
-    lob_nogil_begin(&g, &err);
+    lobpy_nogil g;
+    lobpy_nogil_begin(&g, &err);
     rc = lob_trade_flow(DATA(in[0]), DATA(in[1]), n, DATA(in[2]), DATA(in[3]), DATA(in[4]), m,
                         DATA(out[0]), DATA(out[1]), DATA(out[2]), DATA(out[3]), &err);
-    lob_nogil_end(&g);
+    lobpy_nogil_end(&g);
     if (rc < 0) {
-        lob_raise(lob_get_state(module), rc, &err, NULL);
+        lobpy_raise(lobpy_get_state(module), rc, &err, NULL);
         goto done;
     }
     result = PyTuple_Pack(4, out[0], out[1], out[2], out[3]);
@@ -183,21 +183,21 @@ rolling(PyObject *module, PyObject *args, PyObject *kwds, int with_ddof)
             with_ddof ? kwlist : sum_kwlist, &xo, &rows, &span, &tso, &ddof)) {
         return NULL;
     }
-    if ((x = lob_in_converted(xo, NPY_FLOAT64, 1, -1, "x")) == NULL ||
-        (tso != Py_None && (ts = lob_in_converted(tso, NPY_INT64, 1, ROWS(x), "ts")) == NULL) ||
-        (out = lob_out(ROWS(x), 0, NPY_FLOAT64)) == NULL) {
+    if ((x = lobpy_in_converted(xo, NPY_FLOAT64, 1, -1, "x")) == NULL ||
+        (tso != Py_None && (ts = lobpy_in_converted(tso, NPY_INT64, 1, ROWS(x), "ts")) == NULL) ||
+        (out = lobpy_out(ROWS(x), 0, NPY_FLOAT64)) == NULL) {
         goto done;
     }
     lob_window w = {.rows = rows, .span = span, .ts = ts != NULL ? DATA(ts) : NULL};
     lob_error err = {0};
     int rc;
-    lob_nogil g;
-    lob_nogil_begin(&g, &err);
+    lobpy_nogil g;
+    lobpy_nogil_begin(&g, &err);
     rc = with_ddof ? lob_rolling_std(DATA(x), ROWS(x), &w, ddof, DATA(out), &err)
                    : lob_rolling_sum(DATA(x), ROWS(x), &w, DATA(out), &err);
-    lob_nogil_end(&g);
+    lobpy_nogil_end(&g);
     if (rc < 0) {
-        lob_raise(lob_get_state(module), rc, &err, NULL);
+        lobpy_raise(lobpy_get_state(module), rc, &err, NULL);
         Py_CLEAR(out);
     }
 done:
@@ -218,7 +218,7 @@ py_rolling_std(PyObject *module, PyObject *args, PyObject *kwds)
     return rolling(module, args, kwds, 1);
 }
 
-PyMethodDef lob_feature_methods[] = {
+PyMethodDef lobpy_feature_methods[] = {
     {"features", py_features, METH_VARARGS,
      "features(ts, valid, update_id, bid_px, bid_sz, ask_px, ask_sz, requests) -> [ndarray]"},
     {"trade_flow", py_trade_flow, METH_VARARGS,

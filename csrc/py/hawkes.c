@@ -26,8 +26,8 @@ py_hawkes_loglik(PyObject *module, PyObject *args, PyObject *kwds)
     int rc;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "Oddddd:hawkes_loglik", kwlist, &to, &T0, &T1, &mu,
                                      &alpha, &beta) ||
-        (in = lob_in_converted(to, NPY_FLOAT64, 1, -1, "t")) == NULL ||
-        (grad = lob_out(3, 0, NPY_FLOAT64)) == NULL) {
+        (in = lobpy_in_converted(to, NPY_FLOAT64, 1, -1, "t")) == NULL ||
+        (grad = lobpy_out(3, 0, NPY_FLOAT64)) == NULL) {
         goto fail;
     }
     const double *t = DATA(in);
@@ -37,7 +37,7 @@ py_hawkes_loglik(PyObject *module, PyObject *args, PyObject *kwds)
     rc = lob_hawkes_loglik(t, n, T0, T1, mu, alpha, beta, &ll, g, &err);
     Py_END_ALLOW_THREADS;
     if (rc < 0) {
-        lob_raise(lob_get_state(module), rc, &err, NULL);
+        lobpy_raise(lobpy_get_state(module), rc, &err, NULL);
         goto fail;
     }
     Py_DECREF(in);
@@ -101,17 +101,17 @@ py_hawkes_simulate(PyObject *module, PyObject *args, PyObject *kwds)
         }
         if (rc < 0) {
             free(buf);
-            return lob_raise(lob_get_state(module), rc, &err, NULL);
+            return lobpy_raise(lobpy_get_state(module), rc, &err, NULL);
         }
         if (n > 0 && n < cap) {
             double *fit = realloc(buf, n * sizeof(double));
             buf = fit != NULL ? fit : buf;
         }
-        return lob_array_from_owned(buf, (Py_ssize_t)n, 1, 0, LOB_F64);
+        return lobpy_array_from_owned(buf, (Py_ssize_t)n, 1, 0, LOB_F64);
     }
 }
 
-PyMethodDef lob_hawkes_methods[] = {
+PyMethodDef lobpy_hawkes_methods[] = {
     {"hawkes_loglik", (PyCFunction)(void (*)(void))py_hawkes_loglik, METH_VARARGS | METH_KEYWORDS,
      "hawkes_loglik(t, T0, T1, mu, alpha, beta)\n--\n\n"
      "Exact log-likelihood of sorted event times t on [T0, T1] under the Hawkes intensity\n"

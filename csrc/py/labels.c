@@ -1,6 +1,6 @@
 /* labels.c -- lobfast._core label kernels (csrc/core/labels.h), one shape for all:
- * parse, convert inputs with lob_in_converted (never written), allocate outputs with lob_out, run
- * the kernel without the GIL and stoppable by Ctrl-C (lob_nogil; pure C over arrays that the
+ * parse, convert inputs with lobpy_in_converted (never written), allocate outputs with lobpy_out,
+ * run the kernel without the GIL and stoppable by Ctrl-C (lobpy_nogil; pure C over arrays that the
  * converted inputs, held until the end, keep alive; writers to the caller's arrays meanwhile
  * are the caller's problem), raise ValueError for bad arguments.
  *
@@ -20,12 +20,12 @@
 static int
 series_in(PyObject *mid, PyObject *ts, PyObject *valid, PyObject **keep, lob_series *s)
 {
-    if ((keep[0] = lob_in_converted(mid, NPY_FLOAT64, 1, -1, "mid")) == NULL ||
-        (keep[1] = lob_in_converted(ts, NPY_INT64, 1, ROWS(keep[0]), "ts")) == NULL) {
+    if ((keep[0] = lobpy_in_converted(mid, NPY_FLOAT64, 1, -1, "mid")) == NULL ||
+        (keep[1] = lobpy_in_converted(ts, NPY_INT64, 1, ROWS(keep[0]), "ts")) == NULL) {
         return -1;
     }
     if (valid != Py_None &&
-        (keep[2] = lob_in_converted(valid, NPY_BOOL, 1, ROWS(keep[0]), "valid")) == NULL) {
+        (keep[2] = lobpy_in_converted(valid, NPY_BOOL, 1, ROWS(keep[0]), "valid")) == NULL) {
         return -1;
     }
     s->mid = DATA(keep[0]);
@@ -55,19 +55,19 @@ py_label_return(PyObject *module, PyObject *args, PyObject *kwds)
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOLL:label_return", kwlist, &mid, &ts, &valid,
                                      &rows, &ns) ||
         series_in(mid, ts, valid, in, &s) < 0 ||
-        (ret = lob_out((Py_ssize_t)s.n, 0, NPY_FLOAT64)) == NULL ||
-        (known = lob_out((Py_ssize_t)s.n, 0, NPY_INT64)) == NULL) {
+        (ret = lobpy_out((Py_ssize_t)s.n, 0, NPY_FLOAT64)) == NULL ||
+        (known = lobpy_out((Py_ssize_t)s.n, 0, NPY_INT64)) == NULL) {
         goto fail;
     }
     lob_horizon h = {.rows = rows, .ns = ns};
     double *r = DATA(ret);
     int64_t *k = DATA(known);
-    lob_nogil g;
-    lob_nogil_begin(&g, &err);
+    lobpy_nogil g;
+    lobpy_nogil_begin(&g, &err);
     rc = lob_label_return(&s, h, r, k, &err);
-    lob_nogil_end(&g);
+    lobpy_nogil_end(&g);
     if (rc < 0) {
-        lob_raise(lob_get_state(module), rc, &err, NULL);
+        lobpy_raise(lobpy_get_state(module), rc, &err, NULL);
         goto fail;
     }
     release(in, 3);
@@ -92,18 +92,18 @@ py_label_smooth(PyObject *module, PyObject *args, PyObject *kwds)
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOLp:label_smooth", kwlist, &mid, &ts, &valid,
                                      &k, &against_mean) ||
         series_in(mid, ts, valid, in, &s) < 0 ||
-        (out = lob_out((Py_ssize_t)s.n, 0, NPY_FLOAT64)) == NULL ||
-        (known = lob_out((Py_ssize_t)s.n, 0, NPY_INT64)) == NULL) {
+        (out = lobpy_out((Py_ssize_t)s.n, 0, NPY_FLOAT64)) == NULL ||
+        (known = lobpy_out((Py_ssize_t)s.n, 0, NPY_INT64)) == NULL) {
         goto fail;
     }
     double *o = DATA(out);
     int64_t *ka = DATA(known);
-    lob_nogil g;
-    lob_nogil_begin(&g, &err);
+    lobpy_nogil g;
+    lobpy_nogil_begin(&g, &err);
     rc = lob_label_smooth(&s, k, against_mean, o, ka, &err);
-    lob_nogil_end(&g);
+    lobpy_nogil_end(&g);
     if (rc < 0) {
-        lob_raise(lob_get_state(module), rc, &err, NULL);
+        lobpy_raise(lobpy_get_state(module), rc, &err, NULL);
         goto fail;
     }
     release(in, 3);
@@ -127,19 +127,19 @@ unary(PyObject *module, PyObject *args, PyObject *kwds, const char *format, char
     lob_error err = {0};
     int rc;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, format, kwlist, &x, &alpha) ||
-        (in = lob_in_converted(x, NPY_FLOAT64, 1, -1, kwlist[0])) == NULL ||
-        (out = lob_out(ROWS(in), 0, NPY_FLOAT64)) == NULL) {
+        (in = lobpy_in_converted(x, NPY_FLOAT64, 1, -1, kwlist[0])) == NULL ||
+        (out = lobpy_out(ROWS(in), 0, NPY_FLOAT64)) == NULL) {
         goto fail;
     }
     const double *src = DATA(in);
     double *dst = DATA(out);
     size_t n = (size_t)ROWS(in);
-    lob_nogil g;
-    lob_nogil_begin(&g, &err);
+    lobpy_nogil g;
+    lobpy_nogil_begin(&g, &err);
     rc = kernel(src, n, alpha, dst, &err);
-    lob_nogil_end(&g);
+    lobpy_nogil_end(&g);
     if (rc < 0) {
-        lob_raise(lob_get_state(module), rc, &err, NULL);
+        lobpy_raise(lobpy_get_state(module), rc, &err, NULL);
         goto fail;
     }
     Py_DECREF(in);
@@ -177,23 +177,23 @@ py_label_barrier(PyObject *module, PyObject *args, PyObject *kwds)
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOLL:label_barrier", kwlist, &mid, &ts, &valid,
                                      &upper, &lower, &rows, &ns) ||
         series_in(mid, ts, valid, in, &s) < 0 ||
-        (in[3] = lob_in_converted(upper, NPY_FLOAT64, 1, (Py_ssize_t)s.n, "upper")) == NULL ||
-        (in[4] = lob_in_converted(lower, NPY_FLOAT64, 1, (Py_ssize_t)s.n, "lower")) == NULL ||
-        (label = lob_out((Py_ssize_t)s.n, 0, NPY_FLOAT64)) == NULL ||
-        (time = lob_out((Py_ssize_t)s.n, 0, NPY_INT64)) == NULL ||
-        (ret = lob_out((Py_ssize_t)s.n, 0, NPY_FLOAT64)) == NULL) {
+        (in[3] = lobpy_in_converted(upper, NPY_FLOAT64, 1, (Py_ssize_t)s.n, "upper")) == NULL ||
+        (in[4] = lobpy_in_converted(lower, NPY_FLOAT64, 1, (Py_ssize_t)s.n, "lower")) == NULL ||
+        (label = lobpy_out((Py_ssize_t)s.n, 0, NPY_FLOAT64)) == NULL ||
+        (time = lobpy_out((Py_ssize_t)s.n, 0, NPY_INT64)) == NULL ||
+        (ret = lobpy_out((Py_ssize_t)s.n, 0, NPY_FLOAT64)) == NULL) {
         goto fail;
     }
     lob_horizon h = {.rows = rows, .ns = ns};
     const double *up = DATA(in[3]), *dn = DATA(in[4]);
     double *l = DATA(label), *r = DATA(ret);
     int64_t *t = DATA(time);
-    lob_nogil g;
-    lob_nogil_begin(&g, &err);
+    lobpy_nogil g;
+    lobpy_nogil_begin(&g, &err);
     rc = lob_label_barrier(&s, up, dn, h, l, t, r, &err);
-    lob_nogil_end(&g);
+    lobpy_nogil_end(&g);
     if (rc < 0) {
-        lob_raise(lob_get_state(module), rc, &err, NULL);
+        lobpy_raise(lobpy_get_state(module), rc, &err, NULL);
         goto fail;
     }
     release(in, 5);
@@ -206,7 +206,7 @@ fail:
     return NULL;
 }
 
-PyMethodDef lob_label_methods[] = {
+PyMethodDef lobpy_label_methods[] = {
     {"label_return", (PyCFunction)(void (*)(void))py_label_return, METH_VARARGS | METH_KEYWORDS,
      "label_return(mid, ts, valid, rows, ns) -> (ret, known_at): forward log returns."},
     {"label_smooth", (PyCFunction)(void (*)(void))py_label_smooth, METH_VARARGS | METH_KEYWORDS,

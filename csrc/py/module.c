@@ -3,7 +3,7 @@
  * Multi-phase init with per-module state (no process-wide Python objects).  NumPy's C API
  * is imported once in the exec slot.
  */
-#define LOB_BINDING_IMPORTS_NUMPY /* the one file that imports NumPy's C API */
+#define LOBPY_IMPORTS_NUMPY /* the one file that imports NumPy's C API */
 #include "binding.h"
 
 #include "core/number.h"
@@ -13,10 +13,10 @@
 #include <string.h>
 #include <time.h>
 
-lob_state *
-lob_get_state(PyObject *m)
+lobpy_state *
+lobpy_get_state(PyObject *m)
 {
-    return (lob_state *)PyModule_GetState(m);
+    return (lobpy_state *)PyModule_GetState(m);
 }
 
 static int
@@ -29,7 +29,7 @@ set_int_attr(PyObject *o, const char *name, long long v)
 }
 
 PyObject *
-lob_raise(lob_state *st, int rc, const lob_error *err, PyObject *where)
+lobpy_raise(lobpy_state *st, int rc, const lob_error *err, PyObject *where)
 {
     const char *msg = err != NULL && err->msg[0] ? err->msg : lob_strerror(rc);
     if (rc == LOB_E_INTR) {
@@ -102,7 +102,7 @@ monotonic_ns(void)
 static int
 nogil_stop_now(void *ctx)
 {
-    lob_nogil *g = ctx;
+    lobpy_nogil *g = ctx;
     PyEval_RestoreThread(g->save);
     int stop = PyErr_CheckSignals() < 0;
     g->save = PyEval_SaveThread();
@@ -114,12 +114,12 @@ nogil_stop_now(void *ctx)
 static int
 nogil_stop(void *ctx)
 {
-    lob_nogil *g = ctx;
+    lobpy_nogil *g = ctx;
     return monotonic_ns() < g->next_ns ? 0 : nogil_stop_now(ctx);
 }
 
 void
-lob_nogil_begin(lob_nogil *g, lob_error *err)
+lobpy_nogil_begin(lobpy_nogil *g, lob_error *err)
 {
     g->poll.stop = nogil_stop;
     g->poll.stop_now = nogil_stop_now;
@@ -130,7 +130,7 @@ lob_nogil_begin(lob_nogil *g, lob_error *err)
 }
 
 void
-lob_nogil_end(lob_nogil *g)
+lobpy_nogil_end(lobpy_nogil *g)
 {
     PyEval_RestoreThread(g->save);
 }
@@ -159,7 +159,7 @@ py_parse_decimal(PyObject *module, PyObject *arg)
         rc = rc == LOB_E_RANGE ? LOB_E_RANGE : LOB_E_FORMAT;
         lob_error_set(&err, rc, "%s: %s",
                       rc == LOB_E_RANGE ? "decimal out of range" : "not a decimal number", text);
-        lob_raise(lob_get_state(module), rc, &err, NULL);
+        lobpy_raise(lobpy_get_state(module), rc, &err, NULL);
     }
     Py_XDECREF(repr);
     return NULL;
@@ -182,7 +182,7 @@ py_peek_binance(PyObject *module, PyObject *arg)
     int rc = lob_peek_binance(view.buf, (size_t)view.len, &pk, &err);
     PyObject *out = NULL;
     if (rc < 0) {
-        lob_raise(lob_get_state(module), rc, &err, NULL);
+        lobpy_raise(lobpy_get_state(module), rc, &err, NULL);
     }
     else {
         out = Py_BuildValue("{sssy#sy#}", "kind", kinds[pk.kind], "stream",
@@ -222,9 +222,9 @@ static PyObject *
 py_schemas(PyObject *module, PyObject *Py_UNUSED(ignored))
 {
     (void)module;
-    return Py_BuildValue("{sNsNsN}", "depth", lob_schema_list(lob_depth_schema, LOB_D_NCOL),
-                         "trades", lob_schema_list(lob_trades_schema, LOB_T_NCOL), "quotes",
-                         lob_schema_list(lob_quotes_schema, LOB_Q_NCOL));
+    return Py_BuildValue("{sNsNsN}", "depth", lobpy_schema_list(lob_depth_schema, LOB_D_NCOL),
+                         "trades", lobpy_schema_list(lob_trades_schema, LOB_T_NCOL), "quotes",
+                         lobpy_schema_list(lob_quotes_schema, LOB_Q_NCOL));
 }
 
 static PyMethodDef module_methods[] = {
@@ -243,7 +243,7 @@ module_exec(PyObject *m)
     if (PyArray_ImportNumPyAPI() < 0) {
         return -1;
     }
-    lob_state *st = lob_get_state(m);
+    lobpy_state *st = lobpy_get_state(m);
     /* path / line / offset: None / 0 / 0 on the class, so that every LobError has them */
     PyObject *attrs = Py_BuildValue("{sOsisi}", "path", Py_None, "line", 0, "offset", 0);
     if (attrs == NULL) {
@@ -257,26 +257,26 @@ module_exec(PyObject *m)
     if (st->LobError == NULL || PyModule_AddObjectRef(m, "LobError", st->LobError) < 0) {
         return -1;
     }
-    st->ReaderType = PyType_FromModuleAndSpec(m, &lob_reader_type_spec, NULL);
+    st->ReaderType = PyType_FromModuleAndSpec(m, &lobpy_reader_type_spec, NULL);
     if (st->ReaderType == NULL || PyModule_AddObjectRef(m, "Reader", st->ReaderType) < 0) {
         return -1;
     }
-    st->BookType = PyType_FromModuleAndSpec(m, &lob_book_type_spec, NULL);
+    st->BookType = PyType_FromModuleAndSpec(m, &lobpy_book_type_spec, NULL);
     if (st->BookType == NULL || PyModule_AddObjectRef(m, "Book", st->BookType) < 0) {
         return -1;
     }
-    PyObject *timeix = PyType_FromModuleAndSpec(m, &lob_timeix_type_spec, NULL);
+    PyObject *timeix = PyType_FromModuleAndSpec(m, &lobpy_timeix_type_spec, NULL);
     int bad = timeix == NULL || PyModule_AddObjectRef(m, "TimeIx", timeix) < 0;
     Py_XDECREF(timeix);
     if (bad) {
         return -1;
     }
-    if (PyModule_AddFunctions(m, lob_feature_methods) < 0 ||
-        PyModule_AddFunctions(m, lob_label_methods) < 0 ||
-        PyModule_AddFunctions(m, lob_aggregate_methods) < 0 ||
-        PyModule_AddFunctions(m, lob_timeindex_methods) < 0 ||
-        PyModule_AddFunctions(m, lob_window_methods) < 0 ||
-        PyModule_AddFunctions(m, lob_hawkes_methods) < 0) {
+    if (PyModule_AddFunctions(m, lobpy_feature_methods) < 0 ||
+        PyModule_AddFunctions(m, lobpy_label_methods) < 0 ||
+        PyModule_AddFunctions(m, lobpy_aggregate_methods) < 0 ||
+        PyModule_AddFunctions(m, lobpy_timeindex_methods) < 0 ||
+        PyModule_AddFunctions(m, lobpy_window_methods) < 0 ||
+        PyModule_AddFunctions(m, lobpy_hawkes_methods) < 0) {
         return -1;
     }
     if (PyModule_AddIntConstant(m, "FLAG_SNAPSHOT", LOB_F_SNAPSHOT) < 0 ||
@@ -291,7 +291,7 @@ module_exec(PyObject *m)
 static int
 module_traverse(PyObject *m, visitproc visit, void *arg)
 {
-    lob_state *st = lob_get_state(m);
+    lobpy_state *st = lobpy_get_state(m);
     Py_VISIT(st->LobError);
     Py_VISIT(st->ReaderType);
     Py_VISIT(st->BookType);
@@ -301,7 +301,7 @@ module_traverse(PyObject *m, visitproc visit, void *arg)
 static int
 module_clear(PyObject *m)
 {
-    lob_state *st = lob_get_state(m);
+    lobpy_state *st = lobpy_get_state(m);
     Py_CLEAR(st->LobError);
     Py_CLEAR(st->ReaderType);
     Py_CLEAR(st->BookType);
@@ -331,7 +331,7 @@ static struct PyModuleDef module_def = {
     PyModuleDef_HEAD_INIT,
     "lobfast._core",
     "lobfast's C core: readers returning zero-copy NumPy arrays.",
-    sizeof(lob_state),
+    sizeof(lobpy_state),
     module_methods,
     module_slots,
     module_traverse,

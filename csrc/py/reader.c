@@ -26,10 +26,10 @@ typedef struct {
 static const lob_format *const formats[] = {&lob_format_binance, &lob_format_tardis,
                                             &lob_format_vision};
 
-static lob_state *
+static lobpy_state *
 state_of(PyObject *self)
 {
-    return (lob_state *)PyType_GetModuleState(Py_TYPE(self));
+    return (lobpy_state *)PyType_GetModuleState(Py_TYPE(self));
 }
 
 static int
@@ -114,7 +114,7 @@ Reader_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     int rc = lob_reader_new(&self->r, fmt, &opts, skip, &err);
     if (rc < 0) {
         Py_DECREF(self);
-        return lob_raise(PyType_GetModuleState(type), rc, &err, NULL);
+        return lobpy_raise(PyType_GetModuleState(type), rc, &err, NULL);
     }
     return (PyObject *)self;
 }
@@ -150,11 +150,11 @@ Reader_open(ReaderObject *self, PyObject *args, PyObject *kwds)
     int rc;
     const char *cpath = PyBytes_AS_STRING(bytes);
     self->busy = 1;
-    lob_nogil g; /* opening a FIFO waits for its writer */
-    lob_nogil_begin(&g, &err);
+    lobpy_nogil g; /* opening a FIFO waits for its writer */
+    lobpy_nogil_begin(&g, &err);
     rc = ospan == Py_None ? lob_reader_open(self->r, cpath, &err)
                           : lob_reader_open_span(self->r, cpath, &span, line0, &err);
-    lob_nogil_end(&g);
+    lobpy_nogil_end(&g);
     self->busy = 0;
     Py_DECREF(bytes);
     PyObject *path = PyOS_FSPath(arg);
@@ -163,7 +163,7 @@ Reader_open(ReaderObject *self, PyObject *args, PyObject *kwds)
     }
     Py_XSETREF(self->path, path);
     if (rc < 0) {
-        return lob_raise(state_of((PyObject *)self), rc, &err, self->path);
+        return lobpy_raise(state_of((PyObject *)self), rc, &err, self->path);
     }
     Py_RETURN_NONE;
 }
@@ -187,13 +187,13 @@ Reader_pump(ReaderObject *self, PyObject *args, PyObject *kwds)
     self->busy = 1;
     /* decompress + parse is pure C over memory the reader owns; Ctrl-C stops it between
      * lines (the reader then goes on from there at the next pump) */
-    lob_nogil g;
-    lob_nogil_begin(&g, &err);
+    lobpy_nogil g;
+    lobpy_nogil_begin(&g, &err);
     rc = lob_reader_pump(self->r, (size_t)max_rows, &eof, &err);
-    lob_nogil_end(&g);
+    lobpy_nogil_end(&g);
     self->busy = 0;
     if (rc < 0) {
-        return lob_raise(state_of((PyObject *)self), rc, &err, self->path);
+        return lobpy_raise(state_of((PyObject *)self), rc, &err, self->path);
     }
     return PyBool_FromLong(eof);
 }
@@ -207,7 +207,7 @@ Reader_finish(ReaderObject *self, PyObject *Py_UNUSED(ignored))
     lob_error err = {0};
     int rc = lob_reader_finish(self->r, &err);
     if (rc < 0) {
-        return lob_raise(state_of((PyObject *)self), rc, &err, self->path);
+        return lobpy_raise(state_of((PyObject *)self), rc, &err, self->path);
     }
     Py_RETURN_NONE;
 }
@@ -234,7 +234,7 @@ Reader_take(ReaderObject *self, PyObject *Py_UNUSED(ignored))
         return NULL;
     }
     for (int i = 0; i < fmt->ntables; i++) {
-        PyObject *d = lob_table_to_dict(lob_reader_table(self->r, i));
+        PyObject *d = lobpy_table_to_dict(lob_reader_table(self->r, i));
         if (d == NULL || PyDict_SetItemString(out, fmt->table_names[i], d) < 0) {
             Py_XDECREF(d);
             Py_DECREF(out);
@@ -295,6 +295,6 @@ static PyType_Slot Reader_slots[] = {
     {0, NULL},
 };
 
-PyType_Spec lob_reader_type_spec = {
+PyType_Spec lobpy_reader_type_spec = {
     "lobfast._core.Reader", sizeof(ReaderObject), 0, Py_TPFLAGS_DEFAULT, Reader_slots,
 };

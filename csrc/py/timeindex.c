@@ -57,7 +57,7 @@ fail(PyObject *module, int rc, const lob_error *err, PyObject *path)
     if (text == NULL) {
         return NULL;
     }
-    lob_raise(lob_get_state(module), rc, err, text);
+    lobpy_raise(lobpy_get_state(module), rc, err, text);
     Py_DECREF(text);
     return NULL;
 }
@@ -253,8 +253,8 @@ TimeIx_build(PyTypeObject *type, PyObject *args, PyObject *kwds)
     lob_error err = {0};
     int rc = LOB_OK, skip = 0;
     const char *cpath = PyBytes_AS_STRING(path);
-    lob_nogil g;
-    lob_nogil_begin(&g, &err);
+    lobpy_nogil g;
+    lobpy_nogil_begin(&g, &err);
     if (!gzip) { /* gzip cannot restart inside the file: the caller reads it through */
         lob_source *src = NULL;
         rc = lob_source_open(&src, cpath, &err);
@@ -264,7 +264,7 @@ TimeIx_build(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (rc == LOB_OK && !skip) {
         rc = lob_ix_build(cpath, &key, block, &ix, &err);
     }
-    lob_nogil_end(&g);
+    lobpy_nogil_end(&g);
     if (rc < 0 || skip) {
         PyObject *r = rc < 0 ? fail(PyType_GetModule(type), rc, &err, path) : Py_NewRef(Py_None);
         Py_DECREF(path);
@@ -272,7 +272,7 @@ TimeIx_build(PyTypeObject *type, PyObject *args, PyObject *kwds)
     }
     TimeIxObject *self = NULL;
     PyArray_Descr *descr = entry_descr();
-    PyObject *flat = lob_array_from_owned(ix.e, (Py_ssize_t)ix.n, LOB_IX_FIELDS, 1, LOB_I64);
+    PyObject *flat = lobpy_array_from_owned(ix.e, (Py_ssize_t)ix.n, LOB_IX_FIELDS, 1, LOB_I64);
     ix.e = NULL;
     if (descr == NULL || flat == NULL) {
         goto done;
@@ -339,10 +339,10 @@ TimeIx_window(TimeIxObject *self, PyObject *args)
     lob_error err = {0};
     int rc;
     const char *cpath = PyBytes_AS_STRING(self->fspath);
-    lob_nogil g;
-    lob_nogil_begin(&g, &err);
+    lobpy_nogil g;
+    lobpy_nogil_begin(&g, &err);
     rc = lob_ix_window(cpath, &self->key, &self->ix, t0, t1, ends, &looked, &err);
-    lob_nogil_end(&g);
+    lobpy_nogil_end(&g);
     if (rc < 0) {
         return fail(PyType_GetModule(Py_TYPE(self)), rc, &err, self->fspath);
     }
@@ -495,7 +495,7 @@ static PyType_Slot TimeIx_slots[] = {
     {0, NULL},
 };
 
-PyType_Spec lob_timeix_type_spec = {
+PyType_Spec lobpy_timeix_type_spec = {
     "lobfast._core.TimeIx", sizeof(TimeIxObject), 0, Py_TPFLAGS_DEFAULT, TimeIx_slots,
 };
 
@@ -563,10 +563,10 @@ py_csv_columns(PyObject *module, PyObject *args)
     lob_error err = {0};
     int rc;
     const char *cpath = PyBytes_AS_STRING(path);
-    lob_nogil g; /* csv_columns runs in worker threads too: their checks see no signal */
-    lob_nogil_begin(&g, &err);
+    lobpy_nogil g; /* csv_columns runs in worker threads too: their checks see no signal */
+    lobpy_nogil_begin(&g, &err);
     rc = lob_csv_columns(cpath, &span, line0, &key, cols, (int)ncol, nrows, &err);
-    lob_nogil_end(&g);
+    lobpy_nogil_end(&g);
     if (rc < 0) {
         fail(module, rc, &err, path);
         goto done;
@@ -630,10 +630,10 @@ py_convert(PyObject *module, PyObject *args)
     int rc;
     const char *csrc = PyBytes_AS_STRING(src), *cdst = PyBytes_AS_STRING(dst);
     const lob_tskey *pkey = okey == Py_None ? NULL : &key;
-    lob_nogil g;
-    lob_nogil_begin(&g, &err);
+    lobpy_nogil g;
+    lobpy_nogil_begin(&g, &err);
     rc = lob_convert(csrc, cdst, pkey, frame_ns, (size_t)frame_bytes, level, &st, &err);
-    lob_nogil_end(&g);
+    lobpy_nogil_end(&g);
     if (rc < 0) {
         fail(module, rc, &err, src);
         goto done;
@@ -671,8 +671,8 @@ py_head(PyObject *module, PyObject *args)
     int rc;
     char *dst = PyBytes_AS_STRING(out);
     const char *cpath = PyBytes_AS_STRING(path);
-    lob_nogil g;
-    lob_nogil_begin(&g, &err);
+    lobpy_nogil g;
+    lobpy_nogil_begin(&g, &err);
     rc = lob_source_open(&s, cpath, &err);
     while (rc == LOB_OK && got < cap) {
         ptrdiff_t k = lob_source_read(s, dst + got, (size_t)(cap - got), &err);
@@ -685,7 +685,7 @@ py_head(PyObject *module, PyObject *args)
         got += k;
     }
     lob_source_free(s);
-    lob_nogil_end(&g);
+    lobpy_nogil_end(&g);
     if (rc == LOB_E_INTR || (rc < 0 && got == 0)) {
         Py_DECREF(out);
         out = fail(module, rc, &err, path);
@@ -697,7 +697,7 @@ py_head(PyObject *module, PyObject *args)
     return out;
 }
 
-PyMethodDef lob_timeindex_methods[] = {
+PyMethodDef lobpy_timeindex_methods[] = {
     {"csv_columns", py_csv_columns, METH_VARARGS,
      "csv_columns(path, span, line0, key, nrows, spec) -> text values per column."},
     {"convert", py_convert, METH_VARARGS,

@@ -28,11 +28,12 @@ py_window_gather(PyObject *module, PyObject *args, PyObject *kwds)
         return PyErr_Format(PyExc_ValueError, "threads must be in 1..%d, got %d",
                             LOB_GATHER_MAX_THREADS, threads);
     }
-    PyArrayObject *x = lob_in_strict(xo, NPY_FLOAT64, 2, -1, LOB_IN_OR_FLOAT32, "x"), *out = NULL;
+    PyArrayObject *x = lobpy_in_strict(xo, NPY_FLOAT64, 2, -1, LOBPY_IN_OR_FLOAT32, "x"),
+                  *out = NULL;
     if (x == NULL ||
-        (out = lob_in_strict(outo, NPY_FLOAT64, 3, -1, LOB_IN_OR_FLOAT32 | LOB_IN_WRITABLE,
-                             "out")) == NULL ||
-        (in[0] = lob_in_converted(endso, NPY_INT64, 1, -1, "ends")) == NULL) {
+        (out = lobpy_in_strict(outo, NPY_FLOAT64, 3, -1, LOBPY_IN_OR_FLOAT32 | LOBPY_IN_WRITABLE,
+                               "out")) == NULL ||
+        (in[0] = lobpy_in_converted(endso, NPY_INT64, 1, -1, "ends")) == NULL) {
         goto done;
     }
     Py_ssize_t n = PyArray_DIM(x, 0), f = PyArray_DIM(x, 1), nb = ROWS(in[0]);
@@ -62,8 +63,8 @@ py_window_gather(PyObject *module, PyObject *args, PyObject *kwds)
         goto done;
     }
     if (shifto != Py_None) {
-        if ((in[1] = lob_in_converted(shifto, NPY_FLOAT64, 2, -1, "shift")) == NULL ||
-            (in[2] = lob_in_converted(scaleo, NPY_FLOAT64, 2, -1, "scale")) == NULL) {
+        if ((in[1] = lobpy_in_converted(shifto, NPY_FLOAT64, 2, -1, "shift")) == NULL ||
+            (in[2] = lobpy_in_converted(scaleo, NPY_FLOAT64, 2, -1, "scale")) == NULL) {
             goto done;
         }
         PyArrayObject *sh = (PyArrayObject *)in[1], *sc = (PyArrayObject *)in[2];
@@ -76,7 +77,7 @@ py_window_gather(PyObject *module, PyObject *args, PyObject *kwds)
         src.scale = PyArray_DATA(sc);
         src.g = (size_t)PyArray_DIM(sh, 0);
         if (groupo != Py_None) {
-            if ((in[3] = lob_in_converted(groupo, NPY_INT32, 1, n, "group")) == NULL) {
+            if ((in[3] = lobpy_in_converted(groupo, NPY_INT32, 1, n, "group")) == NULL) {
                 goto done;
             }
             src.group = DATA(in[3]);
@@ -95,7 +96,7 @@ py_window_gather(PyObject *module, PyObject *args, PyObject *kwds)
     rc = lob_window_gather(&src, ends, (size_t)nb, (size_t)t, o, of32, threads, &err);
     Py_END_ALLOW_THREADS;
     if (rc < 0) {
-        lob_raise(lob_get_state(module), rc, &err, NULL); /* a bad end or group: IndexError */
+        lobpy_raise(lobpy_get_state(module), rc, &err, NULL); /* a bad end or group: IndexError */
         goto done;
     }
     result = Py_NewRef(Py_None);
@@ -106,7 +107,7 @@ done:
     return result;
 }
 
-PyMethodDef lob_window_methods[] = {
+PyMethodDef lobpy_window_methods[] = {
     {"window_gather", (PyCFunction)(void (*)(void))py_window_gather, METH_VARARGS | METH_KEYWORDS,
      "window_gather(x, ends, t, out, shift=None, scale=None, group=None, threads=1)\n--\n\n"
      "Fill out[b] with the normalised window of t rows of x ending at row ends[b]."},
