@@ -1,8 +1,6 @@
 /* text.c -- helpers shared by the line formats. */
 #include "text.h"
 
-#include "number.h"
-
 #include <stdio.h>
 #include <string.h>
 
@@ -97,22 +95,6 @@ lob_csv_split(const char *s, size_t n, lob_cell *cells, int cap)
         }
         s = stop + 1;
     }
-}
-
-int
-lob_cell_decimal(const lob_cell *c, double *out)
-{
-    int rc = LOB_E_FORMAT;
-    const char *e = lob_parse_decimal(c->p, c->p + c->n, out, &rc);
-    return e == NULL ? rc : e != c->p + c->n ? LOB_E_FORMAT : LOB_OK;
-}
-
-int
-lob_cell_int64(const lob_cell *c, int64_t *out)
-{
-    int rc = LOB_E_FORMAT;
-    const char *e = lob_parse_int64(c->p, c->p + c->n, out, &rc);
-    return e == NULL ? rc : e != c->p + c->n ? LOB_E_FORMAT : LOB_OK;
 }
 
 int

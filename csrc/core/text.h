@@ -27,7 +27,8 @@ const char *lob_show(char *buf, size_t cap, const char *s, size_t n, size_t max)
  *  printed output and make different values look alike. */
 const char *lob_find_control(const char *s, size_t n);
 
-/* A cell of a CSV line: a slice of the line, not NUL-terminated. */
+/* A cell of a CSV line: a slice of the line, not NUL-terminated.  Typed values of cells,
+ * and the one message of a bad cell: cells.h. */
 typedef struct lob_cell_s {
     const char *p; /* first byte */
     size_t n;      /* bytes */
@@ -36,11 +37,6 @@ typedef struct lob_cell_s {
 /*! lob_csv_split() : split at commas (the archives handled here never quote).
  *  @return the number of cells, which may exceed `cap`: only the first `cap` are stored. */
 int lob_csv_split(const char *s, size_t n, lob_cell *cells, int cap);
-
-/*! lob_cell_decimal(), lob_cell_int64() : the whole cell as a number.
- *  @return 0, LOB_E_FORMAT (not a number, or text after it) or LOB_E_RANGE. */
-int lob_cell_decimal(const lob_cell *c, double *out);
-int lob_cell_int64(const lob_cell *c, int64_t *out);
 
 /*! lob_hash() : FNV-1a over [s, s + n): hash tables of text, and the collector's test for a
  *  message it already recorded. */
