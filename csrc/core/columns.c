@@ -167,8 +167,8 @@ parse_row(const lob_csvcol *cols, int ncol, int64_t row, const char *s, size_t n
     int field = 0, more = 1; /* more: field `field` exists (it starts at p) */
     for (int i = 0; i < ncol; i++) {
         for (; field < cols[i].field && more; field++) {
-            const char *q = memchr(p, key->sep, (size_t)(e - p));
-            more = q != NULL;
+            const char *q = lob_csv_find(p, e, key->sep);
+            more = q < e;
             p = more ? q + 1 : e;
         }
         if (!more) {
@@ -176,10 +176,10 @@ parse_row(const lob_csvcol *cols, int ncol, int64_t row, const char *s, size_t n
                                  "the line has %d field(s); column '%s' is field %d", field,
                                  cols[i].name, cols[i].field + 1);
         }
-        const char *q = memchr(p, key->sep, (size_t)(e - p));
-        lob_cell c = {p, (size_t)((q ? q : e) - p)};
+        const char *q = lob_csv_find(p, e, key->sep);
+        lob_cell c = {p, (size_t)(q - p)};
         LOB_FORWARD_IF_ERROR(parse_cell(&cols[i], row, &c, key->unit, err));
-        more = q != NULL; /* a separator follows */
+        more = q < e; /* a separator follows */
         p = more ? q + 1 : e;
         field++;
     }
