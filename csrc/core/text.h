@@ -54,6 +54,10 @@ lob_csv_find(const char *p, const char *end, char sep)
             return p + __builtin_ctz(m);
         }
     }
+    /* the rest of a line (its last cell): memchr has no loop whose end the branch
+     * predictor must guess */
+    const char *q = memchr(p, sep, (size_t)(end - p));
+    return q != NULL ? q : end;
 #endif
 #if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     const uint64_t seps = 0x0101010101010101ULL * (unsigned char)sep;
