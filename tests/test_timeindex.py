@@ -392,7 +392,7 @@ def test_late_float_in_integer_column_needs_dtypes(tmp_path):
     t = lambda i: (1723161255000000 + i) * 1000  # noqa: E731
     assert ti.read(t(0), t(2500))["qty"].tolist() == list(range(2500))
     offset = len("timestamp,qty\n") + sum(len(x) + 1 for x in lines[:2500])
-    with pytest.raises(LobError, match=r"line 2502 \(byte \d+\): column 'qty': expected an integer") as e:
+    with pytest.raises(LobError, match=r"line 2502 \(byte \d+\): column 2 \(qty\): expected an integer") as e:
         ti.read(t(2400), t(2600))
     assert (e.value.line, e.value.offset) == (2502, offset)
     ti = TimeIndex(path, block=256, dtypes={"qty": "float64"})
@@ -789,7 +789,7 @@ def test_malformed_number_inside_a_window(tmp_path):
     check_window(ti, good, t(0), t(3000))  # up to the bad row: fine
     check_window(ti, good, t(2000), t(2999))
     for window in [(t(2999), t(3001)), (t(3000), None), (None, None)]:
-        with pytest.raises(LobError, match=r"line 3002 \(byte \d+\): column 'price': expected a number") as e:
+        with pytest.raises(LobError, match=r"line 3002 \(byte \d+\): column 2 \(price\): expected a decimal number") as e:
             ti.read(*window)
         assert (e.value.line, e.value.offset) == (3002, text.index(lines[3000]))
         assert "3000.5.5" in str(e.value) and str(path) in str(e.value)

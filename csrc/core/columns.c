@@ -1,10 +1,8 @@
 /* columns.c -- CSV rows of a window into preallocated typed columns. */
 #include "columns.h"
 
-#include "number.h"
-#include "text.h"
+#include "cells.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -121,122 +119,44 @@ lob_dict_free(lob_dict *d)
 
 /* ---------------------------------------------------------------- cells */
 
+/* Parse cell c into row `row` of column col.  @return 0 or a negative code (err says
+ * which cell, and what was expected). */
 static int
-is_ci(const char *p, size_t n, const char *lower)
+parse_cell(const lob_csvcol *col, int64_t row, const lob_cell *c, int64_t unit, lob_error *err)
 {
-    if (strlen(lower) != n) {
-        return 0;
-    }
-    for (size_t i = 0; i < n; i++) {
-        char c = p[i] >= 'A' && p[i] <= 'Z' ? (char)(p[i] + 32) : p[i];
-        if (c != lower[i]) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-static const char *
-cell_end(const char *p, const char *e, char sep)
-{
-    const char *q = memchr(p, sep, (size_t)(e - p));
-    return q ? q : e;
-}
-
-/* Parse the cell at p into row `row` of column c.  @return the end of the cell, or NULL
- * with err->msg saying what was expected. */
-static const char *
-parse_cell(const lob_csvcol *c, int64_t row, const char *p, const char *e, const lob_tskey *key,
-           lob_error *err)
-{
-    char sep = key->sep;
-    const char *q = NULL, *what = "";
-    int rc = LOB_OK;
-    switch (c->kind) {
-    case LOB_CK_F64: {
-        double v = NAN;
-        q = p < e && *p != sep ? lob_parse_decimal(p, e, &v, &rc) : p;
-        if (q == NULL && is_ci(p, (size_t)(cell_end(p, e, sep) - p), "nan")) {
-            q = p + 3;
-            v = NAN;
-        }
-        ((double *)c->out)[row] = v;
-        what = rc == LOB_E_RANGE ? "a number within float64 range (a nonzero value that "
-                                   "rounds to 0 or to infinity is refused)"
-                                 : "a number";
-        break;
-    }
-    case LOB_CK_I64:
-        q = lob_parse_int64(p, e, &((int64_t *)c->out)[row], &rc);
-        what = "an integer (read the column as float64 if it is not one)";
-        break;
-    case LOB_CK_TIME: {
-        int64_t *t = &((int64_t *)c->out)[row];
-        q = lob_parse_time(p, e, key->unit, t, &rc);
-        if (q != NULL && *t > LOB_TS_MAX) {
-            q = NULL; /* a time past 2262 is damage, never a time to keep (or compare) */
-            rc = LOB_E_RANGE;
-        }
-        what = "a time between 1970 and 2262";
-        break;
-    }
-    case LOB_CK_BOOL: {
-        q = cell_end(p, e, sep);
-        size_t n = (size_t)(q - p);
-        int8_t v = is_ci(p, n, "true") || (n == 1 && *p == '1')    ? 1
-                   : is_ci(p, n, "false") || (n == 1 && *p == '0') ? 0
-                                                                   : -1;
-        ((int8_t *)c->out)[row] = v;
-        q = v < 0 ? NULL : q;
-        what = "true or false";
-        break;
-    }
-    case LOB_CK_SIDE: {
-        q = cell_end(p, e, sep);
-        size_t n = (size_t)(q - p);
-        int8_t v = is_ci(p, n, "buy") || is_ci(p, n, "bid")    ? 1
-                   : is_ci(p, n, "sell") || is_ci(p, n, "ask") ? -1
-                   : n == 0 || is_ci(p, n, "unknown")          ? 0
-                                                               : 2;
-        ((int8_t *)c->out)[row] = v == 2 ? 0 : v;
-        q = v == 2 ? NULL : q;
-        what = "a side (buy, sell, bid, ask or unknown)";
-        break;
-    }
-    case LOB_CK_TEXT: {
+    int f = col->field, v = 0, rc;
+    const char *nm = col->name;
+    switch (col->kind) {
+    case LOB_CK_F64:
+        return lob_cell_number(c, f, nm, LOB_NUM_EMPTY_NAN | LOB_NUM_NAN_TEXT, NULL,
+                               &((double *)col->out)[row], err);
+    case LOB_CK_I64: return lob_cell_int64(c, f, nm, &((int64_t *)col->out)[row], err);
+    case LOB_CK_TIME:
+        return lob_cell_time(c, f, nm, unit, LOB_TIME_DECIMAL, &((int64_t *)col->out)[row], err);
+    case LOB_CK_BOOL:
+        rc = lob_cell_bool(c, f, nm, LOB_BOOL_DIGITS, &v, err);
+        ((int8_t *)col->out)[row] = (int8_t)v;
+        return rc;
+    case LOB_CK_SIDE:
+        rc = lob_cell_side(
+            c, f, nm, LOB_SIDE_TRADE | LOB_SIDE_BOOK | LOB_SIDE_UNKNOWN | LOB_SIDE_NOCASE, &v, err);
+        ((int8_t *)col->out)[row] = (int8_t)v;
+        return rc;
+    case LOB_CK_TEXT:
         /* checked before the lookup: a value holds no control byte (a NUL would end it
          * early) and is at most LOB_TEXT_MAX bytes (a category, not a document) */
-        q = cell_end(p, e, sep);
-        size_t n = (size_t)(q - p);
-        int code = n > LOB_TEXT_MAX                 ? LOB_E_RANGE
-                   : lob_find_control(p, n) != NULL ? LOB_E_FORMAT
-                                                    : dict_code(c->dict, p, n);
-        if (code < 0) {
-            what = n > LOB_TEXT_MAX      ? "text of at most 1024 bytes"
-                   : code == LOB_E_RANGE ? "at most 65536 distinct values in a text column"
-                   : code == LOB_E_NOMEM ? "memory for the text values"
-                                         : "text without control bytes (NUL, tab, newline, ...)";
-            rc = code;
-            q = NULL;
+        LOB_FORWARD_IF_ERROR(lob_cell_text(c, f, nm, LOB_TEXT_MAX, err));
+        v = dict_code(col->dict, c->p, c->n);
+        if (v < 0) {
+            return lob_cell_error(err, v, f, nm, c,
+                                  v == LOB_E_RANGE
+                                      ? "at most 65536 distinct values in a text column"
+                                      : "memory for the text values");
         }
-        else {
-            ((int32_t *)c->out)[row] = code;
-        }
-        break;
+        ((int32_t *)col->out)[row] = v;
+        return LOB_OK;
+    default: return lob_cell_error(err, LOB_E_FORMAT, f, nm, c, "a known column kind");
     }
-    default: what = "a known column kind"; break;
-    }
-    if (q != NULL && q < e && *q != sep) {
-        q = NULL; /* text after the value */
-    }
-    if (q == NULL) {
-        char show[LOB_SHOW_BUF];
-        const char *end = cell_end(p, e, sep);
-        lob_error_set(err, rc == LOB_E_RANGE || rc == LOB_E_NOMEM ? rc : LOB_E_FORMAT,
-                      "column '%s': expected %s, not '%s'", c->name, what,
-                      lob_show(show, sizeof show, p, (size_t)(end - p), LOB_SHOW));
-    }
-    return q;
 }
 
 static int
@@ -247,8 +167,8 @@ parse_row(const lob_csvcol *cols, int ncol, int64_t row, const char *s, size_t n
     int field = 0, more = 1; /* more: field `field` exists (it starts at p) */
     for (int i = 0; i < ncol; i++) {
         for (; field < cols[i].field && more; field++) {
-            const char *q = memchr(p, key->sep, (size_t)(e - p));
-            more = q != NULL;
+            const char *q = lob_csv_find(p, e, key->sep);
+            more = q < e;
             p = more ? q + 1 : e;
         }
         if (!more) {
@@ -256,10 +176,9 @@ parse_row(const lob_csvcol *cols, int ncol, int64_t row, const char *s, size_t n
                                  "the line has %d field(s); column '%s' is field %d", field,
                                  cols[i].name, cols[i].field + 1);
         }
-        const char *q = parse_cell(&cols[i], row, p, e, key, err);
-        if (q == NULL) {
-            return err->code;
-        }
+        const char *q = lob_csv_find(p, e, key->sep);
+        lob_cell c = {p, (size_t)(q - p)};
+        LOB_FORWARD_IF_ERROR(parse_cell(&cols[i], row, &c, key->unit, err));
         more = q < e; /* a separator follows */
         p = more ? q + 1 : e;
         field++;

@@ -23,13 +23,13 @@
  * rows sharing local_timestamp (one exchange message) gets END_OF_MESSAGE.  That needs one
  * row of lookahead, so the newest depth row waits in `pend` until the next row or finish().
  */
+#include "cells.h"
 #include "number.h"
 #include "reader.h"
 #include "schema.h"
 #include "text.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +45,8 @@ enum { KIND_NONE = -1 };
 #define NCOMMON 4       /* exchange,symbol,timestamp,local_timestamp */
 #define MAX_LEVELS 1000 /* book_snapshot_N: Tardis publishes N <= 25; refuse absurd headers */
 #define MAX_CELLS (NCOMMON + 4 * MAX_LEVELS)
-#define SHOW 24 /* bytes of a bad cell quoted in messages */
+#define SHOW 24 /* bytes of a bad header cell quoted in messages */
+#define NAME 24 /* room for a book_snapshot column name: "bids[999].amount" */
 
 static const char *const common_names[NCOMMON] = {"exchange", "symbol", "timestamp",
                                                   "local_timestamp"};
@@ -75,60 +76,15 @@ typedef struct {
     depth_row pend;                     /* held-back depth row */
     int has_pend;                       /* pend holds a row */
     lob_cell *cells;                    /* MAX_CELLS cells of the current line */
+    const char *names[MAX_CELLS];       /* column names of the accepted header, for errors */
+    char (*level_names)[NAME];          /* book_snapshot_N: names of its 4 x N level columns */
     char type_text[32];                 /* data_type stat */
     char header_error[256]; /* why the latest header was refused, "" once one is accepted */
     /* counters */
     int64_t n_headers, n_rows, n_outside, n_before_snapshot, n_snapshots, n_nonint_ids, n_blank;
 } lob_tardis;
 
-/* ------------------------------------------------------------------ errors */
-
-static const char *
-col_name(const lob_tardis *t, int col, char *buf, size_t size)
-{
-    static const char *const fields[4] = {"price", "amount", "price", "amount"};
-    if (col < NCOMMON) {
-        return common_names[col];
-    }
-    int k = (col - NCOMMON) % 4;
-    switch (t->kind) {
-    case T_DEPTH: return depth_names[k];
-    case T_TRADES: return trade_names[k];
-    case T_QUOTES: return quote_names[k];
-    default:
-        snprintf(buf, size, "%s[%d].%s", k < 2 ? "asks" : "bids", (col - NCOMMON) / 4, fields[k]);
-        return buf;
-    }
-}
-
-/* "column 7 (price): expected a decimal number, found 'abc'" */
-static int
-bad_cell(const lob_tardis *t, lob_error *err, int code, int col, const lob_cell *c,
-         const char *expected)
-{
-    char name[40], show[LOB_SHOW_BUF];
-    const char *nm = col_name(t, col, name, sizeof name);
-    if (c->n == 0) {
-        return lob_error_set(err, code, "column %d (%s): expected %s, found an empty cell", col + 1,
-                             nm, expected);
-    }
-    return lob_error_set(err, code, "column %d (%s): expected %s, found '%s'", col + 1, nm,
-                         expected, lob_show(show, sizeof show, c->p, c->n, SHOW));
-}
-
 /* ------------------------------------------------------------------ cells */
-
-static int
-cell_decimal(lob_tardis *t, const lob_cell *c, int col, double *out, lob_error *err)
-{
-    int rc = lob_cell_decimal(c, out);
-    if (rc < 0) {
-        return bad_cell(t, err, rc, col, c,
-                        rc == LOB_E_RANGE ? "a decimal number within float64 range"
-                                          : "a decimal number");
-    }
-    return LOB_OK;
-}
 
 /* What a value must be, per data type:
  *  - incremental_book_L2: price > 0, amount >= 0 (0 removes the level);
@@ -136,47 +92,54 @@ cell_decimal(lob_tardis *t, const lob_cell *c, int col, double *out, lob_error *
  *  - quotes / book_ticker and book_snapshot_N: an empty cell is "no value" (NaN; an empty
  *    snapshot level has size 0), otherwise prices > 0 and amounts >= 0.
  * Decimal text that overflows to infinity or underflows to 0 is refused by the parser. */
-enum { V_PRICE, V_SIZE, V_QTY }; /* > 0, >= 0, > 0 */
+typedef struct {
+    int rule;         /* LOB_NUM_* */
+    const char *what; /* for messages */
+} value_rule;
 
+static const value_rule PRICE = {LOB_NUM_POSITIVE, "a price"};
+static const value_rule SIZE = {LOB_NUM_NONNEG, "an amount"};
+static const value_rule QTY = {LOB_NUM_POSITIVE, "an amount"};
+
+/* Cell `col` of the row; `more` adds LOB_NUM_EMPTY_NAN where an empty cell is no value. */
 static int
-cell_value(lob_tardis *t, const lob_cell *c, int col, int rule, double *out, lob_error *err)
+cell_value(const lob_tardis *t, const lob_cell *c, int col, value_rule v, int more, double *out,
+           lob_error *err)
 {
-    LOB_FORWARD_IF_ERROR(cell_decimal(t, c, col, out, err));
-    if (rule == V_SIZE ? !(*out >= 0) : !(*out > 0)) {
-        return bad_cell(t, err, LOB_E_RANGE, col, c,
-                        rule == V_PRICE  ? "a price > 0"
-                        : rule == V_SIZE ? "an amount >= 0"
-                                         : "an amount > 0");
-    }
-    return LOB_OK;
+    return lob_cell_number(&c[col], col, t->names[col], v.rule | more, v.what, out, err);
 }
 
-/* An empty cell is "no value": NaN. */
+/* Microseconds to ns, within 1970..2262. */
 static int
-cell_value_or_nan(lob_tardis *t, const lob_cell *c, int col, int rule, double *out, lob_error *err)
+cell_time(const lob_tardis *t, const lob_cell *c, int col, int64_t *out, lob_error *err)
 {
-    if (c->n == 0) {
-        *out = NAN;
+    return lob_cell_time(&c[col], col, t->names[col], 1000, LOB_TIME_INT, out, err);
+}
+
+/* The names of the columns of header `kind`, for messages. */
+static int
+set_names(lob_tardis *t, int kind, int levels)
+{
+    static const char *const *const fixed[3] = {depth_names, trade_names, quote_names};
+    for (int i = 0; i < NCOMMON; i++) {
+        t->names[i] = common_names[i];
+    }
+    if (kind != T_BOOK) {
+        for (int i = 0; i < 4; i++) {
+            t->names[NCOMMON + i] = fixed[kind][i];
+        }
         return LOB_OK;
     }
-    return cell_value(t, c, col, rule, out, err);
-}
-
-/* Microseconds to ns, refusing times outside 1970..2262 (the product is formed only after
- * the range check, so it cannot overflow). */
-static int
-cell_time(lob_tardis *t, const lob_cell *c, int col, int64_t *out, lob_error *err)
-{
-    int64_t us = 0;
-    int rc = lob_cell_int64(c, &us);
-    if (rc < 0) {
-        return bad_cell(t, err, rc, col, c, "an integer time in microseconds since the epoch");
+    static const char *const fields[4] = {"asks[%d].price", "asks[%d].amount", "bids[%d].price",
+                                          "bids[%d].amount"};
+    t->level_names = malloc((size_t)(4 * levels) * sizeof *t->level_names);
+    if (t->level_names == NULL) {
+        return LOB_E_NOMEM;
     }
-    if (us < LOB_TS_MIN / 1000 || us > LOB_TS_MAX / 1000) {
-        return bad_cell(t, err, LOB_E_RANGE, col, c,
-                        "a time in microseconds between 1970 and 2262");
+    for (int i = 0; i < 4 * levels; i++) {
+        snprintf(t->level_names[i], NAME, fields[i % 4], i / 4);
+        t->names[NCOMMON + i] = t->level_names[i];
     }
-    *out = us * 1000;
     return LOB_OK;
 }
 
@@ -260,6 +223,9 @@ header(lob_tardis *t, lob_cell *c, int nc, lob_error *err)
             "in its own call",
             text, t->type_text);
     }
+    if (t->kind == KIND_NONE) {
+        LOB_FORWARD_IF_ERROR(set_names(t, kind, levels));
+    }
     if (kind == T_BOOK && t->kind == KIND_NONE) {
         lob_book_schema_levels(t->book_schema, levels);
     }
@@ -306,46 +272,20 @@ typedef struct {
 static int
 depth_parse(lob_tardis *t, const lob_cell *c, row *r, lob_error *err)
 {
-    if (lob_cell_is_nocase(&c[4], "true")) {
-        r->snap = 1;
-    }
-    else if (lob_cell_is_nocase(&c[4], "false")) {
-        r->snap = 0;
-    }
-    else {
-        return bad_cell(t, err, LOB_E_FORMAT, 4, &c[4], "'true' or 'false'");
-    }
-    if (lob_cell_is(&c[5], "bid")) {
-        r->side = 1;
-    }
-    else if (lob_cell_is(&c[5], "ask")) {
-        r->side = -1;
-    }
-    else {
-        return bad_cell(t, err, LOB_E_FORMAT, 5, &c[5], "'bid' or 'ask'");
-    }
+    LOB_FORWARD_IF_ERROR(lob_cell_bool(&c[4], 4, t->names[4], LOB_BOOL_WORDS, &r->snap, err));
+    LOB_FORWARD_IF_ERROR(lob_cell_side(&c[5], 5, t->names[5], LOB_SIDE_BOOK, &r->side, err));
     /* prices key the book, so a non-positive one is corrupt data, not a level */
-    LOB_FORWARD_IF_ERROR(cell_value(t, &c[6], 6, V_PRICE, &r->v[0], err));
-    return cell_value(t, &c[7], 7, V_SIZE, &r->v[1], err);
+    LOB_FORWARD_IF_ERROR(cell_value(t, c, 6, PRICE, 0, &r->v[0], err));
+    return cell_value(t, c, 7, SIZE, 0, &r->v[1], err);
 }
 
 static int
 trade_parse(lob_tardis *t, const lob_cell *c, row *r, lob_error *err)
 {
-    if (lob_cell_is(&c[5], "buy")) {
-        r->side = 1;
-    }
-    else if (lob_cell_is(&c[5], "sell")) {
-        r->side = -1;
-    }
-    else if (lob_cell_is(&c[5], "unknown") || c[5].n == 0) {
-        r->side = 0;
-    }
-    else {
-        return bad_cell(t, err, LOB_E_FORMAT, 5, &c[5], "'buy', 'sell' or 'unknown'");
-    }
-    LOB_FORWARD_IF_ERROR(cell_value(t, &c[6], 6, V_PRICE, &r->v[0], err));
-    LOB_FORWARD_IF_ERROR(cell_value(t, &c[7], 7, V_QTY, &r->v[1], err));
+    LOB_FORWARD_IF_ERROR(
+        lob_cell_side(&c[5], 5, t->names[5], LOB_SIDE_TRADE | LOB_SIDE_UNKNOWN, &r->side, err));
+    LOB_FORWARD_IF_ERROR(cell_value(t, c, 6, PRICE, 0, &r->v[0], err));
+    LOB_FORWARD_IF_ERROR(cell_value(t, c, 7, QTY, 0, &r->v[1], err));
     /* ids are integers on most exchanges but text (or empty) on some; trade_id is int64, so
      * those become -1 and are counted rather than refusing the file */
     int rc = LOB_OK;
@@ -353,9 +293,7 @@ trade_parse(lob_tardis *t, const lob_cell *c, row *r, lob_error *err)
     r->nonint = e == NULL || e != c[4].p + c[4].n;
     if (r->nonint) {
         r->id = -1;
-        if (lob_find_control(c[4].p, c[4].n) != NULL) {
-            return bad_cell(t, err, LOB_E_FORMAT, 4, &c[4], "an id without control bytes");
-        }
+        return lob_cell_text(&c[4], 4, t->names[4], SIZE_MAX, err);
     }
     return LOB_OK;
 }
@@ -363,9 +301,9 @@ trade_parse(lob_tardis *t, const lob_cell *c, row *r, lob_error *err)
 static int
 quote_parse(lob_tardis *t, const lob_cell *c, row *r, lob_error *err)
 {
-    static const int rule[4] = {V_SIZE, V_PRICE, V_PRICE, V_SIZE}; /* file order */
+    const value_rule rule[4] = {SIZE, PRICE, PRICE, SIZE}; /* file order */
     for (int i = 0; i < 4; i++) {
-        LOB_FORWARD_IF_ERROR(cell_value_or_nan(t, &c[4 + i], 4 + i, rule[i], &r->v[i], err));
+        LOB_FORWARD_IF_ERROR(cell_value(t, c, 4 + i, rule[i], LOB_NUM_EMPTY_NAN, &r->v[i], err));
     }
     return LOB_OK;
 }
@@ -383,10 +321,10 @@ book_parse(lob_tardis *t, const lob_cell *c, lob_error *err)
     double *asz = LOB_COL(tb, LOB_B_ASK_SZ, double) + i * L;
     for (size_t k = 0; k < L; k++) {
         int col = NCOMMON + 4 * (int)k;
-        LOB_FORWARD_IF_ERROR(cell_value_or_nan(t, &c[col], col, V_PRICE, &apx[k], err));
-        LOB_FORWARD_IF_ERROR(cell_value_or_nan(t, &c[col + 1], col + 1, V_SIZE, &asz[k], err));
-        LOB_FORWARD_IF_ERROR(cell_value_or_nan(t, &c[col + 2], col + 2, V_PRICE, &bpx[k], err));
-        LOB_FORWARD_IF_ERROR(cell_value_or_nan(t, &c[col + 3], col + 3, V_SIZE, &bsz[k], err));
+        LOB_FORWARD_IF_ERROR(cell_value(t, c, col, PRICE, LOB_NUM_EMPTY_NAN, &apx[k], err));
+        LOB_FORWARD_IF_ERROR(cell_value(t, c, col + 1, SIZE, LOB_NUM_EMPTY_NAN, &asz[k], err));
+        LOB_FORWARD_IF_ERROR(cell_value(t, c, col + 2, PRICE, LOB_NUM_EMPTY_NAN, &bpx[k], err));
+        LOB_FORWARD_IF_ERROR(cell_value(t, c, col + 3, SIZE, LOB_NUM_EMPTY_NAN, &bsz[k], err));
         /* BookSnapshots: an empty level has size 0, not NaN */
         asz[k] = isnan(asz[k]) ? 0.0 : asz[k];
         bsz[k] = isnan(bsz[k]) ? 0.0 : bsz[k];
@@ -520,18 +458,18 @@ tardis_line(void *ctx, const char *s, size_t n, lob_error *err)
     }
     for (int i = 0; i < 2; i++) { /* exchange, symbol: names, compared and reported */
         if (!lob_symbol_valid(c[i].p, c[i].n)) {
-            return bad_cell(t, err, LOB_E_FORMAT, i, &c[i],
-                            i ? "a symbol of 1 to 31 printable ASCII characters"
-                              : "an exchange of 1 to 31 printable ASCII characters");
+            return lob_cell_error(err, LOB_E_FORMAT, i, t->names[i], &c[i],
+                                  i ? "a symbol of 1 to 31 printable ASCII characters"
+                                    : "an exchange of 1 to 31 printable ASCII characters");
         }
     }
     int64_t ts = 0, local = 0;
-    LOB_FORWARD_IF_ERROR(cell_time(t, &c[3], 3, &local, err));
+    LOB_FORWARD_IF_ERROR(cell_time(t, c, 3, &local, err));
     if (c[2].n == 0) {
         ts = local; /* Tardis: the exchange gave no time */
     }
     else {
-        LOB_FORWARD_IF_ERROR(cell_time(t, &c[2], 2, &ts, err));
+        LOB_FORWARD_IF_ERROR(cell_time(t, c, 2, &ts, err));
     }
     /* Every row is checked whole before the symbol filter, so a broken file is an error
      * whichever symbol was asked for.  Appends are reserved here: nothing below can fail. */
@@ -594,6 +532,7 @@ tardis_destroy(void *ctx)
         lob_table_free(&t->out[i]);
     }
     free(t->cells);
+    free(t->level_names);
     free(t);
 }
 

@@ -1,8 +1,6 @@
 /* text.c -- helpers shared by the line formats. */
 #include "text.h"
 
-#include "number.h"
-
 #include <stdio.h>
 #include <string.h>
 
@@ -58,35 +56,13 @@ lob_find_control(const char *s, size_t n)
     return NULL;
 }
 
-/* The first ',' in [p, end), or end.  Eight bytes at a time: x = bytes ^ ',' has a zero
- * byte where a comma is; (x - 0x01..) & ~x & 0x80.. flags it.  Only the lowest flag is
- * exact (a borrow can flag a higher byte too), and only the lowest is used. */
-static inline const char *
-find_comma(const char *p, const char *end)
-{
-#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    for (; end - p >= 8; p += 8) {
-        uint64_t v;
-        memcpy(&v, p, 8);
-        uint64_t x = v ^ 0x2C2C2C2C2C2C2C2CULL;
-        uint64_t t = (x - 0x0101010101010101ULL) & ~x & 0x8080808080808080ULL;
-        if (t != 0) {
-            return p + (__builtin_ctzll(t) >> 3);
-        }
-    }
-#endif
-    for (; p < end && *p != ','; p++) {
-    }
-    return p;
-}
-
 int
 lob_csv_split(const char *s, size_t n, lob_cell *cells, int cap)
 {
     int k = 0;
     const char *end = s + n;
     for (;;) {
-        const char *stop = find_comma(s, end);
+        const char *stop = lob_csv_find(s, end, ',');
         if (k < cap) {
             cells[k].p = s;
             cells[k].n = (size_t)(stop - s);
@@ -97,22 +73,6 @@ lob_csv_split(const char *s, size_t n, lob_cell *cells, int cap)
         }
         s = stop + 1;
     }
-}
-
-int
-lob_cell_decimal(const lob_cell *c, double *out)
-{
-    int rc = LOB_E_FORMAT;
-    const char *e = lob_parse_decimal(c->p, c->p + c->n, out, &rc);
-    return e == NULL ? rc : e != c->p + c->n ? LOB_E_FORMAT : LOB_OK;
-}
-
-int
-lob_cell_int64(const lob_cell *c, int64_t *out)
-{
-    int rc = LOB_E_FORMAT;
-    const char *e = lob_parse_int64(c->p, c->p + c->n, out, &rc);
-    return e == NULL ? rc : e != c->p + c->n ? LOB_E_FORMAT : LOB_OK;
 }
 
 int

@@ -6,6 +6,9 @@
 #include "reader.h"
 
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #define LOB_MAX_SYMBOLS 64 /* distinct symbols remembered for the mixed-symbol error */
 
@@ -27,20 +30,55 @@ const char *lob_show(char *buf, size_t cap, const char *s, size_t n, size_t max)
  *  printed output and make different values look alike. */
 const char *lob_find_control(const char *s, size_t n);
 
-/* A cell of a CSV line: a slice of the line, not NUL-terminated. */
+/* A cell of a CSV line: a slice of the line, not NUL-terminated.  Typed values of cells,
+ * and the one message of a bad cell: cells.h. */
 typedef struct lob_cell_s {
     const char *p; /* first byte */
     size_t n;      /* bytes */
 } lob_cell;
 
+/*! lob_csv_find() : the first `sep` in [p, end), or end.  Eight bytes at a time:
+ *  x = bytes ^ sep has a zero byte where a separator is; (x - 0x01..) & ~x & 0x80.. flags
+ *  it.  Only the lowest flag is exact (a borrow can flag a higher byte too), and only the
+ *  lowest is used.  Inline: cells are short, so a call would cost more than the scan. */
+static inline const char *
+lob_csv_find(const char *p, const char *end, char sep)
+{
+#if defined(__SSE2__) && defined(__GNUC__)
+    /* sixteen bytes at a time: most cells end in the first sixteen */
+    const __m128i wide = _mm_set1_epi8(sep);
+    for (; end - p >= 16; p += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+        unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, wide));
+        if (m != 0) {
+            return p + __builtin_ctz(m);
+        }
+    }
+    /* the rest of a line (its last cell): memchr has no loop whose end the branch
+     * predictor must guess */
+    const char *q = memchr(p, sep, (size_t)(end - p));
+    return q != NULL ? q : end;
+#endif
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const uint64_t seps = 0x0101010101010101ULL * (unsigned char)sep;
+    for (; end - p >= 8; p += 8) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        uint64_t x = v ^ seps;
+        uint64_t t = (x - 0x0101010101010101ULL) & ~x & 0x8080808080808080ULL;
+        if (t != 0) {
+            return p + (__builtin_ctzll(t) >> 3);
+        }
+    }
+#endif
+    for (; p < end && *p != sep; p++) {
+    }
+    return p;
+}
+
 /*! lob_csv_split() : split at commas (the archives handled here never quote).
  *  @return the number of cells, which may exceed `cap`: only the first `cap` are stored. */
 int lob_csv_split(const char *s, size_t n, lob_cell *cells, int cap);
-
-/*! lob_cell_decimal(), lob_cell_int64() : the whole cell as a number.
- *  @return 0, LOB_E_FORMAT (not a number, or text after it) or LOB_E_RANGE. */
-int lob_cell_decimal(const lob_cell *c, double *out);
-int lob_cell_int64(const lob_cell *c, int64_t *out);
 
 /*! lob_hash() : FNV-1a over [s, s + n): hash tables of text, and the collector's test for a
  *  message it already recorded. */
@@ -63,7 +101,10 @@ lob_cell_is(const lob_cell *c, const char *text)
     return c->n == n && memcmp(c->p, text, n) == 0;
 }
 
-/*! lob_cell_is_nocase() : the same, ASCII case aside (`lower` is lower case). */
+/*! lob_cell_is_nocase() : the same, ASCII case aside (`lower` is lower case).  Or-ing 0x20
+ *  into a byte lowers an upper-case letter and turns no other byte into a lower-case
+ *  letter, so a letter of `lower` is matched by one or and compare (the test of `lower`
+ *  folds away for a literal). */
 static inline int
 lob_cell_is_nocase(const lob_cell *c, const char *lower)
 {

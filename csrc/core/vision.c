@@ -21,12 +21,11 @@
  * taker's, -1 when the buyer was the maker.  bookTicker: ts = transaction_time,
  * local_ts = event_time (the closest thing to a publication time the archive has).
  */
-#include "number.h"
+#include "cells.h"
 #include "reader.h"
 #include "schema.h"
 #include "text.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +37,6 @@ enum { L_NONE = -1, L_SPOT_TRADES, L_SPOT_AGG, L_UM_TRADES, L_UM_AGG, L_UM_BOOK,
 enum { K_TRADES, K_AGG, K_BOOK };
 
 #define MAX_COLS 8
-#define SHOW 24 /* bytes of a bad cell quoted in messages */
 
 typedef struct {
     const char *data_type;             /* stat: trades, aggTrades, bookTicker */
@@ -99,100 +97,50 @@ typedef struct {
     int64_t n_headers, n_rows, n_blank;
 } lob_vision;
 
-/* ------------------------------------------------------------------ errors */
-
-static int
-bad_cell(lob_error *err, int code, int lay, int col, const lob_cell *c, const char *expected)
-{
-    const char *nm = layouts[lay].names[col];
-    if (c->n == 0) {
-        return lob_error_set(err, code, "column %d (%s): expected %s, found an empty cell", col + 1,
-                             nm, expected);
-    }
-    char show[LOB_SHOW_BUF];
-    return lob_error_set(err, code, "column %d (%s): expected %s, found '%s'", col + 1, nm,
-                         expected, lob_show(show, sizeof show, c->p, c->n, SHOW));
-}
-
 /* ------------------------------------------------------------------ cells */
 
-/* True/False (spot) or true/false (futures); any case.  @return 1, 0, or -1 if neither. */
+/* True/False (spot) or true/false (futures); any case. */
 static int
-cell_bool(const lob_cell *c)
+is_bool(const lob_cell *c)
 {
-    static const char *const words[2] = {"false", "true"};
-    for (int w = 0; w < 2; w++) {
-        size_t n = strlen(words[w]);
-        int same = c->n == n;
-        for (size_t i = 0; same && i < n; i++) {
-            char ch = c->p[i];
-            same = (ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch) == words[w][i];
-        }
-        if (same) {
-            return w;
-        }
-    }
-    return -1;
+    return lob_cell_is_nocase(c, "true") || lob_cell_is_nocase(c, "false");
 }
 
 static int
 cell_int(int lay, const lob_cell *c, int col, int64_t *out, lob_error *err)
 {
-    int rc = lob_cell_int64(c, out);
-    if (rc < 0) {
-        return bad_cell(err, rc, lay, col, c,
-                        rc == LOB_E_RANGE ? "an integer within int64 range" : "an integer");
-    }
-    return LOB_OK;
+    return lob_cell_int64(&c[col], col, layouts[lay].names[col], out, err);
 }
 
 /* A time in s, ms or us (by magnitude) to ns, within 1970..2262. */
 static int
 cell_time(int lay, const lob_cell *c, int col, int64_t *out, lob_error *err)
 {
-    int64_t t;
-    LOB_FORWARD_IF_ERROR(cell_int(lay, c, col, &t, err));
-    if (lob_epoch_to_ns(t, out) < 0) {
-        return bad_cell(err, LOB_E_RANGE, lay, col, c, "a time in ms or us between 1970 and 2262");
-    }
-    return LOB_OK;
-}
-
-static int
-cell_decimal(int lay, const lob_cell *c, int col, double *out, lob_error *err)
-{
-    int rc = lob_cell_decimal(c, out);
-    if (rc < 0) {
-        return bad_cell(err, rc, lay, col, c,
-                        rc == LOB_E_RANGE ? "a decimal number within float64 range"
-                                          : "a decimal number");
-    }
-    return LOB_OK;
+    return lob_cell_time(&c[col], col, layouts[lay].names[col], 0, LOB_TIME_INT, out, err);
 }
 
 /* What a value must be: trade price > 0, quantity > 0 and quoteQty >= 0; bookTicker prices
  * > 0 and sizes >= 0.  Decimal text that overflows to infinity or underflows to 0 is
  * refused by the parser. */
-enum { V_PRICE, V_SIZE, V_QTY }; /* > 0, >= 0, > 0 */
+typedef struct {
+    int rule;         /* LOB_NUM_* */
+    const char *what; /* for messages */
+} value_rule;
+
+static const value_rule PRICE = {LOB_NUM_POSITIVE, "a price"};
+static const value_rule SIZE = {LOB_NUM_NONNEG, "a value"};
+static const value_rule QTY = {LOB_NUM_POSITIVE, "a quantity"};
 
 static int
-cell_value(int lay, const lob_cell *c, int col, int rule, double *out, lob_error *err)
+cell_value(int lay, const lob_cell *c, int col, value_rule v, double *out, lob_error *err)
 {
-    LOB_FORWARD_IF_ERROR(cell_decimal(lay, c, col, out, err));
-    if (rule == V_SIZE ? !(*out >= 0) : !(*out > 0)) {
-        return bad_cell(err, LOB_E_RANGE, lay, col, c,
-                        rule == V_PRICE  ? "a price > 0"
-                        : rule == V_SIZE ? "a value >= 0"
-                                         : "a quantity > 0");
-    }
-    return LOB_OK;
+    return lob_cell_number(&c[col], col, layouts[lay].names[col], v.rule, v.what, out, err);
 }
 
 static int
 cell_flag(int lay, const lob_cell *c, int col, int *out, lob_error *err)
 {
-    *out = cell_bool(c);
-    return *out < 0 ? bad_cell(err, LOB_E_FORMAT, lay, col, c, "True or False") : LOB_OK;
+    return lob_cell_bool(&c[col], col, layouts[lay].names[col], LOB_BOOL_WORDS, out, err);
 }
 
 /* ------------------------------------------------------------------ header */
@@ -250,10 +198,10 @@ guess_layout(const lob_cell *c, int nc)
     case 6: return L_UM_TRADES;
     case 8: return L_SPOT_AGG;
     case 7:
-        if (cell_bool(&c[5]) >= 0) {
+        if (is_bool(&c[5])) {
             return L_SPOT_TRADES;
         }
-        return cell_bool(&c[6]) >= 0 ? L_UM_AGG : L_UM_BOOK;
+        return is_bool(&c[6]) ? L_UM_AGG : L_UM_BOOK;
     default: return L_NONE;
     }
 }
@@ -269,20 +217,20 @@ trade_row(lob_vision *v, int lay, const lob_cell *c, lob_error *err)
     double px, qty, quote;
     int maker, best;
     int tcol = agg ? 5 : 4; /* the time column; aggTrades have first/last ids before it */
-    LOB_FORWARD_IF_ERROR(cell_int(lay, &c[0], 0, &id, err));
-    LOB_FORWARD_IF_ERROR(cell_value(lay, &c[1], 1, V_PRICE, &px, err));
-    LOB_FORWARD_IF_ERROR(cell_value(lay, &c[2], 2, V_QTY, &qty, err));
+    LOB_FORWARD_IF_ERROR(cell_int(lay, c, 0, &id, err));
+    LOB_FORWARD_IF_ERROR(cell_value(lay, c, 1, PRICE, &px, err));
+    LOB_FORWARD_IF_ERROR(cell_value(lay, c, 2, QTY, &qty, err));
     if (agg) {
-        LOB_FORWARD_IF_ERROR(cell_int(lay, &c[3], 3, &first, err));
-        LOB_FORWARD_IF_ERROR(cell_int(lay, &c[4], 4, &last, err));
+        LOB_FORWARD_IF_ERROR(cell_int(lay, c, 3, &first, err));
+        LOB_FORWARD_IF_ERROR(cell_int(lay, c, 4, &last, err));
     }
     else {
-        LOB_FORWARD_IF_ERROR(cell_value(lay, &c[3], 3, V_SIZE, &quote, err));
+        LOB_FORWARD_IF_ERROR(cell_value(lay, c, 3, SIZE, &quote, err));
     }
-    LOB_FORWARD_IF_ERROR(cell_time(lay, &c[tcol], tcol, &ts, err));
-    LOB_FORWARD_IF_ERROR(cell_flag(lay, &c[tcol + 1], tcol + 1, &maker, err));
+    LOB_FORWARD_IF_ERROR(cell_time(lay, c, tcol, &ts, err));
+    LOB_FORWARD_IF_ERROR(cell_flag(lay, c, tcol + 1, &maker, err));
     if (tcol + 2 < ncol) {
-        LOB_FORWARD_IF_ERROR(cell_flag(lay, &c[tcol + 2], tcol + 2, &best, err));
+        LOB_FORWARD_IF_ERROR(cell_flag(lay, c, tcol + 2, &best, err));
     }
     lob_table *t = &v->out[T_TRADES];
     LOB_FORWARD_IF_ERROR(lob_table_room(t, 1));
@@ -301,13 +249,12 @@ book_row(lob_vision *v, const lob_cell *c, lob_error *err)
 {
     int64_t uid, tt, et;
     double x[4];
-    LOB_FORWARD_IF_ERROR(cell_int(L_UM_BOOK, &c[0], 0, &uid, err));
+    LOB_FORWARD_IF_ERROR(cell_int(L_UM_BOOK, c, 0, &uid, err));
     for (int i = 0; i < 4; i++) { /* bid price, bid qty, ask price, ask qty */
-        LOB_FORWARD_IF_ERROR(
-            cell_value(L_UM_BOOK, &c[1 + i], 1 + i, i % 2 ? V_SIZE : V_PRICE, &x[i], err));
+        LOB_FORWARD_IF_ERROR(cell_value(L_UM_BOOK, c, 1 + i, i % 2 ? SIZE : PRICE, &x[i], err));
     }
-    LOB_FORWARD_IF_ERROR(cell_time(L_UM_BOOK, &c[5], 5, &tt, err));
-    LOB_FORWARD_IF_ERROR(cell_time(L_UM_BOOK, &c[6], 6, &et, err));
+    LOB_FORWARD_IF_ERROR(cell_time(L_UM_BOOK, c, 5, &tt, err));
+    LOB_FORWARD_IF_ERROR(cell_time(L_UM_BOOK, c, 6, &et, err));
     lob_table *t = &v->out[T_QUOTES];
     LOB_FORWARD_IF_ERROR(lob_table_room(t, 1));
     size_t i = t->n++;

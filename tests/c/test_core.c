@@ -1,4 +1,4 @@
-/* test_core.c -- main() and the tests of number.c, json.c, table.c and book.c.
+/* test_core.c -- main() and the tests of number.c, cells.c, json.c, table.c and book.c.
  *
  * tests/test_c_core.py compiles every tests/c and csrc/core source into one binary with
  * gcc -std=c11 -Wall -Wextra -Werror -fsanitize=address,undefined and runs it as
@@ -9,6 +9,7 @@
 #include "test.h"
 
 #include "core/book.h"
+#include "core/cells.h"
 #include "core/json.h"
 #include "core/number.h"
 #include "core/schema.h"
@@ -303,6 +304,164 @@ test_epoch(void)
               lob_epoch_to_ns(LOB_TS_MAX + 1, &out) == LOB_E_RANGE);
     test_cond("epoch: 9214646401 s is refused", lob_epoch_to_ns(9214646401LL, &out) == LOB_E_RANGE);
     test_cond("epoch: INT64_MAX ns is refused", lob_epoch_to_ns(INT64_MAX, &out) == LOB_E_RANGE);
+}
+
+/* ------------------------------------------------------------------ cells.c */
+
+static lob_cell
+cell(const char *s)
+{
+    lob_cell c = {s, strlen(s)};
+    return c;
+}
+
+/* The cell fails with `code` and exactly the message `msg`. */
+static int
+cell_fails(int rc, const lob_error *err, int code, const char *msg)
+{
+    return rc == code && err->code == code && strcmp(err->msg, msg) == 0;
+}
+
+static void
+test_cells(void)
+{
+    lob_error err = {0};
+    int64_t i = 0;
+    double d = 0;
+    int v = 0;
+    lob_cell c = cell("-42");
+    test_cond("cells: int64", lob_cell_int64(&c, 0, "id", &i, &err) == 0 && i == -42);
+    c = cell("4.5");
+    test_cond("cells: an int64 names column, name and cell",
+              cell_fails(lob_cell_int64(&c, 0, "id", &i, &err), &err, LOB_E_FORMAT,
+                         "column 1 (id): expected an integer, found '4.5'"));
+    c = cell("99999999999999999999");
+    test_cond("cells: an int64 past int64 is LOB_E_RANGE",
+              lob_cell_int64(&c, 0, "id", &i, &err) == LOB_E_RANGE);
+    c = cell("");
+    test_cond("cells: an empty cell is said to be empty",
+              cell_fails(lob_cell_int64(&c, 2, "id", &i, &err), &err, LOB_E_FORMAT,
+                         "column 3 (id): expected an integer, found an empty cell"));
+
+    /* numbers: the sign rules, empty and 'nan' cells where the format allows them */
+    c = cell("0");
+    test_cond("cells: a price must be > 0",
+              cell_fails(lob_cell_number(&c, 6, "price", LOB_NUM_POSITIVE, "a price", &d, &err),
+                         &err, LOB_E_RANGE, "column 7 (price): expected a price > 0, found '0'"));
+    test_cond("cells: an amount may be 0",
+              lob_cell_number(&c, 7, "amount", LOB_NUM_NONNEG, "an amount", &d, &err) == 0 &&
+                  d == 0);
+    c = cell("-0.5");
+    test_cond("cells: an amount must be >= 0",
+              cell_fails(lob_cell_number(&c, 7, "amount", LOB_NUM_NONNEG, "an amount", &d, &err),
+                         &err, LOB_E_RANGE,
+                         "column 8 (amount): expected an amount >= 0, found '-0.5'"));
+    test_cond("cells: any number",
+              lob_cell_number(&c, 0, "x", LOB_NUM_ANY, NULL, &d, &err) == 0 && d == -0.5);
+    c = cell("");
+    test_cond("cells: an empty number cell is NaN where allowed",
+              lob_cell_number(&c, 0, "x", LOB_NUM_EMPTY_NAN, NULL, &d, &err) == 0 && isnan(d));
+    test_cond("cells: and an error elsewhere",
+              lob_cell_number(&c, 0, "x", LOB_NUM_POSITIVE, "a price", &d, &err) == LOB_E_FORMAT);
+    c = cell("NaN");
+    test_cond("cells: 'nan' in any case where allowed",
+              lob_cell_number(&c, 0, "x", LOB_NUM_NAN_TEXT, NULL, &d, &err) == 0 && isnan(d));
+    test_cond("cells: and an error elsewhere",
+              cell_fails(lob_cell_number(&c, 0, "x", LOB_NUM_ANY, NULL, &d, &err), &err,
+                         LOB_E_FORMAT, "column 1 (x): expected a decimal number, found 'NaN'"));
+    c = cell("1e-400");
+    test_cond("cells: a nonzero number that rounds to 0 is refused",
+              cell_fails(lob_cell_number(&c, 0, "x", LOB_NUM_NONNEG, "a size", &d, &err), &err,
+                         LOB_E_RANGE,
+                         "column 1 (x): expected a decimal number within float64 range, found "
+                         "'1e-400'"));
+    c = cell("1.5x");
+    test_cond("cells: text after a number",
+              lob_cell_number(&c, 0, "x", LOB_NUM_ANY, NULL, &d, &err) == LOB_E_FORMAT);
+
+    /* times: units, the 1970..2262 bounds, checked before the scaling */
+    int64_t ns = 0;
+    c = cell("1723161255208123");
+    test_cond("cells: a time in us",
+              lob_cell_time(&c, 0, "t", 1000, LOB_TIME_INT, &ns, &err) == 0 &&
+                  ns == 1723161255208123000LL);
+    test_cond("cells: a time by magnitude",
+              lob_cell_time(&c, 0, "t", 0, LOB_TIME_INT, &ns, &err) == 0 &&
+                  ns == 1723161255208123000LL);
+    c = cell("9214646400");
+    test_cond("cells: 2262-01-01 in s",
+              lob_cell_time(&c, 0, "t", 1000000000, LOB_TIME_INT, &ns, &err) == 0 &&
+                  ns == LOB_TS_MAX);
+    c = cell("9214646401");
+    test_cond("cells: a second past 2262 is refused, not wrapped",
+              cell_fails(lob_cell_time(&c, 3, "ts", 1000000000, LOB_TIME_INT, &ns, &err), &err,
+                         LOB_E_RANGE,
+                         "column 4 (ts): expected a time in s between 1970 and 2262, found "
+                         "'9214646401'"));
+    c = cell("9223372036854775807");
+    test_cond("cells: INT64_MAX us is refused (the product would overflow)",
+              lob_cell_time(&c, 0, "t", 1000, LOB_TIME_INT, &ns, &err) == LOB_E_RANGE);
+    c = cell("-1");
+    test_cond("cells: a time before 1970 is refused",
+              lob_cell_time(&c, 0, "t", 1000, LOB_TIME_INT, &ns, &err) == LOB_E_RANGE);
+    c = cell("1.5");
+    test_cond("cells: an integer time has no fraction",
+              cell_fails(lob_cell_time(&c, 2, "timestamp", 1000, LOB_TIME_INT, &ns, &err), &err,
+                         LOB_E_FORMAT,
+                         "column 3 (timestamp): expected an integer time in us since the epoch, "
+                         "found '1.5'"));
+    test_cond("cells: a decimal time has one",
+              lob_cell_time(&c, 0, "t", 1000, LOB_TIME_DECIMAL, &ns, &err) == 0 && ns == 1500);
+    c = cell("\"1723161255\"");
+    test_cond("cells: a decimal time may be quoted",
+              lob_cell_time(&c, 0, "t", 1000000000, LOB_TIME_DECIMAL, &ns, &err) == 0 &&
+                  ns == 1723161255000000000LL);
+    c = cell("9214646401");
+    test_cond("cells: a decimal time past 2262 is refused",
+              lob_cell_time(&c, 0, "t", 1000000000, LOB_TIME_DECIMAL, &ns, &err) == LOB_E_RANGE);
+
+    /* sides, bools, text */
+    c = cell("Sell");
+    test_cond("cells: a side in any case",
+              lob_cell_side(&c, 0, "side", LOB_SIDE_TRADE | LOB_SIDE_NOCASE, &v, &err) == 0 &&
+                  v == -1);
+    test_cond("cells: or lower case only",
+              cell_fails(lob_cell_side(&c, 5, "side", LOB_SIDE_TRADE | LOB_SIDE_UNKNOWN, &v, &err),
+                         &err, LOB_E_FORMAT,
+                         "column 6 (side): expected 'buy', 'sell' or 'unknown', found 'Sell'"));
+    c = cell("buy");
+    test_cond("cells: a trade side is no book side",
+              cell_fails(lob_cell_side(&c, 5, "side", LOB_SIDE_BOOK, &v, &err), &err, LOB_E_FORMAT,
+                         "column 6 (side): expected 'bid' or 'ask', found 'buy'"));
+    c = cell("");
+    test_cond("cells: an empty side is unknown where allowed",
+              lob_cell_side(&c, 0, "side", LOB_SIDE_BOOK | LOB_SIDE_UNKNOWN, &v, &err) == 0 &&
+                  v == 0);
+    c = (lob_cell){"bi\0", 3};
+    test_cond("cells: a NUL inside a cell is shown escaped",
+              lob_cell_side(&c, 0, "side", LOB_SIDE_BOOK, &v, &err) == LOB_E_FORMAT &&
+                  strstr(err.msg, "found 'bi\\x00'") != NULL);
+    c = cell("TRUE");
+    test_cond("cells: a bool in any case",
+              lob_cell_bool(&c, 0, "b", LOB_BOOL_WORDS, &v, &err) == 0 && v == 1);
+    c = cell("0");
+    test_cond("cells: digits where allowed",
+              lob_cell_bool(&c, 0, "b", LOB_BOOL_DIGITS, &v, &err) == 0 && v == 0);
+    test_cond("cells: and an error elsewhere",
+              cell_fails(lob_cell_bool(&c, 4, "is_snapshot", LOB_BOOL_WORDS, &v, &err), &err,
+                         LOB_E_FORMAT,
+                         "column 5 (is_snapshot): expected 'true' or 'false' (any case), found "
+                         "'0'"));
+    c = cell("BTC\tUSDT");
+    test_cond("cells: text without control bytes",
+              cell_fails(lob_cell_text(&c, 1, "sym", 64, &err), &err, LOB_E_FORMAT,
+                         "column 2 (sym): expected text without control bytes (NUL, tab, "
+                         "newline, ...), found 'BTC\\x09USDT'"));
+    c = cell("BTCUSDT");
+    test_cond("cells: text of at most `max` bytes",
+              lob_cell_text(&c, 1, "sym", 7, &err) == 0 &&
+                  cell_fails(lob_cell_text(&c, 1, "sym", 6, &err), &err, LOB_E_RANGE,
+                             "column 2 (sym): expected text of at most 6 bytes, found 'BTCUSDT'"));
 }
 
 /* ------------------------------------------------------------------ json.c */
@@ -857,6 +1016,7 @@ main(int argc, char **argv)
     test_decimal();
     test_int64();
     test_epoch();
+    test_cells();
     test_json_strings();
     test_json_skip();
     test_json_values();

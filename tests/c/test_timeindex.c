@@ -306,7 +306,7 @@ test_csv_columns(void)
     rc = lob_csv_columns(p, &all, 1, &CSV, bad, 1, 3, &err);
     test_cond("csv: a bad cell names line, offset and column",
               rc == LOB_E_FORMAT && err.line == 2 && err.offset == 29 &&
-                  strstr(err.msg, "'side'") != NULL && strstr(err.msg, "'buy'") != NULL);
+                  strstr(err.msg, "column 5 (side)") != NULL && strstr(err.msg, "'buy'") != NULL);
     lob_csvcol far[] = {{9, LOB_CK_F64, px, NULL, "far"}};
     rc = lob_csv_columns(p, &all, 1, &CSV, far, 1, 3, &err);
     test_cond("csv: a missing field is named",
