@@ -19,7 +19,6 @@
 
 #include "number.h"
 #include "text.h"
-#include "timeindex.h" /* lob_parse_time: the time text of generic CSV files */
 
 #include <math.h>
 

@@ -29,4 +29,9 @@ const char *lob_parse_int64(const char *first, const char *last, int64_t *out, i
  *  @return 0, or LOB_E_RANGE for a time outside [LOB_TS_MIN, LOB_TS_MAX] (1970..2262). */
 int lob_epoch_to_ns(int64_t t, int64_t *ns);
 
+/*! lob_parse_time() : a time cell at [p, e): digits, an optional fraction, optionally in
+ *  double quotes, in `unit` ns (0: by magnitude).  @return the end of the cell's text, or
+ *  NULL with *rc = LOB_E_FORMAT (not a number) / LOB_E_RANGE (past int64 ns). */
+const char *lob_parse_time(const char *p, const char *e, int64_t unit, int64_t *ns, int *rc);
+
 #endif /* LOB_NUMBER_H */

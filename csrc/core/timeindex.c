@@ -2,6 +2,7 @@
 #include "timeindex.h"
 
 #include "lines.h"
+#include "number.h"
 #include "zframes.h"
 
 #include <stddef.h>
@@ -14,60 +15,6 @@ const lob_ixfield lob_ix_layout[LOB_IX_FIELDS] = {
     {"row", offsetof(lob_ixentry, row)},     {"d_off", offsetof(lob_ixentry, d_off)},
     {"c_off", offsetof(lob_ixentry, c_off)}, {"d_at", offsetof(lob_ixentry, d_at)},
 };
-
-static int
-is_digit(char c)
-{
-    return (unsigned)(c - '0') < 10u;
-}
-
-/* ns per unit of an epoch time told apart by magnitude (see lob_epoch_to_ns). */
-static int64_t
-auto_unit(uint64_t t)
-{
-    return t < 10000000000ULL         ? 1000000000
-           : t < 10000000000000ULL    ? 1000000
-           : t < 10000000000000000ULL ? 1000
-                                      : 1;
-}
-
-const char *
-lob_parse_time(const char *p, const char *e, int64_t unit, int64_t *ns, int *rc)
-{
-    int quoted = p < e && *p == '"';
-    p += quoted;
-    uint64_t v = 0;
-    int digits = 0;
-    for (; p < e && is_digit(*p); p++, digits++) {
-        v = v * 10 + (uint64_t)(*p - '0');
-    }
-    uint64_t frac = 0, scale = 1;
-    if (p < e && *p == '.') {
-        for (p++; p < e && is_digit(*p); p++) {
-            if (scale < 1000000000ULL) { /* ns resolution at most: further digits are dropped */
-                frac = frac * 10 + (uint64_t)(*p - '0');
-                scale *= 10;
-            }
-        }
-    }
-    if (quoted) {
-        if (p == e || *p != '"') {
-            digits = 0;
-        }
-        p++;
-    }
-    if (digits == 0 || digits > 19) {
-        *rc = LOB_E_FORMAT;
-        return NULL;
-    }
-    uint64_t u = unit > 0 ? (uint64_t)unit : (uint64_t)auto_unit(v);
-    if (v > (uint64_t)INT64_MAX / u - 1) {
-        *rc = LOB_E_RANGE;
-        return NULL;
-    }
-    *ns = (int64_t)(v * u + frac * u / scale);
-    return p;
-}
 
 int
 lob_line_time(const char *s, size_t n, const lob_tskey *key, int64_t *ns, lob_error *err)

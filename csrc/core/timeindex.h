@@ -111,11 +111,6 @@ lob_span lob_ix_span(const lob_ixentry *a, const lob_ixentry *b);
 size_t lob_ix_pieces(const lob_ix *ix, const lob_ixentry *a, const lob_ixentry *b, size_t n,
                      lob_ixpiece *out);
 
-/*! lob_parse_time() : a time cell at [p, e): digits, an optional fraction, optionally in
- *  double quotes, in `unit` ns (0: by magnitude).  @return the end of the cell's text, or
- *  NULL with *rc = LOB_E_FORMAT (not a number) / LOB_E_RANGE (past int64 ns). */
-const char *lob_parse_time(const char *p, const char *e, int64_t unit, int64_t *ns, int *rc);
-
 /*! lob_line_time() : the time of line [s, s + n) by `key` into *ns.
  *  @return 0, or LOB_E_FORMAT / LOB_E_RANGE with err->msg saying why. */
 int lob_line_time(const char *s, size_t n, const lob_tskey *key, int64_t *ns, lob_error *err);
