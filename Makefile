@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := build-essential pkg-config libzstd-dev zlib1g-dev libwebsockets-dev zstd clang clang-format
 SETUP_STAMP := $(VENV)/.lobfast-setup
-CSRC := $(wildcard csrc/*/*.c csrc/*/*.h)
+CSRC := $(wildcard csrc/*/*.[ch] csrc/core/*/*.[ch])
 SO_STAMP := lobfast/.built
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # The recorder lobfast-collect is always built here (the tests and the demo use it); a plain
@@ -71,11 +71,11 @@ test-asan: $(SETUP_STAMP)
 
 lint: $(SETUP_STAMP)
 	$(VENV)/bin/ruff check lobfast tests benchmarks
-	clang-format --dry-run -Werror csrc/*/*.c csrc/*/*.h
+	clang-format --dry-run -Werror $(CSRC)
 
 format: $(SETUP_STAMP)
 	$(VENV)/bin/ruff format lobfast tests benchmarks
-	clang-format -i csrc/*/*.c csrc/*/*.h
+	clang-format -i $(CSRC)
 
 clean:
 	rm -rf build lobfast/*.so $(SO_STAMP) .pytest_cache
@@ -113,7 +113,8 @@ fuzz: fuzz-build $(FUZZ_DIR)/seeds.stamp
 FUZZ_HARNESSES := binance decimal book csv kernels
 fuzz-build: $(FUZZ_HARNESSES:%=$(FUZZ_DIR)/fuzz_%)
 
-$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard csrc/core/*.c csrc/core/*.h)
+CORE_C := $(wildcard csrc/core/*.c csrc/core/*/*.c)
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard csrc/core/*.[ch] csrc/core/*/*.[ch])
 	@missing=""; for p in $(FUZZ_APT); do \
 	  [ $$p = clang ] && command -v $(FUZZ_CC) >/dev/null && continue; \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
@@ -123,7 +124,7 @@ $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard csrc/core/*.c csrc/core/*.h)
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 	@mkdir -p $(FUZZ_DIR)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) $< $(wildcard csrc/core/*.c) $$(pkg-config --cflags --libs libzstd zlib) -lm -o $@
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $< $(CORE_C) $$(pkg-config --cflags --libs libzstd zlib) -lm -o $@
 
 $(FUZZ_DIR)/seeds.stamp: tests/fuzz/make_seeds.py tests/fuzz/make_csv_seeds.py $(wildcard tests/data/binance/*.gz)
 	rm -rf $(FUZZ_DIR)/seeds_binance $(FUZZ_DIR)/seeds_decimal $(FUZZ_DIR)/seeds_csv

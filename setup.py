@@ -24,8 +24,8 @@ from setuptools.command.build_ext import build_ext
 DEBIAN = {"libzstd": "libzstd-dev", "zlib": "zlib1g-dev", "libwebsockets": "libwebsockets-dev"}
 CORE_LIBS = ("libzstd", "zlib")
 COLLECTOR_LIBS = (*CORE_LIBS, "libwebsockets")
-CORE_SOURCES = sorted(glob("csrc/core/*.c"))
-CORE_HEADERS = sorted(glob("csrc/core/*.h"))
+CORE_SOURCES = sorted(glob("csrc/core/**/*.c", recursive=True))
+CORE_HEADERS = sorted(glob("csrc/core/**/*.h", recursive=True))
 
 
 def missing(*packages):

@@ -291,7 +291,7 @@ def lines(r: dict) -> list[str]:
         f"**{r['trades']:,} trades** over {r['span_s'] / 3600:,.0f} hours; clock bars "
         '(`by="time"`) of the mid (OHLC, carried through empty buckets), VWAP, volumes and counts.',
         "- lobfast: `lobfast.aggregate(quotes, trades, every=...)`: one merge pass in C, the end of each "
-        "bucket found by galloping search (csrc/core/aggregate.c), GIL released.",
+        "bucket found by galloping search (csrc/core/kernels/aggregate.c), GIL released.",
         f"- Numba {v['numba']}: an `@njit` loop over the buckets with a moving pointer into the quotes "
         "and the trades, testing each row against the bucket's end (compiled before timing).",
         f"- polars {v['polars']}: `group_by_dynamic` on quotes and on trades (first / max / min / last "

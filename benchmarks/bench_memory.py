@@ -1,8 +1,8 @@
 """Peak memory: each reader in a fresh interpreter (memprobe.py), peak extra RSS vs output size.
 
 lobfast's own working set beyond its output is one text buffer (LOB_BUF_INIT, 1 MiB in
-csrc/core/reader.c) plus one compressed-input buffer (LOB_IN_CHUNK, 256 KiB in
-csrc/core/source.c): that is the "one chunk" of the target "peak <= 1.5 x output + one chunk".
+csrc/core/io/reader.c) plus one compressed-input buffer (LOB_IN_CHUNK, 256 KiB in
+csrc/core/io/source.c): that is the "one chunk" of the target "peak <= 1.5 x output + one chunk".
 """
 
 from __future__ import annotations

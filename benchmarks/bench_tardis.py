@@ -3,7 +3,7 @@
 Runs only when ``lobfast.read_tardis`` exists.  Data: the Binance recordings' synced depth
 rows written as Tardis CSV by tardis_data.py.  The pandas side turns a Tardis
 ``incremental_book_L2`` frame into DepthEvents columns with the rules of
-csrc/core/tardis.c: ts/local_ts = microseconds x 1000 (empty timestamp -> local), side
+csrc/core/formats/tardis.c: ts/local_ts = microseconds x 1000 (empty timestamp -> local), side
 bid/ask -> +1/-1, update_id -1, rows before the first snapshot dropped, SNAPSHOT on
 is_snapshot rows, RESET where is_snapshot turns true, END_OF_MESSAGE on the last row of each
 run of rows sharing local_timestamp; first symbol kept.

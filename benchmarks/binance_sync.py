@@ -1,6 +1,6 @@
 """Binance local-order-book sync rules in plain Python, shared by the baselines (a) and (b).
 
-The same rules as ``lobfast.read_binance`` (csrc/core/binance.c) and the test reference
+The same rules as ``lobfast.read_binance`` (csrc/core/formats/binance.c) and the test reference
 (lobfast/_reference.py): diffs are buffered until a snapshot bridges them, stale diffs are
 dropped, continuity is checked (spot ``U == prev u + 1``, USD-M ``pu == prev u``), a break
 emits a GAP marker row and waits for the next snapshot.

@@ -1,8 +1,8 @@
-/* profile_book.c -- where the C order book (csrc/core/book.c) spends its time, without Python.
+/* profile_book.c -- where the C order book (csrc/core/book/book.c) spends its time, without Python.
  *
  * Build (from the repository root; book.c is compiled INTO this driver so the stats stage can
  * look at the sides, hence the other core files only on the command line):
- *   cc -O2 -g -std=c11 -Icsrc benchmarks/profile_book.c $(ls csrc/core/[a-z]*.c | grep -v book.c) \
+ *   cc -O2 -g -std=c11 -Icsrc benchmarks/profile_book.c $(ls csrc/core/*.c csrc/core/*/*.c | grep -v book.c) \
  *      $(pkg-config --cflags --libs libzstd zlib) -lm -o /tmp/profile_book
  * Run:
  *   /tmp/profile_book tests/data/binance/usdm_btcusdt_20240808.gz [replays [iterations [stage]]]
@@ -32,8 +32,8 @@
  * valid mask; their outputs are checked equal to lob_book's before timing.
  */
 #define _GNU_SOURCE
-#include "core/book.c" /* static internals for the stats stage */
-#include "core/reader.h"
+#include "core/book/book.c" /* static internals for the stats stage */
+#include "core/io/reader.h"
 
 #include <stdio.h>
 #include <stdlib.h>

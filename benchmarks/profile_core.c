@@ -1,7 +1,7 @@
 /* profile_core.c -- where lobfast's readers spend their time, without Python.
  *
  * Build (from the repository root; nothing is installed):
- *   cc -O2 -g -std=c11 -Icsrc benchmarks/profile_core.c csrc/core/[a-z]*.c \
+ *   cc -O2 -g -std=c11 -Icsrc benchmarks/profile_core.c csrc/core/*.c csrc/core/*/*.c \
  *      $(pkg-config --cflags --libs libzstd zlib) -lm -o /tmp/profile_core
  * Run:
  *   /tmp/profile_core benchmarks/.data/usdm_btcusdt_20240808.txt [iterations [stage]]
@@ -22,8 +22,8 @@
  * transparent huge pages would save where the kernel has them in "madvise" mode).
  */
 #define _GNU_SOURCE
-#include "core/json.h"
-#include "core/reader.h"
+#include "core/formats/json.h"
+#include "core/io/reader.h"
 
 #include <stdio.h>
 #include <stdlib.h>

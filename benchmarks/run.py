@@ -325,7 +325,7 @@ def book_lines(book: dict, book_mem: list[dict]) -> list[str]:
         "copy, each copy starting with its RESET snapshot rows): "
         f"**{book['updates']:,} level updates**, {book['messages']:,} output rows of the top 10 "
         "levels per side, one per message (`levels=10, every=None`).",
-        "- lobfast: `lobfast.reconstruct(depth, levels=10)` (the C book, csrc/core/book.c).",
+        "- lobfast: `lobfast.reconstruct(depth, levels=10)` (the C book, csrc/core/book/book.c).",
         f"- order-book {v['order-book']} (`from order_book import OrderBook`, the C extension "
         "cryptofeed uses), driven from Python (`benchmarks/book_python.py`): "
         "`OrderBook(max_depth=10)`, `side[price] = qty`, `del side[price]` when qty == 0 (KeyError "
@@ -380,7 +380,7 @@ def book_lines(book: dict, book_mem: list[dict]) -> list[str]:
         ]
     out += [
         "",
-        "Where the C book's time goes and what to change in csrc/core/book.c: "
+        "Where the C book's time goes and what to change in csrc/core/book/book.c: "
         "`benchmarks/PROFILE.md` (from `benchmarks/profile_book.c`).",
     ]
     return out
@@ -518,7 +518,7 @@ def main() -> None:
             "The Binance recordings' synced depth rows written as Tardis CSV (`benchmarks/tardis_data.py`: "
             "microsecond times, shortest round-trip decimals).  pandas side (`benchmarks/bench_tardis.py`): "
             "`pd.read_csv(usecols=...)` (the `exchange` column is not read) + the DepthEvents normalisation "
-            "of csrc/core/tardis.c in vectorised NumPy (first snapshot, RESET where is_snapshot turns true, "
+            "of csrc/core/formats/tardis.c in vectorised NumPy (first snapshot, RESET where is_snapshot turns true, "
             "END_OF_MESSAGE per local_timestamp run, side, update_id -1).  Outputs checked equal before "
             "timing; same rounds and medians as above.",
             "",

@@ -283,7 +283,7 @@ def best_quotes_from_depth(depth: dict[str, np.ndarray]) -> dict[int, tuple[floa
 
 # --------------------------------------------------------------------------- CSV archives
 # References for the Tardis.dev and data.binance.vision readers: the csv module splits the
-# lines, Decimal parses the numbers, and every rule of csrc/core/tardis.c and vision.c is
+# lines, Decimal parses the numbers, and every rule of csrc/core/formats/tardis.c and vision.c is
 # restated row by row.  Lines are decoded as latin-1 so any byte string reads, as in C.
 
 import csv as _csv  # noqa: E402

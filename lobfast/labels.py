@@ -27,7 +27,7 @@ Unknown labels are NaN, never guessed:
 - triple barrier: NaN when the path meets an unusable row or the end of the data before a
   barrier or the time limit resolves it; a barrier hit before that is a label.
 
-Inputs are never modified. All loops run in C (csrc/core/labels.c) with the GIL released.
+Inputs are never modified. All loops run in C (csrc/core/kernels/labels.c) with the GIL released.
 
 Examples
 --------

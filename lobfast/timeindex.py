@@ -34,7 +34,7 @@ from .sidecar import ENTRY
 from .times import to_ns
 
 UNITS = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1, "auto": 0}
-# column kinds (csrc/core/columns.h) and what each becomes
+# column kinds (csrc/core/io/columns.h) and what each becomes
 KINDS = {"int64": 1, "float64": 2, "time": 3, "bool": 4, "side": 5, "text": 6}
 DTYPES = {
     "int64": np.int64,

@@ -1,4 +1,4 @@
-"""lobfast.aggregate (csrc/core/aggregate.c) against a NumPy/pandas reference, on the real
+"""lobfast.aggregate (csrc/core/kernels/aggregate.c) against a NumPy/pandas reference, on the real
 recording and on random inputs, plus the rules spelled out by hand and every bad input."""
 
 from __future__ import annotations

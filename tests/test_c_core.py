@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-CORE_SOURCES = sorted((ROOT / "csrc" / "core").glob("*.c"))
+CORE_SOURCES = sorted((ROOT / "csrc" / "core").rglob("*.c"))
 TEST_SOURCES = sorted((ROOT / "tests" / "c").glob("*.c"))
 # trailing struct fields left out of an initializer are zero by design (as in setup.py)
 CFLAGS = [

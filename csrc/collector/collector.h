@@ -12,8 +12,8 @@
 #ifndef LC_COLLECTOR_H
 #define LC_COLLECTOR_H
 
-#include "core/peek.h"
-#include "core/zframes.h"
+#include "core/formats/peek.h"
+#include "core/io/zframes.h"
 
 #include <libwebsockets.h>
 #include <stdint.h>

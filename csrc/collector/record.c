@@ -10,8 +10,8 @@
  */
 #include "collector.h"
 
-#include "core/sequence.h"
-#include "core/text.h"
+#include "core/formats/sequence.h"
+#include "core/formats/text.h"
 
 #include <stdlib.h>
 #include <string.h>

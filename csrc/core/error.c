@@ -1,5 +1,5 @@
 /* error.c -- lob_strerror and lob_error_set. */
-#include "lob.h"
+#include "core/lob.h"
 
 #include <stdarg.h>
 #include <stdio.h>

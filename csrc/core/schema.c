@@ -1,5 +1,5 @@
 /* schema.c -- column layouts of the containers. */
-#include "schema.h"
+#include "core/schema.h"
 
 #include <string.h>
 

@@ -6,7 +6,7 @@
 #ifndef LOB_SCHEMA_H
 #define LOB_SCHEMA_H
 
-#include "table.h"
+#include "core/table.h"
 
 /* DepthEvents.flags bits (lobfast.Flags mirrors them). */
 enum {

@@ -1,6 +1,6 @@
 /* table.c -- growable column tables. */
 #define _GNU_SOURCE /* madvise */
-#include "table.h"
+#include "core/table.h"
 
 #include <stdlib.h>
 #include <string.h>

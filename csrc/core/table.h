@@ -7,7 +7,7 @@
 #ifndef LOB_TABLE_H
 #define LOB_TABLE_H
 
-#include "lob.h"
+#include "core/lob.h"
 
 #define LOB_MAX_COLS 12
 

@@ -8,7 +8,7 @@
  */
 #include "binding.h"
 
-#include "core/aggregate.h"
+#include "core/kernels/aggregate.h"
 
 #include <string.h>
 

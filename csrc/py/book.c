@@ -10,7 +10,7 @@
  */
 #include "binding.h"
 
-#include "core/book.h"
+#include "core/book/book.h"
 
 #include <string.h>
 

@@ -11,8 +11,8 @@
  */
 #include "binding.h"
 
-#include "core/features.h"
-#include "core/rolling.h"
+#include "core/kernels/features.h"
+#include "core/kernels/rolling.h"
 
 #include <string.h>
 

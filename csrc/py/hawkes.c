@@ -1,4 +1,4 @@
-/* hawkes.c -- lobfast._core Hawkes-process kernels (csrc/core/hawkes.h).
+/* hawkes.c -- lobfast._core Hawkes-process kernels (csrc/core/kernels/hawkes.h).
  *
  *   hawkes_loglik(t, T0, T1, mu, alpha, beta)     -> (loglik, grad ndarray (3,))
  *   hawkes_simulate(mu, alpha, beta, T0, T1, seed, *, cap=0) -> ndarray of event times
@@ -8,7 +8,7 @@
  */
 #include "binding.h"
 
-#include "core/hawkes.h"
+#include "core/kernels/hawkes.h"
 
 #include <math.h>
 #include <stdlib.h>

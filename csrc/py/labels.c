@@ -1,4 +1,4 @@
-/* labels.c -- lobfast._core label kernels (csrc/core/labels.h), one shape for all:
+/* labels.c -- lobfast._core label kernels (csrc/core/kernels/labels.h), one shape for all:
  * parse, convert inputs with lobpy_in_converted (never written), allocate outputs with lobpy_out,
  * run the kernel without the GIL and stoppable by Ctrl-C (lobpy_nogil; pure C over arrays that the
  * converted inputs, held until the end, keep alive; writers to the caller's arrays meanwhile
@@ -13,7 +13,7 @@
  */
 #include "binding.h"
 
-#include "core/labels.h"
+#include "core/kernels/labels.h"
 
 /* Convert mid / ts / valid into keep[0..2] (new references, keep[2] NULL for None) and
  * point `s` at them.  Returns -1 with an exception set. */

@@ -6,8 +6,8 @@
 #define LOBPY_IMPORTS_NUMPY /* the one file that imports NumPy's C API */
 #include "binding.h"
 
-#include "core/number.h"
-#include "core/peek.h"
+#include "core/formats/number.h"
+#include "core/formats/peek.h"
 #include "core/schema.h"
 
 #include <string.h>

@@ -12,8 +12,8 @@
  */
 #include "binding.h"
 
-#include "core/lines.h"
-#include "core/reader.h"
+#include "core/io/lines.h"
+#include "core/io/reader.h"
 
 #include <string.h>
 

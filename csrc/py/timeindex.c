@@ -14,10 +14,10 @@
 #define PY_ARRAY_UNIQUE_SYMBOL lobfast_ARRAY_API
 #include <numpy/arrayobject.h>
 
-#include "core/columns.h"
-#include "core/lines.h"
-#include "core/timeindex.h"
-#include "core/zframes.h"
+#include "core/io/columns.h"
+#include "core/io/lines.h"
+#include "core/io/timeindex.h"
+#include "core/io/zframes.h"
 
 #include <stddef.h>
 #include <stdlib.h>

@@ -9,7 +9,7 @@
  */
 #include "binding.h"
 
-#include "core/window.h"
+#include "core/kernels/window.h"
 
 static PyObject *
 py_window_gather(PyObject *module, PyObject *args, PyObject *kwds)

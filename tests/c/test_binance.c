@@ -8,10 +8,10 @@
  */
 #include "test.h"
 
-#include "core/peek.h"
-#include "core/reader.h"
+#include "core/formats/peek.h"
+#include "core/io/reader.h"
 #include "core/schema.h"
-#include "core/text.h"
+#include "core/formats/text.h"
 
 #include <math.h>
 #include <stdlib.h>

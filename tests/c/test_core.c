@@ -8,10 +8,10 @@
 
 #include "test.h"
 
-#include "core/book.h"
-#include "core/cells.h"
-#include "core/json.h"
-#include "core/number.h"
+#include "core/book/book.h"
+#include "core/formats/cells.h"
+#include "core/formats/json.h"
+#include "core/formats/number.h"
 #include "core/schema.h"
 #include "core/table.h"
 

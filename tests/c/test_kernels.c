@@ -1,10 +1,10 @@
 /* test_kernels.c -- hand-computed cases for the kernels: rolling.c, features.c, labels.c,
  * aggregate.c.  Python's tests compare them with NumPy on real and random data; these pin
  * the edge rules (restarts at NaN, full windows, first rows, carries) without Python. */
-#include "core/aggregate.h"
-#include "core/features.h"
-#include "core/labels.h"
-#include "core/rolling.h"
+#include "core/kernels/aggregate.h"
+#include "core/kernels/features.h"
+#include "core/kernels/labels.h"
+#include "core/kernels/rolling.h"
 #include "test.h"
 
 #include <math.h>

@@ -5,8 +5,8 @@
  */
 #include "test.h"
 
-#include "core/lines.h"
-#include "core/source.h"
+#include "core/io/lines.h"
+#include "core/io/source.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -5,9 +5,9 @@
  */
 #include "test.h"
 
-#include "core/columns.h"
-#include "core/timeindex.h"
-#include "core/zframes.h"
+#include "core/io/columns.h"
+#include "core/io/timeindex.h"
+#include "core/io/zframes.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -21,7 +21,7 @@
  */
 #define _GNU_SOURCE /* memfd_create */
 
-#include "core/reader.h"
+#include "core/io/reader.h"
 #include "core/schema.h"
 
 #include <math.h>

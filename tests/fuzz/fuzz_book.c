@@ -7,7 +7,7 @@
  * row is not crossed); with crossed="flag" and no pruning the whole book equals the
  * reference after every batch; feeding the same rows in two batches gives the same rows.
  */
-#include "core/book.h"
+#include "core/book/book.h"
 #include "core/schema.h"
 
 #include <math.h>

@@ -18,10 +18,10 @@
  * Build and run: make fuzz (clang -fsanitize=fuzzer,address,undefined).
  */
 #define _GNU_SOURCE /* memfd_create */
-#include "core/columns.h"
-#include "core/reader.h"
+#include "core/io/columns.h"
+#include "core/io/reader.h"
 #include "core/schema.h"
-#include "core/text.h"
+#include "core/formats/text.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -8,7 +8,7 @@
  * The input is not NUL-terminated, so ASan catches a parse that reads past `last`.
  * The program runs in the "C" locale (nothing calls setlocale), so strtod reads '.'.
  */
-#include "core/number.h"
+#include "core/formats/number.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -9,11 +9,11 @@
  * [LOB_TS_MIN, LOB_TS_MAX] (or unsorted) with LOB_E_ARG, and stop with LOB_E_INTR when the
  * stop check installed in lob_error.poll says so (after a fuzzed number of checks).
  */
-#include "core/aggregate.h"
-#include "core/features.h"
-#include "core/labels.h"
-#include "core/rolling.h"
-#include "core/window.h"
+#include "core/kernels/aggregate.h"
+#include "core/kernels/features.h"
+#include "core/kernels/labels.h"
+#include "core/kernels/rolling.h"
+#include "core/kernels/window.h"
 
 #include <math.h>
 #include <stdio.h>

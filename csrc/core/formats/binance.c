@@ -1,0 +1,772 @@
+/* binance.c -- Binance raw lines "<receive ns> <message>" -> depth, trades, quotes.
+ *
+ * Messages are combined-stream frames {"stream":..,"data":{..}}, raw stream events, REST
+ * depth snapshot bodies {"lastUpdateId":..}, or collector events {"lobfast":{..}}.  Fields
+ * are recognised by name and JSON type, so key order does not matter.  What kind a message
+ * is, its symbol and its ids come from the one Binance classifier (peek.h), which the
+ * collector uses too; the values are parsed in the same walk over the message.
+ *
+ * Depth follows Binance's local-order-book rules (spot and USD-M differ, see below):
+ * diffs are buffered until a snapshot bridges them, stale diffs are dropped, continuity is
+ * checked on every diff, and a break emits a GAP marker and waits for the next snapshot.
+ * Nothing is emitted for a book that is not known, so every row after a RESET until the
+ * next GAP describes the exchange's book exactly.
+ */
+#include "core/formats/json.h"
+#include "core/formats/peek.h"
+#include "core/formats/sequence.h"
+#include "core/formats/text.h"
+#include "core/io/reader.h"
+#include "core/schema.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { T_DEPTH, T_TRADES, T_AGG, T_QUOTES, T_N };
+static const char *const table_names[T_N] = {"depth", "trades", "agg_trades", "quotes"};
+
+enum { MARKET_UNKNOWN, MARKET_SPOT, MARKET_USDM };
+enum { WAIT_SNAPSHOT, SYNCED };
+
+/* Buffered diff rows kept while waiting for a snapshot.  A snapshot can only bridge recent
+ * diffs, so beyond this the oldest half is dropped (and counted) instead of growing. */
+#define PEND_MAX_ROWS ((size_t)1 << 22)
+
+/* A diff message buffered while no snapshot has bridged the stream. */
+typedef struct {
+    int64_t U, u, pu; /* first, final, previous-final (USD-M) update id */
+    int64_t ts;       /* exchange time, ns */
+    int64_t local;    /* receive time, ns (a diff without levels has no row to hold it) */
+    size_t row0;      /* first row in pend_rows */
+    size_t nrows;     /* rows in pend_rows */
+} pend_msg;
+
+/* Values seen in one message (bit set in msg.have); what names and orders it is in msg.f. */
+enum {
+    H_T = 1 << 0,
+    H_p = 1 << 1,
+    H_q = 1 << 2,
+    H_bpx = 1 << 3,
+    H_bqty = 1 << 4,
+    H_apx = 1 << 5,
+    H_aqty = 1 << 6,
+    H_m = 1 << 7,
+    H_X = 1 << 8,
+};
+
+typedef struct lob_binance_s lob_binance;
+
+typedef struct {
+    lob_peek f;                        /* kind, stream, symbol, ids (peek.h) */
+    lob_binance *b;                    /* where the levels go */
+    unsigned have;                     /* H_* bits */
+    const char *X;                     /* raw string slice */
+    size_t Xlen;                       /* its length */
+    int64_t T;                         /* transaction time (exchange units) */
+    double p, q, bpx, bqty, apx, aqty; /* trade price/qty, best bid/ask */
+    int m;                             /* buyer is maker */
+    size_t nlevels;                    /* "b"/"a" rows parsed into the depth table's tail */
+    size_t nsnap;                      /* "bids"/"asks" rows parsed into snap_new */
+} msg;
+
+struct lob_binance_s {
+    lob_table out[T_N];       /* depth, trades, agg_trades, quotes */
+    lob_symbols syms;         /* the selected symbol and the others met */
+    int64_t start_ns, end_ns; /* receive-time window */
+    int64_t last_local;       /* receive time of the previous line (must not go back) */
+    int market;               /* MARKET_*, from the first diff */
+    int state;                /* WAIT_SNAPSHOT or SYNCED */
+    int64_t last_u;           /* final update id applied (SYNCED) */
+    int64_t last_ts;          /* exchange time of the last depth row emitted */
+    lob_table pend_rows;      /* rows of buffered diffs */
+    pend_msg *pend;           /* buffered diffs */
+    size_t npend, pend_cap;   /* count and capacity of pend */
+    lob_table snap;           /* the snapshot waiting for a bridging diff */
+    lob_table snap_new;       /* the snapshot being parsed */
+    int has_snap;             /* snap holds a snapshot */
+    int64_t snap_id;          /* its lastUpdateId */
+    int64_t snap_ts;          /* its exchange time (ns), or -1 when it has none */
+    int64_t snap_local;       /* its receive time */
+    /* counters */
+    int64_t n_depth, n_trade, n_agg, n_quote, n_snapshot, n_partial, n_collector, n_unknown,
+        n_outside, n_blank, n_gaps, n_resets, n_dropped, n_stale, n_snap_rejected, n_snap_unused,
+        n_snap_ambiguous, n_nonmarket, n_overflow;
+};
+
+/* ------------------------------------------------------------------ errors */
+
+static int
+fail_at(lob_error *err, int code, const char *line, const lob_json *j)
+{
+    size_t col = (size_t)(j->p - line);
+    size_t left = (size_t)(j->end - j->p); /* the line is not NUL-terminated */
+    char show[LOB_SHOW_BUF];
+    return lob_error_set(err, code, "column %zu: expected %s, found '%s'%s", col + 1,
+                         j->expected ? j->expected : "valid JSON",
+                         lob_show(show, sizeof show, j->p, left, 24), left ? "" : "(end of line)");
+}
+
+/* ------------------------------------------------------------------ parsing */
+
+/* [[price, qty, ...], ...] into rows t->n + *count ... (not committed). */
+static int
+parse_levels(lob_json *j, lob_table *t, size_t *count, int side)
+{
+    if (!lob_json_eat(j, '[')) {
+        return lob_json_fail(j, "'[' starting the levels", LOB_E_FORMAT);
+    }
+    if (lob_json_eat(j, ']')) {
+        return LOB_OK;
+    }
+    do {
+        double px, qty;
+        if (!lob_json_eat(j, '[')) {
+            return lob_json_fail(j, "'[' starting a [price, qty] level", LOB_E_FORMAT);
+        }
+        LOB_FORWARD_IF_ERROR(lob_json_decimal(j, &px));
+        if (!lob_json_eat(j, ',')) {
+            return lob_json_fail(j, "',' between price and qty", LOB_E_FORMAT);
+        }
+        const char *qpos = j->p;
+        LOB_FORWARD_IF_ERROR(lob_json_decimal(j, &qty));
+        if (!(px > 0) || !(qty >= 0)) {
+            j->p = qpos;
+            return lob_json_fail(j, "a positive price and a non-negative qty", LOB_E_RANGE);
+        }
+        while (lob_json_eat(j, ',')) {
+            LOB_FORWARD_IF_ERROR(lob_json_skip(j, 2));
+        }
+        if (!lob_json_eat(j, ']')) {
+            return lob_json_fail(j, "']' closing a level", LOB_E_FORMAT);
+        }
+        if (lob_table_room(t, *count + 1) < 0) {
+            return lob_json_fail(j, "memory for the levels", LOB_E_NOMEM);
+        }
+        size_t i = t->n + (*count)++;
+        LOB_COL(t, LOB_D_SIDE, int8_t)[i] = (int8_t)side;
+        LOB_COL(t, LOB_D_PRICE, double)[i] = px;
+        LOB_COL(t, LOB_D_QTY, double)[i] = qty;
+    } while (lob_json_eat(j, ','));
+    return lob_json_eat(j, ']') ? LOB_OK : lob_json_fail(j, "',' or ']'", LOB_E_FORMAT);
+}
+
+/* Parse a value into dst, note it in m->have, and tell the walk it was taken. */
+#define TAKE(fn, dst, bit)                                                                         \
+    do {                                                                                           \
+        LOB_FORWARD_IF_ERROR(fn(j, dst));                                                          \
+        m->have |= (bit);                                                                          \
+        return 1;                                                                                  \
+    } while (0)
+
+/* The values of a message, in the walk that classifies it (lob_binance_value_fn): depth
+ * levels, prices and quantities, T, m and X; a field of the wrong type is an error.  Inlined
+ * into the walk (peek.h), so a member costs one call as it did before the walk was shared. */
+static inline __attribute__((always_inline)) int
+parse_value(void *ctx, lob_json *j, const char *k, size_t kn)
+{
+    msg *m = ctx;
+    int c = lob_json_peek(j);
+    if (kn != 1) {
+        if (c == '[' && (LOB_JSON_IS(k, kn, "bids") || LOB_JSON_IS(k, kn, "asks"))) {
+            LOB_FORWARD_IF_ERROR(parse_levels(j, &m->b->snap_new, &m->nsnap, k[0] == 'b' ? 1 : -1));
+            return 1;
+        }
+        return 0;
+    }
+    switch (k[0]) {
+    case 'T': TAKE(lob_json_int64, &m->T, H_T);
+    case 'p': TAKE(lob_json_decimal, &m->p, H_p);
+    case 'q': TAKE(lob_json_decimal, &m->q, H_q);
+    case 'B': TAKE(lob_json_decimal, &m->bqty, H_bqty);
+    case 'A': TAKE(lob_json_decimal, &m->aqty, H_aqty);
+    case 'm': TAKE(lob_json_bool, &m->m, H_m);
+    case 'X':
+        LOB_FORWARD_IF_ERROR(lob_json_string(j, &m->X, &m->Xlen));
+        m->have |= H_X;
+        return 1;
+    case 'b':
+    case 'a':
+        /* depth levels or a bookTicker price (an aggTrade's "a" id is the walk's) */
+        if (c == '[') {
+            LOB_FORWARD_IF_ERROR(
+                parse_levels(j, &m->b->out[T_DEPTH], &m->nlevels, k[0] == 'b' ? 1 : -1));
+            return 1;
+        }
+        if (c == '"' && k[0] == 'b') {
+            TAKE(lob_json_decimal, &m->bpx, H_bpx);
+        }
+        if (c == '"') {
+            TAKE(lob_json_decimal, &m->apx, H_apx);
+        }
+        return 0;
+    default: return 0;
+    }
+}
+
+#undef TAKE
+
+/* Exchange time in ns: USD-M T, else E; spot bookTicker and snapshots carry none, so the
+ * receive time stands in.  Both E and T must be times in 1970..2262 when present, the one
+ * not kept too: a message stamped with a broken time is a broken message. */
+static int
+exchange_ts(const msg *m, int64_t local, int64_t *ts, lob_error *err)
+{
+    *ts = local;
+    static const char *const names[2] = {"E", "T"};
+    for (int i = 0; i < 2; i++) {
+        int64_t t = i ? m->T : m->f.E;
+        int has = i ? (m->have & H_T) != 0 : (m->f.have & LOB_PK_E) != 0;
+        if (has && lob_epoch_to_ns(t, ts) < 0) {
+            return lob_error_set(err, LOB_E_RANGE,
+                                 "exchange time %s=%lld is not a time between 1970 and 2262 "
+                                 "(in s, ms, us or ns)",
+                                 names[i], (long long)t);
+        }
+    }
+    return LOB_OK; /* the last one converted is T when there is one, else E */
+}
+
+/* ------------------------------------------------------------------ depth sync */
+
+static int
+emit_marker(lob_binance *b, int64_t ts, int64_t local, int64_t update_id, unsigned flags)
+{
+    lob_table *t = &b->out[T_DEPTH];
+    LOB_FORWARD_IF_ERROR(lob_table_room(t, 1));
+    lob_depth_set(t, t->n++, ts, local, 0, NAN, NAN, update_id, flags);
+    return LOB_OK;
+}
+
+static int
+seq_check(const lob_binance *b, int64_t U, int64_t u, int64_t pu)
+{
+    return lob_seq_check(b->market == MARKET_USDM, b->last_u, U, u, pu);
+}
+
+static void
+pend_drop_front(lob_binance *b, size_t k)
+{
+    if (k == 0) {
+        return;
+    }
+    size_t rows = k < b->npend ? b->pend[k].row0 : b->pend_rows.n;
+    lob_table_drop_front(&b->pend_rows, rows);
+    memmove(b->pend, b->pend + k, (b->npend - k) * sizeof *b->pend);
+    b->npend -= k;
+    for (size_t i = 0; i < b->npend; i++) {
+        b->pend[i].row0 -= rows;
+    }
+}
+
+/* Buffer a diff whose rows sit (filled) in the depth table's tail. */
+static int
+pend_push(lob_binance *b, const pend_msg *hdr)
+{
+    lob_table *depth = &b->out[T_DEPTH];
+    if (b->npend == b->pend_cap) {
+        size_t cap = b->pend_cap ? b->pend_cap * 2 : 64;
+        pend_msg *p = realloc(b->pend, cap * sizeof *p);
+        if (p == NULL) {
+            return LOB_E_NOMEM;
+        }
+        b->pend = p;
+        b->pend_cap = cap;
+    }
+    pend_msg h = *hdr;
+    h.row0 = b->pend_rows.n;
+    LOB_FORWARD_IF_ERROR(lob_table_append(&b->pend_rows, depth, depth->n, h.nrows));
+    b->pend[b->npend++] = h;
+    if (b->pend_rows.n > PEND_MAX_ROWS) {
+        size_t half = b->npend / 2 ? b->npend / 2 : 1;
+        b->n_dropped += (int64_t)half;
+        b->n_overflow += (int64_t)half;
+        pend_drop_front(b, half);
+    }
+    return LOB_OK;
+}
+
+/* Apply buffered diffs after a snapshot.  The first one bridges the snapshot (checked by
+ * the caller); the others must chain.  A break among them goes back to waiting. */
+static int
+replay_pending(lob_binance *b)
+{
+    lob_table *depth = &b->out[T_DEPTH];
+    for (size_t i = 0; i < b->npend; i++) {
+        const pend_msg *h = &b->pend[i];
+        switch (i == 0 ? LOB_SEQ_OK : seq_check(b, h->U, h->u, h->pu)) {
+        case LOB_SEQ_STALE: b->n_stale++; break;
+        case LOB_SEQ_GAP: {
+            b->n_gaps++;
+            LOB_FORWARD_IF_ERROR(
+                emit_marker(b, h->ts, h->local, h->u, LOB_F_GAP | LOB_F_END_OF_MESSAGE));
+            b->state = WAIT_SNAPSHOT;
+            pend_drop_front(b, i);
+            return LOB_OK;
+        }
+        default:
+            LOB_FORWARD_IF_ERROR(lob_table_append(depth, &b->pend_rows, h->row0, h->nrows));
+            b->last_u = h->u;
+            b->last_ts = h->ts;
+        }
+    }
+    pend_drop_front(b, b->npend);
+    return LOB_OK;
+}
+
+/* With a snapshot waiting: drop diffs it already contains, then sync if the first
+ * remaining diff bridges it, or reject it as too old if that diff is already past it. */
+static int
+try_sync(lob_binance *b)
+{
+    int64_t L = b->snap_id;
+    int usdm = b->market == MARKET_USDM;
+    size_t i = 0;
+    while (i < b->npend && lob_seq_covered(usdm, L, b->pend[i].u)) {
+        i++;
+    }
+    b->n_dropped += (int64_t)i;
+    pend_drop_front(b, i);
+    if (b->npend == 0) {
+        return LOB_OK; /* the next diff decides */
+    }
+    const pend_msg *f = &b->pend[0];
+    int bridges = lob_seq_bridges(usdm, L, f->U, f->u, f->pu);
+    if (!bridges) {
+        b->n_snap_rejected++; /* older than the diffs we hold: wait for a newer one */
+        b->has_snap = 0;
+        return LOB_OK;
+    }
+    /* The snapshot takes effect just before its bridging diff: same exchange time (or its
+     * own, if earlier), never before a row already emitted. */
+    int64_t ts = f->ts;
+    if (b->snap_ts >= 0 && b->snap_ts < ts) {
+        ts = b->snap_ts;
+    }
+    if (ts < b->last_ts) {
+        ts = b->last_ts;
+    }
+    lob_table *depth = &b->out[T_DEPTH];
+    size_t k = b->snap.n;
+    if (k == 0) {
+        LOB_FORWARD_IF_ERROR(emit_marker(b, ts, b->snap_local, L,
+                                         LOB_F_SNAPSHOT | LOB_F_RESET | LOB_F_END_OF_MESSAGE));
+    }
+    else {
+        LOB_FORWARD_IF_ERROR(lob_table_room(depth, k));
+        const lob_table *s = &b->snap;
+        for (size_t r = 0; r < k; r++) {
+            unsigned fl = LOB_F_SNAPSHOT | (r == 0 ? LOB_F_RESET : 0) |
+                          (r == k - 1 ? LOB_F_END_OF_MESSAGE : 0);
+            lob_depth_set(depth, depth->n + r, ts, b->snap_local, LOB_COL(s, LOB_D_SIDE, int8_t)[r],
+                          LOB_COL(s, LOB_D_PRICE, double)[r], LOB_COL(s, LOB_D_QTY, double)[r], L,
+                          fl);
+        }
+        depth->n += k;
+    }
+    b->n_resets++;
+    b->has_snap = 0;
+    b->state = SYNCED;
+    b->last_u = L;
+    b->last_ts = ts;
+    return replay_pending(b);
+}
+
+static int
+on_diff(lob_binance *b, const msg *m, int64_t local, lob_error *err)
+{
+    const lob_peek *f = &m->f;
+    if (!(f->have & LOB_PK_U) || !(f->have & LOB_PK_u)) {
+        return lob_error_set(err, LOB_E_FORMAT, "depthUpdate without %s",
+                             (f->have & LOB_PK_U) ? "'u'" : "'U'");
+    }
+    if (f->U < 0 || f->u < f->U || f->u == INT64_MAX || ((f->have & LOB_PK_pu) && f->pu < -1)) {
+        return lob_error_set(err, LOB_E_RANGE,
+                             "depthUpdate ids out of range (U=%lld, u=%lld): expected "
+                             "0 <= U <= u < 2^63-1",
+                             (long long)f->U, (long long)f->u);
+    }
+    int64_t ts;
+    LOB_FORWARD_IF_ERROR(exchange_ts(m, local, &ts, err));
+    b->n_depth++;
+    int64_t pu = (f->have & LOB_PK_pu) ? f->pu : 0;
+    if (b->market == MARKET_UNKNOWN) {
+        b->market = (f->have & LOB_PK_pu) ? MARKET_USDM : MARKET_SPOT;
+    }
+    lob_table *depth = &b->out[T_DEPTH];
+    size_t k = m->nlevels;
+    for (size_t r = 0; r < k; r++) {
+        size_t i = depth->n + r;
+        LOB_COL(depth, LOB_D_TS, int64_t)[i] = ts;
+        LOB_COL(depth, LOB_D_LOCAL_TS, int64_t)[i] = local;
+        LOB_COL(depth, LOB_D_UPDATE_ID, int64_t)[i] = f->u;
+        LOB_COL(depth, LOB_D_FLAGS, uint8_t)[i] = r == k - 1 ? LOB_F_END_OF_MESSAGE : 0;
+    }
+    if (b->state == SYNCED) {
+        switch (seq_check(b, f->U, f->u, pu)) {
+        case LOB_SEQ_STALE: b->n_stale++; return LOB_OK;
+        case LOB_SEQ_OK:
+            depth->n += k; /* the hot path: rows were parsed in place */
+            b->last_u = f->u;
+            b->last_ts = ts;
+            return LOB_OK;
+        default: break;
+        }
+        /* gap: buffer this diff (it may bridge the next snapshot), then mark the break */
+        pend_msg h = {f->U, f->u, pu, ts, local, 0, k};
+        b->n_gaps++;
+        b->state = WAIT_SNAPSHOT;
+        pend_drop_front(b, b->npend);
+        LOB_FORWARD_IF_ERROR(pend_push(b, &h));
+        return emit_marker(b, ts, local, f->u, LOB_F_GAP | LOB_F_END_OF_MESSAGE);
+    }
+    pend_msg h = {f->U, f->u, pu, ts, local, 0, k};
+    LOB_FORWARD_IF_ERROR(pend_push(b, &h));
+    return b->has_snap ? try_sync(b) : LOB_OK;
+}
+
+static int
+on_snapshot(lob_binance *b, const msg *m, int64_t local, int bare, lob_error *err)
+{
+    int64_t luid = m->f.luid;
+    if (luid < 0 || luid == INT64_MAX) {
+        return lob_error_set(err, LOB_E_RANGE, "snapshot lastUpdateId %lld out of range",
+                             (long long)luid);
+    }
+    int64_t ts;
+    LOB_FORWARD_IF_ERROR(exchange_ts(m, local, &ts, err));
+    b->n_snapshot++;
+    if (b->state == SYNCED) {
+        /* the book is continuous, so the snapshot adds nothing the diffs have not */
+        b->n_snap_unused++;
+        return LOB_OK;
+    }
+    /* A REST body names no symbol.  Once other symbols have been met it could be theirs:
+     * take it only if its id falls inside the buffered diffs' range, as this symbol's
+     * snapshot would (another symbol's ids are unrelated), so it cannot wipe the buffer. */
+    if (bare && b->syms.nseen > 0 &&
+        !(b->npend > 0 && b->pend[0].U - 1 <= luid && luid <= b->pend[b->npend - 1].u)) {
+        b->n_snap_ambiguous++;
+        return LOB_OK;
+    }
+    if (b->has_snap) {
+        b->n_snap_unused++; /* replaced before any diff bridged it */
+    }
+    lob_table tmp = b->snap;
+    b->snap = b->snap_new;
+    b->snap_new = tmp;
+    b->snap.n = m->nsnap;
+    b->has_snap = 1;
+    int timed = (m->have & H_T) || (m->f.have & LOB_PK_E);
+    b->snap_id = luid;
+    b->snap_ts = timed ? ts : -1;
+    b->snap_local = local;
+    if (b->market == MARKET_UNKNOWN && timed) {
+        b->market = MARKET_USDM; /* only USD-M snapshots carry E/T */
+    }
+    return try_sync(b);
+}
+
+/* ------------------------------------------------------------------ trades, quotes */
+
+static int
+missing(lob_error *err, const char *what, const char *field)
+{
+    return lob_error_set(err, LOB_E_FORMAT, "%s message without '%s'", what, field);
+}
+
+/* What a value must be, per field (depth levels are checked in parse_levels: price > 0,
+ * qty >= 0, 0 deleting the level):
+ *  - trade and aggTrade: price 'p' > 0 and quantity 'q' > 0 (a fill of nothing, or at no
+ *    price, is not a trade);
+ *  - bookTicker: prices 'b', 'a' > 0 and sizes 'B', 'A' >= 0.  Binance documents no
+ *    convention for an empty side, so a zero or negative price is refused like any other.
+ * Decimal text that overflows to infinity or underflows to 0 was refused by the parser. */
+static int
+bad_value(lob_error *err, const char *what, const char *field, double v, const char *expected)
+{
+    return lob_error_set(err, LOB_E_RANGE, "%s field '%s' is %.17g: expected %s", what, field, v,
+                         expected);
+}
+
+static int
+on_trade(lob_binance *b, const msg *m, int64_t local, int agg, lob_error *err)
+{
+    const char *what = agg ? "aggTrade" : "trade";
+    unsigned need[] = {H_p, H_q, H_m};
+    const char *names[] = {"p", "q", "m"};
+    for (int i = 0; i < 3; i++) {
+        if (!(m->have & need[i])) {
+            return missing(err, what, names[i]);
+        }
+    }
+    if (!(m->f.have & LOB_PK_ID)) {
+        return missing(err, what, agg ? "a" : "t"); /* the id the walk took */
+    }
+    if (!(m->p > 0)) {
+        return bad_value(err, what, "p", m->p, "a price > 0");
+    }
+    if (!(m->q > 0)) {
+        return bad_value(err, what, "q", m->q, "a quantity > 0");
+    }
+    int64_t ts;
+    LOB_FORWARD_IF_ERROR(exchange_ts(m, local, &ts, err));
+    if (agg) {
+        b->n_agg++;
+    }
+    else {
+        b->n_trade++;
+    }
+    /* USD-M marks insurance-fund and ADL fills with X; they are not market trades */
+    if ((m->have & H_X) && !(m->Xlen == 6 && memcmp(m->X, "MARKET", 6) == 0)) {
+        b->n_nonmarket++;
+        return LOB_OK;
+    }
+    lob_table *t = &b->out[agg ? T_AGG : T_TRADES];
+    LOB_FORWARD_IF_ERROR(lob_table_room(t, 1));
+    size_t i = t->n++;
+    LOB_COL(t, LOB_T_TS, int64_t)[i] = ts;
+    LOB_COL(t, LOB_T_LOCAL_TS, int64_t)[i] = local;
+    LOB_COL(t, LOB_T_PRICE, double)[i] = m->p;
+    LOB_COL(t, LOB_T_QTY, double)[i] = m->q;
+    LOB_COL(t, LOB_T_SIDE, int8_t)[i] = m->m ? -1 : 1; /* maker buyer => taker sold */
+    LOB_COL(t, LOB_T_TRADE_ID, int64_t)[i] = m->f.id;
+    return LOB_OK;
+}
+
+static int
+on_quote(lob_binance *b, const msg *m, int64_t local, lob_error *err)
+{
+    unsigned need[] = {H_bpx, H_bqty, H_apx, H_aqty};
+    const char *names[] = {"u", "b", "B", "a", "A"};
+    if (!(m->f.have & LOB_PK_u)) {
+        return missing(err, "bookTicker", names[0]);
+    }
+    for (int i = 0; i < 4; i++) {
+        if (!(m->have & need[i])) {
+            return missing(err, "bookTicker", names[1 + i]);
+        }
+    }
+    const double v[4] = {m->bpx, m->bqty, m->apx, m->aqty};
+    for (int i = 0; i < 4; i++) {
+        int size = i % 2; /* b, B, a, A */
+        if (size ? !(v[i] >= 0) : !(v[i] > 0)) {
+            return bad_value(err, "bookTicker", names[1 + i], v[i],
+                             size ? "a size >= 0" : "a price > 0");
+        }
+    }
+    int64_t ts;
+    LOB_FORWARD_IF_ERROR(exchange_ts(m, local, &ts, err));
+    b->n_quote++;
+    lob_table *t = &b->out[T_QUOTES];
+    LOB_FORWARD_IF_ERROR(lob_table_room(t, 1));
+    size_t i = t->n++;
+    LOB_COL(t, LOB_Q_TS, int64_t)[i] = ts;
+    LOB_COL(t, LOB_Q_LOCAL_TS, int64_t)[i] = local;
+    LOB_COL(t, LOB_Q_UPDATE_ID, int64_t)[i] = m->f.u;
+    LOB_COL(t, LOB_Q_BID_PX, double)[i] = m->bpx;
+    LOB_COL(t, LOB_Q_BID_QTY, double)[i] = m->bqty;
+    LOB_COL(t, LOB_Q_ASK_PX, double)[i] = m->apx;
+    LOB_COL(t, LOB_Q_ASK_QTY, double)[i] = m->aqty;
+    return LOB_OK;
+}
+
+/* ------------------------------------------------------------------ the format */
+
+static int
+binance_line(void *ctx, const char *s, size_t n, lob_error *err)
+{
+    lob_binance *b = ctx;
+    if (n == 0) {
+        b->n_blank++;
+        return LOB_OK;
+    }
+    int64_t local = 0;
+    int rc = LOB_OK;
+    const char *p = lob_parse_int64(s, s + n, &local, &rc);
+    if (p == NULL || p == s + n || *p != ' ' || local <= 0) {
+        if (lob_looks_binary(s, n)) {
+            return lob_error_set(err, LOB_E_FORMAT,
+                                 "binary data where '<receive time ns> <JSON>' text was "
+                                 "expected (is this the right file?)");
+        }
+        char show[LOB_SHOW_BUF];
+        return lob_error_set(err, LOB_E_FORMAT,
+                             "expected '<receive time in ns> <JSON message>', found '%s'",
+                             lob_show(show, sizeof show, s, n, 32));
+    }
+    if (local > LOB_TS_MAX) {
+        /* refused, not counted as outside the window: a time past 2262 is damage */
+        return lob_error_set(err, LOB_E_RANGE,
+                             "receive time %lld ns is not a time between 1970 and 2262",
+                             (long long)local);
+    }
+    if (local < b->last_local) {
+        /* a recording is written in receive order: going back means files given out of
+         * order (or a damaged file), which would silently break the sequence checks */
+        return lob_error_set(err, LOB_E_FORMAT,
+                             "receive time %lld is before the previous line's %lld (files out of "
+                             "order?)",
+                             (long long)local, (long long)b->last_local);
+    }
+    b->last_local = local;
+    if (local < b->start_ns || local >= b->end_ns) {
+        b->n_outside++;
+        return LOB_OK;
+    }
+    msg m;
+    m.b = b;
+    m.have = 0;
+    m.nlevels = 0;
+    m.nsnap = 0;
+    b->snap_new.n = 0;
+    lob_json j = {p + 1, s + n, NULL};
+    rc = lob_binance_walk(&j, &m.f, 1, parse_value, &m);
+    if (rc == LOB_E_NOMEM) {
+        return lob_error_set(err, rc, "out of memory while parsing");
+    }
+    if (rc < 0) {
+        return fail_at(err, rc, s, &j);
+    }
+    if (lob_json_peek(&j) != -1) {
+        j.expected = "the end of the line after the JSON object";
+        return fail_at(err, LOB_E_FORMAT, s, &j);
+    }
+    lob_binance_classify(&m.f);
+    switch (m.f.kind) {
+    case LOB_PK_DIFF:
+    case LOB_PK_TRADE:
+    case LOB_PK_AGG:
+    case LOB_PK_QUOTE: break;
+    case LOB_PK_SNAPSHOT:
+        if (m.f.have & LOB_PK_BOOK) {
+            break;
+        }
+        b->n_unknown++; /* lastUpdateId with "b"/"a" levels: not a book a snapshot holds */
+        return LOB_OK;
+    case LOB_PK_PARTIAL: b->n_partial++; return LOB_OK;
+    case LOB_PK_COLLECTOR: b->n_collector++; return LOB_OK;
+    default: b->n_unknown++; return LOB_OK;
+    }
+    if ((m.f.have & LOB_PK_SYM) || m.f.sym != NULL) {
+        /* a symbol is named: "s" (an empty one is refused) or the stream's */
+        const char *sym = m.f.sym ? m.f.sym : m.f.s;
+        size_t symlen = m.f.sym ? m.f.symlen : 0;
+        int keep = lob_symbols_select(&b->syms, sym, symlen);
+        if (keep < 0) {
+            char show[LOB_SHOW_BUF];
+            return lob_error_set(err, LOB_E_FORMAT,
+                                 "symbol '%s' is not 1 to 31 printable ASCII characters",
+                                 lob_show(show, sizeof show, sym, symlen, LOB_SHOW));
+        }
+        if (!keep) {
+            return LOB_OK;
+        }
+    }
+    switch (m.f.kind) {
+    case LOB_PK_SNAPSHOT: return on_snapshot(b, &m, local, m.f.sym == NULL, err);
+    case LOB_PK_DIFF: return on_diff(b, &m, local, err);
+    case LOB_PK_TRADE: return on_trade(b, &m, local, 0, err);
+    case LOB_PK_AGG: return on_trade(b, &m, local, 1, err);
+    default: return on_quote(b, &m, local, err);
+    }
+}
+
+static int
+binance_create(void **ctx, const lob_opts *o)
+{
+    lob_binance *b = calloc(1, sizeof *b);
+    if (b == NULL) {
+        return LOB_E_NOMEM;
+    }
+    lob_table_init(&b->out[T_DEPTH], lob_depth_schema, LOB_D_NCOL);
+    lob_table_init(&b->out[T_TRADES], lob_trades_schema, LOB_T_NCOL);
+    lob_table_init(&b->out[T_AGG], lob_trades_schema, LOB_T_NCOL);
+    lob_table_init(&b->out[T_QUOTES], lob_quotes_schema, LOB_Q_NCOL);
+    lob_table_init(&b->pend_rows, lob_depth_schema, LOB_D_NCOL);
+    lob_table_init(&b->snap, lob_depth_schema, LOB_D_NCOL);
+    lob_table_init(&b->snap_new, lob_depth_schema, LOB_D_NCOL);
+    lob_symbols_init(&b->syms, o->symbol);
+    b->start_ns = o->start_ns;
+    b->end_ns = o->end_ns;
+    b->snap_ts = -1;
+    *ctx = b;
+    return LOB_OK;
+}
+
+static void
+binance_destroy(void *ctx)
+{
+    lob_binance *b = ctx;
+    for (int i = 0; i < T_N; i++) {
+        lob_table_free(&b->out[i]);
+    }
+    lob_table_free(&b->pend_rows);
+    lob_table_free(&b->snap);
+    lob_table_free(&b->snap_new);
+    free(b->pend);
+    free(b);
+}
+
+static int
+binance_finish(void *ctx, lob_error *err)
+{
+    (void)err;
+    lob_binance *b = ctx;
+    if (b->state == WAIT_SNAPSHOT) {
+        b->n_dropped += (int64_t)b->npend; /* never bridged by a snapshot */
+        pend_drop_front(b, b->npend);
+    }
+    if (b->has_snap) {
+        b->n_snap_unused++;
+        b->has_snap = 0;
+    }
+    return LOB_OK;
+}
+
+static lob_table *
+binance_table(void *ctx, int i)
+{
+    return &((lob_binance *)ctx)->out[i];
+}
+
+static int
+binance_stats(void *ctx, lob_stat *out, int cap)
+{
+    lob_binance *b = ctx;
+    static const char *const markets[] = {"unknown", "spot", "usdm"};
+    const lob_stat all[] = {
+        {"market", 0, markets[b->market]},
+        {"symbol", 0, b->syms.selected},
+        {"symbols", 0, lob_symbols_text(&b->syms)},
+        {"depth_messages", b->n_depth, NULL},
+        {"trade_messages", b->n_trade, NULL},
+        {"agg_trade_messages", b->n_agg, NULL},
+        {"book_ticker_messages", b->n_quote, NULL},
+        {"snapshots", b->n_snapshot, NULL},
+        {"partial_depth_messages", b->n_partial, NULL},
+        {"collector_events", b->n_collector, NULL},
+        {"unknown_messages", b->n_unknown, NULL},
+        {"other_symbol_messages", b->syms.n_other, NULL},
+        {"outside_window", b->n_outside, NULL},
+        {"blank_lines", b->n_blank, NULL},
+        {"gaps", b->n_gaps, NULL},
+        {"resets", b->n_resets, NULL},
+        {"dropped_before_sync", b->n_dropped, NULL},
+        {"stale_diffs", b->n_stale, NULL},
+        {"snapshots_rejected", b->n_snap_rejected, NULL},
+        {"snapshots_unused", b->n_snap_unused, NULL},
+        {"snapshots_ambiguous", b->n_snap_ambiguous, NULL},
+        {"nonmarket_trades", b->n_nonmarket, NULL},
+        {"buffer_overflow_drops", b->n_overflow, NULL},
+        {"synced", b->state == SYNCED, NULL},
+        {"last_update_id", b->state == SYNCED ? b->last_u : -1, NULL},
+    };
+    return lob_stats_copy(out, cap, all, sizeof all / sizeof all[0]);
+}
+
+const lob_format lob_format_binance = {
+    "binance",      T_N,           table_names,   binance_create, binance_destroy, binance_line,
+    binance_finish, binance_table, binance_stats,
+};

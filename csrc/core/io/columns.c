@@ -1,0 +1,230 @@
+/* columns.c -- CSV rows of a window into preallocated typed columns. */
+#include "core/io/columns.h"
+
+#include "core/formats/cells.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- text dictionary */
+
+const char *
+lob_dict_value(const lob_dict *d, int i)
+{
+    return d->text + d->start[i];
+}
+
+/* Bytes of value i (its NUL aside): values are stored back to back. */
+static size_t
+dict_len(const lob_dict *d, int i)
+{
+    int64_t end = i + 1 < d->n ? d->start[i + 1] : (int64_t)d->len;
+    return (size_t)(end - d->start[i] - 1);
+}
+
+/* Value i is exactly [s, s + n).  Lengths first: memcmp never reads past either. */
+static int
+dict_is(const lob_dict *d, int i, const char *s, size_t n)
+{
+    return dict_len(d, i) == n && memcmp(lob_dict_value(d, i), s, n) == 0;
+}
+
+static int
+dict_grow_table(lob_dict *d)
+{
+    int slots = d->slots ? d->slots * 2 : 64;
+    int32_t *slot = calloc((size_t)slots, sizeof *slot);
+    int64_t *start = realloc(d->start, (size_t)slots / 2 * sizeof *start);
+    if (slot == NULL || start == NULL) {
+        free(slot);
+        if (start != NULL) {
+            d->start = start;
+        }
+        return LOB_E_NOMEM;
+    }
+    d->start = start;
+    for (int i = 0; i < d->n; i++) {
+        uint32_t h =
+            (uint32_t)lob_hash(lob_dict_value(d, i), dict_len(d, i)) & (uint32_t)(slots - 1);
+        while (slot[h] != 0) {
+            h = (h + 1) & (uint32_t)(slots - 1);
+        }
+        slot[h] = i + 1;
+    }
+    free(d->slot);
+    d->slot = slot;
+    d->slots = slots;
+    return LOB_OK;
+}
+
+static int dict_find(lob_dict *d, const char *s, size_t n);
+
+/* The code of [s, s + n), added when new.  @return the code, or a negative code. */
+static int
+dict_code(lob_dict *d, const char *s, size_t n)
+{
+    if (d->n > 0 && dict_is(d, d->last, s, n)) {
+        return d->last; /* most cells repeat the one above (exchange, symbol, side) */
+    }
+    int code = dict_find(d, s, n);
+    if (code >= 0) {
+        d->last = code;
+    }
+    return code;
+}
+
+static int
+dict_find(lob_dict *d, const char *s, size_t n)
+{
+    if (d->slots == 0 || 2 * (d->n + 1) > d->slots) {
+        if (d->n >= LOB_DICT_MAX) {
+            return LOB_E_RANGE;
+        }
+        LOB_FORWARD_IF_ERROR(dict_grow_table(d));
+    }
+    uint32_t mask = (uint32_t)(d->slots - 1), h = (uint32_t)lob_hash(s, n) & mask;
+    for (; d->slot[h] != 0; h = (h + 1) & mask) {
+        if (dict_is(d, d->slot[h] - 1, s, n)) {
+            return d->slot[h] - 1;
+        }
+    }
+    if (d->cap - d->len < n + 1) {
+        size_t cap = (d->cap + n + 1) * 2;
+        char *t = realloc(d->text, cap);
+        if (t == NULL) {
+            return LOB_E_NOMEM;
+        }
+        d->text = t;
+        d->cap = cap;
+    }
+    memcpy(d->text + d->len, s, n);
+    d->text[d->len + n] = '\0';
+    d->start[d->n] = (int64_t)d->len;
+    d->len += n + 1;
+    d->slot[h] = ++d->n;
+    return d->n - 1;
+}
+
+void
+lob_dict_free(lob_dict *d)
+{
+    if (d == NULL) {
+        return;
+    }
+    free(d->text);
+    free(d->start);
+    free(d->slot);
+    memset(d, 0, sizeof *d);
+}
+
+/* ---------------------------------------------------------------- cells */
+
+/* Parse cell c into row `row` of column col.  @return 0 or a negative code (err says
+ * which cell, and what was expected). */
+static int
+parse_cell(const lob_csvcol *col, int64_t row, const lob_cell *c, int64_t unit, lob_error *err)
+{
+    int f = col->field, v = 0, rc;
+    const char *nm = col->name;
+    switch (col->kind) {
+    case LOB_CK_F64:
+        return lob_cell_number(c, f, nm, LOB_NUM_EMPTY_NAN | LOB_NUM_NAN_TEXT, NULL,
+                               &((double *)col->out)[row], err);
+    case LOB_CK_I64: return lob_cell_int64(c, f, nm, &((int64_t *)col->out)[row], err);
+    case LOB_CK_TIME:
+        return lob_cell_time(c, f, nm, unit, LOB_TIME_DECIMAL, &((int64_t *)col->out)[row], err);
+    case LOB_CK_BOOL:
+        rc = lob_cell_bool(c, f, nm, LOB_BOOL_DIGITS, &v, err);
+        ((int8_t *)col->out)[row] = (int8_t)v;
+        return rc;
+    case LOB_CK_SIDE:
+        rc = lob_cell_side(
+            c, f, nm, LOB_SIDE_TRADE | LOB_SIDE_BOOK | LOB_SIDE_UNKNOWN | LOB_SIDE_NOCASE, &v, err);
+        ((int8_t *)col->out)[row] = (int8_t)v;
+        return rc;
+    case LOB_CK_TEXT:
+        /* checked before the lookup: a value holds no control byte (a NUL would end it
+         * early) and is at most LOB_TEXT_MAX bytes (a category, not a document) */
+        LOB_FORWARD_IF_ERROR(lob_cell_text(c, f, nm, LOB_TEXT_MAX, err));
+        v = dict_code(col->dict, c->p, c->n);
+        if (v < 0) {
+            return lob_cell_error(err, v, f, nm, c,
+                                  v == LOB_E_RANGE
+                                      ? "at most 65536 distinct values in a text column"
+                                      : "memory for the text values");
+        }
+        ((int32_t *)col->out)[row] = v;
+        return LOB_OK;
+    default: return lob_cell_error(err, LOB_E_FORMAT, f, nm, c, "a known column kind");
+    }
+}
+
+static int
+parse_row(const lob_csvcol *cols, int ncol, int64_t row, const char *s, size_t n,
+          const lob_tskey *key, lob_error *err)
+{
+    const char *p = s, *e = s + n;
+    int field = 0, more = 1; /* more: field `field` exists (it starts at p) */
+    for (int i = 0; i < ncol; i++) {
+        for (; field < cols[i].field && more; field++) {
+            const char *q = lob_csv_find(p, e, key->sep);
+            more = q < e;
+            p = more ? q + 1 : e;
+        }
+        if (!more) {
+            return lob_error_set(err, LOB_E_FORMAT,
+                                 "the line has %d field(s); column '%s' is field %d", field,
+                                 cols[i].name, cols[i].field + 1);
+        }
+        const char *q = lob_csv_find(p, e, key->sep);
+        lob_cell c = {p, (size_t)(q - p)};
+        LOB_FORWARD_IF_ERROR(parse_cell(&cols[i], row, &c, key->unit, err));
+        more = q < e; /* a separator follows */
+        p = more ? q + 1 : e;
+        field++;
+    }
+    return LOB_OK;
+}
+
+int
+lob_csv_columns(const char *path, const lob_span *span, int64_t line0, const lob_tskey *key,
+                lob_csvcol *cols, int ncol, int64_t nrows, lob_error *err)
+{
+    for (int i = 0; i < ncol; i++) {
+        if (cols[i].field < 0 || (i > 0 && cols[i].field <= cols[i - 1].field) ||
+            (cols[i].kind == LOB_CK_TEXT && cols[i].dict == NULL)) {
+            return lob_error_set(err, LOB_E_ARG, "columns must be distinct fields in order");
+        }
+    }
+    lob_lines ls;
+    LOB_FORWARD_IF_ERROR(lob_lines_open(&ls, path, span, line0, err));
+    const char *s;
+    size_t n;
+    int64_t off, row = 0;
+    int rc;
+    while ((rc = lob_lines_next(&ls, &s, &n, &off, err)) > 0) {
+        if (n == 0) {
+            continue;
+        }
+        if (row == nrows) {
+            rc = lob_error_set(err, LOB_E_FORMAT,
+                               "more rows than the index holds: the file changed");
+        }
+        else {
+            rc = parse_row(cols, ncol, row++, s, n, key, err);
+        }
+        if (rc < 0) {
+            err->line = ls.line;
+            err->offset = off;
+            break;
+        }
+    }
+    if (rc == 0 && row != nrows) {
+        rc = lob_error_set(
+            err, LOB_E_FORMAT,
+            "%lld rows where the index holds %lld: the file changed since it was indexed",
+            (long long)row, (long long)nrows);
+    }
+    lob_lines_close(&ls);
+    return rc < 0 ? rc : LOB_OK;
+}

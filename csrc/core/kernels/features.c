@@ -1,0 +1,288 @@
+/* features.c -- microstructure features of a Level-2 book, one pass over the snapshots.
+ *
+ * No arithmetic on times here: they are only compared (trade flow) after lob_check_times();
+ * the time windows over these features (ofi_10s, vol_60s) are rolling.c's. */
+#include "core/kernels/features.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+static int
+needs_top_k(int kind)
+{
+    return kind == LOB_FT_WMID || kind == LOB_FT_IMBALANCE || kind == LOB_FT_BID_DEPTH ||
+           kind == LOB_FT_ASK_DEPTH;
+}
+
+static int
+check_request(const lob_book_view *b, const int64_t *update_id, const lob_feature *f,
+              lob_error *err)
+{
+    if (f->out == NULL || f->kind < LOB_FT_MID || f->kind > LOB_FT_CHANGED) {
+        return lob_error_set(err, LOB_E_ARG, "unknown feature kind %d", f->kind);
+    }
+    if ((needs_top_k(f->kind) || f->kind == LOB_FT_OFI) && (f->k < 1 || f->k > b->levels)) {
+        return lob_error_set(err, LOB_E_ARG, "level %d is outside the book's 1..%lld levels", f->k,
+                             (long long)b->levels);
+    }
+    if (f->kind == LOB_FT_CHANGED && update_id == NULL) {
+        return lob_error_set(err, LOB_E_ARG, "update counting needs update_id");
+    }
+    return LOB_OK;
+}
+
+/* An empty level has a NaN price: for OFI it is a bid at -inf or an ask at +inf, so a level
+ * that appears adds its size and one that disappears removes it. */
+static inline double
+bid_key(double p)
+{
+    return isnan(p) ? -INFINITY : p;
+}
+
+static inline double
+ask_key(double p)
+{
+    return isnan(p) ? INFINITY : p;
+}
+
+/* Rows are processed in blocks that stay in L1/L2: each feature is one tight loop over
+ * the block (vectorisable, no per-row dispatch), yet the snapshots are read from memory
+ * once.  Invalid rows are masked by adding NaN, not by branching. */
+#define BLOCK 256
+
+typedef struct {
+    double now[BLOCK];  /* 0 where the row is valid, NaN where not */
+    double pair[BLOCK]; /* 0 where the row and the one before are valid */
+    int64_t stride;     /* kmax + 1: the top-k sums of one row, side by side */
+} masks;
+
+static inline double
+ofi_of(double pb, double pb0, double qb, double qb0, double pa, double pa0, double qa, double qa0)
+{
+    pb = bid_key(pb), pb0 = bid_key(pb0), pa = ask_key(pa), pa0 = ask_key(pa0);
+    return (pb >= pb0 ? qb : 0.0) - (pb <= pb0 ? qb0 : 0.0) - (pa <= pa0 ? qa : 0.0) +
+           (pa >= pa0 ? qa0 : 0.0);
+}
+
+static int
+check_rows(const lob_book_view *b, int64_t r0, int64_t r1, lob_error *err)
+{
+    const int64_t L = b->levels;
+    for (int64_t r = r0; r < r1; r++) {
+        if (!b->valid[r]) {
+            continue;
+        }
+        for (int64_t l = 0; l < L; l++) {
+            const double bp = b->bid_px[r * L + l], bs = b->bid_sz[r * L + l];
+            const double ap = b->ask_px[r * L + l], as = b->ask_sz[r * L + l];
+            /* an empty level is NaN price and 0 size; anything else is a broken book */
+            if (!(bs >= 0.0) || !(as >= 0.0) || (isnan(bp) && bs != 0.0) ||
+                (isnan(ap) && as != 0.0)) {
+                return lob_error_set(err, LOB_E_ARG,
+                                     "row %lld level %lld holds a NaN price with a size or a "
+                                     "negative or NaN size (bid %g x %g, ask %g x %g)",
+                                     (long long)r, (long long)l + 1, bp, bs, ap, as);
+            }
+        }
+    }
+    return LOB_OK;
+}
+
+/* One feature over rows [r0, r1) of a block; `cum` holds the top-level sums of the block. */
+static void
+feature_block(const lob_book_view *b, const int64_t *uid, const lob_feature *f, int64_t r0,
+              int64_t r1, const double *const cum[4], const masks *m)
+{
+    const int64_t L = b->levels, nb = r1 - r0;
+    const double *bp = b->bid_px, *bs = b->bid_sz, *ap = b->ask_px, *as = b->ask_sz;
+    /* top-k sums of row i are at [i * stride + k] */
+    const int64_t stride = m->stride;
+    const double *bsz = cum[0] + f->k, *asz = cum[1] + f->k, *bn = cum[2] + f->k,
+                 *an = cum[3] + f->k;
+    double *out = f->out + r0;
+    switch (f->kind) {
+    case LOB_FT_MID:
+        for (int64_t i = 0; i < nb; i++) {
+            out[i] = 0.5 * (bp[(r0 + i) * L] + ap[(r0 + i) * L]) + m->now[i];
+        }
+        break;
+    case LOB_FT_MICROPRICE:
+        for (int64_t i = 0; i < nb; i++) {
+            const int64_t o = (r0 + i) * L;
+            out[i] = (bp[o] * as[o] + ap[o] * bs[o]) / (bs[o] + as[o]) + m->now[i];
+        }
+        break;
+    case LOB_FT_WMID:
+        for (int64_t i = 0; i < nb; i++) {
+            out[i] = 0.5 * (bn[i * stride] / bsz[i * stride] + an[i * stride] / asz[i * stride]) +
+                     m->now[i];
+        }
+        break;
+    case LOB_FT_SPREAD:
+        for (int64_t i = 0; i < nb; i++) {
+            out[i] = ap[(r0 + i) * L] - bp[(r0 + i) * L] + m->now[i];
+        }
+        break;
+    case LOB_FT_SPREAD_BPS:
+        for (int64_t i = 0; i < nb; i++) {
+            const double a = ap[(r0 + i) * L], bb = bp[(r0 + i) * L];
+            out[i] = (a - bb) / (0.5 * (bb + a)) * 1e4 + m->now[i];
+        }
+        break;
+    case LOB_FT_IMBALANCE:
+        for (int64_t i = 0; i < nb; i++) {
+            out[i] = (bsz[i * stride] - asz[i * stride]) / (bsz[i * stride] + asz[i * stride]) +
+                     m->now[i];
+        }
+        break;
+    case LOB_FT_BID_DEPTH:
+        for (int64_t i = 0; i < nb; i++) {
+            out[i] = bsz[i * stride] + m->now[i];
+        }
+        break;
+    case LOB_FT_ASK_DEPTH:
+        for (int64_t i = 0; i < nb; i++) {
+            out[i] = asz[i * stride] + m->now[i];
+        }
+        break;
+    case LOB_FT_OFI: {
+        const int64_t l = f->k - 1;
+        for (int64_t i = r0 == 0; i < nb; i++) {
+            const int64_t o = (r0 + i) * L + l, p = o - L;
+            out[i] = ofi_of(bp[o], bp[p], bs[o], bs[p], ap[o], ap[p], as[o], as[p]) + m->pair[i];
+        }
+        break;
+    }
+    case LOB_FT_RET:
+        for (int64_t i = r0 == 0; i < nb; i++) {
+            const int64_t o = (r0 + i) * L, p = o - L;
+            out[i] = log((bp[o] + ap[o]) / (bp[p] + ap[p])) + m->pair[i];
+        }
+        break;
+    case LOB_FT_CHANGED:
+        for (int64_t i = r0 == 0; i < nb; i++) {
+            const double first = isnan(m->pair[i]) ? 1.0 : 0.0; /* first row after a gap */
+            out[i] = (uid[r0 + i] != uid[r0 + i - 1] ? 1.0 : first) + m->now[i];
+        }
+        break;
+    default: break;
+    }
+    if (r0 == 0 && nb > 0 && (f->kind == LOB_FT_OFI || f->kind == LOB_FT_RET)) {
+        out[0] = NAN; /* nothing before the first row */
+    }
+    if (r0 == 0 && nb > 0 && f->kind == LOB_FT_CHANGED) {
+        out[0] = 1.0 + m->now[0];
+    }
+}
+
+int
+lob_features(const lob_book_view *b, const int64_t *update_id, const lob_feature *f, int nf,
+             lob_error *err)
+{
+    if (b->n < 0 || b->levels < 1) {
+        return lob_error_set(err, LOB_E_ARG, "a book needs at least one level");
+    }
+    LOB_FORWARD_IF_ERROR(lob_check_times(b->ts, b->n, 1, "ts", err));
+    int kmax = 0;
+    for (int j = 0; j < nf; j++) {
+        LOB_FORWARD_IF_ERROR(check_request(b, update_id, &f[j], err));
+        if (needs_top_k(f[j].kind) && f[j].k > kmax) {
+            kmax = f[j].k;
+        }
+    }
+    /* per block: sizes and price x size summed over the top 0..kmax levels, per side,
+     * laid out [quantity][row][k]: one row's sums are written side by side */
+    const size_t plane = (size_t)(kmax + 1) * BLOCK;
+    double *scratch = malloc(sizeof(double) * 4 * plane + sizeof(masks));
+    if (scratch == NULL) {
+        return lob_error_set(err, LOB_E_NOMEM, "out of memory");
+    }
+    const double *const cum[4] = {scratch, scratch + plane, scratch + 2 * plane,
+                                  scratch + 3 * plane};
+    double *bsz = scratch, *asz = scratch + plane, *bn = scratch + 2 * plane,
+           *an = scratch + 3 * plane;
+    masks *m = (masks *)(scratch + 4 * plane);
+    m->stride = kmax + 1;
+    const int64_t L = b->levels;
+    int rc = LOB_OK;
+    for (int64_t r0 = 0; r0 < b->n; r0 += BLOCK) {
+        const int64_t r1 = r0 + BLOCK < b->n ? r0 + BLOCK : b->n;
+        /* LOB_POLL_ROWS is a multiple of BLOCK: a stop check every LOB_POLL_ROWS rows */
+        if ((LOB_POLL_DUE(r0) && (rc = lob_poll_stop(err)) < 0) ||
+            (rc = check_rows(b, r0, r1, err)) < 0) {
+            break;
+        }
+        for (int64_t r = r0; r < r1; r++) {
+            m->now[r - r0] = b->valid[r] ? 0.0 : NAN;
+            m->pair[r - r0] = b->valid[r] && r > 0 && b->valid[r - 1] ? 0.0 : NAN;
+        }
+        if (kmax > 0) {
+            for (int64_t r = r0; r < r1; r++) {
+                const int64_t i = r - r0, o = r * L;
+                double sb = 0.0, sa = 0.0, nbid = 0.0, nask = 0.0;
+                double *rb = bsz + i * (kmax + 1), *ra = asz + i * (kmax + 1);
+                double *rbn = bn + i * (kmax + 1), *ran = an + i * (kmax + 1);
+                rb[0] = ra[0] = rbn[0] = ran[0] = 0.0;
+                for (int l = 0; l < kmax; l++) {
+                    const double qb = b->bid_sz[o + l], qa = b->ask_sz[o + l];
+                    sb += qb;
+                    sa += qa;
+                    nbid += qb > 0.0 ? b->bid_px[o + l] * qb : 0.0; /* an empty level adds 0 */
+                    nask += qa > 0.0 ? b->ask_px[o + l] * qa : 0.0;
+                    rb[l + 1] = sb, ra[l + 1] = sa, rbn[l + 1] = nbid, ran[l + 1] = nask;
+                }
+            }
+        }
+        for (int j = 0; j < nf; j++) {
+            feature_block(b, update_id, &f[j], r0, r1, cum, m);
+        }
+    }
+    free(scratch);
+    return rc;
+}
+
+int
+lob_trade_flow(const int64_t *ts, const uint8_t *valid, int64_t n, const int64_t *trade_ts,
+               const double *qty, const int8_t *side, int64_t m, double *buy, double *sell,
+               double *signed_vol, double *count, lob_error *err)
+{
+    LOB_FORWARD_IF_ERROR(lob_check_times(ts, n, 1, "book ts", err));
+    LOB_FORWARD_IF_ERROR(lob_check_times(trade_ts, m, 1, "trade ts", err));
+    for (int64_t t = 0; t < m; t++) {
+        if (!(qty[t] >= 0.0) || isinf(qty[t]) || side[t] < -1 || side[t] > 1) {
+            return lob_error_set(err, LOB_E_ARG,
+                                 "trade row %lld has qty %g and side %d: qty must be finite and "
+                                 ">= 0, side -1, 0 or +1",
+                                 (long long)t, qty[t], side[t]);
+        }
+    }
+    int64_t t = 0, next_poll = 0; /* a stop check every LOB_POLL_ROWS rows and trades */
+    for (int64_t i = 0; i < n; i++) {
+        if (i + t >= next_poll) {
+            LOB_FORWARD_IF_ERROR(lob_poll_stop(err));
+            next_poll = i + t + LOB_POLL_ROWS;
+        }
+        double vb = 0.0, vs = 0.0, c = 0.0;
+        for (; t < m && trade_ts[t] <= ts[i]; t++) {
+            vb += side[t] > 0 ? qty[t] : 0.0;
+            vs += side[t] < 0 ? qty[t] : 0.0;
+            c += 1.0;
+        }
+        if (i == 0 || !valid[i]) {
+            vb = vs = c = NAN; /* no interval before the first row; nothing on an unknown book */
+        }
+        if (buy != NULL) {
+            buy[i] = vb;
+        }
+        if (sell != NULL) {
+            sell[i] = vs;
+        }
+        if (signed_vol != NULL) {
+            signed_vol[i] = vb - vs;
+        }
+        if (count != NULL) {
+            count[i] = c;
+        }
+    }
+    return LOB_OK;
+}
