@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import gzip
 import heapq
+import signal
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -40,3 +43,25 @@ def spot_book():
 
     md = lobfast.read_binance([SPOT_BTC_0808, SPOT_BTC_0809])
     return lobfast.reconstruct(md.depth, levels=10, every="100ms")
+
+
+def interrupted(call, after: float = 0.3) -> float:
+    """Seconds `call()` ran before a SIGINT sent to the main thread `after` s after its start
+    stopped it; it must raise KeyboardInterrupt."""
+    main = threading.main_thread().ident
+    timer = threading.Timer(after, lambda: signal.pthread_kill(main, signal.SIGINT))
+    start = time.perf_counter()
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            call()
+    finally:
+        timer.cancel()
+    return time.perf_counter() - start
+
+
+def timed(call) -> float:
+    """Seconds `call()` took."""
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start

@@ -3,14 +3,10 @@ recording and on random inputs, plus the rules spelled out by hand and every bad
 
 from __future__ import annotations
 
-import signal
-import threading
-import time
-
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import USDM_BTC_0808
+from conftest import USDM_BTC_0808, interrupted, timed
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -474,27 +470,6 @@ def test_too_many_buckets(small):
         lobfast.aggregate(Quotes.empty(), late, every=3)
 
 
-def interrupted_after(call, delay):
-    """Seconds `call()` ran before a SIGINT sent `delay` s after its start stopped it (it must
-    raise KeyboardInterrupt)."""
-    main = threading.main_thread().ident
-    timer = threading.Timer(delay, lambda: signal.pthread_kill(main, signal.SIGINT))
-    start = time.perf_counter()
-    timer.start()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            call()
-    finally:
-        timer.cancel()
-    return time.perf_counter() - start
-
-
-def timed(call):
-    start = time.perf_counter()
-    call()
-    return time.perf_counter() - start
-
-
 def test_ctrl_c_stops_aggregate():
     # one bar per book row: the per-bar work dominates
     def call(n):
@@ -505,4 +480,4 @@ def test_ctrl_c_stops_aggregate():
         )
 
     half = timed(call(4_000_000))  # half the work of 8M rows
-    assert interrupted_after(call(8_000_000), 0.05) < half
+    assert interrupted(call(8_000_000), 0.05) < half

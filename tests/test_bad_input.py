@@ -8,7 +8,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from conftest import SPOT_BTC_0808, raw_lines
+from conftest import SPOT_BTC_0808, interrupted, raw_lines
 
 import lobfast
 from lobfast import LobError, LobWarning, datasets
@@ -629,19 +629,6 @@ def endless_gzip(path, member_mb: int, members: int) -> None:
     with open(path, "wb") as f:
         for _ in range(members):
             f.write(member)
-
-
-def interrupted(fn, after: float = 0.3) -> float:
-    """Seconds fn took to raise KeyboardInterrupt for a SIGINT sent `after` seconds in."""
-    timer = threading.Timer(after, lambda: os.kill(os.getpid(), signal.SIGINT))
-    t = time.perf_counter()
-    timer.start()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            fn()
-    finally:
-        timer.cancel()
-    return time.perf_counter() - t
 
 
 def test_ctrl_c_stops_read_binance_without_leaking(tmp_path):

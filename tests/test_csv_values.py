@@ -73,5 +73,7 @@ def test_times_past_2262(tmp_path, cell):
     p = tmp_path / "t.csv"
     p.write_bytes(b"time,exchange_timestamp\n1,1700000000\n2," + cell + b"\n")
     ti = TimeIndex(str(p), ts_col="time", unit="s", index_dir=str(tmp_path), dtypes={"exchange_timestamp": "time"})
-    with pytest.raises(LobError, match=r"line 3 .*column 2 \(exchange_timestamp\): expected a time in s between 1970 and 2262"):
+    with pytest.raises(
+        LobError, match=r"line 3 .*column 2 \(exchange_timestamp\): expected a time in s between 1970 and 2262"
+    ):
         ti.read()

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import re
-import signal
-import threading
-import time
 
 import numpy as np
 import pytest
-from conftest import SPOT_BTC_0808, USDM_BTC_0808
+from conftest import SPOT_BTC_0808, USDM_BTC_0808, interrupted, timed
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -407,31 +404,10 @@ def test_frames_refuse_what_they_cannot_hold():
     assert lobfast.Frame(np.arange(2), {"n": np.array([1, 2], np.uint8)})["n"].dtype == np.int64
 
 
-def interrupted_after(call, delay):
-    """Seconds `call()` ran before a SIGINT sent `delay` s after its start stopped it (it must
-    raise KeyboardInterrupt)."""
-    main = threading.main_thread().ident
-    timer = threading.Timer(delay, lambda: signal.pthread_kill(main, signal.SIGINT))
-    start = time.perf_counter()
-    timer.start()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            call()
-    finally:
-        timer.cancel()
-    return time.perf_counter() - start
-
-
-def timed(call):
-    start = time.perf_counter()
-    call()
-    return time.perf_counter() - start
-
-
 def test_ctrl_c_stops_a_time_window_std():
     # a window that never slides: the exact rebuilds make the work grow as n^2
     def call(n):
         return lambda: rolling_std(np.tile([1.0, 2.0, 4.0, 3.0], n // 4), "1000s", ts=np.arange(n, dtype=np.int64))
 
     quarter = timed(call(3_000_000))  # a quarter of the work of 6M rows
-    assert interrupted_after(call(6_000_000), 0.3) < quarter
+    assert interrupted(call(6_000_000), 0.3) < quarter

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import math
-import signal
-import threading
-import time
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import USDM_BTC_0808
+from conftest import USDM_BTC_0808, interrupted, timed
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -471,27 +468,6 @@ def test_triple_barrier_floor_on_real_volatility():
         lobfast.labels.triple_barrier(book, "60s", upper=2.0, vol=vol, floor=-1.0)
 
 
-def interrupted_after(call, delay):
-    """Seconds `call()` ran before a SIGINT sent `delay` s after its start stopped it (it must
-    raise KeyboardInterrupt)."""
-    main = threading.main_thread().ident
-    timer = threading.Timer(delay, lambda: signal.pthread_kill(main, signal.SIGINT))
-    start = time.perf_counter()
-    timer.start()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            call()
-    finally:
-        timer.cancel()
-    return time.perf_counter() - start
-
-
-def timed(call):
-    start = time.perf_counter()
-    call()
-    return time.perf_counter() - start
-
-
 def test_ctrl_c_stops_a_triple_barrier():
     # barriers that are never hit and a limit past the data: every row walks to the end (n^2)
     def call(n):
@@ -499,4 +475,4 @@ def test_ctrl_c_stops_a_triple_barrier():
         return lambda: L.triple_barrier((mid, ts), n, upper=np.inf)
 
     quarter = timed(call(40_000))  # a quarter of the work of 80k rows
-    assert interrupted_after(call(80_000), 0.3) < quarter
+    assert interrupted(call(80_000), 0.3) < quarter

@@ -214,7 +214,10 @@ SPOT_ROW = "51175358,17.80180000,5.69000000,101.29224200,1735689600010866,True,T
             SPOT_ROW.replace("1735689600010866", "9999999999999999"),
             r"column 5 \(time\): expected a time in s, ms, us or ns between 1970 and 2262",
         ),
-        (SPOT_ROW.replace("1735689600010866", "-1735689600010"), r"column 5 \(time\): expected a time in s, ms, us or ns between 1970 and 2262"),
+        (
+            SPOT_ROW.replace("1735689600010866", "-1735689600010"),
+            r"column 5 \(time\): expected a time in s, ms, us or ns between 1970 and 2262",
+        ),
         # times in 1970..2262 only: INT64_MAX (as ns) and 2262-01-01 + 1 ns are refused
         (SPOT_ROW.replace("1735689600010866", "9223372036854775807"), r"column 5 \(time\): .*between 1970 and 2262"),
         (SPOT_ROW.replace("1735689600010866", "9214646400000000001"), r"column 5 \(time\): .*between 1970 and 2262"),
@@ -226,7 +229,10 @@ SPOT_ROW = "51175358,17.80180000,5.69000000,101.29224200,1735689600010866,True,T
         (SPOT_ROW.replace("17.80180000", "1e-400"), r"column 2 \(price\): expected a decimal number within"),
         (SPOT_ROW.replace("17.80180000", "1e400"), r"column 2 \(price\): expected a decimal number within"),
         # a NUL past the first 64 bytes (not taken for binary data) is shown escaped, never cut
-        (SPOT_ROW[:-4] + "Tr\x00ue", r"column 7 \(isBestMatch\): expected 'true' or 'false' \(any case\), found 'Tr\\x00ue'"),
+        (
+            SPOT_ROW[:-4] + "Tr\x00ue",
+            r"column 7 \(isBestMatch\): expected 'true' or 'false' \(any case\), found 'Tr\\x00ue'",
+        ),
         ("trade Id,price,qty", r"header not recognised: .* found 'trade Id,price,qty'"),
     ],
 )
