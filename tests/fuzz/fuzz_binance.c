@@ -31,20 +31,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "check.h"
+
 #define NT 4 /* lob_format_binance.ntables */
 enum { T_DEPTH, T_TRADES, T_AGG, T_QUOTES };
 
 /* Fail loudly: libFuzzer records the input as a crash. */
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_binance: invariant violated: %s (%s:%d)\n  ", #cond, __FILE__,   \
-                    __LINE__);                                                                     \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 /* Owned copies of a reader's tables, each column exactly n rows long. */
 typedef struct {

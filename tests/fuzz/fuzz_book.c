@@ -15,13 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CHECK(cond, what)                                                                          \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_book: %s: %s (%s:%d)\n", what, #cond, __FILE__, __LINE__);       \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "check.h"
 
 #define MAX_ROWS 4096
 #define NTICK 257

@@ -18,10 +18,10 @@
  * Build and run: make fuzz (clang -fsanitize=fuzzer,address,undefined).
  */
 #define _GNU_SOURCE /* memfd_create */
+#include "core/formats/text.h"
 #include "core/io/columns.h"
 #include "core/io/reader.h"
 #include "core/schema.h"
-#include "core/formats/text.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -30,16 +30,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_csv: invariant violated: %s (%s:%d)\n  ", #cond, __FILE__,       \
-                    __LINE__);                                                                     \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "check.h"
 
 static int
 in_time(int64_t t)
