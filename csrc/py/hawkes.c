@@ -33,9 +33,10 @@ py_hawkes_loglik(PyObject *module, PyObject *args, PyObject *kwds)
     const double *t = DATA(in);
     size_t n = (size_t)ROWS(in);
     double *g = DATA(grad);
-    Py_BEGIN_ALLOW_THREADS;
+    lobpy_nogil gil;
+    lobpy_nogil_begin(&gil, &err);
     rc = lob_hawkes_loglik(t, n, T0, T1, mu, alpha, beta, &ll, g, &err);
-    Py_END_ALLOW_THREADS;
+    lobpy_nogil_end(&gil);
     if (rc < 0) {
         lobpy_raise(lobpy_get_state(module), rc, &err, NULL);
         goto fail;
@@ -90,9 +91,10 @@ py_hawkes_simulate(PyObject *module, PyObject *args, PyObject *kwds)
         size_t n = 0;
         lob_error err = {0};
         int rc;
-        Py_BEGIN_ALLOW_THREADS;
+        lobpy_nogil gil;
+        lobpy_nogil_begin(&gil, &err);
         rc = lob_hawkes_simulate(mu, alpha, beta, T0, T1, (uint64_t)seed, buf, cap, &n, &err);
-        Py_END_ALLOW_THREADS;
+        lobpy_nogil_end(&gil);
         if (rc == LOB_E_RANGE && cap < HAWKES_MAX_EVENTS) {
             /* the same seed replays the same path: start again with twice the room */
             free(buf);

@@ -3,6 +3,7 @@
  * the edge rules (restarts at NaN, full windows, first rows, carries) without Python. */
 #include "core/kernels/aggregate.h"
 #include "core/kernels/features.h"
+#include "core/kernels/hawkes.h"
 #include "core/kernels/labels.h"
 #include "core/kernels/rolling.h"
 #include "test.h"
@@ -261,6 +262,19 @@ test_stop_and_times(void)
     test_cond("labels: NaT is refused naming the row",
               lob_label_return(&bad, (lob_horizon){1, 0}, out, known, &err) == LOB_E_ARG &&
                   strstr(err.msg, "ts row 1 is NaT") != NULL);
+    /* a Hawkes path of about 10^6 events: many more steps than LOB_POLL_ROWS */
+    size_t cap = (size_t)4 << 20, got = 0;
+    double *events = malloc(sizeof(double) * cap);
+    stop_at st = {0, 2};
+    lob_poll poll = {stop_fn, &st};
+    lob_error herr = {0};
+    herr.poll = &poll;
+    test_cond("hawkes: the stop check stops a long simulation",
+              events != NULL &&
+                  lob_hawkes_simulate(1e6, 0.5, 10.0, 0.0, 1.0, 7, events, cap, &got, &herr) ==
+                      LOB_E_INTR &&
+                  st.calls == 2);
+    free(events);
     free(x);
     free(out);
     free(out2);

@@ -150,7 +150,10 @@ lob_hawkes_simulate(double mu, double alpha, double beta, double T0, double T1, 
     const double jump = alpha * beta;
     double t = T0, exc = 0; /* exc: the excitation sum_i alpha beta exp(-beta (t - t_i)) at t */
     size_t k = 0;
-    for (;;) {
+    for (int64_t step = 1;; step++) {
+        if (LOB_POLL_DUE(step)) {
+            LOB_FORWARD_IF_ERROR(lob_poll_stop(err));
+        }
         double bound = mu + exc; /* the intensity only decays until the next event */
         double w = -log(rng_unit(&rng)) / bound;
         if (t + w == t && w > 0) {
