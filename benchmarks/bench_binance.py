@@ -6,9 +6,8 @@ from __future__ import annotations
 import gzip
 from functools import partial
 
-import binance_fast
-import binance_loop
 from common import SOURCES, check_equal, median, plain_copy, spread, time_side_by_side, warm_page_cache
+from competitors import binance_fast, binance_loop
 
 import lobfast
 

@@ -105,10 +105,10 @@ def check_same(label: str, expected: dict, got: dict) -> None:
 
 def speed(rounds: int, replays: int = REPLAYS) -> dict:
     """Equality first, then medians of ``rounds`` interleaved rounds (lobfast 5 calls a round)."""
-    import book_python
     import order_book
     import sortedcontainers
     from common import median, spread, time_side_by_side
+    from competitors import book_python
 
     base = lobfast.read_binance(str(source())).depth
     depth = replay(base, replays)

@@ -1,6 +1,6 @@
 """Recorders: ``lobfast-collect`` (C, libwebsockets) vs a Python websockets + zstandard recorder.
 
-Both record the same loopback Binance feed (``benchmarks/ws_blast.py``: a raw-socket WebSocket
+Both record the same loopback Binance feed (``benchmarks/datagen/ws_blast.py``: a raw-socket WebSocket
 server writing pre-built frames, and the REST depth endpoint) of ``SYMBOLS`` renamed copies of the
 spot BTCUSDT recording, 3 streams each (depth@100ms, trade, bookTicker: 150 streams on the
 connections each recorder opens), into per-symbol zstd files.  The recorder runs pinned to core 1, the sender and this
@@ -42,13 +42,14 @@ if __name__ == "__main__":
     sys.path[:0] = [str(BENCH.parent), str(BENCH)]
 
 from common import DATA, ROOT, md_table, median  # noqa: E402
+from datagen.ws_blast import symbol_names, workload  # noqa: E402
 from memprobe import vm_hwm  # noqa: E402
-from ws_blast import symbol_names, workload  # noqa: E402
 
 LOBFAST = "lobfast-collect"
 PYREC = "Python websockets + orjson + zstandard"
 COLLECT = ROOT / "lobfast" / "lobfast-collect"
-PY_RECORDER = BENCH / "py_recorder.py"
+PY_RECORDER = BENCH / "competitors" / "py_recorder.py"
+WS_BLAST = BENCH / "datagen" / "ws_blast.py"
 RUNS = DATA / "collector_runs"
 
 SYMBOLS = 50
@@ -117,7 +118,7 @@ class Sender:
     """ws_blast.py in its own process (core 0); its JSON events are read on a thread."""
 
     def __init__(self, messages: Path, snapshot: Path, rate: float = 0.0):
-        cmd = [sys.executable, str(BENCH / "ws_blast.py"), "--messages", str(messages), "--snapshot", str(snapshot)]
+        cmd = [sys.executable, str(WS_BLAST), "--messages", str(messages), "--snapshot", str(snapshot)]
         cmd.append("--sync-start")  # connections start together, once all streams are subscribed and framed
         if rate:
             cmd += ["--rate", str(rate)]
@@ -675,7 +676,8 @@ def lines(res: dict) -> list[str]:
         "",
         "## Recorder: `lobfast-collect` vs a Python websockets recorder",
         "",
-        f"- Feed (`benchmarks/ws_blast.py`, its own process on core 0): {flat['symbols']} renamed copies of the "
+        "- Feed (`benchmarks/datagen/ws_blast.py`, its own process on core 0): "
+        f"{flat['symbols']} renamed copies of the "
         f"spot BTCUSDT recording (`s001usdt`..., sequence ids continuous per symbol), {flat['streams']} streams "
         "(depth@100ms, trade, bookTicker), interleaved round robin, on the combined-stream connections each recorder "
         "opens (column `conns`: at most 200 streams each, and lobfast-collect also keeps each URL under ~1.9 KiB); "
@@ -683,7 +685,8 @@ def lines(res: dict) -> list[str]:
         "WebSocket server (no permessage-deflate) writing pre-built unmasked frames in ~1 MiB `sendall` slices, "
         "and the REST depth endpoint returning the recording's snapshot.",
         f"- `lobfast-collect --venue spot --symbols ... --stats-every {STATS_EVERY} --level {LEVEL}` vs "
-        f"`benchmarks/py_recorder.py`: websockets {_version('websockets')} asyncio client, `recv(decode=False)`, "
+        f"`benchmarks/competitors/py_recorder.py`: websockets {_version('websockets')} asyncio client, "
+        "`recv(decode=False)`, "
         f"`orjson.loads(msg)['stream']` to route, `b'%d %b\\n' % (time.time_ns(), msg)` into a per-symbol "
         f"zstandard {_version('zstandard')} stream writer (level {LEVEL}), one depth snapshot per symbol at start.  "
         "Same files, same stats file.",

@@ -1,7 +1,7 @@
 """Tardis CSV hook: lobfast.read_tardis vs pandas.read_csv + the same normalisation.
 
 Runs only when ``lobfast.read_tardis`` exists.  Data: the Binance recordings' synced depth
-rows written as Tardis CSV by tardis_data.py.  The pandas side turns a Tardis
+rows written as Tardis CSV by datagen/tardis_data.py.  The pandas side turns a Tardis
 ``incremental_book_L2`` frame into DepthEvents columns with the rules of
 csrc/core/formats/tardis.c: ts/local_ts = microseconds x 1000 (empty timestamp -> local), side
 bid/ask -> +1/-1, update_id -1, rows before the first snapshot dropped, SNAPSHOT on
@@ -15,7 +15,7 @@ from functools import partial
 
 import numpy as np
 from common import check_equal, median, spread, time_side_by_side, warm_page_cache
-from tardis_data import tardis_csv
+from datagen.tardis_data import tardis_csv
 
 import lobfast
 

@@ -1,6 +1,6 @@
 """Time-sliced loading: lobfast.TimeIndex vs a sparse index + pandas.read_csv, and zstd windows.
 
-Workloads (benchmarks/timeindex_data.py, generated once into benchmarks/.data/):
+Workloads (benchmarks/datagen/timeindex_data.py, generated once into benchmarks/.data/):
 
 * a time-sorted Tardis ``book_snapshot_10`` CSV of ~1.12 GB (3.2M rows, ~350 B/row, 10 ask
   and 10 bid levels a row, 3.7 days at ~10 rows/s) and 30-minute windows at random places;
@@ -8,7 +8,7 @@ Workloads (benchmarks/timeindex_data.py, generated once into benchmarks/.data/):
   zstd frames, and as gzip for the sequential path.
 
 Measured side by side in one run, page cache warm: index build (lobfast, the sparse index
-of benchmarks/sparse_index.py, and reading every timestamp with polars / pandas), reopening
+of benchmarks/competitors/sparse_index.py, and reading every timestamp with polars / pandas), reopening
 an indexed file, window loads (outputs checked equal on every window before timing), peak
 memory of one window read in a fresh process, and what a window of a ``.zst`` file
 decompresses.
@@ -50,8 +50,8 @@ from common import (  # noqa: E402
     time_side_by_side,
     warm_page_cache,
 )
-from sparse_index import SparseIndexPandas  # noqa: E402
-from timeindex_data import book_csv, csv_time_span, raw_day_lines, windows  # noqa: E402
+from competitors.sparse_index import SparseIndexPandas  # noqa: E402
+from datagen.timeindex_data import book_csv, csv_time_span, raw_day_lines, windows  # noqa: E402
 
 import lobfast  # noqa: E402
 import lobfast.timeindex as lti  # noqa: E402
@@ -564,11 +564,11 @@ def lines(r: dict) -> list[str]:
         f"- Run (`benchmarks/bench_timeindex.py`): {run['date']}, {run['cpu']}, {run['cores']}, {run['ram']}; "
         f"1-min load average {run['load'][0]:.2f} at start / {run['load'][1]:.2f} at end; {run['seconds']:.0f} s.  "
         "Page cache warm (every file read once before timing); MB/GB = 10^6/10^9 bytes.",
-        f"- Data (`benchmarks/timeindex_data.py`): a time-sorted Tardis `book_snapshot_10` CSV, **{gb:.2f} GB, "
+        f"- Data (`benchmarks/datagen/timeindex_data.py`): a time-sorted Tardis `book_snapshot_10` CSV, **{gb:.2f} GB, "
         f"{b['rows']:,} rows, {size / b['rows']:.0f} B/row** (10 ask + 10 bid levels a row; the issue's "
         f"workload says ~300 B/row, ours is longer), {days:.1f} days at ~10 rows/s, microsecond timestamps.  "
         f"{WINDOWS} windows of {MINUTES} minutes at random places (`timeindex_data.windows`, seed 0).",
-        "- Baseline (`benchmarks/sparse_index.py`, `SparseIndexPandas`): (timestamp, byte offset) of every "
+        "- Baseline (`benchmarks/competitors/sparse_index.py`, `SparseIndexPandas`): (timestamp, byte offset) of every "
         "100,000th row, found by counting newlines with NumPy in 64 MiB blocks (it parses only "
         f"{b['sparse_entries']} timestamps, so it cannot tell whether the file is sorted), kept in memory only; "
         "a window = seek to the entry before it, `pandas.read_csv(engine='c', nrows=..., usecols=<the "

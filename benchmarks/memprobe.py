@@ -20,10 +20,9 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH.parent), str(BENCH)]
 
-import binance_fast  # noqa: E402
-import binance_loop  # noqa: E402
 import numpy as np  # noqa: E402, F401
 from common import output_bytes  # noqa: E402
+from competitors import binance_fast, binance_loop  # noqa: E402
 
 import lobfast  # noqa: E402
 

@@ -327,7 +327,7 @@ def book_lines(book: dict, book_mem: list[dict]) -> list[str]:
         "levels per side, one per message (`levels=10, every=None`).",
         "- lobfast: `lobfast.reconstruct(depth, levels=10)` (the C book, csrc/core/book/book.c).",
         f"- order-book {v['order-book']} (`from order_book import OrderBook`, the C extension "
-        "cryptofeed uses), driven from Python (`benchmarks/book_python.py`): "
+        "cryptofeed uses), driven from Python (`benchmarks/competitors/book_python.py`): "
         "`OrderBook(max_depth=10)`, `side[price] = qty`, `del side[price]` when qty == 0 (KeyError "
         "ignored), a new book on RESET, `side.to_list()` per side at every END_OF_MESSAGE (its "
         "fastest documented top-N read; `index(i)` per level measured the same).  It re-sorts all "
@@ -465,9 +465,9 @@ def main() -> None:
         "- Before timing, every tool's output is checked **equal** to `lobfast.read_binance`'s: the depth "
         "rows (with flags, Binance sync rules), trades, aggregated trades and quotes, column by column, "
         "same dtypes and values (NaN == NaN).  A difference stops the run.",
-        "- (a) `benchmarks/binance_loop.py`: `json.loads` per line, `float()` per decimal string, one list "
-        "per column, `np.array` at the end; the sync rules in `benchmarks/binance_sync.py`.",
-        "- (b) `benchmarks/binance_fast.py`: the stream name picks a typed decoder (msgspec Structs, "
+        "- (a) `benchmarks/competitors/binance_loop.py`: `json.loads` per line, `float()` per decimal string, one list "
+        "per column, `np.array` at the end; the sync rules in `benchmarks/competitors/binance_sync.py`.",
+        "- (b) `benchmarks/competitors/binance_fast.py`: the stream name picks a typed decoder (msgspec Structs, "
         "decimal strings decoded straight to float) or `orjson.loads`; values go into `array.array` "
         "buffers, depth rows as per-message segments expanded with `np.repeat`; GC paused while reading; "
         'same sync rules.  The faster of the two variants is "best (b)".',
@@ -515,7 +515,7 @@ def main() -> None:
     out += ["", "## Tardis CSV (`incremental_book_L2`)", ""]
     if tardis:
         out += [
-            "The Binance recordings' synced depth rows written as Tardis CSV (`benchmarks/tardis_data.py`: "
+            "The Binance recordings' synced depth rows written as Tardis CSV (`benchmarks/datagen/tardis_data.py`: "
             "microsecond times, shortest round-trip decimals).  pandas side (`benchmarks/bench_tardis.py`): "
             "`pd.read_csv(usecols=...)` (the `exchange` column is not read) + the DepthEvents normalisation "
             "of csrc/core/formats/tardis.c in vectorised NumPy (first snapshot, RESET where is_snapshot turns true, "

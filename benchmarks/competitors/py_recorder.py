@@ -14,7 +14,7 @@ Same command line and file layout as ``lobfast-collect`` (a subset): ``DIR/<venu
 gets the same objects as JSON lines.  SIGTERM / SIGINT: close the connections, end every zstd
 stream (flushing it) and exit 0.
 
-    python benchmarks/py_recorder.py --venue spot --symbols btcusdt,ethusdt --out DIR
+    python benchmarks/competitors/py_recorder.py --venue spot --symbols btcusdt,ethusdt --out DIR
         [--ws-url ws://127.0.0.1:PORT] [--rest-url http://127.0.0.1:PORT] [--stats-every 1s] [--stats-file PATH]
 """
 

@@ -13,7 +13,8 @@ import json
 import math
 
 import numpy as np
-from binance_sync import END_OF_MESSAGE, RESET, SNAPSHOT, BinanceSync
+
+from competitors.binance_sync import END_OF_MESSAGE, RESET, SNAPSHOT, BinanceSync
 
 DEPTH_COLS = ("ts", "local_ts", "side", "price", "qty", "update_id", "flags")
 TRADE_COLS = ("ts", "local_ts", "price", "qty", "side", "trade_id")

@@ -7,8 +7,8 @@ time.  The list lives in memory only, so every new process scans the whole file 
 rebuild it.  :class:`SparseIndexPandas` is that recipe written with care (the choices made
 are measured, see its docstring); ``lobfast.TimeIndex`` is compared with it side by side.
 
-``python benchmarks/sparse_index.py`` times the build and 30-minute window reads on the
-~1.1 GB ``book_snapshot_10`` CSV of :mod:`timeindex_data` and a fresh process's peak RSS.
+``python benchmarks/competitors/sparse_index.py`` times the build and 30-minute window reads on the
+~1.1 GB ``book_snapshot_10`` CSV of :mod:`datagen.timeindex_data` and a fresh process's peak RSS.
 """
 
 from __future__ import annotations
@@ -24,6 +24,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+BENCH = Path(__file__).resolve().parents[1]
+if str(BENCH) not in sys.path:  # run as a script
+    sys.path[:0] = [str(BENCH.parent), str(BENCH)]
 
 BLOCK = 64 << 20  # read size
 SUB = 4 << 20  # newline-count granularity inside a block
@@ -115,7 +119,7 @@ def _probe(path: str, start: int, end: int) -> None:
 
 def main() -> None:
     from common import warm_page_cache
-    from timeindex_data import book_csv, csv_time_span, windows
+    from datagen.timeindex_data import book_csv, csv_time_span, windows
 
     path = book_csv()
     warm_page_cache(path)

@@ -26,8 +26,8 @@ Workloads are built from tests/data/binance/spot_btcusdt_2024080{8,9}.gz (one co
 BTCUSDT recording): K copies with ``btcusdt``/``BTCUSDT`` renamed to ``s001usdt``/``S001USDT``...,
 interleaved round robin, one message per line in send order, cached in benchmarks/.data/.
 
-    python benchmarks/ws_blast.py --build KxN        (prints the workload's two files)
-    python benchmarks/ws_blast.py --messages FILE --snapshot FILE [--rate N] [--sync-start] [--close-when-done]
+    python benchmarks/datagen/ws_blast.py --build KxN        (prints the workload's two files)
+    python benchmarks/datagen/ws_blast.py --messages FILE --snapshot FILE [--rate N] [--sync-start] [--close-when-done]
 """
 
 from __future__ import annotations
@@ -50,9 +50,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-BENCH = Path(__file__).resolve().parent
-if str(BENCH) not in sys.path:
-    sys.path.insert(0, str(BENCH))
+BENCH = Path(__file__).resolve().parents[1]
+if str(BENCH) not in sys.path:  # run as a script
+    sys.path[:0] = [str(BENCH.parent), str(BENCH)]
 
 HOST = "127.0.0.1"
 RECORDINGS = ("spot_btcusdt_20240808", "spot_btcusdt_20240809")

@@ -12,18 +12,24 @@ same (they are in the file name):
   with gap-free update ids, so ``lobfast.read_binance`` syncs once and never breaks.
 * :func:`windows`: the fixed list of random 30-minute windows both sides of the benchmark read.
 
-Run ``python benchmarks/timeindex_data.py`` to generate both files and check the raw lines
+Run ``python benchmarks/datagen/timeindex_data.py`` to generate both files and check the raw lines
 with lobfast.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import polars as pl
-from common import DATA
+
+BENCH = Path(__file__).resolve().parents[1]
+if str(BENCH) not in sys.path:  # run as a script
+    sys.path[:0] = [str(BENCH.parent), str(BENCH)]
+
+from common import DATA  # noqa: E402
 
 START_US = 1_723_075_200_000_000  # 2024-08-08T00:00:00Z
 LEVELS = 10

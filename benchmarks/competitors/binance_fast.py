@@ -29,7 +29,8 @@ from itertools import chain
 import msgspec
 import numpy as np
 import orjson
-from binance_sync import END_OF_MESSAGE, RESET, SNAPSHOT, BinanceSync, epoch_to_ns
+
+from competitors.binance_sync import END_OF_MESSAGE, RESET, SNAPSHOT, BinanceSync, epoch_to_ns
 
 NAN2 = (math.nan, math.nan)
 MS_LO, MS_HI = 10**10, 10**13  # epoch_to_ns: milliseconds in [MS_LO, MS_HI)

@@ -1,0 +1,1 @@
+"""Benchmark inputs: generated files (cached in benchmarks/.data/) and the loopback feed."""
