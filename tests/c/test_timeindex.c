@@ -315,6 +315,52 @@ test_csv_columns(void)
     test_cond("csv: columns out of order refused",
               lob_csv_columns(p, &all, 1, &CSV, twice, 2, 3, &err) == LOB_E_ARG);
     lob_ix_free(&ix);
+
+    /* Numbers are read in place (not scanned for their end first) only when the separator
+     * is no byte of a number: with '.', "1.5.2" is the three cells 1, 5 and 2. */
+    const char dots[] = "1.5.2\n7.-8.9\n";
+    lob_test_write(p, dots, sizeof dots - 1);
+    lob_tskey dot = {'.', 2, 1, 0, "t"};
+    lob_csvcol num[] = {{0, LOB_CK_F64, px, NULL, "px"},
+                        {1, LOB_CK_I64, qty, NULL, "qty"},
+                        {2, LOB_CK_TIME, ts, NULL, "t"}};
+    lob_span whole = {0, 0, 0, sizeof dots - 1};
+    rc = lob_csv_columns(p, &whole, 0, &dot, num, 3, 2, &err);
+    test_cond("csv: a separator a number may hold ('.') splits the cells first",
+              rc == 0 && px[0] == 1 && qty[0] == 5 && ts[0] == 2 && px[1] == 7 && qty[1] == -8 &&
+                  ts[1] == 9);
+}
+
+/* A text column holds at most LOB_DICT_MAX distinct values; once it is full, its values
+ * still read, and only a new one is refused. */
+static void
+test_csv_dict_full(void)
+{
+    const char *p = lob_test_path("dict.csv");
+    size_t cap = (size_t)(LOB_DICT_MAX + 3) * 16, n = 0;
+    char *text = malloc(cap);
+    int64_t rows = 0;
+    for (int i = 0; i < LOB_DICT_MAX; i++, rows++) {
+        n += (size_t)snprintf(text + n, cap - n, "v%d,1\n", i);
+    }
+    n += (size_t)snprintf(text + n, cap - n, "v7,1\nv%d,1\n", LOB_DICT_MAX);
+    rows += 2;
+    lob_test_write(p, text, n);
+    int32_t *code = malloc((size_t)rows * sizeof *code);
+    int64_t *ts = malloc((size_t)rows * sizeof *ts);
+    lob_dict d = {0};
+    lob_csvcol cols[] = {{0, LOB_CK_TEXT, code, &d, "sym"}, {1, LOB_CK_TIME, ts, NULL, "t"}};
+    lob_tskey key = {',', 1, 1, 0, "t"};
+    lob_span whole = {0, 0, 0, n};
+    lob_error err = {0};
+    int rc = lob_csv_columns(p, &whole, 0, &key, cols, 2, rows, &err);
+    test_cond("csv: a full text column still reads its values, and refuses a new one",
+              rc == LOB_E_RANGE && err.line == rows && code[rows - 2] == 7 &&
+                  strstr(err.msg, "at most 65536 distinct values") != NULL);
+    lob_dict_free(&d);
+    free(code);
+    free(ts);
+    free(text);
 }
 
 static void
@@ -347,5 +393,6 @@ lob_test_timeindex(void)
     test_frames_and_windows();
     test_bad_files();
     test_csv_columns();
+    test_csv_dict_full();
     test_convert();
 }

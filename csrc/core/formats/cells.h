@@ -21,6 +21,7 @@
 #include "core/formats/text.h"
 
 #include <math.h>
+#include <string.h>
 
 /*! lob_cell_error() : the one message of a bad cell: "column COL+1 (NAME): expected
  *  EXPECTED, found 'CELL'" ("found an empty cell" when it is empty).  @return code. */
@@ -58,6 +59,13 @@ enum {
     LOB_NUM_NAN_TEXT = 8,  /* 'nan' (any case) is NaN too */
 };
 
+/* The number obeys the sign rule of `rule` (the one test of it). */
+static inline int
+lob_num_sign_ok(int rule, double v)
+{
+    return (rule & LOB_NUM_NONNEG) ? v >= 0 : !(rule & LOB_NUM_POSITIVE) || v > 0;
+}
+
 /*! lob_cell_number() : a decimal number (lob_parse_decimal: no NaN or infinity spelling,
  *  and a nonzero value that rounds to 0 or to infinity is refused) obeying `rule`
  *  (LOB_NUM_*).  `what` names the value in the message of a sign rule, with its article:
@@ -79,7 +87,7 @@ lob_cell_number(const lob_cell *c, int col, const char *name, int rule, const ch
         }
         return lob_cell_number_error(c, col, name, e == NULL ? rc : LOB_E_FORMAT, 0, err);
     }
-    if ((rule & LOB_NUM_NONNEG) ? !(*out >= 0) : (rule & LOB_NUM_POSITIVE) && !(*out > 0)) {
+    if (!lob_num_sign_ok(rule, *out)) {
         return lob_cell_sign_error(c, col, name, rule, what, err);
     }
     return LOB_OK;
@@ -92,10 +100,39 @@ enum {
                              double quotes: what generic CSV files hold (lob_parse_time) */
 };
 
+/* The time written at [p, e) as lob_cell_time() reads it, to ns in *ns: the end of its
+ * text, or NULL with *rc = LOB_E_FORMAT / LOB_E_RANGE.  A time outside [LOB_TS_MIN,
+ * LOB_TS_MAX] (1970..2262) still returns the end of its text, with *rc = LOB_E_RANGE and *ns
+ * not set (a cell with more after the time is LOB_E_FORMAT before it is LOB_E_RANGE).
+ * The range is checked before the scaling, which therefore cannot overflow. */
+static inline const char *
+lob_time_text(const char *p, const char *e, int64_t unit, int how, int64_t *ns, int *rc)
+{
+    int64_t v = 0;
+    *rc = LOB_E_FORMAT;
+    if (how == LOB_TIME_DECIMAL) {
+        /* already scaled to ns, the product checked against int64 */
+        const char *q = lob_parse_time(p, e, unit, &v, rc);
+        if (q != NULL) {
+            *rc = v < LOB_TS_MIN || v > LOB_TS_MAX ? LOB_E_RANGE : LOB_OK;
+            *ns = *rc == LOB_OK ? v : *ns;
+        }
+        return q;
+    }
+    const char *q = lob_parse_int64(p, e, &v, rc);
+    if (q != NULL && unit == 0) {
+        *rc = lob_epoch_to_ns(v, ns);
+    }
+    else if (q != NULL) {
+        *rc = v < LOB_TS_MIN || v > LOB_TS_MAX / unit ? LOB_E_RANGE : LOB_OK;
+        *ns = *rc == LOB_OK ? v * unit : *ns;
+    }
+    return q;
+}
+
 /*! lob_cell_time() : a time since the epoch in units of `unit` ns (1e9 s, 1e6 ms, 1e3 us,
  *  1 ns), or with unit 0 in s, ms, us or ns told apart by magnitude (lob_epoch_to_ns), to
- *  ns.  Times outside [LOB_TS_MIN, LOB_TS_MAX] (1970..2262) are LOB_E_RANGE, checked
- *  before the scaling (which therefore cannot overflow). */
+ *  ns.  Times outside [LOB_TS_MIN, LOB_TS_MAX] (1970..2262) are LOB_E_RANGE. */
 static inline int
 lob_cell_time(const lob_cell *c, int col, const char *name, int64_t unit, int how, int64_t *ns,
               lob_error *err)
@@ -103,33 +140,13 @@ lob_cell_time(const lob_cell *c, int col, const char *name, int64_t unit, int ho
     const char *end = c->p + c->n;
     int rc = LOB_E_FORMAT;
     int64_t v = 0;
-    if (how == LOB_TIME_DECIMAL) {
-        /* already scaled to ns, the product checked against int64 */
-        const char *e = lob_parse_time(c->p, end, unit, &v, &rc);
-        rc = e == end    ? (v < LOB_TS_MIN || v > LOB_TS_MAX ? LOB_E_RANGE : LOB_OK)
-             : e == NULL ? rc
-                         : LOB_E_FORMAT;
-        if (rc == LOB_OK) {
-            *ns = v;
-            return LOB_OK;
-        }
+    const char *e = lob_time_text(c->p, end, unit, how, &v, &rc);
+    if (e == end && rc == LOB_OK) {
+        *ns = v;
+        return LOB_OK;
     }
-    else {
-        const char *e = lob_parse_int64(c->p, end, &v, &rc);
-        rc = e == end ? LOB_OK : e == NULL ? rc : LOB_E_FORMAT;
-        if (rc == LOB_OK && unit == 0) {
-            rc = lob_epoch_to_ns(v, ns);
-        }
-        else if (rc == LOB_OK) {
-            /* the range is checked before the product is formed, so it cannot overflow */
-            rc = v < LOB_TS_MIN || v > LOB_TS_MAX / unit ? LOB_E_RANGE : LOB_OK;
-            *ns = rc == LOB_OK ? v * unit : *ns;
-        }
-        if (rc == LOB_OK) {
-            return LOB_OK;
-        }
-    }
-    return lob_cell_time_error(c, col, name, unit, how, rc, err);
+    return lob_cell_time_error(c, col, name, unit, how, e == NULL || e == end ? rc : LOB_E_FORMAT,
+                               err);
 }
 
 /* The words a side cell may hold (lob_cell_side), or-ed together. */
@@ -193,6 +210,80 @@ lob_cell_bool(const lob_cell *c, int col, const char *name, int how, int *out, l
     }
     *out = v;
     return LOB_OK;
+}
+
+/* Cells read in place.  A reader splitting a line cell by cell need not find where a number
+ * cell ends before reading it: the value's text stops at the first byte that is not part of
+ * it, and when that is the separator or the end of the line, the value is the cell's.  Any
+ * other cell (bad, empty, 'nan', ...) is found and read again by lob_cell_*(), which decides
+ * it, so the rules and messages stay theirs.  Only for a separator that no number or time
+ * holds (lob_sep_plain).  Each takes the cell starting at p in a line ending at e and
+ * returns the end of the cell (the separator or e), or NULL with err filled. */
+
+/*! lob_sep_plain() : `sep` is no byte of a number or time (digits, sign, point, exponent,
+ *  quote), so the *_at() readers below may be used. */
+static inline int
+lob_sep_plain(char sep)
+{
+    return sep != '\0' && strchr("0123456789+-.eE\"", sep) == NULL;
+}
+
+/* The cell at p: the bad-cell path of the readers below. */
+static inline lob_cell
+lob_cell_at(const char *p, const char *e, char sep)
+{
+    lob_cell c = {p, (size_t)(lob_csv_find(p, e, sep) - p)};
+    return c;
+}
+
+/* The cell's end, once lob_cell_*() has read cell c: NULL when it failed. */
+#define LOB_CELL_END(c, rc) ((rc) == LOB_OK ? (c).p + (c).n : NULL)
+
+/*! lob_cell_int64_at() : lob_cell_int64() in place. */
+static inline const char *
+lob_cell_int64_at(const char *p, const char *e, char sep, int col, const char *name, int64_t *out,
+                  lob_error *err)
+{
+    int rc = LOB_E_FORMAT;
+    const char *q = lob_parse_int64(p, e, out, &rc);
+    if (q != NULL && (q == e || *q == sep)) {
+        return q;
+    }
+    lob_cell c = lob_cell_at(p, e, sep);
+    rc = lob_cell_int64(&c, col, name, out, err);
+    return LOB_CELL_END(c, rc);
+}
+
+/*! lob_cell_number_at() : lob_cell_number() in place. */
+static inline const char *
+lob_cell_number_at(const char *p, const char *e, char sep, int col, const char *name, int rule,
+                   const char *what, double *out, lob_error *err)
+{
+    int rc = LOB_E_FORMAT;
+    const char *q = lob_parse_decimal(p, e, out, &rc);
+    if (q != NULL && (q == e || *q == sep) && lob_num_sign_ok(rule, *out)) {
+        return q;
+    }
+    lob_cell c = lob_cell_at(p, e, sep);
+    rc = lob_cell_number(&c, col, name, rule, what, out, err);
+    return LOB_CELL_END(c, rc);
+}
+
+/*! lob_cell_time_at() : lob_cell_time() in place. */
+static inline const char *
+lob_cell_time_at(const char *p, const char *e, char sep, int col, const char *name, int64_t unit,
+                 int how, int64_t *ns, lob_error *err)
+{
+    int rc = LOB_E_FORMAT;
+    int64_t v = 0;
+    const char *q = lob_time_text(p, e, unit, how, &v, &rc);
+    if (q != NULL && rc == LOB_OK && (q == e || *q == sep)) {
+        *ns = v;
+        return q;
+    }
+    lob_cell c = lob_cell_at(p, e, sep);
+    rc = lob_cell_time(&c, col, name, unit, how, ns, err);
+    return LOB_CELL_END(c, rc);
 }
 
 /*! lob_cell_text() : the cell is text to keep: at most `max` bytes (LOB_E_RANGE) and no

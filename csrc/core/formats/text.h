@@ -112,9 +112,22 @@ lob_cell_is_nocase(const lob_cell *c, const char *lower)
     if (c->n != n) {
         return 0;
     }
+    if (n <= 8) {
+        /* one word compare: the cell's bytes, or-ed with 0x20 where `lower` has a letter
+         * (every word built from a literal folds to a constant) */
+        unsigned char fold[8] = {0};
+        uint64_t w = 0, f = 0, l = 0;
+        for (size_t i = 0; i < n; i++) {
+            fold[i] = lower[i] >= 'a' && lower[i] <= 'z' ? 0x20 : 0;
+        }
+        memcpy(&w, c->p, n);
+        memcpy(&f, fold, n);
+        memcpy(&l, lower, n);
+        return (w | f) == l;
+    }
     for (size_t i = 0; i < n; i++) {
-        char ch = c->p[i];
-        if ((ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch) != lower[i]) {
+        unsigned char l = (unsigned char)lower[i];
+        if (((unsigned char)c->p[i] | (l >= 'a' && l <= 'z' ? 0x20 : 0)) != l) {
             return 0;
         }
     }

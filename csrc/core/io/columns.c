@@ -57,47 +57,64 @@ dict_grow_table(lob_dict *d)
     return LOB_OK;
 }
 
-static int dict_find(lob_dict *d, const char *s, size_t n);
+static int dict_find(lob_dict *d, const lob_csvcol *col, const lob_cell *c, lob_error *err);
 
-/* The code of [s, s + n), added when new.  @return the code, or a negative code. */
+/* The code of cell c in the dictionary of column col, added when new.  @return the code,
+ * or a negative code with err filled. */
 static int
-dict_code(lob_dict *d, const char *s, size_t n)
+dict_code(const lob_csvcol *col, const lob_cell *c, lob_error *err)
 {
-    if (d->n > 0 && dict_is(d, d->last, s, n)) {
+    lob_dict *d = col->dict;
+    if (d->n > 0 && dict_is(d, d->last, c->p, c->n)) {
         return d->last; /* most cells repeat the one above (exchange, symbol, side) */
     }
-    int code = dict_find(d, s, n);
+    int code = dict_find(d, col, c, err);
     if (code >= 0) {
         d->last = code;
     }
     return code;
 }
 
-static int
-dict_find(lob_dict *d, const char *s, size_t n)
+/* The slot of [s, s + n): where it is, or the empty slot where it goes. */
+static uint32_t
+dict_slot(const lob_dict *d, const char *s, size_t n)
 {
-    if (d->slots == 0 || 2 * (d->n + 1) > d->slots) {
-        if (d->n >= LOB_DICT_MAX) {
-            return LOB_E_RANGE;
-        }
-        LOB_FORWARD_IF_ERROR(dict_grow_table(d));
-    }
     uint32_t mask = (uint32_t)(d->slots - 1), h = (uint32_t)lob_hash(s, n) & mask;
-    for (; d->slot[h] != 0; h = (h + 1) & mask) {
-        if (dict_is(d, d->slot[h] - 1, s, n)) {
-            return d->slot[h] - 1;
-        }
+    for (; d->slot[h] != 0 && !dict_is(d, d->slot[h] - 1, s, n); h = (h + 1) & mask) {
     }
-    if (d->cap - d->len < n + 1) {
+    return h;
+}
+
+static int
+dict_find(lob_dict *d, const lob_csvcol *col, const lob_cell *c, lob_error *err)
+{
+    uint32_t h = 0;
+    if (d->slots > 0 && d->slot[h = dict_slot(d, c->p, c->n)] != 0) {
+        return d->slot[h] - 1;
+    }
+    /* A new value is checked before it is kept: it holds no control byte (a NUL would end
+     * it early) and is at most LOB_TEXT_MAX bytes (a category, not a document).  A value
+     * found above was checked when it was added. */
+    LOB_FORWARD_IF_ERROR(lob_cell_text(c, col->field, col->name, LOB_TEXT_MAX, err));
+    size_t n = c->n;
+    int rc = LOB_OK;
+    if (d->slots == 0 || 2 * (d->n + 1) > d->slots) {
+        rc = d->n >= LOB_DICT_MAX ? LOB_E_RANGE : dict_grow_table(d);
+        h = rc == LOB_OK ? dict_slot(d, c->p, n) : h;
+    }
+    if (rc == LOB_OK && d->cap - d->len < n + 1) {
         size_t cap = (d->cap + n + 1) * 2;
         char *t = realloc(d->text, cap);
-        if (t == NULL) {
-            return LOB_E_NOMEM;
-        }
-        d->text = t;
-        d->cap = cap;
+        rc = t == NULL ? LOB_E_NOMEM : LOB_OK;
+        d->text = t == NULL ? d->text : t;
+        d->cap = t == NULL ? d->cap : cap;
     }
-    memcpy(d->text + d->len, s, n);
+    if (rc < 0) {
+        return lob_cell_error(err, rc, col->field, col->name, c,
+                              rc == LOB_E_RANGE ? "at most 65536 distinct values in a text column"
+                                                : "memory for the text values");
+    }
+    memcpy(d->text + d->len, c->p, n);
     d->text[d->len + n] = '\0';
     d->start[d->n] = (int64_t)d->len;
     d->len += n + 1;
@@ -119,49 +136,73 @@ lob_dict_free(lob_dict *d)
 
 /* ---------------------------------------------------------------- cells */
 
-/* Parse cell c into row `row` of column col.  @return 0 or a negative code (err says
- * which cell, and what was expected). */
-static int
-parse_cell(const lob_csvcol *col, int64_t row, const lob_cell *c, int64_t unit, lob_error *err)
+/* Parse the cell starting at p, in a line ending at e, into row `row` of column col.
+ * Number and time cells are read in place when `plain` (lob_sep_plain): not scanned for
+ * their end first.  @return the end of the cell (its separator or e), or NULL with err
+ * saying which cell, and what was expected. */
+static inline const char *
+parse_cell(const lob_csvcol *col, int64_t row, const char *p, const char *e, const lob_tskey *key,
+           int plain, lob_error *err)
 {
     int f = col->field, v = 0, rc;
     const char *nm = col->name;
+    char sep = key->sep;
+    const char *q;
+    lob_cell c;
     switch (col->kind) {
     case LOB_CK_F64:
-        return lob_cell_number(c, f, nm, LOB_NUM_EMPTY_NAN | LOB_NUM_NAN_TEXT, NULL,
-                               &((double *)col->out)[row], err);
-    case LOB_CK_I64: return lob_cell_int64(c, f, nm, &((int64_t *)col->out)[row], err);
-    case LOB_CK_TIME:
-        return lob_cell_time(c, f, nm, unit, LOB_TIME_DECIMAL, &((int64_t *)col->out)[row], err);
-    case LOB_CK_BOOL:
-        rc = lob_cell_bool(c, f, nm, LOB_BOOL_DIGITS, &v, err);
-        ((int8_t *)col->out)[row] = (int8_t)v;
-        return rc;
-    case LOB_CK_SIDE:
-        rc = lob_cell_side(
-            c, f, nm, LOB_SIDE_TRADE | LOB_SIDE_BOOK | LOB_SIDE_UNKNOWN | LOB_SIDE_NOCASE, &v, err);
-        ((int8_t *)col->out)[row] = (int8_t)v;
-        return rc;
-    case LOB_CK_TEXT:
-        /* checked before the lookup: a value holds no control byte (a NUL would end it
-         * early) and is at most LOB_TEXT_MAX bytes (a category, not a document) */
-        LOB_FORWARD_IF_ERROR(lob_cell_text(c, f, nm, LOB_TEXT_MAX, err));
-        v = dict_code(col->dict, c->p, c->n);
-        if (v < 0) {
-            return lob_cell_error(err, v, f, nm, c,
-                                  v == LOB_E_RANGE
-                                      ? "at most 65536 distinct values in a text column"
-                                      : "memory for the text values");
+        if (plain) {
+            return lob_cell_number_at(p, e, sep, f, nm, LOB_NUM_EMPTY_NAN | LOB_NUM_NAN_TEXT, NULL,
+                                      &((double *)col->out)[row], err);
         }
-        ((int32_t *)col->out)[row] = v;
-        return LOB_OK;
-    default: return lob_cell_error(err, LOB_E_FORMAT, f, nm, c, "a known column kind");
+        c = lob_cell_at(p, e, sep);
+        rc = lob_cell_number(&c, f, nm, LOB_NUM_EMPTY_NAN | LOB_NUM_NAN_TEXT, NULL,
+                             &((double *)col->out)[row], err);
+        return LOB_CELL_END(c, rc);
+    case LOB_CK_I64:
+        if (plain) {
+            return lob_cell_int64_at(p, e, sep, f, nm, &((int64_t *)col->out)[row], err);
+        }
+        c = lob_cell_at(p, e, sep);
+        rc = lob_cell_int64(&c, f, nm, &((int64_t *)col->out)[row], err);
+        return LOB_CELL_END(c, rc);
+    case LOB_CK_TIME:
+        if (plain) {
+            return lob_cell_time_at(p, e, sep, f, nm, key->unit, LOB_TIME_DECIMAL,
+                                    &((int64_t *)col->out)[row], err);
+        }
+        c = lob_cell_at(p, e, sep);
+        rc =
+            lob_cell_time(&c, f, nm, key->unit, LOB_TIME_DECIMAL, &((int64_t *)col->out)[row], err);
+        return LOB_CELL_END(c, rc);
+    case LOB_CK_BOOL:
+        c = lob_cell_at(p, e, sep);
+        rc = lob_cell_bool(&c, f, nm, LOB_BOOL_DIGITS, &v, err);
+        ((int8_t *)col->out)[row] = (int8_t)v;
+        return LOB_CELL_END(c, rc);
+    case LOB_CK_SIDE:
+        c = lob_cell_at(p, e, sep);
+        rc = lob_cell_side(&c, f, nm,
+                           LOB_SIDE_TRADE | LOB_SIDE_BOOK | LOB_SIDE_UNKNOWN | LOB_SIDE_NOCASE, &v,
+                           err);
+        ((int8_t *)col->out)[row] = (int8_t)v;
+        return LOB_CELL_END(c, rc);
+    case LOB_CK_TEXT:
+        c = lob_cell_at(p, e, sep);
+        v = dict_code(col, &c, err);
+        q = v < 0 ? NULL : c.p + c.n;
+        ((int32_t *)col->out)[row] = v < 0 ? 0 : v;
+        return q;
+    default:
+        c = lob_cell_at(p, e, sep);
+        lob_cell_error(err, LOB_E_FORMAT, f, nm, &c, "a known column kind");
+        return NULL;
     }
 }
 
 static int
 parse_row(const lob_csvcol *cols, int ncol, int64_t row, const char *s, size_t n,
-          const lob_tskey *key, lob_error *err)
+          const lob_tskey *key, int plain, lob_error *err)
 {
     const char *p = s, *e = s + n;
     int field = 0, more = 1; /* more: field `field` exists (it starts at p) */
@@ -176,9 +217,10 @@ parse_row(const lob_csvcol *cols, int ncol, int64_t row, const char *s, size_t n
                                  "the line has %d field(s); column '%s' is field %d", field,
                                  cols[i].name, cols[i].field + 1);
         }
-        const char *q = lob_csv_find(p, e, key->sep);
-        lob_cell c = {p, (size_t)(q - p)};
-        LOB_FORWARD_IF_ERROR(parse_cell(&cols[i], row, &c, key->unit, err));
+        const char *q = parse_cell(&cols[i], row, p, e, key, plain, err);
+        if (q == NULL) {
+            return err->code;
+        }
         more = q < e; /* a separator follows */
         p = more ? q + 1 : e;
         field++;
@@ -196,6 +238,7 @@ lob_csv_columns(const char *path, const lob_span *span, int64_t line0, const lob
             return lob_error_set(err, LOB_E_ARG, "columns must be distinct fields in order");
         }
     }
+    int plain = lob_sep_plain(key->sep); /* decided once, not per cell */
     lob_lines ls;
     LOB_FORWARD_IF_ERROR(lob_lines_open(&ls, path, span, line0, err));
     const char *s;
@@ -211,7 +254,7 @@ lob_csv_columns(const char *path, const lob_span *span, int64_t line0, const lob
                                "more rows than the index holds: the file changed");
         }
         else {
-            rc = parse_row(cols, ncol, row++, s, n, key, err);
+            rc = parse_row(cols, ncol, row++, s, n, key, plain, err);
         }
         if (rc < 0) {
             err->line = ls.line;
