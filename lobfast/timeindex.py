@@ -53,37 +53,21 @@ _START = np.iinfo(np.int64).min
 
 _RAW_LINE = re.compile(rb"^\d{1,19} [\[{]")
 _RAW_LAYOUT = {"format": "raw", "key": [" ", 0, 1, 0, "receive time"], "names": [], "kinds": []}
-_INT = re.compile(r"^-?\d{1,18}$")
-_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
-_SIDES = {"buy", "sell", "bid", "ask", "unknown"}
+_NAMES = {code: name for name, code in KINDS.items()}
 
 
 # ---------------------------------------------------------------------------- layout
 
 
-def _is_number(text: str) -> bool:
-    return bool(_FLOAT.match(text))
+def _guess(rows: bytes, ncol: int, time_field: int, names: list[str], unit: int, max_rows: int) -> list[str]:
+    """The kind of each column, guessed in C by the cell readers that will read it."""
+    return [_NAMES[k] for k in _core.csv_kinds(rows, ",", time_field, names, unit, max_rows)]
 
 
-def _kind(values: list[str], name: str, is_time: bool) -> str:
-    """The column kind the first rows suggest."""
-    present = [v for v in values if v != ""]
-    if is_time:
-        return "time"
-    if not present:
-        return "float64"
-    if all(_INT.match(v) for v in present):
-        if len(present) < len(values):
-            return "float64"  # empty cells: NaN
-        return "time" if name.endswith("timestamp") else "int64"
-    if all(_FLOAT.match(v) or v.lower() == "nan" for v in present):
-        return "float64"
-    low = {v.lower() for v in present}
-    if len(present) == len(values) and low <= {"true", "false"}:
-        return "bool"
-    if low <= _SIDES:
-        return "side"
-    return "text"
+def _numbers(cells: list[str]) -> list[bool]:
+    """Which of the (stripped) cells of a header candidate hold a number (int64 or decimal)."""
+    kinds = _guess(",".join(cells).encode(), len(cells), -1, [""] * len(cells), 0, 1)
+    return [k in ("int64", "float64") and c != "" for k, c in zip(kinds, cells)]
 
 
 def _unique(names: list[str]) -> list[str]:
@@ -111,24 +95,23 @@ def _layout(path: str, head: bytes, fmt: str, ts_col, unit: str, names) -> dict[
     if unit not in UNITS:
         raise ValueError(f"unit must be one of {', '.join(UNITS)}, not {unit!r}")
     cells = [c.strip().strip('"') for c in first.decode("utf-8", "replace").split(",")]
+    numbers = _numbers(cells)
     if isinstance(ts_col, str):
         if ts_col not in cells:
-            hint = " (the file has no header line: give ts_col as a position)" if any(map(_is_number, cells)) else ""
+            hint = " (the file has no header line: give ts_col as a position)" if any(numbers) else ""
             raise lob_error(f"{path}: no timestamp column {ts_col!r} in the header {cells}{hint}", path)
         field, header = cells.index(ts_col), True
     else:
         field = int(ts_col)
         if not 0 <= field < len(cells):
             raise lob_error(f"{path}: the timestamp column {field} is not one of the {len(cells)} columns", path)
-        header = not _is_number(cells[field])
+        header = not numbers[field]
     col_names = list(names) if names is not None else cells if header else [str(i) for i in range(len(cells))]
     if len(col_names) != len(cells):
         raise ValueError(f"names has {len(col_names)} entries; the file has {len(cells)} columns")
     col_names = _unique(col_names)
-    text = (r.rstrip(b"\r") for r in lines[int(header) :])
-    rows = [r.decode("utf-8", "replace").split(",") for r in text if r][:SNIFF_ROWS]
-    cols = [[r[i].strip('"') if i < len(r) else "" for r in rows] for i in range(len(cells))]
-    kinds = [_kind(v, n, i == field) for i, (v, n) in enumerate(zip(cols, col_names))]
+    rows = b"\n".join(lines[int(header) :])
+    kinds = _guess(rows, len(cells), field, col_names, UNITS[unit], SNIFF_ROWS)
     return {
         "format": "csv",
         "key": [",", field, UNITS[unit], int(header), col_names[field]],

@@ -381,6 +381,86 @@ def test_crlf_blank_lines_keep_column_kinds(tmp_path):
     assert kinds["\r\n"] == kinds["\n"] == {"timestamp": "time", "qty": "int64"}
 
 
+def test_column_kinds_are_decided_by_the_cell_readers(tmp_path):
+    """Each column gets the kind whose cell reader accepts every sampled cell; what no
+    reader of a narrower kind accepts (digits of other scripts, quoted numbers, a time
+    outside 1970..2262) is text or int64, never a kind that then fails to read."""
+    rows = [
+        ("1723161255000000", "5", "", "1.5", "true", "Buy", "\u0661\u0662", '"7"', "99999999999999999", "x"),
+        ("1723161255000001", "-6", "2", "nan", "FALSE", "", "\u0663", '"8"', "1723161255000", "1e3"),
+        ("1723161255000002", "7", "3", "-2e-3", "True", "ask", "\u0664", '"9"', "1723161255001", "5"),
+    ]
+    names = ["timestamp", "int", "gap", "num", "flag", "side", "arabic", "quoted", "far_timestamp", "mixed"]
+    text = ",".join(names) + "\n" + "".join(",".join(r) + "\n" for r in rows)
+    path = write_text(tmp_path / "kinds.csv", text)
+    ti = TimeIndex(path)
+    assert ti.dtypes == {
+        "timestamp": "time",
+        "int": "int64",
+        "gap": "float64",  # empty cells are NaN
+        "num": "float64",
+        "flag": "bool",
+        "side": "side",
+        "arabic": "text",  # no int64 reader reads these digits
+        "quoted": "text",  # nor quoted numbers
+        "far_timestamp": "int64",  # integers, but not times in 1970..2262 us
+        "mixed": "text",
+    }
+    got = ti.read()
+    assert got["int"].tolist() == [5, -6, 7] and got["side"].tolist() == [1, 0, -1]
+    assert got["far_timestamp"].tolist() == [99999999999999999, 1723161255000, 1723161255001]
+
+
+_CELLS = [
+    "",
+    "0",
+    "-3",
+    "12",
+    "1.5",
+    "-0.25",
+    "1e5",
+    "nan",
+    "NaN",
+    "true",
+    "False",
+    "buy",
+    "SELL",
+    "bid",
+    "ask",
+    "unknown",
+    "x",
+    "\u0661",
+    '"4"',
+    "+5",
+    "18446744073709551616",
+    " 1",
+    "inf",
+    ".5",
+    "5.",
+]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.lists(st.sampled_from(_CELLS), min_size=3, max_size=3), min_size=1, max_size=8))
+def test_guessed_kinds_always_read(tmp_path, cells):
+    """Whatever the cells, every sampled row reads with the kinds guessed for them."""
+    text = "timestamp,a,b,c\n" + "".join(f"{1723161255000000 + i}," + ",".join(r) + "\n" for i, r in enumerate(cells))
+    path = write_text(tmp_path / "any.csv", text)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(sidecar_path(str(path)))  # each example is a new file at the same path
+    ti = TimeIndex(path)
+    got = ti.read()
+    assert len(got["timestamp"]) == len(cells)
+    for j, name in enumerate("abc"):
+        col = [r[j] for r in cells]
+        kind = ti.dtypes[name]
+        if kind == "int64":
+            assert got[name].tolist() == [int(v) for v in col]
+        elif kind == "float64":
+            want = [float("nan") if v.lower() in ("", "nan") else float(v) for v in col]
+            np.testing.assert_array_equal(got[name], np.array(want))
+
+
 def test_late_float_in_integer_column_needs_dtypes(tmp_path):
     """Kinds come from the first 1000 rows: a float after them is an error naming its cell,
     and dtypes= reads it."""

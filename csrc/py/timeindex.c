@@ -6,6 +6,7 @@
  *   csv_columns(path, span, line0, key, nrows, [(field, kind, name, out), ...]) -> [values | None]
  *   convert(src, dst, key | None, frame_ns, frame_bytes, level) -> stats dict
  *   head(path, nbytes) -> the first nbytes of text (decompressed)
+ *   csv_kinds(rows, sep, time_field, names, unit, max_rows) -> [column kind, ...]
  * Every file access runs with the GIL released and stops for Ctrl-C (KeyboardInterrupt).
  */
 #include "binding.h"
@@ -697,7 +698,60 @@ py_head(PyObject *module, PyObject *args)
     return out;
 }
 
+static PyObject *
+py_csv_kinds(PyObject *module, PyObject *args)
+{
+    (void)module;
+    Py_buffer text;
+    const char *sep;
+    Py_ssize_t seplen, max_rows;
+    int time_field;
+    long long unit;
+    PyObject *names;
+    if (!PyArg_ParseTuple(args, "y*s#iO!Ln:csv_kinds", &text, &sep, &seplen, &time_field,
+                          &PyList_Type, &names, &unit, &max_rows)) {
+        return NULL;
+    }
+    Py_ssize_t ncol = PyList_GET_SIZE(names);
+    const char **cnames = NULL;
+    int *kinds = NULL;
+    PyObject *out = NULL;
+    if (seplen != 1 || ncol < 1 || ncol > MAX_CSV_COLS || unit < 0 || max_rows < 0) {
+        PyErr_Format(PyExc_ValueError,
+                     "csv_kinds: one separator byte, 1..%d names, unit >= 0, max_rows >= 0",
+                     MAX_CSV_COLS);
+        goto done;
+    }
+    cnames = PyMem_Calloc((size_t)ncol, sizeof *cnames);
+    kinds = PyMem_Calloc((size_t)ncol, sizeof *kinds);
+    if (cnames == NULL || kinds == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < ncol; i++) {
+        if ((cnames[i] = PyUnicode_AsUTF8(PyList_GET_ITEM(names, i))) == NULL) {
+            goto done;
+        }
+    }
+    /* a sample of a few hundred KiB: no need to release the GIL */
+    lob_csv_guess(text.buf, (size_t)text.len, sep[0], (int)ncol, time_field, unit, cnames, max_rows,
+                  kinds);
+    if ((out = PyList_New(ncol)) == NULL) {
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < ncol; i++) {
+        PyList_SET_ITEM(out, i, PyLong_FromLong(kinds[i]));
+    }
+done:
+    PyMem_Free(cnames);
+    PyMem_Free(kinds);
+    PyBuffer_Release(&text);
+    return out;
+}
+
 PyMethodDef lobpy_timeindex_methods[] = {
+    {"csv_kinds", py_csv_kinds, METH_VARARGS,
+     "csv_kinds(rows, sep, time_field, names, unit, max_rows) -> the kind of each column."},
     {"csv_columns", py_csv_columns, METH_VARARGS,
      "csv_columns(path, span, line0, key, nrows, spec) -> text values per column."},
     {"convert", py_convert, METH_VARARGS,

@@ -48,45 +48,34 @@ check_message(const lob_error *err)
 
 /* ------------------------------------------------------------------ 0: columns */
 
-static void
-fuzz_columns(const char *path, const uint8_t *data, size_t size, uint8_t how, uint8_t opt)
+/* Parse every row of `path` into columns of `kind` and check what was accepted.
+ * @return 0, or the column (from 1) of a bad cell, or -1 for a line with too few fields. */
+static int
+parse_columns(const char *path, int64_t nrows, int64_t unit, const int *kind, int ncol)
 {
-    if (size >= 2 &&
-        ((data[0] == 0x1f && data[1] == 0x8b) || (data[0] == 0x28 && data[1] == 0xb5))) {
-        return; /* compressed: the row count below would be the compressed text's */
-    }
-    int64_t nrows = 0; /* lines that are not blank, as lob_lines splits them */
-    for (size_t pos = 0; pos < size;) {
-        const uint8_t *nl = memchr(data + pos, '\n', size - pos);
-        size_t n = nl ? (size_t)(nl - (data + pos)) : size - pos;
-        nrows += n > 1 || (n == 1 && data[pos] != '\r');
-        pos += n + 1;
-    }
-    const int kinds[4] = {LOB_CK_I64, LOB_CK_F64, LOB_CK_TEXT, opt & 4 ? LOB_CK_BOOL : LOB_CK_SIDE};
     static const size_t bytes[7] = {0, 8, 8, 8, 1, 1, 4};
-    static const int64_t units[4] = {0, 1, 1000, 1000000000};
-    lob_tskey key = {',', 0, units[opt & 3], 0, "t"};
+    lob_tskey key = {',', 0, unit, 0, "t"};
     lob_csvcol cols[4];
     lob_dict dicts[4];
     memset(dicts, 0, sizeof dicts);
-    int ncol = 1 + (how & 3);
     for (int i = 0; i < ncol; i++) {
-        int k = i == 0 ? LOB_CK_TIME : kinds[(how >> (2 * i)) & 3];
+        int k = kind[i];
         cols[i] = (lob_csvcol){i, k, malloc(nrows ? (size_t)nrows * bytes[k] : 1), &dicts[i], "c"};
     }
     lob_error err;
     memset(&err, 0, sizeof err);
-    int rc = lob_csv_columns(path, NULL, 0, &key, cols, ncol, nrows, &err);
+    int rc = lob_csv_columns(path, NULL, 0, &key, cols, ncol, nrows, &err), col = 0;
     if (rc < 0) {
         CHECK(rc == LOB_E_FORMAT || rc == LOB_E_RANGE, "failed with %d: %s", rc, err.msg);
         check_message(&err);
         CHECK(err.line >= 1, "error without a line: %s", err.msg);
         /* a bad cell or a short line: the row count was right (nothing says "the file
          * changed", which only the text of a quoted cell may contain) */
-        int col = 0, used = 0;
+        int used = 0;
         int cell = sscanf(err.msg, "column %d (c): expected %n", &col, &used) == 1 && used > 0;
         CHECK((cell && col >= 1 && col <= ncol) || strncmp(err.msg, "the line has", 12) == 0,
               "row count %lld: %s", (long long)nrows, err.msg);
+        col = cell ? col : -1;
     }
     for (int i = 0; i < ncol && rc == 0; i++) {
         const lob_dict *d = cols[i].dict;
@@ -132,6 +121,36 @@ fuzz_columns(const char *path, const uint8_t *data, size_t size, uint8_t how, ui
         free(cols[i].out);
         lob_dict_free(&dicts[i]);
     }
+    return col;
+}
+
+static void
+fuzz_columns(const char *path, const uint8_t *data, size_t size, uint8_t how, uint8_t opt)
+{
+    if (size >= 2 &&
+        ((data[0] == 0x1f && data[1] == 0x8b) || (data[0] == 0x28 && data[1] == 0xb5))) {
+        return; /* compressed: the row count below would be the compressed text's */
+    }
+    int64_t nrows = 0; /* lines that are not blank, as lob_lines splits them */
+    for (size_t pos = 0; pos < size;) {
+        const uint8_t *nl = memchr(data + pos, '\n', size - pos);
+        size_t n = nl ? (size_t)(nl - (data + pos)) : size - pos;
+        nrows += n > 1 || (n == 1 && data[pos] != '\r');
+        pos += n + 1;
+    }
+    const int kinds[4] = {LOB_CK_I64, LOB_CK_F64, LOB_CK_TEXT, opt & 4 ? LOB_CK_BOOL : LOB_CK_SIDE};
+    static const int64_t units[4] = {0, 1, 1000, 1000000000};
+    int ncol = 1 + (how & 3), kind[4];
+    for (int i = 0; i < ncol; i++) {
+        kind[i] = i == 0 ? LOB_CK_TIME : kinds[(how >> (2 * i)) & 3];
+    }
+    parse_columns(path, nrows, units[opt & 3], kind, ncol);
+    /* the kinds guessed from every row read every row: only the time, a text cell (control
+     * bytes, length) or a short line may still fail */
+    lob_csv_guess((const char *)data, size, ',', ncol, 0, units[opt & 3], NULL, nrows, kind);
+    int bad = parse_columns(path, nrows, units[opt & 3], kind, ncol);
+    CHECK(bad <= 0 || kind[bad - 1] == LOB_CK_TIME || kind[bad - 1] == LOB_CK_TEXT,
+          "column %d guessed as kind %d fails to read", bad, bad > 0 ? kind[bad - 1] : 0);
 }
 
 /* ------------------------------------------------------------------ 1, 2: line formats */

@@ -200,6 +200,101 @@ parse_cell(const lob_csvcol *col, int64_t row, const char *p, const char *e, con
     }
 }
 
+/* What the sampled cells of one column allowed so far (lob_csv_guess). */
+typedef struct guess_s {
+    int64_t present, empty;
+    unsigned ok; /* GUESS_* still possible */
+} guess;
+
+enum { GUESS_INT = 1, GUESS_NUM = 2, GUESS_BOOL = 4, GUESS_SIDE = 8, GUESS_TIME = 16 };
+
+static void
+guess_cell(guess *g, const lob_cell *c, int64_t unit)
+{
+    lob_error err = {0};
+    int64_t i64 = 0;
+    double d = 0;
+    int v = 0;
+    if (c->n == 0) {
+        g->empty++;
+        g->ok &= ~(unsigned)(GUESS_BOOL | GUESS_TIME);
+        return;
+    }
+    g->present++;
+    if ((g->ok & GUESS_INT) && lob_cell_int64(c, 0, "", &i64, &err) < 0) {
+        g->ok &= ~(unsigned)(GUESS_INT | GUESS_TIME);
+    }
+    if ((g->ok & GUESS_TIME) && lob_cell_time(c, 0, "", unit, LOB_TIME_DECIMAL, &i64, &err) < 0) {
+        g->ok &= ~(unsigned)GUESS_TIME;
+    }
+    if ((g->ok & GUESS_NUM) &&
+        lob_cell_number(c, 0, "", LOB_NUM_EMPTY_NAN | LOB_NUM_NAN_TEXT, NULL, &d, &err) < 0) {
+        g->ok &= ~(unsigned)GUESS_NUM;
+    }
+    if ((g->ok & GUESS_BOOL) && lob_cell_bool(c, 0, "", LOB_BOOL_WORDS, &v, &err) < 0) {
+        g->ok &= ~(unsigned)GUESS_BOOL;
+    }
+    if ((g->ok & GUESS_SIDE) &&
+        lob_cell_side(c, 0, "", LOB_SIDE_TRADE | LOB_SIDE_BOOK | LOB_SIDE_UNKNOWN | LOB_SIDE_NOCASE,
+                      &v, &err) < 0) {
+        g->ok &= ~(unsigned)GUESS_SIDE;
+    }
+}
+
+static int
+guess_kind(const guess *g, const char *name)
+{
+    size_t len = name == NULL ? 0 : strlen(name), tail = sizeof "timestamp" - 1;
+    int time_name = len >= tail && strcmp(name + len - tail, "timestamp") == 0;
+    if (g->present == 0) {
+        return LOB_CK_F64;
+    }
+    if (g->ok & GUESS_INT) {
+        return g->empty ? LOB_CK_F64 : time_name && (g->ok & GUESS_TIME) ? LOB_CK_TIME : LOB_CK_I64;
+    }
+    return (g->ok & GUESS_NUM)    ? LOB_CK_F64
+           : (g->ok & GUESS_BOOL) ? LOB_CK_BOOL
+           : (g->ok & GUESS_SIDE) ? LOB_CK_SIDE
+                                  : LOB_CK_TEXT;
+}
+
+void
+lob_csv_guess(const char *s, size_t n, char sep, int ncol, int time_field, int64_t unit,
+              const char *const *names, int64_t max_rows, int *kinds)
+{
+    guess *g = calloc(ncol > 0 ? (size_t)ncol : 1, sizeof *g);
+    const char *p = s, *end = s + n;
+    int64_t rows = 0;
+    for (int i = 0; g != NULL && i < ncol; i++) {
+        g[i].ok = GUESS_INT | GUESS_NUM | GUESS_BOOL | GUESS_SIDE | GUESS_TIME;
+    }
+    while (g != NULL && p < end && rows < max_rows) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *e = nl == NULL ? end : nl, *next = nl == NULL ? end : nl + 1;
+        e -= e > p && e[-1] == '\r';
+        if (e > p) {
+            const char *q = p;
+            int more = 1; /* field i exists (it starts at q); missing fields are empty */
+            for (int i = 0; i < ncol; i++) {
+                const char *c_end = more ? lob_csv_find(q, e, sep) : q;
+                lob_cell c = {q, (size_t)(c_end - q)};
+                guess_cell(&g[i], &c, unit);
+                more = more && c_end < e;
+                q = more ? c_end + 1 : c_end;
+            }
+            rows++;
+        }
+        p = next;
+    }
+    for (int i = 0; i < ncol; i++) {
+        /* no memory for the sample: text reads every cell */
+        kinds[i] = i == time_field ? LOB_CK_TIME
+                   : g == NULL     ? LOB_CK_TEXT
+                                   : guess_kind(&g[i], names == NULL ? NULL : names[i]);
+    }
+    free(g);
+}
+
 static int
 parse_row(const lob_csvcol *cols, int ncol, int64_t row, const char *s, size_t n,
           const lob_tskey *key, int plain, lob_error *err)

@@ -50,6 +50,22 @@ typedef struct lob_csvcol_s {
 int lob_csv_columns(const char *path, const lob_span *span, int64_t line0, const lob_tskey *key,
                     lob_csvcol *cols, int ncol, int64_t nrows, lob_error *err);
 
+/*! lob_csv_guess() : the kind (lob_colkind) of each of the `ncol` fields of the rows in
+ *  [s, s + n) (lines split at '\n', a '\r' before it dropped; blank lines skipped; at most
+ *  `max_rows` rows; `n` must end at a line's end), decided by the cell readers that will
+ *  read the column, so a column is never given a kind its cells then fail:
+ *    field `time_field` (-1: none): LOB_CK_TIME;
+ *    integers (lob_cell_int64) in every cell: LOB_CK_TIME when the column's name ends in
+ *      "timestamp" and every cell is a time in `unit` (lob_cell_time), else LOB_CK_I64;
+ *      LOB_CK_F64 when some cells are empty (NaN) or no cell holds anything;
+ *    numbers or 'nan' (lob_cell_number): LOB_CK_F64;
+ *    true/false in every cell, none empty: LOB_CK_BOOL;
+ *    buy/sell/bid/ask/unknown or empty (any case): LOB_CK_SIDE;
+ *    anything else: LOB_CK_TEXT.
+ *  A row with fewer fields counts as empty cells.  `names` may be NULL. */
+void lob_csv_guess(const char *s, size_t n, char sep, int ncol, int time_field, int64_t unit,
+                   const char *const *names, int64_t max_rows, int *kinds);
+
 /*! lob_dict_free() : NULL-safe. */
 void lob_dict_free(lob_dict *d);
 
