@@ -100,7 +100,12 @@ def polars_depth(path: str) -> dict:
     df = pl.read_csv(
         path,
         columns=COLUMNS,
-        schema_overrides={"timestamp": pl.Int64, "local_timestamp": pl.Int64, "price": pl.Float64, "amount": pl.Float64},
+        schema_overrides={
+            "timestamp": pl.Int64,
+            "local_timestamp": pl.Int64,
+            "price": pl.Float64,
+            "amount": pl.Float64,
+        },
     )
     ts = df["timestamp"]
     missing = ts.is_null().to_numpy()
