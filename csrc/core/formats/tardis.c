@@ -80,6 +80,9 @@ typedef struct {
     char (*level_names)[NAME];          /* book_snapshot_N: names of its 4 x N level columns */
     char type_text[32];                 /* data_type stat */
     char header_error[256]; /* why the latest header was refused, "" once one is accepted */
+    char prefix[2 * LOB_SYMBOL_MAX + 2]; /* "exchange,symbol," of the last depth row read ... */
+    size_t prefix_n;                     /* ... its bytes (0: none) ... */
+    int prefix_sel;                      /* ... and whether its symbol is the one kept */
     /* counters */
     int64_t n_headers, n_rows, n_outside, n_before_snapshot, n_snapshots, n_nonint_ids, n_blank;
 } lob_tardis;
@@ -413,10 +416,110 @@ book_apply(lob_tardis *t, int64_t ts, int64_t local)
 
 /* ------------------------------------------------------------------ the format */
 
+/* ------------------------------------------------------------------ depth fast path */
+
+/* The value at p, up to the next ',' or e, when it is a plain decimal obeying the sign rule
+ * `positive` (> 0) or >= 0: the end of the cell; NULL for anything else (the slow path then
+ * reads the cell and decides, with its message). */
+static inline const char *
+fast_number(const char *p, const char *e, int positive, double *out)
+{
+    int rc = LOB_OK;
+    const char *q = lob_parse_decimal(p, e, out, &rc);
+    if (q == NULL || (q != e && *q != ',') || !(positive ? *out > 0 : *out >= 0)) {
+        return NULL;
+    }
+    return q;
+}
+
+/* The word at p when it is `w` (`k` bytes) followed by ',': the byte after the ','. */
+static inline const char *
+fast_word(const char *p, const char *e, const char *w, size_t k)
+{
+    return (size_t)(e - p) > k && memcmp(p, w, k) == 0 && p[k] == ',' ? p + k + 1 : NULL;
+}
+
+/* An incremental_book_L2 row of the same exchange and symbol as the previous row read, with
+ * its cells read in place: no split into cells, no second look at the names.  Rows this
+ * does not take whole (any cell it would have to judge: empty or odd values, other case,
+ * another symbol, too many columns) return 0 and go through the general path below, which
+ * reads them and words any error exactly as always.  @return 1 when the row was taken. */
+static int
+depth_fast(lob_tardis *t, const char *s, size_t n, int *rc)
+{
+    const char *p = s + t->prefix_n, *e = s + n, *q;
+    int64_t ts = 0, local = 0;
+    int trc = LOB_OK;
+    row r = {0};
+    if (n <= t->prefix_n || memcmp(s, t->prefix, t->prefix_n) != 0) {
+        return 0;
+    }
+    if ((q = lob_time_text(p, e, 1000, LOB_TIME_INT, &ts, &trc)) == NULL || trc != LOB_OK ||
+        q == e || *q != ',') {
+        return 0;
+    }
+    p = q + 1;
+    if ((q = lob_time_text(p, e, 1000, LOB_TIME_INT, &local, &trc)) == NULL || trc != LOB_OK ||
+        q == e || *q != ',') {
+        return 0;
+    }
+    p = q + 1;
+    if ((q = fast_word(p, e, "true", 4)) != NULL) {
+        r.snap = 1;
+    }
+    else if ((q = fast_word(p, e, "false", 5)) == NULL) {
+        return 0;
+    }
+    p = q;
+    if ((q = fast_word(p, e, "bid", 3)) != NULL) {
+        r.side = 1;
+    }
+    else if ((q = fast_word(p, e, "ask", 3)) != NULL) {
+        r.side = -1;
+    }
+    else {
+        return 0;
+    }
+    if ((q = fast_number(q, e, 1, &r.v[0])) == NULL || q == e ||
+        (q = fast_number(q + 1, e, 0, &r.v[1])) != e) {
+        return 0; /* a bad value, or more than 8 columns */
+    }
+    if ((*rc = lob_table_room(&t->out[T_DEPTH], 1)) < 0) {
+        return 1;
+    }
+    t->n_rows++;
+    if (!t->prefix_sel) {
+        t->syms.n_other++; /* what lob_symbols_select() counts for another symbol */
+        return 1;
+    }
+    depth_apply(t, &r, ts, local);
+    return 1;
+}
+
+/* Remember the exchange and symbol cells of a depth row just read (and whether the symbol
+ * is kept) for depth_fast(): the next rows usually start with the same bytes. */
+static void
+remember_prefix(lob_tardis *t, const char *s, const lob_cell *c, int selected)
+{
+    size_t k = (size_t)(c[1].p + c[1].n - s) + 1; /* through the ',' after the symbol */
+    t->prefix_n = 0;
+    if (c[0].p == s && k <= sizeof t->prefix && !lob_cell_is(&c[0], "exchange")) {
+        memcpy(t->prefix, s, k);
+        t->prefix_n = k;
+        t->prefix_sel = selected;
+    }
+}
+
 static int
 tardis_line(void *ctx, const char *s, size_t n, lob_error *err)
 {
     lob_tardis *t = ctx;
+    if (t->kind == T_DEPTH && t->prefix_n > 0 && !t->header_rejected) {
+        int rc = LOB_OK;
+        if (depth_fast(t, s, n, &rc)) {
+            return rc;
+        }
+    }
     if (n == 0) {
         t->n_blank++;
         return LOB_OK;
@@ -483,7 +586,11 @@ tardis_line(void *ctx, const char *s, size_t n, lob_error *err)
     }
     LOB_FORWARD_IF_ERROR(lob_table_room(tb, 1));
     t->n_rows++;
-    if (lob_symbols_select(&t->syms, c[1].p, c[1].n) != 1) {
+    int selected = lob_symbols_select(&t->syms, c[1].p, c[1].n) == 1;
+    if (t->kind == T_DEPTH) {
+        remember_prefix(t, s, c, selected);
+    }
+    if (!selected) {
         return LOB_OK; /* another symbol (validity was checked above) */
     }
     if (t->exchange[0] == '\0') {
