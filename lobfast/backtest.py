@@ -6,7 +6,8 @@ horizon and closes it, either crossing the spread again (``exit="taker"``) or at
 touch of the other side (``exit="maker"``, which assumes the resting order fills: an
 optimistic bound). Returns are simple returns in fractions of the notional, net of fees.
 
-It ignores queue position, partial fills, latency, market impact and funding; it is meant
+It ignores queue position, partial fills, market impact and funding, and by default latency
+(``latency=`` delays both legs to the first book row seen after the order arrives); it is meant
 to tell whether a signal survives the spread and fees at all, not to size a strategy.
 
 Examples
@@ -60,8 +61,9 @@ _SUMMARY = (
 class BacktestResult:
     """The trades of one :func:`hold_to_horizon` run and their summary.
 
-    Per trade (arrays of the same length, in entry order): ``entry_row``, ``exit_row``
-    (int64 book rows), ``side`` (int8, +1 long, -1 short), ``entry_px``, ``exit_px``,
+    Per trade (arrays of the same length, in entry order): ``signal_row`` (the row whose
+    signal opened it), ``entry_row``, ``exit_row`` (the rows filled at: the signal's and the
+    horizon's rows, later with ``latency``; int64 book rows), ``side`` (int8, +1 long, -1 short), ``entry_px``, ``exit_px``,
     ``gross`` (simple return in fractions of the notional, before fees) and ``net`` (after
     fees). Summary numbers are properties, all together in :meth:`summary`.
 
@@ -91,6 +93,8 @@ class BacktestResult:
     fee_bps_maker: float
     n_rows: int
     ts: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    latency: Any = 0
+    signal_row: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
 
     @property
     def trades(self) -> int:
@@ -140,6 +144,7 @@ class BacktestResult:
             overlapping=self.overlapping,
             fee_bps_taker=self.fee_bps_taker,
             fee_bps_maker=self.fee_bps_maker,
+            latency=self.latency,
         )
         return out
 
@@ -264,6 +269,12 @@ def _thresholds(threshold: Any) -> tuple[np.ndarray, bool]:
 
 
 # ------------------------------------------------------------------------------ engine
+def _later(t: np.ndarray, ns: int) -> np.ndarray:
+    """t + ns, saturating at the largest int64 (a time past every row) instead of wrapping."""
+    top = np.iinfo(np.int64).max
+    return np.minimum(t, top - ns) + ns
+
+
 def _exit_rows(ts: np.ndarray, rows: np.ndarray, h_rows: int, h_ns: int) -> tuple[np.ndarray, np.ndarray]:
     """(exit row, past the end) for entries at ``rows``."""
     n = len(ts)
@@ -271,9 +282,24 @@ def _exit_rows(ts: np.ndarray, rows: np.ndarray, h_rows: int, h_ns: int) -> tupl
         j = rows + h_rows
         past = j >= n
         return np.minimum(j, n - 1), past
-    end = ts[rows] + h_ns
+    end = _later(ts[rows], h_ns)
     past = end > ts[-1]
     return np.searchsorted(ts, end, side="right") - 1, past
+
+
+def _delayed(ts: np.ndarray, rows: np.ndarray, l_rows: int, l_ns: int) -> tuple[np.ndarray, np.ndarray]:
+    """(fill row, past the end) of orders decided at ``rows`` and arriving ``l_rows`` rows or
+    ``l_ns`` later: the first row at or after the arrival (the decision row itself with no
+    latency)."""
+    n = len(ts)
+    if l_rows:
+        j = rows + l_rows
+    elif l_ns:
+        j = np.maximum(rows, np.searchsorted(ts, _later(ts[rows], l_ns), side="left"))
+    else:
+        return rows, np.zeros(len(rows), bool)
+    past = j >= n
+    return np.minimum(j, n - 1), past
 
 
 def _greedy(entries: np.ndarray, exits: np.ndarray) -> np.ndarray:
@@ -299,22 +325,28 @@ def _intervals(n: int, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
     return np.cumsum(d[:n]) > 0
 
 
-def _run(sig, thr, ts, bid, ask, ok, h_rows, h_ns, horizon, fee_in, fee_out, maker, overlapping, settings):
+def _run(sig, thr, ts, bid, ask, ok, h, lat, horizon, fee_in, fee_out, maker, overlapping, settings):
     n = len(ts)
     with np.errstate(invalid="ignore"):
         side = np.where(sig > thr, 1, np.where(sig < -thr, -1, 0)).astype(np.int8)
     cand = np.flatnonzero(side)
-    j, past = _exit_rows(ts, cand, h_rows, h_ns)
-    bad = ~past & ~(ok[cand] & ok[j])
+    j, past = _exit_rows(ts, cand, *h)
+    e, past_e = _delayed(ts, cand, *lat)  # the entry order fills here
+    x, past_x = _delayed(ts, j, *lat)  # and the exit order, sent at the horizon's row
+    past = past | past_e | past_x
+    bad = ~past & ~(ok[e] & ok[x])
     good = ~past & ~bad
-    gi, gj = cand[good], j[good]
+    gs, ge, gx = cand[good], e[good], x[good]
     if overlapping:
         free = np.ones(len(cand), bool)
     else:
-        pick = _greedy(gi, gj)
-        gi, gj = gi[pick], gj[pick]
-        free = ~_intervals(n, gi + 1, np.maximum(gj, gi + 1))[cand]
-    s = side[gi]
+        # one position at a time: the next signal acted on is the first at or after the
+        # row the previous position closed on
+        pick = _greedy(gs, gx)
+        gs, ge, gx = gs[pick], ge[pick], gx[pick]
+        free = ~_intervals(n, gs + 1, np.maximum(gx, gs + 1))[cand]
+    gi, gj = ge, gx
+    s = side[gs]
     long = s > 0
     entry_px = np.where(long, ask[gi], bid[gi])
     if maker:
@@ -339,6 +371,7 @@ def _run(sig, thr, ts, bid, ask, ok, h_rows, h_ns, horizon, fee_in, fee_out, mak
         horizon=horizon,
         ts=ts,
         n_rows=n,
+        signal_row=gs.astype(np.int64),
         **settings,
     )
 
@@ -354,6 +387,7 @@ def hold_to_horizon(
     exit: str = "taker",
     overlapping: bool = False,
     valid: Any = None,
+    latency: int | str | _dt.timedelta | np.timedelta64 = 0,
 ) -> BacktestResult | BacktestSweep:
     """Enter where ``|signal| > threshold``, hold for ``horizon``, exit; PnL net of fees.
 
@@ -376,6 +410,11 @@ def hold_to_horizon(
       row, positions overlapping; their returns share price moves, so they are not
       independent and the trade count, hit rate and Sharpe overstate the evidence (a
       :class:`lobfast.LobWarning` says so).
+    - **Latency** (``latency=``, default 0: no delay, which is optimistic): an order sent at
+      a row fills at the first book row at or after the row's time + latency (a duration),
+      or ``latency`` rows later (an int); never earlier than the row it was sent at. Both
+      legs are delayed: the entry is sent at the signal row, the exit at the horizon's row.
+      ``entry_row`` / ``exit_row`` are the rows filled at, ``signal_row`` the signal's.
     - A signal row is **not traded** when the book is invalid at its entry or exit row
       (counted in ``skipped_invalid``) or its horizon runs past the data (``skipped_end``;
       for a duration: ``ts[i] + horizon`` after the last ``ts``). Rows that fall inside an
@@ -394,6 +433,8 @@ def hold_to_horizon(
     valid : boolean mask of tradable rows. Rows are always untradable where the best bid or
         ask is missing, not positive, or crossed (``bid >= ask``); for a BookSnapshots its
         own ``valid`` applies too, and ``valid`` restricts it further.
+    latency : int rows (>= 0) or a duration (``"50ms"``, timedelta, timedelta64) between
+        sending an order and the book row it fills at; 0 by default (see above).
 
     Returns
     -------
@@ -415,6 +456,7 @@ def hold_to_horizon(
     fee_maker = _fee(fee_bps_maker, "fee_bps_maker")
     fee_out = fee_maker if exit == "maker" else fee_in
     h_rows, h_ns = parse_horizon(horizon)
+    lat = parse_horizon(latency, "latency", allow_zero=True)
     ths, sweep = _thresholds(threshold)
     ts, bid, ask, ok = _book(book, valid)
     if not len(ts):
@@ -432,13 +474,14 @@ def hold_to_horizon(
             stacklevel=2,
         )
     settings = dict(
+        latency=latency,
         exit=exit,
         overlapping=bool(overlapping),
         fee_bps_taker=fee_in,
         fee_bps_maker=fee_maker,
     )
     results = [
-        _run(sig, t, ts, bid, ask, ok, h_rows, h_ns, horizon, fee_in, fee_out, exit == "maker", overlapping, settings)
+        _run(sig, t, ts, bid, ask, ok, (h_rows, h_ns), lat, horizon, fee_in, fee_out, exit == "maker", overlapping, settings)
         for t in ths
     ]
     return BacktestSweep(ths, results) if sweep else results[0]

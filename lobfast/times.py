@@ -91,12 +91,13 @@ _TD64_UNITS = {
 }
 
 
-def parse_duration(value: Any, name: str = "every") -> int:
+def parse_duration(value: Any, name: str = "every", *, allow_zero: bool = False) -> int:
     """A duration as int ns: an int (ns), ``"100ms"``, ``"1.5s"``, ``"5min"``, ``"250us"``,
     ``numpy.timedelta64`` or ``datetime.timedelta``.
 
-    Computed exactly (no floats); it must be a positive whole number of nanoseconds of at
-    most 2^62 (146 years), else ValueError naming ``name`` and the value.
+    Computed exactly (no floats); it must be a positive (with ``allow_zero``, non-negative)
+    whole number of nanoseconds of at most 2^62 (146 years), else ValueError naming ``name``
+    and the value.
     """
     if isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{name} must be a duration, not {value!r}")
@@ -118,8 +119,8 @@ def parse_duration(value: Any, name: str = "every") -> int:
         ns = Fraction(m.group(1)) * _UNITS[m.group(2)]
     else:
         raise ValueError(f"{name} must be a duration (str, int ns, timedelta), not {type(value).__name__}")
-    if ns <= 0:
-        raise ValueError(f"{name} must be a positive duration, not {value!r}")
+    if ns < 0 or (ns == 0 and not allow_zero):
+        raise ValueError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} duration, not {value!r}")
     if ns > _MAX_DURATION:
         raise ValueError(f"{name}={value!r} is longer than 2^62 ns (146 years)")
     if isinstance(ns, Fraction):
@@ -146,4 +147,4 @@ def parse_horizon(value: Any, name: str = "horizon", *, allow_zero: bool = False
         raise ValueError(
             f"{name} must be a number of rows (int) or a duration (str, timedelta), not {type(value).__name__}"
         )
-    return 0, parse_duration(value, name)
+    return 0, parse_duration(value, name, allow_zero=allow_zero)

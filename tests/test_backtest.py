@@ -28,9 +28,16 @@ def only(rows, value=1.0, n=8):
 
 
 # ------------------------------------------------------------------------------ reference
-def reference(sig, ts, bid, ask, ok, h_rows, h_ns, thr, fee_in, fee_out, maker, overlapping):
-    """Row by row, one position at a time unless overlapping."""
+def reference(sig, ts, bid, ask, ok, h_rows, h_ns, thr, fee_in, fee_out, maker, overlapping, l_rows=0, l_ns=0):
+    """Row by row, one position at a time unless overlapping; orders sent at a row fill at
+    the first row at or after its time + l_ns (or l_rows rows later)."""
     n = len(ts)
+
+    def fill(k):
+        if l_rows:
+            return k + l_rows
+        return min([m for m in range(k, n) if ts[m] >= ts[k] + l_ns], default=n)
+
     trades, skipped_invalid, skipped_end, free_from = [], 0, 0, 0
     for i in range(n):
         if not overlapping and i < free_from:
@@ -48,21 +55,25 @@ def reference(sig, ts, bid, ask, ok, h_rows, h_ns, thr, fee_in, fee_out, maker, 
                 skipped_end += 1
                 continue
             j = max(k for k in range(n) if ts[k] <= ts[i] + h_ns)
-        if not (ok[i] and ok[j]):
+        e, x = fill(i), fill(j)
+        if e >= n or x >= n:
+            skipped_end += 1
+            continue
+        if not (ok[e] and ok[x]):
             skipped_invalid += 1
             continue
-        entry = ask[i] if side > 0 else bid[i]
+        entry = ask[e] if side > 0 else bid[e]
         if maker:
-            exit_px = ask[j] if side > 0 else bid[j]
+            exit_px = ask[x] if side > 0 else bid[x]
         else:
-            exit_px = bid[j] if side > 0 else ask[j]
+            exit_px = bid[x] if side > 0 else ask[x]
         gross = side * (exit_px - entry) / entry
-        trades.append((i, j, side, entry, exit_px, gross, gross - (fee_in + fee_out) / 1e4))
-        free_from = max(j, i + 1)
+        trades.append((e, x, side, entry, exit_px, gross, gross - (fee_in + fee_out) / 1e4, i))
+        free_from = max(x, i + 1)
     held = np.zeros(n, bool)
-    for i, j, *_ in trades:
-        held[i:j] = True
-    return trades, skipped_invalid, skipped_end, held.mean()
+    for e, x, *_ in trades:
+        held[e:x] = True
+    return [t[:7] for t in trades], skipped_invalid, skipped_end, held.mean(), [t[7] for t in trades]
 
 
 def as_tuples(r):
@@ -276,8 +287,9 @@ def markets(draw):
     st.sampled_from(["taker", "maker"]),
     st.booleans(),
     st.sampled_from([(0.0, 0.0), (4.0, 1.0)]),
+    st.sampled_from([0, 0, 1, 3, "0s", "500ms", "1s", "1500ms"]),
 )
-def test_matches_row_by_row_reference(market, thr, exit, overlapping, fees):
+def test_matches_row_by_row_reference(market, thr, exit, overlapping, fees, latency):
     sig, book, valid, horizon = market
     ts, bid, ask = book
     warn = pytest.warns(LobWarning) if overlapping else contextlib.nullcontext()
@@ -292,15 +304,36 @@ def test_matches_row_by_row_reference(market, thr, exit, overlapping, fees):
             exit=exit,
             overlapping=overlapping,
             valid=valid,
+            latency=latency,
         )
     h_rows, h_ns = (horizon, 0) if isinstance(horizon, int) else (0, lobfast.parse_duration(horizon))
+    l_rows, l_ns = (latency, 0) if isinstance(latency, int) else (0, lobfast.parse_duration(latency, allow_zero=True))
     fee_out = fees[1] if exit == "maker" else fees[0]
-    trades, inv, end, exposure = reference(
-        sig, ts, bid, ask, valid, h_rows, h_ns, thr, fees[0], fee_out, exit == "maker", overlapping
+    trades, inv, end, exposure, signals = reference(
+        sig, ts, bid, ask, valid, h_rows, h_ns, thr, fees[0], fee_out, exit == "maker", overlapping, l_rows, l_ns
     )
     got = as_tuples(r)
     assert [t[:5] for t in got] == [t[:5] for t in trades]
     np.testing.assert_allclose([t[5:] for t in got], [t[5:] for t in trades], rtol=1e-12, atol=1e-15)
     assert (r.skipped_invalid, r.skipped_end) == (inv, end)
     assert r.exposure == pytest.approx(exposure)
+    assert r.signal_row.tolist() == signals and r.summary()["latency"] == latency
     assert r.entry_row.dtype == np.int64 and r.side.dtype == np.int8
+
+
+def test_latency_fills_at_the_first_row_after_the_order_arrives():
+    """50 ms on a 100 ms grid: both legs fill one row late; 0 (the default) is the signal's
+    rows; a latency past the data skips the trade; bad values are refused."""
+    ts = np.arange(8) * (SEC // 10)
+    bid = np.array([100.0, 101, 102, 103, 104, 105, 106, 107])
+    sig = only([1])
+    now = B.hold_to_horizon(sig, (ts, bid, bid + 1), 2, fee_bps_taker=0.0)
+    late = B.hold_to_horizon(sig, (ts, bid, bid + 1), 2, fee_bps_taker=0.0, latency="50ms")
+    rows = B.hold_to_horizon(sig, (ts, bid, bid + 1), 2, fee_bps_taker=0.0, latency=1)
+    assert (now.entry_row.tolist(), now.exit_row.tolist(), now.entry_px.tolist()) == ([1], [3], [102.0])
+    assert (late.entry_row.tolist(), late.exit_row.tolist(), late.entry_px.tolist()) == ([2], [4], [103.0])
+    assert late.signal_row.tolist() == [1] and as_tuples(rows) == as_tuples(late)
+    assert B.hold_to_horizon(sig, (ts, bid, bid + 1), 2, latency="1s").skipped_end == 1
+    for bad, match in [(-1, "latency must be a non-negative"), ("-5ms", "latency"), (True, "latency")]:
+        with pytest.raises(ValueError, match=match):
+            B.hold_to_horizon(sig, (ts, bid, bid + 1), 2, latency=bad)
