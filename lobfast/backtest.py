@@ -63,9 +63,9 @@ class BacktestResult:
 
     Per trade (arrays of the same length, in entry order): ``signal_row`` (the row whose
     signal opened it), ``entry_row``, ``exit_row`` (the rows filled at: the signal's and the
-    horizon's rows, later with ``latency``; int64 book rows), ``side`` (int8, +1 long, -1 short), ``entry_px``, ``exit_px``,
-    ``gross`` (simple return in fractions of the notional, before fees) and ``net`` (after
-    fees). Summary numbers are properties, all together in :meth:`summary`.
+    horizon's rows, later with ``latency``; int64 book rows), ``side`` (int8, +1 long, -1
+    short), ``entry_px``, ``exit_px``, ``gross`` (simple return in fractions of the notional,
+    before fees) and ``net`` (after fees). Summary numbers are properties, all together in :meth:`summary`.
 
     Attributes
     ----------
@@ -481,7 +481,22 @@ def hold_to_horizon(
         fee_bps_maker=fee_maker,
     )
     results = [
-        _run(sig, t, ts, bid, ask, ok, (h_rows, h_ns), lat, horizon, fee_in, fee_out, exit == "maker", overlapping, settings)
+        _run(
+            sig,
+            t,
+            ts,
+            bid,
+            ask,
+            ok,
+            (h_rows, h_ns),
+            lat,
+            horizon,
+            fee_in,
+            fee_out,
+            exit == "maker",
+            overlapping,
+            settings,
+        )
         for t in ths
     ]
     return BacktestSweep(ths, results) if sweep else results[0]
