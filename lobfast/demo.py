@@ -15,6 +15,7 @@ honest, complete run.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ import torch
 
 from . import backtest, datasets, evaluate, plots, split
 from .book import check_against_quotes, reconstruct
+from .errors import LobWarning
 from .labels import combine, forward_return, smoothed
 from .microstructure import features
 from .models import DeepLOBTCN, count_parameters
@@ -226,9 +228,13 @@ def run(
     with steps("evaluate against the raw forward return"):
         sets = {"simulated test": (test, sbook, sret), "real recording": (real, book, ret)}
         preds = {}
+        inflated = []
         for name, (ds, _, r) in sets.items():
             preds[name] = predict(model, ds)
-            res.metrics[name] = evaluate.evaluate_predictions(preds[name], ds.targets, r[ds.ends] * 1e4)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", LobWarning)
+                res.metrics[name] = evaluate.evaluate_predictions(preds[name], ds.targets, r[ds.ends] * 1e4)
+            inflated += [f"- **{name}**: {w.message}." for w in caught if issubclass(w.category, LobWarning)]
         table = evaluate.summary_table(res.metrics)
     lines += [
         "## Evaluation",
@@ -240,6 +246,7 @@ def run(
         "",
         _table(table, ["target_pearson", "raw_pearson", "raw_spearman", "raw_directional_accuracy", "raw_n"]),
         "",
+        *([*inflated, ""] if inflated else []),
     ]
 
     with steps("cost-aware backtest"):

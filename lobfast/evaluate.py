@@ -33,12 +33,13 @@ Examples
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from .errors import _require
+from .errors import LobWarning, _require
 from .figures import figure, save
 
 __all__ = [
@@ -270,6 +271,7 @@ def evaluate_predictions(
     task: str = "regression",
     *,
     n_classes: int | None = None,
+    inflation_margin: float = 0.1,
 ) -> dict[str, dict[str, Any]]:
     """Metrics against the training target and, when given, against the raw forward return.
 
@@ -288,6 +290,12 @@ def evaluate_predictions(
     raw_return : the raw forward return (N,), or None (then there is no ``"raw"`` entry).
     task : ``"regression"`` or ``"classification"``.
     n_classes : classification only: C (2 or 3 for the raw comparison); default inferred.
+    inflation_margin : regression with ``raw_return``: a :class:`lobfast.LobWarning` says so
+        when the rank IC against the target exceeds the rank IC against the raw return by
+        more than this (default 0.1) plus ``2 / sqrt(n)`` (the noise of a rank IC on n rows):
+        the target (smoothed, EMA, overlapping) makes the model
+        look better than what a position would earn.  ``raw["target_minus_raw_ic"]`` holds
+        the difference.
 
     Returns
     -------
@@ -325,6 +333,18 @@ def evaluate_predictions(
             raw = regression_metrics(p, r)
             ok = np.isfinite(p) & np.isfinite(r)
             raw["directional_accuracy"], raw["n_directional"] = _hits(p[ok], r[ok])
+            gap = out["target"]["spearman"] - raw["spearman"]
+            raw["target_minus_raw_ic"] = gap
+            noise = 2.0 / np.sqrt(max(raw["n"], 1))  # about two standard errors of a rank IC
+            if gap > inflation_margin + noise:
+                warnings.warn(
+                    f"the rank IC against the target ({out['target']['spearman']:.3f}) exceeds the rank IC against "
+                    f"the raw return ({raw['spearman']:.3f}) by {gap:.3f}, more than {inflation_margin:g} + "
+                    f"{noise:.3f} (noise on {raw['n']} rows): the target "
+                    "(smoothed, EMA or overlapping) inflates the metric; judge the model on the raw return",
+                    LobWarning,
+                    stacklevel=2,
+                )
             out["raw"] = raw
         return out
 

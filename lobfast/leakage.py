@@ -12,7 +12,7 @@ from .frame import Frame, LabelFrame
 from .split import Split
 from .times import to_ns
 
-__all__ = ["Crossing", "LeakageReport", "leakage_report"]
+__all__ = ["Crossing", "LeakageReport", "TruncationLeak", "TruncationReport", "leakage_report", "truncation_test"]
 
 
 @dataclass(frozen=True)
@@ -256,3 +256,153 @@ def leakage_report(
         key=lambda t: -abs(t[2]),
     )
     return LeakageReport(bounds, crossings, purge, unchecked, corrs, suspicious, float(threshold), method, ts)
+
+
+# ------------------------------------------------------------------------------ truncation
+
+
+@dataclass(frozen=True)
+class TruncationLeak:
+    """A column whose value at some checked rows changes when the data after them is removed."""
+
+    rows: int  # checked rows where it changed
+    first_row: int  # the first of them (row index)
+    full: float  # its value there from all the data ...
+    truncated: float  # ... and from the data cut just after it
+
+
+@dataclass(repr=False)
+class TruncationReport:
+    """What :func:`truncation_test` found; ``ok`` is True when no column looked ahead.
+
+    Attributes
+    ----------
+    rows : the rows checked (sorted).
+    columns : the columns compared.
+    leaks : column -> :class:`TruncationLeak`, for the columns that changed.
+    """
+
+    rows: np.ndarray
+    columns: list[str]
+    leaks: dict[str, TruncationLeak]
+
+    @property
+    def ok(self) -> bool:
+        return not self.leaks
+
+    def __str__(self) -> str:
+        head = (
+            f"TruncationReport: {'ok' if self.ok else f'{len(self.leaks)} column(s) use later data'} "
+            f"({len(self.columns)} columns at {len(self.rows)} rows)"
+        )
+        lines = [head]
+        for name, leak in self.leaks.items():
+            lines.append(
+                f"  {name}: differs at {leak.rows} of {len(self.rows)} rows, first row {leak.first_row} "
+                f"({leak.full!r} from all the data, {leak.truncated!r} from the data up to that row)"
+            )
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+
+def _cut(x: Any, k: int, t: int | None) -> Any:
+    """``x`` up to row ``k - 1`` (the data defining the rows), or up to time ``t`` inclusive
+    (a companion table such as trades: what is known at the last row)."""
+    if t is not None:
+        ts = np.asarray(x["ts"] if isinstance(x, Mapping) else x.ts)
+        k = int(np.searchsorted(ts, t, side="right"))
+    if isinstance(x, Frame):
+        return x.rows[:k]
+    if isinstance(x, Mapping):
+        return {name: np.asarray(a)[:k] for name, a in x.items()}
+    return x[:k]
+
+
+def _outputs(out: Any, what: str) -> dict[str, np.ndarray]:
+    if isinstance(out, Frame):
+        return {name: np.asarray(a) for name, a in out.items()}
+    if isinstance(out, Mapping):
+        return {str(name): np.asarray(a) for name, a in out.items()}
+    if isinstance(out, np.ndarray):
+        return {"value": out}
+    raise TypeError(f"{what} must return a Frame, a mapping of arrays or an ndarray, not {type(out).__name__}")
+
+
+def truncation_test(
+    fn: Any,
+    data: Any,
+    rows: Any = None,
+    *,
+    n: int = 20,
+    seed: int = 0,
+    rtol: float = 0.0,
+    atol: float = 0.0,
+) -> TruncationReport:
+    """Does ``fn`` look ahead?  Recompute it on the data cut just after each of some rows and
+    compare with the computation on all the data at those rows: a value that changes used
+    data from after its row, which a model would not have had.  No threshold on a
+    correlation is involved, so an off-by-one (a feature holding the next row's change) is
+    caught however weakly it correlates with the target.
+
+    Parameters
+    ----------
+    fn : a callable from ``data`` to a :class:`~lobfast.Frame` (or a mapping of arrays, or an
+        ndarray) with one row per row of the data, e.g. ``lambda b: lobfast.features(b)``.
+    data : what ``fn`` takes: a container with rows and ``ts`` (BookSnapshots, Quotes, a
+        Frame, a mapping of arrays), or a tuple of them, passed to ``fn`` as separate
+        arguments; the first defines the rows and the others (e.g. trades) are cut at the
+        time of the last row kept (``ts <=`` it).
+    rows : the rows to check; default ``n`` rows drawn with ``seed`` (the last row, which
+        sees all the data either way, is never drawn).
+    rtol, atol : tolerance of the comparison (default exact: a causal computation on a prefix
+        of the data repeats the same arithmetic).  NaN equals NaN.
+
+    Returns
+    -------
+    :class:`TruncationReport`.  Each checked row costs one call of ``fn`` on the rows up to it.
+
+    Examples
+    --------
+    >>> import numpy as np, lobfast
+    >>> from lobfast.leakage import truncation_test
+    >>> x = {"ts": np.arange(50), "v": np.cumsum(np.ones(50))}
+    >>> ahead = lambda d: {"next_change": np.r_[np.diff(d["v"]), np.nan]}
+    >>> truncation_test(ahead, x, rows=[10, 20]).leaks["next_change"].first_row
+    10
+    """
+    parts = tuple(data) if isinstance(data, tuple) else (data,)
+    main = parts[0]
+    total = len(main["ts"] if isinstance(main, Mapping) else main)
+    if rows is None:
+        if int(n) < 1:
+            raise ValueError(f"n must be >= 1, not {n!r}")
+        pool = max(total - 1, 0)
+        rows = np.random.default_rng(seed).choice(pool, size=min(int(n), pool), replace=False) if pool else []
+    rows = np.unique(np.asarray(rows, dtype=np.int64))
+    if len(rows) and (rows[0] < 0 or rows[-1] >= total):
+        raise ValueError(f"rows must lie in 0..{total - 1}; got {int(rows[0])}..{int(rows[-1])}")
+    full = _outputs(fn(*parts), "fn")
+    for name, a in full.items():
+        if len(a) != total:
+            raise ValueError(f"fn must return one row per data row: column {name!r} has {len(a)}, the data {total}")
+    ts_main = np.asarray(main["ts"] if isinstance(main, Mapping) else main.ts)
+    diff: dict[str, list[tuple[int, float, float]]] = {name: [] for name in full}
+    for r in rows.tolist():
+        t = int(ts_main[r])
+        cut = (_cut(main, r + 1, None), *(_cut(p, 0, t) for p in parts[1:]))
+        part = _outputs(fn(*cut), "fn")
+        for name, a in full.items():
+            if name not in part or len(part[name]) != r + 1:
+                raise ValueError(f"fn must return the same columns with one row per data row (column {name!r})")
+            want, got = np.asarray(a[r], np.float64), np.asarray(part[name][r], np.float64)
+            same = np.isclose(want, got, rtol=rtol, atol=atol, equal_nan=True)
+            if not np.all(same):
+                k = int(np.flatnonzero(~np.ravel(same))[0])
+                diff[name].append((r, float(np.ravel(want)[k]), float(np.ravel(got)[k])))
+    leaks = {
+        name: TruncationLeak(rows=len(d), first_row=d[0][0], full=d[0][1], truncated=d[0][2])
+        for name, d in diff.items()
+        if d
+    }
+    return TruncationReport(rows=rows, columns=list(full), leaks=leaks)

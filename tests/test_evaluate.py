@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from sklearn import metrics as skm
 
 import lobfast
+from lobfast import LobWarning
 from lobfast import evaluate as E
 
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -194,14 +195,34 @@ def test_raw_return_two_classes_and_regression():
     pred = np.array([0.1, 0.2, -0.1, -0.2, 0.0])
     smooth = pred * 2
     raw = np.array([-0.3, 0.1, 0.2, -0.1, 0.5])
-    r = E.evaluate_predictions(pred, smooth, raw)
+    with pytest.warns(LobWarning, match=r"exceeds the rank IC against the raw return \(-0\.100\) by 1\.100"):
+        r = E.evaluate_predictions(pred, smooth, raw)
     assert r["target"]["pearson"] == pytest.approx(1.0)
-    assert r["raw"] == {**E.regression_metrics(pred, raw), "directional_accuracy": 0.5, "n_directional": 4}
+    gap = 1.0 - E.regression_metrics(pred, raw)["spearman"]
+    want = {**E.regression_metrics(pred, raw), "directional_accuracy": 0.5, "n_directional": 4}
+    assert r["raw"] == {**want, "target_minus_raw_ic": pytest.approx(gap)}
     assert "raw" not in E.evaluate_predictions(pred, smooth)
     with pytest.raises(ValueError, match="task"):
         E.evaluate_predictions(pred, smooth, task="ranking")
     with pytest.raises(ValueError, match="raw_return"):
         E.evaluate_predictions(pred, smooth, raw[:3])
+
+
+def test_an_inflated_target_metric_warns():
+    """A target the model fits (a smoothed one) while the raw return is noise: a LobWarning
+    naming both ICs; none within the margin plus the noise of n rows, or on the raw return."""
+    rng = np.random.default_rng(7)
+    pred = rng.normal(size=500)
+    smooth, raw = pred * 2 + rng.normal(scale=0.5, size=500), rng.normal(size=500)
+    with pytest.warns(LobWarning, match=r"rank IC against the target \(0\.9\d\d\) exceeds the rank IC against the raw"):
+        r = E.evaluate_predictions(pred, smooth, raw)
+    gap = r["raw"]["target_minus_raw_ic"]
+    assert gap == pytest.approx(r["target"]["spearman"] - r["raw"]["spearman"]) and gap > 0.8
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        E.evaluate_predictions(pred, smooth, raw, inflation_margin=gap - 2 / np.sqrt(500) + 0.01)
+        E.evaluate_predictions(pred, raw, raw)
+        E.evaluate_predictions(pred[:40], smooth[:40] * 0 + rng.normal(size=40), raw[:40])
 
 
 # ------------------------------------------------------------------------------ table, figures
@@ -210,7 +231,7 @@ def test_summary_table_sorted_with_mean_row():
     res = {}
     for sym in ("SOLUSDT", "BTCUSDT", "ETHUSDT"):
         p, y = rng.normal(size=50), rng.normal(size=50)
-        res[sym] = E.evaluate_predictions(p, y * 0.5 + p, y)
+        res[sym] = E.evaluate_predictions(p, y * 0.5 + p, y, inflation_margin=np.inf)  # (inflated on purpose)
     table = E.summary_table(res)
     assert table.index.tolist() == ["BTCUSDT", "ETHUSDT", "SOLUSDT", "ALL"]
     assert table.index.name == "symbol"

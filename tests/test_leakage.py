@@ -162,3 +162,78 @@ def test_bad_input():
         lobfast.leakage_report(None, labels, [], method="kendall")
     with pytest.raises(ValueError, match="threshold must be"):
         lobfast.leakage_report(None, labels, [], threshold=1.5)
+
+
+# ------------------------------------------------------------------------------ truncation test
+from conftest import SPOT_BTC_0808  # noqa: E402
+
+from lobfast.leakage import truncation_test  # noqa: E402
+
+# every family of feature names, with parameters besides the defaults
+EXTRA_FEATURES = ["wmid_1", "wmid_10", "imbalance_3", "bid_depth_2", "ofi_w3", "ofi_250ms", "vol_5", "vol_2s"]
+EXTRA_FEATURES += ["intensity_500ms"]
+
+
+@pytest.mark.parametrize("path", [USDM_BTC_0808, SPOT_BTC_0808], ids=["usdm", "spot"])
+def test_every_built_in_feature_passes_the_truncation_test(path):
+    """No built-in feature changes at a row when the data after it is removed: on the real
+    recordings, from the book grid and the trades, and from quotes."""
+    md = lobfast.read_binance(str(path))
+    book = lobfast.reconstruct(md.depth, levels=10, every="100ms")
+    spec = lobfast.microstructure.default_spec(10) + EXTRA_FEATURES
+    rep = truncation_test(lambda b, t: lobfast.features(b, t, spec=spec), (book, md.trades), n=40, seed=1)
+    assert rep.ok, str(rep)
+    assert len(rep.columns) == len(spec) and len(rep.rows) == 40
+    # the rows drawn include ones inside every rolling window's reach (rows >= 600 = 60 s)
+    assert rep.rows.min() < 100 and rep.rows.max() > 1000
+    q = truncation_test(lambda x: lobfast.features(x, spec=["mid", "spread", "ofi", "vol_10s"]), md.quotes, n=20)
+    assert q.ok, str(q)
+
+
+def test_truncation_test_catches_an_off_by_one_feature_the_correlation_screen_misses(book):
+    """A feature holding the next row's mid change: a weak correlate of the label, so no
+    threshold on the correlation separates it from honest features, but the truncation
+    test flags it at every checked row where a next row exists."""
+    mid = (book.bid_px[:, 0] + book.ask_px[:, 0]) / 2
+
+    def leaky(b):
+        m = (b.bid_px[:, 0] + b.ask_px[:, 0]) / 2
+        honest = lobfast.features(b, spec=["imbalance_5"])
+        return lobfast.Frame(b.ts, imbalance_5=honest["imbalance_5"], next_change=np.r_[np.diff(m), np.nan])
+
+    rows = [5, 50, 500, len(mid) - 2]
+    rep = truncation_test(leaky, book, rows=rows)
+    assert not rep.ok and list(rep.leaks) == ["next_change"]
+    leak = rep.leaks["next_change"]
+    assert (leak.rows, leak.first_row) == (4, 5)
+    assert leak.full == mid[6] - mid[5] and np.isnan(leak.truncated)
+    assert "next_change: differs at 4 of 4 rows, first row 5" in str(rep)
+    # labels look ahead by design: the test says so
+    lab = truncation_test(lambda b: L.forward_return(b, 10), book, rows=rows[:3])
+    assert set(lab.leaks) == set(L.forward_return(book, 10).keys())
+
+
+def test_truncation_test_cuts_companion_tables_at_the_row_time(book):
+    """Trades are cut at the time of the last row kept: a count of the trades in the next
+    second is caught, one of the trades up to the row is not."""
+    md = lobfast.read_binance(str(USDM_BTC_0808))
+
+    def counts(b, t):
+        past = np.searchsorted(t.ts, b.ts, side="right")
+        ahead = np.searchsorted(t.ts, b.ts + SEC, side="right")
+        return {"trades_so_far": past.astype(float), "trades_next_1s": (ahead - past).astype(float)}
+
+    rep = truncation_test(counts, (book, md.trades), n=30)
+    assert list(rep.leaks) == ["trades_next_1s"]
+
+
+def test_truncation_test_bad_input(book):
+    f = lambda b: lobfast.features(b, spec=["mid"])  # noqa: E731
+    with pytest.raises(ValueError, match=r"rows must lie in 0\.\."):
+        truncation_test(f, book, rows=[len(book)])
+    with pytest.raises(ValueError, match="one row per data row"):
+        truncation_test(lambda b: {"x": np.zeros(3)}, book, n=2)
+    with pytest.raises(TypeError, match="must return a Frame"):
+        truncation_test(lambda b: [1, 2], book, n=2)
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        truncation_test(f, book, n=0)
