@@ -28,9 +28,8 @@ from .readers import expand_paths, iter_binance, read_binance, read_binance_visi
 from .rolling import rolling_std, rolling_sum
 from .timeindex import TimeIndex
 from .times import parse_duration, to_ns
+from .version import __version__ as __version__
 from .windowing import Normalizer, window_index, windows
-
-__version__ = "0.1.0"
 
 __all__ = [
     "BookBuilder",

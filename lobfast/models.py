@@ -28,7 +28,12 @@ PyTorch is an optional dependency: ``pip install 'lobfast[torch]'``.
 
 from __future__ import annotations
 
+import inspect
+import os
+import pickle
+import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,10 +45,25 @@ try:
 except ImportError as exc:
     raise ImportError("lobfast.models needs PyTorch: pip install 'lobfast[torch]'") from exc
 
-from .frame import holds_labels
-from .windowing import _positive, first_nonfinite
+from .containers import BookSnapshots
+from .frame import Frame, holds_labels
+from .microstructure import features as _features
+from .torch import WindowDataset
+from .train import predict as _predict
+from .version import __version__ as _LOBFAST_VERSION
+from .windowing import Normalizer, _positive, as_features, first_nonfinite
 
-__all__ = ["Baseline", "DeepLOB", "DeepLOBTCN", "HierarchicalTCN", "count_parameters"]
+__all__ = [
+    "Baseline",
+    "DeepLOB",
+    "DeepLOBTCN",
+    "HierarchicalTCN",
+    "Predictor",
+    "count_parameters",
+    "export",
+    "load",
+    "save",
+]
 
 _HEADS = ("regression", "classification")
 _ACTIVATIONS = ("leaky_relu", "relu")
@@ -280,8 +300,32 @@ class _Predictor(nn.Module):
             raise ValueError(f"head must be one of {_HEADS}, got {head!r}")
         self.task = head
 
+    def __init__(self) -> None:
+        super().__init__()
+        # the generator's state before any layer draws its weights: put back when seeded
+        self._rng_before = torch.random.get_rng_state()
+
     def _check(self, x: Any) -> None:
         _check_input(x, self.features, self.window)
+
+    def _finish(self, args: dict[str, Any]) -> None:
+        """Remember the constructor's arguments (``config``: what :func:`save` stores to build
+        the model again) and, with ``seed``, initialise every weight from that seed alone."""
+        names = list(inspect.signature(type(self).__init__).parameters)[1:]
+        self.config = {k: list(args[k]) if isinstance(args[k], tuple) else args[k] for k in names if k != "seed"}
+        seed, before = args.get("seed"), self.__dict__.pop("_rng_before")
+        if seed is None:
+            return
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be an int >= 0 or None, not {seed!r}")
+        # the same weights from the same seed whatever ran before (every layer initialised
+        # again, in order), and the caller's generator as it was before the model was built
+        torch.manual_seed(int(seed))
+        for m in self.modules():
+            reset = getattr(m, "reset_parameters", None) or getattr(m, "_reset_parameters", None)
+            if m is not self and reset is not None:
+                reset()
+        torch.random.set_rng_state(before)
 
     def loss(self, pred: torch.Tensor, y: torch.Tensor, base: str = "huber") -> torch.Tensor:
         """Training loss of ``pred = model(x)`` against targets ``y``.
@@ -370,6 +414,9 @@ class DeepLOB(_Predictor):
         Leaky ReLU uses slope 0.01.
     dropout : float
         Applied to the LSTM's last hidden state before the head.
+    seed : int or None
+        Initialise every weight from this seed alone (the caller's random state is left as
+        it was); None (default) draws from torch's global generator.
 
     Examples
     --------
@@ -394,6 +441,7 @@ class DeepLOB(_Predictor):
         lstm: int = 64,
         activation: str = "leaky_relu",
         dropout: float = 0.0,
+        seed: int | None = None,
     ) -> None:
         super().__init__()
         levels = _levels(features)
@@ -411,6 +459,7 @@ class DeepLOB(_Predictor):
         self.lstm = nn.LSTM(3 * inception, _positive(lstm, "lstm"), batch_first=True)
         self.drop = nn.Dropout(_check_dropout(dropout))
         self.fc = nn.Linear(lstm, self.n_outputs)
+        self._finish(locals())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check(x)
@@ -450,6 +499,9 @@ class DeepLOBTCN(_Predictor):
         Kernel of the TCN convolutions.
     dropout : float
         Used in every TCN layer and before the head.
+    seed : int or None
+        Initialise every weight from this seed alone (the caller's random state is left as
+        it was); None (default) draws from torch's global generator.
 
     Examples
     --------
@@ -477,6 +529,7 @@ class DeepLOBTCN(_Predictor):
         kernel_size: int = 3,
         activation: str = "leaky_relu",
         dropout: float = 0.0,
+        seed: int | None = None,
     ) -> None:
         super().__init__()
         levels = _levels(features)
@@ -493,6 +546,7 @@ class DeepLOBTCN(_Predictor):
         self.tcn = _tcn(3 * inception, tcn_channels, dilations, kernel_size, activation, dropout)
         self.drop = nn.Dropout(dropout)
         self.fc = nn.Linear(tcn_channels, self.n_outputs)
+        self._finish(locals())
 
     def _hidden(self, x: torch.Tensor) -> torch.Tensor:
         self._check(x)
@@ -554,6 +608,8 @@ class HierarchicalTCN(_Predictor):
         Kernel of the TCN convolutions.
     activation : {"leaky_relu", "relu"}
         Activation of the TCN layers.
+    seed : int or None
+        As in :class:`DeepLOB`.
 
     Examples
     --------
@@ -580,6 +636,7 @@ class HierarchicalTCN(_Predictor):
         short_weight: float = 0.5,
         kernel_size: int = 3,
         activation: str = "leaky_relu",
+        seed: int | None = None,
     ) -> None:
         super().__init__()
         self.task, self.n_outputs, self.n_classes = "regression", 2, None
@@ -612,6 +669,7 @@ class HierarchicalTCN(_Predictor):
         self.head_short = nn.Linear(channels, 1)
         self.head_long = nn.Linear(channels, 1)
         self.short_to_long = nn.Parameter(torch.ones(()))
+        self._finish(locals())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check(x)
@@ -772,3 +830,203 @@ class Baseline:
         if self.kind != "logistic" or self._n_columns is None:
             raise AttributeError("classes_ exists after fit() with kind='logistic'")
         return self.pipeline.classes_
+
+
+# --------------------------------------------------------------------------- saved models
+
+_FORMAT = "lobfast.predictor"
+_FORMAT_VERSION = 1
+_MODELS = {"DeepLOB": DeepLOB, "DeepLOBTCN": DeepLOBTCN, "HierarchicalTCN": HierarchicalTCN}
+
+
+class Predictor:
+    """A trained model with everything needed to use it on new data: the inputs it was
+    trained on (the book's DeepLOB layout with ``levels`` levels, or the feature ``spec``),
+    the window length, the fitted normaliser and the label description.  Made by
+    :func:`load`; :meth:`predict` takes a book (and trades) and returns one prediction per
+    book row, through the same feature, normalisation and window code as training.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        normalizer: Normalizer | None,
+        features: list[str] | None,
+        levels: int | None,
+        window: int,
+        labels: Any = None,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        self.model, self.normalizer, self.features = model.eval(), normalizer, features
+        self.levels, self.window, self.labels, self.meta = levels, window, labels, dict(meta or {})
+
+    def __repr__(self) -> str:
+        inputs = f"features {self.features}" if self.features is not None else f"book of {self.levels} levels"
+        norm = "no normaliser" if self.normalizer is None else f"{self.normalizer.method} normaliser"
+        return f"Predictor({type(self.model).__name__}, {inputs}, window {self.window}, {norm})"
+
+    def inputs(self, book: Any, trades: Any = None) -> Any:
+        """The model's input rows for ``book``: the book itself (checked to have the levels the
+        model was trained on) or its features (``spec`` computed, or a Frame given with exactly
+        those columns)."""
+        if self.features is None:
+            if not isinstance(book, BookSnapshots):
+                raise TypeError(f"this model reads the book: pass BookSnapshots, not {type(book).__name__}")
+            if book.levels != self.levels:
+                raise ValueError(f"this model was trained on {self.levels} book levels; the book has {book.levels}")
+            return book
+        if isinstance(book, Frame):
+            if list(book.keys()) != self.features:
+                raise ValueError(f"this model was trained on the columns {self.features}; got {list(book.keys())}")
+            return book
+        return _features(book, trades, spec=self.features)
+
+    def predict(self, book: Any, trades: Any = None, *, batch_size: int = 1024, device: Any = None) -> np.ndarray:
+        """One prediction per row of ``book`` (float64; ``(N,)`` for one output, else ``(N,
+        outputs)``; logits for a class head), NaN where no full window of usable rows ends:
+        the first ``window - 1`` rows, rows whose window holds an invalid book row or a
+        feature still warming up."""
+        X = self.inputs(book, trades)
+        matrix, _, ts, valid = as_features(X)
+        ok = np.isfinite(matrix).all(axis=1) if self.features is not None else np.ones(len(matrix), bool)
+        if valid is not None:
+            ok &= valid
+        norm = self.normalizer
+        if norm is not None and norm.method == "rolling_zscore":  # from earlier periods of this data only
+            norm = Normalizer.from_state(norm.state()).fit(X, valid=ok)
+        ds = WindowDataset(X, None, self.window, normalizer=norm, valid=ok)
+        pred = _predict(self.model, ds, batch_size=batch_size, device=device)
+        shape = (len(matrix),) if pred.ndim == 1 else (len(matrix), pred.shape[1])
+        out = np.full(shape, np.nan)
+        out[ds.ends] = pred
+        return out
+
+    __call__ = predict
+
+
+def save(
+    path: Any,
+    model: nn.Module,
+    *,
+    normalizer: Normalizer | None = None,
+    features: Sequence[str] | None = None,
+    labels: Any = None,
+    window: int | None = None,
+    meta: dict[str, Any] | None = None,
+) -> None:
+    """Save ``model`` with what :func:`load` needs to predict new data (one file, written
+    atomically; loading it runs no pickled code).
+
+    Parameters
+    ----------
+    model : a :class:`DeepLOB`, :class:`DeepLOBTCN` or :class:`HierarchicalTCN`.
+    normalizer : the fitted :class:`lobfast.Normalizer` the training windows went through.
+    features : the feature spec the model was trained on (names for
+        :func:`lobfast.features`), or None for the book's DeepLOB layout (levels = F / 4).
+    labels : a description of the training target (numbers, strings, lists, dicts), kept
+        for the record, e.g. ``{"label": "smooth_20", "horizon": 20}``.
+    window : the window length T of training (default the model's own ``window``).
+    meta : anything else to keep (numbers, strings, lists, dicts).
+    """
+    name = type(model).__name__
+    if _MODELS.get(name) is not type(model) or not hasattr(model, "config"):
+        raise TypeError(f"save() takes a DeepLOB, DeepLOBTCN or HierarchicalTCN, not {name}")
+    window = model.window if window is None else _positive(window, "window")
+    if window is None:
+        raise ValueError(f"{name} takes any window length: pass the window= it was trained with")
+    if model.window is not None and window != model.window:
+        raise ValueError(f"{name} was built for windows of {model.window} rows, not {window}")
+    spec = None if features is None else [str(f) for f in features]
+    if spec is not None and len(spec) != model.features:
+        raise ValueError(f"the model reads {model.features} columns; features names {len(spec)}")
+    if spec is None and model.features % 4:
+        raise ValueError(f"the book layout has 4 columns a level; the model reads {model.features}: pass features=")
+    if normalizer is not None and normalizer.fitted and normalizer.shift.shape[1] != model.features:
+        raise ValueError(
+            f"the normaliser was fitted on {normalizer.shift.shape[1]} columns; the model reads {model.features}"
+        )
+    bundle = {
+        "format": _FORMAT,
+        "version": _FORMAT_VERSION,
+        "lobfast": _LOBFAST_VERSION,
+        "torch": str(torch.__version__),
+        "model": name,
+        "config": model.config,
+        "state": {k: v.detach().to("cpu") for k, v in model.state_dict().items()},
+        "normalizer": None if normalizer is None else normalizer.state(),
+        "features": spec,
+        "levels": None if spec is not None else model.features // 4,
+        "window": int(window),
+        "labels": labels,
+        "meta": dict(meta or {}),
+    }
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(bundle, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load(path: Any, *, device: Any = "cpu") -> Predictor:
+    """The :class:`Predictor` saved by :func:`save` at ``path``.  The file is read as
+    tensors, dicts, lists, numbers and strings only: one holding other objects (whose
+    unpickling could run code) is refused with ``ValueError``, as is a file that is not a
+    saved lobfast model or comes from a newer format."""
+    try:
+        with warnings.catch_warnings():  # torch's note on a pickle protocol: the refusal below says more
+            warnings.filterwarnings("ignore", "Detected pickle protocol", UserWarning)
+            bundle = torch.load(Path(path), map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, EOFError) as e:
+        raise ValueError(
+            f"{path}: not a saved lobfast model, or it holds objects other than tensors and data ({e})"
+        ) from None
+    if not isinstance(bundle, dict) or bundle.get("format") != _FORMAT:
+        raise ValueError(f"{path}: not a saved lobfast model")
+    if bundle.get("version") != _FORMAT_VERSION:
+        raise ValueError(
+            f"{path}: saved in format version {bundle.get('version')}; this lobfast reads {_FORMAT_VERSION}"
+        )
+    cls = _MODELS.get(bundle["model"])
+    if cls is None:
+        raise ValueError(f"{path}: unknown model {bundle['model']!r}")
+    model = cls(**bundle["config"])
+    model.load_state_dict(bundle["state"])
+    model.to(device)
+    norm = None if bundle["normalizer"] is None else Normalizer.from_state(bundle["normalizer"])
+    return Predictor(
+        model,
+        normalizer=norm,
+        features=bundle["features"],
+        levels=bundle["levels"],
+        window=bundle["window"],
+        labels=bundle["labels"],
+        meta={**bundle["meta"], "lobfast": bundle["lobfast"], "torch": bundle["torch"]},
+    )
+
+
+def export(model: nn.Module, path: Any, *, window: int | None = None) -> None:
+    """Save ``model`` (in eval mode) as a ``torch.export`` program at ``path`` (``.pt2``): a
+    graph that runs without lobfast's Python code (``torch.export.load(path).module()``),
+    with any batch size, for windows of ``window`` rows (default the model's own).  It
+    computes what the eager model does (checked in the tests on CPU).  PyTorch cannot export
+    every layer: :class:`DeepLOB`'s LSTM is refused by ``torch.export`` in current PyTorch,
+    which raises ``ValueError`` saying so; save it with :func:`save` instead."""
+    name = type(model).__name__
+    window = getattr(model, "window", None) if window is None else _positive(window, "window")
+    if window is None:
+        raise ValueError(f"{name} takes any window length: pass window=")
+    was = model.training
+    model.eval()
+    x = torch.zeros(2, window, model.features, device=next(model.parameters()).device)
+    batch = torch.export.Dim("batch", min=1, max=1 << 30)
+    try:
+        with torch.no_grad():
+            program = torch.export.export(model, (x,), dynamic_shapes=({0: batch},))
+    except Exception as e:  # torch raises many types here; say which model and why
+        raise ValueError(f"torch {torch.__version__} cannot export {name}: {str(e).splitlines()[0]}") from e
+    finally:
+        model.train(was)
+    torch.export.save(program, Path(path))

@@ -316,6 +316,33 @@ class Normalizer:
         g = np.zeros(len(X), np.int64) if group is None else group
         return (X.astype(np.float64) - shift[g]) * scale[g]
 
+    def state(self) -> dict[str, Any]:
+        """What a saved model needs to normalise new data as in training: the method and its
+        settings, and for ``zscore`` / ``decimal_precision`` the fitted ``shift`` and
+        ``scale`` (``rolling_zscore`` is fitted again on the new data, from earlier periods
+        only).  Lists and numbers only."""
+        out: dict[str, Any] = {"method": self.method, "lookback": self.lookback, "period": self.period}
+        if self.method != "rolling_zscore":
+            if not self.fitted:
+                raise ValueError("the normaliser is not fitted: call fit(X_train) first")
+            out.update(shift=self.shift[0].tolist(), scale=self.scale[0].tolist())
+        return out
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Normalizer:
+        """The normaliser :meth:`state` describes."""
+        norm = cls(state["method"], lookback=state["lookback"], period=state["period"])
+        if "shift" in state:
+            shift, scale = np.asarray(state["shift"], np.float64), np.asarray(state["scale"], np.float64)
+            if (
+                shift.ndim != 1
+                or shift.shape != scale.shape
+                or not (np.isfinite(shift).all() and np.isfinite(scale).all())
+            ):
+                raise ValueError("a saved normaliser's shift and scale must be finite and of one length")
+            norm.shift, norm.scale = shift[None, :], scale[None, :]
+        return norm
+
     def __repr__(self) -> str:
         state = f"{self.shift.shape[0]} set(s) of {self.shift.shape[1]} features" if self.fitted else "not fitted"
         return f"Normalizer({self.method!r}, {state})"
