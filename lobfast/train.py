@@ -1,5 +1,6 @@
-"""Training loops: :func:`fit` (early stopping, LR schedule, checkpoints, resume),
-:func:`fit_per_symbol` and :func:`predict`.
+"""Training loops: :func:`fit` (early stopping, LR schedule, checkpoints, resume, run
+folders), :func:`fit_per_symbol`, :func:`predict` and walk-forward studies
+(:func:`walk_forward`, :func:`walk_forward_per_symbol`).
 
 A model is any ``torch.nn.Module`` mapping ``(B, T, F)`` windows to ``(B, outputs)``; the
 ones in :mod:`lobfast.models` also say their ``task`` ("regression" or "classification"),
@@ -23,13 +24,16 @@ True
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import pickle
+import platform
 import re
+import sys
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,9 +45,24 @@ try:
 except ImportError as e:  # pragma: no cover - exercised only without torch
     raise ImportError("lobfast.train needs PyTorch: pip install 'lobfast[torch]'") from e
 
+from . import backtest as _backtest
+from . import evaluate as _evaluate
+from .errors import _require
+from .split import Split
 from .torch import BatchLoader, WindowDataset, loader
+from .version import __version__ as _LOBFAST_VERSION
+from .windowing import Normalizer
 
-__all__ = ["History", "fit", "fit_per_symbol", "predict", "resolve_device"]
+__all__ = [
+    "History",
+    "WalkForward",
+    "fit",
+    "fit_per_symbol",
+    "predict",
+    "resolve_device",
+    "walk_forward",
+    "walk_forward_per_symbol",
+]
 
 LOSSES = ("huber", "mse", "ce")
 _CHECKPOINT = "checkpoint.pt"
@@ -170,6 +189,7 @@ def fit(
     resume: bool = True,
     seed: int = 0,
     progress: bool = True,
+    run_dir: str | os.PathLike | None = None,
 ) -> History:
     """Train ``model`` on ``train`` with Adam; keep the weights of the best validation epoch.
 
@@ -193,6 +213,12 @@ def fit(
         tensors, dicts, lists, numbers and strings only: a file holding other objects (whose
         unpickling could run code) is refused with ``ValueError``, never unpickled.
     progress : a progress bar per epoch (tqdm, when installed).
+    seed : seeds the data order and dropout (``torch.manual_seed``); with a model built with
+        its own ``seed=`` (weights), two CPU runs give the same weights bit for bit.
+    run_dir : a folder recording the run: ``config.json`` (these settings, the model's class
+        and constructor arguments, the data sizes), ``versions.json`` (Python, platform,
+        lobfast, NumPy, PyTorch, the device), ``history.json`` and ``training_curves.png``
+        (when matplotlib is installed).
 
     Returns
     -------
@@ -212,8 +238,14 @@ def fit(
     for name, ld in (("training", tr), ("validation", va)):
         if ld is not None and not ld.dataset.labelled:
             raise ValueError(f"the {name} set has no labels (built with y=None, which is for predict)")
-    _, crit = _criterion(model, loss, _targets(tr))
+    loss_name, crit = _criterion(model, loss, _targets(tr))
     dtype = tr.dataset.dtype
+    run = None if run_dir is None else _Run(run_dir)
+    if run is not None:
+        settings = dict(loss=loss_name, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay)
+        settings.update(patience=patience, lr_patience=lr_patience, lr_factor=lr_factor, clip=clip, seed=seed)
+        run.json("config.json", {"fit": settings, "model": _model_record(model), "data": _data_record(tr, va)})
+        run.json("versions.json", _versions(dev))
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=lr_factor, patience=lr_patience)
     hist = History()
@@ -276,6 +308,9 @@ def fit(
             _save(path, model, opt, sched, hist, best_state, best, bad)
     if best_state is not None:
         model.load_state_dict(best_state)
+    if run is not None:
+        run.json("history.json", hist.as_dict())
+        run.figure("training_curves.png", lambda path: _evaluate.plot_history(hist.as_dict(), path))
     return hist
 
 
@@ -356,3 +391,361 @@ def predict(model: torch.nn.Module, data: Any, *, batch_size: int = 1024, device
         return np.empty(0)
     pred = torch.cat(parts).numpy()
     return pred[:, 0] if pred.ndim == 2 and pred.shape[1] == 1 else pred
+
+
+# ------------------------------------------------------------------------------ run folders
+class _Run:
+    """A folder that records a run: JSON, arrays and figures, each written atomically."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    def _atomic(self, name: str, write: Callable[[Path], None]) -> Path:
+        dst = self.path / name
+        tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp{dst.suffix}")
+        try:
+            write(tmp)
+            os.replace(tmp, dst)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return dst
+
+    def json(self, name: str, obj: Any) -> Path:
+        text = json.dumps(_plain(obj), indent=1, allow_nan=True)
+        return self._atomic(name, lambda p: p.write_text(text + "\n"))
+
+    def npz(self, name: str, **arrays: Any) -> Path:
+        def write(p: Path) -> None:
+            with open(p, "wb") as fh:
+                np.savez(fh, **arrays)
+
+        return self._atomic(name, write)
+
+    def csv(self, name: str, table: Any) -> Path:
+        return self._atomic(name, lambda p: table.to_csv(p))
+
+    def figure(self, name: str, draw: Callable[[Path], Any]) -> Path | None:
+        """The figure ``draw(path)`` saves, when matplotlib is installed (else nothing)."""
+        try:
+            return self._atomic(name, draw)
+        except ImportError:
+            return None
+
+
+def _plain(x: Any) -> Any:
+    """``x`` with NumPy scalars and arrays, tuples and paths turned into JSON types."""
+    if isinstance(x, Mapping):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _plain(x.tolist())
+    if isinstance(x, (np.integer, np.bool_)):
+        return x.item()
+    if isinstance(x, np.floating):
+        return float(x)
+    if isinstance(x, (str, int, float, bool)) or x is None:
+        return x
+    return str(x)
+
+
+def _versions(device: torch.device) -> dict[str, Any]:
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "lobfast": _LOBFAST_VERSION,
+        "numpy": np.__version__,
+        "torch": str(torch.__version__),
+        "device": str(device),
+        "cuda": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "threads": torch.get_num_threads(),
+    }
+
+
+def _model_record(model: torch.nn.Module) -> dict[str, Any]:
+    return {
+        "class": type(model).__name__,
+        "config": getattr(model, "config", None),
+        "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+    }
+
+
+def _data_record(tr: BatchLoader, va: BatchLoader | None) -> dict[str, Any]:
+    ds = tr.dataset
+    out = {"train_windows": len(ds), "window": getattr(ds, "T", None), "features": getattr(ds, "names", None)}
+    out["val_windows"] = None if va is None else len(va.dataset)
+    return out
+
+
+# ------------------------------------------------------------------------------ walk-forward
+@dataclass(repr=False)
+class WalkForward:
+    """The out-of-sample result of :func:`walk_forward`.
+
+    Attributes
+    ----------
+    pred : one prediction per row of ``X`` (float64; NaN where the row is in no test block
+        or has no full window), each from the fold whose test block holds the row.
+    rows : the rows predicted, in time order (each in exactly one fold).
+    fold : the fold of each row of ``rows``.
+    folds : per fold: ``split`` (the :class:`~lobfast.split.Split`), ``history``, ``metrics``
+        (:func:`lobfast.evaluate.evaluate_predictions` on its test block) and ``rows``.
+    metrics : the pooled out-of-sample metrics, against the target and the raw return.
+    backtest : :func:`lobfast.backtest.hold_to_horizon` over the pooled signal (with ``book``
+        and ``backtest=``), else None.
+    models : the trained model of each fold.
+    """
+
+    pred: np.ndarray
+    rows: np.ndarray
+    fold: np.ndarray
+    folds: list[dict[str, Any]]
+    metrics: dict[str, Any]
+    backtest: Any = None
+    models: list[torch.nn.Module] = field(default_factory=list)
+
+    def table(self):
+        """A pandas DataFrame: one row per fold (``fold 0`` ...) and ``pooled``, metrics as
+        columns (``target_spearman``, ``raw_spearman``, ...)."""
+        pd = _require("pandas", "pandas")
+        rows = {}
+        for k, f in enumerate(self.folds):
+            flat: dict[str, Any] = {}
+            _evaluate._flatten(f["metrics"], "", flat, set())
+            rows[f"fold {k}"] = flat
+        flat = {}
+        _evaluate._flatten(self.metrics, "", flat, set())
+        rows["pooled"] = flat
+        return pd.DataFrame.from_dict(rows, orient="index")
+
+    def __repr__(self) -> str:
+        raw = self.metrics.get("raw", {})
+        return (
+            f"WalkForward({len(self.folds)} folds, {len(self.rows)} out-of-sample rows; "
+            f"rank IC target {self.metrics['target']['spearman']:.3f}, raw {raw.get('spearman', float('nan')):.3f})"
+        )
+
+
+def _row_times(X: Any, book: Any) -> np.ndarray | None:
+    """The time of each row: ``X``'s own, else the book's (BookSnapshots or a (ts, bid, ask)
+    tuple), else None."""
+    for source in (X, book):
+        ts = source[0] if isinstance(source, tuple) else getattr(source, "ts", None)
+        if ts is not None:
+            return np.asarray(ts, dtype=np.int64)
+    return None
+
+
+def _fold_normalizer(normalizer: Any, X: Any, split: Split) -> Normalizer | None:
+    """A normaliser fitted on the fold's training rows only (a method name, a Normalizer to
+    copy the settings of, or None)."""
+    if normalizer is None:
+        return None
+    if isinstance(normalizer, str):
+        norm = Normalizer(normalizer)
+    elif isinstance(normalizer, Normalizer):
+        norm = Normalizer(normalizer.method, lookback=normalizer.lookback, period=normalizer.period)
+    else:
+        raise TypeError(f"normalizer must be a method name, a Normalizer or None, not {type(normalizer).__name__}")
+    if norm.method == "rolling_zscore":
+        return norm.fit(X)  # each period from earlier periods only: causal on all rows
+    return norm.fit(X, rows=split.train)
+
+
+def walk_forward(
+    make_model: Callable[[int], torch.nn.Module],
+    X: Any,
+    y: Any,
+    folds: Sequence[Split],
+    *,
+    window: int,
+    raw: Any = None,
+    normalizer: Any = "zscore",
+    valid: Any = None,
+    warm_start: bool = False,
+    book: Any = None,
+    backtest: Mapping[str, Any] | None = None,
+    run_dir: str | os.PathLike | None = None,
+    seed: int = 0,
+    **fit_kwargs: Any,
+) -> WalkForward:
+    """Retrain per walk-forward fold, predict each fold's test block, and evaluate all the
+    out-of-sample predictions together.
+
+    Fold k (from :func:`lobfast.split.walk_forward`, purged and embargoed there): a model
+    ``make_model(k)`` (with ``warm_start``, it starts from fold k-1's trained weights) is fit
+    on the fold's train rows (early stopping on its val rows when it has some) with a
+    normaliser fitted on those train rows only, and predicts the windows ending in its test
+    block.  The predictions of all folds, in time order, are evaluated against the target
+    and the raw return (:func:`lobfast.evaluate.evaluate_predictions`), per fold and
+    pooled, and traded as one signal when ``book`` and ``backtest`` are given.
+
+    Parameters
+    ----------
+    make_model : fold number -> a new model.
+    X, y : the features (as :class:`lobfast.torch.WindowDataset` takes them: an array,
+        BookSnapshots or FeatureFrame) and the target per row (regression).
+    folds : the folds, in time order, with disjoint test blocks.
+    window : rows per window (T).
+    raw : the raw forward return per row, what a position earns (recommended).
+    normalizer : ``"zscore"`` (default), ``"decimal_precision"``, ``"rolling_zscore"``, a
+        :class:`lobfast.Normalizer` (its settings; fitted again per fold) or None.
+    valid : usable rows (default: the book's ``valid``, or all).
+    warm_start : start each fold from the previous fold's weights.
+    book, backtest : with both, :func:`lobfast.backtest.hold_to_horizon(signal, book,
+        **backtest)` on the pooled out-of-sample predictions (``backtest`` holds
+        ``horizon`` and any other settings).
+    run_dir : a folder recording the study: ``config.json``, ``versions.json``, one
+        ``fold_<k>/`` run folder per fold (:func:`fit`), ``predictions.npz`` (rows, ts, fold,
+        pred, target, raw), ``metrics.json``, ``metrics.csv`` (per fold and pooled),
+        ``backtest.json`` and figures (``predictions.png``, ``pnl.png``).
+    seed : fold k trains with ``seed + k``.
+    fit_kwargs : passed to :func:`fit` (epochs, batch_size, lr, device, progress, ...).
+
+    Returns
+    -------
+    :class:`WalkForward`.
+    """
+    if not folds:
+        raise ValueError("folds is empty: make them with lobfast.split.walk_forward(...)")
+    for bad in ("checkpoint_dir", "run_dir", "seed"):
+        if bad in fit_kwargs:
+            raise TypeError(f"{bad} is set by walk_forward per fold")
+    if (book is None) != (backtest is None):
+        raise ValueError("a backtest needs both book= and backtest= (its settings, with horizon)")
+    y_arr = np.asarray(y, dtype=np.float64)
+    raw_arr = None if raw is None else np.asarray(raw, dtype=np.float64)
+    if y_arr.ndim != 1 or (raw_arr is not None and raw_arr.shape != y_arr.shape):
+        raise ValueError("y (and raw) must be 1-D, one value per row (walk_forward evaluates one target)")
+    n = len(y_arr)
+    tests = [np.asarray(f.test) for f in folds]
+    for k in range(1, len(folds)):
+        if len(tests[k]) and len(tests[k - 1]) and tests[k][0] <= tests[k - 1][-1]:
+            raise ValueError(f"fold {k}'s test block does not come after fold {k - 1}'s: folds must be in time order")
+    run = None if run_dir is None else _Run(run_dir)
+    if run is not None:
+        cfg = dict(window=window, warm_start=warm_start, seed=seed, folds=len(folds), rows=n, fit=fit_kwargs)
+        cfg.update(normalizer=normalizer if isinstance(normalizer, str) or normalizer is None else normalizer.method)
+        cfg["backtest"] = None if backtest is None else dict(backtest)
+        cfg["splits"] = [
+            {"train": len(f.train), "val": len(f.val), "test": len(f.test), "boundaries": f.boundaries} for f in folds
+        ]
+        run.json("config.json", cfg)
+        run.json("versions.json", _versions(resolve_device(fit_kwargs.get("device", "auto"))))
+    pred = np.full(n, np.nan)
+    fold_of = np.full(n, -1, np.int64)
+    out_folds, trained, previous = [], [], None
+    for k, split in enumerate(folds):
+        model = make_model(k)
+        if warm_start and previous is not None:
+            model.load_state_dict(previous.state_dict())
+        norm = _fold_normalizer(normalizer, X, split)
+        kw = dict(normalizer=norm, valid=valid)
+        train = WindowDataset(X, y_arr, window, indices=split.train, **kw)
+        val = WindowDataset(X, y_arr, window, indices=split.val, **kw) if len(split.val) else None
+        if val is not None and len(val) == 0:
+            val = None
+        test = WindowDataset(X, None, window, indices=split.test, **kw)
+        fold_dir = None if run is None else run.path / f"fold_{k}"
+        hist = fit(model, train, val, seed=seed + k, run_dir=fold_dir, **fit_kwargs)
+        p = predict(model, test) if len(test) else np.empty(0)
+        if p.ndim != 1:
+            raise ValueError(f"the model of fold {k} gives {p.shape[1]} outputs; walk_forward evaluates one")
+        pred[test.ends], fold_of[test.ends] = p, k
+        metrics = _evaluate.evaluate_predictions(
+            p, y_arr[test.ends], None if raw_arr is None else raw_arr[test.ends], inflation_margin=math.inf
+        )
+        out_folds.append({"split": split, "history": hist, "metrics": metrics, "rows": test.ends})
+        trained.append(model)
+        previous = model
+    rows = np.flatnonzero(fold_of >= 0)
+    if not len(rows):
+        raise ValueError("no fold had a test window: check the folds against the window length and valid rows")
+    metrics = _evaluate.evaluate_predictions(
+        pred[rows], y_arr[rows], None if raw_arr is None else raw_arr[rows]
+    )  # pooled: warns when the target flatters the model
+    bt = None
+    if book is not None:
+        bt = _backtest.hold_to_horizon(pred, book, **dict(backtest))
+    result = WalkForward(pred, rows, fold_of[rows], out_folds, metrics, bt, trained)
+    if run is not None:
+        ts = _row_times(X, book)
+        run.npz(
+            "predictions.npz",
+            rows=rows,
+            ts=ts[rows] if ts is not None else np.full(len(rows), -1, np.int64),
+            fold=fold_of[rows],
+            pred=pred[rows],
+            target=y_arr[rows],
+            raw=raw_arr[rows] if raw_arr is not None else np.full(len(rows), np.nan),
+        )
+        run.json("metrics.json", {"pooled": metrics, "folds": [f["metrics"] for f in out_folds]})
+        run.csv("metrics.csv", result.table())
+        realised = raw_arr if raw_arr is not None else y_arr
+        run.figure(
+            "predictions.png",
+            lambda path: _evaluate.plot_predictions(pred[rows], realised[rows], path, title="out of sample"),
+        )
+        if bt is not None:
+            run.json("backtest.json", bt.summary())
+            run.figure("pnl.png", lambda path: _backtest.plot_pnl(bt, path))
+    return result
+
+
+def walk_forward_per_symbol(
+    make_model: Callable[[str, int], torch.nn.Module],
+    data: Mapping[str, Mapping[str, Any]],
+    *,
+    run_dir: str | os.PathLike | None = None,
+    top: int = 5,
+    **kwargs: Any,
+) -> tuple[dict[str, WalkForward], Any]:
+    """:func:`walk_forward` for each symbol: ``data[symbol]`` holds its ``X``, ``y``,
+    ``folds`` and optionally ``raw`` and ``book``; ``make_model(symbol, fold)`` builds a
+    model; ``kwargs`` go to every study (``window``, ``backtest``, fit settings...).
+
+    Returns ``({symbol: WalkForward}, table)``: the table has one row per symbol of the
+    pooled out-of-sample metrics (and the backtest summary), sorted, then ``mean``,
+    ``median``, ``std`` rows over the symbols, as a per-symbol study reports them.  With
+    ``run_dir``, each symbol's study goes to ``run_dir/<symbol>/``, and ``summary.csv`` (the
+    table) and ``top.csv`` (the ``top`` symbols by raw rank IC) to ``run_dir``.
+    """
+    pd = _require("pandas", "pandas")
+    if not data:
+        raise ValueError("data is empty: {symbol: {'X': ..., 'y': ..., 'folds': ...}}")
+    results, rows = {}, {}
+    for symbol, d in data.items():
+        if not symbol or os.sep in symbol or symbol in (".", ".."):
+            raise ValueError(f"symbol {symbol!r} cannot name a run folder")
+        missing = {"X", "y", "folds"} - set(d)
+        if missing:
+            raise ValueError(f"data[{symbol!r}] lacks {', '.join(sorted(missing))}")
+        res = walk_forward(
+            lambda k, s=symbol: make_model(s, k),
+            d["X"],
+            d["y"],
+            d["folds"],
+            raw=d.get("raw"),
+            book=d.get("book"),
+            run_dir=None if run_dir is None else Path(run_dir) / symbol,
+            **kwargs,
+        )
+        results[symbol] = res
+        flat: dict[str, Any] = {}
+        _evaluate._flatten(res.metrics, "", flat, set())
+        if res.backtest is not None:
+            _evaluate._flatten(res.backtest.summary(), "backtest_", flat, set())
+        rows[symbol] = flat
+    table = pd.DataFrame.from_dict(rows, orient="index").sort_index()
+    numeric = table.select_dtypes("number")
+    stats = pd.DataFrame({"mean": numeric.mean(), "median": numeric.median(), "std": numeric.std(ddof=1)}).T
+    table = pd.concat([table, stats])
+    table.index.name = "symbol"
+    if run_dir is not None:
+        run = _Run(run_dir)
+        run.csv("summary.csv", table)
+        key = "raw_spearman" if "raw_spearman" in table else "target_spearman"
+        run.csv("top.csv", table.loc[list(results)].sort_values(key, ascending=False).head(top))
+    return results, table
