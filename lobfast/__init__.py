@@ -29,7 +29,7 @@ from .rolling import rolling_std, rolling_sum
 from .timeindex import TimeIndex
 from .times import parse_duration, to_ns
 from .version import __version__ as __version__
-from .windowing import Normalizer, window_index, windows
+from .windowing import Normalizer, TargetScaler, window_index, windows
 
 __all__ = [
     "BookBuilder",
@@ -45,6 +45,7 @@ __all__ = [
     "LobWarning",
     "MarketData",
     "Normalizer",
+    "TargetScaler",
     "Quotes",
     "QualityReport",
     "QuoteCheck",

@@ -51,7 +51,7 @@ from .microstructure import features as _features
 from .torch import WindowDataset
 from .train import predict as _predict
 from .version import __version__ as _LOBFAST_VERSION
-from .windowing import Normalizer, _positive, as_features, first_nonfinite
+from .windowing import Normalizer, TargetScaler, _positive, as_features, first_nonfinite
 
 __all__ = [
     "Baseline",
@@ -66,7 +66,8 @@ __all__ = [
 ]
 
 _HEADS = ("regression", "classification")
-_ACTIVATIONS = ("leaky_relu", "relu")
+_ACTIVATIONS = ("leaky_relu", "relu", "tanh")
+_TCN_BLOCKS = ("layer", "residual")
 _LOSSES = ("huber", "mse")
 
 # DeepLOB's convolutional front: three blocks of two unpadded (4, 1) convolutions each.
@@ -137,6 +138,8 @@ def _act(name: str) -> nn.Module:
         return nn.LeakyReLU(0.01)
     if name == "relu":
         return nn.ReLU()
+    if name == "tanh":
+        return nn.Tanh()
     raise ValueError(f"activation must be one of {_ACTIVATIONS}, got {name!r}")
 
 
@@ -208,20 +211,52 @@ class _TCNLayer(nn.Module):
         return self.drop(self.act(self.bn(self.conv(x)))) + self.skip(x)
 
 
+class _TCNBlock(nn.Module):
+    """The standard TCN residual block (Bai, Kolter & Koltun 2018): two causal dilated convs,
+    each -> BatchNorm1d -> activation -> dropout (the second without its activation), then
+    the activation after adding the residual (identity, or a 1x1 conv for a channel change)."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, dilation: int, activation: str, dropout: float) -> None:
+        super().__init__()
+        self.conv1 = _CausalConv1d(c_in, c_out, kernel, dilation)
+        self.bn1 = nn.BatchNorm1d(c_out)
+        self.act1 = _act(activation)
+        self.conv2 = _CausalConv1d(c_out, c_out, kernel, dilation)
+        self.bn2 = nn.BatchNorm1d(c_out)
+        self.drop = nn.Dropout(dropout)
+        self.act = _act(activation)
+        self.skip = nn.Conv1d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.drop(self.act1(self.bn1(self.conv1(x))))
+        h = self.drop(self.bn2(self.conv2(h)))
+        return self.act(h + self.skip(x))
+
+
 def _tcn(
-    c_in: int, channels: int, dilations: tuple[int, ...], kernel: int, activation: str, dropout: float
+    c_in: int,
+    channels: int,
+    dilations: tuple[int, ...],
+    kernel: int,
+    activation: str,
+    dropout: float,
+    block: str = "layer",
 ) -> nn.Sequential:
-    """A stack of :class:`_TCNLayer`, one per dilation; only the first may change the channel count."""
+    """A stack of :class:`_TCNLayer` (``block="layer"``) or :class:`_TCNBlock` (``"residual"``),
+    one per dilation; only the first may change the channel count."""
+    if block not in _TCN_BLOCKS:
+        raise ValueError(f"block must be one of {_TCN_BLOCKS}, got {block!r}")
+    kind = _TCNLayer if block == "layer" else _TCNBlock
     layers = [
-        _TCNLayer(c_in if i == 0 else channels, channels, kernel, d, activation, dropout)
-        for i, d in enumerate(dilations)
+        kind(c_in if i == 0 else channels, channels, kernel, d, activation, dropout) for i, d in enumerate(dilations)
     ]
     return nn.Sequential(*layers)
 
 
-def _tcn_reach(kernel: int, dilations: Sequence[int]) -> int:
-    """Steps into the past a causal TCN stack adds to the receptive field."""
-    return (kernel - 1) * sum(dilations)
+def _tcn_reach(kernel: int, dilations: Sequence[int], block: str = "layer") -> int:
+    """Steps into the past a causal TCN stack adds to the receptive field (two convs a
+    residual block)."""
+    return (2 if block == "residual" else 1) * (kernel - 1) * sum(dilations)
 
 
 def _unit(conv: nn.Module, c_out: int, activation: str) -> list[nn.Module]:
@@ -263,12 +298,14 @@ class _DeepLOBFront(nn.Module):
     (T' = T - 18) and centred inception. Causal: everything left-padded, T' = T.
     """
 
-    def __init__(self, levels: int, channels: int, inception: int, activation: str, causal: bool) -> None:
+    def __init__(
+        self, levels: int, channels: int, inception: int, activation: str, causal: bool, block2: str | None = None
+    ) -> None:
         super().__init__()
         front_pad, inception_pad = ("causal", "causal") if causal else ("valid", "same")
         self.blocks = nn.Sequential(
             _conv_block(1, channels, 2, 2, activation, front_pad),
-            _conv_block(channels, channels, 2, 2, activation, front_pad),
+            _conv_block(channels, channels, 2, 2, block2 or activation, front_pad),
             _conv_block(channels, channels, levels, 1, activation, front_pad),
         )
         self.inception = _Inception(channels, inception, activation, inception_pad)
@@ -327,16 +364,30 @@ class _Predictor(nn.Module):
                 reset()
         torch.random.set_rng_state(before)
 
-    def loss(self, pred: torch.Tensor, y: torch.Tensor, base: str = "huber") -> torch.Tensor:
+    def predict_proba(self, x: Any) -> torch.Tensor:
+        """Class probabilities ``(B, n_classes)`` of a classification head, in eval mode
+        without gradients (the softmax of the logits ``forward`` returns)."""
+        if self.task != "classification":
+            raise ValueError("predict_proba needs a classification head; this model is a regressor")
+        was = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                return torch.softmax(self(x), dim=1)
+        finally:
+            self.train(was)
+
+    def loss(self, pred: torch.Tensor, y: torch.Tensor, base: str = "huber", delta: float = 1.0) -> torch.Tensor:
         """Training loss of ``pred = model(x)`` against targets ``y``.
 
         Classification: cross-entropy; ``y`` holds class indices ``0 .. n_classes - 1``
-        (integers, or floats with whole values). Regression: ``base`` ("huber" or "mse") with
-        ``y`` of shape ``(B, n_outputs)``, or ``(B,)`` for one output. NaN targets raise ValueError.
+        (integers, or floats with whole values). Regression: ``base`` ("huber", with threshold
+        ``delta``, or "mse") with ``y`` of shape ``(B, n_outputs)``, or ``(B,)`` for one
+        output. NaN targets raise ValueError.
         """
         if self.task == "classification":
             return F.cross_entropy(pred, _class_targets(y, pred, self.n_classes or pred.shape[1]))
-        return _regression_loss(pred, _match_targets(y, pred), base)
+        return _regression_loss(pred, _match_targets(y, pred), base, delta)
 
 
 def _match_targets(y: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
@@ -373,9 +424,9 @@ def _class_targets(y: torch.Tensor, pred: torch.Tensor, n_classes: int) -> torch
     return y
 
 
-def _regression_loss(pred: torch.Tensor, y: torch.Tensor, base: str) -> torch.Tensor:
+def _regression_loss(pred: torch.Tensor, y: torch.Tensor, base: str, delta: float = 1.0) -> torch.Tensor:
     if base == "huber":
-        return F.huber_loss(pred, y)
+        return F.huber_loss(pred, y, delta=delta)
     if base == "mse":
         return F.mse_loss(pred, y)
     raise ValueError(f"base must be one of {_LOSSES}, got {base!r}")
@@ -414,6 +465,15 @@ class DeepLOB(_Predictor):
         Leaky ReLU uses slope 0.01.
     dropout : float
         Applied to the LSTM's last hidden state before the head.
+    block2_activation : str or None
+        The second convolution block's activation; ``"tanh"`` gives the authors' PyTorch
+        variant (LeakyReLU, Tanh, LeakyReLU).  None (default): ``activation`` throughout.
+    lstm_layers, bidirectional : int, bool
+        Stacked LSTM layers (default 1, as in the paper) and a bidirectional LSTM (its last
+        step then reads the whole window backwards as well; the head doubles its inputs).
+    lstm_input_dropout : float
+        Dropout on the inception output before the LSTM, as in the authors' Keras code
+        (default 0).
     seed : int or None
         Initialise every weight from this seed alone (the caller's random state is left as
         it was); None (default) draws from torch's global generator.
@@ -442,6 +502,11 @@ class DeepLOB(_Predictor):
         activation: str = "leaky_relu",
         dropout: float = 0.0,
         seed: int | None = None,
+        *,
+        block2_activation: str | None = None,
+        lstm_layers: int = 1,
+        bidirectional: bool = False,
+        lstm_input_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         levels = _levels(features)
@@ -453,17 +518,31 @@ class DeepLOB(_Predictor):
             )
         self._set_head(head, n_classes, n_outputs)
         self.features, self.window, self.receptive_field = features, window, window
+        if block2_activation is not None:
+            _act(block2_activation)  # a name it knows
         self.front = _DeepLOBFront(
-            levels, _positive(channels, "channels"), _positive(inception, "inception"), activation, causal=False
+            levels,
+            _positive(channels, "channels"),
+            _positive(inception, "inception"),
+            activation,
+            causal=False,
+            block2=block2_activation,
         )
-        self.lstm = nn.LSTM(3 * inception, _positive(lstm, "lstm"), batch_first=True)
+        self.lstm_in_drop = nn.Dropout(_check_dropout(lstm_input_dropout))
+        self.lstm = nn.LSTM(
+            3 * inception,
+            _positive(lstm, "lstm"),
+            num_layers=_positive(lstm_layers, "lstm_layers"),
+            batch_first=True,
+            bidirectional=bool(bidirectional),
+        )
         self.drop = nn.Dropout(_check_dropout(dropout))
-        self.fc = nn.Linear(lstm, self.n_outputs)
+        self.fc = nn.Linear(lstm * (2 if bidirectional else 1), self.n_outputs)
         self._finish(locals())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check(x)
-        seq, _ = self.lstm(self.front(x).transpose(1, 2))  # (B, T - 18, lstm)
+        seq, _ = self.lstm(self.lstm_in_drop(self.front(x).transpose(1, 2)))  # (B, T - 18, lstm x directions)
         return self.fc(self.drop(seq[:, -1]))
 
 
@@ -499,6 +578,13 @@ class DeepLOBTCN(_Predictor):
         Kernel of the TCN convolutions.
     dropout : float
         Used in every TCN layer and before the head.
+    block : {"layer", "residual"}
+        ``"layer"`` (default): one conv per dilation as above.  ``"residual"``: the standard
+        TCN residual block, two dilated causal convs per dilation with the activation after
+        the residual add (Bai et al. 2018), which doubles the TCN's reach: 4 blocks with
+        dilations 1, 2, 4, 8 and kernel 3 reach ``1 + 2 * 2 * 15 = 61`` steps, as in the
+        reference study.  The default head stays classification (as the DeepLOB paper); the
+        reference study's regression head is ``head="regression"``.
     seed : int or None
         Initialise every weight from this seed alone (the caller's random state is left as
         it was); None (default) draws from torch's global generator.
@@ -530,6 +616,8 @@ class DeepLOBTCN(_Predictor):
         activation: str = "leaky_relu",
         dropout: float = 0.0,
         seed: int | None = None,
+        *,
+        block: str = "layer",
     ) -> None:
         super().__init__()
         levels = _levels(features)
@@ -538,12 +626,15 @@ class DeepLOBTCN(_Predictor):
         kernel_size = _positive(kernel_size, "kernel_size")
         dropout = _check_dropout(dropout)
         self.features, self.window = features, None
-        self.receptive_field = 1 + _FRONT_REACH + (_INCEPTION_WIDEST - 1) + _tcn_reach(kernel_size, dilations)
+        if block not in _TCN_BLOCKS:
+            raise ValueError(f"block must be one of {_TCN_BLOCKS}, got {block!r}")
+        reach = _tcn_reach(kernel_size, dilations, block)
+        self.receptive_field = 1 + _FRONT_REACH + (_INCEPTION_WIDEST - 1) + reach
         self.front = _DeepLOBFront(
             levels, _positive(channels, "channels"), _positive(inception, "inception"), activation, causal=True
         )
         tcn_channels = _positive(tcn_channels, "tcn_channels")
-        self.tcn = _tcn(3 * inception, tcn_channels, dilations, kernel_size, activation, dropout)
+        self.tcn = _tcn(3 * inception, tcn_channels, dilations, kernel_size, activation, dropout, block)
         self.drop = nn.Dropout(dropout)
         self.fc = nn.Linear(tcn_channels, self.n_outputs)
         self._finish(locals())
@@ -610,6 +701,16 @@ class HierarchicalTCN(_Predictor):
         Activation of the TCN layers.
     seed : int or None
         As in :class:`DeepLOB`.
+    front : {"none", "deeplob"}
+        ``"none"`` (default): each branch projects the raw features.  ``"deeplob"``: the
+        reference design, a shared causal DeepLOB convolution + inception front
+        (``front_channels``, ``front_inception``; F a multiple of 4) computed once over the
+        window and feeding both branches; it adds 22 steps of reach to both.
+    short_dilations, long_dilations : sequence of int or None
+        Each branch's own dilations (default ``dilations``): the reference study uses 4
+        blocks for the short branch and 5 for the long one.
+    block : {"layer", "residual"}
+        TCN layers as in :class:`DeepLOBTCN`.
 
     Examples
     --------
@@ -637,10 +738,21 @@ class HierarchicalTCN(_Predictor):
         kernel_size: int = 3,
         activation: str = "leaky_relu",
         seed: int | None = None,
+        *,
+        front: str = "none",
+        front_channels: int = 32,
+        front_inception: int = 64,
+        short_dilations: Sequence[int] | None = None,
+        long_dilations: Sequence[int] | None = None,
+        block: str = "layer",
     ) -> None:
         super().__init__()
         self.task, self.n_outputs, self.n_classes = "regression", 2, None
         self.features = _positive(features, "features")
+        if front not in ("none", "deeplob"):
+            raise ValueError(f"front must be 'none' or 'deeplob', got {front!r}")
+        if block not in _TCN_BLOCKS:
+            raise ValueError(f"block must be one of {_TCN_BLOCKS}, got {block!r}")
         self.short_steps = _positive(short_steps, "short_steps")
         self.long_pool = _positive(long_pool, "long_pool")
         self.long_steps = _positive(long_steps, "long_steps")
@@ -654,15 +766,30 @@ class HierarchicalTCN(_Predictor):
         if not 0.0 <= self.short_weight <= 1.0:
             raise ValueError(f"short_weight must be in [0, 1], got {short_weight}")
         dilations, dropout = _dilations(dilations), _check_dropout(dropout)
+        short_d = dilations if short_dilations is None else _dilations(short_dilations)
+        long_d = dilations if long_dilations is None else _dilations(long_dilations)
         kernel_size = _positive(kernel_size, "kernel_size")
-        reach = 1 + _tcn_reach(kernel_size, dilations)
-        self.short_receptive_field = min(self.short_steps, reach)
-        self.receptive_field = max(self.long_pool * min(self.long_steps, reach), self.short_steps)
+        # a shared causal DeepLOB front reaches this many steps before each branch's inputs
+        f = _FRONT_REACH + (_INCEPTION_WIDEST - 1) if front == "deeplob" else 0
+        reach_s = 1 + _tcn_reach(kernel_size, short_d, block)
+        reach_l = 1 + _tcn_reach(kernel_size, long_d, block)
+        self.short_receptive_field = min(self.window, min(self.short_steps, reach_s) + f)
+        self.receptive_field = min(
+            self.window, max(self.long_pool * min(self.long_steps, reach_l), self.short_steps) + f
+        )
 
-        self.short_proj = nn.Conv1d(self.features, channels, 1)
-        self.short_tcn = _tcn(channels, channels, dilations, kernel_size, activation, dropout)
-        self.long_proj = nn.Conv1d(self.features, channels, 1)
-        self.long_tcn = _tcn(channels, channels, dilations, kernel_size, activation, dropout)
+        c_in = self.features
+        self.front = None
+        if front == "deeplob":
+            front_inception = _positive(front_inception, "front_inception")
+            self.front = _DeepLOBFront(
+                _levels(self.features), _positive(front_channels, "front_channels"), front_inception, activation, True
+            )
+            c_in = 3 * front_inception
+        self.short_proj = nn.Conv1d(c_in, channels, 1)
+        self.short_tcn = _tcn(channels, channels, short_d, kernel_size, activation, dropout, block)
+        self.long_proj = nn.Conv1d(c_in, channels, 1)
+        self.long_tcn = _tcn(channels, channels, long_d, kernel_size, activation, dropout, block)
         self.attention = nn.MultiheadAttention(channels, heads, dropout=dropout, batch_first=True)
         self.gate = nn.Linear(2 * channels, channels)
         self.drop = nn.Dropout(dropout)
@@ -673,7 +800,7 @@ class HierarchicalTCN(_Predictor):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check(x)
-        seq = x.transpose(1, 2)  # (B, F, T)
+        seq = x.transpose(1, 2) if self.front is None else self.front(x)  # (B, F or 3 x front_inception, T)
         h_short = self.short_tcn(self.short_proj(seq[:, :, -self.short_steps :]))  # (B, C, short_steps)
         # Pooling before the (linear) projection gives the same result as after, on fewer steps.
         h_long = self.long_tcn(self.long_proj(F.avg_pool1d(seq, self.long_pool)))  # (B, C, long_steps)
@@ -689,14 +816,16 @@ class HierarchicalTCN(_Predictor):
         long_pred = self.head_long(self.drop(fused)) + self.short_to_long * short_pred
         return torch.cat([short_pred, long_pred], dim=1)
 
-    def loss(self, pred: torch.Tensor, y: torch.Tensor, base: str = "huber") -> torch.Tensor:
-        """``short_weight * L(short) + (1 - short_weight) * L(long)``, L Huber or MSE; y is ``(B, 2)``.
+    def loss(self, pred: torch.Tensor, y: torch.Tensor, base: str = "huber", delta: float = 1.0) -> torch.Tensor:
+        """``short_weight * L(short) + (1 - short_weight) * L(long)``, L Huber (threshold
+        ``delta``) or MSE; y is ``(B, 2)``.
 
         NaN targets raise ValueError.
         """
         y = _match_targets(y, pred)
-        short = _regression_loss(pred[:, 0], y[:, 0], base)
-        return self.short_weight * short + (1 - self.short_weight) * _regression_loss(pred[:, 1], y[:, 1], base)
+        short = _regression_loss(pred[:, 0], y[:, 0], base, delta)
+        long = _regression_loss(pred[:, 1], y[:, 1], base, delta)
+        return self.short_weight * short + (1 - self.short_weight) * long
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -857,8 +986,10 @@ class Predictor:
         window: int,
         labels: Any = None,
         meta: dict[str, Any] | None = None,
+        target_scaler: TargetScaler | None = None,
     ) -> None:
         self.model, self.normalizer, self.features = model.eval(), normalizer, features
+        self.target_scaler = target_scaler
         self.levels, self.window, self.labels, self.meta = levels, window, labels, dict(meta or {})
 
     def __repr__(self) -> str:
@@ -897,6 +1028,8 @@ class Predictor:
             norm = Normalizer.from_state(norm.state()).fit(X, valid=ok)
         ds = WindowDataset(X, None, self.window, normalizer=norm, valid=ok)
         pred = _predict(self.model, ds, batch_size=batch_size, device=device)
+        if self.target_scaler is not None:  # back to the target's own units
+            pred = self.target_scaler.inverse(pred)
         shape = (len(matrix),) if pred.ndim == 1 else (len(matrix), pred.shape[1])
         out = np.full(shape, np.nan)
         out[ds.ends] = pred
@@ -914,6 +1047,7 @@ def save(
     labels: Any = None,
     window: int | None = None,
     meta: dict[str, Any] | None = None,
+    target_scaler: TargetScaler | None = None,
 ) -> None:
     """Save ``model`` with what :func:`load` needs to predict new data (one file, written
     atomically; loading it runs no pickled code).
@@ -928,6 +1062,8 @@ def save(
         for the record, e.g. ``{"label": "smooth_20", "horizon": 20}``.
     window : the window length T of training (default the model's own ``window``).
     meta : anything else to keep (numbers, strings, lists, dicts).
+    target_scaler : the fitted :class:`lobfast.TargetScaler` of the training targets: the
+        predictor's outputs are then turned back into the target's units.
     """
     name = type(model).__name__
     if _MODELS.get(name) is not type(model) or not hasattr(model, "config"):
@@ -960,6 +1096,7 @@ def save(
         "window": int(window),
         "labels": labels,
         "meta": dict(meta or {}),
+        "target_scaler": None if target_scaler is None else target_scaler.state(),
     }
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -1004,6 +1141,7 @@ def load(path: Any, *, device: Any = "cpu") -> Predictor:
         window=bundle["window"],
         labels=bundle["labels"],
         meta={**bundle["meta"], "lobfast": bundle["lobfast"], "torch": bundle["torch"]},
+        target_scaler=None if bundle.get("target_scaler") is None else TargetScaler.from_state(bundle["target_scaler"]),
     )
 
 

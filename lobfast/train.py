@@ -24,6 +24,8 @@ True
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import math
 import os
@@ -51,7 +53,7 @@ from .errors import _require
 from .split import Split
 from .torch import BatchLoader, WindowDataset, loader
 from .version import __version__ as _LOBFAST_VERSION
-from .windowing import Normalizer
+from .windowing import Normalizer, TargetScaler
 
 __all__ = [
     "History",
@@ -104,7 +106,9 @@ def _as_loader(data: Any, batch_size: int, shuffle: bool, seed: int, device: tor
     raise TypeError(f"training data must be a WindowDataset or lobfast.torch loader, not {type(data).__name__}")
 
 
-def _criterion(model: torch.nn.Module, loss: str | None, targets: np.ndarray) -> tuple[str, Callable]:
+def _criterion(
+    model: torch.nn.Module, loss: str | None, targets: np.ndarray, huber_delta: float = 1.0
+) -> tuple[str, Callable]:
     """The loss, checked against the model's head and the labels' kind."""
     task = getattr(model, "task", None)
     if loss is None:
@@ -126,8 +130,14 @@ def _criterion(model: torch.nn.Module, loss: str | None, targets: np.ndarray) ->
         raise ValueError(f"loss={loss!r} needs float targets, got {targets.dtype} class labels")
     own = getattr(model, "loss", None)
     if callable(own):
-        return loss, lambda pred, y: own(pred, y, base=loss)
-    f = torch.nn.functional.huber_loss if loss == "huber" else torch.nn.functional.mse_loss
+        if huber_delta != 1.0 and "delta" not in inspect.signature(own).parameters:
+            raise ValueError(f"{type(model).__name__}.loss takes no delta: huber_delta={huber_delta} cannot apply")
+        extra = {} if huber_delta == 1.0 else {"delta": huber_delta}
+        return loss, lambda pred, y: own(pred, y, base=loss, **extra)
+    if loss == "huber":
+        f = functools.partial(torch.nn.functional.huber_loss, delta=huber_delta)
+    else:
+        f = torch.nn.functional.mse_loss
 
     def regression(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if pred.numel() != y.numel():
@@ -190,6 +200,7 @@ def fit(
     seed: int = 0,
     progress: bool = True,
     run_dir: str | os.PathLike | None = None,
+    huber_delta: float = 1.0,
 ) -> History:
     """Train ``model`` on ``train`` with Adam; keep the weights of the best validation epoch.
 
@@ -200,7 +211,9 @@ def fit(
         ``seed``) or :func:`lobfast.torch.loader` objects. Without ``val`` the training loss
         drives early stopping and the schedule.
     loss : ``"huber"`` / ``"mse"`` (regression) or ``"ce"`` (classes); default from the model's
-        head. A model with its own ``loss(pred, y, base=...)`` method (multi-task) uses it.
+        head. ``huber_delta`` is the Huber loss's threshold between its squared and linear
+        parts (default 1.0; scale targets with :class:`lobfast.TargetScaler` or set it to
+        their scale). A model with its own ``loss(pred, y, base=...)`` method (multi-task) uses it.
     epochs, patience : at most ``epochs``; stop after ``patience`` epochs without a better
         validation loss.
     lr, weight_decay, lr_patience, lr_factor : Adam and ``ReduceLROnPlateau`` settings.
@@ -238,12 +251,15 @@ def fit(
     for name, ld in (("training", tr), ("validation", va)):
         if ld is not None and not ld.dataset.labelled:
             raise ValueError(f"the {name} set has no labels (built with y=None, which is for predict)")
-    loss_name, crit = _criterion(model, loss, _targets(tr))
+    if not (isinstance(huber_delta, (int, float)) and math.isfinite(huber_delta) and huber_delta > 0):
+        raise ValueError(f"huber_delta must be a finite number > 0, not {huber_delta!r}")
+    loss_name, crit = _criterion(model, loss, _targets(tr), float(huber_delta))
     dtype = tr.dataset.dtype
     run = None if run_dir is None else _Run(run_dir)
     if run is not None:
         settings = dict(loss=loss_name, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay)
         settings.update(patience=patience, lr_patience=lr_patience, lr_factor=lr_factor, clip=clip, seed=seed)
+        settings["huber_delta"] = huber_delta
         run.json("config.json", {"fit": settings, "model": _model_record(model), "data": _data_record(tr, va)})
         run.json("versions.json", _versions(dev))
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
@@ -565,6 +581,7 @@ def walk_forward(
     normalizer: Any = "zscore",
     valid: Any = None,
     warm_start: bool = False,
+    scale_target: bool = False,
     book: Any = None,
     backtest: Mapping[str, Any] | None = None,
     run_dir: str | os.PathLike | None = None,
@@ -594,6 +611,8 @@ def walk_forward(
         :class:`lobfast.Normalizer` (its settings; fitted again per fold) or None.
     valid : usable rows (default: the book's ``valid``, or all).
     warm_start : start each fold from the previous fold's weights.
+    scale_target : train on targets standardised with a :class:`lobfast.TargetScaler`
+        fitted on the fold's train rows; predictions are turned back into target units.
     book, backtest : with both, :func:`lobfast.backtest.hold_to_horizon(signal, book,
         **backtest)` on the pooled out-of-sample predictions (``backtest`` holds
         ``horizon`` and any other settings).
@@ -626,7 +645,8 @@ def walk_forward(
             raise ValueError(f"fold {k}'s test block does not come after fold {k - 1}'s: folds must be in time order")
     run = None if run_dir is None else _Run(run_dir)
     if run is not None:
-        cfg = dict(window=window, warm_start=warm_start, seed=seed, folds=len(folds), rows=n, fit=fit_kwargs)
+        cfg = dict(window=window, warm_start=warm_start, scale_target=scale_target, seed=seed, folds=len(folds))
+        cfg.update(rows=n, fit=fit_kwargs)
         cfg.update(normalizer=normalizer if isinstance(normalizer, str) or normalizer is None else normalizer.method)
         cfg["backtest"] = None if backtest is None else dict(backtest)
         cfg["splits"] = [
@@ -643,8 +663,10 @@ def walk_forward(
             model.load_state_dict(previous.state_dict())
         norm = _fold_normalizer(normalizer, X, split)
         kw = dict(normalizer=norm, valid=valid)
-        train = WindowDataset(X, y_arr, window, indices=split.train, **kw)
-        val = WindowDataset(X, y_arr, window, indices=split.val, **kw) if len(split.val) else None
+        scaler = TargetScaler().fit(y_arr, rows=split.train) if scale_target else None
+        y_fit = y_arr if scaler is None else scaler.transform(y_arr)
+        train = WindowDataset(X, y_fit, window, indices=split.train, **kw)
+        val = WindowDataset(X, y_fit, window, indices=split.val, **kw) if len(split.val) else None
         if val is not None and len(val) == 0:
             val = None
         test = WindowDataset(X, None, window, indices=split.test, **kw)
@@ -653,6 +675,8 @@ def walk_forward(
         p = predict(model, test) if len(test) else np.empty(0)
         if p.ndim != 1:
             raise ValueError(f"the model of fold {k} gives {p.shape[1]} outputs; walk_forward evaluates one")
+        if scaler is not None:
+            p = scaler.inverse(p)
         pred[test.ends], fold_of[test.ends] = p, k
         metrics = _evaluate.evaluate_predictions(
             p, y_arr[test.ends], None if raw_arr is None else raw_arr[test.ends], inflation_margin=math.inf

@@ -29,7 +29,7 @@ from .containers import BookSnapshots
 from .frame import Frame, LabelFrame, holds_labels
 from .times import parse_duration
 
-__all__ = ["Normalizer", "as_features", "window_index", "windows"]
+__all__ = ["Normalizer", "TargetScaler", "as_features", "window_index", "windows"]
 
 
 def windows(X: Any, T: int, step: int = 1) -> np.ndarray:
@@ -346,6 +346,86 @@ class Normalizer:
     def __repr__(self) -> str:
         state = f"{self.shift.shape[0]} set(s) of {self.shift.shape[1]} features" if self.fitted else "not fitted"
         return f"Normalizer({self.method!r}, {state})"
+
+
+class TargetScaler:
+    """Standardised regression targets: ``(y - mean) / std`` with the mean and standard
+    deviation of the training rows only (per column, NaN rows ignored), and the inverse for
+    predictions.  Fit it on the rows the model trains on, train on :meth:`transform`'s
+    output, and turn predictions back with :meth:`inverse`; :func:`lobfast.models.save`
+    keeps it with the model.
+
+    Examples
+    --------
+    >>> import numpy as np, lobfast
+    >>> y = np.array([1.0, 3.0, 5.0, 100.0])
+    >>> s = lobfast.TargetScaler().fit(y, rows=[0, 1, 2])
+    >>> s.transform(y).round(3).tolist(), s.inverse(s.transform(y)).tolist()
+    ([-1.225, 0.0, 1.225, 59.4], [1.0, 3.0, 5.0, 100.0])
+    """
+
+    def __init__(self) -> None:
+        self.mean: np.ndarray | None = None
+        self.std: np.ndarray | None = None
+
+    @property
+    def fitted(self) -> bool:
+        return self.mean is not None
+
+    def fit(self, y: Any, rows: Any = None) -> TargetScaler:
+        """Fit on ``y``'s rows ``rows`` (slice, mask or indices; default all); NaN rows are left out."""
+        if isinstance(y, LabelFrame):
+            y = y.to_numpy()
+        y = np.asarray(y, dtype=np.float64)
+        if y.ndim not in (1, 2):
+            raise ValueError(f"targets must be 1-D or 2-D, got shape {y.shape}")
+        train = y if rows is None else y[_as_rows(rows, len(y))]
+        finite = np.isfinite(train) if train.ndim == 1 else np.isfinite(train).all(axis=1)
+        train = train[finite]
+        if len(train) < 2:
+            raise ValueError("fewer than 2 finite training targets: nothing to scale with")
+        std = train.std(axis=0)
+        if np.any(std == 0):
+            raise ValueError("a target is constant over the training rows: it cannot be standardised")
+        self.mean, self.std = train.mean(axis=0), std
+        return self
+
+    def _check(self, y: np.ndarray) -> None:
+        if not self.fitted:
+            raise ValueError("the target scaler is not fitted: call fit(y_train) first")
+        if np.shape(y)[1:] != np.shape(self.mean):
+            raise ValueError(f"fitted on targets of shape (N, {np.shape(self.mean)}), got {np.shape(y)}")
+
+    def transform(self, y: Any) -> np.ndarray:
+        y = np.asarray(y.to_numpy() if isinstance(y, LabelFrame) else y, dtype=np.float64)
+        self._check(y)
+        return (y - self.mean) / self.std
+
+    def inverse(self, pred: Any) -> np.ndarray:
+        pred = np.asarray(pred, dtype=np.float64)
+        self._check(pred)
+        return pred * self.std + self.mean
+
+    def state(self) -> dict[str, Any]:
+        if not self.fitted:
+            raise ValueError("the target scaler is not fitted: call fit(y_train) first")
+        return {
+            "mean": np.atleast_1d(self.mean).tolist(),
+            "std": np.atleast_1d(self.std).tolist(),
+            "ndim": self.mean.ndim,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> TargetScaler:
+        s = cls()
+        mean, std = np.asarray(state["mean"], np.float64), np.asarray(state["std"], np.float64)
+        if mean.shape != std.shape or not (np.isfinite(mean).all() and (std > 0).all()):
+            raise ValueError("a saved target scaler needs finite means and positive standard deviations")
+        s.mean, s.std = (mean, std) if state["ndim"] else (mean[0], std[0])
+        return s
+
+    def __repr__(self) -> str:
+        return f"TargetScaler(mean={self.mean}, std={self.std})" if self.fitted else "TargetScaler(not fitted)"
 
 
 def _inverse(std: np.ndarray) -> np.ndarray:

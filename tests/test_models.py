@@ -162,6 +162,11 @@ def _calibrated(model, x):
     [
         ({}, 1 + 18 + 4 + 30),
         ({"features": 8, "channels": 6, "inception": 6, "tcn_channels": 8, "dilations": (1, 3), "kernel_size": 2}, 27),
+        ({"block": "residual"}, 1 + 18 + 4 + 60),  # the reference's 4 blocks reach 61 steps on their own
+        (
+            {"features": 8, "channels": 4, "inception": 4, "tcn_channels": 8, "dilations": (1, 2), "block": "residual"},
+            35,
+        ),
     ],
 )
 def test_deeplob_tcn_causal_and_exact_receptive_field(kwargs, rf):
@@ -217,6 +222,67 @@ def test_hierarchical_receptive_fields_default():
     assert short <= 1e-5
     short, _ = _changes(model, x, slice(T - short_rf, T - short_rf + 1))
     assert short > 1e-4
+
+
+def test_hierarchical_shared_front_and_branch_depths_exact_receptive_fields():
+    """The reference design: a shared causal DeepLOB front (22 steps of reach) feeding both
+    branches, each with its own dilations and residual blocks."""
+    model = HierarchicalTCN(
+        8, short_steps=8, long_pool=2, long_steps=40, channels=8, heads=2, front="deeplob", front_channels=4,
+        front_inception=4, short_dilations=(1,), long_dilations=(1, 2), block="residual",
+    )  # fmt: skip
+    T = model.window
+    # short: min(8, 1 + 2*2*1) + 22; long: max(2 * min(40, 1 + 2*2*3), 8) + 22
+    assert (model.short_receptive_field, model.receptive_field, T) == (5 + 22, 26 + 22, 80)
+    _calibrated(model, _x(8, T, 8, seed=4))
+    rf, srf = model.receptive_field, model.short_receptive_field
+    for col, reach in ((0, srf), (1, rf)):  # which input rows each prediction depends on at all
+        x = _x(2, T, 8).requires_grad_(True)
+        model(x)[:, col].sum().backward()
+        touched = x.grad.abs().amax(dim=(0, 2)) > 0  # no path from a row: exactly zero
+        assert touched[T - reach :].all() and not touched[: T - reach].any(), (col, reach)
+
+
+def test_architecture_options_parameter_counts():
+    front = deeplob_front(10, 32, 64)
+    tanh = DeepLOB(block2_activation="tanh")
+    assert count_parameters(tanh) == 143_907  # an activation has no parameters
+    acts = [type(m).__name__ for m in tanh.front.blocks[1] if not isinstance(m, (nn.Conv2d, nn.BatchNorm2d))]
+    assert acts == ["Tanh"] * 3
+    assert {type(m).__name__ for m in tanh.front.blocks[0]} >= {"LeakyReLU"}
+    deep = DeepLOB(lstm_layers=2, bidirectional=True, lstm_input_dropout=0.2)
+    assert count_parameters(deep) == front + 2 * lstm(192, 64) + 2 * lstm(128, 64) + linear(128, 3)
+
+    def residual(c_in, c, n_blocks, k):
+        first = conv(c_in, c, k) + bn(c) + conv(c, c, k) + bn(c) + (conv(c_in, c, 1) if c_in != c else 0)
+        return first + (n_blocks - 1) * (2 * conv(c, c, k) + 2 * bn(c))
+
+    assert count_parameters(DeepLOBTCN(block="residual")) == front + residual(192, 64, 4, 3) + linear(64, 3)
+    with pytest.raises(ValueError, match="block must be one of"):
+        DeepLOBTCN(block="dense")
+    with pytest.raises(ValueError, match="activation must be one of"):
+        DeepLOB(block2_activation="gelu")
+
+
+def test_predict_proba_and_huber_delta():
+    model = DeepLOB(window=30, channels=4, inception=4, lstm=8, seed=0).train()
+    x = _x(3, 30, 40)
+    p = model.predict_proba(x)
+    assert model.training  # left as it was
+    with torch.no_grad():
+        torch.testing.assert_close(p, torch.softmax(model.eval()(x), dim=1))
+    torch.testing.assert_close(p.sum(1), torch.ones(3))
+    with pytest.raises(ValueError, match="classification head"):
+        DeepLOBTCN(head="regression").predict_proba(x)
+    reg = DeepLOBTCN(head="regression", channels=4, inception=4, tcn_channels=8)
+    pred, y = torch.tensor([[0.0], [5.0]]), torch.tensor([[1.0], [0.0]])
+    torch.testing.assert_close(reg.loss(pred, y, delta=2.0), nn.functional.huber_loss(pred, y, delta=2.0))
+    h = HierarchicalTCN(4, short_steps=4, long_pool=2, long_steps=4, channels=4, heads=2)
+    p2, y2 = torch.tensor([[0.0, 3.0]]), torch.tensor([[4.0, 0.0]])
+    want = 0.5 * nn.functional.huber_loss(p2[:, 0], y2[:, 0], delta=3.0) + 0.5 * nn.functional.huber_loss(
+        p2[:, 1], y2[:, 1], delta=3.0
+    )
+    torch.testing.assert_close(h.loss(p2, y2, delta=3.0), want)
 
 
 # ------------------------------------------------------------------------------ training

@@ -189,3 +189,26 @@ def test_exported_program_equals_the_eager_model(name, tmp_path):
 def test_export_says_when_torch_cannot_export_a_model(tmp_path):
     with pytest.raises(ValueError, match="cannot export DeepLOB"):
         models.export(SMALL["DeepLOB"](seed=0), tmp_path / "d.pt2")
+
+
+def test_target_scaler_fits_training_rows_and_travels_with_the_model(data, tmp_path):
+    _, book, y, norm = data
+    s = lobfast.TargetScaler().fit(y, rows=slice(0, 1500))
+    train = y[:1500][np.isfinite(y[:1500])]
+    assert s.mean == pytest.approx(train.mean()) and s.std == pytest.approx(train.std())
+    z = s.transform(y)
+    np.testing.assert_allclose(s.inverse(z), y, rtol=1e-12, equal_nan=True)
+    two = lobfast.TargetScaler().fit(np.c_[y, 2 * y], rows=slice(0, 1500))
+    np.testing.assert_allclose(two.std, [s.std, 2 * s.std])
+    with pytest.raises(ValueError, match="constant"):
+        lobfast.TargetScaler().fit(np.ones(10))
+    with pytest.raises(ValueError, match="not fitted"):
+        lobfast.TargetScaler().transform(y)
+    with pytest.raises(ValueError, match="fitted on targets of shape"):
+        s.inverse(np.c_[y, y])
+    m = models.DeepLOBTCN(head="regression", channels=4, inception=4, tcn_channels=8, seed=0)
+    fit(m, WindowDataset(book, z, 40, indices=slice(0, 600), normalizer=norm), epochs=1, progress=False)
+    models.save(tmp_path / "s.pt", m, normalizer=norm, window=40, target_scaler=s)
+    got = models.load(tmp_path / "s.pt").predict(book)
+    ds = WindowDataset(book, None, 40, normalizer=norm)
+    assert np.array_equal(got[ds.ends], s.inverse(predict(m.eval(), ds)))  # in the target's units

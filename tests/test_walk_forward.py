@@ -148,3 +148,17 @@ def test_walk_forward_bad_input():
         walk_forward(tiny, X, raw, folds, window=T, book=(ts, raw, raw), **FIT)
     with pytest.raises(ValueError, match="1-D"):
         walk_forward(tiny, X, np.c_[raw, raw], folds, window=T, **FIT)
+
+
+def test_scaled_targets_are_fitted_per_fold_and_predictions_come_back_in_target_units():
+    X, raw, ts = market(6)
+    y = raw * 1e4  # targets far from unit scale
+    folds = folds_of(ts)
+    res = walk_forward(tiny, X, y, folds, window=T, scale_target=True, **FIT)
+    for f, model in zip(res.folds, res.models):
+        sp = f["split"]
+        norm = lobfast.Normalizer("zscore").fit(X, rows=sp.train)
+        scaler = lobfast.TargetScaler().fit(y, rows=sp.train)
+        ds = WindowDataset(X, None, T, indices=sp.test, normalizer=norm)
+        np.testing.assert_array_equal(res.pred[ds.ends], scaler.inverse(predict(model, ds)))
+    assert np.nanstd(res.pred) > 100  # target units, not standardised ones
