@@ -241,7 +241,8 @@ class BatchLoader:
 
     Each epoch draws a new permutation from ``seed`` and the epoch number (reproducible;
     ``set_epoch`` to choose). ``device``: batches are moved there (non-blocking from
-    pinned memory).
+    pinned memory); on a GPU the next batch is gathered and copied on a side stream while
+    the current one is in use.
     """
 
     def __init__(self, dataset, batch_size, shuffle, seed, drop_last, device):
@@ -266,10 +267,37 @@ class BatchLoader:
         if self.shuffle:
             order = np.random.default_rng((self.seed, self.epoch)).permutation(n)
         self.epoch += 1
+
+        def gather(k: int) -> tuple[torch.Tensor, ...]:
+            return self.dataset.batch(order[k * self.batch_size : (k + 1) * self.batch_size])
+
+        if self.device is not None and self.device.type == "cuda":
+            yield from self._prefetched(gather)
+            return
         for k in range(len(self)):
-            batch = self.dataset.batch(order[k * self.batch_size : (k + 1) * self.batch_size])
+            batch = gather(k)
             if self.device is not None and self.device.type != "cpu":
                 batch = tuple(t.to(self.device, non_blocking=True) for t in batch)
+            yield batch
+
+    def _prefetched(self, gather) -> Iterator[tuple[torch.Tensor, ...]]:
+        """Batch k + 1 gathered and copied to the GPU on a side stream while batch k is used."""
+        side = torch.cuda.Stream(self.device)
+
+        def stage(k: int) -> tuple[torch.Tensor, ...]:
+            host = gather(k)
+            with torch.cuda.stream(side):
+                return tuple(t.to(self.device, non_blocking=True) for t in host)
+
+        nxt = stage(0) if len(self) else ()
+        for k in range(len(self)):
+            main = torch.cuda.current_stream(self.device)
+            main.wait_stream(side)  # the copy of batch k is done before it is used
+            batch = nxt
+            for t in batch:
+                t.record_stream(main)  # its memory is not reused while the main stream needs it
+            if k + 1 < len(self):
+                nxt = stage(k + 1)
             yield batch
 
 

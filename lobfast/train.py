@@ -24,6 +24,7 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import json
@@ -168,14 +169,26 @@ def _bar(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, leave=False, unit="batch")
 
 
-def _evaluate_loss(model, data: BatchLoader, crit, device, dtype) -> float:
+_AMP = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def _autocast(device: torch.device, amp: str | None):
+    """Mixed precision on ``device`` (``"bf16"``, ``"fp16"``), or a no-op context for None."""
+    if amp is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=_AMP[amp])
+
+
+def _evaluate_loss(model, data: BatchLoader, crit, device, dtype, amp: str | None = None) -> float:
     model.eval()
     total, count = 0.0, 0
     with torch.no_grad():
         for x, y in data:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             y = y.to(dtype) if y.is_floating_point() else y
-            total += float(crit(model(x), y)) * len(x)
+            with _autocast(device, amp):
+                out = model(x)
+            total += float(crit(out.float() if out.is_floating_point() else out, y)) * len(x)
             count += len(x)
     return total / count if count else math.nan
 
@@ -201,6 +214,8 @@ def fit(
     progress: bool = True,
     run_dir: str | os.PathLike | None = None,
     huber_delta: float = 1.0,
+    amp: str | None = None,
+    compile: bool = False,
 ) -> History:
     """Train ``model`` on ``train`` with Adam; keep the weights of the best validation epoch.
 
@@ -228,6 +243,11 @@ def fit(
     progress : a progress bar per epoch (tqdm, when installed).
     seed : seeds the data order and dropout (``torch.manual_seed``); with a model built with
         its own ``seed=`` (weights), two CPU runs give the same weights bit for bit.
+    amp : mixed precision, ``"bf16"`` or ``"fp16"`` (autocast on the device; fp16 on a GPU
+        also scales the loss against underflow), or None (default: full precision).  The
+        loss is computed in float32 from the model's outputs.
+    compile : train through ``torch.compile(model)`` (the first batches pay for compiling;
+        the weights are the model's own, so the returned model is the eager one).
     run_dir : a folder recording the run: ``config.json`` (these settings, the model's class
         and constructor arguments, the data sizes), ``versions.json`` (Python, platform,
         lobfast, NumPy, PyTorch, the device), ``history.json`` and ``training_curves.png``
@@ -239,6 +259,8 @@ def fit(
     """
     if epochs < 1 or patience < 1:
         raise ValueError(f"epochs and patience must be >= 1, got {epochs} and {patience}")
+    if amp is not None and amp not in _AMP:
+        raise ValueError(f"amp must be one of {', '.join(map(repr, _AMP))} or None, not {amp!r}")
     dev = resolve_device(device)
     torch.manual_seed(seed)
     model.to(dev)
@@ -259,10 +281,12 @@ def fit(
     if run is not None:
         settings = dict(loss=loss_name, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay)
         settings.update(patience=patience, lr_patience=lr_patience, lr_factor=lr_factor, clip=clip, seed=seed)
-        settings["huber_delta"] = huber_delta
+        settings.update(huber_delta=huber_delta, amp=amp, compile=compile)
         run.json("config.json", {"fit": settings, "model": _model_record(model), "data": _data_record(tr, va)})
         run.json("versions.json", _versions(dev))
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    scaler = torch.amp.GradScaler("cuda") if amp == "fp16" and dev.type == "cuda" else None
+    step_model = torch.compile(model) if compile else model
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=lr_factor, patience=lr_patience)
     hist = History()
     best_state, best, bad = None, math.inf, 0
@@ -286,11 +310,21 @@ def fit(
             x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
             y = y.to(dtype) if y.is_floating_point() else y
             opt.zero_grad(set_to_none=True)
-            batch_loss = crit(model(x), y)
-            batch_loss.backward()
+            with _autocast(dev, amp):
+                out = step_model(x)
+            batch_loss = crit(out.float() if out.is_floating_point() else out, y)
+            if scaler is not None:
+                scaler.scale(batch_loss).backward()
+                scaler.unscale_(opt)  # clip the true gradients
+            else:
+                batch_loss.backward()
             if clip is not None:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-            opt.step()
+            if scaler is not None:
+                scaler.step(opt)
+                scaler.update()
+            else:
+                opt.step()
             # summed on the device: reading the loss every batch would stall a GPU
             total = total + batch_loss.detach() * len(x)
             count += len(x)
@@ -303,7 +337,7 @@ def fit(
         total = float(total)
         if not math.isfinite(total):
             raise FloatingPointError(f"the training loss became {total} in epoch {epoch + 1}: lower lr, check the data")
-        val_loss = _evaluate_loss(model, va, crit, dev, dtype) if va is not None else math.nan
+        val_loss = _evaluate_loss(step_model, va, crit, dev, dtype, amp) if va is not None else math.nan
         if va is not None and not math.isfinite(val_loss):
             raise FloatingPointError(f"the validation loss became {val_loss} in epoch {epoch + 1}")
         monitored = val_loss if va is not None else total / count

@@ -242,3 +242,60 @@ def test_device_auto_is_the_cpu_without_a_gpu():
 def test_docstring_examples_run():
     failed, _ = doctest.testmod(lt, optionflags=doctest.ELLIPSIS)
     assert failed == 0
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_mixed_precision_trains_and_the_loss_is_taken_in_float32(data, amp):
+    _, _, train, val = data
+    torch.manual_seed(0)
+    model = Linear()
+    seen = []
+    model.register_forward_hook(lambda m, i, out: seen.append(out.dtype))
+    hist = fit(model, train, val, epochs=6, lr=0.05, progress=False, amp=amp, device="cpu")
+    assert set(seen) == {lt._AMP[amp]}  # the forward ran in low precision
+    assert all(np.isfinite(hist.train_loss)) and all(np.isfinite(hist.val_loss))
+    assert hist.val_loss[-1] < 0.5 * hist.val_loss[0]  # and still learnt
+    assert next(model.parameters()).dtype == torch.float32  # the weights stay float32
+    with pytest.raises(ValueError, match="amp must be one of"):
+        fit(Linear(), train, epochs=1, progress=False, amp="int8")
+
+
+def test_compile_trains_through_the_compiled_module(data, monkeypatch):
+    """compile=True sends every training and validation batch through torch.compile(model)
+    (stood in for here: compiling takes a minute on a CPU) and returns the eager model with
+    the trained weights, the same as without compiling."""
+    _, _, train, val = data
+    compiled = []
+
+    class Stand(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner, self.batches = inner, 0
+
+        def forward(self, x):
+            self.batches += 1
+            return self.inner(x)
+
+    def fake_compile(model):
+        compiled.append(Stand(model))
+        return compiled[-1]
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    runs = []
+    for flag in (True, False):
+        torch.manual_seed(3)
+        model = Linear()
+        fit(model, train, val, epochs=2, progress=False, compile=flag, device="cpu")
+        runs.append({k: v.clone() for k, v in model.state_dict().items()})
+    assert len(compiled) == 1 and compiled[0].batches == 2 * (len(loader(train, 256)) + len(loader(val, 256)))
+    assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_batches_prefetched_on_a_side_stream_equal_the_cpu_batches(data):
+    _, _, train, _ = data
+    cpu = list(loader(train, 64, shuffle=True, seed=1))
+    gpu = list(loader(train, 64, shuffle=True, seed=1, device="cuda"))
+    assert len(cpu) == len(gpu)
+    for a, b in zip(cpu, gpu):
+        assert all(torch.equal(s, t.cpu()) for s, t in zip(a, b))
