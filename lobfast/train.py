@@ -541,7 +541,9 @@ class WalkForward:
     rows : the rows predicted, in time order (each in exactly one fold).
     fold : the fold of each row of ``rows``.
     folds : per fold: ``split`` (the :class:`~lobfast.split.Split`), ``history``, ``metrics``
-        (:func:`lobfast.evaluate.evaluate_predictions` on its test block) and ``rows``.
+        (:func:`lobfast.evaluate.evaluate_predictions` on its test block), ``rows``, and the
+        ``normalizer`` and target ``scaler`` fitted on its train rows (what
+        :func:`lobfast.models.save` keeps with the fold's model).
     metrics : the pooled out-of-sample metrics, against the target and the raw return.
     backtest : :func:`lobfast.backtest.hold_to_horizon` over the pooled signal (with ``book``
         and ``backtest=``), else None.
@@ -715,7 +717,16 @@ def walk_forward(
         metrics = _evaluate.evaluate_predictions(
             p, y_arr[test.ends], None if raw_arr is None else raw_arr[test.ends], inflation_margin=math.inf
         )
-        out_folds.append({"split": split, "history": hist, "metrics": metrics, "rows": test.ends})
+        out_folds.append(
+            {
+                "split": split,
+                "history": hist,
+                "metrics": metrics,
+                "rows": test.ends,
+                "normalizer": norm,
+                "scaler": scaler,
+            }
+        )
         trained.append(model)
         previous = model
     rows = np.flatnonzero(fold_of >= 0)
