@@ -98,9 +98,10 @@ def load(path: str, stamp: dict[str, int], params: dict[str, Any]) -> tuple[Any,
 
 
 def _read(path: str, part: str = "index") -> tuple[Any, str]:
-    """The sidecar's index part (``part="index"``: its bytes), or its checkpoint part
-    (``"checkpoints"``: (bytes from the part's start, its offset, the file's size), None
-    when there is none), or (None, why): a missing sidecar gives why == ""."""
+    """The sidecar's index part (``part="index"``: its bytes), or the table of its checkpoint
+    part (``"checkpoints"``: (the part's bytes up to the end of its table, its offset, the
+    file's size); None when there is none), or (None, why): a missing sidecar gives
+    why == ""."""
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(path, flags)
@@ -126,9 +127,11 @@ def _read(path: str, part: str = "index") -> tuple[Any, str]:
             return data, ""
         if index_size == size:
             return None, ""
-        data = os.pread(fd, size - _TRAILER.size - index_size, index_size)
-        if len(data) != size - _TRAILER.size - index_size:
-            return None, "corrupt checkpoints: the sidecar's size changed while it was read"
+        part = size - _TRAILER.size - index_size
+        data = os.pread(fd, min(_CP_HEAD.size, part), index_size)
+        if len(data) == _CP_HEAD.size:  # the rest of the table (the levels are read one by one)
+            _, n_json, n = _CP_HEAD.unpack(data)
+            data += os.pread(fd, min(n_json + n * CHECKPOINT.itemsize + 4, part - len(data)), index_size + len(data))
         return (data, index_size, size), ""
     except OSError as e:
         return None, f"corrupt: cannot read it ({e})"
@@ -340,6 +343,7 @@ def load_checkpoints(path: str, params: dict[str, Any]) -> tuple[Checkpoints | N
     if got is None:
         return None, why
     data, at, size = got
+    part = size - _TRAILER.size - at
     try:
         if len(data) < _CP_HEAD.size or data[:6] != _CP_MAGIC:
             return None, "corrupt checkpoints: not a checkpoint part"
@@ -353,7 +357,7 @@ def load_checkpoints(path: str, params: dict[str, Any]) -> tuple[Checkpoints | N
         if not isinstance(header, dict) or header.get("params") != params:
             return None, "stale checkpoints: made with other parameters or other data"
         table = np.frombuffer(data, CHECKPOINT, n, _CP_HEAD.size + n_json).copy()
-        why = _check_checkpoints(table, end + 4, len(data))
+        why = _check_checkpoints(table, end + 4, part)
         if why:
             return None, f"corrupt checkpoints: {why}"
     except (ValueError, TypeError, KeyError, RecursionError) as e:
