@@ -443,3 +443,29 @@ def test_book_at_from_files_equals_book_at_from_the_full_depth(rec, name):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         lobfast.book_at(r["plain"], int(times[0]))
+
+
+def test_bad_lines_before_the_window(tmp_path):
+    """Lines before the window are parsed only when they may change the book: a damaged
+    diff there stops the read (naming its line) as it would a full read, or is counted with
+    on_error="skip"; a damaged trade or quote there is not read at all."""
+    lines = gzip.decompress(USDM_BTC_0808.read_bytes()).splitlines(keepends=True)
+    ts = line_times(b"".join(lines))
+    k = len(lines) // 2
+    t0 = int(ts[k + 1000])
+    quote = next(i for i in range(k, len(lines)) if b"@bookTicker" in lines[i])
+    diff = next(i for i in range(k, len(lines)) if b'"depthUpdate"' in lines[i])
+    for i, fails in ((quote, False), (diff, True)):
+        bad = lines.copy()
+        bad[i] = bad[i].replace(b'"u":', b'"u":"x",', 1)
+        path = tmp_path / f"bad{i}.txt"
+        path.write_bytes(b"".join(bad))
+        if fails:
+            with pytest.raises(LobError, match=rf"line {i + 1} "):
+                lobfast.read_binance(path, start=t0, end=t0 + SECOND)
+            with pytest.warns(LobWarning, match="or a sequence gap since the last one"):  # the lost diff
+                md = lobfast.read_binance(path, start=t0, end=t0 + SECOND, on_error="skip")
+            assert md.stats["bad_lines"] == 1 and len(md.depth) == 0
+        else:
+            md = lobfast.read_binance(path, start=t0, end=t0 + SECOND)
+            assert md.stats["bad_lines"] == 0 and md.stats["book_at_start"] == 1
