@@ -56,6 +56,7 @@ class Window:
         self.paths, self.index = list(paths), list(index)
         self._stamps: list[dict | None] = [None] * len(self.paths)
         self._cps: dict[int, Checkpoints] = {}
+        self._damaged: set[int] = set()  # files whose kept checkpoints failed a check: rebuilt
 
     # -- checkpoints
     def _stamp(self, k: int) -> dict:
@@ -79,7 +80,7 @@ class Window:
         """File k's checkpoints (an indexed file), loaded or built."""
         if k not in self._cps:
             params = self._params(k)
-            cps = self.index[k].load_checkpoints(params)
+            cps = None if k in self._damaged else self.index[k].load_checkpoints(params)
             self._cps[k] = cps if cps is not None else self._build(k, params)
         return self._cps[k]
 
@@ -98,16 +99,18 @@ class Window:
         """Set r to a checkpoint; False (after a warning, and the checkpoints rebuilt) when its
         levels in the sidecar are damaged."""
         m, cps, i = at
+        row = cps.table[i]
         try:
             side, price, qty = cps.levels(i)
-        except CorruptCheckpoint as e:
+            state = (int(row["market"]), int(row["last_u"]), int(row["last_ts"]), int(row["last_local"]))
+            r.restore(*state, side, price, qty)  # checks every value; r is left fresh when it refuses
+        except (CorruptCheckpoint, LobError) as e:
             fi = self.index[m]
             warnings.warn(f"{fi.side}: corrupt checkpoints: {e}; rebuilding them", LobWarning, stacklevel=5)
             del self._cps[m]
+            self._damaged.add(m)
             fi.drop_checkpoints()
             return False
-        row = cps.table[i]
-        r.restore(int(row["market"]), int(row["last_u"]), int(row["last_ts"]), int(row["last_local"]), side, price, qty)
         return True
 
     def _opens(self, at, t1: int, last: int | None = None):

@@ -292,6 +292,16 @@ def repack_first_block(data: bytes, change) -> bytes:
     return data[:at] + part + struct.pack("<I", zlib.crc32(part)) + blocks + data[-16:]
 
 
+def retable(data: bytes, change) -> bytes:
+    """The sidecar with its checkpoint table changed by `change(table)`, its CRC made valid."""
+    at, table_end, n = sidecar_parts(data)
+    _, n_json, _ = struct.unpack_from("<6sIQ", data, at)
+    table = np.frombuffer(data, sidecar.CHECKPOINT, n, at + 18 + n_json).copy()
+    change(table)
+    part = data[at : at + 18 + n_json] + table.tobytes()
+    return data[:at] + part + struct.pack("<I", zlib.crc32(part)) + data[table_end + 4 :]
+
+
 def damaged():
     def flip_block(data):
         at, table_end, _ = sidecar_parts(data)
@@ -314,6 +324,8 @@ def damaged():
         "bids out of order": (lambda d: repack_first_block(d, unsorted), "not a book"),
         "negative size": (lambda d: repack_first_block(d, negative), "not a book"),
         "truncated": (lambda d: d[: len(d) - 1000], "rebuilding the index"),
+        "state out of range": (lambda d: retable(d, lambda t: t["last_ts"].fill(-5)), "out of range"),
+        "levels past the part": (lambda d: retable(d, lambda t: t["size"].__iadd__(1)), "inconsistent"),
         "trailer points past the end": (lambda d: d[:-16] + struct.pack("<Q8s", 1 << 40, b"LFCKPEND"), "corrupt"),
     }
 
