@@ -11,7 +11,8 @@ but no further than the window's end.  ``lobfast convert`` rewrites them as seek
 
 CSV windows are parsed in C straight into preallocated columns, split over threads at index
 entries; raw Binance line files give :class:`~lobfast.MarketData` through the same reader as
-:func:`~lobfast.read_binance`.
+:func:`~lobfast.read_binance`, opening with the book as it stood at the window's start
+(:mod:`lobfast.replay`; its book checkpoints are kept in the same sidecar).
 """
 
 from __future__ import annotations
