@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import shutil
 import struct
-import re
 import subprocess
 import warnings
 import zlib
