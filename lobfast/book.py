@@ -20,7 +20,14 @@ import numpy as np
 from . import _core
 from .containers import BookSnapshots, DepthEvents, MarketData, Quotes
 from .flags import Flags
+from .readers import read_binance
+from .timeindex import TimeIndex
 from .times import parse_duration, to_ns
+
+# book_at from files: the receive-time window read around t.  Exchange time t (the rows'
+# ts) and receive time differ by the feed's latency plus the recorder's clock offset (about
+# 1.3 s in the bundled recordings); a minute each side covers any sane offset.
+_AROUND_T = 60 * 10**9
 
 
 def _concat(parts: list[BookSnapshots]) -> BookSnapshots:
@@ -128,17 +135,34 @@ def reconstruct(
     return _concat([b.feed(depth), b.finish()])
 
 
-def book_at(source: DepthEvents | MarketData, t, *, levels: int = 10) -> BookSnapshots:
+def book_at(source, t, *, levels: int = 10, symbol: str | None = None) -> BookSnapshots:
     """The book at time ``t`` (after every message that ended at or before ``t``), rebuilt
     from the last snapshot (RESET) at or before ``t`` instead of from the start of the data.
+
+    ``source`` is DepthEvents or MarketData, or raw Binance recordings: a file, a list of
+    rotated files, a glob, or a raw :class:`~lobfast.TimeIndex`.  Files are read through
+    their time index as a window around ``t`` (a minute of receive time each side: ``t`` is
+    exchange time, like the rows' ``ts``), which opens with the book replayed from the last
+    checkpoint before it (see :func:`~lobfast.read_binance`): memory and time are bounded
+    by the book and a few minutes of data, not by the files.  ``symbol`` selects a symbol
+    in files that hold several.
 
     Returns one row, the row :func:`reconstruct` gives at ``t`` on a grid: ``valid`` is False
     if no snapshot precedes ``t``, a gap came after it, the book is crossed or one-sided, or
     the next message reveals a gap (updates lost between the last message and ``t``).
     ``t`` must lie in 1970-01-01..2262-01-01 (ValueError otherwise).
     """
-    depth = source.depth if isinstance(source, MarketData) else source
     t_ns = to_ns(t, "t")
+    if isinstance(source, MarketData):
+        depth = source.depth
+    elif isinstance(source, DepthEvents):
+        depth = source
+    else:
+        lo, hi = max(t_ns - _AROUND_T, 0), t_ns + _AROUND_T
+        if isinstance(source, TimeIndex):
+            depth = source.read(lo, hi, symbol=symbol).depth
+        else:
+            depth = read_binance(source, start=lo, end=hi, symbol=symbol).depth
     end = int(np.searchsorted(depth.ts, t_ns, side="right"))
     resets = np.flatnonzero(depth.flags[:end] & Flags.RESET)
     start = int(resets[-1]) if len(resets) else 0

@@ -14,7 +14,8 @@ class Flags(enum.IntFlag):
     """What a depth row means for the book.
 
     SNAPSHOT
-        The row belongs to a snapshot (REST body or Tardis ``is_snapshot``).
+        The row belongs to a snapshot (REST body, Tardis ``is_snapshot``, or the book a
+        time window of a Binance recording opens with).
     RESET
         Clear the book before applying this row (first row of a snapshot).
     GAP

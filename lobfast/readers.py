@@ -18,8 +18,9 @@ from . import _core
 from .containers import BookSnapshots, DepthEvents, MarketData, Quotes, Trades
 from .errors import LobError, LobWarning, lob_error
 from .reading import MAX_LINE, Paths, _market_data, _reader, expand_paths
-from .timeindex import file_window
-from .times import to_ns  # noqa: F401  (lobfast.readers.to_ns: the time arguments' reader, documented here)
+from .replay import Window, warn_unsynced, window_stats
+from .timeindex import file_window, raw_index
+from .times import to_ns  # lobfast.readers.to_ns: the time arguments' reader, documented here
 
 
 class _FileCheck:
@@ -85,33 +86,59 @@ class _FileCheck:
             )
 
 
-def _open(r: _core.Reader, path: str, start, end, max_line: int = MAX_LINE) -> bool:
-    """Open ``path`` in ``r``: only the part holding ``[start, end)`` when its time index can
-    find it (the index is built on first use and kept next to the file; a gzip file, which
-    cannot restart inside, is read through, keeping the window), else all of it.  False when
-    no line of the file is in the window."""
-    if start is None and end is None:
+def _opens(r: _core.Reader, files: list[str], start, end, max_line: int = MAX_LINE, window: Window | None = None):
+    """(path, span, line0) of what ``r`` reads of ``files`` (span None: all of the file).
+    With a ``window`` (a Binance window keeping its book), what it says after restoring r to
+    the last checkpoint before the window's start.  Else only the part of each file holding
+    ``[start, end)`` when its time index can find it (the index is built on first use and
+    kept next to the file; a gzip file, which cannot restart inside, is read through,
+    keeping the window), or all of it; files with no line in the window are left out."""
+    if window is not None:
+        yield from window.open_all(r)
+        return
+    for path in files:
+        if start is None and end is None:
+            yield path, None, 0
+            continue
+        try:
+            w = file_window(path, start, end, max_line=max_line)
+        except LobError as e:
+            warnings.warn(f"{path} has no usable time index ({e}); reading all of it", LobWarning, stacklevel=5)
+            w = None, 0
+        if w is not None:
+            yield path, w[0], w[1]
+
+
+def _open(r: _core.Reader, path: str, span, line0: int) -> None:
+    if span is None:
         r.open(path)
-        return True
-    try:
-        w = file_window(path, start, end, max_line=max_line)
-    except LobError as e:
-        warnings.warn(f"{path} has no usable time index ({e}); reading all of it", LobWarning, stacklevel=4)
-        w = None, 0
-    if w is None:
-        return False
-    r.open(path, span=w[0], line0=w[1])
-    return True
+    else:
+        r.open(path, span=span, line0=line0)
+
+
+def _binance_window(files: list[str], symbol, on_error: str, start, end, max_line: int):
+    """(reader, Window or None, t0, t1) for a Binance read: a window with a start keeps its book."""
+    r = _reader("binance", symbol, on_error, start, end, max_line, book=start is not None)
+    if start is None:
+        return r, None, 0, 0
+    t0, t1 = to_ns(start), (np.iinfo(np.int64).max if end is None else to_ns(end))
+    index = [raw_index(p, max_line=max_line) for p in files]
+    return r, Window(files, index, t0, t1, symbol=symbol, on_error=on_error, max_line=max_line), t0, t1
 
 
 def _read_all(
-    r: _core.Reader, check: _FileCheck, files: list[str], start=None, end=None, max_line: int = MAX_LINE
+    r: _core.Reader,
+    check: _FileCheck,
+    files: list[str],
+    start=None,
+    end=None,
+    max_line: int = MAX_LINE,
+    window: Window | None = None,
 ) -> tuple[dict, dict[str, Any]]:
     """Every file as one stream, checked file by file: (tables, stats)."""
     try:
-        for path in files:
-            if not _open(r, path, start, end, max_line):
-                continue
+        for path, span, line0 in _opens(r, files, start, end, max_line, window):
+            _open(r, path, span, line0)
             check.start(path)
             r.pump()
             check.done()
@@ -151,10 +178,21 @@ def read_binance(
         in the order given, so a day split over several files reads without a gap.
     symbol : keep this symbol's messages.  Without it the data must hold one symbol.
     start, end : keep messages *received* in ``[start, end)`` (int ns, ISO string,
-        datetime); depth then needs a snapshot inside the window.  Plain and zstd files
-        are then read through their :class:`~lobfast.TimeIndex` (built on first use and
-        kept next to the file as ``.lfidx``): only the window's part of the file is read,
-        and of a zstd file only the frames holding it are decompressed.
+        datetime).  The depth of a window with a ``start`` opens with the book as it stood
+        at ``start``: ``SNAPSHOT | RESET`` rows stamped with the exchange time of the last
+        update the book holds and the receive time of the window's first line, then the
+        window's rows exactly as a full read gives them (sequence state, GAP rows and the
+        counters in ``stats`` carry over; trades and quotes are the window's own).  The book
+        is rebuilt by replaying the depth from the last book checkpoint before ``start``
+        (kept with the file's time index; see :mod:`lobfast.replay`), so it costs at most
+        a few minutes of data whatever the time of day.  When the files hold no book at
+        ``start`` (no snapshot before it, or a gap since), the depth starts at the first
+        snapshot inside the window, ``stats['unsynced_until']`` says when (receive time, ns;
+        None when the book is known from the start) and a :class:`LobWarning` names the
+        window.  Plain and zstd files are read through their :class:`~lobfast.TimeIndex`
+        (built on first use and kept next to the file as ``.lfidx``): only the part from the
+        checkpoint to ``end`` is read, and of a zstd file only the frames holding it are
+        decompressed; gzip files, which cannot restart inside, are read from their start.
     on_error : ``"raise"`` (default) stops at the first malformed line with a
         :class:`LobError` naming file, line and byte offset; ``"skip"`` counts such lines in
         ``stats['bad_lines']`` (``stats['first_bad_line']`` says why) and goes on.  A line
@@ -182,8 +220,12 @@ def read_binance(
     >>> md.stats["gaps"], len(md.trades)
     (0, 19904)
     """
-    r = _reader("binance", symbol, on_error, start, end, max_line)
-    return _market_data(*_read_all(r, _FileCheck(r, symbol, on_error), expand_paths(paths), start, end, max_line))
+    files = expand_paths(paths)
+    r, window, t0, t1 = _binance_window(files, symbol, on_error, start, end, max_line)
+    tables, stats = _read_all(r, _FileCheck(r, symbol, on_error), files, start, end, max_line, window)
+    if window is not None:
+        warn_unsynced(window_stats(stats, t0, t1), t0, t1, stacklevel=3)
+    return _market_data(tables, stats)
 
 
 def iter_binance(
@@ -200,21 +242,24 @@ def iter_binance(
     ``chunk_rows`` rows (all tables together).  Sequence state, pending snapshots and
     buffered diffs carry across chunk and file boundaries, so the concatenated chunks
     equal one ``read_binance`` of the same files.  Each chunk's ``stats`` are cumulative.
+    A window with a ``start`` opens with its book as in :func:`read_binance`; what is
+    replayed to rebuild it is never held, only the book.
     """
     if int(chunk_rows) <= 0:
         raise ValueError(f"chunk_rows must be positive, not {chunk_rows!r}")
     files = expand_paths(paths)
-    r = _reader("binance", symbol, on_error, start, end, max_line)
+    r, window, t0, t1 = _binance_window(files, symbol, on_error, start, end, max_line)
     check = _FileCheck(r, symbol, on_error)
     rows = 0
     try:
-        for path in files:
-            if not _open(r, path, start, end, max_line):
-                continue
+        for path, span, line0 in _opens(r, files, start, end, max_line, window):
+            _open(r, path, span, line0)
             check.start(path)
             while not r.pump(int(chunk_rows)):
                 stats = r.stats()
                 check.check_symbols(stats)
+                if window is not None:
+                    window_stats(stats, t0, t1)
                 chunk = _market_data(r.take(), stats)
                 rows += len(chunk.depth) + len(chunk.trades) + len(chunk.agg_trades) + len(chunk.quotes)
                 yield chunk
@@ -223,6 +268,8 @@ def iter_binance(
         r.close()  # also when stopped (Ctrl-C) or when the caller drops the iterator
     r.finish()
     last = _market_data(r.take(), r.stats())
+    if window is not None:
+        warn_unsynced(window_stats(last.stats, t0, t1), t0, t1, stacklevel=3)
     check.check_found(last.stats, rows + len(last.depth) + len(last.trades) + len(last.agg_trades) + len(last.quotes))
     yield last
 

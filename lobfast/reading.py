@@ -53,10 +53,14 @@ def check_max_line(max_line: int) -> int:
     return int(max_line)
 
 
-def _reader(fmt: str, symbol, on_error: str, start, end, max_line: int = MAX_LINE) -> _core.Reader:
+def _reader(fmt: str, symbol, on_error: str, start, end, max_line: int = MAX_LINE, book: bool = False) -> _core.Reader:
+    """A core reader; ``book``: Binance lines before ``start`` build the book the window
+    opens with (lobfast.replay)."""
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
     kw: dict[str, Any] = {"symbol": symbol, "on_error": on_error, "max_line": check_max_line(max_line)}
+    if book:
+        kw["book"] = True
     if start is not None:
         kw["start"] = to_ns(start)
     if end is not None:

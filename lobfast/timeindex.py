@@ -11,13 +11,15 @@ but no further than the window's end.  ``lobfast convert`` rewrites them as seek
 
 CSV windows are parsed in C straight into preallocated columns, split over threads at index
 entries; raw Binance line files give :class:`~lobfast.MarketData` through the same reader as
-:func:`~lobfast.read_binance`.
+:func:`~lobfast.read_binance`, opening with the book as it stood at the window's start
+(:mod:`lobfast.replay`; its book checkpoints are kept in the same sidecar).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import hashlib
+import json
 import os
 import re
 import time
@@ -26,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _core, sidecar
+from . import _core, replay, sidecar
 from .containers import MarketData
 from .errors import LobError, LobWarning, lob_error
 from .reading import MAX_LINE, Paths, _market_data, _reader, check_max_line, expand_paths
@@ -143,6 +145,9 @@ def _check_against_core() -> None:
 _check_against_core()
 
 
+_KEPT: dict[tuple[str, str], Any] = {}  # checkpoints whose sidecar could not be written
+
+
 class _ReadThrough(Exception):
     """A gzip file, asked for without building its index: it is read from its start."""
 
@@ -182,6 +187,7 @@ class FileIndex:
         loaded, why = sidecar.load(side, stamp, params)
         if loaded is not None:
             header, entries = loaded
+            self._header = header
             self.info, layout = header["info"], header["layout"]
             self.ix = _core.TimeIx(self.path, (*layout["key"], self.max_line), entries, self.info)
             self.status = "loaded"
@@ -200,9 +206,9 @@ class FileIndex:
             self.info["build_seconds"] = time.perf_counter() - t
             self.status = f"rebuilt ({why})" if why else "built"
             self._warn_damage(built=True)
+            self._header = {"source": stamp, "params": params, "layout": layout, "info": self.info}
             try:
-                header = {"source": stamp, "params": params, "layout": layout, "info": self.info}
-                sidecar.save(side, header, self.entries)
+                sidecar.save(side, self._header, self.entries)
             except OSError as e:
                 warnings.warn(
                     f"cannot write the index of {self.path} to {side} ({e.strerror or e}): it is kept in memory "
@@ -223,6 +229,46 @@ class FileIndex:
     def entries(self) -> np.ndarray:
         """The entries (:data:`ENTRY`: ts, line, row, d_off, c_off, d_at), read-only."""
         return self.ix.entries
+
+    # -- book checkpoints of raw Binance files (lobfast.replay)
+    def load_checkpoints(self, params: dict[str, Any]) -> sidecar.Checkpoints | None:
+        """The checkpoints kept with this index when they were made with ``params``, else
+        None (after a LobWarning when they were damaged)."""
+        kept = _KEPT.get(self._kept_key(params))
+        if kept is not None:
+            return kept
+        cps, why = sidecar.load_checkpoints(self.side, params)
+        if cps is None and why.startswith("corrupt"):
+            warnings.warn(f"{self.side}: {why}; rebuilding them", LobWarning, stacklevel=4)
+        return cps
+
+    def keep_checkpoints(self, cps: sidecar.Checkpoints) -> None:
+        """Save checkpoints with the index (in this process's memory when the sidecar cannot
+        be written)."""
+        try:
+            if sidecar.source_stamp(self.path) != self.stamp:
+                raise OSError("the data file changed while its checkpoints were made")
+            sidecar.save(self.side, self._header, self.entries, cps)
+        except OSError as e:
+            warnings.warn(
+                f"cannot keep the book checkpoints of {self.path} in {self.side} ({e.strerror or e}): they are "
+                "kept in memory for this process only",
+                LobWarning,
+                stacklevel=4,
+            )
+            _KEPT[self._kept_key(cps.params)] = cps
+
+    def drop_checkpoints(self) -> None:
+        """Forget damaged checkpoints: the sidecar keeps the index alone."""
+        for key in [k for k in _KEPT if k[0] == self.side]:
+            del _KEPT[key]
+        try:
+            sidecar.save(self.side, self._header, self.entries)
+        except OSError:
+            pass
+
+    def _kept_key(self, params: dict[str, Any]) -> tuple[str, str]:
+        return self.side, json.dumps(params, sort_keys=True)
 
     def _rebuilt(self) -> FileIndex:
         try:
@@ -582,15 +628,27 @@ class TimeIndex:
 
     def _read_raw(self, parts, t0: int, t1: int, symbol, on_error) -> MarketData:
         start, end = None if t0 == _START else t0, None if t1 == _END else t1
-        r = _reader("binance", symbol, on_error, start, end, self.max_line)
+        r = _reader("binance", symbol, on_error, start, end, self.max_line, book=start is not None)
+        if start is not None:  # the window opens with its book (lobfast.replay)
+            paths = [f.path for f in self.files]
+            window = replay.Window(paths, self.files, t0, t1, symbol=symbol, on_error=on_error, max_line=self.max_line)
+            opens = list(window.open_all(r))
+        else:
+            opens = [(f.path, span, line0) for f, _, (span, line0) in parts]
         try:
-            for f, _, (span, line0) in parts:
-                r.open(f.path, span=span, line0=line0)
+            for path, span, line0 in opens:
+                if span is None:
+                    r.open(path)
+                else:
+                    r.open(path, span=span, line0=line0)
                 r.pump()
         finally:
             r.close()
         r.finish()
-        return _market_data(r.take(), r.stats())
+        stats = r.stats()
+        if start is not None:
+            replay.warn_unsynced(replay.window_stats(stats, t0, t1), t0, t1, stacklevel=4)
+        return _market_data(r.take(), stats)
 
     def _read_csv(self, parts, columns) -> dict[str, np.ndarray]:
         names = self.columns if columns is None else list(columns)
@@ -638,6 +696,19 @@ class TimeIndex:
         np.take(lut, codes, out=codes)
 
 
+def raw_index(path: str, *, max_line: int = MAX_LINE) -> FileIndex | None:
+    """The index of a raw line file for a window of it, or None for a file read from its
+    start: gzip (it cannot restart inside), or one whose index cannot be made (with a
+    warning)."""
+    try:
+        return FileIndex(path, format="raw", max_line=max_line, gzip=False)
+    except _ReadThrough:
+        return None
+    except LobError as e:
+        warnings.warn(f"{path} has no usable time index ({e}); reading all of it", LobWarning, stacklevel=4)
+        return None
+
+
 def file_window(path: str, start, end, *, max_line: int = MAX_LINE) -> tuple[tuple | None, int] | None:
     """For :func:`~lobfast.read_binance`: ``(span, line0)`` of the part of a raw line file
     holding [start, end), found with one call into its index (built on first use); ``(None,
@@ -654,4 +725,4 @@ def file_window(path: str, start, end, *, max_line: int = MAX_LINE) -> tuple[tup
     return f.lookup(t0, t1)[1]
 
 
-__all__ = ["ENTRY", "FileIndex", "LobError", "TimeIndex", "file_window", "sidecar_path"]
+__all__ = ["ENTRY", "FileIndex", "LobError", "TimeIndex", "file_window", "raw_index", "sidecar_path"]

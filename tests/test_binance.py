@@ -111,8 +111,9 @@ def test_receive_time_window():
     md = lobfast.read_binance(SPOT_BTC_0808, start=t0, end=t1)
     assert np.array_equal(md.trades.trade_id, full.trades.trade_id[100:200])
     assert md.stats["outside_window"] > 0
-    # a window after the snapshot has no book to start from: no depth rows, nothing invented
-    assert len(md.depth) == 0
+    # a window after the snapshot opens with the book the snapshot and the diffs since made
+    assert md.depth.flags[0] == Flags.SNAPSHOT | Flags.RESET and md.stats["unsynced_until"] is None
+    assert md.depth.local_ts[0] >= t0 and md.stats["book_at_start"] == 1
     iso = np.datetime64(t0, "ns").astype(str)
     assert len(lobfast.read_binance(SPOT_BTC_0808, start=iso, end=t1).trades) == 100
 

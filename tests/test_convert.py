@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import shutil
 import struct
 import subprocess
+import warnings
 import zlib
 
 import numpy as np
@@ -182,6 +184,16 @@ def real_windows(text: bytes) -> list[tuple]:
     return [tuple(t if t is None or isinstance(t, str) else int(t) for t in pair) for pair in w]
 
 
+def windowed(read, *args, **kw):
+    """``read(*args, **kw)`` and the window warnings it gave (any other warning fails)."""
+    with warnings.catch_warnings(record=True) as got:
+        warnings.simplefilter("always")
+        out = read(*args, **kw)
+    messages = [str(w.message) for w in got]
+    assert all(w.category is LobWarning and re.match(r"window \[", str(w.message)) for w in got), messages
+    return out, messages
+
+
 @pytest.mark.parametrize("name", list(REAL))
 def test_read_binance_windows_equal_the_gzip_read(real, name):
     r = real[name]
@@ -192,16 +204,20 @@ def test_read_binance_windows_equal_the_gzip_read(real, name):
         ti_gz = TimeIndex(r["gz"], index_dir=r["dir"])
     depth_rows = 0
     for start, end in real_windows(r["text"]):
-        want = lobfast.read_binance(r["gz"], start=start, end=end)  # gzip: read from the start
+        want, warned = windowed(lobfast.read_binance, r["gz"], start=start, end=end)  # gzip: from the start
         where = f"{name} [{start}, {end})"
-        for got in (
-            lobfast.read_binance(r["zst"], start=start, end=end),
-            lobfast.read_binance(r["plain"], start=start, end=end),
-            ti_zst.read(start, end),
-            ti_plain.read(start, end),
-            ti_gz.read(start, end),
-        ):
+        # the same rows and the same warnings (a window with no line, or without a book at its start)
+        for read, path in ((lobfast.read_binance, r["zst"]), (lobfast.read_binance, r["plain"])):
+            got, also = windowed(read, path, start=start, end=end)
             assert_same_data(got, want, where)
+            assert also == warned, where
+        for ti in (ti_zst, ti_plain, ti_gz):
+            got, also = windowed(ti.read, start, end)
+            assert_same_data(got, want, where)
+            assert also == warned, where
+        if start is not None and len(want.depth):
+            # the depth opens with the book, or says when it became known
+            assert (want.depth.flags[0] & 3 == 3) or want.stats["unsynced_until"] is not None, where
         # trades and quotes need no book: the full read, filtered by receive time
         t0 = np.iinfo(np.int64).min if start is None else lobfast.to_ns(start)
         t1 = np.iinfo(np.int64).max if end is None else lobfast.to_ns(end)

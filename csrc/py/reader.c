@@ -1,17 +1,22 @@
 /* reader.c -- lobfast._core.Reader: one Python type for every line format.
  *
- * Reader(format, symbol=None, on_error="raise", start=None, end=None, max_line=64 MiB)
+ * Reader(format, symbol=None, on_error="raise", start=None, end=None, max_line=64 MiB,
+ *        book=False, checkpoint_every=0)
  *   .open(path, span=None, line0=0)  start a file, or a window of it (format state carries over)
  *   .pump(max_rows=0)      parse until the file ends (-> True) or about max_rows rows
  *   .close()               close the file being read (a stopped read: Ctrl-C)
  *   .finish()              end of all input
  *   .take()                {table: {column: ndarray}}, zero-copy; the reader starts afresh
  *   .stats()               {name: int | str}
+ *   .restore(market, last_u, last_ts, last_local, side, price, qty)  Binance, book=True: start
+ *                          from a checkpoint (core/formats/binance.h)
+ *   .checkpoints()         Binance: ({column: ndarray}, {column: ndarray}) recorded so far
  * pump() releases the GIL for the whole read and stops for Ctrl-C (KeyboardInterrupt) between
  * lines, leaving the reader usable; a busy flag refuses concurrent use.
  */
 #include "binding.h"
 
+#include "core/formats/binance.h"
 #include "core/io/lines.h"
 #include "core/io/reader.h"
 
@@ -46,14 +51,20 @@ check_idle(ReaderObject *self)
 static PyObject *
 Reader_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"format", "symbol", "on_error", "start", "end", "max_line", NULL};
+    static char *kwlist[] = {"format",   "symbol", "on_error",         "start", "end",
+                             "max_line", "book",   "checkpoint_every", NULL};
     const char *fmt_name = NULL, *symbol = NULL, *on_error = "raise";
     PyObject *ostart = Py_None, *oend = Py_None;
     long long start = INT64_MIN, end = INT64_MAX;
     Py_ssize_t max_line = (Py_ssize_t)LOB_MAX_LINE;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "s|$zsOOn:Reader", kwlist, &fmt_name, &symbol,
-                                     &on_error, &ostart, &oend, &max_line)) {
+    int book = 0;
+    long long cp_every = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "s|$zsOOnpL:Reader", kwlist, &fmt_name, &symbol,
+                                     &on_error, &ostart, &oend, &max_line, &book, &cp_every)) {
         return NULL;
+    }
+    if (cp_every < 0) {
+        return PyErr_Format(PyExc_ValueError, "checkpoint_every (=%lld) must be >= 0", cp_every);
     }
     if ((ostart != Py_None && (start = PyLong_AsLongLong(ostart)) == -1 && PyErr_Occurred()) ||
         (oend != Py_None && (end = PyLong_AsLongLong(oend)) == -1 && PyErr_Occurred())) {
@@ -106,6 +117,11 @@ Reader_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     opts.start_ns = start;
     opts.end_ns = end;
     opts.max_line = (size_t)max_line;
+    if ((book || cp_every) && fmt != &lob_format_binance) {
+        return PyErr_Format(PyExc_ValueError, "book= and checkpoint_every= are for 'binance'");
+    }
+    opts.keep_book = book;
+    opts.checkpoint_every = cp_every;
     ReaderObject *self = (ReaderObject *)type->tp_alloc(type, 0);
     if (self == NULL) {
         return NULL;
@@ -271,6 +287,68 @@ Reader_stats(ReaderObject *self, PyObject *Py_UNUSED(ignored))
     return d;
 }
 
+static int
+check_binance(ReaderObject *self)
+{
+    if (lob_reader_format(self->r) != &lob_format_binance) {
+        PyErr_SetString(PyExc_TypeError, "checkpoints are for the 'binance' format");
+        return -1;
+    }
+    return check_idle(self);
+}
+
+static PyObject *
+Reader_restore(ReaderObject *self, PyObject *args)
+{
+    long long market, last_u, last_ts, last_local;
+    PyObject *oside, *oprice, *oqty;
+    if (!PyArg_ParseTuple(args, "LLLLOOO:restore", &market, &last_u, &last_ts, &last_local, &oside,
+                          &oprice, &oqty) ||
+        check_binance(self) < 0) {
+        return NULL;
+    }
+    PyArrayObject *side = lobpy_in_strict(oside, NPY_INT8, 1, -1, 0, "side");
+    if (side == NULL) {
+        return NULL;
+    }
+    Py_ssize_t n = PyArray_DIM(side, 0);
+    PyArrayObject *price = lobpy_in_strict(oprice, NPY_FLOAT64, 1, n, 0, "price");
+    PyArrayObject *qty = price ? lobpy_in_strict(oqty, NPY_FLOAT64, 1, n, 0, "qty") : NULL;
+    if (qty == NULL) {
+        return NULL;
+    }
+    lob_binance_cp cp = {last_u,
+                         last_ts,
+                         last_local,
+                         market,
+                         PyArray_DATA(side),
+                         PyArray_DATA(price),
+                         PyArray_DATA(qty),
+                         (size_t)n};
+    lob_error err = {0};
+    int rc = lob_binance_restore(lob_reader_state(self->r), &cp, &err);
+    if (rc < 0) {
+        return lobpy_raise(state_of((PyObject *)self), rc, &err, NULL);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Reader_checkpoints(ReaderObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (check_binance(self) < 0) {
+        return NULL;
+    }
+    void *ctx = lob_reader_state(self->r);
+    PyObject *cp = lobpy_table_to_dict(lob_binance_checkpoints(ctx, 0));
+    PyObject *levels = cp ? lobpy_table_to_dict(lob_binance_checkpoints(ctx, 1)) : NULL;
+    if (levels == NULL) {
+        Py_XDECREF(cp);
+        return NULL;
+    }
+    return Py_BuildValue("(NN)", cp, levels);
+}
+
 static PyMethodDef Reader_methods[] = {
     {"open", (PyCFunction)(void (*)(void))Reader_open, METH_VARARGS | METH_KEYWORDS,
      "open(path, span=None, line0=0): start reading a file, or the window span=(c_lo, d_at, "
@@ -283,6 +361,11 @@ static PyMethodDef Reader_methods[] = {
     {"take", (PyCFunction)Reader_take, METH_NOARGS,
      "take() -> {table: {column: ndarray}}: hand over the rows parsed so far."},
     {"stats", (PyCFunction)Reader_stats, METH_NOARGS, "stats() -> dict of counters."},
+    {"restore", (PyCFunction)Reader_restore, METH_VARARGS,
+     "restore(market, last_u, last_ts, last_local, side, price, qty): a fresh book=True "
+     "Binance reader starts from this checkpoint."},
+    {"checkpoints", (PyCFunction)Reader_checkpoints, METH_NOARGS,
+     "checkpoints() -> (checkpoints, levels): those recorded so far, as column dicts."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -290,8 +373,10 @@ static PyType_Slot Reader_slots[] = {
     {Py_tp_new, Reader_new},
     {Py_tp_dealloc, Reader_dealloc},
     {Py_tp_methods, Reader_methods},
-    {Py_tp_doc, "Reader(format, *, symbol=None, on_error='raise', start=None, end=None, "
-                "max_line=64 MiB): a line-format reader over plain, gzip or zstd files."},
+    {Py_tp_doc,
+     "Reader(format, *, symbol=None, on_error='raise', start=None, end=None, "
+     "max_line=64 MiB, book=False, checkpoint_every=0): a line-format reader over plain, "
+     "gzip or zstd files."},
     {0, NULL},
 };
 

@@ -8,10 +8,11 @@
  */
 #include "test.h"
 
+#include "core/formats/binance.h"
 #include "core/formats/peek.h"
+#include "core/formats/text.h"
 #include "core/io/reader.h"
 #include "core/schema.h"
-#include "core/formats/text.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -885,9 +886,131 @@ test_files(void)
     free(gz);
 }
 
+/* ------------------------------------------------------------------ the window's book */
+
+/* The recording of test_spot_sync: synced at 103, a stale diff at 105, a gap at 106, a
+ * resync at 108. */
+#define WINDOW_TEXT                                                                                \
+    SPOT_DIFF("1700000000000000101", "1700000000100", "1", "5", "[\"99\",\"1\"]", "")              \
+    SPOT_DIFF("1700000000000000102", "1700000000200", "6", "12", "[\"100\",\"2\"]",                \
+              "[\"101\",\"0\"]")                                                                   \
+    "1700000000000000103 {\"lastUpdateId\":10,\"bids\":[[\"100\",\"1\"],[\"99\",\"3\"]],"          \
+    "\"asks\":[[\"101\",\"2\"]]}\n" SPOT_DIFF("1700000000000000104", "1700000000300", "13", "15",  \
+                                              "[\"98\",\"1\"]", "")                                \
+        SPOT_DIFF("1700000000000000105", "1700000000300", "14", "15", "", "[\"102\",\"5\"]")       \
+            SPOT_DIFF("1700000000000000106", "1700000000400", "20", "25", "[\"97\",\"1\"]", "")    \
+                SPOT_DIFF("1700000000000000107", "1700000000500", "26", "30", "",                  \
+                          "[\"103\",\"1\"]") "1700000000000000108 "                                \
+                                             "{\"lastUpdateId\":27,\"bids\":[[\"100\",\"5\"]],"    \
+                                             "\"asks\":[]}\n"
+
+static void
+test_window_book(void)
+{
+    lob_opts o = opts_for(NULL);
+    o.keep_book = 1;
+    o.start_ns = 1700000000000000105LL;
+    run x = read_text_opts(WINDOW_TEXT, 0, &o);
+    test_cond("window book: reads without error", x.rc == 0);
+    test_cond("window book: the replayed book, then the window's rows as a full read gives them",
+              depth_is(x.r, "b 100 2 15 SR|b 99 3 15 S|b 98 1 15 SE|"
+                            "- nan nan 25 GE|"
+                            "b 100 5 27 SRE|a 103 1 30 E|"));
+    const lob_table *d = lob_reader_table(x.r, T_DEPTH);
+    test_cond("window book: stamped with its last update's exchange time and the window's first "
+              "line's receive time",
+              d->n == 6 && LOB_COL(d, LOB_D_TS, int64_t)[0] == 1700000000300000000LL &&
+                  LOB_COL(d, LOB_D_LOCAL_TS, int64_t)[2] == 1700000000000000105LL);
+    test_cond("window book: the counters are the window's",
+              stat_int(x.r, "book_at_start") == 1 && stat_int(x.r, "replayed_lines") == 4 &&
+                  stat_int(x.r, "outside_window") == 4 && stat_int(x.r, "gaps") == 1 &&
+                  stat_int(x.r, "resets") == 2 && stat_int(x.r, "stale_diffs") == 1 &&
+                  stat_int(x.r, "depth_messages") == 3 && stat_int(x.r, "snapshots") == 1 &&
+                  stat_int(x.r, "synced_at") == 1700000000000000105LL);
+    lob_reader_free(x.r);
+
+    o.start_ns = 1700000000000000107LL; /* after the gap: no book until the resync */
+    x = read_text_opts(WINDOW_TEXT, 0, &o);
+    test_cond("window book: after a gap, the depth starts at the resync",
+              x.rc == 0 && depth_is(x.r, "b 100 5 27 SRE|a 103 1 30 E|") &&
+                  stat_int(x.r, "book_at_start") == 0 &&
+                  stat_int(x.r, "synced_at") == 1700000000000000108LL);
+    lob_reader_free(x.r);
+
+    o.start_ns = INT64_MAX - 1; /* all replayed, checkpoints at every synced line */
+    o.checkpoint_every = 1;
+    x = read_text_opts(WINDOW_TEXT, 0, &o);
+    const lob_table *cp = x.r ? lob_binance_checkpoints(lob_reader_state(x.r), 0) : NULL;
+    const lob_table *lv = x.r ? lob_binance_checkpoints(lob_reader_state(x.r), 1) : NULL;
+    test_cond("window book: a full replay emits nothing",
+              x.rc == 0 && lob_reader_table(x.r, T_DEPTH)->n == 0);
+    test_cond("window book: checkpoints before each line while synced",
+              cp && cp->n == 3 && LOB_COL(cp, LOB_CP_T, int64_t)[0] == 1700000000000000104LL &&
+                  LOB_COL(cp, LOB_CP_T, int64_t)[2] == 1700000000000000106LL);
+    if (cp && cp->n == 3 && lv->n == 2 + 3 + 3) {
+        const double *px = LOB_COL(lv, LOB_CPL_PRICE, double);
+        const double *qty = LOB_COL(lv, LOB_CPL_QTY, double);
+        test_cond("window book: a checkpoint holds the book and the sequence state",
+                  LOB_COL(cp, LOB_CP_LAST_U, int64_t)[1] == 15 &&
+                      LOB_COL(cp, LOB_CP_LAST_LOCAL, int64_t)[1] == 1700000000000000104LL &&
+                      LOB_COL(cp, LOB_CP_MARKET, int64_t)[1] == 1 &&
+                      LOB_COL(cp, LOB_CP_NBID, int64_t)[1] == 3 &&
+                      LOB_COL(cp, LOB_CP_NASK, int64_t)[1] == 0 && px[2] == 100 && qty[2] == 2 &&
+                      px[4] == 98 && LOB_COL(lv, LOB_CPL_SIDE, int8_t)[4] == 1);
+        /* a fresh reader restored from the checkpoint before line 105 reads on from there */
+        lob_binance_cp c = {15,
+                            LOB_COL(cp, LOB_CP_LAST_TS, int64_t)[1],
+                            1700000000000000104LL,
+                            1,
+                            LOB_COL(lv, LOB_CPL_SIDE, int8_t) + 2,
+                            px + 2,
+                            qty + 2,
+                            3};
+        const char *rest = strstr(WINDOW_TEXT, "1700000000000000105 ");
+        lob_opts w = opts_for(NULL);
+        w.keep_book = 1;
+        w.start_ns = 1700000000000000105LL;
+        lob_reader *r = NULL;
+        lob_error err = {0};
+        int rc = lob_reader_new(&r, &lob_format_binance, &w, 0, &err);
+        rc = rc ? rc : lob_binance_restore(lob_reader_state(r), &c, &err);
+        rc = rc ? rc : lob_binance_restore(lob_reader_state(r), &c, &err);
+        test_cond("window book: a reader is restored once", rc == LOB_E_ARG);
+        lob_reader_free(r);
+        r = NULL;
+        rc = lob_reader_new(&r, &lob_format_binance, &w, 0, &err);
+        rc = rc ? rc : lob_binance_restore(lob_reader_state(r), &c, &err);
+        lob_test_write(lob_test_path("rest.txt"), rest, strlen(rest));
+        rc = rc ? rc : lob_reader_open(r, lob_test_path("rest.txt"), &err);
+        int eof = 0;
+        while (rc == 0 && !eof) {
+            rc = lob_reader_pump(r, 0, &eof, &err);
+        }
+        rc = rc ? rc : lob_reader_finish(r, &err);
+        test_cond("window book: restored from a checkpoint, the same window",
+                  rc == 0 && depth_is(r, "b 100 2 15 SR|b 99 3 15 S|b 98 1 15 SE|"
+                                         "- nan nan 25 GE|"
+                                         "b 100 5 27 SRE|a 103 1 30 E|"));
+        lob_reader_free(r);
+        double bad_px[1] = {-1}, one[1] = {1};
+        int8_t bid[1] = {1};
+        lob_binance_cp b = {15, 0, 1, 1, bid, bad_px, one, 1};
+        r = NULL;
+        rc = lob_reader_new(&r, &lob_format_binance, &w, 0, &err);
+        rc = rc ? rc : lob_binance_restore(lob_reader_state(r), &b, &err);
+        test_cond("window book: a checkpoint level with a price <= 0 is refused", rc == LOB_E_ARG);
+        lob_reader_free(r);
+    }
+    else {
+        test_cond("window book: checkpoint levels", 0);
+    }
+    lob_reader_free(x.r);
+}
+
 void
 lob_test_binance(void)
 {
+    test_window_book();
     test_spot_sync();
     test_usdm_sync();
     test_partial_depth();

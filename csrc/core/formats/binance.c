@@ -12,6 +12,9 @@
  * Nothing is emitted for a book that is not known, so every row after a RESET until the
  * next GAP describes the exchange's book exactly.
  */
+#include "core/formats/binance.h"
+
+#include "core/book/side.h"
 #include "core/formats/json.h"
 #include "core/formats/peek.h"
 #include "core/formats/sequence.h"
@@ -19,6 +22,7 @@
 #include "core/io/reader.h"
 #include "core/schema.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,10 +93,33 @@ struct lob_binance_s {
     int64_t snap_id;          /* its lastUpdateId */
     int64_t snap_ts;          /* its exchange time (ns), or -1 when it has none */
     int64_t snap_local;       /* its receive time */
+    /* the window's book (keep_book): lines before start_ns build it instead of rows */
+    int keep_book;           /* replay the lines before the window */
+    int opened;              /* the window's first line was met */
+    lob_side bid, ask;       /* the replayed book, keyed by price_key() */
+    int64_t *scratch;        /* keys of one side, to emit it */
+    size_t scratch_cap;      /* its capacity */
+    int book_at_start;       /* -1 not opened, 0 opened without a book, 1 with one */
+    int64_t synced_at;       /* receive time the window's book became known, or -1 */
+    int64_t cp_every;        /* checkpoint interval (ns), 0: none */
+    int64_t cp_last;         /* receive time of the last checkpoint */
+    int cp_due;              /* a sync happened since the last checkpoint */
+    lob_table cp, cp_levels; /* checkpoints recorded (binance.h) */
     /* counters */
     int64_t n_depth, n_trade, n_agg, n_quote, n_snapshot, n_partial, n_collector, n_unknown,
         n_outside, n_blank, n_gaps, n_resets, n_dropped, n_stale, n_snap_rejected, n_snap_unused,
-        n_snap_ambiguous, n_nonmarket, n_overflow;
+        n_snap_ambiguous, n_nonmarket, n_overflow, n_replayed;
+};
+
+const lob_column lob_cp_schema[LOB_CP_NCOL] = {
+    {"t", LOB_I64, 8, 1, 0},          {"last_u", LOB_I64, 8, 1, 0}, {"last_ts", LOB_I64, 8, 1, 0},
+    {"last_local", LOB_I64, 8, 1, 0}, {"market", LOB_I64, 8, 1, 0}, {"nbid", LOB_I64, 8, 1, 0},
+    {"nask", LOB_I64, 8, 1, 0},
+};
+const lob_column lob_cp_level_schema[LOB_CPL_NCOL] = {
+    {"side", LOB_I8, 1, 1, 0},
+    {"price", LOB_F64, 8, 1, 0},
+    {"qty", LOB_F64, 8, 1, 0},
 };
 
 /* ------------------------------------------------------------------ errors */
@@ -368,10 +395,207 @@ try_sync(lob_binance *b)
     b->n_resets++;
     b->has_snap = 0;
     b->state = SYNCED;
+    b->cp_due = 1;
+    if (b->opened && b->synced_at < 0) {
+        b->synced_at = b->last_local; /* the line that brought the snapshot or bridging diff */
+    }
     b->last_u = L;
     b->last_ts = ts;
     return replay_pending(b);
 }
+
+/* ------------------------------------------------------------------ the window's book */
+
+/* A price's key on its side: the bits of a positive double order like its value, so bids
+ * are keyed by them and asks by their negation (the best level has the largest key). */
+static int64_t
+price_key(int side, double px)
+{
+    int64_t k;
+    memcpy(&k, &px, sizeof k);
+    return side > 0 ? k : -k;
+}
+
+static double
+key_price(int side, int64_t key)
+{
+    int64_t k = side > 0 ? key : -key;
+    double px;
+    memcpy(&px, &k, sizeof px);
+    return px;
+}
+
+static void
+book_clear(lob_binance *b)
+{
+    lob_side_clear(&b->bid);
+    lob_side_clear(&b->ask);
+}
+
+/* Apply the depth rows a replayed line produced to the book, then drop them. */
+static int
+book_fold(lob_binance *b)
+{
+    lob_table *t = &b->out[T_DEPTH];
+    const int8_t *side = LOB_COL(t, LOB_D_SIDE, int8_t);
+    const double *px = LOB_COL(t, LOB_D_PRICE, double);
+    const double *qty = LOB_COL(t, LOB_D_QTY, double);
+    const uint8_t *fl = LOB_COL(t, LOB_D_FLAGS, uint8_t);
+    for (size_t i = 0; i < t->n; i++) {
+        if (fl[i] & (LOB_F_RESET | LOB_F_GAP)) {
+            book_clear(b);
+        }
+        if (side[i] != 0 &&
+            lob_side_set(side[i] > 0 ? &b->bid : &b->ask, price_key(side[i], px[i]), qty[i]) < 0) {
+            return LOB_E_NOMEM;
+        }
+    }
+    t->n = 0;
+    return LOB_OK;
+}
+
+/* The levels of one side, best first: prices into px, sizes into qty (room for s->n). */
+static int
+book_side(lob_binance *b, int side, double *px, double *qty)
+{
+    const lob_side *s = side > 0 ? &b->bid : &b->ask;
+    if (s->n > b->scratch_cap) {
+        int64_t *p = realloc(b->scratch, s->n * sizeof *p);
+        if (p == NULL) {
+            return LOB_E_NOMEM;
+        }
+        b->scratch = p;
+        b->scratch_cap = s->n;
+    }
+    size_t n = lob_side_top(s, s->n, b->scratch, qty);
+    for (size_t r = 0; r < n; r++) {
+        px[r] = key_price(side, b->scratch[r]);
+    }
+    return LOB_OK;
+}
+
+/* The window opens (its first line): the counters restart, and the replayed book, when it
+ * is known, becomes SNAPSHOT|RESET rows stamped with the exchange time of its last update
+ * and the receive time of this line. */
+static int
+open_window(lob_binance *b, int64_t local)
+{
+    b->opened = 1;
+    b->n_depth = b->n_trade = b->n_agg = b->n_quote = b->n_snapshot = b->n_partial = 0;
+    b->n_collector = b->n_unknown = b->n_gaps = b->n_resets = b->n_dropped = b->n_stale = 0;
+    b->n_snap_rejected = b->n_snap_unused = b->n_snap_ambiguous = b->n_nonmarket = 0;
+    b->n_overflow = 0;
+    b->book_at_start = b->state == SYNCED;
+    if (b->state == SYNCED) {
+        lob_table *t = &b->out[T_DEPTH];
+        size_t nb = b->bid.n, k = nb + b->ask.n;
+        unsigned snap = LOB_F_SNAPSHOT | LOB_F_RESET;
+        if (k == 0) {
+            LOB_FORWARD_IF_ERROR(
+                emit_marker(b, b->last_ts, local, b->last_u, snap | LOB_F_END_OF_MESSAGE));
+        }
+        else {
+            LOB_FORWARD_IF_ERROR(lob_table_room(t, k));
+            double *px = LOB_COL(t, LOB_D_PRICE, double) + t->n;
+            double *qty = LOB_COL(t, LOB_D_QTY, double) + t->n;
+            LOB_FORWARD_IF_ERROR(book_side(b, 1, px, qty));
+            LOB_FORWARD_IF_ERROR(book_side(b, -1, px + nb, qty + nb));
+            for (size_t r = 0; r < k; r++) {
+                unsigned fl = LOB_F_SNAPSHOT | (r == 0 ? LOB_F_RESET : 0) |
+                              (r == k - 1 ? LOB_F_END_OF_MESSAGE : 0);
+                lob_depth_set(t, t->n + r, b->last_ts, local, r < nb ? 1 : -1, px[r], qty[r],
+                              b->last_u, fl);
+            }
+            t->n += k;
+        }
+        b->n_resets = 1;
+        b->synced_at = local;
+    }
+    book_clear(b); /* the window's rows say the rest */
+    return LOB_OK;
+}
+
+/* Record the synced state before the line received at t (binance.h). */
+static int
+checkpoint(lob_binance *b, int64_t t)
+{
+    lob_table *c = &b->cp, *l = &b->cp_levels;
+    size_t nb = b->bid.n, k = nb + b->ask.n;
+    LOB_FORWARD_IF_ERROR(lob_table_room(c, 1));
+    LOB_FORWARD_IF_ERROR(lob_table_room(l, k));
+    double *px = LOB_COL(l, LOB_CPL_PRICE, double) + l->n;
+    double *qty = LOB_COL(l, LOB_CPL_QTY, double) + l->n;
+    LOB_FORWARD_IF_ERROR(book_side(b, 1, px, qty));
+    LOB_FORWARD_IF_ERROR(book_side(b, -1, px + nb, qty + nb));
+    int8_t *side = LOB_COL(l, LOB_CPL_SIDE, int8_t) + l->n;
+    for (size_t r = 0; r < k; r++) {
+        side[r] = r < nb ? 1 : -1;
+    }
+    l->n += k;
+    const int64_t row[LOB_CP_NCOL] = {t,         b->last_u,   b->last_ts,       b->last_local,
+                                      b->market, (int64_t)nb, (int64_t)(k - nb)};
+    for (int i = 0; i < LOB_CP_NCOL; i++) {
+        LOB_COL(c, i, int64_t)[c->n] = row[i];
+    }
+    c->n++;
+    b->cp_last = t;
+    b->cp_due = 0;
+    return LOB_OK;
+}
+
+int
+lob_binance_restore(void *ctx, const lob_binance_cp *cp, lob_error *err)
+{
+    lob_binance *b = ctx;
+    if (!b->keep_book || b->last_local != 0 || b->market != MARKET_UNKNOWN) {
+        return lob_error_set(err, LOB_E_ARG,
+                             "only a reader that keeps the book and has read nothing can be "
+                             "restored from a checkpoint");
+    }
+    if (cp->market != MARKET_SPOT && cp->market != MARKET_USDM) {
+        return lob_error_set(err, LOB_E_ARG, "checkpoint market %lld is not 1 or 2",
+                             (long long)cp->market);
+    }
+    if (cp->last_u < 0 || cp->last_u == INT64_MAX || cp->last_ts < LOB_TS_MIN ||
+        cp->last_ts > LOB_TS_MAX || cp->last_local <= 0 || cp->last_local > LOB_TS_MAX) {
+        return lob_error_set(err, LOB_E_ARG,
+                             "checkpoint state out of range (last_u=%lld, last_ts=%lld, "
+                             "last_local=%lld)",
+                             (long long)cp->last_u, (long long)cp->last_ts,
+                             (long long)cp->last_local);
+    }
+    for (size_t i = 0; i < cp->n; i++) {
+        int side = cp->side[i];
+        double px = cp->price[i], qty = cp->qty[i];
+        if ((side != 1 && side != -1) || !(px > 0) || !isfinite(px) || !(qty > 0) ||
+            !isfinite(qty)) {
+            book_clear(b);
+            return lob_error_set(err, LOB_E_ARG,
+                                 "checkpoint level %zu is not a level (side %d, price %g, qty %g)",
+                                 i, side, px, qty);
+        }
+        if (lob_side_set(side > 0 ? &b->bid : &b->ask, price_key(side, px), qty) < 0) {
+            book_clear(b);
+            return lob_error_set(err, LOB_E_NOMEM, "no memory for the checkpoint's book");
+        }
+    }
+    b->market = (int)cp->market;
+    b->state = SYNCED;
+    b->last_u = cp->last_u;
+    b->last_ts = cp->last_ts;
+    b->last_local = cp->last_local;
+    b->cp_last = cp->last_local;
+    return LOB_OK;
+}
+
+lob_table *
+lob_binance_checkpoints(void *ctx, int which)
+{
+    lob_binance *b = ctx;
+    return which == 0 ? &b->cp : &b->cp_levels;
+}
+
+/* ------------------------------------------------------------------ messages */
 
 static int
 on_diff(lob_binance *b, const msg *m, int64_t local, lob_error *err)
@@ -574,6 +798,23 @@ on_quote(lob_binance *b, const msg *m, int64_t local, lob_error *err)
 
 /* ------------------------------------------------------------------ the format */
 
+/* Whether a message may be a diff or a snapshot: one names "depthUpdate" (its "e"), the
+ * other "lastUpdateId", and the classifier compares raw bytes, so a message without either
+ * string is neither.  Found from their 'U', rarer than the quotes. */
+static int
+maybe_book(const char *s, size_t n)
+{
+    const char *end = s + n, *p = s;
+    while ((p = memchr(p, 'U', (size_t)(end - p))) != NULL) {
+        if ((p - s >= 6 && end - p >= 7 && memcmp(p - 6, "\"depthUpdate\"", 13) == 0) ||
+            (p - s >= 5 && end - p >= 9 && memcmp(p - 5, "\"lastUpdateId\"", 14) == 0)) {
+            return 1;
+        }
+        p++;
+    }
+    return 0;
+}
+
 static int
 binance_line(void *ctx, const char *s, size_t n, lob_error *err)
 {
@@ -610,10 +851,30 @@ binance_line(void *ctx, const char *s, size_t n, lob_error *err)
                              "order?)",
                              (long long)local, (long long)b->last_local);
     }
+    /* local - cp_last cannot overflow: both are receive times in [1, LOB_TS_MAX] */
+    if (b->cp_every > 0 && local > b->last_local && b->state == SYNCED &&
+        (b->cp_due || local - b->cp_last >= b->cp_every)) {
+        LOB_FORWARD_IF_ERROR(checkpoint(b, local));
+    }
     b->last_local = local;
-    if (local < b->start_ns || local >= b->end_ns) {
+    int warm = 0; /* a line before the window, replayed into the book */
+    if (local < b->start_ns) {
+        b->n_outside++;
+        if (!b->keep_book) {
+            return LOB_OK;
+        }
+        b->n_replayed++;
+        warm = 1;
+        if (!maybe_book(p + 1, (size_t)(s + n - (p + 1)))) {
+            return LOB_OK; /* only diffs and snapshots are replayed: the rest is not parsed */
+        }
+    }
+    else if (local >= b->end_ns) {
         b->n_outside++;
         return LOB_OK;
+    }
+    else if (b->keep_book && !b->opened) {
+        LOB_FORWARD_IF_ERROR(open_window(b, local));
     }
     msg m;
     m.b = b;
@@ -664,6 +925,16 @@ binance_line(void *ctx, const char *s, size_t n, lob_error *err)
             return LOB_OK;
         }
     }
+    if (warm) {
+        /* only the book is replayed; the window's trades and quotes are its own */
+        if (m.f.kind == LOB_PK_SNAPSHOT) {
+            rc = on_snapshot(b, &m, local, m.f.sym == NULL, err);
+        }
+        else if (m.f.kind == LOB_PK_DIFF) {
+            rc = on_diff(b, &m, local, err);
+        }
+        return rc < 0 ? rc : book_fold(b);
+    }
     switch (m.f.kind) {
     case LOB_PK_SNAPSHOT: return on_snapshot(b, &m, local, m.f.sym == NULL, err);
     case LOB_PK_DIFF: return on_diff(b, &m, local, err);
@@ -691,6 +962,12 @@ binance_create(void **ctx, const lob_opts *o)
     b->start_ns = o->start_ns;
     b->end_ns = o->end_ns;
     b->snap_ts = -1;
+    b->keep_book = o->keep_book != 0;
+    b->cp_every = b->keep_book && o->checkpoint_every > 0 ? o->checkpoint_every : 0;
+    b->book_at_start = -1;
+    b->synced_at = -1;
+    lob_table_init(&b->cp, lob_cp_schema, LOB_CP_NCOL);
+    lob_table_init(&b->cp_levels, lob_cp_level_schema, LOB_CPL_NCOL);
     *ctx = b;
     return LOB_OK;
 }
@@ -706,6 +983,11 @@ binance_destroy(void *ctx)
     lob_table_free(&b->snap);
     lob_table_free(&b->snap_new);
     free(b->pend);
+    lob_side_free(&b->bid);
+    lob_side_free(&b->ask);
+    free(b->scratch);
+    lob_table_free(&b->cp);
+    lob_table_free(&b->cp_levels);
     free(b);
 }
 
@@ -762,6 +1044,10 @@ binance_stats(void *ctx, lob_stat *out, int cap)
         {"buffer_overflow_drops", b->n_overflow, NULL},
         {"synced", b->state == SYNCED, NULL},
         {"last_update_id", b->state == SYNCED ? b->last_u : -1, NULL},
+        {"replayed_lines", b->n_replayed, NULL},
+        {"book_at_start", b->book_at_start, NULL},
+        {"synced_at", b->synced_at, NULL},
+        {"last_receive_time", b->last_local, NULL},
     };
     return lob_stats_copy(out, cap, all, sizeof all / sizeof all[0]);
 }

@@ -228,6 +228,12 @@ lob_reader_format(const lob_reader *r)
     return r->fmt;
 }
 
+void *
+lob_reader_state(lob_reader *r)
+{
+    return r->ctx;
+}
+
 void
 lob_reader_free(lob_reader *r)
 {

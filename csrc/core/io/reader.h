@@ -22,6 +22,8 @@ typedef struct lob_opts_s {
     int64_t start_ns;            /* keep messages received at or after this time */
     int64_t end_ns;              /* ... and before this time */
     size_t max_line;             /* longest line read, in bytes (0: LOB_MAX_LINE) */
+    int keep_book;               /* Binance: replay lines before start_ns into the book */
+    int64_t checkpoint_every;    /* Binance: record checkpoints while replaying (> 0) */
 } lob_opts;
 
 /* One named counter (text == NULL) or text value reported by a format. */
@@ -93,6 +95,9 @@ int lob_stats_copy(lob_stat *out, int cap, const lob_stat *all, size_t n);
 
 /*! lob_reader_format() : the format this reader parses. */
 const lob_format *lob_reader_format(const lob_reader *r);
+
+/*! lob_reader_state() : the format's state, for a format's own functions (binance.h). */
+void *lob_reader_state(lob_reader *r);
 
 /*! lob_reader_free() : NULL-safe. */
 void lob_reader_free(lob_reader *r);
