@@ -189,7 +189,8 @@ class FileIndex:
             header, entries = loaded
             self._header = header
             self.info, layout = header["info"], header["layout"]
-            self.ix = _core.TimeIx(self.path, (*layout["key"], self.max_line), entries, self.info)
+            # adopted by C at the first use: with a window lookup, in the same call
+            self._ix, self._entries = None, entries
             self.status = "loaded"
         else:
             if why.startswith("corrupt"):
@@ -202,7 +203,7 @@ class FileIndex:
             ix = _core.TimeIx.build(self.path, (*layout["key"], self.max_line), int(block), gzip=gzip)
             if ix is None:
                 raise _ReadThrough(self.path)
-            self.ix, self.info = ix, ix.info
+            self._ix, self.info = ix, ix.info
             self.info["build_seconds"] = time.perf_counter() - t
             self.status = f"rebuilt ({why})" if why else "built"
             self._warn_damage(built=True)
@@ -224,6 +225,13 @@ class FileIndex:
         self.stamp, self.size = stamp, stamp["size"]
         self.side = side
         self.decompressed = 0  # text bytes decompressed by lookups (zstd and gzip)
+
+    @property
+    def ix(self) -> _core.TimeIx:
+        """The C index (adopting the loaded entries on first use)."""
+        if self._ix is None:
+            self._ix = _core.TimeIx(self.path, self.key, self._entries, self.info)
+        return self._ix
 
     @property
     def entries(self) -> np.ndarray:
@@ -353,7 +361,12 @@ class FileIndex:
                 self.path,
             )
         try:
-            ends, looked, span = self.ix.window(t0, t1)
+            if self._ix is None:  # a loaded index: adopted and looked up in one call
+                self._ix, (ends, looked, span) = _core.TimeIx.adopt(
+                    self.path, self.key, self._entries, self.info, t0, t1
+                )
+            else:
+                ends, looked, span = self._ix.window(t0, t1)
         except LobError as e:
             if self.status != "loaded":
                 raise  # an index just built from the file: the file is at fault

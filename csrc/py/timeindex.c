@@ -364,6 +364,29 @@ TimeIx_window(TimeIxObject *self, PyObject *args)
     return Py_BuildValue("(NLN)", a, (long long)looked, span);
 }
 
+/* TimeIx.adopt(path, key, entries, info, t0, t1) -> (TimeIx, (ends, looked, span)): adopt
+ * an index made before and find a window in it, in one call. */
+static PyObject *
+TimeIx_adopt(PyTypeObject *type, PyObject *args)
+{
+    PyObject *path, *okey, *entries, *info;
+    long long t0, t1;
+    if (!PyArg_ParseTuple(args, "OOOOLL:adopt", &path, &okey, &entries, &info, &t0, &t1)) {
+        return NULL;
+    }
+    PyObject *made = Py_BuildValue("(OOOO)", path, okey, entries, info);
+    PyObject *self = made == NULL ? NULL : TimeIx_new(type, made, NULL);
+    Py_XDECREF(made);
+    PyObject *ends = self == NULL ? NULL : Py_BuildValue("(LL)", t0, t1);
+    PyObject *w = ends == NULL ? NULL : TimeIx_window((TimeIxObject *)self, ends);
+    Py_XDECREF(ends);
+    if (w == NULL) {
+        Py_XDECREF(self);
+        return NULL;
+    }
+    return Py_BuildValue("(NN)", self, w);
+}
+
 /* pieces(ends, n) -> [(span, line0, rows)]: see the type's doc. */
 static PyObject *
 TimeIx_pieces(TimeIxObject *self, PyObject *args)
@@ -465,6 +488,8 @@ static PyMethodDef TimeIx_methods[] = {
     {"build", (PyCFunction)(void (*)(void))TimeIx_build, METH_VARARGS | METH_KEYWORDS | METH_CLASS,
      "build(path, key, block, *, gzip=True) -> TimeIx: index a sorted line file in one pass; "
      "None for a gzip file when gzip is False (it cannot restart inside)."},
+    {"adopt", (PyCFunction)(void (*)(void))TimeIx_adopt, METH_VARARGS | METH_CLASS,
+     "adopt(path, key, entries, info, t0, t1) -> (TimeIx, window(t0, t1)): in one call."},
     {"window", (PyCFunction)TimeIx_window, METH_VARARGS,
      "window(t0, t1) -> (ends, looked, span): ends, the positions of the first rows at or after "
      "t0 and t1 (entry dtype); looked, the text bytes decompressed to find them; span, "
