@@ -804,6 +804,14 @@ class Summary:
         return text
 
 
+def _cores() -> int:
+    """The cores this process may run on (a container's or taskset's share, not the machine's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS
+        return os.cpu_count() or 1
+
+
 def _pool_context():
     methods = multiprocessing.get_all_start_methods()
     return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
@@ -969,7 +977,9 @@ def process(
     labels : None, or names ``ret_<h>`` (``h`` rows or a span: ``ret_10``, ``ret_10s``),
         ``smooth_<k>``, ``smooth_mean_<k>``.
     bars : None, or a bar size (``"1s"``, dividing a day) for the ``bars`` table.
-    workers : processes of the local pool (default: every core); 1 runs here, in this process.
+    workers : processes of the local pool (default: every core this process may use); 1 runs
+        the tasks here, one after the other.  A script that starts the pool must do so under
+        ``if __name__ == "__main__":`` (worker processes import it).
     client : a ``dask.distributed.Client``: the tasks run on its cluster instead (each worker
         must see ``src`` and ``out`` at the same paths).
     watch : follow a live recorder tree: every ``poll`` seconds, process the files the
@@ -998,11 +1008,16 @@ def process(
     for p in srcs:
         _check_src(p)
     if client is None:
-        workers = os.cpu_count() or 1 if workers is None else int(workers)
+        workers = _cores() if workers is None else int(workers)
         if workers < 1:
             raise ValueError(f"workers must be >= 1, not {workers!r}")
     root = os.path.abspath(os.fspath(out))
     os.makedirs(root, exist_ok=True)
+    if not os.path.exists(os.path.join(root, "_store.json")) and set(os.listdir(root)) - {".lock"}:
+        raise lob_error(
+            f"{root} is not empty and holds no lobfast store (no _store.json): give --out a new or empty folder",
+            root,
+        )
     with _Lock(root):
         _check_params(root, spec, rebuild)
         _clean_temp(root)

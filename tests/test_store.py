@@ -439,6 +439,16 @@ def test_missing_unreadable_and_not_recordings(tree, tmp_path):
                 store.process(locked, out, quiet=True)
         finally:
             locked.chmod(0o755)
+    busy = tmp_path / "home"
+    busy.mkdir()
+    (busy / "thesis.tex").write_text("...")
+    with pytest.raises(lobfast.LobError, match=r"home is not empty and holds no lobfast store \(no _store.json\)"):
+        store.process(tree, busy, quiet=True)
+    assert os.listdir(busy) == ["thesis.tex"]
+    with pytest.raises(
+        lobfast.LobError, match=r"home is not a lobfast store \(it has no _store.json; make one with lobfast process\)"
+    ):
+        lobfast.open_store(busy)
     r = _cli(tmp_path / "nowhere", "--out", out)
     assert r.returncode == 1 and "lobfast process: [Errno 2] no such file or directory" in r.stderr
 
