@@ -4,6 +4,7 @@ and a bad file fails only its partitions."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import errno
 import json
@@ -197,14 +198,30 @@ def test_reading_back(built):
     assert len(st.to_dask("bars")) == sum(r["rows_bars"] for r in st.partitions.to_pylist())
 
 
-def test_dask_cluster_gives_the_same_store(tree, built, tmp_path):
+def test_dask_cluster_gives_the_same_store_also_when_a_worker_dies(tree, built, tmp_path):
+    """A real LocalCluster of 2 worker processes; then the same with one worker killed
+    (SIGKILL) once the first partition is written: its task runs again elsewhere."""
     distributed = pytest.importorskip("distributed")
     out = tmp_path / "dask"
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as c:
         with distributed.Client(c) as client:
             summary = store.process(tree, out, client=client, **PARAMS)
-    assert summary.ok and summary.written == 6
-    _assert_same_store(out, built)
+            assert summary.ok and summary.written == 6
+            _assert_same_store(out, built)
+
+            killed = tmp_path / "killed"
+            pids = list(client.run(os.getpid).values())
+            with concurrent.futures.ThreadPoolExecutor(1) as ex:
+                run = ex.submit(store.process, tree, killed, client=client, **PARAMS)
+                deadline = time.monotonic() + 60
+                while not list(killed.rglob("part-0.parquet")) and time.monotonic() < deadline:
+                    time.sleep(0.005)
+                os.kill(pids[0], signal.SIGKILL)
+                summary = run.result(timeout=120)
+    assert summary.ok and summary.written == 6, str(summary)
+    for f in killed.rglob("*.tmp"):  # a write the kill cut short: hidden, removed by the next run
+        assert f.name.startswith(".")
+    _assert_same_store(killed, built)
 
 
 def test_one_process_gives_the_same_store(tree, built, tmp_path):
