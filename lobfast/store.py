@@ -509,8 +509,9 @@ def _extended(task: dict, spec: Spec) -> tuple[BookSnapshots, Trades, Quotes, li
         end_ok = e > data_end or last >= want_end
         if start_ok and end_ok:
             return book, trades, quotes, used
-        if not start_ok:  # the book was not known yet where the warm-up starts: from an earlier file
-            s = max([f.first for f in files if f.first < s] or [data_start])
+        if not start_ok:  # the book was not known yet where the warm-up starts: from twice as far back
+            back = max([f.first for f in files if f.first <= want_start - 2 * (want_start - s)] or [data_start])
+            s = min(back, max([f.first for f in files if f.first < s] or [data_start]))
         if not end_ok:  # no event after the horizon yet: on to the next file
             e = min([f.first for f in files if f.first >= e] or [data_end]) + MARGIN
 

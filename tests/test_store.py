@@ -277,6 +277,31 @@ def test_a_new_day_file_adds_its_partition_and_redoes_the_day_before(tree, tmp_p
         _assert_same(_stored(out, "labels", "BBBUSDT", date), ref[date]["labels"], date)
 
 
+def test_sparse_snapshots_and_a_hole_in_the_data(tmp_path):
+    """A snapshot only every 5 h: a day's warm-up starts in a file without one, so its task
+    reads from earlier files until the book is known; and two hours missing after midnight: the
+    day before reads on to the next file for its labels (the sequential pass carries the book
+    over the hole).  Still the sequential pass, row for row."""
+    m = sim.simulate(
+        "32h", flow=_flow(), seed=7, update_every="10s", levels=12, symbol="DDDUSDT", start="2024-01-01T20:00"
+    )
+    files = m.write_tree(tmp_path / "tree", rotate="1h", snapshot_every="5h")
+    for f in files:
+        if os.path.basename(f).startswith(("20240103-00", "20240103-01")):
+            os.unlink(f)
+    files = [f for f in files if os.path.exists(f)]
+    out = tmp_path / "s"
+    assert store.process(tmp_path / "tree", out, workers=1, **PARAMS).written == 3
+    parts = lobfast.open_store(out).partitions.to_pylist()
+    inputs = {p["date"]: sorted(os.path.basename(i["path"]) for i in p["inputs"]) for p in parts}
+    assert inputs["2024-01-03"][0] < "20240102-2"  # read from hours before the warm-up's start
+    assert inputs["2024-01-02"][-1].startswith("20240103-02")  # on past the hole for the labels
+    ref = _reference(files)
+    for date in DATES:
+        for table in ("book", "features", "labels", "bars", "trades"):
+            _assert_same(_stored(out, table, "DDDUSDT", date), ref[date][table], f"{date} {table}")
+
+
 def test_other_parameters_are_refused_unless_rebuild(tree, built, tmp_path):
     out = tmp_path / "s"
     shutil.copytree(built, out)
