@@ -524,6 +524,20 @@ def _day_sorted_rows(ts: np.ndarray, day: int) -> np.ndarray:
     return np.flatnonzero((ts >= day) & (ts < day + DAY))
 
 
+def _label_frame(book: BookSnapshots | None, spec: Spec):
+    """The spec's labels of ``book`` (None: of a two-row stand-in, for the column names of a
+    day without book rows, such as a recording of trades only)."""
+    data = book if book is not None else (np.ones(2), np.arange(2, dtype=np.int64))
+    frames = []
+    for n in spec.labels:
+        what, h = re.fullmatch(r"(ret|smooth_mean|smooth)_(\w+)", n).groups()
+        if what == "ret":
+            frames.append(_labels.forward_return(data, int(h) if h.isdigit() else h))
+        else:
+            frames.append(_labels.smoothed(data, int(h), against="mean" if what == "smooth_mean" else "mid"))
+    return _labels.combine(*frames)
+
+
 def _make_partition(task: dict) -> tuple[dict[str, int], list[str]]:
     spec = Spec(
         **{**task["spec"], "features": tuple(task["spec"]["features"]), "labels": tuple(task["spec"]["labels"])}
@@ -537,14 +551,7 @@ def _make_partition(task: dict) -> tuple[dict[str, int], list[str]]:
         ff = _features(book, trades if needs_trades else None, spec=list(spec.features))
         tables["features"] = {"ts": ff.ts[cut], **{n: a[cut] for n, a in ff.items()}}
     if spec.labels:
-        frames = []
-        for n in spec.labels:
-            what, h = re.fullmatch(r"(ret|smooth_mean|smooth)_(\w+)", n).groups()
-            if what == "ret":
-                frames.append(_labels.forward_return(book, int(h) if h.isdigit() else h))
-            else:
-                frames.append(_labels.smoothed(book, int(h), against="mean" if what == "smooth_mean" else "mid"))
-        lf = _labels.combine(*frames)
+        lf = _label_frame(book, spec) if len(book) else _label_frame(None, spec).rows[:0]
         cols = {"ts": lf.ts[cut]}
         for n, a in lf.items():
             cols[n] = a[cut]

@@ -302,6 +302,29 @@ def test_sparse_snapshots_and_a_hole_in_the_data(tmp_path):
             _assert_same(_stored(out, table, "DDDUSDT", date), ref[date][table], f"{date} {table}")
 
 
+def test_a_recording_of_trades_only_gives_empty_book_tables(tree, tmp_path):
+    """A recorder of the trade stream alone: trades are stored, the book tables are empty
+    partitions with their columns (no book, no features, no labels), not failures."""
+    folder = tmp_path / "tree" / "spot" / "aaausdt"
+    folder.mkdir(parents=True)
+    zstandard = pytest.importorskip("zstandard")
+
+    for f in _files(tree, "AAAUSDT"):
+        with open(f, "rb") as raw:
+            text = zstandard.ZstdDecompressor().stream_reader(raw).read().decode()
+        (folder / Path(f).name.replace(".zst", ".txt")).write_text(
+            "".join(line + "\n" for line in text.splitlines() if "@trade" in line)
+        )
+    out = tmp_path / "s"
+    summary = store.process(tmp_path / "tree", out, workers=1, **PARAMS)
+    assert summary.ok and summary.written == 3, str(summary)
+    st = lobfast.open_store(out)
+    assert sum(r["rows_book"] + r["rows_features"] + r["rows_labels"] for r in st.partitions.to_pylist()) == 0
+    assert sum(r["rows_trades"] for r in st.partitions.to_pylist()) > 1000
+    assert {"ret_60s", "smooth_5", "ret_60s_known_at"} <= set(st.load("labels", "AAAUSDT").keys())
+    assert "ofi_10s" in st.load("features", "AAAUSDT")
+
+
 def test_other_parameters_are_refused_unless_rebuild(tree, built, tmp_path):
     out = tmp_path / "s"
     shutil.copytree(built, out)
