@@ -94,7 +94,7 @@ def run(symbols: int, rounds: int) -> dict:
         parts = first.written
         cluster = client = None
         if distributed is not None:
-            cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None)
+            cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0")
             client = distributed.Client(cluster)
 
         def pool(out):

@@ -253,16 +253,26 @@ def _check_src(p: str) -> None:
         raise PermissionError(errno.EACCES, "cannot be read", p)
 
 
+# path -> ((size, mtime_ns), _File, stamp): files a watching process has seen unchanged are
+# not opened again each round (the stamp and index are read once per version of a file)
+_SEEN: dict[str, tuple[tuple[int, int], _File, dict[str, Any]]] = {}
+
+
 def _index(path: str) -> _File:
     """The file's time range from its time index (built on first use), or from its name."""
     try:
+        st = os.stat(path)
+        key = (st.st_size, st.st_mtime_ns)
+        if path in _SEEN and _SEEN[path][0] == key:
+            return dataclasses.replace(_SEEN[path][1])
         with warnings.catch_warnings(record=True) as caught:  # recorded with the file's partitions
             warnings.simplefilter("always", LobWarning)
-            f = FileIndex(path, format="raw")
+            ix = FileIndex(path, format="raw")
         damage = "\n".join(str(w.message) for w in caught if issubclass(w.category, LobWarning))
-        if f.rows:
-            return _File(path, f.first_ts, f.last_ts, warning=damage)
-        return _File(path, 0, -1)  # no lines: no day
+        f = _File(path, ix.first_ts, ix.last_ts, warning=damage) if ix.rows else _File(path, 0, -1)  # -1: no day
+        if (ix.stamp["size"], ix.stamp["mtime_ns"]) == key:
+            _SEEN[path] = (key, dataclasses.replace(f), {"path": path, **ix.stamp})
+        return f
     except (LobError, OSError) as e:  # placed by its name when it has the recorder's (its tasks fail)
         t = _name_time(path)
         return _File(path, -1 if t is None else t, -1 if t is None else t, f"{type(e).__name__}: {e}")
@@ -583,6 +593,10 @@ def _make_partition(task: dict) -> tuple[dict[str, int], list[str]]:
 
 def _stamp(path: str) -> dict[str, Any]:
     try:
+        st = os.stat(path)
+        seen = _SEEN.get(path)
+        if seen is not None and seen[0] == (st.st_size, st.st_mtime_ns):
+            return dict(seen[2])
         return {"path": path, **source_stamp(path)}
     except OSError:
         return {"path": path, "size": -1, "mtime_ns": -1, "fingerprint": -1}

@@ -203,7 +203,7 @@ def test_dask_cluster_gives_the_same_store_also_when_a_worker_dies(tree, built, 
     (SIGKILL) once the first partition is written: its task runs again elsewhere."""
     distributed = pytest.importorskip("distributed")
     out = tmp_path / "dask"
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as c:
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as c:
         with distributed.Client(c) as client:
             summary = store.process(tree, out, client=client, **PARAMS)
             assert summary.ok and summary.written == 6
