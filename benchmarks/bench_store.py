@@ -83,6 +83,7 @@ def run(symbols: int, rounds: int) -> dict:
     except ImportError:  # the dask extra: the other routes still run
         distributed = None
 
+    load0 = os.getloadavg()[0]
     tmp = Path(tempfile.mkdtemp(prefix="bench-store-"))
     try:
         t = time.perf_counter()
@@ -134,7 +135,7 @@ def run(symbols: int, rounds: int) -> dict:
             "rows": first.rows,
             "generate_s": gen,
             "times": times,
-            "load": os.getloadavg()[0],
+            "load": (load0, os.getloadavg()[0]),
             "cores": len(os.sched_getaffinity(0)),
         }
     finally:
@@ -168,7 +169,8 @@ def section(r: dict) -> str:
     lines += [
         "",
         f"Targets: pool vs one process >= 1.8x: {one / pool:.2f}x; Dask overhead vs the pool <= 15 %: "
-        f"{overhead}; vs the loop >= 2x: {loop / pool:.2f}x.  Load average (1 min) at the end: {r['load']:.2f}.",
+        f"{overhead}; vs the loop >= 2x: {loop / pool:.2f}x.  Load average (1 min) at start / end: "
+        f"{r['load'][0]:.2f} / {r['load'][1]:.2f} (other work on the machine shares its cores and memory).",
         "",
     ]
     return "\n".join(lines)
