@@ -743,6 +743,16 @@ class _Lock:
             self.fd = -1
 
 
+def _differs(name: str, old: Any, new: Any) -> str:
+    """How a parameter differs, briefly: lists of names by what one has that the other has not."""
+    if isinstance(old, list) and isinstance(new, list) and old and new:
+        more, less = [n for n in new if n not in old], [n for n in old if n not in new]
+        what = [f"{more} asked, not in the store"] if more else []
+        what += [f"{less} in the store, not asked"] if less else []
+        return f"{name}: " + (", ".join(what) or "in another order")
+    return f"{name}: {old!r} in the store, {new!r} asked"
+
+
 def _check_params(root: str, spec: Spec, rebuild: bool) -> None:
     """Refuse a store made with other parameters (unless ``rebuild``: then empty it)."""
     path = os.path.join(root, "_store.json")
@@ -752,9 +762,7 @@ def _check_params(root: str, spec: Spec, rebuild: bool) -> None:
             old = json.load(f).get("params")
     if old is not None and old != spec.params():
         if not rebuild:
-            diff = [
-                f"{k}: {old.get(k)!r} in the store, {v!r} asked" for k, v in spec.params().items() if old.get(k) != v
-            ]
+            diff = [_differs(k, old.get(k), v) for k, v in spec.params().items() if old.get(k) != v]
             raise lob_error(
                 f"the store {root} was written with other parameters ({'; '.join(diff)}): pass rebuild=True "
                 "(--rebuild) to rewrite it from scratch, or choose another store",
