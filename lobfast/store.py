@@ -22,8 +22,11 @@ computes features and labels over that span and keeps the day's rows.  The warm-
 feature spec's longest look-back; the task checks that the book was already valid where the
 warm-up starts (else it reads from an earlier file, up to a day further back) and that the
 data reaches past the labels' horizon (else it reads on), so that the store equals one
-sequential pass over all the data, row for row.  Features without a bounded look-back
-(``ofi_cum``) and labels with one (``ema_*``) cannot be computed per day and are refused.
+sequential pass over all the data, row for row: bit for bit, except sliding sums and
+deviations (``ofi_w*``, ``ofi_<span>``, ``vol_*``, ``intensity_*``, ``smooth_*``), which carry
+the (compensated) rounding of the rows before them and agree to about 1e-12 of the column's
+scale.  Features without a bounded look-back (``ofi_cum``) and labels with one (``ema_*``)
+cannot be computed per day and are refused.  Days without recordings have no partition.
 """
 
 from __future__ import annotations
@@ -278,12 +281,14 @@ def _index(path: str) -> _File:
         return _File(path, -1 if t is None else t, -1 if t is None else t, f"{type(e).__name__}: {e}")
 
 
-def _tree_groups(root: str, closed_only: bool, errors: list[str]) -> list[_Group]:
-    """``root/<venue>/<symbol>/<files>`` as lobfast-collect writes it; files that cannot be
-    placed in time (no index, no recorder name) go to ``errors``."""
+def _tree_groups(root: str, closed_only: bool, errors: list[str], venue_dir: bool = False) -> list[_Group]:
+    """``root/<venue>/<symbol>/<files>`` as lobfast-collect writes it (``venue_dir``: ``root``
+    is one ``<venue>`` folder); files that cannot be placed in time (no index, no recorder
+    name) go to ``errors``."""
     groups = []
-    for venue in sorted(os.listdir(root)):
-        vdir = os.path.join(root, venue)
+    venues = [os.path.basename(os.path.normpath(root))] if venue_dir else sorted(os.listdir(root))
+    for venue in venues:
+        vdir = os.path.normpath(root) if venue_dir else os.path.join(root, venue)
         if not os.path.isdir(vdir) or not _is_data(venue):
             continue
         for sym in sorted(os.listdir(vdir)):
@@ -312,14 +317,13 @@ def _place_unindexed(files: list[_File]) -> None:
             f.last = (nxt[0] - 1) if nxt else f.first
 
 
-def _is_tree(d: str) -> bool:
-    """A recorder tree: folders of folders of files (else a folder of recordings)."""
-    for v in os.listdir(d):
-        vdir = os.path.join(d, v)
-        if _is_data(v) and os.path.isdir(vdir):
-            if any(os.path.isdir(os.path.join(vdir, s)) for s in os.listdir(vdir)):
-                return True
-    return False
+def _depth(d: str) -> int:
+    """2 for a recorder tree (folders of folders of files), 1 for one venue's folder (folders
+    of files), 0 for a folder of recordings."""
+    subs = [os.path.join(d, v) for v in os.listdir(d) if _is_data(v) and os.path.isdir(os.path.join(d, v))]
+    if any(os.path.isdir(os.path.join(v, s)) for v in subs for s in os.listdir(v)):
+        return 2
+    return 1 if subs else 0
 
 
 def _raw_groups(paths: list[str], closed_only: bool) -> tuple[list[_Group], list[str]]:
@@ -367,8 +371,8 @@ def _discover(srcs: list[str], closed_only: bool) -> tuple[list[_Group], list[st
     loose: list[str] = []
     for p in srcs:
         if os.path.isdir(p):
-            if _is_tree(p):
-                groups += _tree_groups(p, closed_only, errors)
+            if _depth(p):
+                groups += _tree_groups(p, closed_only, errors, venue_dir=_depth(p) == 1)
             else:
                 loose += [os.path.join(p, n) for n in sorted(os.listdir(p)) if _is_data(n)]
         else:

@@ -518,6 +518,14 @@ def test_missing_unreadable_and_not_recordings(tree, tmp_path):
     assert r.returncode == 1 and "lobfast process: [Errno 2] no such file or directory" in r.stderr
 
 
+def test_a_venue_folder_and_a_symbol_folder(tree, built, tmp_path):
+    """SRC may be one venue's folder of a tree (venue from its name) or one symbol's folder
+    (a folder of recordings: venue and symbol from the data)."""
+    out = tmp_path / "s"
+    assert store.process([tree / "spot", tree / "spot" / "bbbusdt"], out, workers=1, **PARAMS).written == 6
+    _assert_same_store(out, built)
+
+
 def test_raw_files_take_venue_and_symbol_from_the_data(tree, built, tmp_path):
     out = tmp_path / "s"
     summary = store.process(str(tree / "spot" / "bbbusdt" / "*.zst"), out, workers=1, **PARAMS)
