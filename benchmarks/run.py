@@ -25,6 +25,7 @@ import bench_collector as bc  # noqa: E402
 import bench_features as bf  # noqa: E402
 import bench_labels as bl  # noqa: E402
 import bench_memory as bm  # noqa: E402
+import bench_store as bs  # noqa: E402
 import bench_tardis as bt  # noqa: E402
 import bench_timeindex as bti  # noqa: E402
 from common import machine, md_table  # noqa: E402
@@ -440,6 +441,8 @@ def main() -> None:
     if btorch is not None:
         log("pytorch: lobfast.torch batches vs DataLoader and NumPy, and a DeepLOB-TCN training step on the CPU")
         torch_res = btorch.run(quick=args.quick)
+    log("store: local pool, one process, Dask, a per-file loop")
+    store_res = bs.run(2 if args.quick else 4, 1 if args.quick else 3)
     elapsed = time.perf_counter() - t0
     info["load average (1 min) at start / end"] = f"{load0:.2f} / {loadavg():.2f}"
 
@@ -539,6 +542,7 @@ def main() -> None:
         out += btorch.lines(torch_res)
     else:
         out += ["", "## PyTorch data path", "", "Not run: PyTorch is not installed (`pip install 'lobfast[torch]'`)."]
+    out += ["", *bs.section(store_res).rstrip("\n").split("\n")]
     out += [
         "",
         "Where lobfast's time goes and what to change in csrc/core: `benchmarks/PROFILE.md` (hand-written, "

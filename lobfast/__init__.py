@@ -9,10 +9,12 @@ features and labels feed models through zero-copy :func:`windows` and :class:`No
 PyTorch (optional, ``lobfast[torch]``) lives in :mod:`lobfast.torch` (data path),
 :mod:`lobfast.models` and :mod:`lobfast.train`; evaluation in :mod:`lobfast.evaluate`,
 :mod:`lobfast.split` and :mod:`lobfast.backtest`; simulated markets in :mod:`lobfast.sim`;
-the whole pipeline in ``lobfast demo`` (:mod:`lobfast.demo`).
+the whole pipeline in ``lobfast demo`` (:mod:`lobfast.demo`); folders of recordings become a
+partitioned Parquet store with ``lobfast process`` (:mod:`lobfast.store`, :func:`open_store`).
 """
 
 from . import labels
+from ._version import __version__ as __version__
 from .aggregation import aggregate
 from .book import BookBuilder, QuoteCheck, book_at, check_against_quotes, reconstruct
 from .collector import Collector
@@ -26,9 +28,9 @@ from .microstructure import features
 from .quality import QualityReport, quality_report
 from .readers import expand_paths, iter_binance, read_binance, read_binance_vision, read_tardis
 from .rolling import rolling_std, rolling_sum
+from .store import Store, open_store
 from .timeindex import TimeIndex
 from .times import parse_duration, to_ns
-from .version import __version__ as __version__
 from .windowing import Normalizer, TargetScaler, window_index, windows
 
 __all__ = [
@@ -49,6 +51,7 @@ __all__ = [
     "Quotes",
     "QualityReport",
     "QuoteCheck",
+    "Store",
     "TimeIndex",
     "Trades",
     "aggregate",
@@ -60,6 +63,7 @@ __all__ = [
     "iter_binance",
     "labels",
     "leakage_report",
+    "open_store",
     "parse_duration",
     "quality_report",
     "read_binance",

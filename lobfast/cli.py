@@ -1,4 +1,5 @@
-"""The ``lobfast`` command: ``demo``, ``info FILES``, ``index FILES``, ``convert SRC DST``, ``collect ...``."""
+"""The ``lobfast`` command: ``demo``, ``info FILES``, ``index FILES``, ``convert SRC DST``, ``collect ...``,
+``process SRC... --out STORE``."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from .collector import main as run_collector
 from .convert import convert as run_convert
 from .quality import quality_report
 from .readers import expand_paths, read_binance
+from .store import connect
+from .store import process as run_process
 from .summary import fmt_ns, summarize
 from .timeindex import TimeIndex
 
@@ -136,12 +139,58 @@ def collect(argv: list[str]) -> int:
     return run_collector(argv)
 
 
+def process(argv: list[str]) -> int:
+    """Recordings -> a partitioned Parquet store (see lobfast.store.process)."""
+    p = argparse.ArgumentParser(
+        prog="lobfast process",
+        description="Turn recordings (a lobfast-collect tree, or files/globs of raw Binance lines) into a "
+        "Hive-partitioned Parquet store: book, features, labels, bars, trades, quotes per venue, symbol and UTC "
+        "day. Only partitions whose inputs or parameters changed are redone.",
+    )
+    p.add_argument("src", nargs="+", help="a recorder tree (OUT/<venue>/<symbol>/*.zst), folders, files or globs")
+    p.add_argument("--out", required=True, help="the store's folder")
+    p.add_argument("--levels", type=int, default=10, help="book levels per side (default 10)")
+    p.add_argument("--every", default="100ms", help="grid step of the book, dividing a day (default 100ms)")
+    p.add_argument("--features", default="default", help="'default', 'none' or names: mid,ofi_10s,...")
+    p.add_argument("--labels", default=None, help="label names: ret_<h>, smooth_<k>, smooth_mean_<k> (comma-separated)")
+    p.add_argument("--bars", default=None, help="bar size for the bars table, e.g. 1s")
+    run = p.add_mutually_exclusive_group()
+    run.add_argument("--workers", type=int, default=None, help="local worker processes (default: every core)")
+    run.add_argument("--scheduler", default=None, help="a Dask scheduler, tcp://HOST:PORT, instead of local workers")
+    p.add_argument("--watch", action="store_true", help="follow a live recorder tree: process files once rotated")
+    p.add_argument("--poll", type=float, default=1.0, help="seconds between looks with --watch (default 1)")
+    p.add_argument("--rebuild", action="store_true", help="rewrite a store made with other parameters")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    a = p.parse_args(argv)
+    client = None
+    try:
+        if a.scheduler:
+            client = connect(a.scheduler)
+        summary = run_process(
+            a.src, a.out, levels=a.levels, every=a.every, features=None if a.features == "none" else a.features,
+            labels=a.labels, bars=a.bars, workers=a.workers, client=client, watch=a.watch, rebuild=a.rebuild,
+            quiet=a.quiet, poll=a.poll,
+        )  # fmt: skip
+    except (OSError, ValueError, ImportError) as e:  # LobError is a ValueError
+        print(f"lobfast process: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("lobfast process: stopped; partitions written so far are kept, the next run goes on", file=sys.stderr)
+        return 130
+    finally:
+        if client is not None:
+            client.close()
+    print(summary)
+    return 0 if summary.ok else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    commands = {"demo": demo, "info": info, "index": index, "convert": convert, "collect": collect}
+    commands = {"demo": demo, "info": info, "index": index, "convert": convert, "collect": collect, "process": process}
     if not argv or argv[0] not in commands:
         print(
-            "usage: lobfast {demo | info FILES... | index FILES... | convert SRC DST | collect OPTIONS}",
+            "usage: lobfast {demo | info FILES... | index FILES... | convert SRC DST | collect OPTIONS | "
+            "process SRC... --out STORE}",
             file=sys.stderr,
         )
         return 2

@@ -69,6 +69,23 @@ def _parse(name: Any, levels: int) -> tuple[str, Any]:
     )
 
 
+def lookback(spec: Sequence[str], levels: int, every: int) -> int | None:
+    """How far back in time (ns) the features of ``spec`` look on a grid of ``every`` ns: the
+    longest window (``N`` rows count ``N + 1`` rows, since returns and OFI need the row before;
+    a span adds one row for the same reason), at least one row.  None when a feature looks back
+    without bound (``ofi_cum``, the running sum since the book was last invalid)."""
+    if every <= 0:
+        raise ValueError(f"every must be a positive duration in ns, not {every!r}")
+    longest = every  # the previous row: ret, ofi, trade flow, intensity's update-id change
+    for name in spec:
+        what, p = _parse(name, max(levels, 1))
+        if what == "ofi_cum":
+            return None
+        if what in ("ofi_sum", "vol", "intensity"):
+            longest = max(longest, (p + 1) * every if isinstance(p, int) else parse_duration(p) + every)
+    return longest
+
+
 def _as_book(book: Any) -> BookSnapshots:
     if isinstance(book, BookSnapshots):
         return book

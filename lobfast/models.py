@@ -45,12 +45,12 @@ try:
 except ImportError as exc:
     raise ImportError("lobfast.models needs PyTorch: pip install 'lobfast[torch]'") from exc
 
+from ._version import __version__ as _LOBFAST_VERSION
 from .containers import BookSnapshots
 from .frame import Frame, holds_labels
 from .microstructure import features as _features
 from .torch import WindowDataset
 from .train import predict as _predict
-from .version import __version__ as _LOBFAST_VERSION
 from .windowing import Normalizer, TargetScaler, _positive, as_features, first_nonfinite
 
 __all__ = [

@@ -50,10 +50,10 @@ except ImportError as e:  # pragma: no cover - exercised only without torch
 
 from . import backtest as _backtest
 from . import evaluate as _evaluate
+from ._version import __version__ as _LOBFAST_VERSION
 from .errors import _require
 from .split import Split
 from .torch import BatchLoader, WindowDataset, loader
-from .version import __version__ as _LOBFAST_VERSION
 from .windowing import Normalizer, TargetScaler
 
 __all__ = [

@@ -48,7 +48,9 @@ from typing import Any
 
 import numpy as np
 
+from ..book import BookBuilder
 from ..containers import DepthEvents, MarketData, Quotes, Trades
+from ..convert import convert
 from ..flags import Flags
 from ..times import parse_duration, to_ns
 from .flow import MAX_DEPTH, QUEUE_PROBS, SIZE_PROBS, FlowModel, decimal_step, match_mean
@@ -785,6 +787,58 @@ class SimMarket:
             if f is not raw:
                 f.close()
         return path
+
+    def write_tree(
+        self, root: str | os.PathLike, *, venue: str = "spot", rotate="1h", snapshot_every="15min"
+    ) -> list[str]:
+        """Write the recording as ``lobfast-collect`` lays it out: ``root/<venue>/<symbol>/``
+        (the symbol in lower case), one seekable zstd file per ``rotate`` period named by its
+        first line's time (``YYYYmmdd-HHMMSS.mmm.zst``), with a REST depth snapshot of the
+        whole book every ``snapshot_every`` (as the recorder asks for one periodically; a
+        reader that is already in sync ignores them, a read starting mid-file syncs on the
+        first).  Returns the files written, in time order.
+        """
+        period, every_snap = parse_duration(rotate, "rotate"), parse_duration(snapshot_every, "snapshot_every")
+        lines = self.lines()
+        d = self.depth
+        ends = np.flatnonzero(d.flags & Flags.END_OF_MESSAGE)
+        first_t = lines[0][0] if lines else self.start
+        times = np.arange((first_t // every_snap + 1) * every_snap, self.end, every_snap, dtype=np.int64)
+        builder, done, snaps = BookBuilder(1), 0, []
+        tu, td = decimal_step(self.flow.tick)
+        lu, ld = decimal_step(self.flow.lot)
+        dec = max(8, td, ld)
+        for t in times.tolist():
+            k = int(np.searchsorted(d.local_ts[ends], t, "left"))  # messages received before t
+            if k == 0:
+                continue
+            builder.feed(d[done : ends[k - 1] + 1])
+            done = int(ends[k - 1]) + 1
+            bp, bs, ap, asz = builder.book()
+            fmt = lambda px, sz: ",".join(f'["{p:.{dec}f}","{q:.{dec}f}"]' for p, q in zip(px, sz))  # noqa: E731
+            body = f'{{"lastUpdateId":{int(d.update_id[ends[k - 1]])},"bids":[{fmt(bp, bs)}],"asks":[{fmt(ap, asz)}]}}'
+            snaps.append((t, body))
+        merged = sorted(lines + snaps, key=lambda x: x[0])
+        folder = os.path.join(os.fspath(root), venue, self.symbol.lower())
+        os.makedirs(folder, exist_ok=True)
+        out, i = [], 0
+        while i < len(merged):
+            t0 = merged[i][0]
+            stop = (t0 // period + 1) * period
+            j = i
+            while j < len(merged) and merged[j][0] < stop:
+                j += 1
+            ms = t0 // _MS
+            name = f"{np.datetime64(ms, 'ms').astype(object):%Y%m%d-%H%M%S}.{ms % 1000:03d}.zst"
+            path = os.path.join(folder, name)
+            plain = path + ".txt"
+            with open(plain, "w") as f:
+                f.write("".join(f"{ns} {msg}\n" for ns, msg in merged[i:j]))
+            convert(plain, path)
+            os.unlink(plain)
+            out.append(path)
+            i = j
+        return out
 
 
 # ---------------------------------------------------------------------------- simulate
