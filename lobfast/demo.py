@@ -275,6 +275,7 @@ def run(
     for name, sweep in res.backtests.items():
         lines += [f"{name}:", "", _table(sweep.table(), None), ""]
     lines += ["![backtest PnL on the real recording](backtest_pnl.png)", ""]
+    lines += _baselines(sets, preds, FEE_BPS, H)
 
     with steps("figures and report"):
         t_end = book.ts[-1]
@@ -302,6 +303,36 @@ def run(
     if not quiet:
         print(_summary(res, total))
     return res
+
+
+def _baselines(sets: dict, preds: dict, fee_bps: float, horizon: int) -> list[str]:
+    """Report lines that put the model next to what needs no model: always long (every row
+    a signal, held to the horizon, one position at a time) and always flat (no trade, PnL
+    0), and that flag near-constant predictions, which can look fine on a rank metric."""
+    rows = []
+    for name, (ds, bk, _) in sets.items():
+        p = preds[name]
+        spread = float(np.std(p)) if len(p) else 0.0
+        scale = float(np.nanstd(ds.targets)) if len(ds.targets) else 0.0
+        constant = len(p) > 1 and (spread <= 1e-3 * scale or len(np.unique(np.round(p, 9))) <= 2)
+        signal = np.full(len(bk[0]) if isinstance(bk, tuple) else len(bk), np.nan)
+        signal[ds.ends] = 1.0
+        long = backtest.hold_to_horizon(signal, bk, horizon, fee_bps_taker=fee_bps)
+        rows.append((name, spread, scale, constant, long))
+    out = [
+        "Baselines that need no model: always long (a long position at every prediction row, held "
+        f"{horizon} rows, one at a time, same fees) and always flat (no trade: net PnL 0).",
+        "",
+        "| data | prediction std | target std | near-constant | always long: trades | always long: net PnL | "
+        "always flat: net PnL |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, spread, scale, constant, long in rows:
+        flag = "**yes**" if constant else "no"
+        out.append(f"| {name} | {spread:.4g} | {scale:.4g} | {flag} | {long.trades} | {long.net_pnl:+.6f} | 0 |")
+    if any(r[3] for r in rows):
+        out += ["", "**The model's predictions are near-constant on some data: its metrics there say little.**"]
+    return [*out, ""]
 
 
 def _table(df, columns) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from conftest import SPOT_ETH_0808
 
@@ -23,6 +24,7 @@ def test_demo_runs_the_whole_pipeline(capsys, tmp_path):
     report = (tmp_path / "out" / "report.md").read_text()
     for section in ("## Real data", "## Simulated market", "## Training", "## Evaluation", "## Backtest"):
         assert section in report
+    assert "Baselines that need no model: always long" in report and "| real recording |" in report
     for png in (
         "book_heatmap",
         "mid_microprice",
@@ -67,3 +69,24 @@ def test_collect_without_the_recorder_says_how_to_get_it(capsys, tmp_path, monke
     err = capsys.readouterr().err
     assert err.startswith("lobfast collect: error: ") and err.count("\n") == 1
     assert "built without its recorder" in err and "libwebsockets-dev" in err and "LOBFAST_COLLECTOR=1" in err
+
+
+def test_demo_baselines_flag_near_constant_predictions():
+    """The report's baseline table: always long traded on the same rows and fees, always flat
+    at 0, and a model whose predictions do not move flagged."""
+    from types import SimpleNamespace
+
+    from lobfast import backtest, demo
+
+    ts = np.arange(200, dtype=np.int64) * 100_000_000
+    bid = 100 + np.cumsum(np.random.default_rng(0).normal(size=200)) * 0.01
+    book = (ts, bid, bid + 0.01)
+    ds = SimpleNamespace(ends=np.arange(10, 180), targets=np.random.default_rng(1).normal(size=170))
+    moving = {"a": np.random.default_rng(2).normal(size=170), "b": np.full(170, 0.25)}
+    lines = demo._baselines({"a": (ds, book, None), "b": (ds, book, None)}, moving, 4.0, 5)
+    row = {line.split("|")[1].strip(): line for line in lines if line.startswith("| a ") or line.startswith("| b ")}
+    signal = np.full(200, np.nan)
+    signal[ds.ends] = 1.0
+    long = backtest.hold_to_horizon(signal, book, 5, fee_bps_taker=4.0)
+    assert f"| {long.trades} | {long.net_pnl:+.6f} | 0 |" in row["a"] and "| no |" in row["a"]
+    assert "**yes**" in row["b"] and any("near-constant on some data" in line for line in lines)
