@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 /* First index i in [lo, n) with ts[i] >= x, or n.  Galloping: probe lo, lo+1, lo+3, lo+7,
  * ... then bisect the last step, so finding the end of a run of k rows costs O(log k), and
@@ -46,9 +47,55 @@ volume_end(const double *qty, size_t t, size_t n, double v)
     return t;
 }
 
+/* Whether every trade surely passes check_trades(), in one branch-free pass over blocks of a
+ * fixed length (vector instructions).  On the bits of the doubles, with F those of the
+ * largest finite double (< 2^63): |p| <= F (p finite) holds when F - |p| has the top bit
+ * clear; q <= F as unsigned (q finite and >= 0, but not -0.0: then check_trades decides)
+ * when neither q nor F - q has it.  Sides: t = side + 1 as a byte is in 0..2 when neither
+ * t nor 2 - t has the top bit. */
+#define TRADES_BLOCK 64
+
+static int
+trades_ok(const lob_agg_input *in)
+{
+    const uint64_t fin = UINT64_C(0x7FEFFFFFFFFFFFFF), abs = UINT64_C(0x7FFFFFFFFFFFFFFF);
+    const size_t n = in->n_trades;
+    uint64_t acc = 0;
+    uint8_t sides = 0;
+    size_t i = 0;
+    for (; i + TRADES_BLOCK <= n; i += TRADES_BLOCK) {
+        uint64_t block = 0;
+        uint8_t sblock = 0;
+        for (int j = 0; j < TRADES_BLOCK; j++) {
+            uint64_t p, q;
+            memcpy(&p, in->trade_px + i + j, sizeof p);
+            memcpy(&q, in->trade_qty + i + j, sizeof q);
+            block |= (fin - (p & abs)) | q | (fin - q);
+        }
+        for (int j = 0; j < TRADES_BLOCK; j++) {
+            uint8_t t = (uint8_t)(in->trade_side[i + j] + 1);
+            sblock |= t | (uint8_t)(2 - t);
+        }
+        acc |= block;
+        sides |= sblock;
+    }
+    for (; i < n; i++) {
+        uint64_t p, q;
+        memcpy(&p, in->trade_px + i, sizeof p);
+        memcpy(&q, in->trade_qty + i, sizeof q);
+        acc |= (fin - (p & abs)) | q | (fin - q);
+        uint8_t t = (uint8_t)(in->trade_side[i] + 1);
+        sides |= t | (uint8_t)(2 - t);
+    }
+    return (acc >> 63) == 0 && (sides & 0x80) == 0;
+}
+
 static int
 check_trades(const lob_agg_input *in, lob_error *err)
 {
+    if (trades_ok(in)) {
+        return 0;
+    }
     for (size_t i = 0; i < in->n_trades; i++) {
         double p = in->trade_px[i], q = in->trade_qty[i];
         int s = in->trade_side[i];
@@ -175,9 +222,9 @@ static inline size_t
 run_end(const int64_t *restrict ts, size_t b, size_t n, int64_t end)
 {
     if (n - b >= WINDOW) {
-        size_t c = 0;
+        uint64_t c = 0;
         for (int j = 0; j < WINDOW; j++) {
-            c += (size_t)(ts[b + j] < end);
+            c += (uint64_t)(ts[b + j] < end);
         }
         return c < WINDOW ? b + c : gallop(ts, b + WINDOW, n, end);
     }
@@ -271,28 +318,55 @@ typedef struct {
     double vol, pq, buy, sell;
 } agg_sums;
 
-/* Sums over the trades [t, t1), in order (the same roundings whatever the caller asked for).
- * Sides are a coin flip, so they are summed with 0/1 factors instead of branches (q * 0.0 is
- * 0 and q * 1.0 is q, exactly, for finite q); `sides` 0 leaves buy and sell at 0. */
+/* x, or +0.0 where mask is 0: the bits and-ed, so no branch (and no NaN from inf * 0). */
+static inline double
+masked(double x, uint64_t mask)
+{
+    uint64_t u;
+    memcpy(&u, &x, sizeof u);
+    u &= mask;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
+/* Trades summed a group at a time (see trade_sums). */
+#define GROUP 4
+
+/* Sums over the trades [t, t1) of n, in order (the same roundings whatever the caller asked
+ * for).  A loop per trade mispredicts its exit once per bucket; without sides, trades go by
+ * groups of GROUP instead, those past t1 masked to +0.0, so most buckets take one group and
+ * the same branches.  Adding +0.0 changes no sum (a sum from +0.0 is never -0.0), so the sums
+ * are those of the plain loop, bit for bit.  With sides (`sides` nonzero; else buy and sell
+ * stay 0) the plain loop is faster: masking four lanes of four sums costs more than the
+ * mispredicts it saves.  Sides are a coin flip, summed with 0/1 factors, not branches (q * 0.0
+ * is 0 and q * 1.0 is q, exactly, for finite q). */
 static inline agg_sums
 trade_sums(const double *restrict px, const double *restrict qty, const int8_t *restrict side,
-           size_t t, size_t t1, int sides)
+           size_t t, size_t t1, size_t n, int sides)
 {
     double vol = 0, pq = 0, buy = 0, sell = 0;
-    if (sides) {
-        for (; t < t1; t++) {
-            double q = qty[t];
+    size_t left = t1 - t;
+    while (!sides && t + GROUP <= n) {
+        for (size_t j = 0; j < GROUP; j++) {
+            uint64_t keep = -(uint64_t)(j < left);
+            double q = masked(qty[t + j], keep);
             vol += q;
-            pq += px[t] * q;
+            pq += masked(px[t + j] * qty[t + j], keep);
+        }
+        if (left <= GROUP) {
+            t = t1;
+            break;
+        }
+        t += GROUP;
+        left -= GROUP;
+    }
+    for (; t < t1; t++) { /* the last trades of the input */
+        double q = qty[t];
+        vol += q;
+        pq += px[t] * q;
+        if (sides) {
             buy += q * (double)(side[t] > 0);
             sell += q * (double)(side[t] < 0);
-        }
-    }
-    else {
-        for (; t < t1; t++) {
-            double q = qty[t];
-            vol += q;
-            pq += px[t] * q;
         }
     }
     return (agg_sums){vol, pq, buy, sell};
@@ -324,10 +398,10 @@ need_of(const lob_agg_opts *o, const lob_agg_output *out)
 /* Bucket k: book rows [b0, b1), trades [t0, t1).  Computes what `need` says and writes the
  * columns that `out` has.  *carry is the mid of the last book row seen so far (NaN if none or
  * a gap) and moves past this bucket's rows. */
-static inline void
+static void
 put_bucket(const lob_agg_input *in, const agg_book *bk, const agg_need *need, const lob_agg_opts *o,
            const lob_agg_output *out, size_t k, int64_t start, size_t b0, size_t b1, size_t t0,
-           size_t t1, const agg_sums *given, double *carry)
+           size_t t1, double *carry)
 {
     agg_mids m = {NAN, NAN, NAN, NAN};
     if (need->ohlc) {
@@ -345,11 +419,9 @@ put_bucket(const lob_agg_input *in, const agg_book *bk, const agg_need *need, co
         }
     }
     agg_sums s = {0, 0, 0, 0};
-    if (given != NULL) {
-        s = *given;
-    }
-    else if (need->sums) {
-        s = trade_sums(in->trade_px, in->trade_qty, in->trade_side, t0, t1, need->sides);
+    if (need->sums) {
+        s = trade_sums(in->trade_px, in->trade_qty, in->trade_side, t0, t1, in->n_trades,
+                       need->sides);
     }
     if (out->ts != NULL) {
         out->ts[k] = start;
@@ -404,20 +476,18 @@ lob_agg_fill(const lob_agg_input *in, const lob_agg_opts *o, size_t n_out,
         if (n != n_out) {
             return lob_error_set(err, LOB_E_ARG, "room for %zu buckets, %zu needed", n_out, n);
         }
-        /* every start and end lies in [0, hi]: no overflow (see time_span) */
+        /* every start and end lies in [0, hi]: see time_span; the last bucket takes every
+         * row and trade left, all below INT64_MAX */
         int64_t start = first * o->every;
         for (; k < n; k++, start += o->every) {
             if (k + b + t >= next_poll) { /* a stop check every LOB_POLL_ROWS buckets and rows */
                 LOB_FORWARD_IF_ERROR(lob_poll_stop(err));
                 next_poll = k + b + t + LOB_POLL_ROWS;
             }
-            size_t b1 = nb, t1 = nt; /* the last bucket: everything left */
-            if (k + 1 < n) {
-                int64_t end = start + o->every;
-                b1 = need.rows ? run_end(bts, b, nb, end) : b;
-                t1 = need.trades ? run_end(tts, t, nt, end) : t;
-            }
-            put_bucket(in, &bk, &need, o, out, k, start, b, b1, t, t1, NULL, &carry);
+            int64_t end = k + 1 < n ? start + o->every : INT64_MAX;
+            size_t b1 = need.rows ? run_end(bts, b, nb, end) : b;
+            size_t t1 = need.trades ? run_end(tts, t, nt, end) : t;
+            put_bucket(in, &bk, &need, o, out, k, start, b, b1, t, t1, &carry);
             b = b1;
             t = t1;
         }
@@ -435,7 +505,7 @@ lob_agg_fill(const lob_agg_input *in, const lob_agg_opts *o, size_t n_out,
             }
             size_t b1 = nb - b <= every ? nb : b + every;
             size_t t1 = b1 < nb ? run_end(tts, t, nt, bts[b1]) : nt;
-            put_bucket(in, &bk, &need, o, out, k, bts[b], b, b1, t, t1, NULL, &carry);
+            put_bucket(in, &bk, &need, o, out, k, bts[b], b, b1, t, t1, &carry);
             b = b1;
             t = t1;
         }
@@ -451,23 +521,10 @@ lob_agg_fill(const lob_agg_input *in, const lob_agg_opts *o, size_t n_out,
                 LOB_FORWARD_IF_ERROR(lob_poll_stop(err));
                 next_poll = k + b + t + LOB_POLL_ROWS;
             }
-            /* the trades up to the one that makes the volume reach o->volume: the same sums
-             * as volume_end(), so the same buckets */
-            agg_sums s = {0, 0, 0, 0};
-            size_t t1 = t;
-            while (t1 < nt) {
-                double q = in->trade_qty[t1];
-                s.vol += q;
-                s.pq += in->trade_px[t1] * q;
-                s.buy += q * (double)(in->trade_side[t1] > 0);
-                s.sell += q * (double)(in->trade_side[t1] < 0);
-                t1++;
-                if (s.vol >= o->volume) {
-                    break;
-                }
-            }
-            size_t b1 = t1 < nt ? (need.rows ? run_end(bts, b, nb, tts[t1]) : b) : nb;
-            put_bucket(in, &bk, &need, o, out, k, tts[t], b, b1, t, t1, &s, &carry);
+            /* the same sums as lob_agg_count(): the same buckets */
+            size_t t1 = volume_end(in->trade_qty, t, nt, o->volume);
+            size_t b1 = need.rows ? run_end(bts, b, nb, t1 < nt ? tts[t1] : INT64_MAX) : nb;
+            put_bucket(in, &bk, &need, o, out, k, tts[t], b, b1, t, t1, &carry);
             b = b1;
             t = t1;
         }
