@@ -318,58 +318,60 @@ typedef struct {
     double vol, pq, buy, sell;
 } agg_sums;
 
-/* x, or +0.0 where mask is 0: the bits and-ed, so no branch (and no NaN from inf * 0). */
-static inline double
-masked(double x, uint64_t mask)
-{
-    uint64_t u;
-    memcpy(&u, &x, sizeof u);
-    u &= mask;
-    memcpy(&x, &u, sizeof x);
-    return x;
-}
-
-/* Trades summed a group at a time (see trade_sums). */
-#define GROUP 4
-
-/* Sums over the trades [t, t1) of n, in order (the same roundings whatever the caller asked
- * for).  A loop per trade mispredicts its exit once per bucket; without sides, trades go by
- * groups of GROUP instead, those past t1 masked to +0.0, so most buckets take one group and
- * the same branches.  Adding +0.0 changes no sum (a sum from +0.0 is never -0.0), so the sums
- * are those of the plain loop, bit for bit.  With sides (`sides` nonzero; else buy and sell
- * stay 0) the plain loop is faster: masking four lanes of four sums costs more than the
- * mispredicts it saves.  Sides are a coin flip, summed with 0/1 factors, not branches (q * 0.0
- * is 0 and q * 1.0 is q, exactly, for finite q). */
+/* Sums over the trades [t, t1), in order (the same roundings whatever the caller asked for).
+ * Sides are a coin flip, so they are summed with 0/1 factors instead of branches (q * 0.0 is
+ * 0 and q * 1.0 is q, exactly, for finite q); `sides` 0 leaves buy and sell at 0. */
 static inline agg_sums
 trade_sums(const double *restrict px, const double *restrict qty, const int8_t *restrict side,
-           size_t t, size_t t1, size_t n, int sides)
+           size_t t, size_t t1, int sides)
 {
     double vol = 0, pq = 0, buy = 0, sell = 0;
-    size_t left = t1 - t;
-    while (!sides && t + GROUP <= n) {
-        for (size_t j = 0; j < GROUP; j++) {
-            uint64_t keep = -(uint64_t)(j < left);
-            double q = masked(qty[t + j], keep);
+    if (sides) {
+        for (; t < t1; t++) {
+            double q = qty[t];
             vol += q;
-            pq += masked(px[t + j] * qty[t + j], keep);
-        }
-        if (left <= GROUP) {
-            t = t1;
-            break;
-        }
-        t += GROUP;
-        left -= GROUP;
-    }
-    for (; t < t1; t++) { /* the last trades of the input */
-        double q = qty[t];
-        vol += q;
-        pq += px[t] * q;
-        if (sides) {
+            pq += px[t] * q;
             buy += q * (double)(side[t] > 0);
             sell += q * (double)(side[t] < 0);
         }
     }
+    else {
+        for (; t < t1; t++) {
+            vol += qty[t];
+            pq += px[t] * qty[t];
+        }
+    }
     return (agg_sums){vol, pq, buy, sell};
+}
+
+/* The trades from t while ts < end, summed in the loop that finds where they end (with the
+ * sides when `sides`): a bucket holds few trades, and one loop that tests each against the
+ * end mispredicts once per bucket, which costs less here than counting the run first and
+ * summing it in groups masked past its end (measured: benchmarks/PROFILE.md).  Returns one
+ * past the last trade. */
+static inline size_t
+trades_until(const int64_t *restrict ts, const double *restrict px, const double *restrict qty,
+             const int8_t *restrict side, size_t t, size_t n, int64_t end, int sides,
+             agg_sums *sums)
+{
+    double vol = 0, pq = 0, buy = 0, sell = 0;
+    if (sides) {
+        for (; t < n && ts[t] < end; t++) {
+            double q = qty[t];
+            vol += q;
+            pq += px[t] * q;
+            buy += q * (double)(side[t] > 0);
+            sell += q * (double)(side[t] < 0);
+        }
+    }
+    else {
+        for (; t < n && ts[t] < end; t++) {
+            vol += qty[t];
+            pq += px[t] * qty[t];
+        }
+    }
+    *sums = (agg_sums){vol, pq, buy, sell};
+    return t;
 }
 
 /* What the fill computes, from the columns the caller asked for. */
@@ -396,12 +398,13 @@ need_of(const lob_agg_opts *o, const lob_agg_output *out)
 }
 
 /* Bucket k: book rows [b0, b1), trades [t0, t1).  Computes what `need` says and writes the
- * columns that `out` has.  *carry is the mid of the last book row seen so far (NaN if none or
- * a gap) and moves past this bucket's rows. */
+ * columns that `out` has; `summed` (or NULL): the trades' sums, already made.  *carry is the
+ * mid of the last book row seen so far (NaN if none or a gap) and moves past this bucket's
+ * rows. */
 static void
 put_bucket(const lob_agg_input *in, const agg_book *bk, const agg_need *need, const lob_agg_opts *o,
            const lob_agg_output *out, size_t k, int64_t start, size_t b0, size_t b1, size_t t0,
-           size_t t1, double *carry)
+           size_t t1, const agg_sums *summed, double *carry)
 {
     agg_mids m = {NAN, NAN, NAN, NAN};
     if (need->ohlc) {
@@ -419,9 +422,11 @@ put_bucket(const lob_agg_input *in, const agg_book *bk, const agg_need *need, co
         }
     }
     agg_sums s = {0, 0, 0, 0};
-    if (need->sums) {
-        s = trade_sums(in->trade_px, in->trade_qty, in->trade_side, t0, t1, in->n_trades,
-                       need->sides);
+    if (summed != NULL) {
+        s = *summed;
+    }
+    else if (need->sums) {
+        s = trade_sums(in->trade_px, in->trade_qty, in->trade_side, t0, t1, need->sides);
     }
     if (out->ts != NULL) {
         out->ts[k] = start;
@@ -478,6 +483,7 @@ lob_agg_fill(const lob_agg_input *in, const lob_agg_opts *o, size_t n_out,
         }
         /* every start and end lies in [0, hi]: see time_span; the last bucket takes every
          * row and trade left, all below INT64_MAX */
+        const int fused = need.sums; /* the trades' ends found by their sums */
         int64_t start = first * o->every;
         for (; k < n; k++, start += o->every) {
             if (k + b + t >= next_poll) { /* a stop check every LOB_POLL_ROWS buckets and rows */
@@ -486,8 +492,17 @@ lob_agg_fill(const lob_agg_input *in, const lob_agg_opts *o, size_t n_out,
             }
             int64_t end = k + 1 < n ? start + o->every : INT64_MAX;
             size_t b1 = need.rows ? run_end(bts, b, nb, end) : b;
-            size_t t1 = need.trades ? run_end(tts, t, nt, end) : t;
-            put_bucket(in, &bk, &need, o, out, k, start, b, b1, t, t1, &carry);
+            size_t t1 = t;
+            agg_sums sums;
+            if (fused) {
+                t1 = trades_until(tts, in->trade_px, in->trade_qty, in->trade_side, t, nt, end,
+                                  need.sides, &sums);
+            }
+            else if (need.trades) {
+                t1 = run_end(tts, t, nt, end);
+            }
+            put_bucket(in, &bk, &need, o, out, k, start, b, b1, t, t1, fused ? &sums : NULL,
+                       &carry);
             b = b1;
             t = t1;
         }
@@ -504,8 +519,13 @@ lob_agg_fill(const lob_agg_input *in, const lob_agg_opts *o, size_t n_out,
                 next_poll = k + b + t + LOB_POLL_ROWS;
             }
             size_t b1 = nb - b <= every ? nb : b + every;
-            size_t t1 = b1 < nb ? run_end(tts, t, nt, bts[b1]) : nt;
-            put_bucket(in, &bk, &need, o, out, k, bts[b], b, b1, t, t1, &carry);
+            int64_t end = b1 < nb ? bts[b1] : INT64_MAX; /* the last bucket: every trade left */
+            agg_sums sums;
+            size_t t1 = need.sums ? trades_until(tts, in->trade_px, in->trade_qty, in->trade_side,
+                                                 t, nt, end, need.sides, &sums)
+                                  : run_end(tts, t, nt, end);
+            put_bucket(in, &bk, &need, o, out, k, bts[b], b, b1, t, t1, need.sums ? &sums : NULL,
+                       &carry);
             b = b1;
             t = t1;
         }
@@ -524,7 +544,7 @@ lob_agg_fill(const lob_agg_input *in, const lob_agg_opts *o, size_t n_out,
             /* the same sums as lob_agg_count(): the same buckets */
             size_t t1 = volume_end(in->trade_qty, t, nt, o->volume);
             size_t b1 = need.rows ? run_end(bts, b, nb, t1 < nt ? tts[t1] : INT64_MAX) : nb;
-            put_bucket(in, &bk, &need, o, out, k, tts[t], b, b1, t, t1, &carry);
+            put_bucket(in, &bk, &need, o, out, k, tts[t], b, b1, t, t1, NULL, &carry);
             b = b1;
             t = t1;
         }
