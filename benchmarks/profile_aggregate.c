@@ -5,10 +5,10 @@
  *   .venv/bin/python -c "import sys; sys.path[:0] = ['.', 'benchmarks']; import bench_aggregate as
  * b; q, t = b.synth(); [a.tofile(f'DIR/{n}.bin') for n, a in dict(qts=q.ts, bid=q.bid_px,
  *     ask=q.ask_px, tts=t.ts, tpx=t.price, tqty=t.qty, tside=t.side).items()]"
- * Build and run (500 ms bars; COLUMNS: "all" or names joined by commas):
+ * Build and run (COLUMNS: "all" or names joined by commas; EVERY in ns, default 500 ms):
  *   gcc -O2 -std=c11 -Icsrc -o /tmp/profile_aggregate benchmarks/profile_aggregate.c \
  *       csrc/core/kernels/aggregate.c csrc/core/error.c -lm
- *   /tmp/profile_aggregate DIR mid_close,vwap,volume
+ *   /tmp/profile_aggregate DIR mid_close,vwap,volume [EVERY]
  */
 #define _POSIX_C_SOURCE 200809L
 #include "core/kernels/aggregate.h"
@@ -52,7 +52,7 @@ int
 main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s DIR [all | column,column,...]\n", argv[0]);
+        fprintf(stderr, "usage: %s DIR [all | column,column,...] [every ns]\n", argv[0]);
         return 2;
     }
     const char *dir = argv[1], *set = argc > 2 ? argv[2] : "all";
@@ -68,7 +68,7 @@ main(int argc, char **argv)
     in.n_book = nb;
     in.n_trades = nt;
     in.px_stride = 1;
-    lob_agg_opts o = {LOB_AGG_TIME, 500000000, 0, 0};
+    lob_agg_opts o = {LOB_AGG_TIME, argc > 3 ? atoll(argv[3]) : 500000000, 0, 0};
     lob_error err = {0};
     size_t n;
     if (lob_agg_count(&in, &o, &n, &err) < 0) {
