@@ -399,8 +399,8 @@ def lines(r: dict) -> list[str]:
         f"**{r['trades']:,} trades** over {r['span_s'] / 3600:,.0f} hours; clock bars "
         f'(`by="time"`); {res0["buckets"]:,} bars at 500ms ({res0["empty"]:,} without quotes).',
         "- lobfast: `lobfast.aggregate(quotes, trades, every=...)`, all ten columns; with "
-        '`columns=["mid_close", "vwap", "volume"]` (the ends of the buckets galloped, the rows inside '
-        "never read); and with `out=` the arrays of an earlier call (no fresh pages). GIL released.",
+        '`columns=["mid_close", "vwap", "volume"]` (the ends of the buckets found from the times, the '
+        "prices inside them never read); and with `out=` the arrays of an earlier call (no fresh pages). GIL released.",
         "- published Numba kernel: `compute_aggregated_features` of the pipeline lobfast replaces "
         "(../shared/ref/blog_aggregator.py, imported from there), last mid, VWAP and volume per "
         f"interval from the first quote{zero}. Checked first to give lobfast's values where it is "

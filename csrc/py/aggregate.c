@@ -9,10 +9,10 @@
  *
  * columns: None (every column) or the names to compute, in the order the result lists them
  * after "ts"; the kernel skips the work of the others (without open, high or low, the book
- * rows inside a bucket are never read).  out: None (new arrays), a dict {name: ndarray} of
- * writable C-contiguous arrays with one row per bar, written in place and returned (its "ts"
- * and the asked columns; other columns are left alone), or a callable (n, [(name, dtype
- * str), ...]) -> such a dict that allocates them once the bar count is known.
+ * prices of the rows inside a bucket are never read).  out: None (new arrays), a dict {name:
+ * ndarray} of writable C-contiguous arrays with one row per bar, written in place and returned (its
+ * "ts" and the asked columns; other columns are left alone), or a callable (n, [(name, dtype str),
+ * ...]) -> such a dict that allocates them once the bar count is known.
  */
 #include "binding.h"
 

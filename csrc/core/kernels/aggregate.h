@@ -50,8 +50,8 @@ typedef struct lob_agg_opts_s {
 } lob_agg_opts;
 
 /* Output columns, each with room for the count lob_agg_count() gave.  A NULL column is
- * neither computed nor written: without mid_open, mid_high and mid_low the rows inside a
- * bucket are never read (its end is found by galloping, its close from the end). */
+ * neither computed nor written: without mid_open, mid_high and mid_low the prices of the rows
+ * inside a bucket are never read (its end is found from the times, its close from the end). */
 typedef struct lob_agg_output_s {
     int64_t *ts;         /* bucket start (TIME), first book row (EVENTS), first trade (VOLUME) */
     double *mid_open;    /* first mid in the bucket, else the carry */
