@@ -170,6 +170,13 @@ test_aggregate(void)
                                       all_near(sell, (double[]){0, 3, 0}, 3));
     test_cond("counts", trades[0] == 1 && trades[1] == 1 && trades[2] == 0 && updates[0] == 2 &&
                             updates[1] == 0 && updates[2] == 2);
+    /* one bucket whose start plus `every` is past INT64_MAX: nothing is computed past it */
+    const int64_t late = (int64_t)1 << 62;
+    lob_agg_input one = {0, NULL, NULL, NULL, 1, NULL, "book", 1, &late, tpx, tq, tside};
+    lob_agg_opts wide = {LOB_AGG_TIME, late, 0, 0};
+    test_cond("time bars: a bucket at the end of time",
+              lob_agg_count(&one, &wide, &n, &err) == 0 && n == 1 &&
+                  lob_agg_fill(&one, &wide, n, &out, &err) == 0 && ts[0] == late && trades[0] == 1);
     const int64_t back[4] = {0, 50, 40, 60};
     lob_agg_input bad = in;
     bad.book_ts = back;

@@ -266,6 +266,9 @@ mids_all(const double *restrict bid, const double *restrict ask, size_t stride,
          const uint8_t *restrict valid, size_t b, size_t b1)
 {
     agg_mids r = {NAN, -INFINITY, INFINITY, NAN};
+    if (b >= b1) { /* no rows (and maybe no book: bid and ask NULL) */
+        return r;
+    }
     const double *bp = bid + b * stride, *ap = ask + b * stride;
     for (; b < b1; b++, bp += stride, ap += stride) {
         double g = (*bp + *ap) / 2;
@@ -481,11 +484,12 @@ lob_agg_fill(const lob_agg_input *in, const lob_agg_opts *o, size_t n_out,
         if (n != n_out) {
             return lob_error_set(err, LOB_E_ARG, "room for %zu buckets, %zu needed", n_out, n);
         }
-        /* every start and end lies in [0, hi]: see time_span; the last bucket takes every
-         * row and trade left, all below INT64_MAX */
         const int fused = need.sums; /* the trades' ends found by their sums */
-        int64_t start = first * o->every;
-        for (; k < n; k++, start += o->every) {
+        for (; k < n; k++) {
+            /* the start of bucket k < n and the end of bucket k + 1 < n lie in [0, hi] (see
+             * time_span), never the start of a bucket n; the last bucket takes every row and
+             * trade left, all below INT64_MAX */
+            int64_t start = (first + (int64_t)k) * o->every;
             if (k + b + t >= next_poll) { /* a stop check every LOB_POLL_ROWS buckets and rows */
                 LOB_FORWARD_IF_ERROR(lob_poll_stop(err));
                 next_poll = k + b + t + LOB_POLL_ROWS;
