@@ -1,14 +1,21 @@
-"""Bars: lobfast.aggregate (C, galloping merge) vs a Numba linear-scan kernel and polars
-``group_by_dynamic`` + upsample + forward fill, on the same synthetic quotes and trades.
+"""Bars: lobfast.aggregate (C) vs the published pipeline's Numba kernel, a Numba moving-pointer
+kernel with lobfast's outputs, and polars ``group_by_dynamic`` + upsample + forward fill, on the
+same synthetic quotes and trades.
 
 Workload (``synth``): a seeded random walk of best bid / ask quotes, ``ROWS`` rows at ~10
 updates/s on average with bursts (calm 3/s, busy 12/s and burst 80/s regimes of random
 length; millisecond timestamps, so ties occur), a 0.1 tick mid walk with a 1-3 tick spread;
 trades ~1/3 as many, placed near quote updates (so they burst with them), buy or sell at the
-touch, lognormal sizes rounded to 0.001.  No gaps (every quote has both sides), so all three
-tools' rules coincide: buckets on multiples of ``every`` from the earliest to the latest
-time, OHLC of the mid (empty buckets carry the previous close, NaN before the first quote),
-VWAP (NaN without trades), volumes, trade and update counts.
+touch, lognormal sizes rounded to 0.001.  No gaps (every quote has both sides), so the tools'
+rules coincide: buckets on multiples of ``every`` from the earliest to the latest time, OHLC of
+the mid (empty buckets carry the previous close, NaN before the first quote), VWAP (NaN
+without trades), volumes, trade and update counts.
+
+The published kernel (``compute_aggregated_features`` in ../shared/ref/blog_aggregator.py,
+imported from there, never copied; ``LOBFAST_REF`` names another directory) computes only the
+last mid, VWAP and volume of intervals starting at the first quote, and gives an interval
+without quotes mid 0; lobfast is timed on the same three columns (``columns=``) as well as on
+all of them, and with ``out=`` (the arrays of an earlier call filled again).
 
     .venv/bin/python benchmarks/bench_aggregate.py [--rows N] [--rounds R]
 
@@ -18,6 +25,8 @@ prints the markdown table; ``benchmarks/run.py`` runs ``speed()`` and adds it to
 from __future__ import annotations
 
 import argparse
+import importlib
+import os
 import sys
 from functools import partial
 from pathlib import Path
@@ -36,9 +45,15 @@ ROWS = 5_000_000
 EVERY = ("500ms", "1s")
 SEED = 20240808
 
-LOBFAST = "lobfast.aggregate (C)"
-NUMBA = "Numba linear-scan kernel"
+LOBFAST = "lobfast.aggregate (C), all columns"
+LOBFAST_OUT = "lobfast.aggregate, all columns, out= reused"
+LOBFAST_COLS = "lobfast.aggregate, columns=[mid_close, vwap, volume]"
+LOBFAST_COLS_OUT = "lobfast.aggregate, those 3 columns, out= reused"
+PUBLISHED = "published Numba kernel (last mid, VWAP, volume)"
+NUMBA = "Numba moving-pointer kernel, all columns"
 POLARS = "polars group_by_dynamic + upsample + ffill"
+CLOSE_COLUMNS = ["mid_close", "vwap", "volume"]
+REF = Path(os.environ.get("LOBFAST_REF", BENCH.parent.parent / "shared" / "ref"))
 
 
 # ------------------------------------------------------------------------------ data
@@ -80,9 +95,49 @@ def synth(rows: int = ROWS, seed: int = SEED) -> tuple[Quotes, Trades]:
 
 
 # ------------------------------------------------------------------------------ tools
-def lobfast_bars(quotes: Quotes, trades: Trades, every: str) -> dict[str, np.ndarray]:
-    f = lobfast.aggregate(quotes, trades, every=every)
+def lobfast_bars(quotes: Quotes, trades: Trades, every: str, columns=None, out=None) -> dict[str, np.ndarray]:
+    f = lobfast.aggregate(quotes, trades, every=every, columns=columns, out=out)
     return {"ts": f.ts, **f.columns}
+
+
+def published_kernel():
+    """The published pipeline's Numba kernel, imported from its reference copy (None if absent)."""
+    if not (REF / "blog_aggregator.py").exists():
+        return None
+    if str(REF) not in sys.path:
+        sys.path.append(str(REF))
+    return importlib.import_module("blog_aggregator").compute_aggregated_features
+
+
+def published_bars(kernel, quotes: Quotes, trades: Trades, every: str):
+    """(interval starts, last mid, VWAP, volume); its sizes are unused but passed, as published."""
+    e = lobfast.parse_duration(every)
+    q = quotes
+    return kernel(q.ts, q.bid_px, q.ask_px, q.bid_qty, q.ask_qty, trades.price, trades.qty, trades.ts, e)
+
+
+def check_published(kernel, quotes: Quotes, trades: Trades, every: str) -> int:
+    """The published kernel's intervals start at the first quote: on the inputs shifted so that
+    it falls on a multiple of ``every``, its buckets are lobfast's; there its volumes, VWAPs
+    (where there is volume) and mids (where there are quotes) equal lobfast's, bit for bit.
+    Returns how many of its intervals have mid 0 (its known defect: no quote in them)."""
+    e = lobfast.parse_duration(every)
+    shift = int(quotes.ts[0] % e)
+    q = Quotes(**{**quotes.columns, "ts": quotes.ts - shift, "local_ts": quotes.local_ts - shift})
+    t = Trades(**{**trades.columns, "ts": trades.ts - shift, "local_ts": trades.local_ts - shift})
+    starts, mid, vwap, vol = published_bars(kernel, q, t, every)
+    mine = lobfast.aggregate(q, t, every=every, columns=["mid_close", "vwap", "volume", "updates"])
+    n = len(starts)
+    assert min(q.ts[0], t.ts[0]) == q.ts[0], "the workload's trades start after its first quote"
+    same = {
+        "ts": np.array_equal(mine.ts[:n], starts),
+        "volume": np.array_equal(mine["volume"][:n], vol),
+        "vwap": np.array_equal(mine["vwap"][:n][vol > 0], vwap[vol > 0]),
+        "mid": np.array_equal(mine["mid_close"][:n][mine["updates"][:n] > 0], mid[mine["updates"][:n] > 0]),
+    }
+    if not all(same.values()):
+        raise SystemExit(f"every={every}: the published kernel differs from lobfast in {same}")
+    return int(np.count_nonzero(mid == 0))
 
 
 def _numba_kernel():
@@ -204,9 +259,9 @@ def polars_bars(frames, every: str) -> dict[str, np.ndarray]:
 
 
 # ------------------------------------------------------------------------------ checks
-def check_same(label: str, expected: dict, got: dict) -> None:
+def check_same(label: str, expected: dict, got: dict, columns=COLUMNS) -> None:
     """Same buckets: ts and counts equal, floats within 1e-12 (NaN == NaN); else stop."""
-    for c in ("ts", *COLUMNS):
+    for c in ("ts", *columns):
         a, b = expected[c], got.get(c)
         if b is None or a.shape != b.shape:
             raise SystemExit(f"{label}: {c} is {None if b is None else b.shape}, expected {a.shape}")
@@ -220,35 +275,71 @@ def check_same(label: str, expected: dict, got: dict) -> None:
 
 
 # ------------------------------------------------------------------------------ speed
+def cpu_side_by_side(tools: dict, rounds: int, inner: dict) -> dict[str, list[float]]:
+    """Like common.time_side_by_side, in CPU seconds of the calling thread (every tool here runs
+    in it): on a loaded machine, wall time counts the other processes' turns, this does not."""
+    import gc
+    import time
+
+    names = list(tools)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            for _ in range(inner.get(name, 1)):
+                gc.collect()
+                t0 = time.thread_time()
+                result = tools[name]()
+                times[name].append(time.thread_time() - t0)
+                del result
+    return times
+
+
 def speed(rounds: int, rows: int = ROWS) -> dict:
-    """Equality first, then medians of ``rounds`` interleaved rounds (lobfast and Numba 5
-    calls a round), for each ``every``."""
+    """Equality first, then medians of ``rounds`` interleaved rounds (the fast tools 5 calls a
+    round), for each ``every``; the machine's load averages before and after."""
     import numba
     import polars as pl
     from common import median, spread, time_side_by_side
 
+    kernel = published_kernel()
     quotes, trades = synth(rows)
     frames = polars_frames(quotes, trades)
     span_s = (max(quotes.ts[-1], trades.ts[-1]) - min(quotes.ts[0], trades.ts[0])) / 1e9
+    load_before = os.getloadavg()
     results = []
     for every in EVERY:
+        full_out = lobfast.aggregate(quotes, trades, every=every)
+        cols_out = lobfast.aggregate(quotes, trades, every=every, columns=CLOSE_COLUMNS)
         tools = {
             LOBFAST: partial(lobfast_bars, quotes, trades, every),
+            LOBFAST_OUT: partial(lobfast_bars, quotes, trades, every, out=full_out),
+            LOBFAST_COLS: partial(lobfast_bars, quotes, trades, every, CLOSE_COLUMNS),
+            LOBFAST_COLS_OUT: partial(lobfast_bars, quotes, trades, every, CLOSE_COLUMNS, cols_out),
             NUMBA: partial(numba_bars, quotes, trades, every),
             POLARS: partial(polars_bars, frames, every),
         }
+        zero_mids = None
+        if kernel is not None:
+            tools[PUBLISHED] = partial(published_bars, kernel, quotes, trades, every)
+            zero_mids = check_published(kernel, quotes, trades, every)  # also compiles it
         expected = tools[LOBFAST]()
-        for tool, fn in tools.items():  # also compiles the Numba kernel before timing
-            if tool != LOBFAST:
-                check_same(f"every={every}: {tool}", expected, fn())
-        times = time_side_by_side(tools, rounds, inner={LOBFAST: 5, NUMBA: 5})
+        for tool in (LOBFAST_OUT, NUMBA, POLARS):  # also compiles the Numba kernel before timing
+            check_same(f"every={every}: {tool}", expected, tools[tool]())
+        for tool in (LOBFAST_COLS, LOBFAST_COLS_OUT):
+            got = tools[tool]()
+            check_same(f"every={every}: {tool}", {c: expected[c] for c in ("ts", *CLOSE_COLUMNS)}, got, CLOSE_COLUMNS)
+        fast = {t: 5 for t in tools if t != POLARS}
+        times = time_side_by_side(tools, rounds, inner=fast)
+        cpu = cpu_side_by_side(tools, rounds, inner=fast)
         results.append(
             {
                 "every": every,
                 "buckets": len(expected["ts"]),
                 "empty": int(np.count_nonzero(expected["updates"] == 0)),
+                "zero_mids": zero_mids,
                 "median_s": {t: median(v) for t, v in times.items()},
                 "spread": {t: spread(v) for t, v in times.items()},
+                "cpu_s": {t: median(v) for t, v in cpu.items()},
             }
         )
     return {
@@ -256,6 +347,7 @@ def speed(rounds: int, rows: int = ROWS) -> dict:
         "trades": len(trades),
         "span_s": span_s,
         "rounds": rounds,
+        "load": (load_before, os.getloadavg()),
         "versions": {"numba": numba.__version__, "polars": pl.__version__},
         "results": results,
     }
@@ -265,23 +357,39 @@ def lines(r: dict) -> list[str]:
     """The RESULTS.md section."""
     from common import md_table
 
-    rows = []
+    rows, ratios = [], []
+    order = (LOBFAST, LOBFAST_OUT, LOBFAST_COLS, LOBFAST_COLS_OUT, PUBLISHED, NUMBA, POLARS)
     for res in r["results"]:
         med, spr = res["median_s"], res["spread"]
-        base = med[LOBFAST]
-        for tool in (LOBFAST, NUMBA, POLARS):
+        for tool in order:
+            if tool not in med:
+                continue
             rows.append(
                 [
                     res["every"],
-                    f"{res['buckets']:,} ({res['empty']:,} without quotes)",
                     tool,
                     f"{med[tool] * 1e3:,.1f}",
                     f"±{spr[tool] * 100:.0f}%",
+                    f"{res['cpu_s'][tool] * 1e3:,.1f}",
                     f"{(r['rows'] + r['trades']) / med[tool] / 1e6:,.0f}",
-                    "1.0" if tool == LOBFAST else f"{med[tool] / base:.1f}x",
                 ]
             )
+        pairs = [
+            (NUMBA, LOBFAST, "all columns vs the moving-pointer Numba kernel"),
+            (NUMBA, LOBFAST_OUT, "all columns, out= reused, vs the moving-pointer Numba kernel"),
+            (PUBLISHED, LOBFAST, "all columns vs the published kernel (its 3 columns)"),
+            (PUBLISHED, LOBFAST_COLS, "the published kernel's 3 columns vs it"),
+            (PUBLISHED, LOBFAST_COLS_OUT, "those 3 columns, out= reused, vs it"),
+            (POLARS, LOBFAST, "all columns vs polars"),
+        ]
+        for peer, mine, what in pairs:
+            if peer in med:
+                cpu = res["cpu_s"]
+                ratios.append([res["every"], what, f"{med[peer] / med[mine]:.2f}x", f"{cpu[peer] / cpu[mine]:.2f}x"])
     v = r["versions"]
+    (b1, b5, b15), (a1, a5, a15) = r["load"]
+    res0 = r["results"][0]
+    zero = "" if res0["zero_mids"] is None else f" ({res0['zero_mids']:,} of its intervals have mid 0 at 500ms)"
     return [
         "",
         "## Bars: `lobfast.aggregate` vs Numba and polars",
@@ -289,20 +397,30 @@ def lines(r: dict) -> list[str]:
         f"- Workload (`benchmarks/bench_aggregate.py`): synthetic quotes, a bursty random walk of "
         f"**{r['rows']:,} best bid/ask rows** (~10 updates/s on average, ms timestamps) and "
         f"**{r['trades']:,} trades** over {r['span_s'] / 3600:,.0f} hours; clock bars "
-        '(`by="time"`) of the mid (OHLC, carried through empty buckets), VWAP, volumes and counts.',
-        "- lobfast: `lobfast.aggregate(quotes, trades, every=...)`: one merge pass in C, the end of each "
-        "bucket found by galloping search (csrc/core/kernels/aggregate.c), GIL released.",
-        f"- Numba {v['numba']}: an `@njit` loop over the buckets with a moving pointer into the quotes "
-        "and the trades, testing each row against the bucket's end (compiled before timing).",
-        f"- polars {v['polars']}: `group_by_dynamic` on quotes and on trades (first / max / min / last "
-        "of the mid; sums, filtered sums, counts), a full join, `upsample`, then the close forward-filled "
-        "into empty buckets; the inputs are polars DataFrames built before timing.",
-        "- Before timing, the three outputs are checked to be the same buckets: ts and counts equal, "
-        "floats within rtol 1e-12 (NaN == NaN).",
-        f"- {r['rounds']} interleaved rounds (lobfast and Numba 5 calls a round), medians; M rows/s = "
-        "(quotes + trades) / median seconds, one core.",
+        f'(`by="time"`); {res0["buckets"]:,} bars at 500ms ({res0["empty"]:,} without quotes).',
+        "- lobfast: `lobfast.aggregate(quotes, trades, every=...)`, all ten columns; with "
+        '`columns=["mid_close", "vwap", "volume"]` (the ends of the buckets found from the times, the '
+        "prices inside them never read); and with `out=` the arrays of an earlier call (no fresh pages). GIL released.",
+        "- published Numba kernel: `compute_aggregated_features` of the pipeline lobfast replaces "
+        "(../shared/ref/blog_aggregator.py, imported from there), last mid, VWAP and volume per "
+        f"interval from the first quote{zero}. Checked first to give lobfast's values where it is "
+        "defined (inputs shifted so that its intervals are lobfast's buckets).",
+        f"- Numba {v['numba']} moving-pointer kernel: an `@njit` loop over the buckets with a pointer "
+        "into the quotes and the trades, testing each row against the bucket's end; lobfast's ten "
+        "columns, checked equal to lobfast's (floats within rtol 1e-12).",
+        f"- polars {v['polars']}: `group_by_dynamic` on quotes and on trades, a full join, `upsample`, "
+        "the close forward-filled; inputs are polars DataFrames built before timing.",
+        f"- {r['rounds']} interleaved rounds (the fast tools 5 calls a round), medians; M rows/s = "
+        "(quotes + trades) / median wall seconds, one core; then as many rounds again timed in the thread's "
+        "CPU time (`time.thread_time`), which leaves out the other processes' turns (polars works in "
+        "threads of its own: its CPU time is not comparable). Numba kernels "
+        "compiled before timing. "
+        f"Load averages (1/5/15 min) {b1:.2f}/{b5:.2f}/{b15:.2f} before, {a1:.2f}/{a5:.2f}/{a15:.2f} "
+        "after, on 2 cores shared with other work: absolute times move with it, ratios less.",
         "",
-        md_table(["every", "buckets", "tool", "median ms", "spread", "M rows/s", "time / lobfast's"], rows),
+        md_table(["every", "tool", "median ms (wall)", "spread", "median ms (CPU)", "M rows/s"], rows),
+        "",
+        md_table(["every", "lobfast", "speed-up, wall (peer's time / lobfast's)", "speed-up, CPU"], ratios),
     ]
 
 

@@ -1,5 +1,6 @@
 """Type stubs of the C extension lobfast._core."""
 
+from collections.abc import Callable
 from os import PathLike
 
 import numpy as np
@@ -124,6 +125,8 @@ def aggregate(
     every: int | float,
     empty_vwap_mid: bool = ...,
     book_name: str = ...,
+    columns: list[str] | None = ...,
+    out: dict[str, np.ndarray] | Callable[[int, list[tuple[str, str]]], dict[str, np.ndarray]] | None = ...,
 ) -> dict[str, np.ndarray]: ...
 
 # time index (csrc/py/timeindex.c): key = (sep, field, unit ns, header lines, name);

@@ -10,7 +10,7 @@ import numpy as np
 
 from . import _core
 from .containers import BookSnapshots, Quotes, Trades
-from .frame import Frame
+from .frame import Frame, empty_columns
 from .times import parse_duration, parse_horizon
 
 COLUMNS = (
@@ -54,6 +54,8 @@ def aggregate(
     every: str | int | float | Any = "500ms",
     by: str = "time",
     empty_vwap: str = "nan",
+    columns: list[str] | None = None,
+    out: Frame | dict[str, np.ndarray] | None = None,
 ) -> Frame:
     """Bars (OHLC of the mid, VWAP, volumes, counts) from the book or quotes and trades.
 
@@ -79,6 +81,19 @@ def aggregate(
           the mid carried into the first one.
     empty_vwap : ``"nan"`` (default): VWAP of a bucket without traded volume is NaN;
         ``"mid"``: it is the bucket's ``mid_close``.
+    columns : list of column names (default: all of them): compute only these, in this order
+        after ``ts``.  Without ``mid_open``, ``mid_high`` and ``mid_low`` the prices of the book
+        rows inside a bucket are never read: the end of each bucket is found by a branch-free
+        count of the next times and galloping search past them, and the close is the last row
+        before it, so ``columns=["mid_close", "vwap", "volume"]`` costs about 60 % of the full
+        bars.  Each column equals the same column of the full result, bit for bit.
+    out : dict ``{name: ndarray}`` or a :class:`Frame` an earlier call returned: the arrays
+        to write the bars into, in place (``ts`` and every asked column: C-contiguous,
+        writable, int64 for ``ts``, ``trades``, ``updates`` and float64 for the others, one
+        row per bar; other arrays in it are left alone).  Reusing them saves the page faults
+        of fresh memory, which can cost more than the bars.  Wrong dtype or layout
+        (TypeError), length, unknown names or arrays sharing memory (ValueError) are refused
+        naming the column.
 
     Returns
     -------
@@ -87,7 +102,8 @@ def aggregate(
         (float64; open = first mid in the bucket, close = last), ``vwap`` (sum(price * qty)
         / sum(qty)), ``volume, buy_volume, sell_volume`` (float64; taker buys / sells; side
         0 counts in ``volume`` only), ``trades`` and ``updates`` (int64: trades and book
-        rows in the bucket, valid or not).
+        rows in the bucket, valid or not); only ``columns`` when given.  With ``out``, the
+        columns are its arrays themselves.
 
     Notes
     -----
@@ -126,6 +142,16 @@ def aggregate(
     elif not isinstance(trades, Trades):
         raise TypeError(f"trades must be Trades or None, not {type(trades).__name__}")
     step = _every(by, every)
+    if columns is not None and (isinstance(columns, str) or not hasattr(columns, "__iter__")):
+        raise TypeError(f"columns must be a list of column names, not {type(columns).__name__}")
+    if out is None:
+        dest: Any = empty_columns  # one block for all the columns: huge pages
+    elif isinstance(out, Frame):
+        dest = {"ts": out.ts, **out.columns}
+    elif isinstance(out, dict):
+        dest = out
+    else:
+        raise TypeError(f"out must be a dict of arrays or a Frame, not {type(out).__name__}")
     cols = _core.aggregate(
         book_or_quotes.ts,
         bid,
@@ -139,6 +165,8 @@ def aggregate(
         every=step,
         empty_vwap_mid=empty_vwap == "mid",
         book_name=name,
+        columns=None if columns is None else list(columns),
+        out=dest,
     )
     ts = cols.pop("ts")
     return Frame(ts, cols)

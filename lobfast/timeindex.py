@@ -31,6 +31,7 @@ import numpy as np
 from . import _core, replay, sidecar
 from .containers import MarketData
 from .errors import LobError, LobWarning, lob_error
+from .frame import empty_columns
 from .reading import MAX_LINE, Paths, _market_data, _reader, check_max_line, expand_paths
 from .sidecar import ENTRY
 from .times import to_ns
@@ -388,19 +389,6 @@ class FileIndex:
         return self.ix.pieces(ends, n)
 
 
-def _columns(n: int, spec: list[tuple[str, Any]]) -> dict[str, np.ndarray]:
-    """Empty columns of n rows carved from one allocation: a large one is backed by huge
-    pages, so filling it costs a few page faults instead of one per 4 KiB of every column
-    (which took longer than parsing a window).  The columns keep the block alive together."""
-    sizes = [(n * np.dtype(t).itemsize + 63) // 64 * 64 for _, t in spec]
-    block = np.empty(sum(sizes), np.uint8)
-    out, at = {}, 0
-    for (name, t), size in zip(spec, sizes):
-        out[name] = block[at : at + n * np.dtype(t).itemsize].view(t)
-        at += size
-    return out
-
-
 def _fmt(ns: int) -> str:
     return str(np.datetime64(int(ns), "ns"))
 
@@ -672,7 +660,7 @@ class TimeIndex:
             names = [self.ts_col, *names]
         names = [n for n in self.columns if n in set(names)]  # file order, once each
         n = sum(int(e["row"][1] - e["row"][0]) for _, e, _ in parts)
-        out = _columns(n, [(name, DTYPES[self.dtypes[name]]) for name in names])
+        out = empty_columns(n, [(name, DTYPES[self.dtypes[name]]) for name in names])
         threads = max(1, min(os.cpu_count() or 1, n // MIN_ROWS_PER_THREAD))
         tasks, row = [], 0
         for f, ends, _ in parts:

@@ -170,6 +170,13 @@ test_aggregate(void)
                                       all_near(sell, (double[]){0, 3, 0}, 3));
     test_cond("counts", trades[0] == 1 && trades[1] == 1 && trades[2] == 0 && updates[0] == 2 &&
                             updates[1] == 0 && updates[2] == 2);
+    /* one bucket whose start plus `every` is past INT64_MAX: nothing is computed past it */
+    const int64_t late = (int64_t)1 << 62;
+    lob_agg_input one = {0, NULL, NULL, NULL, 1, NULL, "book", 1, &late, tpx, tq, tside};
+    lob_agg_opts wide = {LOB_AGG_TIME, late, 0, 0};
+    test_cond("time bars: a bucket at the end of time",
+              lob_agg_count(&one, &wide, &n, &err) == 0 && n == 1 &&
+                  lob_agg_fill(&one, &wide, n, &out, &err) == 0 && ts[0] == late && trades[0] == 1);
     const int64_t back[4] = {0, 50, 40, 60};
     lob_agg_input bad = in;
     bad.book_ts = back;
@@ -282,6 +289,75 @@ test_stop_and_times(void)
     free(known);
 }
 
+/* Bars over 3 * LOB_POLL_ROWS book rows and trades, one per ns: each way of bucketing and each
+ * set of columns (every column; the close, VWAP and volume alone, which skip the rows inside
+ * a bucket; the counts alone) stops at the second stop check, and checks that never stop
+ * change nothing: the columns equal those of the full bars. */
+static void
+test_aggregate_stops(void)
+{
+    const size_t n = 3 * (size_t)LOB_POLL_ROWS;
+    int64_t *ts = malloc(sizeof(int64_t) * n), *ints = malloc(sizeof(int64_t) * 3 * n);
+    double *px = malloc(sizeof(double) * n), *q = malloc(sizeof(double) * n);
+    double *full = malloc(sizeof(double) * 9 * n), *part = malloc(sizeof(double) * 9 * n);
+    int8_t *side = malloc(n);
+    if (!ts || !ints || !px || !q || !full || !part || !side) {
+        test_cond("memory", 0);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        ts[i] = (int64_t)i;
+        px[i] = 100.0 + (double)(i % 5);
+        q[i] = 0.25 * (double)(i % 3);
+        side[i] = (int8_t)(i % 3) - 1;
+    }
+    lob_agg_input in = {n, ts, px, px, 1, NULL, "book", n, ts, px, q, side};
+    const lob_agg_opts opts[3] = {
+        {LOB_AGG_TIME, 3, 0, 0}, {LOB_AGG_EVENTS, 2, 0, 0}, {LOB_AGG_VOLUME, 0, 1.0, 1}};
+    for (int by = 0; by < 3; by++) {
+        size_t nk = 0;
+        lob_error err = {0};
+        test_cond("bars: count", lob_agg_count(&in, &opts[by], &nk, &err) == 0 && nk <= n);
+        double *f = full, *g = part;
+        lob_agg_output all = {ints,      f,         f + n,     f + 2 * n, f + 3 * n,   f + 4 * n,
+                              f + 5 * n, f + 6 * n, f + 7 * n, ints + n,  ints + 2 * n};
+        test_cond("bars: fill", lob_agg_fill(&in, &opts[by], nk, &all, &err) == 0);
+        lob_agg_output sets[3] = {
+            {ints, g, g + n, g + 2 * n, g + 3 * n, g + 4 * n, g + 5 * n, g + 6 * n, g + 7 * n,
+             ints + n, ints + 2 * n},
+            {.ts = ints, .mid_close = g + 3 * n, .vwap = g + 4 * n, .volume = g + 5 * n},
+            {.ts = ints, .trades = ints + n, .updates = ints + 2 * n},
+        };
+        for (int c = 0; c < 3; c++) {
+            stop_at st = {0, 2};
+            lob_poll poll = {stop_fn, &st};
+            lob_error e1 = {0};
+            e1.poll = &poll;
+            test_cond("bars: the stop check stops every path",
+                      lob_agg_fill(&in, &opts[by], nk, &sets[c], &e1) == LOB_E_INTR &&
+                          st.calls == 2);
+            if (c == 1) {
+                stop_at never = {0, 0};
+                lob_poll keep = {stop_fn, &never};
+                lob_error e2 = {0};
+                e2.poll = &keep;
+                test_cond("bars: the close alone equals the full bars' columns",
+                          lob_agg_fill(&in, &opts[by], nk, &sets[c], &e2) == 0 &&
+                              memcmp(g + 3 * n, f + 3 * n, nk * sizeof(double)) == 0 &&
+                              memcmp(g + 4 * n, f + 4 * n, nk * sizeof(double)) == 0 &&
+                              memcmp(g + 5 * n, f + 5 * n, nk * sizeof(double)) == 0);
+            }
+        }
+    }
+    free(ts);
+    free(ints);
+    free(px);
+    free(q);
+    free(full);
+    free(part);
+    free(side);
+}
+
 void
 lob_test_kernels(void)
 {
@@ -290,4 +366,5 @@ lob_test_kernels(void)
     test_labels();
     test_aggregate();
     test_stop_and_times();
+    test_aggregate_stops();
 }

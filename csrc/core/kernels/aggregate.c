@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 /* First index i in [lo, n) with ts[i] >= x, or n.  Galloping: probe lo, lo+1, lo+3, lo+7,
  * ... then bisect the last step, so finding the end of a run of k rows costs O(log k), and
@@ -31,15 +32,6 @@ gallop(const int64_t *ts, size_t lo, size_t n, int64_t x)
     return above;
 }
 
-/* The mid of book row i, or NaN where the row is a gap (not valid, or a side empty). */
-static inline double
-row_mid(const lob_agg_input *in, size_t i)
-{
-    size_t j = i * in->px_stride;
-    double m = (in->bid[j] + in->ask[j]) / 2;
-    return in->valid != NULL && !in->valid[i] ? NAN : m;
-}
-
 /* One past the last trade of the volume bucket starting at trade t: the trade that makes
  * the running sum reach v closes it (never split); else every trade left. */
 static size_t
@@ -55,9 +47,55 @@ volume_end(const double *qty, size_t t, size_t n, double v)
     return t;
 }
 
+/* Whether every trade surely passes check_trades(), in one branch-free pass over blocks of a
+ * fixed length (vector instructions).  On the bits of the doubles, with F those of the
+ * largest finite double (< 2^63): |p| <= F (p finite) holds when F - |p| has the top bit
+ * clear; q <= F as unsigned (q finite and >= 0, but not -0.0: then check_trades decides)
+ * when neither q nor F - q has it.  Sides: t = side + 1 as a byte is in 0..2 when neither
+ * t nor 2 - t has the top bit. */
+#define TRADES_BLOCK 64
+
+static int
+trades_ok(const lob_agg_input *in)
+{
+    const uint64_t fin = UINT64_C(0x7FEFFFFFFFFFFFFF), abs = UINT64_C(0x7FFFFFFFFFFFFFFF);
+    const size_t n = in->n_trades;
+    uint64_t acc = 0;
+    uint8_t sides = 0;
+    size_t i = 0;
+    for (; i + TRADES_BLOCK <= n; i += TRADES_BLOCK) {
+        uint64_t block = 0;
+        uint8_t sblock = 0;
+        for (int j = 0; j < TRADES_BLOCK; j++) {
+            uint64_t p, q;
+            memcpy(&p, in->trade_px + i + j, sizeof p);
+            memcpy(&q, in->trade_qty + i + j, sizeof q);
+            block |= (fin - (p & abs)) | q | (fin - q);
+        }
+        for (int j = 0; j < TRADES_BLOCK; j++) {
+            uint8_t t = (uint8_t)(in->trade_side[i + j] + 1);
+            sblock |= t | (uint8_t)(2 - t);
+        }
+        acc |= block;
+        sides |= sblock;
+    }
+    for (; i < n; i++) {
+        uint64_t p, q;
+        memcpy(&p, in->trade_px + i, sizeof p);
+        memcpy(&q, in->trade_qty + i, sizeof q);
+        acc |= (fin - (p & abs)) | q | (fin - q);
+        uint8_t t = (uint8_t)(in->trade_side[i] + 1);
+        sides |= t | (uint8_t)(2 - t);
+    }
+    return (acc >> 63) == 0 && (sides & 0x80) == 0;
+}
+
 static int
 check_trades(const lob_agg_input *in, lob_error *err)
 {
+    if (trades_ok(in)) {
+        return 0;
+    }
     for (size_t i = 0; i < in->n_trades; i++) {
         double p = in->trade_px[i], q = in->trade_qty[i];
         int s = in->trade_side[i];
@@ -171,135 +209,261 @@ lob_agg_count(const lob_agg_input *in, const lob_agg_opts *o, size_t *n_out, lob
     return 0;
 }
 
-/* One bucket's running sums. */
-typedef struct {
-    double open, high, low, close; /* over the rows with a mid; open NaN: none yet */
-    double vol, pq, buy, sell;     /* over the trades */
-} agg_acc;
+/* ---------------------------------------------------------------------------- the fill */
 
-/* Short scans before galloping: a bucket usually holds a handful of rows, and one loop that
- * tests each against the edge mispredicts once, where a gallop then a loop over the run
- * would mispredict twice.  Past this many rows, the gallop finds the edge. */
-#define SCAN 8
+/* Rows counted before galloping: a bucket usually holds a handful of rows. */
+#define WINDOW 8
 
-static void
-acc_reset(agg_acc *a)
+/* One past the last row from b with ts < end (ts ascending).  The next WINDOW times are
+ * compared and the answers summed, not branched on: the rows < end are a prefix of them, so
+ * the sum is the run's length, found without the branch that a scan mispredicts once per
+ * bucket where its run ends.  A longer run (a burst) gallops from there, skipping its rows. */
+static inline size_t
+run_end(const int64_t *restrict ts, size_t b, size_t n, int64_t end)
 {
-    a->open = a->close = NAN;
-    a->high = -INFINITY;
-    a->low = INFINITY;
-    a->vol = a->pq = a->buy = a->sell = 0;
-}
-
-/* NaN mids are rare, so the test for them is a well-predicted branch; a select there would
- * chain every row to the previous one through integer registers.  Trade sides are a coin
- * flip, so they are summed with 0/1 factors instead of branches. */
-static inline void
-add_mid(agg_acc *a, double m)
-{
-    if (m == m) {
-        if (a->open != a->open) {
-            a->open = m; /* the first mid */
+    if (n - b >= WINDOW) {
+        uint64_t c = 0;
+        for (int j = 0; j < WINDOW; j++) {
+            c += (uint64_t)(ts[b + j] < end);
         }
-        a->high = m > a->high ? m : a->high;
-        a->low = m < a->low ? m : a->low;
-        a->close = m; /* the last mid */
+        return c < WINDOW ? b + c : gallop(ts, b + WINDOW, n, end);
     }
-}
-
-static inline void
-add_trade(agg_acc *a, const lob_agg_input *in, size_t j)
-{
-    double q = in->trade_qty[j]; /* finite: q * 0.0 is 0 and q * 1.0 is q, exactly */
-    a->vol += q;
-    a->pq += in->trade_px[j] * q;
-    a->buy += q * (double)(in->trade_side[j] > 0);
-    a->sell += q * (double)(in->trade_side[j] < 0);
-}
-
-/* The loops below sum into a local copy of the accumulator, which stays in registers. */
-static void
-add_rows(agg_acc *a, const lob_agg_input *in, size_t b, size_t b1)
-{
-    agg_acc s = *a;
-    for (; b < b1; b++) {
-        add_mid(&s, row_mid(in, b));
-    }
-    *a = s;
-}
-
-static void
-add_trades(agg_acc *a, const lob_agg_input *in, size_t t, size_t t1)
-{
-    agg_acc s = *a;
-    for (; t < t1; t++) {
-        add_trade(&s, in, t);
-    }
-    *a = s;
-}
-
-/* Book rows from b while ts < end; returns one past the last. */
-static size_t
-rows_until(agg_acc *a, const lob_agg_input *in, size_t b, int64_t end)
-{
-    const int64_t *ts = in->book_ts;
-    size_t n = in->n_book, stop = n - b > SCAN ? b + SCAN : n;
-    agg_acc s = *a;
-    for (; b < stop && ts[b] < end; b++) {
-        add_mid(&s, row_mid(in, b));
-    }
-    *a = s;
-    if (b == stop && b < n && ts[b] < end) { /* a long run */
-        size_t b1 = gallop(ts, b, n, end);
-        add_rows(a, in, b, b1);
-        b = b1;
+    while (b < n && ts[b] < end) {
+        b++;
     }
     return b;
 }
 
-/* Trades from t while ts < end; returns one past the last. */
-static size_t
-trades_until(agg_acc *a, const lob_agg_input *in, size_t t, int64_t end)
+/* The book as the fill reads it: the best bid and ask of row i at [i * stride]. */
+typedef struct {
+    const double *bid, *ask;
+    size_t stride;
+    const uint8_t *valid; /* NULL: every row valid */
+} agg_book;
+
+/* (bid + ask) / 2 times 1.0 (valid) or NaN (not valid): x * 1.0 is x exactly (-0.0 too), so
+ * the flag needs no branch. */
+static const double valid_factor[2] = {NAN, 1.0};
+
+static inline double
+mid_at(const agg_book *bk, size_t i)
 {
-    const int64_t *ts = in->trade_ts;
-    size_t n = in->n_trades, stop = n - t > SCAN ? t + SCAN : n;
-    agg_acc s = *a;
-    for (; t < stop && ts[t] < end; t++) {
-        add_trade(&s, in, t);
+    size_t j = i * bk->stride;
+    double m = (bk->bid[j] + bk->ask[j]) / 2;
+    return bk->valid != NULL ? m * valid_factor[bk->valid[i] != 0] : m;
+}
+
+/* A bucket's mids: open NaN when none of its rows has one. */
+typedef struct {
+    double open, high, low, close;
+} agg_mids;
+
+/* Open, high, low and close over the rows [b, b1) that have a mid (not NaN).  The first such
+ * row is found first (nearly always row b), so the loop over the rest only keeps the extremes
+ * and the last mid: maxsd / minsd and a select, no branch (a NaN row compares false). */
+static inline agg_mids
+mids_all(const double *restrict bid, const double *restrict ask, size_t stride,
+         const uint8_t *restrict valid, size_t b, size_t b1)
+{
+    agg_mids r = {NAN, -INFINITY, INFINITY, NAN};
+    if (b >= b1) { /* no rows (and maybe no book: bid and ask NULL) */
+        return r;
     }
-    *a = s;
-    if (t == stop && t < n && ts[t] < end) {
-        size_t t1 = gallop(ts, t, n, end);
-        add_trades(a, in, t, t1);
-        t = t1;
+    const double *bp = bid + b * stride, *ap = ask + b * stride;
+    for (; b < b1; b++, bp += stride, ap += stride) {
+        double g = (*bp + *ap) / 2;
+        g = valid != NULL ? g * valid_factor[valid[b] != 0] : g;
+        if (g == g) {
+            r.open = r.high = r.low = r.close = g;
+            b++, bp += stride, ap += stride;
+            break;
+        }
     }
+    double high = r.high, low = r.low, close = r.close;
+    if (valid == NULL) {
+        for (; b < b1; b++, bp += stride, ap += stride) {
+            double g = (*bp + *ap) / 2;
+            high = g > high ? g : high;
+            low = g < low ? g : low;
+            close = g == g ? g : close;
+        }
+    }
+    else {
+        for (; b < b1; b++, bp += stride, ap += stride) {
+            double g = (*bp + *ap) / 2 * valid_factor[valid[b] != 0];
+            high = g > high ? g : high;
+            low = g < low ? g : low;
+            close = g == g ? g : close;
+        }
+    }
+    r.high = high;
+    r.low = low;
+    r.close = close;
+    return r;
+}
+
+/* The close alone: the last row of [b, b1) with a mid, found from the end (nearly always
+ * row b1 - 1), so the rows before it are never read.  NaN when there is none. */
+static inline double
+mid_last(const agg_book *bk, size_t b, size_t b1)
+{
+    while (b1 > b) {
+        double g = mid_at(bk, --b1);
+        if (g == g) {
+            return g;
+        }
+    }
+    return NAN;
+}
+
+/* A bucket's trades. */
+typedef struct {
+    double vol, pq, buy, sell;
+} agg_sums;
+
+/* Sums over the trades [t, t1), in order (the same roundings whatever the caller asked for).
+ * Sides are a coin flip, so they are summed with 0/1 factors instead of branches (q * 0.0 is
+ * 0 and q * 1.0 is q, exactly, for finite q); `sides` 0 leaves buy and sell at 0. */
+static inline agg_sums
+trade_sums(const double *restrict px, const double *restrict qty, const int8_t *restrict side,
+           size_t t, size_t t1, int sides)
+{
+    double vol = 0, pq = 0, buy = 0, sell = 0;
+    if (sides) {
+        for (; t < t1; t++) {
+            double q = qty[t];
+            vol += q;
+            pq += px[t] * q;
+            buy += q * (double)(side[t] > 0);
+            sell += q * (double)(side[t] < 0);
+        }
+    }
+    else {
+        for (; t < t1; t++) {
+            vol += qty[t];
+            pq += px[t] * qty[t];
+        }
+    }
+    return (agg_sums){vol, pq, buy, sell};
+}
+
+/* The trades from t while ts < end, summed in the loop that finds where they end (with the
+ * sides when `sides`): a bucket holds few trades, and one loop that tests each against the
+ * end mispredicts once per bucket, which costs less here than counting the run first and
+ * summing it in groups masked past its end (measured: benchmarks/PROFILE.md).  Returns one
+ * past the last trade. */
+static inline size_t
+trades_until(const int64_t *restrict ts, const double *restrict px, const double *restrict qty,
+             const int8_t *restrict side, size_t t, size_t n, int64_t end, int sides,
+             agg_sums *sums)
+{
+    double vol = 0, pq = 0, buy = 0, sell = 0;
+    if (sides) {
+        for (; t < n && ts[t] < end; t++) {
+            double q = qty[t];
+            vol += q;
+            pq += px[t] * q;
+            buy += q * (double)(side[t] > 0);
+            sell += q * (double)(side[t] < 0);
+        }
+    }
+    else {
+        for (; t < n && ts[t] < end; t++) {
+            vol += qty[t];
+            pq += px[t] * qty[t];
+        }
+    }
+    *sums = (agg_sums){vol, pq, buy, sell};
     return t;
 }
 
-/* Write bucket k (book rows [b0, b1), trades [t0, t1), summed in `a`).  *carry is the mid of
- * the last book row seen so far (NaN if none or a gap) and moves past this bucket's rows. */
-static void
-put_bucket(const lob_agg_input *in, const lob_agg_opts *o, const lob_agg_output *out, size_t k,
-           int64_t start, size_t b0, size_t b1, size_t t0, size_t t1, const agg_acc *a,
-           double *carry)
+/* What the fill computes, from the columns the caller asked for. */
+typedef struct {
+    int ohlc;   /* open, high or low: every book row is read */
+    int close;  /* the close (or the carry) */
+    int rows;   /* where each bucket's book rows end */
+    int sums;   /* volume or vwap */
+    int sides;  /* buy or sell volume */
+    int trades; /* where each bucket's trades end */
+} agg_need;
+
+static agg_need
+need_of(const lob_agg_opts *o, const lob_agg_output *out)
 {
-    if (b1 > b0) {
-        *carry = row_mid(in, b1 - 1); /* a gap as the last row ends the carry */
+    agg_need n;
+    n.ohlc = out->mid_open != NULL || out->mid_high != NULL || out->mid_low != NULL;
+    n.close = n.ohlc || out->mid_close != NULL || (out->vwap != NULL && o->empty_vwap_mid);
+    n.rows = n.close || out->updates != NULL;
+    n.sides = out->buy_volume != NULL || out->sell_volume != NULL;
+    n.sums = n.sides || out->volume != NULL || out->vwap != NULL;
+    n.trades = n.sums || out->trades != NULL;
+    return n;
+}
+
+/* Bucket k: book rows [b0, b1), trades [t0, t1).  Computes what `need` says and writes the
+ * columns that `out` has; `summed` (or NULL): the trades' sums, already made.  *carry is the
+ * mid of the last book row seen so far (NaN if none or a gap) and moves past this bucket's
+ * rows. */
+static void
+put_bucket(const lob_agg_input *in, const agg_book *bk, const agg_need *need, const lob_agg_opts *o,
+           const lob_agg_output *out, size_t k, int64_t start, size_t b0, size_t b1, size_t t0,
+           size_t t1, const agg_sums *summed, double *carry)
+{
+    agg_mids m = {NAN, NAN, NAN, NAN};
+    if (need->ohlc) {
+        m = mids_all(bk->bid, bk->ask, bk->stride, bk->valid, b0, b1);
     }
-    int none = a->open != a->open; /* no mid of its own: the carry */
-    double close = none ? *carry : a->close;
-    double vwap = a->pq / a->vol; /* 0 / 0 where there is no volume: replaced below */
-    out->ts[k] = start;
-    out->mid_open[k] = none ? *carry : a->open;
-    out->mid_high[k] = none ? *carry : a->high;
-    out->mid_low[k] = none ? *carry : a->low;
-    out->mid_close[k] = close;
-    out->vwap[k] = a->vol > 0 ? vwap : (o->empty_vwap_mid ? close : NAN);
-    out->volume[k] = a->vol;
-    out->buy_volume[k] = a->buy;
-    out->sell_volume[k] = a->sell;
-    out->trades[k] = (int64_t)(t1 - t0);
-    out->updates[k] = (int64_t)(b1 - b0);
+    else if (need->close) {
+        m.open = m.close = mid_last(bk, b0, b1);
+    }
+    if (need->close) {
+        if (b1 > b0) {
+            *carry = mid_at(bk, b1 - 1); /* a gap as the last row ends the carry */
+        }
+        if (m.open != m.open) { /* no mid of its own: the carry */
+            m.open = m.high = m.low = m.close = *carry;
+        }
+    }
+    agg_sums s = {0, 0, 0, 0};
+    if (summed != NULL) {
+        s = *summed;
+    }
+    else if (need->sums) {
+        s = trade_sums(in->trade_px, in->trade_qty, in->trade_side, t0, t1, need->sides);
+    }
+    if (out->ts != NULL) {
+        out->ts[k] = start;
+    }
+    if (out->mid_open != NULL) {
+        out->mid_open[k] = m.open;
+    }
+    if (out->mid_high != NULL) {
+        out->mid_high[k] = m.high;
+    }
+    if (out->mid_low != NULL) {
+        out->mid_low[k] = m.low;
+    }
+    if (out->mid_close != NULL) {
+        out->mid_close[k] = m.close;
+    }
+    if (out->vwap != NULL) { /* 0 / 0 where there is no volume: not used */
+        out->vwap[k] = s.vol > 0 ? s.pq / s.vol : (o->empty_vwap_mid ? m.close : NAN);
+    }
+    if (out->volume != NULL) {
+        out->volume[k] = s.vol;
+    }
+    if (out->buy_volume != NULL) {
+        out->buy_volume[k] = s.buy;
+    }
+    if (out->sell_volume != NULL) {
+        out->sell_volume[k] = s.sell;
+    }
+    if (out->trades != NULL) {
+        out->trades[k] = (int64_t)(t1 - t0);
+    }
+    if (out->updates != NULL) {
+        out->updates[k] = (int64_t)(b1 - b0);
+    }
 }
 
 int
@@ -308,9 +472,10 @@ lob_agg_fill(const lob_agg_input *in, const lob_agg_opts *o, size_t n_out,
 {
     const size_t nb = in->n_book, nt = in->n_trades;
     const int64_t *bts = in->book_ts, *tts = in->trade_ts;
+    const agg_book bk = {in->bid, in->ask, in->px_stride, in->valid};
+    const agg_need need = need_of(o, out);
     double carry = NAN;
     size_t b = 0, t = 0, k = 0, next_poll = 0;
-    agg_acc a;
 
     if (o->by == LOB_AGG_TIME) {
         int64_t first;
@@ -319,24 +484,29 @@ lob_agg_fill(const lob_agg_input *in, const lob_agg_opts *o, size_t n_out,
         if (n != n_out) {
             return lob_error_set(err, LOB_E_ARG, "room for %zu buckets, %zu needed", n_out, n);
         }
+        const int fused = need.sums; /* the trades' ends found by their sums */
         for (; k < n; k++) {
+            /* the start of bucket k < n and the end of bucket k + 1 < n lie in [0, hi] (see
+             * time_span), never the start of a bucket n; the last bucket takes every row and
+             * trade left, all below INT64_MAX */
+            int64_t start = (first + (int64_t)k) * o->every;
             if (k + b + t >= next_poll) { /* a stop check every LOB_POLL_ROWS buckets and rows */
                 LOB_FORWARD_IF_ERROR(lob_poll_stop(err));
                 next_poll = k + b + t + LOB_POLL_ROWS;
             }
-            /* start and end lie in [0, hi]: no overflow (see time_span) */
-            int64_t start = (first + (int64_t)k) * o->every;
-            size_t b1 = nb, t1 = nt;
-            acc_reset(&a);
-            if (k + 1 < n) {
-                b1 = rows_until(&a, in, b, start + o->every);
-                t1 = trades_until(&a, in, t, start + o->every);
+            int64_t end = k + 1 < n ? start + o->every : INT64_MAX;
+            size_t b1 = need.rows ? run_end(bts, b, nb, end) : b;
+            size_t t1 = t;
+            agg_sums sums;
+            if (fused) {
+                t1 = trades_until(tts, in->trade_px, in->trade_qty, in->trade_side, t, nt, end,
+                                  need.sides, &sums);
             }
-            else { /* the last bucket: everything left */
-                add_rows(&a, in, b, nb);
-                add_trades(&a, in, t, nt);
+            else if (need.trades) {
+                t1 = run_end(tts, t, nt, end);
             }
-            put_bucket(in, o, out, k, start, b, b1, t, t1, &a, &carry);
+            put_bucket(in, &bk, &need, o, out, k, start, b, b1, t, t1, fused ? &sums : NULL,
+                       &carry);
             b = b1;
             t = t1;
         }
@@ -352,16 +522,14 @@ lob_agg_fill(const lob_agg_input *in, const lob_agg_opts *o, size_t n_out,
                 LOB_FORWARD_IF_ERROR(lob_poll_stop(err));
                 next_poll = k + b + t + LOB_POLL_ROWS;
             }
-            size_t b1 = nb - b <= every ? nb : b + every, t1 = nt;
-            acc_reset(&a);
-            add_rows(&a, in, b, b1);
-            if (b1 < nb) {
-                t1 = trades_until(&a, in, t, bts[b1]);
-            }
-            else {
-                add_trades(&a, in, t, nt);
-            }
-            put_bucket(in, o, out, k, bts[b], b, b1, t, t1, &a, &carry);
+            size_t b1 = nb - b <= every ? nb : b + every;
+            int64_t end = b1 < nb ? bts[b1] : INT64_MAX; /* the last bucket: every trade left */
+            agg_sums sums;
+            size_t t1 = need.sums ? trades_until(tts, in->trade_px, in->trade_qty, in->trade_side,
+                                                 t, nt, end, need.sides, &sums)
+                                  : run_end(tts, t, nt, end);
+            put_bucket(in, &bk, &need, o, out, k, bts[b], b, b1, t, t1, need.sums ? &sums : NULL,
+                       &carry);
             b = b1;
             t = t1;
         }
@@ -370,28 +538,17 @@ lob_agg_fill(const lob_agg_input *in, const lob_agg_opts *o, size_t n_out,
         /* book rows before the first trade are in no bucket but set the carry */
         b = nt > 0 ? gallop(bts, 0, nb, tts[0]) : nb;
         if (b > 0) {
-            carry = row_mid(in, b - 1);
+            carry = mid_at(&bk, b - 1);
         }
         for (; t < nt && k < n_out; k++) {
             if (k + b + t >= next_poll) {
                 LOB_FORWARD_IF_ERROR(lob_poll_stop(err));
                 next_poll = k + b + t + LOB_POLL_ROWS;
             }
-            size_t t1 = t, b1 = nb;
-            acc_reset(&a);
-            while (t1 < nt) { /* the same sums as volume_end(): the same buckets */
-                add_trade(&a, in, t1++);
-                if (a.vol >= o->volume) {
-                    break;
-                }
-            }
-            if (t1 < nt) {
-                b1 = rows_until(&a, in, b, tts[t1]);
-            }
-            else {
-                add_rows(&a, in, b, nb);
-            }
-            put_bucket(in, o, out, k, tts[t], b, b1, t, t1, &a, &carry);
+            /* the same sums as lob_agg_count(): the same buckets */
+            size_t t1 = volume_end(in->trade_qty, t, nt, o->volume);
+            size_t b1 = need.rows ? run_end(bts, b, nb, t1 < nt ? tts[t1] : INT64_MAX) : nb;
+            put_bucket(in, &bk, &need, o, out, k, tts[t], b, b1, t, t1, NULL, &carry);
             b = b1;
             t = t1;
         }

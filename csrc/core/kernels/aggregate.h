@@ -1,9 +1,10 @@
 /* aggregate.h -- bars from book mids and trades: time, event and volume buckets.
  *
  * One merge pass over two sorted streams (book rows, trades).  Each bucket is a run of book
- * rows and a run of trades; where a run ends is found by galloping (exponential, then binary)
- * search over the sorted times, so a bucket's rows are walked once by a loop with no edge
- * tests and an empty bucket costs one comparison per stream.
+ * rows and a run of trades; where a run ends is found without a branch per row: the next 8
+ * times are compared and the answers summed, and a longer run is found by galloping
+ * (exponential, then binary) search.  A bucket's rows are then walked by a loop with no edge
+ * tests, and only when a column needs them (open, high, low; the trades' sums).
  *
  * Mids: (best bid + best ask) / 2 of rows whose `valid` flag is set and whose mid is not NaN
  * (a NaN mid means a side was empty).  Any other row is a gap: it gives no mid and ends the
@@ -48,7 +49,9 @@ typedef struct lob_agg_opts_s {
     int empty_vwap_mid; /* vwap of a bucket without traded volume: 0 NaN, 1 its mid_close */
 } lob_agg_opts;
 
-/* Output columns, each with room for the count lob_agg_count() gave. */
+/* Output columns, each with room for the count lob_agg_count() gave.  A NULL column is
+ * neither computed nor written: without mid_open, mid_high and mid_low the prices of the rows
+ * inside a bucket are never read (its end is found from the times, its close from the end). */
 typedef struct lob_agg_output_s {
     int64_t *ts;         /* bucket start (TIME), first book row (EVENTS), first trade (VOLUME) */
     double *mid_open;    /* first mid in the bucket, else the carry */
