@@ -81,8 +81,8 @@ def _bare_figures(cell) -> list[str]:
     return bare
 
 
-def test_the_four_notebooks_are_there():
-    assert [p.name[:3] for p in NOTEBOOKS] == ["01_", "02_", "03_", "04_"]
+def test_the_notebooks_are_there():
+    assert [p.name[:3] for p in NOTEBOOKS] == ["01_", "02_", "03_", "04_", "06_"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -190,3 +190,19 @@ def test_training_shows_a_progress_bar():
             assert f"epoch {k}/{epochs}" in err, err
         assert re.search(r"\d+/\d+ \[", err), err  # batches done / total
         assert "Warning" not in err, err
+
+
+def test_walk_forward_notebook_trains_with_progress_and_its_predictor_reproduces_the_study():
+    pytest.importorskip("torch")
+    pytest.importorskip("tqdm")
+    nb = _executed(next(p for p in NOTEBOOKS if p.name.startswith("06_")))
+    text = "".join(
+        o.get("text", "") + o.get("data", {}).get("text/plain", "")
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+    )
+    assert "same as the study on the last test block: True" in text
+    study = next(c for c in nb.cells if c.cell_type == "code" and "walk_forward_per_symbol" in _source(c))
+    err = "".join(o["text"] for o in study.outputs if o.output_type == "stream" and o.name == "stderr")
+    assert "epoch 2/2" in err and re.search(r"\d+/\d+ \[", err), err
