@@ -79,8 +79,8 @@ side_set(lob_book *b, book_side *s, int64_t key, double qty)
  * double.  Exact parsing makes that true of every price written with at most `decimals`
  * places (the parser computes the same tick / 10^decimals), and false of any other double,
  * so a price is never keyed to a level it only approximates (0.1 + 0.2 is not 0.3). */
-static int
-price_ticks(lob_book *b, double px, int64_t *tick)
+static __attribute__((noinline)) int
+price_ticks_slow(lob_book *b, double px, int64_t *tick)
 {
     for (;;) {
         double x = px * pow10_exact[b->decimals];
@@ -109,6 +109,11 @@ price_ticks(lob_book *b, double px, int64_t *tick)
                 return LOB_E_RANGE;
             }
         }
+        /* the windows empty into the far parts first (the only step that can fail), so
+         * that both sides rescale or neither does */
+        if (lob_side_unwindow(&b->bid.lv) < 0 || lob_side_unwindow(&b->ask.lv) < 0) {
+            return LOB_E_NOMEM;
+        }
         for (int s = 0; s < 2; s++) {
             book_side *sd = s ? &b->ask : &b->bid;
             lob_side_scale(&sd->lv, 10);
@@ -118,6 +123,25 @@ price_ticks(lob_book *b, double px, int64_t *tick)
         }
         b->decimals++;
     }
+}
+
+/* price_ticks_slow() when the price is on the book's grid (every row but a few): one
+ * multiply, one rounding, one divide.  Prices are positive (validate), so 0 <= x < 2^52 and
+ * x + 2^52 has no fraction bits left: the sum is x rounded to the nearest integer, ties to
+ * even (rint's rounding), and taking 2^52 off again is exact.  (ISO C mode keeps the
+ * compiler from fusing or reassociating these.) */
+static inline int
+price_ticks(lob_book *b, double px, int64_t *tick)
+{
+    double p10 = pow10_exact[b->decimals], x = px * p10;
+    if (x < 4503599627370496.0) {
+        double r = (x + 4503599627370496.0) - 4503599627370496.0;
+        if (r / p10 == px) {
+            *tick = (int64_t)r;
+            return LOB_OK;
+        }
+    }
+    return price_ticks_slow(b, px, tick);
 }
 
 static double
@@ -265,6 +289,9 @@ apply_row(lob_book *b, int64_t ts, int side, double px, double qty, unsigned fla
     }
     int64_t tick;
     int rc = price_ticks(b, px, &tick);
+    if (rc == LOB_E_NOMEM) {
+        return lob_error_set(err, rc, "out of memory for the book");
+    }
     if (rc < 0) {
         return lob_error_set(err, rc,
                              "row %lld: price %.17g is not on a decimal grid of at most %d places "
