@@ -29,18 +29,17 @@ import sys
 import time
 
 import numpy as np
-from numba import njit
-
 from hftbacktest import (
+    BUY_EVENT,
     DEPTH_CLEAR_EVENT,
     DEPTH_EVENT,
     LOCAL_EVENT,
-    BUY_EVENT,
     SELL_EVENT,
     BacktestAsset,
     HashMapMarketDepthBacktest,
 )
 from hftbacktest.types import event_dtype
+from numba import njit
 
 RESET = 2  # lobfast.Flags
 END_OF_MESSAGE = 8

@@ -125,23 +125,29 @@ price_ticks_slow(lob_book *b, double px, int64_t *tick)
     }
 }
 
-/* price_ticks_slow() when the price is on the book's grid (every row but a few): one
- * multiply, one rounding, one divide.  Prices are positive (validate), so 0 <= x < 2^52 and
- * x + 2^52 has no fraction bits left: the sum is x rounded to the nearest integer, ties to
- * even (rint's rounding), and taking 2^52 off again is exact.  (ISO C mode keeps the
- * compiler from fusing or reassociating these.) */
+/* Whether px is on the grid of 1 / p10 (*tick then holds its tick): price_ticks_slow()'s
+ * test for every row but a few, in one multiply, one rounding and one divide.  Prices are positive
+ * (validate), so 0 <= x < 2^52 and x + 2^52 has no fraction bits left: the sum is x rounded to the
+ * nearest integer, ties to even (rint's rounding), and taking 2^52 off again is exact.  (ISO C mode
+ * keeps the compiler from fusing or reassociating these.) */
 static inline int
-price_ticks(lob_book *b, double px, int64_t *tick)
+on_grid(double p10, double px, int64_t *tick)
 {
-    double p10 = pow10_exact[b->decimals], x = px * p10;
+    double x = px * p10;
     if (x < 4503599627370496.0) {
         double r = (x + 4503599627370496.0) - 4503599627370496.0;
         if (r / p10 == px) {
             *tick = (int64_t)r;
-            return LOB_OK;
+            return 1;
         }
     }
-    return price_ticks_slow(b, px, tick);
+    return 0;
+}
+
+static inline int
+price_ticks(lob_book *b, double px, int64_t *tick)
+{
+    return on_grid(pow10_exact[b->decimals], px, tick) ? LOB_OK : price_ticks_slow(b, px, tick);
 }
 
 static double
@@ -269,8 +275,9 @@ end_message(lob_book *b, int64_t ts, int64_t uid, lob_error *err)
     return LOB_OK;
 }
 
-static int
-apply_row(lob_book *b, int64_t ts, int side, double px, double qty, unsigned flags, lob_error *err)
+/* The flags of a row that breaks the sequence (GAP) or starts a snapshot (RESET). */
+static void
+apply_marks(lob_book *b, unsigned flags)
 {
     if (flags & LOB_F_GAP) {
         b->known = 0;
@@ -283,6 +290,14 @@ apply_row(lob_book *b, int64_t ts, int side, double px, double qty, unsigned fla
         b->known = 1;
         b->in_snapshot = 1;
         b->n_resets++;
+    }
+}
+
+static int
+apply_row(lob_book *b, int64_t ts, int side, double px, double qty, unsigned flags, lob_error *err)
+{
+    if (flags & (LOB_F_GAP | LOB_F_RESET)) {
+        apply_marks(b, flags);
     }
     if (side == 0) {
         return LOB_OK; /* a marker row: flags only */
@@ -305,7 +320,7 @@ apply_row(lob_book *b, int64_t ts, int side, double px, double qty, unsigned fla
             s->bound = key; /* deepest snapshot level so far */
         }
     }
-    else if (s->bound != NO_BOUND && key < s->bound) {
+    else if (key < s->bound) { /* never true of NO_BOUND (INT64_MIN) */
         /* deeper than the snapshot reached: the level is real but its neighbours are not
          * known, and nothing will ever delete what the snapshot did not list */
         if (qty > 0) {
@@ -512,6 +527,54 @@ lob_book_feed(lob_book *b, const lob_depth_view *v, lob_error *err)
     return LOB_OK;
 }
 
+/* Rows from *at on that only set levels (no flag, side +-1, price on the grid), up to the
+ * first that is anything else or due a poll: apply_row()'s work for the rows inside a message
+ * (all but its last, which carries END_OF_MESSAGE), without the flag cases and with the
+ * counters in locals.  *at moves past the rows applied.  @return 0 or LOB_E_NOMEM. */
+static int
+apply_levels(lob_book *b, const lob_depth_view *v, size_t *at, lob_error *err)
+{
+    const int8_t *side = v->side;
+    const uint8_t *flags = v->flags;
+    const double p10 = pow10_exact[b->decimals];
+    const int64_t mark = b->msg + 1;
+    int64_t orphans = 0, pruned = 0, unknown = 0;
+    int rc = LOB_OK;
+    size_t i = *at;
+    for (; i < v->n && flags[i] == 0 && side[i] != 0 && !LOB_POLL_DUE(i); i++) {
+        double px = v->price[i], qty = v->qty[i];
+        int64_t tick;
+        if (!on_grid(p10, px, &tick)) {
+            break; /* more decimals, or an error: apply_row() */
+        }
+        book_side *s = side[i] > 0 ? &b->bid : &b->ask;
+        int64_t key = s->dir * tick;
+        if (key < s->bound) { /* an orphan (see apply_row); never true of NO_BOUND */
+            orphans += qty > 0;
+            if (b->o.prune_orphans) {
+                pruned++;
+                continue;
+            }
+        }
+        if ((rc = lob_side_set(&s->lv, key, qty)) < 0) {
+            break;
+        }
+        unknown += rc == 0; /* only a delete leaves a side as it was */
+        if (rc > 0) {
+            s->changed = mark;
+        }
+    }
+    b->n_orphans += orphans;
+    b->n_pruned += pruned;
+    b->n_unknown_deletes += unknown;
+    b->rows += (int64_t)(i - *at);
+    if (i > *at) {
+        b->last_ts = v->ts[i - 1];
+    }
+    *at = i;
+    return rc < 0 ? lob_error_set(err, rc, "out of memory for the book") : LOB_OK;
+}
+
 static int
 feed_rows(lob_book *b, const lob_depth_view *v, lob_error *err)
 {
@@ -551,6 +614,12 @@ feed_rows(lob_book *b, const lob_depth_view *v, lob_error *err)
         b->at_boundary = (flags & LOB_F_END_OF_MESSAGE) != 0;
         if (b->at_boundary) {
             LOB_FORWARD_IF_ERROR(end_message(b, ts, v->update_id[i], err));
+        }
+        else {
+            size_t next = i + 1; /* the rest of the message: rows i + 1 .. next - 1 */
+            int rc = apply_levels(b, v, &next, err);
+            i = next - 1;
+            LOB_FORWARD_IF_ERROR(rc);
         }
     }
     return LOB_OK;

@@ -225,8 +225,8 @@ word_below(const lob_side *s, int w)
 }
 
 /* The highest occupied slot <= i (0 <= i < W), or -1. */
-static int
-win_below(const lob_side *s, int i)
+int
+lob_side_below(const lob_side *s, int i)
 {
     int w = i >> 6;
     uint64_t m = s->bits[w] & (~UINT64_C(0) >> (63 - (i & 63)));
@@ -261,38 +261,6 @@ win_above(const lob_side *s, int i)
     }
     j = (k << 6) | __builtin_ctzll(sm);
     return (j << 6) | __builtin_ctzll(s->bits[j]);
-}
-
-/* Set slot i to qty (0 deletes).  @return 1 if the side changed, else 0.  Inlined into
- * lob_side_set(): the window's path then needs no stack frame. */
-static inline __attribute__((always_inline)) int
-win_set(lob_side *s, int i, double qty)
-{
-    uint64_t *word = &s->bits[i >> 6], bit = UINT64_C(1) << (i & 63), w = *word;
-    if (qty != 0) {
-        s->qty[i] = qty;
-        if (w & bit) {
-            return 1; /* a new size for a level that is there: most updates */
-        }
-        *word = w | bit;
-        s->sum[i >> 12] |= UINT64_C(1) << ((i >> 6) & 63);
-        s->n++;
-        if (s->wn++ == 0 || i > s->top) {
-            s->top = i;
-        }
-        return 1;
-    }
-    if (!(w & bit)) {
-        return 0;
-    }
-    if ((*word = w & ~bit) == 0) {
-        s->sum[i >> 12] &= ~(UINT64_C(1) << ((i >> 6) & 63));
-    }
-    s->n--;
-    if (--s->wn > 0 && i == s->top) {
-        s->top = win_below(s, i); /* the slot's bit is clear now */
-    }
-    return 1;
 }
 
 /* The window's memory (once per side; the sizes need no zeroing: bits say what is set). */
@@ -416,7 +384,7 @@ win_move(lob_side *s, int64_t lo)
         far_remove_at(f, j, i); /* block j now holds the next key, or is gone */
     }
     if (s->wn > 0) {
-        s->top = win_below(s, W - 1);
+        s->top = lob_side_below(s, W - 1);
     }
     return LOB_OK;
 }
@@ -444,13 +412,12 @@ recentre(lob_side *s)
 
 /* ------------------------------------------------------------------ the side */
 
-/* An update outside the window (or before it exists). */
-static __attribute__((noinline)) int
-set_far(lob_side *s, int64_t key, double qty)
+int
+lob_side_set_far(lob_side *s, int64_t key, double qty)
 {
     if (s->n == 0 && qty != 0 && win_alloc(s) == LOB_OK) {
         s->lo = key - BEST_SLOT; /* an empty side: the window goes where the first level is */
-        return win_set(s, BEST_SLOT, qty);
+        return lob_side_set_slot(s, BEST_SLOT, qty);
     }
     int rc = far_set(&s->far, key, qty);
     s->n = s->wn + s->far.n;
@@ -458,17 +425,6 @@ set_far(lob_side *s, int64_t key, double qty)
         recentre(s);
     }
     return rc;
-}
-
-int
-lob_side_set(lob_side *s, int64_t key, double qty)
-{
-    /* |key| < 2^60 and lo is a key +- W: the difference cannot overflow */
-    uint64_t i = (uint64_t)(key - s->lo);
-    if (i < W && s->qty != NULL) {
-        return win_set(s, (int)i, qty);
-    }
-    return set_far(s, key, qty);
 }
 
 int
@@ -547,7 +503,7 @@ void
 lob_side_pop_best(lob_side *s)
 {
     if (s->wn > 0 && (s->far.nblk == 0 || s->lo + s->top > far_best(&s->far))) {
-        win_set(s, s->top, 0);
+        lob_side_set_slot(s, s->top, 0);
         return;
     }
     lob_side_block *b = s->far.blk[s->far.nblk - 1];
