@@ -1,5 +1,6 @@
 """Order book reconstruction: lobfast.reconstruct (the C book) vs Python-driven books, and
-the peak memory of reconstruct and of a chunk-fed BookBuilder.
+the peak memory of reconstruct and of a chunk-fed BookBuilder, and lobfast vs hftbacktest's
+Rust book.
 
 Workload: the USD-M BTCUSDT depth rows of tests/data/binance (445k rows, 6.5k messages,
 one 1000-level snapshot per side) replayed end to end ``REPLAYS`` times: each copy's
@@ -7,6 +8,12 @@ one 1000-level snapshot per side) replayed end to end ``REPLAYS`` times: each co
 sorted and the 100 ms grid falls on the same phase) and each copy starts with its own
 RESET snapshot rows, so every copy rebuilds the same books.  One output row per message
 with the top 10 levels per side (``levels=10, every=None``).
+
+    python benchmarks/bench_book.py hftbacktest [ROUNDS [REPLAYS]]
+
+times lobfast against hftbacktest 2.4.4's ``HashMapMarketDepth`` (Rust) on the same rows
+(``vs_hftbacktest``: the peer runs in benchmarks/.venv-hftbacktest, made on first use, through
+``competitors/book_hftbacktest.py``) and prints the markdown table of RESULTS.md.
 
     python benchmarks/bench_book.py probe MODE REPLAYS [CHUNK_ROWS]
 
@@ -167,7 +174,7 @@ def hft_python() -> tuple[Path | None, str]:
     """The venv's interpreter with hftbacktest installed (made on first use: it pins an older
     NumPy than lobfast's), or None and why not."""
     py = HFT_VENV / "bin" / "python"
-    check = [str(py), "-c", "import hftbacktest, sys; sys.exit(hftbacktest.__version__ != %r)" % HFT_VERSION]
+    check = [str(py), "-c", f"import hftbacktest, sys; sys.exit(hftbacktest.__version__ != {HFT_VERSION!r})"]
     if py.exists() and subprocess.run(check, capture_output=True, check=False).returncode == 0:
         return py, ""
     steps = [
