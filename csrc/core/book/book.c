@@ -568,8 +568,8 @@ apply_levels(lob_book *b, const lob_depth_view *v, size_t *at, lob_error *err)
     b->n_pruned += pruned;
     b->n_unknown_deletes += unknown;
     b->rows += (int64_t)(i - *at);
-    if (i > *at) {
-        b->last_ts = v->ts[i - 1];
+    if (i == v->n && i > *at) {
+        b->last_ts = v->ts[i - 1]; /* else the next row, applied by feed_rows, sets it */
     }
     *at = i;
     return rc < 0 ? lob_error_set(err, rc, "out of memory for the book") : LOB_OK;
