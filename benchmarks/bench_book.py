@@ -284,8 +284,9 @@ def vs_hftbacktest(rounds: int, replays: int = REPLAYS) -> dict:
 
 def hftbacktest_lines(r: dict) -> list[str]:
     """The markdown of the comparison (RESULTS.md, Order book section)."""
+    out = ["", "### lobfast vs hftbacktest's Rust book (`HashMapMarketDepth`)", ""]
     if "skipped" in r:
-        return [f"- hftbacktest comparison skipped: {r['skipped']}"]
+        return out + [f"- skipped: {r['skipped']}"]
     from common import md_table
 
     med, base = r["median_s"], r["median_s"][LOBFAST]
@@ -302,11 +303,26 @@ def hftbacktest_lines(r: dict) -> list[str]:
             ]
         )
     ratio = med[HFTBACKTEST] / base
-    return [
+    return out + [
+        f"- Same workload ({r['replays']}x, {r['updates']:,} level updates, {r['messages']:,} messages).  "
+        f"hftbacktest {HFT_VERSION} runs in its own venv (it pins an older NumPy; "
+        "`benchmarks/.venv-hftbacktest`, made on first use) and process "
+        "(`benchmarks/competitors/book_hftbacktest.py`): the rows become LOCAL depth events of a "
+        "`HashMapMarketDepthBacktest` (its only Python way to a `HashMapMarketDepth`: "
+        "`update_bid_depth` / `update_ask_depth` per row, `clear_depth` before each RESET, tick "
+        f"{TICK_SIZE}, lot {LOT_SIZE}), one `elapse` per message in a numba loop (JIT warmed up "
+        "first) that then reads the top 10 per side by walking ticks from the best with "
+        "`bid_qty_at_tick` / `ask_qty_at_tick`.  Timed: that loop only (building the backtest is "
+        "not); its output arrays are allocated once, lobfast's fresh per call.",
+        "- Before timing, its top-10 ticks and sizes at every message are checked **equal** to "
+        "lobfast's (ticks / 10 == lobfast's prices, bit for bit).",
+        f"- {r['rounds']} interleaved rounds (lobfast 5 calls of each mode, the peer 1 run a round), "
+        "medians, one core.",
+        "",
         md_table(["tool", "median ms", "spread", "calls", "M level updates/s", "time / lobfast's"], rows),
         "",
         f"- lobfast vs {HFTBACKTEST}: **{ratio:.2f}x** (target >= 3x: {'met' if ratio >= 3 else '**not met**'}); "
-        f"load average (1 min) at start / end: {r['load'][0]:.2f} / {r['load'][1]:.2f}",
+        f"load average (1 min) at start / end: {r['load'][0]:.2f} / {r['load'][1]:.2f} on 2 cores",
     ]
 
 
