@@ -20,7 +20,7 @@
 static const double pow10_exact[MAX_DECIMALS + 1] = {1e0, 1e1, 1e2, 1e3,  1e4,  1e5, 1e6,
                                                      1e7, 1e8, 1e9, 1e10, 1e11, 1e12};
 
-/* One side: levels keyed by dir * tick (side.h keeps them ascending, best last), so the
+/* One side: levels keyed by dir * tick (side.h: the best is the largest key), so the
  * same code serves bids (highest tick best) and asks (lowest tick best). */
 typedef struct {
     lob_side lv;     /* the levels */
@@ -258,7 +258,7 @@ end_message(lob_book *b, int64_t ts, int64_t uid, lob_error *err)
         }
         if (b->o.crossed == LOB_CROSSED_REPAIR) {
             /* the side changed least recently holds the stale levels: drop those of its
-             * levels that cross the other side's best (keys: dir * tick, best last) */
+             * levels that cross the other side's best (keys: dir * tick, best largest) */
             int bid_stale = b->bid.changed < b->ask.changed;
             book_side *stale = bid_stale ? &b->bid : &b->ask;
             const book_side *fresh = bid_stale ? &b->ask : &b->bid;
