@@ -313,7 +313,9 @@ def hftbacktest_lines(r: dict) -> list[str]:
         f"{TICK_SIZE}, lot {LOT_SIZE}), one `elapse` per message in a numba loop (JIT warmed up "
         "first) that then reads the top 10 per side by walking ticks from the best with "
         "`bid_qty_at_tick` / `ask_qty_at_tick`.  Timed: that loop only (building the backtest is "
-        "not); its output arrays are allocated once, lobfast's fresh per call.",
+        "not); its output arrays are allocated once, lobfast's fresh per call.  "
+        f'lobfast\'s every="{GRID}" row: the same updates, with a row per grid time instead of per '
+        "message (the peer has no such mode).",
         "- Before timing, its top-10 ticks and sizes at every message are checked **equal** to "
         "lobfast's (ticks / 10 == lobfast's prices, bit for bit).",
         f"- {r['rounds']} interleaved rounds (lobfast 5 calls of each mode, the peer 1 run a round), "
