@@ -1,5 +1,6 @@
 """Order book reconstruction: lobfast.reconstruct (the C book) vs Python-driven books, and
-the peak memory of reconstruct and of a chunk-fed BookBuilder.
+the peak memory of reconstruct and of a chunk-fed BookBuilder, and lobfast vs hftbacktest's
+Rust book.
 
 Workload: the USD-M BTCUSDT depth rows of tests/data/binance (445k rows, 6.5k messages,
 one 1000-level snapshot per side) replayed end to end ``REPLAYS`` times: each copy's
@@ -7,6 +8,12 @@ one 1000-level snapshot per side) replayed end to end ``REPLAYS`` times: each co
 sorted and the 100 ms grid falls on the same phase) and each copy starts with its own
 RESET snapshot rows, so every copy rebuilds the same books.  One output row per message
 with the top 10 levels per side (``levels=10, every=None``).
+
+    python benchmarks/bench_book.py hftbacktest [ROUNDS [REPLAYS]]
+
+times lobfast against hftbacktest 2.4.4's ``HashMapMarketDepth`` (Rust) on the same rows
+(``vs_hftbacktest``: the peer runs in benchmarks/.venv-hftbacktest, made on first use, through
+``competitors/book_hftbacktest.py``) and prints the markdown table of RESULTS.md.
 
     python benchmarks/bench_book.py probe MODE REPLAYS [CHUNK_ROWS]
 
@@ -23,8 +30,10 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import subprocess
 import sys
+import time
 from functools import partial
 from pathlib import Path
 
@@ -152,6 +161,173 @@ def _dist_version(dist: str, fallback: str) -> str:
         return fallback
 
 
+# ------------------------------------------------------------------------------ vs hftbacktest
+HFTBACKTEST = "hftbacktest 2.4.4 HashMapMarketDepth (Rust, numba loop)"
+LOBFAST_GRID = 'lobfast.reconstruct(every="100ms")'
+HFT_VERSION = "2.4.4"
+HFT_VENV = BENCH / ".venv-hftbacktest"
+HFT_SCRIPT = BENCH / "competitors" / "book_hftbacktest.py"
+TICK_SIZE, LOT_SIZE = 0.1, 0.001  # BTCUSDT USD-M
+
+
+def hft_python() -> tuple[Path | None, str]:
+    """The venv's interpreter with hftbacktest installed (made on first use: it pins an older
+    NumPy than lobfast's), or None and why not."""
+    py = HFT_VENV / "bin" / "python"
+    check = [str(py), "-c", f"import hftbacktest, sys; sys.exit(hftbacktest.__version__ != {HFT_VERSION!r})"]
+    if py.exists() and subprocess.run(check, capture_output=True, check=False).returncode == 0:
+        return py, ""
+    steps = [
+        [sys.executable, "-m", "venv", str(HFT_VENV)],
+        [str(py), "-m", "pip", "install", "-q", f"hftbacktest=={HFT_VERSION}"],
+    ]
+    for cmd in steps:
+        out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if out.returncode != 0:
+            tail = (out.stderr or out.stdout).strip().splitlines()[-1:] or ["?"]
+            return None, f"`{' '.join(cmd[:4])} ...` failed: {tail[0]}"
+    if subprocess.run(check, capture_output=True, check=False).returncode != 0:
+        return None, f"hftbacktest {HFT_VERSION} does not import in {HFT_VENV}"
+    return py, ""
+
+
+def loadavg() -> float:
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return float("nan")
+
+
+def vs_hftbacktest(rounds: int, replays: int = REPLAYS) -> dict:
+    """lobfast's book and hftbacktest's HashMapMarketDepth on the same rows, side by side.
+
+    The peer runs in its own interpreter (``competitors/book_hftbacktest.py``); its top-10
+    ticks and sizes per message are checked equal to lobfast's before timing.  Each round
+    times lobfast 5 times in this process and the peer once (its replay loop only), in an
+    order that rotates; medians."""
+    from common import median, spread
+
+    py, why = hft_python()
+    if py is None:
+        return {"skipped": why}
+    base = lobfast.read_binance(str(source())).depth
+    depth = replay(base, replays)
+    data = BENCH / ".data"
+    data.mkdir(exist_ok=True)
+    src, dst = data / "book_hft_in.npz", data / "book_hft_out.npz"
+    np.savez(
+        src,
+        **{k: getattr(depth, k) for k in ("ts", "side", "price", "qty", "flags")},
+        tick_size=TICK_SIZE,
+        lot_size=LOT_SIZE,
+        levels=LEVELS,
+    )
+    peer = subprocess.Popen(
+        [str(py), str(HFT_SCRIPT), str(src), str(dst)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        if peer.stdout.readline().strip() != "ready":
+            raise SystemExit("hftbacktest: the peer did not start (see its error above)")
+        expected = lobfast_top(depth)
+        with np.load(dst) as z:
+            got = {
+                "bid_px": np.where(z["bid_tick"] >= 0, z["bid_tick"] / 10.0, np.nan),  # exact: 1 decimal
+                "bid_sz": z["bid_sz"],
+                "ask_px": np.where(z["ask_tick"] >= 0, z["ask_tick"] / 10.0, np.nan),
+                "ask_sz": z["ask_sz"],
+            }
+        check_same(f"{DATASET[0]} x{replays}: {HFTBACKTEST}", expected, got)
+
+        def peer_run() -> float:
+            peer.stdin.write("time\n")
+            peer.stdin.flush()
+            return float(peer.stdout.readline())
+
+        def timed(fn) -> float:
+            gc.collect()
+            t0 = time.perf_counter()
+            fn()
+            return time.perf_counter() - t0
+
+        grid = partial(lobfast.reconstruct, depth, levels=LEVELS, every=GRID)
+        load0 = loadavg()
+        times: dict[str, list[float]] = {LOBFAST: [], LOBFAST_GRID: [], HFTBACKTEST: []}
+        for r in range(rounds):
+            order = [LOBFAST, LOBFAST_GRID, HFTBACKTEST]
+            order = order[r % 3 :] + order[: r % 3]
+            for name in order:
+                if name == HFTBACKTEST:
+                    times[name].append(peer_run())
+                else:
+                    fn = partial(lobfast_top, depth) if name == LOBFAST else grid
+                    times[name] += [timed(fn) for _ in range(5)]
+        load1 = loadavg()
+    finally:
+        peer.stdin.close()
+        peer.wait(timeout=60)
+    return {
+        "dataset": DATASET[0],
+        "replays": replays,
+        "rounds": rounds,
+        "rows": len(depth),
+        "updates": level_updates(depth),
+        "messages": len(expected["bid_px"]),
+        "median_s": {t: median(v) for t, v in times.items()},
+        "spread": {t: spread(v) for t, v in times.items()},
+        "calls": {t: len(v) for t, v in times.items()},
+        "load": (load0, load1),
+    }
+
+
+def hftbacktest_lines(r: dict) -> list[str]:
+    """The markdown of the comparison (RESULTS.md, Order book section)."""
+    out = ["", "### lobfast vs hftbacktest's Rust book (`HashMapMarketDepth`)", ""]
+    if "skipped" in r:
+        return out + [f"- skipped: {r['skipped']}"]
+    from common import md_table
+
+    med, base = r["median_s"], r["median_s"][LOBFAST]
+    rows = []
+    for tool in (LOBFAST, LOBFAST_GRID, HFTBACKTEST):
+        rows.append(
+            [
+                tool,
+                f"{med[tool] * 1e3:,.1f}",
+                f"±{r['spread'][tool] * 100:.0f}%",
+                f"{r['calls'][tool]}",
+                f"{r['updates'] / med[tool] / 1e6:,.1f}",
+                f"{med[tool] / base:.2f}x",
+            ]
+        )
+    ratio = med[HFTBACKTEST] / base
+    return out + [
+        f"- Same workload ({r['replays']}x, {r['updates']:,} level updates, {r['messages']:,} messages).  "
+        f"hftbacktest {HFT_VERSION} runs in its own venv (it pins an older NumPy; "
+        "`benchmarks/.venv-hftbacktest`, made on first use) and process "
+        "(`benchmarks/competitors/book_hftbacktest.py`): the rows become LOCAL depth events of a "
+        "`HashMapMarketDepthBacktest` (its only Python way to a `HashMapMarketDepth`: "
+        "`update_bid_depth` / `update_ask_depth` per row, `clear_depth` before each RESET, tick "
+        f"{TICK_SIZE}, lot {LOT_SIZE}), one `elapse` per message in a numba loop (JIT warmed up "
+        "first) that then reads the top 10 per side by walking ticks from the best with "
+        "`bid_qty_at_tick` / `ask_qty_at_tick`.  Timed: that loop only (building the backtest is "
+        "not); its output arrays are allocated once, lobfast's fresh per call.  "
+        f'lobfast\'s every="{GRID}" row: the same updates, with a row per grid time instead of per '
+        "message (the peer has no such mode).",
+        "- Before timing, its top-10 ticks and sizes at every message are checked **equal** to "
+        "lobfast's (ticks / 10 == lobfast's prices, bit for bit).",
+        f"- {r['rounds']} interleaved rounds (lobfast 5 calls of each mode, the peer 1 run a round), "
+        "medians, one core.",
+        "",
+        md_table(["tool", "median ms", "spread", "calls", "M level updates/s", "time / lobfast's"], rows),
+        "",
+        f"- lobfast vs {HFTBACKTEST}: **{ratio:.2f}x** (target >= 3x: {'met' if ratio >= 3 else '**not met**'}); "
+        f"load average (1 min) at start / end: {r['load'][0]:.2f} / {r['load'][1]:.2f} on 2 cores",
+    ]
+
+
 # ------------------------------------------------------------------------------ memory
 def probe(mode: str, replays: int, chunk_rows: int = CHUNK_ROWS) -> dict:
     """Run one memory probe in a fresh interpreter (this file's ``probe`` entry)."""
@@ -262,7 +438,13 @@ def _probe_main(mode: str, replays: int, chunk_rows: int) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) >= 4 and sys.argv[1] == "probe":
+    if len(sys.argv) >= 2 and sys.argv[1] == "hftbacktest":
+        res = vs_hftbacktest(
+            int(sys.argv[2]) if len(sys.argv) > 2 else 7, int(sys.argv[3]) if len(sys.argv) > 3 else REPLAYS
+        )
+        print(json.dumps(res))
+        print("\n".join(hftbacktest_lines(res)))
+    elif len(sys.argv) >= 4 and sys.argv[1] == "probe":
         _probe_main(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]) if len(sys.argv) > 4 else CHUNK_ROWS)
     else:
         raise SystemExit(__doc__)

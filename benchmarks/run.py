@@ -312,7 +312,7 @@ def book_memory_section(probes: list[dict]) -> tuple[str, list[str], str]:
     return t1, checks, t2
 
 
-def book_lines(book: dict, book_mem: list[dict]) -> list[str]:
+def book_lines(book: dict, book_mem: list[dict], book_hft: dict | None = None) -> list[str]:
     table, summary = book_speed_section(book)
     v = book["versions"]
     per_copy = book["messages"] // book["replays"]
@@ -349,6 +349,8 @@ def book_lines(book: dict, book_mem: list[dict]) -> list[str]:
         "",
     ]
     out += summary
+    if book_hft is not None:
+        out += bk.hftbacktest_lines(book_hft)
     if book_mem:
         t1, checks, t2 = book_memory_section(book_mem)
         out += [
@@ -417,6 +419,8 @@ def main() -> None:
     book_rounds = min(rounds, BOOK_ROUNDS)
     log(f"order book: {bk.DATASET[0]} x{book_replays} ({book_rounds} rounds; order-book takes ~30 s a call)")
     book = bk.speed(book_rounds, book_replays)
+    log(f"order book: vs hftbacktest {bk.HFT_VERSION} ({min(rounds, 5)} rounds; its venv is made on first use)")
+    book_hft = bk.vs_hftbacktest(min(rounds, 5), book_replays)
     book_mem = []
     if not args.quick:
         log("order book: memory probes")
@@ -514,7 +518,7 @@ def main() -> None:
             "",
             t2,
         ]
-    out += book_lines(book, book_mem)
+    out += book_lines(book, book_mem, book_hft)
     out += ba.lines(bars)
     out += ["", "## Tardis CSV (`incremental_book_L2`)", ""]
     if tardis:

@@ -43,5 +43,6 @@ void lob_test_source(void);
 void lob_test_binance(void);
 void lob_test_kernels(void);   /* test_kernels.c */
 void lob_test_timeindex(void); /* test_timeindex.c */
+void lob_test_side(void);      /* test_side.c */
 
 #endif /* LOB_TEST_H */

@@ -1022,6 +1022,7 @@ main(int argc, char **argv)
     test_json_values();
     test_table();
     test_book();
+    lob_test_side();
     lob_test_source();
     lob_test_binance();
     lob_test_kernels();

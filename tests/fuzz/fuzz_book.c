@@ -1,8 +1,10 @@
 /* fuzz_book.c -- libFuzzer harness: the C order book against a direct-indexed book.
  *
  * The input is read as options (levels, grid, crossed mode, pruning, decimals) and then
- * 4-byte rows: kind/side, price tick, quantity, time step.  Prices are tick / 10^d with
- * ticks 1..256, so a plain array indexed by tick is a complete reference book.  Checks:
+ * 4-byte rows: kind/side, price index, quantity, time step.  Prices are index * stride / 10^d
+ * with indices 1..256, so a plain array indexed by index is a complete reference book; the
+ * strides spread the levels from one tick apart to further apart than a side's tick window
+ * (side.h), so levels land in the window, beyond it, and make it move.  Checks:
  * every output row is well formed (sides strictly ordered, NaN levels have size 0, a valid
  * row is not crossed); with crossed="flag" and no pruning the whole book equals the
  * reference after every batch; feeding the same rows in two batches gives the same rows.
@@ -80,6 +82,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     lob_book_opts o = {1 + data[0] % 12, (data[1] % 4) * 3, data[2] % 2 ? LOB_CROSSED_REPAIR : 0,
                        (data[2] >> 1) % 2, 0};
     int decimals = data[3] % 4;
+    static const int64_t strides[4] = {1, 97, 4099, 65537};
+    int64_t stride = strides[(data[3] >> 2) % 4];
     static rows x;
     x.n = 0;
     int64_t ts = 0, uid = 0;
@@ -99,7 +103,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         int side = (kind & 1) ? 1 : -1;
         x.side[k] = (int8_t)side;
-        x.px[k] = (double)(tick + 1) / pow(10.0, decimals);
+        x.px[k] = (double)((tick + 1) * stride) / pow(10.0, decimals);
         x.qty[k] = (q % 3 == 0) ? 0.0 : (double)(q % 7 + 1);
         if ((kind & 0x30) == 0x20) {
             x.flags[k] |= LOB_F_RESET | LOB_F_SNAPSHOT;
@@ -142,8 +146,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 }
                 CHECK(m == want, "same number of levels as the reference");
                 for (size_t k = 0; k < m; k++) {
-                    int t = (int)llround(px[k] * pow(10.0, decimals));
-                    CHECK(t > 0 && t < NTICK && (s > 0 ? bid : ask)[t] == qty[k], "same level");
+                    int64_t p = llround(px[k] * pow(10.0, decimals));
+                    int64_t t = p / stride;
+                    CHECK(p % stride == 0 && t > 0 && t < NTICK && (s > 0 ? bid : ask)[t] == qty[k],
+                          "same level");
                 }
             }
         }

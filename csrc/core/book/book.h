@@ -5,9 +5,10 @@
  * come from exact decimal parsing, so the same price string always hits the same level, and
  * a price that is not on such a grid is refused instead of being keyed approximately.
  *
- * Each side keeps its levels sorted with the best one last (side.h: sorted blocks of at most
- * 128 levels), so the top N are read off the end without sorting, and an insert or delete
- * shifts at most one block.  Lookups gallop down from the top, then bisect without branches.
+ * Each side (side.h) keeps the levels within a window of 32,768 ticks around its best in an
+ * array indexed by tick, with a bitmap that finds the next level down, so an update is one
+ * index and the top N are read without sorting; levels outside the window (deep ones, stray
+ * ones far away) live in sorted blocks of at most 128 levels, and the window follows the best.
  */
 #ifndef LOB_BOOK_H
 #define LOB_BOOK_H
