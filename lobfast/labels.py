@@ -52,6 +52,7 @@ import numpy as np
 from . import _core
 from .containers import BookSnapshots
 from .frame import Frame, LabelFrame, _time_column
+from .reading import _apart, _out_arrays
 from .times import parse_horizon
 
 Horizon = int | str | _dt.timedelta | np.timedelta64
@@ -109,7 +110,14 @@ def _horizons(h: Any, name: str = "horizon") -> list[Any]:
 
 
 # ------------------------------------------------------------------------------ labels
-def forward_return(data: Any, horizon: Horizon | Sequence[Horizon], *, ts: Any = None, valid: Any = None) -> LabelFrame:
+def forward_return(
+    data: Any,
+    horizon: Horizon | Sequence[Horizon],
+    *,
+    ts: Any = None,
+    valid: Any = None,
+    out: Mapping[str, np.ndarray] | LabelFrame | None = None,
+) -> LabelFrame:
     """Forward log return ``log(mid[t + h] / mid[t])``, one column ``ret_<h>`` per horizon.
 
     Parameters
@@ -118,6 +126,12 @@ def forward_return(data: Any, horizon: Horizon | Sequence[Horizon], *, ts: Any =
     horizon : rows (int) or a duration (``"10s"``), or a list of them.
     ts : row times (int64 ns or datetime64) when ``data`` is a mid array.
     valid : bool mask of usable rows (default: the book's ``valid``, else finite mids).
+    out : arrays to write into instead of new ones (no new memory: for repeated calls):
+        a LabelFrame this function returned (its columns and ``known_at``), or a dict
+        ``{"ret_<h>": float64 array}`` that may also hold ``"known_at": {"ret_<h>": int64
+        array}`` (known_at arrays not given are new). Each array is 1-D, C-contiguous,
+        writable, of the data's length, apart from the inputs and the other outputs, else
+        ValueError. The returned LabelFrame holds these very arrays.
 
     Returns
     -------
@@ -129,13 +143,33 @@ def forward_return(data: Any, horizon: Horizon | Sequence[Horizon], *, ts: Any =
     >>> lf = lobfast.labels.forward_return((np.array([1.0, 2.0, 4.0]), np.arange(3)), 1)
     >>> np.round(lf["ret_1"], 4).tolist()
     [0.6931, 0.6931, nan]
+    >>> again = lobfast.labels.forward_return((np.array([1.0, 2.0, 4.0]), np.arange(3)), 1, out=lf)
+    >>> again["ret_1"] is lf["ret_1"]
+    True
     """
     mid, t, ok = _series(data, ts, valid)
-    cols, known = {}, {}
-    for h in _horizons(horizon):
-        rows, ns, sfx = _horizon(h)
-        cols[f"ret_{sfx}"], known[f"ret_{sfx}"] = _core.label_return(mid, t, ok, rows, ns)
+    hs = [(h, *_horizon(h)) for h in _horizons(horizon)]
+    names = [f"ret_{sfx}" for _, _, _, sfx in hs]
+    cols, known = _label_out(out, names, len(t))
+    for name, (_, rows, ns, _) in zip(names, hs):
+        _core.label_return(mid, t, ok, rows, ns, cols[name], known[name], name)
     return LabelFrame(t, cols, known)
+
+
+def _label_out(out: Any, names: list[str], n: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(label columns, known_at columns) to write: out's (see :func:`forward_return`), the rest
+    carved from one new allocation."""
+    if out is None:
+        block = _out_arrays(None, [(m, np.float64) for m in names] + [((m, "k"), np.int64) for m in names], n)
+        return {m: block[m] for m in names}, {m: block[(m, "k")] for m in names}
+    cols = _out_arrays(out, [(m, np.float64) for m in names], n)
+    given = out.known_at if isinstance(out, LabelFrame) else out.get("known_at") if hasattr(out, "get") else None
+    given = {} if given is None else given
+    missing = [m for m in names if m not in given]
+    known = {m: given[m] for m in names if m in given}
+    known.update(_out_arrays(None, [(m, np.int64) for m in missing], n))
+    _apart({**cols, **{f"known_at[{m!r}]": a for m, a in known.items()}})
+    return cols, known
 
 
 def smoothed(

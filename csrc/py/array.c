@@ -210,3 +210,45 @@ lobpy_out(Py_ssize_t n, Py_ssize_t width, int typenum)
     npy_intp dims[2] = {n, width};
     return PyArray_EMPTY(width > 0 ? 2 : 1, dims, typenum, 0);
 }
+
+PyObject *
+lobpy_out_given(PyObject *obj, int typenum, Py_ssize_t n, const char *name)
+{
+    if (obj == NULL || obj == Py_None) {
+        return lobpy_out(n, 0, typenum);
+    }
+    PyArrayObject *a = lobpy_in_strict(obj, typenum, 1, n, LOBPY_IN_WRITABLE, name);
+    if (a == NULL) {
+        /* a wrong output is a bad value of out=, whatever was wrong with it */
+        if (PyErr_ExceptionMatches(PyExc_TypeError)) {
+            PyObject *type, *value, *tb;
+            PyErr_Fetch(&type, &value, &tb);
+            PyErr_SetObject(PyExc_ValueError, value);
+            Py_XDECREF(type);
+            Py_XDECREF(value);
+            Py_XDECREF(tb);
+        }
+        return NULL;
+    }
+    Py_INCREF(a);
+    return (PyObject *)a;
+}
+
+int
+lobpy_out_apart(PyObject *out, const char *out_name, PyObject *in, const char *in_name)
+{
+    if (out == NULL || in == NULL) {
+        return 0;
+    }
+    PyArrayObject *o = (PyArrayObject *)out, *i = (PyArrayObject *)in;
+    const char *o0 = PyArray_BYTES(o), *i0 = PyArray_BYTES(i);
+    const char *o1 = o0 + PyArray_NBYTES(o), *i1 = i0 + PyArray_NBYTES(i);
+    if (o0 < i1 && i0 < o1) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s shares memory with %s: the kernel reads %s while it writes %s, so pass "
+                     "a separate array",
+                     out_name, in_name, in_name, out_name);
+        return -1;
+    }
+    return 0;
+}

@@ -4,7 +4,9 @@
  * converted inputs, held until the end, keep alive; writers to the caller's arrays meanwhile
  * are the caller's problem), raise ValueError for bad arguments.
  *
- *   label_return(mid, ts, valid, rows, ns)                -> (ret, known_at)
+ *   label_return(mid, ts, valid, rows, ns, out=None, known_at=None, name="ret")
+ *                                                         -> (ret, known_at), written into
+ *                                                            out / known_at when given
  *   label_smooth(mid, ts, valid, k, against_mean)          -> (value, known_at)
  *   label_ema(f, alpha)                                   -> y
  *   label_classify(x, alpha)                              -> classes
@@ -46,18 +48,33 @@ release(PyObject **objs, int n)
 static PyObject *
 py_label_return(PyObject *module, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"mid", "ts", "valid", "rows", "ns", NULL};
+    static char *kwlist[] = {"mid", "ts", "valid", "rows", "ns", "out", "known_at", "name", NULL};
     PyObject *mid, *ts, *valid, *in[3] = {NULL, NULL, NULL}, *ret = NULL, *known = NULL;
+    PyObject *ret_arg = Py_None, *known_arg = Py_None;
+    const char *name = "ret";
+    char ret_name[96], known_name[96];
     long long rows, ns;
     lob_series s;
     lob_error err = {0};
     int rc;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOLL:label_return", kwlist, &mid, &ts, &valid,
-                                     &rows, &ns) ||
-        series_in(mid, ts, valid, in, &s) < 0 ||
-        (ret = lobpy_out((Py_ssize_t)s.n, 0, NPY_FLOAT64)) == NULL ||
-        (known = lobpy_out((Py_ssize_t)s.n, 0, NPY_INT64)) == NULL) {
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOLL|OOs:label_return", kwlist, &mid, &ts,
+                                     &valid, &rows, &ns, &ret_arg, &known_arg, &name) ||
+        series_in(mid, ts, valid, in, &s) < 0) {
         goto fail;
+    }
+    PyOS_snprintf(ret_name, sizeof ret_name, "out['%s']", name);
+    PyOS_snprintf(known_name, sizeof known_name, "out.known_at['%s']", name);
+    if ((ret = lobpy_out_given(ret_arg, NPY_FLOAT64, (Py_ssize_t)s.n, ret_name)) == NULL ||
+        (known = lobpy_out_given(known_arg, NPY_INT64, (Py_ssize_t)s.n, known_name)) == NULL ||
+        lobpy_out_apart(ret, ret_name, known, known_name) < 0) {
+        goto fail;
+    }
+    static const char *const in_names[3] = {"mid", "ts", "valid"};
+    for (int i = 0; i < 3; i++) {
+        if (lobpy_out_apart(ret, ret_name, in[i], in_names[i]) < 0 ||
+            lobpy_out_apart(known, known_name, in[i], in_names[i]) < 0) {
+            goto fail;
+        }
     }
     lob_horizon h = {.rows = rows, .ns = ns};
     double *r = DATA(ret);
@@ -208,7 +225,9 @@ fail:
 
 PyMethodDef lobpy_label_methods[] = {
     {"label_return", (PyCFunction)(void (*)(void))py_label_return, METH_VARARGS | METH_KEYWORDS,
-     "label_return(mid, ts, valid, rows, ns) -> (ret, known_at): forward log returns."},
+     "label_return(mid, ts, valid, rows, ns, out=None, known_at=None, name='ret') -> (ret, "
+     "known_at): forward log returns, into out / known_at when given (name names them in "
+     "errors)."},
     {"label_smooth", (PyCFunction)(void (*)(void))py_label_smooth, METH_VARARGS | METH_KEYWORDS,
      "label_smooth(mid, ts, valid, k, against_mean) -> (value, known_at): DeepLOB smoothed "
      "returns."},
