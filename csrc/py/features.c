@@ -3,8 +3,8 @@
  * features(ts, valid, update_id, bid_px, bid_sz, ask_px, ask_sz, requests) -> [ndarray]
  *     requests: [(name, k)], name one of the core's feature kinds ("mid", "ofi", ...)
  * trade_flow(ts, valid, trade_ts, qty, side) -> (buy, sell, signed, count)
- * rolling_sum(x, rows=0, span=0, ts=None) -> ndarray
- * rolling_std(x, rows=0, span=0, ts=None, ddof=1) -> ndarray
+ * rolling_sum(x, rows=0, span=0, ts=None, out=None, name="out") -> ndarray (out when given)
+ * rolling_std(x, rows=0, span=0, ts=None, ddof=1, out=None, name="out") -> ndarray
  * Inputs are read in place when they already are contiguous arrays of the right dtype and
  * converted (copied) otherwise; they are never written.  The loops run without the GIL and
  * stop on Ctrl-C (lobpy_nogil).
@@ -169,23 +169,33 @@ done:
     return result;
 }
 
-/* rolling_sum / rolling_std share the argument handling; ddof < 0 selects the sum. */
+/* rolling_sum / rolling_std share the argument handling; ddof < 0 selects the sum.  `out`:
+ * the caller's array to write (None: a new one), named `name` in errors. */
 static PyObject *
 rolling(PyObject *module, PyObject *args, PyObject *kwds, int with_ddof)
 {
-    static char *kwlist[] = {"x", "rows", "span", "ts", "ddof", NULL};
-    static char *sum_kwlist[] = {"x", "rows", "span", "ts", NULL};
-    PyObject *xo, *tso = Py_None, *x = NULL, *ts = NULL, *out = NULL;
+    static char *kwlist[] = {"x", "rows", "span", "ts", "ddof", "out", "name", NULL};
+    static char *sum_kwlist[] = {"x", "rows", "span", "ts", "out", "name", NULL};
+    PyObject *xo, *tso = Py_None, *outo = Py_None, *x = NULL, *ts = NULL, *out = NULL;
+    const char *name = "out";
     long long rows = 0, span = 0;
-    int ddof = 1;
-    if (!PyArg_ParseTupleAndKeywords(
-            args, kwds, with_ddof ? "O|$LLOi:rolling_std" : "O|$LLO:rolling_sum",
-            with_ddof ? kwlist : sum_kwlist, &xo, &rows, &span, &tso, &ddof)) {
+    int ddof = 1, ok;
+    if (with_ddof) {
+        ok = PyArg_ParseTupleAndKeywords(args, kwds, "O|$LLOiOs:rolling_std", kwlist, &xo, &rows,
+                                         &span, &tso, &ddof, &outo, &name);
+    }
+    else {
+        ok = PyArg_ParseTupleAndKeywords(args, kwds, "O|$LLOOs:rolling_sum", sum_kwlist, &xo, &rows,
+                                         &span, &tso, &outo, &name);
+    }
+    if (!ok) {
         return NULL;
     }
     if ((x = lobpy_in_converted(xo, NPY_FLOAT64, 1, -1, "x")) == NULL ||
         (tso != Py_None && (ts = lobpy_in_converted(tso, NPY_INT64, 1, ROWS(x), "ts")) == NULL) ||
-        (out = lobpy_out(ROWS(x), 0, NPY_FLOAT64)) == NULL) {
+        (out = lobpy_out_given(outo, NPY_FLOAT64, ROWS(x), name)) == NULL ||
+        lobpy_out_apart(out, name, x, "x") < 0 || lobpy_out_apart(out, name, ts, "ts") < 0) {
+        Py_CLEAR(out);
         goto done;
     }
     lob_window w = {.rows = rows, .span = span, .ts = ts != NULL ? DATA(ts) : NULL};
@@ -224,8 +234,10 @@ PyMethodDef lobpy_feature_methods[] = {
     {"trade_flow", py_trade_flow, METH_VARARGS,
      "trade_flow(ts, valid, trade_ts, qty, side) -> (buy, sell, signed, count)"},
     {"rolling_sum", (PyCFunction)(void (*)(void))py_rolling_sum, METH_VARARGS | METH_KEYWORDS,
-     "rolling_sum(x, *, rows=0, span=0, ts=None) -> ndarray"},
+     "rolling_sum(x, *, rows=0, span=0, ts=None, out=None, name='out') -> ndarray: out when "
+     "given"},
     {"rolling_std", (PyCFunction)(void (*)(void))py_rolling_std, METH_VARARGS | METH_KEYWORDS,
-     "rolling_std(x, *, rows=0, span=0, ts=None, ddof=1) -> ndarray"},
+     "rolling_std(x, *, rows=0, span=0, ts=None, ddof=1, out=None, name='out') -> ndarray: out "
+     "when given"},
     {NULL, NULL, 0, NULL},
 };
