@@ -476,3 +476,115 @@ def test_ctrl_c_stops_a_triple_barrier():
 
     quarter = timed(call(40_000))  # a quarter of the work of 80k rows
     assert interrupted(call(80_000), 0.3) < quarter
+
+
+# ------------------------------------------------------------------------------ out=
+def as_out(lf):
+    """A dict out= for the columns of lf: new arrays full of junk (NaN / -7 would hide misses)."""
+    out = {name: np.full(len(lf), 7.5) for name in lf}
+    out["known_at"] = {name: np.full(len(lf), 7, np.int64) for name in lf}
+    return out
+
+
+def assert_same_labels(got, want):
+    assert list(got) == list(want)
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name])  # bit for bit, NaN where NaN
+        np.testing.assert_array_equal(got.known_at[name], want.known_at[name])
+
+
+@FAST
+@given(series(), st.lists(horizon, min_size=1, max_size=3))
+def test_forward_return_out_writes_in_place(s, hs):
+    mid, ts, valid = s
+    fresh = L.forward_return(mid, hs, ts=ts, valid=valid)
+    out = as_out(fresh)
+    got = L.forward_return(mid, hs, ts=ts, valid=valid, out=out)
+    assert_same_labels(got, fresh)
+    for name in fresh:
+        assert got[name] is out[name] and got.known_at[name] is out["known_at"][name]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 3000), st.sampled_from([1, 7, 100, 257, 5000]), st.booleans())
+def test_forward_return_long_clean_series(seed, n, k, masked):
+    # long enough for the vectorised blocks; every row usable (the one-pass path)
+    rng = np.random.default_rng(seed)
+    mid = 60_000 * np.exp(np.cumsum(rng.normal(0, 1e-3, n)))
+    ts = np.cumsum(rng.integers(0, 3, n)).astype(np.int64)
+    valid = np.ones(n, bool) if masked else None
+    lf = L.forward_return(mid, k, ts=ts, valid=valid)
+    out, known = ref_return(mid, ts, valid, rows=k)
+    close(lf[f"ret_{k}"], out)
+    np.testing.assert_array_equal(lf.known_at[f"ret_{k}"], known)
+    if n > k + 1:  # one unusable row sends the same series down the general path
+        mid2 = mid.copy()
+        mid2[-1] = np.nan
+        lf2 = L.forward_return(mid2, k, ts=ts)
+        np.testing.assert_array_equal(lf2[f"ret_{k}"][: n - 1 - k], lf[f"ret_{k}"][: n - 1 - k])
+
+
+def test_forward_return_ratios_beyond_normal_doubles():
+    # ratios that overflow or fall below the normal range take libm's log: inf, subnormal logs
+    mid = np.array([1e-300, 1e300, 1.0, 1e-310 * 1e10, 3.0] * 60)
+    ts = np.arange(len(mid), dtype=np.int64)
+    lf = L.forward_return((mid, ts), [1, 2])
+    with np.errstate(all="ignore"):  # 1e300 / 1e-300 is inf, its inverse 0: logs inf, -inf
+        for k in (1, 2):
+            want = np.full(len(mid), np.nan)
+            want[:-k] = np.log(mid[k:] / mid[:-k])
+            close(lf[f"ret_{k}"], want)
+
+
+def test_forward_return_out_real_data_reuses_the_frame(books):
+    book = books["100ms"]
+    first = L.forward_return(book, [10, "10s"])
+    again = L.forward_return(book, [10, "10s"], out=first)
+    assert_same_labels(again, L.forward_return(book, [10, "10s"]))
+    assert all(again[m] is first[m] and again.known_at[m] is first.known_at[m] for m in first)
+    # a dict without known_at arrays: those are new
+    out = {"ret_10": np.empty(len(book))}
+    got = L.forward_return(book, 10, out=out)
+    assert got["ret_10"] is out["ret_10"]
+    np.testing.assert_array_equal(got["ret_10"], first["ret_10"])
+
+
+def test_forward_return_fresh_columns_share_one_block():
+    lf = L.forward_return((MID, TS), [1, 2])
+    blocks = {id(lobfast.frame._owner(a)) for a in [*lf.columns.values(), *lf.known_at.values()]}
+    assert len(blocks) == 1
+
+
+def bad_outs(n, mid):
+    ro = np.zeros(n)
+    ro.flags.writeable = False
+    return [
+        ({"ret_1": np.zeros(n, np.float32)}, r"out\['ret_1'\].*float64.*float32"),
+        ({"ret_1": np.zeros(n + 1)}, r"out\['ret_1'\] has 5 rows"),
+        ({"ret_1": ro}, r"out\['ret_1'\].*read-only"),
+        ({"ret_1": np.zeros(2 * n)[::2]}, r"out\['ret_1'\].*not contiguous"),
+        ({"ret_1": [0.0] * n}, r"out\['ret_1'\] must be a NumPy array"),
+        ({"ret_1": mid}, r"out\['ret_1'\] shares memory with mid"),
+        ({"ret_1": np.zeros(n), "known_at": {"ret_1": np.zeros(n)}}, r"known_at\['ret_1'\].*int64"),
+        ({"ret_2": np.zeros(n)}, r"out has no column 'ret_1'"),
+        (np.zeros(n), r"out= takes a dict"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(9))
+def test_forward_return_bad_out(case):
+    mid, ts = MID.copy(), TS
+    out, match = bad_outs(len(mid), mid)[case]
+    before = mid.copy()
+    with pytest.raises(ValueError, match=match):
+        L.forward_return((mid, ts), 1, out=out)
+    np.testing.assert_array_equal(mid, before)
+
+
+def test_forward_return_out_columns_must_not_overlap():
+    shared = np.zeros(len(MID))
+    with pytest.raises(ValueError, match=r"out\['ret_1'\] and out\['ret_2'\] share memory"):
+        L.forward_return((MID, TS), [1, 2], out={"ret_1": shared, "ret_2": shared})
+    block = np.zeros(2 * len(MID))
+    with pytest.raises(ValueError, match="share memory"):  # known_at over the label's bytes
+        L.forward_return((MID, TS), 1, out={"ret_1": block[:4], "known_at": {"ret_1": block[:4].view(np.int64)}})

@@ -253,6 +253,33 @@ test_stop_and_times(void)
         test_cond("labels: the stop check stops the loop", rc == LOB_E_INTR && st.calls == 2);
     }
     free(upper);
+    /* a rows horizon over a clean series takes the one-pass vectorised path: it stops too,
+     * and gives log(x[i + 3] / x[i]) within an ulp, ts[i + 3], NaN / -1 at the end */
+    for (int64_t i = 0; i < n; i++) {
+        x[i] = 100.0 + (double)(i % 7);
+    }
+    lob_series clean = {x, ts, NULL, (size_t)n};
+    {
+        stop_at st = {0, 2};
+        lob_poll poll = {stop_fn, &st};
+        lob_error err = {0};
+        err.poll = &poll;
+        int rc = lob_label_return(&clean, (lob_horizon){3, 0}, out, known, &err);
+        test_cond("labels: the one-pass rows horizon stops at the poll",
+                  rc == LOB_E_INTR && st.calls == 2);
+        lob_error plain = {0};
+        rc = lob_label_return(&clean, (lob_horizon){3, 0}, out, known, &plain);
+        int ok = rc == 0;
+        for (int64_t i = 0; ok && i < n - 3; i++) {
+            const double want = log(x[i + 3] / x[i]);
+            ok = fabs(out[i] - want) <= nextafter(fabs(want), INFINITY) - fabs(want) &&
+                 known[i] == ts[i + 3];
+        }
+        for (int64_t i = n - 3; ok && i < n; i++) {
+            ok = isnan(out[i]) && known[i] == -1;
+        }
+        test_cond("labels: the one-pass rows horizon is log(x[i + k] / x[i]) within an ulp", ok);
+    }
     lob_error err = {0};
     test_cond("labels: t + h past INT64_MAX is past the data, not an overflow",
               lob_label_return(&s, (lob_horizon){0, INT64_MAX}, out, known, &err) == 0 &&
