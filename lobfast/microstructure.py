@@ -16,7 +16,7 @@ from . import _core
 from .containers import BookSnapshots, Quotes, Trades
 from .frame import FeatureFrame, LabelFrame
 from .reading import _columns, _out_arrays
-from .rolling import rolling_std, rolling_sum
+from .rolling import window_args
 from .times import parse_duration
 
 TRADE_COLUMNS = ("buy_volume", "sell_volume", "signed_volume", "trade_count")
@@ -193,7 +193,7 @@ def features(
 
     ts = c["ts"]
     for name, (what, p) in zip(names, parsed):
-        dst = cols[name]
+        dst, label = cols[name], f"out[{name!r}]"
         if what in TRADE_COLUMNS:
             continue
         if what == "ofi_level" or what not in ("ofi_sum", "ofi_cum", "vol", "intensity"):
@@ -201,12 +201,12 @@ def features(
             if src is not dst:  # a second name for the same quantity (ofi and ofi_1)
                 np.copyto(dst, src)
         elif what == "ofi_sum":
-            rolling_sum(got[("ofi", 1)], p, ts=ts, out=dst)
+            _core.rolling_sum(got[("ofi", 1)], out=dst, name=label, **window_args(p, ts))
         elif what == "ofi_cum":
-            _core.rolling_sum(got[("ofi", 1)], out=dst)
+            _core.rolling_sum(got[("ofi", 1)], out=dst, name=label)
         elif what == "vol":
-            rolling_std(got[("ret", 0)], p, ts=ts, out=dst)
+            _core.rolling_std(got[("ret", 0)], out=dst, name=label, **window_args(p, ts))
         else:  # intensity
-            rolling_sum(got[("changed", 0)], p, ts=ts, out=dst)
+            _core.rolling_sum(got[("changed", 0)], out=dst, name=label, **window_args(p, ts))
             np.divide(dst, parse_duration(p) / 1e9, out=dst)
     return FeatureFrame(ts, cols)

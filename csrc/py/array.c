@@ -217,6 +217,12 @@ lobpy_out_given(PyObject *obj, int typenum, Py_ssize_t n, const char *name)
     if (obj == NULL || obj == Py_None) {
         return lobpy_out(n, 0, typenum);
     }
+    if (PyArray_Check(obj) && PyArray_NDIM((PyArrayObject *)obj) == 1 &&
+        PyArray_DIM((PyArrayObject *)obj, 0) != n) {
+        PyErr_Format(PyExc_ValueError, "%s has %zd rows, expected %zd (one per row of the input)",
+                     name, (Py_ssize_t)PyArray_DIM((PyArrayObject *)obj, 0), n);
+        return NULL;
+    }
     PyArrayObject *a = lobpy_in_strict(obj, typenum, 1, n, LOBPY_IN_WRITABLE, name);
     if (a == NULL) {
         /* a wrong output is a bad value of out=, whatever was wrong with it */
