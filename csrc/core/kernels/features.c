@@ -5,7 +5,9 @@
 #include "core/kernels/features.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 static int
 needs_top_k(int kind)
@@ -31,18 +33,32 @@ check_request(const lob_book_view *b, const int64_t *update_id, const lob_featur
     return LOB_OK;
 }
 
+/* `v` where `c` is nonzero, else +0.0: a select on the bits, so that the compiler emits no
+ * branch (OFI's price comparisons are coin flips on real books: a branch per level and side
+ * mispredicted about every other row). */
+static inline double
+keep_if(int c, double v)
+{
+    uint64_t u;
+    memcpy(&u, &v, sizeof u);
+    u &= (uint64_t)0 - (uint64_t)(c != 0);
+    memcpy(&v, &u, sizeof v);
+    return v;
+}
+
 /* An empty level has a NaN price: for OFI it is a bid at -inf or an ask at +inf, so a level
- * that appears adds its size and one that disappears removes it. */
+ * that appears adds its size and one that disappears removes it.  Written as a comparison
+ * that is false for NaN, which is exactly one maxsd / minsd (no branch). */
 static inline double
 bid_key(double p)
 {
-    return isnan(p) ? -INFINITY : p;
+    return p > -INFINITY ? p : -INFINITY;
 }
 
 static inline double
 ask_key(double p)
 {
-    return isnan(p) ? INFINITY : p;
+    return p < INFINITY ? p : INFINITY;
 }
 
 /* Rows are processed in blocks that stay in L1/L2: each feature is one tight loop over
@@ -60,8 +76,8 @@ static inline double
 ofi_of(double pb, double pb0, double qb, double qb0, double pa, double pa0, double qa, double qa0)
 {
     pb = bid_key(pb), pb0 = bid_key(pb0), pa = ask_key(pa), pa0 = ask_key(pa0);
-    return (pb >= pb0 ? qb : 0.0) - (pb <= pb0 ? qb0 : 0.0) - (pa <= pa0 ? qa : 0.0) +
-           (pa >= pa0 ? qa0 : 0.0);
+    return keep_if(pb >= pb0, qb) - keep_if(pb <= pb0, qb0) - keep_if(pa <= pa0, qa) +
+           keep_if(pa >= pa0, qa0);
 }
 
 static int

@@ -12,6 +12,8 @@
 #include "core/kernels/rolling.h"
 
 #include <math.h>
+#include <stdint.h>
+#include <string.h>
 
 #define SQRT_BLOCK 256 /* values per vectorised inner loop */
 
@@ -249,6 +251,54 @@ seg_rows(const double *x, int64_t s, int64_t e, int64_t rows, int ddof, double *
     return rc < 0 ? rc : i;
 }
 
+/* `a` where `c` is nonzero, else `b`: a select on the bits, which the compiler cannot turn
+ * into a branch. */
+static inline double
+pick(int c, double a, double b)
+{
+    uint64_t ua, ub, m = (uint64_t)0 - (uint64_t)(c != 0);
+    memcpy(&ua, &a, sizeof ua);
+    memcpy(&ub, &b, sizeof ub);
+    ua = (ua & m) | (ub & ~m);
+    memcpy(&a, &ua, sizeof a);
+    return a;
+}
+
+/* One segment of a time-window sum (span > 0), as seg_span() computes it.  Rows leave the
+ * window about one per new row, but 0, 1, 2 or more at random: a loop that removes them
+ * mispredicts its exit about once a row.  So two removals are tried without a branch (each
+ * computed, then kept or not by a select: the same additions in the same order as the
+ * loop), and the loop takes the rest. */
+static int64_t
+seg_span_sum(const double *x, const int64_t *ts, int64_t s, int64_t e, int64_t span, double *out,
+             lob_error *err)
+{
+    acc a = {0};
+    int64_t tail = s, i = s;
+    int rc = LOB_OK, more;
+    do {
+        const int64_t b = block_end(i, e);
+        for (; i < b && !isnan(x[i]); i++) {
+            sum_add(&a, x[i]);
+            const int64_t since = ts[i] - span;    /* ts <= since has left the window */
+            for (int step = 0; step < 2; step++) { /* tail <= i, whose ts > since */
+                acc r = a;
+                sum_add(&r, -x[tail]);
+                const int gone = ts[tail] <= since;
+                a.sum = pick(gone, r.sum, a.sum);
+                a.comp = pick(gone, r.comp, a.comp);
+                tail += gone;
+            }
+            for (; ts[tail] <= since; tail++) {
+                sum_add(&a, -x[tail]);
+            }
+            out[i] = ts[i] - ts[s] < span ? NAN : a.sum + a.comp; /* NaN: not yet full */
+        }
+        more = next_block(i, b, e, err, &rc);
+    } while (more > 0);
+    return rc < 0 ? rc : i;
+}
+
 /* One segment of a time window (span > 0) or of the cumulative window (span == 0), from
  * x[s] up to the first NaN or e; returns where it stopped, or LOB_E_INTR. */
 static int64_t
@@ -316,8 +366,9 @@ roll(const double *x, int64_t n, const lob_window *w, int ddof, double *out, lob
             LOB_FORWARD_IF_ERROR(lob_poll_stop(err));
             polled = s;
         }
-        int64_t e = w->rows > 0 ? seg_rows(x, s, n, w->rows, ddof, out, err)
-                                : seg_span(x, w->ts, s, n, w->span, ddof, out, err);
+        int64_t e = w->rows > 0               ? seg_rows(x, s, n, w->rows, ddof, out, err)
+                    : w->span > 0 && ddof < 0 ? seg_span_sum(x, w->ts, s, n, w->span, out, err)
+                                              : seg_span(x, w->ts, s, n, w->span, ddof, out, err);
         if (e < 0) {
             return (int)e;
         }
