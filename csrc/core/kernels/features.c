@@ -70,7 +70,10 @@ typedef struct {
     double now[BLOCK];  /* 0 where the row is valid, NaN where not */
     double pair[BLOCK]; /* 0 where the row and the one before are valid */
     int64_t stride;     /* kmax + 1: the top-k sums of one row, side by side */
+    double *ofi;        /* OFI of every level of the block's rows, [row][level]; or NULL */
 } masks;
+
+#define CHUNK 256 /* values per fixed-count inner loop (vectorised at -O2) */
 
 static inline double
 ofi_of(double pb, double pb0, double qb, double qb0, double pa, double pa0, double qa, double qa0)
@@ -80,9 +83,63 @@ ofi_of(double pb, double pb0, double qb, double qb0, double pa, double pa0, doub
            keep_if(pa >= pa0, qa0);
 }
 
+/* OFI of every level of rows [r0, r1) into buf[(r - r0) * L + l] (row 0 has no row before
+ * it: left alone).  The book is [row][level], so this is one contiguous pass over the block,
+ * each entry against the one L back: vector code, where one level at a time would stride
+ * through memory. */
+LOB_VECTOR_CLONES static void
+ofi_all_levels(const lob_book_view *b, int64_t r0, int64_t r1, double *restrict buf)
+{
+    const int64_t L = b->levels, k1 = (r1 - r0) * L;
+    const double *restrict bp = b->bid_px + r0 * L, *restrict bs = b->bid_sz + r0 * L;
+    const double *restrict ap = b->ask_px + r0 * L, *restrict as = b->ask_sz + r0 * L;
+    int64_t k = r0 == 0 ? L : 0;
+    for (; k + CHUNK <= k1; k += CHUNK) {
+        for (int j = 0; j < CHUNK; j++) {
+            const int64_t o = k + j, p = o - L;
+            buf[o] = ofi_of(bp[o], bp[p], bs[o], bs[p], ap[o], ap[p], as[o], as[p]);
+        }
+    }
+    for (; k < k1; k++) {
+        buf[k] = ofi_of(bp[k], bp[k - L], bs[k], bs[k - L], ap[k], ap[k - L], as[k], as[k - L]);
+    }
+}
+
+/* 1 when every level of rows [r0, r1) is well formed: an empty level is NaN price and 0 size,
+ * sizes are >= 0.  For blocks of valid rows only: one contiguous branch-free pass. */
+LOB_VECTOR_CLONES static int
+levels_ok(const lob_book_view *b, int64_t r0, int64_t r1)
+{
+    const int64_t L = b->levels, k0 = r0 * L, k1 = r1 * L;
+    const double *restrict bp = b->bid_px, *restrict bs = b->bid_sz;
+    const double *restrict ap = b->ask_px, *restrict as = b->ask_sz;
+    int64_t bad = 0, k = k0;
+    for (; k + CHUNK <= k1; k += CHUNK) {
+        for (int j = 0; j < CHUNK; j++) {
+            const int64_t o = k + j;
+            bad |= (int64_t) !(bs[o] >= 0.0) | (int64_t) !(as[o] >= 0.0) |
+                   ((int64_t)(bp[o] != bp[o]) & (int64_t)(bs[o] != 0.0)) |
+                   ((int64_t)(ap[o] != ap[o]) & (int64_t)(as[o] != 0.0));
+        }
+    }
+    for (; k < k1; k++) {
+        bad |= (int64_t) !(bs[k] >= 0.0) | (int64_t) !(as[k] >= 0.0) |
+               ((int64_t)(bp[k] != bp[k]) & (int64_t)(bs[k] != 0.0)) |
+               ((int64_t)(ap[k] != ap[k]) & (int64_t)(as[k] != 0.0));
+    }
+    return bad == 0;
+}
+
 static int
 check_rows(const lob_book_view *b, int64_t r0, int64_t r1, lob_error *err)
 {
+    int all_valid = 1;
+    for (int64_t r = r0; r < r1; r++) {
+        all_valid &= b->valid[r] != 0;
+    }
+    if (all_valid && levels_ok(b, r0, r1)) {
+        return LOB_OK;
+    }
     const int64_t L = b->levels;
     for (int64_t r = r0; r < r1; r++) {
         if (!b->valid[r]) {
@@ -163,6 +220,12 @@ feature_block(const lob_book_view *b, const int64_t *uid, const lob_feature *f, 
         break;
     case LOB_FT_OFI: {
         const int64_t l = f->k - 1;
+        if (m->ofi != NULL) { /* every level's OFI is in the block buffer */
+            for (int64_t i = r0 == 0; i < nb; i++) {
+                out[i] = m->ofi[i * L + l] + m->pair[i];
+            }
+            break;
+        }
         for (int64_t i = r0 == 0; i < nb; i++) {
             const int64_t o = (r0 + i) * L + l, p = o - L;
             out[i] = ofi_of(bp[o], bp[p], bs[o], bs[p], ap[o], ap[p], as[o], as[p]) + m->pair[i];
@@ -199,12 +262,13 @@ lob_features(const lob_book_view *b, const int64_t *update_id, const lob_feature
         return lob_error_set(err, LOB_E_ARG, "a book needs at least one level");
     }
     LOB_FORWARD_IF_ERROR(lob_check_times(b->ts, b->n, 1, "ts", err));
-    int kmax = 0;
+    int kmax = 0, nofi = 0;
     for (int j = 0; j < nf; j++) {
         LOB_FORWARD_IF_ERROR(check_request(b, update_id, &f[j], err));
         if (needs_top_k(f[j].kind) && f[j].k > kmax) {
             kmax = f[j].k;
         }
+        nofi += f[j].kind == LOB_FT_OFI;
     }
     /* per block: sizes and price x size summed over the top 0..kmax levels, per side,
      * laid out [quantity][row][k]: one row's sums are written side by side */
@@ -220,6 +284,12 @@ lob_features(const lob_book_view *b, const int64_t *update_id, const lob_feature
     masks *m = (masks *)(scratch + 4 * plane);
     m->stride = kmax + 1;
     const int64_t L = b->levels;
+    /* several OFI levels: all of them in one pass per block (one level: strided, as needed) */
+    m->ofi = NULL;
+    if (nofi > 1 && (m->ofi = malloc(sizeof(double) * BLOCK * (size_t)L)) == NULL) {
+        free(scratch);
+        return lob_error_set(err, LOB_E_NOMEM, "out of memory");
+    }
     int rc = LOB_OK;
     for (int64_t r0 = 0; r0 < b->n; r0 += BLOCK) {
         const int64_t r1 = r0 + BLOCK < b->n ? r0 + BLOCK : b->n;
@@ -249,10 +319,14 @@ lob_features(const lob_book_view *b, const int64_t *update_id, const lob_feature
                 }
             }
         }
+        if (m->ofi != NULL) {
+            ofi_all_levels(b, r0, r1, m->ofi);
+        }
         for (int j = 0; j < nf; j++) {
             feature_block(b, update_id, &f[j], r0, r1, cum, m);
         }
     }
+    free(m->ofi);
     free(scratch);
     return rc;
 }
