@@ -69,7 +69,6 @@ ask_key(double p)
 typedef struct {
     double now[BLOCK];  /* 0 where the row is valid, NaN where not */
     double pair[BLOCK]; /* 0 where the row and the one before are valid */
-    int64_t stride;     /* kmax + 1: the top-k sums of one row, side by side */
     double *ofi;        /* OFI of every level of the block's rows, [row][level]; or NULL */
 } masks;
 
@@ -161,6 +160,35 @@ check_rows(const lob_book_view *b, int64_t r0, int64_t r1, lob_error *err)
     return LOB_OK;
 }
 
+/* Sizes and price x size over the top 0..kmax levels of rows [r0, r1), per side, laid out
+ * [k][row] (plane k at k * BLOCK): level by level across the rows, so that every loop runs
+ * over contiguous rows and has no per-row exit to mispredict; each row's sums add the same
+ * values in the same order as a loop over its levels would. */
+static void
+top_k_sums(const lob_book_view *b, int64_t r0, int64_t r1, int kmax, double *bsz, double *asz,
+           double *bn, double *an)
+{
+    const int64_t L = b->levels, nb = r1 - r0;
+    for (int64_t i = 0; i < nb; i++) {
+        bsz[i] = asz[i] = bn[i] = an[i] = 0.0;
+    }
+    for (int l = 0; l < kmax; l++) {
+        const double *restrict qb = b->bid_sz + r0 * L + l, *restrict qa = b->ask_sz + r0 * L + l;
+        const double *restrict pb = b->bid_px + r0 * L + l, *restrict pa = b->ask_px + r0 * L + l;
+        const double *restrict sb0 = bsz + l * BLOCK, *restrict sa0 = asz + l * BLOCK;
+        const double *restrict nb0 = bn + l * BLOCK, *restrict na0 = an + l * BLOCK;
+        double *restrict sb = bsz + (l + 1) * BLOCK, *restrict sa = asz + (l + 1) * BLOCK;
+        double *restrict nb1 = bn + (l + 1) * BLOCK, *restrict na1 = an + (l + 1) * BLOCK;
+        for (int64_t i = 0; i < nb; i++) {
+            const double vb = qb[i * L], va = qa[i * L];
+            sb[i] = sb0[i] + vb;
+            sa[i] = sa0[i] + va;
+            nb1[i] = nb0[i] + keep_if(vb > 0.0, pb[i * L] * vb); /* an empty level adds 0 */
+            na1[i] = na0[i] + keep_if(va > 0.0, pa[i * L] * va);
+        }
+    }
+}
+
 /* One feature over rows [r0, r1) of a block; `cum` holds the top-level sums of the block. */
 static void
 feature_block(const lob_book_view *b, const int64_t *uid, const lob_feature *f, int64_t r0,
@@ -168,10 +196,10 @@ feature_block(const lob_book_view *b, const int64_t *uid, const lob_feature *f, 
 {
     const int64_t L = b->levels, nb = r1 - r0;
     const double *bp = b->bid_px, *bs = b->bid_sz, *ap = b->ask_px, *as = b->ask_sz;
-    /* top-k sums of row i are at [i * stride + k] */
-    const int64_t stride = m->stride;
-    const double *bsz = cum[0] + f->k, *asz = cum[1] + f->k, *bn = cum[2] + f->k,
-                 *an = cum[3] + f->k;
+    /* top-k sums of row i are at [k * BLOCK + i] */
+    const int64_t plane = (int64_t)f->k * BLOCK;
+    const double *bsz = cum[0] + plane, *asz = cum[1] + plane, *bn = cum[2] + plane,
+                 *an = cum[3] + plane;
     double *out = f->out + r0;
     switch (f->kind) {
     case LOB_FT_MID:
@@ -187,8 +215,7 @@ feature_block(const lob_book_view *b, const int64_t *uid, const lob_feature *f, 
         break;
     case LOB_FT_WMID:
         for (int64_t i = 0; i < nb; i++) {
-            out[i] = 0.5 * (bn[i * stride] / bsz[i * stride] + an[i * stride] / asz[i * stride]) +
-                     m->now[i];
+            out[i] = 0.5 * (bn[i] / bsz[i] + an[i] / asz[i]) + m->now[i];
         }
         break;
     case LOB_FT_SPREAD:
@@ -204,18 +231,17 @@ feature_block(const lob_book_view *b, const int64_t *uid, const lob_feature *f, 
         break;
     case LOB_FT_IMBALANCE:
         for (int64_t i = 0; i < nb; i++) {
-            out[i] = (bsz[i * stride] - asz[i * stride]) / (bsz[i * stride] + asz[i * stride]) +
-                     m->now[i];
+            out[i] = (bsz[i] - asz[i]) / (bsz[i] + asz[i]) + m->now[i];
         }
         break;
     case LOB_FT_BID_DEPTH:
         for (int64_t i = 0; i < nb; i++) {
-            out[i] = bsz[i * stride] + m->now[i];
+            out[i] = bsz[i] + m->now[i];
         }
         break;
     case LOB_FT_ASK_DEPTH:
         for (int64_t i = 0; i < nb; i++) {
-            out[i] = asz[i * stride] + m->now[i];
+            out[i] = asz[i] + m->now[i];
         }
         break;
     case LOB_FT_OFI: {
@@ -271,7 +297,7 @@ lob_features(const lob_book_view *b, const int64_t *update_id, const lob_feature
         nofi += f[j].kind == LOB_FT_OFI;
     }
     /* per block: sizes and price x size summed over the top 0..kmax levels, per side,
-     * laid out [quantity][row][k]: one row's sums are written side by side */
+     * laid out [quantity][k][row] (see top_k_sums()) */
     const size_t plane = (size_t)(kmax + 1) * BLOCK;
     double *scratch = malloc(sizeof(double) * 4 * plane + sizeof(masks));
     if (scratch == NULL) {
@@ -282,7 +308,6 @@ lob_features(const lob_book_view *b, const int64_t *update_id, const lob_feature
     double *bsz = scratch, *asz = scratch + plane, *bn = scratch + 2 * plane,
            *an = scratch + 3 * plane;
     masks *m = (masks *)(scratch + 4 * plane);
-    m->stride = kmax + 1;
     const int64_t L = b->levels;
     /* several OFI levels: all of them in one pass per block (one level: strided, as needed) */
     m->ofi = NULL;
@@ -303,21 +328,7 @@ lob_features(const lob_book_view *b, const int64_t *update_id, const lob_feature
             m->pair[r - r0] = b->valid[r] && r > 0 && b->valid[r - 1] ? 0.0 : NAN;
         }
         if (kmax > 0) {
-            for (int64_t r = r0; r < r1; r++) {
-                const int64_t i = r - r0, o = r * L;
-                double sb = 0.0, sa = 0.0, nbid = 0.0, nask = 0.0;
-                double *rb = bsz + i * (kmax + 1), *ra = asz + i * (kmax + 1);
-                double *rbn = bn + i * (kmax + 1), *ran = an + i * (kmax + 1);
-                rb[0] = ra[0] = rbn[0] = ran[0] = 0.0;
-                for (int l = 0; l < kmax; l++) {
-                    const double qb = b->bid_sz[o + l], qa = b->ask_sz[o + l];
-                    sb += qb;
-                    sa += qa;
-                    nbid += qb > 0.0 ? b->bid_px[o + l] * qb : 0.0; /* an empty level adds 0 */
-                    nask += qa > 0.0 ? b->ask_px[o + l] * qa : 0.0;
-                    rb[l + 1] = sb, ra[l + 1] = sa, rbn[l + 1] = nbid, ran[l + 1] = nask;
-                }
-            }
+            top_k_sums(b, r0, r1, kmax, bsz, asz, bn, an);
         }
         if (m->ofi != NULL) {
             ofi_all_levels(b, r0, r1, m->ofi);
