@@ -17,22 +17,29 @@
 
 #define SQRT_BLOCK 256 /* values per vectorised inner loop */
 
-/* v[i] = sqrt(v[i]) over [0, n): the sliding loop leaves the variances and this pass takes
- * their roots in vector code (sqrt rounds correctly: the same bits as one at a time), so
- * the root, slower than the update, is off the loop.  Fixed inner counts: gcc -O2
- * vectorises them. */
+/* v[i] = sqrt(max(v[i], 0)) over [0, n), or sqrt(v[i]) when !clamp (NaN stays NaN): the
+ * sliding loop leaves the variances and this pass takes their roots in vector code (sqrt
+ * rounds correctly: the same bits as one at a time), so the root, slower than the update,
+ * is off the loop.  Fixed inner counts: gcc -O2 vectorises them. */
 LOB_VECTOR_CLONES static void
-sqrt_in_place(double *restrict v, int64_t n)
+sqrt_in_place(double *restrict v, int64_t n, int clamp)
 {
     int64_t i = 0;
     for (; i + SQRT_BLOCK <= n; i += SQRT_BLOCK) {
         double *restrict b = v + i;
-        for (int j = 0; j < SQRT_BLOCK; j++) {
-            b[j] = sqrt(b[j]);
+        if (clamp) {
+            for (int j = 0; j < SQRT_BLOCK; j++) {
+                b[j] = sqrt(b[j] > 0.0 ? b[j] : 0.0);
+            }
+        }
+        else {
+            for (int j = 0; j < SQRT_BLOCK; j++) {
+                b[j] = sqrt(b[j]);
+            }
         }
     }
     for (; i < n; i++) {
-        v[i] = sqrt(v[i]);
+        v[i] = sqrt(clamp && !(v[i] > 0.0) ? 0.0 : v[i]);
     }
 }
 
@@ -222,30 +229,38 @@ seg_rows(const double *x, int64_t s, int64_t e, int64_t rows, int ddof, double *
         a.m2 = 0.0;
     }
     out[i - 1] = sqrt(nonneg(a.m2) * scale);
+    /* last: the latest row whose value differs from the row before (the window ending at i
+     * holds one repeated value when i - last >= rows - 1); next: the row where the next
+     * rebuild is due (every `every` updates that were not of such a window) */
+    int64_t last = i - run, next = i + every - 1;
     do {
         const int64_t b = block_end(i, e), from = i;
-        for (; i < b && !isnan(x[i]); i++) {
+        for (; i < b; i++) {
             const double v = x[i], old = x[i - rows], mean0 = a.mean, delta = v - old, m2 = a.m2;
             a.mean += delta * inv;
             a.m2 += delta * ((v - a.mean) + (old - mean0));
-            /* branch-free bookkeeping, one rarely taken branch: a repeated value's run
-             * fills the window (flat: exactly 0), or a rebuild is due */
-            run = (run & -(int64_t)(v == x[i - 1])) + 1;
-            const int flat = run >= rows;
-            steps += !flat;
-            if (flat | (steps == every) | cancelled(a.m2, m2)) {
+            /* branch-free bookkeeping and one rarely taken branch: a NaN (the segment ends
+             * here, this update is dropped with it), one repeated value (exactly 0), or a
+             * rebuild is due */
+            last = v != x[i - 1] ? i : last;
+            const int flat = i - last >= rows - 1;
+            if (flat | (i == next) | cancelled(a.m2, m2) | (v != v)) {
+                if (v != v) {
+                    break;
+                }
                 if (flat) {
                     a.mean = v;
                     a.m2 = 0.0;
+                    next++; /* not an update that counts towards a rebuild */
                 }
                 else {
                     a = var_rebuilt(a, x, i - rows + 1, i + 1);
-                    steps = 0;
+                    next = i + every;
                 }
             }
-            out[i] = nonneg(a.m2) * scale; /* the variance: its root below */
+            out[i] = a.m2 * scale; /* the variance: its root (of >= 0) below */
         }
-        sqrt_in_place(out + from, i - from);
+        sqrt_in_place(out + from, i - from, scale == scale);
         more = next_block(i, b, e, err, &rc);
     } while (more > 0);
     return rc < 0 ? rc : i;
