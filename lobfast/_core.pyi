@@ -95,7 +95,7 @@ def features(
     bid_sz: np.ndarray,
     ask_px: np.ndarray,
     ask_sz: np.ndarray,
-    requests: list[tuple[str, int, np.ndarray | None, str]],
+    requests: list[tuple[str, int] | tuple[str, int, np.ndarray | None, str]],
 ) -> list[np.ndarray]: ...
 def trade_flow(
     ts: np.ndarray,

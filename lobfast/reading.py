@@ -75,13 +75,21 @@ def _market_data(tables: dict[str, dict[str, np.ndarray]], stats: dict[str, Any]
     )
 
 
+_HUGE = 2 << 20  # a huge page; NumPy asks for them (madvise) on blocks of 4 MiB and more
+
+
 def _columns(n: int, spec: list[tuple[str, Any]]) -> dict[str, np.ndarray]:
     """Empty columns of n rows carved from one allocation: a large one is backed by huge
     pages, so filling it costs a few page faults instead of one per 4 KiB of every column
-    (which took longer than parsing a window).  The columns keep the block alive together."""
+    (which took longer than parsing a window, or than computing a kernel's output).  The
+    columns start at the block's first 2 MiB boundary: the part of a block before it and
+    after its last boundary can only have small pages, and here is never touched.  The
+    columns keep the block alive together."""
     sizes = [(n * np.dtype(t).itemsize + 63) // 64 * 64 for _, t in spec]
-    block = np.empty(sum(sizes), np.uint8)
-    out, at = {}, 0
+    total = sum(sizes)
+    block = np.empty(total + (_HUGE if total >= 2 * _HUGE else 0), np.uint8)
+    at = -block.ctypes.data % _HUGE if total >= 2 * _HUGE else 0
+    out = {}
     for (name, t), size in zip(spec, sizes):
         out[name] = block[at : at + n * np.dtype(t).itemsize].view(t)
         at += size
