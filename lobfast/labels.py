@@ -165,6 +165,8 @@ def _label_out(out: Any, names: list[str], n: int) -> tuple[dict[str, np.ndarray
     cols = _out_arrays(out, [(m, np.float64) for m in names], n)
     given = out.known_at if isinstance(out, LabelFrame) else out.get("known_at") if hasattr(out, "get") else None
     given = {} if given is None else given
+    if not isinstance(given, Mapping):
+        raise ValueError(f"out['known_at'] is a dict {{name: int64 array}}, not {type(given).__name__}")
     missing = [m for m in names if m not in given]
     known = {m: given[m] for m in names if m in given}
     known.update(_out_arrays(None, [(m, np.int64) for m in missing], n))

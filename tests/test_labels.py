@@ -568,10 +568,11 @@ def bad_outs(n, mid):
         ({"ret_1": np.zeros(n), "known_at": {"ret_1": np.zeros(n)}}, r"known_at\['ret_1'\].*int64"),
         ({"ret_2": np.zeros(n)}, r"out has no column 'ret_1'"),
         (np.zeros(n), r"out= takes a dict"),
+        ({"ret_1": np.zeros(n), "known_at": np.zeros(n, np.int64)}, r"out\['known_at'\] is a dict"),
     ]
 
 
-@pytest.mark.parametrize("case", range(9))
+@pytest.mark.parametrize("case", range(10))
 def test_forward_return_bad_out(case):
     mid, ts = MID.copy(), TS
     out, match = bad_outs(len(mid), mid)[case]
