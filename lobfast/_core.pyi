@@ -72,10 +72,17 @@ def label_return(
     name: str = "ret",
 ) -> tuple[np.ndarray, np.ndarray]: ...
 def label_smooth(
-    mid: np.ndarray, ts: np.ndarray, valid: np.ndarray | None, k: int, against_mean: bool
+    mid: np.ndarray,
+    ts: np.ndarray,
+    valid: np.ndarray | None,
+    k: int,
+    against_mean: bool,
+    out: np.ndarray | None = None,
+    known_at: np.ndarray | None = None,
+    name: str = "smooth",
 ) -> tuple[np.ndarray, np.ndarray]: ...
-def label_ema(f: np.ndarray, alpha: float) -> np.ndarray: ...
-def label_classify(x: np.ndarray, alpha: float) -> np.ndarray: ...
+def label_ema(f: np.ndarray, alpha: float, out: np.ndarray | None = None, name: str = "out") -> np.ndarray: ...
+def label_classify(x: np.ndarray, alpha: float, out: np.ndarray | None = None, name: str = "out") -> np.ndarray: ...
 def label_barrier(
     mid: np.ndarray,
     ts: np.ndarray,
@@ -84,6 +91,8 @@ def label_barrier(
     lower: np.ndarray,
     rows: int,
     ns: int,
+    out: tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None] | None = None,
+    name: str = "",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
 
 # feature kernels (csrc/py/features.c)

@@ -589,3 +589,46 @@ def test_forward_return_out_columns_must_not_overlap():
     block = np.zeros(2 * len(MID))
     with pytest.raises(ValueError, match="share memory"):  # known_at over the label's bytes
         L.forward_return((MID, TS), 1, out={"ret_1": block[:4], "known_at": {"ret_1": block[:4].view(np.int64)}})
+
+
+@FAST
+@given(series(), st.integers(1, 20), st.booleans())
+def test_other_labels_out_write_in_place(s, k, against_mean):
+    mid, ts, valid = s
+    calls = [
+        lambda out: L.smoothed(mid, [k, k + 1], ts=ts, valid=valid, alpha=0.001, out=out),
+        lambda out: L.smoothed(mid, k, ts=ts, valid=valid, against="mean" if against_mean else "mid", out=out),
+        lambda out: L.ema_return(mid, [k, "1s"], ts=ts, valid=valid, alpha=0.3, out=out),
+        lambda out: L.triple_barrier(mid, k, upper=0.003, ts=ts, valid=valid, out=out),
+    ]
+    for call in calls:
+        fresh = call(None)
+        first = call(None)
+        again = call(first)  # a LabelFrame it returned
+        assert_same_labels(again, fresh)
+        assert all(again[m] is first[m] for m in fresh)
+        assert all(again.known_at[m] is first.known_at[m] for m in fresh if not m.startswith("tb_"))
+
+
+def test_other_labels_bad_out():
+    mid, ts = MID.copy(), TS
+    with pytest.raises(ValueError, match=r"out\['smooth_1'\].*float32"):
+        L.smoothed((mid, ts), 1, out={"smooth_1": np.zeros(4, np.float32)})
+    with pytest.raises(ValueError, match="out has no column 'smooth_class_1'"):
+        L.smoothed((mid, ts), 1, alpha=0.1, out={"smooth_1": np.zeros(4)})
+    with pytest.raises(ValueError, match=r"out\['ema_1'\] shares memory with mid"):
+        L.ema_return((mid, ts), 1, out={"ema_1": mid})
+    with pytest.raises(ValueError, match=r"out\['tb_time_1'\].*int64"):
+        L.triple_barrier((mid, ts), 1, upper=0.1, out={n: np.zeros(4) for n in ("tb_label_1", "tb_ret_1", "tb_time_1")})
+    with pytest.raises(ValueError, match=r"out\['tb_label_1'\] and out\['tb_ret_1'\] share memory"):
+        shared = np.zeros(4)
+        L.triple_barrier(
+            (mid, ts), 1, upper=0.1, out={"tb_label_1": shared, "tb_ret_1": shared, "tb_time_1": np.zeros(4, np.int64)}
+        )
+    f = L.forward_return((mid, ts), 1)["ret_1"]
+    out = np.empty(4)
+    assert L.classify(f, 0.001, out=out) is out
+    np.testing.assert_array_equal(out, L.classify(f, 0.001))
+    with pytest.raises(ValueError, match="out shares memory with x"):
+        L.classify(out, 0.001, out=out)
+    np.testing.assert_array_equal(mid, MID)
