@@ -309,10 +309,9 @@ def ema_return(
     cols, known = _label_out(out, names, len(t))
     for name in names:  # the EMA reads f, not the series: refused so that inputs stay unchanged
         for what, a in (("mid", mid), ("ts", t), ("valid", ok)):
-            if isinstance(a, np.ndarray) and isinstance(cols[name], np.ndarray) and np.may_share_memory(cols[name], a):
-                raise ValueError(
-                    f"out[{name!r}] shares memory with {what}: inputs are never written, pass a separate array"
-                )
+            dst = cols[name]
+            if isinstance(a, np.ndarray) and isinstance(dst, np.ndarray) and np.may_share_memory(dst, a):
+                raise ValueError(f"out[{name!r}] shares memory with {what}: inputs are never written")
     for name, (rows, ns, _) in zip(names, hs):
         f, _ = _core.label_return(mid, t, ok, rows, ns, None, known[name], name)
         _core.label_ema(f, float(alpha), cols[name], f"out[{name!r}]")
