@@ -160,8 +160,7 @@ def _label_out(
     out: Any, names: list[str], n: int, timed: list[str] | None = None
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """(label columns, known_at columns) to write: out's (see :func:`forward_return`), the rest
-    carved from one new allocation. ``timed``: the names that get a known_at array of their
-    own (default: all)."""
+    new. ``timed``: the names that get a known_at array of their own (default: all)."""
     timed = names if timed is None else timed
     if out is None:
         block = _out_arrays(None, [(m, np.float64) for m in names] + [((m, "k"), np.int64) for m in timed], n)

@@ -15,7 +15,7 @@ import numpy as np
 from . import _core
 from .containers import BookSnapshots, Quotes, Trades
 from .frame import FeatureFrame, LabelFrame
-from .reading import _columns, _out_arrays
+from .reading import _out_arrays
 from .rolling import window_args
 from .times import parse_duration
 
@@ -134,7 +134,7 @@ def features(
     calls): a FeatureFrame this function returned, or a dict ``{name: float64 array}`` with
     an array for every name of ``spec``, each 1-D, C-contiguous, writable, of the book's
     length and apart from the inputs and the other outputs, else ValueError. The returned
-    FeatureFrame holds these very arrays. New columns are carved from one allocation.
+    FeatureFrame holds these very arrays.
     """
     for arg in (book, trades):
         if isinstance(arg, LabelFrame):
@@ -154,7 +154,7 @@ def features(
     if trades is None and any(n in TRADE_COLUMNS for n in names):
         raise ValueError(f"{[n for n in names if n in TRADE_COLUMNS]} need trades: features(book, trades)")
 
-    # where each column goes: out's arrays, or new ones carved from one allocation
+    # where each column goes: out's arrays, or new ones
     n = len(book)
     cols = _out_arrays(out, [(name, np.float64) for name in names], n)
 
@@ -172,7 +172,7 @@ def features(
             key = ("ofi", p) if what == "ofi_level" else (what, p or 0)
             if base.get(key) is None:
                 base[key] = name
-    scratch = _columns(n, [(key, np.float64) for key, shown in base.items() if shown is None])
+    scratch = _out_arrays(None, [(key, np.float64) for key, shown in base.items() if shown is None], n)
     c = book.columns
     got = {key: (cols[shown] if shown is not None else scratch[key]) for key, shown in base.items()}
     if levels and base:

@@ -1,6 +1,6 @@
 """What the readers, the time index and the kernels' wrappers share: the files a ``paths``
 argument names, the bound on a line, a C Reader made from checked arguments, its tables as
-MarketData, and fresh output columns carved from one allocation (``_columns``)."""
+MarketData, and the output arrays of a kernel's ``out=`` (``_out_arrays``)."""
 
 from __future__ import annotations
 
@@ -75,34 +75,21 @@ def _market_data(tables: dict[str, dict[str, np.ndarray]], stats: dict[str, Any]
     )
 
 
-_HUGE = 2 << 20  # a huge page; NumPy asks for them (madvise) on blocks of 4 MiB and more
-
-
-def _columns(n: int, spec: list[tuple[str, Any]]) -> dict[str, np.ndarray]:
-    """Empty columns of n rows carved from one allocation: a large one is backed by huge
-    pages, so filling it costs a few page faults instead of one per 4 KiB of every column
-    (which took longer than parsing a window, or than computing a kernel's output).  The
-    columns start at the block's first 2 MiB boundary: the part of a block before it and
-    after its last boundary can only have small pages, and here is never touched.  The
-    columns keep the block alive together."""
-    sizes = [(n * np.dtype(t).itemsize + 63) // 64 * 64 for _, t in spec]
-    total = sum(sizes)
-    block = np.empty(total + (_HUGE if total >= 2 * _HUGE else 0), np.uint8)
-    at = -block.ctypes.data % _HUGE if total >= 2 * _HUGE else 0
-    out = {}
-    for (name, t), size in zip(spec, sizes):
-        out[name] = block[at : at + n * np.dtype(t).itemsize].view(t)
-        at += size
-    return out
-
-
 def _out_arrays(out: Any, spec: list[tuple[str, Any]], n: int, what: str = "out") -> dict[str, np.ndarray]:
-    """The arrays a kernel writes its columns into, by name: with ``out=None`` fresh ones from
-    :func:`_columns`; else ``out``'s own (a dict ``{name: ndarray}`` or a previously returned
-    Frame), each of which must be there. Their dtype, length and layout are checked by the C
-    binding that writes them; two columns on the same memory are refused here."""
+    """The arrays a kernel writes its columns into, by name: ``out``'s own (a dict ``{name:
+    ndarray}`` or a previously returned Frame), each of which must be there, or with
+    ``out=None`` new ones. Their dtype, length and layout are checked by the C binding that
+    writes them; two columns on the same memory are refused here.
+
+    New columns are separate arrays, not carved from one block (as the time index's
+    ``_columns`` does for a window read once): a kernel is called again and again, and the
+    allocator hands a freed column (below its mmap threshold, 32 MiB) back from the process's
+    heap without a page fault, where one block of all columns is always fresh memory (on a
+    VM each fresh page faults in the host too: 2 M rows of features took 465-793 ms with
+    separate columns, 979-1,675 ms from one block, see benchmarks/PROFILE.md). NumPy asks for
+    huge pages on each of 4 MiB or more."""
     if out is None:
-        return _columns(n, spec)
+        return {name: np.empty(n, t) for name, t in spec}
     if not (hasattr(out, "keys") and hasattr(out, "__getitem__")):
         raise ValueError(
             f"{what}= takes a dict {{name: ndarray}} or a Frame this function returned, not {type(out).__name__}"
