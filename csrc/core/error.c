@@ -36,44 +36,9 @@ lob_error_set(lob_error *err, int code, const char *fmt, ...)
     return code;
 }
 
-/* 1 when every time is in [LOB_TS_MIN, LOB_TS_MAX] (and sorted, if asked): branch-free
- * passes whose inner loops have a fixed count, so that gcc -O2 vectorises them;
- * lob_check_times() names the row only when one fails. */
-#define TIMES_BLOCK 256
-
-LOB_VECTOR_CLONES static int
-times_ok(const int64_t *restrict ts, int64_t n, int sorted)
-{
-    int64_t bad = 0, i = 0;
-    for (; i + TIMES_BLOCK <= n; i += TIMES_BLOCK) {
-        const int64_t *restrict t = ts + i;
-        for (int j = 0; j < TIMES_BLOCK; j++) {
-            bad |= (int64_t)(t[j] < LOB_TS_MIN) | (int64_t)(t[j] > LOB_TS_MAX);
-        }
-    }
-    for (; i < n; i++) {
-        bad |= (int64_t)(ts[i] < LOB_TS_MIN) | (int64_t)(ts[i] > LOB_TS_MAX);
-    }
-    if (sorted && n > 1) {
-        for (i = 1; i + TIMES_BLOCK <= n; i += TIMES_BLOCK) {
-            const int64_t *restrict t = ts + i;
-            for (int j = 0; j < TIMES_BLOCK; j++) {
-                bad |= (int64_t)(t[j] < t[j - 1]);
-            }
-        }
-        for (; i < n; i++) {
-            bad |= (int64_t)(ts[i] < ts[i - 1]);
-        }
-    }
-    return bad == 0;
-}
-
 int
 lob_check_times(const int64_t *ts, int64_t n, int sorted, const char *what, lob_error *err)
 {
-    if (times_ok(ts, n, sorted)) {
-        return LOB_OK;
-    }
     for (int64_t i = 0; i < n; i++) {
         if (ts[i] < LOB_TS_MIN || ts[i] > LOB_TS_MAX) {
             if (ts[i] == INT64_MIN) {
