@@ -76,13 +76,27 @@ class Book:
 
 # label kernels (csrc/py/labels.c); `valid` is a bool array or None (finite mids usable)
 def label_return(
-    mid: np.ndarray, ts: np.ndarray, valid: np.ndarray | None, rows: int, ns: int
+    mid: np.ndarray,
+    ts: np.ndarray,
+    valid: np.ndarray | None,
+    rows: int,
+    ns: int,
+    out: np.ndarray | None = None,
+    known_at: np.ndarray | None = None,
+    name: str = "ret",
 ) -> tuple[np.ndarray, np.ndarray]: ...
 def label_smooth(
-    mid: np.ndarray, ts: np.ndarray, valid: np.ndarray | None, k: int, against_mean: bool
+    mid: np.ndarray,
+    ts: np.ndarray,
+    valid: np.ndarray | None,
+    k: int,
+    against_mean: bool,
+    out: np.ndarray | None = None,
+    known_at: np.ndarray | None = None,
+    name: str = "smooth",
 ) -> tuple[np.ndarray, np.ndarray]: ...
-def label_ema(f: np.ndarray, alpha: float) -> np.ndarray: ...
-def label_classify(x: np.ndarray, alpha: float) -> np.ndarray: ...
+def label_ema(f: np.ndarray, alpha: float, out: np.ndarray | None = None, name: str = "out") -> np.ndarray: ...
+def label_classify(x: np.ndarray, alpha: float, out: np.ndarray | None = None, name: str = "out") -> np.ndarray: ...
 def label_barrier(
     mid: np.ndarray,
     ts: np.ndarray,
@@ -91,6 +105,8 @@ def label_barrier(
     lower: np.ndarray,
     rows: int,
     ns: int,
+    out: tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None] | None = None,
+    name: str = "",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
 
 # feature kernels (csrc/py/features.c)
@@ -102,14 +118,34 @@ def features(
     bid_sz: np.ndarray,
     ask_px: np.ndarray,
     ask_sz: np.ndarray,
-    requests: list[tuple[str, int]],
+    requests: list[tuple[str, int] | tuple[str, int, np.ndarray | None, str]],
 ) -> list[np.ndarray]: ...
 def trade_flow(
-    ts: np.ndarray, valid: np.ndarray, trade_ts: np.ndarray, qty: np.ndarray, side: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]: ...
-def rolling_sum(x: np.ndarray, *, rows: int = 0, span: int = 0, ts: np.ndarray | None = None) -> np.ndarray: ...
+    ts: np.ndarray,
+    valid: np.ndarray,
+    trade_ts: np.ndarray,
+    qty: np.ndarray,
+    side: np.ndarray,
+    out: tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None, np.ndarray | None] | None = None,
+) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None, np.ndarray | None]: ...
+def rolling_sum(
+    x: np.ndarray,
+    *,
+    rows: int = 0,
+    span: int = 0,
+    ts: np.ndarray | None = None,
+    out: np.ndarray | None = None,
+    name: str = "out",
+) -> np.ndarray: ...
 def rolling_std(
-    x: np.ndarray, *, rows: int = 0, span: int = 0, ts: np.ndarray | None = None, ddof: int = 1
+    x: np.ndarray,
+    *,
+    rows: int = 0,
+    span: int = 0,
+    ts: np.ndarray | None = None,
+    ddof: int = 1,
+    out: np.ndarray | None = None,
+    name: str = "out",
 ) -> np.ndarray: ...
 def aggregate(
     book_ts: np.ndarray,

@@ -151,7 +151,9 @@ def aggregate(
     elif isinstance(out, dict):
         dest = out
     else:
-        raise TypeError(f"out must be a dict of arrays or a Frame, not {type(out).__name__}")
+        raise ValueError(
+            f"out= takes a dict {{name: ndarray}} or a Frame this function returned, not {type(out).__name__}"
+        )
     cols = _core.aggregate(
         book_or_quotes.ts,
         bid,

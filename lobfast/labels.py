@@ -52,6 +52,7 @@ import numpy as np
 from . import _core
 from .containers import BookSnapshots
 from .frame import Frame, LabelFrame, _time_column
+from .reading import _apart, _out_arrays
 from .times import parse_horizon
 
 Horizon = int | str | _dt.timedelta | np.timedelta64
@@ -109,7 +110,14 @@ def _horizons(h: Any, name: str = "horizon") -> list[Any]:
 
 
 # ------------------------------------------------------------------------------ labels
-def forward_return(data: Any, horizon: Horizon | Sequence[Horizon], *, ts: Any = None, valid: Any = None) -> LabelFrame:
+def forward_return(
+    data: Any,
+    horizon: Horizon | Sequence[Horizon],
+    *,
+    ts: Any = None,
+    valid: Any = None,
+    out: Mapping[str, np.ndarray] | LabelFrame | None = None,
+) -> LabelFrame:
     """Forward log return ``log(mid[t + h] / mid[t])``, one column ``ret_<h>`` per horizon.
 
     Parameters
@@ -118,6 +126,12 @@ def forward_return(data: Any, horizon: Horizon | Sequence[Horizon], *, ts: Any =
     horizon : rows (int) or a duration (``"10s"``), or a list of them.
     ts : row times (int64 ns or datetime64) when ``data`` is a mid array.
     valid : bool mask of usable rows (default: the book's ``valid``, else finite mids).
+    out : arrays to write into instead of new ones (no new memory: for repeated calls):
+        a LabelFrame this function returned (its columns and ``known_at``), or a dict
+        ``{"ret_<h>": float64 array}`` that may also hold ``"known_at": {"ret_<h>": int64
+        array}`` (known_at arrays not given are new). Each array is 1-D, C-contiguous,
+        writable, of the data's length, apart from the inputs and the other outputs, else
+        ValueError. The returned LabelFrame holds these very arrays.
 
     Returns
     -------
@@ -129,13 +143,38 @@ def forward_return(data: Any, horizon: Horizon | Sequence[Horizon], *, ts: Any =
     >>> lf = lobfast.labels.forward_return((np.array([1.0, 2.0, 4.0]), np.arange(3)), 1)
     >>> np.round(lf["ret_1"], 4).tolist()
     [0.6931, 0.6931, nan]
+    >>> again = lobfast.labels.forward_return((np.array([1.0, 2.0, 4.0]), np.arange(3)), 1, out=lf)
+    >>> again["ret_1"] is lf["ret_1"]
+    True
     """
     mid, t, ok = _series(data, ts, valid)
-    cols, known = {}, {}
-    for h in _horizons(horizon):
-        rows, ns, sfx = _horizon(h)
-        cols[f"ret_{sfx}"], known[f"ret_{sfx}"] = _core.label_return(mid, t, ok, rows, ns)
+    hs = [(h, *_horizon(h)) for h in _horizons(horizon)]
+    names = [f"ret_{sfx}" for _, _, _, sfx in hs]
+    cols, known = _label_out(out, names, len(t))
+    for name, (_, rows, ns, _) in zip(names, hs):
+        _core.label_return(mid, t, ok, rows, ns, cols[name], known[name], name)
     return LabelFrame(t, cols, known)
+
+
+def _label_out(
+    out: Any, names: list[str], n: int, timed: list[str] | None = None
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(label columns, known_at columns) to write: out's (see :func:`forward_return`), the rest
+    new. ``timed``: the names that get a known_at array of their own (default: all)."""
+    timed = names if timed is None else timed
+    if out is None:
+        block = _out_arrays(None, [(m, np.float64) for m in names] + [((m, "k"), np.int64) for m in timed], n)
+        return {m: block[m] for m in names}, {m: block[(m, "k")] for m in timed}
+    cols = _out_arrays(out, [(m, np.float64) for m in names], n)
+    given = out.known_at if isinstance(out, LabelFrame) else out.get("known_at") if hasattr(out, "get") else None
+    given = {} if given is None else given
+    if not isinstance(given, Mapping):
+        raise ValueError(f"out['known_at'] is a dict {{name: int64 array}}, not {type(given).__name__}")
+    missing = [m for m in timed if m not in given]
+    known = {m: given[m] for m in timed if m in given}
+    known.update(_out_arrays(None, [(m, np.int64) for m in missing], n))
+    _apart({**cols, **{f"known_at[{m!r}]": a for m, a in known.items()}})
+    return cols, known
 
 
 def smoothed(
@@ -146,6 +185,7 @@ def smoothed(
     alpha: float | Mapping[int, float] | None = None,
     ts: Any = None,
     valid: Any = None,
+    out: Mapping[str, np.ndarray] | LabelFrame | None = None,
 ) -> LabelFrame:
     """DeepLOB smoothed returns over ``k`` rows, and their 3 classes when ``alpha`` is given.
 
@@ -162,6 +202,8 @@ def smoothed(
     against : ``"mid"`` or ``"mean"``.
     alpha : class threshold (see :func:`classify`, :func:`balanced_alpha`), one for every k
         or ``{k: alpha}``; adds ``smooth_class_<k>`` / ``smooth_mean_class_<k>``.
+    out : arrays to write into, as in :func:`forward_return` (a class column shares the
+        ``known_at`` of its smoothed return).
 
     Examples
     --------
@@ -174,29 +216,33 @@ def smoothed(
         raise ValueError(f"against must be 'mid' or 'mean', not {against!r}")
     mid, t, ok = _series(data, ts, valid)
     base = "smooth" if against == "mid" else "smooth_mean"
-    cols, known = {}, {}
+    plan = []  # (k, name, class name or None, alpha)
     for w in _horizons(k, "k"):
         if not isinstance(w, (int, np.integer)):
             raise ValueError(f"k must be a positive number of rows, not {w!r}")
         rows = parse_horizon(w, "k")[0]
-        name = f"{base}_{rows}"
-        cols[name], known[name] = _core.label_smooth(mid, t, ok, rows, against == "mean")
         a = alpha.get(w) if isinstance(alpha, Mapping) else alpha
-        if a is not None:
-            cname = f"{base}_class_{int(w)}"
-            cols[cname], known[cname] = classify(cols[name], a), known[name]
+        plan.append((rows, f"{base}_{rows}", None if a is None else f"{base}_class_{int(w)}", a))
+    names = [m for _, name, cname, _ in plan for m in (name, cname) if m is not None]
+    cols, known = _label_out(out, names, len(t), [name for _, name, _, _ in plan])
+    for rows, name, cname, a in plan:
+        _core.label_smooth(mid, t, ok, rows, against == "mean", cols[name], known[name], name)
+        if cname is not None:
+            _core.label_classify(cols[name], float(a), cols[cname], f"out[{cname!r}]")
+            known[cname] = known[name]
     return LabelFrame(t, cols, known)
 
 
-def classify(values: Any, alpha: float) -> np.ndarray:
+def classify(values: Any, alpha: float, *, out: np.ndarray | None = None) -> np.ndarray:
     """3 classes of ``values``: +1 where ``> alpha`` (up), -1 where ``< -alpha`` (down), 0
-    in between (stationary); float64 with NaN where ``values`` is NaN.
+    in between (stationary); float64 with NaN where ``values`` is NaN. ``out``: a float64
+    array of the same length to write into and return (not ``values`` itself).
 
     >>> import numpy as np, lobfast
     >>> lobfast.labels.classify(np.array([0.2, -0.05, np.nan, -0.3]), 0.1).tolist()
     [1.0, 0.0, nan, -1.0]
     """
-    return _core.label_classify(values, float(alpha))
+    return _core.label_classify(values, float(alpha), out)
 
 
 def balanced_alpha(values: Any, train: Any = None) -> float:
@@ -232,13 +278,15 @@ def ema_return(
     alpha: float = 0.2,
     ts: Any = None,
     valid: Any = None,
+    out: Mapping[str, np.ndarray] | LabelFrame | None = None,
 ) -> LabelFrame:
     """EMA of the forward return: ``y[t] = alpha * f[t] + (1 - alpha) * y[t-1]``, ``f`` the
     ``horizon`` forward log return (as in :func:`forward_return`); column ``ema_<h>``.
     alpha = 0.2 as in the DeepLOB-TCN experiments.
 
     ``y`` is NaN where ``f`` is NaN, and restarts (``y = f``) after a NaN, so it never mixes
-    returns across an unusable stretch. ``known_at`` is that of ``f[t]``.
+    returns across an unusable stretch. ``known_at`` is that of ``f[t]``. ``out``: arrays
+    to write into, as in :func:`forward_return` (``f`` itself is a new array each call).
 
     .. warning:: Leakage. ``y[t]`` mixes ``f[t-1], f[t-2], ...``, and ``f[t-j]`` for
        ``j >= k`` (or whose horizon ended before t) is already fully known at t: part of the
@@ -255,11 +303,17 @@ def ema_return(
     [1.0, 1.5, 0.75, nan]
     """
     mid, t, ok = _series(data, ts, valid)
-    cols, known = {}, {}
-    for h in _horizons(horizon):
-        rows, ns, sfx = _horizon(h)
-        f, at = _core.label_return(mid, t, ok, rows, ns)
-        cols[f"ema_{sfx}"], known[f"ema_{sfx}"] = _core.label_ema(f, float(alpha)), at
+    hs = [_horizon(h) for h in _horizons(horizon)]
+    names = [f"ema_{sfx}" for _, _, sfx in hs]
+    cols, known = _label_out(out, names, len(t))
+    for name in names:  # the EMA reads f, not the series: refused so that inputs stay unchanged
+        for what, a in (("mid", mid), ("ts", t), ("valid", ok)):
+            dst = cols[name]
+            if isinstance(a, np.ndarray) and isinstance(dst, np.ndarray) and np.may_share_memory(dst, a):
+                raise ValueError(f"out[{name!r}] shares memory with {what}: inputs are never written")
+    for name, (rows, ns, _) in zip(names, hs):
+        f, _ = _core.label_return(mid, t, ok, rows, ns, None, known[name], name)
+        _core.label_ema(f, float(alpha), cols[name], f"out[{name!r}]")
     return LabelFrame(t, cols, known)
 
 
@@ -273,6 +327,7 @@ def triple_barrier(
     floor: float = 0.0,
     ts: Any = None,
     valid: Any = None,
+    out: Mapping[str, np.ndarray] | LabelFrame | None = None,
 ) -> LabelFrame:
     """Triple-barrier labels: which of the upper barrier, the lower barrier or the time
     limit the path of ``log(mid / mid[t])`` reaches first.
@@ -290,7 +345,8 @@ def triple_barrier(
     return at the hit or at the limit) and ``tb_time_<limit>`` (int64 ns of the hit or of the
     limit, -1 where unknown); ``known_at`` is that time for all three. NaN where row t is
     unusable, a barrier is NaN (e.g. ``vol`` still warming up), or the walk meets an unusable
-    row or the end of the data before it resolves. O(N x limit) at worst.
+    row or the end of the data before it resolves. O(N x limit) at worst. ``out``: arrays
+    to write into, as in :func:`forward_return` (``tb_time_<limit>`` an int64 one).
 
     Examples
     --------
@@ -312,8 +368,12 @@ def triple_barrier(
         if floor > 0:
             bar = np.maximum(bar, floor)  # NaN (vol warming up) stays NaN
         bars.append(np.ascontiguousarray(np.broadcast_to(bar, (n,))))
-    label, time, ret = _core.label_barrier(mid, t, ok, bars[0], bars[1], rows, ns)
     names = [f"tb_label_{sfx}", f"tb_ret_{sfx}", f"tb_time_{sfx}"]
+    spec = [(names[0], np.float64), (names[1], np.float64), (names[2], np.int64)]
+    dst = _out_arrays(out, spec, n)
+    label, time, ret = _core.label_barrier(
+        mid, t, ok, bars[0], bars[1], rows, ns, (dst[names[0]], dst[names[2]], dst[names[1]]), f"_{sfx}"
+    )
     return LabelFrame(t, dict(zip(names, (label, ret, time))), dict.fromkeys(names, time))
 
 

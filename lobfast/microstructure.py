@@ -15,7 +15,8 @@ import numpy as np
 from . import _core
 from .containers import BookSnapshots, Quotes, Trades
 from .frame import FeatureFrame, LabelFrame
-from .rolling import rolling_std, rolling_sum
+from .reading import _out_arrays
+from .rolling import window_args
 from .times import parse_duration
 
 TRADE_COLUMNS = ("buy_volume", "sell_volume", "signed_volume", "trade_count")
@@ -105,7 +106,11 @@ def _as_book(book: Any) -> BookSnapshots:
 
 
 def features(
-    book: BookSnapshots | Quotes, trades: Trades | None = None, *, spec: Sequence[str] | None = None
+    book: BookSnapshots | Quotes,
+    trades: Trades | None = None,
+    *,
+    spec: Sequence[str] | None = None,
+    out: dict[str, np.ndarray] | FeatureFrame | None = None,
 ) -> FeatureFrame:
     """Microstructure features, one row per book snapshot, as a :class:`FeatureFrame`.
 
@@ -140,6 +145,13 @@ def features(
 
     ``book`` is a :class:`BookSnapshots` (or :class:`Quotes`, read as a one-level book). Label
     frames are refused: targets are never inputs. Inputs are never modified.
+
+    Only the columns of ``spec`` are computed (and the per-row series their windows need).
+    ``out`` writes them into given arrays instead of new ones (no new memory: for repeated
+    calls): a FeatureFrame this function returned, or a dict ``{name: float64 array}`` with
+    an array for every name of ``spec``, each 1-D, C-contiguous, writable, of the book's
+    length and apart from the inputs and the other outputs, else ValueError. The returned
+    FeatureFrame holds these very arrays.
     """
     for arg in (book, trades):
         if isinstance(arg, LabelFrame):
@@ -159,45 +171,59 @@ def features(
     if trades is None and any(n in TRADE_COLUMNS for n in names):
         raise ValueError(f"{[n for n in names if n in TRADE_COLUMNS]} need trades: features(book, trades)")
 
-    # the book pass: every per-row quantity, each once
-    base: dict[tuple[str, int], int] = {}
-    for what, p in parsed:
-        key = {
-            "ofi_sum": ("ofi", 1),
-            "ofi_cum": ("ofi", 1),
-            "ofi_level": ("ofi", p),
-            "vol": ("ret", 0),
-            "intensity": ("changed", 0),
-        }.get(what, (what, p or 0))
-        if key[0] not in TRADE_COLUMNS:
-            base.setdefault(key, len(base))
-    c = book.columns
-    if levels == 0:  # an empty container: nothing to compute but the names
-        arrays = [np.empty(0) for _ in base]
-    else:
-        arrays = _core.features(
-            c["ts"], c["valid"], c["update_id"], c["bid_px"], c["bid_sz"], c["ask_px"], c["ask_sz"], list(base)
-        )
-    got = dict(zip(base, arrays))
-    flow = None
-    if trades is not None and any(n in TRADE_COLUMNS for n in names):
-        flow = dict(zip(TRADE_COLUMNS, _core.trade_flow(c["ts"], c["valid"], trades.ts, trades.qty, trades.side)))
+    # where each column goes: out's arrays, or new ones
+    n = len(book)
+    cols = _out_arrays(out, [(name, np.float64) for name in names], n)
 
-    ts = c["ts"]
-    out: dict[str, np.ndarray] = {}
+    # the book pass: every per-row quantity, each once, written straight into the column that
+    # shows it; quantities that only feed a window (OFI under ofi_w10, ret under vol_20, the
+    # update flags under intensity) go to scratch columns, dropped after the call
+    base: dict[tuple[str, int], str | None] = {}  # key -> the column showing it (None: scratch)
     for name, (what, p) in zip(names, parsed):
         if what in TRADE_COLUMNS:
-            out[name] = flow[what]
-        elif what == "ofi_level":
-            out[name] = got[("ofi", p)]
-        elif what == "ofi_sum":
-            out[name] = rolling_sum(got[("ofi", 1)], p, ts=ts)
-        elif what == "ofi_cum":
-            out[name] = _core.rolling_sum(got[("ofi", 1)])
-        elif what == "vol":
-            out[name] = rolling_std(got[("ret", 0)], p, ts=ts)
-        elif what == "intensity":
-            out[name] = rolling_sum(got[("changed", 0)], p, ts=ts) / (parse_duration(p) / 1e9)
+            continue
+        if what in ("ofi_sum", "ofi_cum", "vol", "intensity"):
+            key = {"ofi_sum": ("ofi", 1), "ofi_cum": ("ofi", 1), "vol": ("ret", 0), "intensity": ("changed", 0)}[what]
+            base.setdefault(key, None)
         else:
-            out[name] = got[(what, p or 0)]
-    return FeatureFrame(ts, out)
+            key = ("ofi", p) if what == "ofi_level" else (what, p or 0)
+            if base.get(key) is None:
+                base[key] = name
+    scratch = _out_arrays(None, [(key, np.float64) for key, shown in base.items() if shown is None], n)
+    c = book.columns
+    got = {key: (cols[shown] if shown is not None else scratch[key]) for key, shown in base.items()}
+    if levels and base:
+        _core.features(
+            c["ts"],
+            c["valid"],
+            c["update_id"],
+            c["bid_px"],
+            c["bid_sz"],
+            c["ask_px"],
+            c["ask_sz"],
+            [(what, p, got[(what, p)], f"out[{shown or what!r}]") for (what, p), shown in base.items()],
+        )
+    if trades is not None and any(n in TRADE_COLUMNS for n in names):
+        _core.trade_flow(
+            c["ts"], c["valid"], trades.ts, trades.qty, trades.side, out=tuple(cols.get(t) for t in TRADE_COLUMNS)
+        )
+
+    ts = c["ts"]
+    for name, (what, p) in zip(names, parsed):
+        dst, label = cols[name], f"out[{name!r}]"
+        if what in TRADE_COLUMNS:
+            continue
+        if what == "ofi_level" or what not in ("ofi_sum", "ofi_cum", "vol", "intensity"):
+            src = got[("ofi", p) if what == "ofi_level" else (what, p or 0)]
+            if src is not dst:  # a second name for the same quantity (ofi and ofi_1)
+                np.copyto(dst, src)
+        elif what == "ofi_sum":
+            _core.rolling_sum(got[("ofi", 1)], out=dst, name=label, **window_args(p, ts))
+        elif what == "ofi_cum":
+            _core.rolling_sum(got[("ofi", 1)], out=dst, name=label)
+        elif what == "vol":
+            _core.rolling_std(got[("ret", 0)], out=dst, name=label, **window_args(p, ts))
+        else:  # intensity
+            _core.rolling_sum(got[("changed", 0)], out=dst, name=label, **window_args(p, ts))
+            np.divide(dst, parse_duration(p) / 1e9, out=dst)
+    return FeatureFrame(ts, cols)

@@ -1,5 +1,6 @@
-"""What the readers and the time index share: the files a ``paths`` argument names, the bound
-on a line, a C Reader made from checked arguments, and its tables as MarketData."""
+"""What the readers, the time index and the kernels' wrappers share: the files a ``paths``
+argument names, the bound on a line, a C Reader made from checked arguments, its tables as
+MarketData, and the output arrays of a kernel's ``out=`` (``_out_arrays``)."""
 
 from __future__ import annotations
 
@@ -76,3 +77,40 @@ def _market_data(tables: dict[str, dict[str, np.ndarray]], stats: dict[str, Any]
         quotes=Quotes(**tables["quotes"]),
         stats=stats,
     )
+
+
+def _out_arrays(out: Any, spec: list[tuple[str, Any]], n: int, what: str = "out") -> dict[str, np.ndarray]:
+    """The arrays a kernel writes its columns into, by name: ``out``'s own (a dict ``{name:
+    ndarray}`` or a previously returned Frame), each of which must be there, or with
+    ``out=None`` new ones. Their dtype, length and layout are checked by the C binding that
+    writes them; two columns on the same memory are refused here.
+
+    New columns are separate arrays, not carved from one block (as the time index's
+    ``_columns`` does for a window read once): a kernel is called again and again, and the
+    allocator hands a freed column (below its mmap threshold, 32 MiB) back from the process's
+    heap without a page fault, where one block of all columns is always fresh memory (on a
+    VM each fresh page faults in the host too: 2 M rows of features took 465-793 ms with
+    separate columns, 979-1,675 ms from one block, see benchmarks/PROFILE.md). NumPy asks for
+    huge pages on each of 4 MiB or more."""
+    if out is None:
+        return {name: np.empty(n, t) for name, t in spec}
+    if not (hasattr(out, "keys") and hasattr(out, "__getitem__")):
+        raise ValueError(
+            f"{what}= takes a dict {{name: ndarray}} or a Frame this function returned, not {type(out).__name__}"
+        )
+    got = {}
+    for name, _ in spec:
+        if name not in out:
+            raise ValueError(f"{what} has no column {name!r}: it needs an array for every column computed")
+        got[name] = out[name]
+    _apart(got, what)
+    return got
+
+
+def _apart(arrays: dict[str, Any], what: str = "out") -> None:
+    """ValueError when two of the output arrays share memory (one would overwrite the other)."""
+    items = [(k, a) for k, a in arrays.items() if isinstance(a, np.ndarray)]
+    for i, (k, a) in enumerate(items):
+        for k2, b in items[i + 1 :]:
+            if np.may_share_memory(a, b):
+                raise ValueError(f"{what}[{k!r}] and {what}[{k2!r}] share memory: each column needs its own array")

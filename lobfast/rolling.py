@@ -26,15 +26,26 @@ def window_args(window: Any, ts: Any) -> dict[str, Any]:
     return {"span": span, "ts": ts}
 
 
-def rolling_sum(x: Any, window: Any, *, ts: Any = None) -> np.ndarray:
+def rolling_sum(x: Any, window: Any, *, ts: Any = None, out: np.ndarray | None = None) -> np.ndarray:
     """Sum over the last ``window`` rows, or over ts in (t - span, t] when ``window`` is a duration.
 
-    Compensated summation: sliding over millions of rows does not drift.
+    Compensated summation: sliding over millions of rows does not drift. ``out``: a float64
+    array of ``len(x)`` rows (1-D, C-contiguous, writable, not sharing memory with ``x``) to
+    write into and return instead of a new one, else ValueError.
     """
-    return _core.rolling_sum(x, **window_args(window, ts))
+    return _core.rolling_sum(x, out=out, **window_args(window, ts))
 
 
-def rolling_std(x: Any, window: Any, *, ts: Any = None, ddof: int = 1) -> np.ndarray:
+def rolling_std(x: Any, window: Any, *, ts: Any = None, ddof: int = 1, out: np.ndarray | None = None) -> np.ndarray:
     """Standard deviation over the last ``window`` rows or a time span (``ddof=1`` as pandas;
-    bottleneck's ``move_std`` uses 0). NaN while fewer than 2 values are in the window."""
-    return _core.rolling_std(x, ddof=ddof, **window_args(window, ts))
+    bottleneck's ``move_std`` uses 0). NaN while fewer than 2 values are in the window.
+
+    ``out``: as in :func:`rolling_sum` (the kernel reads ``x`` behind the row it writes, so
+    ``out`` may not be ``x`` itself).
+
+    >>> import numpy as np, lobfast
+    >>> out = np.empty(4)
+    >>> lobfast.rolling_std(np.array([1.0, 2.0, 4.0, 8.0]), 2, out=out) is out
+    True
+    """
+    return _core.rolling_std(x, ddof=ddof, out=out, **window_args(window, ts))

@@ -208,14 +208,14 @@ def _out(n, **changes):
 @pytest.mark.parametrize(
     ("change", "error", "match"),
     [
-        ({"vwap": np.zeros(4, np.float32)}, TypeError, r"out\['vwap'\] must be a writable 1-D .*float64"),
-        ({"ts": np.zeros(4, np.float64)}, TypeError, r"out\['ts'\] must be a writable 1-D .*int64"),
-        ({"volume": np.zeros(5)}, ValueError, r"out\['volume'\] has 5 rows; these bars are 4"),
-        ({"mid_close": np.zeros(8)[::2]}, TypeError, r"out\['mid_close'\] .*not contiguous"),
-        ({"vwap": np.zeros((4, 1))}, TypeError, r"out\['vwap'\] must be a writable 1-D"),
-        ({"vwap": [0.0] * 4}, TypeError, r"out\['vwap'\] must be a NumPy array"),
+        ({"vwap": np.zeros(4, np.float32)}, ValueError, r"out\['vwap'\] must be a writable 1-D .*float64"),
+        ({"ts": np.zeros(4, np.float64)}, ValueError, r"out\['ts'\] must be a writable 1-D .*int64"),
+        ({"volume": np.zeros(5)}, ValueError, r"out\['volume'\] has 5 rows, expected 4"),
+        ({"mid_close": np.zeros(8)[::2]}, ValueError, r"out\['mid_close'\] .*not contiguous"),
+        ({"vwap": np.zeros((4, 1))}, ValueError, r"out\['vwap'\] must be a writable 1-D"),
+        ({"vwap": [0.0] * 4}, ValueError, r"out\['vwap'\] must be a NumPy array"),
         ({"bogus": np.zeros(4)}, ValueError, r"out: unknown column 'bogus'"),
-        ({"vwap": None}, TypeError, r"out\['vwap'\] must be a NumPy array"),
+        ({"vwap": None}, ValueError, r"out\['vwap'\] must be a NumPy array"),
     ],
 )
 def test_bad_out_names_the_column(change, error, match):
@@ -228,7 +228,7 @@ def test_read_only_missing_and_shared_out():
     q = make_quotes([0, 10, 20, 30], [1.0] * 4, [2.0] * 4)
     ro = np.zeros(4)
     ro.setflags(write=False)
-    with pytest.raises(TypeError, match=r"out\['vwap'\] must be a writable .*read-only"):
+    with pytest.raises(ValueError, match=r"out\['vwap'\] must be a writable .*read-only"):
         lobfast.aggregate(q, None, every=10, columns=CLOSE_ONLY, out=_out(4, vwap=ro))
     missing = _out(4)
     del missing["volume"]
@@ -241,7 +241,7 @@ def test_read_only_missing_and_shared_out():
         lobfast.aggregate(q, None, every=10, columns=CLOSE_ONLY, out=_out(4, vwap=one, volume=one))
     with pytest.raises(ValueError, match=r"out\['ts'\] shares memory with an input"):
         lobfast.aggregate(q, None, every=10, columns=CLOSE_ONLY, out=_out(4, ts=q.ts))
-    with pytest.raises(TypeError, match="out must be a dict of arrays or a Frame"):
+    with pytest.raises(ValueError, match=r"out= takes a dict \{name: ndarray\} or a Frame"):
         lobfast.aggregate(q, None, every=10, out=[np.zeros(4)])
     assert (one == 0).all()  # refused before anything was written
 
@@ -252,7 +252,7 @@ def test_out_from_the_binding_callable_is_checked():
     args = (ts, px, px, None, none.astype(np.int64), none, none, none.astype(np.int8))
     got = _core.aggregate(*args, every=1, columns=["updates"], out=lambda n, spec: {k: np.zeros(n, t) for k, t in spec})
     assert list(got) == ["ts", "updates"] and got["updates"].tolist() == [1, 1, 1, 1]
-    with pytest.raises(TypeError, match="out must be a dict"):
+    with pytest.raises(ValueError, match="out= takes a dict"):
         _core.aggregate(*args, every=1, out=lambda n, spec: None)
     with pytest.raises(ZeroDivisionError):
         _core.aggregate(*args, every=1, out=lambda n, spec: 1 / 0)

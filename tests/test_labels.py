@@ -476,3 +476,159 @@ def test_ctrl_c_stops_a_triple_barrier():
 
     quarter = timed(call(40_000))  # a quarter of the work of 80k rows
     assert interrupted(call(80_000), 0.3) < quarter
+
+
+# ------------------------------------------------------------------------------ out=
+def as_out(lf):
+    """A dict out= for the columns of lf: new arrays full of junk (NaN / -7 would hide misses)."""
+    out = {name: np.full(len(lf), 7.5) for name in lf}
+    out["known_at"] = {name: np.full(len(lf), 7, np.int64) for name in lf}
+    return out
+
+
+def assert_same_labels(got, want):
+    assert list(got) == list(want)
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name])  # bit for bit, NaN where NaN
+        np.testing.assert_array_equal(got.known_at[name], want.known_at[name])
+
+
+@FAST
+@given(series(), st.lists(horizon, min_size=1, max_size=3))
+def test_forward_return_out_writes_in_place(s, hs):
+    mid, ts, valid = s
+    fresh = L.forward_return(mid, hs, ts=ts, valid=valid)
+    out = as_out(fresh)
+    got = L.forward_return(mid, hs, ts=ts, valid=valid, out=out)
+    assert_same_labels(got, fresh)
+    for name in fresh:
+        assert got[name] is out[name] and got.known_at[name] is out["known_at"][name]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 3000), st.sampled_from([1, 7, 100, 257, 5000]), st.booleans())
+def test_forward_return_long_clean_series(seed, n, k, masked):
+    # long enough for the vectorised blocks; every row usable (the one-pass path)
+    rng = np.random.default_rng(seed)
+    mid = 60_000 * np.exp(np.cumsum(rng.normal(0, 1e-3, n)))
+    ts = np.cumsum(rng.integers(0, 3, n)).astype(np.int64)
+    valid = np.ones(n, bool) if masked else None
+    lf = L.forward_return(mid, k, ts=ts, valid=valid)
+    out, known = ref_return(mid, ts, valid, rows=k)
+    close(lf[f"ret_{k}"], out)
+    np.testing.assert_array_equal(lf.known_at[f"ret_{k}"], known)
+    if n > k + 1:  # one unusable row sends the same series down the general path
+        mid2 = mid.copy()
+        mid2[-1] = np.nan
+        lf2 = L.forward_return(mid2, k, ts=ts)
+        np.testing.assert_array_equal(lf2[f"ret_{k}"][: n - 1 - k], lf[f"ret_{k}"][: n - 1 - k])
+
+
+def test_forward_return_ratios_beyond_normal_doubles():
+    # ratios that overflow or fall below the normal range take libm's log: inf, subnormal logs
+    mid = np.array([1e-300, 1e300, 1.0, 1e-310 * 1e10, 3.0] * 60)
+    ts = np.arange(len(mid), dtype=np.int64)
+    lf = L.forward_return((mid, ts), [1, 2])
+    with np.errstate(all="ignore"):  # 1e300 / 1e-300 is inf, its inverse 0: logs inf, -inf
+        for k in (1, 2):
+            want = np.full(len(mid), np.nan)
+            want[:-k] = np.log(mid[k:] / mid[:-k])
+            close(lf[f"ret_{k}"], want)
+
+
+def test_forward_return_out_real_data_reuses_the_frame(books):
+    book = books["100ms"]
+    first = L.forward_return(book, [10, "10s"])
+    again = L.forward_return(book, [10, "10s"], out=first)
+    assert_same_labels(again, L.forward_return(book, [10, "10s"]))
+    assert all(again[m] is first[m] and again.known_at[m] is first.known_at[m] for m in first)
+    # a dict without known_at arrays: those are new
+    out = {"ret_10": np.empty(len(book))}
+    got = L.forward_return(book, 10, out=out)
+    assert got["ret_10"] is out["ret_10"]
+    np.testing.assert_array_equal(got["ret_10"], first["ret_10"])
+
+
+def test_forward_return_fresh_columns_are_separate_arrays():
+    lf = L.forward_return((MID, TS), [1, 2])
+    arrays = [*lf.columns.values(), *lf.known_at.values()]
+    assert not any(np.may_share_memory(a, b) for i, a in enumerate(arrays) for b in arrays[i + 1 :])
+
+
+def bad_outs(n, mid):
+    ro = np.zeros(n)
+    ro.flags.writeable = False
+    return [
+        ({"ret_1": np.zeros(n, np.float32)}, r"out\['ret_1'\].*float64.*float32"),
+        ({"ret_1": np.zeros(n + 1)}, r"out\['ret_1'\] has 5 rows"),
+        ({"ret_1": ro}, r"out\['ret_1'\].*read-only"),
+        ({"ret_1": np.zeros(2 * n)[::2]}, r"out\['ret_1'\].*not contiguous"),
+        ({"ret_1": [0.0] * n}, r"out\['ret_1'\] must be a NumPy array"),
+        ({"ret_1": mid}, r"out\['ret_1'\] shares memory with mid"),
+        ({"ret_1": np.zeros(n), "known_at": {"ret_1": np.zeros(n)}}, r"known_at\['ret_1'\].*int64"),
+        ({"ret_2": np.zeros(n)}, r"out has no column 'ret_1'"),
+        (np.zeros(n), r"out= takes a dict"),
+        ({"ret_1": np.zeros(n), "known_at": np.zeros(n, np.int64)}, r"out\['known_at'\] is a dict"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(10))
+def test_forward_return_bad_out(case):
+    mid, ts = MID.copy(), TS
+    out, match = bad_outs(len(mid), mid)[case]
+    before = mid.copy()
+    with pytest.raises(ValueError, match=match):
+        L.forward_return((mid, ts), 1, out=out)
+    np.testing.assert_array_equal(mid, before)
+
+
+def test_forward_return_out_columns_must_not_overlap():
+    shared = np.zeros(len(MID))
+    with pytest.raises(ValueError, match=r"out\['ret_1'\] and out\['ret_2'\] share memory"):
+        L.forward_return((MID, TS), [1, 2], out={"ret_1": shared, "ret_2": shared})
+    block = np.zeros(2 * len(MID))
+    with pytest.raises(ValueError, match="share memory"):  # known_at over the label's bytes
+        L.forward_return((MID, TS), 1, out={"ret_1": block[:4], "known_at": {"ret_1": block[:4].view(np.int64)}})
+
+
+@FAST
+@given(series(), st.integers(1, 20), st.booleans())
+def test_other_labels_out_write_in_place(s, k, against_mean):
+    mid, ts, valid = s
+    calls = [
+        lambda out: L.smoothed(mid, [k, k + 1], ts=ts, valid=valid, alpha=0.001, out=out),
+        lambda out: L.smoothed(mid, k, ts=ts, valid=valid, against="mean" if against_mean else "mid", out=out),
+        lambda out: L.ema_return(mid, [k, "1s"], ts=ts, valid=valid, alpha=0.3, out=out),
+        lambda out: L.triple_barrier(mid, k, upper=0.003, ts=ts, valid=valid, out=out),
+    ]
+    for call in calls:
+        fresh = call(None)
+        first = call(None)
+        again = call(first)  # a LabelFrame it returned
+        assert_same_labels(again, fresh)
+        assert all(again[m] is first[m] for m in fresh)
+        assert all(again.known_at[m] is first.known_at[m] for m in fresh if not m.startswith("tb_"))
+
+
+def test_other_labels_bad_out():
+    mid, ts = MID.copy(), TS
+    with pytest.raises(ValueError, match=r"out\['smooth_1'\].*float32"):
+        L.smoothed((mid, ts), 1, out={"smooth_1": np.zeros(4, np.float32)})
+    with pytest.raises(ValueError, match="out has no column 'smooth_class_1'"):
+        L.smoothed((mid, ts), 1, alpha=0.1, out={"smooth_1": np.zeros(4)})
+    with pytest.raises(ValueError, match=r"out\['ema_1'\] shares memory with mid"):
+        L.ema_return((mid, ts), 1, out={"ema_1": mid})
+    with pytest.raises(ValueError, match=r"out\['tb_time_1'\].*int64"):
+        L.triple_barrier((mid, ts), 1, upper=0.1, out={n: np.zeros(4) for n in ("tb_label_1", "tb_ret_1", "tb_time_1")})
+    with pytest.raises(ValueError, match=r"out\['tb_label_1'\] and out\['tb_ret_1'\] share memory"):
+        shared = np.zeros(4)
+        L.triple_barrier(
+            (mid, ts), 1, upper=0.1, out={"tb_label_1": shared, "tb_ret_1": shared, "tb_time_1": np.zeros(4, np.int64)}
+        )
+    f = L.forward_return((mid, ts), 1)["ret_1"]
+    out = np.empty(4)
+    assert L.classify(f, 0.001, out=out) is out
+    np.testing.assert_array_equal(out, L.classify(f, 0.001))
+    with pytest.raises(ValueError, match="out shares memory with x"):
+        L.classify(out, 0.001, out=out)
+    np.testing.assert_array_equal(mid, MID)

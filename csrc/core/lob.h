@@ -95,6 +95,17 @@ lob_poll_stop_now(lob_error *err)
     return LOB_OK;
 }
 
+/* LOB_VECTOR_CLONES before a function with hot loops: AVX-512 and AVX2 clones of it beside
+ * the baseline one, picked once when the library loads (gcc on x86-64 Linux; elsewhere one
+ * plain version).  Only in ISO C mode (-std=c11, __STRICT_ANSI__), where gcc never fuses a
+ * multiply and an add into an FMA: every clone rounds every value alike. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) &&       \
+    defined(__STRICT_ANSI__)
+#define LOB_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+#else
+#define LOB_VECTOR_CLONES
+#endif
+
 /*! Every `LOB_POLL_ROWS`-th value of the loop counter `i`: check for a stop. */
 #define LOB_POLL_DUE(i) (((i) & (LOB_POLL_ROWS - 1)) == 0)
 

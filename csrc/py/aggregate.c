@@ -137,7 +137,7 @@ take_out(PyObject *out, const int *order, int n_asked, Py_ssize_t n, PyObject *c
     }
     int rc = -1;
     if (!PyDict_Check(out)) {
-        PyErr_Format(PyExc_TypeError, "out must be a dict {column: ndarray}, not %s",
+        PyErr_Format(PyExc_ValueError, "out= takes a dict {column: ndarray}, not %s",
                      Py_TYPE(out)->tp_name);
         goto done;
     }
@@ -161,13 +161,16 @@ take_out(PyObject *out, const int *order, int n_asked, Py_ssize_t n, PyObject *c
             PyErr_Format(PyExc_ValueError, "out has no array for '%s'", col_names[c]);
             goto done;
         }
-        if (lobpy_in_strict(a, col_types[c], 1, -1, LOBPY_IN_WRITABLE, what) == NULL) {
+        if (a == Py_None) { /* (lobpy_out_given would make a new array for None) */
+            PyErr_Format(PyExc_ValueError, "%s must be a NumPy array, not None", what);
             goto done;
         }
-        if (ROWS(a) != n) {
-            PyErr_Format(PyExc_ValueError, "%s has %zd rows; these bars are %zd", what, ROWS(a), n);
+        /* the one check of a kernel's output array: ValueError naming it */
+        PyObject *given = lobpy_out_given(a, col_types[c], n, what);
+        if (given == NULL) {
             goto done;
         }
+        Py_DECREF(given); /* a itself, still held by the dict */
         const char *p = DATA(a);
         size_t bytes = (size_t)PyArray_NBYTES((PyArrayObject *)a);
         for (int j = 0; j < i; j++) {

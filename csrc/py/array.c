@@ -2,6 +2,9 @@
 #include "binding.h"
 
 #include <stdlib.h>
+#if defined(__linux__)
+#include <sys/mman.h> /* madvise: _GNU_SOURCE comes with Python.h */
+#endif
 
 #define LOB_CAPSULE_NAME "lobfast.buffer"
 
@@ -204,9 +207,76 @@ lobpy_in_converted(PyObject *obj, int typenum, int ndim, Py_ssize_t n, const cha
     return arr;
 }
 
+#define HUGE_BYTES ((size_t)4 << 20) /* outputs this large ask for 2 MiB pages */
+#define HUGE_ALIGN ((size_t)2 << 20)
+
 PyObject *
 lobpy_out(Py_ssize_t n, Py_ssize_t width, int typenum)
 {
     npy_intp dims[2] = {n, width};
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    /* A kernel's output is written once, so its cost is page faults on fresh memory (on a
+     * VM a fault in the host too).  A large one gets a 2 MiB-aligned block asked to be
+     * backed by huge pages, so that every page it touches can be a huge one (NumPy's own
+     * block starts mid-page: its first and last 2 MiB fault 4 KiB at a time). */
+    const size_t bytes = (size_t)n * (size_t)(width > 0 ? width : 1) * sizeof(double);
+    if ((typenum == NPY_FLOAT64 || typenum == NPY_INT64) && n > 0 && bytes >= HUGE_BYTES) {
+        void *p = NULL;
+        if (posix_memalign(&p, HUGE_ALIGN, bytes) != 0) {
+            return PyErr_NoMemory();
+        }
+        (void)madvise(p, bytes & ~(HUGE_ALIGN - 1), MADV_HUGEPAGE); /* a hint only */
+        return lobpy_array_from_owned(p, n, width > 0 ? width : 1, width > 0,
+                                      typenum == NPY_INT64 ? LOB_I64 : LOB_F64);
+    }
+#endif
     return PyArray_EMPTY(width > 0 ? 2 : 1, dims, typenum, 0);
+}
+
+PyObject *
+lobpy_out_given(PyObject *obj, int typenum, Py_ssize_t n, const char *name)
+{
+    if (obj == NULL || obj == Py_None) {
+        return lobpy_out(n, 0, typenum);
+    }
+    if (PyArray_Check(obj) && PyArray_NDIM((PyArrayObject *)obj) == 1 &&
+        PyArray_DIM((PyArrayObject *)obj, 0) != n) {
+        PyErr_Format(PyExc_ValueError, "%s has %zd rows, expected %zd (one per row of the input)",
+                     name, (Py_ssize_t)PyArray_DIM((PyArrayObject *)obj, 0), n);
+        return NULL;
+    }
+    PyArrayObject *a = lobpy_in_strict(obj, typenum, 1, n, LOBPY_IN_WRITABLE, name);
+    if (a == NULL) {
+        /* a wrong output is a bad value of out=, whatever was wrong with it */
+        if (PyErr_ExceptionMatches(PyExc_TypeError)) {
+            PyObject *type, *value, *tb;
+            PyErr_Fetch(&type, &value, &tb);
+            PyErr_SetObject(PyExc_ValueError, value);
+            Py_XDECREF(type);
+            Py_XDECREF(value);
+            Py_XDECREF(tb);
+        }
+        return NULL;
+    }
+    Py_INCREF(a);
+    return (PyObject *)a;
+}
+
+int
+lobpy_out_apart(PyObject *out, const char *out_name, PyObject *in, const char *in_name)
+{
+    if (out == NULL || in == NULL) {
+        return 0;
+    }
+    PyArrayObject *o = (PyArrayObject *)out, *i = (PyArrayObject *)in;
+    const char *o0 = PyArray_BYTES(o), *i0 = PyArray_BYTES(i);
+    const char *o1 = o0 + PyArray_NBYTES(o), *i1 = i0 + PyArray_NBYTES(i);
+    if (o0 < i1 && i0 < o1) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s shares memory with %s: the kernel reads %s while it writes %s, so pass "
+                     "a separate array",
+                     out_name, in_name, in_name, out_name);
+        return -1;
+    }
+    return 0;
 }

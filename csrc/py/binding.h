@@ -101,6 +101,17 @@ PyObject *lobpy_in_converted(PyObject *obj, int typenum, int ndim, Py_ssize_t n,
  *  width > 0.  New reference or NULL. */
 PyObject *lobpy_out(Py_ssize_t n, Py_ssize_t width, int typenum);
 
+/*! lobpy_out_given() : the output array of a kernel's out= argument: `obj` itself when it is
+ *  a writable, C-contiguous, aligned, native 1-D array of `typenum` with `n` rows, else
+ *  ValueError naming it by `name` (what was wrong: dtype, rows, layout, read-only); a new
+ *  array (lobpy_out) when `obj` is NULL or None.  New reference, or NULL with ValueError. */
+PyObject *lobpy_out_given(PyObject *obj, int typenum, Py_ssize_t n, const char *name);
+
+/*! lobpy_out_apart() : 0 when the contiguous arrays `out` and `in` (either may be NULL) share
+ *  no byte, else -1 with ValueError naming both: a kernel that reads `in` while it writes
+ *  `out` would read its own results. */
+int lobpy_out_apart(PyObject *out, const char *out_name, PyObject *in, const char *in_name);
+
 /*! Kernel functions, one table per binding file (features.c, labels.c, aggregate.c, ...). */
 extern PyMethodDef lobpy_feature_methods[];
 extern PyMethodDef lobpy_label_methods[];

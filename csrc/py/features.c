@@ -1,10 +1,12 @@
 /* features.c -- lobfast._core feature and rolling-window kernels.
  *
  * features(ts, valid, update_id, bid_px, bid_sz, ask_px, ask_sz, requests) -> [ndarray]
- *     requests: [(name, k)], name one of the core's feature kinds ("mid", "ofi", ...)
- * trade_flow(ts, valid, trade_ts, qty, side) -> (buy, sell, signed, count)
- * rolling_sum(x, rows=0, span=0, ts=None) -> ndarray
- * rolling_std(x, rows=0, span=0, ts=None, ddof=1) -> ndarray
+ *     requests: [(name, k[, out, label])], name one of the core's feature kinds ("mid",
+ *     "ofi", ...), out the array to write (None or absent: a new one), label its name in errors
+ * trade_flow(ts, valid, trade_ts, qty, side, out=None) -> (buy, sell, signed, count)
+ *     out: None (four new arrays) or four arrays / None (that column is not computed)
+ * rolling_sum(x, rows=0, span=0, ts=None, out=None, name="out") -> ndarray (out when given)
+ * rolling_std(x, rows=0, span=0, ts=None, ddof=1, out=None, name="out") -> ndarray
  * Inputs are read in place when they already are contiguous arrays of the right dtype and
  * converted (copied) otherwise; they are never written.  The loops run without the GIL and
  * stop on Ctrl-C (lobpy_nogil).
@@ -91,16 +93,24 @@ py_features(PyObject *module, PyObject *args)
         goto done;
     }
     for (Py_ssize_t j = 0; j < nf; j++) {
-        PyObject *item = PySequence_Fast_GET_ITEM(seq, j), *name;
-        if (!PyArg_ParseTuple(item, "Oi:request", &name, &req[j].k) ||
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, j), *name, *given = Py_None;
+        const char *label = "out";
+        if (!PyArg_ParseTuple(item, "Oi|Os:request", &name, &req[j].k, &given, &label) ||
             (req[j].kind = kind_of(name)) < 0) {
             goto done;
         }
-        PyObject *a = lobpy_out(n, 0, NPY_FLOAT64);
+        PyObject *a = lobpy_out_given(given, NPY_FLOAT64, n, label);
         if (a == NULL) {
             goto done;
         }
         PyList_SET_ITEM(outs, j, a);
+        static const char *const in_names[7] = {"ts",     "valid",  "update_id", "bid_px",
+                                                "bid_sz", "ask_px", "ask_sz"};
+        for (int i = 0; i < 7; i++) {
+            if (lobpy_out_apart(a, label, in[i], in_names[i]) < 0) {
+                goto done;
+            }
+        }
         req[j].out = DATA(a);
     }
     lob_book_view b = {.n = n,
@@ -132,10 +142,15 @@ done:
 }
 
 static PyObject *
-py_trade_flow(PyObject *module, PyObject *args)
+py_trade_flow(PyObject *module, PyObject *args, PyObject *kwds)
 {
-    PyObject *o[5], *in[5] = {NULL}, *out[4] = {NULL}, *result = NULL;
-    if (!PyArg_ParseTuple(args, "OOOOO:trade_flow", &o[0], &o[1], &o[2], &o[3], &o[4])) {
+    static char *kwlist[] = {"ts", "valid", "trade_ts", "qty", "side", "out", NULL};
+    static const char *const out_names[4] = {"out['buy_volume']", "out['sell_volume']",
+                                             "out['signed_volume']", "out['trade_count']"};
+    static const char *const in_names[5] = {"ts", "valid", "trade ts", "trade qty", "trade side"};
+    PyObject *o[5], *outo = Py_None, *in[5] = {NULL}, *out[4] = {NULL}, *result = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOO|O:trade_flow", kwlist, &o[0], &o[1], &o[2],
+                                     &o[3], &o[4], &outo)) {
         return NULL;
     }
     if ((in[0] = lobpy_in_converted(o[0], NPY_INT64, 1, -1, "ts")) == NULL ||
@@ -145,47 +160,77 @@ py_trade_flow(PyObject *module, PyObject *args)
         (in[4] = lobpy_in_converted(o[4], NPY_INT8, 1, ROWS(in[2]), "trade side")) == NULL) {
         goto done;
     }
+    if (outo != Py_None && (!PyTuple_Check(outo) || PyTuple_GET_SIZE(outo) != 4)) {
+        PyErr_SetString(PyExc_ValueError, "trade_flow's out is None or a tuple of 4 arrays / None");
+        goto done;
+    }
     Py_ssize_t n = ROWS(in[0]), m = ROWS(in[2]);
+    double *dst[4] = {NULL};
     for (int i = 0; i < 4; i++) {
-        if ((out[i] = lobpy_out(n, 0, NPY_FLOAT64)) == NULL) {
+        PyObject *given = outo == Py_None ? Py_None : PyTuple_GET_ITEM(outo, i);
+        if (outo != Py_None && given == Py_None) {
+            continue; /* not asked for: not computed */
+        }
+        if ((out[i] = lobpy_out_given(given, NPY_FLOAT64, n, out_names[i])) == NULL) {
             goto done;
         }
+        for (int j = 0; j < 5; j++) {
+            if (lobpy_out_apart(out[i], out_names[i], in[j], in_names[j]) < 0) {
+                goto done;
+            }
+        }
+        dst[i] = DATA(out[i]);
     }
     lob_error err = {0};
     int rc;
     lobpy_nogil g;
     lobpy_nogil_begin(&g, &err);
     rc = lob_trade_flow(DATA(in[0]), DATA(in[1]), n, DATA(in[2]), DATA(in[3]), DATA(in[4]), m,
-                        DATA(out[0]), DATA(out[1]), DATA(out[2]), DATA(out[3]), &err);
+                        dst[0], dst[1], dst[2], dst[3], &err);
     lobpy_nogil_end(&g);
     if (rc < 0) {
         lobpy_raise(lobpy_get_state(module), rc, &err, NULL);
         goto done;
     }
-    result = PyTuple_Pack(4, out[0], out[1], out[2], out[3]);
+    result = PyTuple_New(4);
+    for (int i = 0; result != NULL && i < 4; i++) {
+        PyObject *v = out[i] != NULL ? out[i] : Py_None;
+        Py_INCREF(v);
+        PyTuple_SET_ITEM(result, i, v);
+    }
 done:
     release(in, 5);
     release(out, 4);
     return result;
 }
 
-/* rolling_sum / rolling_std share the argument handling; ddof < 0 selects the sum. */
+/* rolling_sum / rolling_std share the argument handling; ddof < 0 selects the sum.  `out`:
+ * the caller's array to write (None: a new one), named `name` in errors. */
 static PyObject *
 rolling(PyObject *module, PyObject *args, PyObject *kwds, int with_ddof)
 {
-    static char *kwlist[] = {"x", "rows", "span", "ts", "ddof", NULL};
-    static char *sum_kwlist[] = {"x", "rows", "span", "ts", NULL};
-    PyObject *xo, *tso = Py_None, *x = NULL, *ts = NULL, *out = NULL;
+    static char *kwlist[] = {"x", "rows", "span", "ts", "ddof", "out", "name", NULL};
+    static char *sum_kwlist[] = {"x", "rows", "span", "ts", "out", "name", NULL};
+    PyObject *xo, *tso = Py_None, *outo = Py_None, *x = NULL, *ts = NULL, *out = NULL;
+    const char *name = "out";
     long long rows = 0, span = 0;
-    int ddof = 1;
-    if (!PyArg_ParseTupleAndKeywords(
-            args, kwds, with_ddof ? "O|$LLOi:rolling_std" : "O|$LLO:rolling_sum",
-            with_ddof ? kwlist : sum_kwlist, &xo, &rows, &span, &tso, &ddof)) {
+    int ddof = 1, ok;
+    if (with_ddof) {
+        ok = PyArg_ParseTupleAndKeywords(args, kwds, "O|$LLOiOs:rolling_std", kwlist, &xo, &rows,
+                                         &span, &tso, &ddof, &outo, &name);
+    }
+    else {
+        ok = PyArg_ParseTupleAndKeywords(args, kwds, "O|$LLOOs:rolling_sum", sum_kwlist, &xo, &rows,
+                                         &span, &tso, &outo, &name);
+    }
+    if (!ok) {
         return NULL;
     }
     if ((x = lobpy_in_converted(xo, NPY_FLOAT64, 1, -1, "x")) == NULL ||
         (tso != Py_None && (ts = lobpy_in_converted(tso, NPY_INT64, 1, ROWS(x), "ts")) == NULL) ||
-        (out = lobpy_out(ROWS(x), 0, NPY_FLOAT64)) == NULL) {
+        (out = lobpy_out_given(outo, NPY_FLOAT64, ROWS(x), name)) == NULL ||
+        lobpy_out_apart(out, name, x, "x") < 0 || lobpy_out_apart(out, name, ts, "ts") < 0) {
+        Py_CLEAR(out);
         goto done;
     }
     lob_window w = {.rows = rows, .span = span, .ts = ts != NULL ? DATA(ts) : NULL};
@@ -220,12 +265,16 @@ py_rolling_std(PyObject *module, PyObject *args, PyObject *kwds)
 
 PyMethodDef lobpy_feature_methods[] = {
     {"features", py_features, METH_VARARGS,
-     "features(ts, valid, update_id, bid_px, bid_sz, ask_px, ask_sz, requests) -> [ndarray]"},
-    {"trade_flow", py_trade_flow, METH_VARARGS,
-     "trade_flow(ts, valid, trade_ts, qty, side) -> (buy, sell, signed, count)"},
+     "features(ts, valid, update_id, bid_px, bid_sz, ask_px, ask_sz, requests) -> [ndarray]; "
+     "requests: [(kind, k[, out, label])]"},
+    {"trade_flow", (PyCFunction)(void (*)(void))py_trade_flow, METH_VARARGS | METH_KEYWORDS,
+     "trade_flow(ts, valid, trade_ts, qty, side, out=None) -> (buy, sell, signed, count); out: "
+     "four arrays to write, None for a column not wanted"},
     {"rolling_sum", (PyCFunction)(void (*)(void))py_rolling_sum, METH_VARARGS | METH_KEYWORDS,
-     "rolling_sum(x, *, rows=0, span=0, ts=None) -> ndarray"},
+     "rolling_sum(x, *, rows=0, span=0, ts=None, out=None, name='out') -> ndarray: out when "
+     "given"},
     {"rolling_std", (PyCFunction)(void (*)(void))py_rolling_std, METH_VARARGS | METH_KEYWORDS,
-     "rolling_std(x, *, rows=0, span=0, ts=None, ddof=1) -> ndarray"},
+     "rolling_std(x, *, rows=0, span=0, ts=None, ddof=1, out=None, name='out') -> ndarray: out "
+     "when given"},
     {NULL, NULL, 0, NULL},
 };

@@ -196,6 +196,70 @@ stop_fn(void *ctx)
     return ++s->calls == s->at;
 }
 
+/* A book of many blocks (10 levels, empty levels, an invalid stretch, a bad row in an invalid
+ * one): all OFI levels at once (one contiguous pass per block) give what each level alone
+ * gives (a strided pass), bit for bit; the top-k sums match a direct sum. */
+static void
+test_features_blocks(void)
+{
+    enum { N = 1000, L = 10 };
+    double *bp = malloc(sizeof(double) * N * L), *bs = malloc(sizeof(double) * N * L);
+    double *ap = malloc(sizeof(double) * N * L), *as = malloc(sizeof(double) * N * L);
+    double *all = malloc(sizeof(double) * N * L), *one = malloc(sizeof(double) * N);
+    double *depth = malloc(sizeof(double) * N);
+    int64_t *ts = malloc(sizeof(int64_t) * N), *uid = malloc(sizeof(int64_t) * N);
+    uint8_t *valid = malloc(N);
+    if (!bp || !bs || !ap || !as || !all || !one || !depth || !ts || !uid || !valid) {
+        test_cond("memory", 0);
+        return;
+    }
+    uint64_t r = 12345;
+    for (int i = 0; i < N; i++) {
+        ts[i] = i;
+        uid[i] = i / 2;
+        valid[i] = !(i >= 300 && i < 310);
+        const double mid = 100.0 + (double)(i % 13) * 0.5;
+        for (int l = 0; l < L; l++) {
+            r = r * 6364136223846793005u + 1442695040888963407u;
+            const int empty = (r >> 40) % 17 == 0 && l > 2;
+            bp[i * L + l] = empty ? NAN : mid - 0.5 - l;
+            ap[i * L + l] = empty ? NAN : mid + 0.5 + l;
+            bs[i * L + l] = empty ? 0.0 : (double)((r >> 20) % 100) / 8.0;
+            as[i * L + l] = empty ? 0.0 : (double)((r >> 30) % 100) / 8.0;
+        }
+    }
+    bs[305 * L + 4] = -1.0; /* broken, but on an invalid row: not looked at */
+    lob_book_view b = {N, L, ts, valid, bp, bs, ap, as};
+    lob_feature f[L + 1];
+    for (int l = 0; l < L; l++) {
+        f[l] = (lob_feature){LOB_FT_OFI, l + 1, all + (size_t)l * N};
+    }
+    f[L] = (lob_feature){LOB_FT_BID_DEPTH, 7, depth};
+    lob_error err = {0};
+    int ok = lob_features(&b, uid, f, L + 1, &err) == 0;
+    for (int l = 0; ok && l < L; l++) {
+        lob_feature single = {LOB_FT_OFI, l + 1, one};
+        ok = lob_features(&b, uid, &single, 1, &err) == 0 &&
+             memcmp(one, all + (size_t)l * N, sizeof(double) * N) == 0;
+    }
+    test_cond("features: all OFI levels at once equal each level alone, bit for bit", ok);
+    ok = 1;
+    for (int i = 0; i < N && ok; i++) {
+        double s = 0.0;
+        for (int l = 0; l < 7; l++) {
+            s += bs[i * L + l];
+        }
+        ok = valid[i] ? depth[i] == s : isnan(depth[i]);
+    }
+    test_cond("features: top-7 bid depth over many blocks", ok);
+    bs[400 * L + 9] = -1.0; /* now on a valid row */
+    test_cond("features: a broken level in a block of valid rows is named",
+              lob_features(&b, uid, f, L + 1, &err) == LOB_E_ARG &&
+                  strstr(err.msg, "row 400 level 10") != NULL);
+    free(bp), free(bs), free(ap), free(as), free(all), free(one), free(depth), free(ts), free(uid);
+    free(valid);
+}
+
 static void
 test_stop_and_times(void)
 {
@@ -260,6 +324,33 @@ test_stop_and_times(void)
         test_cond("labels: the stop check stops the loop", rc == LOB_E_INTR && st.calls == 2);
     }
     free(upper);
+    /* a rows horizon over a clean series takes the one-pass vectorised path: it stops too,
+     * and gives log(x[i + 3] / x[i]) within an ulp, ts[i + 3], NaN / -1 at the end */
+    for (int64_t i = 0; i < n; i++) {
+        x[i] = 100.0 + (double)(i % 7);
+    }
+    lob_series clean = {x, ts, NULL, (size_t)n};
+    {
+        stop_at st = {0, 2};
+        lob_poll poll = {stop_fn, &st};
+        lob_error err = {0};
+        err.poll = &poll;
+        int rc = lob_label_return(&clean, (lob_horizon){3, 0}, out, known, &err);
+        test_cond("labels: the one-pass rows horizon stops at the poll",
+                  rc == LOB_E_INTR && st.calls == 2);
+        lob_error plain = {0};
+        rc = lob_label_return(&clean, (lob_horizon){3, 0}, out, known, &plain);
+        int ok = rc == 0;
+        for (int64_t i = 0; ok && i < n - 3; i++) {
+            const double want = log(x[i + 3] / x[i]);
+            ok = fabs(out[i] - want) <= nextafter(fabs(want), INFINITY) - fabs(want) &&
+                 known[i] == ts[i + 3];
+        }
+        for (int64_t i = n - 3; ok && i < n; i++) {
+            ok = isnan(out[i]) && known[i] == -1;
+        }
+        test_cond("labels: the one-pass rows horizon is log(x[i + k] / x[i]) within an ulp", ok);
+    }
     lob_error err = {0};
     test_cond("labels: t + h past INT64_MAX is past the data, not an overflow",
               lob_label_return(&s, (lob_horizon){0, INT64_MAX}, out, known, &err) == 0 &&
@@ -363,6 +454,7 @@ lob_test_kernels(void)
 {
     test_rolling();
     test_features();
+    test_features_blocks();
     test_labels();
     test_aggregate();
     test_stop_and_times();

@@ -5,7 +5,9 @@
 #include "core/kernels/features.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 static int
 needs_top_k(int kind)
@@ -31,18 +33,32 @@ check_request(const lob_book_view *b, const int64_t *update_id, const lob_featur
     return LOB_OK;
 }
 
+/* `v` where `c` is nonzero, else +0.0: a select on the bits, so that the compiler emits no
+ * branch (OFI's price comparisons are coin flips on real books: a branch per level and side
+ * mispredicted about every other row). */
+static inline double
+keep_if(int c, double v)
+{
+    uint64_t u;
+    memcpy(&u, &v, sizeof u);
+    u &= (uint64_t)0 - (uint64_t)(c != 0);
+    memcpy(&v, &u, sizeof v);
+    return v;
+}
+
 /* An empty level has a NaN price: for OFI it is a bid at -inf or an ask at +inf, so a level
- * that appears adds its size and one that disappears removes it. */
+ * that appears adds its size and one that disappears removes it.  Written as a comparison
+ * that is false for NaN, which is exactly one maxsd / minsd (no branch). */
 static inline double
 bid_key(double p)
 {
-    return isnan(p) ? -INFINITY : p;
+    return p > -INFINITY ? p : -INFINITY;
 }
 
 static inline double
 ask_key(double p)
 {
-    return isnan(p) ? INFINITY : p;
+    return p < INFINITY ? p : INFINITY;
 }
 
 /* Rows are processed in blocks that stay in L1/L2: each feature is one tight loop over
@@ -53,20 +69,76 @@ ask_key(double p)
 typedef struct {
     double now[BLOCK];  /* 0 where the row is valid, NaN where not */
     double pair[BLOCK]; /* 0 where the row and the one before are valid */
-    int64_t stride;     /* kmax + 1: the top-k sums of one row, side by side */
+    double *ofi;        /* OFI of every level of the block's rows, [row][level]; or NULL */
 } masks;
+
+#define CHUNK 256 /* values per fixed-count inner loop (vectorised at -O2) */
 
 static inline double
 ofi_of(double pb, double pb0, double qb, double qb0, double pa, double pa0, double qa, double qa0)
 {
     pb = bid_key(pb), pb0 = bid_key(pb0), pa = ask_key(pa), pa0 = ask_key(pa0);
-    return (pb >= pb0 ? qb : 0.0) - (pb <= pb0 ? qb0 : 0.0) - (pa <= pa0 ? qa : 0.0) +
-           (pa >= pa0 ? qa0 : 0.0);
+    return keep_if(pb >= pb0, qb) - keep_if(pb <= pb0, qb0) - keep_if(pa <= pa0, qa) +
+           keep_if(pa >= pa0, qa0);
+}
+
+/* OFI of every level of rows [r0, r1) into buf[(r - r0) * L + l] (row 0 has no row before
+ * it: left alone).  The book is [row][level], so this is one contiguous pass over the block,
+ * each entry against the one L back: vector code, where one level at a time would stride
+ * through memory. */
+LOB_VECTOR_CLONES static void
+ofi_all_levels(const lob_book_view *b, int64_t r0, int64_t r1, double *restrict buf)
+{
+    const int64_t L = b->levels, k1 = (r1 - r0) * L;
+    const double *restrict bp = b->bid_px + r0 * L, *restrict bs = b->bid_sz + r0 * L;
+    const double *restrict ap = b->ask_px + r0 * L, *restrict as = b->ask_sz + r0 * L;
+    int64_t k = r0 == 0 ? L : 0;
+    for (; k + CHUNK <= k1; k += CHUNK) {
+        for (int j = 0; j < CHUNK; j++) {
+            const int64_t o = k + j, p = o - L;
+            buf[o] = ofi_of(bp[o], bp[p], bs[o], bs[p], ap[o], ap[p], as[o], as[p]);
+        }
+    }
+    for (; k < k1; k++) {
+        buf[k] = ofi_of(bp[k], bp[k - L], bs[k], bs[k - L], ap[k], ap[k - L], as[k], as[k - L]);
+    }
+}
+
+/* 1 when every level of rows [r0, r1) is well formed: an empty level is NaN price and 0 size,
+ * sizes are >= 0.  For blocks of valid rows only: one contiguous branch-free pass. */
+LOB_VECTOR_CLONES static int
+levels_ok(const lob_book_view *b, int64_t r0, int64_t r1)
+{
+    const int64_t L = b->levels, k0 = r0 * L, k1 = r1 * L;
+    const double *restrict bp = b->bid_px, *restrict bs = b->bid_sz;
+    const double *restrict ap = b->ask_px, *restrict as = b->ask_sz;
+    int64_t bad = 0, k = k0;
+    for (; k + CHUNK <= k1; k += CHUNK) {
+        for (int j = 0; j < CHUNK; j++) {
+            const int64_t o = k + j;
+            bad |= (int64_t) !(bs[o] >= 0.0) | (int64_t) !(as[o] >= 0.0) |
+                   ((int64_t)(bp[o] != bp[o]) & (int64_t)(bs[o] != 0.0)) |
+                   ((int64_t)(ap[o] != ap[o]) & (int64_t)(as[o] != 0.0));
+        }
+    }
+    for (; k < k1; k++) {
+        bad |= (int64_t) !(bs[k] >= 0.0) | (int64_t) !(as[k] >= 0.0) |
+               ((int64_t)(bp[k] != bp[k]) & (int64_t)(bs[k] != 0.0)) |
+               ((int64_t)(ap[k] != ap[k]) & (int64_t)(as[k] != 0.0));
+    }
+    return bad == 0;
 }
 
 static int
 check_rows(const lob_book_view *b, int64_t r0, int64_t r1, lob_error *err)
 {
+    int all_valid = 1;
+    for (int64_t r = r0; r < r1; r++) {
+        all_valid &= b->valid[r] != 0;
+    }
+    if (all_valid && levels_ok(b, r0, r1)) {
+        return LOB_OK;
+    }
     const int64_t L = b->levels;
     for (int64_t r = r0; r < r1; r++) {
         if (!b->valid[r]) {
@@ -88,6 +160,35 @@ check_rows(const lob_book_view *b, int64_t r0, int64_t r1, lob_error *err)
     return LOB_OK;
 }
 
+/* Sizes and price x size over the top 0..kmax levels of rows [r0, r1), per side, laid out
+ * [k][row] (plane k at k * BLOCK): level by level across the rows, so that every loop runs
+ * over contiguous rows and has no per-row exit to mispredict; each row's sums add the same
+ * values in the same order as a loop over its levels would. */
+static void
+top_k_sums(const lob_book_view *b, int64_t r0, int64_t r1, int kmax, double *bsz, double *asz,
+           double *bn, double *an)
+{
+    const int64_t L = b->levels, nb = r1 - r0;
+    for (int64_t i = 0; i < nb; i++) {
+        bsz[i] = asz[i] = bn[i] = an[i] = 0.0;
+    }
+    for (int l = 0; l < kmax; l++) {
+        const double *restrict qb = b->bid_sz + r0 * L + l, *restrict qa = b->ask_sz + r0 * L + l;
+        const double *restrict pb = b->bid_px + r0 * L + l, *restrict pa = b->ask_px + r0 * L + l;
+        const double *restrict sb0 = bsz + l * BLOCK, *restrict sa0 = asz + l * BLOCK;
+        const double *restrict nb0 = bn + l * BLOCK, *restrict na0 = an + l * BLOCK;
+        double *restrict sb = bsz + (l + 1) * BLOCK, *restrict sa = asz + (l + 1) * BLOCK;
+        double *restrict nb1 = bn + (l + 1) * BLOCK, *restrict na1 = an + (l + 1) * BLOCK;
+        for (int64_t i = 0; i < nb; i++) {
+            const double vb = qb[i * L], va = qa[i * L];
+            sb[i] = sb0[i] + vb;
+            sa[i] = sa0[i] + va;
+            nb1[i] = nb0[i] + keep_if(vb > 0.0, pb[i * L] * vb); /* an empty level adds 0 */
+            na1[i] = na0[i] + keep_if(va > 0.0, pa[i * L] * va);
+        }
+    }
+}
+
 /* One feature over rows [r0, r1) of a block; `cum` holds the top-level sums of the block. */
 static void
 feature_block(const lob_book_view *b, const int64_t *uid, const lob_feature *f, int64_t r0,
@@ -95,10 +196,10 @@ feature_block(const lob_book_view *b, const int64_t *uid, const lob_feature *f, 
 {
     const int64_t L = b->levels, nb = r1 - r0;
     const double *bp = b->bid_px, *bs = b->bid_sz, *ap = b->ask_px, *as = b->ask_sz;
-    /* top-k sums of row i are at [i * stride + k] */
-    const int64_t stride = m->stride;
-    const double *bsz = cum[0] + f->k, *asz = cum[1] + f->k, *bn = cum[2] + f->k,
-                 *an = cum[3] + f->k;
+    /* top-k sums of row i are at [k * BLOCK + i] */
+    const int64_t plane = (int64_t)f->k * BLOCK;
+    const double *bsz = cum[0] + plane, *asz = cum[1] + plane, *bn = cum[2] + plane,
+                 *an = cum[3] + plane;
     double *out = f->out + r0;
     switch (f->kind) {
     case LOB_FT_MID:
@@ -114,8 +215,7 @@ feature_block(const lob_book_view *b, const int64_t *uid, const lob_feature *f, 
         break;
     case LOB_FT_WMID:
         for (int64_t i = 0; i < nb; i++) {
-            out[i] = 0.5 * (bn[i * stride] / bsz[i * stride] + an[i * stride] / asz[i * stride]) +
-                     m->now[i];
+            out[i] = 0.5 * (bn[i] / bsz[i] + an[i] / asz[i]) + m->now[i];
         }
         break;
     case LOB_FT_SPREAD:
@@ -131,22 +231,27 @@ feature_block(const lob_book_view *b, const int64_t *uid, const lob_feature *f, 
         break;
     case LOB_FT_IMBALANCE:
         for (int64_t i = 0; i < nb; i++) {
-            out[i] = (bsz[i * stride] - asz[i * stride]) / (bsz[i * stride] + asz[i * stride]) +
-                     m->now[i];
+            out[i] = (bsz[i] - asz[i]) / (bsz[i] + asz[i]) + m->now[i];
         }
         break;
     case LOB_FT_BID_DEPTH:
         for (int64_t i = 0; i < nb; i++) {
-            out[i] = bsz[i * stride] + m->now[i];
+            out[i] = bsz[i] + m->now[i];
         }
         break;
     case LOB_FT_ASK_DEPTH:
         for (int64_t i = 0; i < nb; i++) {
-            out[i] = asz[i * stride] + m->now[i];
+            out[i] = asz[i] + m->now[i];
         }
         break;
     case LOB_FT_OFI: {
         const int64_t l = f->k - 1;
+        if (m->ofi != NULL) { /* every level's OFI is in the block buffer */
+            for (int64_t i = r0 == 0; i < nb; i++) {
+                out[i] = m->ofi[i * L + l] + m->pair[i];
+            }
+            break;
+        }
         for (int64_t i = r0 == 0; i < nb; i++) {
             const int64_t o = (r0 + i) * L + l, p = o - L;
             out[i] = ofi_of(bp[o], bp[p], bs[o], bs[p], ap[o], ap[p], as[o], as[p]) + m->pair[i];
@@ -183,15 +288,16 @@ lob_features(const lob_book_view *b, const int64_t *update_id, const lob_feature
         return lob_error_set(err, LOB_E_ARG, "a book needs at least one level");
     }
     LOB_FORWARD_IF_ERROR(lob_check_times(b->ts, b->n, 1, "ts", err));
-    int kmax = 0;
+    int kmax = 0, nofi = 0;
     for (int j = 0; j < nf; j++) {
         LOB_FORWARD_IF_ERROR(check_request(b, update_id, &f[j], err));
         if (needs_top_k(f[j].kind) && f[j].k > kmax) {
             kmax = f[j].k;
         }
+        nofi += f[j].kind == LOB_FT_OFI;
     }
     /* per block: sizes and price x size summed over the top 0..kmax levels, per side,
-     * laid out [quantity][row][k]: one row's sums are written side by side */
+     * laid out [quantity][k][row] (see top_k_sums()) */
     const size_t plane = (size_t)(kmax + 1) * BLOCK;
     double *scratch = malloc(sizeof(double) * 4 * plane + sizeof(masks));
     if (scratch == NULL) {
@@ -202,8 +308,13 @@ lob_features(const lob_book_view *b, const int64_t *update_id, const lob_feature
     double *bsz = scratch, *asz = scratch + plane, *bn = scratch + 2 * plane,
            *an = scratch + 3 * plane;
     masks *m = (masks *)(scratch + 4 * plane);
-    m->stride = kmax + 1;
     const int64_t L = b->levels;
+    /* several OFI levels: all of them in one pass per block (one level: strided, as needed) */
+    m->ofi = NULL;
+    if (nofi > 1 && (m->ofi = malloc(sizeof(double) * BLOCK * (size_t)L)) == NULL) {
+        free(scratch);
+        return lob_error_set(err, LOB_E_NOMEM, "out of memory");
+    }
     int rc = LOB_OK;
     for (int64_t r0 = 0; r0 < b->n; r0 += BLOCK) {
         const int64_t r1 = r0 + BLOCK < b->n ? r0 + BLOCK : b->n;
@@ -217,26 +328,16 @@ lob_features(const lob_book_view *b, const int64_t *update_id, const lob_feature
             m->pair[r - r0] = b->valid[r] && r > 0 && b->valid[r - 1] ? 0.0 : NAN;
         }
         if (kmax > 0) {
-            for (int64_t r = r0; r < r1; r++) {
-                const int64_t i = r - r0, o = r * L;
-                double sb = 0.0, sa = 0.0, nbid = 0.0, nask = 0.0;
-                double *rb = bsz + i * (kmax + 1), *ra = asz + i * (kmax + 1);
-                double *rbn = bn + i * (kmax + 1), *ran = an + i * (kmax + 1);
-                rb[0] = ra[0] = rbn[0] = ran[0] = 0.0;
-                for (int l = 0; l < kmax; l++) {
-                    const double qb = b->bid_sz[o + l], qa = b->ask_sz[o + l];
-                    sb += qb;
-                    sa += qa;
-                    nbid += qb > 0.0 ? b->bid_px[o + l] * qb : 0.0; /* an empty level adds 0 */
-                    nask += qa > 0.0 ? b->ask_px[o + l] * qa : 0.0;
-                    rb[l + 1] = sb, ra[l + 1] = sa, rbn[l + 1] = nbid, ran[l + 1] = nask;
-                }
-            }
+            top_k_sums(b, r0, r1, kmax, bsz, asz, bn, an);
+        }
+        if (m->ofi != NULL) {
+            ofi_all_levels(b, r0, r1, m->ofi);
         }
         for (int j = 0; j < nf; j++) {
             feature_block(b, update_id, &f[j], r0, r1, cum, m);
         }
     }
+    free(m->ofi);
     free(scratch);
     return rc;
 }

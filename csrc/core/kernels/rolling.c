@@ -12,6 +12,36 @@
 #include "core/kernels/rolling.h"
 
 #include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#define SQRT_BLOCK 256 /* values per vectorised inner loop */
+
+/* v[i] = sqrt(max(v[i], 0)) over [0, n), or sqrt(v[i]) when !clamp (NaN stays NaN): the
+ * sliding loop leaves the variances and this pass takes their roots in vector code (sqrt
+ * rounds correctly: the same bits as one at a time), so the root, slower than the update,
+ * is off the loop.  Fixed inner counts: gcc -O2 vectorises them. */
+LOB_VECTOR_CLONES static void
+sqrt_in_place(double *restrict v, int64_t n, int clamp)
+{
+    int64_t i = 0;
+    for (; i + SQRT_BLOCK <= n; i += SQRT_BLOCK) {
+        double *restrict b = v + i;
+        if (clamp) {
+            for (int j = 0; j < SQRT_BLOCK; j++) {
+                b[j] = sqrt(b[j] > 0.0 ? b[j] : 0.0);
+            }
+        }
+        else {
+            for (int j = 0; j < SQRT_BLOCK; j++) {
+                b[j] = sqrt(b[j]);
+            }
+        }
+    }
+    for (; i < n; i++) {
+        v[i] = sqrt(clamp && !(v[i] > 0.0) ? 0.0 : v[i]);
+    }
+}
 
 /* End of the block holding row i: the next multiple of LOB_POLL_ROWS, or e.  i is an array
  * index (< PTRDIFF_MAX / 8), so the rounding up cannot overflow. */
@@ -103,9 +133,10 @@ var_remove(acc *a, double v)
 
 /* Welford's updates drift by rounding: rebuild mean and M2 exactly (two passes) now and
  * then -- a fraction of a pass overall -- and whenever the window holds a single repeated
- * value, whose deviation is exactly 0. */
-static void
-var_rebuild(acc *a, const double *x, int64_t from, int64_t to)
+ * value, whose deviation is exactly 0.  Returned by value: a loop whose accumulator had its
+ * address taken would keep it in memory, and every update would wait on a store. */
+static acc
+var_rebuilt(acc a, const double *x, int64_t from, int64_t to)
 {
     double mean = 0.0, m2 = 0.0;
     for (int64_t j = from; j < to; j++) {
@@ -115,8 +146,9 @@ var_rebuild(acc *a, const double *x, int64_t from, int64_t to)
     for (int64_t j = from; j < to; j++) {
         m2 += (x[j] - mean) * (x[j] - mean);
     }
-    a->mean = mean;
-    a->m2 = m2;
+    a.mean = mean;
+    a.m2 = m2;
+    return a;
 }
 
 /* M2 fell below 2^-20 of what it was (a large value left the window): the update
@@ -197,22 +229,85 @@ seg_rows(const double *x, int64_t s, int64_t e, int64_t rows, int ddof, double *
         a.m2 = 0.0;
     }
     out[i - 1] = sqrt(nonneg(a.m2) * scale);
+    /* last: the latest row whose value differs from the row before (the window ending at i
+     * holds one repeated value when i - last >= rows - 1); next: the row where the next
+     * rebuild is due (every `every` updates that were not of such a window) */
+    int64_t last = i - run, next = i + every - 1;
     do {
-        const int64_t b = block_end(i, e);
-        for (; i < b && !isnan(x[i]); i++) {
+        const int64_t b = block_end(i, e), from = i;
+        for (; i < b; i++) {
             const double v = x[i], old = x[i - rows], mean0 = a.mean, delta = v - old, m2 = a.m2;
             a.mean += delta * inv;
             a.m2 += delta * ((v - a.mean) + (old - mean0));
-            run = v == x[i - 1] ? run + 1 : 1;
-            if (run >= rows) {
-                a.mean = v;
-                a.m2 = 0.0;
+            /* branch-free bookkeeping and one rarely taken branch: a NaN (the segment ends
+             * here, this update is dropped with it), one repeated value (exactly 0), or a
+             * rebuild is due */
+            last = v != x[i - 1] ? i : last;
+            const int flat = i - last >= rows - 1;
+            if (flat | (i == next) | cancelled(a.m2, m2) | (v != v)) {
+                if (v != v) {
+                    break;
+                }
+                if (flat) {
+                    a.mean = v;
+                    a.m2 = 0.0;
+                    next++; /* not an update that counts towards a rebuild */
+                }
+                else {
+                    a = var_rebuilt(a, x, i - rows + 1, i + 1);
+                    next = i + every;
+                }
             }
-            else if (++steps == every || cancelled(a.m2, m2)) {
-                var_rebuild(&a, x, i - rows + 1, i + 1);
-                steps = 0;
+            out[i] = a.m2 * scale; /* the variance: its root (of >= 0) below */
+        }
+        sqrt_in_place(out + from, i - from, scale == scale);
+        more = next_block(i, b, e, err, &rc);
+    } while (more > 0);
+    return rc < 0 ? rc : i;
+}
+
+/* `a` where `c` is nonzero, else `b`: a select on the bits, which the compiler cannot turn
+ * into a branch. */
+static inline double
+pick(int c, double a, double b)
+{
+    uint64_t ua, ub, m = (uint64_t)0 - (uint64_t)(c != 0);
+    memcpy(&ua, &a, sizeof ua);
+    memcpy(&ub, &b, sizeof ub);
+    ua = (ua & m) | (ub & ~m);
+    memcpy(&a, &ua, sizeof a);
+    return a;
+}
+
+/* One segment of a time-window sum (span > 0), as seg_span() computes it.  Rows leave the
+ * window about one per new row, but 0, 1, 2 or more at random: a loop that removes them
+ * mispredicts its exit about once a row.  So two removals are tried without a branch (each
+ * computed, then kept or not by a select: the same additions in the same order as the
+ * loop), and the loop takes the rest. */
+static int64_t
+seg_span_sum(const double *x, const int64_t *ts, int64_t s, int64_t e, int64_t span, double *out,
+             lob_error *err)
+{
+    acc a = {0};
+    int64_t tail = s, i = s;
+    int rc = LOB_OK, more;
+    do {
+        const int64_t b = block_end(i, e);
+        for (; i < b && !isnan(x[i]); i++) {
+            sum_add(&a, x[i]);
+            const int64_t since = ts[i] - span;    /* ts <= since has left the window */
+            for (int step = 0; step < 2; step++) { /* tail <= i, whose ts > since */
+                acc r = a;
+                sum_add(&r, -x[tail]);
+                const int gone = ts[tail] <= since;
+                a.sum = pick(gone, r.sum, a.sum);
+                a.comp = pick(gone, r.comp, a.comp);
+                tail += gone;
             }
-            out[i] = sqrt(nonneg(a.m2) * scale);
+            for (; ts[tail] <= since; tail++) {
+                sum_add(&a, -x[tail]);
+            }
+            out[i] = ts[i] - ts[s] < span ? NAN : a.sum + a.comp; /* NaN: not yet full */
         }
         more = next_block(i, b, e, err, &rc);
     } while (more > 0);
@@ -260,7 +355,7 @@ seg_span(const double *x, const int64_t *ts, int64_t s, int64_t e, int64_t span,
                     a.m2 = 0.0;
                 }
                 else if (++steps == every || cancelled(a.m2, m2)) {
-                    var_rebuild(&a, x, tail, i + 1);
+                    a = var_rebuilt(a, x, tail, i + 1);
                     steps = 0;
                 }
             }
@@ -286,8 +381,9 @@ roll(const double *x, int64_t n, const lob_window *w, int ddof, double *out, lob
             LOB_FORWARD_IF_ERROR(lob_poll_stop(err));
             polled = s;
         }
-        int64_t e = w->rows > 0 ? seg_rows(x, s, n, w->rows, ddof, out, err)
-                                : seg_span(x, w->ts, s, n, w->span, ddof, out, err);
+        int64_t e = w->rows > 0               ? seg_rows(x, s, n, w->rows, ddof, out, err)
+                    : w->span > 0 && ddof < 0 ? seg_span_sum(x, w->ts, s, n, w->span, out, err)
+                                              : seg_span(x, w->ts, s, n, w->span, ddof, out, err);
         if (e < 0) {
             return (int)e;
         }
