@@ -116,7 +116,7 @@ def speed(rounds: int, replays: int = REPLAYS) -> dict:
     """Equality first, then medians of ``rounds`` interleaved rounds (lobfast 5 calls a round)."""
     import order_book
     import sortedcontainers
-    from common import median, spread, time_side_by_side
+    from common import time_side_by_side
     from competitors import book_python
 
     base = lobfast.read_binance(str(source())).depth
@@ -132,23 +132,32 @@ def speed(rounds: int, replays: int = REPLAYS) -> dict:
             check_same(f"{DATASET[0]} x{replays}: {tool}", expected, fn())
     times = time_side_by_side(tools, rounds, inner={LOBFAST: 5})
     return {
+        **_summary(depth, expected, replays, rounds, times),
+        "base_rows": len(base),
+        "snapshot_levels": [
+            int(np.count_nonzero((base.flags & Flags.SNAPSHOT != 0) & (base.side == s))) for s in (1, -1)
+        ],
+        "versions": {
+            "order-book": _dist_version("order-book", getattr(order_book, "__version__", "?")),
+            "sortedcontainers": sortedcontainers.__version__,
+        },
+    }
+
+
+def _summary(depth, expected: dict, replays: int, rounds: int, times: dict) -> dict:
+    """What every book comparison reports: the workload and each tool's median, spread and calls."""
+    from common import median, spread
+
+    return {
         "dataset": DATASET[0],
         "replays": replays,
         "rounds": rounds,
         "rows": len(depth),
         "updates": level_updates(depth),
         "messages": len(expected["bid_px"]),
-        "base_rows": len(base),
-        "snapshot_levels": [
-            int(np.count_nonzero((base.flags & Flags.SNAPSHOT != 0) & (base.side == s))) for s in (1, -1)
-        ],
         "median_s": {t: median(v) for t, v in times.items()},
         "spread": {t: spread(v) for t, v in times.items()},
         "calls": {t: len(v) for t, v in times.items()},
-        "versions": {
-            "order-book": _dist_version("order-book", getattr(order_book, "__version__", "?")),
-            "sortedcontainers": sortedcontainers.__version__,
-        },
     }
 
 
@@ -205,7 +214,6 @@ def vs_hftbacktest(rounds: int, replays: int = REPLAYS) -> dict:
     ticks and sizes per message are checked equal to lobfast's before timing.  Each round
     times lobfast 5 times in this process and the peer once (its replay loop only), in an
     order that rotates; medians."""
-    from common import median, spread
 
     py, why = hft_python()
     if py is None:
@@ -268,18 +276,7 @@ def vs_hftbacktest(rounds: int, replays: int = REPLAYS) -> dict:
     finally:
         peer.stdin.close()
         peer.wait(timeout=60)
-    return {
-        "dataset": DATASET[0],
-        "replays": replays,
-        "rounds": rounds,
-        "rows": len(depth),
-        "updates": level_updates(depth),
-        "messages": len(expected["bid_px"]),
-        "median_s": {t: median(v) for t, v in times.items()},
-        "spread": {t: spread(v) for t, v in times.items()},
-        "calls": {t: len(v) for t, v in times.items()},
-        "load": (load0, load1),
-    }
+    return {**_summary(depth, expected, replays, rounds, times), "load": (load0, load1)}
 
 
 def hftbacktest_lines(r: dict) -> list[str]:

@@ -69,6 +69,15 @@ def _reader(fmt: str, symbol, on_error: str, start, end, max_line: int = MAX_LIN
     return _core.Reader(fmt, **kw)
 
 
+def open_part(r: _core.Reader, path: str, span: Any, line0: int) -> None:
+    """Open ``path`` in the reader ``r``: the part of it a time index found (``span``, with
+    ``line0`` lines before it), or all of it when ``span`` is None."""
+    if span is None:
+        r.open(path)
+    else:
+        r.open(path, span=span, line0=line0)
+
+
 def _market_data(tables: dict[str, dict[str, np.ndarray]], stats: dict[str, Any]) -> MarketData:
     return MarketData(
         depth=DepthEvents(**tables["depth"]),

@@ -27,6 +27,7 @@ import numpy as np
 
 from . import _core
 from .errors import LobError, LobWarning
+from .reading import open_part
 from .sidecar import Checkpoints, CorruptCheckpoint, source_stamp
 
 # Five minutes of receive time between checkpoints: replaying that much of a busy USD-M
@@ -161,10 +162,7 @@ class Window:
             try:
                 for _, path, span, line0 in self._opens(at, _END, k):
                     r.checkpoints()  # those of the files before k are kept already
-                    if span is None:
-                        r.open(path)
-                    else:
-                        r.open(path, span=span, line0=line0)
+                    open_part(r, path, span, line0)
                     r.pump()
             finally:
                 r.close()

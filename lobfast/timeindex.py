@@ -32,7 +32,7 @@ from . import _core, replay, sidecar
 from .containers import MarketData
 from .errors import LobError, LobWarning, lob_error
 from .frame import empty_columns
-from .reading import MAX_LINE, Paths, _market_data, _reader, check_max_line, expand_paths
+from .reading import MAX_LINE, Paths, _market_data, _reader, check_max_line, expand_paths, open_part
 from .sidecar import ENTRY
 from .times import to_ns
 
@@ -638,10 +638,7 @@ class TimeIndex:
             opens = [(f.path, span, line0) for f, _, (span, line0) in parts]
         try:
             for path, span, line0 in opens:
-                if span is None:
-                    r.open(path)
-                else:
-                    r.open(path, span=span, line0=line0)
+                open_part(r, path, span, line0)
                 r.pump()
         finally:
             r.close()
