@@ -38,7 +38,7 @@ from . import _core
 from .frame import Frame, LabelFrame
 from .windowing import Normalizer, _as_rows, _positive, as_features, first_nonfinite, window_index
 
-__all__ = ["BatchLoader", "WindowDataset", "collate_batch", "loader"]
+__all__ = ["BatchLoader", "PanelDataset", "WindowDataset", "collate_batch", "loader"]
 
 _NP = {torch.float32: np.float32, torch.float64: np.float64}
 
@@ -198,6 +198,90 @@ class WindowDataset(torch.utils.data.Dataset):
         return f"WindowDataset({len(self)} windows of {self.T}x{self.X.shape[1]}, {labels}, dropped {self.dropped})"
 
 
+class PanelDataset(torch.utils.data.Dataset):
+    """Windows of many symbols as one dataset: one :class:`WindowDataset` per symbol (its own
+    rows, labels, normaliser and usable windows), so a window never crosses a symbol, an
+    invalid row or anything its symbol's dataset leaves out.  Items are ``(window, label,
+    symbol id)`` (``(window, symbol id)`` without labels); a batch gathers each symbol's
+    windows with that dataset's one C call.  Positions run through the symbols in order:
+    :func:`lobfast.train.predict` returns the predictions of ``parts[0]``, then ``parts[1]``...
+
+    Build each part on the same split times (``indices=`` from one
+    :func:`lobfast.split.chronological` / ``walk_forward`` cut per symbol at the same
+    boundaries) to train one pooled model honestly.
+
+    Parameters
+    ----------
+    parts : ``{symbol: WindowDataset}``; every part has the same window length, number of
+        features and dtype, and all or none have labels.
+    """
+
+    def __init__(self, parts: Any) -> None:
+        if not parts:
+            raise ValueError("a panel needs at least one symbol: {symbol: WindowDataset}")
+        self.symbols = [str(s) for s in parts]
+        self.parts = list(parts.values())
+        first = self.parts[0]
+        for sym, p in zip(self.symbols, self.parts):
+            if not isinstance(p, WindowDataset):
+                raise TypeError(f"parts[{sym!r}] must be a WindowDataset, not {type(p).__name__}")
+            same = (p.T, p.X.shape[1], p.dtype, p.labelled) == (first.T, first.X.shape[1], first.dtype, first.labelled)
+            if not same:
+                raise ValueError(
+                    f"parts[{sym!r}] has windows of {p.T}x{p.X.shape[1]} {p.dtype}, labelled={p.labelled}; "
+                    f"parts[{self.symbols[0]!r}] {first.T}x{first.X.shape[1]} {first.dtype}, labelled={first.labelled}"
+                )
+        self.T, self.dtype, self.names = first.T, first.dtype, first.names
+        self.offsets = np.cumsum([0] + [len(p) for p in self.parts])
+        self.symbol = np.repeat(np.arange(len(self.parts)), np.diff(self.offsets))  # symbol id per position
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    @property
+    def labelled(self) -> bool:
+        return self.parts[0].labelled
+
+    @property
+    def y(self) -> np.ndarray:
+        """The labels of every window, in panel order (what the training loop checks)."""
+        return self.targets
+
+    @property
+    def targets(self) -> np.ndarray:
+        return np.concatenate([p.targets for p in self.parts])
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"window {i} out of range for {len(self)} windows")
+        return tuple(t[0] for t in self.batch([i % len(self)]))
+
+    def __getitems__(self, positions: Sequence[int]) -> tuple[torch.Tensor, ...]:
+        return self.batch(positions)
+
+    def batch(self, positions: Any) -> tuple[torch.Tensor, ...]:
+        """``(x, y, symbol)`` for panel positions (``(x, symbol)`` without labels)."""
+        pos = np.asarray(positions, dtype=np.int64)
+        sym = self.symbol[pos]
+        x = torch.empty((len(pos), self.T, self.parts[0].X.shape[1]), dtype=self.dtype)
+        ys = None
+        for k in np.unique(sym):
+            at = np.flatnonzero(sym == k)
+            part = self.parts[k].batch(pos[at] - self.offsets[k])
+            rows = torch.from_numpy(at)
+            x[rows] = part[0]
+            if self.labelled:
+                if ys is None:
+                    ys = torch.empty((len(pos), *part[1].shape[1:]), dtype=part[1].dtype)
+                ys[rows] = part[1]
+        ids = torch.from_numpy(sym.astype(np.int64))
+        return (x, ys, ids) if self.labelled else (x, ids)
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{s} {len(p)}" for s, p in zip(self.symbols, self.parts))
+        return f"PanelDataset({len(self)} windows of {self.T}x{self.parts[0].X.shape[1]}: {counts})"
+
+
 def _labels(y: Any, X: Any, n: int) -> np.ndarray:
     if isinstance(y, LabelFrame):
         if isinstance(X, Frame) or hasattr(X, "ts"):
@@ -246,8 +330,8 @@ class BatchLoader:
     """
 
     def __init__(self, dataset, batch_size, shuffle, seed, drop_last, device):
-        if not isinstance(dataset, WindowDataset):
-            raise TypeError(f"loader() takes a WindowDataset, not {type(dataset).__name__}")
+        if not isinstance(dataset, (WindowDataset, PanelDataset)):
+            raise TypeError(f"loader() takes a WindowDataset or PanelDataset, not {type(dataset).__name__}")
         self.dataset = dataset
         self.batch_size = _positive(batch_size, "batch_size")
         self.shuffle, self.seed, self.drop_last = bool(shuffle), int(seed), bool(drop_last)

@@ -53,7 +53,7 @@ from . import evaluate as _evaluate
 from ._version import __version__ as _LOBFAST_VERSION
 from .errors import _require
 from .split import Split
-from .torch import BatchLoader, WindowDataset, loader
+from .torch import BatchLoader, PanelDataset, WindowDataset, loader
 from .windowing import Normalizer, TargetScaler
 
 __all__ = [
@@ -102,9 +102,11 @@ def resolve_device(device: Any = "auto") -> torch.device:
 def _as_loader(data: Any, batch_size: int, shuffle: bool, seed: int, device: torch.device) -> BatchLoader:
     if isinstance(data, BatchLoader):
         return data
-    if isinstance(data, WindowDataset):
+    if isinstance(data, (WindowDataset, PanelDataset)):
         return loader(data, batch_size, shuffle=shuffle, seed=seed, device=device)
-    raise TypeError(f"training data must be a WindowDataset or lobfast.torch loader, not {type(data).__name__}")
+    raise TypeError(
+        f"training data must be a WindowDataset, PanelDataset or lobfast.torch loader, not {type(data).__name__}"
+    )
 
 
 def _criterion(
@@ -183,7 +185,7 @@ def _evaluate_loss(model, data: BatchLoader, crit, device, dtype, amp: str | Non
     model.eval()
     total, count = 0.0, 0
     with torch.no_grad():
-        for x, y in data:
+        for x, y, *_ in data:  # a panel's batches carry the symbol too
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             y = y.to(dtype) if y.is_floating_point() else y
             with _autocast(device, amp):
@@ -306,7 +308,7 @@ def fit(
         model.train()
         total, count = 0.0, 0
         bar = _bar(len(tr), f"epoch {epoch + 1}/{epochs}", progress)
-        for x, y in tr:
+        for x, y, *_ in tr:
             x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
             y = y.to(dtype) if y.is_floating_point() else y
             opt.zero_grad(set_to_none=True)
