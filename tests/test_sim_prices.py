@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -265,6 +266,84 @@ def test_fits_on_the_real_btcusdt_mid(btc_mid):
     assert all(math.isfinite(v) for v in merton.params.values()) and math.isfinite(merton.loglik)
     fast = Merton.fit(ts, mid)
     assert all(math.isfinite(v) for v in fast.params.values()) and fast.sigma > 0
+
+
+# --- no drift unless asked ------------------------------------------------------------------
+
+
+def test_fits_report_the_drift_with_its_standard_error(btc_mid):
+    # six minutes of the real mid: sigma ~0.4 / yr, so the drift's standard error is sigma /
+    # sqrt(345 s in years) ~ 100 / yr, and a fitted drift of that size is noise
+    ts, mid = btc_mid
+    years = (ts[-1] - ts[0]) / 1e9 / YEAR_S
+    gbm = GBM.fit(ts, mid)
+    assert gbm.mu_se == pytest.approx(gbm.sigma / math.sqrt(years), rel=1e-9)
+    assert abs(gbm.mu) < 3 * gbm.mu_se and "mu_se=" in repr(gbm)
+    hawkes = HawkesJumpDiffusion.fit(ts, mid)
+    assert hawkes.mu_se == pytest.approx(hawkes.sigma / math.sqrt(years), rel=1e-9)
+    merton = Merton.fit(ts[::50], mid[::50])
+    r = np.diff(np.log(mid[::50]))
+    # the whole return's rate, jumps included, is at least as uncertain as the diffusion's
+    assert merton.mu_se >= 0.9 * float(np.std(r)) * math.sqrt(len(r)) / years
+    # a day of a strong trend: significant
+    trend = GBM.fit(*GBM(2000.0, sigma=0.5).simulate("1d", dt="1s", seed=2, drift="model"))
+    assert trend.mu == pytest.approx(2000.0, abs=5 * trend.mu_se) and trend.mu > 10 * trend.mu_se
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        GBM(300.0, sigma=0.6),
+        Merton(300.0, 0.5, 1000.0, 0.0, 0.002),
+        HawkesJumpDiffusion(300.0, 0.5, 0.01, 0.4, 0.1, 0.0, 0.002),
+    ],
+)
+def test_simulation_has_no_drift_unless_asked(model):
+    flat = type(model)(**{**model.params, "mu": 0.0})
+    default = model.simulate("10min", seed=5, dt="1s")
+    assert np.array_equal(default[1], flat.simulate("10min", seed=5, dt="1s")[1])  # mu is not used
+    for drift in ("model", 300.0):
+        asked = model.simulate("10min", seed=5, dt="1s", drift=drift)[1]
+        h = 600 / YEAR_S  # the whole drift over the path: 300 / yr for 10 minutes
+        assert math.log(asked[-1] / default[1][-1]) == pytest.approx(300.0 * h, rel=1e-9)
+    with pytest.raises(ValueError, match="drift"):
+        model.simulate("1min", drift="fitted")
+    with pytest.raises(ValueError, match="drift"):
+        model.simulate("1min", drift=float("nan"))
+
+
+def test_mean_simulated_drift_is_zero_over_many_seeds(btc_mid):
+    # GBM fitted on six minutes of BTCUSDT carries a drift of hundreds per year (and a
+    # Hawkes fit given one as large); simulated as they are, 400 paths of an hour average a
+    # log return of -sigma^2 T / 2 (the martingale's), within three standard errors
+    ts, mid = btc_mid
+    hawkes = HawkesJumpDiffusion.fit(ts, mid)
+    for fit in (GBM.fit(ts, mid), HawkesJumpDiffusion(**{**hawkes.params, "mu": -200.0})):
+        assert abs(fit.mu) > 100.0  # a drift the simulation must not take
+        ends = np.array([math.log(p[-1] / p[0]) for p in (fit.simulate("1h", seed=s, dt="1s")[1] for s in range(400))])
+        T = 3600 / YEAR_S
+        excess = ends + 0.5 * fit.sigma**2 * T  # jumps have mean jump_mean (~0) each
+        if isinstance(fit, HawkesJumpDiffusion):
+            excess -= fit.jump_mean * fit.baseline / (1 - fit.alpha) * 3600
+        assert abs(excess.mean()) < 3 * excess.std() / math.sqrt(len(excess))
+        # what the fitted drift would have done: well outside that band
+        assert abs(fit.mu * T) > 3 * excess.std() / math.sqrt(len(excess))
+
+
+def test_passing_an_insignificant_fitted_drift_warns(btc_mid):
+    ts, mid = btc_mid
+    fit = GBM.fit(ts, mid)
+    with pytest.warns(lobfast.LobWarning, match="not significant"):
+        fit.simulate("1min", drift="model")
+    with pytest.warns(lobfast.LobWarning, match="not significant"):
+        fit.simulate("1min", drift=fit.mu)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit.simulate("1min")  # no drift: nothing to warn about
+        fit.simulate("1min", drift=0.5)  # a drift of the caller's own
+        GBM(fit.mu, fit.sigma).simulate("1min", drift="model")  # not a fit
+        trend = GBM.fit(*GBM(2000.0, sigma=0.5).simulate("1d", dt="1s", seed=2, drift="model"))
+        trend.simulate("1min", drift="model")  # significant
 
 
 # --- bad input ---------------------------------------------------------------------------------

@@ -587,14 +587,19 @@ class _Engine:
 
 
 # ---------------------------------------------------------------------------- inputs
-def _price_path(price: Any, duration_ns: int, dt_ns: int, start_ns: int, seed: Any, s0: float):
+def _price_path(price: Any, duration_ns: int, dt_ns: int, start_ns: int, seed: Any, s0: float, drift: Any = None):
     """(ts int64, price float64) validated, from arrays or a process with .simulate()."""
     if price is None:
+        if drift is not None:
+            raise ValueError("drift= applies to a price process (price=GBM(...) and the like); the flow has none")
         return None
     if hasattr(price, "simulate") and callable(price.simulate):
         what = f"{type(price).__name__}.simulate()"
-        price = price.simulate(duration_ns, seed=seed, dt=dt_ns, s0=s0, start=start_ns)
+        extra = {} if drift is None else {"drift": drift}
+        price = price.simulate(duration_ns, seed=seed, dt=dt_ns, s0=s0, start=start_ns, **extra)
     else:
+        if drift is not None:
+            raise ValueError("drift= applies to a price process (price=GBM(...) and the like), not to a given path")
         what = "price"
     if not isinstance(price, (tuple, list)) or len(price) != 2:
         raise TypeError(
@@ -852,6 +857,7 @@ def simulate(
     start="2024-01-01",
     levels: int | None = None,
     update_every="100ms",
+    drift=None,
 ) -> SimMarket:
     """Simulate a Binance-spot-like market from a calibrated :class:`FlowModel`.
 
@@ -871,6 +877,9 @@ def simulate(
     levels : ticks of book kept behind each best quote (and of flow simulated); default: the
         calibrated depth (``flow.depth``), shallower if the price is too low for it.
     update_every : the depth-diff interval, whole milliseconds (Binance spot: 100 ms).
+    drift : with a price process only: ``None`` (default) simulates it without drift
+        (``mu = 0``, a martingale, whatever its fitted ``mu``); a number (per year) or
+        ``"model"`` (its own ``mu``) asks for one (see :mod:`lobfast.sim.prices`).
 
     Returns
     -------
@@ -906,7 +915,7 @@ def simulate(
     start_ns -= start_ns % _MS
     if start_ns <= 0 or start_ns + duration_ns >= 2**62:
         raise ValueError(f"start={start!r} must be after 1970 and start + duration fit int64 ns")
-    path = _price_path(price, nsteps * dt_ns, dt_ns, start_ns, seed, flow.ref_price)
+    path = _price_path(price, nsteps * dt_ns, dt_ns, start_ns, seed, flow.ref_price, drift)
 
     tick = flow.tick
     t_grid = start_ns + dt_ns * np.arange(nsteps + 1, dtype=np.int64)

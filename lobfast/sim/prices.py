@@ -26,8 +26,17 @@ Units
 
 Fitting needs SciPy for Merton and the Hawkes model (``pip install 'lobfast[sim]'``).
 Fitted instances carry ``loglik`` (the maximised log-likelihood, in nats; for the returns'
-models it is the density of the log returns) and ``n_obs`` (returns used); the Hawkes model
-also ``n_jumps``.
+models it is the density of the log returns), ``n_obs`` (returns used) and ``mu_se``, the
+standard error of the fitted drift ``mu`` (per year); the Hawkes model also ``n_jumps``.
+
+No drift unless asked
+---------------------
+A drift fitted on minutes or hours of data is noise (its standard error is about
+``sigma / sqrt(years observed)``: several hundred per year for a 60 % volatility over six
+minutes), so :meth:`~GBM.simulate` simulates a martingale price, ``mu = 0``, unless it is
+given ``drift=``: a number (per year) or ``"model"`` (the model's own ``mu``). Passing a
+fitted drift that is not significant (``|mu| < 2 mu_se``) warns with a
+:class:`~lobfast.LobWarning`.
 
 Limits: the models are for continuous prices.  A tick-discrete price sampled faster than it
 moves (most returns exactly zero) violates them: Merton's likelihood then rewards a vanishing
@@ -38,11 +47,13 @@ calls most moves jumps.  Sample such series more coarsely.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
 
 from .. import _core
+from ..errors import LobWarning
 from ..times import parse_duration, to_ns
 
 __all__ = ["GBM", "Merton", "HawkesJumpDiffusion", "fit_hawkes", "YEAR_S"]
@@ -149,6 +160,15 @@ def _split_jumps(r: np.ndarray, dt: np.ndarray, k: float) -> tuple[float, np.nda
     return sigma, jump
 
 
+def _mean_rate_se(r: np.ndarray, dt: np.ndarray) -> float:
+    """Standard error of the mean log-return rate ``sum(r) / sum(dt)`` (per year) for
+    independent returns of variance proportional to their interval, jumps included: the
+    variance of the whole is ``sum((r - m dt)^2) / sum(dt)^2``."""
+    T = float(dt.sum())
+    e = r - float(r.sum()) / T * dt
+    return math.sqrt(float(np.sum(e * e))) / T
+
+
 def _normal_loglik(e: np.ndarray, var: np.ndarray) -> float:
     return float(-0.5 * np.sum(_LOG_2PI + np.log(var) + e * e / var))
 
@@ -159,6 +179,7 @@ class _PriceProcess:
     _params: tuple[str, ...] = ()
     loglik: float | None = None
     n_obs: int | None = None
+    mu_se: float | None = None
 
     @property
     def params(self) -> dict[str, float]:
@@ -168,14 +189,44 @@ class _PriceProcess:
     def __repr__(self) -> str:
         body = ", ".join(f"{k}={getattr(self, k):.6g}" for k in self._params)
         if self.loglik is not None:
-            body += f", loglik={self.loglik:.6g}, n_obs={self.n_obs}"
+            body += f", mu_se={self.mu_se:.6g}, loglik={self.loglik:.6g}, n_obs={self.n_obs}"
             n_jumps = getattr(self, "n_jumps", None)
             if n_jumps is not None:
                 body += f", n_jumps={n_jumps}"
         return f"{type(self).__name__}({body})"
 
+    def drift_for(self, drift: Any = None) -> float:
+        """The drift (per year) a simulation uses: 0 for ``None``, the model's ``mu`` for
+        ``"model"``, else the number given.  Warns (:class:`~lobfast.LobWarning`) when that is a
+        fitted drift within two standard errors of 0."""
+        if drift is None:
+            return 0.0
+        if isinstance(drift, str):
+            if drift != "model":
+                raise ValueError(f'drift must be None, a number (per year) or "model", not {drift!r}')
+            value = self.mu  # type: ignore[attr-defined]
+        else:
+            value = _finite("drift", drift)
+        se = self.mu_se
+        if value != 0 and value == self.mu and se is not None and not abs(value) >= 2 * se:  # type: ignore[attr-defined]
+            warnings.warn(
+                f"simulating with the fitted drift mu={value:.4g}/yr, which is not significant (standard error "
+                f"{se:.4g}/yr, |t| = {abs(value) / se if se > 0 else 0:.2f} < 2): it is noise, not a trend; "
+                "leave drift=None to simulate without one",
+                LobWarning,
+                stacklevel=3,
+            )
+        return value
+
     def simulate(
-        self, duration: Any, *, seed: Any = 0, dt: Any = "100ms", s0: float = 100.0, start: Any = 0
+        self,
+        duration: Any,
+        *,
+        seed: Any = 0,
+        dt: Any = "100ms",
+        s0: float = 100.0,
+        start: Any = 0,
+        drift: Any = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """A price path on the grid ``start, start + dt, ...`` covering ``duration``.
 
@@ -183,7 +234,12 @@ class _PriceProcess:
         first price being ``s0``.  ``seed`` feeds ``numpy.random.default_rng`` (an int, a
         SeedSequence or a Generator): the same seed gives the same path.  A jump is applied
         at the end of the grid step that contains it.
+
+        ``drift``: ``None`` (default) simulates a martingale, ``mu = 0``, whatever the model's
+        ``mu``; a number is the drift per year, ``"model"`` the model's own ``mu`` (a fitted
+        one that is not significant warns, see the module's docstring).
         """
+        mu = self.drift_for(drift)
         duration_ns = parse_duration(duration, "duration")
         step_ns = parse_duration(dt, "dt")
         n = duration_ns // step_ns
@@ -194,19 +250,19 @@ class _PriceProcess:
             raise ValueError(f"start={start!r} plus the duration does not fit int64 ns")
         s0 = _finite("s0", s0, 0.0, strict=True)
         rng = np.random.default_rng(seed)
-        r = self._log_returns(rng, int(n), step_ns)
+        r = self._log_returns(rng, int(n), step_ns, mu)
         ts = t0 + step_ns * np.arange(n + 1, dtype=np.int64)
         logp = np.empty(n + 1)
         logp[0] = 0.0
         np.cumsum(r, out=logp[1:])
         return ts, s0 * np.exp(logp)
 
-    def _diffusion(self, rng: np.random.Generator, n: int, step_ns: int) -> np.ndarray:
+    def _diffusion(self, rng: np.random.Generator, n: int, step_ns: int, mu: float) -> np.ndarray:
         h = step_ns / _YEAR_NS
-        mu, sigma = self.mu, self.sigma  # type: ignore[attr-defined]
+        sigma = self.sigma  # type: ignore[attr-defined]
         return (mu - 0.5 * sigma * sigma) * h + sigma * math.sqrt(h) * rng.standard_normal(n)
 
-    def _log_returns(self, rng: np.random.Generator, n: int, step_ns: int) -> np.ndarray:
+    def _log_returns(self, rng: np.random.Generator, n: int, step_ns: int, mu: float) -> np.ndarray:
         raise NotImplementedError
 
 
@@ -239,12 +295,13 @@ class GBM(_PriceProcess):
         if not s2 > 0:
             raise ValueError("the price never moves off its drift: sigma would be 0")
         out = cls(m + 0.5 * s2, math.sqrt(s2))
+        out.mu_se = math.sqrt(s2 / float(dt.sum()))  # of m = sum(r) / sum(dt), var s2 / sum(dt)
         out.loglik = _normal_loglik(e, s2 * dt)
         out.n_obs = len(r)
         return out
 
-    def _log_returns(self, rng: np.random.Generator, n: int, step_ns: int) -> np.ndarray:
-        return self._diffusion(rng, n, step_ns)
+    def _log_returns(self, rng: np.random.Generator, n: int, step_ns: int, mu: float) -> np.ndarray:
+        return self._diffusion(rng, n, step_ns, mu)
 
 
 def _poisson_cutoff(lam: float, eps: float = 1e-13) -> int:
@@ -369,10 +426,11 @@ class Merton(_PriceProcess):
         out = cls(m * c / tau + 0.5 * sigma * sigma, sigma, lam / tau, jm * c, js * c)
         out.loglik = float(-best.fun * len(z) - len(z) * math.log(c))
         out.n_obs = len(z)
+        out.mu_se = _mean_rate_se(r, dt)
         return out
 
-    def _log_returns(self, rng: np.random.Generator, n: int, step_ns: int) -> np.ndarray:
-        r = self._diffusion(rng, n, step_ns)
+    def _log_returns(self, rng: np.random.Generator, n: int, step_ns: int, mu: float) -> np.ndarray:
+        r = self._diffusion(rng, n, step_ns, mu)
         count = rng.poisson(self.lam * step_ns / _YEAR_NS, n)
         size = rng.standard_normal(n)
         return r + count * self.jump_mean + np.sqrt(count) * self.jump_std * size
@@ -517,14 +575,15 @@ class HawkesJumpDiffusion(_PriceProcess):
         var = sigma * sigma * dt + np.where(jump, jump_std * jump_std, 0.0)
         e = r - m * dt - np.where(jump, jump_mean, 0.0)
         out.hawkes_loglik = hll
+        out.mu_se = sigma / math.sqrt(float(dt.sum()))  # of m, the diffusion returns' sum over the span
         out.loglik = _normal_loglik(e, var) + hll
         out.n_obs = len(r)
         out.n_jumps = n_jumps
         return out
 
-    def _log_returns(self, rng: np.random.Generator, n: int, step_ns: int) -> np.ndarray:
+    def _log_returns(self, rng: np.random.Generator, n: int, step_ns: int, mu: float) -> np.ndarray:
         c_seed = int(rng.integers(0, 2**63))
-        r = self._diffusion(rng, n, step_ns)
+        r = self._diffusion(rng, n, step_ns, mu)
         step_s = step_ns / 1e9
         times = _core.hawkes_simulate(self.baseline, self.alpha, self.beta, 0.0, n * step_s, c_seed)
         # the step (j dt, (j + 1) dt] holds the jump at t: j = ceil(t / dt) - 1
