@@ -12,7 +12,7 @@ from scipy import stats
 import lobfast
 from lobfast import BookSnapshots, DepthEvents, Flags, MarketData, Trades, datasets
 from lobfast.sim import HawkesJumpDiffusion, calibrate, compare_facts, plot_facts, simulate, stylized_facts
-from lobfast.sim.facts import acf, book_shape, excess_kurtosis
+from lobfast.sim.facts import acf, book_shape, excess_kurtosis, rank_ic
 
 T0 = lobfast.to_ns("2024-03-01")
 SEC = 1_000_000_000
@@ -40,6 +40,7 @@ def test_real_sample_has_fat_tails_and_clustering(real_facts):
     assert f["kurtosis"] > 3  # 15.8 on this sample: far from Gaussian
     assert f["acf_abs_returns"][0] > 0.05  # 0.125: volatility clusters
     assert abs(f["acf_returns"][0]) < 0.2  # returns themselves barely autocorrelated
+    assert f["ofi_ic"] > 0.2  # 0.36: order flow over a second foretells the next second's move
     assert f["acf_returns"].shape == f["acf_abs_returns"].shape == (20,)
     assert f["spread_one_tick"] > 0.95 and f["spread_quantiles"][0.5] == 1
     assert 15 < f["trade_rate"] < 40  # 28 trades per second
@@ -63,6 +64,13 @@ def test_facts_of_a_simulation(sim, real_facts):
     )
     assert table.loc["kurtosis", "real"] == real_facts["kurtosis"]
     assert table.dtypes.tolist() == [np.float64, np.float64]
+    assert {"ofi_ic", *(f"acf_abs_r_{k}" for k in range(1, 6))} <= set(table.index)
+    assert table.loc["ofi_ic", "real"] == real_facts["ofi_ic"]
+    # one column per simulated source, in order
+    wide = compare_facts(real_facts, {"path": f, "flow": f})
+    assert list(wide.columns) == ["real", "path", "flow"] and wide["flow"].equals(table["sim"].rename("flow"))
+    with pytest.raises(ValueError, match="real"):
+        compare_facts(real_facts, {"real": f})
     # data is measured on the spot
     assert compare_facts(sim, sim).equals(compare_facts(f, f))
 
@@ -72,8 +80,14 @@ def test_plot_renders(real_facts, sim, tmp_path):
 
     out = tmp_path / "facts.png"
     fig = plot_facts(real_facts, sim, path=out)
-    assert isinstance(fig, Figure) and len(fig.axes) == 6
-    assert {"book shape: where the levels sit", "book shape: what the levels hold"} <= {a.get_title() for a in fig.axes}
+    assert isinstance(fig, Figure) and len(fig.axes) == 8
+    titles = {a.get_title() for a in fig.axes}
+    assert {"book shape: where the levels sit", "book shape: what the levels hold"} <= titles
+    assert "order flow against the next return" in titles
+    # any number of simulated sources, one line each
+    many = plot_facts(real_facts, {"path": sim, "flow": sim})
+    labels = many.axes[1].get_legend_handles_labels()[1]
+    assert labels == ["real", "path", "flow"]
     data = out.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
 
@@ -142,12 +156,21 @@ def test_facts_by_hand():
     assert f["inter_arrival_quantiles"][0.5] == pytest.approx(np.median(ia))
     assert f["trade_size_quantiles"][0.9] == pytest.approx(np.quantile(trade_qty, 0.9))
     assert f["trade_rate"] == pytest.approx(300 / ((trade_ts[-1] - trade_ts[0]) / 1e9))
+    # order flow at the best (bid size 1, ask size 2 after every change) against the next return
+    b, a = bids, asks
+    e = (b[1:] >= b[:-1]) * 1.0 - (b[1:] <= b[:-1]) * 1.0 - (a[1:] <= a[:-1]) * 2.0 + (a[1:] >= a[:-1]) * 2.0
+    np.testing.assert_array_equal(f["ofi"][1:], e)
+    np.testing.assert_allclose(f["ofi_next_return"][:-1], r, rtol=0, atol=1e-13)
+    assert f["ofi_ic"] == pytest.approx(stats.spearmanr(e[:-1], r[1:]).statistic, rel=1e-9)
 
 
 def test_helpers_against_scipy_and_numpy():
     rng = np.random.default_rng(1)
     x = rng.standard_t(4, 2000)
     assert excess_kurtosis(x) == pytest.approx(stats.kurtosis(x), rel=1e-12)
+    ties = np.round(x, 0)  # many ties, ranked by their average rank
+    assert rank_ic(ties, x**3) == pytest.approx(stats.spearmanr(ties, x**3).statistic, rel=1e-12)
+    assert np.isnan(rank_ic(np.ones(5), x[:5])) and np.isnan(rank_ic([1.0, np.nan], [2.0, 3.0]))
     assert np.isnan(excess_kurtosis([1.0, 2.0])) and np.isnan(excess_kurtosis(np.ones(10)))
     y = np.r_[x[:500], np.nan, x[500:]]
     got = acf(y, 3)

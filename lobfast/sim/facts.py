@@ -1,11 +1,13 @@
 """Stylized facts of a market, to hold a simulation against the recording it imitates.
 
 :func:`stylized_facts` measures, from a book (and its trades): the excess kurtosis of mid
-log-returns on a time grid, the autocorrelation of returns and of absolute returns, the
-spread in ticks, trade inter-arrival times and trade sizes, and the book's shape: how far
-from the mid each of the first 10 levels sits (in bps), what it holds, and how often each
-tick near the touch holds anything. :func:`compare_facts` puts two of them side by side and
-:func:`plot_facts` draws them.
+log-returns on a time grid, the autocorrelation of returns and of absolute returns, how
+well order flow predicts the next return (the rank correlation of the best-level order-flow
+imbalance over one grid interval with the log-return over the next: ``ofi_ic``), the spread
+in ticks, trade inter-arrival times and trade sizes, and the book's shape: how far from the
+mid each of the first 10 levels sits (in bps), what it holds, and how often each tick near
+the touch holds anything. :func:`compare_facts` puts a real market and any number of
+simulated ones side by side (one column each) and :func:`plot_facts` draws them.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ QUANTILES = (0.1, 0.5, 0.9, 0.99)
 SPREAD_QUANTILES = (0.5, 0.9, 0.99)
 SHAPE_LEVELS = 10
 """Levels of the book whose offset from the mid and size are measured (and ticks whose occupancy is)."""
-_COMPARE_LAGS = (1, 2, 5, 10, 20)
+_COMPARE_LAGS = (1, 2, 3, 4, 5, 10, 20)
 _COMPARE_TICKS = 5
 
 
@@ -60,6 +62,65 @@ def acf(x: np.ndarray, lags: int = 20) -> np.ndarray:
         if k < len(d):
             out[k - 1] = np.dot(d[:-k], d[k:]) / den
     return out
+
+
+def rank_ic(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman rank correlation of the pairs where both are finite (ties get their average
+    rank); NaN for fewer than 3 pairs or a constant side."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.sum() < 3:
+        return float("nan")
+
+    def ranks(v):
+        _, inv, counts = np.unique(v, return_inverse=True, return_counts=True)
+        return (np.cumsum(counts) - 0.5 * (counts - 1))[inv]
+
+    a, b = ranks(x[ok]), ranks(y[ok])
+    a, b = a - a.mean(), b - b.mean()
+    den = np.sqrt(np.dot(a, a) * np.dot(b, b))
+    return float(np.dot(a, b) / den) if den > 0 else float("nan")
+
+
+def best_level_ofi(book: BookSnapshots) -> np.ndarray:
+    """Order-flow imbalance at the best level between consecutive rows (Cont, Kukanov and
+    Stoikov 2014): bid size added at a bid that held or rose, less size gone at one that held
+    or fell, and the mirror image for the ask; 0 for the first row and where either row lacks
+    a best quote."""
+    pb, qb = book.bid_px[:, 0], book.bid_sz[:, 0]
+    pa, qa = book.ask_px[:, 0], book.ask_sz[:, 0]
+    ok = book.valid & np.isfinite(pb) & np.isfinite(pa)
+    e = np.zeros(len(book))
+    if len(book) > 1:
+        with np.errstate(invalid="ignore"):
+            e[1:] = (
+                (pb[1:] >= pb[:-1]) * qb[1:]
+                - (pb[1:] <= pb[:-1]) * qb[:-1]
+                - (pa[1:] <= pa[:-1]) * qa[1:]
+                + (pa[1:] >= pa[:-1]) * qa[:-1]
+            )
+        e[1:][~(ok[1:] & ok[:-1])] = 0.0
+    return e
+
+
+def ofi_next_return(book: BookSnapshots, every_ns: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(ofi, next_return)`` on the grid ``every_ns``: the best-level OFI summed over the rows
+    in each interval ``(g - every, g]`` and the mid log-return over the next, ``(g, g + every]``
+    (NaN where the book is not valid at either end)."""
+    if len(book) < 2:
+        return np.empty(0), np.empty(0)
+    e = best_level_ofi(book)
+    mid = _grid_mid(book, every_ns)
+    t0 = -(-int(book.ts[0]) // every_ns) * every_ns
+    grid = t0 + every_ns * np.arange(len(mid), dtype=np.int64)
+    c = np.concatenate([[0.0], np.cumsum(e)])
+    upto = np.searchsorted(book.ts, grid, side="right")  # rows at or before each grid time
+    flow = np.full(len(grid), np.nan)
+    flow[1:] = c[upto[1:]] - c[upto[:-1]]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        nxt = np.full(len(grid), np.nan)
+        nxt[:-1] = np.diff(np.log(mid))
+    return flow, nxt
 
 
 def _grid_mid(book: BookSnapshots, every_ns: int) -> np.ndarray:
@@ -136,7 +197,10 @@ def stylized_facts(md_or_book: Any, *, every="1s", lags: int = 20, spread_every=
     Returns
     -------
     dict with ``kurtosis`` (excess, population moments), ``return_std``, ``n_returns``,
-    ``acf_returns`` and ``acf_abs_returns`` (arrays, lags 1..lags), ``spread_mean``,
+    ``acf_returns`` and ``acf_abs_returns`` (arrays, lags 1..lags), ``ofi_ic`` (Spearman
+    correlation of the best-level OFI over each ``every`` interval with the next interval's
+    mid log-return, on the ``spread_every`` book: see :func:`ofi_next_return`), the pairs
+    ``ofi`` and ``ofi_next_return``, ``spread_mean``,
     ``spread_one_tick`` (share of samples at one tick), ``spread_quantiles`` ({q: ticks}),
     ``spread_values``/``spread_shares`` (the distribution), ``tick``, ``trade_count``,
     ``trade_rate`` (per second), ``inter_arrival_mean`` (s), ``inter_arrival_cv``,
@@ -188,6 +252,9 @@ def stylized_facts(md_or_book: Any, *, every="1s", lags: int = 20, spread_every=
         out["spread_values"], out["spread_shares"] = np.empty(0, np.int64), np.empty(0)
 
     out.update(book_shape(spread_book, tick))
+    flow, nxt = ofi_next_return(spread_book, every_ns)
+    out["ofi"], out["ofi_next_return"] = flow, nxt
+    out["ofi_ic"] = rank_ic(flow, nxt)
 
     nan_q = {q: float("nan") for q in QUANTILES}
     if trades is not None and len(trades) > 1:
@@ -220,6 +287,7 @@ def _rows(f: dict[str, Any]) -> dict[str, float]:
     rows = {
         "return_std": f["return_std"],
         "kurtosis": f["kurtosis"],
+        "ofi_ic": f.get("ofi_ic", float("nan")),
     }
     for name, key in (("acf_r", "acf_returns"), ("acf_abs_r", "acf_abs_returns")):
         a = f[key]
@@ -244,30 +312,44 @@ def _rows(f: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in rows.items()}
 
 
+def _named(real: Any, sim: Any) -> dict[str, dict[str, Any]]:
+    """``{"real": facts, name: facts, ...}``: ``sim`` is one source (named ``sim``) or a
+    mapping of names to sources (one column each, in order)."""
+    sims = dict(sim) if isinstance(sim, dict) and not {"kurtosis", "every_ns"} <= set(sim) else {"sim": sim}
+    if "real" in sims:
+        raise ValueError('the simulated sources need names other than "real"')
+    return {"real": _as_facts(real), **{str(k): _as_facts(v) for k, v in sims.items()}}
+
+
 def compare_facts(real: Any, sim: Any):
-    """Two sets of stylized facts side by side: a pandas DataFrame indexed by fact with
-    columns ``real`` and ``sim``. Either argument is a :func:`stylized_facts` dict or data it
-    accepts (measured with the defaults)."""
+    """Stylized facts side by side: a pandas DataFrame indexed by fact with a column ``real``
+    and one per simulated source. ``sim`` is one source (the column ``sim``) or a dict of
+    them by name (e.g. ``{"path": ..., "flow": ...}``; further simulators add further
+    entries); each source is a :func:`stylized_facts` dict or data it accepts (measured with
+    the defaults)."""
     import pandas as pd
 
-    a, b = _rows(_as_facts(real)), _rows(_as_facts(sim))
-    df = pd.DataFrame({"real": pd.Series(a), "sim": pd.Series(b)})
+    cols = {k: pd.Series(_rows(v)) for k, v in _named(real, sim).items()}
+    df = pd.DataFrame(cols)
     df.index.name = "fact"
     return df
 
 
 def plot_facts(real: Any, sim: Any, path=None):
-    """Six panels: return histogram (log scale), ACF of absolute returns, spread
-    distribution, trade inter-arrival distribution, and the book's shape: the mean offset of
-    each level from the mid and its mean size. Returns a ``matplotlib.figure.Figure`` (made
-    without pyplot); saved to ``path`` when given."""
-    fr, fs = _as_facts(real), _as_facts(sim)
-    fig = figure(figsize=(15, 7.5), layout="constrained")
-    ax = fig.subplots(2, 3)
-    style = (("real", fr, "C0"), ("sim", fs, "C3"))
+    """Eight panels: return histogram (log scale), ACF of absolute returns and of returns,
+    order flow against the next return, spread distribution, trade inter-arrival
+    distribution, and the book's shape: the mean offset of each level from the mid and its
+    mean size. ``sim``: one source or a dict of them by name, as for :func:`compare_facts`.
+    Returns a ``matplotlib.figure.Figure`` (made without pyplot); saved to ``path`` when given."""
+    named = _named(real, sim)
+    fr = named["real"]
+    fig = figure(figsize=(20, 7.5), layout="constrained")
+    ax = fig.subplots(2, 4)
+    colors = ["C0", "C3", "C2", "C1", "C4", "C5", "C6", "C7", "C8", "C9"]
+    style = tuple((name, f, colors[i % len(colors)]) for i, (name, f) in enumerate(named.items()))
 
     a = ax[0, 0]
-    both = np.concatenate([fr["returns"], fs["returns"]]) * 1e4
+    both = np.concatenate([f["returns"] for _, f, _ in style]) * 1e4
     if len(both):
         lim = max(float(np.max(np.abs(both))), 1e-9)
         bins = np.linspace(-lim, lim, 61)
@@ -287,6 +369,34 @@ def plot_facts(real: Any, sim: Any, path=None):
     a.set_xlabel("lag")
     a.set_ylabel("autocorrelation")
     a.set_title("ACF of |returns|")
+
+    a = ax[0, 3]
+    for name, f, c in style:
+        lags = np.arange(1, len(f["acf_returns"]) + 1)
+        a.plot(lags, f["acf_returns"], "o-", color=c, ms=3, label=name)
+    a.axhline(0.0, color="0.5", lw=0.8)
+    a.set_xlabel("lag")
+    a.set_ylabel("autocorrelation")
+    a.set_title("ACF of returns")
+
+    a = ax[1, 3]
+    for name, f, c in style:
+        x, y = np.asarray(f.get("ofi", []), np.float64), np.asarray(f.get("ofi_next_return", []), np.float64)
+        ok = np.isfinite(x) & np.isfinite(y)
+        if ok.sum() < 10:
+            continue
+        x, y = x[ok], y[ok]
+        # OFI as its quantile in its own market (sizes differ between markets), the next
+        # return in its own standard deviations
+        q = (np.argsort(np.argsort(x, kind="stable"), kind="stable") + 0.5) / len(x)
+        b = np.minimum((q * 10).astype(np.int64), 9)
+        n = np.bincount(b, minlength=10)
+        m = np.bincount(b, y, minlength=10) / np.maximum(n, 1) / (y.std() or 1.0)
+        a.plot((np.arange(10) + 0.5)[n > 0] / 10, m[n > 0], "o-", color=c, ms=3, label=f"{name}: IC {f['ofi_ic']:+.2f}")
+    a.axhline(0.0, color="0.5", lw=0.8)
+    a.set_xlabel("OFI over the last interval (quantile)")
+    a.set_ylabel("mean next return (sd)")
+    a.set_title("order flow against the next return")
 
     a = ax[1, 0]
     for name, f, c in style:
