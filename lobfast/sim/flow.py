@@ -71,6 +71,18 @@ this much wider than the one before (deep ticks see few events each)."""
 MAX_DEPTH = 100_000
 """Deepest book (ticks from the opposite best) calibrated or simulated."""
 
+IMBALANCE_BUCKETS = 5
+"""States of a side's share of the size at the two best quotes, for the reactive flow."""
+
+ACTIVITY_BUCKETS = 4
+"""States of recent activity for the reactive flow: 0, 1, 2, 3 or more mid changes in the last
+``ACTIVITY_WINDOW_NS``."""
+
+ACTIVITY_WINDOW_NS = 1_000_000_000
+
+REACTIVE_PRIOR = 10.0
+"""Pseudo-events pulling each state's rate towards the overall one."""
+
 _MAX_ORDERS = 50.0
 """Cap on the mean number of orders of a queue (``orders_per_queue``) when none ever empties."""
 
@@ -172,6 +184,27 @@ class FlowModel:
     market_branching, market_decay : market orders of each side arrive as a self-exciting
         (Hawkes) process: each order brings ``market_branching`` more on average, spread over
         an exponential delay of rate ``market_decay`` per second (0 and anything: Poisson).
+    react_market, react_cancel, react_improve : (IMBALANCE_BUCKETS, ACTIVITY_BUCKETS) how the
+        flow at the best quotes reacts to the book (queue-reactive): the rate of market orders
+        hitting a side, of size cancelled from its best queue (per unit of size) and of orders
+        improving its best quote inside a spread wider than a tick, each over its overall
+        rate, by the side's share of the size at the two best quotes (:func:`imbalance_bucket`:
+        5 equal-width buckets, 0 = its queue is much the smaller) and by the number of mid
+        changes in the last second (:func:`activity_bucket`: 0, 1, 2, 3+). Time-weighted
+        means are 1 on the recording; all ones: rates that ignore the book. Both sides are
+        pooled, mirror images of each other, so the flow has no drift of its own.
+    deplete_rate : (IMBALANCE_BUCKETS, ACTIVITY_BUCKETS) per second: a side's best queue
+        emptying with no market order on that side (its last orders cancelled, the best
+        retreating), by the same states. The flow-driven simulator empties best queues by
+        cancellation at this rate (and never otherwise); all zeros: per order, as elsewhere.
+    sweep_share : (IMBALANCE_BUCKETS, ACTIVITY_BUCKETS) the share of market orders that took
+        the whole best queue they hit, by the same states (a queue that is small against the
+        other side's is swept more often). The flow-driven simulator sizes market orders so;
+        NaN: sizes drawn without regard to the queue.
+    follow_share : of the messages in which a best quote retreated (the bid fell, the ask
+        rose), the share in which the other best followed it (moved the same way); the
+        flow-driven simulator's orders inside a spread come from the following side with
+        this probability (0.5: either side alike).
     """
 
     symbol: str
@@ -207,6 +240,12 @@ class FlowModel:
     mid_move_rate: float
     market_branching: float = 0.0
     market_decay: float = 1.0
+    react_market: np.ndarray = field(default_factory=lambda: np.ones((IMBALANCE_BUCKETS, ACTIVITY_BUCKETS)))
+    react_cancel: np.ndarray = field(default_factory=lambda: np.ones((IMBALANCE_BUCKETS, ACTIVITY_BUCKETS)))
+    react_improve: np.ndarray = field(default_factory=lambda: np.ones((IMBALANCE_BUCKETS, ACTIVITY_BUCKETS)))
+    deplete_rate: np.ndarray = field(default_factory=lambda: np.zeros((IMBALANCE_BUCKETS, ACTIVITY_BUCKETS)))
+    sweep_share: np.ndarray = field(default_factory=lambda: np.full((IMBALANCE_BUCKETS, ACTIVITY_BUCKETS), np.nan))
+    follow_share: float = 0.5
     source: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -270,6 +309,23 @@ class FlowModel:
         if not 0.0 <= self.exec_share <= 1.0:
             raise ValueError("FlowModel.exec_share must be in [0, 1]")
         self.market_branching, self.market_decay = float(self.market_branching), float(self.market_decay)
+        self.follow_share = float(self.follow_share)
+        if not 0.0 <= self.follow_share <= 1.0:
+            raise ValueError(f"FlowModel.follow_share must be in [0, 1], not {self.follow_share}")
+        for name in ("react_market", "react_cancel", "react_improve", "deplete_rate", "sweep_share"):
+            arr = np.array(getattr(self, name), dtype=np.float64)
+            unset = name == "sweep_share" and arr.shape == (IMBALANCE_BUCKETS, ACTIVITY_BUCKETS) and np.isnan(arr).all()
+            if not unset and (
+                arr.shape != (IMBALANCE_BUCKETS, ACTIVITY_BUCKETS)
+                or not np.all(np.isfinite(arr))
+                or np.any(arr < 0)
+                or (name == "sweep_share" and np.any(arr > 1))
+            ):
+                raise ValueError(
+                    f"FlowModel.{name} must hold ({IMBALANCE_BUCKETS}, {ACTIVITY_BUCKETS}) finite values >= 0"
+                    f"{' and <= 1 (or all NaN)' if name == 'sweep_share' else ''}, got shape {arr.shape}"
+                )
+            setattr(self, name, arr)
         if not 0.0 <= self.market_branching <= MAX_BRANCHING:
             raise ValueError(f"FlowModel.market_branching must be in [0, {MAX_BRANCHING}]")
         if not (math.isfinite(self.market_decay) and self.market_decay > 0):
@@ -386,7 +442,17 @@ class FlowModel:
         if not isinstance(d, dict):
             raise TypeError(f"FlowModel.from_dict takes a dict, not {type(d).__name__}")
         names = {f.name for f in fields(cls)}
-        optional = {"source", "market_branching", "market_decay"}
+        optional = {
+            "source",
+            "market_branching",
+            "market_decay",
+            "react_market",
+            "react_cancel",
+            "react_improve",
+            "deplete_rate",
+            "sweep_share",
+            "follow_share",
+        }
         missing = sorted(names - set(d) - optional)
         extra = sorted(set(d) - names)
         if missing or extra:
@@ -579,6 +645,115 @@ def _log_sigma(sizes: np.ndarray, level: np.ndarray, levels: int) -> float:
     dev = x - mean[lv]
     dof = max(len(x) - int((n > 0).sum()), 1)
     return float(np.sqrt(np.sum(dev * dev) / dof))
+
+
+def imbalance_bucket(own: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """Bucket 0..IMBALANCE_BUCKETS-1 of a side's share ``own / (own + other)`` of the size at
+    the two best quotes (equal widths; 0: its queue is the much smaller one)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x = np.where(own + other > 0, own / (own + other), 0.5)
+    return np.minimum((x * IMBALANCE_BUCKETS).astype(np.int64), IMBALANCE_BUCKETS - 1)
+
+
+def activity_bucket(moves: np.ndarray) -> np.ndarray:
+    """Bucket 0..ACTIVITY_BUCKETS-1 of the number of mid changes in the last ACTIVITY_WINDOW_NS."""
+    return np.minimum(np.asarray(moves, np.int64), ACTIVITY_BUCKETS - 1)
+
+
+def _factors(counts: np.ndarray, exposure: np.ndarray) -> np.ndarray:
+    """Rates per state over the overall rate, each state shrunk towards the overall rate by
+    REACTIVE_PRIOR pseudo-events (a state seen for a moment says little) and normalised to a
+    time-weighted mean of 1 (the overall rate is kept)."""
+    total_n, total_t = float(counts.sum()), float(exposure.sum())
+    if total_n <= 0 or total_t <= 0:
+        return np.ones(counts.shape)
+    r = total_n / total_t
+    f = (counts + REACTIVE_PRIOR) / (exposure * r + REACTIVE_PRIOR)
+    return f * total_t / float(np.sum(f * exposure))
+
+
+def _reactive(snaps, usable, dt, msg_ts, bid1, ask1, o_ts, o_side, o_size, ev_msg, ev_side, ev_tick, ev_book):
+    """How the flow at the best quotes reacts to the book's state (see :class:`FlowModel`):
+    ``(market, cancel, improve)`` factors by (own share bucket, activity bucket), both sides
+    pooled (mirror images: a buy hits the asks, whose share is ``1 -`` the bids')."""
+    nmsg = len(msg_ts)
+    qb = np.where(np.isfinite(snaps.bid_sz[:, 0]), snaps.bid_sz[:, 0], 0.0)
+    qa = np.where(np.isfinite(snaps.ask_sz[:, 0]), snaps.ask_sz[:, 0], 0.0)
+    xb, xa = imbalance_bucket(qb, qa), imbalance_bucket(qa, qb)
+    mid2 = bid1 + ask1
+    moved = np.zeros(nmsg, np.int64)
+    moved[1:] = usable[1:] & (mid2[1:] != mid2[:-1])
+    cm = np.cumsum(moved)
+    lo = np.searchsorted(msg_ts, msg_ts - ACTIVITY_WINDOW_NS, side="right")
+    act = activity_bucket(cm - np.where(lo > 0, cm[np.maximum(lo - 1, 0)], 0))  # moves in (E - w, E]
+    spread = ask1 - bid1
+    shape = (IMBALANCE_BUCKETS, ACTIVITY_BUCKETS)
+    um = np.flatnonzero(usable)
+    pre = um - 1  # the state each usable message starts from
+    w = dt[um]
+    # exposure: time per state, per side (pooled), and touch size-time for cancellations
+    t_state = np.zeros(shape)
+    np.add.at(t_state, (xb[pre], act[pre]), w)
+    np.add.at(t_state, (xa[pre], act[pre]), w)
+    q_state = np.zeros(shape)
+    np.add.at(q_state, (xb[pre], act[pre]), w * qb[pre])
+    np.add.at(q_state, (xa[pre], act[pre]), w * qa[pre])
+    wide = spread[pre] > 1
+    t_wide = np.zeros(shape)
+    np.add.at(t_wide, (xb[pre][wide], act[pre][wide]), w[wide])
+    np.add.at(t_wide, (xa[pre][wide], act[pre][wide]), w[wide])
+    # market orders: the side they hit and its state before the message they fall in
+    om = np.searchsorted(msg_ts, o_ts, side="left")
+    ok = (om >= 1) & (om < nmsg)
+    ok[ok] &= usable[om[ok]]
+    om, oside, osize = om[ok], o_side[ok], o_size[ok]
+    x = np.where(oside > 0, xa[om - 1], xb[om - 1])
+    n_market = np.zeros(shape)
+    np.add.at(n_market, (x, act[om - 1]), 1.0)
+    # the share of them that took the whole best queue they hit (at least its size before)
+    touch = np.where(oside > 0, qa[om - 1], qb[om - 1])
+    n_sweep = np.zeros(shape)
+    sw = osize >= touch * (1 - 1e-9)
+    np.add.at(n_sweep, (x[sw], act[om - 1][sw]), 1.0)
+    p_all = float(n_sweep.sum()) / max(float(n_market.sum()), 1.0)
+    sweep = (n_sweep + REACTIVE_PRIOR * p_all) / (n_market + REACTIVE_PRIOR)
+    # cancellations at a side's own best, by size; orders improving a side's best inside the spread
+    okm = (ev_msg >= 1) & (ev_msg < nmsg)
+    m, sd, tk, bk = ev_msg[okm], ev_side[okm], ev_tick[okm], ev_book[okm]
+    own_best = np.where(sd > 0, bid1[m - 1], ask1[m - 1])
+    x = np.where(sd > 0, xb[m - 1], xa[m - 1])
+    a = act[m - 1]
+    c = (bk < 0) & (tk == own_best)
+    v_cancel = np.zeros(shape)
+    np.add.at(v_cancel, (x[c], a[c]), -bk[c])
+    inside = (bk > 0) & (tk > bid1[m - 1]) & (tk < ask1[m - 1])
+    n_improve = np.zeros(shape)
+    np.add.at(n_improve, (x[inside], a[inside]), 1.0)
+    # a best queue emptied without a trade on its side: the best retreats in a message where
+    # no market order hit that side
+    hit = np.zeros((nmsg, 2), bool)
+    hit[om, (oside > 0).astype(np.int64)] = True  # column 1: a buy hit the asks, 0: a sell the bids
+    n_gone = np.zeros(shape)
+    for col, own, cur, prev in ((0, xb, bid1[um], bid1[pre]), (1, xa, ask1[um], ask1[pre])):
+        worse = (cur < prev) if col == 0 else (cur > prev)
+        g = worse & ~hit[um, col]
+        np.add.at(n_gone, (own[pre][g], act[pre][g]), 1.0)
+    # the other best following a retreat within the message
+    db, da = bid1[um] - bid1[pre], ask1[um] - ask1[pre]
+    n_retreat = int(np.sum(da > 0) + np.sum(db < 0))
+    n_follow = int(np.sum((da > 0) & (db > 0)) + np.sum((db < 0) & (da < 0)))
+    follow = (n_follow + 1.0) / (n_retreat + 2.0)
+    total = float(t_state.sum())
+    base = float(n_gone.sum()) / total if total > 0 else 0.0
+    deplete = _factors(n_gone, t_state) * base
+    return (
+        _factors(n_market, t_state),
+        _factors(v_cancel, q_state),
+        _factors(n_improve, t_wide),
+        deplete,
+        sweep,
+        follow,
+    )
 
 
 def _auto_depth(grid: BookSnapshots, rows: np.ndarray, tick: float, levels: int) -> int:
@@ -847,6 +1022,9 @@ def calibrate(md: MarketData, *, levels: int = 10, every="100ms", depth: int | N
         grid, grows, tick, lot, bucket_edges(levels, int(depth)), duration, dist, ev_book, prior, after
     )
     branching, decay = _fit_self_excitation([o_ts[o_side > 0], o_ts[o_side < 0]], int(t0), int(t1))
+    react_market, react_cancel, react_improve, deplete_rate, sweep_share, follow_share = _reactive(
+        snaps, usable, dt, msg_ts, bid1, ask1, o_ts, o_side, o_size, ev_msg, ev_side, ev_tick, ev_book
+    )
     mid2 = bid1 + ask1
     mid_move_rate = float(np.sum(mid2[um] != mid2[um - 1]) / duration)
     out1 = exec_vol[0] + can_vol[0]
@@ -880,6 +1058,12 @@ def calibrate(md: MarketData, *, levels: int = 10, every="100ms", depth: int | N
         mid_move_rate=mid_move_rate,
         market_branching=branching,
         market_decay=decay,
+        react_market=react_market,
+        react_cancel=react_cancel,
+        react_improve=react_improve,
+        deplete_rate=deplete_rate,
+        sweep_share=sweep_share,
+        follow_share=follow_share,
         source={
             "market": md.market,
             "start": int(t0),

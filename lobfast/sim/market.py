@@ -38,6 +38,7 @@ random latency, increasing from line to line.
 
 from __future__ import annotations
 
+import collections
 import gzip
 import itertools
 import math
@@ -53,7 +54,17 @@ from ..containers import DepthEvents, MarketData, Quotes, Trades
 from ..convert import convert
 from ..flags import Flags
 from ..times import parse_duration, to_ns
-from .flow import MAX_DEPTH, QUEUE_PROBS, SIZE_PROBS, FlowModel, decimal_step, match_mean
+from .flow import (
+    ACTIVITY_BUCKETS,
+    ACTIVITY_WINDOW_NS,
+    IMBALANCE_BUCKETS,
+    MAX_DEPTH,
+    QUEUE_PROBS,
+    SIZE_PROBS,
+    FlowModel,
+    decimal_step,
+    match_mean,
+)
 
 _MS = 1_000_000
 _UID0 = 1_000_000_000  # lastUpdateId of the opening snapshot
@@ -99,32 +110,83 @@ def hawkes_times(rng: np.random.Generator, rate: float, branching: float, decay:
     at ``rate (1 - branching)``, each event begetting Poisson(``branching``) more after
     exponential delays of mean ``1 / decay`` seconds. The process starts ``10 / (decay (1 -
     branching))`` seconds early (at most an hour), so it is stationary at 0."""
+    return hawkes_clusters(rng, rate, branching, decay, span_ns)[0]
+
+
+def hawkes_clusters(
+    rng: np.random.Generator, rate: float, branching: float, decay: float, span_ns: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`hawkes_times` and, per event, the index of the immigrant whose cluster it
+    belongs to (an immigrant and all its descendants share it)."""
     if rate <= 0:
-        return np.empty(0, np.int64)
+        return np.empty(0, np.int64), np.empty(0, np.int64)
     span = span_ns / 1e9
     burn = min(10.0 / (decay * (1.0 - branching)), 3600.0) if branching > 0 else 0.0
     n0 = rng.poisson(rate * (1.0 - branching) * (span + burn))
     gen = rng.uniform(-burn, span, n0)
-    out = [gen]
+    root = np.arange(n0, dtype=np.int64)
+    out, roots = [gen], [root]
     while branching > 0 and len(gen):
         kids = rng.poisson(branching, len(gen))
         gen = np.repeat(gen, kids) + rng.exponential(1.0 / decay, int(kids.sum()))
-        gen = gen[gen < span]
+        root = np.repeat(root, kids)
+        keep = gen < span
+        gen, root = gen[keep], root[keep]
         out.append(gen)
-    t = np.concatenate(out)
-    t = np.sort(t[t >= 0])
-    return np.minimum((t * 1e9).astype(np.int64), span_ns - 1)
+        roots.append(root)
+    t, r = np.concatenate(out), np.concatenate(roots)
+    keep = t >= 0
+    t, r = t[keep], r[keep]
+    o = np.argsort(t, kind="stable")
+    return np.minimum((t[o] * 1e9).astype(np.int64), span_ns - 1), r[o]
 
 
-_BIRTH_BID, _BIRTH_ASK, _BUY, _SELL, _CANCEL_BID, _CANCEL_ASK, _JOIN_BID, _JOIN_ASK = range(8)
+_BIRTH_BID, _BIRTH_ASK, _BUY, _SELL, _CANCEL_BID, _CANCEL_ASK, _JOIN_BID, _JOIN_ASK, _DEPLETE_BID, _DEPLETE_ASK = range(
+    10
+)
+
+# why the mid changed at a bookTicker update (SimMarket.mid_causes)
+CAUSE_NONE, CAUSE_MARKET, CAUSE_CANCEL, CAUSE_ARRIVAL, CAUSE_PATH = range(5)
+_CAUSE_OF_KIND = {
+    _BIRTH_BID: CAUSE_ARRIVAL,
+    _BIRTH_ASK: CAUSE_ARRIVAL,
+    _BUY: CAUSE_MARKET,
+    _SELL: CAUSE_MARKET,
+    _CANCEL_BID: CAUSE_CANCEL,
+    _CANCEL_ASK: CAUSE_CANCEL,
+    _JOIN_BID: CAUSE_NONE,
+    _JOIN_ASK: CAUSE_NONE,
+    _DEPLETE_BID: CAUSE_CANCEL,
+    _DEPLETE_ASK: CAUSE_CANCEL,
+}
+_IMPROVE_REACH = 64  # ticks: births this close to the opposite best may land inside the spread
+_FACTOR_RANGE = (0.25, 4.0)  # reactive factors are kept within this
+_SIZE_TRIES = 32  # draws of a market order's size on the wanted side of the best queue's
 
 
 class _Engine:
     """The book in ticks and lots, queue by queue and order by order, the flow applied to
     it, and what it records."""
 
-    def __init__(self, flow: FlowModel, rng: np.random.Generator, levels: int, dt_ns: int):
+    def __init__(self, flow: FlowModel, rng: np.random.Generator, levels: int, dt_ns: int, reactive: bool = False):
         self.rng, self.levels, self.dt_ns, self.flow = rng, levels, dt_ns, flow
+        # the flow-driven mode: both sides alike (no drift), rates at the best reacting to the book
+        self.reactive = reactive
+        lo, hi = _FACTOR_RANGE
+        self.react_market = np.clip(flow.react_market, lo, hi).tolist()
+        self.react_cancel = np.clip(flow.react_cancel, lo, hi)
+        self.react_improve = np.clip(flow.react_improve, lo, hi).tolist()
+        self.market_peak = max(map(max, self.react_market)) if reactive else 1.0
+        self.sweep = None if np.isnan(flow.sweep_share).any() or not reactive else flow.sweep_share.tolist()
+        self.deplete = flow.deplete_rate if reactive and flow.deplete_rate.any() else None
+        self.improve_peak = max(map(max, self.react_improve)) if reactive else 1.0
+        self.improve_peak *= 2 * max(flow.follow_share, 1 - flow.follow_share)
+        self.moves: collections.deque[int] = collections.deque()  # times of recent mid changes
+        self.decided: dict[int, bool] = {}  # market-order clusters: taken or not
+        self.cause = CAUSE_NONE
+        self.mid_causes: list[int] = []
+        self.retreated = 0  # the side whose best last moved away from the other (+1 bids, -1 asks)
+        self.follow = flow.follow_share
         # the queue model per distance d = 0 .. levels + 1 from the opposite best (index d;
         # beyond the calibrated depth, the deepest bucket)
         d = np.clip(np.arange(levels + 2), 1, flow.depth)
@@ -135,6 +197,8 @@ class _Engine:
         self.orders_m = flow.orders_per_queue[b].tolist()
         self.birth = flow.birth_rate[b]
         self.birth[0] = self.birth[-1] = 0.0  # no arrivals outside the window
+        if reactive:  # candidates near the touch, thinned by the book's state on arrival
+            self.birth[: _IMPROVE_REACH + 1] *= self.improve_peak
         self.join = flow.join_rate[b]
         self.cancel = flow.order_cancel_rate[b]
         self.exec_share = flow.exec_share
@@ -283,14 +347,46 @@ class _Engine:
     def _quote(self, t: int) -> None:
         top = (self.bb, self.bids[self.bb], self.ba, self.asks[self.ba])
         if top != self.last_top:
+            moved = top[0] + top[2] != self.last_top[0] + self.last_top[2]
+            if top[0] < self.last_top[0]:
+                self.retreated = 1
+            elif top[2] > self.last_top[2]:
+                self.retreated = -1
+            if moved:
+                self.moves.append(t)
+            self.mid_causes.append(self.cause if moved else CAUSE_NONE)
             self.last_top = top
             self.quotes.append((self.uid, *top))
             self.seq_kind.append(_KIND_QUOTE)
             self.seq_t.append(t)
 
+    # ------------------------------------------------------------------ the book's state
+    def _activity(self, t: int) -> int:
+        """Mid changes in the last ACTIVITY_WINDOW_NS, as a bucket."""
+        moves = self.moves
+        while moves and moves[0] <= t - ACTIVITY_WINDOW_NS:
+            moves.popleft()
+        return min(len(moves), ACTIVITY_BUCKETS - 1)
+
+    def _share(self, side: int) -> int:
+        """The imbalance bucket of ``side``'s best queue against the other best's."""
+        qb, qa = self.bids[self.bb], self.asks[self.ba]
+        own = qb if side > 0 else qa
+        return min(int(own * IMBALANCE_BUCKETS / (qb + qa)), IMBALANCE_BUCKETS - 1)
+
     # ------------------------------------------------------------------ events
-    def arrive(self, side: int, d: int) -> None:
-        """An order arriving at the empty tick ``d`` ticks from the opposite best (a new queue)."""
+    def arrive(self, side: int, d: int, t: int = 0) -> None:
+        """An order arriving at the empty tick ``d`` ticks from the opposite best (a new queue).
+        Reactive: a candidate within ``_IMPROVE_REACH`` ticks is kept with probability
+        ``factor / peak``, the factor being the calibrated one for an order improving a best
+        quote in the book's state, and 1 for any other arrival."""
+        if self.reactive and d <= _IMPROVE_REACH:
+            inside = (self.ba - d > self.bb) if side > 0 else (self.bb + d < self.ba)
+            f = self.react_improve[self._share(side)][self._activity(t)] if inside else 1.0
+            if inside and self.retreated:  # the other side follows a retreating best quote
+                f *= 2 * (1 - self.follow) if side == self.retreated else 2 * self.follow
+            if self.uniform.next() * self.improve_peak >= f:
+                return
         if side > 0:
             p = self.ba - d
             if p in self.bids or p <= self.bb - self.levels:
@@ -322,6 +418,8 @@ class _Engine:
         q = queues.get(p)
         if q is None or (len(q) == 1 and len(queues) == 1):
             return  # a side keeps its last level
+        if len(q) == 1 and self.deplete is not None and p == (self.bb if side > 0 else self.ba):
+            return  # reactive: a best queue empties by cancellation at the calibrated rate only
         i = int(u * len(q))
         self._set(side, p, q[:i] + q[i + 1 :])
         if len(q) == 1:
@@ -330,10 +428,44 @@ class _Engine:
             elif side < 0 and p == self.ba:
                 self.ba = self._next_ask(p)
 
-    def market(self, side: int, t: int) -> None:
-        """A market order: a taker buy (side +1) takes asks, a taker sell bids, oldest orders first."""
+    def deplete_best(self, side: int) -> None:
+        """The best queue of ``side`` cancelled whole (not a side's last level)."""
+        if side > 0:
+            if len(self.bids) > 1:
+                p = self.bb
+                self._set(1, p, None)
+                self.bb = self._next_bid(p)
+        elif len(self.asks) > 1:
+            p = self.ba
+            self._set(-1, p, None)
+            self.ba = self._next_ask(p)
+
+    def market(self, side: int, t: int, cluster: int = -1) -> None:
+        """A market order: a taker buy (side +1) takes asks, a taker sell bids, oldest orders first.
+        Reactive: the first order of a cluster is kept with probability ``factor / peak`` (the
+        calibrated factor for the side it hits, in the book's state), and the rest of the
+        cluster goes with it."""
+        if self.reactive:
+            taken = self.decided.get(cluster)
+            if taken is None:
+                f = self.react_market[self._share(-side)][self._activity(t)]
+                taken = self.decided[cluster] = self.uniform.next() * self.market_peak < f
+            if not taken:
+                return
         rem = first = self.market_pool.next()
         book, queues = (self.asks, self.ask_orders) if side > 0 else (self.bids, self.bid_orders)
+        if self.sweep is not None:
+            # reactive: it takes the whole best queue as often as calibrated in the book's
+            # state, its size drawn from the calibrated sizes that do (or do not)
+            q = book[self.ba if side > 0 else self.bb]
+            take_all = self.uniform.next() < self.sweep[self._share(-side)][self._activity(t)]
+            for _ in range(_SIZE_TRIES):
+                if (rem >= q) == take_all:
+                    break
+                rem = self.market_pool.next()
+            else:
+                rem = q if take_all else max(q - 1, 1)
+            first = rem
         while rem > 0:
             p = self.ba if side > 0 else self.bb
             q = book[p]
@@ -498,16 +630,21 @@ class _Engine:
             t.append(rng.integers(0, span, n))
             kind.append(np.full(n, k, np.int64))
             arg.append(np.searchsorted(cum, rng.random(n) * total, side="right"))
-        for k, r in zip((_BUY, _SELL), f.market_rate):
-            mt = hawkes_times(rng, r, f.market_branching, f.market_decay, span)
+        rates = f.market_rate
+        if self.reactive:  # both sides alike, candidates thinned by the book's state
+            rates = np.full(2, rates.mean() * self.market_peak)
+        first = 0
+        for k, r in zip((_BUY, _SELL), rates):
+            mt, root = hawkes_clusters(rng, r, f.market_branching, f.market_decay, span)
             t.append(mt)
             kind.append(np.full(len(mt), k, np.int64))
-            arg.append(np.zeros(len(mt), np.int64))
+            arg.append(root + first)  # the cluster, numbered across both sides
+            first += int(root.max()) + 1 if len(root) else 0
         t = np.concatenate(t).astype(np.int64)
         o = np.argsort(t, kind="stable")
         return t[o], np.concatenate(kind)[o], np.concatenate(arg)[o]
 
-    def _queue_events(self, cancel: np.ndarray, join: np.ndarray):
+    def _queue_events(self, cancel: np.ndarray, join: np.ndarray, t: int = 0):
         """Cancellations and joins for one step, from the queues at its start: each order is
         cancelled at its distance's rate, each queue is joined at its distance's rate.
         Returns (time offset ns, kind, price) unsorted."""
@@ -519,15 +656,33 @@ class _Engine:
         d[:nb] = self.ba - p[:nb]
         d[nb:] = p[nb:] - self.bb
         np.clip(d, 1, self.levels + 1, out=d)
-        c = self.rng.poisson(np.concatenate([cancel[d] * n, join[d]]))
+        rate = cancel[d] * n
+        if self.reactive:  # the best queues' cancellations react to the book's state
+            act = self._activity(t)
+            touch = np.flatnonzero(p[:nb] == self.bb)
+            rate[touch] *= self.react_cancel[self._share(1), act]
+            touch = nb + np.flatnonzero(p[nb:] == self.ba)
+            rate[touch] *= self.react_cancel[self._share(-1), act]
+        c = self.rng.poisson(np.concatenate([rate, join[d]]))
         hit = np.flatnonzero(c)
-        if len(hit) == 0:
+        extra = []
+        if self.deplete is not None:  # reactive: best queues emptied whole at the calibrated rate
+            act = self._activity(t)
+            for side, k in ((1, _DEPLETE_BID), (-1, _DEPLETE_ASK)):
+                r = self.deplete[self._share(side), act] * self.dt_ns / 1e9
+                if self.uniform.next() < -math.expm1(-r):
+                    extra.append(k)
+        if len(hit) == 0 and not extra:
             return None
         idx = np.repeat(hit, c[hit])
         m = nb + na
         q = idx % m
         kind = np.where(idx < m, np.where(q < nb, _CANCEL_BID, _CANCEL_ASK), np.where(q < nb, _JOIN_BID, _JOIN_ASK))
-        return self.rng.integers(0, self.dt_ns, len(idx)), kind, p[q]
+        price = p[q]
+        if extra:
+            kind = np.concatenate([kind, np.asarray(extra, np.int64)])
+            price = np.concatenate([price, np.zeros(len(extra), np.int64)])
+        return self.rng.integers(0, self.dt_ns, len(kind)), kind, price
 
     def run(self, t_start: int, nsteps: int, targets: np.ndarray | None) -> None:
         dt_ns = self.dt_ns
@@ -540,12 +695,13 @@ class _Engine:
         a_t, a_kind, a_arg = self._arrivals(nsteps * dt_ns)
         bounds = np.searchsorted(a_t, dt_ns * np.arange(nsteps + 1, dtype=np.int64)).tolist()
         uniform = self.uniform
+        cause_of = _CAUSE_OF_KIND
         for i in range(nsteps):
             t0 = t_start + i * dt_ns
             t1 = t0 + dt_ns
             uid0 = self.uid
             a, b = bounds[i], bounds[i + 1]
-            qe = self._queue_events(cancel, join)
+            qe = self._queue_events(cancel, join, t0)
             if qe is None:
                 offs, kinds, args = a_t[a:b] - i * dt_ns, a_kind[a:b], a_arg[a:b]
             else:
@@ -557,24 +713,30 @@ class _Engine:
                     np.concatenate([a_arg[a:b], qe[2]])[o],
                 )
             for off, k, x in zip(offs.tolist(), kinds.tolist(), args.tolist()):
+                self.cause = cause_of[k]
                 if k == _BIRTH_BID:
-                    self.arrive(1, x)
+                    self.arrive(1, x, t0 + off)
                 elif k == _BIRTH_ASK:
-                    self.arrive(-1, x)
+                    self.arrive(-1, x, t0 + off)
                 elif k == _CANCEL_BID:
                     self.cancel_order(1, x, uniform.next())
                 elif k == _CANCEL_ASK:
                     self.cancel_order(-1, x, uniform.next())
+                elif k == _DEPLETE_BID:
+                    self.deplete_best(1)
+                elif k == _DEPLETE_ASK:
+                    self.deplete_best(-1)
                 elif k == _JOIN_BID:
                     self.join_queue(1, x)
                 elif k == _JOIN_ASK:
                     self.join_queue(-1, x)
                 else:
-                    self.market(1 if k == _BUY else -1, t0 + off)
+                    self.market(1 if k == _BUY else -1, t0 + off, x)
                 self._quote(t0 + off)
             if targets is not None:  # the path's price at the end of the step
                 tg = targets[i]
                 if abs(self.bb + self.ba - 2.0 * tg) > _SHIFT_TOL:
+                    self.cause = CAUSE_PATH
                     self.move_to(tg, t1 - 1)
                     self._quote(t1 - 1)
             if self.uid != uid0:
@@ -653,7 +815,11 @@ class SimMarket:
     ``depth``, ``trades`` and ``quotes`` hold exactly what reading :meth:`write_raw`'s output
     gives (the opening snapshot's rows with ``SNAPSHOT`` (and ``RESET`` on the first),
     ``END_OF_MESSAGE`` on the last row of each message, update ids from the diffs);
-    ``path`` is the ``(ts, price)`` path the mid followed, or None.
+    ``path`` is the ``(ts, price)`` path the mid followed, or None. ``mid_causes``, one per
+    quote: what changed the mid at that bookTicker update (``CAUSE_NONE``: it did not change;
+    ``CAUSE_MARKET``: a market order emptied a best queue; ``CAUSE_CANCEL``: a cancellation
+    did; ``CAUSE_ARRIVAL``: an order arrived inside the spread; ``CAUSE_PATH``: the book was
+    moved to follow the price path).
     """
 
     depth: DepthEvents
@@ -668,6 +834,7 @@ class SimMarket:
     update_every: int
     levels: int
     seed: Any
+    mid_causes: np.ndarray = field(default_factory=lambda: np.empty(0, np.int8))
     _raw: dict[str, Any] = field(default_factory=dict)
 
     def __repr__(self) -> str:
@@ -938,7 +1105,7 @@ def simulate(
         )
 
     rng = _flow_rng(seed)
-    eng = _Engine(flow, rng, levels, dt_ns)
+    eng = _Engine(flow, rng, levels, dt_ns, reactive=path is None)
     eng.open(mid0, start_ns)
     eng.run(start_ns, int(nsteps), targets)
     return _assemble(eng, flow, path, symbol, start_ns, start_ns + nsteps * dt_ns, dt_ns, levels, seed, rng)
@@ -1059,5 +1226,6 @@ def _assemble(eng: _Engine, flow, path, symbol, start_ns, end_ns, dt_ns, levels,
         update_every=dt_ns,
         levels=levels,
         seed=seed,
+        mid_causes=np.asarray(eng.mid_causes, np.int8),
         _raw={"snapshot": eng.snapshot, "snapshot_local": snap_local},
     )
