@@ -15,7 +15,8 @@ kurtosis within a factor 2. Also the CPU seconds each hour took (``time.process_
 the load average.
 
 Run: ``python benchmarks/bench_sim.py [--seeds 8] [--hours 1] [--json out.json]``; prints a
-markdown table per recording.
+markdown table per recording. Parts run apart (``--recording``, ``--mode``, each with its own
+``--json``) are put together by ``--merge a.json b.json ...``.
 """
 
 from __future__ import annotations
@@ -61,9 +62,9 @@ def facts_row(f: dict) -> dict:
     return {k: float(v) for k, v in row.items()}
 
 
-def run(seeds: int, hours: float) -> dict:
+def run(seeds: int, hours: float, recordings=RECORDINGS, modes=("path", "flow")) -> dict:
     out = {"seeds": seeds, "hours": hours, "recordings": {}}
-    for name in RECORDINGS:
+    for name in recordings:
         md = lobfast.read_binance(datasets.path(name))
         flow = sim.calibrate(md)
         book = reconstruct(md.depth, levels=1, every="100ms")
@@ -73,6 +74,8 @@ def run(seeds: int, hours: float) -> dict:
         rec = {"real": facts_row(sim.stylized_facts(md)), "price_fit": repr(price), "modes": {}}
         start = int(book.ts[-1]) + 3600 * 10**9
         for mode, p in (("path", price), ("flow", None)):
+            if mode not in modes:
+                continue
             rows = []
             for seed in range(seeds):
                 c0 = time.process_time()
@@ -139,8 +142,24 @@ def main(argv=None) -> None:
     ap.add_argument("--seeds", type=int, default=8)
     ap.add_argument("--hours", type=float, default=1.0)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--recording", choices=RECORDINGS, action="append", help="only these (default: both)")
+    ap.add_argument("--mode", choices=("path", "flow"), action="append", help="only these (default: both)")
+    ap.add_argument("--merge", type=Path, nargs="+", default=None, help="print the table of saved --json runs")
     args = ap.parse_args(argv)
-    res = run(args.seeds, args.hours)
+    if args.merge:
+        res = None
+        for path in args.merge:
+            part = json.loads(path.read_text())
+            if res is None:
+                res = part
+                continue
+            for name, rec in part["recordings"].items():
+                res["recordings"].setdefault(name, {**rec, "modes": {}})["modes"].update(rec["modes"])
+        for rec in res["recordings"].values():
+            rec["modes"] = {m: rec["modes"][m] for m in ("path", "flow") if m in rec["modes"]}
+        print(table(res))
+        return
+    res = run(args.seeds, args.hours, args.recording or RECORDINGS, args.mode or ("path", "flow"))
     if args.json:
         args.json.write_text(json.dumps(res, indent=1))
     print(table(res))

@@ -2,9 +2,11 @@
 
 - :func:`calibrate` measures a :class:`FlowModel` (limit, cancellation and market-order
   rates per level, order sizes, queue sizes, spread) on a recording read by lobfast;
-- :func:`simulate` runs that flow on a level-2 book, optionally along a price path (arrays,
-  or a process such as :class:`GBM`, :class:`Merton`, :class:`HawkesJumpDiffusion`), and
-  returns a :class:`SimMarket`: depth, trades and quotes exactly as
+- :func:`simulate` runs that flow on a level-2 book, either flow-driven (``price=None``: the
+  mid moves only through simulated book events, the flow reacting to the book's state as
+  calibrated) or path-driven (along a price path: arrays, or a process such as :class:`GBM`,
+  :class:`Merton`, :class:`HawkesJumpDiffusion`, simulated without drift unless ``drift=``
+  asks for one), and returns a :class:`SimMarket`: depth, trades and quotes exactly as
   :func:`lobfast.read_binance` returns them, which it can write as a raw Binance recording;
 - :func:`stylized_facts`, :func:`compare_facts` and :func:`plot_facts` hold a simulation
   against the real market.

@@ -17,7 +17,20 @@ oldest orders first, and prints one or more trades per level it takes; it never 
 side's last lot, and a cancellation never removes a side's last level, so the book always
 has both sides and is never crossed.
 
-With a price path, the mid follows it: at the end of each step where the mid is more than a
+Without a price path (``price=None``, the flow-driven mode) the mid moves only because the
+simulated flow moves it: a market order empties a best queue, a cancellation empties one, an
+order arrives inside the spread (``SimMarket.mid_causes`` names the event behind every
+change). The flow at the best quotes then reacts to the book's state as calibrated on the
+recording (queue-reactive, in the manner of Huang, Lehalle and Rosenbaum): by the side's share
+of the size at the two best quotes and by the number of mid changes in the last second, the
+rate of market orders hitting it, the share of them that take its whole best queue, the rate
+at which its best queue is cancelled away and at which orders improve it inside the spread;
+the other side follows a retreating best quote as often as in the recording. A small queue
+facing a large one is therefore swept first (the book foretells the next move), and moves
+bring more flow and more moves (volatility clusters). Both sides have the same rates, mirror
+images of each other, so the flow has no drift of its own.
+
+With a price path (the path-driven mode), the mid follows it: at the end of each step where the mid is more than a
 tick from the path's price, the book is moved there, so the book of every depth update is
 within a tick of the path. The side the price moves into loses every level short of the new
 quote (with the calibrated execution share a market order of the calibrated size takes part
@@ -1032,7 +1045,8 @@ def simulate(
     ----------
     duration : how long (``"10min"``, ``"1h"``, int ns, timedelta); at least one update step.
     flow : the order-flow rates (:func:`lobfast.sim.calibrate`).
-    price : ``None`` (the flow alone moves the book), a ``(ts, price)`` pair of arrays (int64
+    price : ``None`` (flow-driven: the simulated flow alone moves the book and reacts to it,
+        see the module's docstring), a ``(ts, price)`` pair of arrays (int64
         ns since the epoch, sorted; prices finite and positive; the price in effect at ``t`` is
         the last one at or before it), or an object with ``.simulate(duration, *, seed, dt, s0,
         start) -> (ts, price)`` such as :class:`lobfast.sim.GBM` (called with this ``seed``,
