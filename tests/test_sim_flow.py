@@ -13,7 +13,7 @@ import pytest
 
 import lobfast
 from lobfast import datasets
-from lobfast.sim import FlowModel, calibrate, simulate
+from lobfast.sim import GBM, FlowModel, calibrate, simulate
 from lobfast.sim.flow import ACTIVITY_BUCKETS, IMBALANCE_BUCKETS
 from lobfast.sim.market import CAUSE_ARRIVAL, CAUSE_CANCEL, CAUSE_MARKET, CAUSE_NONE, CAUSE_PATH
 
@@ -121,3 +121,21 @@ def test_flow_has_no_drift_over_many_seeds(flow):
     ends = np.array(ends)
     se = ends.std(ddof=1) / math.sqrt(len(ends))
     assert ends.std() > 0 and abs(ends.mean()) < 3 * se
+
+
+def test_simulate_passes_drift_to_a_price_process_only(flow):
+    ts = START + 100_000_000 * np.arange(301, dtype=np.int64)
+    px = np.full(301, flow.ref_price)
+    with pytest.raises(ValueError, match="drift= applies to a price process"):
+        simulate("10s", flow=flow, drift=1.0)
+    with pytest.raises(ValueError, match="not to a given path"):
+        simulate("10s", flow=flow, price=(ts, px), drift=1.0, start=START)
+    steps = 1e-5 + 1e-5 * np.random.default_rng(0).standard_normal(300)  # a climb with noise
+    fitted = GBM.fit(ts, flow.ref_price * np.exp(np.cumsum(np.r_[0.0, steps])))
+    fitted.mu_se = abs(fitted.mu)  # as if the climb were noise: one standard error
+    a = simulate("10s", flow=flow, price=fitted, seed=1, start=START)
+    b = simulate("10s", flow=flow, price=GBM(0.0, fitted.sigma), seed=1, start=START)
+    assert np.array_equal(a.path[1], b.path[1])  # the fitted drift is left out
+    with pytest.warns(lobfast.LobWarning, match="not significant"):
+        c = simulate("10s", flow=flow, price=fitted, seed=1, start=START, drift="model")
+    assert c.path[1][-1] > a.path[1][-1]
