@@ -299,13 +299,18 @@ def test_fits_report_the_drift_with_its_standard_error(btc_mid):
     ],
 )
 def test_simulation_has_no_drift_unless_asked(model):
-    flat = type(model)(**{**model.params, "mu": 0.0})
+    # the default is the diffusion drift that makes the price a martingale: 0 less the
+    # jumps' expected growth (rate * (E[e^J] - 1))
+    comp = model.jump_drift()
+    assert comp == 0.0 if isinstance(model, GBM) else comp != 0.0
+    flat = type(model)(**{**model.params, "mu": -comp})
     default = model.simulate("10min", seed=5, dt="1s")
-    assert np.array_equal(default[1], flat.simulate("10min", seed=5, dt="1s")[1])  # mu is not used
-    for drift in ("model", 300.0):
-        asked = model.simulate("10min", seed=5, dt="1s", drift=drift)[1]
-        h = 600 / YEAR_S  # the whole drift over the path: 300 / yr for 10 minutes
-        assert math.log(asked[-1] / default[1][-1]) == pytest.approx(300.0 * h, rel=1e-9)
+    assert np.array_equal(default[1], flat.simulate("10min", seed=5, dt="1s", drift="model")[1])
+    h = 600 / YEAR_S
+    asked = model.simulate("10min", seed=5, dt="1s", drift=300.0)[1]  # the price's growth, jumps included
+    assert math.log(asked[-1] / default[1][-1]) == pytest.approx(300.0 * h, rel=1e-9)
+    own = model.simulate("10min", seed=5, dt="1s", drift="model")[1]  # mu in the diffusion, jumps on top
+    assert math.log(own[-1] / default[1][-1]) == pytest.approx((300.0 + comp) * h, rel=1e-9)
     with pytest.raises(ValueError, match="drift"):
         model.simulate("1min", drift="fitted")
     with pytest.raises(ValueError, match="drift"):
@@ -313,21 +318,18 @@ def test_simulation_has_no_drift_unless_asked(model):
 
 
 def test_mean_simulated_drift_is_zero_over_many_seeds(btc_mid):
-    # GBM fitted on six minutes of BTCUSDT carries a drift of hundreds per year (and a
-    # Hawkes fit given one as large); simulated as they are, 400 paths of an hour average a
-    # log return of -sigma^2 T / 2 (the martingale's), within three standard errors
+    # fitted on six minutes of a falling BTCUSDT mid: GBM's drift and the Hawkes model's jumps
+    # (a mean of -1.2e-5 at 0.6 jumps a second: -0.025 an hour) both point down; simulated as
+    # they come out of the fit, the price is a martingale: over 400 paths of an hour the mean
+    # of S_T / S_0 - 1 is within three standard errors of 0, where either drift lies far outside
     ts, mid = btc_mid
-    hawkes = HawkesJumpDiffusion.fit(ts, mid)
-    for fit in (GBM.fit(ts, mid), HawkesJumpDiffusion(**{**hawkes.params, "mu": -200.0})):
-        assert abs(fit.mu) > 100.0  # a drift the simulation must not take
-        ends = np.array([math.log(p[-1] / p[0]) for p in (fit.simulate("1h", seed=s, dt="1s")[1] for s in range(400))])
-        T = 3600 / YEAR_S
-        excess = ends + 0.5 * fit.sigma**2 * T  # jumps have mean jump_mean (~0) each
-        if isinstance(fit, HawkesJumpDiffusion):
-            excess -= fit.jump_mean * fit.baseline / (1 - fit.alpha) * 3600
-        assert abs(excess.mean()) < 3 * excess.std() / math.sqrt(len(excess))
-        # what the fitted drift would have done: well outside that band
-        assert abs(fit.mu * T) > 3 * excess.std() / math.sqrt(len(excess))
+    T = 3600 / YEAR_S
+    for fit in (GBM.fit(ts, mid), HawkesJumpDiffusion.fit(ts, mid)):
+        growth = np.array([p[-1] / p[0] - 1 for p in (fit.simulate("1h", seed=s, dt="1s")[1] for s in range(400))])
+        se = growth.std(ddof=1) / math.sqrt(len(growth))
+        assert abs(growth.mean()) < 3 * se
+        would = (fit.mu + fit.jump_drift()) * T  # what the fitted drift and jumps would add
+        assert abs(would) > 6 * se
 
 
 def test_passing_an_insignificant_fitted_drift_warns(btc_mid):

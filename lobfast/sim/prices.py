@@ -33,10 +33,11 @@ No drift unless asked
 ---------------------
 A drift fitted on minutes or hours of data is noise (its standard error is about
 ``sigma / sqrt(years observed)``: several hundred per year for a 60 % volatility over six
-minutes), so :meth:`~GBM.simulate` simulates a martingale price, ``mu = 0``, unless it is
-given ``drift=``: a number (per year) or ``"model"`` (the model's own ``mu``). Passing a
-fitted drift that is not significant (``|mu| < 2 mu_se``) warns with a
-:class:`~lobfast.LobWarning`.
+minutes), and so is the mean of a few hundred fitted jumps, so :meth:`~GBM.simulate`
+simulates a martingale price (expected growth 0: ``mu = 0``, less the jumps' expected
+growth where there are jumps) unless it is given ``drift=``: a number (the price's expected
+growth per year) or ``"model"`` (the model's own ``mu``, jumps on top). Passing a fitted
+drift that is not significant (``|mu| < 2 mu_se``) warns with a :class:`~lobfast.LobWarning`.
 
 Limits: the models are for continuous prices.  A tick-discrete price sampled faster than it
 moves (most returns exactly zero) violates them: Merton's likelihood then rewards a vanishing
@@ -195,12 +196,20 @@ class _PriceProcess:
                 body += f", n_jumps={n_jumps}"
         return f"{type(self).__name__}({body})"
 
+    def jump_drift(self) -> float:
+        """Expected growth of the price per year that the jumps bring, ``rate * (E[e^J] - 1)``
+        (0 without jumps)."""
+        return 0.0
+
     def drift_for(self, drift: Any = None) -> float:
-        """The drift (per year) a simulation uses: 0 for ``None``, the model's ``mu`` for
-        ``"model"``, else the number given.  Warns (:class:`~lobfast.LobWarning`) when that is a
-        fitted drift within two standard errors of 0."""
+        """The diffusion's ``mu`` (per year) a simulation uses: for ``None`` the one that makes
+        the price a martingale (``-``:meth:`jump_drift`: the jumps' mean is compensated), for
+        ``"model"`` the model's own ``mu``, for a number the one that makes the price's
+        expected growth that number per year, jumps included.  Warns
+        (:class:`~lobfast.LobWarning`) when asked for a fitted drift within two standard
+        errors of 0."""
         if drift is None:
-            return 0.0
+            return -self.jump_drift()
         if isinstance(drift, str):
             if drift != "model":
                 raise ValueError(f'drift must be None, a number (per year) or "model", not {drift!r}')
@@ -216,7 +225,7 @@ class _PriceProcess:
                 LobWarning,
                 stacklevel=3,
             )
-        return value
+        return value if isinstance(drift, str) else value - self.jump_drift()
 
     def simulate(
         self,
@@ -235,9 +244,11 @@ class _PriceProcess:
         SeedSequence or a Generator): the same seed gives the same path.  A jump is applied
         at the end of the grid step that contains it.
 
-        ``drift``: ``None`` (default) simulates a martingale, ``mu = 0``, whatever the model's
-        ``mu``; a number is the drift per year, ``"model"`` the model's own ``mu`` (a fitted
-        one that is not significant warns, see the module's docstring).
+        ``drift``: ``None`` (default) simulates a martingale price, whatever the model's ``mu``
+        and its jumps' mean (the diffusion's drift compensates the jumps: see
+        :meth:`drift_for`); a number is the price's expected growth per year, ``"model"`` the
+        model's own ``mu`` with the jumps on top (a fitted drift that is not significant
+        warns, see the module's docstring).
         """
         mu = self.drift_for(drift)
         duration_ns = parse_duration(duration, "duration")
@@ -429,6 +440,9 @@ class Merton(_PriceProcess):
         out.mu_se = _mean_rate_se(r, dt)
         return out
 
+    def jump_drift(self) -> float:
+        return self.lam * math.expm1(self.jump_mean + 0.5 * self.jump_std**2)
+
     def _log_returns(self, rng: np.random.Generator, n: int, step_ns: int, mu: float) -> np.ndarray:
         r = self._diffusion(rng, n, step_ns, mu)
         count = rng.poisson(self.lam * step_ns / _YEAR_NS, n)
@@ -580,6 +594,10 @@ class HawkesJumpDiffusion(_PriceProcess):
         out.n_obs = len(r)
         out.n_jumps = n_jumps
         return out
+
+    def jump_drift(self) -> float:
+        rate = self.baseline / (1.0 - self.alpha) * YEAR_S  # stationary jumps per year
+        return rate * math.expm1(self.jump_mean + 0.5 * self.jump_std**2)
 
     def _log_returns(self, rng: np.random.Generator, n: int, step_ns: int, mu: float) -> np.ndarray:
         c_seed = int(rng.integers(0, 2**63))
