@@ -257,3 +257,38 @@ def test_pooled_bad_input():
         walk_forward(tiny, {"a/b": data["SOL"]}, window=T, **FIT)
     with pytest.raises(TypeError, match="checkpoint_dir is set by walk_forward"):
         walk_forward(tiny, data, window=T, checkpoint_dir="x", **FIT)
+
+
+def test_a_symbol_listed_later_joins_the_folds_it_has_training_rows_in():
+    data, ts = {}, {}
+    listed = {"OLD": (0, 400, 0, 100_000_000), "NEW": (1, 150, 26_000_000_000, 100_000_000)}
+    for s, (seed, n, start, step) in listed.items():
+        X, raw, t = market(seed, n, start, step)
+        data[s], ts[s] = {"X": X, "y": raw, "raw": raw}, t
+    folds = split.panel_walk_forward(ts, 3, known_at={s: t + H for s, t in ts.items()})
+    for s in data:
+        data[s]["folds"] = folds[s]
+    assert not len(folds["NEW"][0].train) and len(folds["NEW"][0].test)  # listed during fold 0's test block
+    res = walk_forward(tiny, data, window=T, **FIT)
+    new = res.studies["NEW"]
+    assert res.folds[0]["normalizer"].keys() == {"OLD"} and not len(res.folds[0]["rows"]["NEW"])
+    assert np.isnan(new.pred[folds["NEW"][0].test]).all() and new.folds[0]["metrics"]["target"]["n"] == 0
+    assert set(new.fold.tolist()) == {1, 2} and len(res.folds[1]["train_rows"]["NEW"])
+
+
+def test_pooled_scaled_targets_and_warm_start():
+    data, _, _ = panel_data(n_splits=2)
+    for d in data.values():
+        d["y"] = d["raw"] * 1e4  # far from unit scale
+    res = walk_forward(tiny, data, window=T, scale_target=True, **FIT)
+    for f, model in zip(res.folds, res.models):
+        for s, d in data.items():
+            sp = f["split"][s]
+            norm = lobfast.Normalizer("zscore").fit(d["X"], rows=sp.train)
+            scaler = lobfast.TargetScaler().fit(d["y"], rows=sp.train)  # each symbol's own training rows
+            ds = WindowDataset(d["X"], None, T, indices=sp.test, normalizer=norm)
+            np.testing.assert_array_equal(res.pred[s][ds.ends], scaler.inverse(predict(model, ds)))
+    frozen = {**FIT, "lr": 0.0, "epochs": 1}  # weights do not move: what each fold started from
+    warm = walk_forward(tiny, data, window=T, warm_start=True, **frozen)
+    w = lambda m: torch.cat([p.detach().ravel() for p in m.parameters()])  # noqa: E731
+    assert all(torch.equal(w(m), w(tiny(0))) for m in warm.models)
