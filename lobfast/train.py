@@ -1226,8 +1226,8 @@ def _record_pooled(run: _Run, result: PooledWalkForward, studies: Mapping[str, _
     )
     run.csv("metrics.csv", result.table())
     _write_summary(run, result.summary(), result.symbols, top)
-    p, y, r = _joined([(a, b, None if np.isnan(c).all() else c) for a, b, c in zip(pred, target, raw)])
-    realised = r if r is not None else y
+    p = np.concatenate(pred)
+    realised = np.concatenate(raw if studies[result.symbols[0]].raw is not None else target)
     run.figure("predictions.png", lambda path: _evaluate.plot_predictions(p, realised, path, title="out of sample"))
     if result.backtest is not None:
         each = {s: r.backtest.summary() for s, r in result.studies.items()}
