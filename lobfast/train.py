@@ -1110,14 +1110,17 @@ def _walk_forward_pooled(
             split = d.folds[k]
             if not len(split.train):
                 continue  # nothing to fit its normaliser on: not predicted in this fold
-            norms[s] = norm = _fold_normalizer(normalizer, d.X, split, d.valid)
-            scalers[s] = scaler = TargetScaler().fit(d.y, rows=split.train) if scale_target else None
-            y_fit = d.y if scaler is None else scaler.transform(d.y)
-            kw = dict(normalizer=norm, valid=d.valid)
-            trains[s] = WindowDataset(d.X, y_fit, window, indices=split.train, **kw)
-            if len(split.val):
-                vals[s] = WindowDataset(d.X, y_fit, window, indices=split.val, **kw)
-            tests[s] = WindowDataset(d.X, None, window, indices=split.test, **kw)
+            try:
+                norms[s] = norm = _fold_normalizer(normalizer, d.X, split, d.valid)
+                scalers[s] = scaler = TargetScaler().fit(d.y, rows=split.train) if scale_target else None
+                y_fit = d.y if scaler is None else scaler.transform(d.y)
+                kw = dict(normalizer=norm, valid=d.valid)
+                trains[s] = WindowDataset(d.X, y_fit, window, indices=split.train, **kw)
+                if len(split.val):
+                    vals[s] = WindowDataset(d.X, y_fit, window, indices=split.val, **kw)
+                tests[s] = WindowDataset(d.X, None, window, indices=split.test, **kw)
+            except ValueError as e:  # which symbol's data
+                raise ValueError(f"symbol {s!r}, fold {k}: {e}") from e
         nonempty = {s: ds for s, ds in trains.items() if len(ds)}
         if not nonempty:
             raise ValueError(f"fold {k} has no training windows in any symbol")

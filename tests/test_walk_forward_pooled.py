@@ -249,6 +249,10 @@ def test_pooled_bad_input():
         walk_forward(tiny, data, data["SOL"]["y"], window=T, **FIT)
     with pytest.raises(ValueError, match="'SOL' has no folds"):
         walk_forward(tiny, {**data, "SOL": (data["SOL"]["X"], data["SOL"]["y"])}, window=T, **FIT)
+    X = data["SOL"]["X"].copy()
+    X[7, 2] = np.inf  # in a row marked valid
+    with pytest.raises(ValueError, match="symbol 'SOL', fold 0: feature 'column 2' is inf at row 7"):
+        walk_forward(tiny, {**data, "SOL": {**data["SOL"], "X": X}}, window=T, **FIT)
     with pytest.raises(ValueError, match="lacks y"):
         walk_forward(tiny, {"A": {"X": 1}}, window=T, **FIT)
     with pytest.raises(TypeError, match="needs window="):
