@@ -412,7 +412,7 @@ def panel_walk_forward(
     ----------
     ts : ``{symbol: sorted row times}`` (int64 ns or datetime64).
     known_at : a horizon (int rows or a duration, the same for every symbol), ``{symbol:
-        known_at}`` (as :func:`chronological` takes it) or None.
+        known_at}`` (as :func:`chronological` takes it; a symbol left out is not purged) or None.
     rows : ``{symbol: usable rows}`` (a symbol left out: all its rows), or None.
     n_splits, train, test, val, embargo, expanding : as in :func:`walk_forward`.
 

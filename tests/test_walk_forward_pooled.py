@@ -296,3 +296,17 @@ def test_pooled_scaled_targets_and_warm_start():
     warm = walk_forward(tiny, data, window=T, warm_start=True, **frozen)
     w = lambda m: torch.cat([p.detach().ravel() for p in m.parameters()])  # noqa: E731
     assert all(torch.equal(w(m), w(tiny(0))) for m in warm.models)
+
+
+def test_panel_folds_count_only_the_usable_rows():
+    _, _, ts = panel_data()
+    usable = np.ones(len(ts["SOL"]), bool)
+    usable[100:160] = False  # a hole in one symbol's recording
+    folds = split.panel_walk_forward(ts, 2, rows={"SOL": usable}, known_at={"SOL": ts["SOL"] + H})
+    merged = np.sort(np.concatenate([ts["BTCUSDT"], ts["ETHUSDT"], ts["SOL"][usable]]))
+    want = split.walk_forward(merged, 2)
+    for k in range(2):
+        assert all(np.array_equal(folds[s][k].boundaries, want[k].boundaries) for s in ts)
+        f = folds["SOL"][k]
+        assert not np.isin(np.concatenate([f.train, f.test]), np.arange(100, 160)).any()
+        assert not folds["BTCUSDT"][k].purged and f.purged  # only SOL's labels were given
