@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import sys
 
 import numpy as np
 import pytest
@@ -206,6 +207,13 @@ def test_export_says_when_torch_cannot_export_a_model(tmp_path):
     assert not list(tmp_path.iterdir())  # nothing written, not even a temporary file
     with pytest.raises(ValueError, match="format must be one of 'pt2', 'onnx', not 'tflite'"):
         models.export(SMALL["DeepLOB"](seed=0), tmp_path / "d.x", format="tflite")
+
+
+def test_onnx_export_says_which_extra_it_needs(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxscript", None)  # as where it is not installed
+    with pytest.raises(ImportError, match=r"onnxscript is needed .* pip install 'lobfast\[onnx\]'"):
+        models.export(SMALL["DeepLOBTCN"](seed=0), tmp_path / "m.onnx", format="onnx")
+    assert not list(tmp_path.iterdir())
 
 
 def test_target_scaler_fits_training_rows_and_travels_with_the_model(data, tmp_path):
