@@ -24,6 +24,7 @@ Examples
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,11 +37,13 @@ except ImportError as e:  # pragma: no cover - exercised only without torch
     raise ImportError("lobfast.torch needs PyTorch: pip install 'lobfast[torch]'") from e
 
 from . import _core
+from .errors import LobWarning
 from .frame import Frame, LabelFrame
 from .windowing import Normalizer, _as_rows, _positive, as_features, first_nonfinite, window_index
 
 __all__ = ["BatchLoader", "PanelDataset", "PanelSplit", "WindowDataset", "collate_batch", "loader"]
 
+_EMPTY = np.empty(0, np.int64)
 _NP = {torch.float32: np.float32, torch.float64: np.float64}
 
 
@@ -350,8 +353,8 @@ class PanelDataset(torch.utils.data.Dataset):
                 k = np.vstack([np.asarray(lf[n], np.int64) for n in known])
                 kn = np.where((k < 0).any(axis=0), -1, k.max(axis=0))
             source[sym], stats[sym] = _SymbolRows.make(sym, b.ts, X, y, kn, b["valid"] != 0, every, T, order)
-        opts = dict(T=T, normalizer=_norm_spec(normalizer), classes=classes, dtype=dtype, threads=threads)
-        norms = {s: _fit_normalizer(opts["normalizer"], r, None, s) for s, r in source.items()}
+        opts = dict(T=T, normalizer=_norm_spec(normalizer), classes=classes, dtype=dtype, threads=threads, names=order)
+        norms = {s: _fit_normalizer(opts["normalizer"], r, None) for s, r in source.items()}
         panel = _panel(source, opts, {s: r.ends(T) for s, r in source.items()}, norms)
         for s, p in zip(panel.symbols, panel.parts):
             stats[s]["windows"] = len(p)
@@ -396,14 +399,29 @@ class PanelDataset(torch.utils.data.Dataset):
             kn = r.known if isinstance(known_at, str) and known_at == "labels" else known_at
             splits[s] = _split.cut(r.ts, boundaries, start=start, end=end, known_at=kn, embargo=embargo, rows=p.ends)
         spec = self._options["normalizer"]
-        norms = {s: _fit_normalizer(spec, self._source[s], splits[s].train, s) for s in self.symbols}
-        parts = [
-            _panel(self._source, self._options, {s: getattr(sp, k) for s, sp in splits.items()}, norms)
-            for k in ("train", "val", "test")
-        ]
-        return PanelSplit(
-            parts[0], parts[1] if len(boundaries) == 2 else None, parts[2], np.asarray(boundaries, np.int64), splits
-        )
+        ends = {k: {s: getattr(sp, k) for s, sp in splits.items()} for k in ("train", "val", "test")}
+        norms, left_out = {}, {}
+        for s, sp in splits.items():
+            if spec is not None and spec.method != "rolling_zscore" and not len(sp.train):
+                # nothing to fit this symbol's normaliser on: its later windows cannot be scaled
+                left_out[s] = len(sp.val) + len(sp.test)
+                ends["val"][s] = ends["test"][s] = _EMPTY
+                norms[s] = None
+            else:
+                norms[s] = _fit_normalizer(spec, self._source[s], sp.train)
+        left_out = {s: n for s, n in left_out.items() if n}
+        if left_out:
+            warnings.warn(
+                LobWarning(
+                    f"{', '.join(left_out)} have no training windows before {_when(boundaries[0])}: their "
+                    f"{sum(left_out.values())} later windows are left out of this cut (no training rows to fit "
+                    "their normaliser on)"
+                ),
+                stacklevel=3,
+            )
+        parts = [_panel(self._source, self._options, ends[k], norms) for k in ("train", "val", "test")]
+        bounds = np.asarray(boundaries, np.int64)
+        return PanelSplit(parts[0], parts[1] if len(bounds) == 2 else None, parts[2], bounds, splits, left_out)
 
     def split(
         self, fractions: Sequence[float] = (0.6, 0.2, 0.2), *, known_at: Any = "labels", embargo: Any = 0
@@ -570,6 +588,9 @@ class PanelSplit:
     boundaries : int64 ns, where val (when there is one) and test start; the same for every symbol.
     splits : ``{symbol: lobfast.split.Split}``, each symbol's rows and what was purged,
         embargoed or unlabelled.
+    left_out : ``{symbol: windows}``: val and test windows of symbols without a training
+        window in this cut, left out (with a LobWarning) because their normaliser has
+        nothing to be fitted on.
     """
 
     train: PanelDataset
@@ -577,19 +598,17 @@ class PanelSplit:
     test: PanelDataset
     boundaries: np.ndarray
     splits: dict[str, Any] = field(default_factory=dict)
+    left_out: dict[str, int] = field(default_factory=dict)
 
     def __iter__(self) -> Iterator[PanelDataset | None]:
         return iter((self.train, self.val, self.test))
 
     def __repr__(self) -> str:
-        def when(ns: Any) -> str:
-            return np.datetime_as_string(np.datetime64(int(ns), "ns"), unit="s")
-
         sizes = f"train {len(self.train)}" + (f", val {len(self.val)}" if self.val is not None else "")
         dropped = {k: sum(getattr(s, k) for s in self.splits.values()) for k in ("purged", "embargoed", "unlabelled")}
         return (
             f"PanelSplit({len(self.splits)} symbols; {sizes}, test {len(self.test)} windows; boundaries "
-            f"{', '.join(map(when, self.boundaries))}; dropped {dropped['purged']} purged, "
+            f"{', '.join(map(_when, self.boundaries))}; dropped {dropped['purged']} purged, "
             f"{dropped['embargoed']} embargoed, {dropped['unlabelled']} unlabelled)"
         )
 
@@ -608,6 +627,7 @@ def _panel(source, opts, ends, norms) -> PanelDataset:
             classes=opts["classes"],
             threads=opts["threads"],
         )
+        parts[s].names = opts["names"]
     panel = PanelDataset(parts)
     panel._source, panel._options = source, opts
     return panel
@@ -624,19 +644,18 @@ def _norm_spec(normalizer: Any) -> Normalizer | None:
     raise TypeError(f"normalizer must be a method name, a Normalizer or None, not {type(normalizer).__name__}")
 
 
-def _fit_normalizer(spec: Normalizer | None, r: _SymbolRows, rows: Any, sym: str) -> Normalizer | None:
+def _fit_normalizer(spec: Normalizer | None, r: _SymbolRows, rows: Any) -> Normalizer | None:
     """A normaliser with ``spec``'s settings fitted on ``rows`` of one symbol (None: all)."""
     if spec is None:
         return None
     norm = Normalizer(spec.method, lookback=spec.lookback, period=spec.period)
     if norm.method == "rolling_zscore":
         return norm.fit(r.X, ts=r.ts, valid=r.valid)  # each period from earlier periods only
-    if rows is not None and not r.valid[rows].any():
-        raise ValueError(
-            f"{sym} has no training windows, so nothing to fit its normaliser on: leave it out of "
-            "symbols=, or use normalizer=None or 'rolling_zscore'"
-        )
     return norm.fit(r.X, rows=rows, valid=r.valid)
+
+
+def _when(ns: Any) -> str:
+    return np.datetime_as_string(np.datetime64(int(ns), "ns"), unit="s")
 
 
 def _column_names(value: Any, what: str) -> list[str]:
