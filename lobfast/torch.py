@@ -37,8 +37,10 @@ except ImportError as e:  # pragma: no cover - exercised only without torch
     raise ImportError("lobfast.torch needs PyTorch: pip install 'lobfast[torch]'") from e
 
 from . import _core
+from . import split as _split
 from .errors import LobWarning
 from .frame import Frame, LabelFrame
+from .store import Store, open_store
 from .windowing import Normalizer, _as_rows, _positive, as_features, first_nonfinite, window_index
 
 __all__ = ["BatchLoader", "PanelDataset", "PanelSplit", "WindowDataset", "collate_batch", "loader"]
@@ -309,8 +311,6 @@ class PanelDataset(torch.utils.data.Dataset):
         venue : the venue, when a symbol is in several.
         classes, dtype, threads : as for :class:`WindowDataset`.
         """
-        from .store import Store, open_store
-
         st = store if isinstance(store, Store) else open_store(store)
         T = _positive(T, "T")
         fnames, bnames = _store_features(st, features)
@@ -391,8 +391,6 @@ class PanelDataset(torch.utils.data.Dataset):
     def _cut(self, boundaries, start, end, known_at, embargo) -> PanelSplit:
         """Every symbol's windows cut at the same times (lobfast.split.cut), normalisers fitted
         on each symbol's training rows."""
-        from . import split as _split
-
         splits = {}
         for s, p in zip(self.symbols, self.parts):
             r = self._source[s]
@@ -447,8 +445,6 @@ class PanelDataset(torch.utils.data.Dataset):
         :class:`PanelSplit` (``train, val, test = panel.split(...)``); the normaliser is
         fitted on each symbol's training rows only and used for its val and test windows.
         """
-        from . import split as _split
-
         bounds = _split.chronological(self._pooled_ts(), fractions).boundaries
         return self._cut(bounds, None, None, self._known(known_at), embargo)
 
@@ -469,8 +465,6 @@ class PanelDataset(torch.utils.data.Dataset):
         embargoed (``known_at``, ``embargo`` as in :meth:`split`).  One :class:`PanelSplit`
         per fold (``val`` None without validation), normalisers fitted on each fold's
         training rows."""
-        from . import split as _split
-
         ts = self._pooled_ts()
         folds = _split.walk_forward(ts, n_splits, train=train, test=test, val=val, expanding=expanding)
         known_at = self._known(known_at)
