@@ -513,19 +513,31 @@ class PanelDataset(torch.utils.data.Dataset):
         """``(x, y, symbol)`` for panel positions (``(x, symbol)`` without labels)."""
         pos = np.asarray(positions, dtype=np.int64)
         sym = self.symbol[pos]
-        x = torch.empty((len(pos), self.T, self.parts[0].X.shape[1]), dtype=self.dtype)
-        ys = None
-        for k in np.unique(sym):
-            at = np.flatnonzero(sym == k)
-            part = self.parts[k].batch(pos[at] - self.offsets[k])
-            rows = torch.from_numpy(at)
-            x[rows] = part[0]
-            if self.labelled:
-                if ys is None:
-                    ys = torch.empty((len(pos), *part[1].shape[1:]), dtype=part[1].dtype)
-                ys[rows] = part[1]
+        # each symbol's windows gathered by one C call into a contiguous run of a buffer,
+        # then put in the order asked (one copy) when they were not already grouped
+        order = np.argsort(sym, kind="stable")
+        grouped = bool((order == np.arange(len(pos))).all())
+        runs = np.concatenate(([0], np.cumsum(np.bincount(sym, minlength=len(self.parts)))))
+        first = self.parts[0]
+        shape = (len(pos), self.T, first.X.shape[1])
+        x = torch.empty(shape, dtype=self.dtype, pin_memory=first.pin_memory)
+        xs = x if grouped else torch.empty(shape, dtype=self.dtype)
+        ys = np.empty((len(pos), *first.y.shape[1:]), first.y.dtype) if self.labelled else None
+        local = pos[order] - self.offsets[sym[order]]
+        for k in np.flatnonzero(runs[1:] > runs[:-1]):
+            a, b = runs[k], runs[k + 1]
+            part = self.parts[k]
+            ends = part.ends[local[a:b]]
+            part.gather(ends, out=xs[a:b])
+            if ys is not None:
+                ys[a:b] = part.y[ends]
+        if not grouped:
+            back = np.empty_like(order)
+            back[order] = np.arange(len(order))
+            np.take(xs.numpy(), back, axis=0, out=x.numpy())  # one thread: torch's threads only wait here
+            ys = None if ys is None else ys[back]
         ids = torch.from_numpy(sym.astype(np.int64))
-        return (x, ys, ids) if self.labelled else (x, ids)
+        return (x, torch.from_numpy(ys), ids) if self.labelled else (x, ids)
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{s} {len(p)}" for s, p in zip(self.symbols, self.parts))
