@@ -41,7 +41,7 @@ from . import split as _split
 from .errors import LobWarning
 from .frame import Frame, LabelFrame
 from .store import Store, open_store
-from .windowing import Normalizer, _as_rows, _positive, as_features, first_nonfinite, window_index
+from .windowing import Normalizer, TargetScaler, _as_rows, _positive, as_features, first_nonfinite, window_index
 
 __all__ = ["BatchLoader", "PanelDataset", "PanelSplit", "WindowDataset", "collate_batch", "loader"]
 
@@ -234,6 +234,8 @@ class PanelDataset(torch.utils.data.Dataset):
     stats : per symbol, what :meth:`from_store` found: rows, invalid rows, rows with a
         non-finite feature, holes (missing stretches of the grid, e.g. a missing day),
         windows (empty for a panel built by hand).
+    scalers : ``{symbol: TargetScaler}`` with ``scale_target=True`` (else empty): the labels
+        of the windows are ``scalers[symbol].transform(label)``.
     """
 
     def __init__(self, parts: Any, *args: Any, **kwargs: Any) -> None:
@@ -263,6 +265,7 @@ class PanelDataset(torch.utils.data.Dataset):
         self._source: dict[str, _SymbolRows] | None = None
         self._options: dict[str, Any] = {}
         self.stats: dict[str, dict[str, int]] = {}
+        self.scalers: dict[str, TargetScaler] = {}
 
     # --- straight from the store ------------------------------------------------------------
     @classmethod
@@ -278,6 +281,7 @@ class PanelDataset(torch.utils.data.Dataset):
         label: Any = None,
         normalizer: Any = None,
         venue: str | None = None,
+        scale_target: bool = False,
         classes: bool = False,
         dtype: torch.dtype = torch.float32,
         threads: int | None = None,
@@ -308,6 +312,11 @@ class PanelDataset(torch.utils.data.Dataset):
         normalizer : ``"zscore"``, ``"decimal_precision"``, ``"rolling_zscore"``, a
             :class:`lobfast.Normalizer` (its settings) or None.  Fitted per symbol: on all its
             rows here, on its training rows only in :meth:`split` / :meth:`walk_forward`.
+        scale_target : train on labels standardised per symbol (a
+            :class:`lobfast.TargetScaler`, in ``scalers``), fitted like the normaliser: on all
+            rows here, on the training rows only in :meth:`split` / :meth:`walk_forward`
+            (returns of symbols at other prices and volatilities then weigh alike in one
+            pooled model).  :func:`lobfast.train.evaluate_per_symbol` turns predictions back.
         venue : the venue, when a symbol is in several.
         classes, dtype, threads : as for :class:`WindowDataset`.
         """
@@ -353,9 +362,12 @@ class PanelDataset(torch.utils.data.Dataset):
                 k = np.vstack([np.asarray(lf[n], np.int64) for n in known])
                 kn = np.where((k < 0).any(axis=0), -1, k.max(axis=0))
             source[sym], stats[sym] = _SymbolRows.make(sym, b.ts, X, y, kn, b["valid"] != 0, every, T, order)
+        if scale_target and (not labels or classes):
+            raise ValueError("scale_target=True needs regression labels (label=..., classes=False)")
         opts = dict(T=T, normalizer=_norm_spec(normalizer), classes=classes, dtype=dtype, threads=threads, names=order)
-        norms = {s: _fit_normalizer(opts["normalizer"], r, None) for s, r in source.items()}
-        panel = _panel(source, opts, {s: r.ends(T) for s, r in source.items()}, norms)
+        opts["scale_target"] = bool(scale_target)
+        fitted = {s: _fit_symbol(opts, s, r, None) for s, r in source.items()}
+        panel = _panel(source, opts, {s: r.ends(T) for s, r in source.items()}, fitted)
         for s, p in zip(panel.symbols, panel.parts):
             stats[s]["windows"] = len(p)
         panel.stats = stats
@@ -396,28 +408,29 @@ class PanelDataset(torch.utils.data.Dataset):
             r = self._source[s]
             kn = r.known if isinstance(known_at, str) and known_at == "labels" else known_at
             splits[s] = _split.cut(r.ts, boundaries, start=start, end=end, known_at=kn, embargo=embargo, rows=p.ends)
-        spec = self._options["normalizer"]
+        spec, opts = self._options["normalizer"], self._options
+        needs_fit = (spec is not None and spec.method != "rolling_zscore") or opts["scale_target"]
         ends = {k: {s: getattr(sp, k) for s, sp in splits.items()} for k in ("train", "val", "test")}
-        norms, left_out = {}, {}
+        fitted, left_out = {}, {}
         for s, sp in splits.items():
-            if spec is not None and spec.method != "rolling_zscore" and not len(sp.train):
+            if needs_fit and not len(sp.train):
                 # nothing to fit this symbol's normaliser on: its later windows cannot be scaled
                 left_out[s] = len(sp.val) + len(sp.test)
                 ends["val"][s] = ends["test"][s] = _EMPTY
-                norms[s] = None
+                fitted[s] = (None, None)
             else:
-                norms[s] = _fit_normalizer(spec, self._source[s], sp.train)
+                fitted[s] = _fit_symbol(opts, s, self._source[s], sp.train)
         left_out = {s: n for s, n in left_out.items() if n}
         if left_out:
             warnings.warn(
                 LobWarning(
                     f"{', '.join(left_out)} have no training windows before {_when(boundaries[0])}: their "
                     f"{sum(left_out.values())} later windows are left out of this cut (no training rows to fit "
-                    "their normaliser on)"
+                    "their normaliser or target scaler on)"
                 ),
                 stacklevel=3,
             )
-        parts = [_panel(self._source, self._options, ends[k], norms) for k in ("train", "val", "test")]
+        parts = [_panel(self._source, opts, ends[k], fitted) for k in ("train", "val", "test")]
         bounds = np.asarray(boundaries, np.int64)
         return PanelSplit(parts[0], parts[1] if len(bounds) == 2 else None, parts[2], bounds, splits, left_out)
 
@@ -619,15 +632,28 @@ class PanelSplit:
         )
 
 
-def _panel(source, opts, ends, norms) -> PanelDataset:
+def _fit_symbol(opts: dict, sym: str, r: _SymbolRows, rows: Any) -> tuple[Any, Any]:
+    """``(normaliser, target scaler)`` of one symbol fitted on ``rows`` (None: all rows)."""
+    scaler = None
+    if opts["scale_target"]:
+        ends = r.ends(opts["T"]) if rows is None else rows
+        try:
+            scaler = TargetScaler().fit(r.y, rows=ends)
+        except ValueError as e:
+            raise ValueError(f"{sym}: {e}") from None
+    return _fit_normalizer(opts["normalizer"], r, rows), scaler
+
+
+def _panel(source, opts, ends, fitted) -> PanelDataset:
     parts = {}
     for s, r in source.items():
+        norm, scaler = fitted[s]
         parts[s] = WindowDataset(
             r.X,
-            r.y,
+            r.y if scaler is None else scaler.transform(r.y),
             opts["T"],
             indices=ends[s],
-            normalizer=norms[s],
+            normalizer=norm,
             dtype=opts["dtype"],
             valid=r.valid,
             classes=opts["classes"],
@@ -636,6 +662,7 @@ def _panel(source, opts, ends, norms) -> PanelDataset:
         parts[s].names = opts["names"]
     panel = PanelDataset(parts)
     panel._source, panel._options = source, opts
+    panel.scalers = {s: f[1] for s, f in fitted.items() if f[1] is not None}
     return panel
 
 

@@ -467,7 +467,8 @@ def evaluate_per_symbol(model: Any, data: PanelDataset, *, batch_size: int = 102
     Returns
     -------
     ``({symbol: evaluate_predictions(...)}, table)``: the metrics against each symbol's label
-    (classification for integer classes, else regression), and
+    (classification for integer classes, else regression; labels standardised with
+    ``scale_target=True`` and the predictions are turned back to the label's units first), and
     :func:`lobfast.evaluate.summary_table` of them (one row per symbol, then ``ALL``, the
     mean).  Symbols without windows in ``data`` are left out.
     """
@@ -493,6 +494,8 @@ def evaluate_per_symbol(model: Any, data: PanelDataset, *, batch_size: int = 102
         else:
             pred = pooled[data.offsets[k] : data.offsets[k + 1]]
         target = part.targets
+        if s in data.scalers:  # labels standardised per symbol: scored in their own units
+            pred, target = data.scalers[s].inverse(pred), data.scalers[s].inverse(target)
         task = "regression" if target.dtype.kind == "f" else "classification"
         results[s] = _evaluate.evaluate_predictions(pred, target, task=task)
     if not results:

@@ -245,3 +245,24 @@ def test_one_pooled_model_and_one_model_per_symbol_train_on_the_split(root, pane
     assert all(np.isnan(h.val_loss).all() for _, h in alone.values())
     with pytest.raises(ValueError, match="no model for BBBUSDT"):
         evaluate_per_symbol({"AAAUSDT": pooled, "CCCUSDT": pooled}, sp.test)
+
+
+def test_scale_target_standardises_each_symbol_on_its_training_rows(root, panel):
+    scaled = PanelDataset.from_store(root, SYMBOLS, T=T, features=FEATURES, label=LABEL, scale_target=True)
+    sp = scaled.split((0.6, 0.2, 0.2))
+    for k, sym in enumerate(SYMBOLS):
+        y = panel._source[sym].y
+        train = sp.splits[sym].train
+        mean, std = y[train].mean(), y[train].std()
+        for p in sp:
+            assert p.scalers[sym].mean == mean and p.scalers[sym].std == std
+            np.testing.assert_allclose(p.parts[k].targets, (y[p.parts[k].ends] - mean) / std, rtol=1e-12)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(T * len(FEATURES), 1), torch.nn.Flatten(0))
+    results, _ = evaluate_per_symbol(model, sp.test)
+    pred = lobfast.train.predict(model, sp.test.part("AAAUSDT"))
+    want = lobfast.evaluate.regression_metrics(
+        sp.test.scalers["AAAUSDT"].inverse(pred), panel._source["AAAUSDT"].y[sp.test.part("AAAUSDT").ends]
+    )
+    assert results["AAAUSDT"]["target"]["mae"] == pytest.approx(want["mae"], rel=1e-12)
+    with pytest.raises(ValueError, match="scale_target=True needs regression labels"):
+        PanelDataset.from_store(root, T=T, features=FEATURES, scale_target=True)
