@@ -240,6 +240,11 @@ class PanelDataset(torch.utils.data.Dataset):
 
     def __init__(self, parts: Any, *args: Any, **kwargs: Any) -> None:
         if not isinstance(parts, Mapping):
+            if not isinstance(parts, (Store, str, os.PathLike)):
+                raise TypeError(
+                    f"PanelDataset takes {{symbol: WindowDataset}} or a store (and symbols, start, end, T), "
+                    f"not {type(parts).__name__}"
+                )
             built = PanelDataset.from_store(parts, *args, **kwargs)
             self.__dict__.update(built.__dict__)
             return
@@ -344,11 +349,12 @@ class PanelDataset(torch.utils.data.Dataset):
                 have = ", ".join(sorted(book)) or "none"
                 raise ValueError(f"the store has no rows of {sym} between {start} and {end} (it has {have})")
             b = book[sym]
-            tables = {"features": feat[sym] if feat is not None else None, "labels": lab[sym] if lab else None}
-            for what, fr in tables.items():
+            for what, frames in (("features", feat), ("labels", lab)):
+                fr = None if frames is None else frames.get(sym, Frame(np.empty(0, np.int64)))
                 if fr is not None and not np.array_equal(fr.ts, b.ts):
                     raise ValueError(
-                        f"{sym}: the {what} table's rows are not the book's (ts differ): rebuild the store"
+                        f"{sym}: the {what} table's rows are not the book's ({len(fr)} rows, the book "
+                        f"{len(b)}, or other times): rebuild the store"
                     )
             order = _column_names(features, "features") if features is not None else fnames
             X = np.empty((len(b), len(order)), np.float64)

@@ -266,3 +266,14 @@ def test_scale_target_standardises_each_symbol_on_its_training_rows(root, panel)
     assert results["AAAUSDT"]["target"]["mae"] == pytest.approx(want["mae"], rel=1e-12)
     with pytest.raises(ValueError, match="scale_target=True needs regression labels"):
         PanelDataset.from_store(root, T=T, features=FEATURES, scale_target=True)
+
+
+def test_tables_that_disagree_are_refused(root, tmp_path):
+    other = tmp_path / "store"
+    shutil.copytree(root, other)
+    shutil.rmtree(other / "labels" / "venue=spot" / "symbol=AAAUSDT" / "date=2024-01-03")
+    with pytest.raises(ValueError, match=r"AAAUSDT: the labels table's rows are not the book's \(\d+ rows, the book"):
+        PanelDataset.from_store(other, T=T, features=FEATURES, label=LABEL)
+    assert len(PanelDataset.from_store(other, T=T, features=FEATURES)) > 0  # without labels it is whole
+    with pytest.raises(TypeError, match="PanelDataset takes"):
+        PanelDataset([root])
