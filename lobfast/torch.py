@@ -330,6 +330,8 @@ class PanelDataset(torch.utils.data.Dataset):
         fnames, bnames = _store_features(st, features)
         labels = [] if label is None else _column_names(label, "label")
         known = [f"{n}_known_at" for n in labels]
+        if scale_target and (not labels or classes):
+            raise ValueError("scale_target=True needs regression labels (label=..., classes=False)")
         if labels:
             have = list(st.params.get("labels") or [])
             missing = [n for n in labels if n not in have]
@@ -368,8 +370,6 @@ class PanelDataset(torch.utils.data.Dataset):
                 k = np.vstack([np.asarray(lf[n], np.int64) for n in known])
                 kn = np.where((k < 0).any(axis=0), -1, k.max(axis=0))
             source[sym], stats[sym] = _SymbolRows.make(sym, b.ts, X, y, kn, b["valid"] != 0, every, T, order)
-        if scale_target and (not labels or classes):
-            raise ValueError("scale_target=True needs regression labels (label=..., classes=False)")
         opts = dict(T=T, normalizer=_norm_spec(normalizer), classes=classes, dtype=dtype, threads=threads, names=order)
         opts["scale_target"] = bool(scale_target)
         fitted = {s: _fit_symbol(opts, s, r, None) for s, r in source.items()}
