@@ -224,6 +224,7 @@ def test_store_notebook_processes_with_a_bar_and_trains_a_pooled_model_over_30_s
     process = next(c for c in cells if "store.process(" in _source(c))
     assert re.search(r"lobfast process: .*\d+/89 \[", err(process)), err(process)  # the bar, 89 partitions
     assert "89 partition(s) written, 0 up to date, 0 failed" in text(process)
+    assert "Warning" not in err(process), err(process)
     stats = next(c for c in cells if "panel.stats" in _source(c))
     assert "'holes': 1" in text(stats) and "'holes': 0" in text(stats)  # SIM07USDT's missing day
     cut = next(c for c in cells if "panel.split(" in _source(c))
