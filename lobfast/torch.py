@@ -232,8 +232,8 @@ class PanelDataset(torch.utils.data.Dataset):
     symbols : the symbols, in order (``symbols[id]`` names a batch's symbol id).
     parts : their WindowDatasets (``part(symbol)``).
     stats : per symbol, what :meth:`from_store` found: rows, invalid rows, rows with a
-        non-finite feature, holes (missing stretches of the grid, e.g. a missing day),
-        windows (empty for a panel built by hand).
+        non-finite feature, holes (missing stretches of the grid, e.g. a missing day) and
+        windows; ``{}`` for a panel built by hand.
     scalers : ``{symbol: TargetScaler}`` with ``scale_target=True`` (else empty): the labels
         of the windows are ``scalers[symbol].transform(label)``.
     """
