@@ -46,9 +46,9 @@ from typing import Any
 import numpy as np
 
 from .frame import LabelFrame, _time_column
-from .times import parse_horizon
+from .times import parse_horizon, to_ns
 
-__all__ = ["Split", "chronological", "panel_walk_forward", "walk_forward"]
+__all__ = ["Split", "chronological", "cut", "panel_walk_forward", "walk_forward"]
 
 _EMPTY = np.empty(0, np.int64)
 
@@ -451,3 +451,51 @@ def panel_walk_forward(
     tc = np.sort(np.concatenate([t[cand] for t, cand, _ in each.values()]), kind="stable")
     plan = _fold_times(tc, n_splits, train, test, val, expanding)
     return {sym: [_cut(t, cand, fold, known, emb) for fold in plan] for sym, (t, cand, known) in each.items()}
+
+
+def cut(
+    ts: Any,
+    boundaries: Any,
+    *,
+    start: Any = None,
+    end: Any = None,
+    known_at: Any = None,
+    embargo: Any = 0,
+    rows: Any = None,
+) -> Split:
+    """The rows of ``ts`` cut at given times, purged and embargoed as in :func:`chronological`:
+    the same cut for another series (one symbol of many split at the same times).
+
+    Parameters
+    ----------
+    ts, known_at, embargo, rows : as in :func:`chronological`.
+    boundaries : where the parts after train start, ascending: ``[test start]`` (train / test)
+        or ``[val start, test start]`` (a :class:`Split`'s ``boundaries``); int64 ns, or
+        anything :func:`lobfast.to_ns` reads.
+    start, end : only rows with ``start <= ts < end`` take part (a walk-forward fold's span);
+        None: from the first row / to the last.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ts = np.arange(10) * 1_000_000_000
+    >>> s = cut(ts, [6_000_000_000], start=2_000_000_000, known_at=1)
+    >>> s.train.tolist(), s.test.tolist(), s.purged, s.unlabelled
+    ([2, 3, 4], [6, 7, 8], 1, 1)
+    """
+    t = _sorted_ts(ts)
+    b = [to_ns(x, "boundary") for x in (boundaries.tolist() if isinstance(boundaries, np.ndarray) else boundaries)]
+    if len(b) not in (1, 2) or b != sorted(b):
+        raise ValueError(
+            f"boundaries must be 1 or 2 ascending times ([test start] or [val start, test start]), got {b}"
+        )
+    cand = _usable(rows, len(t))
+    tc = t[cand]
+    keep = np.ones(len(cand), bool)
+    if start is not None:
+        keep &= tc >= to_ns(start, "start")
+    if end is not None:
+        keep &= tc < to_ns(end, "end")
+    known = _known(known_at, t)
+    emb = parse_horizon(embargo, "embargo", allow_zero=True)
+    return _split(t, cand[keep], b, known, emb)

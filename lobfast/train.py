@@ -1,6 +1,6 @@
 """Training loops: :func:`fit` (early stopping, LR schedule, checkpoints, resume, run
-folders), :func:`fit_per_symbol`, :func:`predict` and walk-forward studies
-(:func:`walk_forward`, :func:`walk_forward_per_symbol`).
+folders), :func:`fit_per_symbol`, :func:`evaluate_per_symbol`, :func:`predict` and
+walk-forward studies (:func:`walk_forward`, :func:`walk_forward_per_symbol`).
 
 A model is any ``torch.nn.Module`` mapping ``(B, T, F)`` windows to ``(B, outputs)``; the
 ones in :mod:`lobfast.models` also say their ``task`` ("regression" or "classification"),
@@ -53,13 +53,14 @@ from . import evaluate as _evaluate
 from ._version import __version__ as _LOBFAST_VERSION
 from .errors import _require
 from .split import Split
-from .torch import BatchLoader, PanelDataset, WindowDataset, loader
+from .torch import BatchLoader, PanelDataset, PanelSplit, WindowDataset, loader
 from .windowing import Normalizer, TargetScaler
 
 __all__ = [
     "History",
     "PooledWalkForward",
     "WalkForward",
+    "evaluate_per_symbol",
     "fit",
     "fit_per_symbol",
     "predict",
@@ -225,9 +226,10 @@ def fit(
     Parameters
     ----------
     model : ``nn.Module``; its ``task`` (if any) is checked against ``loss`` and the labels.
-    train, val : :class:`lobfast.torch.WindowDataset` (shuffled each epoch, reproducibly from
-        ``seed``) or :func:`lobfast.torch.loader` objects. Without ``val`` the training loss
-        drives early stopping and the schedule.
+    train, val : :class:`lobfast.torch.WindowDataset` or :class:`lobfast.torch.PanelDataset`
+        (one pooled model over many symbols, e.g. a ``PanelDataset.split``'s train and val;
+        shuffled each epoch, reproducibly from ``seed``) or :func:`lobfast.torch.loader`
+        objects. Without ``val`` the training loss drives early stopping and the schedule.
     loss : ``"huber"`` / ``"mse"`` (regression) or ``"ce"`` (classes); default from the model's
         head. ``huber_delta`` is the Huber loss's threshold between its squared and linear
         parts (default 1.0; scale targets with :class:`lobfast.TargetScaler` or set it to
@@ -403,24 +405,103 @@ def _save(path: Path, model, opt, sched, hist: History, best_state, best: float,
 
 def fit_per_symbol(
     make_model: Callable[[str], torch.nn.Module],
-    data: Mapping[str, tuple[Any, Any]],
+    data: Any,
     checkpoint_dir: str | os.PathLike,
     **fit_kwargs: Any,
 ) -> dict[str, tuple[torch.nn.Module, History]]:
-    """One model per symbol: ``data[symbol] = (train, val)``; ``make_model(symbol)`` builds it.
+    """One model per symbol; ``make_model(symbol)`` builds it.
+
+    ``data`` is ``{symbol: (train, val)}`` (``val`` may be None), or a panel: a
+    :class:`lobfast.torch.PanelSplit` (its train and val panels), a ``(train, val)`` pair of
+    :class:`lobfast.torch.PanelDataset` or one PanelDataset (no validation), each symbol
+    training on its own part.  A symbol whose validation part has no windows trains without
+    one.
 
     Each symbol trains in ``checkpoint_dir/<symbol>/`` with :func:`fit` (``resume=True``), so
     a rerun after an interruption skips the symbols already finished (their best weights
-    are loaded) and continues the one that was cut off. Returns ``{symbol: (model, history)}``.
+    are loaded) and continues the one that was cut off. Returns ``{symbol: (model, history)}``;
+    :func:`evaluate_per_symbol` scores them, one row per symbol.
     """
     out = {}
-    for symbol, (train, val) in data.items():
+    for symbol, (train, val) in _per_symbol(data).items():
         if not symbol or os.sep in symbol or symbol in (".", ".."):
             raise ValueError(f"symbol {symbol!r} cannot name a checkpoint folder")
+        if isinstance(train, WindowDataset) and len(train) == 0:
+            raise ValueError(f"{symbol} has no training windows: leave it out of the panel")
         model = make_model(symbol)
         hist = fit(model, train, val, checkpoint_dir=Path(checkpoint_dir) / symbol, resume=True, **fit_kwargs)
         out[symbol] = (model, hist)
     return out
+
+
+def _per_symbol(data: Any) -> dict[str, tuple[Any, Any]]:
+    """``{symbol: (train, val)}`` from a dict of pairs or from panels."""
+    if isinstance(data, PanelSplit):
+        data = (data.train, data.val)
+    if isinstance(data, PanelDataset):
+        data = (data, None)
+    if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], PanelDataset):
+        train, val = data
+        if val is not None and (not isinstance(val, PanelDataset) or val.symbols != train.symbols):
+            raise ValueError("the validation panel must be a PanelDataset of the training panel's symbols, in order")
+        return {
+            s: (train.parts[k], val.parts[k] if val is not None and len(val.parts[k]) else None)
+            for k, s in enumerate(train.symbols)
+        }
+    if not isinstance(data, Mapping):
+        raise TypeError(
+            f"data must be {{symbol: (train, val)}}, a PanelSplit, a (train, val) pair of PanelDatasets "
+            f"or a PanelDataset, not {type(data).__name__}"
+        )
+    return dict(data)
+
+
+def evaluate_per_symbol(model: Any, data: PanelDataset, *, batch_size: int = 1024, device: Any = None):
+    """Each symbol's windows of a panel scored by one pooled model or by one model per symbol.
+
+    Parameters
+    ----------
+    model : a model (pooled), or ``{symbol: model}`` / :func:`fit_per_symbol`'s
+        ``{symbol: (model, history)}``.
+    data : a labelled :class:`lobfast.torch.PanelDataset` (e.g. a split's ``test``).
+
+    Returns
+    -------
+    ``({symbol: evaluate_predictions(...)}, table)``: the metrics against each symbol's label
+    (classification for integer classes, else regression; labels standardised with
+    ``scale_target=True`` and the predictions are turned back to the label's units first), and
+    :func:`lobfast.evaluate.summary_table` of them (one row per symbol, then ``ALL``, the
+    mean).  Symbols without windows in ``data`` are left out.
+    """
+    if not isinstance(data, PanelDataset):
+        raise TypeError(f"data must be a PanelDataset, not {type(data).__name__}")
+    if not data.labelled:
+        raise ValueError("the panel has no labels (built with label=None), nothing to score against")
+    per_symbol = isinstance(model, Mapping)
+    if per_symbol:
+        missing = [s for s, p in zip(data.symbols, data.parts) if len(p) and s not in model]
+        if missing:
+            raise ValueError(f"no model for {', '.join(missing)}")
+        pooled = None
+    else:
+        pooled = predict(model, data, batch_size=batch_size, device=device)
+    results = {}
+    for k, (s, part) in enumerate(zip(data.symbols, data.parts)):
+        if not len(part):
+            continue
+        if per_symbol:
+            m = model[s][0] if isinstance(model[s], tuple) else model[s]
+            pred = predict(m, part, batch_size=batch_size, device=device)
+        else:
+            pred = pooled[data.offsets[k] : data.offsets[k + 1]]
+        target = part.targets
+        if s in data.scalers:  # labels standardised per symbol: scored in their own units
+            pred, target = data.scalers[s].inverse(pred), data.scalers[s].inverse(target)
+        task = "regression" if target.dtype.kind == "f" else "classification"
+        results[s] = _evaluate.evaluate_predictions(pred, target, task=task)
+    if not results:
+        raise ValueError("the panel has no windows to score")
+    return results, _evaluate.summary_table(results)
 
 
 def predict(model: torch.nn.Module, data: Any, *, batch_size: int = 1024, device: Any = None) -> np.ndarray:
