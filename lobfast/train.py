@@ -423,7 +423,7 @@ def fit_per_symbol(
     :func:`evaluate_per_symbol` scores them, one row per symbol.
     """
     out = {}
-    for symbol, (train, val) in _per_symbol(data).items():
+    for symbol, (train, val) in _train_val_per_symbol(data).items():
         if not symbol or os.sep in symbol or symbol in (".", ".."):
             raise ValueError(f"symbol {symbol!r} cannot name a checkpoint folder")
         if isinstance(train, WindowDataset) and len(train) == 0:
@@ -434,7 +434,7 @@ def fit_per_symbol(
     return out
 
 
-def _per_symbol(data: Any) -> dict[str, tuple[Any, Any]]:
+def _train_val_per_symbol(data: Any) -> dict[str, tuple[Any, Any]]:
     """``{symbol: (train, val)}`` from a dict of pairs or from panels."""
     if isinstance(data, PanelSplit):
         data = (data.train, data.val)
