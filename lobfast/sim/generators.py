@@ -126,17 +126,26 @@ def _seed_int(seed: Any, what: str = "seed") -> int:
 
 
 @contextlib.contextmanager
-def _seeded(seed: int):
+def _seeded(seed: int, threads: int | None):
     """Torch's global generator seeded for the block and put back after it (weights are
-    initialised from it), deterministic algorithms on; a local generator for the rest."""
+    initialised from it), deterministic algorithms on, ``threads`` intra-op threads (None:
+    as they are); a local generator for the rest."""
     was = torch.are_deterministic_algorithms_enabled()
+    was_threads = torch.get_num_threads()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         torch.use_deterministic_algorithms(True)
+        if threads is not None:
+            torch.set_num_threads(threads)
         try:
             yield torch.Generator().manual_seed(seed)
         finally:
             torch.use_deterministic_algorithms(was)
+            torch.set_num_threads(was_threads)
+
+
+def _threads(value: Any) -> int | None:
+    return None if value is None else _positive_int(value, "threads")
 
 
 def _bar(total: int, desc: str, enabled: bool):
@@ -318,18 +327,31 @@ class ARMLP(_Generator):
             ll = torch.where(y == 0, logw[:, 0], ll)
         return -ll.mean()
 
-    def fit(self, data: Any, every: Any = "1s", *, epochs: int = 30, seed: Any = 0, progress: bool = False) -> ARMLP:
+    def fit(
+        self,
+        data: Any,
+        every: Any = "1s",
+        *,
+        epochs: int = 30,
+        seed: Any = 0,
+        progress: bool = False,
+        threads: int | None = 1,
+    ) -> ARMLP:
         """Train on a recording's mid returns on the grid ``every``.
 
         ``data``: MarketData (its depth reconstructed on the grid), a SimMarket,
         BookSnapshots (the last row at or before each grid time) or a ``(ts, mid)`` pair
         (then ``features=()``).  A step is used when its lags, the features and the next return
         are finite (the book valid at both ends).  ``epochs`` passes over the steps in
-        batches shuffled from ``seed``; ``progress`` shows a bar per epoch.  Returns self, with
+        batches shuffled from ``seed``; ``progress`` shows a bar per epoch.  ``threads``: torch's
+        intra-op threads while training (put back after; None leaves them): one by default, as
+        these networks are too small to gain from more, and one thread sums in the same order
+        on any machine, so a seed gives the same model everywhere.  Returns self, with
         ``loss_history`` (the mean negative log-likelihood per epoch, in units of the scaled
         return) and ``n_obs`` (steps trained on).
         """
         epochs = _positive_int(epochs, "epochs")
+        threads = _threads(threads)
         every_ns, r, feats = _returns_of(data, every, self.features)
         finite = r[np.isfinite(r)]
         scale = float(finite.std()) if len(finite) > 1 else 0.0
@@ -346,7 +368,7 @@ class ARMLP(_Generator):
         seed = _seed_int(seed)
         X, Y = torch.from_numpy(x), torch.from_numpy(y)
         self.loss_history = []
-        with _seeded(seed) as gen:
+        with _seeded(seed, threads) as gen:
             net = self._build()
             opt = torch.optim.Adam(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
             bar = _bar(epochs, "ARMLP", progress)
@@ -442,27 +464,54 @@ def _excess_kurtosis(x: np.ndarray) -> float:
     return float(np.mean(d**4) / (m2 * m2) - 3.0) if m2 > 0 else 0.0
 
 
+def _tail_delta(z: np.ndarray) -> float:
+    """The delta >= 0 whose inverse transform gives ``z`` a normal's kurtosis (excess 0; the
+    kurtosis falls as delta grows): 0 when ``z`` is not heavy-tailed, else a root bracketed by
+    doubling and found by regula falsi (Illinois), a few transforms in all."""
+
+    def f(d: float) -> float:
+        return _excess_kurtosis(_gaussianize(z, d))
+
+    lo, flo = 0.0, f(0.0)
+    if flo <= 0:
+        return 0.0
+    hi, fhi = 1.0, f(1.0)
+    while fhi > 0:
+        if hi >= 1e6:  # pragma: no cover - no root: a tail no delta tames
+            return hi
+        lo, flo, hi = hi, fhi, 2 * hi
+        fhi = f(hi)
+    d, side = hi, 0
+    for _ in range(100):
+        d = (lo * fhi - hi * flo) / (fhi - flo)
+        fd = f(d)
+        if abs(fd) < 1e-9 or hi - lo <= 1e-12 * hi:
+            break
+        if fd > 0:
+            lo, flo = d, fd
+            if side == 1:
+                fhi /= 2
+            side = 1
+        else:
+            hi, fhi = d, fd
+            if side == -1:
+                flo /= 2
+            side = -1
+    return d
+
+
 def _igmm(x: np.ndarray, iterations: int = 20) -> tuple[float, float, float]:
     """(mu, sigma, delta) of Goerg's iterative generalised method of moments for the heavy-tail
-    Lambert W x Gaussian model: delta makes the back-transformed data's kurtosis normal
-    (bisection), then mu and sigma are the mean and standard deviation of the data back-
-    transformed, until they settle."""
+    Lambert W x Gaussian model: delta makes the back-transformed data's kurtosis normal, then
+    mu and sigma are the mean and standard deviation of the data back-transformed, until
+    they settle."""
     mu, sigma, delta = float(x.mean()), float(x.std()), 0.0
     for _ in range(iterations):
         z = (x - mu) / sigma
-        if _excess_kurtosis(z) <= 0:
-            delta = 0.0
-        else:
-            lo, hi = 0.0, 1.0
-            while _excess_kurtosis(_gaussianize(z, hi)) > 0 and hi < 1e6:
-                lo, hi = hi, hi * 2
-            for _ in range(60):
-                mid = 0.5 * (lo + hi)
-                lo, hi = (mid, hi) if _excess_kurtosis(_gaussianize(z, mid)) > 0 else (lo, mid)
-            delta = 0.5 * (lo + hi)
+        delta = _tail_delta(z)
         u = _gaussianize(z, delta)
         mu_new, sigma_new = mu + sigma * float(u.mean()), sigma * float(u.std())
-        done = abs(mu_new - mu) <= 1e-12 * sigma and abs(sigma_new - sigma) <= 1e-9 * sigma
+        done = abs(mu_new - mu) <= 1e-9 * sigma and abs(sigma_new - sigma) <= 1e-9 * sigma
         mu, sigma = mu_new, sigma_new
         if done:
             break
@@ -588,14 +637,24 @@ class QuantGAN(_Generator):
         u = np.clip(v, *self.v_range) * self.u_std + self.u_mean
         return self.mu + self.sigma * u * np.exp(0.5 * self.delta * u * u)
 
-    def fit(self, data: Any, every: Any = "1s", *, epochs: int = 20, seed: Any = 0, progress: bool = False) -> QuantGAN:
+    def fit(
+        self,
+        data: Any,
+        every: Any = "1s",
+        *,
+        epochs: int = 20,
+        seed: Any = 0,
+        progress: bool = False,
+        threads: int | None = 1,
+    ) -> QuantGAN:
         """Train on a recording's mid returns on the grid ``every`` (``data`` as for
         :meth:`ARMLP.fit`; no book features).  The training windows are every run of ``window``
         finite returns starting every ``stride`` steps from an offset drawn per epoch; an epoch
-        passes over them in batches shuffled from ``seed``.
-        Returns self, with ``loss_history`` ((discriminator, generator) loss per epoch),
+        passes over them in batches shuffled from ``seed``; ``progress`` and ``threads`` as for
+        :meth:`ARMLP.fit`.  Returns self, with ``loss_history`` ((discriminator, generator) loss per epoch),
         ``delta`` (the Lambert W tail parameter) and ``n_obs`` (returns)."""
         epochs = _positive_int(epochs, "epochs")
+        threads = _threads(threads)
         every_ns, r, _ = _returns_of(data, every, ())
         ok = np.isfinite(r)
         finite = r[ok]
@@ -623,7 +682,7 @@ class QuantGAN(_Generator):
         S = min(self.stride, len(real))
         self.loss_history = []
         B, RF = self.batch_size, self.receptive_field
-        with _seeded(seed) as gen:
+        with _seeded(seed, threads) as gen:
             G = _TCN(self.noise, 1, self.hidden, self.dilations)
             D = _TCN(1, 1, self.hidden, self.dilations)
             opt_g = torch.optim.Adam(G.parameters(), lr=self.lr, betas=(0.0, 0.9))
