@@ -195,6 +195,8 @@ def test_bad_input(real):
         ARMLP(features=("imbalance", "volume"))
     with pytest.raises(ValueError, match="features=()"):
         ARMLP().fit((ts, px), every="100ms", epochs=1)
+    with pytest.raises(ValueError, match="book must be 'blocks' or 'mean'"):
+        ARMLP(book="replay")
     with pytest.raises(ValueError, match="lags must be an int >= 1"):
         ARMLP(lags=0)
     with pytest.raises(ValueError, match="epochs must be an int >= 1"):
@@ -314,3 +316,15 @@ def test_threads_are_put_back(real):
     assert torch.get_num_threads() == before
     with pytest.raises(ValueError, match="threads"):
         ARMLP(lags=5, hidden=(8,)).fit(real, every="100ms", epochs=1, threads=0)
+
+
+def test_armlp_book_features_while_sampling(real, armlp):
+    """Blocks of recorded book rows: runs of consecutive training rows; the mean: a constant."""
+    rows = armlp.feature_rows
+    f = armlp._sampled_features(np.random.default_rng(0), 250)
+    assert f.shape == (250, 2)
+    start = int(np.flatnonzero((rows == f[0]).all(axis=1))[0])
+    np.testing.assert_array_equal(f[:100], rows[(start + np.arange(100)) % len(rows)])
+    held = ARMLP(lags=10, hidden=(16,), book="mean").fit(real, every="100ms", epochs=1)
+    assert held._sampled_features(np.random.default_rng(0), 10) is None
+    np.testing.assert_array_equal(held.sample("30s", seed=1)[1], held.sample("30s", seed=1)[1])

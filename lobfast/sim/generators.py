@@ -234,9 +234,16 @@ class ARMLP(_Generator):
     Sampling starts from a history of zero returns, runs ``burn_in`` steps that are dropped,
     and feeds each drawn return back as the newest lag, clipped to the range of the training
     returns (a draw from the tails fed back unbounded can start a feedback that blows the
-    path up; ``z_range`` holds the bounds, in units of ``scale``).  The book features are held at their
-    training mean (the model has no book to read them from), so clustering can only come from
-    the lagged returns.
+    path up; ``z_range`` holds the bounds, in units of ``scale``).  The model has no book to
+    read its features from while sampling; ``book`` says where they come from:
+
+    * ``"blocks"`` (default): a block bootstrap of the training rows: runs of ``block``
+      consecutive rows from random starts (wrapping around at the end), so the book's states,
+      their mix and their persistence (a wide spread lasting a while) are those recorded.
+      They do not react to the drawn returns (a move does not widen the spread).
+    * ``"mean"``: held at their training mean, so clustering can only come from the lagged
+      returns.  A poor summary of a skewed feature: the mean spread is a state the book is
+      rarely in, and the moves the network ties to wide spreads mostly vanish.
 
     Parameters
     ----------
@@ -248,6 +255,8 @@ class ARMLP(_Generator):
     zero_atom : give exactly-zero returns their own probability.
     lr, batch_size, weight_decay : Adam's learning rate and weight decay, rows per step.
     burn_in : sampled steps dropped before the path starts.
+    book, block : the book features while sampling (``"blocks"`` of ``block`` rows, or
+        ``"mean"``).
     """
 
     def __init__(
@@ -262,6 +271,8 @@ class ARMLP(_Generator):
         batch_size: int = 256,
         weight_decay: float = 0.0,
         burn_in: int = 1000,
+        book: str = "blocks",
+        block: int = 100,
     ):
         self.lags = _positive_int(lags, "lags")
         self.hidden = tuple(_positive_int(h, "hidden width") for h in hidden)
@@ -279,6 +290,10 @@ class ARMLP(_Generator):
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise ValueError(f"weight_decay must be finite and >= 0, not {weight_decay!r}")
         self.burn_in = _positive_int(burn_in, "burn_in", 0)
+        if book not in ("blocks", "mean"):
+            raise ValueError(f"book must be 'blocks' or 'mean', not {book!r}")
+        self.book = book
+        self.block = _positive_int(block, "block")
         self.net: nn.Module | None = None
         self.loss_history: list[float] = []
 
@@ -362,6 +377,7 @@ class ARMLP(_Generator):
         self.feature_mean = fv.mean(axis=0) if len(fv) else np.zeros(feats.shape[1])
         sd = fv.std(axis=0) if len(fv) else np.ones(feats.shape[1])
         self.feature_std = np.where(sd > 0, sd, 1.0)
+        self.feature_rows = (fv - self.feature_mean) / self.feature_std  # standardised, in time order
         x, y = self._design(r, feats)
         if len(y) < _MIN_SAMPLES:
             raise ValueError(f"{len(y)} usable steps are too few to train on; at least {_MIN_SAMPLES} are needed")
@@ -407,14 +423,15 @@ class ARMLP(_Generator):
         u = rng.random(total)
         g = rng.standard_normal(total)
         hist = np.zeros(L + total)
-        feat = np.zeros(len(self.features))  # the features at their training mean
-        x = np.empty(L + len(feat))
-        x[L:] = feat
+        x = np.zeros(L + len(self.features))  # features at their training mean: 0
+        feats = self._sampled_features(rng, total)
         layers = self._weights
         lo, hi = self.z_range
         last = len(layers) - 1
         for t in range(total):
             x[:L] = hist[t : t + L]
+            if feats is not None:
+                x[L:] = feats[t]
             h = x
             for j, (w, b) in enumerate(layers):
                 h = h @ w + b
@@ -431,6 +448,16 @@ class ARMLP(_Generator):
                 z = h[a + k] + math.exp(min(max(h[a + K + k], -12.0), 6.0)) * g[t]
             hist[L + t] = min(max(z, lo), hi)
         return hist[L + self.burn_in :] * self.scale
+
+    def _sampled_features(self, rng: np.random.Generator, total: int) -> np.ndarray | None:
+        """``total`` rows of standardised features by block bootstrap, or None (held at the mean)."""
+        rows = self.feature_rows
+        if self.book == "mean" or not len(self.features) or not len(rows):
+            return None
+        B = self.block
+        starts = rng.integers(0, len(rows), -(-total // B))
+        idx = (starts[:, None] + np.arange(B)[None, :]).ravel()[:total] % len(rows)
+        return rows[idx]
 
 
 # ------------------------------------------------------------------------ Quant GAN
