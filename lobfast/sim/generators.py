@@ -172,7 +172,7 @@ def _positive_float(value: Any, name: str) -> float:
 
 
 class _Generator:
-    """What both generators share: the fitted grid, sampling onto a ``dt`` grid, repr."""
+    """What both generators share: the fitted check and sampling onto a ``dt`` grid."""
 
     every_ns: int | None = None
 
