@@ -97,6 +97,10 @@ def run(name: str, quick: bool) -> tuple[list[tuple[str, dict, float, float]], d
     armlp, t_fit = cpu(lambda: ARMLP(lags=20).fit(md, every=EVERY, epochs=epochs_mlp, seed=0))
     paths, t_s = cpu(lambda: paths_of(armlp, s0, start))
     rows.append((f"ARMLP ({epochs_mlp} epochs)", sim.path_facts(paths, lags=LAGS), t_fit, t_s))
+    armlp.book = "mean"  # the same network, its book features held at their mean
+    paths, t_s = cpu(lambda: paths_of(armlp, s0, start))
+    armlp.book = "blocks"
+    rows.append(("ARMLP, book held at its mean", sim.path_facts(paths, lags=LAGS), float("nan"), t_s))
     gan, t_fit = cpu(lambda: QuantGAN().fit(md, every=EVERY, epochs=epochs_gan, seed=0))
     paths, t_s = cpu(lambda: paths_of(gan, s0, start))
     rows.append((f"QuantGAN ({epochs_gan} epochs)", sim.path_facts(paths, lags=LAGS), t_fit, t_s))
