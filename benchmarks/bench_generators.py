@@ -158,10 +158,12 @@ def main() -> None:
     args = ap.parse_args()
     load0 = os.getloadavg()
     t0 = time.process_time()
-    parts, extra = [], []
+    parts, extra, failed = [], [], {}
     for name in DATASETS:
         rows, info = run(name, args.quick)
         parts.append(table(name, rows))
+        for label, f, _, _ in rows[1:]:
+            failed.setdefault(label, []).append(set(fails(f, rows[0][1])))
         extra.append(
             f"{name}: Lambert W delta {info['delta']:.3g}; final ARMLP NLL {info['armlp_loss']:.3g}; "
             f"final WGAN-GP losses (critic, generator) {info['gan_loss'][0]:.3g}, {info['gan_loss'][1]:.3g}"
@@ -184,6 +186,10 @@ def main() -> None:
             "A model fails a fact when: " + "; ".join(f"**{k}**: {v}" for k, v in RULES.items()) + ".",
             "",
             *[p + "\n" for p in parts],
+            "Fails on both recordings:",
+            "",
+            *[f"- {label}: {', '.join(sorted(set.intersection(*sets))) or 'nothing'}" for label, sets in failed.items()],
+            "",
             *[f"- {e}" for e in extra],
             "",
         ]
