@@ -188,7 +188,7 @@ def main() -> None:
             *[p + "\n" for p in parts],
             "Fails on both recordings:",
             "",
-            *[f"- {label}: {', '.join(sorted(set.intersection(*sets))) or 'nothing'}" for label, sets in failed.items()],
+            *[f"- {label}: {', '.join(sorted(set.intersection(*s))) or 'nothing'}" for label, s in failed.items()],
             "",
             *[f"- {e}" for e in extra],
             "",
