@@ -187,7 +187,7 @@ def main() -> None:
             "",
             *[p + "\n" for p in parts],
             "By construction: GBM, Merton and the Hawkes jump diffusion have continuous prices (no zero returns) and "
-            "returns independent across 100 ms steps (the Hawkes jumps cluster, but at most a few per hour), and, "
+            "returns independent across 100 ms steps, and, "
             "fitted by maximum likelihood, carry the recording's 6-minute drift into every path.  The ARMLP's "
             "clustering comes from the book features it replays in blocks (the same network with the book held at "
             "its mean loses it); fed back, its own returns carry little.  The Quant GAN's generator is continuous, "
