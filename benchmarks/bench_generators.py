@@ -188,9 +188,10 @@ def main() -> None:
             *[p + "\n" for p in parts],
             "By construction: GBM, Merton and the Hawkes jump diffusion have continuous prices (no zero returns) and "
             "returns independent across 100 ms steps, and, "
-            "fitted by maximum likelihood, carry the recording's 6-minute drift into every path.  The ARMLP's "
-            "clustering comes from the book features it replays in blocks (the same network with the book held at "
-            "its mean loses it); fed back, its own returns carry little.  The Quant GAN's generator is continuous, "
+            "fitted by maximum likelihood, carry the recording's 6-minute drift into every path; so does a network "
+            "that learns the mean return.  The ARMLP replays the book features in blocks: the row with the book "
+            "held at its mean shows how much of its moves and their clustering come from them.  The Quant GAN's "
+            "generator is continuous, "
             "so it cannot put mass on the atom at zero that a tick-discrete mid has on a 100 ms grid, and returns "
             "further apart than its receptive field (64 steps: 6.4 s) come from disjoint noise.",
             "",
