@@ -328,3 +328,10 @@ def test_armlp_book_features_while_sampling(real, armlp):
     held = ARMLP(lags=10, hidden=(16,), book="mean").fit(real, every="100ms", epochs=1)
     assert held._sampled_features(np.random.default_rng(0), 10) is None
     np.testing.assert_array_equal(held.sample("30s", seed=1)[1], held.sample("30s", seed=1)[1])
+
+
+def test_examples_in_the_docstring():
+    import doctest
+
+    failed, tried = doctest.testmod(gen)
+    assert tried > 0 and failed == 0

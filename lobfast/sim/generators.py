@@ -10,7 +10,7 @@ any other path.
   Inputs: the last ``lags`` returns and book features (level-1 size imbalance, spread in
   bps) at the time of the prediction; output: the distribution of the next return, a
   mixture of an atom at exactly zero and ``components`` normals.  Sampling feeds its own
-  returns back.
+  returns back, with the book features replayed in blocks of recorded rows.
 * :class:`QuantGAN`: a temporal convolutional network (dilated causal convolutions, skip
   connections) turns Gaussian noise into returns; a second one judges windows of returns.
   Returns go through the Quant GAN preprocessing (standardise, inverse Lambert W transform
@@ -21,6 +21,22 @@ noise come from that seed alone; the caller's global torch generator is left as 
 two fits with the same data and seed give identical models, and two samples with the same
 seed identical paths.  PyTorch is an optional dependency (``pip install 'lobfast[torch]'``);
 ``import lobfast.sim`` does not load it.
+
+On the bundled recordings (``benchmarks/bench_generators.py``, ``benchmarks/RESULTS.md``) the
+ARMLP keeps the zero share, scale and fat tails of 100 ms returns but not all of their
+clustering, and carries the recording's drift; the Quant GAN, whose continuous generator
+cannot produce the atom at zero, collapses towards it and drifts.
+
+Examples
+--------
+>>> import lobfast
+>>> from lobfast import datasets
+>>> from lobfast.sim.generators import ARMLP
+>>> md = lobfast.read_binance(datasets.path("spot_btcusdt_20240808"))
+>>> model = ARMLP(lags=10, hidden=(32, 16)).fit(md, every="100ms", epochs=2, seed=0)
+>>> ts, price = model.sample("1min", seed=1, s0=60000.0)
+>>> len(ts), price[0]
+(601, np.float64(60000.0))
 """
 
 from __future__ import annotations
