@@ -51,6 +51,7 @@ LOBFAST_COLS = "lobfast.aggregate, columns=[mid_close, vwap, volume]"
 LOBFAST_COLS_OUT = "lobfast.aggregate, those 3 columns, out= reused"
 PUBLISHED = "published Numba kernel (last mid, VWAP, volume)"
 NUMBA = "Numba moving-pointer kernel, all columns"
+NUMBA_OUT = "Numba moving-pointer kernel, out= reused"
 POLARS = "polars group_by_dynamic + upsample + ffill"
 CLOSE_COLUMNS = ["mid_close", "vwap", "volume"]
 REF = Path(os.environ.get("LOBFAST_REF", BENCH.parent.parent / "shared" / "ref"))
@@ -140,22 +141,15 @@ def check_published(kernel, quotes: Quotes, trades: Trades, every: str) -> int:
     return int(np.count_nonzero(mid == 0))
 
 
-def _numba_kernel():
+def _numba_kernels():
     import numba
 
     @numba.njit(cache=False, nogil=True)
-    def bars(book_ts, bid, ask, trade_ts, price, qty, side, every):
+    def fill(book_ts, bid, ask, trade_ts, price, qty, side, every, first, ts, f, counts):
         # the usual shape: one pass over the intervals, a moving pointer into each stream
         # that tests every element against the interval's end
         nb, nt = len(book_ts), len(trade_ts)
-        lo, hi = book_ts[0], book_ts[nb - 1]
-        if nt:
-            lo, hi = min(lo, trade_ts[0]), max(hi, trade_ts[nt - 1])
-        first, last = lo // every, hi // every
-        n = last - first + 1
-        ts = np.empty(n, np.int64)
-        f = np.empty((8, n))
-        counts = np.empty((2, n), np.int64)
+        n = len(ts)
         i = j = 0
         carry = np.nan
         for k in range(n):
@@ -194,24 +188,86 @@ def _numba_kernel():
             f[4, k] = pq / vol if vol > 0 else np.nan
             f[5, k], f[6, k], f[7, k] = vol, buy, sell
             counts[0, k], counts[1, k] = ntr, upd
+
+    @numba.njit(cache=False, nogil=True)
+    def span(book_ts, trade_ts, every):
+        nb, nt = len(book_ts), len(trade_ts)
+        lo, hi = book_ts[0], book_ts[nb - 1]
+        if nt:
+            lo, hi = min(lo, trade_ts[0]), max(hi, trade_ts[nt - 1])
+        first, last = lo // every, hi // every
+        return first, last - first + 1
+
+    @numba.njit(cache=False, nogil=True)
+    def bars(book_ts, bid, ask, trade_ts, price, qty, side, every):
+        first, n = span(book_ts, trade_ts, every)
+        ts = np.empty(n, np.int64)
+        f = np.empty((8, n))
+        counts = np.empty((2, n), np.int64)
+        fill(book_ts, bid, ask, trade_ts, price, qty, side, every, first, ts, f, counts)
         return ts, f, counts
 
-    return bars
+    @numba.njit(cache=False, nogil=True)
+    def bars_into(book_ts, bid, ask, trade_ts, price, qty, side, every, ts, f, counts):
+        first, n = span(book_ts, trade_ts, every)
+        if n != len(ts):
+            raise ValueError("wrong output length")
+        fill(book_ts, bid, ask, trade_ts, price, qty, side, every, first, ts, f, counts)
+        return ts, f, counts
+
+    return bars, bars_into
 
 
 _NUMBA = None
 
 
-def numba_bars(quotes: Quotes, trades: Trades, every: str) -> dict[str, np.ndarray]:
-    global _NUMBA
-    if _NUMBA is None:
-        _NUMBA = _numba_kernel()
-    e = lobfast.parse_duration(every)
-    ts, f, counts = _NUMBA(quotes.ts, quotes.bid_px, quotes.ask_px, trades.ts, trades.price, trades.qty, trades.side, e)
+def _numba_out(ts, f, counts) -> dict[str, np.ndarray]:
     out = {"ts": ts}
     out.update({c: f[i] for i, c in enumerate(COLUMNS[:8])})
     out["trades"], out["updates"] = counts[0], counts[1]
     return out
+
+
+def numba_bars(quotes: Quotes, trades: Trades, every: str, out=None) -> dict[str, np.ndarray]:
+    """The moving-pointer kernel's bars, into new arrays or (``out``: (ts, f, counts) of an
+    earlier call) into those."""
+    global _NUMBA
+    if _NUMBA is None:
+        _NUMBA = _numba_kernels()
+    e = lobfast.parse_duration(every)
+    args = (quotes.ts, quotes.bid_px, quotes.ask_px, trades.ts, trades.price, trades.qty, trades.side, e)
+    if out is None:
+        return _numba_out(*_NUMBA[0](*args))
+    return _numba_out(*_NUMBA[1](*args, *out))
+
+
+def numba_arrays(bars: dict[str, np.ndarray]):
+    """The (ts, f, counts) arrays behind numba_bars' result, for its ``out``."""
+    return bars["ts"], bars["mid_open"].base, bars["trades"].base
+
+
+def fresh_page_cost(n: int, k: int, rounds: int = 15) -> tuple[float, float]:
+    """CPU seconds (medians) to write k float64 columns of n rows into new memory carved from one
+    block as aggregate does, and into the same columns once they exist: the difference is the
+    price of fresh pages, apart from any kernel."""
+    import gc
+    import time
+
+    from lobfast.frame import empty_columns
+
+    spec = [(f"c{i}", "float64") for i in range(k)]
+    keep = empty_columns(n, spec)
+    fresh, reused = [], []
+    for _ in range(rounds):
+        for dest, times in ((None, fresh), (keep, reused)):
+            gc.collect()
+            t0 = time.thread_time()
+            cols = empty_columns(n, spec) if dest is None else dest
+            for c in cols.values():
+                c.fill(1.0)
+            times.append(time.thread_time() - t0)
+            del cols
+    return float(np.median(fresh)), float(np.median(reused))
 
 
 def polars_frames(quotes: Quotes, trades: Trades):
@@ -310,12 +366,14 @@ def speed(rounds: int, rows: int = ROWS) -> dict:
     for every in EVERY:
         full_out = lobfast.aggregate(quotes, trades, every=every)
         cols_out = lobfast.aggregate(quotes, trades, every=every, columns=CLOSE_COLUMNS)
+        numba_out = numba_arrays(numba_bars(quotes, trades, every))  # also compiles the kernels
         tools = {
             LOBFAST: partial(lobfast_bars, quotes, trades, every),
             LOBFAST_OUT: partial(lobfast_bars, quotes, trades, every, out=full_out),
             LOBFAST_COLS: partial(lobfast_bars, quotes, trades, every, CLOSE_COLUMNS),
             LOBFAST_COLS_OUT: partial(lobfast_bars, quotes, trades, every, CLOSE_COLUMNS, cols_out),
             NUMBA: partial(numba_bars, quotes, trades, every),
+            NUMBA_OUT: partial(numba_bars, quotes, trades, every, out=numba_out),
             POLARS: partial(polars_bars, frames, every),
         }
         zero_mids = None
@@ -323,7 +381,7 @@ def speed(rounds: int, rows: int = ROWS) -> dict:
             tools[PUBLISHED] = partial(published_bars, kernel, quotes, trades, every)
             zero_mids = check_published(kernel, quotes, trades, every)  # also compiles it
         expected = tools[LOBFAST]()
-        for tool in (LOBFAST_OUT, NUMBA, POLARS):  # also compiles the Numba kernel before timing
+        for tool in (LOBFAST_OUT, NUMBA, NUMBA_OUT, POLARS):
             check_same(f"every={every}: {tool}", expected, tools[tool]())
         for tool in (LOBFAST_COLS, LOBFAST_COLS_OUT):
             got = tools[tool]()
@@ -331,6 +389,8 @@ def speed(rounds: int, rows: int = ROWS) -> dict:
         fast = {t: 5 for t in tools if t != POLARS}
         times = time_side_by_side(tools, rounds, inner=fast)
         cpu = cpu_side_by_side(tools, rounds, inner=fast)
+        n_bars = len(expected["ts"])
+        pages = {k: fresh_page_cost(n_bars, k) for k in (len(COLUMNS) + 1, len(CLOSE_COLUMNS) + 1)}
         results.append(
             {
                 "every": every,
@@ -340,6 +400,7 @@ def speed(rounds: int, rows: int = ROWS) -> dict:
                 "median_s": {t: median(v) for t, v in times.items()},
                 "spread": {t: spread(v) for t, v in times.items()},
                 "cpu_s": {t: median(v) for t, v in cpu.items()},
+                "pages": pages,
             }
         )
     return {
@@ -358,7 +419,7 @@ def lines(r: dict) -> list[str]:
     from common import md_table
 
     rows, ratios = [], []
-    order = (LOBFAST, LOBFAST_OUT, LOBFAST_COLS, LOBFAST_COLS_OUT, PUBLISHED, NUMBA, POLARS)
+    order = (LOBFAST, LOBFAST_OUT, LOBFAST_COLS, LOBFAST_COLS_OUT, PUBLISHED, NUMBA, NUMBA_OUT, POLARS)
     for res in r["results"]:
         med, spr = res["median_s"], res["spread"]
         for tool in order:
@@ -377,6 +438,7 @@ def lines(r: dict) -> list[str]:
         pairs = [
             (NUMBA, LOBFAST, "all columns vs the moving-pointer Numba kernel"),
             (NUMBA, LOBFAST_OUT, "all columns, out= reused, vs the moving-pointer Numba kernel"),
+            (NUMBA_OUT, LOBFAST_OUT, "all columns, both with out= reused (no fresh pages on either side)"),
             (PUBLISHED, LOBFAST, "all columns vs the published kernel (its 3 columns)"),
             (PUBLISHED, LOBFAST_COLS, "the published kernel's 3 columns vs it"),
             (PUBLISHED, LOBFAST_COLS_OUT, "those 3 columns, out= reused, vs it"),
@@ -407,7 +469,8 @@ def lines(r: dict) -> list[str]:
         "defined (inputs shifted so that its intervals are lobfast's buckets).",
         f"- Numba {v['numba']} moving-pointer kernel: an `@njit` loop over the buckets with a pointer "
         "into the quotes and the trades, testing each row against the bucket's end; lobfast's ten "
-        "columns, checked equal to lobfast's (floats within rtol 1e-12).",
+        "columns, checked equal to lobfast's (floats within rtol 1e-12); into new arrays, and (`out=` "
+        "reused) into those of an earlier call, so that both sides are timed without fresh pages.",
         f"- polars {v['polars']}: `group_by_dynamic` on quotes and on trades, a full join, `upsample`, "
         "the close forward-filled; inputs are polars DataFrames built before timing.",
         f"- {r['rounds']} interleaved rounds (the fast tools 5 calls a round), medians; M rows/s = "
@@ -421,6 +484,18 @@ def lines(r: dict) -> list[str]:
         md_table(["every", "tool", "median ms (wall)", "spread", "median ms (CPU)", "M rows/s"], rows),
         "",
         md_table(["every", "lobfast", "speed-up, wall (peer's time / lobfast's)", "speed-up, CPU"], ratios),
+        "",
+        "Fresh pages apart from any kernel (`fresh_page_cost`: CPU ms to write the columns into a new block "
+        "carved as `aggregate` does, against the same columns once they exist):",
+        "",
+        md_table(
+            ["every", "columns (with ts)", "new block, ms CPU", "existing, ms CPU", "fresh-page cost, ms"],
+            [
+                [res["every"], str(k), f"{a * 1e3:.1f}", f"{b * 1e3:.1f}", f"{(a - b) * 1e3:.1f}"]
+                for res in r["results"]
+                for k, (a, b) in res["pages"].items()
+            ],
+        ),
     ]
 
 

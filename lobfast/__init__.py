@@ -26,7 +26,7 @@ from .frame import FeatureFrame, Frame, LabelFrame
 from .leakage import leakage_report
 from .microstructure import features
 from .quality import QualityReport, quality_report
-from .readers import expand_paths, iter_binance, read_binance, read_binance_vision, read_tardis
+from .readers import expand_paths, iter_binance, prepare_windows, read_binance, read_binance_vision, read_tardis
 from .rolling import rolling_std, rolling_sum
 from .store import Store, open_store
 from .timeindex import TimeIndex
@@ -65,6 +65,7 @@ __all__ = [
     "leakage_report",
     "open_store",
     "parse_duration",
+    "prepare_windows",
     "quality_report",
     "read_binance",
     "read_binance_vision",

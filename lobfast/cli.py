@@ -14,7 +14,7 @@ from .book import check_against_quotes, reconstruct
 from .collector import main as run_collector
 from .convert import convert as run_convert
 from .quality import quality_report
-from .readers import expand_paths, read_binance
+from .readers import expand_paths, prepare_windows, read_binance
 from .store import connect
 from .store import process as run_process
 from .summary import fmt_ns, summarize
@@ -121,8 +121,17 @@ def index(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="lobfast index", description="Build (or check) the time index of files.")
     p.add_argument("paths", nargs="+", help="files, globs or a directory")
     p.add_argument("--index-dir", default=None, help="keep the .lfidx files here instead of next to the data")
+    p.add_argument(
+        "--checkpoints",
+        action="store_true",
+        help="raw Binance files: also make the book checkpoints that windows of them (read_binance(FILES, "
+        "start=...)) replay from, in the order given",
+    )
+    p.add_argument("--symbol", default=None, help="with --checkpoints: the symbol the windows will read")
     _time_args(p)
     a = p.parse_args(argv)
+    if a.checkpoints and a.index_dir is not None:
+        p.error("--checkpoints keeps them in the sidecars next to the data, where read_binance looks: drop --index-dir")
     ti = TimeIndex(a.paths, format=a.format, ts_col=_ts_col(a.ts_col), unit=a.unit, index_dir=a.index_dir)
     print(ti)
     for f in ti.info():
@@ -131,6 +140,10 @@ def index(argv: list[str]) -> int:
             f"  {f['path']}: {f['status']}, {f['compression']}, {f['rows']:,} rows, {span}, "
             f"{f['entries']:,} entries, {f['frames']:,} frames"
         )
+    if a.checkpoints:
+        for path, n in prepare_windows(a.paths, symbol=a.symbol):
+            what = "read from its start (gzip): no checkpoints" if n is None else f"{n:,} book checkpoints"
+            print(f"  {path}: {what}")
     return 0
 
 

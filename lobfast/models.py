@@ -28,9 +28,12 @@ PyTorch is an optional dependency: ``pip install 'lobfast[torch]'``.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import logging
 import os
 import pickle
+import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -47,6 +50,7 @@ except ImportError as exc:
 
 from ._version import __version__ as _LOBFAST_VERSION
 from .containers import BookSnapshots
+from .errors import _require, lob_error
 from .frame import Frame, holds_labels
 from .microstructure import features as _features
 from .torch import WindowDataset
@@ -1145,26 +1149,99 @@ def load(path: Any, *, device: Any = "cpu") -> Predictor:
     )
 
 
-def export(model: nn.Module, path: Any, *, window: int | None = None) -> None:
-    """Save ``model`` (in eval mode) as a ``torch.export`` program at ``path`` (``.pt2``): a
-    graph that runs without lobfast's Python code (``torch.export.load(path).module()``),
-    with any batch size, for windows of ``window`` rows (default the model's own).  It
-    computes what the eager model does (checked in the tests on CPU).  PyTorch cannot export
-    every layer: :class:`DeepLOB`'s LSTM is refused by ``torch.export`` in current PyTorch,
-    which raises ``ValueError`` saying so; save it with :func:`save` instead."""
+_EXPORT_FORMATS = ("pt2", "onnx")
+
+# Warnings torch raises while exporting models that it exports correctly (each model is
+# checked against its eager self in the tests).  Any other warning is left alone.
+_EXPORT_WARNINGS = (
+    # nn.LSTM points its weight list at the traced parameters: the program holds them as parameters
+    (UserWarning, r"The tensor attributes (\S+\._flat_weights\[\d+\](, )?)+ were assigned during export"),
+    (FutureWarning, r"`isinstance\(treespec, LeafSpec\)` is deprecated"),  # inside torch.onnx
+    (FutureWarning, r"_check_is_size will be removed"),  # in the loop torch.onnx turns an LSTM into
+)
+
+
+def export(model: nn.Module, path: Any, *, window: int | None = None, format: str = "pt2") -> None:
+    """Save ``model`` (in eval mode) as a graph that runs without lobfast's Python code, with
+    any batch size, for windows of ``window`` rows (default the model's own).
+
+    - ``format="pt2"``: a ``torch.export`` program (``torch.export.load(path).module()``).
+    - ``format="onnx"``: an ONNX model (one file; input ``x`` of shape ``(batch, window,
+      features)``, output ``y``), from PyTorch's ``torch.export``-based ONNX exporter; needs
+      ``pip install 'lobfast[onnx]'`` (onnx and onnxscript). Run it with onnxruntime.
+
+    Both compute what the eager model does (checked in the tests on CPU, ONNX through
+    onnxruntime, for all three architectures).  A model with a layer or an operation the
+    exporter cannot translate raises :class:`lobfast.LobError` naming the model and, for
+    ONNX, the operation; save it with :func:`save` instead.  The file is written atomically.
+    """
+    if format not in _EXPORT_FORMATS:
+        raise ValueError(f"format must be one of {', '.join(map(repr, _EXPORT_FORMATS))}, not {format!r}")
+    if format == "onnx":
+        for module in ("onnx", "onnxscript"):
+            _require(module, "onnx")
     name = type(model).__name__
     window = getattr(model, "window", None) if window is None else _positive(window, "window")
     if window is None:
         raise ValueError(f"{name} takes any window length: pass window=")
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")
     was = model.training
     model.eval()
     x = torch.zeros(2, window, model.features, device=next(model.parameters()).device)
     batch = torch.export.Dim("batch", min=1, max=1 << 30)
     try:
-        with torch.no_grad():
-            program = torch.export.export(model, (x,), dynamic_shapes=({0: batch},))
+        with torch.no_grad(), _export_quietly():
+            if format == "pt2":
+                program = torch.export.export(model, (x,), dynamic_shapes=({0: batch},))
+            else:
+                program = torch.onnx.export(
+                    model, (x,), dynamo=True, verbose=False, dynamic_shapes=({0: batch},),
+                    input_names=["x"], output_names=["y"], external_data=False,
+                )  # fmt: skip
     except Exception as e:  # torch raises many types here; say which model and why
-        raise ValueError(f"torch {torch.__version__} cannot export {name}: {str(e).splitlines()[0]}") from e
+        target = " to ONNX" if format == "onnx" else ""
+        raise lob_error(f"torch {torch.__version__} cannot export {name}{target}: {_export_failure(e)}") from e
     finally:
         model.train(was)
-    torch.export.save(program, Path(path))
+    try:
+        if format == "pt2":
+            torch.export.save(program, tmp)
+        else:
+            program.save(tmp, external_data=False)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _export_quietly():
+    """Leave out the known harmless export warnings and torch.onnx's log lines."""
+    log = logging.getLogger("torch.onnx")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            for category, message in _EXPORT_WARNINGS:
+                warnings.filterwarnings("ignore", message, category)
+            yield
+    finally:
+        log.setLevel(level)
+
+
+def _export_failure(e: BaseException) -> str:
+    """Why an export failed: the operation without an ONNX translation when there is one,
+    else the first line of the innermost error."""
+    chain, seen = [], set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        chain.append(e)
+        e = e.__cause__ or e.__context__
+    text = "\n".join(re.sub(r"\x1b\[[0-9;]*m", "", str(c)) for c in chain)
+    op = re.search(r"No ONNX function found for <OpOverload\(op='([^']+)'", text)
+    if op:
+        return f"the operation {op.group(1)} has no ONNX translation"
+    node = re.search(r"target=torch\.ops\.([\w.]+?)(?:\.default)?\]", text)
+    last = re.sub(r"\x1b\[[0-9;]*m", "", str(chain[-1])).strip()
+    inner = last.splitlines()[0] if last else type(chain[-1]).__name__
+    return f"the operation {node.group(1)} failed to translate: {inner}" if node else inner

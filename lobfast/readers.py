@@ -126,6 +126,24 @@ def _binance_window(files: list[str], symbol, on_error: str, start, end, max_lin
     return r, Window(files, index, t0, t1, symbol=symbol, on_error=on_error, max_line=max_line), t0, t1
 
 
+def prepare_windows(
+    paths: Paths, *, symbol=None, on_error: str = "raise", max_line: int = MAX_LINE
+) -> list[tuple[str, int | None]]:
+    """Build now what a window of ``paths`` will need: each raw file's time index and its
+    book checkpoints, kept in the ``.lfidx`` sidecars, so that the first
+    ``read_binance(paths, start=...)`` costs what any later one does.
+
+    The checkpoints are those such a read looks for: made with the same ``symbol``,
+    ``on_error`` and ``max_line``, and with the files before each one in the order given
+    (a file's book may come from them).  Returns ``(path, checkpoints)`` per file, None for a
+    file read from its start (gzip).  ``lobfast index --checkpoints`` runs it."""
+    files = expand_paths(paths)
+    index = [raw_index(p, max_line=max_line) for p in files]
+    end = int(np.iinfo(np.int64).max)
+    w = Window(files, index, end, end, symbol=symbol, on_error=on_error, max_line=max_line)
+    return [(p, None if fi is None else len(w.checkpoints(k))) for k, (p, fi) in enumerate(zip(files, index))]
+
+
 def _read_all(
     r: _core.Reader,
     check: _FileCheck,

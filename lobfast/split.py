@@ -39,16 +39,16 @@ Examples
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .frame import LabelFrame, _time_column
-from .times import parse_horizon
+from .times import parse_horizon, to_ns
 
-__all__ = ["Split", "chronological", "walk_forward"]
+__all__ = ["Split", "chronological", "cut", "panel_walk_forward", "walk_forward"]
 
 _EMPTY = np.empty(0, np.int64)
 
@@ -330,13 +330,23 @@ def walk_forward(
     >>> [f.purged for f in folds], folds[-1].unlabelled
     ([1, 1, 1], 1)
     """
-    if isinstance(n_splits, (bool, np.bool_)) or not isinstance(n_splits, (int, np.integer)) or n_splits < 1:
-        raise ValueError(f"n_splits must be a positive int, not {n_splits!r}")
     t = _sorted_ts(ts)
     cand = _usable(rows, len(t))
-    m = len(cand)
     known = _known(known_at, t)
     emb = parse_horizon(embargo, "embargo", allow_zero=True)
+    plan = _fold_times(t[cand], n_splits, train, test, val, expanding)
+    return [_cut(t, cand, fold, known, emb) for fold in plan]
+
+
+def _fold_times(
+    tc: np.ndarray, n_splits: Any, train: Any, test: Any, val: Any, expanding: bool
+) -> list[tuple[int, list[int], int | None]]:
+    """Per fold, the time its first training row may have, its boundaries (val start, test
+    start) and the time its test block ends before (None: the end of the data), cut by
+    counting the sorted usable times ``tc``."""
+    if isinstance(n_splits, (bool, np.bool_)) or not isinstance(n_splits, (int, np.integer)) or n_splits < 1:
+        raise ValueError(f"n_splits must be a positive int, not {n_splits!r}")
+    m = len(tc)
     v = _size(val, m, "val", 0) or 0
     w = _size(train, m, "train", 1)
     size = _size(test, m, "test", 1)
@@ -359,13 +369,133 @@ def walk_forward(
         w = first - v
     if first - v < 1:
         raise ValueError(f"no rows left to train on before the first test block ({first} rows before it, val {v})")
-    tc = t[cand]
-    folds = []
+    plan = []
     for k in range(n_splits):
         s = first + k * size
         e = s + size
         lo = 0 if expanding else max(s - v - w, 0)
-        region = cand[(tc >= tc[lo]) & ((tc < tc[e]) if e < m else True)]
         bounds = ([int(tc[s - v])] if v else []) + [int(tc[s])]
-        folds.append(_split(t, region, bounds, known, emb))
-    return folds
+        plan.append((int(tc[lo]), bounds, int(tc[e]) if e < m else None))
+    return plan
+
+
+def _cut(t: np.ndarray, cand: np.ndarray, fold: tuple[int, list[int], int | None], known, emb) -> Split:
+    """The fold of the usable rows ``cand`` of ``t`` at the times of ``fold`` (:func:`_fold_times`)."""
+    lo, bounds, end = fold
+    tc = t[cand]
+    region = cand[(tc >= lo) & ((tc < end) if end is not None else True)]
+    return _split(t, region, bounds, known, emb)
+
+
+def panel_walk_forward(
+    ts: Mapping[str, Any],
+    n_splits: int,
+    *,
+    train: Any = None,
+    test: Any = None,
+    val: Any = 0.0,
+    known_at: Any = None,
+    embargo: Any = 0,
+    expanding: bool = True,
+    rows: Mapping[str, Any] | None = None,
+) -> dict[str, list[Split]]:
+    """Walk-forward folds for many symbols at the same split times, to train one pooled
+    model per fold (:func:`lobfast.train.walk_forward` with several symbols).
+
+    The fold times are those :func:`walk_forward` cuts from all the symbols' usable row
+    times together (sizes count the rows of every symbol); each symbol's rows are then cut
+    at these times and purged and embargoed on their own, as :func:`walk_forward` does.  So
+    fold ``k`` has the same ``boundaries`` for every symbol, and no symbol trains on a row
+    whose label is known at or after the fold's validation or test start.
+
+    Parameters
+    ----------
+    ts : ``{symbol: sorted row times}`` (int64 ns or datetime64).
+    known_at : a horizon (int rows or a duration, the same for every symbol), ``{symbol:
+        known_at}`` (as :func:`chronological` takes it; a symbol left out is not purged) or None.
+    rows : ``{symbol: usable rows}`` (a symbol left out: all its rows), or None.
+    n_splits, train, test, val, embargo, expanding : as in :func:`walk_forward`.
+
+    Returns
+    -------
+    ``{symbol: [Split, ...]}``, each list in time order, fold ``k`` at the same times for all.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ts = {"A": np.arange(0, 12, 2), "B": np.arange(1, 12, 2)}  # interleaved rows
+    >>> folds = panel_walk_forward(ts, 2)
+    >>> [f.boundaries.tolist() for f in folds["A"]], [f.boundaries.tolist() for f in folds["B"]]
+    ([[4], [8]], [[4], [8]])
+    >>> [(f.train.tolist(), f.test.tolist()) for f in folds["B"]]
+    [([0, 1], [2, 3]), ([0, 1, 2, 3], [4, 5])]
+    """
+    if not isinstance(ts, Mapping) or not ts:
+        raise ValueError("ts must be {symbol: row times} with at least one symbol")
+    rows = {} if rows is None else rows
+    known_each = isinstance(known_at, Mapping)
+    for name, given in (("rows", rows), ("known_at", known_at if known_each else {})):
+        extra = set(given) - set(ts)
+        if extra:
+            raise ValueError(f"{name} names symbols that ts has not: {', '.join(map(repr, sorted(extra)))}")
+    emb = parse_horizon(embargo, "embargo", allow_zero=True)
+    each = {}
+    for sym, times in ts.items():
+        try:
+            t = _sorted_ts(times)
+            cand = _usable(rows.get(sym), len(t))
+            known = _known(known_at.get(sym) if known_each else known_at, t)
+        except ValueError as e:
+            raise ValueError(f"symbol {sym!r}: {e}") from None
+        each[sym] = (t, cand, known)
+    tc = np.sort(np.concatenate([t[cand] for t, cand, _ in each.values()]), kind="stable")
+    plan = _fold_times(tc, n_splits, train, test, val, expanding)
+    return {sym: [_cut(t, cand, fold, known, emb) for fold in plan] for sym, (t, cand, known) in each.items()}
+
+
+def cut(
+    ts: Any,
+    boundaries: Any,
+    *,
+    start: Any = None,
+    end: Any = None,
+    known_at: Any = None,
+    embargo: Any = 0,
+    rows: Any = None,
+) -> Split:
+    """The rows of ``ts`` cut at given times, purged and embargoed as in :func:`chronological`:
+    the same cut for another series (one symbol of many split at the same times).
+
+    Parameters
+    ----------
+    ts, known_at, embargo, rows : as in :func:`chronological`.
+    boundaries : where the parts after train start, ascending: ``[test start]`` (train / test)
+        or ``[val start, test start]`` (a :class:`Split`'s ``boundaries``); int64 ns, or
+        anything :func:`lobfast.to_ns` reads.
+    start, end : only rows with ``start <= ts < end`` take part (a walk-forward fold's span);
+        None: from the first row / to the last.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ts = np.arange(10) * 1_000_000_000
+    >>> s = cut(ts, [6_000_000_000], start=2_000_000_000, known_at=1)
+    >>> s.train.tolist(), s.test.tolist(), s.purged, s.unlabelled
+    ([2, 3, 4], [6, 7, 8], 1, 1)
+    """
+    t = _sorted_ts(ts)
+    b = [to_ns(x, "boundary") for x in (boundaries.tolist() if isinstance(boundaries, np.ndarray) else boundaries)]
+    if len(b) not in (1, 2) or b != sorted(b):
+        raise ValueError(
+            f"boundaries must be 1 or 2 ascending times ([test start] or [val start, test start]), got {b}"
+        )
+    cand = _usable(rows, len(t))
+    tc = t[cand]
+    keep = np.ones(len(cand), bool)
+    if start is not None:
+        keep &= tc >= to_ns(start, "start")
+    if end is not None:
+        keep &= tc < to_ns(end, "end")
+    known = _known(known_at, t)
+    emb = parse_horizon(embargo, "embargo", allow_zero=True)
+    return _split(t, cand[keep], b, known, emb)

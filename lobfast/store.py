@@ -941,7 +941,10 @@ def _run_once(srcs, root, spec, workers, client, quiet, closed_only) -> Summary:
     bar = None
     if tasks and not quiet:
         try:
-            from tqdm.auto import tqdm
+            with warnings.catch_warnings():
+                # in Jupyter without ipywidgets tqdm.auto warns and draws a text bar, which is wanted
+                warnings.filterwarnings("ignore", message="IProgress not found")
+                from tqdm.auto import tqdm
 
             bar = tqdm(total=len(tasks), unit="partition", desc="lobfast process", leave=False)
         except ImportError:

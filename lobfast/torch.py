@@ -24,7 +24,9 @@ Examples
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -35,11 +37,15 @@ except ImportError as e:  # pragma: no cover - exercised only without torch
     raise ImportError("lobfast.torch needs PyTorch: pip install 'lobfast[torch]'") from e
 
 from . import _core
+from . import split as _split
+from .errors import LobWarning
 from .frame import Frame, LabelFrame
-from .windowing import Normalizer, _as_rows, _positive, as_features, first_nonfinite, window_index
+from .store import Store, open_store
+from .windowing import Normalizer, TargetScaler, _as_rows, _positive, as_features, first_nonfinite, window_index
 
-__all__ = ["BatchLoader", "PanelDataset", "WindowDataset", "collate_batch", "loader"]
+__all__ = ["BatchLoader", "PanelDataset", "PanelSplit", "WindowDataset", "collate_batch", "loader"]
 
+_EMPTY = np.empty(0, np.int64)
 _NP = {torch.float32: np.float32, torch.float64: np.float64}
 
 
@@ -206,17 +212,44 @@ class PanelDataset(torch.utils.data.Dataset):
     windows with that dataset's one C call.  Positions run through the symbols in order:
     :func:`lobfast.train.predict` returns the predictions of ``parts[0]``, then ``parts[1]``...
 
-    Build each part on the same split times (``indices=`` from one
-    :func:`lobfast.split.chronological` / ``walk_forward`` cut per symbol at the same
-    boundaries) to train one pooled model honestly.
+    Two forms:
+
+    - ``PanelDataset({symbol: WindowDataset})``: parts built by hand.  Build each on the same
+      split times (``indices=`` from one :func:`lobfast.split.chronological` cut, then
+      :func:`lobfast.split.cut` at its boundaries for every symbol) to train one pooled model
+      honestly.
+    - ``PanelDataset(store, symbols, start, end, T, ...)``, the same as
+      :meth:`from_store`: straight from a store, with :meth:`split` and
+      :meth:`walk_forward` cutting every symbol at the same times.
 
     Parameters
     ----------
     parts : ``{symbol: WindowDataset}``; every part has the same window length, number of
         features and dtype, and all or none have labels.
+
+    Attributes
+    ----------
+    symbols : the symbols, in order (``symbols[id]`` names a batch's symbol id).
+    parts : their WindowDatasets (``part(symbol)``).
+    stats : per symbol, what :meth:`from_store` found: rows, invalid rows, rows with a
+        non-finite feature, holes (missing stretches of the grid, e.g. a missing day) and
+        windows; ``{}`` for a panel built by hand.
+    scalers : ``{symbol: TargetScaler}`` with ``scale_target=True`` (else empty): the labels
+        of the windows are ``scalers[symbol].transform(label)``.
     """
 
-    def __init__(self, parts: Any) -> None:
+    def __init__(self, parts: Any, *args: Any, **kwargs: Any) -> None:
+        if not isinstance(parts, Mapping):
+            if not isinstance(parts, (Store, str, os.PathLike)):
+                raise TypeError(
+                    f"PanelDataset takes {{symbol: WindowDataset}} or a store (and symbols, start, end, T), "
+                    f"not {type(parts).__name__}"
+                )
+            built = PanelDataset.from_store(parts, *args, **kwargs)
+            self.__dict__.update(built.__dict__)
+            return
+        if args or kwargs:
+            raise TypeError("PanelDataset({symbol: WindowDataset}) takes no other arguments")
         if not parts:
             raise ValueError("a panel needs at least one symbol: {symbol: WindowDataset}")
         self.symbols = [str(s) for s in parts]
@@ -234,7 +267,243 @@ class PanelDataset(torch.utils.data.Dataset):
         self.T, self.dtype, self.names = first.T, first.dtype, first.names
         self.offsets = np.cumsum([0] + [len(p) for p in self.parts])
         self.symbol = np.repeat(np.arange(len(self.parts)), np.diff(self.offsets))  # symbol id per position
+        self._source: dict[str, _SymbolRows] | None = None
+        self._options: dict[str, Any] = {}
+        self.stats: dict[str, dict[str, int]] = {}
+        self.scalers: dict[str, TargetScaler] = {}
 
+    # --- straight from the store ------------------------------------------------------------
+    @classmethod
+    def from_store(
+        cls,
+        store: Any,
+        symbols: Any = None,
+        start: Any = None,
+        end: Any = None,
+        T: int = 100,
+        *,
+        features: Any = None,
+        label: Any = None,
+        normalizer: Any = None,
+        venue: str | None = None,
+        scale_target: bool = False,
+        classes: bool = False,
+        dtype: torch.dtype = torch.float32,
+        threads: int | None = None,
+    ) -> PanelDataset:
+        """The windows of ``symbols`` between ``start`` and ``end`` in a store (see
+        :func:`lobfast.open_store`), one part per symbol.
+
+        A window never crosses a symbol, a row whose book is invalid, a row with a non-finite
+        feature (the first rows of a recording, before a rolling feature has its look-back),
+        or a hole in the grid: rows after a missing stretch (a day without a partition, a
+        failed partition, a gap in the recording) never share a window with rows before it.
+        Each symbol's rows are kept once; :meth:`split` and :meth:`walk_forward` make panels
+        over the same rows.
+
+        Parameters
+        ----------
+        store : a :class:`lobfast.store.Store` or the path of one.
+        symbols : a symbol, a list of them, or None: every symbol with rows in the span.
+        start, end : rows with ``start <= ts < end`` (anything :func:`lobfast.to_ns` reads);
+            None: from the first / to the last row.
+        T : window length in rows.
+        features : the feature columns, in order: names of the ``features`` table or of the
+            ``book`` table (``bid_px_1``...), a list or ``"mid,ofi_10s,..."``; default every
+            column of the ``features`` table.
+        label : the label column(s) of the ``labels`` table (a name or a list), or None (no
+            labels: for :func:`lobfast.train.predict`).  Their ``<name>_known_at`` columns
+            purge the splits.
+        normalizer : ``"zscore"``, ``"decimal_precision"``, ``"rolling_zscore"``, a
+            :class:`lobfast.Normalizer` (its settings) or None.  Fitted per symbol: on all its
+            rows here, on its training rows only in :meth:`split` / :meth:`walk_forward`.
+        scale_target : train on labels standardised per symbol (a
+            :class:`lobfast.TargetScaler`, in ``scalers``), fitted like the normaliser: on all
+            rows here, on the training rows only in :meth:`split` / :meth:`walk_forward`
+            (returns of symbols at other prices and volatilities then weigh alike in one
+            pooled model).  :func:`lobfast.train.evaluate_per_symbol` turns predictions back.
+        venue : the venue, when a symbol is in several.
+        classes, dtype, threads : as for :class:`WindowDataset`.
+        """
+        st = store if isinstance(store, Store) else open_store(store)
+        T = _positive(T, "T")
+        fnames, bnames = _store_features(st, features)
+        labels = [] if label is None else _column_names(label, "label")
+        known = [f"{n}_known_at" for n in labels]
+        if scale_target and (not labels or classes):
+            raise ValueError("scale_target=True needs regression labels (label=..., classes=False)")
+        if labels:
+            have = list(st.params.get("labels") or [])
+            missing = [n for n in labels if n not in have]
+            if missing:
+                raise ValueError(f"the store has no label {missing[0]!r}; its labels are {have or 'none'}")
+        want = None if symbols is None else ([symbols] if isinstance(symbols, str) else [str(s) for s in symbols])
+        feat = st.load("features", want, start, end, columns=fnames, venue=venue) if fnames else None
+        book = st.load("book", want, start, end, columns=["valid", *bnames], venue=venue)
+        lab = st.load("labels", want, start, end, columns=labels + known, venue=venue) if labels else None
+        names = sorted(book) if want is None else want
+        if not names:
+            raise ValueError(f"the store {st.path} has no rows between {start} and {end}")
+        every = int(st.params["every_ns"])
+        source, stats = {}, {}
+        for sym in names:
+            if sym not in book or len(book[sym]) == 0:
+                have = ", ".join(sorted(book)) or "none"
+                raise ValueError(f"the store has no rows of {sym} between {start} and {end} (it has {have})")
+            b = book[sym]
+            for what, frames in (("features", feat), ("labels", lab)):
+                fr = None if frames is None else frames.get(sym, Frame(np.empty(0, np.int64)))
+                if fr is not None and not np.array_equal(fr.ts, b.ts):
+                    raise ValueError(
+                        f"{sym}: the {what} table's rows are not the book's ({len(fr)} rows, the book "
+                        f"{len(b)}, or other times): rebuild the store"
+                    )
+            order = _column_names(features, "features") if features is not None else fnames
+            X = np.empty((len(b), len(order)), np.float64)
+            for j, n in enumerate(order):
+                X[:, j] = feat[sym][n] if n in fnames else b[n]
+            y = None
+            kn = None
+            if labels:
+                lf = lab[sym]
+                y = lf[labels[0]] if len(labels) == 1 else np.column_stack([lf[n] for n in labels])
+                k = np.vstack([np.asarray(lf[n], np.int64) for n in known])
+                kn = np.where((k < 0).any(axis=0), -1, k.max(axis=0))
+            source[sym], stats[sym] = _SymbolRows.make(sym, b.ts, X, y, kn, b["valid"] != 0, every, T, order)
+        opts = dict(T=T, normalizer=_norm_spec(normalizer), classes=classes, dtype=dtype, threads=threads, names=order)
+        opts["scale_target"] = bool(scale_target)
+        fitted = {s: _fit_symbol(opts, s, r, None) for s, r in source.items()}
+        panel = _panel(source, opts, {s: r.ends(T) for s, r in source.items()}, fitted)
+        for s, p in zip(panel.symbols, panel.parts):
+            stats[s]["windows"] = len(p)
+        panel.stats = stats
+        return panel
+
+    def part(self, symbol: str) -> WindowDataset:
+        """The :class:`WindowDataset` of one symbol."""
+        if symbol not in self.symbols:
+            raise KeyError(f"no symbol {symbol!r} in this panel ({', '.join(self.symbols)})")
+        return self.parts[self.symbols.index(symbol)]
+
+    @property
+    def ts(self) -> np.ndarray | None:
+        """The time of each window's last row, in panel order (None for a panel built by hand
+        from parts without times)."""
+        if self._source is not None:
+            return np.concatenate([self._source[s].ts[p.ends] for s, p in zip(self.symbols, self.parts)])
+        if all(p.ts is not None for p in self.parts):
+            return np.concatenate([p.ts for p in self.parts])
+        return None
+
+    def _pooled_ts(self) -> np.ndarray:
+        if self._source is None:
+            raise ValueError(
+                "split / walk_forward need a panel made from a store (PanelDataset.from_store); for parts "
+                "built by hand, cut each symbol with lobfast.split.cut at the same boundaries"
+            )
+        ts = np.sort(self.ts)
+        if not len(ts):
+            raise ValueError("the panel has no windows to split")
+        return ts
+
+    def _cut(self, boundaries, start, end, known_at, embargo) -> PanelSplit:
+        """Every symbol's windows cut at the same times (lobfast.split.cut), normalisers fitted
+        on each symbol's training rows."""
+        splits = {}
+        for s, p in zip(self.symbols, self.parts):
+            r = self._source[s]
+            kn = r.known if isinstance(known_at, str) and known_at == "labels" else known_at
+            splits[s] = _split.cut(r.ts, boundaries, start=start, end=end, known_at=kn, embargo=embargo, rows=p.ends)
+        spec, opts = self._options["normalizer"], self._options
+        needs_fit = (spec is not None and spec.method != "rolling_zscore") or opts["scale_target"]
+        ends = {k: {s: getattr(sp, k) for s, sp in splits.items()} for k in ("train", "val", "test")}
+        fitted, left_out = {}, {}
+        for s, sp in splits.items():
+            if needs_fit and not len(sp.train):
+                # nothing to fit this symbol's normaliser on: its later windows cannot be scaled
+                left_out[s] = len(sp.val) + len(sp.test)
+                ends["val"][s] = ends["test"][s] = _EMPTY
+                fitted[s] = (None, None)
+            else:
+                fitted[s] = _fit_symbol(opts, s, self._source[s], sp.train)
+        left_out = {s: n for s, n in left_out.items() if n}
+        if left_out:
+            warnings.warn(
+                LobWarning(
+                    f"{', '.join(left_out)} have no training windows before {_when(boundaries[0])}: their "
+                    f"{sum(left_out.values())} later windows are left out of this cut (no training rows to fit "
+                    "their normaliser or target scaler on)"
+                ),
+                stacklevel=3,
+            )
+        parts = [_panel(self._source, opts, ends[k], fitted) for k in ("train", "val", "test")]
+        bounds = np.asarray(boundaries, np.int64)
+        return PanelSplit(parts[0], parts[1] if len(bounds) == 2 else None, parts[2], bounds, splits, left_out)
+
+    def split(
+        self, fractions: Sequence[float] = (0.6, 0.2, 0.2), *, known_at: Any = "labels", embargo: Any = 0
+    ) -> PanelSplit:
+        """Train / validation / test panels cut at the same times for every symbol.
+
+        The boundaries fall at ``fractions`` of all the panel's windows pooled over the
+        symbols in time order (as :func:`lobfast.split.chronological` cuts one series); each
+        symbol's windows are then cut there, purged and embargoed as that function does
+        (:func:`lobfast.split.cut`).
+
+        Parameters
+        ----------
+        fractions : (train, val, test) or (train, test), positive, summing to 1.
+        known_at : ``"labels"`` (default): when each window's labels are known, from the
+            store's ``<label>_known_at`` columns; a horizon (``int`` rows of the symbol, or a
+            duration); or None (nothing purged).
+        embargo : ``int`` rows or a duration dropped after each boundary (see
+            :func:`lobfast.split.chronological`).
+
+        Returns
+        -------
+        :class:`PanelSplit` (``train, val, test = panel.split(...)``); the normaliser is
+        fitted on each symbol's training rows only and used for its val and test windows.
+        """
+        bounds = _split.chronological(self._pooled_ts(), fractions).boundaries
+        return self._cut(bounds, None, None, self._known(known_at), embargo)
+
+    def walk_forward(
+        self,
+        n_splits: int,
+        *,
+        train: Any = None,
+        test: Any = None,
+        val: Any = 0.0,
+        known_at: Any = "labels",
+        embargo: Any = 0,
+        expanding: bool = True,
+    ) -> list[PanelSplit]:
+        """Walk-forward folds cut at the same times for every symbol: the folds of
+        :func:`lobfast.split.walk_forward` over all windows pooled in time order (sizes count
+        pooled windows), each symbol then cut at each fold's boundaries and span, purged and
+        embargoed (``known_at``, ``embargo`` as in :meth:`split`).  One :class:`PanelSplit`
+        per fold (``val`` None without validation), normalisers fitted on each fold's
+        training rows."""
+        ts = self._pooled_ts()
+        folds = _split.walk_forward(ts, n_splits, train=train, test=test, val=val, expanding=expanding)
+        known_at = self._known(known_at)
+        out = []
+        for f in folds:
+            rows = f.rows
+            last = int(rows[-1]) + 1
+            span_end = int(ts[last]) if last < len(ts) else None
+            out.append(self._cut(f.boundaries, int(ts[rows[0]]), span_end, known_at, embargo))
+        return out
+
+    def _known(self, known_at: Any) -> Any:
+        if isinstance(known_at, str) and known_at == "labels":
+            if not self.labelled:
+                return None
+            if any(r.known is None for r in self._source.values()):
+                raise ValueError("known_at='labels' needs the labels' known_at times: pass a horizon or None")
+        return known_at
+
+    # --- the dataset ------------------------------------------------------------------------
     def __len__(self) -> int:
         return int(self.offsets[-1])
 
@@ -263,23 +532,198 @@ class PanelDataset(torch.utils.data.Dataset):
         """``(x, y, symbol)`` for panel positions (``(x, symbol)`` without labels)."""
         pos = np.asarray(positions, dtype=np.int64)
         sym = self.symbol[pos]
-        x = torch.empty((len(pos), self.T, self.parts[0].X.shape[1]), dtype=self.dtype)
-        ys = None
-        for k in np.unique(sym):
-            at = np.flatnonzero(sym == k)
-            part = self.parts[k].batch(pos[at] - self.offsets[k])
-            rows = torch.from_numpy(at)
-            x[rows] = part[0]
-            if self.labelled:
-                if ys is None:
-                    ys = torch.empty((len(pos), *part[1].shape[1:]), dtype=part[1].dtype)
-                ys[rows] = part[1]
+        # each symbol's windows gathered by one C call into a contiguous run of a buffer,
+        # then put in the order asked (one copy) when they were not already grouped
+        order = np.argsort(sym, kind="stable")
+        grouped = bool((order == np.arange(len(pos))).all())
+        runs = np.concatenate(([0], np.cumsum(np.bincount(sym, minlength=len(self.parts)))))
+        first = self.parts[0]
+        shape = (len(pos), self.T, first.X.shape[1])
+        x = torch.empty(shape, dtype=self.dtype, pin_memory=first.pin_memory)
+        xs = x if grouped else torch.empty(shape, dtype=self.dtype)
+        ys = np.empty((len(pos), *first.y.shape[1:]), first.y.dtype) if self.labelled else None
+        local = pos[order] - self.offsets[sym[order]]
+        for k in np.flatnonzero(runs[1:] > runs[:-1]):
+            a, b = runs[k], runs[k + 1]
+            part = self.parts[k]
+            ends = part.ends[local[a:b]]
+            part.gather(ends, out=xs[a:b])
+            if ys is not None:
+                ys[a:b] = part.y[ends]
+        if not grouped:
+            back = np.empty_like(order)
+            back[order] = np.arange(len(order))
+            np.take(xs.numpy(), back, axis=0, out=x.numpy())  # one thread: torch's threads only wait here
+            ys = None if ys is None else ys[back]
         ids = torch.from_numpy(sym.astype(np.int64))
-        return (x, ys, ids) if self.labelled else (x, ids)
+        return (x, torch.from_numpy(ys), ids) if self.labelled else (x, ids)
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{s} {len(p)}" for s, p in zip(self.symbols, self.parts))
         return f"PanelDataset({len(self)} windows of {self.T}x{self.parts[0].X.shape[1]}: {counts})"
+
+
+@dataclass(repr=False)
+class _SymbolRows:
+    """One symbol's rows as loaded from a store, shared by every panel cut from them."""
+
+    ts: np.ndarray
+    X: np.ndarray
+    y: np.ndarray | None
+    known: np.ndarray | None  # when the row's labels are all known (int64 ns), -1: a label unknown
+    valid: np.ndarray  # book valid and every feature finite
+    segment: np.ndarray  # int64 per row: a new segment starts after each hole in the grid
+
+    @classmethod
+    def make(cls, sym, ts, X, y, known, book_valid, every, T, names) -> tuple[_SymbolRows, dict[str, int]]:
+        n = len(ts)
+        if n < T:
+            raise ValueError(f"{sym} has {n} rows in the span, fewer than a window of {T}")
+        step = np.diff(ts)
+        if len(step) and step.min() <= 0:
+            i = int(np.argmax(step <= 0)) + 1
+            raise ValueError(f"{sym}: the store's rows are not in time order at row {i} (ts {ts[i]})")
+        hole = step > every
+        finite = np.isfinite(X).all(axis=1)
+        dead = ~np.isfinite(X[book_valid]).any(axis=0)
+        if book_valid.any() and dead.any():
+            raise ValueError(
+                f"feature {names[int(np.argmax(dead))]!r} of {sym} is never finite on a valid row "
+                "(e.g. a rolling span no longer than the grid step): leave it out of features="
+            )
+        rows = cls(ts, X, y, known, book_valid & finite, np.concatenate(([0], np.cumsum(hole))))
+        stats = {"rows": n, "invalid": int((~book_valid).sum()), "nonfinite": int((book_valid & ~finite).sum())}
+        stats["holes"] = int(hole.sum())
+        return rows, stats
+
+    def ends(self, T: int) -> np.ndarray:
+        """The window ends whose T rows lie between two holes (validity is WindowDataset's)."""
+        ends = np.arange(T - 1, len(self.ts), dtype=np.int64)
+        return ends[self.segment[ends] == self.segment[ends - (T - 1)]]
+
+
+@dataclass(repr=False)
+class PanelSplit:
+    """Panels of one cut made at the same times for every symbol (:meth:`PanelDataset.split`,
+    :meth:`PanelDataset.walk_forward`); unpacks as ``train, val, test``.
+
+    Attributes
+    ----------
+    train, val, test : :class:`PanelDataset` (``val`` None for a two-part cut).
+    boundaries : int64 ns, where val (when there is one) and test start; the same for every symbol.
+    splits : ``{symbol: lobfast.split.Split}``, each symbol's rows and what was purged,
+        embargoed or unlabelled.
+    left_out : ``{symbol: windows}``: val and test windows of symbols without a training
+        window in this cut, left out (with a LobWarning) because their normaliser has
+        nothing to be fitted on.
+    """
+
+    train: PanelDataset
+    val: PanelDataset | None
+    test: PanelDataset
+    boundaries: np.ndarray
+    splits: dict[str, Any] = field(default_factory=dict)
+    left_out: dict[str, int] = field(default_factory=dict)
+
+    def __iter__(self) -> Iterator[PanelDataset | None]:
+        return iter((self.train, self.val, self.test))
+
+    def __repr__(self) -> str:
+        sizes = f"train {len(self.train)}" + (f", val {len(self.val)}" if self.val is not None else "")
+        dropped = {k: sum(getattr(s, k) for s in self.splits.values()) for k in ("purged", "embargoed", "unlabelled")}
+        return (
+            f"PanelSplit({len(self.splits)} symbols; {sizes}, test {len(self.test)} windows; boundaries "
+            f"{', '.join(map(_when, self.boundaries))}; dropped {dropped['purged']} purged, "
+            f"{dropped['embargoed']} embargoed, {dropped['unlabelled']} unlabelled)"
+        )
+
+
+def _fit_symbol(opts: dict, sym: str, r: _SymbolRows, rows: Any) -> tuple[Any, Any]:
+    """``(normaliser, target scaler)`` of one symbol fitted on ``rows`` (None: all rows)."""
+    scaler = None
+    if opts["scale_target"]:
+        ends = r.ends(opts["T"]) if rows is None else rows
+        try:
+            scaler = TargetScaler().fit(r.y, rows=ends)
+        except ValueError as e:
+            raise ValueError(f"{sym}: {e}") from None
+    return _fit_normalizer(opts["normalizer"], r, rows), scaler
+
+
+def _panel(source, opts, ends, fitted) -> PanelDataset:
+    parts = {}
+    for s, r in source.items():
+        norm, scaler = fitted[s]
+        parts[s] = WindowDataset(
+            r.X,
+            r.y if scaler is None else scaler.transform(r.y),
+            opts["T"],
+            indices=ends[s],
+            normalizer=norm,
+            dtype=opts["dtype"],
+            valid=r.valid,
+            classes=opts["classes"],
+            threads=opts["threads"],
+        )
+        parts[s].names = opts["names"]
+    panel = PanelDataset(parts)
+    panel._source, panel._options = source, opts
+    panel.scalers = {s: f[1] for s, f in fitted.items() if f[1] is not None}
+    return panel
+
+
+def _norm_spec(normalizer: Any) -> Normalizer | None:
+    """The normaliser's settings (a fresh, unfitted Normalizer), or None."""
+    if normalizer is None:
+        return None
+    if isinstance(normalizer, str):
+        return Normalizer(normalizer)
+    if isinstance(normalizer, Normalizer):
+        return Normalizer(normalizer.method, lookback=normalizer.lookback, period=normalizer.period)
+    raise TypeError(f"normalizer must be a method name, a Normalizer or None, not {type(normalizer).__name__}")
+
+
+def _fit_normalizer(spec: Normalizer | None, r: _SymbolRows, rows: Any) -> Normalizer | None:
+    """A normaliser with ``spec``'s settings fitted on ``rows`` of one symbol (None: all)."""
+    if spec is None:
+        return None
+    norm = Normalizer(spec.method, lookback=spec.lookback, period=spec.period)
+    if norm.method == "rolling_zscore":
+        return norm.fit(r.X, ts=r.ts, valid=r.valid)  # each period from earlier periods only
+    return norm.fit(r.X, rows=rows, valid=r.valid)
+
+
+def _when(ns: Any) -> str:
+    return np.datetime_as_string(np.datetime64(int(ns), "ns"), unit="s")
+
+
+def _column_names(value: Any, what: str) -> list[str]:
+    names = value.split(",") if isinstance(value, str) else list(value)
+    names = [str(n).strip() for n in names]
+    if not names or not all(names):
+        raise ValueError(f"{what} must name at least one column, got {value!r}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"{what} names a column twice: {value!r}")
+    return names
+
+
+def _store_features(st: Any, features: Any) -> tuple[list[str], list[str]]:
+    """The requested columns of the features table and of the book table."""
+    have = list(st.params.get("features") or [])
+    if features is None:
+        if not have:
+            raise ValueError("the store has no features table: name book columns in features=")
+        return have, []
+    levels = int(st.params["levels"])
+    book = [f"{side}_{k}" for side in ("bid_px", "bid_sz", "ask_px", "ask_sz") for k in range(1, levels + 1)]
+    names = _column_names(features, "features")
+    for n in names:
+        if n not in have and n not in book:
+            raise ValueError(
+                f"no column {n!r} in the store's features ({', '.join(have) or 'none'}) or book "
+                f"(bid_px_1..{levels}, bid_sz_, ask_px_, ask_sz_)"
+            )
+    return [n for n in names if n in have], [n for n in names if n not in have]
 
 
 def _labels(y: Any, X: Any, n: int) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Training loops: :func:`fit` (early stopping, LR schedule, checkpoints, resume, run
-folders), :func:`fit_per_symbol`, :func:`predict` and walk-forward studies
-(:func:`walk_forward`, :func:`walk_forward_per_symbol`).
+folders), :func:`fit_per_symbol`, :func:`evaluate_per_symbol`, :func:`predict` and
+walk-forward studies (:func:`walk_forward`, :func:`walk_forward_per_symbol`).
 
 A model is any ``torch.nn.Module`` mapping ``(B, T, F)`` windows to ``(B, outputs)``; the
 ones in :mod:`lobfast.models` also say their ``task`` ("regression" or "classification"),
@@ -53,12 +53,14 @@ from . import evaluate as _evaluate
 from ._version import __version__ as _LOBFAST_VERSION
 from .errors import _require
 from .split import Split
-from .torch import BatchLoader, PanelDataset, WindowDataset, loader
+from .torch import BatchLoader, PanelDataset, PanelSplit, WindowDataset, loader
 from .windowing import Normalizer, TargetScaler
 
 __all__ = [
     "History",
+    "PooledWalkForward",
     "WalkForward",
+    "evaluate_per_symbol",
     "fit",
     "fit_per_symbol",
     "predict",
@@ -224,9 +226,10 @@ def fit(
     Parameters
     ----------
     model : ``nn.Module``; its ``task`` (if any) is checked against ``loss`` and the labels.
-    train, val : :class:`lobfast.torch.WindowDataset` (shuffled each epoch, reproducibly from
-        ``seed``) or :func:`lobfast.torch.loader` objects. Without ``val`` the training loss
-        drives early stopping and the schedule.
+    train, val : :class:`lobfast.torch.WindowDataset` or :class:`lobfast.torch.PanelDataset`
+        (one pooled model over many symbols, e.g. a ``PanelDataset.split``'s train and val;
+        shuffled each epoch, reproducibly from ``seed``) or :func:`lobfast.torch.loader`
+        objects. Without ``val`` the training loss drives early stopping and the schedule.
     loss : ``"huber"`` / ``"mse"`` (regression) or ``"ce"`` (classes); default from the model's
         head. ``huber_delta`` is the Huber loss's threshold between its squared and linear
         parts (default 1.0; scale targets with :class:`lobfast.TargetScaler` or set it to
@@ -402,24 +405,103 @@ def _save(path: Path, model, opt, sched, hist: History, best_state, best: float,
 
 def fit_per_symbol(
     make_model: Callable[[str], torch.nn.Module],
-    data: Mapping[str, tuple[Any, Any]],
+    data: Any,
     checkpoint_dir: str | os.PathLike,
     **fit_kwargs: Any,
 ) -> dict[str, tuple[torch.nn.Module, History]]:
-    """One model per symbol: ``data[symbol] = (train, val)``; ``make_model(symbol)`` builds it.
+    """One model per symbol; ``make_model(symbol)`` builds it.
+
+    ``data`` is ``{symbol: (train, val)}`` (``val`` may be None), or a panel: a
+    :class:`lobfast.torch.PanelSplit` (its train and val panels), a ``(train, val)`` pair of
+    :class:`lobfast.torch.PanelDataset` or one PanelDataset (no validation), each symbol
+    training on its own part.  A symbol whose validation part has no windows trains without
+    one.
 
     Each symbol trains in ``checkpoint_dir/<symbol>/`` with :func:`fit` (``resume=True``), so
     a rerun after an interruption skips the symbols already finished (their best weights
-    are loaded) and continues the one that was cut off. Returns ``{symbol: (model, history)}``.
+    are loaded) and continues the one that was cut off. Returns ``{symbol: (model, history)}``;
+    :func:`evaluate_per_symbol` scores them, one row per symbol.
     """
     out = {}
-    for symbol, (train, val) in data.items():
+    for symbol, (train, val) in _train_val_per_symbol(data).items():
         if not symbol or os.sep in symbol or symbol in (".", ".."):
             raise ValueError(f"symbol {symbol!r} cannot name a checkpoint folder")
+        if isinstance(train, WindowDataset) and len(train) == 0:
+            raise ValueError(f"{symbol} has no training windows: leave it out of the panel")
         model = make_model(symbol)
         hist = fit(model, train, val, checkpoint_dir=Path(checkpoint_dir) / symbol, resume=True, **fit_kwargs)
         out[symbol] = (model, hist)
     return out
+
+
+def _train_val_per_symbol(data: Any) -> dict[str, tuple[Any, Any]]:
+    """``{symbol: (train, val)}`` from a dict of pairs or from panels."""
+    if isinstance(data, PanelSplit):
+        data = (data.train, data.val)
+    if isinstance(data, PanelDataset):
+        data = (data, None)
+    if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], PanelDataset):
+        train, val = data
+        if val is not None and (not isinstance(val, PanelDataset) or val.symbols != train.symbols):
+            raise ValueError("the validation panel must be a PanelDataset of the training panel's symbols, in order")
+        return {
+            s: (train.parts[k], val.parts[k] if val is not None and len(val.parts[k]) else None)
+            for k, s in enumerate(train.symbols)
+        }
+    if not isinstance(data, Mapping):
+        raise TypeError(
+            f"data must be {{symbol: (train, val)}}, a PanelSplit, a (train, val) pair of PanelDatasets "
+            f"or a PanelDataset, not {type(data).__name__}"
+        )
+    return dict(data)
+
+
+def evaluate_per_symbol(model: Any, data: PanelDataset, *, batch_size: int = 1024, device: Any = None):
+    """Each symbol's windows of a panel scored by one pooled model or by one model per symbol.
+
+    Parameters
+    ----------
+    model : a model (pooled), or ``{symbol: model}`` / :func:`fit_per_symbol`'s
+        ``{symbol: (model, history)}``.
+    data : a labelled :class:`lobfast.torch.PanelDataset` (e.g. a split's ``test``).
+
+    Returns
+    -------
+    ``({symbol: evaluate_predictions(...)}, table)``: the metrics against each symbol's label
+    (classification for integer classes, else regression; labels standardised with
+    ``scale_target=True`` and the predictions are turned back to the label's units first), and
+    :func:`lobfast.evaluate.summary_table` of them (one row per symbol, then ``ALL``, the
+    mean).  Symbols without windows in ``data`` are left out.
+    """
+    if not isinstance(data, PanelDataset):
+        raise TypeError(f"data must be a PanelDataset, not {type(data).__name__}")
+    if not data.labelled:
+        raise ValueError("the panel has no labels (built with label=None), nothing to score against")
+    per_symbol = isinstance(model, Mapping)
+    if per_symbol:
+        missing = [s for s, p in zip(data.symbols, data.parts) if len(p) and s not in model]
+        if missing:
+            raise ValueError(f"no model for {', '.join(missing)}")
+        pooled = None
+    else:
+        pooled = predict(model, data, batch_size=batch_size, device=device)
+    results = {}
+    for k, (s, part) in enumerate(zip(data.symbols, data.parts)):
+        if not len(part):
+            continue
+        if per_symbol:
+            m = model[s][0] if isinstance(model[s], tuple) else model[s]
+            pred = predict(m, part, batch_size=batch_size, device=device)
+        else:
+            pred = pooled[data.offsets[k] : data.offsets[k + 1]]
+        target = part.targets
+        if s in data.scalers:  # labels standardised per symbol: scored in their own units
+            pred, target = data.scalers[s].inverse(pred), data.scalers[s].inverse(target)
+        task = "regression" if target.dtype.kind == "f" else "classification"
+        results[s] = _evaluate.evaluate_predictions(pred, target, task=task)
+    if not results:
+        raise ValueError("the panel has no windows to score")
+    return results, _evaluate.summary_table(results)
 
 
 def predict(model: torch.nn.Module, data: Any, *, batch_size: int = 1024, device: Any = None) -> np.ndarray:
@@ -592,9 +674,9 @@ def _row_times(X: Any, book: Any) -> np.ndarray | None:
     return None
 
 
-def _fold_normalizer(normalizer: Any, X: Any, split: Split) -> Normalizer | None:
-    """A normaliser fitted on the fold's training rows only (a method name, a Normalizer to
-    copy the settings of, or None)."""
+def _fold_normalizer(normalizer: Any, X: Any, split: Split, valid: Any = None) -> Normalizer | None:
+    """A normaliser fitted on the fold's usable training rows only (a method name, a
+    Normalizer to copy the settings of, or None)."""
     if normalizer is None:
         return None
     if isinstance(normalizer, str):
@@ -604,17 +686,17 @@ def _fold_normalizer(normalizer: Any, X: Any, split: Split) -> Normalizer | None
     else:
         raise TypeError(f"normalizer must be a method name, a Normalizer or None, not {type(normalizer).__name__}")
     if norm.method == "rolling_zscore":
-        return norm.fit(X)  # each period from earlier periods only: causal on all rows
-    return norm.fit(X, rows=split.train)
+        return norm.fit(X, valid=valid)  # each period from earlier periods only: causal on all rows
+    return norm.fit(X, rows=split.train, valid=valid)
 
 
 def walk_forward(
     make_model: Callable[[int], torch.nn.Module],
     X: Any,
-    y: Any,
-    folds: Sequence[Split],
+    y: Any = None,
+    folds: Sequence[Split] | Mapping[str, Sequence[Split]] | None = None,
     *,
-    window: int,
+    window: int | None = None,
     raw: Any = None,
     normalizer: Any = "zscore",
     valid: Any = None,
@@ -624,10 +706,14 @@ def walk_forward(
     backtest: Mapping[str, Any] | None = None,
     run_dir: str | os.PathLike | None = None,
     seed: int = 0,
+    top: int = 5,
     **fit_kwargs: Any,
-) -> WalkForward:
+) -> WalkForward | PooledWalkForward:
     """Retrain per walk-forward fold, predict each fold's test block, and evaluate all the
     out-of-sample predictions together.
+
+    With several symbols in ``X`` (a :class:`lobfast.torch.PanelDataset` or a mapping,
+    see *Pooled mode* below), one model per fold trains on every symbol's training rows.
 
     Fold k (from :func:`lobfast.split.walk_forward`, purged and embargoed there): a model
     ``make_model(k)`` (with ``warm_start``, it starts from fold k-1's trained weights) is fit
@@ -659,12 +745,49 @@ def walk_forward(
         pred, target, raw), ``metrics.json``, ``metrics.csv`` (per fold and pooled),
         ``backtest.json`` and figures (``predictions.png``, ``pnl.png``).
     seed : fold k trains with ``seed + k``.
+    top : pooled mode: the symbols in ``top.csv``.
     fit_kwargs : passed to :func:`fit` (epochs, batch_size, lr, device, progress, ...).
+
+    Pooled mode
+    -----------
+    ``X`` holds several symbols: ``{symbol: {"X": ..., "y": ..., "folds": ..., "raw": ...,
+    "book": ..., "valid": ...}}`` (as :func:`walk_forward_per_symbol` takes them; ``folds``,
+    ``raw``, ``book`` and ``valid`` optional there), ``{symbol: (X, y)}`` or ``(X, y, raw)``,
+    ``{symbol: WindowDataset}`` or a :class:`lobfast.torch.PanelDataset` (each part's
+    features, labels, window and usable windows; ``raw=`` and ``book=`` then as ``{symbol:
+    ...}``).  ``y`` is None; ``folds`` is ``{symbol: [Split, ...]}`` (default: each symbol's
+    own), fold ``k`` with the same ``boundaries`` for every symbol, as
+    :func:`lobfast.split.panel_walk_forward` makes them (purged and embargoed per symbol).
+
+    Fold ``k``: each symbol's normaliser (and target scaler) is fitted on its own training
+    rows of the fold; one model ``make_model(k)`` trains on the
+    :class:`~lobfast.torch.PanelDataset` of all the symbols' training windows (early
+    stopping on their val windows) and predicts each symbol's test block.  A symbol without
+    training rows in a fold has no normaliser there and is not predicted in that fold.
+    Metrics come per fold, per symbol and pooled (all the symbols' out-of-sample rows,
+    symbol after symbol, each in time order); the backtest runs per symbol on its own
+    book and is summed.  With ``run_dir``: ``config.json``, ``versions.json``, ``fold_<k>/``,
+    ``predictions.npz`` (``symbol`` indexing ``symbols``, rows, ts, fold, pred, target,
+    raw), ``metrics.json``, ``metrics.csv``, ``summary.csv`` (per symbol, then mean,
+    median, std), ``top.csv`` (the ``top`` symbols by raw rank IC), ``backtest.json``
+    (summed and per symbol) and ``predictions.png``.
 
     Returns
     -------
-    :class:`WalkForward`.
+    :class:`WalkForward`; :class:`PooledWalkForward` in pooled mode.
     """
+    if isinstance(X, (Mapping, PanelDataset)):
+        if y is not None:
+            raise TypeError("with several symbols, each symbol's targets come with its data: pass y=None")
+        return _walk_forward_pooled(
+            make_model, X, folds, window=window, raw=raw, normalizer=normalizer, valid=valid,
+            warm_start=warm_start, scale_target=scale_target, book=book, backtest=backtest,
+            run_dir=run_dir, seed=seed, top=top, fit_kwargs=fit_kwargs,
+        )  # fmt: skip
+    if y is None:
+        raise TypeError("walk_forward needs the targets y (or several symbols in X, each with its own)")
+    if window is None:
+        raise TypeError("walk_forward needs window= (rows per window)")
     if not folds:
         raise ValueError("folds is empty: make them with lobfast.split.walk_forward(...)")
     for bad in ("checkpoint_dir", "run_dir", "seed"):
@@ -699,7 +822,7 @@ def walk_forward(
         model = make_model(k)
         if warm_start and previous is not None:
             model.load_state_dict(previous.state_dict())
-        norm = _fold_normalizer(normalizer, X, split)
+        norm = _fold_normalizer(normalizer, X, split, valid)
         kw = dict(normalizer=norm, valid=valid)
         scaler = TargetScaler().fit(y_arr, rows=split.train) if scale_target else None
         y_fit = y_arr if scaler is None else scaler.transform(y_arr)
@@ -783,10 +906,10 @@ def walk_forward_per_symbol(
     ``run_dir``, each symbol's study goes to ``run_dir/<symbol>/``, and ``summary.csv`` (the
     table) and ``top.csv`` (the ``top`` symbols by raw rank IC) to ``run_dir``.
     """
-    pd = _require("pandas", "pandas")
+    _require("pandas", "pandas")
     if not data:
         raise ValueError("data is empty: {symbol: {'X': ..., 'y': ..., 'folds': ...}}")
-    results, rows = {}, {}
+    results = {}
     for symbol, d in data.items():
         if not symbol or os.sep in symbol or symbol in (".", ".."):
             raise ValueError(f"symbol {symbol!r} cannot name a run folder")
@@ -804,6 +927,18 @@ def walk_forward_per_symbol(
             **kwargs,
         )
         results[symbol] = res
+    table = _symbol_table(results)
+    if run_dir is not None:
+        _write_summary(_Run(run_dir), table, list(results), top)
+    return results, table
+
+
+def _symbol_table(results: Mapping[str, WalkForward]):
+    """One row per symbol (its out-of-sample metrics and backtest summary), sorted, then
+    ``mean``, ``median`` and ``std`` rows over the symbols."""
+    pd = _require("pandas", "pandas")
+    rows = {}
+    for symbol, res in results.items():
         flat: dict[str, Any] = {}
         _evaluate._flatten(res.metrics, "", flat, set())
         if res.backtest is not None:
@@ -814,9 +949,370 @@ def walk_forward_per_symbol(
     stats = pd.DataFrame({"mean": numeric.mean(), "median": numeric.median(), "std": numeric.std(ddof=1)}).T
     table = pd.concat([table, stats])
     table.index.name = "symbol"
-    if run_dir is not None:
-        run = _Run(run_dir)
-        run.csv("summary.csv", table)
-        key = "raw_spearman" if "raw_spearman" in table else "target_spearman"
-        run.csv("top.csv", table.loc[list(results)].sort_values(key, ascending=False).head(top))
-    return results, table
+    return table
+
+
+def _write_summary(run: _Run, table: Any, symbols: list[str], top: int) -> None:
+    """``summary.csv`` (the per-symbol table) and ``top.csv`` (the ``top`` symbols by raw rank IC)."""
+    run.csv("summary.csv", table)
+    key = "raw_spearman" if "raw_spearman" in table else "target_spearman"
+    run.csv("top.csv", table.loc[symbols].sort_values(key, ascending=False).head(top))
+
+
+# ------------------------------------------------------------------------------ pooled walk-forward
+@dataclass(repr=False)
+class PooledWalkForward:
+    """The out-of-sample result of :func:`walk_forward` over several symbols, one model per fold.
+
+    Attributes
+    ----------
+    symbols : the symbols, in the order given.
+    studies : ``{symbol: WalkForward}``: each symbol's predictions (``pred`` per row of its
+        own data, ``rows``, ``fold``), its ``folds`` (its split, the shared ``history``, its
+        ``metrics``, ``rows``, ``train_rows`` (the window ends it trained on), ``normalizer``
+        and ``scaler``), its out-of-sample ``metrics`` and ``backtest``, and the shared ``models``.
+    folds : per fold: ``split`` (``{symbol: Split}``), ``history``, ``metrics`` (all the
+        symbols' test rows of the fold together), ``symbols`` (``{symbol: metrics}``),
+        ``rows``, ``train_rows``, ``normalizer`` and ``scaler`` (each ``{symbol: ...}``).
+    metrics : the pooled out-of-sample metrics (every symbol's rows, symbol after symbol,
+        each in time order), against the target and the raw return.
+    backtest : the per-symbol backtests summed (:meth:`BacktestResult.summary` keys over
+        all the trades; ``exposure`` weighted by each book's rows), or None; each symbol's
+        own is ``studies[symbol].backtest``.
+    models : the trained model of each fold.
+    """
+
+    symbols: list[str]
+    studies: dict[str, WalkForward]
+    folds: list[dict[str, Any]]
+    metrics: dict[str, Any]
+    backtest: dict[str, Any] | None = None
+    models: list[torch.nn.Module] = field(default_factory=list)
+
+    @property
+    def pred(self) -> dict[str, np.ndarray]:
+        """``{symbol: one prediction per row}`` (NaN outside the test blocks)."""
+        return {s: self.studies[s].pred for s in self.symbols}
+
+    def table(self):
+        """A pandas DataFrame: one row per fold (``fold 0`` ...) and ``pooled``, the pooled
+        metrics of all the symbols as columns."""
+        return WalkForward(np.empty(0), np.empty(0, np.int64), np.empty(0, np.int64), self.folds, self.metrics).table()
+
+    def summary(self):
+        """One row per symbol (its out-of-sample metrics and backtest), then ``mean``,
+        ``median`` and ``std`` rows, as :func:`walk_forward_per_symbol` reports them."""
+        return _symbol_table(self.studies)
+
+    def __repr__(self) -> str:
+        raw = self.metrics.get("raw", {})
+        n = sum(len(r.rows) for r in self.studies.values())
+        return (
+            f"PooledWalkForward({len(self.symbols)} symbols, {len(self.folds)} folds, {n} out-of-sample rows; "
+            f"rank IC target {self.metrics['target']['spearman']:.3f}, raw {raw.get('spearman', float('nan')):.3f})"
+        )
+
+
+@dataclass
+class _Symbol:
+    """One symbol's data in a pooled study."""
+
+    X: Any
+    y: np.ndarray
+    raw: np.ndarray | None
+    book: Any
+    valid: Any
+    folds: Sequence[Split] | None
+    window: int | None = None
+
+
+def _covered(ends: np.ndarray, T: int, n: int) -> np.ndarray:
+    """The rows inside at least one window of ``T`` rows ending at ``ends``."""
+    marks = np.zeros(n + 1, np.int64)
+    np.add.at(marks, ends - T + 1, 1)
+    np.add.at(marks, ends + 1, -1)
+    return np.cumsum(marks[:n]) > 0
+
+
+def _symbol_data(symbol: str, d: Any) -> _Symbol:
+    if isinstance(d, WindowDataset):
+        if not d.labelled:
+            raise ValueError(f"data[{symbol!r}] has no labels (built with y=None)")
+        # its usable windows (valid rows, known labels, its indices) are the only ones used
+        valid = _covered(d.ends, d.T, len(d.X))
+        return _Symbol(d.X, d.y, None, None, valid, None, d.T)
+    if isinstance(d, tuple):
+        if len(d) not in (2, 3):
+            raise ValueError(f"data[{symbol!r}] must be (X, y) or (X, y, raw), got a tuple of {len(d)}")
+        return _Symbol(d[0], d[1], d[2] if len(d) == 3 else None, None, None, None)
+    if isinstance(d, Mapping):
+        if {"X", "y"} - set(d):
+            raise ValueError(f"data[{symbol!r}] lacks {', '.join(sorted({'X', 'y'} - set(d)))}")
+        extra = set(d) - {"X", "y", "folds", "raw", "book", "valid"}
+        if extra:
+            raise ValueError(f"data[{symbol!r}] has unknown keys {', '.join(sorted(extra))}")
+        return _Symbol(d["X"], d["y"], d.get("raw"), d.get("book"), d.get("valid"), d.get("folds"))
+    raise TypeError(f"data[{symbol!r}] must be a dict, an (X, y) tuple or a WindowDataset, not {type(d).__name__}")
+
+
+def _per_symbol(name: str, value: Any, symbols: list[str]) -> dict[str, Any]:
+    """``{symbol: value}`` from a mapping that names only known symbols (None: none)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise TypeError(f"with several symbols, {name} must be {{symbol: ...}}, not {type(value).__name__}")
+    extra = set(map(str, value)) - set(symbols)
+    if extra:
+        raise ValueError(f"{name} names symbols that are not in the data: {', '.join(map(repr, sorted(extra)))}")
+    return {str(k): v for k, v in value.items()}
+
+
+def _check_targets(symbol: str, d: _Symbol) -> None:
+    d.y = np.asarray(d.y, dtype=np.float64)
+    d.raw = None if d.raw is None else np.asarray(d.raw, dtype=np.float64)
+    if d.y.ndim != 1 or (d.raw is not None and d.raw.shape != d.y.shape):
+        raise ValueError(
+            f"symbol {symbol!r}: y (and raw) must be 1-D, one value per row (walk_forward evaluates one target)"
+        )
+    tests = [np.asarray(f.test) for f in d.folds]
+    for k in range(1, len(tests)):
+        if len(tests[k]) and len(tests[k - 1]) and tests[k][0] <= tests[k - 1][-1]:
+            raise ValueError(
+                f"symbol {symbol!r}: fold {k}'s test block does not come after fold {k - 1}'s: "
+                "folds must be in time order"
+            )
+
+
+def _summed(bts: Mapping[str, Any]) -> dict[str, Any]:
+    """The per-symbol backtests as one: summary numbers over all their trades."""
+    net = np.concatenate([b.net for b in bts.values()])
+    gross = np.concatenate([b.gross for b in bts.values()])
+    rows = sum(b.n_rows for b in bts.values())
+    sd = float(net.std(ddof=1)) if len(net) > 1 else 0.0
+    return {
+        "trades": len(net),
+        "hit_rate": float(np.mean(net > 0)) if len(net) else math.nan,
+        "gross_pnl": float(gross.sum()),
+        "net_pnl": float(net.sum()),
+        "mean_net_bps": float(net.mean() * 1e4) if len(net) else math.nan,
+        "turnover": 2.0 * len(net),
+        "exposure": sum(b.exposure * b.n_rows for b in bts.values()) / rows if rows else math.nan,
+        "sharpe_per_trade": float(net.mean() / sd) if sd > 0 else math.nan,
+        "skipped_invalid": sum(b.skipped_invalid for b in bts.values()),
+        "skipped_end": sum(b.skipped_end for b in bts.values()),
+        "symbols": len(bts),
+    }
+
+
+def _walk_forward_pooled(
+    make_model, data, folds, *, window, raw, normalizer, valid, warm_start, scale_target, book, backtest, run_dir,
+    seed, top, fit_kwargs,
+) -> PooledWalkForward:  # fmt: skip
+    """:func:`walk_forward` over several symbols (its pooled mode)."""
+    if isinstance(data, PanelDataset):
+        data = dict(zip(data.symbols, data.parts))
+    if not data:
+        raise ValueError("data is empty: {symbol: {'X': ..., 'y': ..., 'folds': ...}}")
+    symbols = [str(s) for s in data]
+    for s in symbols:
+        if not s or os.sep in s or s in (".", ".."):
+            raise ValueError(f"symbol {s!r} cannot name a run folder")
+    if len(set(symbols)) != len(symbols):
+        raise ValueError("two symbols have the same name")
+    for bad in ("checkpoint_dir", "run_dir", "seed"):
+        if bad in fit_kwargs:
+            raise TypeError(f"{bad} is set by walk_forward per fold")
+    studies = {s: _symbol_data(s, d) for s, d in zip(symbols, data.values())}
+    given = {"folds": folds, "raw": raw, "book": book, "valid": valid}
+    for name, value in given.items():
+        for s, v in _per_symbol(name, value, symbols).items():
+            if getattr(studies[s], name) is not None:
+                raise ValueError(f"{name} of symbol {s!r} is given twice: in its data and in {name}=")
+            setattr(studies[s], name, v)
+    for s, d in studies.items():
+        if d.window is not None:
+            if window is not None and window != d.window:
+                raise ValueError(f"data[{s!r}] has windows of {d.window} rows, window={window}")
+            window = d.window
+    if window is None:
+        raise TypeError("walk_forward needs window= (rows per window)")
+    for s, d in studies.items():
+        if not d.folds:
+            raise ValueError(f"symbol {s!r} has no folds: make them with lobfast.split.panel_walk_forward(...)")
+        _check_targets(s, d)
+    first = symbols[0]
+    n_folds = len(studies[first].folds)
+    for s, d in studies.items():
+        if len(d.folds) != n_folds:
+            raise ValueError(f"symbol {s!r} has {len(d.folds)} folds, {first!r} {n_folds}")
+        for k, (a, b) in enumerate(zip(studies[first].folds, d.folds)):
+            if not np.array_equal(a.boundaries, b.boundaries):
+                raise ValueError(
+                    f"fold {k} of symbol {s!r} starts its parts at {np.asarray(b.boundaries).tolist()}, "
+                    f"of {first!r} at {np.asarray(a.boundaries).tolist()}: one pooled model per fold needs "
+                    "the same split times for every symbol (lobfast.split.panel_walk_forward)"
+                )
+    has_raw = {d.raw is not None for d in studies.values()}
+    if len(has_raw) > 1:
+        raise ValueError("raw is given for some symbols and not others: give it for all or none")
+    if backtest is not None and any(d.book is None for d in studies.values()):
+        missing = [s for s, d in studies.items() if d.book is None]
+        raise ValueError(f"a backtest needs every symbol's book: {', '.join(map(repr, missing))} has none")
+    if backtest is None and any(d.book is not None for d in studies.values()):
+        raise ValueError("a backtest needs both book= and backtest= (its settings, with horizon)")
+    run = None if run_dir is None else _Run(run_dir)
+    if run is not None:
+        cfg = dict(window=window, warm_start=warm_start, scale_target=scale_target, seed=seed, folds=n_folds)
+        cfg.update(symbols=symbols, rows={s: len(d.y) for s, d in studies.items()}, fit=fit_kwargs)
+        cfg.update(normalizer=normalizer if isinstance(normalizer, str) or normalizer is None else normalizer.method)
+        cfg["backtest"] = None if backtest is None else dict(backtest)
+        cfg["splits"] = [
+            {
+                "boundaries": studies[first].folds[k].boundaries,
+                "symbols": {
+                    s: {"train": len(f.train), "val": len(f.val), "test": len(f.test)}
+                    for s, f in ((s, d.folds[k]) for s, d in studies.items())
+                },
+            }
+            for k in range(n_folds)
+        ]
+        run.json("config.json", cfg)
+        run.json("versions.json", _versions(resolve_device(fit_kwargs.get("device", "auto"))))
+    pred = {s: np.full(len(d.y), np.nan) for s, d in studies.items()}
+    fold_of = {s: np.full(len(d.y), -1, np.int64) for s, d in studies.items()}
+    per_symbol: dict[str, list[dict[str, Any]]] = {s: [] for s in symbols}
+    out_folds, trained, previous = [], [], None
+    for k in range(n_folds):
+        model = make_model(k)
+        if warm_start and previous is not None:
+            model.load_state_dict(previous.state_dict())
+        trains, vals, tests, norms, scalers = {}, {}, {}, {}, {}
+        for s, d in studies.items():
+            split = d.folds[k]
+            if not len(split.train):
+                continue  # nothing to fit its normaliser on: not predicted in this fold
+            try:
+                norms[s] = norm = _fold_normalizer(normalizer, d.X, split, d.valid)
+                scalers[s] = scaler = TargetScaler().fit(d.y, rows=split.train) if scale_target else None
+                y_fit = d.y if scaler is None else scaler.transform(d.y)
+                kw = dict(normalizer=norm, valid=d.valid)
+                trains[s] = WindowDataset(d.X, y_fit, window, indices=split.train, **kw)
+                if len(split.val):
+                    vals[s] = WindowDataset(d.X, y_fit, window, indices=split.val, **kw)
+                tests[s] = WindowDataset(d.X, None, window, indices=split.test, **kw)
+            except ValueError as e:  # which symbol's data
+                raise ValueError(f"symbol {s!r}, fold {k}: {e}") from e
+        nonempty = {s: ds for s, ds in trains.items() if len(ds)}
+        if not nonempty:
+            raise ValueError(f"fold {k} has no training windows in any symbol")
+        vals = {s: ds for s, ds in vals.items() if len(ds)}
+        val = PanelDataset(vals) if vals else None
+        fold_dir = None if run is None else run.path / f"fold_{k}"
+        hist = fit(model, PanelDataset(nonempty), val, seed=seed + k, run_dir=fold_dir, **fit_kwargs)
+        fold_pred, fold_metrics, fold_rows = [], {}, {}
+        for s, d in studies.items():
+            test = tests.get(s)
+            ends = test.ends if test is not None else np.empty(0, np.int64)
+            p = predict(model, test) if len(ends) else np.empty(0)
+            if p.ndim != 1:
+                raise ValueError(f"the model of fold {k} gives {p.shape[1]} outputs; walk_forward evaluates one")
+            if scalers.get(s) is not None:
+                p = scalers[s].inverse(p)
+            pred[s][ends], fold_of[s][ends] = p, k
+            truth = (p, d.y[ends], None if d.raw is None else d.raw[ends])
+            fold_pred.append(truth)
+            fold_rows[s] = ends
+            fold_metrics[s] = _evaluate.evaluate_predictions(*truth, inflation_margin=math.inf)
+            per_symbol[s].append(
+                {
+                    "split": d.folds[k],
+                    "history": hist,
+                    "metrics": fold_metrics[s],
+                    "rows": ends,
+                    "train_rows": trains[s].ends if s in trains else np.empty(0, np.int64),
+                    "normalizer": norms.get(s),
+                    "scaler": scalers.get(s),
+                }
+            )
+        metrics = _evaluate.evaluate_predictions(*_joined(fold_pred), inflation_margin=math.inf)
+        out_folds.append(
+            {
+                "split": {s: d.folds[k] for s, d in studies.items()},
+                "history": hist,
+                "metrics": metrics,
+                "symbols": fold_metrics,
+                "rows": fold_rows,
+                "train_rows": {s: ds.ends for s, ds in trains.items()},
+                "normalizer": norms,
+                "scaler": scalers,
+            }
+        )
+        trained.append(model)
+        previous = model
+    results, pooled = {}, []
+    for s, d in studies.items():
+        rows = np.flatnonzero(fold_of[s] >= 0)
+        if not len(rows):
+            results[s] = None
+            continue
+        raw_rows = None if d.raw is None else d.raw[rows]
+        pooled.append((pred[s][rows], d.y[rows], raw_rows))
+        m = _evaluate.evaluate_predictions(pred[s][rows], d.y[rows], raw_rows, inflation_margin=math.inf)
+        bt = None if backtest is None else _backtest.hold_to_horizon(pred[s], d.book, **dict(backtest))
+        results[s] = WalkForward(pred[s], rows, fold_of[s][rows], per_symbol[s], m, bt, trained)
+    if not pooled:
+        raise ValueError("no fold had a test window: check the folds against the window length and valid rows")
+    missing = [s for s, r in results.items() if r is None]
+    if missing:
+        raise ValueError(f"symbol(s) {', '.join(map(repr, missing))} had no test window in any fold")
+    metrics = _evaluate.evaluate_predictions(*_joined(pooled))  # warns when the target flatters the model
+    bt_total = None if backtest is None else _summed({s: r.backtest for s, r in results.items()})
+    result = PooledWalkForward(symbols, results, out_folds, metrics, bt_total, trained)
+    if run is not None:
+        _record_pooled(run, result, studies, top)
+    return result
+
+
+def _joined(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]):
+    """Predictions, targets and raw returns of several symbols, one after the other."""
+    pred, target, raw = zip(*parts)
+    return np.concatenate(pred), np.concatenate(target), None if raw[0] is None else np.concatenate(raw)
+
+
+def _record_pooled(run: _Run, result: PooledWalkForward, studies: Mapping[str, _Symbol], top: int) -> None:
+    """A pooled study's files in its run folder."""
+    sym, rows, ts, fold, pred, target, raw = [], [], [], [], [], [], []
+    for i, s in enumerate(result.symbols):
+        r, d = result.studies[s], studies[s]
+        t = _row_times(d.X, d.book)
+        sym.append(np.full(len(r.rows), i, np.int64))
+        rows.append(r.rows)
+        ts.append(t[r.rows] if t is not None else np.full(len(r.rows), -1, np.int64))
+        fold.append(r.fold)
+        pred.append(r.pred[r.rows])
+        target.append(d.y[r.rows])
+        raw.append(d.raw[r.rows] if d.raw is not None else np.full(len(r.rows), np.nan))
+    run.npz(
+        "predictions.npz",
+        symbols=np.array(result.symbols),
+        **{k: np.concatenate(v) for k, v in dict(symbol=sym, rows=rows, ts=ts, fold=fold, pred=pred).items()},
+        target=np.concatenate(target),
+        raw=np.concatenate(raw),
+    )
+    run.json(
+        "metrics.json",
+        {
+            "pooled": result.metrics,
+            "folds": [f["metrics"] for f in result.folds],
+            "fold_symbols": [f["symbols"] for f in result.folds],
+            "symbols": {s: r.metrics for s, r in result.studies.items()},
+        },
+    )
+    run.csv("metrics.csv", result.table())
+    _write_summary(run, result.summary(), result.symbols, top)
+    p = np.concatenate(pred)
+    realised = np.concatenate(raw if studies[result.symbols[0]].raw is not None else target)
+    run.figure("predictions.png", lambda path: _evaluate.plot_predictions(p, realised, path, title="out of sample"))
+    if result.backtest is not None:
+        each = {s: r.backtest.summary() for s, r in result.studies.items()}
+        run.json("backtest.json", {"summed": result.backtest, "symbols": each})

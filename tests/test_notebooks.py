@@ -82,7 +82,7 @@ def _bare_figures(cell) -> list[str]:
 
 
 def test_the_notebooks_are_there():
-    assert [p.name[:3] for p in NOTEBOOKS] == ["01_", "02_", "03_", "04_", "06_"]
+    assert [p.name[:3] for p in NOTEBOOKS] == ["01_", "02_", "03_", "04_", "05_", "06_"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -206,3 +206,30 @@ def test_walk_forward_notebook_trains_with_progress_and_its_predictor_reproduces
     study = next(c for c in nb.cells if c.cell_type == "code" and "walk_forward_per_symbol" in _source(c))
     err = "".join(o["text"] for o in study.outputs if o.output_type == "stream" and o.name == "stderr")
     assert "epoch 2/2" in err and re.search(r"\d+/\d+ \[", err), err
+
+
+def test_store_notebook_processes_with_a_bar_and_trains_a_pooled_model_over_30_symbols():
+    pytest.importorskip("torch")
+    pytest.importorskip("tqdm")
+    pytest.importorskip("polars")
+    nb = _executed(next(p for p in NOTEBOOKS if p.name.startswith("05_")))
+    cells = [c for c in nb.cells if c.cell_type == "code"]
+
+    def text(cell) -> str:
+        return "".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in cell.outputs)
+
+    def err(cell) -> str:
+        return "".join(o["text"] for o in cell.outputs if o.output_type == "stream" and o.name == "stderr")
+
+    process = next(c for c in cells if "store.process(" in _source(c))
+    assert re.search(r"lobfast process: .*\d+/89 \[", err(process)), err(process)  # the bar, 89 partitions
+    assert "89 partition(s) written, 0 up to date, 0 failed" in text(process)
+    assert "Warning" not in err(process), err(process)
+    stats = next(c for c in cells if "panel.stats" in _source(c))
+    assert "'holes': 1" in text(stats) and "'holes': 0" in text(stats)  # SIM07USDT's missing day
+    cut = next(c for c in cells if "panel.split(" in _source(c))
+    assert re.search(r"PanelSplit\(30 symbols; train \d+, val \d+, test \d+ windows", text(cut)), text(cut)
+    fit = next(c for c in cells if "train.fit(" in _source(c))
+    assert "epoch 2/2" in err(fit) and "Warning" not in err(fit), err(fit)
+    table = next(c for c in cells if "evaluate_per_symbol(model" in _source(c))
+    assert "ALL" in text(table) and "SIM29USDT" in text(table)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import sys
 
 import numpy as np
 import pytest
@@ -174,7 +175,7 @@ def test_save_and_load_refuse_what_they_cannot_keep(tmp_path):
         models.load(tmp_path / "evil.pt")
 
 
-@pytest.mark.parametrize("name", ["DeepLOBTCN", "HierarchicalTCN"])
+@pytest.mark.parametrize("name", list(SMALL))
 def test_exported_program_equals_the_eager_model(name, tmp_path):
     m = SMALL[name](seed=3).eval()
     T = m.window or 40
@@ -186,9 +187,33 @@ def test_exported_program_equals_the_eager_model(name, tmp_path):
             torch.testing.assert_close(prog(batch), m(batch), rtol=1e-5, atol=1e-6)
 
 
+class Branchy(torch.nn.Module):
+    """A model whose path depends on the data: no single graph computes it."""
+
+    features, window = 40, 10
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(40, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.lin(x[:, -1]).squeeze(1)
+        return out if out.sum() > 0 else -out
+
+
 def test_export_says_when_torch_cannot_export_a_model(tmp_path):
-    with pytest.raises(ValueError, match="cannot export DeepLOB"):
-        models.export(SMALL["DeepLOB"](seed=0), tmp_path / "d.pt2")
+    with pytest.raises(lobfast.LobError, match=r"torch \S+ cannot export Branchy: .*data-dependent"):
+        models.export(Branchy(), tmp_path / "b.pt2")
+    assert not list(tmp_path.iterdir())  # nothing written, not even a temporary file
+    with pytest.raises(ValueError, match="format must be one of 'pt2', 'onnx', not 'tflite'"):
+        models.export(SMALL["DeepLOB"](seed=0), tmp_path / "d.x", format="tflite")
+
+
+def test_onnx_export_says_which_extra_it_needs(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxscript", None)  # as where it is not installed
+    with pytest.raises(ImportError, match=r"onnxscript is needed .* pip install 'lobfast\[onnx\]'"):
+        models.export(SMALL["DeepLOBTCN"](seed=0), tmp_path / "m.onnx", format="onnx")
+    assert not list(tmp_path.iterdir())
 
 
 def test_target_scaler_fits_training_rows_and_travels_with_the_model(data, tmp_path):

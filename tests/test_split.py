@@ -305,3 +305,25 @@ def test_walk_forward_property(problem, n_splits, val, expanding):
         assert len(f.boundaries) == (2 if (val if isinstance(val, int) else round(val * usable.sum())) else 1)
     starts = [f.boundaries[-1] for f in folds]
     assert starts == sorted(starts)
+
+
+# ------------------------------------------------------------------------------ cut
+def test_cut_at_a_splits_boundaries_is_that_split():
+    rng = np.random.default_rng(4)
+    ts = np.cumsum(rng.integers(0, 3, 200)).astype(np.int64) * SEC  # ties included
+    rows = np.flatnonzero(rng.random(200) < 0.8)
+    for known_at, embargo in ((3, 0), ("4s", 2), (None, "3s")):
+        s = S.chronological(ts, (0.5, 0.3, 0.2), known_at=known_at, embargo=embargo, rows=rows)
+        c = S.cut(ts, s.boundaries, known_at=known_at, embargo=embargo, rows=rows)
+        assert parts(c) == parts(s) and (c.purged, c.embargoed, c.unlabelled) == (s.purged, s.embargoed, s.unlabelled)
+    two = S.cut(ts, [np.datetime64(int(ts[100]), "ns")], known_at=2)
+    assert two.val.tolist() == [] and two.boundaries.tolist() == [ts[100]]
+
+
+def test_cut_keeps_the_rows_of_its_span_only():
+    s = S.cut(TS10, [5 * SEC], start=2 * SEC, end=8 * SEC, known_at=1)
+    assert parts(s) == ([2, 3], [], [5, 6, 7]) and s.purged == 1  # row 4 is known at 5 s
+    with pytest.raises(ValueError, match="1 or 2 ascending times"):
+        S.cut(TS10, [5 * SEC, 2 * SEC])
+    with pytest.raises(ValueError, match="1 or 2 ascending times"):
+        S.cut(TS10, [])

@@ -162,3 +162,15 @@ def test_scaled_targets_are_fitted_per_fold_and_predictions_come_back_in_target_
         ds = WindowDataset(X, None, T, indices=sp.test, normalizer=norm)
         np.testing.assert_array_equal(res.pred[ds.ends], scaler.inverse(predict(model, ds)))
     assert np.nanstd(res.pred) > 100  # target units, not standardised ones
+
+
+def test_rows_marked_invalid_stay_out_of_the_normaliser_and_the_windows():
+    X, raw, ts = market(7)
+    X[400:403, 1] = np.nan  # a hole in the recording, marked invalid
+    valid = np.isfinite(X).all(axis=1)
+    folds = folds_of(ts)  # cut without the mask: the invalid rows fall in a training part
+    res = walk_forward(tiny, X, raw, folds, window=T, valid=valid, **FIT)
+    for f in res.folds:
+        norm = lobfast.Normalizer("zscore").fit(X, rows=f["split"].train, valid=valid)
+        np.testing.assert_array_equal(f["normalizer"].params(N)[0], norm.params(N)[0])
+    assert len(res.rows) and not np.isin(res.rows, np.arange(400, 403 + T - 1)).any()

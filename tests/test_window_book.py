@@ -24,6 +24,7 @@ import pytest
 from conftest import SPOT_BTC_0808, SPOT_BTC_0809, USDM_BTC_0808
 
 import lobfast
+import lobfast.cli
 from lobfast import Flags, LobError, LobWarning, TimeIndex, _core, replay, sidecar
 from lobfast.timeindex import sidecar_path
 
@@ -481,3 +482,31 @@ def test_bad_lines_before_the_window(tmp_path):
         else:
             md = lobfast.read_binance(path, start=t0, end=t0 + SECOND)
             assert md.stats["bad_lines"] == 0 and md.stats["book_at_start"] == 1
+
+
+def test_prepared_checkpoints_are_the_ones_a_window_uses(rec, monkeypatch, capsys):
+    r = rec["usdm_tiled"]
+    ts = line_times(r["text"])
+    t0 = int(ts[len(ts) * 9 // 10])  # in the second file, long after the only snapshot
+    fresh(r["zst"])
+    want = lobfast.read_binance(r["zst"], start=t0, end=t0 + 5 * SECOND)  # builds them on first use
+    fresh(r["zst"])
+    assert lobfast.cli.main(["index", "--checkpoints", *r["zst"]]) == 0
+    out = capsys.readouterr().out
+    counts = [int(n.replace(",", "")) for n in re.findall(r"([\d,]+) book checkpoints", out)]
+    assert len(counts) == 2 and all(n >= 1 for n in counts), out
+
+    def refuse(*args):
+        raise AssertionError("checkpoints rebuilt")
+
+    monkeypatch.setattr(replay.Window, "_build", refuse)
+    got = lobfast.read_binance(r["zst"], start=t0, end=t0 + 5 * SECOND)
+    for name in ("ts", "price", "qty", "side", "flags"):
+        assert np.array_equal(getattr(got.depth, name), getattr(want.depth, name)), name
+    # a gzip file is read from its start: nothing to prepare, said so
+    assert lobfast.prepare_windows([str(USDM_BTC_0808)]) == [(str(USDM_BTC_0808), None)]
+
+
+def test_prepared_checkpoints_refuse_an_index_dir(rec, tmp_path):
+    with pytest.raises(SystemExit):
+        lobfast.cli.main(["index", "--checkpoints", "--index-dir", str(tmp_path), *rec["usdm"]["zst"]])

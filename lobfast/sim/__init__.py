@@ -9,7 +9,9 @@
   asks for one), and returns a :class:`SimMarket`: depth, trades and quotes exactly as
   :func:`lobfast.read_binance` returns them, which it can write as a raw Binance recording;
 - :func:`stylized_facts`, :func:`compare_facts` and :func:`plot_facts` hold a simulation
-  against the real market.
+  against the real market; :func:`path_facts` measures price paths as one row of a table;
+- :mod:`lobfast.sim.generators` (needs PyTorch, imported on its own): the generative
+  baselines ARMLP and QuantGAN, trained on a recording and sampled as price paths.
 
 Examples
 --------
@@ -21,7 +23,7 @@ Examples
 0
 """
 
-from .facts import compare_facts, plot_facts, stylized_facts
+from .facts import compare_facts, path_facts, plot_facts, stylized_facts
 from .flow import FlowModel, calibrate
 from .market import SimMarket, simulate
 from .prices import GBM, HawkesJumpDiffusion, Merton
@@ -34,6 +36,7 @@ __all__ = [
     "SimMarket",
     "calibrate",
     "compare_facts",
+    "path_facts",
     "plot_facts",
     "simulate",
     "stylized_facts",

@@ -8,6 +8,8 @@ in ticks, trade inter-arrival times and trade sizes, and the book's shape: how f
 mid each of the first 10 levels sits (in bps), what it holds, and how often each tick near
 the touch holds anything. :func:`compare_facts` puts a real market and any number of
 simulated ones side by side (one column each) and :func:`plot_facts` draws them.
+:func:`path_facts` measures the returns of price paths (samples of a price process or a
+generator, or a recording's mid) as one row of a table.
 """
 
 from __future__ import annotations
@@ -441,3 +443,98 @@ def plot_facts(real: Any, sim: Any, path=None):
     if path is not None:
         fig.savefig(path, dpi=100)
     return fig
+
+
+_YEAR_S = 365 * 86400
+
+
+def _path_returns(path: Any, every_ns: int | None) -> tuple[np.ndarray, float]:
+    """(log returns, span in years) of one path: a ``(ts, price)`` pair, or market data whose
+    mid is taken on the grid ``every_ns``."""
+    if isinstance(path, tuple) and len(path) == 2:
+        ts = np.asarray(path[0])
+        if ts.dtype.kind == "M":
+            ts = ts.astype("datetime64[ns]").view(np.int64)
+        if ts.dtype.kind not in "iu" or ts.ndim != 1:
+            raise TypeError(f"a path's ts must be 1-D int64 ns or datetime64, got dtype {ts.dtype} shape {ts.shape}")
+        px = np.asarray(path[1], np.float64)
+        if px.shape != ts.shape:
+            raise ValueError(f"a path needs one price per ts ({len(ts)}), got shape {px.shape}")
+        bad = np.flatnonzero(~(np.isfinite(px) & (px > 0)))
+        if len(bad):
+            raise ValueError(f"a path's prices must be finite and > 0: row {int(bad[0])} is {float(px[bad[0]])!r}")
+        bad = np.flatnonzero(np.diff(ts) <= 0)
+        if len(bad):
+            i = int(bad[0]) + 1
+            raise ValueError(f"a path's ts must be strictly increasing: row {i} ({ts[i]}) is not after row {i - 1}")
+        ts = ts.astype(np.int64)
+        if every_ns is not None and len(ts):
+            grid = np.arange(int(ts[0]), int(ts[-1]) + 1, every_ns, dtype=np.int64)
+            px = px[np.searchsorted(ts, grid, side="right") - 1]
+            ts = grid
+        span = (int(ts[-1]) - int(ts[0])) / 1e9 / _YEAR_S if len(ts) else 0.0
+        return np.diff(np.log(px)), span
+    if every_ns is None:
+        raise ValueError("market data needs every= (the grid its mid is sampled on)")
+    book, _, md = _source(path)
+    if md is not None:
+        book = reconstruct(md.depth, levels=1, every=every_ns)
+    mid = _grid_mid(book, every_ns)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.diff(np.log(mid))
+    return r, np.isfinite(r).sum() * every_ns / 1e9 / _YEAR_S
+
+
+def path_facts(paths: Any, *, every: Any = None, lags: int = 5) -> dict[str, float]:
+    """One row of facts of the log returns of price paths, pooled over the paths (e.g. one
+    per seed): what tells a price model from the market it imitates.
+
+    Parameters
+    ----------
+    paths : a ``(ts, price)`` pair (as the price processes and generators sample them), data
+        :func:`stylized_facts` accepts (the mid on the grid ``every``), or a list of these.
+    every : the grid of the returns; None: each pair's own rows (market data needs it).
+    lags : autocorrelation lags 1..lags.
+
+    Returns
+    -------
+    dict of floats: ``paths``, ``n_returns``, ``hours`` (time covered), ``return_std``,
+    ``zero_share`` (returns exactly zero: a tick-discrete price that did not move),
+    ``drift_per_year`` (the mean log return per year, sum(r) / time) with ``drift_se``
+    (its standard error treating returns as independent: std(r) sqrt(n) / time) and
+    ``drift_t`` (their ratio), ``kurtosis`` (excess), ``acf_r_k`` and ``acf_abs_r_k`` for
+    k = 1..lags (returns and absolute returns; pairs never cross from one path into the
+    next) and ``acf_abs_r_mean`` (their mean over the lags).  Returns whose ends are not both
+    valid books count for nothing.
+    """
+    every_ns = None if every is None else parse_duration(every, "every")
+    if isinstance(lags, bool) or not isinstance(lags, (int, np.integer)) or lags < 1:
+        raise ValueError(f"lags must be an int >= 1, not {lags!r}")
+    items = list(paths) if isinstance(paths, list) else [paths]
+    if not items:
+        raise ValueError("no paths to measure")
+    pieces, span = [], 0.0
+    for p in items:
+        r, years = _path_returns(p, every_ns)
+        pieces += [r, np.full(lags, np.nan)]  # a gap of NaN: no pair crosses paths
+        span += years
+    r_all = np.concatenate(pieces)
+    r = r_all[np.isfinite(r_all)]
+    n = len(r)
+    out = {"paths": float(len(items)), "n_returns": float(n), "hours": span * _YEAR_S / 3600}
+    out["return_std"] = float(r.std()) if n > 1 else float("nan")
+    out["zero_share"] = float(np.mean(r == 0)) if n else float("nan")
+    if n > 1 and span > 0:
+        out["drift_per_year"] = float(r.sum() / span)
+        out["drift_se"] = float(r.std() * np.sqrt(n) / span)
+        out["drift_t"] = out["drift_per_year"] / out["drift_se"] if out["drift_se"] > 0 else float("nan")
+    else:
+        out["drift_per_year"] = out["drift_se"] = out["drift_t"] = float("nan")
+    out["kurtosis"] = excess_kurtosis(r)
+    a, b = acf(r_all, lags), acf(np.abs(r_all), lags)
+    for k in range(lags):
+        out[f"acf_r_{k + 1}"] = float(a[k])
+    for k in range(lags):
+        out[f"acf_abs_r_{k + 1}"] = float(b[k])
+    out["acf_abs_r_mean"] = float(np.nanmean(b)) if np.isfinite(b).any() else float("nan")
+    return out
