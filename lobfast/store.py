@@ -56,13 +56,13 @@ from . import _core
 from . import labels as _labels
 from ._version import __version__
 from .aggregation import aggregate
-from .book import BookBuilder
-from .containers import BookSnapshots, Quotes, Trades
+from .book import BookBuilder, reconstruct
+from .containers import BookSnapshots, DepthEvents, Quotes, Trades
 from .errors import LobError, LobWarning, _require, lob_error
 from .frame import Frame
 from .microstructure import TRADE_COLUMNS, default_spec, lookback
 from .microstructure import features as _features
-from .readers import iter_binance
+from .readers import iter_binance, read_tardis
 from .reading import expand_paths
 from .sidecar import source_stamp
 from .timeindex import _RAW_LINE, FileIndex, TimeIndex
@@ -208,6 +208,7 @@ class _File:
     last: int  # of its last line
     error: str = ""  # why it could not be indexed
     warning: str = ""  # damage found while indexing (a truncated end, junk after the data)
+    kind: str = ""  # a Tardis file's data type ("" for raw lines)
 
 
 @dataclasses.dataclass
@@ -218,6 +219,7 @@ class _Group:
     symbol: str
     read_symbol: str | None  # symbol= for the reader (files holding several symbols)
     files: list[_File]
+    tardis: bool = False  # Tardis CSVs (one file per day and data type), not raw lines
 
     def days(self) -> list[int]:
         out: set[int] = set()
@@ -365,6 +367,43 @@ def _raw_groups(paths: list[str], closed_only: bool) -> tuple[list[_Group], list
     return list(groups.values()), errors
 
 
+# Tardis.dev file names: <exchange>_<data type>_<YYYY-MM-DD>_<SYMBOL>.csv[.gz]
+_TARDIS_NAME = re.compile(
+    r"^(?P<exchange>[a-z0-9-]+)_(?P<kind>incremental_book_L2|book_snapshot_\d+|trades|quotes|book_ticker|[a-z_]+?)"
+    r"_(?P<date>\d{4}-\d{2}-\d{2})_(?P<symbol>[^/]+?)\.csv(?:\.gz|\.zst)?$"
+)
+_TARDIS_KINDS = "incremental_book_L2, book_snapshot_<N>, trades, quotes, book_ticker"
+
+
+def _is_tardis(path: str) -> bool:
+    return _TARDIS_NAME.match(os.path.basename(path)) is not None
+
+
+def _tardis_groups(paths: list[str], closed_only: bool) -> tuple[list[_Group], list[str]]:
+    """Tardis CSVs, placed by their names: one file per (exchange, data type, day, symbol),
+    holding that UTC day of ``local_timestamp``.  ``closed_only``: all of them (Tardis
+    publishes whole days)."""
+    groups: dict[tuple[str, str], _Group] = {}
+    errors = []
+    for p in paths:
+        m = _TARDIS_NAME.match(os.path.basename(p))
+        kind = m.group("kind")
+        if not re.fullmatch(r"incremental_book_L2|book_snapshot_[1-9]\d*|trades|quotes|book_ticker", kind):
+            errors.append(f"{p}: Tardis data type {kind!r} is not one the store takes ({_TARDIS_KINDS})")
+            continue
+        try:
+            day = to_ns(m.group("date"), "date")
+        except ValueError as e:
+            errors.append(f"{p}: the date in its name: {e}")
+            continue
+        venue, symbol = m.group("exchange"), m.group("symbol").upper()
+        g = groups.setdefault((venue, symbol), _Group(venue, symbol, None, [], tardis=True))
+        g.files.append(_File(p, day, day + DAY - 1, kind=kind))
+    for g in groups.values():
+        g.files.sort(key=lambda f: (f.first, f.kind, f.path))
+    return list(groups.values()), errors
+
+
 def _discover(srcs: list[str], closed_only: bool) -> tuple[list[_Group], list[str]]:
     groups: list[_Group] = []
     errors: list[str] = []
@@ -377,8 +416,15 @@ def _discover(srcs: list[str], closed_only: bool) -> tuple[list[_Group], list[st
                 loose += [os.path.join(p, n) for n in sorted(os.listdir(p)) if _is_data(n)]
         else:
             loose += expand_paths(p)
-    if loose:
-        more, bad = _raw_groups([p for p in dict.fromkeys(loose) if _is_data(os.path.basename(p))], closed_only)
+    loose = [p for p in dict.fromkeys(loose) if _is_data(os.path.basename(p))]
+    tardis = [p for p in loose if _is_tardis(p)]
+    if tardis:
+        more, bad = _tardis_groups(tardis, closed_only)
+        groups += more
+        errors += bad
+    raw = [p for p in loose if not _is_tardis(p)]
+    if raw:
+        more, bad = _raw_groups(raw, closed_only)
         groups += more
         errors += bad
     merged: dict[tuple[str, str], _Group] = {}
@@ -530,6 +576,82 @@ def _extended(task: dict, spec: Spec) -> tuple[BookSnapshots, Trades, Quotes, li
             e = min([f.first for f in files if f.first >= e] or [data_end]) + MARGIN
 
 
+def _tardis_book_kind(files: list[_File], levels: int) -> str | None:
+    """The data type a Tardis group's book comes from: ``incremental_book_L2`` when it has
+    any, else the shallowest ``book_snapshot_N`` with ``N >= levels`` (else the deepest: its
+    tasks fail, naming it); None without book files (the book tables are then empty)."""
+    kinds = {f.kind for f in files}
+    if "incremental_book_L2" in kinds:
+        return "incremental_book_L2"
+    depths = sorted(int(k.rsplit("_", 1)[1]) for k in kinds if k.startswith("book_snapshot_"))
+    if not depths:
+        return None
+    return f"book_snapshot_{([n for n in depths if n >= levels] or depths[-1:])[0]}"
+
+
+def _tardis_quote_kind(files: list[_File]) -> str | None:
+    """``book_ticker`` (the exchange's own best bid/offer) when a group has it, else ``quotes``."""
+    kinds = {f.kind for f in files}
+    return next((k for k in ("book_ticker", "quotes") if k in kinds), None)
+
+
+def _read_tardis_files(paths: list[str], **kw):
+    """:func:`~lobfast.read_tardis` of the files that hold rows (Tardis publishes an empty
+    file for a day without data); None when none does."""
+    full = [p for p in paths if _core.head(p, 1)]
+    return read_tardis(full, **kw) if full else None
+
+
+def _tardis_span(task: dict, spec: Spec) -> tuple[BookSnapshots, Trades, Quotes, list[str]]:
+    """A Tardis day's book, trades and quotes over the warm-up and the labels' reach.
+
+    Tardis files hold one UTC day of receive time each, and an ``incremental_book_L2`` file
+    starts with a snapshot of the book at midnight (Tardis' rule), so the book needs no file
+    before the previous day's: the warm-up reads the previous day's file from its start,
+    the labels' reach the next day's up to the horizon (plus a minute of receive time either
+    side).  ``book_snapshot_N`` rows are self-contained and resampled to the grid
+    (:func:`lobfast.reconstruct`)."""
+    day = task["day"]
+    by = {(d, kind): path for path, d, kind in task["tardis"]}
+    start, end = day - spec.warmup - MARGIN, day + DAY + spec.reach + MARGIN
+    used: list[str] = []
+
+    def paths(kind: str) -> list[str]:
+        out = [by[(d, kind)] for d in (day - DAY, day, day + DAY) if (d, kind) in by]
+        used.extend(out)
+        return out
+
+    kind = task["book_kind"]
+    if kind is None:
+        book = reconstruct(DepthEvents.empty(), levels=spec.levels, every=spec.every)
+    else:
+        if (day, kind) not in by:
+            here = sorted(k for d, k in by if d == day)
+            folder = os.path.dirname(by[(day, here[0])])
+            name = f"{task['venue']}_{kind}_{task['date']}_{task['symbol']}.csv.gz"
+            raise lob_error(
+                f"{os.path.join(folder, name)}: missing: the book of {task['venue']} {task['symbol']} comes from "
+                f"its {kind} files, and {task['date']} has only {', '.join(here)}",
+                os.path.join(folder, name),
+            )
+        if kind.startswith("book_snapshot_") and int(kind.rsplit("_", 1)[1]) < spec.levels:
+            raise lob_error(
+                f"{by[(day, kind)]}: {kind} holds {kind.rsplit('_', 1)[1]} levels per side, fewer than the store's "
+                f"levels={spec.levels} (deeper levels are unknown): make the store with fewer levels",
+                by[(day, kind)],
+            )
+        if kind == "incremental_book_L2":  # from the previous day's midnight snapshot
+            data = _read_tardis_files(paths(kind), end=end)
+        else:
+            data = _read_tardis_files(paths(kind), start=start, end=end)
+        book = reconstruct(DepthEvents.empty() if data is None else data, levels=spec.levels, every=spec.every)
+    needs_trades = any(n in TRADE_COLUMNS for n in spec.features)
+    tr = _read_tardis_files(paths("trades"), start=start if needs_trades else day - MARGIN, end=day + DAY + MARGIN)
+    qkind = task["quote_kind"]
+    qu = _read_tardis_files(paths(qkind), start=day - MARGIN, end=day + DAY + MARGIN) if qkind else None
+    return book, tr if tr is not None else Trades.empty(), qu if qu is not None else Quotes.empty(), used
+
+
 def _day_rows(ts: np.ndarray, day: int) -> slice:
     return slice(int(np.searchsorted(ts, day, "left")), int(np.searchsorted(ts, day + DAY, "left")))
 
@@ -557,7 +679,7 @@ def _make_partition(task: dict) -> tuple[dict[str, int], list[str]]:
         **{**task["spec"], "features": tuple(task["spec"]["features"]), "labels": tuple(task["spec"]["labels"])}
     )
     day, root = task["day"], task["store"]
-    book, trades, quotes, used = _extended(task, spec)
+    book, trades, quotes, used = _tardis_span(task, spec) if task.get("tardis") else _extended(task, spec)
     cut = _day_rows(book.ts, day)
     tables: dict[str, dict[str, np.ndarray]] = {"book": _book_columns(book[cut])}
     if spec.features:
@@ -906,6 +1028,9 @@ def _plan(groups: list[_Group], spec: Spec, root: str, manifest: dict, summary: 
     for g in groups:
         for day in g.days():
             files = g.overlapping(day - spec.warmup - MARGIN, day + DAY + spec.reach + MARGIN)
+            if g.tardis:  # the files of the data types it reads
+                book_kind, quote_kind = _tardis_book_kind(g.files, spec.levels), _tardis_quote_kind(g.files)
+                files = [f for f in files if f.kind in (book_kind, quote_kind, "trades")]
             if not files:
                 continue
             key = (g.venue, g.symbol, _date(day))
@@ -919,7 +1044,10 @@ def _plan(groups: list[_Group], spec: Spec, root: str, manifest: dict, summary: 
                     "date": key[2],
                     "day": day,
                     "read_symbol": g.read_symbol,
-                    "files": [dataclasses.astuple(f)[:3] for f in g.files],
+                    "files": [] if g.tardis else [dataclasses.astuple(f)[:3] for f in g.files],
+                    "tardis": [(f.path, f.first, f.kind) for f in files] if g.tardis else None,
+                    "book_kind": book_kind if g.tardis else None,
+                    "quote_kind": quote_kind if g.tardis else None,
                     "planned": [f.path for f in files],
                     "damage": [f.warning for f in files if f.warning],
                     "spec": dataclasses.asdict(spec),
