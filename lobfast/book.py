@@ -171,7 +171,10 @@ def _resample(snaps: BookSnapshots, levels, every, max_stale) -> BookSnapshots:
         grid = sts
     else:  # times lie in 1970..2262 (checked), so the grid's ends cannot overflow
         grid = np.arange(-(-int(sts[0]) // step) * step, int(sts[-1]) // step * step + 1, step, dtype=np.int64)
-    at = np.searchsorted(sts, grid, side="right") - 1  # >= 0: the grid starts at the first snapshot
+    if step is None:
+        at = np.arange(len(ts))  # each snapshot, in time order
+    else:
+        at = np.searchsorted(sts, grid, side="right") - 1  # >= 0: the grid starts at the first snapshot
     rows = at if order is None else order[at]
     valid = snaps.valid[rows]
     if stale is not None:

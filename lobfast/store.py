@@ -27,6 +27,18 @@ deviations (``ofi_w*``, ``ofi_<span>``, ``vol_*``, ``intensity_*``, ``smooth_*``
 the (compensated) rounding of the rows before them and agree to about 1e-12 of the column's
 scale.  Features without a bounded look-back (``ofi_cum``) and labels with one (``ema_*``)
 cannot be computed per day and are refused.  Days without recordings have no partition.
+
+Tardis.dev CSVs (``<exchange>_<data type>_<YYYY-MM-DD>_<SYMBOL>.csv.gz``, placed by their
+names; venue = exchange) are read by :func:`lobfast.read_tardis`, one file per UTC day of
+receive time and data type.  The book comes from ``incremental_book_L2`` when a symbol has
+it: Tardis opens every such file with a snapshot of the book at midnight, so a day's task
+reads the previous day's file whole (the warm-up) and the next day's up to the labels'
+horizon; else from ``book_snapshot_N`` (the shallowest with ``N >= levels``), resampled to
+the grid (:func:`lobfast.reconstruct`: the last snapshot at or before each grid time, cut to
+``levels``).  ``trades`` fill the trades table, ``book_ticker`` (else ``quotes``) the quotes
+table.  A day whose book file is missing fails, naming the file; a bad file fails the days
+that read it (its own, the next and the previous); an empty file (Tardis' day without data)
+is a day without those rows.  Other data types are not placed (``Summary.errors``).
 """
 
 from __future__ import annotations
@@ -1131,7 +1143,8 @@ def process(
     ----------
     src : a recorder tree (``OUT/<venue>/<symbol>/*.zst`` as ``lobfast-collect`` writes it),
         a folder of recordings, files or globs of raw Binance lines (venue and symbol then
-        come from the data), or a list of these.
+        come from the data), Tardis CSVs or a folder of them (venue, symbol, data type and
+        day from their names; see the module's notes), or a list of these.
     out : the store's folder (made when missing).
     levels, every : the grid book: levels per side, and the grid step (a duration dividing a day).
     features : ``"default"`` (lobfast's default spec without ``ofi_cum``), names (a list or

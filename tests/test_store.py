@@ -546,6 +546,11 @@ def test_raw_files_take_venue_and_symbol_from_the_data(tree, built, tmp_path):
 # ----------------------------------------------------------------------------- Tardis CSVs
 
 TARDIS_LEVELS = 8  # the book_snapshot_N files' depth
+HEADERS = {
+    "incremental_book_L2": "exchange,symbol,timestamp,local_timestamp,is_snapshot,side,price,amount",
+    "trades": "exchange,symbol,timestamp,local_timestamp,id,side,price,amount",
+    "book_ticker": "exchange,symbol,timestamp,local_timestamp,ask_amount,ask_price,bid_price,bid_amount",
+}
 
 
 def _csv(path: Path, header: str, rows: list[str]) -> str:
@@ -570,16 +575,15 @@ def _write_tardis(tree: Path, root: Path) -> dict[str, list[str]]:
         days = np.unique(d.local_ts // store.DAY)
         for day in days:
             date = str(np.datetime64(int(day), "D"))
-            name = lambda kind, date=date: root / f"binance_{kind}_{date}_{sym}.csv.gz"  # noqa: E731
             lo, hi = np.searchsorted(d.local_ts, [day * store.DAY, (day + 1) * store.DAY])
             rows = []
             if lo:  # the book at midnight: every level the messages before left
                 builder = lobfast.BookBuilder(1000)
                 builder.feed(d[:lo])
-                bp, bs, ap, asz = builder.book()
+                bp, bs, ap, asz = (a.tolist() for a in builder.book())
                 t_us, local_us = d.ts[lo - 1] // 1000, day * store.DAY // 1000
-                rows += [f"binance,{sym},{t_us},{local_us},true,bid,{p!r},{q!r}" for p, q in zip(bp.tolist(), bs.tolist())]
-                rows += [f"binance,{sym},{t_us},{local_us},true,ask,{p!r},{q!r}" for p, q in zip(ap.tolist(), asz.tolist())]
+                for sd, px, sz in (("bid", bp, bs), ("ask", ap, asz)):
+                    rows += [f"binance,{sym},{t_us},{local_us},true,{sd},{p!r},{q!r}" for p, q in zip(px, sz)]
             part = d[lo:hi]
             snap = np.where(part.flags & lobfast.Flags.SNAPSHOT, "true", "false")
             side = np.where(part.side > 0, "bid", "ask")
@@ -590,7 +594,7 @@ def _write_tardis(tree: Path, root: Path) -> dict[str, list[str]]:
                 )
             ]
             out.setdefault("incremental_book_L2", []).append(
-                _csv(name("incremental_book_L2"), "exchange,symbol,timestamp,local_timestamp,is_snapshot,side,price,amount", rows)
+                _csv(root / f"binance_incremental_book_L2_{date}_{sym}.csv.gz", HEADERS["incremental_book_L2"], rows)
             )
             tr = md.trades[(md.trades.local_ts // store.DAY) == day]
             rows = [
@@ -601,7 +605,7 @@ def _write_tardis(tree: Path, root: Path) -> dict[str, list[str]]:
                 )
             ]  # fmt: skip
             out.setdefault("trades", []).append(
-                _csv(name("trades"), "exchange,symbol,timestamp,local_timestamp,id,side,price,amount", rows)
+                _csv(root / f"binance_trades_{date}_{sym}.csv.gz", HEADERS["trades"], rows)
             )
             q = md.quotes[(md.quotes.local_ts // store.DAY) == day]
             rows = [
@@ -611,7 +615,7 @@ def _write_tardis(tree: Path, root: Path) -> dict[str, list[str]]:
                 )
             ]
             out.setdefault("book_ticker", []).append(
-                _csv(name("book_ticker"), "exchange,symbol,timestamp,local_timestamp,ask_amount,ask_price,bid_price,bid_amount", rows)
+                _csv(root / f"binance_book_ticker_{date}_{sym}.csv.gz", HEADERS["book_ticker"], rows)
             )
         # book_snapshot_8: the book after each message of the Tardis depth just written
         depth = lobfast.read_tardis([p for p in out["incremental_book_L2"] if p.endswith(f"_{sym}.csv.gz")])
@@ -623,15 +627,25 @@ def _write_tardis(tree: Path, root: Path) -> dict[str, list[str]]:
             date = str(np.datetime64(int(day), "D"))
             k = local // store.DAY == day
             cols = ["exchange", "symbol", "timestamp", "local_timestamp"]
-            cells = [[f"binance,{sym},{t // 1000},{lt // 1000}"] for t, lt in zip(snaps.ts[k].tolist(), local[k].tolist())]
+            cells = [
+                [f"binance,{sym},{t // 1000},{lt // 1000}"] for t, lt in zip(snaps.ts[k].tolist(), local[k].tolist())
+            ]
             for i in range(TARDIS_LEVELS):
                 cols += [f"asks[{i}].price", f"asks[{i}].amount", f"bids[{i}].price", f"bids[{i}].amount"]
                 for row, a, b, c, e in zip(
-                    cells, _num(snaps.ask_px[k, i]), _num(snaps.ask_sz[k, i]), _num(snaps.bid_px[k, i]), _num(snaps.bid_sz[k, i])
+                    cells,
+                    _num(snaps.ask_px[k, i]),
+                    _num(snaps.ask_sz[k, i]),
+                    _num(snaps.bid_px[k, i]),
+                    _num(snaps.bid_sz[k, i]),
                 ):
                     row.append(f"{a},{b},{c},{e}")
             out.setdefault(f"book_snapshot_{TARDIS_LEVELS}", []).append(
-                _csv(root / f"binance_book_snapshot_{TARDIS_LEVELS}_{date}_{sym}.csv.gz", ",".join(cols), [",".join(r) for r in cells])
+                _csv(
+                    root / f"binance_book_snapshot_{TARDIS_LEVELS}_{date}_{sym}.csv.gz",
+                    ",".join(cols),
+                    [",".join(r) for r in cells],
+                )
             )
     return out
 
@@ -672,3 +686,85 @@ def test_a_store_of_tardis_files_equals_the_python_api(tardis, tmp_path, book_fr
             for table in ("book", "features", "labels", "bars", "trades", "quotes"):
                 _assert_same(_stored(out, table, sym, date), ref[date][table], f"{sym} {date} {table}")
             assert len(ref[date]["book"]["ts"]) > 1000 and ref[date]["book"]["valid"].mean() > 0.9
+
+
+def _tardis_src(tardis, dst: Path, *kinds: str) -> Path:
+    """A folder with copies of the Tardis files of these data types."""
+    dst.mkdir()
+    for kind in kinds:
+        for f in tardis[1][kind]:
+            shutil.copy(f, dst / os.path.basename(f))
+    return dst
+
+
+def test_a_bad_tardis_file_fails_the_partitions_that_read_it(tardis, tmp_path):
+    """The day's file is read by its day, the next day (the warm-up, from its midnight
+    snapshot) and the day before (the labels' reach): those fail with the reader's error; a
+    rerun after the repair retries them."""
+    src = _tardis_src(tardis, tmp_path / "csv", "incremental_book_L2", "trades", "book_ticker")
+    bad = src / "binance_incremental_book_L2_2024-01-02_AAAUSDT.csv.gz"
+    good = bad.read_bytes()
+    lines = gzip.decompress(good).decode().splitlines()
+    lines[3] = lines[3].replace(",bid,", ",middle,").replace(",ask,", ",middle,")
+    bad.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    out = tmp_path / "s"
+    summary = store.process(src, out, workers=1, **PARAMS)
+    want = lobfast.LobError
+    with pytest.raises(want) as err:
+        lobfast.read_tardis(str(bad))
+    assert str(err.value).startswith(f"{bad}, line 4 ")
+    failed = {p: why for p, why in summary.failed}
+    assert failed == {f"binance/AAAUSDT/{d}": f"LobError: {err.value}" for d in DATES}
+    assert summary.written == 3  # BBBUSDT
+    rows = {(m["symbol"], m["date"]): m for m in lobfast.open_store(out).partitions.to_pylist()}
+    assert rows[("AAAUSDT", "2024-01-02")]["error"] == f"LobError: {err.value}"
+    assert not (out / "book" / "venue=binance" / "symbol=AAAUSDT").exists()
+    bad.write_bytes(good)
+    again = store.process(src, out, workers=1, **PARAMS)
+    assert again.ok and again.written == 3 and again.up_to_date == 3, str(again)
+
+
+def test_a_missing_tardis_book_file_fails_its_day_only(tardis, tmp_path):
+    src = _tardis_src(tardis, tmp_path / "csv", "incremental_book_L2", "trades", "book_ticker")
+    gone = src / "binance_incremental_book_L2_2024-01-02_BBBUSDT.csv.gz"
+    gone.unlink()
+    summary = store.process(src, tmp_path / "s", workers=1, **PARAMS)
+    assert summary.written == 5 and summary.failed == [
+        (
+            "binance/BBBUSDT/2024-01-02",
+            f"LobError: {gone}: missing: the book of binance BBBUSDT comes from its incremental_book_L2 files, "
+            "and 2024-01-02 has only book_ticker, trades",
+        )
+    ]
+    # the next day starts from its own midnight snapshot: its book is whole
+    book = lobfast.open_store(tmp_path / "s").load("book", "BBBUSDT", "2024-01-03", "2024-01-04")
+    assert len(book) > 1000 and book["valid"].all()
+
+
+def test_tardis_snapshots_shallower_than_the_store_and_other_data_types(tardis, tmp_path):
+    src = _tardis_src(tardis, tmp_path / "csv", f"book_snapshot_{TARDIS_LEVELS}", "trades")
+    (src / "binance_derivative_ticker_2024-01-02_AAAUSDT.csv.gz").write_bytes(gzip.compress(b""))
+    summary = store.process(src, tmp_path / "s", workers=1, **{**PARAMS, "levels": 10})
+    assert summary.written == 0 and len(summary.failed) == 6
+    path = src / "binance_book_snapshot_8_2024-01-02_AAAUSDT.csv.gz"
+    assert dict(summary.failed)["binance/AAAUSDT/2024-01-02"] == (
+        f"LobError: {path}: book_snapshot_8 holds 8 levels per side, fewer than the store's levels=10 "
+        "(deeper levels are unknown): make the store with fewer levels"
+    )
+    assert summary.errors == [
+        f"{src / 'binance_derivative_ticker_2024-01-02_AAAUSDT.csv.gz'}: Tardis data type 'derivative_ticker' is "
+        "not one the store takes (incremental_book_L2, book_snapshot_<N>, trades, quotes, book_ticker)"
+    ]
+
+
+def test_an_empty_tardis_file_is_a_day_without_those_rows(tardis, tmp_path):
+    """Tardis publishes an empty gzip for a day without data."""
+    src = _tardis_src(tardis, tmp_path / "csv", "incremental_book_L2", "trades")
+    empty = src / "binance_trades_2024-01-02_AAAUSDT.csv.gz"
+    empty.write_bytes(gzip.compress(b""))
+    summary = store.process(src, tmp_path / "s", workers=1, **{**PARAMS, "features": "mid,spread"})
+    assert summary.ok and summary.written == 6, str(summary)
+    s = lobfast.open_store(tmp_path / "s")
+    assert len(s.load("trades", "AAAUSDT", "2024-01-02", "2024-01-03")) == 0
+    assert len(s.load("trades", "AAAUSDT", "2024-01-03", "2024-01-04")) > 0
+    assert len(s.load("book", "AAAUSDT", "2024-01-02", "2024-01-03")) > 1000
