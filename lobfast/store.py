@@ -310,7 +310,11 @@ def _tree_groups(root: str, closed_only: bool, errors: list[str], venue_dir: boo
             sdir = os.path.join(vdir, sym)
             if not os.path.isdir(sdir) or not _is_data(sym):
                 continue
-            names = sorted(n for n in os.listdir(sdir) if _is_data(n) and os.path.isfile(os.path.join(sdir, n)))
+            names = sorted(
+                n
+                for n in os.listdir(sdir)
+                if _is_data(n) and not _is_tardis(n) and os.path.isfile(os.path.join(sdir, n))
+            )
             if closed_only:
                 names = names[:-1]  # the newest is still being written: the recorder has not rotated it
             files = [_index(os.path.join(sdir, n)) for n in names]
@@ -392,6 +396,15 @@ def _is_tardis(path: str) -> bool:
     return _TARDIS_NAME.match(os.path.basename(path)) is not None
 
 
+def _tardis_below(root: str) -> list[str]:
+    """The Tardis CSVs anywhere in a folder's tree (they are placed by their names)."""
+    out = []
+    for d, subs, names in os.walk(root):
+        subs[:] = sorted(x for x in subs if _is_data(x))
+        out += [os.path.join(d, n) for n in sorted(names) if _is_tardis(n)]
+    return out
+
+
 def _tardis_groups(paths: list[str], closed_only: bool) -> tuple[list[_Group], list[str]]:
     """Tardis CSVs, placed by their names: one file per (exchange, data type, day, symbol),
     holding that UTC day of ``local_timestamp``.  ``closed_only``: all of them (Tardis
@@ -411,6 +424,10 @@ def _tardis_groups(paths: list[str], closed_only: bool) -> tuple[list[_Group], l
             continue
         venue, symbol = m.group("exchange"), m.group("symbol").upper()
         g = groups.setdefault((venue, symbol), _Group(venue, symbol, None, [], tardis=True))
+        twin = [f.path for f in g.files if f.first == day and f.kind == kind]
+        if twin:
+            errors.append(f"{p}: the same exchange, data type, day and symbol as {twin[0]} (one is read)")
+            continue
         g.files.append(_File(p, day, day + DAY - 1, kind=kind))
     for g in groups.values():
         g.files.sort(key=lambda f: (f.first, f.kind, f.path))
@@ -425,6 +442,7 @@ def _discover(srcs: list[str], closed_only: bool) -> tuple[list[_Group], list[st
         if os.path.isdir(p):
             if _depth(p):
                 groups += _tree_groups(p, closed_only, errors, venue_dir=_depth(p) == 1)
+                loose += _tardis_below(p)
             else:
                 loose += [os.path.join(p, n) for n in sorted(os.listdir(p)) if _is_data(n)]
         else:

@@ -768,3 +768,34 @@ def test_an_empty_tardis_file_is_a_day_without_those_rows(tardis, tmp_path):
     assert len(s.load("trades", "AAAUSDT", "2024-01-02", "2024-01-03")) == 0
     assert len(s.load("trades", "AAAUSDT", "2024-01-03", "2024-01-04")) > 0
     assert len(s.load("book", "AAAUSDT", "2024-01-02", "2024-01-03")) > 1000
+
+
+def test_tardis_files_in_folders_and_beside_a_recorder_tree(tree, tardis, built, tmp_path):
+    """Tardis CSVs are placed by their names wherever they lie below SRC, also inside a
+    recorder tree, whose recordings give their own partitions."""
+    src = _copy_tree(tree, tmp_path / "tree")
+    for f in tardis[1]["incremental_book_L2"] + tardis[1]["trades"]:
+        sym = os.path.basename(f).rsplit("_", 1)[1].split(".")[0]
+        (src / "tardis" / "binance" / sym).mkdir(parents=True, exist_ok=True)
+        shutil.copy(f, src / "tardis" / "binance" / sym / os.path.basename(f))
+    name = os.path.basename(tardis[1]["trades"][0])
+    shutil.copy(tardis[1]["trades"][0], src / "spot" / "aaausdt" / name)  # a second copy: not placed
+    out = tmp_path / "s"
+    summary = store.process(src, out, workers=2, **PARAMS)
+    assert summary.written == 12 and not summary.failed, str(summary)
+    assert summary.errors == [
+        f"{src / 'tardis' / 'binance' / 'AAAUSDT' / name}: the same exchange, data type, day and symbol as "
+        f"{src / 'spot' / 'aaausdt' / name} (one is read)"
+    ]
+    parts = {(m["venue"], m["symbol"], m["date"]) for m in lobfast.open_store(out).partitions.to_pylist()}
+    assert parts == {(v, s, d) for v in ("spot", "binance") for s in SYMBOLS for d in DATES}
+    flat = tmp_path / "flat"
+    flat_src = _tardis_src(tardis, tmp_path / "csv", "incremental_book_L2", "trades")
+    assert store.process(flat_src, flat, workers=1, **PARAMS).written == 6
+    both, one = lobfast.open_store(out), lobfast.open_store(flat)
+    for venue, other in (("binance", one), ("spot", lobfast.open_store(built))):
+        for sym in SYMBOLS:
+            for table in ("book", "features", "trades"):
+                got = both.load(table, sym, venue=venue)
+                want = other.load(table, sym)
+                _assert_same({"ts": got.ts, **got.columns}, {"ts": want.ts, **want.columns}, f"{venue} {sym} {table}")
