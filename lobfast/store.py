@@ -654,7 +654,9 @@ def _tardis_span(task: dict, spec: Spec) -> tuple[BookSnapshots, Trades, Quotes,
     before the previous day's: the warm-up reads the previous day's file from its start,
     the labels' reach the next day's up to the horizon (plus a minute of receive time either
     side).  ``book_snapshot_N`` rows are self-contained and resampled to the grid
-    (:func:`lobfast.reconstruct`)."""
+    (:func:`lobfast.reconstruct`).  Depth is read a file at a time, so a task holds one day's
+    depth rows and the grid book from the warm-up's start on.  The reader parses a whole file
+    even when only its first minutes are kept (the next day's, for the labels' reach)."""
     day = task["day"]
     by = {(d, kind): path for path, d, kind in task["tardis"]}
     start, end = day - spec.warmup - MARGIN, day + DAY + spec.reach + MARGIN
@@ -684,11 +686,18 @@ def _tardis_span(task: dict, spec: Spec) -> tuple[BookSnapshots, Trades, Quotes,
                 f"levels={spec.levels} (deeper levels are unknown): make the store with fewer levels",
                 by[(day, kind)],
             )
-        if kind == "incremental_book_L2":  # from the previous day's midnight snapshot
-            data = _read_tardis_files(paths(kind), end=end)
+        if kind == "incremental_book_L2":  # from the previous day's midnight snapshot, a file at a time
+            builder, books = BookBuilder(spec.levels, every=spec.every), []
+            for path in paths(kind):
+                data = _read_tardis_files([path], end=end)
+                if data is not None:
+                    part = builder.feed(data)
+                    books.append(part[int(np.searchsorted(part.ts, start)) :])  # the warm-up is enough
+                del data
+            book = _concat(BookSnapshots, [*books, builder.finish()])
         else:
             data = _read_tardis_files(paths(kind), start=start, end=end)
-        book = reconstruct(DepthEvents.empty() if data is None else data, levels=spec.levels, every=spec.every)
+            book = reconstruct(DepthEvents.empty() if data is None else data, levels=spec.levels, every=spec.every)
     needs_trades = any(n in TRADE_COLUMNS for n in spec.features)
     tr = _read_tardis_files(paths("trades"), start=start if needs_trades else day - MARGIN, end=day + DAY + MARGIN)
     qkind = task["quote_kind"]
