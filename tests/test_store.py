@@ -799,3 +799,16 @@ def test_tardis_files_in_folders_and_beside_a_recorder_tree(tree, tardis, built,
                 got = both.load(table, sym, venue=venue)
                 want = other.load(table, sym)
                 _assert_same({"ts": got.ts, **got.columns}, {"ts": want.ts, **want.columns}, f"{venue} {sym} {table}")
+
+
+def test_tardis_trades_only_give_empty_book_tables(tardis, tmp_path):
+    src = _tardis_src(tardis, tmp_path / "csv", "trades")
+    summary = store.process(src, tmp_path / "s", workers=1, **{**PARAMS, "features": "mid,signed_volume"})
+    assert summary.ok and summary.written == 6, str(summary)
+    s = lobfast.open_store(tmp_path / "s")
+    trades = lobfast.read_tardis(_of(tardis[1]["trades"], "AAAUSDT"))
+    got = s.load("trades", "AAAUSDT")
+    np.testing.assert_array_equal(got.ts, trades.ts)
+    np.testing.assert_array_equal(got["price"], trades.price)
+    assert len(s.load("book", "AAAUSDT")) == 0 and len(s.load("features", "AAAUSDT")) == 0
+    assert [f"bid_px_{k}" in s.dataset("book").schema.names for k in (1, 5)] == [True, True]
