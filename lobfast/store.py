@@ -384,7 +384,7 @@ def _raw_groups(paths: list[str], closed_only: bool) -> tuple[list[_Group], list
     return list(groups.values()), errors
 
 
-# Tardis.dev file names: <exchange>_<data type>_<YYYY-MM-DD>_<SYMBOL>.csv[.gz]
+# Tardis.dev file names: <exchange>_<data type>_<YYYY-MM-DD>_<SYMBOL>.csv[.gz|.zst]
 _TARDIS_NAME = re.compile(
     r"^(?P<exchange>[a-z0-9-]+)_(?P<kind>incremental_book_L2|book_snapshot_\d+|trades|quotes|book_ticker|[a-z_]+?)"
     r"_(?P<date>\d{4}-\d{2}-\d{2})_(?P<symbol>[^/]+?)\.csv(?:\.gz|\.zst)?$"
@@ -1057,8 +1057,8 @@ def _keep_freed_memory(lib) -> None:
     allocates and frees hundreds of MB of columns of a few MB each; handed back, every one
     faults its pages in again.  glibc does keep them by default (its mmap threshold grows
     with the blocks freed), but not once ``MALLOC_TRIM_THRESHOLD_`` is set, as Dask's nanny
-    sets it (65536) for its workers: measured on a store task, 10x the page faults and about
-    1.7x the CPU time."""
+    sets it (65536) for its workers: measured on store tasks, 6 to 10 times the page faults
+    and 1.4 to 1.7 times the CPU time (benchmarks/PROFILE.md)."""
     lib.mallopt(_M_MMAP_THRESHOLD, _MMAP_FROM)
     lib.mallopt(_M_TRIM_THRESHOLD, _TRIM_FROM)
 
@@ -1164,10 +1164,11 @@ def _plan(groups: list[_Group], spec: Spec, root: str, manifest: dict, summary: 
     for g in groups:
         for day in g.days():
             files = g.overlapping(day - spec.warmup - MARGIN, day + DAY + spec.reach + MARGIN)
-            if g.tardis:  # the files of the data types it reads
+            window = files
+            if g.tardis:  # the files of the data types it reads (a day with others only fails, naming them)
                 book_kind, quote_kind = _tardis_book_kind(g.files, spec.levels), _tardis_quote_kind(g.files)
                 files = [f for f in files if f.kind in (book_kind, quote_kind, "trades")]
-            if not files:
+            if not window:
                 continue
             key = (g.venue, g.symbol, _date(day))
             if _up_to_date(manifest.get(key), [f.path for f in files], spec, stamps):
@@ -1181,7 +1182,7 @@ def _plan(groups: list[_Group], spec: Spec, root: str, manifest: dict, summary: 
                     "day": day,
                     "read_symbol": g.read_symbol,
                     "files": [] if g.tardis else [dataclasses.astuple(f)[:3] for f in g.files],
-                    "tardis": [(f.path, f.first, f.kind) for f in files] if g.tardis else None,
+                    "tardis": [(f.path, f.first, f.kind) for f in window] if g.tardis else None,
                     "book_kind": book_kind if g.tardis else None,
                     "quote_kind": quote_kind if g.tardis else None,
                     "planned": [f.path for f in files],

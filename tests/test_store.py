@@ -728,13 +728,23 @@ def test_a_missing_tardis_book_file_fails_its_day_only(tardis, tmp_path):
     src = _tardis_src(tardis, tmp_path / "csv", "incremental_book_L2", "trades", "book_ticker")
     gone = src / "binance_incremental_book_L2_2024-01-02_BBBUSDT.csv.gz"
     gone.unlink()
+    # AAAUSDT's 2024-01-02 holds only a data type its other days' book does not come from
+    other = src / "binance_incremental_book_L2_2024-01-02_AAAUSDT.csv.gz"
+    for f in src.glob("*_2024-01-02_AAAUSDT.csv.gz"):
+        f.unlink()
+    shutil.copy(_of(tardis[1][f"book_snapshot_{TARDIS_LEVELS}"], "AAAUSDT")[1], src)
     summary = store.process(src, tmp_path / "s", workers=1, **PARAMS)
-    assert summary.written == 5 and summary.failed == [
+    assert summary.written == 4 and sorted(summary.failed) == [
+        (
+            "binance/AAAUSDT/2024-01-02",
+            f"LobError: {other}: missing: the book of binance AAAUSDT comes from its incremental_book_L2 files, "
+            f"and 2024-01-02 has only book_snapshot_{TARDIS_LEVELS}",
+        ),
         (
             "binance/BBBUSDT/2024-01-02",
             f"LobError: {gone}: missing: the book of binance BBBUSDT comes from its incremental_book_L2 files, "
             "and 2024-01-02 has only book_ticker, trades",
-        )
+        ),
     ]
     # the next day starts from its own midnight snapshot: its book is whole
     book = lobfast.open_store(tmp_path / "s").load("book", "BBBUSDT", "2024-01-03", "2024-01-04")
