@@ -754,6 +754,7 @@ def test_a_missing_tardis_book_file_fails_its_day_only(tardis, tmp_path):
 def test_tardis_snapshots_shallower_than_the_store_and_other_data_types(tardis, tmp_path):
     src = _tardis_src(tardis, tmp_path / "csv", f"book_snapshot_{TARDIS_LEVELS}", "trades")
     (src / "binance_derivative_ticker_2024-01-02_AAAUSDT.csv.gz").write_bytes(gzip.compress(b""))
+    (src / "binance_trades_2024-13-45_AAAUSDT.csv.gz").write_bytes(gzip.compress(b""))
     summary = store.process(src, tmp_path / "s", workers=1, **{**PARAMS, "levels": 10})
     assert summary.written == 0 and len(summary.failed) == 6
     path = src / "binance_book_snapshot_8_2024-01-02_AAAUSDT.csv.gz"
@@ -763,7 +764,9 @@ def test_tardis_snapshots_shallower_than_the_store_and_other_data_types(tardis, 
     )
     assert summary.errors == [
         f"{src / 'binance_derivative_ticker_2024-01-02_AAAUSDT.csv.gz'}: Tardis data type 'derivative_ticker' is "
-        "not one the store takes (incremental_book_L2, book_snapshot_<N>, trades, quotes, book_ticker)"
+        "not one the store takes (incremental_book_L2, book_snapshot_<N>, trades, quotes, book_ticker)",
+        f"{src / 'binance_trades_2024-13-45_AAAUSDT.csv.gz'}: the date in its name: cannot read '2024-13-45' as a "
+        "time for date (int ns, ISO string, datetime, datetime64)",
     ]
 
 
