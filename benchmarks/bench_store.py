@@ -97,6 +97,28 @@ def _cpu(client=None) -> float:
     return total
 
 
+def _spin(n: int) -> float:
+    t = time.perf_counter()
+    s = 0
+    for i in range(n):
+        s += i
+    return time.perf_counter() - t
+
+
+def parallel_capacity(n: int = 20_000_000) -> float:
+    """How much faster two CPU-bound processes finish than one after the other, now: about
+    2 on an idle 2-core machine, 1 when other work leaves room for one process's worth."""
+    import multiprocessing
+
+    one = _spin(n)
+    with multiprocessing.get_context("forkserver").Pool(2) as pool:
+        pool.map(_spin, [1, 1])  # started
+        t = time.perf_counter()
+        pool.map(_spin, [n, n])
+        two = time.perf_counter() - t
+    return 2 * one / two
+
+
 def run(symbols: int, rounds: int) -> dict:
     try:
         import distributed
@@ -104,6 +126,7 @@ def run(symbols: int, rounds: int) -> dict:
         distributed = None
 
     load0 = os.getloadavg()[0]
+    capacity = [parallel_capacity()]
     tmp = Path(tempfile.mkdtemp(prefix="bench-store-"))
     try:
         t = time.perf_counter()
@@ -151,6 +174,7 @@ def run(symbols: int, rounds: int) -> dict:
         if client is not None:
             client.close()
             cluster.close()
+        capacity.append(parallel_capacity())
         return {
             "symbols": symbols,
             "partitions": parts,
@@ -162,6 +186,7 @@ def run(symbols: int, rounds: int) -> dict:
             "cpu": cpu,
             "load": (load0, os.getloadavg()[0]),
             "loads": loads,
+            "capacity": capacity,
             "cores": len(os.sched_getaffinity(0)),
         }
     finally:
@@ -200,7 +225,9 @@ def section(r: dict) -> str:
         f"{r['load'][0]:.2f} / {r['load'][1]:.2f}, after each timed run {min(r['loads']):.1f}..{max(r['loads']):.1f} "
         "(other work on the machine shares its cores and memory). CPU: this process, plus the pool's workers "
         "(reaped by the forkserver) and the Dask workers; the timed pool runs reuse the forkserver the untimed "
-        "first run started (it imports lobfast and pyarrow once per calling process).",
+        "first run started (it imports lobfast and pyarrow once per calling process). Parallel capacity "
+        f"(two CPU-bound processes against one after the other) at start / end: {r['capacity'][0]:.2f}x / "
+        f"{r['capacity'][1]:.2f}x: no route can run faster than one process by more than this.",
         "",
     ]
     return "\n".join(lines)
