@@ -77,6 +77,48 @@ def researcher_loop(files: list[str], out: Path) -> None:
         pq.write_table(ff.to_arrow(), out / f"{name}.features.parquet", compression="zstd")
 
 
+def _ticks(pid: int) -> float:
+    """CPU seconds of ``pid`` and of the children it has reaped (/proc/PID/stat utime..cstime)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu(client=None) -> float:
+    """CPU seconds so far of this process, the pool's workers (children of the forkserver,
+    which reaps them) and the Dask workers."""
+    import multiprocessing.forkserver as fs
+
+    total = time.process_time()
+    pid = getattr(fs._forkserver, "_forkserver_pid", None)
+    if pid:
+        total += _ticks(pid)
+    if client is not None:
+        total += sum(client.run(time.process_time).values())
+    return total
+
+
+def _spin(n: int) -> float:
+    t = time.perf_counter()
+    s = 0
+    for i in range(n):
+        s += i
+    return time.perf_counter() - t
+
+
+def parallel_capacity(n: int = 20_000_000) -> float:
+    """How much faster two CPU-bound processes finish than one after the other, now: about
+    2 on an idle 2-core machine, 1 when other work leaves room for one process's worth."""
+    import multiprocessing
+
+    one = _spin(n)
+    with multiprocessing.get_context("forkserver").Pool(2) as pool:
+        pool.map(_spin, [1, 1])  # started
+        t = time.perf_counter()
+        pool.map(_spin, [n, n])
+        two = time.perf_counter() - t
+    return 2 * one / two
+
+
 def run(symbols: int, rounds: int) -> dict:
     try:
         import distributed
@@ -84,6 +126,7 @@ def run(symbols: int, rounds: int) -> dict:
         distributed = None
 
     load0 = os.getloadavg()[0]
+    capacity = [parallel_capacity()]
     tmp = Path(tempfile.mkdtemp(prefix="bench-store-"))
     try:
         t = time.perf_counter()
@@ -116,17 +159,22 @@ def run(symbols: int, rounds: int) -> dict:
             tools["Dask LocalCluster (2 workers)"] = dask
         tools["loop: read_binance -> reconstruct -> features -> write_table per file"] = loop
         times: dict[str, list[float]] = {k: [] for k in tools}
+        cpu: dict[str, list[float]] = {k: [] for k in tools}
+        loads: list[float] = []
         names = list(tools)
         for r in range(rounds):
             for name in names[r % len(names) :] + names[: r % len(names)]:
                 out = tmp / f"out-{r}-{names.index(name)}"
-                t = time.perf_counter()
+                c, t = _cpu(client), time.perf_counter()
                 tools[name](out)
                 times[name].append(time.perf_counter() - t)
+                cpu[name].append(_cpu(client) - c)
+                loads.append(os.getloadavg()[0])
                 shutil.rmtree(out)
         if client is not None:
             client.close()
             cluster.close()
+        capacity.append(parallel_capacity())
         return {
             "symbols": symbols,
             "partitions": parts,
@@ -135,7 +183,10 @@ def run(symbols: int, rounds: int) -> dict:
             "rows": first.rows,
             "generate_s": gen,
             "times": times,
+            "cpu": cpu,
             "load": (load0, os.getloadavg()[0]),
+            "loads": loads,
+            "capacity": capacity,
             "cores": len(os.sched_getaffinity(0)),
         }
     finally:
@@ -158,11 +209,12 @@ def section(r: dict) -> str:
         "per file, no warm-up across files, no trades/quotes, no manifest.",
         f"- {len(next(iter(r['times'].values())))} interleaved rounds, median; {r['cores']} cores.",
         "",
-        "| route | seconds | partitions/s | time / local pool's |",
-        "|---|---|---|---|",
+        "| route | seconds | partitions/s | time / local pool's | CPU s (all processes) |",
+        "|---|---|---|---|---|",
     ]
     for k, v in med.items():
-        lines.append(f"| {k} | {v:.2f} | {r['partitions'] / v:.2f} | {v / pool:.2f}x |")
+        c = statistics.median(r["cpu"][k])
+        lines.append(f"| {k} | {v:.2f} | {r['partitions'] / v:.2f} | {v / pool:.2f}x | {c:.2f} |")
     one, dask = med["one process"], med.get("Dask LocalCluster (2 workers)")
     loop = [v for k, v in med.items() if k.startswith("loop")][0]
     overhead = "not run (no dask.distributed)" if dask is None else f"{(dask / pool - 1) * 100:+.0f} %"
@@ -170,7 +222,12 @@ def section(r: dict) -> str:
         "",
         f"Targets: pool vs one process >= 1.8x: {one / pool:.2f}x; Dask overhead vs the pool <= 15 %: "
         f"{overhead}; vs the loop >= 2x: {loop / pool:.2f}x.  Load average (1 min) at start / end: "
-        f"{r['load'][0]:.2f} / {r['load'][1]:.2f} (other work on the machine shares its cores and memory).",
+        f"{r['load'][0]:.2f} / {r['load'][1]:.2f}, after each timed run {min(r['loads']):.1f}..{max(r['loads']):.1f} "
+        "(other work on the machine shares its cores and memory). CPU: this process, plus the pool's workers "
+        "(reaped by the forkserver) and the Dask workers; the timed pool runs reuse the forkserver the untimed "
+        "first run started (it imports lobfast and pyarrow once per calling process). Parallel capacity "
+        f"(two CPU-bound processes against one after the other) at start / end: {r['capacity'][0]:.2f}x / "
+        f"{r['capacity'][1]:.2f}x: no route can run faster than one process by more than this.",
         "",
     ]
     return "\n".join(lines)

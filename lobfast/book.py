@@ -22,7 +22,7 @@ from .containers import BookSnapshots, DepthEvents, MarketData, Quotes
 from .flags import Flags
 from .readers import read_binance
 from .timeindex import TimeIndex
-from .times import parse_duration, to_ns
+from .times import _TS_MAX, _TS_MIN, parse_duration, to_ns
 
 # book_at from files: the receive-time window read around t.  Exchange time t (the rows'
 # ts) and receive time differ by the feed's latency plus the recorder's clock offset (about
@@ -112,7 +112,7 @@ class BookBuilder:
 
 
 def reconstruct(
-    depth: DepthEvents,
+    depth: DepthEvents | BookSnapshots,
     *,
     levels: int = 10,
     every=None,
@@ -121,6 +121,15 @@ def reconstruct(
     max_stale=None,
 ) -> BookSnapshots:
     """Rebuild the book from DepthEvents: :class:`BookBuilder` fed one chunk.
+
+    From BookSnapshots (such as Tardis ``book_snapshot_N`` files read by
+    :func:`~lobfast.read_tardis`), the snapshots are resampled instead: the row at grid time
+    ``t`` is the last snapshot with ``ts <= t`` (by time; of equal times the last given), cut
+    to ``levels``; the grid runs from the first snapshot to the last, as for events, and a
+    row more than ``max_stale`` after its snapshot is not ``valid``.  ``every=None`` keeps
+    one row per snapshot.  The snapshots must hold at least ``levels`` levels (a deeper
+    level they do not list is unknown, not empty: ValueError); ``crossed`` and ``orphans``
+    concern events only (ValueError unless left as they are: a snapshot's ``valid`` is kept).
 
     Examples
     --------
@@ -131,8 +140,55 @@ def reconstruct(
     >>> snaps.bid_px.shape[1], bool(snaps.valid.all())
     (10, True)
     """
+    if isinstance(depth, BookSnapshots):
+        if crossed != "flag" or orphans != "keep":
+            raise ValueError("crossed= and orphans= apply to DepthEvents; BookSnapshots keep their own valid")
+        return _resample(depth, levels, every, max_stale)
     b = BookBuilder(levels, every=every, crossed=crossed, orphans=orphans, max_stale=max_stale)
     return _concat([b.feed(depth), b.finish()])
+
+
+def _resample(snaps: BookSnapshots, levels, every, max_stale) -> BookSnapshots:
+    """BookSnapshots on a grid (see :func:`reconstruct`)."""
+    if isinstance(levels, bool) or not isinstance(levels, (int, np.integer)) or levels < 1:
+        raise ValueError(f"levels must be an int >= 1, not {levels!r}")
+    if snaps.levels < levels and len(snaps):
+        raise ValueError(
+            f"the snapshots hold {snaps.levels} levels per side, fewer than levels={levels}: "
+            "deeper levels are unknown (ask for levels <= the snapshots' depth)"
+        )
+    step = None if every is None else parse_duration(every, "every")
+    stale = None if max_stale is None else parse_duration(max_stale, "max_stale")
+    ts = snaps.ts
+    bad = np.flatnonzero((ts < _TS_MIN) | (ts > _TS_MAX))
+    if len(bad):
+        raise ValueError(f"BookSnapshots ts[{bad[0]}] = {ts[bad[0]]} is not a time in 1970-01-01..2262-01-01 (or NaT)")
+    order = None if np.all(ts[1:] >= ts[:-1]) else np.argsort(ts, kind="stable")
+    sts = ts if order is None else ts[order]
+    if not len(ts):
+        grid = np.empty(0, np.int64)
+    elif step is None:
+        grid = sts
+    else:  # times lie in 1970..2262 (checked), so the grid's ends cannot overflow
+        grid = np.arange(-(-int(sts[0]) // step) * step, int(sts[-1]) // step * step + 1, step, dtype=np.int64)
+    if step is None:
+        at = np.arange(len(ts))  # each snapshot, in time order
+    else:
+        at = np.searchsorted(sts, grid, side="right") - 1  # >= 0: the grid starts at the first snapshot
+    rows = at if order is None else order[at]
+    valid = snaps.valid[rows]
+    if stale is not None:
+        valid = valid & (grid - sts[at] <= stale)
+    cut = slice(0, int(levels))
+    return BookSnapshots(
+        ts=grid,
+        update_id=snaps.update_id[rows],
+        bid_px=snaps.bid_px[rows, cut],
+        bid_sz=snaps.bid_sz[rows, cut],
+        ask_px=snaps.ask_px[rows, cut],
+        ask_sz=snaps.ask_sz[rows, cut],
+        valid=valid,
+    )
 
 
 def book_at(source, t, *, levels: int = 10, symbol: str | None = None) -> BookSnapshots:

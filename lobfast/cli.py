@@ -156,11 +156,15 @@ def process(argv: list[str]) -> int:
     """Recordings -> a partitioned Parquet store (see lobfast.store.process)."""
     p = argparse.ArgumentParser(
         prog="lobfast process",
-        description="Turn recordings (a lobfast-collect tree, or files/globs of raw Binance lines) into a "
+        description="Turn recordings (a lobfast-collect tree, files/globs of raw Binance lines, or Tardis CSVs) into a "
         "Hive-partitioned Parquet store: book, features, labels, bars, trades, quotes per venue, symbol and UTC "
         "day. Only partitions whose inputs or parameters changed are redone.",
     )
-    p.add_argument("src", nargs="+", help="a recorder tree (OUT/<venue>/<symbol>/*.zst), folders, files or globs")
+    p.add_argument(
+        "src",
+        nargs="+",
+        help="a recorder tree (OUT/<venue>/<symbol>/*.zst), folders, files or globs (raw lines or Tardis CSVs)",
+    )
     p.add_argument("--out", required=True, help="the store's folder")
     p.add_argument("--levels", type=int, default=10, help="book levels per side (default 10)")
     p.add_argument("--every", default="100ms", help="grid step of the book, dividing a day (default 100ms)")

@@ -27,6 +27,18 @@ deviations (``ofi_w*``, ``ofi_<span>``, ``vol_*``, ``intensity_*``, ``smooth_*``
 the (compensated) rounding of the rows before them and agree to about 1e-12 of the column's
 scale.  Features without a bounded look-back (``ofi_cum``) and labels with one (``ema_*``)
 cannot be computed per day and are refused.  Days without recordings have no partition.
+
+Tardis.dev CSVs (``<exchange>_<data type>_<YYYY-MM-DD>_<SYMBOL>.csv.gz``, placed by their
+names; venue = exchange) are read by :func:`lobfast.read_tardis`, one file per UTC day of
+receive time and data type.  The book comes from ``incremental_book_L2`` when a symbol has
+it: Tardis opens every such file with a snapshot of the book at midnight, so a day's task
+reads the previous day's file whole (the warm-up) and the next day's up to the labels'
+horizon; else from ``book_snapshot_N`` (the shallowest with ``N >= levels``), resampled to
+the grid (:func:`lobfast.reconstruct`: the last snapshot at or before each grid time, cut to
+``levels``).  ``trades`` fill the trades table, ``book_ticker`` (else ``quotes``) the quotes
+table.  A day whose book file is missing fails, naming the file; a bad file fails the days
+that read it (its own, the next and the previous); an empty file (Tardis' day without data)
+is a day without those rows.  Other data types are not placed (``Summary.errors``).
 """
 
 from __future__ import annotations
@@ -44,6 +56,7 @@ import re
 import shutil
 import socket
 import stat
+import threading
 import time
 import uuid
 import warnings
@@ -56,13 +69,13 @@ from . import _core
 from . import labels as _labels
 from ._version import __version__
 from .aggregation import aggregate
-from .book import BookBuilder
-from .containers import BookSnapshots, Quotes, Trades
+from .book import BookBuilder, reconstruct
+from .containers import BookSnapshots, DepthEvents, Quotes, Trades
 from .errors import LobError, LobWarning, _require, lob_error
 from .frame import Frame
 from .microstructure import TRADE_COLUMNS, default_spec, lookback
 from .microstructure import features as _features
-from .readers import iter_binance
+from .readers import iter_binance, read_tardis
 from .reading import expand_paths
 from .sidecar import source_stamp
 from .timeindex import _RAW_LINE, FileIndex, TimeIndex
@@ -208,6 +221,7 @@ class _File:
     last: int  # of its last line
     error: str = ""  # why it could not be indexed
     warning: str = ""  # damage found while indexing (a truncated end, junk after the data)
+    kind: str = ""  # a Tardis file's data type ("" for raw lines)
 
 
 @dataclasses.dataclass
@@ -218,6 +232,7 @@ class _Group:
     symbol: str
     read_symbol: str | None  # symbol= for the reader (files holding several symbols)
     files: list[_File]
+    tardis: bool = False  # Tardis CSVs (one file per day and data type), not raw lines
 
     def days(self) -> list[int]:
         out: set[int] = set()
@@ -295,7 +310,11 @@ def _tree_groups(root: str, closed_only: bool, errors: list[str], venue_dir: boo
             sdir = os.path.join(vdir, sym)
             if not os.path.isdir(sdir) or not _is_data(sym):
                 continue
-            names = sorted(n for n in os.listdir(sdir) if _is_data(n) and os.path.isfile(os.path.join(sdir, n)))
+            names = sorted(
+                n
+                for n in os.listdir(sdir)
+                if _is_data(n) and not _is_tardis(n) and os.path.isfile(os.path.join(sdir, n))
+            )
             if closed_only:
                 names = names[:-1]  # the newest is still being written: the recorder has not rotated it
             files = [_index(os.path.join(sdir, n)) for n in names]
@@ -365,6 +384,56 @@ def _raw_groups(paths: list[str], closed_only: bool) -> tuple[list[_Group], list
     return list(groups.values()), errors
 
 
+# Tardis.dev file names: <exchange>_<data type>_<YYYY-MM-DD>_<SYMBOL>.csv[.gz|.zst]
+_TARDIS_NAME = re.compile(
+    r"^(?P<exchange>[a-z0-9-]+)_(?P<kind>incremental_book_L2|book_snapshot_\d+|trades|quotes|book_ticker|[a-z_]+?)"
+    r"_(?P<date>\d{4}-\d{2}-\d{2})_(?P<symbol>[^/]+?)\.csv(?:\.gz|\.zst)?$"
+)
+_TARDIS_KINDS = "incremental_book_L2, book_snapshot_<N>, trades, quotes, book_ticker"
+
+
+def _is_tardis(path: str) -> bool:
+    return _TARDIS_NAME.match(os.path.basename(path)) is not None
+
+
+def _tardis_below(root: str) -> list[str]:
+    """The Tardis CSVs anywhere in a folder's tree (they are placed by their names)."""
+    out = []
+    for d, subs, names in os.walk(root):
+        subs[:] = sorted(x for x in subs if _is_data(x))
+        out += [os.path.join(d, n) for n in sorted(names) if _is_tardis(n)]
+    return out
+
+
+def _tardis_groups(paths: list[str], closed_only: bool) -> tuple[list[_Group], list[str]]:
+    """Tardis CSVs, placed by their names: one file per (exchange, data type, day, symbol),
+    holding that UTC day of ``local_timestamp``.  ``closed_only``: all of them (Tardis
+    publishes whole days)."""
+    groups: dict[tuple[str, str], _Group] = {}
+    errors = []
+    for p in paths:
+        m = _TARDIS_NAME.match(os.path.basename(p))
+        kind = m.group("kind")
+        if not re.fullmatch(r"incremental_book_L2|book_snapshot_[1-9]\d*|trades|quotes|book_ticker", kind):
+            errors.append(f"{p}: Tardis data type {kind!r} is not one the store takes ({_TARDIS_KINDS})")
+            continue
+        try:
+            day = to_ns(m.group("date"), "date")
+        except ValueError as e:
+            errors.append(f"{p}: the date in its name: {e}")
+            continue
+        venue, symbol = m.group("exchange"), m.group("symbol").upper()
+        g = groups.setdefault((venue, symbol), _Group(venue, symbol, None, [], tardis=True))
+        twin = [f.path for f in g.files if f.first == day and f.kind == kind]
+        if twin:
+            errors.append(f"{p}: the same exchange, data type, day and symbol as {twin[0]} (one is read)")
+            continue
+        g.files.append(_File(p, day, day + DAY - 1, kind=kind))
+    for g in groups.values():
+        g.files.sort(key=lambda f: (f.first, f.kind, f.path))
+    return list(groups.values()), errors
+
+
 def _discover(srcs: list[str], closed_only: bool) -> tuple[list[_Group], list[str]]:
     groups: list[_Group] = []
     errors: list[str] = []
@@ -373,12 +442,20 @@ def _discover(srcs: list[str], closed_only: bool) -> tuple[list[_Group], list[st
         if os.path.isdir(p):
             if _depth(p):
                 groups += _tree_groups(p, closed_only, errors, venue_dir=_depth(p) == 1)
+                loose += _tardis_below(p)
             else:
                 loose += [os.path.join(p, n) for n in sorted(os.listdir(p)) if _is_data(n)]
         else:
             loose += expand_paths(p)
-    if loose:
-        more, bad = _raw_groups([p for p in dict.fromkeys(loose) if _is_data(os.path.basename(p))], closed_only)
+    loose = [p for p in dict.fromkeys(loose) if _is_data(os.path.basename(p))]
+    tardis = [p for p in loose if _is_tardis(p)]
+    if tardis:
+        more, bad = _tardis_groups(tardis, closed_only)
+        groups += more
+        errors += bad
+    raw = [p for p in loose if not _is_tardis(p)]
+    if raw:
+        more, bad = _raw_groups(raw, closed_only)
         groups += more
         errors += bad
     merged: dict[tuple[str, str], _Group] = {}
@@ -455,14 +532,27 @@ _UNITS = {
 }
 
 
+def _arrow_array(pa, a: np.ndarray, kind=None):
+    """A numeric NumPy column as an Arrow array over the same memory (booleans packed to
+    bits).  ``pa.array`` would give the same array, but it imports pandas (about half a
+    second of CPU in every worker process)."""
+    a = np.ascontiguousarray(a)
+    if a.dtype == np.bool_:
+        return pa.Array.from_buffers(pa.bool_(), len(a), [None, pa.py_buffer(np.packbits(a, bitorder="little"))])
+    if a.dtype.kind not in "iuf" or not a.dtype.isnative:
+        return pa.array(a, type=kind)
+    return pa.Array.from_buffers(kind or pa.from_numpy_dtype(a.dtype), len(a), [None, pa.py_buffer(a)])
+
+
 def _arrow(name: str, columns: dict[str, np.ndarray], meta: dict[str, str]):
     pa = _require("pyarrow", "parquet")
     arrays, names = [], []
+    stamp = pa.timestamp("ns", tz="UTC")
     for col, a in columns.items():
         if col in ("ts", "local_ts") or col.endswith("_known_at"):
-            arrays.append(pa.array(np.asarray(a, np.int64), type=pa.timestamp("ns", tz="UTC")))
+            arrays.append(_arrow_array(pa, np.asarray(a, np.int64), stamp))
         else:
-            arrays.append(pa.array(a))
+            arrays.append(_arrow_array(pa, a))
         names.append(col)
     t = pa.Table.from_arrays(arrays, names=names)
     return t.replace_schema_metadata({**meta, "lobfast_table": name, "lobfast_units": json.dumps(_UNITS[name])})
@@ -471,9 +561,9 @@ def _arrow(name: str, columns: dict[str, np.ndarray], meta: dict[str, str]):
 def _book_columns(b: BookSnapshots) -> dict[str, np.ndarray]:
     out = {"ts": b.ts, "update_id": b.update_id, "valid": b.valid}
     for side in ("bid_px", "bid_sz", "ask_px", "ask_sz"):
-        a = getattr(b, side)
-        for k in range(a.shape[1]):
-            out[f"{side}_{k + 1}"] = np.ascontiguousarray(a[:, k])
+        levels = np.ascontiguousarray(getattr(b, side).T)  # one pass: each level's column contiguous
+        for k in range(len(levels)):
+            out[f"{side}_{k + 1}"] = levels[k]
     return out
 
 
@@ -530,6 +620,91 @@ def _extended(task: dict, spec: Spec) -> tuple[BookSnapshots, Trades, Quotes, li
             e = min([f.first for f in files if f.first >= e] or [data_end]) + MARGIN
 
 
+def _tardis_book_kind(files: list[_File], levels: int) -> str | None:
+    """The data type a Tardis group's book comes from: ``incremental_book_L2`` when it has
+    any, else the shallowest ``book_snapshot_N`` with ``N >= levels`` (else the deepest: its
+    tasks fail, naming it); None without book files (the book tables are then empty)."""
+    kinds = {f.kind for f in files}
+    if "incremental_book_L2" in kinds:
+        return "incremental_book_L2"
+    depths = sorted(int(k.rsplit("_", 1)[1]) for k in kinds if k.startswith("book_snapshot_"))
+    if not depths:
+        return None
+    return f"book_snapshot_{([n for n in depths if n >= levels] or depths[-1:])[0]}"
+
+
+def _tardis_quote_kind(files: list[_File]) -> str | None:
+    """``book_ticker`` (the exchange's own best bid/offer) when a group has it, else ``quotes``."""
+    kinds = {f.kind for f in files}
+    return next((k for k in ("book_ticker", "quotes") if k in kinds), None)
+
+
+def _read_tardis_files(paths: list[str], **kw):
+    """:func:`~lobfast.read_tardis` of the files that hold rows (Tardis publishes an empty
+    file for a day without data); None when none does."""
+    full = [p for p in paths if _core.head(p, 1)]
+    return read_tardis(full, **kw) if full else None
+
+
+def _tardis_span(task: dict, spec: Spec) -> tuple[BookSnapshots, Trades, Quotes, list[str]]:
+    """A Tardis day's book, trades and quotes over the warm-up and the labels' reach.
+
+    Tardis files hold one UTC day of receive time each, and an ``incremental_book_L2`` file
+    starts with a snapshot of the book at midnight (Tardis' rule), so the book needs no file
+    before the previous day's: the warm-up reads the previous day's file from its start,
+    the labels' reach the next day's up to the horizon (plus a minute of receive time either
+    side).  ``book_snapshot_N`` rows are self-contained and resampled to the grid
+    (:func:`lobfast.reconstruct`).  Depth is read a file at a time, so a task holds one day's
+    depth rows and the grid book from the warm-up's start on.  The reader parses a whole file
+    even when only its first minutes are kept (the next day's, for the labels' reach)."""
+    day = task["day"]
+    by = {(d, kind): path for path, d, kind in task["tardis"]}
+    start, end = day - spec.warmup - MARGIN, day + DAY + spec.reach + MARGIN
+    used: list[str] = []
+
+    def paths(kind: str) -> list[str]:
+        out = [by[(d, kind)] for d in (day - DAY, day, day + DAY) if (d, kind) in by]
+        used.extend(out)
+        return out
+
+    kind = task["book_kind"]
+    if kind is None:
+        book = reconstruct(DepthEvents.empty(), levels=spec.levels, every=spec.every)
+    else:
+        if (day, kind) not in by:
+            here = sorted(k for d, k in by if d == day)
+            folder = os.path.dirname(by[(day, here[0])])
+            name = f"{task['venue']}_{kind}_{task['date']}_{task['symbol']}.csv.gz"
+            raise lob_error(
+                f"{os.path.join(folder, name)}: missing: the book of {task['venue']} {task['symbol']} comes from "
+                f"its {kind} files, and {task['date']} has only {', '.join(here)}",
+                os.path.join(folder, name),
+            )
+        if kind.startswith("book_snapshot_") and int(kind.rsplit("_", 1)[1]) < spec.levels:
+            raise lob_error(
+                f"{by[(day, kind)]}: {kind} holds {kind.rsplit('_', 1)[1]} levels per side, fewer than the store's "
+                f"levels={spec.levels} (deeper levels are unknown): make the store with fewer levels",
+                by[(day, kind)],
+            )
+        if kind == "incremental_book_L2":  # from the previous day's midnight snapshot, a file at a time
+            builder, books = BookBuilder(spec.levels, every=spec.every), []
+            for path in paths(kind):
+                data = _read_tardis_files([path], end=end)
+                if data is not None:
+                    part = builder.feed(data)
+                    books.append(part[int(np.searchsorted(part.ts, start)) :])  # the warm-up is enough
+                del data
+            book = _concat(BookSnapshots, [*books, builder.finish()])
+        else:
+            data = _read_tardis_files(paths(kind), start=start, end=end)
+            book = reconstruct(DepthEvents.empty() if data is None else data, levels=spec.levels, every=spec.every)
+    needs_trades = any(n in TRADE_COLUMNS for n in spec.features)
+    tr = _read_tardis_files(paths("trades"), start=start if needs_trades else day - MARGIN, end=day + DAY + MARGIN)
+    qkind = task["quote_kind"]
+    qu = _read_tardis_files(paths(qkind), start=day - MARGIN, end=day + DAY + MARGIN) if qkind else None
+    return book, tr if tr is not None else Trades.empty(), qu if qu is not None else Quotes.empty(), used
+
+
 def _day_rows(ts: np.ndarray, day: int) -> slice:
     return slice(int(np.searchsorted(ts, day, "left")), int(np.searchsorted(ts, day + DAY, "left")))
 
@@ -557,7 +732,7 @@ def _make_partition(task: dict) -> tuple[dict[str, int], list[str]]:
         **{**task["spec"], "features": tuple(task["spec"]["features"]), "labels": tuple(task["spec"]["labels"])}
     )
     day, root = task["day"], task["store"]
-    book, trades, quotes, used = _extended(task, spec)
+    book, trades, quotes, used = _tardis_span(task, spec) if task.get("tardis") else _extended(task, spec)
     cut = _day_rows(book.ts, day)
     tables: dict[str, dict[str, np.ndarray]] = {"book": _book_columns(book[cut])}
     if spec.features:
@@ -846,9 +1021,87 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
+# what the forkserver imports once, so that each pool's workers start with it (instead of
+# each worker importing lobfast, NumPy and pyarrow again: about a second of CPU per worker)
+_PRELOAD = ["lobfast.store", "pyarrow.parquet"]
+
+
 def _pool_context():
     methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if "forkserver" not in methods:
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(_PRELOAD)  # no effect once this process's forkserver runs
+    return ctx
+
+
+# glibc's mallopt parameters
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_MMAP_FROM = 32 << 20  # allocations from here on are mapped (glibc's largest dynamic threshold)
+_TRIM_FROM = 1 << 30  # free memory at the heap's top kept up to this
+
+
+def _libc():
+    try:
+        import ctypes
+
+        lib = ctypes.CDLL(None)
+        lib.mallopt, lib.malloc_trim  # noqa: B018 - glibc only
+        return lib
+    except (OSError, AttributeError):
+        return None
+
+
+def _keep_freed_memory(lib) -> None:
+    """Let malloc reuse what a task frees instead of handing it back to the OS.  A task
+    allocates and frees hundreds of MB of columns of a few MB each; handed back, every one
+    faults its pages in again.  glibc does keep them by default (its mmap threshold grows
+    with the blocks freed), but not once ``MALLOC_TRIM_THRESHOLD_`` is set, as Dask's nanny
+    sets it (65536) for its workers: measured on store tasks, 6 to 10 times the page faults
+    and 1.4 to 1.7 times the CPU time (benchmarks/PROFILE.md)."""
+    lib.mallopt(_M_MMAP_THRESHOLD, _MMAP_FROM)
+    lib.mallopt(_M_TRIM_THRESHOLD, _TRIM_FROM)
+
+
+def _pool_worker() -> None:
+    """The local pool's worker processes are lobfast's own: they keep freed memory for the
+    next task (they end with the run)."""
+    lib = _libc()
+    if lib is not None:
+        _keep_freed_memory(lib)
+
+
+_TASKS_RUNNING = [0]  # tasks of this worker process keeping freed memory now (worker threads)
+_TASKS_LOCK = threading.Lock()
+
+
+def _run_task_dask(task: dict) -> dict[str, Any]:
+    """:func:`_run_task` on a Dask worker.  Where the worker's environment sets malloc's
+    thresholds (the nanny's ``MALLOC_TRIM_THRESHOLD_``), the worker keeps freed memory while
+    its tasks run; when the last one ends, its settings are put back and the memory handed
+    back to the OS, as the worker wants between tasks."""
+    lib = _libc() if "MALLOC_TRIM_THRESHOLD_" in os.environ else None
+    try:
+        trim, mmap = (
+            int(os.environ.get(k, d))
+            for k, d in (("MALLOC_TRIM_THRESHOLD_", 128 << 10), ("MALLOC_MMAP_THRESHOLD_", 128 << 10))
+        )
+    except ValueError:
+        lib = None
+    if lib is None:
+        return _run_task(task)
+    with _TASKS_LOCK:
+        _TASKS_RUNNING[0] += 1
+        _keep_freed_memory(lib)
+    try:
+        return _run_task(task)
+    finally:
+        with _TASKS_LOCK:
+            _TASKS_RUNNING[0] -= 1
+            if not _TASKS_RUNNING[0]:
+                lib.mallopt(_M_TRIM_THRESHOLD, trim)
+                lib.mallopt(_M_MMAP_THRESHOLD, mmap)
+                lib.malloc_trim(0)
 
 
 def _execute(tasks: list[dict], workers: int, client) -> Iterator[dict]:
@@ -858,7 +1111,10 @@ def _execute(tasks: list[dict], workers: int, client) -> Iterator[dict]:
         distributed = _require("distributed", "dask")
         futures = [
             client.submit(
-                _run_task, t, key=f"lobfast-{t['venue']}-{t['symbol']}-{t['date']}-{uuid.uuid4().hex[:8]}", pure=False
+                _run_task_dask,
+                t,
+                key=f"lobfast-{t['venue']}-{t['symbol']}-{t['date']}-{uuid.uuid4().hex[:8]}",
+                pure=False,
             )
             for t in tasks
         ]
@@ -876,7 +1132,9 @@ def _execute(tasks: list[dict], workers: int, client) -> Iterator[dict]:
         for t in tasks:
             yield _run_task(t)
         return
-    with concurrent.futures.ProcessPoolExecutor(min(workers, len(tasks)), mp_context=_pool_context()) as ex:
+    with concurrent.futures.ProcessPoolExecutor(
+        min(workers, len(tasks)), mp_context=_pool_context(), initializer=_pool_worker
+    ) as ex:
         futures = {ex.submit(_run_task, t): t for t in tasks}
         try:
             for fut in concurrent.futures.as_completed(futures):
@@ -906,7 +1164,11 @@ def _plan(groups: list[_Group], spec: Spec, root: str, manifest: dict, summary: 
     for g in groups:
         for day in g.days():
             files = g.overlapping(day - spec.warmup - MARGIN, day + DAY + spec.reach + MARGIN)
-            if not files:
+            window = files
+            if g.tardis:  # the files of the data types it reads (a day with others only fails, naming them)
+                book_kind, quote_kind = _tardis_book_kind(g.files, spec.levels), _tardis_quote_kind(g.files)
+                files = [f for f in files if f.kind in (book_kind, quote_kind, "trades")]
+            if not window:
                 continue
             key = (g.venue, g.symbol, _date(day))
             if _up_to_date(manifest.get(key), [f.path for f in files], spec, stamps):
@@ -919,7 +1181,10 @@ def _plan(groups: list[_Group], spec: Spec, root: str, manifest: dict, summary: 
                     "date": key[2],
                     "day": day,
                     "read_symbol": g.read_symbol,
-                    "files": [dataclasses.astuple(f)[:3] for f in g.files],
+                    "files": [] if g.tardis else [dataclasses.astuple(f)[:3] for f in g.files],
+                    "tardis": [(f.path, f.first, f.kind) for f in window] if g.tardis else None,
+                    "book_kind": book_kind if g.tardis else None,
+                    "quote_kind": quote_kind if g.tardis else None,
                     "planned": [f.path for f in files],
                     "damage": [f.warning for f in files if f.warning],
                     "spec": dataclasses.asdict(spec),
@@ -1006,7 +1271,8 @@ def process(
     ----------
     src : a recorder tree (``OUT/<venue>/<symbol>/*.zst`` as ``lobfast-collect`` writes it),
         a folder of recordings, files or globs of raw Binance lines (venue and symbol then
-        come from the data), or a list of these.
+        come from the data), Tardis CSVs or a folder of them (venue, symbol, data type and
+        day from their names; see the module's notes), or a list of these.
     out : the store's folder (made when missing).
     levels, every : the grid book: levels per side, and the grid step (a duration dividing a day).
     features : ``"default"`` (lobfast's default spec without ``ofi_cum``), names (a list or

@@ -7,6 +7,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import errno
+import gzip
 import json
 import os
 import re
@@ -64,12 +65,16 @@ def _copy_tree(tree: Path, dst: Path) -> Path:
 
 def _reference(files: list[str]) -> dict[str, dict[str, dict[str, np.ndarray]]]:
     """One sequential in-memory pass: read all, rebuild, features, labels, bars; cut per day."""
-    spec = store.make_spec(5, "10s", "default", PARAMS["labels"], "1min")
     md = lobfast.read_binance(files)
-    book = lobfast.reconstruct(md.depth, levels=5, every="10s")
-    ff = lobfast.features(book, md.trades, spec=list(spec.features))
+    return _reference_of(lobfast.reconstruct(md.depth, levels=5, every="10s"), md.trades)
+
+
+def _reference_of(book, trades, quotes=None) -> dict[str, dict[str, dict[str, np.ndarray]]]:
+    """The grid book's features, labels, bars, trades (and quotes) as PARAMS make them, cut per day."""
+    spec = store.make_spec(5, "10s", "default", PARAMS["labels"], "1min")
+    ff = lobfast.features(book, trades, spec=list(spec.features))
     lf = combine(forward_return(book, [3, "60s"]), smoothed(book, 5), smoothed(book, 4, against="mean"))
-    bars = lobfast.aggregate(book, md.trades, every="1min")
+    bars = lobfast.aggregate(book, trades, every="1min")
     out = {}
     for date in DATES:
         d0 = lobfast.to_ns(date)
@@ -84,8 +89,11 @@ def _reference(files: list[str]) -> dict[str, dict[str, dict[str, np.ndarray]]]:
         t["labels"].update({f"{n}_known_at": lf.known_at[n][b] for n in lf})
         c = cut(bars.ts)
         t["bars"] = {"ts": bars.ts[c], **{n: a[c] for n, a in bars.items()}}
-        c = cut(md.trades.ts)
-        t["trades"] = {n: a[c] for n, a in md.trades.columns.items()}
+        c = cut(trades.ts)
+        t["trades"] = {n: a[c] for n, a in trades.columns.items()}
+        if quotes is not None:
+            c = cut(quotes.ts)
+            t["quotes"] = {n: a[c] for n, a in quotes.columns.items()}
         out[date] = t
     return out
 
@@ -533,3 +541,287 @@ def test_raw_files_take_venue_and_symbol_from_the_data(tree, built, tmp_path):
     for date in DATES:
         got = _stored(out, "book", "BBBUSDT", date)
         _assert_same(got, _stored(built, "book", "BBBUSDT", date), date)
+
+
+# ----------------------------------------------------------------------------- Tardis CSVs
+
+TARDIS_LEVELS = 8  # the book_snapshot_N files' depth
+HEADERS = {
+    "incremental_book_L2": "exchange,symbol,timestamp,local_timestamp,is_snapshot,side,price,amount",
+    "trades": "exchange,symbol,timestamp,local_timestamp,id,side,price,amount",
+    "book_ticker": "exchange,symbol,timestamp,local_timestamp,ask_amount,ask_price,bid_price,bid_amount",
+}
+
+
+def _csv(path: Path, header: str, rows: list[str]) -> str:
+    path.write_bytes(gzip.compress(("\n".join([header, *rows]) + "\n").encode(), mtime=0))
+    return str(path)
+
+
+def _num(a: np.ndarray) -> list[str]:
+    return ["" if np.isnan(v) else repr(float(v)) for v in a]
+
+
+def _write_tardis(tree: Path, root: Path) -> dict[str, list[str]]:
+    """The tree's recordings as Tardis writes them: per UTC day of receive time, an
+    incremental_book_L2 file opening with the book at midnight, book_snapshot_8 (the top 8
+    levels after each message), trades and book_ticker; microseconds.  Returns the files of
+    each data type."""
+    root.mkdir(parents=True, exist_ok=True)
+    out: dict[str, list[str]] = {}
+    for sym in SYMBOLS:
+        md = lobfast.read_binance(_files(tree, sym))
+        d = md.depth[md.depth.side != 0]
+        days = np.unique(d.local_ts // store.DAY)
+        for day in days:
+            date = str(np.datetime64(int(day), "D"))
+            lo, hi = np.searchsorted(d.local_ts, [day * store.DAY, (day + 1) * store.DAY])
+            rows = []
+            if lo:  # the book at midnight: every level the messages before left
+                builder = lobfast.BookBuilder(1000)
+                builder.feed(d[:lo])
+                bp, bs, ap, asz = (a.tolist() for a in builder.book())
+                t_us, local_us = d.ts[lo - 1] // 1000, day * store.DAY // 1000
+                for sd, px, sz in (("bid", bp, bs), ("ask", ap, asz)):
+                    rows += [f"binance,{sym},{t_us},{local_us},true,{sd},{p!r},{q!r}" for p, q in zip(px, sz)]
+            part = d[lo:hi]
+            snap = np.where(part.flags & lobfast.Flags.SNAPSHOT, "true", "false")
+            side = np.where(part.side > 0, "bid", "ask")
+            rows += [
+                f"binance,{sym},{t // 1000},{lt // 1000},{s},{sd},{p!r},{q!r}"
+                for t, lt, s, sd, p, q in zip(
+                    part.ts.tolist(), part.local_ts.tolist(), snap, side, part.price.tolist(), part.qty.tolist()
+                )
+            ]
+            out.setdefault("incremental_book_L2", []).append(
+                _csv(root / f"binance_incremental_book_L2_{date}_{sym}.csv.gz", HEADERS["incremental_book_L2"], rows)
+            )
+            tr = md.trades[(md.trades.local_ts // store.DAY) == day]
+            rows = [
+                f"binance,{sym},{t // 1000},{lt // 1000},{i},{'buy' if s > 0 else 'sell'},{p!r},{q!r}"
+                for t, lt, i, s, p, q in zip(
+                    tr.ts.tolist(), tr.local_ts.tolist(), tr.trade_id.tolist(), tr.side.tolist(),
+                    tr.price.tolist(), tr.qty.tolist(),
+                )
+            ]  # fmt: skip
+            out.setdefault("trades", []).append(
+                _csv(root / f"binance_trades_{date}_{sym}.csv.gz", HEADERS["trades"], rows)
+            )
+            q = md.quotes[(md.quotes.local_ts // store.DAY) == day]
+            rows = [
+                f"binance,{sym},{t // 1000},{lt // 1000},{a},{b},{c},{e}"
+                for t, lt, a, b, c, e in zip(
+                    q.ts.tolist(), q.local_ts.tolist(), _num(q.ask_qty), _num(q.ask_px), _num(q.bid_px), _num(q.bid_qty)
+                )
+            ]
+            out.setdefault("book_ticker", []).append(
+                _csv(root / f"binance_book_ticker_{date}_{sym}.csv.gz", HEADERS["book_ticker"], rows)
+            )
+        # book_snapshot_8: the book after each message of the Tardis depth just written
+        depth = lobfast.read_tardis([p for p in out["incremental_book_L2"] if p.endswith(f"_{sym}.csv.gz")])
+        snaps = lobfast.reconstruct(depth, levels=TARDIS_LEVELS)  # one row per message
+        local = depth.local_ts[depth.flags & lobfast.Flags.END_OF_MESSAGE > 0]  # its receive time
+        assert len(local) == len(snaps)
+        snaps, local = snaps[snaps.valid], local[snaps.valid]
+        for day in np.unique(local // store.DAY):
+            date = str(np.datetime64(int(day), "D"))
+            k = local // store.DAY == day
+            cols = ["exchange", "symbol", "timestamp", "local_timestamp"]
+            cells = [
+                [f"binance,{sym},{t // 1000},{lt // 1000}"] for t, lt in zip(snaps.ts[k].tolist(), local[k].tolist())
+            ]
+            for i in range(TARDIS_LEVELS):
+                cols += [f"asks[{i}].price", f"asks[{i}].amount", f"bids[{i}].price", f"bids[{i}].amount"]
+                for row, a, b, c, e in zip(
+                    cells,
+                    _num(snaps.ask_px[k, i]),
+                    _num(snaps.ask_sz[k, i]),
+                    _num(snaps.bid_px[k, i]),
+                    _num(snaps.bid_sz[k, i]),
+                ):
+                    row.append(f"{a},{b},{c},{e}")
+            out.setdefault(f"book_snapshot_{TARDIS_LEVELS}", []).append(
+                _csv(
+                    root / f"binance_book_snapshot_{TARDIS_LEVELS}_{date}_{sym}.csv.gz",
+                    ",".join(cols),
+                    [",".join(r) for r in cells],
+                )
+            )
+    return out
+
+
+@pytest.fixture(scope="module")
+def tardis(tree, tmp_path_factory) -> tuple[Path, dict[str, list[str]]]:
+    root = tmp_path_factory.mktemp("tardis") / "csv"
+    return root, _write_tardis(tree, root)
+
+
+def _of(files: list[str], sym: str) -> list[str]:
+    return [f for f in files if f.endswith(f"_{sym}.csv.gz")]
+
+
+@pytest.mark.parametrize("book_from", ["incremental_book_L2", f"book_snapshot_{TARDIS_LEVELS}"])
+def test_a_store_of_tardis_files_equals_the_python_api(tardis, tmp_path, book_from):
+    """incremental_book_L2 rebuilt through the book (each day's task starting from the
+    previous day's midnight snapshot), or book_snapshot_N resampled to the grid and cut to the
+    store's levels: the same rows as read_tardis -> reconstruct -> features / labels / bars
+    over all the files."""
+    root, files = tardis
+    src = tmp_path / "csv"
+    src.mkdir()
+    for kind in (book_from, "trades", "book_ticker"):
+        for f in files[kind]:
+            os.link(f, src / os.path.basename(f))
+    out = tmp_path / "s"
+    summary = store.process(src, out, workers=2, **PARAMS)
+    assert summary.ok and summary.written == 6, str(summary)
+    assert {(m["venue"], m["symbol"], m["date"]) for m in lobfast.open_store(out).partitions.to_pylist()} == {
+        ("binance", s, d) for s in SYMBOLS for d in DATES
+    }
+    for sym in SYMBOLS:
+        book = lobfast.reconstruct(lobfast.read_tardis(_of(files[book_from], sym)), levels=5, every="10s")
+        trades = lobfast.read_tardis(_of(files["trades"], sym))
+        ref = _reference_of(book, trades, lobfast.read_tardis(_of(files["book_ticker"], sym)))
+        for date in DATES:
+            for table in ("book", "features", "labels", "bars", "trades", "quotes"):
+                _assert_same(_stored(out, table, sym, date), ref[date][table], f"{sym} {date} {table}")
+            assert len(ref[date]["book"]["ts"]) > 1000 and ref[date]["book"]["valid"].mean() > 0.9
+
+
+def _tardis_src(tardis, dst: Path, *kinds: str) -> Path:
+    """A folder with copies of the Tardis files of these data types."""
+    dst.mkdir()
+    for kind in kinds:
+        for f in tardis[1][kind]:
+            shutil.copy(f, dst / os.path.basename(f))
+    return dst
+
+
+def test_a_bad_tardis_file_fails_the_partitions_that_read_it(tardis, tmp_path):
+    """The day's file is read by its day, the next day (the warm-up, from its midnight
+    snapshot) and the day before (the labels' reach): those fail with the reader's error; a
+    rerun after the repair retries them."""
+    src = _tardis_src(tardis, tmp_path / "csv", "incremental_book_L2", "trades", "book_ticker")
+    bad = src / "binance_incremental_book_L2_2024-01-02_AAAUSDT.csv.gz"
+    good = bad.read_bytes()
+    lines = gzip.decompress(good).decode().splitlines()
+    lines[3] = lines[3].replace(",bid,", ",middle,").replace(",ask,", ",middle,")
+    bad.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    out = tmp_path / "s"
+    summary = store.process(src, out, workers=1, **PARAMS)
+    want = lobfast.LobError
+    with pytest.raises(want) as err:
+        lobfast.read_tardis(str(bad))
+    assert str(err.value).startswith(f"{bad}, line 4 ")
+    failed = {p: why for p, why in summary.failed}
+    assert failed == {f"binance/AAAUSDT/{d}": f"LobError: {err.value}" for d in DATES}
+    assert summary.written == 3  # BBBUSDT
+    rows = {(m["symbol"], m["date"]): m for m in lobfast.open_store(out).partitions.to_pylist()}
+    assert rows[("AAAUSDT", "2024-01-02")]["error"] == f"LobError: {err.value}"
+    assert not (out / "book" / "venue=binance" / "symbol=AAAUSDT").exists()
+    bad.write_bytes(good)
+    again = store.process(src, out, workers=1, **PARAMS)
+    assert again.ok and again.written == 3 and again.up_to_date == 3, str(again)
+
+
+def test_a_missing_tardis_book_file_fails_its_day_only(tardis, tmp_path):
+    src = _tardis_src(tardis, tmp_path / "csv", "incremental_book_L2", "trades", "book_ticker")
+    gone = src / "binance_incremental_book_L2_2024-01-02_BBBUSDT.csv.gz"
+    gone.unlink()
+    # AAAUSDT's 2024-01-02 holds only a data type its other days' book does not come from
+    other = src / "binance_incremental_book_L2_2024-01-02_AAAUSDT.csv.gz"
+    for f in src.glob("*_2024-01-02_AAAUSDT.csv.gz"):
+        f.unlink()
+    shutil.copy(_of(tardis[1][f"book_snapshot_{TARDIS_LEVELS}"], "AAAUSDT")[1], src)
+    summary = store.process(src, tmp_path / "s", workers=1, **PARAMS)
+    assert summary.written == 4 and sorted(summary.failed) == [
+        (
+            "binance/AAAUSDT/2024-01-02",
+            f"LobError: {other}: missing: the book of binance AAAUSDT comes from its incremental_book_L2 files, "
+            f"and 2024-01-02 has only book_snapshot_{TARDIS_LEVELS}",
+        ),
+        (
+            "binance/BBBUSDT/2024-01-02",
+            f"LobError: {gone}: missing: the book of binance BBBUSDT comes from its incremental_book_L2 files, "
+            "and 2024-01-02 has only book_ticker, trades",
+        ),
+    ]
+    # the next day starts from its own midnight snapshot: its book is whole
+    book = lobfast.open_store(tmp_path / "s").load("book", "BBBUSDT", "2024-01-03", "2024-01-04")
+    assert len(book) > 1000 and book["valid"].all()
+
+
+def test_tardis_snapshots_shallower_than_the_store_and_other_data_types(tardis, tmp_path):
+    src = _tardis_src(tardis, tmp_path / "csv", f"book_snapshot_{TARDIS_LEVELS}", "trades")
+    (src / "binance_derivative_ticker_2024-01-02_AAAUSDT.csv.gz").write_bytes(gzip.compress(b""))
+    (src / "binance_trades_2024-13-45_AAAUSDT.csv.gz").write_bytes(gzip.compress(b""))
+    summary = store.process(src, tmp_path / "s", workers=1, **{**PARAMS, "levels": 10})
+    assert summary.written == 0 and len(summary.failed) == 6
+    path = src / "binance_book_snapshot_8_2024-01-02_AAAUSDT.csv.gz"
+    assert dict(summary.failed)["binance/AAAUSDT/2024-01-02"] == (
+        f"LobError: {path}: book_snapshot_8 holds 8 levels per side, fewer than the store's levels=10 "
+        "(deeper levels are unknown): make the store with fewer levels"
+    )
+    assert summary.errors == [
+        f"{src / 'binance_derivative_ticker_2024-01-02_AAAUSDT.csv.gz'}: Tardis data type 'derivative_ticker' is "
+        "not one the store takes (incremental_book_L2, book_snapshot_<N>, trades, quotes, book_ticker)",
+        f"{src / 'binance_trades_2024-13-45_AAAUSDT.csv.gz'}: the date in its name: cannot read '2024-13-45' as a "
+        "time for date (int ns, ISO string, datetime, datetime64)",
+    ]
+
+
+def test_an_empty_tardis_file_is_a_day_without_those_rows(tardis, tmp_path):
+    """Tardis publishes an empty gzip for a day without data."""
+    src = _tardis_src(tardis, tmp_path / "csv", "incremental_book_L2", "trades")
+    empty = src / "binance_trades_2024-01-02_AAAUSDT.csv.gz"
+    empty.write_bytes(gzip.compress(b""))
+    summary = store.process(src, tmp_path / "s", workers=1, **{**PARAMS, "features": "mid,spread"})
+    assert summary.ok and summary.written == 6, str(summary)
+    s = lobfast.open_store(tmp_path / "s")
+    assert len(s.load("trades", "AAAUSDT", "2024-01-02", "2024-01-03")) == 0
+    assert len(s.load("trades", "AAAUSDT", "2024-01-03", "2024-01-04")) > 0
+    assert len(s.load("book", "AAAUSDT", "2024-01-02", "2024-01-03")) > 1000
+
+
+def test_tardis_files_in_folders_and_beside_a_recorder_tree(tree, tardis, built, tmp_path):
+    """Tardis CSVs are placed by their names wherever they lie below SRC, also inside a
+    recorder tree, whose recordings give their own partitions."""
+    src = _copy_tree(tree, tmp_path / "tree")
+    for f in tardis[1]["incremental_book_L2"] + tardis[1]["trades"]:
+        sym = os.path.basename(f).rsplit("_", 1)[1].split(".")[0]
+        (src / "tardis" / "binance" / sym).mkdir(parents=True, exist_ok=True)
+        shutil.copy(f, src / "tardis" / "binance" / sym / os.path.basename(f))
+    name = os.path.basename(tardis[1]["trades"][0])
+    shutil.copy(tardis[1]["trades"][0], src / "spot" / "aaausdt" / name)  # a second copy: not placed
+    out = tmp_path / "s"
+    summary = store.process(src, out, workers=2, **PARAMS)
+    assert summary.written == 12 and not summary.failed, str(summary)
+    assert summary.errors == [
+        f"{src / 'tardis' / 'binance' / 'AAAUSDT' / name}: the same exchange, data type, day and symbol as "
+        f"{src / 'spot' / 'aaausdt' / name} (one is read)"
+    ]
+    parts = {(m["venue"], m["symbol"], m["date"]) for m in lobfast.open_store(out).partitions.to_pylist()}
+    assert parts == {(v, s, d) for v in ("spot", "binance") for s in SYMBOLS for d in DATES}
+    flat = tmp_path / "flat"
+    flat_src = _tardis_src(tardis, tmp_path / "csv", "incremental_book_L2", "trades")
+    assert store.process(flat_src, flat, workers=1, **PARAMS).written == 6
+    both, one = lobfast.open_store(out), lobfast.open_store(flat)
+    for venue, other in (("binance", one), ("spot", lobfast.open_store(built))):
+        for sym in SYMBOLS:
+            for table in ("book", "features", "trades"):
+                got = both.load(table, sym, venue=venue)
+                want = other.load(table, sym)
+                _assert_same({"ts": got.ts, **got.columns}, {"ts": want.ts, **want.columns}, f"{venue} {sym} {table}")
+
+
+def test_tardis_trades_only_give_empty_book_tables(tardis, tmp_path):
+    src = _tardis_src(tardis, tmp_path / "csv", "trades")
+    summary = store.process(src, tmp_path / "s", workers=1, **{**PARAMS, "features": "mid,signed_volume"})
+    assert summary.ok and summary.written == 6, str(summary)
+    s = lobfast.open_store(tmp_path / "s")
+    trades = lobfast.read_tardis(_of(tardis[1]["trades"], "AAAUSDT"))
+    got = s.load("trades", "AAAUSDT")
+    np.testing.assert_array_equal(got.ts, trades.ts)
+    np.testing.assert_array_equal(got["price"], trades.price)
+    assert len(s.load("book", "AAAUSDT")) == 0 and len(s.load("features", "AAAUSDT")) == 0
+    assert [f"bid_px_{k}" in s.dataset("book").schema.names for k in (1, 5)] == [True, True]
