@@ -727,6 +727,24 @@ def _label_frame(book: BookSnapshots | None, spec: Spec):
     return _labels.combine(*frames)
 
 
+def _warn_bookless(date: str, valid: np.ndarray, trades_ts: np.ndarray, quotes_ts: np.ndarray, day: int) -> None:
+    """A day with market data but no valid book row is written, and says so: its depth
+    never synced (no snapshot before or inside it, update ids that do not continue, or a
+    recording without depth)."""
+    if valid.any():
+        return
+    others = int(np.count_nonzero((trades_ts >= day) & (trades_ts < day + DAY)))
+    others += int(np.count_nonzero((quotes_ts >= day) & (quotes_ts < day + DAY)))
+    if len(valid) or others:
+        warnings.warn(
+            f"{date}: no valid book row in the day ({len(valid):,} grid rows, {others:,} trades and quotes): "
+            "its depth never synced (no snapshot before or inside the day, update ids that do not continue, "
+            "or no depth recorded)",
+            LobWarning,
+            stacklevel=2,
+        )
+
+
 def _make_partition(task: dict) -> tuple[dict[str, int], list[str]]:
     spec = Spec(
         **{**task["spec"], "features": tuple(task["spec"]["features"]), "labels": tuple(task["spec"]["labels"])}
@@ -734,6 +752,7 @@ def _make_partition(task: dict) -> tuple[dict[str, int], list[str]]:
     day, root = task["day"], task["store"]
     book, trades, quotes, used = _tardis_span(task, spec) if task.get("tardis") else _extended(task, spec)
     cut = _day_rows(book.ts, day)
+    _warn_bookless(task["date"], book.valid[cut], trades.ts, quotes.ts, day)
     tables: dict[str, dict[str, np.ndarray]] = {"book": _book_columns(book[cut])}
     if spec.features:
         needs_trades = any(n in TRADE_COLUMNS for n in spec.features)
@@ -986,13 +1005,15 @@ def _drop_partition(root: str, venue: str, symbol: str, date: str) -> None:
 @dataclasses.dataclass
 class Summary:
     """What a :func:`process` run did: partitions written, already up to date and failed
-    (``(partition, error)``), files that could not be placed in time, rows per table."""
+    (``(partition, error)``), files that could not be placed in time, warnings of written
+    partitions (``(partition, warning)``, such as a day without a valid book), rows per table."""
 
     store: str
     written: int = 0
     up_to_date: int = 0
     failed: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     errors: list[str] = dataclasses.field(default_factory=list)
+    warned: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     rows: dict[str, int] = dataclasses.field(default_factory=dict)
     seconds: float = 0.0
 
@@ -1010,6 +1031,8 @@ class Summary:
             text += f"\n  failed {part}: {why}"
         for why in self.errors:
             text += f"\n  not placed: {why}"
+        for part, why in self.warned:
+            text += f"\n  warning {part}: {why}"
         return text
 
 
@@ -1223,6 +1246,7 @@ def _run_once(srcs, root, spec, workers, client, quiet, closed_only) -> Summary:
                 summary.written += 1
                 for t, n in r["rows"].items():
                     summary.rows[t] = summary.rows.get(t, 0) + n
+                summary.warned += [("/".join(key), w) for w in r["warnings"].split("\n") if w]
             else:
                 summary.failed.append(("/".join(key), r["error"]))
                 _drop_partition(root, *key)  # no stale rows of an earlier run stay visible

@@ -145,7 +145,7 @@ def built(tree, tmp_path_factory) -> Path:
     """The store of the tree, from the local pool (2 workers)."""
     out = tmp_path_factory.mktemp("store") / "s"
     summary = store.process(tree, out, workers=2, **PARAMS)
-    assert summary.ok and summary.written == 6, str(summary)
+    assert summary.ok and summary.written == 6 and not summary.warned, str(summary)
     return out
 
 
@@ -331,6 +331,31 @@ def test_a_recording_of_trades_only_gives_empty_book_tables(tree, tmp_path):
     assert sum(r["rows_trades"] for r in st.partitions.to_pylist()) > 1000
     assert {"ret_60s", "smooth_5", "ret_60s_known_at"} <= set(st.load("labels", "AAAUSDT").keys())
     assert "ofi_10s" in st.load("features", "AAAUSDT")
+    # written, and said: a day without a valid book is not silent
+    assert sorted(p for p, _ in summary.warned) == [f"spot/AAAUSDT/{d}" for d in DATES], str(summary)
+    assert all("no valid book row in the day" in w for _, w in summary.warned)
+    assert all("no valid book row in the day" in r["warnings"] for r in st.partitions.to_pylist())
+
+
+def test_a_day_whose_depth_never_syncs_is_written_with_a_warning(tree, tmp_path):
+    """Depth without any REST snapshot: the book is never valid; the partitions are written
+    (trades and quotes are good) and each says that its day has no valid book row."""
+    folder = tmp_path / "tree" / "spot" / "aaausdt"
+    folder.mkdir(parents=True)
+    zstandard = pytest.importorskip("zstandard")
+    for f in _files(tree, "AAAUSDT"):
+        with open(f, "rb") as raw:
+            text = zstandard.ZstdDecompressor().stream_reader(raw).read().decode()
+        (folder / Path(f).name.replace(".zst", ".txt")).write_text(
+            "".join(line + "\n" for line in text.splitlines() if "lastUpdateId" not in line)
+        )
+    summary = store.process(tmp_path / "tree", tmp_path / "s", workers=1, **PARAMS)
+    assert summary.ok and summary.written == 3, str(summary)
+    assert sorted(p for p, _ in summary.warned) == [f"spot/AAAUSDT/{d}" for d in DATES], str(summary)
+    assert "warning spot/AAAUSDT/" in str(summary) and "its depth never synced" in str(summary)
+    st = lobfast.open_store(tmp_path / "s")
+    assert not st.load("book", "AAAUSDT")["valid"].any()
+    assert sum(r["rows_quotes"] for r in st.partitions.to_pylist()) > 1000
 
 
 def test_other_parameters_are_refused_unless_rebuild(tree, built, tmp_path):
