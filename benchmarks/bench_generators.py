@@ -187,9 +187,9 @@ def main() -> None:
             "",
             *[p + "\n" for p in parts],
             "By construction: GBM, Merton and the Hawkes jump diffusion have continuous prices (no zero returns) and "
-            "returns independent across 100 ms steps, and, "
-            "fitted by maximum likelihood, carry the recording's 6-minute drift into every path; so does a network "
-            "that learns the mean return.  The ARMLP replays the book features in blocks: the row with the book "
+            "returns independent across 100 ms steps; they simulate without drift unless asked (the fitted "
+            "drift of 6 minutes is noise, see its standard error), while a network that learns the mean return "
+            "carries the recording's drift into every path.  The ARMLP replays the book features in blocks: the row with the book "
             "held at its mean shows how much of its moves and their clustering come from them.  The Quant GAN's "
             "generator is continuous, "
             "so it cannot put mass on the atom at zero that a tick-discrete mid has on a 100 ms grid, and returns "
