@@ -51,7 +51,8 @@ typedef struct lob_format_s {
     /* Optional (NULL: lines are parsed one at a time by line()).  line() split in two, so
      * that worker threads parse the lines of zstd frames while one thread applies them in
      * order.  A worker state `w` holds one frame's parsed lines:
-     *  - work_new/work_free: a worker state for these options (@return 0 or LOB_E_NOMEM);
+     *  - work_new/work_free (NULL-safe): a worker state for these options (@return 0 or
+     *    LOB_E_NOMEM);
      *  - work_reset: forget the lines held (a new frame);
      *  - work_line: parse the next line without the format's state; what line() would fail
      *    with is kept for commit (@return 0, or LOB_E_NOMEM: the frame is then read by line());

@@ -14,10 +14,13 @@
 #include <unistd.h>
 #include <zstd.h>
 
-#define ZPAR_WINDOW_LOG 27    /* as source.c: a frame asking for more is corrupt */
-#define ZPAR_STOP_LINES 4096  /* a worker looks at the stop flag this often */
-#define ZPAR_WAIT_NS 20000000 /* the caller asks its stop check this often while waiting */
-#define ZPAR_THREADS_MAX 256  /* workers, at most */
+#define ZPAR_WINDOW_LOG 27             /* as source.c: a frame asking for more is corrupt */
+#define ZPAR_STOP_LINES 4096           /* a worker looks at the stop flag this often */
+#define ZPAR_WAIT_NS 20000000          /* the caller asks its stop check this often while waiting */
+#define ZPAR_THREADS_MAX 256           /* workers, at most */
+#define ZPAR_SLOTS 256                 /* frames in flight, at most ... */
+#define ZPAR_AHEAD ((int64_t)16 << 20) /* ... and text bytes in flight beyond the next frame */
+#define ZPAR_KEEP ((size_t)1 << 17)    /* a slot keeps buffers up to this for its next frame */
 
 enum { SLOT_FREE, SLOT_BUSY, SLOT_DONE };
 
@@ -36,6 +39,7 @@ typedef struct {
 
 struct lob_zpar_s {
     const lob_format *fmt;
+    lob_opts opts;         /* for the format's worker states */
     int fd;                /* the file, read with pread by every worker */
     lob_zframe *frames;    /* the seek table */
     int64_t *c_at, *d_at;  /* per frame (and one past the last): file and text offsets */
@@ -52,6 +56,7 @@ struct lob_zpar_s {
     pthread_cond_t ready_cv; /* a frame is done */
     int64_t next;            /* the frame the caller gets next */
     int64_t stop_at;         /* frames at or after this are not taken (a frame fell back) */
+    int64_t ahead;           /* text bytes of the frames taken and not yet given back */
     atomic_int quit;         /* workers end */
     int sync_ok;             /* mu and the condition variables were initialised */
 };
@@ -119,7 +124,8 @@ work_frame(lob_zpar *z, slot *s, int64_t i, ZSTD_DCtx *dc)
     memset(f, 0, sizeof *f);
     f->c_at = z->c_at[i];
     f->d_at = z->d_at[i];
-    if (fr->dsize > LOB_ZPAR_FRAME_MAX || grow(&s->in, &s->in_cap, fr->csize + 1, 1) < 0 ||
+    if ((s->work == NULL && z->fmt->work_new(&s->work, &z->opts) < 0) ||
+        fr->dsize > LOB_ZPAR_FRAME_MAX || grow(&s->in, &s->in_cap, fr->csize + 1, 1) < 0 ||
         grow(&s->text, &s->text_cap, (size_t)fr->dsize + 1, 1) < 0 ||
         read_at(z->fd, s->in, fr->csize, f->c_at) < 0) {
         return 0;
@@ -196,6 +202,11 @@ worker(void *arg)
         while (i < last && z->slots[i % z->nslot].state != SLOT_FREE) {
             i++;
         }
+        /* workers run ahead of the caller (while it works on a chunk) within a budget; the
+         * frame the caller waits for is always taken */
+        if (i < last && i > z->next && z->ahead + z->frames[i].dsize > ZPAR_AHEAD) {
+            i = last;
+        }
         if (i >= last) {
             pthread_cond_wait(&z->work_cv, &z->mu);
             continue;
@@ -203,11 +214,13 @@ worker(void *arg)
         slot *s = &z->slots[i % z->nslot];
         s->state = SLOT_BUSY;
         s->index = i;
+        z->ahead += z->frames[i].dsize;
         pthread_mutex_unlock(&z->mu);
         int rc = work_frame(z, s, i, dc);
         pthread_mutex_lock(&z->mu);
         if (rc < 0) {
             s->state = SLOT_FREE;
+            z->ahead -= z->frames[i].dsize;
             continue;
         }
         s->state = SLOT_DONE;
@@ -312,6 +325,7 @@ lob_zpar_open(lob_zpar **out, const char *path, const lob_format *fmt, const lob
         return lob_error_set(err, LOB_E_NOMEM, "no memory for a parallel reader");
     }
     z->fmt = fmt;
+    z->opts = *opts;
     z->fd = -1;
     z->max_line = max_line;
     z->d_lo = span ? span->d_lo : 0;
@@ -341,14 +355,11 @@ lob_zpar_open(lob_zpar **out, const char *path, const lob_format *fmt, const lob
     z->nframe = last;
     z->fd = open(path, O_RDONLY | O_CLOEXEC);
     z->nthread = threads;
-    z->nslot = 2 * threads;
+    z->nslot = ZPAR_SLOTS > 2 * threads ? ZPAR_SLOTS : 2 * threads;
     z->slots = calloc((size_t)z->nslot, sizeof *z->slots);
     z->dctx = calloc((size_t)threads, sizeof *z->dctx);
     z->threads = malloc((size_t)threads * (sizeof(pthread_t) + sizeof(worker_arg)));
     int bad = z->fd < 0 || z->slots == NULL || z->dctx == NULL || z->threads == NULL;
-    for (int i = 0; !bad && i < z->nslot; i++) {
-        bad = fmt->work_new(&z->slots[i].work, opts) < 0;
-    }
     for (int t = 0; !bad && t < threads; t++) {
         z->dctx[t] = ZSTD_createDCtx();
         bad =
@@ -426,10 +437,22 @@ lob_zpar_next(lob_zpar *z, lob_zpar_frame **f, lob_error *err)
 void
 lob_zpar_done(lob_zpar *z)
 {
-    pthread_mutex_lock(&z->mu);
     slot *s = &z->slots[z->next % z->nslot];
+    if (s->text_cap > ZPAR_KEEP) {
+        /* memory stays bounded by the frames in flight, not by every slot's largest frame */
+        free(s->in);
+        free(s->text);
+        free(s->start);
+        s->in = s->text = NULL;
+        s->start = NULL;
+        s->in_cap = s->text_cap = s->start_cap = 0;
+        z->fmt->work_free(s->work);
+        s->work = NULL;
+    }
+    pthread_mutex_lock(&z->mu);
     if (s->state == SLOT_DONE && s->index == z->next) {
         s->state = SLOT_FREE;
+        z->ahead -= z->frames[z->next].dsize;
     }
     z->next++;
     pthread_cond_broadcast(&z->work_cv);

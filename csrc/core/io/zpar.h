@@ -4,8 +4,9 @@
  * yet taken: read it, decompress it, split its lines and parse them with the format's
  * work_line (reader.h), which needs no state.  The calling thread gets the frames back in
  * file order (lob_zpar_next) and applies their lines with the format's commit, as the
- * sequential reader would.  At most a fixed number of frames are in flight, so memory is
- * bounded by a few frames whatever the file's size.
+ * sequential reader would.  Workers run ahead of the caller (also between two pumps, while
+ * the caller works on a chunk) by at most 64 frames and 16 MiB of text beyond the frame
+ * it waits for, so memory is bounded whatever the file's size.
  *
  * Anything a worker cannot vouch for ends the parallel part at that frame: a frame that
  * does not match its table entry, is corrupt, does not end with "\n" (a line running into
