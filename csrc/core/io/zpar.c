@@ -18,7 +18,7 @@
 #define ZPAR_STOP_LINES 4096           /* a worker looks at the stop flag this often */
 #define ZPAR_WAIT_NS 20000000          /* the caller asks its stop check this often while waiting */
 #define ZPAR_THREADS_MAX 256           /* workers, at most */
-#define ZPAR_SLOTS 256                 /* frames in flight, at most ... */
+#define ZPAR_SLOTS 64                  /* frames in flight, at most ... */
 #define ZPAR_AHEAD ((int64_t)16 << 20) /* ... and text bytes in flight beyond the next frame */
 #define ZPAR_KEEP ((size_t)1 << 17)    /* a slot keeps buffers up to this for its next frame */
 
