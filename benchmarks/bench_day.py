@@ -65,7 +65,8 @@ def day_file(hours: float, data: Path) -> Path:
     lobfast.convert(plain, tmp, frame="1s", level=3)
     plain.unlink()
     tmp.replace(path)
-    print(f"wrote {path} ({path.stat().st_size / 1e9:.2f} GB compressed, {copies} copies) in {time.perf_counter() - t:.0f} s")
+    took = time.perf_counter() - t
+    print(f"wrote {path} ({path.stat().st_size / 1e9:.2f} GB compressed, {copies} copies) in {took:.0f} s")
     return path
 
 
@@ -98,6 +99,7 @@ def run(path: str, what: str, threads: int | None) -> dict:
     stages = {"parse": Clock(), "book": Clock(), "features": Clock()}
     total = Clock()
     rows = {"depth": 0, "trades": 0, "book": 0, "features": 0}
+    span = [2**63 - 1, 0]  # receive times of the first and last depth row
     with total:
         it = lobfast.iter_binance(path, chunk_rows=CHUNK_ROWS, threads=threads)
         builder = lobfast.BookBuilder(10, every="100ms") if what == "day" else None
@@ -109,6 +111,10 @@ def run(path: str, what: str, threads: int | None) -> dict:
                 break
             rows["depth"] += len(md.depth)
             rows["trades"] += len(md.trades)
+            if len(md.depth):
+                lt = md.depth.columns["local_ts"]
+                span[0] = min(span[0], int(lt[0]))
+                span[1] = max(span[1], int(lt[-1]))
             if builder is not None:
                 with stages["book"]:
                     books.append(builder.feed(md.depth))
@@ -127,6 +133,7 @@ def run(path: str, what: str, threads: int | None) -> dict:
     out = {k: {"wall": c.wall, "cpu": c.cpu, "main": c.main} for k, c in stages.items()}
     out["total"] = {"wall": total.wall, "cpu": total.cpu, "main": total.main}
     out["rows"] = rows
+    out["hours"] = (span[1] - span[0]) / HOUR
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out["load"] = os.getloadavg()
     return out
@@ -145,8 +152,7 @@ def main() -> None:
         print(json.dumps(run(path, what, None if threads == "all" else int(threads))))
         return
     path = day_file(a.hours, a.data)
-    scale = 24.0 / a.hours
-    print(f"{path.name}: {path.stat().st_size / 1e6:,.0f} MB compressed; {a.hours:g} h, figures x{scale:g} = 24 h")
+    print(f"{path.name}: {path.stat().st_size / 1e6:,.0f} MB compressed; figures scaled to 24 h by the span read")
     print(f"CPUs: {cpu_threads(None)}; load before: {os.getloadavg()}")
     try:
         for what in ("parse", "day"):
@@ -159,6 +165,7 @@ def main() -> None:
                         check=True,
                     )
                     res = json.loads(proc.stdout.strip().splitlines()[-1])
+                    scale = 24.0 / res["hours"]
                     stages = ", ".join(
                         f"{k} {v['wall'] * scale:.1f}/{v['cpu'] * scale:.1f}/{v['main'] * scale:.1f}"
                         for k, v in res.items()
@@ -166,7 +173,9 @@ def main() -> None:
                     )
                     print(
                         f"{what:5} threads={threads:3} round {r}: [wall/cpu/main-thread s, 24 h] {stages}; "
-                        f"peak RSS {res['peak_rss_mb']:,.0f} MB; rows {res['rows']}; load {tuple(round(x, 1) for x in res['load'])}"
+                        f"peak RSS {res['peak_rss_mb']:,.0f} MB; {res['hours']:.2f} h read (x{scale:.2f}); "
+                        f"rows {res['rows']}; "
+                        f"load {tuple(round(x, 1) for x in res['load'])}"
                     )
     finally:
         if not a.keep:

@@ -17,6 +17,7 @@ import struct
 import threading
 import time
 import warnings
+from functools import partial
 
 import numpy as np
 import pytest
@@ -75,9 +76,9 @@ def outcome(fn):
 
 
 def assert_same_outcome(fn, what: str = "") -> None:
-    want, want_warned = outcome(lambda: fn(1))
+    want, want_warned = outcome(partial(fn, 1))
     for threads in (2, 4):
-        got, warned = outcome(lambda: fn(threads))
+        got, warned = outcome(partial(fn, threads))
         assert warned == want_warned, f"{what} threads={threads}"
         if isinstance(want, lobfast.MarketData):
             assert isinstance(got, lobfast.MarketData), f"{what} threads={threads}: {got}"
@@ -147,7 +148,8 @@ def test_windows_equal_one_thread(recordings):
     for lo, hi in [(0.1, 0.4), (0.5, 0.500001), (0.7, None)]:
         start = int(ts[int(lo * len(ts))])
         end = None if hi is None else int(ts[int(hi * len(ts))]) + 1
-        assert_same_outcome(lambda t: lobfast.read_binance(path, start=start, end=end, threads=t), f"{lo}-{hi}")
+        read = partial(lobfast.read_binance, path, start=start, end=end)
+        assert_same_outcome(lambda t, read=read: read(threads=t), f"{lo}-{hi}")
 
 
 def test_symbol_filter_and_skip_equal_one_thread(recordings, tmp_path):
@@ -163,7 +165,8 @@ def test_symbol_filter_and_skip_equal_one_thread(recordings, tmp_path):
     path = tmp_path / "mixed.zst"
     seekable(path, frames)
     for symbol in ("BTCUSDT", "ETHUSDT"):
-        assert_same_outcome(lambda t: lobfast.read_binance(path, symbol=symbol, on_error="skip", threads=t), symbol)
+        read = partial(lobfast.read_binance, path, symbol=symbol, on_error="skip")
+        assert_same_outcome(lambda t, read=read: read(threads=t), symbol)
     got = lobfast.read_binance(path, symbol="BTCUSDT", on_error="skip", threads=2)
     assert got.stats["bad_lines"] >= 10
     # raise: the first bad line, named by line and byte offset, in a late frame
@@ -308,7 +311,8 @@ def test_damaged_files_equal_one_thread(tmp_path, usdm_frames, damage):
         data = bytearray(path.read_bytes())
     path.write_bytes(bytes(data))
     for on_error in ("raise", "skip"):
-        assert_same_outcome(lambda t: lobfast.read_binance(path, on_error=on_error, threads=t), damage)
+        read = partial(lobfast.read_binance, path, on_error=on_error)
+        assert_same_outcome(lambda t, read=read: read(threads=t), damage)
     if damage in ("corrupt", "bad_line"):
         e, _ = outcome(lambda: lobfast.read_binance(path, threads=2))
         assert e[0] is LobError and "line" in e[1], e
