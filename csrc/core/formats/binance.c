@@ -1024,6 +1024,10 @@ typedef struct {
     size_t lv0;     /* W_MSG: its "b"/"a" levels start at this row of lv ... */
     size_t sn0;     /* ... and its "bids"/"asks" levels at this row of sn */
     msg m;          /* W_MSG: the walked message (slices point into the line) */
+    /* the symbol and X, which commit compares, copied here when short: the line's text is
+     * then not touched again (it sits in the worker's cache, not the caller's) */
+    char sym[LOB_SYMBOL_MAX], X[16];
+    uint8_t has_sym, has_X;
 } wline;
 
 typedef struct {
@@ -1124,6 +1128,14 @@ binance_work_line(void *wv, const char *s, size_t n)
         return keep_error(w, l, W_WALK_ERROR, &e);
     }
     l->kind = W_MSG;
+    l->has_sym = l->m.f.sym != NULL && l->m.f.symlen < sizeof l->sym;
+    if (l->has_sym) {
+        memcpy(l->sym, l->m.f.sym, l->m.f.symlen);
+    }
+    l->has_X = (l->m.have & H_X) && l->m.Xlen < sizeof l->X;
+    if (l->has_X) {
+        memcpy(l->X, l->m.X, l->m.Xlen);
+    }
     l->lv0 = w->lv.n;
     l->sn0 = w->sn.n;
     w->lv.n += l->m.nlevels;
@@ -1164,8 +1176,8 @@ static int
 binance_commit(void *ctx, void *wv, size_t k, const char *s, size_t n, lob_error *err)
 {
     lob_binance *b = ctx;
-    const bwork *w = wv;
-    const wline *l = &w->lines[k];
+    bwork *w = wv;
+    wline *l = &w->lines[k];
     if (l->kind == W_BLANK) {
         b->n_blank++;
         return LOB_OK;
@@ -1183,17 +1195,23 @@ binance_commit(void *ctx, void *wv, size_t k, const char *s, size_t n, lob_error
     if (l->kind == W_WALK_ERROR) {
         return raise_kept(err, &w->errors[l->error]);
     }
-    msg m = l->m;
-    m.lv = &b->out[T_DEPTH];
-    m.sn = &b->snap_new;
-    if (m.f.kind == LOB_PK_DIFF) {
-        LOB_FORWARD_IF_ERROR(put_levels(m.lv, &w->lv, l->lv0, m.nlevels));
+    msg *m = &l->m; /* the caller owns the frame now: its records can be pointed home */
+    m->lv = &b->out[T_DEPTH];
+    m->sn = &b->snap_new;
+    if (l->has_sym) {
+        m->f.sym = l->sym;
     }
-    else if (m.f.kind == LOB_PK_SNAPSHOT) {
+    if (l->has_X) {
+        m->X = l->X;
+    }
+    if (m->f.kind == LOB_PK_DIFF) {
+        LOB_FORWARD_IF_ERROR(put_levels(m->lv, &w->lv, l->lv0, m->nlevels));
+    }
+    else if (m->f.kind == LOB_PK_SNAPSHOT) {
         b->snap_new.n = 0;
-        LOB_FORWARD_IF_ERROR(put_levels(m.sn, &w->sn, l->sn0, m.nsnap));
+        LOB_FORWARD_IF_ERROR(put_levels(m->sn, &w->sn, l->sn0, m->nsnap));
     }
-    return line_body(b, &m, l->local, warm, err);
+    return line_body(b, m, l->local, warm, err);
 }
 
 static int

@@ -181,9 +181,8 @@ pump_frames(lob_reader *r, size_t max_rows, int *alone, lob_error *err)
             }
             size_t k = r->kline++, a = f->start[k];
             int64_t raw = (int64_t)(f->start[k + 1] - a);
-            size_t n = (size_t)raw - 1;
+            size_t n = f->len[k];
             const char *s = f->text + a;
-            n -= n > 0 && s[n - 1] == '\r';
             int64_t off = f->off + (int64_t)a;
             r->ls.line++;
             r->ls.off = off + raw;

@@ -34,6 +34,8 @@ typedef struct {
     size_t text_cap;
     size_t *start; /* line starts */
     size_t start_cap;
+    size_t *len; /* line lengths */
+    size_t len_cap;
     void *work; /* the format's worker state */
 } slot;
 
@@ -156,11 +158,13 @@ work_frame(lob_zpar *z, slot *s, int64_t i, ZSTD_DCtx *dc)
     while (p < e) {
         const char *nl = memchr(p, '\n', (size_t)(e - p));
         size_t n = (size_t)(nl - p);
-        if (n > z->max_line || grow(&s->start, &s->start_cap, k + 2, sizeof *s->start) < 0) {
+        if (n > z->max_line || grow(&s->start, &s->start_cap, k + 2, sizeof *s->start) < 0 ||
+            grow(&s->len, &s->len_cap, k + 1, sizeof *s->len) < 0) {
             return 0;
         }
-        s->start[k++] = (size_t)(p - f->text);
-        if (z->fmt->work_line(s->work, p, n > 0 && p[n - 1] == '\r' ? n - 1 : n) < 0) {
+        s->len[k] = n > 0 && p[n - 1] == '\r' ? n - 1 : n;
+        s->start[k] = (size_t)(p - f->text);
+        if (z->fmt->work_line(s->work, p, s->len[k++]) < 0) {
             return 0;
         }
         if (k % ZPAR_STOP_LINES == 0 && atomic_load_explicit(&z->quit, memory_order_relaxed)) {
@@ -174,6 +178,7 @@ work_frame(lob_zpar *z, slot *s, int64_t i, ZSTD_DCtx *dc)
     s->start[k] = len;
     f->nlines = k;
     f->start = s->start;
+    f->len = s->len;
     f->work = s->work;
     f->parsed = 1;
     return 1;
@@ -258,6 +263,7 @@ lob_zpar_free(lob_zpar *z)
         free(s->in);
         free(s->text);
         free(s->start);
+        free(s->len);
         if (s->work != NULL) {
             z->fmt->work_free(s->work);
         }
@@ -443,9 +449,10 @@ lob_zpar_done(lob_zpar *z)
         free(s->in);
         free(s->text);
         free(s->start);
+        free(s->len);
         s->in = s->text = NULL;
-        s->start = NULL;
-        s->in_cap = s->text_cap = s->start_cap = 0;
+        s->start = s->len = NULL;
+        s->in_cap = s->text_cap = s->start_cap = s->len_cap = 0;
         z->fmt->work_free(s->work);
         s->work = NULL;
     }

@@ -36,6 +36,7 @@ typedef struct lob_zpar_frame_s {
     int64_t off;
     size_t nlines;       /* parsed: lines; line k is text[start[k], start[k + 1] - 1) */
     const size_t *start; /* nlines + 1 offsets */
+    const size_t *len;   /* nlines lengths without "\n" or "\r\n" */
     void *work;          /* the format's worker state holding the lines */
     int64_t produced;    /* bytes decompressed for it, as the sequential reader counts them */
 } lob_zpar_frame;
