@@ -233,7 +233,12 @@ def streams(draw):
         elif kind == "trade":
             lines.append(_trade(i, t))
         else:
-            lines.append(draw(st.sampled_from(BAD)))
+            timed = [  # bad JSON, a bad value, a bad symbol: found by the walk, or after it
+                f'{t} {{"e":"trade","p":\n'.encode(),
+                _trade(i, t).replace(b'"p":"100.1"', b'"p":"-1"'),
+                _trade(i, t).replace(b'"s":"BTCUSDT"', b'"s":"BTC\\u0001"'),
+            ]
+            lines.append(draw(st.sampled_from(BAD + timed)))
     text = b"".join(lines)
     cuts = sorted(set(draw(st.lists(st.integers(0, len(text)), max_size=12))))
     inside = draw(st.booleans())
