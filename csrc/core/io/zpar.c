@@ -59,6 +59,8 @@ struct lob_zpar_s {
     int64_t next;            /* the frame the caller gets next */
     int64_t stop_at;         /* frames at or after this are not taken (a frame fell back) */
     int64_t ahead;           /* text bytes of the frames taken and not yet given back */
+    int idle;                /* workers waiting on work_cv */
+    int waiting;             /* the caller waits on ready_cv */
     atomic_int quit;         /* workers end */
     int sync_ok;             /* mu and the condition variables were initialised */
 };
@@ -213,7 +215,9 @@ worker(void *arg)
             i = last;
         }
         if (i >= last) {
+            z->idle++;
             pthread_cond_wait(&z->work_cv, &z->mu);
+            z->idle--;
             continue;
         }
         slot *s = &z->slots[i % z->nslot];
@@ -232,7 +236,9 @@ worker(void *arg)
         if (rc == 0 && i + 1 < z->stop_at) {
             z->stop_at = i + 1; /* the caller reads on alone from here */
         }
-        pthread_cond_broadcast(&z->ready_cv);
+        if (z->waiting) { /* no system call when nobody sleeps */
+            pthread_cond_broadcast(&z->ready_cv);
+        }
     }
     pthread_mutex_unlock(&z->mu);
     return NULL;
@@ -430,7 +436,9 @@ lob_zpar_next(lob_zpar *z, lob_zpar_frame **f, lob_error *err)
             t.tv_sec++;
             t.tv_nsec -= 1000000000;
         }
+        z->waiting = 1;
         pthread_cond_timedwait(&z->ready_cv, &z->mu, &t);
+        z->waiting = 0;
         pthread_mutex_unlock(&z->mu);
         LOB_FORWARD_IF_ERROR(lob_poll_stop(err));
         pthread_mutex_lock(&z->mu);
@@ -462,6 +470,8 @@ lob_zpar_done(lob_zpar *z)
         z->ahead -= z->frames[z->next].dsize;
     }
     z->next++;
-    pthread_cond_broadcast(&z->work_cv);
+    if (z->idle > 0) {
+        pthread_cond_broadcast(&z->work_cv);
+    }
     pthread_mutex_unlock(&z->mu);
 }
