@@ -16,7 +16,10 @@ but the sum over threads), the main thread's CPU (``time.thread_time``), peak RS
 process's ``ru_maxrss``), and ``os.getloadavg()``.  A span shorter than a day is
 extrapolated linearly to 24 h (every stage is linear in the input), and says so.
 
-    .venv/bin/python benchmarks/bench_day.py [--hours 24] [--rounds 1] [--keep]
+    .venv/bin/python benchmarks/bench_day.py [--hours 24] [--rounds 1] [--keep] [--side ROUNDS]
+
+``--side 5`` times decode+parse alone, threads=1 and 2 interleaved in one process (the
+figures of PROFILE.md's "read_binance on all cores").
 """
 
 from __future__ import annotations
@@ -139,12 +142,31 @@ def run(path: str, what: str, threads: int | None) -> dict:
     return out
 
 
+def side_by_side(path: str, rounds: int) -> None:
+    """decode+parse alone, threads=1 and 2 interleaved in this process: medians of CPU,
+    calling-thread CPU and wall, and what two quiet cores would give from the CPU seconds."""
+    res: dict[int, list[tuple[float, float, float]]] = {1: [], 2: []}
+    for _ in range(rounds):
+        for t in (1, 2):
+            c = Clock()
+            with c:
+                for _md in lobfast.iter_binance(path, chunk_rows=CHUNK_ROWS, threads=t):
+                    pass
+            res[t].append((c.cpu, c.main, c.wall))
+    med = {t: [float(np.median(x)) for x in zip(*v)] for t, v in res.items()}
+    for t, (cpu, main, wall) in med.items():
+        print(f"parse threads={t}: CPU {cpu:.3f} s, calling thread {main:.3f} s, wall {wall:.3f} s ({rounds} rounds)")
+    best = med[1][0] / max(med[2][1], med[2][0] / 2)
+    print(f"two quiet cores, from CPU seconds: {best:.2f}x; load {os.getloadavg()}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--hours", type=float, default=24.0)
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--data", type=Path, default=BENCH / ".data")
     ap.add_argument("--keep", action="store_true", help="keep the generated file")
+    ap.add_argument("--side", type=int, default=0, metavar="ROUNDS", help="only decode+parse, 1 vs 2 threads")
     ap.add_argument("--one", nargs=3, metavar=("PATH", "WHAT", "THREADS"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.one:
@@ -152,6 +174,13 @@ def main() -> None:
         print(json.dumps(run(path, what, None if threads == "all" else int(threads))))
         return
     path = day_file(a.hours, a.data)
+    if a.side:
+        try:
+            side_by_side(str(path), a.side)
+        finally:
+            if not a.keep:
+                path.unlink(missing_ok=True)
+        return
     print(f"{path.name}: {path.stat().st_size / 1e6:,.0f} MB compressed; figures scaled to 24 h by the span read")
     print(f"CPUs: {cpu_threads(None)}; load before: {os.getloadavg()}")
     try:
