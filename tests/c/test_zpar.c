@@ -207,8 +207,11 @@ read_zst(const char *path, int threads, int skip, size_t chunk, int stops, const
 static int
 same(const result *a, const result *b)
 {
-    return a->rc == b->rc && a->err.line == b->err.line && a->err.offset == b->err.offset &&
-           strcmp(a->err.msg, b->err.msg) == 0 && strcmp(a->out, b->out) == 0;
+    /* after a read that succeeded, err only holds what a skipped line left (and a stop
+     * cleared): the error is compared when there is one */
+    return a->rc == b->rc && strcmp(a->out, b->out) == 0 &&
+           (a->rc == 0 || (a->err.line == b->err.line && a->err.offset == b->err.offset &&
+                           strcmp(a->err.msg, b->err.msg) == 0));
 }
 
 static void
