@@ -350,3 +350,34 @@ def test_ctrl_c_stops_a_threaded_read(tmp_path, usdm_frames):
     finally:
         timer.cancel()
     assert time.perf_counter() - t0 < 0.5 * took + 0.5
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_reader_forked_mid_read_says_so_in_the_child(recordings):
+    """fork() copies the reader but not its worker threads: the child gets an error naming
+    that (never a hang), the parent reads on."""
+    path = recordings["usdm_btcusdt_20240808_small"]
+    it = lobfast.iter_binance(path, chunk_rows=1000, threads=2)
+    first = next(it)
+    r, w = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork() with threads running
+        pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            for _ in it:
+                pass
+            msg = "read on"
+        except BaseException as e:
+            msg = f"{type(e).__name__}: {e}"
+        os.write(w, msg.encode())
+        os._exit(0)
+    os.close(w)
+    os.waitpid(pid, 0)
+    with os.fdopen(r, "rb") as f:
+        child = f.read().decode()
+    assert child.startswith("LobError") and "forked while its worker threads were reading" in child
+    rest = list(it)
+    assert_same_chunks(
+        concat_chunks([first, *rest]), concat_chunks(list(lobfast.iter_binance(path, chunk_rows=1000, threads=1)))
+    )

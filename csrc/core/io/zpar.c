@@ -63,6 +63,7 @@ struct lob_zpar_s {
     int waiting;             /* the caller waits on ready_cv */
     atomic_int quit;         /* workers end */
     int sync_ok;             /* mu and the condition variables were initialised */
+    pid_t pid;               /* the process the workers run in (not a fork's child) */
 };
 
 /* ------------------------------------------------------------------ a worker */
@@ -252,7 +253,7 @@ lob_zpar_free(lob_zpar *z)
     if (z == NULL) {
         return;
     }
-    if (z->sync_ok) {
+    if (z->sync_ok && getpid() == z->pid) { /* a fork's child has none of the workers */
         pthread_mutex_lock(&z->mu);
         atomic_store(&z->quit, 1);
         pthread_cond_broadcast(&z->work_cv);
@@ -394,6 +395,7 @@ lob_zpar_open(lob_zpar **out, const char *path, const lob_format *fmt, const lob
     pthread_cond_init(&z->work_cv, NULL);
     pthread_cond_init(&z->ready_cv, NULL);
     z->sync_ok = 1;
+    z->pid = getpid();
     int started = 0;
     for (int t = 0; t < threads; t++) {
         worker_arg *a = &worker_args(z)[t];
@@ -416,6 +418,12 @@ lob_zpar_open(lob_zpar **out, const char *path, const lob_format *fmt, const lob
 int
 lob_zpar_next(lob_zpar *z, lob_zpar_frame **f, lob_error *err)
 {
+    if (getpid() != z->pid) {
+        /* fork() copied the reader but not its workers (nor, maybe, an unlocked mutex) */
+        return lob_error_set(err, LOB_E_ARG,
+                             "this reader was forked while its worker threads were reading: "
+                             "read the file again in this process");
+    }
     pthread_mutex_lock(&z->mu);
     if (z->next >= z->stop_at) {
         /* every frame taken was applied: read on alone from the one after them */
