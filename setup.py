@@ -90,8 +90,9 @@ compile_args = [
     "-Wall",
     "-Wextra",
     "-Wno-missing-field-initializers",
+    "-pthread",  # the reader's worker threads (core/io/zpar.c)
 ]
-link_args = []
+link_args = ["-pthread"]
 if flag("LOBFAST_SANITIZE"):
     san = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=undefined"]
     compile_args += san + ["-O1", "-g"]

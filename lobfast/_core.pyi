@@ -27,6 +27,7 @@ class Reader:
         max_line: int = ...,
         book: bool = ...,
         checkpoint_every: int = ...,
+        threads: int = ...,
     ) -> None: ...
     def open(
         self, path: str | PathLike[str], span: tuple[int, int, int, int] | None = ..., line0: int = ...

@@ -116,9 +116,9 @@ def _open(r: _core.Reader, path: str, span, line0: int) -> None:
         r.open(path, span=span, line0=line0)
 
 
-def _binance_window(files: list[str], symbol, on_error: str, start, end, max_line: int):
+def _binance_window(files: list[str], symbol, on_error: str, start, end, max_line: int, threads: int | None):
     """(reader, Window or None, t0, t1) for a Binance read: a window with a start keeps its book."""
-    r = _reader("binance", symbol, on_error, start, end, max_line, book=start is not None)
+    r = _reader("binance", symbol, on_error, start, end, max_line, book=start is not None, threads=threads)
     if start is None:
         return r, None, 0, 0
     t0, t1 = to_ns(start), (np.iinfo(np.int64).max if end is None else to_ns(end))
@@ -176,6 +176,7 @@ def read_binance(
     end=None,
     on_error: str = "raise",
     max_line: int = MAX_LINE,
+    threads: int | None = None,
 ) -> MarketData:
     """Read Binance spot or USD-M raw recordings into :class:`MarketData`.
 
@@ -221,6 +222,11 @@ def read_binance(
         damaged file, or not a line file at all) stops the read with a :class:`LobError`
         naming file, line and byte offset, with either ``on_error``: memory stays bounded
         whatever a file holds.
+    threads : zstd files with a seek table (lobfast's recorder and :func:`convert` write
+        one) are decompressed and parsed on this many threads, frame by frame, and applied
+        in order: the result, the errors and ``stats`` are those of ``threads=1``, which
+        reads one line after the other.  Default None: all the CPUs this process may use.
+        Plain, gzip and other zstd files are read by one thread.
 
     Damaged ends are read up to the damage, with a :class:`LobWarning`: a compressed file
     cut off (its incomplete last block and line are left out), junk or zero padding after
@@ -239,7 +245,7 @@ def read_binance(
     (0, 19904)
     """
     files = expand_paths(paths)
-    r, window, t0, t1 = _binance_window(files, symbol, on_error, start, end, max_line)
+    r, window, t0, t1 = _binance_window(files, symbol, on_error, start, end, max_line, threads)
     tables, stats = _read_all(r, _FileCheck(r, symbol, on_error), files, start, end, max_line, window)
     if window is not None:
         warn_unsynced(window_stats(stats, t0, t1), t0, t1, stacklevel=3)
@@ -255,18 +261,21 @@ def iter_binance(
     end=None,
     on_error: str = "raise",
     max_line: int = MAX_LINE,
+    threads: int | None = None,
 ) -> Iterator[MarketData]:
     """Read like :func:`read_binance`, yielding :class:`MarketData` chunks of about
     ``chunk_rows`` rows (all tables together).  Sequence state, pending snapshots and
     buffered diffs carry across chunk and file boundaries, so the concatenated chunks
     equal one ``read_binance`` of the same files.  Each chunk's ``stats`` are cumulative.
     A window with a ``start`` opens with its book as in :func:`read_binance`; what is
-    replayed to rebuild it is never held, only the book.
+    replayed to rebuild it is never held, only the book.  With ``threads`` > 1 (see
+    :func:`read_binance`) the workers go on decompressing and parsing the next frames (a
+    few, in bounded memory) while the caller works on a chunk.
     """
     if int(chunk_rows) <= 0:
         raise ValueError(f"chunk_rows must be positive, not {chunk_rows!r}")
     files = expand_paths(paths)
-    r, window, t0, t1 = _binance_window(files, symbol, on_error, start, end, max_line)
+    r, window, t0, t1 = _binance_window(files, symbol, on_error, start, end, max_line, threads)
     check = _FileCheck(r, symbol, on_error)
     rows = 0
     try:

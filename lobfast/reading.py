@@ -54,12 +54,38 @@ def check_max_line(max_line: int) -> int:
     return int(max_line)
 
 
-def _reader(fmt: str, symbol, on_error: str, start, end, max_line: int = MAX_LINE, book: bool = False) -> _core.Reader:
+def cpu_threads(threads: int | None) -> int:
+    """``threads``, or all the CPUs this process may run on when it is None."""
+    if threads is None:
+        count = getattr(os, "process_cpu_count", None)
+        if count is not None:
+            return max(1, count() or 1)
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except (AttributeError, OSError):
+            return max(1, os.cpu_count() or 1)
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or not 1 <= threads <= 1024:
+        raise ValueError(f"threads must be an int in [1, 1024] or None (all CPUs), not {threads!r}")
+    return int(threads)
+
+
+def _reader(
+    fmt: str,
+    symbol,
+    on_error: str,
+    start,
+    end,
+    max_line: int = MAX_LINE,
+    book: bool = False,
+    threads: int | None = 1,
+) -> _core.Reader:
     """A core reader; ``book``: Binance lines before ``start`` build the book the window
-    opens with (lobfast.replay)."""
+    opens with (lobfast.replay); ``threads``: zstd files with a seek table are decompressed
+    and parsed on that many threads (None: all CPUs; formats that cannot ignore it)."""
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
     kw: dict[str, Any] = {"symbol": symbol, "on_error": on_error, "max_line": check_max_line(max_line)}
+    kw["threads"] = cpu_threads(threads)
     if book:
         kw["book"] = True
     if start is not None:

@@ -629,7 +629,7 @@ class TimeIndex:
 
     def _read_raw(self, parts, t0: int, t1: int, symbol, on_error) -> MarketData:
         start, end = None if t0 == _START else t0, None if t1 == _END else t1
-        r = _reader("binance", symbol, on_error, start, end, self.max_line, book=start is not None)
+        r = _reader("binance", symbol, on_error, start, end, self.max_line, book=start is not None, threads=None)
         if start is not None:  # the window opens with its book (lobfast.replay)
             paths = [f.path for f in self.files]
             window = replay.Window(paths, self.files, t0, t1, symbol=symbol, on_error=on_error, max_line=self.max_line)

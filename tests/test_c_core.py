@@ -29,6 +29,7 @@ CFLAGS = [
     "-Werror",
     "-fsanitize=address,undefined",
     "-g",
+    "-pthread",
 ]
 
 

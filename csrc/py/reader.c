@@ -1,7 +1,7 @@
 /* reader.c -- lobfast._core.Reader: one Python type for every line format.
  *
  * Reader(format, symbol=None, on_error="raise", start=None, end=None, max_line=64 MiB,
- *        book=False, checkpoint_every=0)
+ *        book=False, checkpoint_every=0, threads=1)
  *   .open(path, span=None, line0=0)  start a file, or a window of it (format state carries over)
  *   .pump(max_rows=0)      parse until the file ends (-> True) or about max_rows rows
  *   .close()               close the file being read (a stopped read: Ctrl-C)
@@ -12,7 +12,9 @@
  *                          from a checkpoint (core/formats/binance.h)
  *   .checkpoints()         Binance: ({column: ndarray}, {column: ndarray}) recorded so far
  * pump() releases the GIL for the whole read and stops for Ctrl-C (KeyboardInterrupt) between
- * lines, leaving the reader usable; a busy flag refuses concurrent use.
+ * lines, leaving the reader usable; a busy flag refuses concurrent use.  With threads > 1, a
+ * zstd file with a seek table is decompressed and parsed on that many worker threads
+ * (core/io/zpar.h), which may run ahead of pump() by a few frames until close().
  */
 #include "binding.h"
 
@@ -51,17 +53,22 @@ check_idle(ReaderObject *self)
 static PyObject *
 Reader_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"format",   "symbol", "on_error",         "start", "end",
-                             "max_line", "book",   "checkpoint_every", NULL};
+    static char *kwlist[] = {"format",   "symbol", "on_error",         "start",   "end",
+                             "max_line", "book",   "checkpoint_every", "threads", NULL};
     const char *fmt_name = NULL, *symbol = NULL, *on_error = "raise";
     PyObject *ostart = Py_None, *oend = Py_None;
     long long start = INT64_MIN, end = INT64_MAX;
     Py_ssize_t max_line = (Py_ssize_t)LOB_MAX_LINE;
     int book = 0;
     long long cp_every = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "s|$zsOOnpL:Reader", kwlist, &fmt_name, &symbol,
-                                     &on_error, &ostart, &oend, &max_line, &book, &cp_every)) {
+    int threads = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "s|$zsOOnpLi:Reader", kwlist, &fmt_name, &symbol,
+                                     &on_error, &ostart, &oend, &max_line, &book, &cp_every,
+                                     &threads)) {
         return NULL;
+    }
+    if (threads < 1 || threads > 1024) {
+        return PyErr_Format(PyExc_ValueError, "threads (=%d) must be in [1, 1024]", threads);
     }
     if (cp_every < 0) {
         return PyErr_Format(PyExc_ValueError, "checkpoint_every (=%lld) must be >= 0", cp_every);
@@ -122,6 +129,7 @@ Reader_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     }
     opts.keep_book = book;
     opts.checkpoint_every = cp_every;
+    opts.threads = threads;
     ReaderObject *self = (ReaderObject *)type->tp_alloc(type, 0);
     if (self == NULL) {
         return NULL;
@@ -375,7 +383,8 @@ static PyType_Slot Reader_slots[] = {
     {Py_tp_methods, Reader_methods},
     {Py_tp_doc,
      "Reader(format, *, symbol=None, on_error='raise', start=None, end=None, "
-     "max_line=64 MiB, book=False, checkpoint_every=0): a line-format reader over plain, "
+     "max_line=64 MiB, book=False, checkpoint_every=0, threads=1): a line-format reader over "
+     "plain, "
      "gzip or zstd files."},
     {0, NULL},
 };

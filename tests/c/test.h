@@ -44,5 +44,6 @@ void lob_test_binance(void);
 void lob_test_kernels(void);   /* test_kernels.c */
 void lob_test_timeindex(void); /* test_timeindex.c */
 void lob_test_side(void);      /* test_side.c */
+void lob_test_zpar(void);      /* test_zpar.c */
 
 #endif /* LOB_TEST_H */

@@ -1027,6 +1027,7 @@ main(int argc, char **argv)
     lob_test_binance();
     lob_test_kernels();
     lob_test_timeindex();
+    lob_test_zpar();
     printf("%d tests, %d passed, %d failed\n", lob_test_run, lob_test_run - lob_test_failed,
            lob_test_failed);
     if (lob_test_failed) {

@@ -64,7 +64,8 @@ typedef struct lob_binance_s lob_binance;
 
 typedef struct {
     lob_peek f;                        /* kind, stream, symbol, ids (peek.h) */
-    lob_binance *b;                    /* where the levels go */
+    lob_table *lv;                     /* where "b"/"a" levels go (after its rows) */
+    lob_table *sn;                     /* where "bids"/"asks" levels go (after its rows) */
     unsigned have;                     /* H_* bits */
     const char *X;                     /* raw string slice */
     size_t Xlen;                       /* its length */
@@ -197,7 +198,7 @@ parse_value(void *ctx, lob_json *j, const char *k, size_t kn)
     int c = lob_json_peek(j);
     if (kn != 1) {
         if (c == '[' && (LOB_JSON_IS(k, kn, "bids") || LOB_JSON_IS(k, kn, "asks"))) {
-            LOB_FORWARD_IF_ERROR(parse_levels(j, &m->b->snap_new, &m->nsnap, k[0] == 'b' ? 1 : -1));
+            LOB_FORWARD_IF_ERROR(parse_levels(j, m->sn, &m->nsnap, k[0] == 'b' ? 1 : -1));
             return 1;
         }
         return 0;
@@ -217,8 +218,7 @@ parse_value(void *ctx, lob_json *j, const char *k, size_t kn)
     case 'a':
         /* depth levels or a bookTicker price (an aggTrade's "a" id is the walk's) */
         if (c == '[') {
-            LOB_FORWARD_IF_ERROR(
-                parse_levels(j, &m->b->out[T_DEPTH], &m->nlevels, k[0] == 'b' ? 1 : -1));
+            LOB_FORWARD_IF_ERROR(parse_levels(j, m->lv, &m->nlevels, k[0] == 'b' ? 1 : -1));
             return 1;
         }
         if (c == '"' && k[0] == 'b') {
@@ -815,18 +815,17 @@ maybe_book(const char *s, size_t n)
     return 0;
 }
 
+/* The start of a line, which needs no state: its receive time (*json: the message after
+ * it).  @return 0, 1 for a blank line, or an error. */
 static int
-binance_line(void *ctx, const char *s, size_t n, lob_error *err)
+line_head(const char *s, size_t n, int64_t *local, const char **json, lob_error *err)
 {
-    lob_binance *b = ctx;
     if (n == 0) {
-        b->n_blank++;
-        return LOB_OK;
+        return 1;
     }
-    int64_t local = 0;
     int rc = LOB_OK;
-    const char *p = lob_parse_int64(s, s + n, &local, &rc);
-    if (p == NULL || p == s + n || *p != ' ' || local <= 0) {
+    const char *p = lob_parse_int64(s, s + n, local, &rc);
+    if (p == NULL || p == s + n || *p != ' ' || *local <= 0) {
         if (lob_looks_binary(s, n)) {
             return lob_error_set(err, LOB_E_FORMAT,
                                  "binary data where '<receive time ns> <JSON>' text was "
@@ -837,12 +836,35 @@ binance_line(void *ctx, const char *s, size_t n, lob_error *err)
                              "expected '<receive time in ns> <JSON message>', found '%s'",
                              lob_show(show, sizeof show, s, n, 32));
     }
-    if (local > LOB_TS_MAX) {
+    if (*local > LOB_TS_MAX) {
         /* refused, not counted as outside the window: a time past 2262 is damage */
         return lob_error_set(err, LOB_E_RANGE,
                              "receive time %lld ns is not a time between 1970 and 2262",
-                             (long long)local);
+                             (long long)*local);
     }
+    *json = p + 1;
+    return LOB_OK;
+}
+
+/* Whether the message [json, end) of a line received at `local` is parsed at all: not when
+ * it falls outside the window, unless it is a diff or snapshot replayed into the book. */
+static int
+wanted(int64_t local, int64_t start_ns, int64_t end_ns, int keep_book, const char *json,
+       const char *end)
+{
+    if (local < start_ns) {
+        return keep_book && maybe_book(json, (size_t)(end - json));
+    }
+    return local < end_ns;
+}
+
+/* What the line received at `local` does to the state before its message is parsed: time
+ * order, checkpoints, the window.  @return 1 (parse the message; *warm: it is replayed
+ * into the book), 0 (the line ends here) or an error. */
+static int
+line_gate(lob_binance *b, int64_t local, const char *json, const char *end, int *warm,
+          lob_error *err)
+{
     if (local < b->last_local) {
         /* a recording is written in receive order: going back means files given out of
          * order (or a damaged file), which would silently break the sequence checks */
@@ -857,33 +879,40 @@ binance_line(void *ctx, const char *s, size_t n, lob_error *err)
         LOB_FORWARD_IF_ERROR(checkpoint(b, local));
     }
     b->last_local = local;
-    int warm = 0; /* a line before the window, replayed into the book */
+    *warm = 0; /* a line before the window, replayed into the book */
     if (local < b->start_ns) {
         b->n_outside++;
         if (!b->keep_book) {
-            return LOB_OK;
+            return 0;
         }
         b->n_replayed++;
-        warm = 1;
-        if (!maybe_book(p + 1, (size_t)(s + n - (p + 1)))) {
-            return LOB_OK; /* only diffs and snapshots are replayed: the rest is not parsed */
-        }
+        *warm = 1;
+        /* only diffs and snapshots are replayed: the rest is not parsed */
+        return wanted(local, b->start_ns, b->end_ns, 1, json, end);
     }
-    else if (local >= b->end_ns) {
+    if (local >= b->end_ns) {
         b->n_outside++;
-        return LOB_OK;
+        return 0;
     }
-    else if (b->keep_book && !b->opened) {
+    if (b->keep_book && !b->opened) {
         LOB_FORWARD_IF_ERROR(open_window(b, local));
     }
-    msg m;
-    m.b = b;
-    m.have = 0;
-    m.nlevels = 0;
-    m.nsnap = 0;
-    b->snap_new.n = 0;
-    lob_json j = {p + 1, s + n, NULL};
-    rc = lob_binance_walk(&j, &m.f, 1, parse_value, &m);
+    return 1;
+}
+
+/* Walk the message [json, end) of the line at s into m: "b"/"a" levels after lv's rows,
+ * "bids"/"asks" after sn's (not committed), then classify it. */
+static int
+line_walk(msg *m, lob_table *lv, lob_table *sn, const char *s, const char *json, const char *end,
+          lob_error *err)
+{
+    m->lv = lv;
+    m->sn = sn;
+    m->have = 0;
+    m->nlevels = 0;
+    m->nsnap = 0;
+    lob_json j = {json, end, NULL};
+    int rc = lob_binance_walk(&j, &m->f, 1, parse_value, m);
     if (rc == LOB_E_NOMEM) {
         return lob_error_set(err, rc, "out of memory while parsing");
     }
@@ -894,14 +923,22 @@ binance_line(void *ctx, const char *s, size_t n, lob_error *err)
         j.expected = "the end of the line after the JSON object";
         return fail_at(err, LOB_E_FORMAT, s, &j);
     }
-    lob_binance_classify(&m.f);
-    switch (m.f.kind) {
+    lob_binance_classify(&m->f);
+    return LOB_OK;
+}
+
+/* What a walked message does: its kind, its symbol, then the handler of its kind, whose
+ * levels sit after the depth table's rows ("b"/"a") or in snap_new ("bids"/"asks"). */
+static int
+line_body(lob_binance *b, const msg *m, int64_t local, int warm, lob_error *err)
+{
+    switch (m->f.kind) {
     case LOB_PK_DIFF:
     case LOB_PK_TRADE:
     case LOB_PK_AGG:
     case LOB_PK_QUOTE: break;
     case LOB_PK_SNAPSHOT:
-        if (m.f.have & LOB_PK_BOOK) {
+        if (m->f.have & LOB_PK_BOOK) {
             break;
         }
         b->n_unknown++; /* lastUpdateId with "b"/"a" levels: not a book a snapshot holds */
@@ -910,10 +947,10 @@ binance_line(void *ctx, const char *s, size_t n, lob_error *err)
     case LOB_PK_COLLECTOR: b->n_collector++; return LOB_OK;
     default: b->n_unknown++; return LOB_OK;
     }
-    if ((m.f.have & LOB_PK_SYM) || m.f.sym != NULL) {
+    if ((m->f.have & LOB_PK_SYM) || m->f.sym != NULL) {
         /* a symbol is named: "s" (an empty one is refused) or the stream's */
-        const char *sym = m.f.sym ? m.f.sym : m.f.s;
-        size_t symlen = m.f.sym ? m.f.symlen : 0;
+        const char *sym = m->f.sym ? m->f.sym : m->f.s;
+        size_t symlen = m->f.sym ? m->f.symlen : 0;
         int keep = lob_symbols_select(&b->syms, sym, symlen);
         if (keep < 0) {
             char show[LOB_SHOW_BUF];
@@ -925,23 +962,256 @@ binance_line(void *ctx, const char *s, size_t n, lob_error *err)
             return LOB_OK;
         }
     }
+    int rc = LOB_OK;
     if (warm) {
         /* only the book is replayed; the window's trades and quotes are its own */
-        if (m.f.kind == LOB_PK_SNAPSHOT) {
-            rc = on_snapshot(b, &m, local, m.f.sym == NULL, err);
+        if (m->f.kind == LOB_PK_SNAPSHOT) {
+            rc = on_snapshot(b, m, local, m->f.sym == NULL, err);
         }
-        else if (m.f.kind == LOB_PK_DIFF) {
-            rc = on_diff(b, &m, local, err);
+        else if (m->f.kind == LOB_PK_DIFF) {
+            rc = on_diff(b, m, local, err);
         }
         return rc < 0 ? rc : book_fold(b);
     }
-    switch (m.f.kind) {
-    case LOB_PK_SNAPSHOT: return on_snapshot(b, &m, local, m.f.sym == NULL, err);
-    case LOB_PK_DIFF: return on_diff(b, &m, local, err);
-    case LOB_PK_TRADE: return on_trade(b, &m, local, 0, err);
-    case LOB_PK_AGG: return on_trade(b, &m, local, 1, err);
-    default: return on_quote(b, &m, local, err);
+    switch (m->f.kind) {
+    case LOB_PK_SNAPSHOT: return on_snapshot(b, m, local, m->f.sym == NULL, err);
+    case LOB_PK_DIFF: return on_diff(b, m, local, err);
+    case LOB_PK_TRADE: return on_trade(b, m, local, 0, err);
+    case LOB_PK_AGG: return on_trade(b, m, local, 1, err);
+    default: return on_quote(b, m, local, err);
     }
+}
+
+/* The message of a line the gate let through, parsed here (levels straight into place). */
+static int
+line_rest(lob_binance *b, const char *s, const char *json, const char *end, int64_t local, int warm,
+          lob_error *err)
+{
+    msg m;
+    b->snap_new.n = 0;
+    LOB_FORWARD_IF_ERROR(line_walk(&m, &b->out[T_DEPTH], &b->snap_new, s, json, end, err));
+    return line_body(b, &m, local, warm, err);
+}
+
+static int
+binance_line(void *ctx, const char *s, size_t n, lob_error *err)
+{
+    lob_binance *b = ctx;
+    int64_t local = 0;
+    const char *json = NULL;
+    int warm, rc = line_head(s, n, &local, &json, err);
+    if (rc != LOB_OK) {
+        b->n_blank += rc > 0;
+        return rc > 0 ? LOB_OK : rc;
+    }
+    rc = line_gate(b, local, json, s + n, &warm, err);
+    if (rc <= 0) {
+        return rc;
+    }
+    return line_rest(b, s, json, s + n, local, warm, err);
+}
+
+/* ------------------------------------------------------------------ parsing on workers */
+
+/* A line parsed on a worker thread (lob_format.work_line), for binance_commit(). */
+enum { W_BLANK, W_HEAD_ERROR, W_SKIP, W_WALK_ERROR, W_MSG };
+
+typedef struct {
+    int kind;       /* W_* */
+    uint32_t error; /* W_*_ERROR: index in errors */
+    int64_t local;  /* receive time */
+    size_t json;    /* offset of the message in the line */
+    size_t lv0;     /* W_MSG: its "b"/"a" levels start at this row of lv ... */
+    size_t sn0;     /* ... and its "bids"/"asks" levels at this row of sn */
+    msg m;          /* W_MSG: the walked message (slices point into the line) */
+    /* the symbol and X, which commit compares, copied here when short: the line's text is
+     * then not touched again (it sits in the worker's cache, not the caller's) */
+    char sym[LOB_SYMBOL_MAX], X[16];
+    uint8_t has_sym, has_X;
+} wline;
+
+typedef struct {
+    int64_t start_ns, end_ns; /* the window (lob_opts) */
+    int keep_book;
+    lob_table lv, sn; /* the levels of the frame's lines */
+    wline *lines;     /* one per line of the frame */
+    size_t n, cap;
+    lob_error *errors; /* the errors their lines would raise */
+    size_t nerr, errcap;
+} bwork;
+
+static int
+binance_work_new(void **out, const lob_opts *o)
+{
+    bwork *w = calloc(1, sizeof *w);
+    if (w == NULL) {
+        return LOB_E_NOMEM;
+    }
+    w->start_ns = o->start_ns;
+    w->end_ns = o->end_ns;
+    w->keep_book = o->keep_book != 0;
+    lob_table_init(&w->lv, lob_depth_schema, LOB_D_NCOL);
+    lob_table_init(&w->sn, lob_depth_schema, LOB_D_NCOL);
+    *out = w;
+    return LOB_OK;
+}
+
+static void
+binance_work_free(void *wv)
+{
+    bwork *w = wv;
+    if (w != NULL) {
+        lob_table_free(&w->lv);
+        lob_table_free(&w->sn);
+        free(w->lines);
+        free(w->errors);
+        free(w);
+    }
+}
+
+static void
+binance_work_reset(void *wv)
+{
+    bwork *w = wv;
+    w->lv.n = w->sn.n = 0;
+    w->n = w->nerr = 0;
+}
+
+static int
+keep_error(bwork *w, wline *l, int kind, const lob_error *e)
+{
+    if (w->nerr == w->errcap) {
+        size_t cap = w->errcap ? w->errcap * 2 : 8;
+        lob_error *p = cap <= UINT32_MAX ? realloc(w->errors, cap * sizeof *p) : NULL;
+        if (p == NULL) {
+            return LOB_E_NOMEM;
+        }
+        w->errors = p;
+        w->errcap = cap;
+    }
+    l->kind = kind;
+    l->error = (uint32_t)w->nerr;
+    w->errors[w->nerr++] = *e;
+    return LOB_OK;
+}
+
+/* The part of binance_line() that needs no state, on a worker thread: the receive time and,
+ * when the line can be wanted, the walk.  Errors are kept for the line's commit, which
+ * raises them only where binance_line() would. */
+static int
+binance_work_line(void *wv, const char *s, size_t n)
+{
+    bwork *w = wv;
+    if (w->n == w->cap) {
+        size_t cap = w->cap ? w->cap * 2 : 1024;
+        wline *p = realloc(w->lines, cap * sizeof *p);
+        if (p == NULL) {
+            return LOB_E_NOMEM;
+        }
+        w->lines = p;
+        w->cap = cap;
+    }
+    wline *l = &w->lines[w->n++];
+    lob_error e = {0};
+    const char *json = NULL;
+    int rc = line_head(s, n, &l->local, &json, &e);
+    if (rc != LOB_OK) {
+        l->kind = W_BLANK;
+        return rc > 0 ? LOB_OK : keep_error(w, l, W_HEAD_ERROR, &e);
+    }
+    l->json = (size_t)(json - s);
+    if (!wanted(l->local, w->start_ns, w->end_ns, w->keep_book, json, s + n)) {
+        l->kind = W_SKIP;
+        return LOB_OK;
+    }
+    if (line_walk(&l->m, &w->lv, &w->sn, s, json, s + n, &e) < 0) {
+        return keep_error(w, l, W_WALK_ERROR, &e);
+    }
+    l->kind = W_MSG;
+    l->has_sym = l->m.f.sym != NULL && l->m.f.symlen < sizeof l->sym;
+    if (l->has_sym) {
+        memcpy(l->sym, l->m.f.sym, l->m.f.symlen);
+    }
+    l->has_X = (l->m.have & H_X) && l->m.Xlen < sizeof l->X;
+    if (l->has_X) {
+        memcpy(l->X, l->m.X, l->m.Xlen);
+    }
+    l->lv0 = w->lv.n;
+    l->sn0 = w->sn.n;
+    w->lv.n += l->m.nlevels;
+    w->sn.n += l->m.nsnap;
+    return LOB_OK;
+}
+
+static int
+raise_kept(lob_error *err, const lob_error *e)
+{
+    err->code = e->code;
+    err->line = err->offset = 0;
+    memcpy(err->msg, e->msg, sizeof err->msg);
+    err->sys_errno = e->sys_errno;
+    return e->code;
+}
+
+/* Copy rows [from, from + n) of the level columns of src after dst's rows (not committed). */
+static int
+put_levels(lob_table *dst, const lob_table *src, size_t from, size_t n)
+{
+    if (n == 0) {
+        return LOB_OK;
+    }
+    LOB_FORWARD_IF_ERROR(lob_table_room(dst, n));
+    memcpy(LOB_COL(dst, LOB_D_SIDE, int8_t) + dst->n, LOB_COL(src, LOB_D_SIDE, int8_t) + from,
+           n * sizeof(int8_t));
+    memcpy(LOB_COL(dst, LOB_D_PRICE, double) + dst->n, LOB_COL(src, LOB_D_PRICE, double) + from,
+           n * sizeof(double));
+    memcpy(LOB_COL(dst, LOB_D_QTY, double) + dst->n, LOB_COL(src, LOB_D_QTY, double) + from,
+           n * sizeof(double));
+    return LOB_OK;
+}
+
+/* Line k of the frame a worker parsed (its text is s, n), in order: exactly what
+ * binance_line() does with it. */
+static int
+binance_commit(void *ctx, void *wv, size_t k, const char *s, size_t n, lob_error *err)
+{
+    lob_binance *b = ctx;
+    bwork *w = wv;
+    wline *l = &w->lines[k];
+    if (l->kind == W_BLANK) {
+        b->n_blank++;
+        return LOB_OK;
+    }
+    if (l->kind == W_HEAD_ERROR) {
+        return raise_kept(err, &w->errors[l->error]);
+    }
+    int warm, rc = line_gate(b, l->local, s + l->json, s + n, &warm, err);
+    if (rc <= 0) {
+        return rc;
+    }
+    if (l->kind == W_SKIP) { /* the worker did not parse it: the gate and wanted() agree */
+        return line_rest(b, s, s + l->json, s + n, l->local, warm, err);
+    }
+    if (l->kind == W_WALK_ERROR) {
+        return raise_kept(err, &w->errors[l->error]);
+    }
+    msg *m = &l->m; /* the caller owns the frame now: its records can be pointed home */
+    m->lv = &b->out[T_DEPTH];
+    m->sn = &b->snap_new;
+    if (l->has_sym) {
+        m->f.sym = l->sym;
+    }
+    if (l->has_X) {
+        m->X = l->X;
+    }
+    if (m->f.kind == LOB_PK_DIFF) {
+        LOB_FORWARD_IF_ERROR(put_levels(m->lv, &w->lv, l->lv0, m->nlevels));
+    }
+    else if (m->f.kind == LOB_PK_SNAPSHOT) {
+        b->snap_new.n = 0;
+        LOB_FORWARD_IF_ERROR(put_levels(m->sn, &w->sn, l->sn0, m->nsnap));
+    }
+    return line_body(b, m, l->local, warm, err);
 }
 
 static int
@@ -1053,6 +1323,11 @@ binance_stats(void *ctx, lob_stat *out, int cap)
 }
 
 const lob_format lob_format_binance = {
-    "binance",      T_N,           table_names,   binance_create, binance_destroy, binance_line,
-    binance_finish, binance_table, binance_stats,
+    "binance",         T_N,
+    table_names,       binance_create,
+    binance_destroy,   binance_line,
+    binance_finish,    binance_table,
+    binance_stats,     binance_work_new,
+    binance_work_free, binance_work_reset,
+    binance_work_line, binance_commit,
 };

@@ -25,6 +25,19 @@ lob_lines_open(lob_lines *ls, const char *path, const lob_span *span, int64_t li
     return LOB_OK;
 }
 
+int
+lob_lines_restart(lob_lines *ls, const lob_span *span, int windowed, lob_error *err)
+{
+    LOB_FORWARD_IF_ERROR(
+        lob_source_restart(ls->src, span->c_lo, span->d_at, span->d_lo, span->d_hi, windowed, err));
+    ls->len = ls->pos = 0;
+    ls->done = 0;
+    ls->partial = 0;
+    ls->unterminated = 0;
+    ls->off = span->d_lo;
+    return LOB_OK;
+}
+
 /* Keep the unreturned tail, make room (doubling for a long line, up to what a line of
  * max_line bytes and its "\n" need) and read more.  The caller has checked that the tail is
  * not longer than max_line, so there is always room for one more byte. */

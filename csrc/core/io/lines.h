@@ -37,6 +37,11 @@ typedef struct lob_lines_s {
 int lob_lines_open(lob_lines *ls, const char *path, const lob_span *span, int64_t line0,
                    lob_error *err);
 
+/*! lob_lines_restart() : go on from text offset span->d_lo (a line start) of the open file,
+ *  decompressing from span->c_lo (see lob_source_restart); line numbers go on from where
+ *  they are.  @return 0 or a negative code. */
+int lob_lines_restart(lob_lines *ls, const lob_span *span, int windowed, lob_error *err);
+
 /*! lob_lines_next() : the next line (without "\n" or "\r\n") at *s, *n; *off is its text
  *  offset.  @return 1 for a line, 0 at the end, or a negative code from the source, LOB_E_INTR
  *  from the stop check, or LOB_E_RANGE for a line over max_line (err->line and err->offset

@@ -2,6 +2,7 @@
 #include "core/io/reader.h"
 
 #include "core/io/lines.h"
+#include "core/io/zpar.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,14 @@ struct lob_reader_s {
     void *ctx;             /* its state */
     int skip_errors;       /* count bad lines instead of failing */
     lob_lines ls;          /* the open file's lines (ls.src == NULL: none open) */
+    lob_opts opts;         /* what the format was made with */
+    /* a seekable zstd file read on opts.threads threads (zpar.h); then ls only counts */
+    lob_zpar *zp;             /* its frames, NULL when read one line at a time */
+    lob_zpar_frame *frame;    /* the frame being applied, or NULL */
+    size_t kline;             /* its next line */
+    int64_t zp_produced;      /* bytes decompressed for the frames applied */
+    int windowed;             /* the file was opened for a span */
+    int64_t span_lo, span_hi; /* its text window */
     /* counters over all files */
     int64_t files;              /* files opened */
     int64_t lines;              /* lines parsed */
@@ -41,6 +50,7 @@ lob_reader_new(lob_reader **out, const lob_format *fmt, const lob_opts *opts, in
         return lob_error_set(err, LOB_E_NOMEM, "no memory for a %s reader", fmt->name);
     }
     r->fmt = fmt;
+    r->opts = *opts;
     r->skip_errors = skip_errors;
     r->max_line = opts->max_line > 0 ? opts->max_line : LOB_MAX_LINE;
     r->junk_offset = -1;
@@ -53,6 +63,11 @@ static void
 close_file(lob_reader *r)
 {
     r->decompressed += r->ls.src ? lob_source_decompressed(r->ls.src) : 0;
+    r->decompressed += r->zp_produced;
+    r->zp_produced = 0;
+    lob_zpar_free(r->zp);
+    r->zp = NULL;
+    r->frame = NULL;
     lob_lines_close(&r->ls);
 }
 
@@ -70,6 +85,17 @@ lob_reader_open_span(lob_reader *r, const char *path, const lob_span *span, int6
     LOB_FORWARD_IF_ERROR(lob_lines_open(&r->ls, path, span, line0, err));
     r->ls.max_line = r->max_line;
     r->files++;
+    r->windowed = span != NULL;
+    r->span_lo = span ? span->d_lo : 0;
+    r->span_hi = span ? span->d_hi : INT64_MAX;
+    if (r->opts.threads > 1 && lob_source_compression(r->ls.src) == LOB_ZSTD) {
+        int rc =
+            lob_zpar_open(&r->zp, path, r->fmt, &r->opts, span, r->opts.threads, r->max_line, err);
+        if (rc < 0) {
+            close_file(r);
+            return rc;
+        }
+    }
     return LOB_OK;
 }
 
@@ -83,13 +109,11 @@ rows(lob_reader *r)
     return n;
 }
 
-/* Parse one line (the line's text offset is `off`, its raw length with "\n" `raw`); apply
- * the on_error policy and fill in the location of a failure. */
+/* What the format made of line `line` (its text offset is `off`, its raw length with "\n"
+ * `raw`): apply the on_error policy and fill in the location of a failure. */
 static int
-parse_line(lob_reader *r, const char *s, size_t n, int64_t off, int64_t raw, lob_error *err)
+after_line(lob_reader *r, int rc, int64_t line, int64_t off, int64_t raw, lob_error *err)
 {
-    int64_t line = r->ls.line;
-    int rc = r->fmt->line(r->ctx, s, n, err);
     if ((rc == LOB_E_FORMAT || rc == LOB_E_RANGE) && r->ls.unterminated) {
         /* the last line, without "\n", does not parse: a writer is in the middle of it */
         r->partial_lines++;
@@ -117,6 +141,60 @@ parse_line(lob_reader *r, const char *s, size_t n, int64_t off, int64_t raw, lob
     return rc;
 }
 
+/* Parse one line with the format's line(). */
+static int
+parse_line(lob_reader *r, const char *s, size_t n, int64_t off, int64_t raw, lob_error *err)
+{
+    int64_t line = r->ls.line;
+    return after_line(r, r->fmt->line(r->ctx, s, n, err), line, off, raw, err);
+}
+
+/* pump() over the frames workers parsed, in order, until max_rows or a frame they left to
+ * one thread (or the end): *alone is then set, with ls restarted at that frame. */
+static int
+pump_frames(lob_reader *r, size_t max_rows, int *alone, lob_error *err)
+{
+    *alone = 0;
+    r->ls.unterminated = 0;
+    for (;;) {
+        if (r->frame == NULL) {
+            LOB_FORWARD_IF_ERROR(lob_zpar_next(r->zp, &r->frame, err));
+            r->kline = 0;
+        }
+        lob_zpar_frame *f = r->frame;
+        if (!f->parsed) {
+            /* the rest is read as a sequential read reads it from this frame on */
+            int64_t d_lo = f->d_at > r->span_lo ? f->d_at : r->span_lo;
+            lob_span span = {f->c_at, f->d_at, d_lo, r->span_hi > d_lo ? r->span_hi : d_lo};
+            lob_zpar_free(r->zp);
+            r->zp = NULL;
+            r->frame = NULL;
+            *alone = 1;
+            return lob_lines_restart(&r->ls, &span, r->windowed, err);
+        }
+        while (r->kline < f->nlines) {
+            if (max_rows > 0 && rows(r) >= max_rows) {
+                return LOB_OK;
+            }
+            if (LOB_POLL_DUE(r->ls.line)) {
+                LOB_FORWARD_IF_ERROR(lob_poll_stop(err));
+            }
+            size_t k = r->kline++, a = f->start[k];
+            int64_t raw = (int64_t)(f->start[k + 1] - a);
+            size_t n = f->len[k];
+            const char *s = f->text + a;
+            int64_t off = f->off + (int64_t)a;
+            r->ls.line++;
+            r->ls.off = off + raw;
+            int rc = r->fmt->commit(r->ctx, f->work, k, s, n, err);
+            LOB_FORWARD_IF_ERROR(after_line(r, rc, r->ls.line, off, raw, err));
+        }
+        r->zp_produced += f->produced;
+        r->frame = NULL;
+        lob_zpar_done(r->zp);
+    }
+}
+
 int
 lob_reader_pump(lob_reader *r, size_t max_rows, int *eof, lob_error *err)
 {
@@ -124,6 +202,13 @@ lob_reader_pump(lob_reader *r, size_t max_rows, int *eof, lob_error *err)
     if (r->ls.src == NULL) {
         *eof = 1;
         return LOB_OK;
+    }
+    if (r->zp != NULL) {
+        int alone;
+        LOB_FORWARD_IF_ERROR(pump_frames(r, max_rows, &alone, err));
+        if (!alone) {
+            return LOB_OK; /* max_rows */
+        }
     }
     const char *s;
     size_t n;
@@ -240,6 +325,7 @@ lob_reader_free(lob_reader *r)
     if (r == NULL) {
         return;
     }
+    lob_zpar_free(r->zp); /* its workers first */
     if (r->ctx != NULL) {
         r->fmt->destroy(r->ctx);
     }

@@ -24,6 +24,8 @@ typedef struct lob_opts_s {
     size_t max_line;             /* longest line read, in bytes (0: LOB_MAX_LINE) */
     int keep_book;               /* Binance: replay lines before start_ns into the book */
     int64_t checkpoint_every;    /* Binance: record checkpoints while replaying (> 0) */
+    int threads;                 /* zstd files with a seek table: parse frames on this many
+                                  * threads (formats with work_line; <= 1: one at a time) */
 } lob_opts;
 
 /* One named counter (text == NULL) or text value reported by a format. */
@@ -46,6 +48,20 @@ typedef struct lob_format_s {
     int (*finish)(void *ctx, lob_error *err); /* end of all input */
     lob_table *(*table)(void *ctx, int i);
     int (*stats)(void *ctx, lob_stat *out, int cap); /* @return count */
+    /* Optional (NULL: lines are parsed one at a time by line()).  line() split in two, so
+     * that worker threads parse the lines of zstd frames while one thread applies them in
+     * order.  A worker state `w` holds one frame's parsed lines:
+     *  - work_new/work_free (NULL-safe): a worker state for these options (@return 0 or
+     *    LOB_E_NOMEM);
+     *  - work_reset: forget the lines held (a new frame);
+     *  - work_line: parse the next line without the format's state; what line() would fail
+     *    with is kept for commit (@return 0, or LOB_E_NOMEM: the frame is then read by line());
+     *  - commit: line k of w (text s, n) into the format's state, exactly as line() does. */
+    int (*work_new)(void **w, const lob_opts *opts);
+    void (*work_free)(void *w);
+    void (*work_reset)(void *w);
+    int (*work_line)(void *w, const char *s, size_t n);
+    int (*commit)(void *ctx, void *w, size_t k, const char *s, size_t n, lob_error *err);
 } lob_format;
 
 extern const lob_format lob_format_binance;

@@ -429,6 +429,13 @@ int
 lob_source_window(lob_source *s, int64_t c_lo, int64_t d_at, int64_t d_lo, int64_t d_hi,
                   lob_error *err)
 {
+    return lob_source_restart(s, c_lo, d_at, d_lo, d_hi, 1, err);
+}
+
+int
+lob_source_restart(lob_source *s, int64_t c_lo, int64_t d_at, int64_t d_lo, int64_t d_hi,
+                   int windowed, lob_error *err)
+{
     if (c_lo < 0 || d_at < 0 || d_at > d_lo || d_lo > d_hi) {
         return lob_error_set(err, LOB_E_ARG,
                              "invalid window: restart at byte %lld (text offset %lld), "
@@ -450,7 +457,7 @@ lob_source_window(lob_source *s, int64_t c_lo, int64_t d_at, int64_t d_lo, int64
     s->eof = s->done = s->in_member = 0;
     s->pending = s->truncated = 0;
     s->junk_off = -1;
-    s->windowed = 1;
+    s->windowed = windowed != 0;
     if (s->kind == LOB_GZIP) {
         inflateReset(&s->z);
     }

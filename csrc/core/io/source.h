@@ -53,6 +53,12 @@ lob_compression lob_source_compression(const lob_source *s);
 int lob_source_window(lob_source *s, int64_t c_lo, int64_t d_at, int64_t d_lo, int64_t d_hi,
                       lob_error *err);
 
+/*! lob_source_restart() : lob_source_window(), for a window (windowed != 0) or for the rest
+ *  of a whole-file read that goes on from the frame at c_lo (windowed == 0: junk after the
+ *  data then ends it, as in a read from the start, instead of being an error). */
+int lob_source_restart(lob_source *s, int64_t c_lo, int64_t d_at, int64_t d_lo, int64_t d_hi,
+                       int windowed, lob_error *err);
+
 /*! lob_source_coffset() : file offset of the next byte the decompressor has not used. */
 int64_t lob_source_coffset(const lob_source *s);
 

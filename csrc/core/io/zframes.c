@@ -226,6 +226,83 @@ lob_seek_table_frames(const char *path, int64_t *frames, lob_error *err)
 }
 
 int
+lob_seek_table_read(const char *path, lob_zframe **out, int64_t *n, int64_t *table_at,
+                    lob_error *err)
+{
+    *out = NULL;
+    *n = -1;
+    *table_at = -1;
+    int fd = open(path, O_RDONLY | O_CLOEXEC), e = 0;
+    struct stat st;
+    unsigned char foot[9], head[8];
+    unsigned char *t = NULL;
+    int rc = LOB_OK;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        e = errno;
+        goto done;
+    }
+    if (!S_ISREG(st.st_mode) || st.st_size < 17) {
+        goto done; /* a pipe or a device has no table to seek with */
+    }
+    ssize_t got = pread(fd, foot, sizeof foot, st.st_size - (off_t)sizeof foot);
+    if (got != (ssize_t)sizeof foot) {
+        e = got < 0 ? errno : EIO;
+        goto done;
+    }
+    uint32_t k = get32(foot);
+    size_t entry = (foot[4] & 0x80) ? 12 : 8; /* with per-frame checksums or without */
+    if (get32(foot + 5) != LOB_SEEKABLE_MAGIC || (foot[4] & 0x7c) != 0) {
+        goto done;
+    }
+    /* header (8) + entries + footer (9), all inside the file */
+    uint64_t size = 8 + (uint64_t)k * entry + 9;
+    if (size > (uint64_t)st.st_size) {
+        goto done;
+    }
+    off_t at = st.st_size - (off_t)size;
+    got = pread(fd, head, sizeof head, at);
+    if (got != (ssize_t)sizeof head) {
+        e = got < 0 ? errno : EIO;
+        goto done;
+    }
+    if (get32(head) != LOB_SKIPPABLE_SEEK || get32(head + 4) != size - 8) {
+        goto done;
+    }
+    size_t bytes = (size_t)k * entry;
+    t = malloc(bytes ? bytes : 1);
+    lob_zframe *f = malloc((k ? k : 1) * sizeof *f);
+    if (t == NULL || f == NULL) {
+        free(f);
+        rc = lob_error_set(err, LOB_E_NOMEM, "no memory for a seek table of %u frames", k);
+        goto done;
+    }
+    got = bytes ? pread(fd, t, bytes, at + 8) : 0;
+    if (got != (ssize_t)bytes) {
+        free(f);
+        e = got < 0 ? errno : EIO;
+        goto done;
+    }
+    for (uint32_t i = 0; i < k; i++) {
+        f[i].csize = get32(t + i * entry);
+        f[i].dsize = get32(t + i * entry + 4);
+    }
+    *out = f;
+    *n = k;
+    *table_at = (int64_t)at;
+done:
+    free(t);
+    if (fd >= 0) {
+        close(fd);
+    }
+    if (e != 0) {
+        lob_error_set(err, LOB_E_IO, "cannot read the seek table: %s", strerror(e));
+        err->sys_errno = e;
+        return LOB_E_IO;
+    }
+    return rc;
+}
+
+int
 lob_zwriter_close(lob_zwriter *w, lob_error *err)
 {
     if (w == NULL) {

@@ -50,6 +50,19 @@ void lob_zwriter_stats(const lob_zwriter *w, int64_t *frames, int64_t *bytes);
  *  @return 0 or LOB_E_IO (err->sys_errno set). */
 int lob_seek_table_frames(const char *path, int64_t *frames, lob_error *err);
 
+/* One frame a seek table lists: its compressed and decompressed sizes. */
+typedef struct lob_zframe_s {
+    uint32_t csize, dsize;
+} lob_zframe;
+
+/*! lob_seek_table_read() : the frames listed by the seek table that ends `path` into *out
+ *  (malloc'd, *n of them; the caller frees it) and the file offset where the table's
+ *  skippable frame starts into *table_at.  *out is NULL and *n -1 when the file does not end
+ *  with a well-formed table.  The sizes are the table's word: a reader checks each frame
+ *  against them.  @return 0 or LOB_E_IO (err->sys_errno set) / LOB_E_NOMEM. */
+int lob_seek_table_read(const char *path, lob_zframe **out, int64_t *n, int64_t *table_at,
+                        lob_error *err);
+
 /* What lob_convert() did. */
 typedef struct lob_convert_stats_s {
     int64_t lines, frames, bytes_in, bytes_out, partial, truncated;
