@@ -5,6 +5,7 @@ of its own over many seeds, and that a price path does drive the path mode."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -139,3 +140,12 @@ def test_simulate_passes_drift_to_a_price_process_only(flow):
     with pytest.warns(lobfast.LobWarning, match="not significant"):
         c = simulate("10s", flow=flow, price=fitted, seed=1, start=START, drift="model")
     assert c.path[1][-1] > a.path[1][-1]
+
+
+def test_a_flow_that_takes_the_price_to_zero_is_refused_by_name(flow):
+    """The flow moves the price by ticks: started a few ticks above the book's depth, the best
+    bid reaches the floor, and the simulation stops there naming it, never writing a price at
+    or below zero."""
+    low = dataclasses.replace(flow, ref_price=0.25)
+    with pytest.raises(ValueError, match=r"best bid fell to [\d.]+ at 2024-01-01T00:0.*fewer than 11 ticks of 0.01"):
+        simulate("10min", flow=low, seed=1, levels=10, start=START)

@@ -183,6 +183,7 @@ class _Engine:
 
     def __init__(self, flow: FlowModel, rng: np.random.Generator, levels: int, dt_ns: int, reactive: bool = False):
         self.rng, self.levels, self.dt_ns, self.flow = rng, levels, dt_ns, flow
+        self.floor = levels + 1  # the lowest best bid whose book of `levels` ticks stays above 0
         # the flow-driven mode: both sides alike (no drift), rates at the best reacting to the book
         self.reactive = reactive
         lo, hi = _FACTOR_RANGE
@@ -746,6 +747,14 @@ class _Engine:
                 else:
                     self.market(1 if k == _BUY else -1, t0 + off, x)
                 self._quote(t0 + off)
+            if self.bb < self.floor:
+                tick = self.flow.tick
+                raise ValueError(
+                    f"the simulated best bid fell to {self.bb * tick:g} at {np.datetime64(t1, 'ns')}: fewer than "
+                    f"{self.floor} ticks of {tick:g}, too low for this tick size and {self.levels} levels (the "
+                    "flow moves the price by ticks); start from a higher price (flow.ref_price), or simulate "
+                    "less time or fewer levels"
+                )
             if targets is not None:  # the path's price at the end of the step
                 tg = targets[i]
                 if abs(self.bb + self.ba - 2.0 * tg) > _SHIFT_TOL:
