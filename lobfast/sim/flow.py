@@ -205,6 +205,13 @@ class FlowModel:
         rose), the share in which the other best followed it (moved the same way); the
         flow-driven simulator's orders inside a spread come from the following side with
         this probability (0.5: either side alike).
+    improve_size_quantiles : (len(QUEUE_PROBS),) quantiles of the size a best queue holds in
+        the message that moved its price closer to the other side (an order inside the spread,
+        or the other side following a retreating quote), both sides pooled: the recorded ones
+        quote far more than a typical order at the touch (BTCUSDT spot: a median of 3.6 against
+        0.8), so the side a move leads to is the larger one and the book foretells the move
+        after. The flow-driven simulator sizes an order improving a best quote so; all NaN: as
+        any order at its distance.
     """
 
     symbol: str
@@ -246,6 +253,7 @@ class FlowModel:
     deplete_rate: np.ndarray = field(default_factory=lambda: np.zeros((IMBALANCE_BUCKETS, ACTIVITY_BUCKETS)))
     sweep_share: np.ndarray = field(default_factory=lambda: np.full((IMBALANCE_BUCKETS, ACTIVITY_BUCKETS), np.nan))
     follow_share: float = 0.5
+    improve_size_quantiles: np.ndarray = field(default_factory=lambda: np.full(len(QUEUE_PROBS), np.nan))
     source: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -326,6 +334,14 @@ class FlowModel:
                     f"{' and <= 1 (or all NaN)' if name == 'sweep_share' else ''}, got shape {arr.shape}"
                 )
             setattr(self, name, arr)
+        arr = np.array(self.improve_size_quantiles, dtype=np.float64)
+        if arr.shape != QUEUE_PROBS.shape or not (
+            np.isnan(arr).all() or (np.all(np.isfinite(arr)) and np.all(arr > 0) and np.all(np.diff(arr) >= 0))
+        ):
+            raise ValueError(
+                f"FlowModel.improve_size_quantiles must hold {len(QUEUE_PROBS)} increasing sizes > 0 (or all NaN)"
+            )
+        self.improve_size_quantiles = arr
         if not 0.0 <= self.market_branching <= MAX_BRANCHING:
             raise ValueError(f"FlowModel.market_branching must be in [0, {MAX_BRANCHING}]")
         if not (math.isfinite(self.market_decay) and self.market_decay > 0):
@@ -452,6 +468,7 @@ class FlowModel:
             "deplete_rate",
             "sweep_share",
             "follow_share",
+            "improve_size_quantiles",
         }
         missing = sorted(names - set(d) - optional)
         extra = sorted(set(d) - names)
@@ -645,6 +662,16 @@ def _log_sigma(sizes: np.ndarray, level: np.ndarray, levels: int) -> float:
     dev = x - mean[lv]
     dof = max(len(x) - int((n > 0).sum()), 1)
     return float(np.sqrt(np.sum(dev * dev) / dof))
+
+
+def _improve_sizes(snaps: BookSnapshots, usable: np.ndarray, bid1: np.ndarray, ask1: np.ndarray) -> np.ndarray:
+    """The sizes of the best queues in the messages that moved their price closer to the other
+    side (the bid up, the ask down), both sides pooled; ``snaps`` is the book after every message."""
+    um = np.flatnonzero(usable)
+    bid = um[bid1[um] > bid1[um - 1]]
+    ask = um[ask1[um] < ask1[um - 1]]
+    size = np.concatenate([snaps.bid_sz[bid, 0], snaps.ask_sz[ask, 0]])
+    return size[np.isfinite(size) & (size > 0)]
 
 
 def imbalance_bucket(own: np.ndarray, other: np.ndarray) -> np.ndarray:
@@ -1025,6 +1052,8 @@ def calibrate(md: MarketData, *, levels: int = 10, every="100ms", depth: int | N
     react_market, react_cancel, react_improve, deplete_rate, sweep_share, follow_share = _reactive(
         snaps, usable, dt, msg_ts, bid1, ask1, o_ts, o_side, o_size, ev_msg, ev_side, ev_tick, ev_book
     )
+    improved = _improve_sizes(snaps, usable, bid1, ask1)
+    improve_q = np.quantile(improved, QUEUE_PROBS) if len(improved) else np.full(len(QUEUE_PROBS), np.nan)
     mid2 = bid1 + ask1
     mid_move_rate = float(np.sum(mid2[um] != mid2[um - 1]) / duration)
     out1 = exec_vol[0] + can_vol[0]
@@ -1064,6 +1093,7 @@ def calibrate(md: MarketData, *, levels: int = 10, every="100ms", depth: int | N
         deplete_rate=deplete_rate,
         sweep_share=sweep_share,
         follow_share=follow_share,
+        improve_size_quantiles=improve_q,
         source={
             "market": md.market,
             "start": int(t0),

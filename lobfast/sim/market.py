@@ -200,6 +200,11 @@ class _Engine:
         self.mid_causes: list[int] = []
         self.retreated = 0  # the side whose best last moved away from the other (+1 bids, -1 asks)
         self.follow = flow.follow_share
+        # reactive: an order improving a best quote sized as the recorded improving quotes
+        iq = flow.improve_size_quantiles
+        self.improve_pool = (
+            _Pool(_inverse_cdf(rng, QUEUE_PROBS, iq, flow.lot)) if reactive and not np.isnan(iq).any() else None
+        )
         # the queue model per distance d = 0 .. levels + 1 from the opposite best (index d;
         # beyond the calibrated depth, the deepest bucket)
         d = np.clip(np.arange(levels + 2), 1, flow.depth)
@@ -392,7 +397,9 @@ class _Engine:
         """An order arriving at the empty tick ``d`` ticks from the opposite best (a new queue).
         Reactive: a candidate within ``_IMPROVE_REACH`` ticks is kept with probability
         ``factor / peak``, the factor being the calibrated one for an order improving a best
-        quote in the book's state, and 1 for any other arrival."""
+        quote in the book's state, and 1 for any other arrival; an improving order is sized as
+        the calibrated improving quotes (``improve_size_quantiles``)."""
+        inside = False
         if self.reactive and d <= _IMPROVE_REACH:
             inside = (self.ba - d > self.bb) if side > 0 else (self.bb + d < self.ba)
             f = self.react_improve[self._share(side)][self._activity(t)] if inside else 1.0
@@ -414,7 +421,8 @@ class _Engine:
             if p < self.ba:
                 self._trim_asks(p)
                 self.ba = p
-        self._set(side, p, [self.size_pool[self.bucket_of[d]].next()])
+        pool = self.improve_pool if inside and self.improve_pool is not None else self.size_pool[self.bucket_of[d]]
+        self._set(side, p, [pool.next()])
 
     def join_queue(self, side: int, p: int) -> None:
         """An order joining the back of the queue at ``p``."""
