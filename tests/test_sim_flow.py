@@ -14,8 +14,9 @@ import pytest
 
 import lobfast
 from lobfast import datasets
+from lobfast.book import reconstruct
 from lobfast.sim import GBM, FlowModel, calibrate, simulate
-from lobfast.sim.flow import ACTIVITY_BUCKETS, IMBALANCE_BUCKETS
+from lobfast.sim.flow import ACTIVITY_BUCKETS, IMBALANCE_BUCKETS, QUEUE_PROBS, touch_persistence
 from lobfast.sim.market import CAUSE_ARRIVAL, CAUSE_CANCEL, CAUSE_MARKET, CAUSE_NONE, CAUSE_PATH
 
 START = lobfast.to_ns("2024-01-01")
@@ -57,9 +58,12 @@ def test_reactive_tables_save_and_older_models_load(flow):
     assert np.array_equal(again.sweep_share, flow.sweep_share) and again.follow_share == flow.follow_share
     old = {k: v for k, v in d.items() if k not in ("react_market", "react_cancel", "react_improve")}
     old = {k: v for k, v in old.items() if k not in ("deplete_rate", "sweep_share", "follow_share")}
+    old.pop("improve_size_quantiles")
+    old.pop("touch_persistence")
     plain = FlowModel.from_dict(old)  # a model saved before: a flow that ignores the book
     assert np.all(plain.react_market == 1) and np.all(plain.deplete_rate == 0) and np.isnan(plain.sweep_share).all()
-    assert plain.follow_share == 0.5
+    assert plain.follow_share == 0.5 and np.isnan(plain.improve_size_quantiles).all()
+    assert plain.touch_persistence == 0.0
     m = simulate("20s", flow=plain, seed=1)
     assert len(m.trades) > 0 and m.stats["gaps"] == 0
     for bad in (
@@ -67,9 +71,74 @@ def test_reactive_tables_save_and_older_models_load(flow):
         {"react_market": [[1.0] * 3] * IMBALANCE_BUCKETS},
         {"deplete_rate": [[-1.0] * ACTIVITY_BUCKETS] * IMBALANCE_BUCKETS},
         {"follow_share": 1.2},
+        {"improve_size_quantiles": [1.0] * 20},
+        {"improve_size_quantiles": [0.0] * 21},
+        {"improve_size_quantiles": list(range(21, 0, -1))},
+        {"touch_persistence": -1.0},
     ):
         with pytest.raises(ValueError, match=next(iter(bad))):
             FlowModel.from_dict({**d, **bad})
+
+
+def _improving_sizes(md):
+    """The best queue's size in each message that moved the bid up or the ask down, both
+    sides pooled, from the book after every message (consecutive valid books only)."""
+    b = reconstruct(md.depth, levels=1, every=None)
+    ok = b.valid[1:] & b.valid[:-1]
+    up = np.flatnonzero(ok & (b.bid_px[1:, 0] > b.bid_px[:-1, 0])) + 1
+    down = np.flatnonzero(ok & (b.ask_px[1:, 0] < b.ask_px[:-1, 0])) + 1
+    return np.concatenate([b.bid_sz[up, 0], b.ask_sz[down, 0]])
+
+
+def test_calibrate_measures_the_size_of_improving_quotes(real, flow):
+    sizes = _improving_sizes(real)
+    assert len(sizes) > 200
+    np.testing.assert_allclose(flow.improve_size_quantiles, np.quantile(sizes, QUEUE_PROBS), rtol=1e-9)
+    # the quote a move leads to is far larger than one order at the touch
+    median = len(QUEUE_PROBS) // 2
+    assert flow.improve_size_quantiles[median] > 2 * flow.order_size_quantiles[0, median]
+
+
+def test_flow_driven_improving_quotes_have_the_calibrated_size(flow):
+    m = simulate("3min", flow=flow, seed=4, start=START)
+    sim_median = np.median(_improving_sizes(m))
+    real_median = flow.improve_size_quantiles[len(QUEUE_PROBS) // 2]
+    assert 0.6 * real_median < sim_median < 1.5 * real_median
+    # sized as any order at the touch they would be a third of that
+    unset = FlowModel.from_dict({**flow.to_dict(), "improve_size_quantiles": [math.nan] * len(QUEUE_PROBS)})
+    assert np.median(_improving_sizes(simulate("3min", flow=unset, seed=4, start=START))) < 0.5 * real_median
+
+
+def test_calibrate_measures_how_long_best_queues_keep_their_size(real, flow):
+    b = reconstruct(real.depth, levels=1, every="100ms")
+    lags, logs = [], []
+    for k in range(1, 11):  # 100 ms .. 1 s
+        pairs = []
+        for px, sz in ((b.bid_px[:, 0], b.bid_sz[:, 0]), (b.ask_px[:, 0], b.ask_sz[:, 0])):
+            held = b.valid[:-k] & b.valid[k:] & (px[:-k] == px[k:])
+            pairs.append(np.log(np.stack([sz[:-k][held], sz[k:][held]])))
+        c = np.corrcoef(np.concatenate(pairs, axis=1))[0, 1]
+        lags.append(k / 10)
+        logs.append(-np.log(c))
+    rate = np.linalg.lstsq(np.array(lags)[:, None], np.array(logs), rcond=None)[0][0]
+    assert flow.touch_persistence == pytest.approx(rate, rel=1e-9)
+    # on this sample the size at a held best price keeps a correlation of 0.49 after 1 s:
+    # slower than the queue model's per-order cancellation at the touch (1.4/s)
+    assert 0.5 < flow.touch_persistence < 0.9 < flow.order_cancel_rate[0]
+
+
+def test_flow_driven_best_queues_keep_their_size_as_recorded(flow):
+    def rate(f):
+        m = simulate("5min", flow=f, seed=5, start=START)
+        return touch_persistence(reconstruct(m.depth, levels=1, every="100ms"))
+
+    # as recorded (0.63-0.79/s over seeds 4-6 against 0.72/s), give or take what market
+    # orders and emptied queues add
+    kept = rate(flow)
+    assert 0.7 * flow.touch_persistence < kept < 1.5 * flow.touch_persistence
+    # with the touch's orders cancelled at the queue model's rate (1.4/s) they forget faster
+    unset = FlowModel.from_dict({**flow.to_dict(), "touch_persistence": 0.0})
+    assert rate(unset) > 1.3 * kept
 
 
 def test_every_mid_change_is_a_simulated_book_event(market, flow):

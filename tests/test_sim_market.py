@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 
 import numpy as np
 import pytest
@@ -220,6 +221,8 @@ def toy_flow(flow, *, market: bool = False) -> FlowModel:
         death_rate=[0.01, 0.5, 0.45],
         order_size_quantiles=[[0.01] * 21] * 3,
         tick_size_quantiles=[[0.01] * 21] * 3,
+        improve_size_quantiles=[math.nan] * 21,  # improving orders sized as any other
+        touch_persistence=0.0,  # the touch's orders cancelled at the model's rate
     )
     if not market:
         d["market_rate"] = [0.0, 0.0]
@@ -289,8 +292,9 @@ def test_quotes_match_the_book_and_no_gaps(sim):
     assert md.stats["gaps"] == 0 and md.stats["resets"] == 1 and md.stats["synced"] == 1
     check = lobfast.check_against_quotes(md.depth, md.quotes)
     assert check.ok, check.mismatches[:3]
-    # compared where a diff's last change moved the touch: 17 % of the real sample's diffs
-    assert check.compared > 0.1 * md.stats["depth_messages"]
+    # compared where a diff's last change moved the touch: 17 % of the real sample's diffs,
+    # 9 % of the flow-driven one's (its best queues change less often than the real ones)
+    assert check.compared > 0.05 * md.stats["depth_messages"]
     report = lobfast.quality_report(md)
     assert report.counts["gaps"] == 0
 

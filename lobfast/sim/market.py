@@ -25,7 +25,10 @@ recording (queue-reactive, in the manner of Huang, Lehalle and Rosenbaum): by th
 of the size at the two best quotes and by the number of mid changes in the last second, the
 rate of market orders hitting it, the share of them that take its whole best queue, the rate
 at which its best queue is cancelled away and at which orders improve it inside the spread;
-the other side follows a retreating best quote as often as in the recording. A small queue
+the other side follows a retreating best quote as often as in the recording, an order
+improving a best quote is as large as the recorded improving quotes (the touch's joins
+giving way, so that its queues hold as much as recorded), and the touch's orders are
+cancelled as slowly as the recorded best queues forget their size. A small queue
 facing a large one is therefore swept first (the book foretells the next move), and moves
 bring more flow and more moves (volatility clusters). Both sides have the same rates, mirror
 images of each other, so the flow has no drift of its own.
@@ -213,8 +216,26 @@ class _Engine:
         self.birth[0] = self.birth[-1] = 0.0  # no arrivals outside the window
         if reactive:  # candidates near the touch, thinned by the book's state on arrival
             self.birth[: _IMPROVE_REACH + 1] *= self.improve_peak
+        # reactive: an order improving a best quote sized as the recorded improving quotes
+        iq = flow.improve_size_quantiles
+        self.improve_pool = (
+            _Pool(_inverse_cdf(rng, QUEUE_PROBS, iq, flow.lot)) if reactive and not np.isnan(iq).any() else None
+        )
         self.join = flow.join_rate[b]
         self.cancel = flow.order_cancel_rate[b]
+        if self.improve_pool is not None and self.join[1] > 0:
+            # the size the improving quotes bring beyond one order at the touch (one per side
+            # per half the mid's moves) comes out of the touch's joins, so its queues hold as
+            # much as recorded on average
+            order = float(np.mean(flow.order_size_quantiles[b[1]]))
+            extra = 0.5 * flow.mid_move_rate * max(float(np.mean(iq)) / order - 1.0, 0.0)
+            self.join[1] = max(self.join[1] - extra, 0.25 * self.join[1])
+        if reactive and 0 < flow.touch_persistence < self.cancel[1]:
+            # the touch's queues keep their size as long as recorded: their orders are
+            # cancelled at that rate, and joined as much slower, keeping the orders per queue
+            slow = flow.touch_persistence / self.cancel[1]
+            self.cancel[1] *= slow
+            self.join[1] *= slow
         self.exec_share = flow.exec_share
         self.gap_share = 0.0  # share of path moves that leave the prices jumped over empty
         u = rng.random
@@ -393,7 +414,9 @@ class _Engine:
         """An order arriving at the empty tick ``d`` ticks from the opposite best (a new queue).
         Reactive: a candidate within ``_IMPROVE_REACH`` ticks is kept with probability
         ``factor / peak``, the factor being the calibrated one for an order improving a best
-        quote in the book's state, and 1 for any other arrival."""
+        quote in the book's state, and 1 for any other arrival; an improving order is sized as
+        the calibrated improving quotes (``improve_size_quantiles``)."""
+        inside = False
         if self.reactive and d <= _IMPROVE_REACH:
             inside = (self.ba - d > self.bb) if side > 0 else (self.bb + d < self.ba)
             f = self.react_improve[self._share(side)][self._activity(t)] if inside else 1.0
@@ -415,7 +438,8 @@ class _Engine:
             if p < self.ba:
                 self._trim_asks(p)
                 self.ba = p
-        self._set(side, p, [self.size_pool[self.bucket_of[d]].next()])
+        pool = self.improve_pool if inside and self.improve_pool is not None else self.size_pool[self.bucket_of[d]]
+        self._set(side, p, [pool.next()])
 
     def join_queue(self, side: int, p: int) -> None:
         """An order joining the back of the queue at ``p``."""
