@@ -206,6 +206,11 @@ def test_walk_forward_notebook_trains_with_progress_and_its_predictor_reproduces
     study = next(c for c in nb.cells if c.cell_type == "code" and "walk_forward_per_symbol" in _source(c))
     err = "".join(o["text"] for o in study.outputs if o.output_type == "stream" and o.name == "stderr")
     assert "epoch 2/2" in err and re.search(r"\d+/\d+ \[", err), err
+    # one pooled model over several simulated symbols, cut at the same fold times
+    assert re.search(r"PooledWalkForward\(5 symbols, 3 folds, \d+ out-of-sample rows", text), text
+    pooled = next(c for c in nb.cells if c.cell_type == "code" and "train.walk_forward(" in _source(c))
+    err = "".join(o["text"] for o in pooled.outputs if o.output_type == "stream" and o.name == "stderr")
+    assert "epoch 2/2" in err and "Warning" not in err, err
 
 
 def test_store_notebook_processes_with_a_bar_and_trains_a_pooled_model_over_30_symbols():
