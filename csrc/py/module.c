@@ -98,13 +98,16 @@ monotonic_ns(void)
     return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
 }
 
-/* Run the Python signal handlers now: nonzero when one raised. */
+/* Run the Python signal handlers now: nonzero when one raised.  A handler that raised
+ * before, during a read whose bytes the core delivered first (it reports that stop at its
+ * next read), has left its exception set: that is still a stop, and no handler may run
+ * while it is set. */
 static int
 nogil_stop_now(void *ctx)
 {
     lobpy_nogil *g = ctx;
     PyEval_RestoreThread(g->save);
-    int stop = PyErr_CheckSignals() < 0;
+    int stop = PyErr_Occurred() != NULL || PyErr_CheckSignals() < 0;
     g->save = PyEval_SaveThread();
     g->next_ns = monotonic_ns() + NOGIL_POLL_NS;
     return stop;

@@ -195,8 +195,8 @@ pump_frames(lob_reader *r, size_t max_rows, int *alone, lob_error *err)
     }
 }
 
-int
-lob_reader_pump(lob_reader *r, size_t max_rows, int *eof, lob_error *err)
+static int
+pump(lob_reader *r, size_t max_rows, int *eof, lob_error *err)
 {
     *eof = 0;
     if (r->ls.src == NULL) {
@@ -248,6 +248,16 @@ lob_reader_pump(lob_reader *r, size_t max_rows, int *eof, lob_error *err)
         *eof = 1;
         return LOB_OK;
     }
+}
+
+int
+lob_reader_pump(lob_reader *r, size_t max_rows, int *eof, lob_error *err)
+{
+    int rc = pump(r, max_rows, eof, err);
+    if (rc == LOB_E_INTR && r->ls.src != NULL) {
+        lob_source_forget_stop(r->ls.src); /* one stop, reported once */
+    }
+    return rc;
 }
 
 void

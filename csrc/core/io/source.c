@@ -483,6 +483,12 @@ lob_source_frame(const lob_source *s, int64_t *c_off, int64_t *d_off)
     return s->frames - 1;
 }
 
+void
+lob_source_forget_stop(lob_source *s)
+{
+    s->stop_pending = 0;
+}
+
 int64_t
 lob_source_coffset(const lob_source *s)
 {

@@ -34,6 +34,10 @@ int lob_source_open(lob_source **out, const char *path, lob_error *err);
  *  @return bytes read (0 at the end), or a negative code (LOB_E_IO, LOB_E_CORRUPT). */
 ptrdiff_t lob_source_read(lob_source *s, char *dst, size_t cap, lob_error *err);
 
+/*! lob_source_forget_stop() : a stop (LOB_E_INTR) was reported to the caller: a stop this
+ *  source held back to deliver bytes decompressed before it is the same stop, not another. */
+void lob_source_forget_stop(lob_source *s);
+
 /*! lob_source_truncated() : after the end, the number of compressed bytes at the tail
  *  that belong to an incomplete gzip member or zstd frame (0 for a complete file). */
 int64_t lob_source_truncated(const lob_source *s);
