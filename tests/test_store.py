@@ -310,19 +310,23 @@ def test_sparse_snapshots_and_a_hole_in_the_data(tmp_path):
             _assert_same(_stored(out, table, "DDDUSDT", date), ref[date][table], f"{date} {table}")
 
 
-def test_a_recording_of_trades_only_gives_empty_book_tables(tree, tmp_path):
-    """A recorder of the trade stream alone: trades are stored, the book tables are empty
-    partitions with their columns (no book, no features, no labels), not failures."""
-    folder = tmp_path / "tree" / "spot" / "aaausdt"
+def _rewrite(tree: Path, dst: Path, keep) -> None:
+    """AAAUSDT's recordings as plain text under dst, with only the lines ``keep`` accepts."""
+    folder = dst / "spot" / "aaausdt"
     folder.mkdir(parents=True)
     zstandard = pytest.importorskip("zstandard")
-
     for f in _files(tree, "AAAUSDT"):
         with open(f, "rb") as raw:
             text = zstandard.ZstdDecompressor().stream_reader(raw).read().decode()
         (folder / Path(f).name.replace(".zst", ".txt")).write_text(
-            "".join(line + "\n" for line in text.splitlines() if "@trade" in line)
+            "".join(line + "\n" for line in text.splitlines() if keep(line))
         )
+
+
+def test_a_recording_of_trades_only_gives_empty_book_tables(tree, tmp_path):
+    """A recorder of the trade stream alone: trades are stored, the book tables are empty
+    partitions with their columns (no book, no features, no labels), not failures."""
+    _rewrite(tree, tmp_path / "tree", lambda line: "@trade" in line)
     out = tmp_path / "s"
     summary = store.process(tmp_path / "tree", out, workers=1, **PARAMS)
     assert summary.ok and summary.written == 3, str(summary)
@@ -340,15 +344,7 @@ def test_a_recording_of_trades_only_gives_empty_book_tables(tree, tmp_path):
 def test_a_day_whose_depth_never_syncs_is_written_with_a_warning(tree, tmp_path):
     """Depth without any REST snapshot: the book is never valid; the partitions are written
     (trades and quotes are good) and each says that its day has no valid book row."""
-    folder = tmp_path / "tree" / "spot" / "aaausdt"
-    folder.mkdir(parents=True)
-    zstandard = pytest.importorskip("zstandard")
-    for f in _files(tree, "AAAUSDT"):
-        with open(f, "rb") as raw:
-            text = zstandard.ZstdDecompressor().stream_reader(raw).read().decode()
-        (folder / Path(f).name.replace(".zst", ".txt")).write_text(
-            "".join(line + "\n" for line in text.splitlines() if "lastUpdateId" not in line)
-        )
+    _rewrite(tree, tmp_path / "tree", lambda line: "lastUpdateId" not in line)
     summary = store.process(tmp_path / "tree", tmp_path / "s", workers=1, **PARAMS)
     assert summary.ok and summary.written == 3, str(summary)
     assert sorted(p for p, _ in summary.warned) == [f"spot/AAAUSDT/{d}" for d in DATES], str(summary)

@@ -363,23 +363,17 @@ def plot_facts(real: Any, sim: Any, path=None):
     a.set_ylabel("density")
     a.set_title("returns")
 
-    a = ax[0, 1]
-    for name, f, c in style:
-        lags = np.arange(1, len(f["acf_abs_returns"]) + 1)
-        a.plot(lags, f["acf_abs_returns"], "o-", color=c, ms=3, label=name)
-    a.axhline(0.0, color="0.5", lw=0.8)
-    a.set_xlabel("lag")
-    a.set_ylabel("autocorrelation")
-    a.set_title("ACF of |returns|")
-
-    a = ax[0, 3]
-    for name, f, c in style:
-        lags = np.arange(1, len(f["acf_returns"]) + 1)
-        a.plot(lags, f["acf_returns"], "o-", color=c, ms=3, label=name)
-    a.axhline(0.0, color="0.5", lw=0.8)
-    a.set_xlabel("lag")
-    a.set_ylabel("autocorrelation")
-    a.set_title("ACF of returns")
+    for a, key, title in (
+        (ax[0, 1], "acf_abs_returns", "ACF of |returns|"),
+        (ax[0, 3], "acf_returns", "ACF of returns"),
+    ):
+        for name, f, c in style:
+            lags = np.arange(1, len(f[key]) + 1)
+            a.plot(lags, f[key], "o-", color=c, ms=3, label=name)
+        a.axhline(0.0, color="0.5", lw=0.8)
+        a.set_xlabel("lag")
+        a.set_ylabel("autocorrelation")
+        a.set_title(title)
 
     a = ax[1, 3]
     for name, f, c in style:
