@@ -13,8 +13,8 @@
  *   .checkpoints()         Binance: ({column: ndarray}, {column: ndarray}) recorded so far
  * pump() releases the GIL for the whole read and stops for Ctrl-C (KeyboardInterrupt) between
  * lines, leaving the reader usable; a busy flag refuses concurrent use.  With threads > 1, a
- * zstd file with a seek table is decompressed and parsed on that many worker threads
- * (core/io/zpar.h), which may run ahead of pump() by a few frames until close().
+ * zstd file with a seek table is decompressed and parsed on that many threads (pump()'s
+ * and threads - 1 workers, core/io/zpar.h), which may run ahead of pump() until close().
  */
 #include "binding.h"
 

@@ -18,9 +18,10 @@
 #define ZPAR_STOP_LINES 4096           /* a worker looks at the stop flag this often */
 #define ZPAR_WAIT_NS 20000000          /* the caller asks its stop check this often while waiting */
 #define ZPAR_THREADS_MAX 256           /* workers, at most */
-#define ZPAR_SLOTS 64                  /* frames in flight, at most ... */
-#define ZPAR_AHEAD ((int64_t)16 << 20) /* ... and text bytes in flight beyond the next frame */
+#define ZPAR_SLOTS 256                 /* frames in flight, at most ... */
+#define ZPAR_AHEAD ((int64_t)64 << 20) /* ... and text bytes in flight beyond the next frame */
 #define ZPAR_KEEP ((size_t)1 << 17)    /* a slot keeps buffers up to this for its next frame */
+#define ZPAR_HELP_MAX ((int64_t)8 << 20) /* the caller parses frames up to this itself */
 
 enum { SLOT_FREE, SLOT_BUSY, SLOT_DONE };
 
@@ -52,7 +53,8 @@ struct lob_zpar_s {
     int nslot;
     pthread_t *threads;
     int nthread;
-    ZSTD_DCtx **dctx; /* one per worker */
+    ZSTD_DCtx **dctx; /* one per worker, and the caller's last */
+    int ndctx;
     pthread_mutex_t mu;
     pthread_cond_t work_cv;  /* a slot became free, or quit */
     pthread_cond_t ready_cv; /* a frame is done */
@@ -198,6 +200,45 @@ worker_args(lob_zpar *z)
     return (worker_arg *)(z->threads + z->nthread);
 }
 
+/* The first frame not yet taken that may be taken now (mu held), or -1.  Frames run ahead of
+ * the caller (while it works on a chunk) within a budget; the frame it waits for is always
+ * taken. */
+static int64_t
+pick(lob_zpar *z)
+{
+    int64_t i = z->next, last = z->next + z->nslot;
+    last = last < z->stop_at ? last : z->stop_at;
+    while (i < last && z->slots[i % z->nslot].state != SLOT_FREE) {
+        i++;
+    }
+    if (i >= last || (i > z->next && z->ahead + z->frames[i].dsize > ZPAR_AHEAD)) {
+        return -1;
+    }
+    return i;
+}
+
+/* Take frame i (from pick()) and parse it with dc, releasing mu meanwhile. */
+static void
+run_frame(lob_zpar *z, int64_t i, ZSTD_DCtx *dc)
+{
+    slot *s = &z->slots[i % z->nslot];
+    s->state = SLOT_BUSY;
+    s->index = i;
+    z->ahead += z->frames[i].dsize;
+    pthread_mutex_unlock(&z->mu);
+    int rc = work_frame(z, s, i, dc);
+    pthread_mutex_lock(&z->mu);
+    if (rc < 0) {
+        s->state = SLOT_FREE;
+        z->ahead -= z->frames[i].dsize;
+        return;
+    }
+    s->state = SLOT_DONE;
+    if (rc == 0 && i + 1 < z->stop_at) {
+        z->stop_at = i + 1; /* the caller reads on alone from here */
+    }
+}
+
 static void *
 worker(void *arg)
 {
@@ -205,38 +246,14 @@ worker(void *arg)
     ZSTD_DCtx *dc = z->dctx[((worker_arg *)arg)->id];
     pthread_mutex_lock(&z->mu);
     while (!atomic_load(&z->quit)) {
-        int64_t i = z->next, last = z->next + z->nslot;
-        last = last < z->stop_at ? last : z->stop_at;
-        while (i < last && z->slots[i % z->nslot].state != SLOT_FREE) {
-            i++;
-        }
-        /* workers run ahead of the caller (while it works on a chunk) within a budget; the
-         * frame the caller waits for is always taken */
-        if (i < last && i > z->next && z->ahead + z->frames[i].dsize > ZPAR_AHEAD) {
-            i = last;
-        }
-        if (i >= last) {
+        int64_t i = pick(z);
+        if (i < 0) {
             z->idle++;
             pthread_cond_wait(&z->work_cv, &z->mu);
             z->idle--;
             continue;
         }
-        slot *s = &z->slots[i % z->nslot];
-        s->state = SLOT_BUSY;
-        s->index = i;
-        z->ahead += z->frames[i].dsize;
-        pthread_mutex_unlock(&z->mu);
-        int rc = work_frame(z, s, i, dc);
-        pthread_mutex_lock(&z->mu);
-        if (rc < 0) {
-            s->state = SLOT_FREE;
-            z->ahead -= z->frames[i].dsize;
-            continue;
-        }
-        s->state = SLOT_DONE;
-        if (rc == 0 && i + 1 < z->stop_at) {
-            z->stop_at = i + 1; /* the caller reads on alone from here */
-        }
+        run_frame(z, i, dc);
         if (z->waiting) { /* no system call when nobody sleeps */
             pthread_cond_broadcast(&z->ready_cv);
         }
@@ -275,7 +292,7 @@ lob_zpar_free(lob_zpar *z)
             z->fmt->work_free(s->work);
         }
     }
-    for (int t = 0; z->dctx != NULL && t < z->nthread; t++) {
+    for (int t = 0; z->dctx != NULL && t < z->ndctx; t++) {
         ZSTD_freeDCtx(z->dctx[t]);
     }
     if (z->fd >= 0) {
@@ -367,13 +384,15 @@ lob_zpar_open(lob_zpar **out, const char *path, const lob_format *fmt, const lob
     z->stop_at = last;
     z->nframe = last;
     z->fd = open(path, O_RDONLY | O_CLOEXEC);
+    threads--; /* workers: the caller is the last thread */
     z->nthread = threads;
     z->nslot = ZPAR_SLOTS > 2 * threads ? ZPAR_SLOTS : 2 * threads;
     z->slots = calloc((size_t)z->nslot, sizeof *z->slots);
-    z->dctx = calloc((size_t)threads, sizeof *z->dctx);
+    z->dctx = calloc((size_t)threads + 1, sizeof *z->dctx);
+    z->ndctx = z->dctx != NULL ? threads + 1 : 0;
     z->threads = malloc((size_t)threads * (sizeof(pthread_t) + sizeof(worker_arg)));
     int bad = z->fd < 0 || z->slots == NULL || z->dctx == NULL || z->threads == NULL;
-    for (int t = 0; !bad && t < threads; t++) {
+    for (int t = 0; !bad && t <= threads; t++) {
         z->dctx[t] = ZSTD_createDCtx();
         bad =
             z->dctx[t] == NULL ||
@@ -437,16 +456,24 @@ lob_zpar_next(lob_zpar *z, lob_zpar_frame **f, lob_error *err)
     }
     slot *s = &z->slots[z->next % z->nslot];
     while (s->state != SLOT_DONE || s->index != z->next) {
-        struct timespec t;
-        clock_gettime(CLOCK_REALTIME, &t);
-        t.tv_nsec += ZPAR_WAIT_NS;
-        if (t.tv_nsec >= 1000000000) {
-            t.tv_sec++;
-            t.tv_nsec -= 1000000000;
+        /* rather than sleep, parse a frame no worker has taken (a small one: the stop
+         * check is asked again soon) */
+        int64_t i = pick(z);
+        if (i >= 0 && z->frames[i].dsize <= ZPAR_HELP_MAX) {
+            run_frame(z, i, z->dctx[z->ndctx - 1]);
         }
-        z->waiting = 1;
-        pthread_cond_timedwait(&z->ready_cv, &z->mu, &t);
-        z->waiting = 0;
+        else {
+            struct timespec t;
+            clock_gettime(CLOCK_REALTIME, &t);
+            t.tv_nsec += ZPAR_WAIT_NS;
+            if (t.tv_nsec >= 1000000000) {
+                t.tv_sec++;
+                t.tv_nsec -= 1000000000;
+            }
+            z->waiting = 1;
+            pthread_cond_timedwait(&z->ready_cv, &z->mu, &t);
+            z->waiting = 0;
+        }
         pthread_mutex_unlock(&z->mu);
         LOB_FORWARD_IF_ERROR(lob_poll_stop(err));
         pthread_mutex_lock(&z->mu);
@@ -479,7 +506,7 @@ lob_zpar_done(lob_zpar *z)
     }
     z->next++;
     if (z->idle > 0) {
-        pthread_cond_broadcast(&z->work_cv);
+        pthread_cond_signal(&z->work_cv); /* one slot came free: one worker can go on */
     }
     pthread_mutex_unlock(&z->mu);
 }

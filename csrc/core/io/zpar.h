@@ -1,12 +1,15 @@
 /* zpar.h -- the frames of a seekable zstd file, decompressed and parsed on worker threads.
  *
- * The seek table says where every frame starts, so workers can each take the next frame not
+ * The seek table says where every frame starts, so threads can each take the next frame not
  * yet taken: read it, decompress it, split its lines and parse them with the format's
  * work_line (reader.h), which needs no state.  The calling thread gets the frames back in
  * file order (lob_zpar_next) and applies their lines with the format's commit, as the
- * sequential reader would.  Workers run ahead of the caller (also between two pumps, while
- * the caller works on a chunk) by at most 64 frames and 16 MiB of text beyond the frame
- * it waits for, so memory is bounded whatever the file's size.
+ * sequential reader would.  Of `threads`, threads - 1 are workers and the last is the
+ * caller: while the frame it needs is not ready, it parses one no worker has taken instead
+ * of sleeping, so no core idles and no more threads run than were asked for.  Frames are
+ * parsed ahead of the caller (also between two pumps, while the caller works on a chunk:
+ * building a book, say) by at most 256 frames and 64 MiB of text beyond the frame it
+ * waits for, so memory is bounded whatever the file's size.
  *
  * Anything a worker cannot vouch for ends the parallel part at that frame: a frame that
  * does not match its table entry, is corrupt, does not end with "\n" (a line running into
@@ -15,7 +18,8 @@
  * there with the sequential reader, which meets the same bytes as it would have from the
  * start: the same rows, the same errors.  The end of the frames is reported the same way.
  *
- * Only the calling thread asks the stop check (err->poll): workers look at a flag.
+ * Only the calling thread asks the stop check (err->poll), after each frame it parses and
+ * while it waits: workers look at a flag.
  */
 #ifndef LOB_ZPAR_H
 #define LOB_ZPAR_H
