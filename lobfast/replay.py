@@ -27,7 +27,7 @@ import numpy as np
 
 from . import _core
 from .errors import LobError, LobWarning
-from .reading import open_part
+from .reading import cpu_threads, open_part
 from .sidecar import Checkpoints, CorruptCheckpoint, source_stamp
 
 # Five minutes of receive time between checkpoints: replaying that much of a busy USD-M
@@ -35,6 +35,10 @@ from .sidecar import Checkpoints, CorruptCheckpoint, source_stamp
 # tens of milliseconds whatever the time of day, while a day of checkpoints (288 books of a
 # few thousand levels, compressed) stays in the tens of MB beside a multi-GB recording.
 CHECKPOINT_EVERY = 5 * 60 * 10**9
+# A window whose start lies within this much text of the start of the first file replays
+# from there (~80 ms for a busy USD-M stream) rather than having that file's checkpoints
+# made: a whole replay of the file, which a day-long file takes seconds for.
+REPLAY_BYTES = 64 << 20
 _ALL_BEFORE = 2**63 - 2  # a window start after every line: the whole file is replayed
 _START = np.iinfo(np.int64).min
 _END = np.iinfo(np.int64).max
@@ -149,6 +153,7 @@ class Window:
             max_line=self.max_line,
             book=True,
             checkpoint_every=every,
+            threads=cpu_threads(None),
         )
 
     def _build(self, k: int, params: dict[str, Any]) -> Checkpoints:
@@ -170,6 +175,15 @@ class Window:
             self.index[k].keep_checkpoints(cps)
             return cps
 
+    def _near_start(self, t: int) -> bool:
+        """Whether the first file holds at most REPLAY_BYTES of text before time t."""
+        fi = self.index[0]
+        try:
+            span = fi.lookup(fi.first_ts, t)[1]
+        except LobError:
+            return False
+        return span is None or span[0][3] - span[0][2] <= REPLAY_BYTES
+
     # -- the window
     def open_all(self, r: _core.Reader):
         """Restore r (a ``book=True`` reader of [t0, t1)) to the last checkpoint before t0
@@ -179,7 +193,7 @@ class Window:
             # a checkpoint before t0 is in an indexed file starting before t0 (gzip files are
             # read from their start: never resumed inside)
             last = [k for k, fi in enumerate(self.index) if fi is not None and fi.rows and fi.first_ts <= self.t0]
-            if last:
+            if last and not (last[-1] == 0 and self._near_start(self.t0)):
                 at = self._latest(last[-1], self.t0)
             if at is None or self._restore(r, at):
                 break

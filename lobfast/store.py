@@ -48,6 +48,7 @@ import dataclasses
 import datetime as _dt
 import errno
 import fcntl
+import functools
 import hashlib
 import json
 import multiprocessing
@@ -91,6 +92,11 @@ DAY = 86_400 * 10**9
 MARGIN = 60 * 10**9
 MAX_STEP_BACK = DAY  # how much further back than its warm-up a task reads to find a valid book
 ROW_GROUP = 50_000
+CHUNK_ROWS = 500_000  # rows a task reads at a time (all tables together)
+# Every this many chunks a task hands memory it freed back to the OS.  Chunks' columns are freed
+# between the trades and grid rows kept (a day of busy USD-M: ~1.3 GB by the end of the read,
+# which the heap keeps); handed back every few chunks, a day's task peaks below 2 GB.
+TRIM_CHUNKS = 16
 _NAME_TIME = re.compile(r"^(\d{8})-(\d{6})\.(\d{3})")  # the recorder's file names
 _SKIP_SUFFIXES = (".lfidx", ".log", ".json", ".pid", ".tmp")
 
@@ -369,7 +375,8 @@ def _raw_groups(paths: list[str], closed_only: bool) -> tuple[list[_Group], list
             continue
         if f.last < f.first:
             continue
-        md = TimeIndex(p, format="raw").read(f.first, f.first + 600 * 10**9, on_error="skip")
+        # the first ten minutes name the symbols and the market (no book: nothing is replayed)
+        md = TimeIndex(p, format="raw").read(None, f.first + 600 * 10**9, on_error="skip")
         syms = [s for s in str(md.stats.get("symbols", "")).split(",") if s]
         market = str(md.stats.get("market") or "")
         if market not in ("spot", "usdm"):
@@ -488,33 +495,100 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
+def _tmp_name(path: str) -> str:
+    """A hidden temporary file beside ``path`` (a killed run's is removed by the next run)."""
+    folder = os.path.dirname(path)
+    os.makedirs(folder, exist_ok=True)
+    return os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+
+
+def _publish(tmp: str, path: str) -> None:
+    """Move the written, fsynced ``tmp`` over ``path`` and fsync the folder."""
+    os.replace(tmp, path)
+    _fsync_dir(os.path.dirname(path))
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+# no dictionary pages (float columns rarely repeat enough to pay for trying) and statistics
+# only for the time column (what filters use): half the writing time
+def _parquet_options(names: list[str]) -> dict[str, Any]:
+    stats = [n for n in names if n in ("ts", "date", "venue", "symbol")] or False
+    return {"compression": "zstd", "use_dictionary": False, "write_statistics": stats}
+
+
 def _write_atomic(table, path: str) -> None:
     """Write a pyarrow Table to ``path``: a hidden temporary file in the same folder, fsync,
     rename over ``path``, fsync the folder.  A reader sees the old file or the new one, never
-    part of one; a temporary file a killed run left behind is hidden (dot) and removed by the
-    next run."""
+    part of one."""
     pq = _require("pyarrow.parquet", "parquet")
-    folder = os.path.dirname(path)
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp = _tmp_name(path)
     try:
         with open(tmp, "wb") as f:
-            # no dictionary pages (float columns rarely repeat enough to pay for trying) and
-            # statistics only for the time column (what filters use): half the writing time
-            stats = [n for n in table.column_names if n in ("ts", "date", "venue", "symbol")] or False
-            pq.write_table(
-                table, f, compression="zstd", row_group_size=ROW_GROUP, use_dictionary=False, write_statistics=stats
-            )
+            pq.write_table(table, f, row_group_size=ROW_GROUP, **_parquet_options(table.column_names))
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        _publish(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        _unlink(tmp)
         raise
-    _fsync_dir(folder)
+
+
+class _DayWriter:
+    """One table of a partition written as a read goes: :meth:`add` writes the day's rows of
+    each chunk (row groups of up to ``ROW_GROUP`` rows) to a hidden temporary file, which
+    :meth:`commit` moves into place as :func:`_write_atomic` does.  Memory holds a chunk, not
+    the day (a busy USD-M day has ~17 M quotes, ~1 GB in memory)."""
+
+    def __init__(self, name: str, path: str, day: int, meta: dict[str, str]) -> None:
+        self.name, self.path, self.day, self.meta = name, path, day, meta
+        self.rows, self._file, self._writer, self._tmp = 0, None, None, None
+
+    def add(self, columns: dict[str, np.ndarray]) -> None:
+        keep = _day_sorted_rows(columns["ts"], self.day)
+        if len(keep) == 0:
+            return
+        table = _arrow(self.name, {k: v[keep] for k, v in columns.items()}, self.meta)
+        if self._writer is None:
+            pq = _require("pyarrow.parquet", "parquet")
+            self._tmp = _tmp_name(self.path)
+            self._file = open(self._tmp, "wb")
+            self._writer = pq.ParquetWriter(self._file, table.schema, **_parquet_options(table.column_names))
+        self._writer.write_table(table, row_group_size=ROW_GROUP)
+        self.rows += len(keep)
+
+    def commit(self, empty: dict[str, np.ndarray]) -> int:
+        """Put the file in place (``empty``: the columns of a day without rows); its rows."""
+        if self._writer is None:
+            _write_atomic(_arrow(self.name, empty, self.meta), self.path)
+            return 0
+        try:
+            self._writer.close()
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            _publish(self._tmp, self.path)
+        except BaseException:
+            self.abort()
+            raise
+        self._file = self._writer = self._tmp = None
+        return self.rows
+
+    def abort(self) -> None:
+        """Forget what was written (a read started again, or a failed task)."""
+        if self._file is not None:
+            try:
+                self._writer.close()
+            except Exception:  # noqa: BLE001 - the file goes anyway
+                pass
+            self._file.close()
+            _unlink(self._tmp)
+        self.rows, self._file, self._writer, self._tmp = 0, None, None, None
 
 
 _UNITS = {
@@ -574,29 +648,32 @@ def _concat(kind, parts: list) -> Any:
     return kind(**{k: np.concatenate([p.columns[k] for p in parts]) for k in parts[0].columns})
 
 
-def _read_span(files: list[str], symbol, s: int, e: int, spec: Spec):
-    """The grid book, trades, quotes of receive times [s, e), in chunks; and the last depth
-    event's exchange time."""
+def _read_span(files: list[str], symbol, s: int, e: int, spec: Spec, quotes: _DayWriter):
+    """The grid book and trades of receive times [s, e), read in chunks, with the day's
+    quotes written to ``quotes`` as they come; and the last depth event's exchange time."""
     builder = BookBuilder(spec.levels, every=spec.every)
-    books, trades, aggs, quotes = [], [], [], []
+    books, trades, aggs = [], [], []
     last = -1
-    for md in iter_binance(files, symbol=symbol, start=s, end=e, chunk_rows=500_000):
+    for i, md in enumerate(iter_binance(files, symbol=symbol, start=s, end=e, chunk_rows=CHUNK_ROWS)):
+        if i % TRIM_CHUNKS == TRIM_CHUNKS - 1:
+            _hand_back()  # the chunks' freed columns, scattered between the kept ones
         if len(md.depth):
             last = max(last, int(md.depth.ts[-1]))
         books.append(builder.feed(md.depth))
         trades.append(md.trades)
         aggs.append(md.agg_trades)
-        quotes.append(md.quotes)
+        quotes.add(md.quotes.columns)
     books.append(builder.finish())
     tr = _concat(Trades, trades)
     if not len(tr):
         tr = _concat(Trades, aggs)  # recordings of aggTrade only
-    return _concat(BookSnapshots, books), tr, _concat(Quotes, quotes), last
+    return _concat(BookSnapshots, books), tr, last
 
 
-def _extended(task: dict, spec: Spec) -> tuple[BookSnapshots, Trades, Quotes, list[str]]:
+def _extended(task: dict, spec: Spec, quotes: _DayWriter) -> tuple[BookSnapshots, Trades, list[str]]:
     """Read the day's span, further back until the book was valid at the warm-up's start, and
-    further on until the data passes the labels' horizon (see the module's notes)."""
+    further on until the data passes the labels' horizon (see the module's notes); the day's
+    quotes go to ``quotes``."""
     files = [_File(*f) for f in task["files"]]
     day = task["day"]
     want_start, want_end = day - spec.warmup, day + DAY + spec.reach
@@ -607,12 +684,13 @@ def _extended(task: dict, spec: Spec) -> tuple[BookSnapshots, Trades, Quotes, li
     s = max([f.first for f in files if f.first <= s] or [s])
     while True:
         used = [f.path for f in files if f.first < e and f.last >= s]
-        book, trades, quotes, last = _read_span(used, task["read_symbol"], s, e, spec)
+        quotes.abort()  # a span read again writes its quotes again
+        book, trades, last = _read_span(used, task["read_symbol"], s, e, spec, quotes)
         valid_at = book.ts[book.valid]
         start_ok = s <= data_start or (len(valid_at) and valid_at[0] <= want_start) or want_start - s >= MAX_STEP_BACK
         end_ok = e > data_end or last >= want_end
         if start_ok and end_ok:
-            return book, trades, quotes, used
+            return book, trades, used
         if not start_ok:  # the book was not known yet where the warm-up starts: from twice as far back
             back = max([f.first for f in files if f.first <= want_start - 2 * (want_start - s)] or [data_start])
             s = min(back, max([f.first for f in files if f.first < s] or [data_start]))
@@ -727,14 +805,14 @@ def _label_frame(book: BookSnapshots | None, spec: Spec):
     return _labels.combine(*frames)
 
 
-def _warn_bookless(date: str, valid: np.ndarray, trades_ts: np.ndarray, quotes_ts: np.ndarray, day: int) -> None:
+def _warn_bookless(date: str, valid: np.ndarray, trades_ts: np.ndarray, quotes: int, day: int) -> None:
     """A day with market data but no valid book row is written, and says so: its depth
     never synced (no snapshot before or inside it, update ids that do not continue, or a
     recording without depth)."""
     if valid.any():
         return
     others = int(np.count_nonzero((trades_ts >= day) & (trades_ts < day + DAY)))
-    others += int(np.count_nonzero((quotes_ts >= day) & (quotes_ts < day + DAY)))
+    others += quotes
     if len(valid) or others:
         warnings.warn(
             f"{date}: no valid book row in the day ({len(valid):,} grid rows, {others:,} trades and quotes): "
@@ -750,29 +828,6 @@ def _make_partition(task: dict) -> tuple[dict[str, int], list[str]]:
         **{**task["spec"], "features": tuple(task["spec"]["features"]), "labels": tuple(task["spec"]["labels"])}
     )
     day, root = task["day"], task["store"]
-    book, trades, quotes, used = _tardis_span(task, spec) if task.get("tardis") else _extended(task, spec)
-    cut = _day_rows(book.ts, day)
-    _warn_bookless(task["date"], book.valid[cut], trades.ts, quotes.ts, day)
-    tables: dict[str, dict[str, np.ndarray]] = {"book": _book_columns(book[cut])}
-    if spec.features:
-        needs_trades = any(n in TRADE_COLUMNS for n in spec.features)
-        ff = _features(book, trades if needs_trades else None, spec=list(spec.features))
-        tables["features"] = {"ts": ff.ts[cut], **{n: a[cut] for n, a in ff.items()}}
-    if spec.labels:
-        lf = _label_frame(book, spec) if len(book) else _label_frame(None, spec).rows[:0]
-        cols = {"ts": lf.ts[cut]}
-        for n, a in lf.items():
-            cols[n] = a[cut]
-            cols[f"{n}_known_at"] = lf.known_at[n][cut]
-        tables["labels"] = cols
-    if spec.bars:
-        bars = aggregate(book, trades, every=spec.bars)
-        tables["bars"] = {
-            "ts": bars.ts[_day_rows(bars.ts, day)],
-            **{n: a[_day_rows(bars.ts, day)] for n, a in bars.items()},
-        }
-    tables["trades"] = {k: v[_day_sorted_rows(trades.ts, day)] for k, v in trades.columns.items()}
-    tables["quotes"] = {k: v[_day_sorted_rows(quotes.ts, day)] for k, v in quotes.columns.items()}
     meta = {
         "lobfast_version": __version__,
         "lobfast_params": json.dumps(spec.params(), sort_keys=True),
@@ -781,11 +836,54 @@ def _make_partition(task: dict) -> tuple[dict[str, int], list[str]]:
         "symbol": task["symbol"],
         "date": task["date"],
     }
-    rows = {}
-    for name, cols in tables.items():
-        path = os.path.join(_partition_dir(root, name, task["venue"], task["symbol"], task["date"]), "part-0.parquet")
-        _write_atomic(_arrow(name, cols, meta), path)
-        rows[name] = len(cols["ts"])
+
+    def path(name: str) -> str:
+        return os.path.join(_partition_dir(root, name, task["venue"], task["symbol"], task["date"]), "part-0.parquet")
+
+    quotes = _DayWriter("quotes", path("quotes"), day, meta)
+    try:
+        if task.get("tardis"):
+            book, trades, qu, used = _tardis_span(task, spec)
+            quotes.add(qu.columns)
+            del qu
+        else:
+            book, trades, used = _extended(task, spec, quotes)
+        _hand_back()  # what the read freed: the tables below need room of their own
+        cut = _day_rows(book.ts, day)
+        _warn_bookless(task["date"], book.valid[cut], trades.ts, quotes.rows, day)
+        rows = {}
+
+        def write(name: str, cols: dict[str, np.ndarray]) -> None:  # each table once made, then let go
+            _write_atomic(_arrow(name, cols, meta), path(name))
+            rows[name] = len(cols["ts"])
+
+        write("book", _book_columns(book[cut]))
+        if spec.features:
+            needs_trades = any(n in TRADE_COLUMNS for n in spec.features)
+            ff = _features(book, trades if needs_trades else None, spec=list(spec.features))
+            write("features", {"ts": ff.ts[cut], **{n: a[cut] for n, a in ff.items()}})
+            del ff
+        if spec.labels:
+            lf = _label_frame(book, spec) if len(book) else _label_frame(None, spec).rows[:0]
+            cols = {"ts": lf.ts[cut]}
+            for n, a in lf.items():
+                cols[n] = a[cut]
+                cols[f"{n}_known_at"] = lf.known_at[n][cut]
+            write("labels", cols)
+            del lf, cols
+        if spec.bars:
+            bars = aggregate(book, trades, every=spec.bars)
+            write(
+                "bars",
+                {"ts": bars.ts[_day_rows(bars.ts, day)], **{n: a[_day_rows(bars.ts, day)] for n, a in bars.items()}},
+            )
+            del bars
+        del book
+        write("trades", {k: v[_day_sorted_rows(trades.ts, day)] for k, v in trades.columns.items()})
+        rows["quotes"] = quotes.commit(Quotes.empty().columns)
+    except BaseException:
+        quotes.abort()
+        raise
     return rows, used
 
 
@@ -1064,6 +1162,7 @@ _MMAP_FROM = 32 << 20  # allocations from here on are mapped (glibc's largest dy
 _TRIM_FROM = 1 << 30  # free memory at the heap's top kept up to this
 
 
+@functools.cache
 def _libc():
     try:
         import ctypes
@@ -1073,6 +1172,13 @@ def _libc():
         return lib
     except (OSError, AttributeError):
         return None
+
+
+def _hand_back() -> None:
+    """Hand the memory malloc holds free back to the OS (glibc; elsewhere nothing)."""
+    lib = _libc()
+    if lib is not None:
+        lib.malloc_trim(0)
 
 
 def _keep_freed_memory(lib) -> None:

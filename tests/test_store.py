@@ -66,7 +66,7 @@ def _copy_tree(tree: Path, dst: Path) -> Path:
 def _reference(files: list[str]) -> dict[str, dict[str, dict[str, np.ndarray]]]:
     """One sequential in-memory pass: read all, rebuild, features, labels, bars; cut per day."""
     md = lobfast.read_binance(files)
-    return _reference_of(lobfast.reconstruct(md.depth, levels=5, every="10s"), md.trades)
+    return _reference_of(lobfast.reconstruct(md.depth, levels=5, every="10s"), md.trades, md.quotes)
 
 
 def _reference_of(book, trades, quotes=None) -> dict[str, dict[str, dict[str, np.ndarray]]]:
@@ -156,7 +156,7 @@ def test_store_equals_one_sequential_pass(tree, built):
     for sym in SYMBOLS:
         ref = _reference(_files(tree, sym))
         for date in DATES:
-            for table in ("book", "features", "labels", "bars", "trades"):
+            for table in ("book", "features", "labels", "bars", "trades", "quotes"):
                 _assert_same(_stored(built, table, sym, date), ref[date][table], f"{sym} {date} {table}")
             assert len(ref[date]["book"]["ts"]) > 1000
 
@@ -232,10 +232,15 @@ def test_dask_cluster_gives_the_same_store_also_when_a_worker_dies(tree, built, 
     _assert_same_store(killed, built)
 
 
-def test_one_process_gives_the_same_store(tree, built, tmp_path):
+def test_one_process_gives_the_same_store(tree, built, tmp_path, monkeypatch):
+    """Also when a task reads in small chunks: the day's quotes are then written as they come,
+    in many row groups, and the values are the same."""
+    monkeypatch.setattr(store, "CHUNK_ROWS", 5_000)
     out = tmp_path / "one"
     assert store.process(tree, out, workers=1, **PARAMS).ok
     _assert_same_store(out, built)
+    quotes = next(out.rglob("quotes/**/part-0.parquet"))
+    assert pq.ParquetFile(quotes).metadata.num_row_groups > 1
 
 
 # ----------------------------------------------------------------------------- incremental
@@ -454,6 +459,30 @@ def test_disk_full_fails_the_partition_and_leaves_nothing_half_written(tree, tmp
     again = store.process(tree, out, workers=1, **PARAMS)
     assert (again.written, again.up_to_date) == (1, 5) and again.ok
     assert not list(out.rglob("*.tmp"))
+
+
+def test_disk_full_while_quotes_are_written_as_they_come(tree, tmp_path, monkeypatch):
+    """The quotes of a day go to a hidden file chunk by chunk: a failure part-way leaves no
+    partition file and no temporary file, and a rerun completes it."""
+    real = store._DayWriter.add
+
+    def add(self, columns):
+        real(self, columns)
+        if "symbol=BBBUSDT/date=2024-01-02" in self.path and self.rows:
+            assert list(Path(self.path).parent.glob(".part-0.parquet.*.tmp"))  # written so far
+            raise OSError(errno.ENOSPC, "No space left on device", self.path)
+
+    monkeypatch.setattr(store._DayWriter, "add", add)
+    monkeypatch.setattr(store, "CHUNK_ROWS", 5_000)
+    out = tmp_path / "s"
+    summary = store.process(tree, out, workers=1, **PARAMS)
+    assert [p for p, _ in summary.failed] == ["spot/BBBUSDT/2024-01-02"]
+    assert "No space left on device" in summary.failed[0][1]
+    assert not list(out.rglob("symbol=BBBUSDT/date=2024-01-02/*.parquet"))
+    assert not list(out.rglob("*.tmp"))
+    monkeypatch.setattr(store._DayWriter, "add", real)
+    again = store.process(tree, out, workers=1, **PARAMS)
+    assert (again.written, again.up_to_date) == (1, 5) and again.ok
 
 
 def test_a_second_run_is_refused_naming_the_holder(tree, tmp_path):

@@ -71,6 +71,37 @@ def rec(tmp_path_factory):
     return out
 
 
+@pytest.fixture(autouse=True)
+def checkpoints_near_the_start(monkeypatch):
+    """These tests are about checkpoints: windows of the first file use them however near its
+    start they lie (by default a window within ``REPLAY_BYTES`` replays from the start)."""
+    monkeypatch.setattr(replay, "REPLAY_BYTES", 0)
+
+
+def test_a_window_near_the_start_of_a_file_replays_from_there_without_checkpoints(rec, monkeypatch):
+    """A window whose start lies within REPLAY_BYTES of text of the first file's start opens
+    with the same book, replaying from the file's start: no checkpoints are made (they cost
+    a replay of the whole file); further in, they are."""
+    r = rec["usdm_tiled"]
+    text = r["text"]
+    ts = line_times(text)
+    k = snapshot_line(text) + 2_000
+    t0, t1 = int(ts[k]), int(ts[k]) + 20 * SECOND
+    built = []
+    real = replay.Window._build
+    monkeypatch.setattr(replay.Window, "_build", lambda self, *a: built.append(a) or real(self, *a))
+    monkeypatch.setattr(replay, "REPLAY_BYTES", len(b"".join(text.splitlines(keepends=True)[:k])))
+    for kind in ("plain", "zst"):
+        fresh(r[kind])
+        md = lobfast.read_binance(r[kind], start=t0, end=t1)
+        assert assert_window(md, r["full"], t0, t1, f"{kind} [{t0}, {t1})") > 10
+        assert md.stats["replayed_lines"] == np.count_nonzero(ts < t0)  # every line from the start
+    assert built == []
+    later = int(ts[k + 100])  # one line too far: the file's checkpoints are made and used
+    lobfast.read_binance(r["zst"], start=later, end=later + SECOND)
+    assert len(built) == 1
+
+
 def fresh(paths: list[str]) -> None:
     """Forget the files' indexes and checkpoints."""
     for p in paths:
