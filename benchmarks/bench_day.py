@@ -16,7 +16,7 @@ but the sum over threads), the main thread's CPU (``time.thread_time``), peak RS
 process's ``ru_maxrss``), and ``os.getloadavg()``.  A span shorter than a day is
 extrapolated linearly to 24 h (every stage is linear in the input), and says so.
 
-    .venv/bin/python benchmarks/bench_day.py [--hours 24] [--rounds 1] [--keep] [--side ROUNDS]
+    .venv/bin/python benchmarks/bench_day.py [--hours 24] [--rounds 1] [--keep] [--side ROUNDS] [--store]
 
 ``--side 5`` times decode+parse alone, threads=1 and 2 interleaved in one process (the
 figures of PROFILE.md's "read_binance on all cores").
@@ -29,6 +29,7 @@ import gzip
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -142,6 +143,63 @@ def run(path: str, what: str, threads: int | None) -> dict:
     return out
 
 
+STORE_ONE = r"""
+import json, os, resource, shutil, sys, time
+sys.path.insert(0, sys.argv[4])
+from lobfast import store
+src, out, workers = sys.argv[1], sys.argv[2], int(sys.argv[3])
+shutil.rmtree(out, ignore_errors=True)
+t = time.perf_counter()
+s = store.process(src, out, workers=workers, quiet=True)
+wall = time.perf_counter() - t
+self_, kids = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+print(json.dumps({"wall": wall, "ok": s.ok, "partitions": s.written, "rows": s.rows,
+                  "rss_mb": max(self_.ru_maxrss, kids.ru_maxrss) / 1024, "load": os.getloadavg()}))
+"""
+
+
+def store_day(path: Path, rounds: int) -> None:
+    """``lobfast.store.process`` of the file (10 levels, 100 ms, default features; trades and
+    quotes tables), each run in a fresh process into an empty store: the local pool (all
+    cores) and one process (``workers=1``, whose peak RSS is that of a process running the
+    tasks; the pool's is the calling process's only, its workers are not its children).  The
+    first run also builds the file's time index (reported on its own)."""
+    out = path.parent / "store"
+    for side in path.parent.glob(path.name + ".*"):
+        side.unlink()  # the first run builds the index from nothing
+    res: dict[str, list[dict]] = {"first run (builds the time index), pool": [], "pool": [], "one process": []}
+    for r in range(rounds + 1):
+        for name, workers in (("pool", 0), ("one process", 1)):
+            if r == 0 and workers == 1:
+                continue
+            key = "first run (builds the time index), pool" if r == 0 else name
+            proc = subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    STORE_ONE,
+                    str(path),
+                    str(out),
+                    str(workers or cpu_threads(None)),
+                    str(BENCH.parent),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            one = json.loads(proc.stdout.strip().splitlines()[-1])
+            assert one["ok"], one
+            res[key].append(one)
+            print(
+                f"store {key:40} round {r}: wall {one['wall']:.1f} s, {one['partitions']} partitions, "
+                f"peak RSS {one['rss_mb']:,.0f} MB, rows {one['rows']}, load {tuple(round(x, 1) for x in one['load'])}"
+            )
+    shutil.rmtree(out, ignore_errors=True)
+    for key, v in res.items():
+        rss = max(x["rss_mb"] for x in v)
+        print(f"store {key}: median wall {np.median([x['wall'] for x in v]):.1f} s, peak RSS {rss:,.0f} MB")
+
+
 def side_by_side(path: str, rounds: int) -> None:
     """decode+parse alone, threads=1 and 2 interleaved in this process: medians of CPU,
     calling-thread CPU and wall, and what two quiet cores would give from the CPU seconds."""
@@ -167,6 +225,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=BENCH / ".data")
     ap.add_argument("--keep", action="store_true", help="keep the generated file")
     ap.add_argument("--side", type=int, default=0, metavar="ROUNDS", help="only decode+parse, 1 vs 2 threads")
+    ap.add_argument("--store", action="store_true", help="the day into the store (lobfast.store.process) instead")
     ap.add_argument("--one", nargs=3, metavar=("PATH", "WHAT", "THREADS"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.one:
@@ -174,6 +233,13 @@ def main() -> None:
         print(json.dumps(run(path, what, None if threads == "all" else int(threads))))
         return
     path = day_file(a.hours, a.data)
+    if a.store:
+        try:
+            store_day(path, a.rounds)
+        finally:
+            if not a.keep:
+                path.unlink(missing_ok=True)
+        return
     if a.side:
         try:
             side_by_side(str(path), a.side)

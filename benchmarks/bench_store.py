@@ -119,7 +119,7 @@ def parallel_capacity(n: int = 20_000_000) -> float:
     return 2 * one / two
 
 
-def run(symbols: int, rounds: int) -> dict:
+def run(symbols: int, rounds: int, tree: Path | None = None) -> dict:
     try:
         import distributed
     except ImportError:  # the dask extra: the other routes still run
@@ -130,10 +130,15 @@ def run(symbols: int, rounds: int) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="bench-store-"))
     try:
         t = time.perf_counter()
-        files = make_tree(tmp / "tree", symbols)
+        if tree is None:
+            tree = tmp / "tree"
+        if tree.exists():  # made by an earlier run (--tree)
+            files = sorted(str(p) for p in tree.rglob("*.zst"))
+        else:
+            files = make_tree(tree, symbols)
         gen = time.perf_counter() - t
         size = sum(os.path.getsize(f) for f in files)
-        first = store.process(tmp / "tree", tmp / "warm", workers=2, **PARAMS)  # builds the time indexes
+        first = store.process(tree, tmp / "warm", workers=2, **PARAMS)  # builds the time indexes
         assert first.ok, str(first)
         parts = first.written
         cluster = client = None
@@ -142,13 +147,13 @@ def run(symbols: int, rounds: int) -> dict:
             client = distributed.Client(cluster)
 
         def pool(out):
-            assert store.process(tmp / "tree", out, workers=2, **PARAMS).written == parts
+            assert store.process(tree, out, workers=2, **PARAMS).written == parts
 
         def one(out):
-            assert store.process(tmp / "tree", out, workers=1, **PARAMS).written == parts
+            assert store.process(tree, out, workers=1, **PARAMS).written == parts
 
         def dask(out):
-            assert store.process(tmp / "tree", out, client=client, **PARAMS).written == parts
+            assert store.process(tree, out, client=client, **PARAMS).written == parts
 
         def loop(out):
             out.mkdir()
@@ -251,8 +256,9 @@ def main() -> None:
     ap.add_argument("--symbols", type=int, default=4)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--write", action="store_true", help="put the section into benchmarks/RESULTS.md")
+    ap.add_argument("--tree", type=Path, help="keep the simulated recordings here (made once, reused after)")
     a = ap.parse_args()
-    text = section(run(a.symbols, a.rounds))
+    text = section(run(a.symbols, a.rounds, a.tree))
     print(text)
     if a.write:
         write(text)
