@@ -441,6 +441,29 @@ def test_rolling_std_out_equals_fresh(values, rows):
     np.testing.assert_array_equal(out, rolling_std(x, rows))
 
 
+def test_a_freed_large_output_is_reused_and_a_live_one_never():
+    """The last large output freed (>= 4 MiB, <= 256 MiB) is kept for the next of about its
+    size: a loop of calls pays no page faults; an output still referenced is never handed out
+    again, and every value of a reused block is written anew."""
+    rng = np.random.default_rng(5)
+    x, y = rng.standard_normal(1_000_000).cumsum(), rng.standard_normal(1_000_000)
+    first = rolling_std(x, 50)
+    expect_x, expect_y = first.copy(), rolling_std(y, 7).copy()
+    address = first.__array_interface__["data"][0]
+    first[:] = 123.0  # garbage a reused block must not show
+    del first
+    again = rolling_std(y, 7)
+    assert again.__array_interface__["data"][0] == address  # the freed block, reused
+    np.testing.assert_array_equal(again, expect_y)
+    live = rolling_std(x, 50)  # `again` is alive: a block of its own
+    assert live.__array_interface__["data"][0] != address
+    np.testing.assert_array_equal(live, expect_x)
+    np.testing.assert_array_equal(again, expect_y)
+    del again, live
+    bigger = rolling_std(np.concatenate([x, x]), 50)  # larger than the kept block: a new one
+    np.testing.assert_array_equal(bigger[:1_000_000], expect_x)
+
+
 def test_rolling_bad_out():
     x = np.arange(10.0)
     ro = np.zeros(10)

@@ -19,6 +19,36 @@ capsule_free(PyObject *capsule)
     free(p); /* the core allocated it with malloc/realloc */
 }
 
+#define HUGE_BYTES ((size_t)4 << 20) /* outputs this large ask for 2 MiB pages */
+#define HUGE_ALIGN ((size_t)2 << 20)
+#define HUGE_KEEP ((size_t)256 << 20) /* the largest freed output block kept for the next */
+
+/* The last large output block freed, kept for the next output of about its size.  Such an
+ * output is written once, so what it costs is the kernel zeroing fresh pages (clear_page:
+ * 20-40 % of a rolling_std or features call), and a loop making outputs of one size (a
+ * kernel per day of data, say) would pay it on every call.  One block of at most HUGE_KEEP
+ * bytes is kept; the GIL, held by both ends, guards it. */
+static void *kept_block;
+static size_t kept_bytes;
+
+static void
+huge_capsule_free(PyObject *capsule)
+{
+    void *p = PyCapsule_GetPointer(capsule, LOB_CAPSULE_NAME);
+    if (p == NULL) {
+        PyErr_WriteUnraisable(capsule); /* destructors must not raise */
+        return;
+    }
+    size_t bytes = (size_t)(uintptr_t)PyCapsule_GetContext(capsule);
+    if (bytes > HUGE_KEEP) {
+        free(p);
+        return;
+    }
+    free(kept_block);
+    kept_block = p;
+    kept_bytes = bytes;
+}
+
 static int
 typenum_of(char type)
 {
@@ -31,8 +61,11 @@ typenum_of(char type)
     }
 }
 
-PyObject *
-lobpy_array_from_owned(void *buf, Py_ssize_t n, Py_ssize_t width, int matrix, char type)
+/* An array over buf (n x width of type), which the array's base frees with `destructor`
+ * (context: the block's size in bytes, for huge_capsule_free). */
+static PyObject *
+array_over(void *buf, Py_ssize_t n, Py_ssize_t width, int matrix, char type,
+           PyCapsule_Destructor destructor, size_t bytes)
 {
     int nd = matrix || width > 1 ? 2 : 1;
     npy_intp dims[2] = {n, width};
@@ -48,9 +81,13 @@ lobpy_array_from_owned(void *buf, Py_ssize_t n, Py_ssize_t width, int matrix, ch
         free(buf);
         return NULL;
     }
-    PyObject *cap = PyCapsule_New(buf, LOB_CAPSULE_NAME, capsule_free);
-    if (cap == NULL) {
+    PyObject *cap = PyCapsule_New(buf, LOB_CAPSULE_NAME, destructor);
+    if (cap == NULL || PyCapsule_SetContext(cap, (void *)(uintptr_t)bytes) < 0) {
         Py_DECREF(arr); /* the array does not own buf */
+        if (cap != NULL) {
+            PyCapsule_SetDestructor(cap, NULL);
+            Py_DECREF(cap);
+        }
         free(buf);
         return NULL;
     }
@@ -60,6 +97,12 @@ lobpy_array_from_owned(void *buf, Py_ssize_t n, Py_ssize_t width, int matrix, ch
         return NULL;
     }
     return arr;
+}
+
+PyObject *
+lobpy_array_from_owned(void *buf, Py_ssize_t n, Py_ssize_t width, int matrix, char type)
+{
+    return array_over(buf, n, width, matrix, type, capsule_free, 0);
 }
 
 PyObject *
@@ -207,9 +250,6 @@ lobpy_in_converted(PyObject *obj, int typenum, int ndim, Py_ssize_t n, const cha
     return arr;
 }
 
-#define HUGE_BYTES ((size_t)4 << 20) /* outputs this large ask for 2 MiB pages */
-#define HUGE_ALIGN ((size_t)2 << 20)
-
 PyObject *
 lobpy_out(Py_ssize_t n, Py_ssize_t width, int typenum)
 {
@@ -222,12 +262,20 @@ lobpy_out(Py_ssize_t n, Py_ssize_t width, int typenum)
     const size_t bytes = (size_t)n * (size_t)(width > 0 ? width : 1) * sizeof(double);
     if ((typenum == NPY_FLOAT64 || typenum == NPY_INT64) && n > 0 && bytes >= HUGE_BYTES) {
         void *p = NULL;
-        if (posix_memalign(&p, HUGE_ALIGN, bytes) != 0) {
-            return PyErr_NoMemory();
+        size_t got = bytes;
+        if (kept_block != NULL && kept_bytes >= bytes && kept_bytes / 2 <= bytes) {
+            p = kept_block; /* its pages are in place: nothing to fault in or zero */
+            got = kept_bytes;
+            kept_block = NULL;
         }
-        (void)madvise(p, bytes & ~(HUGE_ALIGN - 1), MADV_HUGEPAGE); /* a hint only */
-        return lobpy_array_from_owned(p, n, width > 0 ? width : 1, width > 0,
-                                      typenum == NPY_INT64 ? LOB_I64 : LOB_F64);
+        else {
+            if (posix_memalign(&p, HUGE_ALIGN, bytes) != 0) {
+                return PyErr_NoMemory();
+            }
+            (void)madvise(p, bytes & ~(HUGE_ALIGN - 1), MADV_HUGEPAGE); /* a hint only */
+        }
+        return array_over(p, n, width > 0 ? width : 1, width > 0,
+                          typenum == NPY_INT64 ? LOB_I64 : LOB_F64, huge_capsule_free, got);
     }
 #endif
     return PyArray_EMPTY(width > 0 ? 2 : 1, dims, typenum, 0);
