@@ -8,15 +8,21 @@
 
 #define LOB_CAPSULE_NAME "lobfast.buffer"
 
-static void
-capsule_free(PyObject *capsule)
+/* The buffer a capsule holds, or NULL (reported: destructors must not raise). */
+static void *
+capsule_buffer(PyObject *capsule)
 {
     void *p = PyCapsule_GetPointer(capsule, LOB_CAPSULE_NAME);
     if (p == NULL) {
-        PyErr_WriteUnraisable(capsule); /* destructors must not raise */
-        return;
+        PyErr_WriteUnraisable(capsule);
     }
-    free(p); /* the core allocated it with malloc/realloc */
+    return p;
+}
+
+static void
+capsule_free(PyObject *capsule)
+{
+    free(capsule_buffer(capsule)); /* the core allocated it with malloc/realloc */
 }
 
 #define HUGE_BYTES ((size_t)4 << 20) /* outputs this large ask for 2 MiB pages */
@@ -34,9 +40,8 @@ static size_t kept_bytes;
 static void
 huge_capsule_free(PyObject *capsule)
 {
-    void *p = PyCapsule_GetPointer(capsule, LOB_CAPSULE_NAME);
+    void *p = capsule_buffer(capsule);
     if (p == NULL) {
-        PyErr_WriteUnraisable(capsule); /* destructors must not raise */
         return;
     }
     size_t bytes = (size_t)(uintptr_t)PyCapsule_GetContext(capsule);
