@@ -239,6 +239,13 @@ class FileIndex:
         """The entries (:data:`ENTRY`: ts, line, row, d_off, c_off, d_at), read-only."""
         return self.ix.entries
 
+    def text_before(self, t: int) -> int | None:
+        """Text bytes up to the first index entry after time ``t`` (no fewer than the bytes
+        before ``t``), from the entries alone; None when ``t`` lies past the last entry."""
+        e = self._entries if self._ix is None else self._ix.entries
+        i = int(np.searchsorted(e["ts"], t, side="right"))
+        return int(e["d_off"][i]) if i < len(e) else None
+
     # -- book checkpoints of raw Binance files (lobfast.replay)
     def load_checkpoints(self, params: dict[str, Any]) -> sidecar.Checkpoints | None:
         """The checkpoints kept with this index when they were made with ``params``, else

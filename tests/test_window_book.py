@@ -79,9 +79,9 @@ def checkpoints_near_the_start(monkeypatch):
 
 
 def test_a_window_near_the_start_of_a_file_replays_from_there_without_checkpoints(rec, monkeypatch):
-    """A window whose start lies within REPLAY_BYTES of text of the first file's start opens
-    with the same book, replaying from the file's start: no checkpoints are made (they cost
-    a replay of the whole file); further in, they are."""
+    """A window whose start lies within REPLAY_BYTES of text of the first file's start (by the
+    index's entries) opens with the same book, replaying from the file's start: no checkpoints
+    are made (they cost a replay of the whole file); further in, they are."""
     r = rec["usdm_tiled"]
     text = r["text"]
     ts = line_times(text)
@@ -90,15 +90,18 @@ def test_a_window_near_the_start_of_a_file_replays_from_there_without_checkpoint
     built = []
     real = replay.Window._build
     monkeypatch.setattr(replay.Window, "_build", lambda self, *a: built.append(a) or real(self, *a))
-    monkeypatch.setattr(replay, "REPLAY_BYTES", len(b"".join(text.splitlines(keepends=True)[:k])))
+    first_file = len(Path(r["plain"][0]).read_bytes())
+    monkeypatch.setattr(replay, "REPLAY_BYTES", first_file // 2)
     for kind in ("plain", "zst"):
         fresh(r[kind])
         md = lobfast.read_binance(r[kind], start=t0, end=t1)
         assert assert_window(md, r["full"], t0, t1, f"{kind} [{t0}, {t1})") > 10
         assert md.stats["replayed_lines"] == np.count_nonzero(ts < t0)  # every line from the start
     assert built == []
-    later = int(ts[k + 100])  # one line too far: the file's checkpoints are made and used
-    lobfast.read_binance(r["zst"], start=later, end=later + SECOND)
+    n_first = len(Path(r["plain"][0]).read_bytes().splitlines())
+    later = int(ts[n_first * 3 // 4])  # past half the first file: its checkpoints are made and used
+    md = lobfast.read_binance(r["zst"], start=later, end=later + SECOND)
+    assert assert_window(md, r["full"], later, later + SECOND, "later") > 0
     assert len(built) == 1
 
 
