@@ -120,6 +120,7 @@ def features(
     ask_px: np.ndarray,
     ask_sz: np.ndarray,
     requests: list[tuple[str, int] | tuple[str, int, np.ndarray | None, str]],
+    threads: int = 1,
 ) -> list[np.ndarray]: ...
 def trade_flow(
     ts: np.ndarray,
@@ -148,6 +149,10 @@ def rolling_std(
     out: np.ndarray | None = None,
     name: str = "out",
 ) -> np.ndarray: ...
+def rolling_many(
+    jobs: list[tuple[np.ndarray, int, int, np.ndarray | None, int, np.ndarray, str]],
+    threads: int = 1,
+) -> None: ...
 def aggregate(
     book_ts: np.ndarray,
     bid_px: np.ndarray,

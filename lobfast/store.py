@@ -862,7 +862,8 @@ def _make_partition(task: dict) -> tuple[dict[str, int], list[str]]:
         write("book", _book_columns(book[cut]))
         if spec.features:
             needs_trades = any(n in TRADE_COLUMNS for n in spec.features)
-            ff = _features(book, trades if needs_trades else None, spec=list(spec.features))
+            flow = trades if needs_trades else None
+            ff = _features(book, flow, spec=list(spec.features), threads=task.get("threads"))
             write("features", {"ts": ff.ts[cut], **{n: a[cut] for n, a in ff.items()}})
             del ff
         if spec.labels:

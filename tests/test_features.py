@@ -521,7 +521,7 @@ def test_features_compute_only_what_the_spec_needs(monkeypatch):
     real_features, real_flow = _core.features, _core.trade_flow
 
     def spy_features(*args):
-        calls["features"].append([(k, p) for k, p, *_ in args[-1]])
+        calls["features"].append([(k, p) for k, p, *_ in args[7]])
         return real_features(*args)
 
     def spy_flow(*args, **kw):
@@ -600,3 +600,109 @@ def test_ctrl_c_stops_features_into_out():
 
     quarter = timed(call(3_000_000))  # a quarter of the work of 6M rows: ~1.5 s here
     assert interrupted(call(6_000_000), 0.3) < quarter
+
+
+# --- threads ----------------------------------------------------------------------------------
+
+
+def _big_book(n=150_000, seed=5):
+    """A book long enough to be split over threads, with gaps, empty levels and flat stretches."""
+    rng = np.random.default_rng(seed)
+    ts = 1_723_161_600_000_000_000 + np.cumsum(rng.choice([0, 1, 10**6, 10**8, 10**9], n)).astype(np.int64)
+    mid = 100 + np.cumsum(rng.choice([-0.5, 0, 0, 0.5], n))
+    steps = np.arange(3) * 0.5
+    bp, ap = mid[:, None] - 0.25 - steps, mid[:, None] + 0.25 + steps
+    bs, as_ = rng.choice([0.0, 0.5, 1.0, 3.0], (n, 3)), rng.choice([0.0, 0.5, 1.0, 3.0], (n, 3))
+    bp[bs == 0] = np.nan
+    ap[as_ == 0] = np.nan
+    valid = rng.random(n) > 0.001
+    uid = np.cumsum(rng.integers(0, 2, n))
+    book = lobfast.BookSnapshots(ts=ts, update_id=uid, bid_px=bp, bid_sz=bs, ask_px=ap, ask_sz=as_, valid=valid)
+    m = n // 3
+    tts = np.sort(rng.integers(ts[0], ts[-1], m)).astype(np.int64)
+    trades = lobfast.Trades(
+        ts=tts, local_ts=tts, price=np.full(m, 100.0), qty=rng.choice([0.1, 1.0], m),
+        side=rng.choice([-1, 0, 1], m).astype(np.int8), trade_id=np.arange(m),
+    )  # fmt: skip
+    return book, trades
+
+
+def _tiled(book, trades, copies):
+    """The real book and its trades repeated `copies` times, each copy later by the span."""
+    step = int(book.ts[-1] - book.ts[0]) + 10**9
+    shift = lambda ts, k: np.tile(ts, k) + np.repeat(np.arange(k, dtype=np.int64) * step, len(ts))  # noqa: E731
+    c = book.columns
+    tiled = lobfast.BookSnapshots(
+        ts=shift(c["ts"], copies), update_id=shift(c["update_id"], copies), valid=np.tile(c["valid"], copies),
+        **{k: np.tile(c[k], (copies, 1)) for k in ("bid_px", "bid_sz", "ask_px", "ask_sz")},
+    )  # fmt: skip
+    t = trades
+    tr = lobfast.Trades(
+        ts=shift(t.ts, copies), local_ts=shift(t.local_ts, copies), price=np.tile(t.price, copies),
+        qty=np.tile(t.qty, copies), side=np.tile(t.side, copies), trade_id=np.arange(len(t.ts) * copies),
+    )  # fmt: skip
+    return tiled, tr
+
+
+def test_features_on_threads_equal_one_thread(usdm):
+    md, real = usdm
+    big, trades = _big_book()
+    for book, tr in (_tiled(real, md.trades, 12), (big, trades)):
+        one = lobfast.features(book, tr, threads=1)
+        assert len(book) > 2 * 32_768  # split into ranges, so the threads have work
+        for threads in (2, 3, 8):
+            got = lobfast.features(book, tr, threads=threads)
+            for name in one.keys():  # bit for bit, NaN where NaN
+                assert got[name].tobytes() == one[name].tobytes(), (threads, name)
+            again = lobfast.features(book, tr, threads=threads, out=got)
+            for name in one.keys():
+                assert again[name].tobytes() == one[name].tobytes(), (threads, name)
+    with pytest.raises(ValueError, match="threads"):
+        lobfast.features(real, threads=0)
+
+
+def test_features_on_threads_report_the_first_bad_row():
+    # two broken rows in different ranges: every thread count names the first, as one does
+    book, _ = _big_book(120_000)
+    c = dict(book.columns)
+    px = c["bid_px"].copy()
+    for r in (100_000, 40_000):
+        px[r, 0], c["valid"][r] = np.nan, True
+    c["bid_sz"] = c["bid_sz"].copy()
+    c["bid_sz"][[40_000, 100_000], 0] = 1.0
+    bad = lobfast.BookSnapshots(**{**c, "bid_px": px})
+    for threads in (1, 2, 4, 4, 4):
+        with pytest.raises(ValueError, match=r"^row 40000 level 1 holds a NaN price"):
+            lobfast.features(bad, spec=["mid", "ofi_10s"], threads=threads)
+
+
+def test_ctrl_c_stops_features_on_threads():
+    # the slow windows of test_ctrl_c_stops_features_into_out, two at a time: the stop reaches
+    # the window on the other thread too, and the calling thread's wait
+    n = 4_000_000
+    mid = np.tile([1.0, 2.0, 4.0, 3.0], n // 4).reshape(-1, 1)
+    book = lobfast.BookSnapshots(
+        ts=np.arange(n, dtype=np.int64), update_id=np.arange(n), bid_px=mid, bid_sz=np.ones((n, 1)),
+        ask_px=mid, ask_sz=np.ones((n, 1)), valid=np.ones(n, bool),
+    )  # fmt: skip
+    for spec in (["vol_1000s", "vol_999s"], ["vol_1000s", "ofi_w10"]):
+        took = interrupted(lambda spec=spec: lobfast.features(book, spec=spec, threads=2), 0.3)
+        assert took < 2.0, spec
+
+
+def test_rolling_many_arguments():
+    x, ts = np.arange(5.0), np.arange(5, dtype=np.int64)
+    a, b = np.empty(5), np.empty(5)
+    _core.rolling_many([(x, 2, 0, None, -1, a, "a"), (x, 0, 3, ts, 1, b, "b")], 2)
+    np.testing.assert_array_equal(a, lobfast.rolling_sum(x, 2))
+    np.testing.assert_array_equal(b, lobfast.rolling_std(x, "3ns", ts=ts))
+    with pytest.raises(ValueError, match="a must be given"):
+        _core.rolling_many([(x, 2, 0, None, -1, None, "a")])
+    with pytest.raises(ValueError, match=r"shares memory with (x of )?[ab]\b"):
+        _core.rolling_many([(x, 2, 0, None, -1, a, "a"), (x, 3, 0, None, -1, a, "b")])
+    with pytest.raises(ValueError, match=r"shares memory with (x of )?[ab]\b"):
+        _core.rolling_many([(x, 2, 0, None, -1, a, "a"), (a, 3, 0, None, -1, b, "b")])
+    with pytest.raises(ValueError, match="threads"):
+        _core.rolling_many([], 0)
+    with pytest.raises(ValueError, match="ts must be sorted"):
+        _core.rolling_many([(x, 0, 3, ts[::-1].copy(), 1, b, "b")], 2)

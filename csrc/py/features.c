@@ -1,12 +1,15 @@
 /* features.c -- lobfast._core feature and rolling-window kernels.
  *
- * features(ts, valid, update_id, bid_px, bid_sz, ask_px, ask_sz, requests) -> [ndarray]
- *     requests: [(name, k[, out, label])], name one of the core's feature kinds ("mid",
- *     "ofi", ...), out the array to write (None or absent: a new one), label its name in errors
+ * features(ts, valid, update_id, bid_px, bid_sz, ask_px, ask_sz, requests, threads=1)
+ *     -> [ndarray]; requests: [(name, k[, out, label])], name one of the core's feature kinds
+ *     ("mid", "ofi", ...), out the array to write (None or absent: a new one), label its name
+ *     in errors; row ranges on `threads` threads
  * trade_flow(ts, valid, trade_ts, qty, side, out=None) -> (buy, sell, signed, count)
  *     out: None (four new arrays) or four arrays / None (that column is not computed)
  * rolling_sum(x, rows=0, span=0, ts=None, out=None, name="out") -> ndarray (out when given)
  * rolling_std(x, rows=0, span=0, ts=None, ddof=1, out=None, name="out") -> ndarray
+ * rolling_many(jobs, threads=1) -> None: jobs [(x, rows, span, ts, ddof, out, name)] (ddof -1:
+ *     the sum), one window per task on `threads` threads
  * Inputs are read in place when they already are contiguous arrays of the right dtype and
  * converted (copied) otherwise; they are never written.  The loops run without the GIL and
  * stop on Ctrl-C (lobpy_nogil).
@@ -62,9 +65,13 @@ static PyObject *
 py_features(PyObject *module, PyObject *args)
 {
     PyObject *o[7], *requests;
-    if (!PyArg_ParseTuple(args, "OOOOOOOO:features", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5],
-                          &o[6], &requests)) {
+    int threads = 1;
+    if (!PyArg_ParseTuple(args, "OOOOOOOO|i:features", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5],
+                          &o[6], &requests, &threads)) {
         return NULL;
+    }
+    if (threads < 1 || threads > 1024) {
+        return PyErr_Format(PyExc_ValueError, "threads (=%d) must be in [1, 1024]", threads);
     }
     PyObject *in[7] = {NULL};
     PyObject *seq = NULL, *outs = NULL;
@@ -125,7 +132,7 @@ py_features(PyObject *module, PyObject *args)
     int rc;
     lobpy_nogil g;
     lobpy_nogil_begin(&g, &err);
-    rc = lob_features(&b, DATA(in[2]), req, (int)nf, &err);
+    rc = lob_features(&b, DATA(in[2]), req, (int)nf, threads, &err);
     lobpy_nogil_end(&g);
     if (rc < 0) {
         lobpy_raise(lobpy_get_state(module), rc, &err, NULL);
@@ -204,6 +211,45 @@ done:
     return result;
 }
 
+/* One window's arguments -> job.  keep[0..2] receive x, ts (or NULL) and out, new references
+ * the caller releases; out is `outo` itself when given, else a new array.  ddof < 0: the sum. */
+static int
+window_job(PyObject *xo, long long rows, long long span, PyObject *tso, int ddof, PyObject *outo,
+           const char *name, lob_rolling_job *job, PyObject **keep)
+{
+    PyObject *x, *ts = NULL, *out = NULL;
+    if ((keep[0] = x = lobpy_in_converted(xo, NPY_FLOAT64, 1, -1, "x")) == NULL ||
+        (tso != Py_None &&
+         (keep[1] = ts = lobpy_in_converted(tso, NPY_INT64, 1, ROWS(x), "ts")) == NULL) ||
+        (keep[2] = out = lobpy_out_given(outo, NPY_FLOAT64, ROWS(x), name)) == NULL ||
+        lobpy_out_apart(out, name, x, "x") < 0 || lobpy_out_apart(out, name, ts, "ts") < 0) {
+        return -1;
+    }
+    *job = (lob_rolling_job){.x = DATA(x),
+                             .n = ROWS(x),
+                             .w = {.rows = rows, .span = span, .ts = ts != NULL ? DATA(ts) : NULL},
+                             .ddof = ddof,
+                             .out = DATA(out)};
+    return 0;
+}
+
+/* Run the jobs without the GIL (Ctrl-C stops them); -1 with the error raised. */
+static int
+run_jobs(PyObject *module, const lob_rolling_job *jobs, size_t n, int threads)
+{
+    lob_error err = {0};
+    int rc;
+    lobpy_nogil g;
+    lobpy_nogil_begin(&g, &err);
+    rc = lob_rolling_many(jobs, n, threads, &err);
+    lobpy_nogil_end(&g);
+    if (rc < 0) {
+        lobpy_raise(lobpy_get_state(module), rc, &err, NULL);
+        return -1;
+    }
+    return 0;
+}
+
 /* rolling_sum / rolling_std share the argument handling; ddof < 0 selects the sum.  `out`:
  * the caller's array to write (None: a new one), named `name` in errors. */
 static PyObject *
@@ -211,7 +257,7 @@ rolling(PyObject *module, PyObject *args, PyObject *kwds, int with_ddof)
 {
     static char *kwlist[] = {"x", "rows", "span", "ts", "ddof", "out", "name", NULL};
     static char *sum_kwlist[] = {"x", "rows", "span", "ts", "out", "name", NULL};
-    PyObject *xo, *tso = Py_None, *outo = Py_None, *x = NULL, *ts = NULL, *out = NULL;
+    PyObject *xo, *tso = Py_None, *outo = Py_None, *keep[3] = {NULL};
     const char *name = "out";
     long long rows = 0, span = 0;
     int ddof = 1, ok;
@@ -220,35 +266,96 @@ rolling(PyObject *module, PyObject *args, PyObject *kwds, int with_ddof)
                                          &span, &tso, &ddof, &outo, &name);
     }
     else {
+        ddof = -1;
         ok = PyArg_ParseTupleAndKeywords(args, kwds, "O|$LLOOs:rolling_sum", sum_kwlist, &xo, &rows,
                                          &span, &tso, &outo, &name);
     }
     if (!ok) {
         return NULL;
     }
-    if ((x = lobpy_in_converted(xo, NPY_FLOAT64, 1, -1, "x")) == NULL ||
-        (tso != Py_None && (ts = lobpy_in_converted(tso, NPY_INT64, 1, ROWS(x), "ts")) == NULL) ||
-        (out = lobpy_out_given(outo, NPY_FLOAT64, ROWS(x), name)) == NULL ||
-        lobpy_out_apart(out, name, x, "x") < 0 || lobpy_out_apart(out, name, ts, "ts") < 0) {
-        Py_CLEAR(out);
+    if (with_ddof && ddof < 0) {
+        return PyErr_Format(PyExc_ValueError, "ddof must be >= 0, not %d", ddof);
+    }
+    lob_rolling_job job;
+    PyObject *out = NULL;
+    if (window_job(xo, rows, span, tso, ddof, outo, name, &job, keep) == 0 &&
+        run_jobs(module, &job, 1, 1) == 0) {
+        out = keep[2];
+        keep[2] = NULL;
+    }
+    release(keep, 3);
+    return out;
+}
+
+/* rolling_many(jobs, threads=1): jobs [(x, rows, span, ts, ddof, out, name)], ddof -1 for the
+ * sum; every out is given and apart from every other job's arrays. */
+static PyObject *
+py_rolling_many(PyObject *module, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"jobs", "threads", NULL};
+    PyObject *jobso, *seq = NULL, **keep = NULL;
+    int threads = 1;
+    lob_rolling_job *jobs = NULL;
+    const char **names = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|i:rolling_many", kwlist, &jobso, &threads)) {
+        return NULL;
+    }
+    if (threads < 1 || threads > 1024) {
+        return PyErr_Format(PyExc_ValueError, "threads (=%d) must be in [1, 1024]", threads);
+    }
+    if ((seq = PySequence_Fast(jobso, "jobs must be a sequence of tuples")) == NULL) {
+        return NULL;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    if ((jobs = PyMem_Calloc(n + 1, sizeof *jobs)) == NULL ||
+        (keep = PyMem_Calloc(3 * n + 1, sizeof *keep)) == NULL ||
+        (names = PyMem_Calloc(n + 1, sizeof *names)) == NULL) {
+        PyErr_NoMemory();
         goto done;
     }
-    lob_window w = {.rows = rows, .span = span, .ts = ts != NULL ? DATA(ts) : NULL};
-    lob_error err = {0};
-    int rc;
-    lobpy_nogil g;
-    lobpy_nogil_begin(&g, &err);
-    rc = with_ddof ? lob_rolling_std(DATA(x), ROWS(x), &w, ddof, DATA(out), &err)
-                   : lob_rolling_sum(DATA(x), ROWS(x), &w, DATA(out), &err);
-    lobpy_nogil_end(&g);
-    if (rc < 0) {
-        lobpy_raise(lobpy_get_state(module), rc, &err, NULL);
-        Py_CLEAR(out);
+    for (Py_ssize_t j = 0; j < n; j++) {
+        PyObject *xo, *tso, *outo;
+        long long rows, span;
+        int ddof;
+        const char *name;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, j), "OLLOiOs:rolling job", &xo, &rows,
+                              &span, &tso, &ddof, &outo, &name)) {
+            goto done;
+        }
+        if (outo == Py_None) {
+            PyErr_Format(PyExc_ValueError, "rolling_many: %s must be given", name);
+            goto done;
+        }
+        if (window_job(xo, rows, span, tso, ddof, outo, name, &jobs[j], &keep[3 * j]) < 0) {
+            goto done;
+        }
+        names[j] = name;
+        for (Py_ssize_t i = 0; i < j; i++) { /* no output is another job's input or output */
+            for (int a = 0; a < 3; a++) {
+                char in_j[160], in_i[160];
+                static const char *const what[3] = {"x of ", "ts of ", ""};
+                snprintf(in_j, sizeof in_j, "%s%s", what[a], name);
+                snprintf(in_i, sizeof in_i, "%s%s", what[a], names[i]);
+                if (lobpy_out_apart(keep[3 * j + 2], name, keep[3 * i + a], in_i) < 0 ||
+                    lobpy_out_apart(keep[3 * i + 2], names[i], keep[3 * j + a], in_j) < 0) {
+                    goto done;
+                }
+            }
+        }
     }
+    run_jobs(module, jobs, (size_t)n, threads);
 done:
-    Py_XDECREF(x);
-    Py_XDECREF(ts);
-    return out;
+    if (keep != NULL) {
+        release(keep, 3 * (int)n);
+    }
+    PyMem_Free(keep);
+    PyMem_Free(jobs);
+    PyMem_Free(names);
+    Py_DECREF(seq);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
 }
 
 static PyObject *
@@ -265,8 +372,8 @@ py_rolling_std(PyObject *module, PyObject *args, PyObject *kwds)
 
 PyMethodDef lobpy_feature_methods[] = {
     {"features", py_features, METH_VARARGS,
-     "features(ts, valid, update_id, bid_px, bid_sz, ask_px, ask_sz, requests) -> [ndarray]; "
-     "requests: [(kind, k[, out, label])]"},
+     "features(ts, valid, update_id, bid_px, bid_sz, ask_px, ask_sz, requests, threads=1) -> "
+     "[ndarray]; requests: [(kind, k[, out, label])]"},
     {"trade_flow", (PyCFunction)(void (*)(void))py_trade_flow, METH_VARARGS | METH_KEYWORDS,
      "trade_flow(ts, valid, trade_ts, qty, side, out=None) -> (buy, sell, signed, count); out: "
      "four arrays to write, None for a column not wanted"},
@@ -276,5 +383,8 @@ PyMethodDef lobpy_feature_methods[] = {
     {"rolling_std", (PyCFunction)(void (*)(void))py_rolling_std, METH_VARARGS | METH_KEYWORDS,
      "rolling_std(x, *, rows=0, span=0, ts=None, ddof=1, out=None, name='out') -> ndarray: out "
      "when given"},
+    {"rolling_many", (PyCFunction)(void (*)(void))py_rolling_many, METH_VARARGS | METH_KEYWORDS,
+     "rolling_many(jobs, threads=1) -> None: jobs [(x, rows, span, ts, ddof, out, name)], ddof -1 "
+     "for a sum, run on `threads` threads"},
     {NULL, NULL, 0, NULL},
 };

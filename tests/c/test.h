@@ -45,5 +45,6 @@ void lob_test_kernels(void);   /* test_kernels.c */
 void lob_test_timeindex(void); /* test_timeindex.c */
 void lob_test_side(void);      /* test_side.c */
 void lob_test_zpar(void);      /* test_zpar.c */
+void lob_test_parallel(void);  /* test_parallel.c */
 
 #endif /* LOB_TEST_H */

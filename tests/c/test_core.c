@@ -1028,6 +1028,7 @@ main(int argc, char **argv)
     lob_test_kernels();
     lob_test_timeindex();
     lob_test_zpar();
+    lob_test_parallel();
     printf("%d tests, %d passed, %d failed\n", lob_test_run, lob_test_run - lob_test_failed,
            lob_test_failed);
     if (lob_test_failed) {

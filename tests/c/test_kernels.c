@@ -81,7 +81,7 @@ test_features(void)
         {LOB_FT_OFI, 1, ofi},    {LOB_FT_OFI, 2, ofi2},         {LOB_FT_RET, 0, ret},
         {LOB_FT_CHANGED, 0, ch},
     };
-    test_cond("features return 0", lob_features(&b, uid, f, 7, &err) == 0);
+    test_cond("features return 0", lob_features(&b, uid, f, 7, 1, &err) == 0);
     test_cond("mid", all_near(mid, (double[]){100, 100.25, NAN}, 3));
     test_cond(
         "microprice",
@@ -96,11 +96,11 @@ test_features(void)
     double bad_bp[6] = {99, NAN, 99.5, 99, 99, 98};
     lob_book_view nb = {3, 2, ts, valid, bad_bp, bs, ap, as};
     test_cond("a NaN price with a size is refused",
-              lob_features(&nb, uid, f, 1, &err) == LOB_E_ARG &&
+              lob_features(&nb, uid, f, 1, 1, &err) == LOB_E_ARG &&
                   strstr(err.msg, "row 0 level 2") != NULL);
     lob_feature deep = {LOB_FT_IMBALANCE, 3, imb};
     test_cond("a level beyond the book is refused",
-              lob_features(&b, uid, &deep, 1, &err) == LOB_E_ARG);
+              lob_features(&b, uid, &deep, 1, 1, &err) == LOB_E_ARG);
     /* trades: row i takes (ts[i-1], ts[i]] */
     const int64_t tts[4] = {1, 2, 2, 3};
     const double q[4] = {5, 1, 2, 4};
@@ -236,10 +236,10 @@ test_features_blocks(void)
     }
     f[L] = (lob_feature){LOB_FT_BID_DEPTH, 7, depth};
     lob_error err = {0};
-    int ok = lob_features(&b, uid, f, L + 1, &err) == 0;
+    int ok = lob_features(&b, uid, f, L + 1, 1, &err) == 0;
     for (int l = 0; ok && l < L; l++) {
         lob_feature single = {LOB_FT_OFI, l + 1, one};
-        ok = lob_features(&b, uid, &single, 1, &err) == 0 &&
+        ok = lob_features(&b, uid, &single, 1, 1, &err) == 0 &&
              memcmp(one, all + (size_t)l * N, sizeof(double) * N) == 0;
     }
     test_cond("features: all OFI levels at once equal each level alone, bit for bit", ok);
@@ -254,7 +254,7 @@ test_features_blocks(void)
     test_cond("features: top-7 bid depth over many blocks", ok);
     bs[400 * L + 9] = -1.0; /* now on a valid row */
     test_cond("features: a broken level in a block of valid rows is named",
-              lob_features(&b, uid, f, L + 1, &err) == LOB_E_ARG &&
+              lob_features(&b, uid, f, L + 1, 1, &err) == LOB_E_ARG &&
                   strstr(err.msg, "row 400 level 10") != NULL);
     free(bp), free(bs), free(ap), free(as), free(all), free(one), free(depth), free(ts), free(uid);
     free(valid);

@@ -202,7 +202,9 @@ fuzz_features(input *in, lob_error *err, const stopper *st)
     for (int j = 0; j < nf; j++) {
         f[j] = (lob_feature){(int)(u8(in) % 12) - (j == 3), (int)(u8(in) % 7) - 1, outs[j]};
     }
-    int rc = lob_features(&b, u8(in) & 1 ? NULL : tsa[1], f, nf, err);
+    const int64_t *uid = u8(in) & 1 ? NULL : tsa[1];
+    int threads = 1 + (u8(in) & 3);
+    int rc = lob_features(&b, uid, f, nf, threads, err);
     check_rc(rc, err, st);
     CHECK(times_ok(tsa[0], n) || rc < 0, "bad book times refused");
     if (rc == LOB_E_INTR) {

@@ -4,6 +4,8 @@
  * the time windows over these features (ofi_10s, vol_60s) are rolling.c's. */
 #include "core/kernels/features.h"
 
+#include "core/parallel.h"
+
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -280,25 +282,27 @@ feature_block(const lob_book_view *b, const int64_t *uid, const lob_feature *f, 
     }
 }
 
-int
-lob_features(const lob_book_view *b, const int64_t *update_id, const lob_feature *f, int nf,
-             lob_error *err)
+/* One call's work, split into row ranges of whole blocks (one task each). */
+typedef struct {
+    const lob_book_view *b;
+    const int64_t *uid;
+    const lob_feature *f;
+    int nf, kmax, nofi;
+    int64_t rows; /* rows per task, a multiple of BLOCK */
+} feature_job;
+
+/* Every requested feature of rows [i * rows, (i + 1) * rows): rows only look back at the row
+ * before them, which is input, so the ranges are independent. */
+static int
+feature_rows(void *arg, size_t i, lob_error *err)
 {
-    if (b->n < 0 || b->levels < 1) {
-        return lob_error_set(err, LOB_E_ARG, "a book needs at least one level");
-    }
-    LOB_FORWARD_IF_ERROR(lob_check_times(b->ts, b->n, 1, "ts", err));
-    int kmax = 0, nofi = 0;
-    for (int j = 0; j < nf; j++) {
-        LOB_FORWARD_IF_ERROR(check_request(b, update_id, &f[j], err));
-        if (needs_top_k(f[j].kind) && f[j].k > kmax) {
-            kmax = f[j].k;
-        }
-        nofi += f[j].kind == LOB_FT_OFI;
-    }
+    const feature_job *j = arg;
+    const lob_book_view *b = j->b;
+    const int64_t begin = (int64_t)i * j->rows;
+    const int64_t end = b->n - begin > j->rows ? begin + j->rows : b->n;
     /* per block: sizes and price x size summed over the top 0..kmax levels, per side,
      * laid out [quantity][k][row] (see top_k_sums()) */
-    const size_t plane = (size_t)(kmax + 1) * BLOCK;
+    const size_t plane = (size_t)(j->kmax + 1) * BLOCK;
     double *scratch = malloc(sizeof(double) * 4 * plane + sizeof(masks));
     if (scratch == NULL) {
         return lob_error_set(err, LOB_E_NOMEM, "out of memory");
@@ -311,13 +315,13 @@ lob_features(const lob_book_view *b, const int64_t *update_id, const lob_feature
     const int64_t L = b->levels;
     /* several OFI levels: all of them in one pass per block (one level: strided, as needed) */
     m->ofi = NULL;
-    if (nofi > 1 && (m->ofi = malloc(sizeof(double) * BLOCK * (size_t)L)) == NULL) {
+    if (j->nofi > 1 && (m->ofi = malloc(sizeof(double) * BLOCK * (size_t)L)) == NULL) {
         free(scratch);
         return lob_error_set(err, LOB_E_NOMEM, "out of memory");
     }
     int rc = LOB_OK;
-    for (int64_t r0 = 0; r0 < b->n; r0 += BLOCK) {
-        const int64_t r1 = r0 + BLOCK < b->n ? r0 + BLOCK : b->n;
+    for (int64_t r0 = begin; r0 < end; r0 += BLOCK) {
+        const int64_t r1 = r0 + BLOCK < end ? r0 + BLOCK : end;
         /* LOB_POLL_ROWS is a multiple of BLOCK: a stop check every LOB_POLL_ROWS rows */
         if ((LOB_POLL_DUE(r0) && (rc = lob_poll_stop(err)) < 0) ||
             (rc = check_rows(b, r0, r1, err)) < 0) {
@@ -327,19 +331,45 @@ lob_features(const lob_book_view *b, const int64_t *update_id, const lob_feature
             m->now[r - r0] = b->valid[r] ? 0.0 : NAN;
             m->pair[r - r0] = b->valid[r] && r > 0 && b->valid[r - 1] ? 0.0 : NAN;
         }
-        if (kmax > 0) {
-            top_k_sums(b, r0, r1, kmax, bsz, asz, bn, an);
+        if (j->kmax > 0) {
+            top_k_sums(b, r0, r1, j->kmax, bsz, asz, bn, an);
         }
         if (m->ofi != NULL) {
             ofi_all_levels(b, r0, r1, m->ofi);
         }
-        for (int j = 0; j < nf; j++) {
-            feature_block(b, update_id, &f[j], r0, r1, cum, m);
+        for (int k = 0; k < j->nf; k++) {
+            feature_block(b, j->uid, &j->f[k], r0, r1, cum, m);
         }
     }
     free(m->ofi);
     free(scratch);
     return rc;
+}
+
+int
+lob_features(const lob_book_view *b, const int64_t *update_id, const lob_feature *f, int nf,
+             int threads, lob_error *err)
+{
+    if (b->n < 0 || b->levels < 1) {
+        return lob_error_set(err, LOB_E_ARG, "a book needs at least one level");
+    }
+    LOB_FORWARD_IF_ERROR(lob_check_times(b->ts, b->n, 1, "ts", err));
+    feature_job job = {.b = b, .uid = update_id, .f = f, .nf = nf};
+    for (int j = 0; j < nf; j++) {
+        LOB_FORWARD_IF_ERROR(check_request(b, update_id, &f[j], err));
+        if (needs_top_k(f[j].kind) && f[j].k > job.kmax) {
+            job.kmax = f[j].k;
+        }
+        job.nofi += f[j].kind == LOB_FT_OFI;
+    }
+    /* a few ranges per thread, so that a thread slowed by another process does not hold up
+     * the call; each at least LOB_PARALLEL_MIN_ROWS rows */
+    const int64_t ranges = threads > 1 ? 4 * (int64_t)threads : 1;
+    int64_t rows = (b->n + ranges - 1) / ranges;
+    rows = rows < LOB_PARALLEL_MIN_ROWS ? LOB_PARALLEL_MIN_ROWS : rows;
+    job.rows = (rows + BLOCK - 1) / BLOCK * BLOCK;
+    size_t tasks = b->n > 0 ? (size_t)((b->n + job.rows - 1) / job.rows) : 1;
+    return lob_run_tasks(tasks, threads, feature_rows, &job, err);
 }
 
 int

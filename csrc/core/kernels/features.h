@@ -36,10 +36,11 @@ typedef struct {
     double *out; /* n values */
 } lob_feature;
 
-/*! lob_features() : compute every requested feature in one pass over the rows.
+/*! lob_features() : compute every requested feature in one pass over the rows, split into
+ *  row ranges over `threads` threads (core/parallel.h; the same values and errors as one).
  *  `update_id` is read only by LOB_FT_CHANGED (may be NULL otherwise). */
 int lob_features(const lob_book_view *b, const int64_t *update_id, const lob_feature *f, int nf,
-                 lob_error *err);
+                 int threads, lob_error *err);
 
 /*! lob_trade_flow() : trades aligned to book rows: row i gets the trades with ts in
  *  (ts[i-1], ts[i]] -- what is known when row i is seen.  Row 0 and invalid rows are NaN.

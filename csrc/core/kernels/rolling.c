@@ -11,6 +11,8 @@
  */
 #include "core/kernels/rolling.h"
 
+#include "core/parallel.h"
+
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -409,4 +411,23 @@ lob_rolling_std(const double *x, int64_t n, const lob_window *w, int ddof, doubl
         return lob_error_set(err, LOB_E_ARG, "ddof must be >= 0, not %d", ddof);
     }
     return roll(x, n, w, ddof, out, err);
+}
+
+static int
+run_job(void *arg, size_t i, lob_error *err)
+{
+    const lob_rolling_job *j = (const lob_rolling_job *)arg + i;
+    return j->ddof < 0 ? lob_rolling_sum(j->x, j->n, &j->w, j->out, err)
+                       : lob_rolling_std(j->x, j->n, &j->w, j->ddof, j->out, err);
+}
+
+int
+lob_rolling_many(const lob_rolling_job *jobs, size_t n_jobs, int threads, lob_error *err)
+{
+    int64_t most = 0; /* windows over a few rows each are not worth a thread */
+    for (size_t i = 0; i < n_jobs; i++) {
+        most = jobs[i].n > most ? jobs[i].n : most;
+    }
+    return lob_run_tasks(n_jobs, most >= LOB_PARALLEL_MIN_ROWS ? threads : 1, run_job, (void *)jobs,
+                         err);
 }

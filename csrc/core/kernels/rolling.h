@@ -28,4 +28,17 @@ int lob_rolling_sum(const double *x, int64_t n, const lob_window *w, double *out
 int lob_rolling_std(const double *x, int64_t n, const lob_window *w, int ddof, double *out,
                     lob_error *err);
 
+/* One window of lob_rolling_many(): the sum (ddof < 0) or the standard deviation of x. */
+typedef struct {
+    const double *x;
+    int64_t n;
+    lob_window w;
+    int ddof;
+    double *out;
+} lob_rolling_job;
+
+/*! lob_rolling_many() : every job, one per task on `threads` threads (core/parallel.h): the
+ *  same values and the same error as running them in order.  Outputs must not overlap. */
+int lob_rolling_many(const lob_rolling_job *jobs, size_t n_jobs, int threads, lob_error *err);
+
 #endif /* LOB_ROLLING_H */

@@ -1,13 +1,12 @@
 /* window.c -- batch gather of normalised windows (see window.h).
  *
  * No stop check (Ctrl-C): a call copies one training batch (B x T x f values, megabytes,
- * milliseconds), and the worker threads could not poll anyway (only the thread that released
- * the GIL may).  Ends are row numbers, not times: checked against [t - 1, n) before any use,
- * so ends[b] + 1 - t is a row of x, and every offset below lies inside x or the caller's out
- * (nb * t * f elements). */
+ * milliseconds).  The threads share the windows through core/parallel.h.  Ends are row
+ * numbers, not times: checked against [t - 1, n) before any use, so ends[b] + 1 - t is a row
+ * of x, and every offset below lies inside x or the caller's out (nb * t * f elements). */
 #include "core/kernels/window.h"
 
-#include <pthread.h>
+#include "core/parallel.h"
 
 /* One loop per (input, output) type pair: the inner loop then is a plain strided
  * multiply-add that the compiler vectorises. */
@@ -43,24 +42,30 @@ LOB_GATHER(gather_ff, float, float)
 typedef struct {
     const lob_window_src *s;
     const int64_t *ends;
-    size_t nb, t;
+    size_t nb, t, shares;
     void *out;
     int out_f32;
 } lob_gather_job;
 
-static void *
-gather_job(void *arg)
+/* Share i of the windows (of job->shares equal shares). */
+static int
+gather_share(void *arg, size_t i, lob_error *err)
 {
+    (void)err;
     const lob_gather_job *j = arg;
+    size_t lo = j->nb * i / j->shares, hi = j->nb * (i + 1) / j->shares;
+    size_t elem = j->out_f32 ? sizeof(float) : sizeof(double);
+    const int64_t *ends = j->ends + lo;
+    void *out = (char *)j->out + lo * j->t * j->s->f * elem;
     if (j->s->x_f32) {
-        j->out_f32 ? gather_ff(j->s, j->ends, j->nb, j->t, j->out)
-                   : gather_fd(j->s, j->ends, j->nb, j->t, j->out);
+        j->out_f32 ? gather_ff(j->s, ends, hi - lo, j->t, out)
+                   : gather_fd(j->s, ends, hi - lo, j->t, out);
     }
     else {
-        j->out_f32 ? gather_df(j->s, j->ends, j->nb, j->t, j->out)
-                   : gather_dd(j->s, j->ends, j->nb, j->t, j->out);
+        j->out_f32 ? gather_df(j->s, ends, hi - lo, j->t, out)
+                   : gather_dd(j->s, ends, hi - lo, j->t, out);
     }
-    return NULL;
+    return LOB_OK;
 }
 
 int
@@ -100,30 +105,7 @@ lob_window_gather(const lob_window_src *s, const int64_t *ends, size_t nb, size_
     if ((size_t)threads > nb) {
         threads = nb > 0 ? (int)nb : 1;
     }
-    /* One share of the windows per thread, the last one on the calling thread; a thread
-     * that cannot be started leaves its share to the caller. */
-    lob_gather_job jobs[LOB_GATHER_MAX_THREADS];
-    pthread_t tid[LOB_GATHER_MAX_THREADS];
-    int started[LOB_GATHER_MAX_THREADS] = {0};
-    size_t elem = out_f32 ? sizeof(float) : sizeof(double), lo = 0;
-    for (int k = 0; k < threads; k++) {
-        size_t hi = nb * (size_t)(k + 1) / (size_t)threads;
-        jobs[k] =
-            (lob_gather_job){s, ends + lo, hi - lo, t, (char *)out + lo * t * s->f * elem, out_f32};
-        lo = hi;
-        if (k + 1 < threads) {
-            started[k] = pthread_create(&tid[k], NULL, gather_job, &jobs[k]) == 0;
-        }
-    }
-    for (int k = 0; k < threads; k++) {
-        if (!started[k]) {
-            gather_job(&jobs[k]);
-        }
-    }
-    for (int k = 0; k < threads; k++) {
-        if (started[k]) {
-            pthread_join(tid[k], NULL);
-        }
-    }
-    return LOB_OK;
+    /* one share of the windows per thread; a copy has no stop check (see the top) */
+    lob_gather_job job = {s, ends, nb, t, (size_t)threads, out, out_f32};
+    return lob_run_tasks((size_t)threads, threads, gather_share, &job, err);
 }
