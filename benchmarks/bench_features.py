@@ -25,6 +25,8 @@ import lobfast  # noqa: E402
 
 LOBFAST = "lobfast.features (C)"
 LOBFAST_OUT = "lobfast.features (C), out="
+LOBFAST_ONE = "lobfast.features (C), threads=1"
+LOBFAST_ONE_OUT = "lobfast.features (C), threads=1, out="
 NUMPY = "vectorised NumPy"
 TARGET = 8.0  # lobfast.features against vectorised NumPy
 ROLL_TARGET = 1.5  # lobfast.rolling_std against bottleneck.move_std
@@ -203,13 +205,17 @@ def speed(rounds: int, rows: int = ROWS) -> dict:
     kept = lobfast.features(book, trades)  # the arrays out= writes into
     again = lobfast.features(book, trades, out=kept)
     fresh = lobfast.features(book, trades)
+    one = lobfast.features(book, trades, threads=1)
     for name in SPEC:
         np.testing.assert_array_equal(again[name], fresh[name], err_msg=f"out= {name}")
-    del again, fresh
+        np.testing.assert_array_equal(one[name], fresh[name], err_msg=f"threads=1 {name}")
+    del again, fresh, one
     load = [os.getloadavg()[0]]
     tools = {
         LOBFAST: lambda: lobfast.features(book, trades),
         LOBFAST_OUT: lambda: lobfast.features(book, trades, out=kept),
+        LOBFAST_ONE: lambda: lobfast.features(book, trades, threads=1),
+        LOBFAST_ONE_OUT: lambda: lobfast.features(book, trades, out=kept, threads=1),
         NUMPY: lambda: numpy_features(book, trades),
     }
     times, cpu = time_both(tools, rounds)
@@ -278,9 +284,11 @@ def section(feat: dict, roll: dict | None) -> list[str]:
     fresh, reuse = med[NUMPY] / med[LOBFAST], med[NUMPY] / med[LOBFAST_OUT]
     cpu = feat["cpu_s"]
     cpu_fresh, cpu_reuse = cpu[NUMPY] / cpu[LOBFAST], cpu[NUMPY] / cpu[LOBFAST_OUT]
+    one, one_out = med[NUMPY] / med[LOBFAST_ONE], med[NUMPY] / med[LOBFAST_ONE_OUT]
     lines = [
         f"{feat['rows']:,} book rows x {LEVELS} levels, {feat['columns']} columns (the default spec, with trades); "
         "`out=`: written into the arrays of an earlier result (checked bit for bit equal to a fresh one); "
+        f"lobfast on every core ({os.cpu_count()}) unless `threads=1` (the same values, checked); "
         f"machine load (1 min) at start / end: {feat['load'][0]:.2f} / {feat['load'][1]:.2f} (2 cores):",
         "",
         md_table(
@@ -290,8 +298,9 @@ def section(feat: dict, roll: dict | None) -> list[str]:
         f"- lobfast vs vectorised NumPy: **{fresh:.1f}x** with new columns, **{reuse:.1f}x** with `out=` "
         f"(target >= {TARGET:g}x: {'met' if min(fresh, reuse) >= TARGET else '**not met**'}"
         f"{'' if min(fresh, reuse) >= TARGET or reuse < TARGET else ' with new columns, met with out='})",
-        f"- in CPU time (process, all threads; the other processes' turns left out): **{cpu_fresh:.1f}x** with new "
-        f"columns, **{cpu_reuse:.1f}x** with `out=`",
+        f"- on one core (`threads=1`): {one:.1f}x with new columns, {one_out:.1f}x with `out=`",
+        f"- in CPU time (process, all threads; the other processes' turns left out): {cpu_fresh:.1f}x with new "
+        f"columns, {cpu_reuse:.1f}x with `out=`",
     ]
     if roll is None:
         return lines

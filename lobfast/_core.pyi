@@ -129,6 +129,7 @@ def trade_flow(
     qty: np.ndarray,
     side: np.ndarray,
     out: tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None, np.ndarray | None] | None = None,
+    threads: int = 1,
 ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None, np.ndarray | None]: ...
 def rolling_sum(
     x: np.ndarray,

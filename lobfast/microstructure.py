@@ -211,9 +211,8 @@ def features(
             threads,
         )
     if trades is not None and any(n in TRADE_COLUMNS for n in names):
-        _core.trade_flow(
-            c["ts"], c["valid"], trades.ts, trades.qty, trades.side, out=tuple(cols.get(t) for t in TRADE_COLUMNS)
-        )
+        flow = tuple(cols.get(t) for t in TRADE_COLUMNS)
+        _core.trade_flow(c["ts"], c["valid"], trades.ts, trades.qty, trades.side, out=flow, threads=threads)
 
     ts = c["ts"]
     windows, rates = [], []  # (cost, job) for _core.rolling_many; intensities to scale after

@@ -690,7 +690,7 @@ def test_ctrl_c_stops_features_on_threads():
         assert took < 2.0, spec
 
 
-def test_rolling_many_arguments():
+def test_rolling_many_and_thread_arguments():
     x, ts = np.arange(5.0), np.arange(5, dtype=np.int64)
     a, b = np.empty(5), np.empty(5)
     _core.rolling_many([(x, 2, 0, None, -1, a, "a"), (x, 0, 3, ts, 1, b, "b")], 2)
@@ -704,5 +704,7 @@ def test_rolling_many_arguments():
         _core.rolling_many([(x, 2, 0, None, -1, a, "a"), (a, 3, 0, None, -1, b, "b")])
     with pytest.raises(ValueError, match="threads"):
         _core.rolling_many([], 0)
+    with pytest.raises(ValueError, match="threads"):
+        _core.trade_flow(ts, np.ones(5, bool), ts, x, np.ones(5, np.int8), threads=1025)
     with pytest.raises(ValueError, match="ts must be sorted"):
         _core.rolling_many([(x, 0, 3, ts[::-1].copy(), 1, b, "b")], 2)

@@ -4,7 +4,7 @@
  *     -> [ndarray]; requests: [(name, k[, out, label])], name one of the core's feature kinds
  *     ("mid", "ofi", ...), out the array to write (None or absent: a new one), label its name
  *     in errors; row ranges on `threads` threads
- * trade_flow(ts, valid, trade_ts, qty, side, out=None) -> (buy, sell, signed, count)
+ * trade_flow(ts, valid, trade_ts, qty, side, out=None, threads=1) -> (buy, sell, signed, count)
  *     out: None (four new arrays) or four arrays / None (that column is not computed)
  * rolling_sum(x, rows=0, span=0, ts=None, out=None, name="out") -> ndarray (out when given)
  * rolling_std(x, rows=0, span=0, ts=None, ddof=1, out=None, name="out") -> ndarray
@@ -151,14 +151,18 @@ done:
 static PyObject *
 py_trade_flow(PyObject *module, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"ts", "valid", "trade_ts", "qty", "side", "out", NULL};
+    static char *kwlist[] = {"ts", "valid", "trade_ts", "qty", "side", "out", "threads", NULL};
     static const char *const out_names[4] = {"out['buy_volume']", "out['sell_volume']",
                                              "out['signed_volume']", "out['trade_count']"};
     static const char *const in_names[5] = {"ts", "valid", "trade ts", "trade qty", "trade side"};
     PyObject *o[5], *outo = Py_None, *in[5] = {NULL}, *out[4] = {NULL}, *result = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOO|O:trade_flow", kwlist, &o[0], &o[1], &o[2],
-                                     &o[3], &o[4], &outo)) {
+    int threads = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOO|Oi:trade_flow", kwlist, &o[0], &o[1], &o[2],
+                                     &o[3], &o[4], &outo, &threads)) {
         return NULL;
+    }
+    if (threads < 1 || threads > 1024) {
+        return PyErr_Format(PyExc_ValueError, "threads (=%d) must be in [1, 1024]", threads);
     }
     if ((in[0] = lobpy_in_converted(o[0], NPY_INT64, 1, -1, "ts")) == NULL ||
         (in[1] = lobpy_in_converted(o[1], NPY_BOOL, 1, ROWS(in[0]), "valid")) == NULL ||
@@ -193,7 +197,7 @@ py_trade_flow(PyObject *module, PyObject *args, PyObject *kwds)
     lobpy_nogil g;
     lobpy_nogil_begin(&g, &err);
     rc = lob_trade_flow(DATA(in[0]), DATA(in[1]), n, DATA(in[2]), DATA(in[3]), DATA(in[4]), m,
-                        dst[0], dst[1], dst[2], dst[3], &err);
+                        dst[0], dst[1], dst[2], dst[3], threads, &err);
     lobpy_nogil_end(&g);
     if (rc < 0) {
         lobpy_raise(lobpy_get_state(module), rc, &err, NULL);
@@ -375,8 +379,8 @@ PyMethodDef lobpy_feature_methods[] = {
      "features(ts, valid, update_id, bid_px, bid_sz, ask_px, ask_sz, requests, threads=1) -> "
      "[ndarray]; requests: [(kind, k[, out, label])]"},
     {"trade_flow", (PyCFunction)(void (*)(void))py_trade_flow, METH_VARARGS | METH_KEYWORDS,
-     "trade_flow(ts, valid, trade_ts, qty, side, out=None) -> (buy, sell, signed, count); out: "
-     "four arrays to write, None for a column not wanted"},
+     "trade_flow(ts, valid, trade_ts, qty, side, out=None, threads=1) -> (buy, sell, signed, "
+     "count); out: four arrays to write, None for a column not wanted"},
     {"rolling_sum", (PyCFunction)(void (*)(void))py_rolling_sum, METH_VARARGS | METH_KEYWORDS,
      "rolling_sum(x, *, rows=0, span=0, ts=None, out=None, name='out') -> ndarray: out when "
      "given"},

@@ -107,7 +107,7 @@ test_features(void)
     const int8_t side[4] = {1, 1, -1, 1};
     double buy[3], sell[3], sv[3], cnt[3];
     test_cond("trade flow returns 0",
-              lob_trade_flow(ts, valid, 3, tts, q, side, 4, buy, sell, sv, cnt, &err) == 0);
+              lob_trade_flow(ts, valid, 3, tts, q, side, 4, buy, sell, sv, cnt, 1, &err) == 0);
     test_cond(
         "trade flow per row: row 0 and invalid rows NaN",
         all_near(buy, (double[]){NAN, 1, NAN}, 3) && all_near(sell, (double[]){NAN, 2, NAN}, 3) &&

@@ -219,8 +219,9 @@ fuzz_features(input *in, lob_error *err, const stopper *st)
     for (size_t t = 0; t < m; t++) {
         sides[t] = (int8_t)u8(in);
     }
-    rc = lob_trade_flow(tsa[0], flags, (int64_t)n, tts, qty, sides, (int64_t)m, outs[0],
-                        u8(in) & 1 ? NULL : outs[1], outs[2], outs[3], err);
+    double *sell = u8(in) & 1 ? NULL : outs[1];
+    rc = lob_trade_flow(tsa[0], flags, (int64_t)n, tts, qty, sides, (int64_t)m, outs[0], sell,
+                        outs[2], outs[3], threads, err);
     check_rc(rc, err, st);
     CHECK((times_ok(tsa[0], n) && times_ok(tts, m)) || rc < 0, "bad trade-flow times refused");
 }

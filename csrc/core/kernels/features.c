@@ -282,6 +282,23 @@ feature_block(const lob_book_view *b, const int64_t *uid, const lob_feature *f, 
     }
 }
 
+/* Rows per task for `threads` threads: a few ranges per thread, LOB_PARALLEL_MIN_ROWS at least,
+ * whole blocks. */
+static int64_t
+range_rows(int64_t n, int threads)
+{
+    const int64_t ranges = threads > 1 ? 4 * (int64_t)threads : 1;
+    int64_t rows = (n + ranges - 1) / ranges;
+    rows = rows < LOB_PARALLEL_MIN_ROWS ? LOB_PARALLEL_MIN_ROWS : rows;
+    return (rows + BLOCK - 1) / BLOCK * BLOCK;
+}
+
+static size_t
+range_count(int64_t n, int64_t rows)
+{
+    return n > 0 ? (size_t)((n + rows - 1) / rows) : 1;
+}
+
 /* One call's work, split into row ranges of whole blocks (one task each). */
 typedef struct {
     const lob_book_view *b;
@@ -363,19 +380,76 @@ lob_features(const lob_book_view *b, const int64_t *update_id, const lob_feature
         job.nofi += f[j].kind == LOB_FT_OFI;
     }
     /* a few ranges per thread, so that a thread slowed by another process does not hold up
-     * the call; each at least LOB_PARALLEL_MIN_ROWS rows */
-    const int64_t ranges = threads > 1 ? 4 * (int64_t)threads : 1;
-    int64_t rows = (b->n + ranges - 1) / ranges;
-    rows = rows < LOB_PARALLEL_MIN_ROWS ? LOB_PARALLEL_MIN_ROWS : rows;
-    job.rows = (rows + BLOCK - 1) / BLOCK * BLOCK;
-    size_t tasks = b->n > 0 ? (size_t)((b->n + job.rows - 1) / job.rows) : 1;
-    return lob_run_tasks(tasks, threads, feature_rows, &job, err);
+     * the call */
+    job.rows = range_rows(b->n, threads);
+    return lob_run_tasks(range_count(b->n, job.rows), threads, feature_rows, &job, err);
+}
+
+typedef struct {
+    const int64_t *ts, *trade_ts;
+    const uint8_t *valid;
+    const double *qty;
+    const int8_t *side;
+    int64_t n, m, rows; /* rows per task */
+    double *buy, *sell, *signed_vol, *count;
+} flow_job;
+
+/* Trade flow of rows [i * rows, (i + 1) * rows): the trades up to the range's first row are
+ * those at or before the row before it, found by bisection -- where the loop over the rows
+ * before would have left off. */
+static int
+flow_rows(void *arg, size_t i, lob_error *err)
+{
+    const flow_job *j = arg;
+    const int64_t begin = (int64_t)i * j->rows;
+    const int64_t end = j->n - begin > j->rows ? begin + j->rows : j->n;
+    int64_t t = 0;
+    if (begin > 0) {
+        for (int64_t hi = j->m; t < hi;) {
+            int64_t mid = t + (hi - t) / 2;
+            if (j->trade_ts[mid] <= j->ts[begin - 1]) {
+                t = mid + 1;
+            }
+            else {
+                hi = mid;
+            }
+        }
+    }
+    int64_t next_poll = begin + t; /* a stop check every LOB_POLL_ROWS rows and trades */
+    for (int64_t r = begin; r < end; r++) {
+        if (r + t >= next_poll) {
+            LOB_FORWARD_IF_ERROR(lob_poll_stop(err));
+            next_poll = r + t + LOB_POLL_ROWS;
+        }
+        double vb = 0.0, vs = 0.0, c = 0.0;
+        for (; t < j->m && j->trade_ts[t] <= j->ts[r]; t++) {
+            vb += j->side[t] > 0 ? j->qty[t] : 0.0;
+            vs += j->side[t] < 0 ? j->qty[t] : 0.0;
+            c += 1.0;
+        }
+        if (r == 0 || !j->valid[r]) {
+            vb = vs = c = NAN; /* no interval before the first row; nothing on an unknown book */
+        }
+        if (j->buy != NULL) {
+            j->buy[r] = vb;
+        }
+        if (j->sell != NULL) {
+            j->sell[r] = vs;
+        }
+        if (j->signed_vol != NULL) {
+            j->signed_vol[r] = vb - vs;
+        }
+        if (j->count != NULL) {
+            j->count[r] = c;
+        }
+    }
+    return LOB_OK;
 }
 
 int
 lob_trade_flow(const int64_t *ts, const uint8_t *valid, int64_t n, const int64_t *trade_ts,
                const double *qty, const int8_t *side, int64_t m, double *buy, double *sell,
-               double *signed_vol, double *count, lob_error *err)
+               double *signed_vol, double *count, int threads, lob_error *err)
 {
     LOB_FORWARD_IF_ERROR(lob_check_times(ts, n, 1, "book ts", err));
     LOB_FORWARD_IF_ERROR(lob_check_times(trade_ts, m, 1, "trade ts", err));
@@ -387,33 +461,7 @@ lob_trade_flow(const int64_t *ts, const uint8_t *valid, int64_t n, const int64_t
                                  (long long)t, qty[t], side[t]);
         }
     }
-    int64_t t = 0, next_poll = 0; /* a stop check every LOB_POLL_ROWS rows and trades */
-    for (int64_t i = 0; i < n; i++) {
-        if (i + t >= next_poll) {
-            LOB_FORWARD_IF_ERROR(lob_poll_stop(err));
-            next_poll = i + t + LOB_POLL_ROWS;
-        }
-        double vb = 0.0, vs = 0.0, c = 0.0;
-        for (; t < m && trade_ts[t] <= ts[i]; t++) {
-            vb += side[t] > 0 ? qty[t] : 0.0;
-            vs += side[t] < 0 ? qty[t] : 0.0;
-            c += 1.0;
-        }
-        if (i == 0 || !valid[i]) {
-            vb = vs = c = NAN; /* no interval before the first row; nothing on an unknown book */
-        }
-        if (buy != NULL) {
-            buy[i] = vb;
-        }
-        if (sell != NULL) {
-            sell[i] = vs;
-        }
-        if (signed_vol != NULL) {
-            signed_vol[i] = vb - vs;
-        }
-        if (count != NULL) {
-            count[i] = c;
-        }
-    }
-    return LOB_OK;
+    flow_job job = {ts,  trade_ts, valid,      qty,  side, n, m, range_rows(n, threads),
+                    buy, sell,     signed_vol, count};
+    return lob_run_tasks(range_count(n, job.rows), threads, flow_rows, &job, err);
 }

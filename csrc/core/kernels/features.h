@@ -44,9 +44,10 @@ int lob_features(const lob_book_view *b, const int64_t *update_id, const lob_fea
 
 /*! lob_trade_flow() : trades aligned to book rows: row i gets the trades with ts in
  *  (ts[i-1], ts[i]] -- what is known when row i is seen.  Row 0 and invalid rows are NaN.
- *  Any output may be NULL.  Trades of unknown side (0) count in `count` only. */
+ *  Any output may be NULL.  Trades of unknown side (0) count in `count` only.  Row ranges
+ *  run on `threads` threads, as in lob_features(). */
 int lob_trade_flow(const int64_t *ts, const uint8_t *valid, int64_t n, const int64_t *trade_ts,
                    const double *qty, const int8_t *side, int64_t m, double *buy, double *sell,
-                   double *signed_vol, double *count, lob_error *err);
+                   double *signed_vol, double *count, int threads, lob_error *err);
 
 #endif /* LOB_FEATURES_H */
