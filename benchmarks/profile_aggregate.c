@@ -96,7 +96,7 @@ main(int argc, char **argv)
         double t0 = now();
         int rc = lob_agg_count(&in, &o, &n, &err);
         double t1 = now();
-        rc = rc < 0 ? rc : lob_agg_fill(&in, &o, n, &out, &err);
+        rc = rc < 0 ? rc : lob_agg_fill(&in, &o, n, &out, 1, &err);
         double t2 = now();
         if (rc < 0) {
             fprintf(stderr, "%s\n", err.msg);

@@ -11,6 +11,7 @@ import numpy as np
 from . import _core
 from .containers import BookSnapshots, Quotes, Trades
 from .frame import Frame, empty_columns
+from .reading import cpu_threads
 from .times import parse_duration, parse_horizon
 
 COLUMNS = (
@@ -56,6 +57,7 @@ def aggregate(
     empty_vwap: str = "nan",
     columns: list[str] | None = None,
     out: Frame | dict[str, np.ndarray] | None = None,
+    threads: int | None = None,
 ) -> Frame:
     """Bars (OHLC of the mid, VWAP, volumes, counts) from the book or quotes and trades.
 
@@ -94,6 +96,9 @@ def aggregate(
         of fresh memory, which can cost more than the bars.  Wrong dtype or layout
         (TypeError), length, unknown names or arrays sharing memory (ValueError) are refused
         naming the column.
+    threads : time and event bars are split into ranges of buckets filled on this many
+        threads (None: every CPU this process may use; fewer than 32,768 bars stay on one).
+        The bars are those of ``threads=1``, bit for bit. Volume bars are filled in order.
 
     Returns
     -------
@@ -169,6 +174,7 @@ def aggregate(
         book_name=name,
         columns=None if columns is None else list(columns),
         out=dest,
+        threads=cpu_threads(threads),
     )
     ts = cols.pop("ts")
     return Frame(ts, cols)

@@ -134,7 +134,16 @@ def usdm():
     valid[::37] = False
     valid[3000:3200] = False
     gappy = BookSnapshots(**{**book.columns, "valid": valid})
-    return {"book": book, "gappy": gappy, "quotes": md.quotes, "trades": md.trades}
+    # the gappy book 12 times over, each copy later by its span: enough rows for event bars
+    # on several threads
+    c, k = gappy.columns, 12
+    step = int(c["ts"][-1] - c["ts"][0]) + SEC
+    later = np.repeat(np.arange(k, dtype=np.int64) * step, len(gappy))
+    tiled = BookSnapshots(
+        ts=np.tile(c["ts"], k) + later, update_id=np.tile(c["update_id"], k) + later, valid=np.tile(c["valid"], k),
+        **{name: np.tile(c[name], (k, 1)) for name in ("bid_px", "bid_sz", "ask_px", "ask_sz")},
+    )  # fmt: skip
+    return {"book": book, "gappy": gappy, "quotes": md.quotes, "trades": md.trades, "tiled": tiled}
 
 
 CASES = [
@@ -470,14 +479,52 @@ def test_too_many_buckets(small):
         lobfast.aggregate(Quotes.empty(), late, every=3)
 
 
-def test_ctrl_c_stops_aggregate():
-    # one bar per book row: the per-bar work dominates
-    def call(n):
-        ts, px = np.arange(n, dtype=np.int64), np.full((n, 1), 100.0)
-        none = np.empty(0)
-        return lambda: _core.aggregate(
-            ts, px, px, None, none.astype(np.int64), none, none, none.astype(np.int8), by="events", every=1
-        )
+def _stops_early(threads):
+    # one bar per book row: the per-bar work dominates; the outputs' pages are faulted in by
+    # an untimed call first (their cost varies with the machine's memory), then a call is
+    # stopped a fifth of the way in and must end long before a whole one
+    n = 8_000_000
+    ts, px = np.arange(n, dtype=np.int64), np.full((n, 1), 100.0)
+    none = np.empty(0)
 
-    half = timed(call(4_000_000))  # half the work of 8M rows
-    assert interrupted(call(8_000_000), 0.05) < half
+    def run():
+        return _core.aggregate(
+            ts, px, px, None, none.astype(np.int64), none, none, none.astype(np.int8), by="events", every=1,
+            threads=threads,
+        )  # fmt: skip
+
+    run()
+    whole = timed(run)
+    assert interrupted(run, whole / 5) < whole * 0.8
+
+
+def test_ctrl_c_stops_aggregate():
+    _stops_early(threads=1)
+
+
+@pytest.mark.parametrize("source", ["gappy", "tiled", "quotes"])
+@pytest.mark.parametrize(("by", "every"), [("time", "1ms"), ("time", 777_777), ("events", 1), ("events", 2)])
+def test_bars_on_threads_equal_one_thread(usdm, source, by, every):
+    # enough bars for several ranges (>= 32,768 each): each range starts from a bisection and
+    # the carry of the row before it, which must give the sequential bars bit for bit, with
+    # every column and with the close-only path, empty buckets and gaps across range edges
+    src, trades = usdm[source], usdm["trades"]
+    for columns in (None, ["mid_close", "vwap", "volume"], ["mid_open", "updates"]):
+        one = lobfast.aggregate(src, trades, by=by, every=every, columns=columns, threads=1)
+        assert len(one) > 32_768 or (source == "gappy" and by == "events")
+        for threads in (2, 3, 8):
+            got = lobfast.aggregate(src, trades, by=by, every=every, columns=columns, threads=threads)
+            assert got.ts.tobytes() == one.ts.tobytes()
+            for name in one.keys():
+                assert got[name].tobytes() == one[name].tobytes(), (threads, columns, name)
+    if by == "time" and source == "gappy":
+        assert_same(lobfast.aggregate(src, trades, by=by, every=every, threads=4),
+                    reference(src, trades, by, every), "4 threads")  # fmt: skip
+
+
+def test_ctrl_c_stops_aggregate_on_threads():
+    _stops_early(threads=2)
+    none = np.empty(0)
+    with pytest.raises(ValueError, match="threads"):
+        _core.aggregate(none.astype(np.int64), none.reshape(0, 1), none.reshape(0, 1), None,
+                        none.astype(np.int64), none, none, none.astype(np.int8), every=1, threads=0)  # fmt: skip

@@ -2,7 +2,7 @@
  *
  * aggregate(book_ts, bid_px, ask_px, valid, trade_ts, trade_px, trade_qty, trade_side, *,
  *           by="time", every, empty_vwap_mid=False, book_name="book", columns=None,
- *           out=None) -> {column: ndarray}
+ *           out=None, threads=1) -> {column: ndarray}
  * bid_px / ask_px are (N, L) and only column 0 (the best level) is read, in place: a quotes
  * column goes in as a (N, 1) view.  valid is (N,) bool or None.  Inputs of the exact dtype,
  * C-contiguous and aligned are read without copying (lobpy_in_converted), others converted.
@@ -12,7 +12,8 @@
  * prices of the rows inside a bucket are never read).  out: None (new arrays), a dict {name:
  * ndarray} of writable C-contiguous arrays with one row per bar, written in place and returned (its
  * "ts" and the asked columns; other columns are left alone), or a callable (n, [(name, dtype str),
- * ...]) -> such a dict that allocates them once the bar count is known.
+ * ...]) -> such a dict that allocates them once the bar count is known.  threads: time and
+ * event bars are filled on that many threads (the same values).
  */
 #include "binding.h"
 
@@ -200,17 +201,22 @@ done:
 static PyObject *
 py_aggregate(PyObject *module, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"book_ts",        "bid_px",    "ask_px",     "valid", "trade_ts",
-                             "trade_px",       "trade_qty", "trade_side", "by",    "every",
-                             "empty_vwap_mid", "book_name", "columns",    "out",   NULL};
+    static char *kwlist[] = {"book_ts",  "bid_px",   "ask_px",         "valid",
+                             "trade_ts", "trade_px", "trade_qty",      "trade_side",
+                             "by",       "every",    "empty_vwap_mid", "book_name",
+                             "columns",  "out",      "threads",        NULL};
     PyObject *o_bts, *o_bid, *o_ask, *o_valid, *o_tts, *o_tpx, *o_tqty, *o_tside;
     PyObject *o_every = NULL, *o_columns = Py_None, *o_out = Py_None;
     const char *by = "time", *book_name = "book";
-    int vwap_mid = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOOOO|$sOpsOO:aggregate", kwlist, &o_bts,
+    int vwap_mid = 0, threads = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOOOO|$sOpsOOi:aggregate", kwlist, &o_bts,
                                      &o_bid, &o_ask, &o_valid, &o_tts, &o_tpx, &o_tqty, &o_tside,
-                                     &by, &o_every, &vwap_mid, &book_name, &o_columns, &o_out)) {
+                                     &by, &o_every, &vwap_mid, &book_name, &o_columns, &o_out,
+                                     &threads)) {
         return NULL;
+    }
+    if (threads < 1 || threads > 1024) {
+        return PyErr_Format(PyExc_ValueError, "threads (=%d) must be in [1, 1024]", threads);
     }
     if (o_every == NULL) {
         PyErr_SetString(PyExc_TypeError, "aggregate() needs every=");
@@ -334,7 +340,7 @@ py_aggregate(PyObject *module, PyObject *args, PyObject *kwds)
     };
 #undef COL
     lobpy_nogil_begin(&g, &err);
-    rc = lob_agg_fill(&in, &opts, n_out, &out, &err);
+    rc = lob_agg_fill(&in, &opts, n_out, &out, threads, &err);
     lobpy_nogil_end(&g);
     if (rc < 0) {
         lobpy_raise(lobpy_get_state(module), rc, &err, NULL);

@@ -157,7 +157,7 @@ test_aggregate(void)
     int64_t ts[3], trades[3], updates[3];
     double op[3], hi[3], lo[3], cl[3], vwap[3], vol[3], buy[3], sell[3];
     lob_agg_output out = {ts, op, hi, lo, cl, vwap, vol, buy, sell, trades, updates};
-    test_cond("time bars: fill", lob_agg_fill(&in, &o, n, &out, &err) == 0);
+    test_cond("time bars: fill", lob_agg_fill(&in, &o, n, &out, 1, &err) == 0);
     test_cond("bucket starts", ts[0] == 0 && ts[1] == 100 && ts[2] == 200);
     test_cond("OHLC of the mid; an empty bucket carries the close",
               all_near(op, (double[]){100, 101, 102}, 3) &&
@@ -176,7 +176,8 @@ test_aggregate(void)
     lob_agg_opts wide = {LOB_AGG_TIME, late, 0, 0};
     test_cond("time bars: a bucket at the end of time",
               lob_agg_count(&one, &wide, &n, &err) == 0 && n == 1 &&
-                  lob_agg_fill(&one, &wide, n, &out, &err) == 0 && ts[0] == late && trades[0] == 1);
+                  lob_agg_fill(&one, &wide, n, &out, 1, &err) == 0 && ts[0] == late &&
+                  trades[0] == 1);
     const int64_t back[4] = {0, 50, 40, 60};
     lob_agg_input bad = in;
     bad.book_ts = back;
@@ -412,7 +413,7 @@ test_aggregate_stops(void)
         double *f = full, *g = part;
         lob_agg_output all = {ints,      f,         f + n,     f + 2 * n, f + 3 * n,   f + 4 * n,
                               f + 5 * n, f + 6 * n, f + 7 * n, ints + n,  ints + 2 * n};
-        test_cond("bars: fill", lob_agg_fill(&in, &opts[by], nk, &all, &err) == 0);
+        test_cond("bars: fill", lob_agg_fill(&in, &opts[by], nk, &all, 1, &err) == 0);
         lob_agg_output sets[3] = {
             {ints, g, g + n, g + 2 * n, g + 3 * n, g + 4 * n, g + 5 * n, g + 6 * n, g + 7 * n,
              ints + n, ints + 2 * n},
@@ -425,7 +426,7 @@ test_aggregate_stops(void)
             lob_error e1 = {0};
             e1.poll = &poll;
             test_cond("bars: the stop check stops every path",
-                      lob_agg_fill(&in, &opts[by], nk, &sets[c], &e1) == LOB_E_INTR &&
+                      lob_agg_fill(&in, &opts[by], nk, &sets[c], 1, &e1) == LOB_E_INTR &&
                           st.calls == 2);
             if (c == 1) {
                 stop_at never = {0, 0};
@@ -433,7 +434,7 @@ test_aggregate_stops(void)
                 lob_error e2 = {0};
                 e2.poll = &keep;
                 test_cond("bars: the close alone equals the full bars' columns",
-                          lob_agg_fill(&in, &opts[by], nk, &sets[c], &e2) == 0 &&
+                          lob_agg_fill(&in, &opts[by], nk, &sets[c], 1, &e2) == 0 &&
                               memcmp(g + 3 * n, f + 3 * n, nk * sizeof(double)) == 0 &&
                               memcmp(g + 4 * n, f + 4 * n, nk * sizeof(double)) == 0 &&
                               memcmp(g + 5 * n, f + 5 * n, nk * sizeof(double)) == 0);

@@ -299,7 +299,8 @@ fuzz_aggregate(input *in, lob_error *err, const stopper *st)
                           d + 5 * room, d + 6 * room,
                           d + 7 * room, trades,
                           updates};
-    rc = lob_agg_fill(&a, &o, room, &out, err);
+    int threads = 1 + (u8(in) & 3);
+    rc = lob_agg_fill(&a, &o, room, &out, threads, err);
     check_rc(rc, err, st);
     CHECK(rc < 0 || room == n, "a wrong bucket count refused");
     if (rc == 0) {

@@ -1,6 +1,8 @@
 /* aggregate.c -- bars from book mids and trades (see aggregate.h for the rules). */
 #include "core/kernels/aggregate.h"
 
+#include "core/parallel.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -475,96 +477,153 @@ put_bucket(const lob_agg_input *in, const agg_book *bk, const agg_need *need, co
     }
 }
 
-int
-lob_agg_fill(const lob_agg_input *in, const lob_agg_opts *o, size_t n_out,
-             const lob_agg_output *out, lob_error *err)
+/* One call of the fill: TIME and EVENTS buckets split into ranges of `per` buckets, one task
+ * each.  A range starts where the buckets before it leave off: the first book row and trade
+ * at or after its first bucket's start (found by bisection), and the carry is the mid of the
+ * row before -- what the loop over those buckets would have left. */
+typedef struct {
+    const lob_agg_input *in;
+    const lob_agg_opts *o;
+    const lob_agg_output *out;
+    agg_need need;
+    int64_t first; /* TIME: the first bucket's number (its start / every) */
+    size_t n, per;
+} agg_job;
+
+static int
+fill_time(void *arg, size_t i, lob_error *err)
 {
+    const agg_job *j = arg;
+    const lob_agg_input *in = j->in;
+    const size_t nb = in->n_book, nt = in->n_trades, n = j->n;
+    const int64_t *bts = in->book_ts, *tts = in->trade_ts, every = j->o->every;
+    const agg_book bk = {in->bid, in->ask, in->px_stride, in->valid};
+    const agg_need need = j->need;
+    size_t k = i * j->per, k1 = n - k > j->per ? k + j->per : n, next_poll = 0;
+    /* the start of bucket k < n lies in [0, hi] (see time_span) */
+    const int64_t start0 = (j->first + (int64_t)k) * every;
+    size_t b = need.rows && k > 0 ? gallop(bts, 0, nb, start0) : 0;
+    size_t t = need.trades && k > 0 ? gallop(tts, 0, nt, start0) : 0;
+    double carry = b > 0 ? mid_at(&bk, b - 1) : NAN;
+    const int fused = need.sums; /* the trades' ends found by their sums */
+    for (; k < k1; k++) {
+        /* the end of bucket k + 1 < n lies in [0, hi] too, never the start of a bucket n; the
+         * last bucket takes every row and trade left, all below INT64_MAX */
+        int64_t start = (j->first + (int64_t)k) * every;
+        if (k + b + t >= next_poll) { /* a stop check every LOB_POLL_ROWS buckets and rows */
+            LOB_FORWARD_IF_ERROR(lob_poll_stop(err));
+            next_poll = k + b + t + LOB_POLL_ROWS;
+        }
+        int64_t end = k + 1 < n ? start + every : INT64_MAX;
+        size_t b1 = need.rows ? run_end(bts, b, nb, end) : b;
+        size_t t1 = t;
+        agg_sums sums;
+        if (fused) {
+            t1 = trades_until(tts, in->trade_px, in->trade_qty, in->trade_side, t, nt, end,
+                              need.sides, &sums);
+        }
+        else if (need.trades) {
+            t1 = run_end(tts, t, nt, end);
+        }
+        put_bucket(in, &bk, &need, j->o, j->out, k, start, b, b1, t, t1, fused ? &sums : NULL,
+                   &carry);
+        b = b1;
+        t = t1;
+    }
+    return 0;
+}
+
+static int
+fill_events(void *arg, size_t i, lob_error *err)
+{
+    const agg_job *j = arg;
+    const lob_agg_input *in = j->in;
+    const size_t nb = in->n_book, nt = in->n_trades, every = (size_t)j->o->every;
+    const int64_t *bts = in->book_ts, *tts = in->trade_ts;
+    const agg_book bk = {in->bid, in->ask, in->px_stride, in->valid};
+    const agg_need need = j->need;
+    size_t k = i * j->per, k1 = j->n - k > j->per ? k + j->per : j->n, next_poll = 0;
+    size_t b = k * every;
+    /* trades before the first book row belong to no bucket */
+    size_t t = gallop(tts, 0, nt, bts[b]);
+    double carry = b > 0 ? mid_at(&bk, b - 1) : NAN;
+    for (; k < k1; k++) {
+        if (k + b + t >= next_poll) {
+            LOB_FORWARD_IF_ERROR(lob_poll_stop(err));
+            next_poll = k + b + t + LOB_POLL_ROWS;
+        }
+        size_t b1 = nb - b <= every ? nb : b + every;
+        int64_t end = b1 < nb ? bts[b1] : INT64_MAX; /* the last bucket: every trade left */
+        agg_sums sums;
+        size_t t1 = need.sums ? trades_until(tts, in->trade_px, in->trade_qty, in->trade_side, t,
+                                             nt, end, need.sides, &sums)
+                              : run_end(tts, t, nt, end);
+        put_bucket(in, &bk, &need, j->o, j->out, k, bts[b], b, b1, t, t1, need.sums ? &sums : NULL,
+                   &carry);
+        b = b1;
+        t = t1;
+    }
+    return 0;
+}
+
+/* VOLUME buckets: where one ends depends on every trade before it, so one pass, in order. */
+static int
+fill_volume(const agg_job *j, lob_error *err)
+{
+    const lob_agg_input *in = j->in;
     const size_t nb = in->n_book, nt = in->n_trades;
     const int64_t *bts = in->book_ts, *tts = in->trade_ts;
     const agg_book bk = {in->bid, in->ask, in->px_stride, in->valid};
-    const agg_need need = need_of(o, out);
+    const agg_need need = j->need;
     double carry = NAN;
-    size_t b = 0, t = 0, k = 0, next_poll = 0;
-
-    if (o->by == LOB_AGG_TIME) {
-        int64_t first;
-        size_t n;
-        LOB_FORWARD_IF_ERROR(time_span(in, o->every, &first, &n, err));
-        if (n != n_out) {
-            return lob_error_set(err, LOB_E_ARG, "room for %zu buckets, %zu needed", n_out, n);
-        }
-        const int fused = need.sums; /* the trades' ends found by their sums */
-        for (; k < n; k++) {
-            /* the start of bucket k < n and the end of bucket k + 1 < n lie in [0, hi] (see
-             * time_span), never the start of a bucket n; the last bucket takes every row and
-             * trade left, all below INT64_MAX */
-            int64_t start = (first + (int64_t)k) * o->every;
-            if (k + b + t >= next_poll) { /* a stop check every LOB_POLL_ROWS buckets and rows */
-                LOB_FORWARD_IF_ERROR(lob_poll_stop(err));
-                next_poll = k + b + t + LOB_POLL_ROWS;
-            }
-            int64_t end = k + 1 < n ? start + o->every : INT64_MAX;
-            size_t b1 = need.rows ? run_end(bts, b, nb, end) : b;
-            size_t t1 = t;
-            agg_sums sums;
-            if (fused) {
-                t1 = trades_until(tts, in->trade_px, in->trade_qty, in->trade_side, t, nt, end,
-                                  need.sides, &sums);
-            }
-            else if (need.trades) {
-                t1 = run_end(tts, t, nt, end);
-            }
-            put_bucket(in, &bk, &need, o, out, k, start, b, b1, t, t1, fused ? &sums : NULL,
-                       &carry);
-            b = b1;
-            t = t1;
-        }
-        return 0;
+    /* book rows before the first trade are in no bucket but set the carry */
+    size_t b = nt > 0 ? gallop(bts, 0, nb, tts[0]) : nb, t = 0, k = 0, next_poll = 0;
+    if (b > 0) {
+        carry = mid_at(&bk, b - 1);
     }
-
-    if (o->by == LOB_AGG_EVENTS) {
-        size_t every = (size_t)o->every;
-        /* trades before the first book row belong to no bucket */
-        t = nb > 0 ? gallop(tts, 0, nt, bts[0]) : nt;
-        for (; b < nb && k < n_out; k++) {
-            if (k + b + t >= next_poll) {
-                LOB_FORWARD_IF_ERROR(lob_poll_stop(err));
-                next_poll = k + b + t + LOB_POLL_ROWS;
-            }
-            size_t b1 = nb - b <= every ? nb : b + every;
-            int64_t end = b1 < nb ? bts[b1] : INT64_MAX; /* the last bucket: every trade left */
-            agg_sums sums;
-            size_t t1 = need.sums ? trades_until(tts, in->trade_px, in->trade_qty, in->trade_side,
-                                                 t, nt, end, need.sides, &sums)
-                                  : run_end(tts, t, nt, end);
-            put_bucket(in, &bk, &need, o, out, k, bts[b], b, b1, t, t1, need.sums ? &sums : NULL,
-                       &carry);
-            b = b1;
-            t = t1;
+    for (; t < nt && k < j->n; k++) {
+        if (k + b + t >= next_poll) {
+            LOB_FORWARD_IF_ERROR(lob_poll_stop(err));
+            next_poll = k + b + t + LOB_POLL_ROWS;
         }
+        /* the same sums as lob_agg_count(): the same buckets */
+        size_t t1 = volume_end(in->trade_qty, t, nt, j->o->volume);
+        size_t b1 = need.rows ? run_end(bts, b, nb, t1 < nt ? tts[t1] : INT64_MAX) : nb;
+        put_bucket(in, &bk, &need, j->o, j->out, k, tts[t], b, b1, t, t1, NULL, &carry);
+        b = b1;
+        t = t1;
     }
-    else {
-        /* book rows before the first trade are in no bucket but set the carry */
-        b = nt > 0 ? gallop(bts, 0, nb, tts[0]) : nb;
-        if (b > 0) {
-            carry = mid_at(&bk, b - 1);
-        }
-        for (; t < nt && k < n_out; k++) {
-            if (k + b + t >= next_poll) {
-                LOB_FORWARD_IF_ERROR(lob_poll_stop(err));
-                next_poll = k + b + t + LOB_POLL_ROWS;
-            }
-            /* the same sums as lob_agg_count(): the same buckets */
-            size_t t1 = volume_end(in->trade_qty, t, nt, o->volume);
-            size_t b1 = need.rows ? run_end(bts, b, nb, t1 < nt ? tts[t1] : INT64_MAX) : nb;
-            put_bucket(in, &bk, &need, o, out, k, tts[t], b, b1, t, t1, NULL, &carry);
-            b = b1;
-            t = t1;
-        }
-    }
-    if (k != n_out || (o->by == LOB_AGG_EVENTS ? b < nb : t < nt)) {
+    if (k != j->n || t < nt) {
         return lob_error_set(err, LOB_E_ARG, "room for %zu buckets, not the count of the input",
-                             n_out);
+                             j->n);
     }
     return 0;
+}
+
+int
+lob_agg_fill(const lob_agg_input *in, const lob_agg_opts *o, size_t n_out,
+             const lob_agg_output *out, int threads, lob_error *err)
+{
+    agg_job job = {.in = in, .o = o, .out = out, .need = need_of(o, out), .n = n_out};
+    size_t n = n_out;
+    if (o->by == LOB_AGG_TIME) {
+        LOB_FORWARD_IF_ERROR(time_span(in, o->every, &job.first, &n, err));
+    }
+    else if (o->by == LOB_AGG_EVENTS) {
+        n = in->n_book == 0 ? 0 : (in->n_book - 1) / (uint64_t)o->every + 1;
+    }
+    else {
+        return fill_volume(&job, err);
+    }
+    if (n != n_out) {
+        return lob_error_set(err, LOB_E_ARG, "room for %zu buckets, %zu needed", n_out, n);
+    }
+    /* a few ranges per thread, each of LOB_PARALLEL_MIN_ROWS buckets at least */
+    const size_t ranges = threads > 1 ? 4 * (size_t)threads : 1;
+    const size_t least = (size_t)LOB_PARALLEL_MIN_ROWS;
+    job.per = (n + ranges - 1) / ranges;
+    job.per = job.per < least ? least : job.per;
+    const size_t tasks = n == 0 ? 0 : (n - 1) / job.per + 1;
+    return lob_run_tasks(tasks, threads, o->by == LOB_AGG_TIME ? fill_time : fill_events, &job,
+                         err);
 }

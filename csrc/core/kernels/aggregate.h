@@ -75,9 +75,11 @@ typedef struct lob_agg_output_s {
 int lob_agg_count(const lob_agg_input *in, const lob_agg_opts *o, size_t *n_out, lob_error *err);
 
 /*! lob_agg_fill() : fill `out` with the `n_out` buckets lob_agg_count() gave for the same
- *  inputs (which it does not check again).  Pure computation, no allocation.
+ *  inputs (which it does not check again).  Pure computation, no allocation.  TIME and EVENTS
+ *  buckets are split into ranges on `threads` threads (core/parallel.h; the same values as
+ *  one); VOLUME buckets, each ending where the volume before it says, are filled in order.
  *  @return 0, or LOB_E_ARG when n_out is not that count. */
 int lob_agg_fill(const lob_agg_input *in, const lob_agg_opts *o, size_t n_out,
-                 const lob_agg_output *out, lob_error *err);
+                 const lob_agg_output *out, int threads, lob_error *err);
 
 #endif /* LOB_AGGREGATE_H */
