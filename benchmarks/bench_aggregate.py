@@ -49,6 +49,8 @@ LOBFAST = "lobfast.aggregate (C), all columns"
 LOBFAST_OUT = "lobfast.aggregate, all columns, out= reused"
 LOBFAST_COLS = "lobfast.aggregate, columns=[mid_close, vwap, volume]"
 LOBFAST_COLS_OUT = "lobfast.aggregate, those 3 columns, out= reused"
+LOBFAST_ONE = "lobfast.aggregate, all columns, threads=1"
+LOBFAST_COLS_ONE = "lobfast.aggregate, those 3 columns, threads=1"
 PUBLISHED = "published Numba kernel (last mid, VWAP, volume)"
 NUMBA = "Numba moving-pointer kernel, all columns"
 NUMBA_OUT = "Numba moving-pointer kernel, out= reused"
@@ -96,8 +98,10 @@ def synth(rows: int = ROWS, seed: int = SEED) -> tuple[Quotes, Trades]:
 
 
 # ------------------------------------------------------------------------------ tools
-def lobfast_bars(quotes: Quotes, trades: Trades, every: str, columns=None, out=None) -> dict[str, np.ndarray]:
-    f = lobfast.aggregate(quotes, trades, every=every, columns=columns, out=out)
+def lobfast_bars(
+    quotes: Quotes, trades: Trades, every: str, columns=None, out=None, threads=None
+) -> dict[str, np.ndarray]:
+    f = lobfast.aggregate(quotes, trades, every=every, columns=columns, out=out, threads=threads)
     return {"ts": f.ts, **f.columns}
 
 
@@ -332,8 +336,8 @@ def check_same(label: str, expected: dict, got: dict, columns=COLUMNS) -> None:
 
 # ------------------------------------------------------------------------------ speed
 def cpu_side_by_side(tools: dict, rounds: int, inner: dict) -> dict[str, list[float]]:
-    """Like common.time_side_by_side, in CPU seconds of the calling thread (every tool here runs
-    in it): on a loaded machine, wall time counts the other processes' turns, this does not."""
+    """Like common.time_side_by_side, in CPU seconds of the process (all its threads): on a
+    loaded machine, wall time counts the other processes' turns, this does not."""
     import gc
     import time
 
@@ -343,9 +347,9 @@ def cpu_side_by_side(tools: dict, rounds: int, inner: dict) -> dict[str, list[fl
         for name in names[r % len(names) :] + names[: r % len(names)]:
             for _ in range(inner.get(name, 1)):
                 gc.collect()
-                t0 = time.thread_time()
+                t0 = time.process_time()
                 result = tools[name]()
-                times[name].append(time.thread_time() - t0)
+                times[name].append(time.process_time() - t0)
                 del result
     return times
 
@@ -372,6 +376,8 @@ def speed(rounds: int, rows: int = ROWS) -> dict:
             LOBFAST_OUT: partial(lobfast_bars, quotes, trades, every, out=full_out),
             LOBFAST_COLS: partial(lobfast_bars, quotes, trades, every, CLOSE_COLUMNS),
             LOBFAST_COLS_OUT: partial(lobfast_bars, quotes, trades, every, CLOSE_COLUMNS, cols_out),
+            LOBFAST_ONE: partial(lobfast_bars, quotes, trades, every, threads=1),
+            LOBFAST_COLS_ONE: partial(lobfast_bars, quotes, trades, every, CLOSE_COLUMNS, threads=1),
             NUMBA: partial(numba_bars, quotes, trades, every),
             NUMBA_OUT: partial(numba_bars, quotes, trades, every, out=numba_out),
             POLARS: partial(polars_bars, frames, every),
@@ -381,9 +387,9 @@ def speed(rounds: int, rows: int = ROWS) -> dict:
             tools[PUBLISHED] = partial(published_bars, kernel, quotes, trades, every)
             zero_mids = check_published(kernel, quotes, trades, every)  # also compiles it
         expected = tools[LOBFAST]()
-        for tool in (LOBFAST_OUT, NUMBA, NUMBA_OUT, POLARS):
+        for tool in (LOBFAST_OUT, LOBFAST_ONE, NUMBA, NUMBA_OUT, POLARS):
             check_same(f"every={every}: {tool}", expected, tools[tool]())
-        for tool in (LOBFAST_COLS, LOBFAST_COLS_OUT):
+        for tool in (LOBFAST_COLS, LOBFAST_COLS_OUT, LOBFAST_COLS_ONE):
             got = tools[tool]()
             check_same(f"every={every}: {tool}", {c: expected[c] for c in ("ts", *CLOSE_COLUMNS)}, got, CLOSE_COLUMNS)
         fast = {t: 5 for t in tools if t != POLARS}
@@ -419,7 +425,10 @@ def lines(r: dict) -> list[str]:
     from common import md_table
 
     rows, ratios = [], []
-    order = (LOBFAST, LOBFAST_OUT, LOBFAST_COLS, LOBFAST_COLS_OUT, PUBLISHED, NUMBA, NUMBA_OUT, POLARS)
+    order = (
+        LOBFAST, LOBFAST_OUT, LOBFAST_ONE, LOBFAST_COLS, LOBFAST_COLS_OUT, LOBFAST_COLS_ONE, PUBLISHED, NUMBA,
+        NUMBA_OUT, POLARS,
+    )  # fmt: skip
     for res in r["results"]:
         med, spr = res["median_s"], res["spread"]
         for tool in order:
@@ -439,9 +448,12 @@ def lines(r: dict) -> list[str]:
             (NUMBA, LOBFAST, "all columns vs the moving-pointer Numba kernel"),
             (NUMBA, LOBFAST_OUT, "all columns, out= reused, vs the moving-pointer Numba kernel"),
             (NUMBA_OUT, LOBFAST_OUT, "all columns, both with out= reused (no fresh pages on either side)"),
+            (NUMBA, LOBFAST_ONE, "all columns on one thread vs the moving-pointer Numba kernel"),
             (PUBLISHED, LOBFAST, "all columns vs the published kernel (its 3 columns)"),
+            (PUBLISHED, LOBFAST_ONE, "all columns on one thread vs the published kernel"),
             (PUBLISHED, LOBFAST_COLS, "the published kernel's 3 columns vs it"),
             (PUBLISHED, LOBFAST_COLS_OUT, "those 3 columns, out= reused, vs it"),
+            (PUBLISHED, LOBFAST_COLS_ONE, "those 3 columns on one thread vs it"),
             (POLARS, LOBFAST, "all columns vs polars"),
         ]
         for peer, mine, what in pairs:
@@ -462,7 +474,8 @@ def lines(r: dict) -> list[str]:
         f'(`by="time"`); {res0["buckets"]:,} bars at 500ms ({res0["empty"]:,} without quotes).',
         "- lobfast: `lobfast.aggregate(quotes, trades, every=...)`, all ten columns; with "
         '`columns=["mid_close", "vwap", "volume"]` (the ends of the buckets found from the times, the '
-        "prices inside them never read); and with `out=` the arrays of an earlier call (no fresh pages). GIL released.",
+        "prices inside them never read); and with `out=` the arrays of an earlier call (no fresh pages). GIL released. "
+        f"On every core ({os.cpu_count()}: the bars split into ranges of buckets) unless `threads=1`.",
         "- published Numba kernel: `compute_aggregated_features` of the pipeline lobfast replaces "
         "(../shared/ref/blog_aggregator.py, imported from there), last mid, VWAP and volume per "
         f"interval from the first quote{zero}. Checked first to give lobfast's values where it is "
@@ -474,9 +487,9 @@ def lines(r: dict) -> list[str]:
         f"- polars {v['polars']}: `group_by_dynamic` on quotes and on trades, a full join, `upsample`, "
         "the close forward-filled; inputs are polars DataFrames built before timing.",
         f"- {r['rounds']} interleaved rounds (the fast tools 5 calls a round), medians; M rows/s = "
-        "(quotes + trades) / median wall seconds, one core; then as many rounds again timed in the thread's "
-        "CPU time (`time.thread_time`), which leaves out the other processes' turns (polars works in "
-        "threads of its own: its CPU time is not comparable). Numba kernels "
+        "(quotes + trades) / median wall seconds; then as many rounds again timed in the process's "
+        "CPU time (`time.process_time`, all threads), which leaves out the other processes' turns: "
+        "a tool on two cores shows about twice its wall time there. Numba kernels "
         "compiled before timing. "
         f"Load averages (1/5/15 min) {b1:.2f}/{b5:.2f}/{b15:.2f} before, {a1:.2f}/{a5:.2f}/{a15:.2f} "
         "after, on 2 cores shared with other work: absolute times move with it, ratios less.",

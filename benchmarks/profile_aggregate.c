@@ -71,7 +71,7 @@ main(int argc, char **argv)
     lob_agg_opts o = {LOB_AGG_TIME, argc > 3 ? atoll(argv[3]) : 500000000, 0, 0};
     lob_error err = {0};
     size_t n;
-    if (lob_agg_count(&in, &o, &n, &err) < 0) {
+    if (lob_agg_count(&in, &o, &n, 1, &err) < 0) {
         fprintf(stderr, "%s\n", err.msg);
         return 1;
     }
@@ -94,7 +94,7 @@ main(int argc, char **argv)
     double best_count = 1e9, best_fill = 1e9;
     for (int r = 0; r < 21; r++) {
         double t0 = now();
-        int rc = lob_agg_count(&in, &o, &n, &err);
+        int rc = lob_agg_count(&in, &o, &n, 1, &err);
         double t1 = now();
         rc = rc < 0 ? rc : lob_agg_fill(&in, &o, n, &out, 1, &err);
         double t2 = now();

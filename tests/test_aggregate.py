@@ -528,3 +528,30 @@ def test_ctrl_c_stops_aggregate_on_threads():
     with pytest.raises(ValueError, match="threads"):
         _core.aggregate(none.astype(np.int64), none.reshape(0, 1), none.reshape(0, 1), None,
                         none.astype(np.int64), none, none, none.astype(np.int8), every=1, threads=0)  # fmt: skip
+
+
+def test_checks_on_threads_name_the_first_bad_row():
+    # the inputs are checked in ranges on several threads; a bad row in any range is named as
+    # the sequential checks name it: the book's times first, then the trades' times and values
+    n, m = 1_200_000, 700_000
+    ts, tts = np.arange(n, dtype=np.int64) * 10, np.arange(m, dtype=np.int64) * 17
+    px, tpx, q, side = np.full((n, 1), 100.0), np.full(m, 100.0), np.ones(m), np.ones(m, np.int8)
+
+    def bars(ts=ts, tts=tts, tpx=tpx, q=q, side=side, threads=2):
+        return _core.aggregate(ts, px, px, None, tts, tpx, q, side, every=1000, threads=threads)
+
+    assert len(bars()["ts"]) == len(bars(threads=1)["ts"])
+    bad_ts, bad_tts, bad_q, bad_side = ts.copy(), tts.copy(), q.copy(), side.copy()
+    bad_ts[[1_100_000, 650_000]] = 5
+    bad_tts[600_001] = 3
+    bad_q[[690_000, 20]] = [-1.0, np.inf]
+    bad_side[400_000] = 7
+    for threads in (1, 2, 4):
+        with pytest.raises(ValueError, match=r"book ts must be sorted ascending: row 649999 "):
+            bars(ts=bad_ts, tts=bad_tts, q=bad_q, threads=threads)
+        with pytest.raises(ValueError, match=r"trades ts must be sorted ascending: row 600000 "):
+            bars(tts=bad_tts, q=bad_q, threads=threads)
+        with pytest.raises(ValueError, match=r"trades qty at row 20 is inf"):
+            bars(q=bad_q, side=bad_side, threads=threads)
+        with pytest.raises(ValueError, match=r"trades side at row 400000 is 7"):
+            bars(side=bad_side, threads=threads)

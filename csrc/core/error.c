@@ -45,8 +45,8 @@ lob_error_set(lob_error *err, int code, const char *fmt, ...)
  * the compiler use vector instructions without a cost model that allows it elsewhere. */
 #define TIMES_BLOCK 64
 
-static int
-times_ok(const int64_t *ts, int64_t n, int sorted)
+int
+lob_times_ok(const int64_t *ts, int64_t n, int sorted)
 {
     const uint64_t *u = (const uint64_t *)ts, max = (uint64_t)LOB_TS_MAX;
     const uint64_t order = sorted ? UINT64_MAX : 0; /* keeps the differences, or not */
@@ -73,7 +73,7 @@ times_ok(const int64_t *ts, int64_t n, int sorted)
 int
 lob_check_times(const int64_t *ts, int64_t n, int sorted, const char *what, lob_error *err)
 {
-    if (times_ok(ts, n, sorted)) {
+    if (lob_times_ok(ts, n, sorted)) {
         return LOB_OK;
     }
     for (int64_t i = 0; i < n; i++) {

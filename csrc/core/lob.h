@@ -115,6 +115,10 @@ lob_poll_stop_now(lob_error *err)
 #define LOB_TS_MIN INT64_C(0)
 #define LOB_TS_MAX INT64_C(9214646400000000000) /* 2262-01-01T00:00:00Z */
 
+/*! lob_times_ok() : whether lob_check_times() would accept ts[0..n), in one branch-free pass
+ *  that names no row (for a kernel that checks ranges of a large input on several threads). */
+int lob_times_ok(const int64_t *ts, int64_t n, int sorted);
+
 /*! lob_check_times() : 0 when every ts[0..n) lies in [LOB_TS_MIN, LOB_TS_MAX] and, when
  *  `sorted`, never decreases; else LOB_E_ARG naming `what`, the first bad row and its value
  *  (NaT by name). */

@@ -304,7 +304,7 @@ py_aggregate(PyObject *module, PyObject *args, PyObject *kwds)
     };
     /* pure C over arrays this call holds references to; checks and counts in one pass */
     lobpy_nogil_begin(&g, &err);
-    rc = lob_agg_count(&in, &opts, &n_out, &err);
+    rc = lob_agg_count(&in, &opts, &n_out, threads, &err);
     lobpy_nogil_end(&g);
     if (rc < 0) {
         lobpy_raise(lobpy_get_state(module), rc, &err, NULL);

@@ -153,7 +153,7 @@ test_aggregate(void)
     lob_agg_input in = {4, bts, bid, ask, 1, valid, "book", 2, tts, tpx, tq, tside};
     lob_agg_opts o = {LOB_AGG_TIME, 100, 0, 0};
     size_t n = 0;
-    test_cond("time bars: count", lob_agg_count(&in, &o, &n, &err) == 0 && n == 3);
+    test_cond("time bars: count", lob_agg_count(&in, &o, &n, 1, &err) == 0 && n == 3);
     int64_t ts[3], trades[3], updates[3];
     double op[3], hi[3], lo[3], cl[3], vwap[3], vol[3], buy[3], sell[3];
     lob_agg_output out = {ts, op, hi, lo, cl, vwap, vol, buy, sell, trades, updates};
@@ -175,14 +175,15 @@ test_aggregate(void)
     lob_agg_input one = {0, NULL, NULL, NULL, 1, NULL, "book", 1, &late, tpx, tq, tside};
     lob_agg_opts wide = {LOB_AGG_TIME, late, 0, 0};
     test_cond("time bars: a bucket at the end of time",
-              lob_agg_count(&one, &wide, &n, &err) == 0 && n == 1 &&
+              lob_agg_count(&one, &wide, &n, 1, &err) == 0 && n == 1 &&
                   lob_agg_fill(&one, &wide, n, &out, 1, &err) == 0 && ts[0] == late &&
                   trades[0] == 1);
     const int64_t back[4] = {0, 50, 40, 60};
     lob_agg_input bad = in;
     bad.book_ts = back;
     test_cond("unsorted book times are refused",
-              lob_agg_count(&bad, &o, &n, &err) == LOB_E_ARG && strstr(err.msg, "book ts") != NULL);
+              lob_agg_count(&bad, &o, &n, 1, &err) == LOB_E_ARG &&
+                  strstr(err.msg, "book ts") != NULL);
 }
 
 /* A stop check that says stop at its `at`-th call; counts its calls. */
@@ -409,7 +410,7 @@ test_aggregate_stops(void)
     for (int by = 0; by < 3; by++) {
         size_t nk = 0;
         lob_error err = {0};
-        test_cond("bars: count", lob_agg_count(&in, &opts[by], &nk, &err) == 0 && nk <= n);
+        test_cond("bars: count", lob_agg_count(&in, &opts[by], &nk, 1, &err) == 0 && nk <= n);
         double *f = full, *g = part;
         lob_agg_output all = {ints,      f,         f + n,     f + 2 * n, f + 3 * n,   f + 4 * n,
                               f + 5 * n, f + 6 * n, f + 7 * n, ints + n,  ints + 2 * n};

@@ -282,7 +282,8 @@ fuzz_aggregate(input *in, lob_error *err, const stopper *st)
                        NULL, nt,     tsa[1], xs[2], xs[3],  sides};
     lob_agg_opts o = {(int)(u8(in) % 4), i64(in), f64(in), u8(in) & 1};
     size_t n = 0;
-    int rc = lob_agg_count(&a, &o, &n, err);
+    int threads = 1 + (u8(in) & 3);
+    int rc = lob_agg_count(&a, &o, &n, threads, err);
     check_rc(rc, err, st);
     CHECK((times_ok(tsa[0], nb) && times_ok(tsa[1], nt)) || rc < 0, "bad bar times refused");
     if (rc < 0 || n > (size_t)1 << 16) {
@@ -299,7 +300,6 @@ fuzz_aggregate(input *in, lob_error *err, const stopper *st)
                           d + 5 * room, d + 6 * room,
                           d + 7 * room, trades,
                           updates};
-    int threads = 1 + (u8(in) & 3);
     rc = lob_agg_fill(&a, &o, room, &out, threads, err);
     check_rc(rc, err, st);
     CHECK(rc < 0 || room == n, "a wrong bucket count refused");

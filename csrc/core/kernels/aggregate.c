@@ -58,13 +58,11 @@ volume_end(const double *qty, size_t t, size_t n, double v)
 #define TRADES_BLOCK 64
 
 static int
-trades_ok(const lob_agg_input *in)
+trades_ok(const lob_agg_input *in, size_t i, size_t n)
 {
     const uint64_t fin = UINT64_C(0x7FEFFFFFFFFFFFFF), abs = UINT64_C(0x7FFFFFFFFFFFFFFF);
-    const size_t n = in->n_trades;
     uint64_t acc = 0;
     uint8_t sides = 0;
-    size_t i = 0;
     for (; i + TRADES_BLOCK <= n; i += TRADES_BLOCK) {
         uint64_t block = 0;
         uint8_t sblock = 0;
@@ -92,12 +90,59 @@ trades_ok(const lob_agg_input *in)
     return (acc >> 63) == 0 && (sides & 0x80) == 0;
 }
 
+/* The inputs' checks in ranges on several threads: each range of book times (with the row
+ * before it, for the order), of trade times, and of trade values is a task that only says
+ * whether all is well; when one is not, the sequential checks name the first bad row. */
+#define CHECK_RANGE ((size_t)1 << 18) /* rows: ~1 ms of checks a task at least */
+
+typedef struct {
+    const lob_agg_input *in;
+    size_t book_tasks, per_book, per_trade;
+} check_job;
+
+static int
+range_ok(void *arg, size_t i, lob_error *err)
+{
+    const check_job *j = arg;
+    const lob_agg_input *in = j->in;
+    const int64_t *ts = in->book_ts;
+    size_t n = in->n_book, per = j->per_book;
+    if (i >= j->book_tasks) {
+        i -= j->book_tasks;
+        ts = in->trade_ts;
+        n = in->n_trades;
+        per = j->per_trade;
+    }
+    const size_t lo = i * per, hi = n - lo > per ? lo + per : n, from = lo > 0 ? lo - 1 : 0;
+    int ok = lob_times_ok(ts + from, (int64_t)(hi - from), 1);
+    if (ts == in->trade_ts) {
+        ok = ok && trades_ok(in, lo, hi);
+    }
+    return ok ? LOB_OK : lob_error_set(err, LOB_E_ARG, "a bad row in %zu..%zu", lo, hi);
+}
+
+static size_t
+ranges_of(size_t n, size_t per)
+{
+    return n == 0 ? 0 : (n - 1) / per + 1;
+}
+
+static int
+inputs_ok(const lob_agg_input *in, int threads)
+{
+    const size_t parts = 2 * (size_t)(threads > 1 ? threads : 1);
+    check_job j = {in, 0, (in->n_book + parts - 1) / parts, (in->n_trades + parts - 1) / parts};
+    j.per_book = j.per_book < CHECK_RANGE ? CHECK_RANGE : j.per_book;
+    j.per_trade = j.per_trade < CHECK_RANGE ? CHECK_RANGE : j.per_trade;
+    j.book_tasks = ranges_of(in->n_book, j.per_book);
+    lob_error quiet = {0}; /* no stop check: the whole pass takes a few ms */
+    return lob_run_tasks(j.book_tasks + ranges_of(in->n_trades, j.per_trade), threads, range_ok, &j,
+                         &quiet) == LOB_OK;
+}
+
 static int
 check_trades(const lob_agg_input *in, lob_error *err)
 {
-    if (trades_ok(in)) {
-        return 0;
-    }
     for (size_t i = 0; i < in->n_trades; i++) {
         double p = in->trade_px[i], q = in->trade_qty[i];
         int s = in->trade_side[i];
@@ -157,7 +202,8 @@ time_span(const lob_agg_input *in, int64_t every, int64_t *first, size_t *count,
 }
 
 int
-lob_agg_count(const lob_agg_input *in, const lob_agg_opts *o, size_t *n_out, lob_error *err)
+lob_agg_count(const lob_agg_input *in, const lob_agg_opts *o, size_t *n_out, int threads,
+              lob_error *err)
 {
     const char *book = in->book_name != NULL ? in->book_name : "book";
     *n_out = 0;
@@ -184,11 +230,14 @@ lob_agg_count(const lob_agg_input *in, const lob_agg_opts *o, size_t *n_out, lob
                              in->trade_qty == NULL || in->trade_side == NULL)) {
         return lob_error_set(err, LOB_E_ARG, "trades have rows but missing columns");
     }
-    char what[64];
-    snprintf(what, sizeof what, "%s ts", book);
-    LOB_FORWARD_IF_ERROR(lob_check_times(in->book_ts, (int64_t)in->n_book, 1, what, err));
-    LOB_FORWARD_IF_ERROR(lob_check_times(in->trade_ts, (int64_t)in->n_trades, 1, "trades ts", err));
-    LOB_FORWARD_IF_ERROR(check_trades(in, err));
+    if (!inputs_ok(in, threads)) {
+        char what[64];
+        snprintf(what, sizeof what, "%s ts", book);
+        LOB_FORWARD_IF_ERROR(lob_check_times(in->book_ts, (int64_t)in->n_book, 1, what, err));
+        LOB_FORWARD_IF_ERROR(
+            lob_check_times(in->trade_ts, (int64_t)in->n_trades, 1, "trades ts", err));
+        LOB_FORWARD_IF_ERROR(check_trades(in, err));
+    }
 
     size_t n = 0;
     if (o->by == LOB_AGG_TIME) {

@@ -71,8 +71,9 @@ typedef struct lob_agg_output_s {
  *  EVENTS: ceil(n_book / every).  VOLUME: one pass over trade sizes.
  *  @return 0, or LOB_E_ARG (bad option, unsorted times, non-finite trade price or size,
  *  negative size, side not in -1..1, more than LOB_AGG_MAX_BUCKETS buckets) with err saying
- *  which input and row. */
-int lob_agg_count(const lob_agg_input *in, const lob_agg_opts *o, size_t *n_out, lob_error *err);
+ *  which input and row.  The checks run in ranges on `threads` threads. */
+int lob_agg_count(const lob_agg_input *in, const lob_agg_opts *o, size_t *n_out, int threads,
+                  lob_error *err);
 
 /*! lob_agg_fill() : fill `out` with the `n_out` buckets lob_agg_count() gave for the same
  *  inputs (which it does not check again).  Pure computation, no allocation.  TIME and EVENTS
