@@ -283,9 +283,13 @@ pick(int c, double a, double b)
 
 /* One segment of a time-window sum (span > 0), as seg_span() computes it.  Rows leave the
  * window about one per new row, but 0, 1, 2 or more at random: a loop that removes them
- * mispredicts its exit about once a row.  So two removals are tried without a branch (each
- * computed, then kept or not by a select: the same additions in the same order as the
- * loop), and the loop takes the rest. */
+ * mispredicts its exit about once a row.  So two removals are made without a branch, and the
+ * loop takes the rest: each adds -x[tail] when that row has left, else -0.0, picked before
+ * the addition so that the pick is not on the sum's chain.  Adding -0.0 changes nothing: s +
+ * -0.0 is s for every s (+0.0 too), and TwoSum's error term for it is +0.0, which leaves the
+ * compensation as it was (it starts at +0.0 and an addition never makes it -0.0); once an
+ * infinity has entered, the compensation is NaN either way.  So the sums are those of the
+ * plain loop, bit for bit. */
 static int64_t
 seg_span_sum(const double *x, const int64_t *ts, int64_t s, int64_t e, int64_t span, double *out,
              lob_error *err)
@@ -299,11 +303,8 @@ seg_span_sum(const double *x, const int64_t *ts, int64_t s, int64_t e, int64_t s
             sum_add(&a, x[i]);
             const int64_t since = ts[i] - span;    /* ts <= since has left the window */
             for (int step = 0; step < 2; step++) { /* tail <= i, whose ts > since */
-                acc r = a;
-                sum_add(&r, -x[tail]);
                 const int gone = ts[tail] <= since;
-                a.sum = pick(gone, r.sum, a.sum);
-                a.comp = pick(gone, r.comp, a.comp);
+                sum_add(&a, pick(gone, -x[tail], -0.0));
                 tail += gone;
             }
             for (; ts[tail] <= since; tail++) {
