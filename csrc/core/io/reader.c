@@ -37,6 +37,10 @@ struct lob_reader_s {
     int64_t decompressed;       /* bytes decompressed (what a window read cost) */
     char first_error[256];      /* first skipped error, for the summary */
     char last_error[256];       /* most recent error (raised or skipped) */
+    /* rows each table held when the last chunk (max_rows) was full: the room the next one,
+     * taken afresh, is given at once, so that a chunk's columns are one block each, not a
+     * doubling series of fresh blocks each copied into the next */
+    size_t chunk_rows[LOB_READER_TABLES];
 };
 
 int
@@ -250,10 +254,42 @@ pump(lob_reader *r, size_t max_rows, int *eof, lob_error *err)
     }
 }
 
+/* Before a chunk: tables handed over since the last one get the rows that one needed. */
+static int
+reserve_chunk(lob_reader *r, size_t max_rows)
+{
+    for (int i = 0; max_rows > 0 && i < r->fmt->ntables && i < LOB_READER_TABLES; i++) {
+        lob_table *t = r->fmt->table(r->ctx, i);
+        size_t want = r->chunk_rows[i] + r->chunk_rows[i] / 8; /* a chunk ends after a line */
+        if (t->n == 0 && t->cap < want && lob_table_reserve(t, want) < 0) {
+            return LOB_E_NOMEM;
+        }
+    }
+    return LOB_OK;
+}
+
+/* After a chunk that reached max_rows: what each table held. */
+static void
+note_chunk(lob_reader *r, size_t max_rows, int eof)
+{
+    if (max_rows == 0 || eof || rows(r) < max_rows) {
+        return;
+    }
+    for (int i = 0; i < r->fmt->ntables && i < LOB_READER_TABLES; i++) {
+        r->chunk_rows[i] = r->fmt->table(r->ctx, i)->n;
+    }
+}
+
 int
 lob_reader_pump(lob_reader *r, size_t max_rows, int *eof, lob_error *err)
 {
+    if (reserve_chunk(r, max_rows) < 0) {
+        return lob_error_set(err, LOB_E_NOMEM, "out of memory for a chunk of rows");
+    }
     int rc = pump(r, max_rows, eof, err);
+    if (rc == LOB_OK) {
+        note_chunk(r, max_rows, *eof);
+    }
     if (rc == LOB_E_INTR && r->ls.src != NULL) {
         lob_source_forget_stop(r->ls.src); /* one stop, reported once */
     }

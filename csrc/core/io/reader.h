@@ -35,6 +35,9 @@ typedef struct lob_stat_s {
     const char *text;
 } lob_stat;
 
+/* The most output tables a format has (the reader keeps a note per table). */
+#define LOB_READER_TABLES 8
+
 /* The interface a line format implements. */
 typedef struct lob_format_s {
     const char *name;               /* "binance", "tardis", "vision" */
