@@ -1178,7 +1178,9 @@ def _libc():
 
 
 def _hand_back() -> None:
-    """Hand the memory malloc holds free back to the OS (glibc; elsewhere nothing)."""
+    """Hand the memory malloc holds free back to the OS (glibc; elsewhere nothing), with the
+    large blocks lobfast keeps for reuse."""
+    _core.release_kept()
     lib = _libc()
     if lib is not None:
         lib.malloc_trim(0)

@@ -442,9 +442,10 @@ def test_rolling_std_out_equals_fresh(values, rows):
 
 
 def test_a_freed_large_output_is_reused_and_a_live_one_never():
-    """The last large output freed (>= 4 MiB, <= 256 MiB) is kept for the next of about its
-    size: a loop of calls pays no page faults; an output still referenced is never handed out
-    again, and every value of a reused block is written anew."""
+    """Large outputs freed (>= 4 MiB, 256 MiB in all, core/blocks.h) are kept for the next of
+    about their size, the last freed first: a loop of calls pays no page faults; an output
+    still referenced is never handed out again, and every value of a reused block is written
+    anew."""
     rng = np.random.default_rng(5)
     x, y = rng.standard_normal(1_000_000).cumsum(), rng.standard_normal(1_000_000)
     first = rolling_std(x, 50)

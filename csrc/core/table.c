@@ -1,41 +1,41 @@
 /* table.c -- growable column tables. */
-#define _GNU_SOURCE /* madvise */
 #include "core/table.h"
+
+#include "core/blocks.h"
 
 #include <stdlib.h>
 #include <string.h>
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
 
 #define LOB_GROW_STEP ((size_t)1 << 20) /* rows: doubling gives way to x1.5 here */
 
-#define LOB_HUGE_BYTES ((size_t)4 << 20) /* columns this large ask for 2 MiB pages */
-#define LOB_HUGE_ALIGN ((size_t)2 << 20)
-
-/* Grow one column (`used` bytes filled) to `bytes`.  Output columns are written once, so a
- * read is dominated by page faults on fresh memory: a large column moves to a 2 MiB-aligned
- * block the kernel is asked to back with huge pages (Linux transparent huge pages in
- * "madvise" mode: ~500x fewer faults).  Elsewhere, or below the size, plain realloc. */
-static void *
-grow(void *old, size_t used, size_t bytes)
+/* Grow column i (`used` bytes filled) to `bytes`.  Output columns are written once, so a
+ * read is dominated by page faults on fresh memory: a large column moves to a block of
+ * blocks.h (huge pages, and a block freed earlier when one of about the size is kept); the
+ * block it leaves is freed there for the next.  Below the size, plain realloc. */
+static int
+grow(lob_table *t, int i, size_t used, size_t bytes)
 {
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-    if (bytes >= LOB_HUGE_BYTES) {
-        void *p = NULL;
-        if (posix_memalign(&p, LOB_HUGE_ALIGN, bytes) != 0) {
-            return NULL;
+    if (bytes >= LOB_BLOCK_MIN) {
+        size_t got;
+        void *p = lob_block_alloc(bytes, &got);
+        if (p == NULL) {
+            return LOB_E_NOMEM;
         }
-        (void)madvise(p, bytes & ~(LOB_HUGE_ALIGN - 1), MADV_HUGEPAGE); /* a hint only */
         if (used > 0) {
-            memcpy(p, old, used);
+            memcpy(p, t->col[i], used);
         }
-        free(old);
-        return p;
+        lob_block_free(t->col[i], t->bytes[i]);
+        t->col[i] = p;
+        t->bytes[i] = got;
+        return LOB_OK;
     }
-#endif
-    (void)used;
-    return realloc(old, bytes);
+    void *p = realloc(t->col[i], bytes);
+    if (p == NULL) {
+        return LOB_E_NOMEM;
+    }
+    t->col[i] = p;
+    t->bytes[i] = bytes;
+    return LOB_OK;
 }
 
 static size_t
@@ -74,33 +74,41 @@ lob_table_reserve(lob_table *t, size_t extra)
         if (cap > SIZE_MAX / rb) {
             return LOB_E_RANGE;
         }
-        void *p = grow(t->col[i], keep * rb, cap * rb);
-        if (p == NULL) {
+        if (grow(t, i, keep * rb, cap * rb) < 0) {
             return LOB_E_NOMEM; /* columns already grown keep their larger size */
         }
-        t->col[i] = p;
     }
     t->cap = cap;
     return LOB_OK;
 }
 
 int
-lob_table_detach(lob_table *t, void **out)
+lob_table_detach(lob_table *t, void **out, size_t *out_bytes)
 {
     for (int i = 0; i < t->ncol; i++) {
+        size_t bytes = t->bytes[i];
         out[i] = NULL;
         if (t->n == 0) {
-            free(t->col[i]);
+            lob_block_free(t->col[i], bytes);
+            bytes = 0;
         }
-        else if (t->n < t->cap) {
-            /* shrinking realloc rarely fails; keep the larger block if it does */
-            void *p = realloc(t->col[i], t->n * row_bytes(&t->schema[i]));
+        else if (t->n < t->cap && bytes < LOB_BLOCK_MIN) {
+            /* shrinking realloc rarely fails; keep the larger block if it does (a large
+             * block is left whole: the room not written is address space only, and the
+             * block can serve another of its size once freed) */
+            size_t fit = t->n * row_bytes(&t->schema[i]);
+            void *p = realloc(t->col[i], fit);
             out[i] = p != NULL ? p : t->col[i];
+            bytes = p != NULL ? fit : bytes;
         }
         else {
             out[i] = t->col[i];
         }
+        if (out_bytes != NULL) {
+            out_bytes[i] = bytes;
+        }
         t->col[i] = NULL;
+        t->bytes[i] = 0;
     }
     t->n = 0;
     t->cap = 0;
@@ -143,8 +151,9 @@ lob_table_free(lob_table *t)
         return;
     }
     for (int i = 0; i < t->ncol; i++) {
-        free(t->col[i]);
+        lob_block_free(t->col[i], t->bytes[i]);
         t->col[i] = NULL;
+        t->bytes[i] = 0;
     }
     t->n = 0;
     t->cap = 0;

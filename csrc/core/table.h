@@ -29,11 +29,12 @@ typedef struct lob_column_s {
 } lob_column;
 
 typedef struct lob_table_s {
-    const lob_column *schema; /* ncol column descriptions */
-    int ncol;                 /* number of columns */
-    size_t n;                 /* rows filled */
-    size_t cap;               /* rows allocated in every column */
-    void *col[LOB_MAX_COLS];  /* one buffer per column, cap * size * width bytes */
+    const lob_column *schema;   /* ncol column descriptions */
+    int ncol;                   /* number of columns */
+    size_t n;                   /* rows filled */
+    size_t cap;                 /* rows allocated in every column */
+    void *col[LOB_MAX_COLS];    /* one buffer per column, cap * size * width bytes */
+    size_t bytes[LOB_MAX_COLS]; /* the size of each buffer (at least that) */
 } lob_table;
 
 /* Typed pointer to column i of table t. */
@@ -57,10 +58,12 @@ lob_table_room(lob_table *t, size_t extra)
     return t->cap - t->n >= extra ? LOB_OK : lob_table_reserve(t, extra);
 }
 
-/*! lob_table_detach() : give up ownership of every column buffer (shrunk to n rows)
- *  into `out[ncol]` and reset the table to empty.  Buffers are freed with free().
- *  Empty tables yield NULL pointers.  @return 0 or LOB_E_NOMEM. */
-int lob_table_detach(lob_table *t, void **out);
+/*! lob_table_detach() : give up ownership of every column buffer into `out[ncol]`, and
+ *  its size in bytes into `out_bytes[ncol]` (may be NULL), and reset the table to empty.
+ *  Small buffers are shrunk to n rows.  Buffers are freed with free() or, to let a large one
+ *  be reused, lob_block_free() (core/blocks.h) with that size.  Empty tables yield NULL
+ *  pointers.  @return 0 or LOB_E_NOMEM. */
+int lob_table_detach(lob_table *t, void **out, size_t *out_bytes);
 
 /*! lob_table_append() : append rows [from, from + n) of `src` (same schema). */
 int lob_table_append(lob_table *t, const lob_table *src, size_t from, size_t n);

@@ -1,10 +1,9 @@
 /* array.c -- C-grown buffers to NumPy without copying, in one audited place. */
 #include "binding.h"
 
+#include "core/blocks.h"
+
 #include <stdlib.h>
-#if defined(__linux__)
-#include <sys/mman.h> /* madvise: _GNU_SOURCE comes with Python.h */
-#endif
 
 #define LOB_CAPSULE_NAME "lobfast.buffer"
 
@@ -25,33 +24,15 @@ capsule_free(PyObject *capsule)
     free(capsule_buffer(capsule)); /* the core allocated it with malloc/realloc */
 }
 
-#define HUGE_BYTES ((size_t)4 << 20) /* outputs this large ask for 2 MiB pages */
-#define HUGE_ALIGN ((size_t)2 << 20)
-#define HUGE_KEEP ((size_t)256 << 20) /* the largest freed output block kept for the next */
-
-/* The last large output block freed, kept for the next output of about its size.  Such an
- * output is written once, so what it costs is the kernel zeroing fresh pages (clear_page:
- * 20-40 % of a rolling_std or features call), and a loop making outputs of one size (a
- * kernel per day of data, say) would pay it on every call.  One block of at most HUGE_KEEP
- * bytes is kept; the GIL, held by both ends, guards it. */
-static void *kept_block;
-static size_t kept_bytes;
-
+/* The destructor of a capsule over a block of core/blocks.h: its size in the context lets a
+ * large one be kept for the next large output (of a kernel, or a reader's next chunk). */
 static void
-huge_capsule_free(PyObject *capsule)
+block_capsule_free(PyObject *capsule)
 {
     void *p = capsule_buffer(capsule);
-    if (p == NULL) {
-        return;
+    if (p != NULL) {
+        lob_block_free(p, (size_t)(uintptr_t)PyCapsule_GetContext(capsule));
     }
-    size_t bytes = (size_t)(uintptr_t)PyCapsule_GetContext(capsule);
-    if (bytes > HUGE_KEEP) {
-        free(p);
-        return;
-    }
-    free(kept_block);
-    kept_block = p;
-    kept_bytes = bytes;
 }
 
 static int
@@ -67,7 +48,7 @@ typenum_of(char type)
 }
 
 /* An array over buf (n x width of type), which the array's base frees with `destructor`
- * (context: the block's size in bytes, for huge_capsule_free). */
+ * (context: the block's size in bytes, for block_capsule_free). */
 static PyObject *
 array_over(void *buf, Py_ssize_t n, Py_ssize_t width, int matrix, char type,
            PyCapsule_Destructor destructor, size_t bytes)
@@ -114,8 +95,9 @@ PyObject *
 lobpy_table_to_dict(lob_table *t)
 {
     void *bufs[LOB_MAX_COLS];
+    size_t bytes[LOB_MAX_COLS];
     Py_ssize_t n = (Py_ssize_t)t->n;
-    lob_table_detach(t, bufs);
+    lob_table_detach(t, bufs, bytes);
     PyObject *d = PyDict_New();
     int i = 0;
     if (d == NULL) {
@@ -123,7 +105,8 @@ lobpy_table_to_dict(lob_table *t)
     }
     for (; i < t->ncol; i++) {
         const lob_column *c = &t->schema[i];
-        PyObject *a = lobpy_array_from_owned(bufs[i], n, c->width, c->matrix, c->type);
+        PyObject *a =
+            array_over(bufs[i], n, c->width, c->matrix, c->type, block_capsule_free, bytes[i]);
         bufs[i] = NULL;
         if (a == NULL || PyDict_SetItemString(d, c->name, a) < 0) {
             Py_XDECREF(a);
@@ -259,30 +242,21 @@ PyObject *
 lobpy_out(Py_ssize_t n, Py_ssize_t width, int typenum)
 {
     npy_intp dims[2] = {n, width};
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
     /* A kernel's output is written once, so its cost is page faults on fresh memory (on a
-     * VM a fault in the host too).  A large one gets a 2 MiB-aligned block asked to be
-     * backed by huge pages, so that every page it touches can be a huge one (NumPy's own
-     * block starts mid-page: its first and last 2 MiB fault 4 KiB at a time). */
+     * VM a fault in the host too).  A large one is a block of core/blocks.h: 2 MiB-aligned
+     * and asked to be backed by huge pages (NumPy's own block starts mid-page: its first and
+     * last 2 MiB fault 4 KiB at a time), or a freed one of about its size whose pages are in
+     * place already. */
     const size_t bytes = (size_t)n * (size_t)(width > 0 ? width : 1) * sizeof(double);
-    if ((typenum == NPY_FLOAT64 || typenum == NPY_INT64) && n > 0 && bytes >= HUGE_BYTES) {
-        void *p = NULL;
-        size_t got = bytes;
-        if (kept_block != NULL && kept_bytes >= bytes && kept_bytes / 2 <= bytes) {
-            p = kept_block; /* its pages are in place: nothing to fault in or zero */
-            got = kept_bytes;
-            kept_block = NULL;
-        }
-        else {
-            if (posix_memalign(&p, HUGE_ALIGN, bytes) != 0) {
-                return PyErr_NoMemory();
-            }
-            (void)madvise(p, bytes & ~(HUGE_ALIGN - 1), MADV_HUGEPAGE); /* a hint only */
+    if ((typenum == NPY_FLOAT64 || typenum == NPY_INT64) && n > 0 && bytes >= LOB_BLOCK_MIN) {
+        size_t got;
+        void *p = lob_block_alloc(bytes, &got);
+        if (p == NULL) {
+            return PyErr_NoMemory();
         }
         return array_over(p, n, width > 0 ? width : 1, width > 0,
-                          typenum == NPY_INT64 ? LOB_I64 : LOB_F64, huge_capsule_free, got);
+                          typenum == NPY_INT64 ? LOB_I64 : LOB_F64, block_capsule_free, got);
     }
-#endif
     return PyArray_EMPTY(width > 0 ? 2 : 1, dims, typenum, 0);
 }
 

@@ -6,6 +6,7 @@
 #define LOBPY_IMPORTS_NUMPY /* the one file that imports NumPy's C API */
 #include "binding.h"
 
+#include "core/blocks.h"
 #include "core/formats/number.h"
 #include "core/formats/peek.h"
 #include "core/schema.h"
@@ -230,6 +231,14 @@ py_schemas(PyObject *module, PyObject *Py_UNUSED(ignored))
                          lobpy_schema_list(lob_quotes_schema, LOB_Q_NCOL));
 }
 
+static PyObject *
+py_release_kept(PyObject *module, PyObject *Py_UNUSED(ignored))
+{
+    (void)module;
+    lob_block_trim();
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
     {"parse_decimal", py_parse_decimal, METH_O,
      "parse_decimal(text: bytes) -> float: exact decimal parsing as the readers do it."},
@@ -237,6 +246,8 @@ static PyMethodDef module_methods[] = {
      "peek_binance(message: bytes) -> dict: the collector's view of a Binance message."},
     {"schemas", py_schemas, METH_NOARGS,
      "schemas() -> {name: [(column, type char, width)]}: the C containers' columns."},
+    {"release_kept", py_release_kept, METH_NOARGS,
+     "release_kept() -> None: free the large blocks kept for reuse (core/blocks.h)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -46,5 +46,6 @@ void lob_test_timeindex(void); /* test_timeindex.c */
 void lob_test_side(void);      /* test_side.c */
 void lob_test_zpar(void);      /* test_zpar.c */
 void lob_test_parallel(void);  /* test_parallel.c */
+void lob_test_blocks(void);    /* test_blocks.c */
 
 #endif /* LOB_TEST_H */

@@ -847,7 +847,7 @@ test_files(void)
         }
         total += t->n;
         void *cols[LOB_MAX_COLS];
-        lob_table_detach(t, cols);
+        lob_table_detach(t, cols, NULL);
         for (int i = 0; i < t->ncol; i++) {
             free(cols[i]);
         }

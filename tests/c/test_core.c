@@ -802,11 +802,11 @@ test_table(void)
 
     void *cols[LOB_MAX_COLS];
     memset(cols, 0xff, sizeof cols);
-    int rc = lob_table_detach(&t, cols);
+    int rc = lob_table_detach(&t, cols, NULL);
     test_cond("table: detach of an empty table yields NULL buffers and frees them",
               rc == LOB_OK && cols[C_ID] == NULL && cols[C_FLAG] == NULL && cols[C_BOOK] == NULL &&
                   t.cap == 0 && t.col[C_ID] == NULL);
-    rc = lob_table_detach(&t, cols);
+    rc = lob_table_detach(&t, cols, NULL);
     test_cond("table: detach of a never-allocated table", rc == LOB_OK && cols[C_ID] == NULL);
 
     fill_rows(&t, 0, 1000);
@@ -831,7 +831,7 @@ test_table(void)
     rc = lob_table_append(&t, &u, 100, 0);
     test_cond("table: append zero rows at the end of the source", rc == LOB_OK && t.n == 90);
 
-    rc = lob_table_detach(&t, cols);
+    rc = lob_table_detach(&t, cols, NULL);
     int64_t *ids = cols[C_ID];
     uint8_t *flags = cols[C_FLAG];
     double *book = cols[C_BOOK];
@@ -895,7 +895,7 @@ test_table(void)
         same = LOB_COL(&t, 0, uint8_t)[r] == (uint8_t)((r + 1000003) * 7);
     }
     test_cond("table: drop_front on a large table", same);
-    rc = lob_table_detach(&t, cols);
+    rc = lob_table_detach(&t, cols, NULL);
     uint8_t *b = cols[0];
     test_cond("table: detach of a large table",
               rc == LOB_OK && b && b[0] == (uint8_t)(1000003 * 7) &&
@@ -1029,6 +1029,7 @@ main(int argc, char **argv)
     lob_test_timeindex();
     lob_test_zpar();
     lob_test_parallel();
+    lob_test_blocks();
     printf("%d tests, %d passed, %d failed\n", lob_test_run, lob_test_run - lob_test_failed,
            lob_test_failed);
     if (lob_test_failed) {

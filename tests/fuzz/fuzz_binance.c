@@ -74,7 +74,7 @@ drain(lob_table *dst, lob_table *src)
     size_t n = src->n;
     lob_table view = *src;
     void *bufs[LOB_MAX_COLS];
-    CHECK(lob_table_detach(src, bufs) == LOB_OK, "detach failed");
+    CHECK(lob_table_detach(src, bufs, NULL) == LOB_OK, "detach failed");
     CHECK(src->n == 0 && src->cap == 0, "detach left %zu rows", src->n);
     for (int c = 0; c < view.ncol; c++) {
         view.col[c] = bufs[c];

@@ -1,0 +1,88 @@
+/* test_blocks.c -- core/blocks.h: large blocks kept and reused, from several threads. */
+#include "core/blocks.h"
+#include "core/table.h"
+#include "test.h"
+
+#include <pthread.h>
+#include <string.h>
+
+#define MIB ((size_t)1 << 20)
+
+static void *
+churn(void *arg)
+{
+    unsigned seed = (unsigned)(size_t)arg;
+    int ok = 1;
+    for (int i = 0; i < 300; i++) {
+        seed = seed * 1103515245u + 12345u;
+        size_t want = (4 + (seed >> 16) % 13) * MIB, got;
+        unsigned char *p = lob_block_alloc(want, &got);
+        if (p == NULL || got < want) {
+            ok = 0;
+            break;
+        }
+        p[0] = p[want - 1] = (unsigned char)i; /* the block is ours, all of it */
+        ok &= p[0] == (unsigned char)i;
+        lob_block_free(p, got);
+        if (i % 97 == 0) {
+            lob_block_trim();
+        }
+    }
+    return ok ? arg : NULL;
+}
+
+void
+lob_test_blocks(void)
+{
+    size_t got;
+    char *a = lob_block_alloc(8 * MIB, &got);
+    test_cond("blocks: a large block", a != NULL && got == 8 * MIB);
+    memset(a, 7, got);
+    lob_block_free(a, got);
+    char *b = lob_block_alloc(6 * MIB, &got);
+    test_cond("blocks: a freed block of about the size is reused, whole",
+              b == a && got == 8 * MIB && b[got - 1] == 7);
+    char *c = lob_block_alloc(6 * MIB, &got);
+    test_cond("blocks: a block in use is never handed out again", c != NULL && c != b);
+    lob_block_free(c, got);
+    lob_block_free(b, 8 * MIB);
+    char *d = lob_block_alloc(3 * MIB, &got); /* more than twice as small: a new block */
+    test_cond("blocks: small requests are plain blocks", d != NULL && d != b && got == 3 * MIB);
+    lob_block_free(d, got);
+    char *e = lob_block_alloc(17 * MIB, &got);
+    test_cond("blocks: a larger request gets a block of its own", e != NULL && e != b && e != c);
+    lob_block_free(e, got);
+    lob_block_trim();
+
+    pthread_t tid[4];
+    int started[4];
+    for (int k = 0; k < 4; k++) {
+        started[k] = pthread_create(&tid[k], NULL, churn, (void *)(size_t)(k + 1)) == 0;
+    }
+    int ok = 1;
+    for (int k = 0; k < 4; k++) {
+        void *r = NULL;
+        if (started[k]) {
+            pthread_join(tid[k], &r);
+        }
+        ok &= started[k] && r != NULL;
+    }
+    test_cond("blocks: four threads allocating and freeing", ok);
+    lob_block_trim();
+
+    /* a table's large columns: detached whole, with their size, and reused once freed */
+    static const lob_column schema[1] = {{"x", LOB_F64, 8, 1, 0}};
+    lob_table t;
+    lob_table_init(&t, schema, 1);
+    int rc = lob_table_reserve(&t, 1000000);
+    t.n = 700000;
+    void *col = NULL;
+    size_t bytes = 0;
+    rc = rc < 0 ? rc : lob_table_detach(&t, &col, &bytes);
+    test_cond("blocks: a large column is detached whole", rc == 0 && bytes >= 1000000 * 8);
+    lob_block_free(col, bytes);
+    rc = lob_table_reserve(&t, 900000);
+    test_cond("blocks: the next table of about its size reuses it", rc == 0 && t.col[0] == col);
+    lob_table_free(&t);
+    lob_block_trim();
+}
