@@ -114,21 +114,26 @@ def _market_data(tables: dict[str, dict[str, np.ndarray]], stats: dict[str, Any]
     )
 
 
+def new_column(n: int, dtype: Any) -> np.ndarray:
+    """An uninitialised column of n values: float64 and int64 ones of 4 MiB or more are blocks
+    that lobfast keeps for reuse once freed (huge pages, csrc/core/blocks.c), others NumPy's."""
+    char = np.dtype(dtype).char
+    return _core.empty(n, char) if char in "dq" else np.empty(n, dtype)
+
+
 def _out_arrays(out: Any, spec: list[tuple[str, Any]], n: int, what: str = "out") -> dict[str, np.ndarray]:
     """The arrays a kernel writes its columns into, by name: ``out``'s own (a dict ``{name:
     ndarray}`` or a previously returned Frame), each of which must be there, or with
     ``out=None`` new ones. Their dtype, length and layout are checked by the C binding that
     writes them; two columns on the same memory are refused here.
 
-    New columns are separate arrays, not carved from one block (as the time index's
-    ``_columns`` does for a window read once): a kernel is called again and again, and the
-    allocator hands a freed column (below its mmap threshold, 32 MiB) back from the process's
-    heap without a page fault, where one block of all columns is always fresh memory (on a
-    VM each fresh page faults in the host too: 2 M rows of features took 465-793 ms with
-    separate columns, 979-1,675 ms from one block, see benchmarks/PROFILE.md). NumPy asks for
-    huge pages on each of 4 MiB or more."""
+    New columns are separate arrays, each a block of lobfast's own (:func:`new_column`): a
+    kernel is called again and again, and a freed column of about the size comes back without a
+    page fault (on a VM each fresh page faults in the host too: 2 M rows of features took
+    465-793 ms with separate columns, 979-1,675 ms from one fresh block, see
+    benchmarks/PROFILE.md)."""
     if out is None:
-        return {name: np.empty(n, t) for name, t in spec}
+        return {name: new_column(n, t) for name, t in spec}
     if not (hasattr(out, "keys") and hasattr(out, "__getitem__")):
         raise ValueError(
             f"{what}= takes a dict {{name: ndarray}} or a Frame this function returned, not {type(out).__name__}"

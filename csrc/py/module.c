@@ -239,6 +239,23 @@ py_release_kept(PyObject *module, PyObject *Py_UNUSED(ignored))
     Py_RETURN_NONE;
 }
 
+/* empty(n, type) -> ndarray: n values of type 'd' (float64) or 'q' (int64), not initialised;
+ * large ones are blocks of core/blocks.h (huge pages; a freed one of about the size reused). */
+static PyObject *
+py_empty(PyObject *module, PyObject *args)
+{
+    (void)module;
+    Py_ssize_t n;
+    int type;
+    if (!PyArg_ParseTuple(args, "nC:empty", &n, &type)) {
+        return NULL;
+    }
+    if (n < 0 || (type != 'd' && type != 'q')) {
+        return PyErr_Format(PyExc_ValueError, "empty(n >= 0, 'd' or 'q'), not (%zd, %c)", n, type);
+    }
+    return lobpy_out(n, 0, type == 'd' ? NPY_FLOAT64 : NPY_INT64);
+}
+
 static PyMethodDef module_methods[] = {
     {"parse_decimal", py_parse_decimal, METH_O,
      "parse_decimal(text: bytes) -> float: exact decimal parsing as the readers do it."},
@@ -246,6 +263,9 @@ static PyMethodDef module_methods[] = {
      "peek_binance(message: bytes) -> dict: the collector's view of a Binance message."},
     {"schemas", py_schemas, METH_NOARGS,
      "schemas() -> {name: [(column, type char, width)]}: the C containers' columns."},
+    {"empty", py_empty, METH_VARARGS,
+     "empty(n, type) -> ndarray: n float64 ('d') or int64 ('q') values, not initialised; large "
+     "ones reuse freed blocks (core/blocks.h)."},
     {"release_kept", py_release_kept, METH_NOARGS,
      "release_kept() -> None: free the large blocks kept for reuse (core/blocks.h)."},
     {NULL, NULL, 0, NULL},
