@@ -117,8 +117,10 @@ def _market_data(tables: dict[str, dict[str, np.ndarray]], stats: dict[str, Any]
 def new_column(n: int, dtype: Any) -> np.ndarray:
     """An uninitialised column of n values: float64 and int64 ones of 4 MiB or more are blocks
     that lobfast keeps for reuse once freed (huge pages, csrc/core/blocks.c), others NumPy's."""
-    char = np.dtype(dtype).char
-    return _core.empty(n, char) if char in "dq" else np.empty(n, dtype)
+    dt = np.dtype(dtype)
+    if dt == np.float64 or dt == np.int64:
+        return _core.empty(n, "d" if dt == np.float64 else "q")
+    return np.empty(n, dtype)
 
 
 def _out_arrays(out: Any, spec: list[tuple[str, Any]], n: int, what: str = "out") -> dict[str, np.ndarray]:

@@ -709,3 +709,23 @@ def test_rolling_many_and_thread_arguments():
         _core.trade_flow(ts, np.ones(5, bool), ts, x, np.ones(5, np.int8), threads=1025)
     with pytest.raises(ValueError, match="ts must be sorted"):
         _core.rolling_many([(x, 0, 3, ts[::-1].copy(), 1, b, "b")], 2)
+
+
+def test_new_columns_reuse_freed_blocks():
+    # kernels' new columns (lobfast.reading.new_column) come from lobfast's kept blocks: a
+    # freed large one serves the next of about its size, never one still in use
+    from lobfast.reading import new_column
+
+    a = new_column(1_000_000, np.float64)
+    address = a.__array_interface__["data"][0]
+    a[:] = 1.5
+    del a
+    b = new_column(900_000, np.int64)  # about the size: the freed block, as int64
+    assert b.__array_interface__["data"][0] == address and b.dtype == np.int64 and len(b) == 900_000
+    c = new_column(1_000_000, np.float64)
+    assert c.__array_interface__["data"][0] != address
+    assert new_column(10, np.int8).dtype == np.int8 and len(new_column(0, np.float64)) == 0
+    for bad in ((-1, "d"), (5, "f")):
+        with pytest.raises(ValueError, match="empty"):
+            _core.empty(*bad)
+    _core.release_kept()
