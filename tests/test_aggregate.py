@@ -482,7 +482,8 @@ def test_too_many_buckets(small):
 def _stops_early(threads):
     # one bar per book row: the per-bar work dominates; the outputs' pages are faulted in by
     # an untimed call first (their cost varies with the machine's memory), then a call is
-    # stopped a fifth of the way in and must end long before a whole one
+    # stopped a tenth of the way in and must end well before a whole one (the binding looks
+    # for signals every 20 ms at most: the margin is 80 % of a call of 60-180 ms here)
     n = 8_000_000
     ts, px = np.arange(n, dtype=np.int64), np.full((n, 1), 100.0)
     none = np.empty(0)
@@ -495,7 +496,7 @@ def _stops_early(threads):
 
     run()
     whole = timed(run)
-    assert interrupted(run, whole / 5) < whole * 0.8
+    assert interrupted(run, whole / 10) < whole * 0.9
 
 
 def test_ctrl_c_stops_aggregate():
