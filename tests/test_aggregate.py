@@ -295,6 +295,38 @@ def test_random_inputs_equal_the_reference(case):
     assert_same(got, reference(src, trades, by, every, empty_vwap), f"by={by} every={every}")
 
 
+def test_runs_of_every_length_around_the_count_windows():
+    # bucket k holds k rows: the counts of 8 rows at a time, four of them, then the gallop
+    lengths = np.arange(0, 90)
+    ts = np.concatenate([k * 1000 + np.arange(n) for k, n in enumerate(lengths)]).astype(np.int64)
+    bid = np.arange(len(ts), dtype=np.float64)
+    quotes = make_quotes(ts, bid, bid + 1.0)
+    trades = make_trades(ts[::3], bid[::3], np.ones(len(ts[::3])), np.ones(len(ts[::3]), np.int8))
+    for threads in (1, 2):
+        got = lobfast.aggregate(quotes, trades, every=1000, threads=threads)
+        assert_same(got, reference(quotes, trades, "time", 1000), f"threads={threads}")
+        np.testing.assert_array_equal(got["updates"], lengths[1:])  # from the first row's bucket
+
+
+def test_buy_and_sell_volumes_keep_the_bits_of_an_ordered_sum():
+    # sizes of -0.0 and 0.0 and sides of every kind: each volume is the sum, in order, of the
+    # sizes of its side (a size of the other side adds +0.0)
+    rng = np.random.default_rng(3)
+    n = 5000
+    ts = np.sort(rng.integers(0, 40_000, n)).astype(np.int64)
+    qty = rng.choice([-0.0, 0.0, 1e-300, 0.001, 0.1, 3.0, 1e300], n)
+    side = rng.integers(-1, 2, n).astype(np.int8)
+    trades = make_trades(ts, np.full(n, 100.0), qty, side)
+    quotes = make_quotes(ts[::7], np.full(len(ts[::7]), 99.0), np.full(len(ts[::7]), 101.0))
+    got = lobfast.aggregate(quotes, trades, every=1000)
+    k = (ts - ts.min() // 1000 * 1000) // 1000
+    for name, sign in (("buy_volume", 1), ("sell_volume", -1), ("volume", None)):
+        want = np.zeros(len(got))
+        for b, q, s in zip(k, qty, side):
+            want[b] += q if sign is None or s == sign else 0.0
+        assert got[name].tobytes() == want.tobytes(), name
+
+
 # ------------------------------------------------------------------------------ the rules by hand
 def test_carry_gaps_and_vwap_by_hand():
     nan = np.nan

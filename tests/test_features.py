@@ -729,3 +729,28 @@ def test_new_columns_reuse_freed_blocks():
         with pytest.raises(ValueError, match="empty"):
             _core.empty(*bad)
     _core.release_kept()
+
+
+def test_trade_flow_keeps_the_bits_of_an_ordered_sum():
+    # sizes of -0.0 and 0.0 and sides of every kind: each row's buy (sell) volume is the sum,
+    # in order, of its interval's buy (sell) sizes; a size of the other side adds nothing
+    rng = np.random.default_rng(4)
+    n, m = 3000, 20000
+    ts = np.sort(rng.integers(0, 10**6, n)).astype(np.int64)
+    tts = np.sort(rng.integers(0, 10**6, m)).astype(np.int64)
+    qty = rng.choice([-0.0, 0.0, 1e-300, 0.001, 0.1, 3.0, 1e300], m)
+    side = rng.integers(-1, 2, m).astype(np.int8)
+    valid = np.ones(n, bool)
+    for threads in (1, 2):
+        buy, sell = np.empty(n), np.empty(n)
+        _core.trade_flow(ts, valid, tts, qty, side, out=(buy, sell, None, None), threads=threads)
+        want = {1: np.full(n, np.nan), -1: np.full(n, np.nan)}
+        j = np.searchsorted(tts, ts, side="right")
+        for i in range(1, n):
+            for s in (1, -1):
+                acc = 0.0
+                for t in range(j[i - 1], j[i]):
+                    acc += qty[t] if side[t] == s else 0.0
+                want[s][i] = acc
+        assert buy.tobytes() == want[1].tobytes(), threads
+        assert sell.tobytes() == want[-1].tobytes(), threads

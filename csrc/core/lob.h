@@ -106,6 +106,13 @@ lob_poll_stop_now(lob_error *err)
 #define LOB_VECTOR_CLONES
 #endif
 
+/* lob_unit[test] is 0.0 or 1.0: `sum += q * lob_unit[side > 0]` adds a trade's size or +0.0
+ * (exactly, for finite q) without a branch.  Sides are a coin flip, and gcc turns both
+ * `q * (double)(side > 0)` and `side > 0 ? q : 0.0` into a branch on the side, mispredicted
+ * every other trade (benchmarks/PROFILE.md, "aggregate"); a load from a table it cannot
+ * undo. */
+static const double lob_unit[2] = {0.0, 1.0};
+
 /*! Every `LOB_POLL_ROWS`-th value of the loop counter `i`: check for a stop. */
 #define LOB_POLL_DUE(i) (((i) & (LOB_POLL_ROWS - 1)) == 0)
 

@@ -262,27 +262,35 @@ lob_agg_count(const lob_agg_input *in, const lob_agg_opts *o, size_t *n_out, int
 
 /* ---------------------------------------------------------------------------- the fill */
 
-/* Rows counted before galloping: a bucket usually holds a handful of rows. */
+/* Rows counted at a time, and windows counted, before galloping: a bucket usually holds a
+ * handful of rows. */
 #define WINDOW 8
+#define WINDOWS 4
 
 /* One past the last row from b with ts < end (ts ascending).  The next WINDOW times are
  * compared and the answers summed, not branched on: the rows < end are a prefix of them, so
  * the sum is the run's length, found without the branch that a scan mispredicts once per
- * bucket where its run ends.  A longer run (a burst) gallops from there, skipping its rows. */
+ * bucket where its run ends.  Four sums (a tree, not a chain of adds) keep the count off the
+ * path from one bucket to the next.  A full window moves on to the next, up to WINDOWS of
+ * them; a longer run (a burst) gallops from there, skipping its rows. */
 static inline size_t
 run_end(const int64_t *restrict ts, size_t b, size_t n, int64_t end)
 {
-    if (n - b >= WINDOW) {
-        uint64_t c = 0;
+    for (int w = 0; w < WINDOWS && n - b >= WINDOW; w++) {
+        uint64_t c[4] = {0, 0, 0, 0};
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 8
+#endif
         for (int j = 0; j < WINDOW; j++) {
-            c += (uint64_t)(ts[b + j] < end);
+            c[j & 3] += (uint64_t)(ts[b + j] < end);
         }
-        return c < WINDOW ? b + c : gallop(ts, b + WINDOW, n, end);
+        const uint64_t below = (c[0] + c[1]) + (c[2] + c[3]);
+        if (below < WINDOW) {
+            return b + below;
+        }
+        b += WINDOW;
     }
-    while (b < n && ts[b] < end) {
-        b++;
-    }
-    return b;
+    return gallop(ts, b, n, end);
 }
 
 /* The book as the fill reads it: the best bid and ask of row i at [i * stride]. */
@@ -373,8 +381,8 @@ typedef struct {
 } agg_sums;
 
 /* Sums over the trades [t, t1), in order (the same roundings whatever the caller asked for).
- * Sides are a coin flip, so they are summed with 0/1 factors instead of branches (q * 0.0 is
- * 0 and q * 1.0 is q, exactly, for finite q); `sides` 0 leaves buy and sell at 0. */
+ * Sides are a coin flip: sizes go into the buy and sell volumes times lob_unit's factors, not
+ * through a branch; `sides` 0 leaves buy and sell at 0. */
 static inline agg_sums
 trade_sums(const double *restrict px, const double *restrict qty, const int8_t *restrict side,
            size_t t, size_t t1, int sides)
@@ -385,8 +393,8 @@ trade_sums(const double *restrict px, const double *restrict qty, const int8_t *
             double q = qty[t];
             vol += q;
             pq += px[t] * q;
-            buy += q * (double)(side[t] > 0);
-            sell += q * (double)(side[t] < 0);
+            buy += q * lob_unit[side[t] > 0];
+            sell += q * lob_unit[side[t] < 0];
         }
     }
     else {
@@ -414,8 +422,8 @@ trades_until(const int64_t *restrict ts, const double *restrict px, const double
             double q = qty[t];
             vol += q;
             pq += px[t] * q;
-            buy += q * (double)(side[t] > 0);
-            sell += q * (double)(side[t] < 0);
+            buy += q * lob_unit[side[t] > 0];
+            sell += q * lob_unit[side[t] < 0];
         }
     }
     else {

@@ -423,8 +423,10 @@ flow_rows(void *arg, size_t i, lob_error *err)
         }
         double vb = 0.0, vs = 0.0, c = 0.0;
         for (; t < j->m && j->trade_ts[t] <= j->ts[r]; t++) {
-            vb += j->side[t] > 0 ? j->qty[t] : 0.0;
-            vs += j->side[t] < 0 ? j->qty[t] : 0.0;
+            /* q * 1.0 or q * 0.0, no branch (lob_unit): bit for bit the select, as q is
+             * finite and >= 0 (checked) and a sum from +0.0 of such values is never -0.0 */
+            vb += j->qty[t] * lob_unit[j->side[t] > 0];
+            vs += j->qty[t] * lob_unit[j->side[t] < 0];
             c += 1.0;
         }
         if (r == 0 || !j->valid[r]) {
