@@ -5,10 +5,11 @@
  *   .venv/bin/python -c "import sys; sys.path[:0] = ['.', 'benchmarks']; import bench_aggregate as
  * b; q, t = b.synth(); [a.tofile(f'DIR/{n}.bin') for n, a in dict(qts=q.ts, bid=q.bid_px,
  *     ask=q.ask_px, tts=t.ts, tpx=t.price, tqty=t.qty, tside=t.side).items()]"
- * Build and run (COLUMNS: "all" or names joined by commas; EVERY in ns, default 500 ms):
- *   gcc -O2 -std=c11 -Icsrc -o /tmp/profile_aggregate benchmarks/profile_aggregate.c \
- *       csrc/core/kernels/aggregate.c csrc/core/error.c -lm
- *   /tmp/profile_aggregate DIR mid_close,vwap,volume [EVERY]
+ * Build and run (COLUMNS: "all" or names joined by commas; EVERY in ns, default 500 ms;
+ * THREADS > 1 times both calls by the wall clock instead of the thread's CPU time):
+ *   gcc -O2 -std=c11 -pthread -Icsrc -o /tmp/profile_aggregate benchmarks/profile_aggregate.c \
+ *       csrc/core/kernels/aggregate.c csrc/core/error.c csrc/core/parallel.c -lm
+ *   /tmp/profile_aggregate DIR mid_close,vwap,volume [EVERY [THREADS]]
  */
 #define _POSIX_C_SOURCE 200809L
 #include "core/kernels/aggregate.h"
@@ -40,11 +41,13 @@ load(const char *dir, const char *name, size_t size, size_t *n)
     return p;
 }
 
+static int threads = 1; /* > 1: the fill on that many threads, timed by the wall clock */
+
 static double
 now(void)
 {
     struct timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    clock_gettime(threads > 1 ? CLOCK_MONOTONIC : CLOCK_THREAD_CPUTIME_ID, &t);
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
@@ -52,10 +55,11 @@ int
 main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s DIR [all | column,column,...] [every ns]\n", argv[0]);
+        fprintf(stderr, "usage: %s DIR [all | column,column,...] [every ns] [threads]\n", argv[0]);
         return 2;
     }
     const char *dir = argv[1], *set = argc > 2 ? argv[2] : "all";
+    threads = argc > 4 ? atoi(argv[4]) : 1;
     size_t nb, nt, x;
     lob_agg_input in = {0};
     in.book_ts = load(dir, "qts", 8, &nb);
@@ -94,9 +98,9 @@ main(int argc, char **argv)
     double best_count = 1e9, best_fill = 1e9;
     for (int r = 0; r < 21; r++) {
         double t0 = now();
-        int rc = lob_agg_count(&in, &o, &n, 1, &err);
+        int rc = lob_agg_count(&in, &o, &n, threads, &err);
         double t1 = now();
-        rc = rc < 0 ? rc : lob_agg_fill(&in, &o, n, &out, 1, &err);
+        rc = rc < 0 ? rc : lob_agg_fill(&in, &o, n, &out, threads, &err);
         double t2 = now();
         if (rc < 0) {
             fprintf(stderr, "%s\n", err.msg);

@@ -160,6 +160,7 @@ pump_frames(lob_reader *r, size_t max_rows, int *alone, lob_error *err)
 {
     *alone = 0;
     r->ls.unterminated = 0;
+    lob_zpar_away(r->zp, 0);
     for (;;) {
         if (r->frame == NULL) {
             LOB_FORWARD_IF_ERROR(lob_zpar_next(r->zp, &r->frame, err));
@@ -178,6 +179,7 @@ pump_frames(lob_reader *r, size_t max_rows, int *alone, lob_error *err)
         }
         while (r->kline < f->nlines) {
             if (max_rows > 0 && rows(r) >= max_rows) {
+                lob_zpar_away(r->zp, 1); /* the caller takes the chunk: parse ahead meanwhile */
                 return LOB_OK;
             }
             if (LOB_POLL_DUE(r->ls.line)) {

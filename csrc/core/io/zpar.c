@@ -14,22 +14,26 @@
 #include <unistd.h>
 #include <zstd.h>
 
-#define ZPAR_WINDOW_LOG 27             /* as source.c: a frame asking for more is corrupt */
-#define ZPAR_STOP_LINES 4096           /* a worker looks at the stop flag this often */
-#define ZPAR_WAIT_NS 20000000          /* the caller asks its stop check this often while waiting */
-#define ZPAR_THREADS_MAX 256           /* workers, at most */
-#define ZPAR_SLOTS 256                 /* frames in flight, at most ... */
-#define ZPAR_AHEAD ((int64_t)64 << 20) /* ... and text bytes in flight beyond the next frame */
-#define ZPAR_KEEP ((size_t)1 << 17)    /* a slot keeps buffers up to this for its next frame */
-#define ZPAR_HELP_MAX ((int64_t)8 << 20) /* the caller parses frames up to this itself */
+#define ZPAR_WINDOW_LOG 27    /* as source.c: a frame asking for more is corrupt */
+#define ZPAR_STOP_LINES 4096  /* a worker looks at the stop flag this often */
+#define ZPAR_WAIT_NS 20000000 /* the caller asks its stop check this often while waiting */
+#define ZPAR_THREADS_MAX 256  /* workers, at most */
+/* Frames in flight: at most ZPAR_SLOTS, and text beyond the frame the caller waits for: at
+ * most ZPAR_AHEAD while the caller does other work (lob_zpar_away), ZPAR_NEAR while it applies
+ * frames (what it reaches is then still in the caches). */
+#define ZPAR_SLOTS 256
+#define ZPAR_AHEAD ((int64_t)64 << 20)
+#define ZPAR_NEAR ((int64_t)1 << 20)
+#define ZPAR_KEEP ((size_t)1 << 20)        /* buffers up to this serve the next frame ... */
+#define ZPAR_HELD ((size_t)2 * ZPAR_AHEAD) /* ... while all of them hold less text than this */
+#define ZPAR_HELP_MAX ((int64_t)8 << 20)   /* the caller parses frames up to this itself */
 
 enum { SLOT_FREE, SLOT_BUSY, SLOT_DONE };
 
-typedef struct {
-    int state;        /* SLOT_* */
-    int64_t index;    /* the frame it holds (BUSY, DONE) */
-    lob_zpar_frame f; /* DONE: what lob_zpar_next hands out */
-    char *in;         /* compressed bytes */
+/* What a frame is parsed into.  Sets freed by the caller are reused last in, first out, so
+ * the few the caller and the workers pass between them stay in the caches. */
+typedef struct bufs_s {
+    char *in; /* compressed bytes */
     size_t in_cap;
     char *text; /* decompressed bytes */
     size_t text_cap;
@@ -37,7 +41,15 @@ typedef struct {
     size_t start_cap;
     size_t *len; /* line lengths */
     size_t len_cap;
-    void *work; /* the format's worker state */
+    void *work;           /* the format's worker state */
+    struct bufs_s *older; /* the next free set */
+} bufs;
+
+typedef struct {
+    int state;        /* SLOT_* */
+    int64_t index;    /* the frame it holds (BUSY, DONE) */
+    lob_zpar_frame f; /* DONE: what lob_zpar_next hands out */
+    bufs *b;          /* BUSY, DONE: the frame's buffers */
 } slot;
 
 struct lob_zpar_s {
@@ -62,6 +74,9 @@ struct lob_zpar_s {
     int64_t stop_at;         /* frames at or after this are not taken (a frame fell back) */
     int64_t ahead;           /* text bytes of the frames taken and not yet given back */
     int idle;                /* workers waiting on work_cv */
+    int away;                /* the caller is not applying frames: parse up to ZPAR_AHEAD */
+    bufs *free_bufs;         /* free sets, the last freed first */
+    size_t held;             /* text capacity of every set, free or in a slot */
     int waiting;             /* the caller waits on ready_cv */
     atomic_int quit;         /* workers end */
     int sync_ok;             /* mu and the condition variables were initialised */
@@ -124,10 +139,11 @@ window_size(const char *in, size_t n)
 /* Frame i into slot s.  @return 1 parsed, 0 left to the sequential reader, -1 abandoned
  * (quit). */
 static int
-work_frame(lob_zpar *z, slot *s, int64_t i, ZSTD_DCtx *dc)
+work_frame(lob_zpar *z, slot *sl, int64_t i, ZSTD_DCtx *dc)
 {
     const lob_zframe *fr = &z->frames[i];
-    lob_zpar_frame *f = &s->f;
+    lob_zpar_frame *f = &sl->f;
+    bufs *s = sl->b;
     memset(f, 0, sizeof *f);
     f->c_at = z->c_at[i];
     f->d_at = z->d_at[i];
@@ -211,10 +227,26 @@ pick(lob_zpar *z)
     while (i < last && z->slots[i % z->nslot].state != SLOT_FREE) {
         i++;
     }
-    if (i >= last || (i > z->next && z->ahead + z->frames[i].dsize > ZPAR_AHEAD)) {
+    const int64_t budget = z->away ? ZPAR_AHEAD : ZPAR_NEAR;
+    if (i >= last || (i > z->next && z->ahead + z->frames[i].dsize > budget)) {
         return -1;
     }
     return i;
+}
+
+static void
+free_bufs(lob_zpar *z, bufs *b)
+{
+    if (b != NULL) {
+        free(b->in);
+        free(b->text);
+        free(b->start);
+        free(b->len);
+        if (b->work != NULL) {
+            z->fmt->work_free(b->work);
+        }
+        free(b);
+    }
 }
 
 /* Take frame i (from pick()) and parse it with dc, releasing mu meanwhile. */
@@ -225,12 +257,26 @@ run_frame(lob_zpar *z, int64_t i, ZSTD_DCtx *dc)
     s->state = SLOT_BUSY;
     s->index = i;
     z->ahead += z->frames[i].dsize;
+    s->b = z->free_bufs;
+    if (s->b != NULL) {
+        z->free_bufs = s->b->older;
+    }
     pthread_mutex_unlock(&z->mu);
-    int rc = work_frame(z, s, i, dc);
+    if (s->b == NULL) {
+        s->b = calloc(1, sizeof *s->b);
+    }
+    size_t cap = s->b != NULL ? s->b->text_cap : 0;
+    int rc = s->b != NULL ? work_frame(z, s, i, dc) : 0;
     pthread_mutex_lock(&z->mu);
-    if (rc < 0) {
+    if (s->b != NULL) {
+        z->held += s->b->text_cap - cap;
+    }
+    if (rc < 0) { /* quit: the buffers go back (a free slot holds none) */
         s->state = SLOT_FREE;
         z->ahead -= z->frames[i].dsize;
+        s->b->older = z->free_bufs;
+        z->free_bufs = s->b;
+        s->b = NULL;
         return;
     }
     s->state = SLOT_DONE;
@@ -283,14 +329,12 @@ lob_zpar_free(lob_zpar *z)
         pthread_cond_destroy(&z->ready_cv);
     }
     for (int i = 0; z->slots != NULL && i < z->nslot; i++) {
-        slot *s = &z->slots[i];
-        free(s->in);
-        free(s->text);
-        free(s->start);
-        free(s->len);
-        if (s->work != NULL) {
-            z->fmt->work_free(s->work);
-        }
+        free_bufs(z, z->slots[i].b);
+    }
+    while (z->free_bufs != NULL) {
+        bufs *b = z->free_bufs;
+        z->free_bufs = b->older;
+        free_bufs(z, b);
     }
     for (int t = 0; z->dctx != NULL && t < z->ndctx; t++) {
         ZSTD_freeDCtx(z->dctx[t]);
@@ -381,6 +425,7 @@ lob_zpar_open(lob_zpar **out, const char *path, const lob_format *fmt, const lob
         last++;
     }
     z->first = z->next = first;
+    z->away = 1; /* until the caller asks for frames */
     z->stop_at = last;
     z->nframe = last;
     z->fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -487,26 +532,40 @@ void
 lob_zpar_done(lob_zpar *z)
 {
     slot *s = &z->slots[z->next % z->nslot];
-    if (s->text_cap > ZPAR_KEEP) {
-        /* memory stays bounded by the frames in flight, not by every slot's largest frame */
-        free(s->in);
-        free(s->text);
-        free(s->start);
-        free(s->len);
-        s->in = s->text = NULL;
-        s->start = s->len = NULL;
-        s->in_cap = s->text_cap = s->start_cap = s->len_cap = 0;
-        z->fmt->work_free(s->work);
-        s->work = NULL;
-    }
     pthread_mutex_lock(&z->mu);
     if (s->state == SLOT_DONE && s->index == z->next) {
         s->state = SLOT_FREE;
         z->ahead -= z->frames[z->next].dsize;
     }
+    bufs *b = s->b, *gone = NULL;
+    s->b = NULL;
+    if (b != NULL && (b->text_cap > ZPAR_KEEP || z->held > ZPAR_HELD)) {
+        /* memory stays bounded by the frames in flight, not by the largest frames seen */
+        z->held -= b->text_cap;
+        gone = b;
+    }
+    else if (b != NULL) {
+        b->older = z->free_bufs;
+        z->free_bufs = b;
+    }
     z->next++;
     if (z->idle > 0) {
         pthread_cond_signal(&z->work_cv); /* one slot came free: one worker can go on */
+    }
+    pthread_mutex_unlock(&z->mu);
+    free_bufs(z, gone);
+}
+
+void
+lob_zpar_away(lob_zpar *z, int away)
+{
+    if (getpid() != z->pid) {
+        return; /* a fork's child: no workers, and maybe a mutex locked for good */
+    }
+    pthread_mutex_lock(&z->mu);
+    z->away = away;
+    if (away && z->idle > 0) {
+        pthread_cond_broadcast(&z->work_cv); /* the look-ahead grew: parse on */
     }
     pthread_mutex_unlock(&z->mu);
 }

@@ -7,9 +7,11 @@
  * sequential reader would.  Of `threads`, threads - 1 are workers and the last is the
  * caller: while the frame it needs is not ready, it parses one no worker has taken instead
  * of sleeping, so no core idles and no more threads run than were asked for.  Frames are
- * parsed ahead of the caller (also between two pumps, while the caller works on a chunk:
- * building a book, say) by at most 256 frames and 64 MiB of text beyond the frame it
- * waits for, so memory is bounded whatever the file's size.
+ * parsed ahead of the caller by at most 256 frames and, beyond the frame it waits for, 1 MiB
+ * of text while it applies frames (what it reaches is still in the caches) or 64 MiB while
+ * it works on a chunk between two pumps (building a book, say: lob_zpar_away), so memory is
+ * bounded whatever the file's size.  Buffers freed by the caller serve the next frame, the
+ * last freed first.
  *
  * Anything a worker cannot vouch for ends the parallel part at that frame: a frame that
  * does not match its table entry, is corrupt, does not end with "\n" (a line running into
@@ -60,6 +62,11 @@ int lob_zpar_next(lob_zpar *z, lob_zpar_frame **f, lob_error *err);
 
 /*! lob_zpar_done() : the frame from lob_zpar_next() has been applied. */
 void lob_zpar_done(lob_zpar *z);
+
+/*! lob_zpar_away() : 0 while the caller applies frames, 1 while it does other work (a pump
+ *  returned a chunk).  Away, workers parse up to 64 MiB ahead of it; while it applies, a few
+ *  MiB, so that what they parse is still in the caches when the caller reaches it. */
+void lob_zpar_away(lob_zpar *z, int away);
 
 /*! lob_zpar_free() : stop the workers and free.  NULL-safe. */
 void lob_zpar_free(lob_zpar *z);
