@@ -19,11 +19,14 @@
 #define ZPAR_WAIT_NS 20000000 /* the caller asks its stop check this often while waiting */
 #define ZPAR_THREADS_MAX 256  /* workers, at most */
 /* Frames in flight: at most ZPAR_SLOTS, and text beyond the frame the caller waits for: at
- * most ZPAR_AHEAD while the caller does other work (lob_zpar_away), ZPAR_NEAR while it applies
- * frames (what it reaches is then still in the caches). */
+ * most ZPAR_AHEAD while the caller does other work (lob_zpar_away).  While it applies frames:
+ * ZPAR_NEAR, so that what it reaches is still in the caches -- unless it came back to more
+ * than ZPAR_BACKLOG parsed (it builds a book from each chunk, say): then the workers parse on
+ * up to ZPAR_AHEAD rather than wait while it applies what they parsed meanwhile. */
 #define ZPAR_SLOTS 256
 #define ZPAR_AHEAD ((int64_t)64 << 20)
 #define ZPAR_NEAR ((int64_t)1 << 20)
+#define ZPAR_BACKLOG ((int64_t)8 << 20)
 #define ZPAR_KEEP ((size_t)1 << 20)        /* buffers up to this serve the next frame ... */
 #define ZPAR_HELD ((size_t)2 * ZPAR_AHEAD) /* ... while all of them hold less text than this */
 #define ZPAR_HELP_MAX ((int64_t)8 << 20)   /* the caller parses frames up to this itself */
@@ -74,7 +77,7 @@ struct lob_zpar_s {
     int64_t stop_at;         /* frames at or after this are not taken (a frame fell back) */
     int64_t ahead;           /* text bytes of the frames taken and not yet given back */
     int idle;                /* workers waiting on work_cv */
-    int away;                /* the caller is not applying frames: parse up to ZPAR_AHEAD */
+    int64_t budget;          /* ZPAR_AHEAD, or less while the caller applies frames */
     bufs *free_bufs;         /* free sets, the last freed first */
     size_t held;             /* text capacity of every set, free or in a slot */
     int waiting;             /* the caller waits on ready_cv */
@@ -227,8 +230,7 @@ pick(lob_zpar *z)
     while (i < last && z->slots[i % z->nslot].state != SLOT_FREE) {
         i++;
     }
-    const int64_t budget = z->away ? ZPAR_AHEAD : ZPAR_NEAR;
-    if (i >= last || (i > z->next && z->ahead + z->frames[i].dsize > budget)) {
+    if (i >= last || (i > z->next && z->ahead + z->frames[i].dsize > z->budget)) {
         return -1;
     }
     return i;
@@ -425,7 +427,7 @@ lob_zpar_open(lob_zpar **out, const char *path, const lob_format *fmt, const lob
         last++;
     }
     z->first = z->next = first;
-    z->away = 1; /* until the caller asks for frames */
+    z->budget = ZPAR_AHEAD; /* until the caller asks for frames */
     z->stop_at = last;
     z->nframe = last;
     z->fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -563,7 +565,7 @@ lob_zpar_away(lob_zpar *z, int away)
         return; /* a fork's child: no workers, and maybe a mutex locked for good */
     }
     pthread_mutex_lock(&z->mu);
-    z->away = away;
+    z->budget = away || z->ahead > ZPAR_BACKLOG ? ZPAR_AHEAD : ZPAR_NEAR;
     if (away && z->idle > 0) {
         pthread_cond_broadcast(&z->work_cv); /* the look-ahead grew: parse on */
     }

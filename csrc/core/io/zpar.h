@@ -7,11 +7,12 @@
  * sequential reader would.  Of `threads`, threads - 1 are workers and the last is the
  * caller: while the frame it needs is not ready, it parses one no worker has taken instead
  * of sleeping, so no core idles and no more threads run than were asked for.  Frames are
- * parsed ahead of the caller by at most 256 frames and, beyond the frame it waits for, 1 MiB
- * of text while it applies frames (what it reaches is still in the caches) or 64 MiB while
- * it works on a chunk between two pumps (building a book, say: lob_zpar_away), so memory is
- * bounded whatever the file's size.  Buffers freed by the caller serve the next frame, the
- * last freed first.
+ * parsed ahead of the caller by at most 256 frames and 64 MiB of text beyond the frame it
+ * waits for, so memory is bounded whatever the file's size.  While the caller works on a
+ * chunk between two pumps (building a book, say: lob_zpar_away) they use all of it, and go on
+ * doing so while it applies what they parsed meanwhile; a caller that does little between
+ * pumps keeps them within 1 MiB of it, so that it reaches frames still in the caches.
+ * Buffers freed by the caller serve the next frame, the last freed first.
  *
  * Anything a worker cannot vouch for ends the parallel part at that frame: a frame that
  * does not match its table entry, is corrupt, does not end with "\n" (a line running into
@@ -64,8 +65,8 @@ int lob_zpar_next(lob_zpar *z, lob_zpar_frame **f, lob_error *err);
 void lob_zpar_done(lob_zpar *z);
 
 /*! lob_zpar_away() : 0 while the caller applies frames, 1 while it does other work (a pump
- *  returned a chunk).  Away, workers parse up to 64 MiB ahead of it; while it applies, a few
- *  MiB, so that what they parse is still in the caches when the caller reaches it. */
+ *  returned a chunk).  Away, workers parse up to 64 MiB ahead of it; while it applies, 1 MiB,
+ *  unless it came back to more than 8 MiB parsed. */
 void lob_zpar_away(lob_zpar *z, int away);
 
 /*! lob_zpar_free() : stop the workers and free.  NULL-safe. */
