@@ -534,6 +534,8 @@ put_bucket(const lob_agg_input *in, const agg_book *bk, const agg_need *need, co
     }
 }
 
+#define AGG_RANGE_MIN ((size_t)8192) /* buckets: a task of ~0.2 ms at least */
+
 /* One call of the fill: TIME and EVENTS buckets split into ranges of `per` buckets, one task
  * each.  A range starts where the buckets before it leave off: the first book row and trade
  * at or after its first bucket's start (found by bisection), and the carry is the mid of the
@@ -675,11 +677,13 @@ lob_agg_fill(const lob_agg_input *in, const lob_agg_opts *o, size_t n_out,
     if (n != n_out) {
         return lob_error_set(err, LOB_E_ARG, "room for %zu buckets, %zu needed", n_out, n);
     }
-    /* a few ranges per thread, each of LOB_PARALLEL_MIN_ROWS buckets at least */
-    const size_t ranges = threads > 1 ? 4 * (size_t)threads : 1;
-    const size_t least = (size_t)LOB_PARALLEL_MIN_ROWS;
+    /* No split under LOB_PARALLEL_MIN_ROWS buckets; else 16 ranges per thread of AGG_RANGE_MIN
+     * buckets at least: short tasks even out a core that the machine lends elsewhere for a
+     * while (benchmarks/PROFILE.md), and each costs only the bisection of its start. */
+    const size_t ranges =
+        threads > 1 && n >= (size_t)LOB_PARALLEL_MIN_ROWS ? 16 * (size_t)threads : 1;
     job.per = (n + ranges - 1) / ranges;
-    job.per = job.per < least ? least : job.per;
+    job.per = job.per < AGG_RANGE_MIN ? AGG_RANGE_MIN : job.per;
     const size_t tasks = n == 0 ? 0 : (n - 1) / job.per + 1;
     return lob_run_tasks(tasks, threads, o->by == LOB_AGG_TIME ? fill_time : fill_events, &job,
                          err);
