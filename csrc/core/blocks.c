@@ -5,8 +5,14 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #if defined(__linux__)
 #include <sys/mman.h>
+#endif
+#if defined(__linux__) && defined(MREMAP_MAYMOVE) && defined(MREMAP_FIXED)
+#define LOB_BLOCKS_MAPPED 1
+#else
+#define LOB_BLOCKS_MAPPED 0
 #endif
 
 #define ALIGN ((size_t)2 << 20) /* a huge page */
@@ -41,6 +47,73 @@ register_fork(void)
     (void)pthread_atfork(before_fork, after_fork, after_fork);
 }
 
+#if LOB_BLOCKS_MAPPED
+static size_t
+round_up(size_t bytes)
+{
+    return bytes > SIZE_MAX - (ALIGN - 1) ? 0 : (bytes + ALIGN - 1) & ~(ALIGN - 1);
+}
+
+/* `bytes` of address space (a multiple of ALIGN) on an ALIGN boundary, mapped with `prot`:
+ * ALIGN more are mapped, and what lies outside the aligned part unmapped again. */
+static char *
+map_aligned(size_t bytes, int prot, int flags)
+{
+    if (bytes == 0 || bytes > SIZE_MAX - ALIGN) {
+        return NULL;
+    }
+    char *r = mmap(NULL, bytes + ALIGN, prot, MAP_PRIVATE | MAP_ANONYMOUS | flags, -1, 0);
+    if (r == MAP_FAILED) {
+        return NULL;
+    }
+    char *p = (char *)(((uintptr_t)r + ALIGN - 1) & ~(uintptr_t)(ALIGN - 1));
+    if (p > r) {
+        (void)munmap(r, (size_t)(p - r));
+    }
+    if (p + bytes < r + bytes + ALIGN) {
+        (void)munmap(p + bytes, (size_t)(r + bytes + ALIGN - (p + bytes)));
+    }
+    return p;
+}
+#endif
+
+/* A new large block: on Linux a mapping of its own, its length rounded up to ALIGN, asked to
+ * be backed by huge pages (a hint only); elsewhere an ALIGN-aligned malloc block. */
+static void *
+block_new(size_t bytes, size_t *got)
+{
+#if LOB_BLOCKS_MAPPED
+    size_t len = round_up(bytes);
+    char *p = map_aligned(len, PROT_READ | PROT_WRITE, 0);
+    if (p == NULL) {
+        return NULL;
+    }
+#if defined(MADV_HUGEPAGE)
+    (void)madvise(p, len, MADV_HUGEPAGE);
+#endif
+    *got = len;
+    return p;
+#else
+    void *p = NULL;
+    *got = bytes;
+    return posix_memalign(&p, ALIGN, bytes) == 0 ? p : NULL;
+#endif
+}
+
+/* Give a block back to the system. */
+static void
+block_release(void *p, size_t bytes)
+{
+#if LOB_BLOCKS_MAPPED
+    if (bytes >= LOB_BLOCK_MIN) {
+        (void)munmap(p, bytes);
+        return;
+    }
+#endif
+    (void)bytes;
+    free(p);
+}
+
 void *
 lob_block_alloc(size_t bytes, size_t *got)
 {
@@ -70,24 +143,21 @@ lob_block_alloc(size_t bytes, size_t *got)
     if (p != NULL) {
         return p;
     }
-    if (posix_memalign(&p, ALIGN, bytes) != 0) {
-        return NULL;
-    }
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-    (void)madvise(p, bytes & ~(ALIGN - 1), MADV_HUGEPAGE); /* a hint only */
-#endif
-    return p;
+    return block_new(bytes, got);
 }
 
 void
 lob_block_free(void *p, size_t bytes)
 {
     if (p == NULL || bytes < LOB_BLOCK_MIN || bytes > LOB_BLOCK_KEEP) {
-        free(p);
+        if (p != NULL) {
+            block_release(p, bytes);
+        }
         return;
     }
     pthread_once(&once, register_fork);
     void *out[SLOTS]; /* blocks let go to make room, freed outside the lock */
+    size_t out_bytes[SLOTS];
     int nout = 0, slot = -1;
     pthread_mutex_lock(&mu);
     for (;;) {
@@ -104,6 +174,7 @@ lob_block_free(void *p, size_t bytes)
         if (slot >= 0 && kept_total + bytes <= LOB_BLOCK_KEEP) {
             break;
         }
+        out_bytes[nout] = kept[oldest].bytes;
         out[nout++] = kept[oldest].p; /* oldest >= 0: the slots are full or hold bytes */
         kept_total -= kept[oldest].bytes;
         kept[oldest].p = NULL;
@@ -114,7 +185,7 @@ lob_block_free(void *p, size_t bytes)
     kept_total += bytes;
     pthread_mutex_unlock(&mu);
     for (int i = 0; i < nout; i++) {
-        free(out[i]);
+        block_release(out[i], out_bytes[i]);
     }
 }
 
@@ -122,11 +193,13 @@ void
 lob_block_trim(void)
 {
     void *out[SLOTS];
+    size_t out_bytes[SLOTS];
     int nout = 0;
     pthread_once(&once, register_fork);
     pthread_mutex_lock(&mu);
     for (int i = 0; i < SLOTS; i++) {
         if (kept[i].p != NULL) {
+            out_bytes[nout] = kept[i].bytes;
             out[nout++] = kept[i].p;
             kept[i].p = NULL;
         }
@@ -134,6 +207,43 @@ lob_block_trim(void)
     kept_total = 0;
     pthread_mutex_unlock(&mu);
     for (int i = 0; i < nout; i++) {
-        free(out[i]);
+        block_release(out[i], out_bytes[i]);
     }
+}
+
+void *
+lob_block_grow(void *p, size_t bytes, size_t used, size_t want, size_t *got)
+{
+    if (p != NULL && want <= bytes) {
+        *got = bytes;
+        return p;
+    }
+#if LOB_BLOCKS_MAPPED
+    if (p != NULL && bytes >= LOB_BLOCK_MIN && want >= LOB_BLOCK_MIN) {
+        /* the pages move with the mapping: nothing copied, nothing faulted again */
+        size_t len = round_up(want);
+        char *q = len == 0 ? MAP_FAILED : mremap(p, bytes, len, 0); /* in place */
+        char *r = NULL;
+        if (q == MAP_FAILED && len != 0 && (r = map_aligned(len, PROT_NONE, MAP_NORESERVE)) != NULL) {
+            q = mremap(p, bytes, len, MREMAP_MAYMOVE | MREMAP_FIXED, r); /* onto the reservation */
+            if (q == MAP_FAILED) {
+                (void)munmap(r, len);
+            }
+        }
+        if (q == MAP_FAILED) {
+            return NULL; /* p is left as it was */
+        }
+        *got = len;
+        return q;
+    }
+#endif
+    void *q = lob_block_alloc(want, got);
+    if (q == NULL) {
+        return NULL;
+    }
+    if (used > 0) {
+        memcpy(q, p, used < want ? used : want);
+    }
+    lob_block_free(p, bytes);
+    return q;
 }

@@ -9,22 +9,18 @@
 #define LOB_GROW_STEP ((size_t)1 << 20) /* rows: doubling gives way to x1.5 here */
 
 /* Grow column i (`used` bytes filled) to `bytes`.  Output columns are written once, so a
- * read is dominated by page faults on fresh memory: a large column moves to a block of
- * blocks.h (huge pages, and a block freed earlier when one of about the size is kept); the
- * block it leaves is freed there for the next.  Below the size, plain realloc. */
+ * read is dominated by page faults on fresh memory: a large column is a block of blocks.h
+ * (huge pages; a block freed earlier when one of about the size is kept), which grows with
+ * its pages in place.  Below the size, plain realloc. */
 static int
 grow(lob_table *t, int i, size_t used, size_t bytes)
 {
     if (bytes >= LOB_BLOCK_MIN) {
         size_t got;
-        void *p = lob_block_alloc(bytes, &got);
+        void *p = lob_block_grow(t->col[i], t->bytes[i], used, bytes, &got);
         if (p == NULL) {
             return LOB_E_NOMEM;
         }
-        if (used > 0) {
-            memcpy(p, t->col[i], used);
-        }
-        lob_block_free(t->col[i], t->bytes[i]);
         t->col[i] = p;
         t->bytes[i] = got;
         return LOB_OK;

@@ -1,7 +1,7 @@
 /* table.h -- growable column tables: the output of every reader.
  *
  * A table is a fixed schema of typed columns that grow together.  Each column is its own
- * malloc'd buffer so the binding can hand it to NumPy without copying (one capsule per
+ * buffer (core/blocks.h) so the binding can hand it to NumPy without copying (one capsule per
  * column) and then detach it from the table.
  */
 #ifndef LOB_TABLE_H
@@ -44,9 +44,10 @@ typedef struct lob_table_s {
 void lob_table_init(lob_table *t, const lob_column *schema, int ncol);
 
 /*! lob_table_reserve() : make room for `extra` more rows in every column.
- *  Grows geometrically (x2 below 1 Mi rows, x1.5 above), so the realloc copies of a table
- *  that grows to N rows add up to O(N) even for months of data; capacity not yet written
- *  is address space only (pages are not touched), and detach() shrinks it away.
+ *  Grows geometrically (x2 below 1 Mi rows, x1.5 above), so the copies of a table that
+ *  grows to N rows add up to O(N) even for months of data (large columns are not copied at
+ *  all on Linux: their pages move, core/blocks.h); capacity not yet written is address space
+ *  only (pages are not touched), and detach() shrinks small buffers to fit.
  *  Rows the caller wrote past n into room reserved earlier (uncommitted rows) survive, up
  *  to row n + extra.  @return 0 or LOB_E_NOMEM / LOB_E_RANGE (size_t overflow). */
 int lob_table_reserve(lob_table *t, size_t extra);
@@ -60,9 +61,9 @@ lob_table_room(lob_table *t, size_t extra)
 
 /*! lob_table_detach() : give up ownership of every column buffer into `out[ncol]`, and
  *  its size in bytes into `out_bytes[ncol]` (may be NULL), and reset the table to empty.
- *  Small buffers are shrunk to n rows.  Buffers are freed with free() or, to let a large one
- *  be reused, lob_block_free() (core/blocks.h) with that size.  Empty tables yield NULL
- *  pointers.  @return 0 or LOB_E_NOMEM. */
+ *  Small buffers are shrunk to n rows.  Each buffer is freed with lob_block_free()
+ *  (core/blocks.h) and that size: a large one is a block of its own, not a malloc() block.
+ *  Empty tables yield NULL pointers.  @return 0 or LOB_E_NOMEM. */
 int lob_table_detach(lob_table *t, void **out, size_t *out_bytes);
 
 /*! lob_table_append() : append rows [from, from + n) of `src` (same schema). */

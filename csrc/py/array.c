@@ -47,6 +47,18 @@ typenum_of(char type)
     }
 }
 
+/* Free buf as the capsule `destructor` would (block_capsule_free: a block of `bytes`). */
+static void
+release(void *buf, PyCapsule_Destructor destructor, size_t bytes)
+{
+    if (destructor == block_capsule_free) {
+        lob_block_free(buf, bytes);
+    }
+    else {
+        free(buf);
+    }
+}
+
 /* An array over buf (n x width of type), which the array's base frees with `destructor`
  * (context: the block's size in bytes, for block_capsule_free). */
 static PyObject *
@@ -57,14 +69,14 @@ array_over(void *buf, Py_ssize_t n, Py_ssize_t width, int matrix, char type,
     npy_intp dims[2] = {n, width};
     int typenum = typenum_of(type);
     if (buf == NULL || n == 0) {
-        free(buf);
+        release(buf, destructor, bytes);
         return PyArray_EMPTY(nd, dims, typenum, 0);
     }
     PyArray_Descr *descr = PyArray_DescrFromType(typenum); /* stolen below */
     PyObject *arr =
         PyArray_NewFromDescr(&PyArray_Type, descr, nd, dims, NULL, buf, NPY_ARRAY_CARRAY, NULL);
     if (arr == NULL) {
-        free(buf);
+        release(buf, destructor, bytes);
         return NULL;
     }
     PyObject *cap = PyCapsule_New(buf, LOB_CAPSULE_NAME, destructor);
@@ -74,7 +86,7 @@ array_over(void *buf, Py_ssize_t n, Py_ssize_t width, int matrix, char type,
             PyCapsule_SetDestructor(cap, NULL);
             Py_DECREF(cap);
         }
-        free(buf);
+        release(buf, destructor, bytes);
         return NULL;
     }
     /* SetBaseObject steals `cap` even when it fails; then the capsule frees buf */
@@ -118,7 +130,7 @@ lobpy_table_to_dict(lob_table *t)
     return d;
 fail:
     for (; i < t->ncol; i++) {
-        free(bufs[i]);
+        lob_block_free(bufs[i], bytes[i]);
     }
     Py_XDECREF(d);
     return NULL;

@@ -8,6 +8,8 @@
  */
 #include "test.h"
 
+#include "core/blocks.h"
+
 #include "core/formats/binance.h"
 #include "core/formats/peek.h"
 #include "core/formats/text.h"
@@ -847,9 +849,10 @@ test_files(void)
         }
         total += t->n;
         void *cols[LOB_MAX_COLS];
-        lob_table_detach(t, cols, NULL);
+        size_t bytes[LOB_MAX_COLS];
+        lob_table_detach(t, cols, bytes);
         for (int i = 0; i < t->ncol; i++) {
-            free(cols[i]);
+            lob_block_free(cols[i], bytes[i]);
         }
     }
     test_cond("files: pumping in chunks of 50 rows loses and repeats nothing",

@@ -4,6 +4,7 @@
 #include "test.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <string.h>
 
 #define MIB ((size_t)1 << 20)
@@ -84,5 +85,43 @@ lob_test_blocks(void)
     rc = lob_table_reserve(&t, 900000);
     test_cond("blocks: the next table of about its size reuses it", rc == 0 && t.col[0] == col);
     lob_table_free(&t);
+    lob_block_trim();
+
+    /* growth: the data stays, the block stays 2 MiB-aligned, its size is what *got says */
+    size_t have;
+    unsigned char *g = lob_block_grow(NULL, 0, 0, 5 * MIB, &have);
+    int grew = g != NULL && have >= 5 * MIB && ((uintptr_t)g & (2 * MIB - 1)) == 0;
+    for (size_t k = 0; grew && k < 5 * MIB; k += 4093) {
+        g[k] = (unsigned char)(k * 13);
+    }
+    for (int step = 0; grew && step < 6; step++) {
+        size_t want = have + have / 2 + 12345, got2;
+        /* something mapped right after the block, half the time: it has to move */
+        void *wall = step % 2 == 0 ? lob_block_alloc(4 * MIB, &got2) : NULL;
+        unsigned char *h = lob_block_grow(g, have, 5 * MIB, want, &got2);
+        grew = h != NULL && got2 >= want && ((uintptr_t)h & (2 * MIB - 1)) == 0;
+        for (size_t k = 0; grew && k < 5 * MIB; k += 4093) {
+            grew = h[k] == (unsigned char)(k * 13);
+        }
+        if (grew) {
+            h[got2 - 1] = 1; /* all of it is ours */
+            g = h;
+            have = got2;
+        }
+        if (wall != NULL) {
+            lob_block_free(wall, 4 * MIB);
+        }
+    }
+    test_cond("blocks: a grown block keeps its data, whole and aligned", grew);
+    size_t same;
+    test_cond("blocks: growing to a size it has already is a no-op",
+              grew && lob_block_grow(g, have, have, have - 1, &same) == g && same == have);
+    lob_block_free(g, have);
+    char *small = lob_block_alloc(1000, &have);
+    memcpy(small, "abc", 4);
+    char *big = lob_block_grow(small, have, 4, 6 * MIB, &have);
+    test_cond("blocks: a small block grown large is copied into a large block",
+              big != NULL && have >= 6 * MIB && strcmp(big, "abc") == 0);
+    lob_block_free(big, have);
     lob_block_trim();
 }

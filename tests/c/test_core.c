@@ -8,6 +8,7 @@
 
 #include "test.h"
 
+#include "core/blocks.h"
 #include "core/book/book.h"
 #include "core/formats/cells.h"
 #include "core/formats/json.h"
@@ -831,7 +832,8 @@ test_table(void)
     rc = lob_table_append(&t, &u, 100, 0);
     test_cond("table: append zero rows at the end of the source", rc == LOB_OK && t.n == 90);
 
-    rc = lob_table_detach(&t, cols, NULL);
+    size_t col_bytes[LOB_MAX_COLS];
+    rc = lob_table_detach(&t, cols, col_bytes);
     int64_t *ids = cols[C_ID];
     uint8_t *flags = cols[C_FLAG];
     double *book = cols[C_BOOK];
@@ -839,9 +841,9 @@ test_table(void)
               rc == LOB_OK && ids && flags && book && ids[0] == 10 && ids[89] == 99 &&
                   flags[89] == 99 && book[89 * 3 + 2] == 49.5 && t.n == 0 && t.cap == 0 &&
                   t.col[C_ID] == NULL);
-    free(cols[C_ID]);
-    free(cols[C_FLAG]);
-    free(cols[C_BOOK]);
+    lob_block_free(cols[C_ID], col_bytes[C_ID]);
+    lob_block_free(cols[C_FLAG], col_bytes[C_FLAG]);
+    lob_block_free(cols[C_BOOK], col_bytes[C_BOOK]);
     fill_rows(&t, 7, 3);
     test_cond("table: reusable after detach", rows_are(&t, 7, 3) && t.cap == 256);
     lob_table_free(&t);
@@ -895,12 +897,13 @@ test_table(void)
         same = LOB_COL(&t, 0, uint8_t)[r] == (uint8_t)((r + 1000003) * 7);
     }
     test_cond("table: drop_front on a large table", same);
-    rc = lob_table_detach(&t, cols, NULL);
+    size_t big_bytes[LOB_MAX_COLS];
+    rc = lob_table_detach(&t, cols, big_bytes);
     uint8_t *b = cols[0];
     test_cond("table: detach of a large table",
               rc == LOB_OK && b && b[0] == (uint8_t)(1000003 * 7) &&
                   b[big - 1000003 - 1] == (uint8_t)((big - 1) * 7));
-    free(cols[0]);
+    lob_block_free(cols[0], big_bytes[0]);
     lob_table_free(&t);
 }
 

@@ -21,6 +21,7 @@
  */
 #define _GNU_SOURCE /* memfd_create */
 
+#include "core/blocks.h"
 #include "core/io/reader.h"
 #include "core/schema.h"
 
@@ -74,7 +75,8 @@ drain(lob_table *dst, lob_table *src)
     size_t n = src->n;
     lob_table view = *src;
     void *bufs[LOB_MAX_COLS];
-    CHECK(lob_table_detach(src, bufs, NULL) == LOB_OK, "detach failed");
+    size_t bytes[LOB_MAX_COLS];
+    CHECK(lob_table_detach(src, bufs, bytes) == LOB_OK, "detach failed");
     CHECK(src->n == 0 && src->cap == 0, "detach left %zu rows", src->n);
     for (int c = 0; c < view.ncol; c++) {
         view.col[c] = bufs[c];
@@ -85,7 +87,7 @@ drain(lob_table *dst, lob_table *src)
         CHECK(lob_table_append(dst, &view, 0, n) == LOB_OK, "append of %zu rows failed", n);
     }
     for (int c = 0; c < view.ncol; c++) {
-        free(bufs[c]);
+        lob_block_free(bufs[c], bytes[c]);
     }
 }
 
