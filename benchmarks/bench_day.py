@@ -19,7 +19,10 @@ extrapolated linearly to 24 h (every stage is linear in the input), and says so.
     .venv/bin/python benchmarks/bench_day.py [--hours 24] [--rounds 1] [--keep] [--side ROUNDS] [--store]
 
 ``--side 5`` times decode+parse alone, threads=1 and 2 interleaved in one process (the
-figures of PROFILE.md's "read_binance on all cores").
+figures of PROFILE.md's "read_binance on all cores").  ``--whole 5`` times
+``lobfast.read_binance`` of the whole file into memory, each call in a fresh process (what a
+script or a new kernel pays: every output page is fresh memory), threads=1 and 2 interleaved;
+``--root DIR`` imports lobfast from another checkout (an A/B of two builds).
 """
 
 from __future__ import annotations
@@ -200,6 +203,43 @@ def store_day(path: Path, rounds: int) -> None:
         print(f"store {key}: median wall {np.median([x['wall'] for x in v]):.1f} s, peak RSS {rss:,.0f} MB")
 
 
+WHOLE_ONE = """
+import json, os, resource, sys, time
+sys.path.insert(0, sys.argv[3])
+import lobfast
+w, c = time.perf_counter(), time.process_time()
+md = lobfast.read_binance(sys.argv[1], threads=int(sys.argv[2]))
+print(json.dumps({"wall": time.perf_counter() - w, "cpu": time.process_time() - c,
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "rows": len(md.depth), "load": os.getloadavg()}))
+"""
+
+
+def whole_reads(path: str, rounds: int, roots: list[str]) -> None:
+    """``read_binance`` of the whole file, each call in a fresh process, threads=1 and 2 (and
+    each root) interleaved: medians of wall and CPU, the largest peak RSS."""
+    res: dict[tuple[str, int], list[dict]] = {}
+    for r in range(rounds):
+        for root in roots:
+            for t in (1, 2):
+                proc = subprocess.run(
+                    [sys.executable, "-c", WHOLE_ONE, path, str(t), root], capture_output=True, text=True, check=True
+                )
+                one = json.loads(proc.stdout.strip().splitlines()[-1])
+                res.setdefault((root, t), []).append(one)
+                print(
+                    f"whole read, {root}, threads={t}, round {r}: wall {one['wall']:.2f} s, CPU {one['cpu']:.2f} s, "
+                    f"peak RSS {one['rss_mb']:,.0f} MB, {one['rows']:,} depth rows, "
+                    f"load {tuple(round(x, 1) for x in one['load'])}"
+                )
+    for (root, t), v in res.items():
+        print(
+            f"whole read, {root}, threads={t}: median wall {np.median([x['wall'] for x in v]):.2f} s, "
+            f"CPU {np.median([x['cpu'] for x in v]):.2f} s, peak RSS {max(x['rss_mb'] for x in v):,.0f} MB "
+            f"({len(v)} processes)"
+        )
+
+
 def side_by_side(path: str, rounds: int) -> None:
     """decode+parse alone, threads=1 and 2 interleaved in this process: medians of CPU,
     calling-thread CPU and wall, and what two quiet cores would give from the CPU seconds."""
@@ -226,6 +266,8 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the generated file")
     ap.add_argument("--side", type=int, default=0, metavar="ROUNDS", help="only decode+parse, 1 vs 2 threads")
     ap.add_argument("--store", action="store_true", help="the day into the store (lobfast.store.process) instead")
+    ap.add_argument("--whole", type=int, default=0, metavar="ROUNDS", help="read_binance of the whole file, fresh processes")
+    ap.add_argument("--root", action="append", default=[], help="with --whole: import lobfast from here (repeatable)")
     ap.add_argument("--one", nargs=3, metavar=("PATH", "WHAT", "THREADS"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.one:
@@ -236,6 +278,13 @@ def main() -> None:
     if a.store:
         try:
             store_day(path, a.rounds)
+        finally:
+            if not a.keep:
+                path.unlink(missing_ok=True)
+        return
+    if a.whole:
+        try:
+            whole_reads(str(path), a.whole, a.root or [str(BENCH.parent)])
         finally:
             if not a.keep:
                 path.unlink(missing_ok=True)
