@@ -1,5 +1,5 @@
 /* blocks.c -- large blocks kept for reuse (see blocks.h). */
-#define _GNU_SOURCE /* madvise */
+#define _GNU_SOURCE /* madvise, mremap */
 #include "core/blocks.h"
 
 #include <pthread.h>
