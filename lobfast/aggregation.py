@@ -150,7 +150,7 @@ def aggregate(
     if columns is not None and (isinstance(columns, str) or not hasattr(columns, "__iter__")):
         raise TypeError(f"columns must be a list of column names, not {type(columns).__name__}")
     if out is None:
-        dest: Any = empty_columns  # one block for all the columns: huge pages
+        dest: Any = empty_columns  # one block for all the columns, kept for reuse once freed
     elif isinstance(out, Frame):
         dest = {"ts": out.ts, **out.columns}
     elif isinstance(out, dict):

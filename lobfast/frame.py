@@ -76,10 +76,10 @@ def _value_column(name: Any, value: Any, n: int) -> np.ndarray:
 
 def empty_columns(n: int, spec: list[tuple[str, Any]]) -> dict[str, np.ndarray]:
     """Empty columns of n rows, {name: array of dtype}, carved from one allocation: a large one
-    is backed by huge pages, so filling it costs a few page faults instead of one per 4 KiB of
-    every column, which can take longer than the kernel that fills them, and once freed it is
-    kept for the next block of about its size (csrc/core/blocks.c).  Each column starts on a
-    64-byte boundary; they keep the block alive together."""
+    is a block of csrc/core/blocks.c, kept once freed for the next block of about its size, so
+    a loop of calls pays the page faults of fresh memory (which can take longer than the kernel
+    that fills them) once.  Each column starts on a 64-byte boundary; they keep the block alive
+    together."""
     sizes = [(n * np.dtype(t).itemsize + 63) // 64 * 64 for _, t in spec]
     block = _core.empty(sum(sizes) // 8, "q").view(np.uint8)
     out, at = {}, 0

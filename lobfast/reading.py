@@ -116,7 +116,7 @@ def _market_data(tables: dict[str, dict[str, np.ndarray]], stats: dict[str, Any]
 
 def new_column(n: int, dtype: Any) -> np.ndarray:
     """An uninitialised column of n values: float64 and int64 ones of 4 MiB or more are blocks
-    that lobfast keeps for reuse once freed (huge pages, csrc/core/blocks.c), others NumPy's."""
+    that lobfast keeps for reuse once freed (csrc/core/blocks.c), others NumPy's."""
     dt = np.dtype(dtype)
     if dt == np.float64 or dt == np.int64:
         return _core.empty(n, "d" if dt == np.float64 else "q")

@@ -4,13 +4,13 @@
  * costs is the kernel zeroing fresh pages: on a VM, with a fault in the host behind each.  A
  * loop that makes outputs of one size (the chunks of a long read, a kernel per day of data)
  * would pay that on every round, and a column that grows by copying pays it again for every
- * size it passes through.  So blocks of LOB_BLOCK_MIN bytes and more are 2 MiB-aligned and
- * asked to be backed by huge pages; on Linux each is a mapping of its own, which
- * lob_block_grow() extends or moves (mremap) with its pages in place; and a freed one is kept
+ * size it passes through.  So a freed block of LOB_BLOCK_MIN bytes and more is kept
  * (LOB_BLOCK_KEEP bytes in all, the most recently freed first) for the next block of about its
- * size.  A block is released with lob_block_free() and the size lob_block_alloc() or
- * lob_block_grow() gave, never with free() (below LOB_BLOCK_MIN that is what it does).
- * Thread-safe (a mutex, released around fork()). */
+ * size, and on Linux each large block is a mapping of its own (2 MiB-aligned), which
+ * lob_block_grow() extends or moves (mremap) with its pages in place.  A block is released
+ * with lob_block_free() and the size lob_block_alloc() or lob_block_grow() gave, never with
+ * free() (below LOB_BLOCK_MIN that is what it does).  Thread-safe (a mutex, released around
+ * fork()). */
 #ifndef LOB_BLOCKS_H
 #define LOB_BLOCKS_H
 

@@ -9,9 +9,9 @@
 #define LOB_GROW_STEP ((size_t)1 << 20) /* rows: doubling gives way to x1.5 here */
 
 /* Grow column i (`used` bytes filled) to `bytes`.  Output columns are written once, so a
- * read is dominated by page faults on fresh memory: a large column is a block of blocks.h
- * (huge pages; a block freed earlier when one of about the size is kept), which grows with
- * its pages in place.  Below the size, plain realloc. */
+ * read is dominated by page faults on fresh memory: a large column is a block of blocks.h (a
+ * block freed earlier when one of about the size is kept), which grows with its pages in
+ * place.  Below the size, plain realloc. */
 static int
 grow(lob_table *t, int i, size_t used, size_t bytes)
 {

@@ -255,10 +255,8 @@ lobpy_out(Py_ssize_t n, Py_ssize_t width, int typenum)
 {
     npy_intp dims[2] = {n, width};
     /* A kernel's output is written once, so its cost is page faults on fresh memory (on a
-     * VM a fault in the host too).  A large one is a block of core/blocks.h: 2 MiB-aligned
-     * and asked to be backed by huge pages (NumPy's own block starts mid-page: its first and
-     * last 2 MiB fault 4 KiB at a time), or a freed one of about its size whose pages are in
-     * place already. */
+     * VM a fault in the host too).  A large one is a block of core/blocks.h: a freed one of
+     * about its size whose pages are in place already, or a new 2 MiB-aligned mapping. */
     const size_t bytes = (size_t)n * (size_t)(width > 0 ? width : 1) * sizeof(double);
     if ((typenum == NPY_FLOAT64 || typenum == NPY_INT64) && n > 0 && bytes >= LOB_BLOCK_MIN) {
         size_t got;

@@ -863,10 +863,10 @@ test_table(void)
     lob_table_free(&t);
 
     /* Formats write a message's rows past n before committing them (parse_levels); growth
-     * must keep them, also when a large column moves to a huge-page-aligned block. */
+     * must keep them, also when a large column becomes a block of its own (core/blocks.h). */
     static const lob_column f64_schema[] = {{"x", LOB_F64, 8, 1}};
     lob_table_init(&t, f64_schema, 1);
-    size_t pending = 700000; /* 5.6 MB: crosses the 4 MiB huge-page threshold */
+    size_t pending = 700000; /* 5.6 MB: crosses LOB_BLOCK_MIN (4 MiB) */
     int kept = 1;
     for (size_t k = 0; k < pending && kept; k++) {
         kept = lob_table_reserve(&t, k + 1) == LOB_OK;
@@ -875,7 +875,7 @@ test_table(void)
     for (size_t k = 0; k < pending && kept; k++) {
         kept = LOB_COL(&t, 0, double)[k] == (double)k;
     }
-    test_cond("table: uncommitted rows past n survive growth (huge-page move included)", kept);
+    test_cond("table: uncommitted rows past n survive growth (the move to a large block included)", kept);
     lob_table_free(&t);
 
     /* Past 1 Mi rows growth turns from x2 to x1.5; 3.1 M one-byte rows keep this quick. */
