@@ -116,6 +116,12 @@ lob_test_blocks(void)
     size_t same;
     test_cond("blocks: growing to a size it has already is a no-op",
               grew && lob_block_grow(g, have, have, have - 1, &same) == g && same == have);
+    /* sizes no system can map: refused, the block left whole */
+    g[have - 1] = 42;
+    test_cond("blocks: growth beyond the address space is refused, the block kept",
+              grew && lob_block_grow(g, have, have, SIZE_MAX - 5, &same) == NULL &&
+                  lob_block_grow(g, have, have, SIZE_MAX / 2, &same) == NULL && g[have - 1] == 42 &&
+                  g[0] == 0);
     lob_block_free(g, have);
     char *small = lob_block_alloc(1000, &have);
     memcpy(small, "abc", 4);
