@@ -266,7 +266,7 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the generated file")
     ap.add_argument("--side", type=int, default=0, metavar="ROUNDS", help="only decode+parse, 1 vs 2 threads")
     ap.add_argument("--store", action="store_true", help="the day into the store (lobfast.store.process) instead")
-    ap.add_argument("--whole", type=int, default=0, metavar="ROUNDS", help="read_binance of the whole file, fresh processes")
+    ap.add_argument("--whole", type=int, default=0, metavar="ROUNDS", help="whole-file reads, fresh processes")
     ap.add_argument("--root", action="append", default=[], help="with --whole: import lobfast from here (repeatable)")
     ap.add_argument("--one", nargs=3, metavar=("PATH", "WHAT", "THREADS"), help=argparse.SUPPRESS)
     a = ap.parse_args()

@@ -225,7 +225,8 @@ lob_block_grow(void *p, size_t bytes, size_t used, size_t want, size_t *got)
         size_t len = round_up(want);
         char *q = len == 0 ? MAP_FAILED : mremap(p, bytes, len, 0); /* in place */
         char *r = NULL;
-        if (q == MAP_FAILED && len != 0 && (r = map_aligned(len, PROT_NONE, MAP_NORESERVE)) != NULL) {
+        if (q == MAP_FAILED && len != 0 &&
+            (r = map_aligned(len, PROT_NONE, MAP_NORESERVE)) != NULL) {
             q = mremap(p, bytes, len, MREMAP_MAYMOVE | MREMAP_FIXED, r); /* onto the reservation */
             if (q == MAP_FAILED) {
                 (void)munmap(r, len);

@@ -875,7 +875,8 @@ test_table(void)
     for (size_t k = 0; k < pending && kept; k++) {
         kept = LOB_COL(&t, 0, double)[k] == (double)k;
     }
-    test_cond("table: uncommitted rows past n survive growth (the move to a large block included)", kept);
+    test_cond("table: uncommitted rows past n survive growth (the move to a large block included)",
+              kept);
     lob_table_free(&t);
 
     /* Past 1 Mi rows growth turns from x2 to x1.5; 3.1 M one-byte rows keep this quick. */
