@@ -327,6 +327,58 @@ def test_buy_and_sell_volumes_keep_the_bits_of_an_ordered_sum():
         assert got[name].tobytes() == want.tobytes(), name
 
 
+# Best prices whose mids are the awkward ones: +0.0 and -0.0 (and a subnormal halved to +0.0),
+# NaN, both infinities, ties.
+AWKWARD = [(1.0, 1.0), (2.0, 3.0), (-1.0, 1.0), (-0.0, -0.0), (0.0, -0.0), (5e-324, 0.0), (-2.0, 1.0)]
+AWKWARD += [(np.nan, 1.0), (np.inf, 1.0), (-np.inf, 1.0), (np.inf, -np.inf), (4.0, 4.0)]
+
+
+@st.composite
+def short_buckets(draw):
+    n = draw(st.integers(0, 120))
+    ts = np.sort(np.array(draw(st.lists(st.integers(0, 300), min_size=n, max_size=n)), np.int64))
+    pairs = np.array(draw(st.lists(st.sampled_from(AWKWARD), min_size=n, max_size=n)), np.float64).reshape(n, 2)
+    valid = np.array(draw(st.lists(st.sampled_from([True, True, True, False]), min_size=n, max_size=n)), bool)
+    nt = draw(st.integers(0, 30))
+    tts = np.sort(np.array(draw(st.lists(st.integers(0, 300), min_size=nt, max_size=nt)), np.int64))
+    trades = make_trades(tts, np.full(nt, 100.0), np.full(nt, 1.0), np.ones(nt, np.int8))
+    by = draw(st.sampled_from(["time", "events", "volume"]))
+    every = {"time": draw(st.sampled_from([1, 3, 7, 10, 25])), "events": draw(st.integers(1, 12)), "volume": 2.0}
+    return ts, pairs[:, 0], pairs[:, 1], valid, trades, by, every[by]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(short_buckets())
+def test_short_buckets_keep_the_bits_of_the_row_loop(case):
+    # Buckets of 1..8 rows of a one-level book (quotes, or a book of one level) go through one
+    # AVX-512 register where the CPU has it (csrc/core/kernels/aggregate.c, mids_short); the
+    # same rows as a two-level book always go through the row loop.  The bars must be the same
+    # bit for bit: signed zeros, NaN and infinities included.
+    ts, bid, ask, valid, trades, by, every = case
+    one, two = make_book(ts, bid, ask, valid, 1), make_book(ts, bid, ask, valid, 2)
+    for threads in (1, 2):
+        a = lobfast.aggregate(one, trades, by=by, every=every, threads=threads)
+        b = lobfast.aggregate(two, trades, by=by, every=every, threads=threads)
+        assert len(a) == len(b)
+        for c in COLUMNS:
+            assert a[c].tobytes() == b[c].tobytes(), f"{c} by={by} every={every} threads={threads}"
+
+
+def test_short_buckets_with_zero_extremes_keep_the_first_zero():
+    # high and low keep the first of equal mids: +0.0 then -0.0 gives +0.0 for both, -0.0 then
+    # +0.0 gives -0.0 for both (a register's max does not know the order: the loop decides)
+    zero, neg = (-1.0, 1.0), (-0.0, -0.0)
+    rows = [zero, neg, (1.0, 1.0), neg, zero, (1.0, 1.0)] + [(1.0, 1.0)] * 10
+    ts = np.array([0, 0, 10, 20, 20, 30] + list(range(40, 140, 10)), np.int64)
+    px = np.array(rows, np.float64)
+    got = lobfast.aggregate(make_book(ts, px[:, 0], px[:, 1], np.ones(len(ts), bool), 1), None, every=10)
+    bits = lambda x: np.asarray(x).view(np.int64).tolist()  # noqa: E731
+    assert bits(got["mid_high"][:3]) == bits([0.0, 1.0, -0.0])
+    assert bits(got["mid_low"][:3]) == bits([0.0, 1.0, -0.0])
+    assert bits(got["mid_open"][:3]) == bits([0.0, 1.0, -0.0])
+    assert bits(got["mid_close"][:3]) == bits([-0.0, 1.0, 0.0])
+
+
 # ------------------------------------------------------------------------------ the rules by hand
 def test_carry_gaps_and_vwap_by_hand():
     nan = np.nan

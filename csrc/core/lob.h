@@ -106,6 +106,29 @@ lob_poll_stop_now(lob_error *err)
 #define LOB_VECTOR_CLONES
 #endif
 
+/* LOB_AVX512 before a function written with AVX-512 intrinsics (<immintrin.h>, foundation,
+ * byte/word and 128/256-bit forms), which runs only where lob_has_avx512() says so.  The same
+ * compilers and mode as LOB_VECTOR_CLONES; elsewhere LOB_HAVE_AVX512 is 0 and such functions
+ * are left out. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__STRICT_ANSI__)
+#define LOB_HAVE_AVX512 1
+#define LOB_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl")))
+static inline int
+lob_has_avx512(void)
+{
+    __builtin_cpu_init(); /* cheap once done; needed before any constructor has run */
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl");
+}
+#else
+#define LOB_HAVE_AVX512 0
+static inline int
+lob_has_avx512(void)
+{
+    return 0;
+}
+#endif
+
 /* lob_unit[test] is 0.0 or 1.0: `sum += q * lob_unit[side > 0]` adds a trade's size or +0.0
  * (exactly, for finite q) without a branch.  Sides are a coin flip, and gcc turns both
  * `q * (double)(side > 0)` and `side > 0 ? q : 0.0` into a branch on the side, mispredicted

@@ -6,6 +6,9 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#if LOB_HAVE_AVX512
+#include <immintrin.h>
+#endif
 
 /* First index i in [lo, n) with ts[i] >= x, or n.  Galloping: probe lo, lo+1, lo+3, lo+7,
  * ... then bisect the last step, so finding the end of a run of k rows costs O(log k), and
@@ -293,10 +296,10 @@ run_end(const int64_t *restrict ts, size_t b, size_t n, int64_t end)
     return gallop(ts, b, n, end);
 }
 
-/* The book as the fill reads it: the best bid and ask of row i at [i * stride]. */
+/* The book as the fill reads it: the best bid and ask of row i < n at [i * stride]. */
 typedef struct {
     const double *bid, *ask;
-    size_t stride;
+    size_t stride, n;
     const uint8_t *valid; /* NULL: every row valid */
 } agg_book;
 
@@ -360,6 +363,57 @@ mids_all(const double *restrict bid, const double *restrict ask, size_t stride,
     r.close = close;
     return r;
 }
+
+#if LOB_HAVE_AVX512
+/* The open, high, low and close of the c rows from b (1 <= c <= 8) of a book of stride 1 with
+ * 8 rows readable from b, in one register and without a branch on c: the 8 rows' mids, the
+ * mask of the bucket's rows with a mid, high and low as reductions over those, open and close
+ * the mids at the mask's first and last bit.  These are mids_all()'s values: the maximum and
+ * minimum of a set do not depend on the order in which it is read, except for which of +0.0
+ * and -0.0 wins when both are there, so a zero high or low returns 0 (not done) and the bucket
+ * goes to mids_all().  A bucket whose loop exit the branch predictor cannot guess costs a
+ * few instructions here instead (benchmarks/PROFILE.md, "aggregate"). */
+LOB_AVX512 static inline int
+mids_short(const double *restrict bid, const double *restrict ask, const uint8_t *restrict valid,
+           size_t b, size_t c, agg_mids *r)
+{
+    const __m512d mid =
+        _mm512_mul_pd(_mm512_add_pd(_mm512_loadu_pd(bid + b), _mm512_loadu_pd(ask + b)),
+                      _mm512_set1_pd(0.5)); /* x * 0.5 is x / 2 exactly */
+    __mmask8 has = _mm512_mask_cmp_pd_mask((__mmask8)((1u << c) - 1), mid, mid, _CMP_ORD_Q);
+    if (valid != NULL) {
+        uint64_t v;
+        memcpy(&v, valid + b, sizeof v);
+        const __m128i flags = _mm_cvtsi64_si128((long long)v);
+        has &= _mm_test_epi8_mask(flags, flags);
+    }
+    if (has == 0) {
+        r->open = NAN; /* no mid of its own */
+        return 1;
+    }
+    const double high =
+        _mm512_reduce_max_pd(_mm512_mask_blend_pd(has, _mm512_set1_pd(-INFINITY), mid));
+    const double low =
+        _mm512_reduce_min_pd(_mm512_mask_blend_pd(has, _mm512_set1_pd(INFINITY), mid));
+    if (high == 0 || low == 0) {
+        return 0;
+    }
+    const long long first = __builtin_ctz(has), last = 31 - __builtin_clz(has);
+    r->open = _mm512_cvtsd_f64(_mm512_permutexvar_pd(_mm512_set1_epi64(first), mid));
+    r->close = _mm512_cvtsd_f64(_mm512_permutexvar_pd(_mm512_set1_epi64(last), mid));
+    r->high = high;
+    r->low = low;
+    return 1;
+}
+#else
+static inline int
+mids_short(const double *bid, const double *ask, const uint8_t *valid, size_t b, size_t c,
+           agg_mids *r)
+{
+    (void)bid, (void)ask, (void)valid, (void)b, (void)c, (void)r;
+    return 0;
+}
+#endif
 
 /* The close alone: the last row of [b, b1) with a mid, found from the end (nearly always
  * row b1 - 1), so the rows before it are never read.  NaN when there is none. */
@@ -471,15 +525,19 @@ need_of(const lob_agg_opts *o, const lob_agg_output *out)
 /* Bucket k: book rows [b0, b1), trades [t0, t1).  Computes what `need` says and writes the
  * columns that `out` has; `summed` (or NULL): the trades' sums, already made.  *carry is the
  * mid of the last book row seen so far (NaN if none or a gap) and moves past this bucket's
- * rows. */
+ * rows.  `wide`: short buckets of a stride-1 book by mids_short() (a caller built for and
+ * running on AVX-512). */
 AGG_INLINE void
 put_bucket(const lob_agg_input *in, const agg_book *bk, const agg_need *need, const lob_agg_opts *o,
            const lob_agg_output *out, size_t k, int64_t start, size_t b0, size_t b1, size_t t0,
-           size_t t1, const agg_sums *summed, double *carry)
+           size_t t1, const agg_sums *summed, double *carry, const int wide)
 {
     agg_mids m = {NAN, NAN, NAN, NAN};
     if (need->ohlc) {
-        m = mids_all(bk->bid, bk->ask, bk->stride, bk->valid, b0, b1);
+        if (!(wide && bk->stride == 1 && b1 > b0 && b1 - b0 <= 8 && bk->n - b0 >= 8 &&
+              mids_short(bk->bid, bk->ask, bk->valid, b0, b1 - b0, &m))) {
+            m = mids_all(bk->bid, bk->ask, bk->stride, bk->valid, b0, b1);
+        }
     }
     else if (need->close) {
         m.open = m.close = mid_last(bk, b0, b1);
@@ -549,14 +607,14 @@ typedef struct {
     size_t n, per;
 } agg_job;
 
-static int
-fill_time(void *arg, size_t i, lob_error *err)
+AGG_INLINE int
+fill_time_(void *arg, size_t i, lob_error *err, const int wide)
 {
     const agg_job *j = arg;
     const lob_agg_input *in = j->in;
     const size_t nb = in->n_book, nt = in->n_trades, n = j->n;
     const int64_t *bts = in->book_ts, *tts = in->trade_ts, every = j->o->every;
-    const agg_book bk = {in->bid, in->ask, in->px_stride, in->valid};
+    const agg_book bk = {in->bid, in->ask, in->px_stride, in->n_book, in->valid};
     const agg_need need = j->need;
     size_t k = i * j->per, k1 = n - k > j->per ? k + j->per : n, next_poll = 0;
     /* the start of bucket k < n lies in [0, hi] (see time_span) */
@@ -585,21 +643,21 @@ fill_time(void *arg, size_t i, lob_error *err)
             t1 = run_end(tts, t, nt, end);
         }
         put_bucket(in, &bk, &need, j->o, j->out, k, start, b, b1, t, t1, fused ? &sums : NULL,
-                   &carry);
+                   &carry, wide);
         b = b1;
         t = t1;
     }
     return 0;
 }
 
-static int
-fill_events(void *arg, size_t i, lob_error *err)
+AGG_INLINE int
+fill_events_(void *arg, size_t i, lob_error *err, const int wide)
 {
     const agg_job *j = arg;
     const lob_agg_input *in = j->in;
     const size_t nb = in->n_book, nt = in->n_trades, every = (size_t)j->o->every;
     const int64_t *bts = in->book_ts, *tts = in->trade_ts;
-    const agg_book bk = {in->bid, in->ask, in->px_stride, in->valid};
+    const agg_book bk = {in->bid, in->ask, in->px_stride, in->n_book, in->valid};
     const agg_need need = j->need;
     size_t k = i * j->per, k1 = j->n - k > j->per ? k + j->per : j->n, next_poll = 0;
     size_t b = k * every;
@@ -618,7 +676,7 @@ fill_events(void *arg, size_t i, lob_error *err)
                                              nt, end, need.sides, &sums)
                               : run_end(tts, t, nt, end);
         put_bucket(in, &bk, &need, j->o, j->out, k, bts[b], b, b1, t, t1, need.sums ? &sums : NULL,
-                   &carry);
+                   &carry, wide);
         b = b1;
         t = t1;
     }
@@ -626,13 +684,15 @@ fill_events(void *arg, size_t i, lob_error *err)
 }
 
 /* VOLUME buckets: where one ends depends on every trade before it, so one pass, in order. */
-static int
-fill_volume(const agg_job *j, lob_error *err)
+AGG_INLINE int
+fill_volume_(void *arg, size_t i, lob_error *err, const int wide)
 {
+    (void)i;
+    const agg_job *j = arg;
     const lob_agg_input *in = j->in;
     const size_t nb = in->n_book, nt = in->n_trades;
     const int64_t *bts = in->book_ts, *tts = in->trade_ts;
-    const agg_book bk = {in->bid, in->ask, in->px_stride, in->valid};
+    const agg_book bk = {in->bid, in->ask, in->px_stride, in->n_book, in->valid};
     const agg_need need = j->need;
     double carry = NAN;
     /* book rows before the first trade are in no bucket but set the carry */
@@ -648,7 +708,7 @@ fill_volume(const agg_job *j, lob_error *err)
         /* the same sums as lob_agg_count(): the same buckets */
         size_t t1 = volume_end(in->trade_qty, t, nt, j->o->volume);
         size_t b1 = need.rows ? run_end(bts, b, nb, t1 < nt ? tts[t1] : INT64_MAX) : nb;
-        put_bucket(in, &bk, &need, j->o, j->out, k, tts[t], b, b1, t, t1, NULL, &carry);
+        put_bucket(in, &bk, &need, j->o, j->out, k, tts[t], b, b1, t, t1, NULL, &carry, wide);
         b = b1;
         t = t1;
     }
@@ -659,10 +719,37 @@ fill_volume(const agg_job *j, lob_error *err)
     return 0;
 }
 
+/* Each fill as a task, built twice where the compiler can: for any x86-64 and for AVX-512
+ * (short buckets by mids_short()); lob_agg_fill() picks by the CPU it runs on.  The two give
+ * the same bars, bit for bit. */
+#define AGG_TASKS(name)                                                                            \
+    static int name(void *arg, size_t i, lob_error *err)                                           \
+    {                                                                                              \
+        return name##_(arg, i, err, 0);                                                            \
+    }                                                                                              \
+    AGG_WIDE_TASK(name)
+#if LOB_HAVE_AVX512
+#define AGG_WIDE_TASK(name)                                                                        \
+    LOB_AVX512 static int name##_wide(void *arg, size_t i, lob_error *err)                         \
+    {                                                                                              \
+        return name##_(arg, i, err, 1);                                                            \
+    }
+#else
+#define AGG_WIDE_TASK(name)                                                                        \
+    static int name##_wide(void *arg, size_t i, lob_error *err)                                    \
+    {                                                                                              \
+        return name(arg, i, err);                                                                  \
+    }
+#endif
+AGG_TASKS(fill_time)
+AGG_TASKS(fill_events)
+AGG_TASKS(fill_volume)
+
 int
 lob_agg_fill(const lob_agg_input *in, const lob_agg_opts *o, size_t n_out,
              const lob_agg_output *out, int threads, lob_error *err)
 {
+    const int wide = lob_has_avx512();
     agg_job job = {.in = in, .o = o, .out = out, .need = need_of(o, out), .n = n_out};
     size_t n = n_out;
     if (o->by == LOB_AGG_TIME) {
@@ -672,7 +759,7 @@ lob_agg_fill(const lob_agg_input *in, const lob_agg_opts *o, size_t n_out,
         n = in->n_book == 0 ? 0 : (in->n_book - 1) / (uint64_t)o->every + 1;
     }
     else {
-        return fill_volume(&job, err);
+        return wide ? fill_volume_wide(&job, 0, err) : fill_volume(&job, 0, err);
     }
     if (n != n_out) {
         return lob_error_set(err, LOB_E_ARG, "room for %zu buckets, %zu needed", n_out, n);
@@ -685,6 +772,7 @@ lob_agg_fill(const lob_agg_input *in, const lob_agg_opts *o, size_t n_out,
     job.per = (n + ranges - 1) / ranges;
     job.per = job.per < AGG_RANGE_MIN ? AGG_RANGE_MIN : job.per;
     const size_t tasks = n == 0 ? 0 : (n - 1) / job.per + 1;
-    return lob_run_tasks(tasks, threads, o->by == LOB_AGG_TIME ? fill_time : fill_events, &job,
-                         err);
+    lob_task task = o->by == LOB_AGG_TIME ? (wide ? fill_time_wide : fill_time)
+                                          : (wide ? fill_events_wide : fill_events);
+    return lob_run_tasks(tasks, threads, task, &job, err);
 }
