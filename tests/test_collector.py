@@ -49,7 +49,10 @@ def _no_orphans():
 
 def start(fx: FakeExchange | None, out: Path, *args: str, venue="spot", symbols="btcusdt", **popen):
     argv = [str(BINARY), "--venue", venue, "--symbols", symbols, "--out", str(out), "--stats-every", "200ms"]
-    argv += ["--stats-file", str(out / "stats.json"), "--quiet"]
+    # files rotate at multiples of --rotate since the epoch (1h by default): a test that runs across
+    # a full hour would find its recording in two files.  The next multiple of 1,000,000 h is in
+    # 2084; a test that asks for rotation passes its own --rotate, which comes later and wins.
+    argv += ["--stats-file", str(out / "stats.json"), "--quiet", "--rotate", "1000000h"]
     if fx is not None:
         argv += ["--ws-url", fx.ws_url, "--rest-url", fx.rest_url]
     argv += list(args)
