@@ -415,6 +415,27 @@ mids_short(const double *bid, const double *ask, const uint8_t *valid, size_t b,
 }
 #endif
 
+/* The close alone reads one row a bucket, the last: a new line of bid and of ask nearly every
+ * bucket, which the hardware's prefetchers do not bring in time (half the samples of the fill
+ * sat on these two loads).  So the loops over buckets ask for the lines CLOSE_AHEAD rows past
+ * the bucket's first row, a few TIME buckets ahead; farther (64 rows and more) was slower
+ * (benchmarks/PROFILE.md). */
+#define CLOSE_AHEAD 32
+
+static inline void
+prefetch_close(const agg_book *bk, size_t b)
+{
+#if defined(__GNUC__)
+    if (bk->n - b > CLOSE_AHEAD) {
+        __builtin_prefetch(bk->bid + (b + CLOSE_AHEAD) * bk->stride);
+        __builtin_prefetch(bk->ask + (b + CLOSE_AHEAD) * bk->stride);
+    }
+#else
+    (void)bk;
+    (void)b;
+#endif
+}
+
 /* The close alone: the last row of [b, b1) with a mid, found from the end (nearly always
  * row b1 - 1), so the rows before it are never read.  NaN when there is none. */
 static inline double
@@ -632,6 +653,9 @@ fill_time_(void *arg, size_t i, lob_error *err, const int wide)
             next_poll = k + b + t + LOB_POLL_ROWS;
         }
         int64_t end = k + 1 < n ? start + every : INT64_MAX;
+        if (need.close && !need.ohlc) {
+            prefetch_close(&bk, b);
+        }
         size_t b1 = need.rows ? run_end(bts, b, nb, end) : b;
         size_t t1 = t;
         agg_sums sums;
