@@ -321,6 +321,42 @@ def test_kernels_refuse_nat_and_times_outside_the_range(kernel, row, value, mess
         _kernel_calls(ts)[kernel]()
 
 
+@pytest.mark.parametrize("n", [1, 63, 64, 65, 66, 130, 200])
+@pytest.mark.parametrize("bad", ["nat", "below", "above", "back"])
+def test_the_time_check_names_a_bad_row_anywhere_in_its_blocks(n, bad):
+    """The checks run over blocks of 64 times (vector instructions: SSE2, or AVX2 where the CPU
+    has it), then the row loop names the first bad row: a bad row at every place of a block, and
+    in the rows after the last whole block, is found; good times pass."""
+    good = np.arange(n, dtype=np.int64) * 1_000 + GOOD_TS[0]
+    x = np.ones(n)
+
+    def calls(ts):
+        no_trades = (ts[:0], x[:0], x[:0], np.zeros(0, np.int8))
+        book = (ts, x[:, None], x[:, None], np.ones(n, bool))
+        return [
+            lambda: _core.rolling_sum(x, span=10_000, ts=ts),
+            lambda: _core.aggregate(*book, *no_trades, every=10**6, threads=1),
+            lambda: _core.aggregate(*book, *no_trades, every=10**6, threads=2),
+        ]
+
+    for call in calls(good):
+        call()
+    for row in range(1 if bad == "back" else 0, n):
+        ts = good.copy()
+        if bad == "nat":
+            ts[row], want = I64.min, f"row {row} is NaT"
+        elif bad == "below":  # the range is checked before the order, row by row
+            ts[row], want = -1, rf"row {row} \(-1 ns\) is outside"
+        elif bad == "above":
+            ts[row], want = TS_MAX + 1, rf"row {row} \({TS_MAX + 1} ns\) is outside"
+        else:
+            ts[row] = ts[row - 1] - 1
+            want = rf"row {row - 1} \({ts[row - 1]}\) comes before row {row} \({ts[row]}\)"
+        for call in calls(ts):
+            with pytest.raises(ValueError, match=want):
+                call()
+
+
 def test_kernels_refuse_nat_through_the_public_api():
     from lobfast import labels
 

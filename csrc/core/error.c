@@ -43,11 +43,11 @@ lob_error_set(lob_error *err, int code, const char *fmt, ...)
  * range, and then u - previous has it set exactly when the time went back.  So the top bit
  * of everything or-ed together says whether any row is bad.  Blocks of a fixed length let
  * the compiler use vector instructions without a cost model that allows it elsewhere; the AVX2
- * and AVX-512 clones matter because SSE2's two lanes check ~20 GB/s, from the caches too, below
- * what one core reads from memory (benchmarks/PROFILE.md). */
+ * clone matters because SSE2's two lanes check ~20 GB/s, from the caches too, half of what one
+ * core reads from memory (benchmarks/PROFILE.md). */
 #define TIMES_BLOCK 64
 
-LOB_VECTOR_CLONES int
+LOB_SCAN_CLONES int
 lob_times_ok(const int64_t *ts, int64_t n, int sorted)
 {
     const uint64_t *u = (const uint64_t *)ts, max = (uint64_t)LOB_TS_MAX;

@@ -60,7 +60,7 @@ volume_end(const double *qty, size_t t, size_t n, double v)
  * t nor 2 - t has the top bit. */
 #define TRADES_BLOCK 64
 
-LOB_VECTOR_CLONES static int
+LOB_SCAN_CLONES static int
 trades_ok(const lob_agg_input *in, size_t i, size_t n)
 {
     const uint64_t fin = UINT64_C(0x7FEFFFFFFFFFFFFF), abs = UINT64_C(0x7FFFFFFFFFFFFFFF);
