@@ -637,6 +637,7 @@ fill_time_(void *arg, size_t i, lob_error *err, const int wide)
     const int64_t *bts = in->book_ts, *tts = in->trade_ts, every = j->o->every;
     const agg_book bk = {in->bid, in->ask, in->px_stride, in->n_book, in->valid};
     const agg_need need = j->need;
+    const lob_agg_output out = *j->out; /* a copy: no store into a column can change it */
     size_t k = i * j->per, k1 = n - k > j->per ? k + j->per : n, next_poll = 0;
     /* the start of bucket k < n lies in [0, hi] (see time_span) */
     const int64_t start0 = (j->first + (int64_t)k) * every;
@@ -666,8 +667,8 @@ fill_time_(void *arg, size_t i, lob_error *err, const int wide)
         else if (need.trades) {
             t1 = run_end(tts, t, nt, end);
         }
-        put_bucket(in, &bk, &need, j->o, j->out, k, start, b, b1, t, t1, fused ? &sums : NULL,
-                   &carry, wide);
+        put_bucket(in, &bk, &need, j->o, &out, k, start, b, b1, t, t1, fused ? &sums : NULL, &carry,
+                   wide);
         b = b1;
         t = t1;
     }
@@ -683,6 +684,7 @@ fill_events_(void *arg, size_t i, lob_error *err, const int wide)
     const int64_t *bts = in->book_ts, *tts = in->trade_ts;
     const agg_book bk = {in->bid, in->ask, in->px_stride, in->n_book, in->valid};
     const agg_need need = j->need;
+    const lob_agg_output out = *j->out; /* a copy: no store into a column can change it */
     size_t k = i * j->per, k1 = j->n - k > j->per ? k + j->per : j->n, next_poll = 0;
     size_t b = k * every;
     /* trades before the first book row belong to no bucket */
@@ -699,7 +701,7 @@ fill_events_(void *arg, size_t i, lob_error *err, const int wide)
         size_t t1 = need.sums ? trades_until(tts, in->trade_px, in->trade_qty, in->trade_side, t,
                                              nt, end, need.sides, &sums)
                               : run_end(tts, t, nt, end);
-        put_bucket(in, &bk, &need, j->o, j->out, k, bts[b], b, b1, t, t1, need.sums ? &sums : NULL,
+        put_bucket(in, &bk, &need, j->o, &out, k, bts[b], b, b1, t, t1, need.sums ? &sums : NULL,
                    &carry, wide);
         b = b1;
         t = t1;
@@ -718,6 +720,7 @@ fill_volume_(void *arg, size_t i, lob_error *err, const int wide)
     const int64_t *bts = in->book_ts, *tts = in->trade_ts;
     const agg_book bk = {in->bid, in->ask, in->px_stride, in->n_book, in->valid};
     const agg_need need = j->need;
+    const lob_agg_output out = *j->out; /* a copy: no store into a column can change it */
     double carry = NAN;
     /* book rows before the first trade are in no bucket but set the carry */
     size_t b = nt > 0 ? gallop(bts, 0, nb, tts[0]) : nb, t = 0, k = 0, next_poll = 0;
@@ -732,7 +735,7 @@ fill_volume_(void *arg, size_t i, lob_error *err, const int wide)
         /* the same sums as lob_agg_count(): the same buckets */
         size_t t1 = volume_end(in->trade_qty, t, nt, j->o->volume);
         size_t b1 = need.rows ? run_end(bts, b, nb, t1 < nt ? tts[t1] : INT64_MAX) : nb;
-        put_bucket(in, &bk, &need, j->o, j->out, k, tts[t], b, b1, t, t1, NULL, &carry, wide);
+        put_bucket(in, &bk, &need, j->o, &out, k, tts[t], b, b1, t, t1, NULL, &carry, wide);
         b = b1;
         t = t1;
     }
