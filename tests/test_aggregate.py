@@ -432,6 +432,9 @@ def test_empty_inputs_give_empty_frames():
     f = lobfast.aggregate(empty_quotes, trades, every="1s")  # trades alone: bars with NaN mids
     np.testing.assert_array_equal(f.ts, [SEC, 2 * SEC, 3 * SEC])
     assert np.isnan(f["mid_close"]).all() and f["trades"].tolist() == [1, 0, 1]
+    for cols in (["mid_close"], ["mid_close", "vwap", "volume"]):  # the close alone reads no row
+        g = lobfast.aggregate(empty_quotes, trades, every="1s", columns=cols, empty_vwap="mid")
+        assert np.isnan(g["mid_close"]).all() and list(g.keys()) == cols
     assert len(lobfast.aggregate(empty_quotes, trades, by="events", every=1)) == 0
     assert len(lobfast.aggregate(empty_quotes, trades, by="volume", every=1.0)) == 2
 

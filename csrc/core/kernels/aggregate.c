@@ -8,6 +8,8 @@
 #include <string.h>
 #if LOB_HAVE_AVX512
 #include <immintrin.h>
+#elif defined(__SSE2__)
+#include <emmintrin.h>
 #endif
 
 /* First index i in [lo, n) with ts[i] >= x, or n.  Galloping: probe lo, lo+1, lo+3, lo+7,
@@ -511,6 +513,25 @@ trades_until(const int64_t *restrict ts, const double *restrict px, const double
     return t;
 }
 
+/* a where m is all ones, b where it is 0, without a branch: gcc makes a ternary on doubles a
+ * branch, and an and-mask in the integer registers costs two moves between register files. */
+static inline double
+pick(uint64_t m, double a, double b)
+{
+#if defined(__SSE2__)
+    const __m128d mask = _mm_castsi128_pd(_mm_cvtsi64_si128((long long)m));
+    return _mm_cvtsd_f64(
+        _mm_or_pd(_mm_and_pd(mask, _mm_set_sd(a)), _mm_andnot_pd(mask, _mm_set_sd(b))));
+#else
+    uint64_t x, y;
+    memcpy(&x, &a, sizeof x);
+    memcpy(&y, &b, sizeof y);
+    x = (x & m) | (y & ~m);
+    memcpy(&a, &x, sizeof a);
+    return a;
+#endif
+}
+
 /* What the fill computes, from the columns the caller asked for. */
 typedef struct {
     int ohlc;   /* open, high or low: every book row is read */
@@ -560,15 +581,23 @@ put_bucket(const lob_agg_input *in, const agg_book *bk, const agg_need *need, co
             m = mids_all(bk->bid, bk->ask, bk->stride, bk->valid, b0, b1);
         }
     }
-    else if (need->close) {
-        m.open = m.close = mid_last(bk, b0, b1);
-    }
-    if (need->close) {
+    if (need->ohlc || (need->close && bk->n == 0)) {
         if (b1 > b0) {
             *carry = mid_at(bk, b1 - 1); /* a gap as the last row ends the carry */
         }
         if (m.open != m.open) { /* no mid of its own: the carry */
             m.open = m.high = m.low = m.close = *carry;
+        }
+    }
+    else if (need->close) {
+        /* The same without a branch on whether the bucket has rows, which is as random as the
+         * quotes where many buckets are empty: the last row's mid (row b1 - 1, or a row read for
+         * nothing) becomes the carry or not by a mask, and is the close unless it is NaN; then
+         * an earlier row of the bucket may have a mid (a gap at its end: rare). */
+        *carry = pick(-(uint64_t)(b1 > b0), mid_at(bk, b1 - (b1 > 0)), *carry);
+        m.close = *carry;
+        if (m.close != m.close && b1 - b0 > 1) {
+            m.close = mid_last(bk, b0, b1 - 1);
         }
     }
     agg_sums s = {0, 0, 0, 0};
