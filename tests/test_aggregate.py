@@ -343,7 +343,7 @@ def short_buckets(draw):
     tts = np.sort(np.array(draw(st.lists(st.integers(0, 300), min_size=nt, max_size=nt)), np.int64))
     trades = make_trades(tts, np.full(nt, 100.0), np.full(nt, 1.0), np.ones(nt, np.int8))
     by = draw(st.sampled_from(["time", "events", "volume"]))
-    every = {"time": draw(st.sampled_from([1, 3, 7, 10, 25])), "events": draw(st.integers(1, 12)), "volume": 2.0}
+    every = {"time": draw(st.sampled_from([1, 3, 7, 10, 25, 40])), "events": draw(st.integers(1, 20)), "volume": 2.0}
     return ts, pairs[:, 0], pairs[:, 1], valid, trades, by, every[by]
 
 
@@ -351,7 +351,8 @@ def short_buckets(draw):
 @given(short_buckets())
 def test_short_buckets_keep_the_bits_of_the_row_loop(case):
     # Buckets of 1..8 rows of a one-level book (quotes, or a book of one level) go through one
-    # AVX-512 register where the CPU has it (csrc/core/kernels/aggregate.c, mids_short); the
+    # AVX-512 register where the CPU has it, 9..16 rows through two (csrc/core/kernels/aggregate.c,
+    # mids_short and mids_short16); the
     # same rows as a two-level book always go through the row loop.  The bars must be the same
     # bit for bit: signed zeros, NaN and infinities included.
     ts, bid, ask, valid, trades, by, every = case
@@ -377,6 +378,18 @@ def test_short_buckets_with_zero_extremes_keep_the_first_zero():
     assert bits(got["mid_low"][:3]) == bits([0.0, 1.0, -0.0])
     assert bits(got["mid_open"][:3]) == bits([0.0, 1.0, -0.0])
     assert bits(got["mid_close"][:3]) == bits([-0.0, 1.0, 0.0])
+    # the same in buckets of 9..16 rows (two registers), the zeros in either half
+    for before in (0, 8):
+        rows = [(1.0, 1.0)] * before + [zero, neg] + [(1.0, 1.0)] * (12 - before) + [(1.0, 1.0)] * 20
+        rows = [(3.0, 3.0)] * 2 + rows  # the mids above the zeros: 1.0 and 3.0
+        ts = np.array([0] * 16 + list(range(100, 100 + 10 * (len(rows) - 16), 10)), np.int64)
+        px = np.array(rows, np.float64)
+        got = lobfast.aggregate(make_book(ts, px[:, 0], px[:, 1], np.ones(len(ts), bool), 1), None, every=100)
+        loop = lobfast.aggregate(make_book(ts, px[:, 0], px[:, 1], np.ones(len(ts), bool), 2), None, every=100)
+        assert got["updates"][0] == 16
+        for c in ("mid_open", "mid_high", "mid_low", "mid_close"):
+            assert got[c].tobytes() == loop[c].tobytes(), (before, c)
+        assert bits(got["mid_low"][:1]) == bits([0.0])
 
 
 # ------------------------------------------------------------------------------ the rules by hand
