@@ -567,7 +567,7 @@ trades_until(const int64_t *restrict ts, const double *restrict px, const double
 static inline double
 pick(uint64_t m, double a, double b)
 {
-#if defined(__SSE2__)
+#if defined(__SSE2__) && defined(__x86_64__) /* _mm_cvtsi64_si128: x86-64 only */
     const __m128d mask = _mm_castsi128_pd(_mm_cvtsi64_si128((long long)m));
     return _mm_cvtsd_f64(
         _mm_or_pd(_mm_and_pd(mask, _mm_set_sd(a)), _mm_andnot_pd(mask, _mm_set_sd(b))));
