@@ -452,6 +452,20 @@ def test_empty_inputs_give_empty_frames():
     assert len(lobfast.aggregate(empty_quotes, trades, by="volume", every=1.0)) == 2
 
 
+def test_trades_whose_times_are_the_books_own_array():
+    # The checks split both inputs into ranges and told a trades range from a book range by its
+    # times' pointer: with the trades' times a view of the book's (the same first address), book
+    # ranges were checked as trades, reading their prices and sizes far past their end.
+    n = 2_000_000
+    ts = np.arange(n, dtype=np.int64) * 1_000
+    px = np.full((n, 1), 100.0)
+    for m in (0, 1, 3):
+        trades = (ts[:m], np.full(m, 100.0), np.ones(m), np.ones(m, np.int8))
+        for threads in (1, 2):
+            got = _core.aggregate(ts, px, px, None, *trades, every=10**9, threads=threads)
+            assert len(got["ts"]) == 2 and got["trades"].tolist() == [m, 0]
+
+
 # ------------------------------------------------------------------------------ bad input
 @pytest.fixture()
 def small():

@@ -110,17 +110,13 @@ range_ok(void *arg, size_t i, lob_error *err)
 {
     const check_job *j = arg;
     const lob_agg_input *in = j->in;
-    const int64_t *ts = in->book_ts;
-    size_t n = in->n_book, per = j->per_book;
-    if (i >= j->book_tasks) {
-        i -= j->book_tasks;
-        ts = in->trade_ts;
-        n = in->n_trades;
-        per = j->per_trade;
-    }
+    const int trades = i >= j->book_tasks; /* by the task, not the pointer: they may be equal */
+    const int64_t *ts = trades ? in->trade_ts : in->book_ts;
+    const size_t n = trades ? in->n_trades : in->n_book, per = trades ? j->per_trade : j->per_book;
+    i -= trades ? j->book_tasks : 0;
     const size_t lo = i * per, hi = n - lo > per ? lo + per : n, from = lo > 0 ? lo - 1 : 0;
     int ok = lob_times_ok(ts + from, (int64_t)(hi - from), 1);
-    if (ts == in->trade_ts) {
+    if (trades) {
         ok = ok && trades_ok(in, lo, hi);
     }
     return ok ? LOB_OK : lob_error_set(err, LOB_E_ARG, "a bad row in %zu..%zu", lo, hi);
