@@ -689,6 +689,426 @@ put_bucket(const lob_agg_input *in, const agg_book *bk, const agg_need *need, co
     }
 }
 
+/* Dense TIME buckets.  Where buckets hold a few rows each (500 ms of a busy pair: 6 quotes and 2
+ * trades), the loop over buckets pays, for each, a chain from where its rows end to where the
+ * next bucket's search starts and a mispredicted branch where its trades end: 20-25 ns a bucket
+ * whatever it computes.  A block of DENSE_BUCKETS buckets is found at once instead, by the
+ * bucket of each row and trade: a product with the reciprocal, exact after a correction of one
+ * either way.  Each bucket's last row is stored as its end; each trade's sums, restarted from
+ * +0.0 by an and-mask where its bucket changes, are stored at every trade, the last store
+ * being the bucket's.  Then the columns of the block, from these, in loops without a branch on
+ * the data.  The same bars as the loop over buckets, bit for bit: the same sums in the same
+ * order, the same close and carry.  A block with more than DENSE_ROWS rows or trades a bucket
+ * on average goes through that loop, whose gallop skips long runs without reading them; so do
+ * the open, high and low, which read every row anyway. */
+#define DENSE_BUCKETS 256
+#define DENSE_ROWS 64
+#define DENSE_AHEAD 512 /* rows: 4 KiB of each array */
+/* every * (DENSE_BUCKETS + 2) < 2^52: the times from a block's start are exact doubles */
+#define DENSE_EVERY_MAX (((int64_t)1 << 52) / (DENSE_BUCKETS + 2))
+
+typedef struct {
+    /* one past each bucket's last row and trade, from the block's first (0: none) */
+    uint32_t rows[DENSE_BUCKETS], trades[DENSE_BUCKETS];
+    /* dense_rows_wide(): the last rows of buckets as found, with their mids; the mid of each
+     * bucket's last row (where `mids` and the bucket has rows) */
+    uint32_t last_bucket[DENSE_BUCKETS + 16], last_row[DENSE_BUCKETS + 16];
+    double last_mid[DENSE_BUCKETS + 16], mid[DENSE_BUCKETS];
+    int mids;
+    double vol[DENSE_BUCKETS], pq[DENSE_BUCKETS], buy[DENSE_BUCKETS], sell[DENSE_BUCKETS];
+    double close[DENSE_BUCKETS];
+} agg_dense;
+
+/* d / every for 0 <= d < (DENSE_BUCKETS + 1) * every: the quotient of doubles is within one of
+ * it (d exact, 1 / every and the product each rounded by half an ulp), and d - q * every tells
+ * which way. */
+static inline size_t
+bucket_of(int64_t d, int64_t every, double inv)
+{
+    int64_t q = (int64_t)((double)d * inv);
+    const int64_t r = d - q * every;
+    q += (r >= every) - (r < 0);
+    return (size_t)q;
+}
+
+/* The book rows from i below `stop` and below b1 into end[] of the block starting at `base`, as
+ * one past the row from `origin`.  Returns one past the last row read.  The loop ends by one
+ * branch a block, not a search: a gallop to the block's end waited on a dozen lines from
+ * memory, one after the other. */
+static inline size_t
+dense_rows(const int64_t *restrict ts, size_t i, size_t b1, size_t origin, int64_t base,
+           int64_t stop, int64_t every, double inv, uint32_t *restrict end)
+{
+    for (; i < b1 && ts[i] < stop; i++) {
+        end[bucket_of(ts[i] - base, every, inv)] = (uint32_t)(i + 1 - origin);
+    }
+    return i;
+}
+
+#if LOB_HAVE_AVX512
+/* dense_rows() eight rows at a time: the buckets in doubles (a time below 2^52 becomes one by
+ * its bits, no conversion instruction needed), a row the last of its bucket where the next
+ * row's time (or `stop`, if less) reaches the bucket's end; those rows (about one in six at
+ * 500 ms) packed, and stored as the ends afterwards.  With a book of one level (`book` not
+ * NULL), their mids too, computed as mid_at() does from bid and ask read in the same loop:
+ * three streams in order, which the hardware fetches ahead, instead of a line of each price
+ * per bucket at irregular steps.  The scalar loop takes the rows past the last full eight. */
+LOB_AVX512 static size_t
+dense_rows_wide(const int64_t *restrict ts, size_t b, size_t b1, size_t n, int64_t base,
+                int64_t stop, int64_t every, double inv, const agg_book *book,
+                agg_dense *restrict d)
+{
+    const __m512i magic = _mm512_set1_epi64(INT64_C(0x4330000000000000)),
+                  vbase = _mm512_set1_epi64(base), vstop = _mm512_set1_epi64(stop);
+    const __m512d two52 = _mm512_set1_pd(0x1p52), vinv = _mm512_set1_pd(inv),
+                  vev = _mm512_set1_pd((double)every), one = _mm512_set1_pd(1.0),
+                  zero = _mm512_setzero_pd(), nan = _mm512_set1_pd(NAN), two = _mm512_set1_pd(2);
+    const __m256i lane = _mm256_setr_epi32(1, 2, 3, 4, 5, 6, 7, 8);
+    size_t i = b, p = 0;
+    /* rows i .. i + 7 all below stop, and row i + 8 there to compare with */
+    while (i + 8 < n && i + 8 <= b1 && ts[i + 7] < stop) {
+        /* DENSE_AHEAD rows ahead: the hardware's prefetch alone left the loop waiting */
+        if (n - i > DENSE_AHEAD) {
+            _mm_prefetch((const char *)(ts + i + DENSE_AHEAD), _MM_HINT_T0);
+        }
+        if (book != NULL && n - i > DENSE_AHEAD) {
+            _mm_prefetch((const char *)(book->bid + i + DENSE_AHEAD), _MM_HINT_T0);
+            _mm_prefetch((const char *)(book->ask + i + DENSE_AHEAD), _MM_HINT_T0);
+        }
+        const __m512i t = _mm512_loadu_si512(ts + i),
+                      u = _mm512_min_epi64(_mm512_loadu_si512(ts + i + 1), vstop);
+        const __m512d x = _mm512_sub_pd(
+            _mm512_castsi512_pd(_mm512_or_si512(_mm512_sub_epi64(t, vbase), magic)), two52);
+        const __m512d y = _mm512_sub_pd(
+            _mm512_castsi512_pd(_mm512_or_si512(_mm512_sub_epi64(u, vbase), magic)), two52);
+        __m512d q = _mm512_roundscale_pd(_mm512_mul_pd(x, vinv), _MM_FROUND_TO_ZERO);
+        const __m512d r = _mm512_sub_pd(x, _mm512_mul_pd(q, vev)); /* exact: all below 2^53 */
+        q = _mm512_mask_add_pd(q, _mm512_cmp_pd_mask(r, vev, _CMP_GE_OQ), q, one);
+        q = _mm512_mask_sub_pd(q, _mm512_cmp_pd_mask(r, zero, _CMP_LT_OQ), q, one);
+        const __mmask8 last =
+            _mm512_cmp_pd_mask(y, _mm512_mul_pd(_mm512_add_pd(q, one), vev), _CMP_GE_OQ);
+        const __m256i jb = _mm512_cvttpd_epi32(q);
+        const __m256i row = _mm256_add_epi32(lane, _mm256_set1_epi32((int)(i - b)));
+        _mm256_storeu_si256((__m256i *)(d->last_bucket + p), _mm256_maskz_compress_epi32(last, jb));
+        _mm256_storeu_si256((__m256i *)(d->last_row + p), _mm256_maskz_compress_epi32(last, row));
+        if (book != NULL) {
+            __m512d mid = _mm512_div_pd(
+                _mm512_add_pd(_mm512_loadu_pd(book->bid + i), _mm512_loadu_pd(book->ask + i)), two);
+            if (book->valid != NULL) { /* times 1.0 or NaN, as mid_at() */
+                const __m128i v = _mm_loadl_epi64((const __m128i *)(book->valid + i));
+                const __mmask8 ok = _mm512_test_epi64_mask(_mm512_cvtepu8_epi64(v),
+                                                           _mm512_set1_epi64(0xFF));
+                mid = _mm512_mul_pd(mid, _mm512_mask_blend_pd(ok, nan, one));
+            }
+            _mm512_storeu_pd(d->last_mid + p, _mm512_maskz_compress_pd(last, mid));
+        }
+        p += (size_t)__builtin_popcount(last);
+        i += 8;
+    }
+    for (size_t k = 0; k < p; k++) {
+        d->rows[d->last_bucket[k]] = d->last_row[k];
+    }
+    if (book != NULL) {
+        for (size_t k = 0; k < p; k++) {
+            d->mid[d->last_bucket[k]] = d->last_mid[k];
+        }
+        /* the rows past the last full eight, one at a time */
+        for (; i < b1 && ts[i] < stop; i++) {
+            const size_t j = bucket_of(ts[i] - base, every, inv);
+            d->rows[j] = (uint32_t)(i + 1 - b);
+            d->mid[j] = mid_at(book, i);
+        }
+        return i;
+    }
+    return dense_rows(ts, i, b1, b, base, stop, every, inv, d->rows);
+}
+#endif
+
+/* The trades from t as dense_rows() for the rows, each bucket's sums into the block's (left as
+ * they are where a bucket has no trade). */
+AGG_INLINE size_t
+dense_trades(const lob_agg_input *in, size_t t, size_t t1, int64_t base, int64_t stop,
+             int64_t every, double inv, const agg_need *need, agg_dense *restrict d)
+{
+    const int64_t *restrict ts = in->trade_ts;
+    if (!need->sums) {
+        return dense_rows(ts, t, t1, t, base, stop, every, inv, d->trades);
+    }
+    const double *restrict px = in->trade_px, *restrict qty = in->trade_qty;
+    const int8_t *restrict side = in->trade_side;
+    const int sides = need->sides;
+    size_t i = t, last = DENSE_BUCKETS; /* no bucket yet */
+#if defined(__SSE2__) && defined(__x86_64__)
+    /* vol and pq in one register, buy and sell in another: an and and an add on each chain */
+    __m128d vp = _mm_setzero_pd(), bs = _mm_setzero_pd();
+    for (; i < t1 && ts[i] < stop; i++) {
+        const size_t j = bucket_of(ts[i] - base, every, inv);
+        const __m128d keep = _mm_castsi128_pd(_mm_set1_epi64x(-(long long)(j == last)));
+        const double q = qty[i];
+        vp = _mm_add_pd(_mm_and_pd(vp, keep), _mm_set_pd(px[i] * q, q));
+        _mm_store_sd(d->vol + j, vp);
+        _mm_storeh_pd(d->pq + j, vp);
+        if (sides) {
+            const __m128d u = _mm_set_pd(q * lob_unit[side[i] < 0], q * lob_unit[side[i] > 0]);
+            bs = _mm_add_pd(_mm_and_pd(bs, keep), u);
+            _mm_store_sd(d->buy + j, bs);
+            _mm_storeh_pd(d->sell + j, bs);
+        }
+        d->trades[j] = (uint32_t)(i + 1 - t);
+        last = j;
+    }
+#else
+    double vol = 0, pq = 0, buy = 0, sell = 0;
+    for (; i < t1 && ts[i] < stop; i++) {
+        const size_t j = bucket_of(ts[i] - base, every, inv);
+        if (j != last) {
+            vol = pq = buy = sell = 0;
+        }
+        const double q = qty[i];
+        d->vol[j] = vol += q;
+        d->pq[j] = pq += px[i] * q;
+        if (sides) {
+            d->buy[j] = buy += q * lob_unit[side[i] > 0];
+            d->sell[j] = sell += q * lob_unit[side[i] < 0];
+        }
+        d->trades[j] = (uint32_t)(i + 1 - t);
+        last = j;
+    }
+#endif
+    return i;
+}
+
+#if LOB_HAVE_AVX512
+/* dense_trades() eight trades at a time where it can be: their buckets, whether each is in the
+ * bucket of the one before, and their products as dense_rows_wide() finds the rows' buckets;
+ * then the sums in order, one trade at a time, on chains of an and (the restart) and an add,
+ * the same operations as dense_trades() on the same values. */
+LOB_AVX512 static size_t
+dense_trades_wide(const lob_agg_input *in, size_t t, size_t t1, int64_t base, int64_t stop,
+                  int64_t every, double inv, int sides, agg_dense *restrict d)
+{
+    const int64_t *restrict ts = in->trade_ts;
+    const double *restrict px = in->trade_px, *restrict qty = in->trade_qty;
+    const int8_t *restrict side = in->trade_side;
+    const size_t n = in->n_trades;
+    const __m512i magic = _mm512_set1_epi64(INT64_C(0x4330000000000000)),
+                  vbase = _mm512_set1_epi64(base), ones = _mm512_set1_epi64(-1);
+    const __m512d two52 = _mm512_set1_pd(0x1p52), vinv = _mm512_set1_pd(inv),
+                  vev = _mm512_set1_pd((double)every), one = _mm512_set1_pd(1.0),
+                  zero = _mm512_setzero_pd();
+    _Alignas(64) int64_t keep[8];
+    _Alignas(64) int32_t bucket[8];
+    _Alignas(64) double q8[8], pq8[8], buy8[8], sell8[8];
+    __m128d vol = _mm_setzero_pd(), pq = vol, buy = vol, sell = vol;
+    __m256i prev = _mm256_set1_epi32(DENSE_BUCKETS); /* no bucket yet */
+    size_t i = t;
+    while (i + 8 <= t1 && ts[i + 7] < stop) {
+        if (n - i > DENSE_AHEAD) {
+            _mm_prefetch((const char *)(ts + i + DENSE_AHEAD), _MM_HINT_T0);
+            _mm_prefetch((const char *)(px + i + DENSE_AHEAD), _MM_HINT_T0);
+            _mm_prefetch((const char *)(qty + i + DENSE_AHEAD), _MM_HINT_T0);
+        }
+        const __m512d x = _mm512_sub_pd(
+            _mm512_castsi512_pd(
+                _mm512_or_si512(_mm512_sub_epi64(_mm512_loadu_si512(ts + i), vbase), magic)),
+            two52);
+        __m512d b = _mm512_roundscale_pd(_mm512_mul_pd(x, vinv), _MM_FROUND_TO_ZERO);
+        const __m512d r = _mm512_sub_pd(x, _mm512_mul_pd(b, vev));
+        b = _mm512_mask_add_pd(b, _mm512_cmp_pd_mask(r, vev, _CMP_GE_OQ), b, one);
+        b = _mm512_mask_sub_pd(b, _mm512_cmp_pd_mask(r, zero, _CMP_LT_OQ), b, one);
+        const __m256i j = _mm512_cvttpd_epi32(b);
+        /* each trade's bucket against the one before it (the last of the eight before) */
+        const __mmask8 same = _mm256_cmpeq_epi32_mask(j, _mm256_alignr_epi32(j, prev, 7));
+        prev = j;
+        _mm256_store_si256((__m256i *)bucket, j);
+        _mm512_store_si512(keep, _mm512_maskz_mov_epi64(same, ones));
+        const __m512d q = _mm512_loadu_pd(qty + i);
+        _mm512_store_pd(q8, q);
+        _mm512_store_pd(pq8, _mm512_mul_pd(_mm512_loadu_pd(px + i), q));
+        if (sides) { /* q times 1.0 or 0.0, as lob_unit[] */
+            const __m512i sd = _mm512_cvtepi8_epi64(_mm_loadl_epi64((const __m128i *)(side + i)));
+            const __mmask8 up = _mm512_cmpgt_epi64_mask(sd, _mm512_setzero_si512());
+            const __mmask8 down = _mm512_cmplt_epi64_mask(sd, _mm512_setzero_si512());
+            _mm512_store_pd(buy8, _mm512_mul_pd(q, _mm512_mask_blend_pd(up, zero, one)));
+            _mm512_store_pd(sell8, _mm512_mul_pd(q, _mm512_mask_blend_pd(down, zero, one)));
+        }
+        for (int k = 0; k < 8; k++) {
+            const __m128d m = _mm_castsi128_pd(_mm_set1_epi64x(keep[k]));
+            const size_t at = (size_t)bucket[k];
+            vol = _mm_add_sd(_mm_and_pd(vol, m), _mm_set_sd(q8[k]));
+            pq = _mm_add_sd(_mm_and_pd(pq, m), _mm_set_sd(pq8[k]));
+            _mm_store_sd(d->vol + at, vol);
+            _mm_store_sd(d->pq + at, pq);
+            if (sides) {
+                buy = _mm_add_sd(_mm_and_pd(buy, m), _mm_set_sd(buy8[k]));
+                sell = _mm_add_sd(_mm_and_pd(sell, m), _mm_set_sd(sell8[k]));
+                _mm_store_sd(d->buy + at, buy);
+                _mm_store_sd(d->sell + at, sell);
+            }
+            d->trades[at] = (uint32_t)(i + (size_t)k + 1 - t);
+        }
+        i += 8;
+    }
+    /* the trades past the last full eight, one at a time, the chains going on */
+    size_t last = i > t ? (size_t)_mm256_extract_epi32(prev, 7) : DENSE_BUCKETS;
+    for (; i < t1 && ts[i] < stop; i++) {
+        const size_t j = bucket_of(ts[i] - base, every, inv);
+        const __m128d m = _mm_castsi128_pd(_mm_set1_epi64x(-(long long)(j == last)));
+        const double q = qty[i];
+        vol = _mm_add_sd(_mm_and_pd(vol, m), _mm_set_sd(q));
+        pq = _mm_add_sd(_mm_and_pd(pq, m), _mm_set_sd(px[i] * q));
+        _mm_store_sd(d->vol + j, vol);
+        _mm_store_sd(d->pq + j, pq);
+        if (sides) {
+            buy = _mm_add_sd(_mm_and_pd(buy, m), _mm_set_sd(q * lob_unit[side[i] > 0]));
+            sell = _mm_add_sd(_mm_and_pd(sell, m), _mm_set_sd(q * lob_unit[side[i] < 0]));
+            _mm_store_sd(d->buy + j, buy);
+            _mm_store_sd(d->sell + j, sell);
+        }
+        d->trades[j] = (uint32_t)(i + 1 - t);
+        last = j;
+    }
+    return i;
+}
+#endif
+
+/* The VWAP of m buckets: NaN (or the close, with `empty_mid`) where there is no volume; the
+ * quotient always made (0 / 0 there: not used) and picked by a mask, not a branch. */
+static inline void
+vwap_of(const double *restrict vol, const double *restrict pq, const double *restrict close,
+        size_t m, int empty_mid, double *restrict vwap)
+{
+    for (size_t j = 0; j < m; j++) {
+        vwap[j] = pick(-(uint64_t)(vol[j] > 0), pq[j] / vol[j], empty_mid ? close[j] : NAN);
+    }
+}
+
+#if LOB_HAVE_AVX512
+LOB_AVX512 static void
+vwap_wide(const double *restrict vol, const double *restrict pq, const double *restrict close,
+          size_t m, int empty_mid, double *restrict vwap)
+{
+    const __m512d zero = _mm512_setzero_pd(), nan = _mm512_set1_pd(NAN);
+    size_t j = 0;
+    for (; j + 8 <= m; j += 8) {
+        const __m512d v = _mm512_loadu_pd(vol + j), e = empty_mid ? _mm512_loadu_pd(close + j) : nan;
+        const __mmask8 some = _mm512_cmp_pd_mask(v, zero, _CMP_GT_OQ);
+        _mm512_storeu_pd(vwap + j, _mm512_mask_div_pd(e, some, _mm512_loadu_pd(pq + j), v));
+    }
+    vwap_of(vol + j, pq + j, close + j, m - j, empty_mid, vwap + j);
+}
+#endif
+
+/* Buckets [k, kb) of a TIME fill (kb < n: each ends where the next starts) from book row *b
+ * and trade *t, when they are dense: 0 (nothing written) when they are not. */
+AGG_INLINE int
+dense_block(const lob_agg_input *in, const agg_book *bk, const agg_need *need,
+            const lob_agg_opts *o, const lob_agg_output *out, int64_t first, size_t k, size_t kb,
+            size_t *b, size_t *t, double *carry, agg_dense *restrict d, const int wide)
+{
+    const int64_t every = o->every, base = (first + (int64_t)k) * every,
+                  stop = (first + (int64_t)kb) * every;
+    const size_t m = kb - k, b0 = *b, t0 = *t, cap = DENSE_ROWS * m;
+    const double inv = 1.0 / (double)every;
+    size_t b1 = b0, t1 = t0;
+    d->mids = LOB_HAVE_AVX512 && wide && need->close && bk->stride == 1;
+    if (need->rows) {
+        const size_t lim = in->n_book - b0 > cap ? b0 + cap : in->n_book;
+        memset(d->rows, 0, m * sizeof d->rows[0]);
+#if LOB_HAVE_AVX512
+        b1 = wide ? dense_rows_wide(in->book_ts, b0, lim, in->n_book, base, stop, every, inv,
+                                   d->mids ? bk : NULL, d)
+                  : dense_rows(in->book_ts, b0, lim, b0, base, stop, every, inv, d->rows);
+#else
+        b1 = dense_rows(in->book_ts, b0, lim, b0, base, stop, every, inv, d->rows);
+#endif
+        if (b1 == lim && b1 < in->n_book && in->book_ts[b1] < stop) {
+            return 0; /* not dense */
+        }
+    }
+    if (need->trades) {
+        const size_t lim = in->n_trades - t0 > cap ? t0 + cap : in->n_trades;
+        memset(d->trades, 0, m * sizeof d->trades[0]);
+        if (need->sums) {
+            memset(d->vol, 0, m * sizeof d->vol[0]);
+            memset(d->pq, 0, m * sizeof d->pq[0]);
+            memset(d->buy, 0, m * sizeof d->buy[0]);
+            memset(d->sell, 0, m * sizeof d->sell[0]);
+        }
+#if LOB_HAVE_AVX512
+        t1 = wide && need->sums
+                 ? dense_trades_wide(in, t0, lim, base, stop, every, inv, need->sides, d)
+                 : dense_trades(in, t0, lim, base, stop, every, inv, need, d);
+#else
+        t1 = dense_trades(in, t0, lim, base, stop, every, inv, need, d);
+#endif
+        if (t1 == lim && t1 < in->n_trades && in->trade_ts[t1] < stop) {
+            return 0;
+        }
+    }
+    /* where each bucket's rows and trades end, and the close: one pass in order (the carry) */
+    uint32_t re = 0, te = 0, rp = 0, tp = 0;
+    for (size_t j = 0; j < m; j++) {
+        re = d->rows[j] > re ? d->rows[j] : re;
+        te = d->trades[j] > te ? d->trades[j] : te;
+        if (need->close) {
+            const size_t c0 = b0 + rp, c1 = b0 + re;
+            /* as put_bucket(): the last row's mid, else the carry; a gap at its end looks back */
+            if (d->mids) {
+                *carry = pick(-(uint64_t)(c1 > c0), d->mid[j], *carry);
+            }
+            else {
+                prefetch_close(bk, c0);
+                *carry = pick(-(uint64_t)(c1 > c0), mid_at(bk, c1 - (c1 > 0)), *carry);
+            }
+            double c = *carry;
+            if (c != c && c1 - c0 > 1) {
+                c = mid_last(bk, c0, c1 - 1);
+            }
+            d->close[j] = c;
+        }
+        if (out->updates != NULL) {
+            out->updates[k + j] = (int64_t)(re - rp);
+        }
+        if (out->trades != NULL) {
+            out->trades[k + j] = (int64_t)(te - tp);
+        }
+        rp = re;
+        tp = te;
+    }
+    (void)rp;
+    /* the other columns of the block, without a branch on the data */
+    for (size_t j = 0; out->ts != NULL && j < m; j++) {
+        out->ts[k + j] = base + (int64_t)j * every;
+    }
+    if (out->mid_close != NULL) {
+        memcpy(out->mid_close + k, d->close, m * sizeof d->close[0]);
+    }
+    if (out->vwap != NULL) {
+#if LOB_HAVE_AVX512
+        if (wide) {
+            vwap_wide(d->vol, d->pq, d->close, m, o->empty_vwap_mid, out->vwap + k);
+        }
+        else
+#endif
+        {
+            vwap_of(d->vol, d->pq, d->close, m, o->empty_vwap_mid, out->vwap + k);
+        }
+    }
+    if (out->volume != NULL) {
+        memcpy(out->volume + k, d->vol, m * sizeof d->vol[0]);
+    }
+    if (out->buy_volume != NULL) {
+        memcpy(out->buy_volume + k, d->buy, m * sizeof d->buy[0]);
+    }
+    if (out->sell_volume != NULL) {
+        memcpy(out->sell_volume + k, d->sell, m * sizeof d->sell[0]);
+    }
+    *b = b1;
+    *t = t1;
+    return 1;
+}
+
 #define AGG_RANGE_MIN ((size_t)8192) /* buckets: a task of ~0.2 ms at least */
 
 /* One call of the fill: TIME and EVENTS buckets split into ranges of `per` buckets, one task
@@ -721,7 +1141,22 @@ fill_time_(void *arg, size_t i, lob_error *err, const int wide)
     size_t t = need.trades && k > 0 ? gallop(tts, 0, nt, start0) : 0;
     double carry = b > 0 ? mid_at(&bk, b - 1) : NAN;
     const int fused = need.sums; /* the trades' ends found by their sums */
-    for (; k < k1; k++) {
+    /* dense blocks where the rows may be (no open, high or low; a book to take the close from) */
+    const int dense = !need.ohlc && every <= DENSE_EVERY_MAX && (nb > 0 || !need.close);
+    agg_dense d;
+    while (k < k1) {
+        const size_t kb = k1 - k > DENSE_BUCKETS ? k + DENSE_BUCKETS : k1;
+        if (dense && kb < n) {
+            if (k + b + t >= next_poll) {
+                LOB_FORWARD_IF_ERROR(lob_poll_stop(err));
+                next_poll = k + b + t + LOB_POLL_ROWS;
+            }
+            if (dense_block(in, &bk, &need, j->o, &out, j->first, k, kb, &b, &t, &carry, &d, wide)) {
+                k = kb;
+                continue;
+            }
+        }
+    for (; k < kb; k++) {
         /* the end of bucket k + 1 < n lies in [0, hi] too, never the start of a bucket n; the
          * last bucket takes every row and trade left, all below INT64_MAX */
         int64_t start = (j->first + (int64_t)k) * every;
@@ -747,6 +1182,7 @@ fill_time_(void *arg, size_t i, lob_error *err, const int wide)
                    wide);
         b = b1;
         t = t1;
+    }
     }
     return 0;
 }
