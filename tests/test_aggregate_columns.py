@@ -317,3 +317,56 @@ def test_ctrl_c_stops_the_close_only_path():
 
     whole = timed(run)
     assert interrupted(run, 0.01) < whole / 2
+
+
+# ------------------------------------------------------------------------------ dense blocks
+def dense_inputs(seed: int, source: str, every: int):
+    """Time bars with a few rows and trades a bucket, as 500 ms bars of a busy pair, which the
+    fill finds a block of 256 buckets at a time; with a stretch of bursts (over 64 rows or
+    trades a bucket: those blocks go through the loop over buckets), a stretch without quotes,
+    rows and trades on bucket and block starts, NaN sides and invalid rows.  Every 49 ns:
+    k * 49 times the double nearest 1 / 49 falls below k for most k."""
+    rng = np.random.default_rng(seed)
+    n = 3_000
+    rows = rng.choice([0, 1, 2, 3, 6, 9, 12, 17], size=n)
+    rows[700:1000] = 100
+    rows[1500:1800] = 0
+    bucket = np.repeat(np.arange(n), rows)
+    offset = rng.integers(0, every, bucket.size)
+    offset[rng.random(bucket.size) < 0.05] = 0  # on a bucket's start (a block's, some of them)
+    ts = np.sort(10**9 * every + bucket * every + offset)
+    bid = 100 + np.cumsum(rng.standard_normal(ts.size)) * 0.01
+    bid[rng.random(ts.size) < 0.03] = np.nan
+    ask = bid + 0.5
+    if source == "quotes":
+        src = make_quotes(ts, bid, ask)
+    else:
+        levels = 1 if source == "book" else 3
+        src = make_book(ts, bid, ask, rng.random(ts.size) > 0.05, levels)
+    per = rng.choice([0, 0, 1, 2, 3, 5], size=n)
+    per[2000:2300] = 80
+    tb = np.repeat(np.arange(n), per)
+    tts = np.sort(10**9 * every + tb * every + np.where(rng.random(tb.size) < 0.05, 0, rng.integers(0, every, tb.size)))
+    qty = rng.choice([0.0, -0.0, 0.001, 0.5, 3.0], size=tts.size)
+    trades = make_trades(tts, 100 + rng.standard_normal(tts.size), qty, rng.integers(-1, 2, tts.size))
+    return src, trades, every
+
+
+@pytest.mark.parametrize("source", ["quotes", "book", "book3"])
+@pytest.mark.parametrize(("seed", "every"), [(1, 1_000), (2, 1_000), (3, 49)])
+def test_dense_blocks_equal_the_full_bars(source, seed, every):
+    src, trades, every = dense_inputs(seed, source, every)
+    for threads in (1, 2):
+        for empty_vwap in ("nan", "mid"):
+            full = lobfast.aggregate(src, trades, every=every, empty_vwap=empty_vwap, threads=threads)
+            assert len(full.ts) > 2_900
+            for cols in SUBSETS:
+                got = lobfast.aggregate(
+                    src, trades, every=every, empty_vwap=empty_vwap, columns=cols, threads=threads
+                )
+                assert_subset(full, got, cols, f"{source} seed={seed} threads={threads} {cols}")
+            # the close without trades: the same where both have the bucket
+            alone = lobfast.aggregate(src, None, every=every, columns=["mid_close"], threads=threads)
+            at = np.searchsorted(full.ts, alone.ts)
+            assert (full.ts[at] == alone.ts).all()
+            assert same_bits(alone["mid_close"], full["mid_close"][at])

@@ -186,6 +186,106 @@ test_aggregate(void)
                   strstr(err.msg, "book ts") != NULL);
 }
 
+/* Dense time bars (a few rows and trades a bucket, found a block of buckets at a time; a
+ * stretch of bursts goes through the loop over buckets instead): the columns asked for alone
+ * equal, bit for bit, the same columns of the full bars, which take the loop over buckets for
+ * the open, high and low.  Every 49 ns: k * 49 times the double nearest 1 / 49 falls below k
+ * for most k, which the bucket's correction must catch.  Built by gcc this runs the AVX-512 passes where the CPU has them;
+ * by clang, the plain ones. */
+static uint64_t
+lcg(uint64_t *s)
+{
+    *s = *s * 6364136223846793005u + 1442695040888963407u;
+    return *s >> 33;
+}
+
+static int
+same_column(const void *a, const void *b, size_t n)
+{
+    return a == NULL || memcmp(a, b, n * 8) == 0;
+}
+
+static void
+test_aggregate_dense(int64_t every)
+{
+    enum { BUCKETS = 3000, CAP = 120000, STRIDE = 2 };
+    int64_t *bts = malloc(CAP * sizeof *bts), *tts = malloc(CAP * sizeof *tts);
+    double *bid = malloc(CAP * STRIDE * sizeof *bid), *ask = malloc(CAP * STRIDE * sizeof *ask);
+    double *tpx = malloc(CAP * sizeof *tpx), *tq = malloc(CAP * sizeof *tq);
+    int8_t *side = malloc(CAP);
+    uint8_t *valid = malloc(CAP);
+    uint64_t s = 7;
+    size_t nb = 0, nt = 0;
+    for (int64_t k = 0; k < BUCKETS; k++) {
+        int rows = (int)(lcg(&s) % 14), trades = (int)(lcg(&s) % 5);
+        rows = k >= 700 && k < 1000 ? 100 : k >= 1500 && k < 1800 ? 0 : rows; /* bursts, none */
+        trades = k >= 2000 && k < 2300 ? 80 : trades;
+        /* sorted offsets in the bucket: steps, the first one at the bucket's start at times */
+        int64_t at = lcg(&s) % 4 == 0 ? 0 : (int64_t)(lcg(&s) % 50);
+        for (int r = 0; r < rows; r++, at += (int64_t)(lcg(&s) % 9)) {
+            bts[nb] = 1000000 * every + k * every + (at < every ? at : every - 1);
+            double b = 100 + (double)(lcg(&s) % 1000) / 64;
+            bid[nb * STRIDE] = lcg(&s) % 30 == 0 ? NAN : b;
+            ask[nb * STRIDE] = b + 0.5;
+            bid[nb * STRIDE + 1] = ask[nb * STRIDE + 1] = -1; /* a second level, never read */
+            valid[nb] = lcg(&s) % 20 != 0;
+            nb++;
+        }
+        at = lcg(&s) % 4 == 0 ? 0 : (int64_t)(lcg(&s) % 50);
+        for (int r = 0; r < trades; r++, at += (int64_t)(lcg(&s) % 11)) {
+            tts[nt] = 1000000 * every + k * every + (at < every ? at : every - 1);
+            tpx[nt] = 100 + (double)(lcg(&s) % 1000) / 128;
+            tq[nt] = (double)(lcg(&s) % 5) / 4;
+            side[nt] = (int8_t)(lcg(&s) % 3) - 1;
+            nt++;
+        }
+    }
+    enum { N = BUCKETS + 1 };
+    static int64_t its[2][3][N];
+    static double f[2][8][N];
+    int ok = 1;
+    for (size_t stride = 1; stride <= STRIDE; stride++) {
+        for (int threads = 1; threads <= 2; threads++) {
+            for (int mid = 0; mid <= 1; mid++) {
+                lob_agg_input in = {nb, bts, bid, ask, stride, stride == 2 ? valid : NULL,
+                                    "book", nt, tts, tpx, tq, side};
+                lob_agg_opts o = {LOB_AGG_TIME, every, 0, mid};
+                lob_error err = {0};
+                size_t n = 0;
+                ok = ok && lob_agg_count(&in, &o, &n, threads, &err) == 0 && n <= N;
+                lob_agg_output full = {its[0][0], f[0][0], f[0][1], f[0][2], f[0][3], f[0][4],
+                                       f[0][5], f[0][6], f[0][7], its[0][1], its[0][2]};
+                ok = ok && lob_agg_fill(&in, &o, n, &full, threads, &err) == 0;
+                const lob_agg_output subsets[4] = {
+                    {its[1][0], NULL, NULL, NULL, f[1][3], f[1][4], f[1][5]},
+                    {its[1][0], NULL, NULL, NULL, f[1][3]},
+                    {its[1][0], NULL, NULL, NULL, NULL, f[1][4]},
+                    {its[1][0], NULL, NULL, NULL, NULL, NULL, NULL, f[1][6], f[1][7], its[1][1],
+                     its[1][2]},
+                };
+                for (int k = 0; ok && k < 4; k++) {
+                    const lob_agg_output *g = &subsets[k];
+                    ok = lob_agg_fill(&in, &o, n, g, threads, &err) == 0 &&
+                         same_column(g->ts, full.ts, n) &&
+                         same_column(g->mid_close, full.mid_close, n) &&
+                         same_column(g->vwap, full.vwap, n) &&
+                         same_column(g->volume, full.volume, n) &&
+                         same_column(g->buy_volume, full.buy_volume, n) &&
+                         same_column(g->sell_volume, full.sell_volume, n) &&
+                         same_column(g->trades, full.trades, n) &&
+                         same_column(g->updates, full.updates, n);
+                    if (!ok) {
+                        printf("  every %lld, stride %zu, %d threads, empty vwap mid %d, subset %d\n",
+                               (long long)every, stride, threads, mid, k);
+                    }
+                }
+            }
+        }
+    }
+    test_cond("dense time bars: each subset of the columns equals the full bars bit for bit", ok);
+    free(bts), free(tts), free(bid), free(ask), free(tpx), free(tq), free(side), free(valid);
+}
+
 /* A stop check that says stop at its `at`-th call; counts its calls. */
 typedef struct {
     int calls, at;
@@ -459,6 +559,8 @@ lob_test_kernels(void)
     test_features_blocks();
     test_labels();
     test_aggregate();
+    test_aggregate_dense(1000);
+    test_aggregate_dense(49);
     test_stop_and_times();
     test_aggregate_stops();
 }
