@@ -190,8 +190,8 @@ test_aggregate(void)
  * stretch of bursts goes through the loop over buckets instead): the columns asked for alone
  * equal, bit for bit, the same columns of the full bars, which take the loop over buckets for
  * the open, high and low.  Every 49 ns: k * 49 times the double nearest 1 / 49 falls below k
- * for most k, which the bucket's correction must catch.  Built by gcc this runs the AVX-512 passes where the CPU has them;
- * by clang, the plain ones. */
+ * for most k, which the bucket's correction must catch.  Built by gcc this runs the AVX-512 passes
+ * where the CPU has them; by clang, the plain ones. */
 static uint64_t
 lcg(uint64_t *s)
 {
@@ -247,14 +247,14 @@ test_aggregate_dense(int64_t every)
     for (size_t stride = 1; stride <= STRIDE; stride++) {
         for (int threads = 1; threads <= 2; threads++) {
             for (int mid = 0; mid <= 1; mid++) {
-                lob_agg_input in = {nb, bts, bid, ask, stride, stride == 2 ? valid : NULL,
-                                    "book", nt, tts, tpx, tq, side};
+                lob_agg_input in = {nb,     bts, bid, ask, stride, stride == 2 ? valid : NULL,
+                                    "book", nt,  tts, tpx, tq,     side};
                 lob_agg_opts o = {LOB_AGG_TIME, every, 0, mid};
                 lob_error err = {0};
                 size_t n = 0;
                 ok = ok && lob_agg_count(&in, &o, &n, threads, &err) == 0 && n <= N;
-                lob_agg_output full = {its[0][0], f[0][0], f[0][1], f[0][2], f[0][3], f[0][4],
-                                       f[0][5], f[0][6], f[0][7], its[0][1], its[0][2]};
+                lob_agg_output full = {its[0][0], f[0][0], f[0][1], f[0][2],   f[0][3],  f[0][4],
+                                       f[0][5],   f[0][6], f[0][7], its[0][1], its[0][2]};
                 ok = ok && lob_agg_fill(&in, &o, n, &full, threads, &err) == 0;
                 const lob_agg_output subsets[4] = {
                     {its[1][0], NULL, NULL, NULL, f[1][3], f[1][4], f[1][5]},
@@ -275,8 +275,9 @@ test_aggregate_dense(int64_t every)
                          same_column(g->trades, full.trades, n) &&
                          same_column(g->updates, full.updates, n);
                     if (!ok) {
-                        printf("  every %lld, stride %zu, %d threads, empty vwap mid %d, subset %d\n",
-                               (long long)every, stride, threads, mid, k);
+                        printf(
+                            "  every %lld, stride %zu, %d threads, empty vwap mid %d, subset %d\n",
+                            (long long)every, stride, threads, mid, k);
                     }
                 }
             }

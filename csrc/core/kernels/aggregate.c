@@ -796,8 +796,8 @@ dense_rows_wide(const int64_t *restrict ts, size_t b, size_t b1, size_t n, int64
                 _mm512_add_pd(_mm512_loadu_pd(book->bid + i), _mm512_loadu_pd(book->ask + i)), two);
             if (book->valid != NULL) { /* times 1.0 or NaN, as mid_at() */
                 const __m128i v = _mm_loadl_epi64((const __m128i *)(book->valid + i));
-                const __mmask8 ok = _mm512_test_epi64_mask(_mm512_cvtepu8_epi64(v),
-                                                           _mm512_set1_epi64(0xFF));
+                const __mmask8 ok =
+                    _mm512_test_epi64_mask(_mm512_cvtepu8_epi64(v), _mm512_set1_epi64(0xFF));
                 mid = _mm512_mul_pd(mid, _mm512_mask_blend_pd(ok, nan, one));
             }
             _mm512_storeu_pd(d->last_mid + p, _mm512_maskz_compress_pd(last, mid));
@@ -908,10 +908,10 @@ dense_trades_wide(const lob_agg_input *in, size_t t, size_t t1, int64_t base, in
             _mm_prefetch((const char *)(px + i + DENSE_AHEAD), _MM_HINT_T0);
             _mm_prefetch((const char *)(qty + i + DENSE_AHEAD), _MM_HINT_T0);
         }
-        const __m512d x = _mm512_sub_pd(
-            _mm512_castsi512_pd(
-                _mm512_or_si512(_mm512_sub_epi64(_mm512_loadu_si512(ts + i), vbase), magic)),
-            two52);
+        const __m512d x =
+            _mm512_sub_pd(_mm512_castsi512_pd(_mm512_or_si512(
+                              _mm512_sub_epi64(_mm512_loadu_si512(ts + i), vbase), magic)),
+                          two52);
         __m512d b = _mm512_roundscale_pd(_mm512_mul_pd(x, vinv), _MM_FROUND_TO_ZERO);
         const __m512d r = _mm512_sub_pd(x, _mm512_mul_pd(b, vev));
         b = _mm512_mask_add_pd(b, _mm512_cmp_pd_mask(r, vev, _CMP_GE_OQ), b, one);
@@ -991,7 +991,8 @@ vwap_wide(const double *restrict vol, const double *restrict pq, const double *r
     const __m512d zero = _mm512_setzero_pd(), nan = _mm512_set1_pd(NAN);
     size_t j = 0;
     for (; j + 8 <= m; j += 8) {
-        const __m512d v = _mm512_loadu_pd(vol + j), e = empty_mid ? _mm512_loadu_pd(close + j) : nan;
+        const __m512d v = _mm512_loadu_pd(vol + j),
+                      e = empty_mid ? _mm512_loadu_pd(close + j) : nan;
         const __mmask8 some = _mm512_cmp_pd_mask(v, zero, _CMP_GT_OQ);
         _mm512_storeu_pd(vwap + j, _mm512_mask_div_pd(e, some, _mm512_loadu_pd(pq + j), v));
     }
@@ -1017,7 +1018,7 @@ dense_block(const lob_agg_input *in, const agg_book *bk, const agg_need *need,
         memset(d->rows, 0, m * sizeof d->rows[0]);
 #if LOB_HAVE_AVX512
         b1 = wide ? dense_rows_wide(in->book_ts, b0, lim, in->n_book, base, stop, every, inv,
-                                   d->mids ? bk : NULL, d)
+                                    d->mids ? bk : NULL, d)
                   : dense_rows(in->book_ts, b0, lim, b0, base, stop, every, inv, d->rows);
 #else
         b1 = dense_rows(in->book_ts, b0, lim, b0, base, stop, every, inv, d->rows);
@@ -1151,38 +1152,39 @@ fill_time_(void *arg, size_t i, lob_error *err, const int wide)
                 LOB_FORWARD_IF_ERROR(lob_poll_stop(err));
                 next_poll = k + b + t + LOB_POLL_ROWS;
             }
-            if (dense_block(in, &bk, &need, j->o, &out, j->first, k, kb, &b, &t, &carry, &d, wide)) {
+            if (dense_block(in, &bk, &need, j->o, &out, j->first, k, kb, &b, &t, &carry, &d,
+                            wide)) {
                 k = kb;
                 continue;
             }
         }
-    for (; k < kb; k++) {
-        /* the end of bucket k + 1 < n lies in [0, hi] too, never the start of a bucket n; the
-         * last bucket takes every row and trade left, all below INT64_MAX */
-        int64_t start = (j->first + (int64_t)k) * every;
-        if (k + b + t >= next_poll) { /* a stop check every LOB_POLL_ROWS buckets and rows */
-            LOB_FORWARD_IF_ERROR(lob_poll_stop(err));
-            next_poll = k + b + t + LOB_POLL_ROWS;
+        for (; k < kb; k++) {
+            /* the end of bucket k + 1 < n lies in [0, hi] too, never the start of a bucket n; the
+             * last bucket takes every row and trade left, all below INT64_MAX */
+            int64_t start = (j->first + (int64_t)k) * every;
+            if (k + b + t >= next_poll) { /* a stop check every LOB_POLL_ROWS buckets and rows */
+                LOB_FORWARD_IF_ERROR(lob_poll_stop(err));
+                next_poll = k + b + t + LOB_POLL_ROWS;
+            }
+            int64_t end = k + 1 < n ? start + every : INT64_MAX;
+            if (need.close && !need.ohlc) {
+                prefetch_close(&bk, b);
+            }
+            size_t b1 = need.rows ? run_end(bts, b, nb, end) : b;
+            size_t t1 = t;
+            agg_sums sums;
+            if (fused) {
+                t1 = trades_until(tts, in->trade_px, in->trade_qty, in->trade_side, t, nt, end,
+                                  need.sides, &sums);
+            }
+            else if (need.trades) {
+                t1 = run_end(tts, t, nt, end);
+            }
+            put_bucket(in, &bk, &need, j->o, &out, k, start, b, b1, t, t1, fused ? &sums : NULL,
+                       &carry, wide);
+            b = b1;
+            t = t1;
         }
-        int64_t end = k + 1 < n ? start + every : INT64_MAX;
-        if (need.close && !need.ohlc) {
-            prefetch_close(&bk, b);
-        }
-        size_t b1 = need.rows ? run_end(bts, b, nb, end) : b;
-        size_t t1 = t;
-        agg_sums sums;
-        if (fused) {
-            t1 = trades_until(tts, in->trade_px, in->trade_qty, in->trade_side, t, nt, end,
-                              need.sides, &sums);
-        }
-        else if (need.trades) {
-            t1 = run_end(tts, t, nt, end);
-        }
-        put_bucket(in, &bk, &need, j->o, &out, k, start, b, b1, t, t1, fused ? &sums : NULL, &carry,
-                   wide);
-        b = b1;
-        t = t1;
-    }
     }
     return 0;
 }
