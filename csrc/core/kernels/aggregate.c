@@ -762,7 +762,7 @@ dense_rows_wide(const int64_t *restrict ts, size_t b, size_t b1, size_t n, int64
                   vbase = _mm512_set1_epi64(base), vstop = _mm512_set1_epi64(stop);
     const __m512d two52 = _mm512_set1_pd(0x1p52), vinv = _mm512_set1_pd(inv),
                   vev = _mm512_set1_pd((double)every), one = _mm512_set1_pd(1.0),
-                  zero = _mm512_setzero_pd(), nan = _mm512_set1_pd(NAN), two = _mm512_set1_pd(2);
+                  zero = _mm512_setzero_pd(), nan = _mm512_set1_pd(NAN), half = _mm512_set1_pd(0.5);
     const __m256i lane = _mm256_setr_epi32(1, 2, 3, 4, 5, 6, 7, 8);
     size_t i = b, p = 0;
     /* rows i .. i + 7 all below stop, and row i + 8 there to compare with */
@@ -792,8 +792,9 @@ dense_rows_wide(const int64_t *restrict ts, size_t b, size_t b1, size_t n, int64
         _mm256_storeu_si256((__m256i *)(d->last_bucket + p), _mm256_maskz_compress_epi32(last, jb));
         _mm256_storeu_si256((__m256i *)(d->last_row + p), _mm256_maskz_compress_epi32(last, row));
         if (book != NULL) {
-            __m512d mid = _mm512_div_pd(
-                _mm512_add_pd(_mm512_loadu_pd(book->bid + i), _mm512_loadu_pd(book->ask + i)), two);
+            /* times 0.5: the same as / 2, both rounded once from the same exact half */
+            __m512d mid = _mm512_mul_pd(
+                _mm512_add_pd(_mm512_loadu_pd(book->bid + i), _mm512_loadu_pd(book->ask + i)), half);
             if (book->valid != NULL) { /* times 1.0 or NaN, as mid_at() */
                 const __m128i v = _mm_loadl_epi64((const __m128i *)(book->valid + i));
                 const __mmask8 ok =
