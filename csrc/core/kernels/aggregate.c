@@ -700,7 +700,8 @@ put_bucket(const lob_agg_input *in, const agg_book *bk, const agg_need *need, co
  * the data.  The same bars as the loop over buckets, bit for bit: the same sums in the same
  * order, the same close and carry.  A block with more than DENSE_ROWS rows or trades a bucket
  * on average goes through that loop, whose gallop skips long runs without reading them; so do
- * the open, high and low, which read every row anyway. */
+ * the open, high and low, which read every row anyway.  Measured in benchmarks/PROFILE.md
+ * ("aggregate: dense buckets a block at a time"). */
 #define DENSE_BUCKETS 256
 #define DENSE_ROWS 64
 #define DENSE_AHEAD 512 /* rows: 4 KiB of each array */
@@ -751,7 +752,7 @@ dense_rows(const int64_t *restrict ts, size_t i, size_t b1, size_t origin, int64
  * row's time (or `stop`, if less) reaches the bucket's end; those rows (about one in six at
  * 500 ms) packed, and stored as the ends afterwards.  With a book of one level (`book` not
  * NULL), their mids too, computed as mid_at() does from bid and ask read in the same loop:
- * three streams in order, which the hardware fetches ahead, instead of a line of each price
+ * three streams in order, asked for DENSE_AHEAD rows ahead, instead of a line of each price
  * per bucket at irregular steps.  The scalar loop takes the rows past the last full eight. */
 LOB_AVX512 static size_t
 dense_rows_wide(const int64_t *restrict ts, size_t b, size_t b1, size_t n, int64_t base,
@@ -794,7 +795,8 @@ dense_rows_wide(const int64_t *restrict ts, size_t b, size_t b1, size_t n, int64
         if (book != NULL) {
             /* times 0.5: the same as / 2, both rounded once from the same exact half */
             __m512d mid = _mm512_mul_pd(
-                _mm512_add_pd(_mm512_loadu_pd(book->bid + i), _mm512_loadu_pd(book->ask + i)), half);
+                _mm512_add_pd(_mm512_loadu_pd(book->bid + i), _mm512_loadu_pd(book->ask + i)),
+                half);
             if (book->valid != NULL) { /* times 1.0 or NaN, as mid_at() */
                 const __m128i v = _mm_loadl_epi64((const __m128i *)(book->valid + i));
                 const __mmask8 ok =
