@@ -11,7 +11,7 @@ import pytest
 from conftest import interrupted, timed
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_aggregate import COLUMNS, make_book, make_quotes, make_trades, reference, scenarios
+from test_aggregate import COLUMNS, assert_same, make_book, make_quotes, make_trades, reference, scenarios
 
 import lobfast
 from lobfast import BookSnapshots, Quotes, Trades, _core, datasets
@@ -322,10 +322,11 @@ def test_ctrl_c_stops_the_close_only_path():
 # ------------------------------------------------------------------------------ dense blocks
 def dense_inputs(seed: int, source: str, every: int):
     """Time bars with a few rows and trades a bucket, as 500 ms bars of a busy pair, which the
-    fill finds a block of 256 buckets at a time; with a stretch of bursts (over 64 rows or
-    trades a bucket: those blocks go through the loop over buckets), a stretch without quotes,
-    rows and trades on bucket and block starts, NaN sides and invalid rows.  Every 49 ns:
-    k * 49 times the double nearest 1 / 49 falls below k for most k."""
+    fill finds a block of 256 buckets at a time (all columns: the open, high and low too); with
+    a stretch of bursts (over 64 rows or trades a bucket: those blocks go through the loop over
+    buckets), a stretch without quotes, rows and trades on bucket and block starts, NaN sides
+    and invalid rows.  Every 49 ns: k * 49 times the double nearest 1 / 49 falls below k for
+    most k."""
     rng = np.random.default_rng(seed)
     n = 3_000
     rows = rng.choice([0, 1, 2, 3, 6, 9, 12, 17], size=n)
@@ -360,10 +361,9 @@ def test_dense_blocks_equal_the_full_bars(source, seed, every):
         for empty_vwap in ("nan", "mid"):
             full = lobfast.aggregate(src, trades, every=every, empty_vwap=empty_vwap, threads=threads)
             assert len(full.ts) > 2_900
+            assert_same(full, reference(src, trades, "time", every, empty_vwap), f"{source} seed={seed}")
             for cols in SUBSETS:
-                got = lobfast.aggregate(
-                    src, trades, every=every, empty_vwap=empty_vwap, columns=cols, threads=threads
-                )
+                got = lobfast.aggregate(src, trades, every=every, empty_vwap=empty_vwap, columns=cols, threads=threads)
                 assert_subset(full, got, cols, f"{source} seed={seed} threads={threads} {cols}")
             # the close without trades: the same where both have the bucket
             alone = lobfast.aggregate(src, None, every=every, columns=["mid_close"], threads=threads)

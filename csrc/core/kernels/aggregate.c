@@ -1015,7 +1015,7 @@ dense_block(const lob_agg_input *in, const agg_book *bk, const agg_need *need,
     const size_t m = kb - k, b0 = *b, t0 = *t, cap = DENSE_ROWS * m;
     const double inv = 1.0 / (double)every;
     size_t b1 = b0, t1 = t0;
-    d->mids = LOB_HAVE_AVX512 && wide && need->close && bk->stride == 1;
+    d->mids = LOB_HAVE_AVX512 && wide && need->close && bk->stride == 1; /* (ohlc: a prefetch) */
     if (need->rows) {
         const size_t lim = in->n_book - b0 > cap ? b0 + cap : in->n_book;
         memset(d->rows, 0, m * sizeof d->rows[0]);
@@ -1050,8 +1050,22 @@ dense_block(const lob_agg_input *in, const agg_book *bk, const agg_need *need,
             return 0;
         }
     }
-    /* where each bucket's rows and trades end, and the close: one pass in order (the carry) */
     uint32_t re = 0, te = 0, rp = 0, tp = 0;
+    if (need->ohlc) { /* the open, high and low from the rows, as the loop over buckets does */
+        for (size_t j = 0; j < m; j++) {
+            re = d->rows[j] > re ? d->rows[j] : re;
+            te = d->trades[j] > te ? d->trades[j] : te;
+            const agg_sums sums = {d->vol[j], d->pq[j], d->buy[j], d->sell[j]};
+            put_bucket(in, bk, need, o, out, k + j, base + (int64_t)j * every, b0 + rp, b0 + re,
+                       t0 + tp, t0 + te, need->sums ? &sums : NULL, carry, wide);
+            rp = re;
+            tp = te;
+        }
+        *b = b1;
+        *t = t1;
+        return 1;
+    }
+    /* where each bucket's rows and trades end, and the close: one pass in order (the carry) */
     for (size_t j = 0; j < m; j++) {
         re = d->rows[j] > re ? d->rows[j] : re;
         te = d->trades[j] > te ? d->trades[j] : te;
@@ -1146,7 +1160,7 @@ fill_time_(void *arg, size_t i, lob_error *err, const int wide)
     double carry = b > 0 ? mid_at(&bk, b - 1) : NAN;
     const int fused = need.sums; /* the trades' ends found by their sums */
     /* dense blocks where the rows may be (no open, high or low; a book to take the close from) */
-    const int dense = !need.ohlc && every <= DENSE_EVERY_MAX && (nb > 0 || !need.close);
+    const int dense = every <= DENSE_EVERY_MAX && (nb > 0 || !need.close);
     agg_dense d;
     while (k < k1) {
         const size_t kb = k1 - k > DENSE_BUCKETS ? k + DENSE_BUCKETS : k1;
