@@ -697,11 +697,11 @@ put_bucket(const lob_agg_input *in, const agg_book *bk, const agg_need *need, co
  * either way.  Each bucket's last row is stored as its end; each trade's sums, restarted from
  * +0.0 by an and-mask where its bucket changes, are stored at every trade, the last store
  * being the bucket's.  Then the columns of the block, from these, in loops without a branch on
- * the data.  The same bars as the loop over buckets, bit for bit: the same sums in the same
- * order, the same close and carry.  A block with more than DENSE_ROWS rows or trades a bucket
- * on average goes through that loop, whose gallop skips long runs without reading them; so do
- * the open, high and low, which read every row anyway.  Measured in benchmarks/PROFILE.md
- * ("aggregate: dense buckets a block at a time"). */
+ * the data; with the open, high and low, each bucket through put_bucket() from the rows' ends
+ * found.  The same bars as the loop over buckets, bit for bit: the same sums in the same
+ * order, the same mids, close and carry.  A block with more than DENSE_ROWS rows or trades a
+ * bucket on average goes through that loop, whose gallop skips long runs without reading
+ * them.  Measured in benchmarks/PROFILE.md ("aggregate: dense buckets a block at a time"). */
 #define DENSE_BUCKETS 256
 #define DENSE_ROWS 64
 #define DENSE_AHEAD 512 /* rows: 4 KiB of each array */
