@@ -473,8 +473,10 @@ def lines(r: dict) -> list[str]:
         f"**{r['trades']:,} trades** over {r['span_s'] / 3600:,.0f} hours; clock bars "
         f'(`by="time"`); {res0["buckets"]:,} bars at 500ms ({res0["empty"]:,} without quotes).',
         "- lobfast: `lobfast.aggregate(quotes, trades, every=...)`, all ten columns; with "
-        '`columns=["mid_close", "vwap", "volume"]` (the ends of the buckets found from the times, the '
-        "prices inside them never read); and with `out=` the arrays of an earlier call (no fresh pages). GIL released. "
+        '`columns=["mid_close", "vwap", "volume"]` (no open, high or low: where buckets hold a few rows, '
+        "each row's bucket from its time, a block of 256 buckets at a time, the mids of their last rows "
+        "only; where they hold many, the ends galloped, the rows inside never read); and with `out=` the "
+        "arrays of an earlier call (no fresh pages). GIL released. "
         f"On every core ({os.cpu_count()}: the bars split into ranges of buckets) unless `threads=1`.",
         "- published Numba kernel: `compute_aggregated_features` of the pipeline lobfast replaces "
         "(../shared/ref/blog_aggregator.py, imported from there), last mid, VWAP and volume per "

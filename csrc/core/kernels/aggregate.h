@@ -4,7 +4,9 @@
  * rows and a run of trades; where a run ends is found without a branch per row: the next 8
  * times are compared and the answers summed, and a longer run is found by galloping
  * (exponential, then binary) search.  A bucket's rows are then walked by a loop with no edge
- * tests, and only when a column needs them (open, high, low; the trades' sums).
+ * tests, and only when a column needs them (open, high, low; the trades' sums).  Time buckets
+ * of a few rows each are found 256 at a time instead, each row's and trade's bucket from its
+ * time (aggregate.c, "Dense TIME buckets"): the same bars, bit for bit.
  *
  * Mids: (best bid + best ask) / 2 of rows whose `valid` flag is set and whose mid is not NaN
  * (a NaN mid means a side was empty).  Any other row is a gap: it gives no mid and ends the
@@ -50,8 +52,9 @@ typedef struct lob_agg_opts_s {
 } lob_agg_opts;
 
 /* Output columns, each with room for the count lob_agg_count() gave.  A NULL column is
- * neither computed nor written: without mid_open, mid_high and mid_low the prices of the rows
- * inside a bucket are never read (its end is found from the times, its close from the end). */
+ * neither computed nor written: without mid_open, mid_high and mid_low only each bucket's last
+ * mid is made (from prices streamed with the times where buckets hold a few rows; where they
+ * hold many, the rows inside are skipped by the gallop, never read). */
 typedef struct lob_agg_output_s {
     int64_t *ts;         /* bucket start (TIME), first book row (EVENTS), first trade (VOLUME) */
     double *mid_open;    /* first mid in the bucket, else the carry */
