@@ -95,7 +95,8 @@ def aggregate(
         row per bar; other arrays in it are left alone).  Reusing them saves the page faults
         of fresh memory, which can cost more than the bars.  Wrong dtype or layout
         (TypeError), length, unknown names or arrays sharing memory (ValueError) are refused
-        naming the column.
+        naming the column.  Time bars check each row as they read it: when a bad row stops
+        them (ValueError), the arrays may hold part of the bars.
     threads : time and event bars are split into ranges of buckets filled on this many
         threads (None: every CPU this process may use; fewer than 32,768 bars stay on one).
         The bars are those of ``threads=1``, bit for bit. Volume bars are filled in order.

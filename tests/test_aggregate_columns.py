@@ -370,3 +370,110 @@ def test_dense_blocks_equal_the_full_bars(source, seed, every):
             at = np.searchsorted(full.ts, alone.ts)
             assert (full.ts[at] == alone.ts).all()
             assert same_bits(alone["mid_close"], full["mid_close"][at])
+
+
+# Time bars check the rows as they read them, a block of buckets at a time, and each range of
+# buckets on its thread: a bad row anywhere is refused and named as the checks before the fill
+# name it, whichever columns are asked for (some read no book row, some no trade).
+CHECKED_SUBSETS = [None, CLOSE_ONLY, ["vwap", "volume"], ["mid_close"], ["updates"], ["trades"], ["mid_high"], []]
+
+
+def test_time_bars_name_a_bad_row_wherever_the_fill_meets_it():
+    n, m = 1_200_000, 700_000
+    ts, tts = np.arange(n, dtype=np.int64) * 10, np.arange(m, dtype=np.int64) * 17
+    ts[300_000:330_000] = ts[300_000]  # a burst: blocks the dense pass leaves to the gallop
+    px, tpx, q, side = np.full((n, 1), 100.0), np.full(m, 100.0), np.ones(m), np.ones(m, np.int8)
+
+    def bars(ts=ts, tts=tts, tpx=tpx, q=q, side=side, threads=2, columns=None, out=None):
+        return _core.aggregate(
+            ts, px, px, None, tts, tpx, q, side, every=100, threads=threads, columns=columns, out=out
+        )
+
+    good = bars(threads=1)
+    assert len(good["ts"]) == 120_000
+    cases = []
+    for row in (2, 5_003, 315_000, 649_999, n - 2):  # in a dense block, inside the burst, at a range's end
+        bad = ts.copy()
+        bad[row] -= 11
+        cases.append(
+            (dict(ts=bad), rf"book ts must be sorted ascending: row {row - 1} \(\d+\) comes before row {row} ")
+        )
+    bad = ts.copy()
+    bad[777_777] = np.iinfo(np.int64).min
+    cases.append((dict(ts=bad), "book ts row 777777 is NaT"))
+    bad = ts.copy()
+    bad[500_000] = 2**63 - 1
+    cases.append((dict(ts=bad), r"book ts row 500000 \(\d+ ns\) is outside 1970-01-01..2262-01-01"))
+    bad = ts.copy()
+    bad[650_000] = 5  # far back: the ranges' bisections land in the wrong place
+    cases.append((dict(ts=bad), "book ts must be sorted ascending: row 649999 "))
+    bad = ts.copy()
+    bad[599_000:599_100] += 10**6  # in order but far ahead: on 2 threads, no range reads them
+    cases.append((dict(ts=bad), "book ts must be sorted ascending: row 599099 "))
+    bad = tts.copy()
+    bad[[3, 600_001]] = [tts[3], 3]
+    cases.append((dict(tts=bad), "trades ts must be sorted ascending: row 600000 "))
+    for name, row, value, match in (
+        ("tpx", 123_457, np.nan, "trades price at row 123457 is nan"),
+        ("q", 654_321, -1.0, "trades qty at row 654321 is -1"),
+        ("q", 20, np.inf, "trades qty at row 20 is inf"),
+        ("side", 400_000, 7, "trades side at row 400000 is 7"),
+    ):
+        bad = dict(tpx=tpx, q=q, side=side)[name].copy()
+        bad[row] = value
+        cases.append(({name: bad}, match))
+    for columns in CHECKED_SUBSETS:
+        cols = good.keys() - {"ts"} if columns is None else columns
+        out = {c: np.empty_like(good[c]) for c in ["ts", *cols]}
+        for threads in (1, 2):
+            for kwargs, match in cases:
+                with pytest.raises(ValueError, match=match):
+                    bars(**kwargs, threads=threads, columns=columns)
+                with pytest.raises(ValueError, match=match):  # the same into arrays of the caller's
+                    bars(**kwargs, threads=threads, columns=columns, out=out)
+            got = bars(threads=threads, columns=columns, out=out)
+            for c in ["ts", *cols]:
+                assert got[c] is out[c] and same_bits(got[c], good[c]), (columns, threads, c)
+
+
+@given(st.data())
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_time_bars_refuse_rows_out_of_order_whatever_their_times(data):
+    # rows a few a bucket (the dense blocks), then some inside ones moved anywhere: the bars
+    # are refused when a time is out of order or out of range, and made when not
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    n, every = data.draw(st.integers(2_000, 8_000)), data.draw(st.sampled_from([7, 49, 1_000]))
+    span = every * n // 4
+    ts, tts = np.sort(rng.integers(0, span, n)), np.sort(rng.integers(0, span, n // 3))
+    moved = ts if data.draw(st.booleans()) else tts
+    at = rng.integers(1, moved.size - 1, data.draw(st.integers(0, 3)))
+    far = [np.iinfo(np.int64).min, -1, 2**62, np.iinfo(np.int64).max, 2**52, 2**52 + 1]
+    moved[at] = [
+        data.draw(st.sampled_from(far)) if rng.random() < 0.3 else moved[i] + rng.integers(-3 * every, 3 * every)
+        for i in at
+    ]
+    q = np.ones(tts.size)
+    columns = data.draw(st.sampled_from(CHECKED_SUBSETS))
+
+    def ok(t):
+        return (t >= 0).all() and (np.diff(t) >= 0).all()
+
+    def bars():
+        return _core.aggregate(
+            ts,
+            np.full((n, 1), 99.0),
+            np.full((n, 1), 101.0),
+            None,
+            tts,
+            q * 100,
+            q,
+            q.astype(np.int8),
+            every=every,
+            columns=columns,
+        )
+
+    if ok(ts) and ok(tts):
+        assert len(bars()["ts"]) == (max(ts[-1], tts[-1]) // every - min(ts[0], tts[0]) // every + 1)
+    else:
+        with pytest.raises(ValueError, match="ts must be sorted ascending|is outside|is NaT"):
+            bars()

@@ -181,8 +181,22 @@ test_aggregate(void)
     const int64_t back[4] = {0, 50, 40, 60};
     lob_agg_input bad = in;
     bad.book_ts = back;
-    test_cond("unsorted book times are refused",
-              lob_agg_count(&bad, &o, &n, 1, &err) == LOB_E_ARG &&
+    /* time bars: the fill checks the rows as it reads them; the other kinds, the count */
+    test_cond("unsorted book times are refused by the time bars' fill",
+              lob_agg_count(&bad, &o, &n, 1, &err) == 0 && n == 2 &&
+                  lob_agg_fill(&bad, &o, n, &out, 1, &err) == LOB_E_ARG &&
+                  strstr(err.msg, "book ts must be sorted ascending: row 1 ") != NULL);
+    const double nan_px[2] = {100, NAN};
+    lob_agg_input nan_trade = in;
+    nan_trade.trade_px = nan_px;
+    lob_agg_output close_only = {.ts = ts, .mid_close = cl};
+    test_cond("a bad trade is refused by time bars that read no trade",
+              lob_agg_count(&nan_trade, &o, &n, 1, &err) == 0 &&
+                  lob_agg_fill(&nan_trade, &o, n, &close_only, 1, &err) == LOB_E_ARG &&
+                  strstr(err.msg, "trades price at row 1 is nan") != NULL);
+    lob_agg_opts events = {LOB_AGG_EVENTS, 2, 0, 0};
+    test_cond("unsorted book times are refused by the count of event bars",
+              lob_agg_count(&bad, &events, &n, 1, &err) == LOB_E_ARG &&
                   strstr(err.msg, "book ts") != NULL);
 }
 

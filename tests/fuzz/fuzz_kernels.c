@@ -125,6 +125,20 @@ times_ok(const int64_t *ts, size_t n)
     return 1;
 }
 
+/* Whether the trades' values are what bars accept. */
+static int
+trades_valid(const lob_agg_input *a)
+{
+    for (size_t i = 0; i < a->n_trades; i++) {
+        const double q = a->trade_qty[i];
+        if (!isfinite(a->trade_px[i]) || !isfinite(q) || q < 0 || a->trade_side[i] < -1 ||
+            a->trade_side[i] > 1) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* The stop check: answers "stop" at its `left`-th call (never when left starts at 0). */
 typedef struct {
     int left;
@@ -285,7 +299,9 @@ fuzz_aggregate(input *in, lob_error *err, const stopper *st)
     int threads = 1 + (u8(in) & 3);
     int rc = lob_agg_count(&a, &o, &n, threads, err);
     check_rc(rc, err, st);
-    CHECK((times_ok(tsa[0], nb) && times_ok(tsa[1], nt)) || rc < 0, "bad bar times refused");
+    /* time bars: the fill checks the rows as it reads them (unchecked until then, read safely) */
+    const int good = times_ok(tsa[0], nb) && times_ok(tsa[1], nt) && trades_valid(&a);
+    CHECK(good || rc < 0 || o.by == LOB_AGG_TIME, "bad bar inputs refused by the count");
     if (rc < 0 || n > (size_t)1 << 16) {
         return;
     }
@@ -302,6 +318,7 @@ fuzz_aggregate(input *in, lob_error *err, const stopper *st)
                           updates};
     rc = lob_agg_fill(&a, &o, room, &out, threads, err);
     check_rc(rc, err, st);
+    CHECK(good || rc < 0, "bad bar inputs refused");
     CHECK(rc < 0 || room == n, "a wrong bucket count refused");
     if (rc == 0) {
         int64_t rows = 0, trs = 0;

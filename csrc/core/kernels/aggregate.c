@@ -97,7 +97,8 @@ trades_ok(const lob_agg_input *in, size_t i, size_t n)
 
 /* The inputs' checks in ranges on several threads: each range of book times (with the row
  * before it, for the order), of trade times, and of trade values is a task that only says
- * whether all is well; when one is not, the sequential checks name the first bad row. */
+ * whether all is well; when one is not, named_checks() names the first bad row.  `book` and
+ * `trades` pick which inputs are checked. */
 #define CHECK_RANGE ((size_t)1 << 18) /* rows: ~1 ms of checks a task at least */
 
 typedef struct {
@@ -105,20 +106,30 @@ typedef struct {
     size_t book_tasks, per_book, per_trade;
 } check_job;
 
+/* Rows [lo, hi) of book times (with the row before lo) or of trades, in order and valid. */
+static int
+rows_ok(const int64_t *ts, size_t lo, size_t hi)
+{
+    const size_t from = lo > 0 ? lo - 1 : 0;
+    return hi <= lo || lob_times_ok(ts + from, (int64_t)(hi - from), 1);
+}
+
+static int
+trade_rows_ok(const lob_agg_input *in, size_t lo, size_t hi)
+{
+    return rows_ok(in->trade_ts, lo, hi) && trades_ok(in, lo, hi);
+}
+
 static int
 range_ok(void *arg, size_t i, lob_error *err)
 {
     const check_job *j = arg;
     const lob_agg_input *in = j->in;
     const int trades = i >= j->book_tasks; /* by the task, not the pointer: they may be equal */
-    const int64_t *ts = trades ? in->trade_ts : in->book_ts;
     const size_t n = trades ? in->n_trades : in->n_book, per = trades ? j->per_trade : j->per_book;
     i -= trades ? j->book_tasks : 0;
-    const size_t lo = i * per, hi = n - lo > per ? lo + per : n, from = lo > 0 ? lo - 1 : 0;
-    int ok = lob_times_ok(ts + from, (int64_t)(hi - from), 1);
-    if (trades) {
-        ok = ok && trades_ok(in, lo, hi);
-    }
+    const size_t lo = i * per, hi = n - lo > per ? lo + per : n;
+    const int ok = trades ? trade_rows_ok(in, lo, hi) : rows_ok(in->book_ts, lo, hi);
     return ok ? LOB_OK : lob_error_set(err, LOB_E_ARG, "a bad row in %zu..%zu", lo, hi);
 }
 
@@ -129,16 +140,16 @@ ranges_of(size_t n, size_t per)
 }
 
 static int
-inputs_ok(const lob_agg_input *in, int threads)
+inputs_ok(const lob_agg_input *in, int threads, int book, int trades)
 {
     const size_t parts = 2 * (size_t)(threads > 1 ? threads : 1);
     check_job j = {in, 0, (in->n_book + parts - 1) / parts, (in->n_trades + parts - 1) / parts};
     j.per_book = j.per_book < CHECK_RANGE ? CHECK_RANGE : j.per_book;
     j.per_trade = j.per_trade < CHECK_RANGE ? CHECK_RANGE : j.per_trade;
-    j.book_tasks = ranges_of(in->n_book, j.per_book);
+    j.book_tasks = book ? ranges_of(in->n_book, j.per_book) : 0;
+    const size_t trade_tasks = trades ? ranges_of(in->n_trades, j.per_trade) : 0;
     lob_error quiet = {0}; /* no stop check: the whole pass takes a few ms */
-    return lob_run_tasks(j.book_tasks + ranges_of(in->n_trades, j.per_trade), threads, range_ok, &j,
-                         &quiet) == LOB_OK;
+    return lob_run_tasks(j.book_tasks + trade_tasks, threads, range_ok, &j, &quiet) == LOB_OK;
 }
 
 static int
@@ -162,6 +173,17 @@ check_trades(const lob_agg_input *in, lob_error *err)
         }
     }
     return 0;
+}
+
+/* The first bad row of the inputs, named in err (LOB_E_ARG); 0 when there is none. */
+static int
+named_checks(const lob_agg_input *in, lob_error *err)
+{
+    char what[64];
+    snprintf(what, sizeof what, "%s ts", in->book_name != NULL ? in->book_name : "book");
+    LOB_FORWARD_IF_ERROR(lob_check_times(in->book_ts, (int64_t)in->n_book, 1, what, err));
+    LOB_FORWARD_IF_ERROR(lob_check_times(in->trade_ts, (int64_t)in->n_trades, 1, "trades ts", err));
+    return check_trades(in, err);
 }
 
 /* TIME: index of the first bucket and the bucket count, or an error.  Times lie in
@@ -231,19 +253,19 @@ lob_agg_count(const lob_agg_input *in, const lob_agg_opts *o, size_t *n_out, int
                              in->trade_qty == NULL || in->trade_side == NULL)) {
         return lob_error_set(err, LOB_E_ARG, "trades have rows but missing columns");
     }
-    if (!inputs_ok(in, threads)) {
-        char what[64];
-        snprintf(what, sizeof what, "%s ts", book);
-        LOB_FORWARD_IF_ERROR(lob_check_times(in->book_ts, (int64_t)in->n_book, 1, what, err));
-        LOB_FORWARD_IF_ERROR(
-            lob_check_times(in->trade_ts, (int64_t)in->n_trades, 1, "trades ts", err));
-        LOB_FORWARD_IF_ERROR(check_trades(in, err));
+    /* TIME: the fill checks the rows as it reads them (lob_agg_fill()) */
+    if (o->by != LOB_AGG_TIME && !inputs_ok(in, threads, 1, 1)) {
+        LOB_FORWARD_IF_ERROR(named_checks(in, err));
     }
 
     size_t n = 0;
     if (o->by == LOB_AGG_TIME) {
         int64_t first;
-        LOB_FORWARD_IF_ERROR(time_span(in, o->every, &first, &n, err));
+        const int rc = time_span(in, o->every, &first, &n, err);
+        if (rc < 0) {
+            LOB_FORWARD_IF_ERROR(named_checks(in, err)); /* a bad first or last row, named */
+            return rc;
+        }
     }
     else if (o->by == LOB_AGG_EVENTS) {
         n = in->n_book == 0 ? 0 : (in->n_book - 1) / (uint64_t)o->every + 1;
@@ -720,14 +742,20 @@ typedef struct {
     double close[DENSE_BUCKETS];
 } agg_dense;
 
-/* d / every for 0 <= d < (DENSE_BUCKETS + 1) * every: the quotient of doubles is within one of
- * it (d exact, 1 / every and the product each rounded by half an ulp), and d - q * every tells
- * which way. */
+/* The bucket of time x in the block from `base`: d / every for d = x - base, which lies in
+ * [0, DENSE_BUCKETS * every) when the times are in order.  The quotient of doubles is within
+ * one of it (d exact, 1 / every and the product each rounded by half an ulp), and d - q * every
+ * tells which way.  Times out of order (not yet checked: the fill checks each block after
+ * reading it) give the last bucket, never an index outside the block. */
 static inline size_t
-bucket_of(int64_t d, int64_t every, double inv)
+bucket_of(int64_t x, int64_t base, int64_t every, double inv)
 {
+    const uint64_t d = (uint64_t)x - (uint64_t)base;
+    if (d >= (uint64_t)DENSE_BUCKETS * (uint64_t)every) {
+        return DENSE_BUCKETS - 1;
+    }
     int64_t q = (int64_t)((double)d * inv);
-    const int64_t r = d - q * every;
+    const int64_t r = (int64_t)d - q * every;
     q += (r >= every) - (r < 0);
     return (size_t)q;
 }
@@ -741,7 +769,7 @@ dense_rows(const int64_t *restrict ts, size_t i, size_t b1, size_t origin, int64
            int64_t stop, int64_t every, double inv, uint32_t *restrict end)
 {
     for (; i < b1 && ts[i] < stop; i++) {
-        end[bucket_of(ts[i] - base, every, inv)] = (uint32_t)(i + 1 - origin);
+        end[bucket_of(ts[i], base, every, inv)] = (uint32_t)(i + 1 - origin);
     }
     return i;
 }
@@ -764,10 +792,12 @@ dense_rows_wide(const int64_t *restrict ts, size_t b, size_t b1, size_t n, int64
     const __m512d two52 = _mm512_set1_pd(0x1p52), vinv = _mm512_set1_pd(inv),
                   vev = _mm512_set1_pd((double)every), one = _mm512_set1_pd(1.0),
                   zero = _mm512_setzero_pd(), nan = _mm512_set1_pd(NAN), half = _mm512_set1_pd(0.5);
-    const __m256i lane = _mm256_setr_epi32(1, 2, 3, 4, 5, 6, 7, 8);
+    const __m256i lane = _mm256_setr_epi32(1, 2, 3, 4, 5, 6, 7, 8),
+                  last_j = _mm256_set1_epi32(DENSE_BUCKETS - 1);
     size_t i = b, p = 0;
-    /* rows i .. i + 7 all below stop, and row i + 8 there to compare with */
-    while (i + 8 < n && i + 8 <= b1 && ts[i + 7] < stop) {
+    /* rows i .. i + 7 all below stop, and row i + 8 there to compare with; room for eight more
+     * last rows (in order, a bucket has one at most) */
+    while (i + 8 < n && i + 8 <= b1 && ts[i + 7] < stop && p <= DENSE_BUCKETS) {
         /* DENSE_AHEAD rows ahead: the hardware's prefetch alone left the loop waiting */
         if (n - i > DENSE_AHEAD) {
             _mm_prefetch((const char *)(ts + i + DENSE_AHEAD), _MM_HINT_T0);
@@ -788,7 +818,8 @@ dense_rows_wide(const int64_t *restrict ts, size_t b, size_t b1, size_t n, int64
         q = _mm512_mask_sub_pd(q, _mm512_cmp_pd_mask(r, zero, _CMP_LT_OQ), q, one);
         const __mmask8 last =
             _mm512_cmp_pd_mask(y, _mm512_mul_pd(_mm512_add_pd(q, one), vev), _CMP_GE_OQ);
-        const __m256i jb = _mm512_cvttpd_epi32(q);
+        /* out of order (not yet checked), a time gives the last bucket, as bucket_of() */
+        const __m256i jb = _mm256_min_epu32(_mm512_cvttpd_epi32(q), last_j);
         const __m256i row = _mm256_add_epi32(lane, _mm256_set1_epi32((int)(i - b)));
         _mm256_storeu_si256((__m256i *)(d->last_bucket + p), _mm256_maskz_compress_epi32(last, jb));
         _mm256_storeu_si256((__m256i *)(d->last_row + p), _mm256_maskz_compress_epi32(last, row));
@@ -817,7 +848,7 @@ dense_rows_wide(const int64_t *restrict ts, size_t b, size_t b1, size_t n, int64
         }
         /* the rows past the last full eight, one at a time */
         for (; i < b1 && ts[i] < stop; i++) {
-            const size_t j = bucket_of(ts[i] - base, every, inv);
+            const size_t j = bucket_of(ts[i], base, every, inv);
             d->rows[j] = (uint32_t)(i + 1 - b);
             d->mid[j] = mid_at(book, i);
         }
@@ -845,7 +876,7 @@ dense_trades(const lob_agg_input *in, size_t t, size_t t1, int64_t base, int64_t
     /* vol and pq in one register, buy and sell in another: an and and an add on each chain */
     __m128d vp = _mm_setzero_pd(), bs = _mm_setzero_pd();
     for (; i < t1 && ts[i] < stop; i++) {
-        const size_t j = bucket_of(ts[i] - base, every, inv);
+        const size_t j = bucket_of(ts[i], base, every, inv);
         const __m128d keep = _mm_castsi128_pd(_mm_set1_epi64x(-(long long)(j == last)));
         const double q = qty[i];
         vp = _mm_add_pd(_mm_and_pd(vp, keep), _mm_set_pd(px[i] * q, q));
@@ -863,7 +894,7 @@ dense_trades(const lob_agg_input *in, size_t t, size_t t1, int64_t base, int64_t
 #else
     double vol = 0, pq = 0, buy = 0, sell = 0;
     for (; i < t1 && ts[i] < stop; i++) {
-        const size_t j = bucket_of(ts[i] - base, every, inv);
+        const size_t j = bucket_of(ts[i], base, every, inv);
         if (j != last) {
             vol = pq = buy = sell = 0;
         }
@@ -899,6 +930,7 @@ dense_trades_wide(const lob_agg_input *in, size_t t, size_t t1, int64_t base, in
     const __m512d two52 = _mm512_set1_pd(0x1p52), vinv = _mm512_set1_pd(inv),
                   vev = _mm512_set1_pd((double)every), one = _mm512_set1_pd(1.0),
                   zero = _mm512_setzero_pd();
+    const __m256i last_j = _mm256_set1_epi32(DENSE_BUCKETS - 1); /* as in dense_rows_wide() */
     _Alignas(64) int64_t keep[8];
     _Alignas(64) int32_t bucket[8];
     _Alignas(64) double q8[8], pq8[8], buy8[8], sell8[8];
@@ -919,7 +951,7 @@ dense_trades_wide(const lob_agg_input *in, size_t t, size_t t1, int64_t base, in
         const __m512d r = _mm512_sub_pd(x, _mm512_mul_pd(b, vev));
         b = _mm512_mask_add_pd(b, _mm512_cmp_pd_mask(r, vev, _CMP_GE_OQ), b, one);
         b = _mm512_mask_sub_pd(b, _mm512_cmp_pd_mask(r, zero, _CMP_LT_OQ), b, one);
-        const __m256i j = _mm512_cvttpd_epi32(b);
+        const __m256i j = _mm256_min_epu32(_mm512_cvttpd_epi32(b), last_j);
         /* each trade's bucket against the one before it (the last of the eight before) */
         const __mmask8 same = _mm256_cmpeq_epi32_mask(j, _mm256_alignr_epi32(j, prev, 7));
         prev = j;
@@ -955,7 +987,7 @@ dense_trades_wide(const lob_agg_input *in, size_t t, size_t t1, int64_t base, in
     /* the trades past the last full eight, one at a time, the chains going on */
     size_t last = i > t ? (size_t)_mm256_extract_epi32(prev, 7) : DENSE_BUCKETS;
     for (; i < t1 && ts[i] < stop; i++) {
-        const size_t j = bucket_of(ts[i] - base, every, inv);
+        const size_t j = bucket_of(ts[i], base, every, inv);
         const __m128d m = _mm_castsi128_pd(_mm_set1_epi64x(-(long long)(j == last)));
         const double q = qty[i];
         vol = _mm_add_sd(_mm_and_pd(vol, m), _mm_set_sd(q));
@@ -1128,6 +1160,14 @@ dense_block(const lob_agg_input *in, const agg_book *bk, const agg_need *need,
 }
 
 #define AGG_RANGE_MIN ((size_t)8192) /* buckets: a task of ~0.2 ms at least */
+#define AGG_MAX_RANGES 256
+
+/* What a TIME task read: book rows [b0, b1) and trades [t0, t1), and whether they passed the
+ * checks (in order with the row before, times valid, trades' values valid). */
+typedef struct {
+    size_t b0, b1, t0, t1;
+    int ok;
+} agg_span;
 
 /* One call of the fill: TIME and EVENTS buckets split into ranges of `per` buckets, one task
  * each.  A range starts where the buckets before it leave off: the first book row and trade
@@ -1138,7 +1178,8 @@ typedef struct {
     const lob_agg_opts *o;
     const lob_agg_output *out;
     agg_need need;
-    int64_t first; /* TIME: the first bucket's number (its start / every) */
+    int64_t first;  /* TIME: the first bucket's number (its start / every) */
+    agg_span *read; /* TIME: what each task read */
     size_t n, per;
 } agg_job;
 
@@ -1162,8 +1203,14 @@ fill_time_(void *arg, size_t i, lob_error *err, const int wide)
     /* dense blocks where the rows may be (no open, high or low; a book to take the close from) */
     const int dense = every <= DENSE_EVERY_MAX && (nb > 0 || !need.close);
     agg_dense d;
+    agg_span *read = j->read + i;
+    *read = (agg_span){b, b, t, t, 1};
     while (k < k1) {
         const size_t kb = k1 - k > DENSE_BUCKETS ? k + DENSE_BUCKETS : k1;
+        /* the rows and trades the last block read, checked while they are in the caches */
+        read->ok &= rows_ok(bts, read->b1, b) && trade_rows_ok(in, read->t1, t);
+        read->b1 = b;
+        read->t1 = t;
         if (dense && kb < n) {
             if (k + b + t >= next_poll) {
                 LOB_FORWARD_IF_ERROR(lob_poll_stop(err));
@@ -1203,6 +1250,9 @@ fill_time_(void *arg, size_t i, lob_error *err, const int wide)
             t = t1;
         }
     }
+    read->ok &= rows_ok(bts, read->b1, b) && trade_rows_ok(in, read->t1, t);
+    read->b1 = b;
+    read->t1 = t;
     return 0;
 }
 
@@ -1303,6 +1353,36 @@ AGG_TASKS(fill_time)
 AGG_TASKS(fill_events)
 AGG_TASKS(fill_volume)
 
+/* After a TIME fill: the inputs passed their checks if each task's rows and trades did and
+ * the tasks read them all, each range where the one before it ended (they do when the times
+ * are in order; out of order, the bisections of their starts may skip or read again).  The
+ * inputs a fill did not read (no column needs them) are checked here.  Where the quick checks
+ * doubt (a bad row, or a size of -0.0, which is allowed), the first bad row is named, as
+ * lob_agg_count() does for the other kinds. */
+static int
+time_read_ok(const lob_agg_input *in, const agg_need *need, const agg_span *read, size_t tasks,
+             int threads, lob_error *err)
+{
+    int ok = 1, covered = 1;
+    size_t b = 0, t = 0;
+    for (size_t i = 0; i < tasks; i++) {
+        ok &= read[i].ok;
+        covered &= (!need->rows || read[i].b0 == b) && (!need->trades || read[i].t0 == t);
+        b = read[i].b1;
+        t = read[i].t1;
+    }
+    covered &= (!need->rows || b == in->n_book) && (!need->trades || t == in->n_trades);
+    if (ok && covered && (!need->rows || !need->trades)) {
+        ok = inputs_ok(in, threads, !need->rows, !need->trades);
+    }
+    if (ok && covered) {
+        return 0;
+    }
+    LOB_FORWARD_IF_ERROR(named_checks(in, err));
+    /* the times are in order: the tasks read every row once */
+    return covered ? 0 : lob_error_set(err, LOB_E_ARG, "the bars read the rows out of order");
+}
+
 int
 lob_agg_fill(const lob_agg_input *in, const lob_agg_opts *o, size_t n_out,
              const lob_agg_output *out, int threads, lob_error *err)
@@ -1325,12 +1405,17 @@ lob_agg_fill(const lob_agg_input *in, const lob_agg_opts *o, size_t n_out,
     /* No split under LOB_PARALLEL_MIN_ROWS buckets; else 16 ranges per thread of AGG_RANGE_MIN
      * buckets at least: short tasks even out a core that the machine lends elsewhere for a
      * while (benchmarks/PROFILE.md), and each costs only the bisection of its start. */
-    const size_t ranges =
-        threads > 1 && n >= (size_t)LOB_PARALLEL_MIN_ROWS ? 16 * (size_t)threads : 1;
+    size_t ranges = threads > 1 && n >= (size_t)LOB_PARALLEL_MIN_ROWS ? 16 * (size_t)threads : 1;
+    ranges = ranges < AGG_MAX_RANGES ? ranges : AGG_MAX_RANGES;
     job.per = (n + ranges - 1) / ranges;
     job.per = job.per < AGG_RANGE_MIN ? AGG_RANGE_MIN : job.per;
     const size_t tasks = n == 0 ? 0 : (n - 1) / job.per + 1;
-    lob_task task = o->by == LOB_AGG_TIME ? (wide ? fill_time_wide : fill_time)
-                                          : (wide ? fill_events_wide : fill_events);
-    return lob_run_tasks(tasks, threads, task, &job, err);
+    if (o->by == LOB_AGG_EVENTS) {
+        return lob_run_tasks(tasks, threads, wide ? fill_events_wide : fill_events, &job, err);
+    }
+    agg_span read[AGG_MAX_RANGES];
+    job.read = read;
+    LOB_FORWARD_IF_ERROR(
+        lob_run_tasks(tasks, threads, wide ? fill_time_wide : fill_time, &job, err));
+    return time_read_ok(in, &job.need, read, tasks, threads, err);
 }

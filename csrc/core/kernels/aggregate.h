@@ -74,15 +74,20 @@ typedef struct lob_agg_output_s {
  *  EVENTS: ceil(n_book / every).  VOLUME: one pass over trade sizes.
  *  @return 0, or LOB_E_ARG (bad option, unsorted times, non-finite trade price or size,
  *  negative size, side not in -1..1, more than LOB_AGG_MAX_BUCKETS buckets) with err saying
- *  which input and row.  The checks run in ranges on `threads` threads. */
+ *  which input and row.  The checks run in ranges on `threads` threads.  TIME checks here
+ *  only the options and the first and last times: lob_agg_fill() checks every row as it
+ *  reads it (one pass over the inputs instead of two). */
 int lob_agg_count(const lob_agg_input *in, const lob_agg_opts *o, size_t *n_out, int threads,
                   lob_error *err);
 
 /*! lob_agg_fill() : fill `out` with the `n_out` buckets lob_agg_count() gave for the same
- *  inputs (which it does not check again).  Pure computation, no allocation.  TIME and EVENTS
- *  buckets are split into ranges on `threads` threads (core/parallel.h; the same values as
- *  one); VOLUME buckets, each ending where the volume before it says, are filled in order.
- *  @return 0, or LOB_E_ARG when n_out is not that count. */
+ *  inputs.  Pure computation, no allocation.  TIME and EVENTS buckets are split into ranges on
+ *  `threads` threads (core/parallel.h; the same values as one); VOLUME buckets, each ending
+ *  where the volume before it says, are filled in order.  TIME: each block of buckets checks
+ *  the rows and trades it read, as lob_agg_count() checks the other kinds, and the ranges
+ *  must have read every row once; a bad row is named as the count names it.
+ *  @return 0, or LOB_E_ARG when n_out is not that count or (TIME) a row is bad: then `out`
+ *  may hold some of the bars. */
 int lob_agg_fill(const lob_agg_input *in, const lob_agg_opts *o, size_t n_out,
                  const lob_agg_output *out, int threads, lob_error *err);
 
