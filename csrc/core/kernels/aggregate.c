@@ -738,6 +738,11 @@ typedef struct {
     uint32_t last_bucket[DENSE_BUCKETS + 16], last_row[DENSE_BUCKETS + 16];
     double last_mid[DENSE_BUCKETS + 16], mid[DENSE_BUCKETS];
     int mids;
+    /* dense_rows_wide(): the rows from the block's first whose times it compared with the
+     * next row's, and whether one was greater; dense_trades_wide(): the trades from the
+     * block's first it checked, and whether one failed */
+    size_t ordered, checked;
+    int disorder, unchecked;
     double vol[DENSE_BUCKETS], pq[DENSE_BUCKETS], buy[DENSE_BUCKETS], sell[DENSE_BUCKETS];
     double close[DENSE_BUCKETS];
 } agg_dense;
@@ -795,6 +800,7 @@ dense_rows_wide(const int64_t *restrict ts, size_t b, size_t b1, size_t n, int64
     const __m256i lane = _mm256_setr_epi32(1, 2, 3, 4, 5, 6, 7, 8),
                   last_j = _mm256_set1_epi32(DENSE_BUCKETS - 1);
     size_t i = b, p = 0;
+    __mmask8 disorder = 0;
     /* rows i .. i + 7 all below stop, and row i + 8 there to compare with; room for eight more
      * last rows (in order, a bucket has one at most) */
     while (i + 8 < n && i + 8 <= b1 && ts[i + 7] < stop && p <= DENSE_BUCKETS) {
@@ -806,8 +812,9 @@ dense_rows_wide(const int64_t *restrict ts, size_t b, size_t b1, size_t n, int64
             _mm_prefetch((const char *)(book->bid + i + DENSE_AHEAD), _MM_HINT_T0);
             _mm_prefetch((const char *)(book->ask + i + DENSE_AHEAD), _MM_HINT_T0);
         }
-        const __m512i t = _mm512_loadu_si512(ts + i),
-                      u = _mm512_min_epi64(_mm512_loadu_si512(ts + i + 1), vstop);
+        const __m512i t = _mm512_loadu_si512(ts + i), next = _mm512_loadu_si512(ts + i + 1),
+                      u = _mm512_min_epi64(next, vstop);
+        disorder |= _mm512_cmpgt_epi64_mask(t, next); /* the checks' order, on the way */
         const __m512d x = _mm512_sub_pd(
             _mm512_castsi512_pd(_mm512_or_si512(_mm512_sub_epi64(t, vbase), magic)), two52);
         const __m512d y = _mm512_sub_pd(
@@ -839,6 +846,8 @@ dense_rows_wide(const int64_t *restrict ts, size_t b, size_t b1, size_t n, int64
         p += (size_t)__builtin_popcount(last);
         i += 8;
     }
+    d->ordered = i - b;
+    d->disorder = disorder != 0;
     for (size_t k = 0; k < p; k++) {
         d->rows[d->last_bucket[k]] = d->last_row[k];
     }
@@ -936,6 +945,12 @@ dense_trades_wide(const lob_agg_input *in, size_t t, size_t t1, int64_t base, in
     _Alignas(64) double q8[8], pq8[8], buy8[8], sell8[8];
     __m128d vol = _mm_setzero_pd(), pq = vol, buy = vol, sell = vol;
     __m256i prev = _mm256_set1_epi32(DENSE_BUCKETS); /* no bucket yet */
+    /* the checks on the way (as trades_ok() and lob_times_ok(), each time against the one
+     * before it from the second): top bits of `bad`, the order and the sides in `odd` */
+    const __m512i fin = _mm512_set1_epi64(INT64_C(0x7FEFFFFFFFFFFFFF)),
+                  abs = _mm512_set1_epi64(INT64_C(0x7FFFFFFFFFFFFFFF));
+    __m512i bad = _mm512_setzero_si512(), before = _mm512_set1_epi64(INT64_MIN);
+    __mmask8 odd = 0;
     size_t i = t;
     while (i + 8 <= t1 && ts[i + 7] < stop) {
         if (n - i > DENSE_AHEAD) {
@@ -943,10 +958,11 @@ dense_trades_wide(const lob_agg_input *in, size_t t, size_t t1, int64_t base, in
             _mm_prefetch((const char *)(px + i + DENSE_AHEAD), _MM_HINT_T0);
             _mm_prefetch((const char *)(qty + i + DENSE_AHEAD), _MM_HINT_T0);
         }
-        const __m512d x =
-            _mm512_sub_pd(_mm512_castsi512_pd(_mm512_or_si512(
-                              _mm512_sub_epi64(_mm512_loadu_si512(ts + i), vbase), magic)),
-                          two52);
+        const __m512i tv = _mm512_loadu_si512(ts + i);
+        odd |= _mm512_cmpgt_epi64_mask(_mm512_alignr_epi64(tv, before, 7), tv);
+        before = tv;
+        const __m512d x = _mm512_sub_pd(
+            _mm512_castsi512_pd(_mm512_or_si512(_mm512_sub_epi64(tv, vbase), magic)), two52);
         __m512d b = _mm512_roundscale_pd(_mm512_mul_pd(x, vinv), _MM_FROUND_TO_ZERO);
         const __m512d r = _mm512_sub_pd(x, _mm512_mul_pd(b, vev));
         b = _mm512_mask_add_pd(b, _mm512_cmp_pd_mask(r, vev, _CMP_GE_OQ), b, one);
@@ -957,11 +973,16 @@ dense_trades_wide(const lob_agg_input *in, size_t t, size_t t1, int64_t base, in
         prev = j;
         _mm256_store_si256((__m256i *)bucket, j);
         _mm512_store_si512(keep, _mm512_maskz_mov_epi64(same, ones));
-        const __m512d q = _mm512_loadu_pd(qty + i);
+        const __m512d q = _mm512_loadu_pd(qty + i), p = _mm512_loadu_pd(px + i);
         _mm512_store_pd(q8, q);
-        _mm512_store_pd(pq8, _mm512_mul_pd(_mm512_loadu_pd(px + i), q));
+        _mm512_store_pd(pq8, _mm512_mul_pd(p, q));
+        const __m512i qi = _mm512_castpd_si512(q),
+                      pa = _mm512_and_si512(_mm512_castpd_si512(p), abs);
+        bad = _mm512_ternarylogic_epi64(bad, _mm512_sub_epi64(fin, pa),
+                                        _mm512_or_si512(qi, _mm512_sub_epi64(fin, qi)), 0xFE);
+        const __m512i sd = _mm512_cvtepi8_epi64(_mm_loadl_epi64((const __m128i *)(side + i)));
+        odd |= _mm512_cmpgt_epi64_mask(_mm512_abs_epi64(sd), _mm512_set1_epi64(1));
         if (sides) { /* q times 1.0 or 0.0, as lob_unit[] */
-            const __m512i sd = _mm512_cvtepi8_epi64(_mm_loadl_epi64((const __m128i *)(side + i)));
             const __mmask8 up = _mm512_cmpgt_epi64_mask(sd, _mm512_setzero_si512());
             const __mmask8 down = _mm512_cmplt_epi64_mask(sd, _mm512_setzero_si512());
             _mm512_store_pd(buy8, _mm512_mul_pd(q, _mm512_mask_blend_pd(up, zero, one)));
@@ -984,6 +1005,8 @@ dense_trades_wide(const lob_agg_input *in, size_t t, size_t t1, int64_t base, in
         }
         i += 8;
     }
+    d->checked = i - t;
+    d->unchecked = odd != 0 || _mm512_cmplt_epi64_mask(bad, _mm512_setzero_si512()) != 0;
     /* the trades past the last full eight, one at a time, the chains going on */
     size_t last = i > t ? (size_t)_mm256_extract_epi32(prev, 7) : DENSE_BUCKETS;
     for (; i < t1 && ts[i] < stop; i++) {
@@ -1048,6 +1071,8 @@ dense_block(const lob_agg_input *in, const agg_book *bk, const agg_need *need,
     const double inv = 1.0 / (double)every;
     size_t b1 = b0, t1 = t0;
     d->mids = LOB_HAVE_AVX512 && wide && need->close && bk->stride == 1; /* (ohlc: a prefetch) */
+    d->ordered = d->checked = 0;
+    d->disorder = d->unchecked = 0;
     if (need->rows) {
         const size_t lim = in->n_book - b0 > cap ? b0 + cap : in->n_book;
         memset(d->rows, 0, m * sizeof d->rows[0]);
@@ -1207,7 +1232,8 @@ fill_time_(void *arg, size_t i, lob_error *err, const int wide)
     *read = (agg_span){b, b, t, t, 1};
     while (k < k1) {
         const size_t kb = k1 - k > DENSE_BUCKETS ? k + DENSE_BUCKETS : k1;
-        /* the rows and trades the last block read, checked while they are in the caches */
+        /* each block checks the rows and trades it read while they are in the caches: the
+         * order of each row with the one before, but where the dense pass compared them */
         read->ok &= rows_ok(bts, read->b1, b) && trade_rows_ok(in, read->t1, t);
         read->b1 = b;
         read->t1 = t;
@@ -1218,6 +1244,11 @@ fill_time_(void *arg, size_t i, lob_error *err, const int wide)
             }
             if (dense_block(in, &bk, &need, j->o, &out, j->first, k, kb, &b, &t, &carry, &d,
                             wide)) {
+                const size_t b0 = read->b1, t0 = read->t1;
+                read->ok &= !d.disorder && !d.unchecked && rows_ok(bts, b0, b0 + (b > b0)) &&
+                            rows_ok(tts, t0, t0 + (t > t0));
+                read->b1 = b0 + d.ordered < b ? b0 + d.ordered : b;
+                read->t1 = t0 + d.checked < t ? t0 + d.checked : t;
                 k = kb;
                 continue;
             }
