@@ -1058,6 +1058,19 @@ vwap_wide(const double *restrict vol, const double *restrict pq, const double *r
 }
 #endif
 
+/* The rows (or trades) of each of m buckets into count (if not NULL), from one past the last
+ * of each as found, 0 where a bucket has none. */
+static inline void
+block_counts(const uint32_t *restrict end, size_t m, int64_t *restrict count)
+{
+    uint32_t e = 0, p = 0;
+    for (size_t j = 0; count != NULL && j < m; j++) {
+        e = end[j] > e ? end[j] : e;
+        count[j] = (int64_t)(e - p);
+        p = e;
+    }
+}
+
 /* Buckets [k, kb) of a TIME fill (kb < n: each ends where the next starts) from book row *b
  * and trade *t, when they are dense: 0 (nothing written) when they are not. */
 AGG_INLINE int
@@ -1107,8 +1120,8 @@ dense_block(const lob_agg_input *in, const agg_book *bk, const agg_need *need,
             return 0;
         }
     }
-    uint32_t re = 0, te = 0, rp = 0, tp = 0;
     if (need->ohlc) { /* the open, high and low from the rows, as the loop over buckets does */
+        uint32_t re = 0, te = 0, rp = 0, tp = 0;
         for (size_t j = 0; j < m; j++) {
             re = d->rows[j] > re ? d->rows[j] : re;
             te = d->trades[j] > te ? d->trades[j] : te;
@@ -1122,52 +1135,50 @@ dense_block(const lob_agg_input *in, const agg_book *bk, const agg_need *need,
         *t = t1;
         return 1;
     }
-    /* where each bucket's rows and trades end, and the close: one pass in order (the carry) */
-    for (size_t j = 0; j < m; j++) {
-        re = d->rows[j] > re ? d->rows[j] : re;
-        te = d->trades[j] > te ? d->trades[j] : te;
-        if (need->close) {
+    /* the columns of the block, each in a loop of its own without a branch on the data (what
+     * the caller asked for read once, not at each bucket: a store into a column could change
+     * it, for all the compiler knows).  The close (and its carry) in order, straight into its
+     * column when it was asked for. */
+    double *const closes = out->mid_close != NULL ? out->mid_close + k : d->close;
+    if (need->close) {
+        const int mids = d->mids;
+        uint32_t re = 0, rp = 0;
+        double cy = *carry;
+        for (size_t j = 0; j < m; j++) {
+            re = d->rows[j] > re ? d->rows[j] : re;
             const size_t c0 = b0 + rp, c1 = b0 + re;
             /* as put_bucket(): the last row's mid, else the carry; a gap at its end looks back */
-            if (d->mids) {
-                *carry = pick(-(uint64_t)(c1 > c0), d->mid[j], *carry);
+            if (mids) {
+                cy = pick(-(uint64_t)(c1 > c0), d->mid[j], cy);
             }
             else {
                 prefetch_close(bk, c0);
-                *carry = pick(-(uint64_t)(c1 > c0), mid_at(bk, c1 - (c1 > 0)), *carry);
+                cy = pick(-(uint64_t)(c1 > c0), mid_at(bk, c1 - (c1 > 0)), cy);
             }
-            double c = *carry;
+            double c = cy;
             if (c != c && c1 - c0 > 1) {
                 c = mid_last(bk, c0, c1 - 1);
             }
-            d->close[j] = c;
+            closes[j] = c;
+            rp = re;
         }
-        if (out->updates != NULL) {
-            out->updates[k + j] = (int64_t)(re - rp);
-        }
-        if (out->trades != NULL) {
-            out->trades[k + j] = (int64_t)(te - tp);
-        }
-        rp = re;
-        tp = te;
+        *carry = cy;
     }
-    (void)rp;
-    /* the other columns of the block, without a branch on the data */
-    for (size_t j = 0; out->ts != NULL && j < m; j++) {
-        out->ts[k + j] = base + (int64_t)j * every;
-    }
-    if (out->mid_close != NULL) {
-        memcpy(out->mid_close + k, d->close, m * sizeof d->close[0]);
+    block_counts(d->rows, m, out->updates != NULL ? out->updates + k : NULL);
+    block_counts(d->trades, m, out->trades != NULL ? out->trades + k : NULL);
+    int64_t *const ts = out->ts != NULL ? out->ts + k : NULL;
+    for (size_t j = 0; ts != NULL && j < m; j++) {
+        ts[j] = base + (int64_t)j * every;
     }
     if (out->vwap != NULL) {
 #if LOB_HAVE_AVX512
         if (wide) {
-            vwap_wide(d->vol, d->pq, d->close, m, o->empty_vwap_mid, out->vwap + k);
+            vwap_wide(d->vol, d->pq, closes, m, o->empty_vwap_mid, out->vwap + k);
         }
         else
 #endif
         {
-            vwap_of(d->vol, d->pq, d->close, m, o->empty_vwap_mid, out->vwap + k);
+            vwap_of(d->vol, d->pq, closes, m, o->empty_vwap_mid, out->vwap + k);
         }
     }
     if (out->volume != NULL) {
