@@ -476,7 +476,8 @@ def lines(r: dict) -> list[str]:
         '`columns=["mid_close", "vwap", "volume"]` (no open, high or low: where buckets hold a few rows, '
         "each row's bucket from its time, a block of 256 buckets at a time, the mids of their last rows "
         "only; where they hold many, the ends galloped, the rows inside never read); and with `out=` the "
-        "arrays of an earlier call (no fresh pages). GIL released. "
+        "arrays of an earlier call (no fresh pages). Time bars check every row as the fill reads it "
+        "(one pass over the inputs). GIL released. "
         f"On every core ({os.cpu_count()}: the bars split into ranges of buckets) unless `threads=1`.",
         "- published Numba kernel: `compute_aggregated_features` of the pipeline lobfast replaces "
         "(../shared/ref/blog_aggregator.py, imported from there), last mid, VWAP and volume per "
